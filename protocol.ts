@@ -1,0 +1,209 @@
+/** The chat wire protocol: limits, the line splitter, name rules and line formats, with no I/O. */
+import { stripVTControlCharacters } from "node:util";
+
+/** Port of the seed's server, kept so old habits and firewall rules still work. */
+export const DEFAULT_PORT = 1234;
+/** Listen on every interface by default, as the seed did; `--host` narrows it. */
+export const DEFAULT_HOST = "0.0.0.0";
+/** Longest line accepted, in UTF-8 bytes without the line end: 1000 characters of any script fit. */
+export const DEFAULT_MAX_LINE_BYTES = 4096;
+/** Budget Chat asks servers to accept lines of at least 1000 characters. */
+export const MIN_MAX_LINE_BYTES = 1000;
+/** Longest name, in characters (all ASCII, so also bytes). */
+export const MAX_NAME_LENGTH = 32;
+
+/** A peer broke a protocol rule; the message is safe to send back to it. */
+export class ProtocolError extends Error {
+  override name = "ProtocolError";
+}
+
+/** What the line splitter emits for a line longer than its limit (the line itself is dropped). */
+export class LineTooLongError extends ProtocolError {
+  override name = "LineTooLongError";
+  /** Creates the error for the given limit in bytes. */
+  constructor(readonly maxLineBytes: number) {
+    super(`Line too long: the limit is ${maxLineBytes} bytes`);
+  }
+}
+
+const LF = 0x0a;
+const CR = 0x0d;
+
+/** Options for {@linkcode LineSplitter}. */
+export interface LineSplitterOptions {
+  /** Longest line in bytes, without its LF or CRLF. */
+  maxLineBytes?: number;
+  /** Emit a last line that has no line end (stdin); a socket's half line is dropped instead. */
+  keepPartialLine?: boolean;
+}
+
+/**
+ * Splits a byte stream into lines at LF or CRLF and decodes each as UTF-8, invalid bytes becoming
+ * U+FFFD. Hand-written because the web platform and `@std/streams`' `TextLineStream` have no length
+ * limit: a line over `maxLineBytes` is never buffered whole; the splitter emits one
+ * {@linkcode LineTooLongError} as soon as it is detected and discards the rest of that line.
+ */
+export class LineSplitter extends TransformStream<Uint8Array, string | LineTooLongError> {
+  /** Creates a splitter with the given limit (default {@linkcode DEFAULT_MAX_LINE_BYTES}). */
+  constructor(options: LineSplitterOptions = {}) {
+    const maxLineBytes = options.maxLineBytes ?? DEFAULT_MAX_LINE_BYTES;
+    const decoder = new TextDecoder();
+    let pending: Uint8Array[] = [];
+    let pendingBytes = 0;
+    let isDiscarding = false;
+    const emit = (
+      tail: Uint8Array,
+      controller: TransformStreamDefaultController<string | LineTooLongError>,
+    ) => {
+      const length = pendingBytes + tail.length;
+      const parts = pending;
+      pending = [];
+      pendingBytes = 0;
+      if (length > maxLineBytes + 1) return controller.enqueue(new LineTooLongError(maxLineBytes));
+      let line = parts.length === 0 ? tail : concatBytes([...parts, tail], length);
+      // A CR before the LF does not count, so the limit is checked once the line end is known.
+      if (line.at(-1) === CR) line = line.subarray(0, -1);
+      if (line.length > maxLineBytes) return controller.enqueue(new LineTooLongError(maxLineBytes));
+      controller.enqueue(decoder.decode(line));
+    };
+    super({
+      transform(chunk, controller) {
+        let start = 0;
+        while (start < chunk.length) {
+          const lf = chunk.indexOf(LF, start);
+          if (isDiscarding) {
+            if (lf === -1) return;
+            isDiscarding = false;
+          } else if (lf !== -1) {
+            emit(chunk.subarray(start, lf), controller);
+          } else if (pendingBytes + chunk.length - start > maxLineBytes + 1) {
+            // Over the limit even if a CR ends it: report now, then drop bytes up to the next LF.
+            controller.enqueue(new LineTooLongError(maxLineBytes));
+            pending = [];
+            pendingBytes = 0;
+            isDiscarding = true;
+            return;
+          } else {
+            pending.push(chunk.slice(start)); // copied: the source may reuse its buffer
+            pendingBytes += chunk.length - start;
+            return;
+          }
+          start = lf + 1;
+        }
+      },
+      flush(controller) {
+        if (options.keepPartialLine && pendingBytes > 0) emit(new Uint8Array(0), controller);
+      },
+    });
+  }
+}
+
+function concatBytes(parts: Uint8Array[], length: number): Uint8Array {
+  const out = new Uint8Array(length);
+  let offset = 0;
+  for (const part of parts) {
+    out.set(part, offset);
+    offset += part.length;
+  }
+  return out;
+}
+
+// C0 and C1 controls and DEL, Unicode line separators, and the bidi overrides that can make a line
+// read as something else ("Trojan Source"). Tabs become spaces first.
+const UNSAFE_CHARACTERS = /[\p{Cc}\u2028\u2029\u202a-\u202e\u2066-\u2069]/gu;
+
+/** Removes terminal escapes (ANSI CSI, OSC) and every other control character from a line. */
+export function cleanText(text: string): string {
+  return stripVTControlCharacters(text.replaceAll("\t", " ")).replace(UNSAFE_CHARACTERS, "");
+}
+
+const NAME_PATTERN = /^[A-Za-z0-9_-]+$/;
+
+/**
+ * Checks a requested name (surrounding spaces are ignored) and returns it.
+ * Throws a {@linkcode ProtocolError} that explains the rule when it is not a valid name.
+ */
+export function parseName(line: string): string {
+  const name = cleanText(line).trim();
+  if (name.length === 0) {
+    throw new ProtocolError(
+      `Cannot accept an empty name: send 1 to ${MAX_NAME_LENGTH} letters, digits, "_" or "-"`,
+    );
+  }
+  if (name.length > MAX_NAME_LENGTH) {
+    throw new ProtocolError(
+      `Cannot accept name ${quote(name)}: a name has at most ${MAX_NAME_LENGTH} characters`,
+    );
+  }
+  if (!NAME_PATTERN.test(name)) {
+    throw new ProtocolError(
+      `Cannot accept name ${quote(name)}: use only ASCII letters, digits, "_" and "-"`,
+    );
+  }
+  return name;
+}
+
+/** The key under which a name is unique: names differ only if they differ regardless of case. */
+export function nameKey(name: string): string {
+  return name.toLowerCase();
+}
+
+/** Quotes a value for an error message, shortened so that an echo never floods the reader. */
+export function quote(value: string): string {
+  return JSON.stringify(value.length > 40 ? `${value.slice(0, 40)}...` : value);
+}
+
+/** The first line the server sends: Budget Chat asks for a name before anything else. */
+export const GREETING = "* Welcome to chat! What shall I call you?";
+
+/** A line a user said: `[NAME] text`. */
+export function formatUserLine(name: string, text: string): string {
+  return `[${name}] ${text}`;
+}
+
+/** A line from the server itself: `* text`. */
+export function formatSystemLine(text: string): string {
+  return `* ${text}`;
+}
+
+/** An error for the one peer that caused it. */
+export function formatError(message: string): string {
+  return formatSystemLine(`error: ${message}`);
+}
+
+/** The newcomer's list of who else is in the room. */
+export function formatRoomList(names: readonly string[]): string {
+  return formatSystemLine(`The room contains: ${names.join(", ")}`.trimEnd());
+}
+
+/** The notice the others get when a peer joins. */
+export function formatJoin(name: string): string {
+  return formatSystemLine(`${name} has entered the room`);
+}
+
+/** The notice the others get when a peer leaves, with the reason when it did not leave by itself. */
+export function formatLeave(name: string, reason?: string): string {
+  return formatSystemLine(`${name} has left the room${reason ? ` (${reason})` : ""}`);
+}
+
+/** A line as the client sees it: said by a user, or from the server. */
+export type ServerLine =
+  | { kind: "user"; name: string; text: string }
+  | { kind: "system"; text: string };
+
+const USER_LINE = /^\[([A-Za-z0-9_-]{1,32})\] (.*)$/s;
+
+/** Parses a line the server sent; `undefined` when it follows neither form. */
+export function parseServerLine(line: string): ServerLine | undefined {
+  if (line.startsWith("* ")) return { kind: "system", text: line.slice(2) };
+  const match = USER_LINE.exec(line);
+  if (match) return { kind: "user", name: match[1]!, text: match[2]! };
+  return undefined;
+}
+
+const encoder = new TextEncoder();
+
+/** Encodes one line for the wire, with its LF. */
+export function encodeLine(line: string): Uint8Array {
+  return encoder.encode(`${line}\n`);
+}

@@ -1,0 +1,199 @@
+/** Test helpers: a raw line client over a real socket, deadlines, and subprocess plumbing. */
+import { type ChatServer, type ServerOptions, startServer } from "../server.ts";
+
+/** How long a test waits for an expected event before it fails. */
+export const DEADLINE_MS = 10_000;
+
+/** Starts a server on a free loopback port. */
+export function startTestServer(options: ServerOptions = {}): ChatServer {
+  return startServer({ hostname: "127.0.0.1", port: 0, ...options });
+}
+
+/** Waits for `promise`, failing with `what` if it takes longer than `ms`. */
+export async function withDeadline<T>(
+  promise: Promise<T>,
+  what: string,
+  ms = DEADLINE_MS,
+): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`Timed out after ${ms} ms waiting for ${what}`)), ms);
+  });
+  try {
+    return await Promise.race([promise, timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+const encoder = new TextEncoder();
+
+/**
+ * A client that speaks raw bytes, as `nc` does. Its line reader is written here rather than taken
+ * from protocol.ts, so that a bug in the server's splitter cannot hide itself in the tests.
+ */
+export class TestClient implements AsyncDisposable {
+  readonly conn: Deno.TcpConn;
+  #reader: ReadableStreamDefaultReader<Uint8Array>;
+  #decoder = new TextDecoder();
+  #buffered = "";
+  #isEof = false;
+
+  private constructor(conn: Deno.TcpConn) {
+    this.conn = conn;
+    this.#reader = conn.readable.getReader();
+  }
+
+  /** Connects to a port on 127.0.0.1 (or `hostname`). */
+  static async connect(port: number, hostname = "127.0.0.1"): Promise<TestClient> {
+    return new TestClient(await Deno.connect({ hostname, port }));
+  }
+
+  /** Writes text or bytes exactly as given. */
+  async write(data: string | Uint8Array): Promise<void> {
+    const bytes = typeof data === "string" ? encoder.encode(data) : data;
+    for (let offset = 0; offset < bytes.length;) {
+      offset += await this.conn.write(bytes.subarray(offset));
+    }
+  }
+
+  /** Writes one line with its LF. */
+  send(line: string): Promise<void> {
+    return this.write(`${line}\n`);
+  }
+
+  /** The next line without its line end; fails at EOF or after the deadline. */
+  async readLine(ms = DEADLINE_MS): Promise<string> {
+    const line = await this.#nextLine(ms);
+    if (line === undefined) throw new Error("Connection closed while a line was expected");
+    return line;
+  }
+
+  /** Reads the next line and checks it. */
+  async expect(expected: string | RegExp, ms = DEADLINE_MS): Promise<string> {
+    const line = await this.readLine(ms);
+    if (typeof expected === "string" ? line !== expected : !expected.test(line)) {
+      throw new Error(
+        `Expected ${expected instanceof RegExp ? expected : JSON.stringify(expected)}, got ${
+          JSON.stringify(line)
+        }`,
+      );
+    }
+    return line;
+  }
+
+  /** Every line until the server closes the connection. */
+  async readToEnd(ms = DEADLINE_MS): Promise<string[]> {
+    const lines: string[] = [];
+    for (let line = await this.#nextLine(ms); line !== undefined; line = await this.#nextLine(ms)) {
+      lines.push(line);
+    }
+    return lines;
+  }
+
+  async #nextLine(ms: number): Promise<string | undefined> {
+    while (true) {
+      const lf = this.#buffered.indexOf("\n");
+      if (lf !== -1) {
+        const line = this.#buffered.slice(0, lf);
+        this.#buffered = this.#buffered.slice(lf + 1);
+        return line.endsWith("\r") ? line.slice(0, -1) : line;
+      }
+      if (this.#isEof) return undefined;
+      const { value, done } = await withDeadline(this.#reader.read(), "a line from the server", ms);
+      if (done) this.#isEof = true;
+      else this.#buffered += this.#decoder.decode(value, { stream: true });
+    }
+  }
+
+  /** Closes the socket (idempotent). */
+  close(): void {
+    try {
+      this.conn.close();
+    } catch {
+      // Already closed by the server's EOF: nothing left to release.
+    }
+  }
+
+  [Symbol.asyncDispose](): Promise<void> {
+    this.close();
+    return Promise.resolve();
+  }
+}
+
+/** Connects, reads the greeting, sends `name` and reads the room list. */
+export async function joinAs(port: number, name: string): Promise<TestClient> {
+  const client = await TestClient.connect(port);
+  await client.expect(/^\* /);
+  await client.send(name);
+  await client.expect(/^\* The room contains:/);
+  return client;
+}
+
+/** A free loopback port: listens on port 0 and closes, for tests that need nothing listening. */
+export function unusedPort(): number {
+  using listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  return listener.addr.port;
+}
+
+/**
+ * Lines from a child's output stream, read on demand. Read to the end (or cancel) before the child
+ * is disposed, so that no pipe is left open.
+ */
+export class LineReader {
+  #reader: ReadableStreamDefaultReader<string>;
+  #buffered = "";
+  #isEof = false;
+  /** Everything read so far, for failure messages. */
+  seen: string[] = [];
+
+  constructor(stream: ReadableStream<Uint8Array>) {
+    this.#reader = stream.pipeThrough(new TextDecoderStream()).getReader();
+  }
+
+  /** The next line; fails at the end of the stream or after the deadline. */
+  async readLine(ms = DEADLINE_MS): Promise<string> {
+    while (true) {
+      const lf = this.#buffered.indexOf("\n");
+      if (lf !== -1) {
+        const line = this.#buffered.slice(0, lf);
+        this.#buffered = this.#buffered.slice(lf + 1);
+        this.seen.push(line);
+        return line;
+      }
+      if (this.#isEof) throw new Error(`Stream ended; lines so far: ${JSON.stringify(this.seen)}`);
+      const { value, done } = await withDeadline(
+        this.#reader.read(),
+        `a line (so far ${JSON.stringify(this.seen)})`,
+        ms,
+      );
+      if (done) this.#isEof = true;
+      else this.#buffered += value;
+    }
+  }
+
+  /** Reads lines until one matches, returning it. */
+  async readUntil(pattern: RegExp | string, ms = DEADLINE_MS): Promise<string> {
+    while (true) {
+      const line = await this.readLine(ms);
+      if (typeof pattern === "string" ? line === pattern : pattern.test(line)) return line;
+    }
+  }
+
+  /** The rest of the stream, after what was already read. */
+  async rest(ms = DEADLINE_MS): Promise<string> {
+    let text = this.#buffered;
+    this.#buffered = "";
+    while (!this.#isEof) {
+      const { value, done } = await withDeadline(this.#reader.read(), "the end of the stream", ms);
+      if (done) this.#isEof = true;
+      else text += value;
+    }
+    return text;
+  }
+
+  /** Stops reading, releasing the stream. */
+  async cancel(): Promise<void> {
+    if (!this.#isEof) await this.#reader.cancel();
+  }
+}

@@ -1,0 +1,164 @@
+import assert from "node:assert/strict";
+import {
+  cleanText,
+  encodeLine,
+  formatJoin,
+  formatLeave,
+  formatRoomList,
+  formatUserLine,
+  LineSplitter,
+  type LineSplitterOptions,
+  LineTooLongError,
+  nameKey,
+  parseName,
+  parseServerLine,
+  ProtocolError,
+} from "../protocol.ts";
+
+const encoder = new TextEncoder();
+
+async function split(chunks: (string | number[])[], options: LineSplitterOptions = {}) {
+  const bytes = chunks.map((c) => typeof c === "string" ? encoder.encode(c) : new Uint8Array(c));
+  const out = await Array.fromAsync(
+    ReadableStream.from(bytes).pipeThrough(new LineSplitter(options)),
+  );
+  return out.map((item) => item instanceof LineTooLongError ? "<too long>" : item);
+}
+
+Deno.test("LineSplitter splits at LF and CRLF", async () => {
+  assert.deepEqual(await split(["a\nb\r\nc\n"]), ["a", "b", "c"]);
+});
+
+Deno.test("LineSplitter joins a CRLF split across chunks", async () => {
+  assert.deepEqual(await split(["one\r", "\ntwo\n"]), ["one", "two"]);
+});
+
+Deno.test("LineSplitter keeps a lone CR inside a line", async () => {
+  assert.deepEqual(await split(["a\rb\n"]), ["a\rb"]);
+});
+
+Deno.test("LineSplitter decodes multibyte UTF-8 split across chunks", async () => {
+  const euro = [...encoder.encode("€")]; // 3 bytes
+  assert.deepEqual(await split([[0x61, euro[0]!], [euro[1]!], [euro[2]!, 0x0a]]), ["a€"]);
+});
+
+Deno.test("LineSplitter replaces invalid UTF-8 with U+FFFD", async () => {
+  assert.deepEqual(await split([[0xff, 0x61, 0xc3, 0x0a]]), ["\ufffda\ufffd"]);
+});
+
+Deno.test("LineSplitter emits empty lines", async () => {
+  assert.deepEqual(await split(["\n\r\nx\n"]), ["", "", "x"]);
+});
+
+Deno.test("LineSplitter drops a last line with no line end", async () => {
+  assert.deepEqual(await split(["a\nhalf"]), ["a"]);
+});
+
+Deno.test("LineSplitter keeps a last line with no line end when asked", async () => {
+  assert.deepEqual(await split(["a\nhalf"], { keepPartialLine: true }), ["a", "half"]);
+});
+
+Deno.test("LineSplitter accepts a line exactly at the limit and rejects one byte over", async () => {
+  const max = 1000;
+  const at = "x".repeat(max);
+  assert.deepEqual(await split([`${at}\n${at}x\nok\n`], { maxLineBytes: max }), [
+    at,
+    "<too long>",
+    "ok",
+  ]);
+});
+
+Deno.test("LineSplitter does not count the CR of a CRLF against the limit", async () => {
+  const at = "x".repeat(1000);
+  assert.deepEqual(await split([`${at}\r`, "\n"], { maxLineBytes: 1000 }), [at]);
+});
+
+Deno.test("LineSplitter counts the limit in bytes, not characters", async () => {
+  const euros = "€".repeat(334); // 1002 bytes
+  assert.deepEqual(await split([`${euros}\n`], { maxLineBytes: 1000 }), ["<too long>"]);
+});
+
+Deno.test("LineSplitter reports a long line before its end arrives and discards the rest", async () => {
+  const chunks = ["x".repeat(600), "x".repeat(600), "x".repeat(5000), "tail\nnext\n"];
+  const stream = ReadableStream.from(chunks.map((c) => encoder.encode(c))).pipeThrough(
+    new LineSplitter({ maxLineBytes: 1000 }),
+  );
+  const reader = stream.getReader();
+  const first = await reader.read(); // arrives although the line has no end yet
+  assert.ok(first.value instanceof LineTooLongError);
+  assert.equal(first.value.maxLineBytes, 1000);
+  assert.deepEqual(await reader.read(), { value: "next", done: false });
+  assert.deepEqual(await reader.read(), { value: undefined, done: true });
+});
+
+Deno.test("LineSplitter reports a long line without an end once, however long", async () => {
+  const chunks = Array.from({ length: 100 }, () => "y".repeat(10_000));
+  assert.deepEqual(await split(chunks, { maxLineBytes: 1000 }), ["<too long>"]);
+});
+
+Deno.test("cleanText removes ANSI and OSC escapes and control characters", () => {
+  assert.equal(cleanText("\x1b[31mred\x1b[0m"), "red");
+  assert.equal(cleanText("a\x1b]0;title\x07b"), "ab");
+  assert.equal(cleanText("a\x1b]8;;http://x\x1b\\link\x1b]8;;\x1b\\"), "alink");
+  assert.equal(cleanText("nul\x00 bell\x07 cr\r del\x7f c1\x9b"), "nul bell cr del c1");
+  assert.equal(cleanText("tab\there"), "tab here");
+  assert.equal(cleanText("bidi\u202eevil\u2066"), "bidievil");
+  assert.equal(cleanText("héllo wörld 😀"), "héllo wörld 😀");
+});
+
+Deno.test("parseName accepts letters, digits, _ and - up to 32 characters", () => {
+  assert.equal(parseName("Emil"), "Emil");
+  assert.equal(parseName("a_b-9"), "a_b-9");
+  assert.equal(parseName("x".repeat(32)), "x".repeat(32));
+  assert.equal(parseName("  bob  "), "bob");
+});
+
+Deno.test("parseName rejects empty, long and unsafe names with a reason", () => {
+  assert.throws(() => parseName(""), ProtocolError);
+  assert.throws(() => parseName("   "), /empty name/);
+  assert.throws(() => parseName("x".repeat(33)), /at most 32 characters/);
+  for (const bad of ["a b", "[bob]", "* bob", "bob]", "émil", "a.b", "a:b"]) {
+    assert.throws(() => parseName(bad), /use only ASCII letters, digits/, bad);
+  }
+});
+
+Deno.test("parseName strips escapes before checking, so none reach the error", () => {
+  assert.throws(
+    () => parseName("\x1b[31mbob bob"),
+    (error: Error) => !error.message.includes("\x1b"),
+  );
+});
+
+Deno.test("nameKey ignores case", () => {
+  assert.equal(nameKey("Emil"), nameKey("eMIL"));
+});
+
+Deno.test("formatters produce the Budget Chat lines", () => {
+  assert.equal(formatUserLine("alice", "hi"), "[alice] hi");
+  assert.equal(formatJoin("alice"), "* alice has entered the room");
+  assert.equal(formatLeave("alice"), "* alice has left the room");
+  assert.equal(
+    formatLeave("alice", "stopped reading"),
+    "* alice has left the room (stopped reading)",
+  );
+  assert.equal(formatRoomList(["a", "b"]), "* The room contains: a, b");
+  assert.equal(formatRoomList([]), "* The room contains:");
+});
+
+Deno.test("parseServerLine reads user and system lines and nothing else", () => {
+  assert.deepEqual(parseServerLine("[bob] hi [x] * y"), {
+    kind: "user",
+    name: "bob",
+    text: "hi [x] * y",
+  });
+  assert.deepEqual(parseServerLine("* bob has entered the room"), {
+    kind: "system",
+    text: "bob has entered the room",
+  });
+  assert.equal(parseServerLine("bob: hi"), undefined);
+  assert.equal(parseServerLine("[a b] hi"), undefined);
+});
+
+Deno.test("encodeLine appends one LF", () => {
+  assert.deepEqual(encodeLine("hé"), new Uint8Array([0x68, 0xc3, 0xa9, 0x0a]));
+});

@@ -1,0 +1,268 @@
+import assert from "node:assert/strict";
+import { LocalHub, type Member } from "../server.ts";
+import { joinAs, startTestServer, TestClient, withDeadline } from "./_helpers.ts";
+
+Deno.test("server greets, then gives the newcomer the room list even when the room is empty", async () => {
+  await using server = startTestServer();
+  await using client = await TestClient.connect(server.addr.port);
+  assert.match(await client.readLine(), /^\* .*call you\?$/);
+  await client.send("alice");
+  await client.expect("* The room contains:");
+  await using _bob = await joinAs(server.addr.port, "bob");
+  await using carol = await TestClient.connect(server.addr.port);
+  await carol.readLine();
+  await carol.send("carol");
+  await carol.expect("* The room contains: alice, bob");
+});
+
+Deno.test("join is announced to the others and not to the newcomer", async () => {
+  await using server = startTestServer();
+  await using alice = await joinAs(server.addr.port, "alice");
+  await using bob = await joinAs(server.addr.port, "bob");
+  await alice.expect("* bob has entered the room");
+  await bob.send("first");
+  await alice.expect("[bob] first");
+});
+
+Deno.test("say relays a line to every other member and never back to the sender", async () => {
+  await using server = startTestServer();
+  await using alice = await joinAs(server.addr.port, "alice");
+  await using bob = await joinAs(server.addr.port, "bob");
+  await using carol = await joinAs(server.addr.port, "carol");
+  await alice.expect("* bob has entered the room");
+  await alice.expect("* carol has entered the room");
+  await bob.expect("* carol has entered the room");
+  await alice.send("hello everyone");
+  await bob.expect("[alice] hello everyone");
+  await carol.expect("[alice] hello everyone");
+  await bob.send("fence");
+  // Alice's next line is bob's, so her own line did not come back to her.
+  await alice.expect("[bob] fence");
+});
+
+Deno.test("say keeps each sender's order across many lines", async () => {
+  await using server = startTestServer();
+  await using alice = await joinAs(server.addr.port, "alice");
+  await using bob = await joinAs(server.addr.port, "bob");
+  await alice.expect("* bob has entered the room");
+  const lines = Array.from({ length: 2000 }, (_, i) => `message ${i}`);
+  await bob.write(lines.map((line) => `${line}\n`).join(""));
+  for (const line of lines) await alice.expect(`[bob] ${line}`);
+});
+
+Deno.test("lines never reach a connection that has not joined", async () => {
+  await using server = startTestServer();
+  await using alice = await joinAs(server.addr.port, "alice");
+  await using bob = await joinAs(server.addr.port, "bob");
+  await using lurker = await TestClient.connect(server.addr.port);
+  await lurker.readLine(); // greeting
+  await alice.send("not for lurkers");
+  await bob.expect("[alice] not for lurkers"); // relayed before the lurker joins
+  await lurker.send("late");
+  await lurker.expect("* The room contains: alice, bob");
+  await alice.send("now you see it");
+  await lurker.expect("[alice] now you see it");
+});
+
+Deno.test("leave is announced when a member closes its connection", async () => {
+  await using server = startTestServer();
+  await using alice = await joinAs(server.addr.port, "alice");
+  const bob = await joinAs(server.addr.port, "bob");
+  await alice.expect("* bob has entered the room");
+  bob.close();
+  await alice.expect("* bob has left the room");
+});
+
+Deno.test("leave is announced when a member's connection is reset", async () => {
+  await using server = startTestServer();
+  await using alice = await joinAs(server.addr.port, "alice");
+  const bob = await joinAs(server.addr.port, "bob");
+  await alice.expect("* bob has entered the room");
+  await alice.send("unread");
+  // Closing with unread input makes the kernel send a reset instead of a FIN. Wait until the line
+  // has arrived (readable without blocking) so the reset is certain.
+  const chunk = new Uint8Array(1);
+  assert.equal(await bob.conn.read(chunk), 1);
+  bob.close();
+  await alice.expect("* bob has left the room");
+  await using _bob2 = await joinAs(server.addr.port, "bob"); // the name is free again
+  await alice.expect("* bob has entered the room");
+});
+
+Deno.test("a half line from a member that leaves is dropped", async () => {
+  await using server = startTestServer();
+  await using alice = await joinAs(server.addr.port, "alice");
+  const bob = await joinAs(server.addr.port, "bob");
+  await alice.expect("* bob has entered the room");
+  await bob.write("half a line");
+  bob.close();
+  await alice.expect("* bob has left the room");
+});
+
+Deno.test("an invalid name gets one error line, the connection is closed and nobody hears of it", async () => {
+  await using server = startTestServer();
+  await using alice = await joinAs(server.addr.port, "alice");
+  for (const bad of ["", "bad name", "* bob", "[bob]", "x".repeat(33), "b\u00f6b"]) {
+    await using client = await TestClient.connect(server.addr.port);
+    await client.readLine();
+    await client.send(bad);
+    const rest = await client.readToEnd();
+    assert.equal(rest.length, 1, `one line for ${JSON.stringify(bad)}: ${JSON.stringify(rest)}`);
+    assert.match(rest[0]!, /^\* error: Cannot accept (an empty )?name/);
+  }
+  await using _bob = await joinAs(server.addr.port, "bob");
+  await alice.expect("* bob has entered the room"); // and nothing about the rejected ones before it
+});
+
+Deno.test("a taken name is refused regardless of case", async () => {
+  await using server = startTestServer();
+  await using alice = await joinAs(server.addr.port, "Alice");
+  await using impostor = await TestClient.connect(server.addr.port);
+  await impostor.readLine();
+  await impostor.send("aLICE");
+  assert.deepEqual(await impostor.readToEnd(), [
+    '* error: Cannot accept name "aLICE": name is taken',
+  ]);
+  await using _bob = await joinAs(server.addr.port, "bob");
+  await alice.expect("* bob has entered the room");
+});
+
+Deno.test("a line over the limit gets an error to its sender only and the member stays", async () => {
+  await using server = startTestServer({ maxLineBytes: 1000 });
+  await using alice = await joinAs(server.addr.port, "alice");
+  await using bob = await joinAs(server.addr.port, "bob");
+  await alice.expect("* bob has entered the room");
+  await bob.send("y".repeat(1001));
+  await bob.expect("* error: Line too long: the limit is 1000 bytes");
+  await bob.send("x".repeat(1000));
+  await alice.expect(`[bob] ${"x".repeat(1000)}`); // the long line never reached alice
+});
+
+Deno.test("a line without end far over the limit is refused before it ends", async () => {
+  await using server = startTestServer({ maxLineBytes: 1000 });
+  await using alice = await joinAs(server.addr.port, "alice");
+  await using bob = await joinAs(server.addr.port, "bob");
+  await alice.expect("* bob has entered the room");
+  await bob.write("z".repeat(100_000)); // no line end yet
+  await bob.expect("* error: Line too long: the limit is 1000 bytes");
+  await bob.write("z".repeat(100_000) + "\nafter\n");
+  await alice.expect("[bob] after");
+});
+
+Deno.test("a name line over the limit is refused and closed", async () => {
+  await using server = startTestServer({ maxLineBytes: 1000 });
+  await using client = await TestClient.connect(server.addr.port);
+  await client.readLine();
+  await client.send("n".repeat(5000));
+  assert.deepEqual(await client.readToEnd(), ["* error: Line too long: the limit is 1000 bytes"]);
+});
+
+Deno.test("CRLF and LF both end a line", async () => {
+  await using server = startTestServer();
+  await using alice = await joinAs(server.addr.port, "alice");
+  await using bob = await TestClient.connect(server.addr.port);
+  await bob.readLine();
+  await bob.write("bob\r\none\r\ntwo\n");
+  await bob.expect("* The room contains: alice");
+  await alice.expect("* bob has entered the room");
+  await alice.expect("[bob] one");
+  await alice.expect("[bob] two");
+});
+
+Deno.test("invalid UTF-8 becomes U+FFFD and nothing breaks", async () => {
+  await using server = startTestServer();
+  await using alice = await joinAs(server.addr.port, "alice");
+  await using bob = await joinAs(server.addr.port, "bob");
+  await alice.expect("* bob has entered the room");
+  await bob.write(new Uint8Array([0xff, 0x68, 0x69, 0xc3, 0x0a]));
+  await alice.expect("[bob] \ufffdhi\ufffd");
+  await bob.send("still here");
+  await alice.expect("[bob] still here");
+});
+
+Deno.test("escapes and control characters are removed, so no line can be forged", async () => {
+  await using server = startTestServer();
+  await using alice = await joinAs(server.addr.port, "alice");
+  await using bob = await joinAs(server.addr.port, "bob");
+  await alice.expect("* bob has entered the room");
+  await bob.send("\x1b[2J\x1b[31mred\x1b[0m \x1b]0;pwned\x07bell\x07 nul\x00");
+  await alice.expect("[bob] red bell nul");
+  await bob.send("hi\r* carol has left the room");
+  await alice.expect("[bob] hi* carol has left the room");
+  await bob.write("hi\n[carol] fake\n* fake notice\n");
+  await alice.expect("[bob] hi");
+  await alice.expect("[bob] [carol] fake");
+  await alice.expect("[bob] * fake notice");
+});
+
+Deno.test("empty and blank lines are not relayed", async () => {
+  await using server = startTestServer();
+  await using alice = await joinAs(server.addr.port, "alice");
+  await using bob = await joinAs(server.addr.port, "bob");
+  await alice.expect("* bob has entered the room");
+  await bob.write("\n   \n\x1b[0m\nreal\n");
+  await alice.expect("[bob] real");
+});
+
+Deno.test("a member that stops reading is dropped and the others lose nothing", async () => {
+  await using server = startTestServer({ maxLineBytes: 4096, maxBacklogBytes: 64 * 1024 });
+  await using alice = await joinAs(server.addr.port, "alice");
+  await using bob = await joinAs(server.addr.port, "bob");
+  await using _slow = await joinAs(server.addr.port, "slow"); // never reads from here on
+  await alice.expect("* bob has entered the room");
+  await alice.expect("* slow has entered the room");
+  await bob.expect("* slow has entered the room");
+
+  // Alice talks in windows of 8 lines that bob reads before the next window (a healthy reader keeps
+  // up), until slow is dropped. Bob must receive every line, in order, around the notice.
+  const text = "m".repeat(4000);
+  let sent = 0;
+  let received = 0;
+  let isDropped = false;
+  while (!isDropped || received < sent) {
+    for (const end = sent + 8; sent < end;) await alice.send(`${sent++} ${text}`);
+    while (received < sent) {
+      const line = await bob.readLine();
+      if (line === "* slow has left the room (stopped reading)") isDropped = true;
+      else assert.equal(line, `[alice] ${received++} ${text}`);
+    }
+    assert.ok(sent < 100_000, "slow was never dropped");
+  }
+  await alice.expect("* slow has left the room (stopped reading)");
+});
+
+Deno.test("close tells every client, closes every socket and settles finished", async () => {
+  const server = startTestServer();
+  await using alice = await joinAs(server.addr.port, "alice");
+  await using bob = await joinAs(server.addr.port, "bob");
+  await using lurker = await TestClient.connect(server.addr.port);
+  await lurker.readLine();
+  await alice.expect("* bob has entered the room");
+  const rests = [alice, bob, lurker].map((client) => client.readToEnd());
+  await withDeadline(server.close(), "the server to close");
+  await withDeadline(server.finished, "finished");
+  for (const rest of await Promise.all(rests)) {
+    assert.deepEqual(rest, ["* Server is shutting down, goodbye"]);
+  }
+  await server.close(); // idempotent
+  await assert.rejects(TestClient.connect(server.addr.port), Deno.errors.ConnectionRefused);
+});
+
+Deno.test("LocalHub hands every recipient the same encoded bytes in one send", () => {
+  const hub = new LocalHub();
+  const sends = new Map<string, Uint8Array[]>();
+  const member = (name: string): Member => {
+    sends.set(name, []);
+    return { name, send: (bytes) => sends.get(name)!.push(bytes) };
+  };
+  const [a, b, c] = [member("a"), member("b"), member("c")];
+  hub.join(a);
+  hub.join(b);
+  hub.join(c);
+  for (const list of sends.values()) list.length = 0;
+  hub.say(a, "hi");
+  assert.equal(sends.get("a")!.length, 0);
+  assert.equal(sends.get("b")!.length, 1);
+  assert.equal(sends.get("b")![0], sends.get("c")![0]); // the same object, encoded once
+  assert.equal(new TextDecoder().decode(sends.get("b")![0]), "[a] hi\n");
+});
