@@ -184,6 +184,6 @@ class Session {
 }
 
 if (import.meta.main) {
-  const { main } = await import("./main.ts");
-  Deno.exit(await main(["client", ...Deno.args]));
+  // No top-level await here: main.ts imports this module, which must finish loading first.
+  import("./main.ts").then(({ main }) => main(["client", ...Deno.args])).then(Deno.exit);
 }

@@ -152,8 +152,8 @@ function log(message: string): void {
 function listenFailure(error: unknown, hostname: string, port: number): string {
   const where = `${hostname}:${port}`;
   if (error instanceof Deno.errors.NotCapable) {
-    return `Cannot listen on ${where}: no network permission for it; run ` +
-      `deno run --allow-net=${where} main.ts server --host ${hostname} --port ${port}`;
+    return `No permission to listen on ${where} (deno task server allows ${DEFAULT_HOST}:${DEFAULT_PORT} only); ` +
+      `run: deno run --allow-net=${where} main.ts server --host ${hostname} --port ${port}`;
   }
   if (error instanceof Deno.errors.AddrInUse) {
     return `Cannot listen on ${where}: the address is already in use`;

@@ -39,7 +39,7 @@ export class TestClient implements AsyncDisposable {
   #buffered = "";
   #isEof = false;
 
-  private constructor(conn: Deno.TcpConn) {
+  constructor(conn: Deno.TcpConn) {
     this.conn = conn;
     this.#reader = conn.readable.getReader();
   }
@@ -196,4 +196,102 @@ export class LineReader {
   async cancel(): Promise<void> {
     if (!this.#isEof) await this.#reader.cancel();
   }
+}
+
+/** The project's folder, where the subprocesses run. */
+export const ROOT = new URL("..", import.meta.url).pathname;
+
+/**
+ * A subprocess with its output read line by line. Disposing it kills it if it still runs and
+ * releases its pipes.
+ */
+export class Child implements AsyncDisposable {
+  readonly process: Deno.ChildProcess;
+  readonly stdout: LineReader;
+  readonly stderr: LineReader;
+  #stdin: WritableStreamDefaultWriter<Uint8Array> | undefined;
+
+  constructor(
+    command: string,
+    args: string[],
+    options: { stdin?: boolean; env?: Record<string, string> } = {},
+  ) {
+    this.process = new Deno.Command(command, {
+      args,
+      cwd: ROOT,
+      stdin: options.stdin ? "piped" : "null",
+      stdout: "piped",
+      stderr: "piped",
+      env: { NO_COLOR: "1", ...options.env },
+    }).spawn();
+    this.stdout = new LineReader(this.process.stdout);
+    this.stderr = new LineReader(this.process.stderr);
+    if (options.stdin) this.#stdin = this.process.stdin.getWriter();
+  }
+
+  /** Writes text to the child's stdin. */
+  async write(text: string): Promise<void> {
+    if (!this.#stdin) throw new Error("This child's stdin is not piped");
+    await this.#stdin.write(encoder.encode(text));
+  }
+
+  /** Closes the child's stdin (Ctrl+D). */
+  async closeStdin(): Promise<void> {
+    await this.#stdin?.close();
+    this.#stdin = undefined;
+  }
+
+  /** Waits for the child to exit, returning its status, with whatever is left of stdout and stderr. */
+  async finish(
+    ms = DEADLINE_MS,
+  ): Promise<{ code: number; signal: Deno.Signal | null; stdout: string; stderr: string }> {
+    const [stdout, stderr, status] = await withDeadline(
+      Promise.all([this.stdout.rest(ms), this.stderr.rest(ms), this.process.status]),
+      "the child to exit",
+      ms,
+    );
+    return { code: status.code, signal: status.signal, stdout, stderr };
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.closeStdin().catch(() => {});
+    try {
+      this.process.kill("SIGKILL");
+    } catch {
+      // Already exited.
+    }
+    await this.process.status;
+    await this.stdout.cancel();
+    await this.stderr.cancel();
+  }
+}
+
+/** Runs a Deno subcommand of this project (`run ...`, `task ...`) as a child. */
+export function denoChild(args: string[], options: { stdin?: boolean } = {}): Child {
+  return new Child(Deno.execPath(), args, options);
+}
+
+/** Starts the server the way the README says, on a free loopback port, and reads its port. */
+export async function startServerProcess(
+  extra: string[] = [],
+): Promise<{ child: Child; port: number }> {
+  const child = denoChild([
+    "run",
+    "-q",
+    "--allow-net=127.0.0.1:0",
+    "main.ts",
+    "server",
+    "--host",
+    "127.0.0.1",
+    "--port",
+    "0",
+    ...extra,
+  ]);
+  const line = await child.stdout.readLine();
+  const match = /^listening on 127\.0\.0\.1:(\d+)$/.exec(line);
+  if (!match) {
+    await child[Symbol.asyncDispose]();
+    throw new Error(`Unexpected first line from the server: ${JSON.stringify(line)}`);
+  }
+  return { child, port: Number(match[1]) };
 }

@@ -226,7 +226,7 @@ Deno.test("a member that stops reading is dropped and the others lose nothing", 
       if (line === "* slow has left the room (stopped reading)") isDropped = true;
       else assert.equal(line, `[alice] ${received++} ${text}`);
     }
-    assert.ok(sent < 100_000, "slow was never dropped");
+    assert.ok(sent < 20_000, "slow was never dropped");
   }
   await alice.expect("* slow has left the room (stopped reading)");
 });
