@@ -1,10 +1,12 @@
 /** The `chat` command line: `chat server ...` and `chat client NAME ...`, the compiled binary's entry. */
 import { parseArgs } from "node:util";
 import { ClientError, DEFAULT_CLIENT_HOST, runClient } from "./client.ts";
+import { DEFAULT_HISTORY_SIZE } from "./hub.ts";
 import {
   DEFAULT_HOST,
   DEFAULT_MAX_LINE_BYTES,
   DEFAULT_PORT,
+  HELP_LINES,
   MIN_MAX_LINE_BYTES,
 } from "./protocol.ts";
 import { type ChatServer, DEFAULT_MAX_BACKLOG_BYTES, startServer } from "./server.ts";
@@ -22,11 +24,17 @@ Server options:
   --max-line BYTES     longest line accepted, at least ${MIN_MAX_LINE_BYTES} (default ${DEFAULT_MAX_LINE_BYTES})
   --max-backlog BYTES  output queued for one client before it is dropped as not reading
                        (default ${DEFAULT_MAX_BACKLOG_BYTES})
+  --history LINES      lines of chat shown to newcomers, 0 for none (default ${DEFAULT_HISTORY_SIZE})
 
 Client options:
   --host HOST          server address (default ${DEFAULT_CLIENT_HOST})
   --port PORT          server port (default ${DEFAULT_PORT})
-  In the client, type a line and press Enter to send it; Ctrl+D or /quit leaves.
+  Type a line and press Enter to send it; Ctrl+D or /quit leaves. At a terminal you get line
+  editing, your own history (up and down arrows), time stamps and a color per name (none when
+  NO_COLOR is set); when stdout is not a terminal the server's lines are printed exactly.
+
+Commands (answered by the server, so they work from nc too):
+${HELP_LINES.map((line) => `  ${line.slice(2)}`).join("\n")}
 
 Any client works: nc 127.0.0.1 ${DEFAULT_PORT}, then type your name as the first line.`;
 
@@ -80,6 +88,7 @@ const SERVER_OPTIONS = {
   help: { type: "boolean", short: "h" },
   "max-line": { type: "string" },
   "max-backlog": { type: "string" },
+  history: { type: "string" },
 } as const;
 
 /** Runs a `parseArgs` call, turning its complaints into usage errors. */
@@ -91,13 +100,15 @@ function parse<T>(parser: () => T): T {
   }
 }
 
-function integer(
-  flag: string,
-  value: string | undefined,
-  fallback: number,
-  min: number,
-  max: number,
-): number {
+/** A whole-number flag's name, range and default. */
+interface IntegerFlag {
+  flag: string;
+  fallback: number;
+  min: number;
+  max: number;
+}
+
+function integer(value: string | undefined, { flag, fallback, min, max }: IntegerFlag): number {
   if (value === undefined) return fallback;
   const number = Number(value);
   if (!(/^\d+$/.test(value) && number >= min && number <= max)) {
@@ -117,25 +128,29 @@ async function serverCommand(args: string[]): Promise<number> {
     throw new UsageError(`Unexpected argument ${JSON.stringify(positionals[0])}`);
   }
   const hostname = values.host ?? DEFAULT_HOST;
-  const port = integer("port", values.port, DEFAULT_PORT, 0, 65535);
-  const maxLineBytes = integer(
-    "max-line",
-    values["max-line"],
-    DEFAULT_MAX_LINE_BYTES,
-    MIN_MAX_LINE_BYTES,
-    2 ** 24,
-  );
-  const maxBacklogBytes = integer(
-    "max-backlog",
-    values["max-backlog"],
-    DEFAULT_MAX_BACKLOG_BYTES,
-    maxLineBytes,
-    2 ** 30,
-  );
+  const port = integer(values.port, { flag: "port", fallback: DEFAULT_PORT, min: 0, max: 65535 });
+  const maxLineBytes = integer(values["max-line"], {
+    flag: "max-line",
+    fallback: DEFAULT_MAX_LINE_BYTES,
+    min: MIN_MAX_LINE_BYTES,
+    max: 2 ** 24,
+  });
+  const maxBacklogBytes = integer(values["max-backlog"], {
+    flag: "max-backlog",
+    fallback: DEFAULT_MAX_BACKLOG_BYTES,
+    min: maxLineBytes,
+    max: 2 ** 30,
+  });
+  const historySize = integer(values.history, {
+    flag: "history",
+    fallback: DEFAULT_HISTORY_SIZE,
+    min: 0,
+    max: 10_000,
+  });
 
   let server: ChatServer;
   try {
-    server = startServer({ hostname, port, maxLineBytes, maxBacklogBytes, log });
+    server = startServer({ hostname, port, maxLineBytes, maxBacklogBytes, historySize, log });
   } catch (error) {
     console.error(`error: ${listenFailure(error, hostname, port)}`);
     return 1;
@@ -192,7 +207,7 @@ async function clientCommand(args: string[]): Promise<number> {
   const [name, ...extra] = positionals;
   if (name === undefined) throw new UsageError("Missing NAME: chat client NAME");
   if (extra.length > 0) throw new UsageError(`Unexpected argument ${JSON.stringify(extra[0])}`);
-  const port = integer("port", values.port, DEFAULT_PORT, 1, 65535);
+  const port = integer(values.port, { flag: "port", fallback: DEFAULT_PORT, min: 1, max: 65535 });
   await runClient({ name, hostname: values.host ?? DEFAULT_CLIENT_HOST, port });
   return 0;
 }

@@ -186,19 +186,155 @@ export function formatLeave(name: string, reason?: string): string {
   return formatSystemLine(`${name} has left the room${reason ? ` (${reason})` : ""}`);
 }
 
-/** A line as the client sees it: said by a user, or from the server. */
+/** The newcomer's welcome, after the room list and the history. */
+export function formatWelcome(name: string, online: number): string {
+  const people = online === 1 ? "1 user" : `${online} users`;
+  return formatSystemLine(`Welcome, ${name}! ${people} online; /help lists the commands`);
+}
+
+/** What `/who` answers: how many are online and who. */
+export function formatWho(names: readonly string[]): string {
+  return formatSystemLine(`${names.length} online: ${names.join(", ")}`);
+}
+
+/** The notice everyone gets when a member changes its name. */
+export function formatRename(oldName: string, newName: string): string {
+  return formatSystemLine(`${oldName} is now known as ${newName}`);
+}
+
+/**
+ * An action (`/me waves` from Emil): `* [Emil] waves`. The brackets keep it apart from every server
+ * notice, none of which starts with `* [`, so `/me has left the room` cannot pass for one.
+ */
+export function formatAction(name: string, text: string): string {
+  return formatSystemLine(`[${name}] ${text}`);
+}
+
+/** A private message as its recipient sees it. */
+export function formatPrivateFrom(name: string, text: string): string {
+  return formatSystemLine(`private from ${name}: ${text}`);
+}
+
+/** A private message as its sender sees it, confirmed. */
+export function formatPrivateTo(name: string, text: string): string {
+  return formatSystemLine(`private to ${name}: ${text}`);
+}
+
+/** A line replayed from the room's history, with the UTC time it was said. */
+export function formatHistory(time: Date, line: string): string {
+  return formatSystemLine(`history ${time.toISOString().slice(0, 19)}Z ${line}`);
+}
+
+/** The notice the others get when a member leaves with `/quit REASON`. */
+export function formatQuit(name: string, reason: string): string {
+  return formatSystemLine(`${name} has left the room: ${reason}`);
+}
+
+/** `/help`'s answer, one line per command. */
+export const HELP_LINES: readonly string[] = [
+  "/who              who is online",
+  "/nick NEW         change your name",
+  "/me TEXT          an action, shown as * [NAME] TEXT",
+  "/msg NAME TEXT    a private message to NAME only",
+  "/quit [REASON]    leave, telling the others why",
+  "//TEXT            send TEXT that starts with /",
+  "/help             this list",
+].map(formatSystemLine);
+
+/** A line a member sent, read as a command; a line without a leading `/` is `say`. */
+export type Command =
+  | { name: "say"; text: string }
+  | { name: "help" }
+  | { name: "who" }
+  | { name: "nick"; newName: string }
+  | { name: "me"; text: string }
+  | { name: "msg"; to: string; text: string }
+  | { name: "quit"; reason: string };
+
+const COMMAND_USAGE: Record<string, string> = {
+  help: "/help",
+  who: "/who",
+  nick: "/nick NEW",
+  me: "/me TEXT",
+  msg: "/msg NAME TEXT",
+  quit: "/quit [REASON]",
+};
+
+/**
+ * Reads a (cleaned) line as a command: `/name args`, or text to say; `//text` says `/text`.
+ * Throws a {@linkcode ProtocolError} with a hint for an unknown command or bad arguments.
+ */
+export function parseCommand(line: string): Command {
+  if (!line.startsWith("/")) return { name: "say", text: line };
+  if (line.startsWith("//")) return { name: "say", text: line.slice(1) };
+  const space = line.indexOf(" ");
+  const word = (space === -1 ? line.slice(1) : line.slice(1, space)).toLowerCase();
+  const args = space === -1 ? "" : line.slice(space + 1).trim();
+  const usage = () => new ProtocolError(`Usage: ${COMMAND_USAGE[word]}`);
+  switch (word) {
+    case "help":
+    case "who":
+      if (args !== "") throw usage();
+      return { name: word };
+    case "nick":
+      if (args === "" || args.includes(" ")) throw usage();
+      return { name: "nick", newName: parseName(args) };
+    case "me":
+      if (args === "") throw usage();
+      return { name: "me", text: args };
+    case "msg": {
+      const gap = args.indexOf(" ");
+      const text = gap === -1 ? "" : args.slice(gap + 1).trim();
+      if (text === "") throw usage();
+      return { name: "msg", to: args.slice(0, gap), text };
+    }
+    case "quit":
+      return { name: "quit", reason: args };
+    default:
+      throw new ProtocolError(`Unknown command ${quote(`/${word}`)}: /help lists the commands`);
+  }
+}
+
+/** A line as the client sees it: said by a user, or from the server in one of its forms. */
 export type ServerLine =
   | { kind: "user"; name: string; text: string }
+  | { kind: "action"; name: string; text: string }
+  | { kind: "private"; direction: "from" | "to"; name: string; text: string }
+  | { kind: "rename"; oldName: string; newName: string }
+  | { kind: "history"; time: Date; line: ServerLine }
+  | { kind: "error"; text: string }
   | { kind: "system"; text: string };
 
-const USER_LINE = /^\[([A-Za-z0-9_-]{1,32})\] (.*)$/s;
+const NAME = "([A-Za-z0-9_-]{1,32})";
+const USER_LINE = new RegExp(`^\\[${NAME}\\] (.*)$`, "s");
+const PRIVATE_LINE = new RegExp(`^private (from|to) ${NAME}: (.*)$`, "s");
+const RENAME_LINE = new RegExp(`^${NAME} is now known as ${NAME}$`);
+const HISTORY_LINE = /^history (\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ) (.*)$/s;
 
-/** Parses a line the server sent; `undefined` when it follows neither form. */
+/** Parses a line the server sent; `undefined` when it follows none of the forms. */
 export function parseServerLine(line: string): ServerLine | undefined {
-  if (line.startsWith("* ")) return { kind: "system", text: line.slice(2) };
-  const match = USER_LINE.exec(line);
-  if (match) return { kind: "user", name: match[1]!, text: match[2]! };
-  return undefined;
+  const user = USER_LINE.exec(line);
+  if (user) return { kind: "user", name: user[1]!, text: user[2]! };
+  if (!line.startsWith("* ")) return undefined;
+  const text = line.slice(2);
+  const action = USER_LINE.exec(text);
+  if (action) return { kind: "action", name: action[1]!, text: action[2]! };
+  const message = PRIVATE_LINE.exec(text);
+  if (message) {
+    return {
+      kind: "private",
+      direction: message[1] as "from" | "to",
+      name: message[2]!,
+      text: message[3]!,
+    };
+  }
+  const rename = RENAME_LINE.exec(text);
+  if (rename) return { kind: "rename", oldName: rename[1]!, newName: rename[2]! };
+  const history = HISTORY_LINE.exec(text);
+  const inner = history && parseServerLine(history[2]!);
+  if (inner) return { kind: "history", time: new Date(history[1]!), line: inner };
+  if (text.startsWith("error: ")) return { kind: "error", text: text.slice("error: ".length) };
+  return { kind: "system", text };
 }
 
 const encoder = new TextEncoder();

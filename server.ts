@@ -11,6 +11,7 @@
  *
  * Data flows one way: socket -> line splitter -> read loop -> hub -> each peer's outbox -> writer.
  */
+import { DEFAULT_HISTORY_SIZE, type Hub, LocalHub, type Member } from "./hub.ts";
 import {
   cleanText,
   DEFAULT_HOST,
@@ -18,19 +19,15 @@ import {
   DEFAULT_PORT,
   encodeLine,
   formatError,
-  formatJoin,
-  formatLeave,
-  formatRoomList,
   formatSystemLine,
-  formatUserLine,
   GREETING,
+  HELP_LINES,
   LineSplitter,
   LineTooLongError,
   MIN_MAX_LINE_BYTES,
-  nameKey,
+  parseCommand,
   parseName,
   ProtocolError,
-  quote,
 } from "./protocol.ts";
 
 /** Bytes queued for one peer before it counts as not reading and is dropped. */
@@ -42,72 +39,6 @@ const READ_CHUNK_BYTES = 8192;
 /** Pause after a failed accept (for example out of file descriptors) so the loop does not spin. */
 const ACCEPT_RETRY_MS = 100;
 
-/** A joined peer as the hub sees it: a name and a way to hand it bytes. */
-export interface Member {
-  /** The member's name, unique in the room regardless of case. */
-  readonly name: string;
-  /** Queues an encoded line for the member; never blocks and never throws. */
-  send(bytes: Uint8Array): void;
-}
-
-/**
- * The room: owns the joined members and fans lines out to them. The server talks to the room only
- * through this seam, so a backend that spans several server processes can replace the local one.
- */
-export interface Hub {
-  /** Adds a member and tells the others; throws a {@linkcode ProtocolError} when its name is taken. */
-  join(member: Member): void;
-  /** Removes a member and tells the others, with the reason when it did not leave by itself. */
-  leave(member: Member, reason?: string): void;
-  /** Relays what a member said to every other member. */
-  say(member: Member, text: string): void;
-  /** Stops all delivery, for shutdown. */
-  close(): void;
-}
-
-/** The room of one server process: members by name key, in join order. */
-export class LocalHub implements Hub {
-  #members = new Map<string, Member>();
-  #isClosed = false;
-
-  /** Adds a member, sends it the room list and announces it to the others. */
-  join(member: Member): void {
-    const key = nameKey(member.name);
-    if (this.#members.has(key)) {
-      throw new ProtocolError(`Cannot accept name ${quote(member.name)}: name is taken`);
-    }
-    member.send(encodeLine(formatRoomList([...this.#members.values()].map((m) => m.name))));
-    this.#broadcast(member, encodeLine(formatJoin(member.name)));
-    this.#members.set(key, member);
-  }
-
-  /** Removes a member and announces it; a member that was never added is ignored. */
-  leave(member: Member, reason?: string): void {
-    const key = nameKey(member.name);
-    if (this.#members.get(key) !== member) return;
-    this.#members.delete(key);
-    this.#broadcast(member, encodeLine(formatLeave(member.name, reason)));
-  }
-
-  /** Relays `[NAME] text` to everyone but the speaker. */
-  say(member: Member, text: string): void {
-    this.#broadcast(member, encodeLine(formatUserLine(member.name, text)));
-  }
-
-  /** Stops delivery: the server is about to close every connection itself. */
-  close(): void {
-    this.#isClosed = true;
-  }
-
-  // One encoded buffer for all recipients: the bytes are never copied per peer here.
-  #broadcast(from: Member, bytes: Uint8Array): void {
-    if (this.#isClosed) return;
-    for (const member of this.#members.values()) {
-      if (member !== from) member.send(bytes);
-    }
-  }
-}
-
 /** Options for {@linkcode startServer}. */
 export interface ServerOptions {
   /** Address to listen on (default 0.0.0.0). */
@@ -118,6 +49,8 @@ export interface ServerOptions {
   maxLineBytes?: number;
   /** Bytes that may wait for one peer before it is dropped as not reading (default 1 MiB). */
   maxBacklogBytes?: number;
+  /** Lines of chat a newcomer is shown (default 50, 0 for none); for the default hub only. */
+  historySize?: number;
   /** The room; a {@linkcode LocalHub} by default. */
   hub?: Hub;
   /** Receives one line per notable event (joins, leaves, errors); silent by default. */
@@ -158,7 +91,7 @@ export function startServer(options: ServerOptions = {}): ChatServer {
   return new Server(listener, {
     maxLineBytes,
     maxBacklogBytes,
-    hub: options.hub ?? new LocalHub(),
+    hub: options.hub ?? new LocalHub({ historySize: options.historySize ?? DEFAULT_HISTORY_SIZE }),
     log: options.log ?? (() => {}),
   });
 }
@@ -172,6 +105,8 @@ interface ServerConfig {
 
 const SHUTDOWN_NOTICE = encodeLine(formatSystemLine("Server is shutting down, goodbye"));
 const GREETING_LINE = encodeLine(GREETING);
+const HELP = encodeLine(HELP_LINES.join("\n"));
+const GOODBYE = encodeLine(formatSystemLine("Goodbye!"));
 
 class Server implements ChatServer {
   readonly addr: Deno.NetAddr;
@@ -243,17 +178,17 @@ class Server implements ChatServer {
           peer.sendError(line.message);
           if (!peer.isJoined) peer.end();
         } else if (peer.isJoined) {
-          const text = cleanText(line);
-          if (text.trim() !== "") hub.say(peer, text);
+          const pending = this.#handle(peer, cleanText(line));
+          if (pending) await pending;
         } else {
-          this.#join(peer, line);
+          await this.#join(peer, line);
         }
       }
     } catch (error) {
       if (!isPeerGone(error)) log(`${peer.label}: ${describe(error)}`);
     } finally {
       if (peer.isJoined) {
-        hub.leave(peer, peer.closeReason);
+        hub.leave(peer, peer.closeReason ? { problem: peer.closeReason } : {});
         log(`${peer.label} left${peer.closeReason ? ` (${peer.closeReason})` : ""}`);
       }
       peer.readEnded();
@@ -262,10 +197,10 @@ class Server implements ChatServer {
     }
   }
 
-  #join(peer: Peer, line: string): void {
+  async #join(peer: Peer, line: string): Promise<void> {
     try {
       peer.name = parseName(line);
-      this.#config.hub.join(peer);
+      await this.#config.hub.join(peer);
       peer.isJoined = true;
       this.#config.log(`${peer.label} joined`);
     } catch (error) {
@@ -274,6 +209,63 @@ class Server implements ChatServer {
       peer.sendError(error.message);
       peer.end();
     }
+  }
+
+  /** Acts on one line from a joined peer; returns a promise only when the hub must be waited for. */
+  #handle(peer: Peer, text: string): void | Promise<void> {
+    if (text.trim() === "") return;
+    const { hub } = this.#config;
+    try {
+      const command = parseCommand(text);
+      switch (command.name) {
+        case "say":
+          return hub.say(peer, command.text);
+        case "me":
+          return hub.act(peer, command.text);
+        case "help":
+          return peer.send(HELP);
+        case "who":
+          return answer(peer, () => hub.who(peer));
+        case "msg":
+          return answer(peer, () => hub.whisper(peer, command.to, command.text));
+        case "nick": {
+          const oldName = peer.name;
+          const renamed = () => this.#config.log(`${oldName} is now known as ${peer.name}`);
+          return answer(peer, () => hub.rename(peer, command.newName), renamed);
+        }
+        case "quit":
+          hub.leave(peer, { quit: command.reason });
+          this.#config.log(`${peer.label} quit${command.reason ? `: ${command.reason}` : ""}`);
+          peer.isJoined = false;
+          peer.send(GOODBYE);
+          return peer.end();
+      }
+    } catch (error) {
+      if (!(error instanceof ProtocolError)) throw error;
+      peer.sendError(error.message);
+    }
+  }
+}
+
+/**
+ * Runs a hub call that may be asynchronous, sending a {@linkcode ProtocolError} from it to the peer
+ * as an error line, and calling `then` when it succeeds.
+ */
+function answer(
+  peer: Peer,
+  call: () => void | Promise<void>,
+  then = () => {},
+): void | Promise<void> {
+  const onError = (error: unknown) => {
+    if (!(error instanceof ProtocolError)) throw error;
+    peer.sendError(error.message);
+  };
+  try {
+    const pending = call();
+    if (pending) return pending.then(then, onError);
+    then();
+  } catch (error) {
+    onError(error);
   }
 }
 

@@ -121,13 +121,29 @@ export class TestClient implements AsyncDisposable {
   }
 }
 
-/** Connects, reads the greeting, sends `name` and reads the room list. */
-export async function joinAs(port: number, name: string): Promise<TestClient> {
+/**
+ * Connects, reads the greeting, sends `name`, and reads the room list, the history and the
+ * welcome. The lines between the room list and the welcome (the history) are returned beside it.
+ */
+export async function joinWithHistory(port: number, name: string): Promise<[TestClient, string[]]> {
   const client = await TestClient.connect(port);
-  await client.expect(/^\* /);
+  await client.expect(/^\* Welcome to chat/);
   await client.send(name);
   await client.expect(/^\* The room contains:/);
-  return client;
+  const history: string[] = [];
+  for (
+    let line = await client.readLine();
+    !line.startsWith("* Welcome, ");
+    line = await client.readLine()
+  ) {
+    history.push(line);
+  }
+  return [client, history];
+}
+
+/** Joins as `name` (see {@linkcode joinWithHistory}), for tests that do not look at the history. */
+export async function joinAs(port: number, name: string): Promise<TestClient> {
+  return (await joinWithHistory(port, name))[0];
 }
 
 /** A free loopback port: listens on port 0 and closes, for tests that need nothing listening. */
@@ -294,4 +310,81 @@ export async function startServerProcess(
     throw new Error(`Unexpected first line from the server: ${JSON.stringify(line)}`);
   }
   return { child, port: Number(match[1]) };
+}
+
+let tmuxSessions = 0;
+
+/**
+ * A program running in a real terminal: a tmux server of its own (its own socket), one window of a
+ * fixed size. `screen()` is what a person would see; `waitFor` polls it until a pattern shows.
+ */
+export class Tmux implements AsyncDisposable {
+  readonly socket: string;
+
+  private constructor(socket: string) {
+    this.socket = socket;
+  }
+
+  /** Starts `command` in a new terminal of `width` x `height`, with `env` added to the environment. */
+  static async start(
+    command: string[],
+    options: { width?: number; height?: number; env?: Record<string, string> } = {},
+  ): Promise<Tmux> {
+    const tmux = new Tmux(`chat-test-${Deno.pid}-${++tmuxSessions}`);
+    const env = Object.entries(options.env ?? {}).flatMap((
+      [key, value],
+    ) => ["-e", `${key}=${value}`]);
+    await tmux.#run([
+      "new-session",
+      "-d",
+      "-x",
+      String(options.width ?? 100),
+      "-y",
+      String(options.height ?? 20),
+      ...env,
+      ...command,
+    ]);
+    await tmux.#run(["set-option", "remain-on-exit", "on"]);
+    return tmux;
+  }
+
+  /** Types keys: text is typed literally; `keys` are tmux key names such as Enter, C-d or Up. */
+  async type(text: string, ...keys: string[]): Promise<void> {
+    if (text !== "") await this.#run(["send-keys", "-l", text]);
+    if (keys.length > 0) await this.#run(["send-keys", ...keys]);
+  }
+
+  /** The visible screen, trailing blank lines removed; with `escapes`, colors and styles included. */
+  async screen(options: { escapes?: boolean } = {}): Promise<string> {
+    const out = await this.#run(["capture-pane", "-p", ...(options.escapes ? ["-e"] : [])]);
+    return out.replace(/\s+$/, "");
+  }
+
+  /** Captures the screen until `pattern` matches it, failing after the deadline with what it showed. */
+  async waitFor(
+    pattern: RegExp,
+    options: { escapes?: boolean; ms?: number } = {},
+  ): Promise<string> {
+    const deadline = Date.now() + (options.ms ?? DEADLINE_MS);
+    let screen = "";
+    while (Date.now() < deadline) {
+      screen = await this.screen(options);
+      if (pattern.test(screen)) return screen;
+    }
+    throw new Error(`Timed out waiting for ${pattern} on the screen:\n${screen}`);
+  }
+
+  async #run(args: string[]): Promise<string> {
+    const { code, stdout, stderr } = await new Deno.Command("tmux", {
+      args: ["-L", this.socket, "-f", "/dev/null", ...args],
+      cwd: ROOT,
+      stdin: "null",
+    }).output();
+    if (code !== 0) throw new Error(`tmux ${args[0]} failed: ${new TextDecoder().decode(stderr)}`);
+    return new TextDecoder().decode(stdout);
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.#run(["kill-server"]).catch(() => {});
+  }
 }

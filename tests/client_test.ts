@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
-import { denoChild, joinAs, startTestServer, TestClient, unusedPort } from "./_helpers.ts";
+import { nameColor } from "../client.ts";
+import { denoChild, joinAs, startTestServer, TestClient, Tmux, unusedPort } from "./_helpers.ts";
 
 /** client.ts started the way the README says, with a pipe for stdin. */
 function clientChild(name: string, port: number, extra: string[] = []) {
@@ -14,6 +15,10 @@ Deno.test("client sends its name and typed lines while printing the room's lines
   await using emil = clientChild("Emil", server.addr.port);
   await alice.expect("* Emil has entered the room");
   assert.equal(await emil.stdout.readLine(), "* The room contains: alice");
+  assert.equal(
+    await emil.stdout.readLine(),
+    "* Welcome, Emil! 2 users online; /help lists the commands",
+  );
   await alice.send("hello Emil");
   assert.equal(await emil.stdout.readLine(), "[alice] hello Emil");
   await emil.write("hi alice\n");
@@ -76,7 +81,10 @@ Deno.test("client says so and exits 1 when the server shuts down", async () => {
   await server.close();
   const { code, stdout, stderr } = await emil.finish();
   assert.equal(code, 1);
-  assert.equal(stdout, "* Server is shutting down, goodbye\n");
+  assert.equal(
+    stdout,
+    "* Welcome, Emil! 1 user online; /help lists the commands\n* Server is shutting down, goodbye\n",
+  );
   assert.equal(stderr, "error: The server shut down\n");
 });
 
@@ -111,4 +119,136 @@ Deno.test("client --help documents the client and exits 0", async () => {
   assert.equal(code, 0);
   assert.match(stdout, /chat client NAME/);
   assert.match(stdout, /\/quit/);
+});
+
+const ESC = "\x1b";
+
+/** client.ts at a real terminal (tmux), with colors unless NO_COLOR is given. */
+function terminalClient(name: string, port: number, options: { noColor?: boolean } = {}) {
+  const env = options.noColor ? ["env", "NO_COLOR=1"] : ["env", "-u", "NO_COLOR"];
+  return Tmux.start([
+    ...env,
+    Deno.execPath(),
+    "run",
+    "-q",
+    "-N",
+    "client.ts",
+    name,
+    "--port",
+    String(port),
+  ]);
+}
+
+Deno.test("client at a terminal keeps a half-typed line intact while a message arrives above it", async () => {
+  await using server = startTestServer();
+  await using alice = await joinAs(server.addr.port, "alice");
+  await using terminal = await terminalClient("Emil", server.addr.port);
+  await alice.expect("* Emil has entered the room");
+  await terminal.waitFor(/Welcome, Emil!.*\n>$/);
+  await terminal.type("half ty");
+  await terminal.waitFor(/\n> half ty$/);
+  await alice.send("hello Emil");
+  const screen = await terminal.waitFor(/\[alice\] hello Emil/);
+  const lines = screen.split("\n");
+  assert.match(lines.at(-2)!, /^\d\d:\d\d {3}\[alice\] hello Emil$/, screen);
+  assert.equal(lines.at(-1), "> half ty", screen);
+
+  // Editing still works on the kept line; Enter sends it and shows it as the room sees it.
+  await terminal.type("ped", "Enter");
+  await alice.expect("[Emil] half typed");
+  await terminal.waitFor(/\d\d:\d\d > \[Emil\] half typed\n>$/);
+  await terminal.type("/me waves", "Enter");
+  await alice.expect("* [Emil] waves");
+  await terminal.waitFor(/\d\d:\d\d \* Emil waves\n>$/);
+
+  // The up arrow brings back what was sent; Ctrl+U clears it; Ctrl+D leaves.
+  await terminal.type("", "Up", "Up");
+  await terminal.waitFor(/\n> half typed$/);
+  await terminal.type("", "C-u", "C-d");
+  await alice.expect("* Emil has left the room");
+});
+
+Deno.test("client at a terminal shows each kind of line distinctly, with a stable color per name", async () => {
+  await using server = startTestServer();
+  await using alice = await joinAs(server.addr.port, "alice");
+  await alice.send("said before Emil came");
+  await using terminal = await terminalClient("Emil", server.addr.port);
+  await alice.expect("* Emil has entered the room");
+  await terminal.waitFor(/Welcome, Emil/);
+  await alice.send("/me waves");
+  await alice.send("/msg Emil psst");
+  await alice.send("/nosuch");
+  await alice.send("plain");
+  await alice.expect(/^\* private to Emil/);
+  await terminal.type("/msg nobody x", "Enter");
+  const screen = await terminal.waitFor(/No user named "nobody"/);
+  const time = String.raw`\d\d:\d\d`;
+  for (
+    const pattern of [
+      `${time} - The room contains: alice`,
+      `${time} \\| \\[alice\\] said before Emil came`, // history, marked
+      `${time} - Welcome, Emil! 2 users online; /help lists the commands`,
+      `${time} \\* alice waves`,
+      `${time} ~ \\[alice -> you\\] psst`,
+      `${time}   \\[alice\\] plain`,
+      `${time} ! No user named "nobody" is online: /who lists who is`,
+    ]
+  ) {
+    assert.match(screen, new RegExp(`^${pattern}$`, "m"));
+  }
+  // alice's name carries the same color escape wherever it appears, as in every client.
+  const colored = await terminal.screen({ escapes: true });
+  const aliceColor = new RegExp(`(${ESC}\\[[0-9;]*m)alice`).exec(colored)?.[1];
+  assert.ok(aliceColor, colored);
+  assert.ok(colored.split(`${aliceColor}alice`).length >= 4, colored);
+});
+
+Deno.test("client at a terminal prints no color escapes when NO_COLOR is set", async () => {
+  await using server = startTestServer();
+  await using alice = await joinAs(server.addr.port, "alice");
+  await using terminal = await terminalClient("Emil", server.addr.port, { noColor: true });
+  await alice.expect("* Emil has entered the room");
+  await alice.send("hello");
+  const screen = await terminal.waitFor(/\[alice\] hello/, { escapes: true });
+  assert.ok(!screen.includes(`${ESC}[`), screen);
+});
+
+Deno.test("client prints the server's lines byte for byte when stdout is not a terminal", async () => {
+  await using server = startTestServer();
+  await using alice = await joinAs(server.addr.port, "alice");
+  await alice.send("before");
+  await using emil = clientChild("Emil", server.addr.port);
+  await alice.expect("* Emil has entered the room");
+  await alice.send("/me waves");
+  await alice.send("/msg Emil psst");
+  await alice.send("caf\u00e9 \x1b[31mred");
+  await alice.expect("* private to Emil: psst");
+  await emil.write("/who\n");
+  await emil.stdout.readUntil("* 2 online: alice, Emil");
+  await emil.closeStdin();
+  await alice.expect("* Emil has left the room");
+  const { code } = await emil.finish();
+  assert.equal(code, 0);
+  const expected = [
+    "* The room contains: alice",
+    /^\* history \S+ \[alice\] before$/,
+    "* Welcome, Emil! 2 users online; /help lists the commands",
+    "* [alice] waves",
+    "* private from alice: psst",
+    "[alice] caf\u00e9 red",
+    "* 2 online: alice, Emil",
+  ];
+  assert.equal(emil.stdout.seen.length, expected.length, JSON.stringify(emil.stdout.seen));
+  expected.forEach((line, i) => {
+    if (typeof line === "string") assert.equal(emil.stdout.seen[i], line);
+    else assert.match(emil.stdout.seen[i]!, line);
+  });
+});
+
+Deno.test("nameColor gives a name the same color whatever its case, and names differ", () => {
+  assert.equal(nameColor("Emil"), nameColor("emil"));
+  const colors = new Set(
+    ["alice", "bob", "carol", "dave", "erin", "frank", "grace", "heidi"].map(nameColor),
+  );
+  assert.ok(colors.size >= 4, `only ${colors.size} colors for 8 names`);
 });

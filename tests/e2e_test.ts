@@ -13,11 +13,19 @@ Deno.test("e2e: an nc user and two client.ts users chat through the server proce
   assert.equal(await nc.stdout.readLine(), "* Welcome to chat! What shall I call you?");
   await nc.write("ncuser\n");
   assert.equal(await nc.stdout.readLine(), "* The room contains:");
+  assert.equal(
+    await nc.stdout.readLine(),
+    "* Welcome, ncuser! 1 user online; /help lists the commands",
+  );
 
   await using emil = denoChild(["run", "-q", "-N", "client.ts", "Emil", "--port", String(port)], {
     stdin: true,
   });
   assert.equal(await emil.stdout.readLine(), "* The room contains: ncuser");
+  assert.equal(
+    await emil.stdout.readLine(),
+    "* Welcome, Emil! 2 users online; /help lists the commands",
+  );
   assert.equal(await nc.stdout.readLine(), "* Emil has entered the room");
   await using anna = denoChild([
     "run",
@@ -32,6 +40,10 @@ Deno.test("e2e: an nc user and two client.ts users chat through the server proce
     stdin: true,
   });
   assert.equal(await anna.stdout.readLine(), "* The room contains: ncuser, Emil");
+  assert.equal(
+    await anna.stdout.readLine(),
+    "* Welcome, Anna! 3 users online; /help lists the commands",
+  );
   assert.equal(await emil.stdout.readLine(), "* Anna has entered the room");
   assert.equal(await nc.stdout.readLine(), "* Anna has entered the room");
 

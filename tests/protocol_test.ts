@@ -2,14 +2,21 @@ import assert from "node:assert/strict";
 import {
   cleanText,
   encodeLine,
+  formatAction,
+  formatHistory,
   formatJoin,
   formatLeave,
+  formatPrivateFrom,
+  formatPrivateTo,
+  formatRename,
   formatRoomList,
   formatUserLine,
+  HELP_LINES,
   LineSplitter,
   type LineSplitterOptions,
   LineTooLongError,
   nameKey,
+  parseCommand,
   parseName,
   parseServerLine,
   ProtocolError,
@@ -161,4 +168,85 @@ Deno.test("parseServerLine reads user and system lines and nothing else", () => 
 
 Deno.test("encodeLine appends one LF", () => {
   assert.deepEqual(encodeLine("hé"), new Uint8Array([0x68, 0xc3, 0xa9, 0x0a]));
+});
+
+Deno.test("parseCommand reads text, // escapes and every command", () => {
+  assert.deepEqual(parseCommand("hello /there"), { name: "say", text: "hello /there" });
+  assert.deepEqual(parseCommand("//etc/hosts"), { name: "say", text: "/etc/hosts" });
+  assert.deepEqual(parseCommand("/help"), { name: "help" });
+  assert.deepEqual(parseCommand("/WHO"), { name: "who" });
+  assert.deepEqual(parseCommand("/nick  Emil "), { name: "nick", newName: "Emil" });
+  assert.deepEqual(parseCommand("/me waves  at you"), { name: "me", text: "waves  at you" });
+  assert.deepEqual(parseCommand("/msg bob  hi there"), {
+    name: "msg",
+    to: "bob",
+    text: "hi there",
+  });
+  assert.deepEqual(parseCommand("/quit"), { name: "quit", reason: "" });
+  assert.deepEqual(parseCommand("/quit gone fishing"), { name: "quit", reason: "gone fishing" });
+});
+
+Deno.test("parseCommand rejects unknown commands and bad arguments with a hint", () => {
+  assert.throws(
+    () => parseCommand("/dance"),
+    /^ProtocolError: Unknown command "\/dance": \/help lists the commands$/,
+  );
+  assert.throws(() => parseCommand("/who me"), /Usage: \/who$/);
+  assert.throws(() => parseCommand("/nick"), /Usage: \/nick NEW$/);
+  assert.throws(() => parseCommand("/nick a b"), /Usage: \/nick NEW$/);
+  assert.throws(() => parseCommand("/nick a*b"), /Cannot accept name "a\*b"/);
+  assert.throws(() => parseCommand("/me"), /Usage: \/me TEXT$/);
+  assert.throws(() => parseCommand("/msg bob"), /Usage: \/msg NAME TEXT$/);
+  assert.throws(() => parseCommand("/msg"), /Usage: \/msg NAME TEXT$/);
+});
+
+Deno.test("parseServerLine tells actions, private messages, renames, history and errors apart", () => {
+  assert.deepEqual(parseServerLine(formatAction("Emil", "waves")), {
+    kind: "action",
+    name: "Emil",
+    text: "waves",
+  });
+  assert.deepEqual(parseServerLine(formatPrivateFrom("bob", "hi: there")), {
+    kind: "private",
+    direction: "from",
+    name: "bob",
+    text: "hi: there",
+  });
+  assert.deepEqual(parseServerLine(formatPrivateTo("bob", "x")), {
+    kind: "private",
+    direction: "to",
+    name: "bob",
+    text: "x",
+  });
+  assert.deepEqual(parseServerLine(formatRename("a", "b")), {
+    kind: "rename",
+    oldName: "a",
+    newName: "b",
+  });
+  assert.deepEqual(parseServerLine("* error: Nope"), { kind: "error", text: "Nope" });
+  const time = new Date("2026-01-02T03:04:05.678Z");
+  assert.deepEqual(parseServerLine(formatHistory(time, formatUserLine("bob", "hi"))), {
+    kind: "history",
+    time: new Date("2026-01-02T03:04:05Z"),
+    line: { kind: "user", name: "bob", text: "hi" },
+  });
+  assert.deepEqual(parseServerLine(formatJoin("bob")), {
+    kind: "system",
+    text: "bob has entered the room",
+  });
+});
+
+Deno.test("an action never reads as a server notice", () => {
+  for (
+    const text of ["has left the room", "has entered the room", "is now known as x", "error: x"]
+  ) {
+    assert.equal(parseServerLine(formatAction("bob", text))?.kind, "action");
+  }
+});
+
+Deno.test("HELP_LINES are system lines, one per command", () => {
+  assert.ok(HELP_LINES.every((line) => line.startsWith("* /")));
+  for (const command of ["/who", "/nick", "/me", "/msg", "/quit", "//", "/help"]) {
+    assert.ok(HELP_LINES.some((line) => line.startsWith(`* ${command}`)), command);
+  }
 });

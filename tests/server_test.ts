@@ -1,5 +1,4 @@
 import assert from "node:assert/strict";
-import { LocalHub, type Member } from "../server.ts";
 import { joinAs, startTestServer, TestClient, withDeadline } from "./_helpers.ts";
 
 Deno.test("server greets, then gives the newcomer the room list even when the room is empty", async () => {
@@ -8,11 +7,13 @@ Deno.test("server greets, then gives the newcomer the room list even when the ro
   assert.match(await client.readLine(), /^\* .*call you\?$/);
   await client.send("alice");
   await client.expect("* The room contains:");
+  await client.expect("* Welcome, alice! 1 user online; /help lists the commands");
   await using _bob = await joinAs(server.addr.port, "bob");
   await using carol = await TestClient.connect(server.addr.port);
   await carol.readLine();
   await carol.send("carol");
   await carol.expect("* The room contains: alice, bob");
+  await carol.expect("* Welcome, carol! 3 users online; /help lists the commands");
 });
 
 Deno.test("join is announced to the others and not to the newcomer", async () => {
@@ -60,6 +61,8 @@ Deno.test("lines never reach a connection that has not joined", async () => {
   await bob.expect("[alice] not for lurkers"); // relayed before the lurker joins
   await lurker.send("late");
   await lurker.expect("* The room contains: alice, bob");
+  await lurker.expect(/^\* history .* \[alice\] not for lurkers$/); // the history, not live
+  await lurker.expect(/^\* Welcome, late!/);
   await alice.send("now you see it");
   await lurker.expect("[alice] now you see it");
 });
@@ -164,6 +167,7 @@ Deno.test("CRLF and LF both end a line", async () => {
   await bob.readLine();
   await bob.write("bob\r\none\r\ntwo\n");
   await bob.expect("* The room contains: alice");
+  await bob.expect(/^\* Welcome, bob!/);
   await alice.expect("* bob has entered the room");
   await alice.expect("[bob] one");
   await alice.expect("[bob] two");
@@ -246,23 +250,4 @@ Deno.test("close tells every client, closes every socket and settles finished", 
   }
   await server.close(); // idempotent
   await assert.rejects(TestClient.connect(server.addr.port), Deno.errors.ConnectionRefused);
-});
-
-Deno.test("LocalHub hands every recipient the same encoded bytes in one send", () => {
-  const hub = new LocalHub();
-  const sends = new Map<string, Uint8Array[]>();
-  const member = (name: string): Member => {
-    sends.set(name, []);
-    return { name, send: (bytes) => sends.get(name)!.push(bytes) };
-  };
-  const [a, b, c] = [member("a"), member("b"), member("c")];
-  hub.join(a);
-  hub.join(b);
-  hub.join(c);
-  for (const list of sends.values()) list.length = 0;
-  hub.say(a, "hi");
-  assert.equal(sends.get("a")!.length, 0);
-  assert.equal(sends.get("b")!.length, 1);
-  assert.equal(sends.get("b")![0], sends.get("c")![0]); // the same object, encoded once
-  assert.equal(new TextDecoder().decode(sends.get("b")![0]), "[a] hi\n");
 });
