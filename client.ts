@@ -21,12 +21,15 @@ import {
   parseServerLine,
   ProtocolError,
   type ServerLine,
+  SHUTDOWN_NOTICE,
 } from "./protocol.ts";
 
 /** Where the client connects when no host is given. */
 export const DEFAULT_CLIENT_HOST = "127.0.0.1";
 /** Longest line accepted from the server: its own lines are far shorter, a hostile one is cut off. */
 const MAX_SERVER_LINE_BYTES = 64 * 1024;
+/** How long the server may take to answer our name before we give up on it. */
+const JOIN_TIMEOUT_MS = 15_000;
 /** Lines of your own input that the up arrow brings back. */
 const INPUT_HISTORY_SIZE = 500;
 
@@ -55,18 +58,11 @@ export async function runClient(options: ClientOptions): Promise<void> {
   const port = options.port ?? DEFAULT_PORT;
   using conn = await connect(hostname, port);
   conn.setNoDelay(true);
-  const session = new Session(conn, name, openScreen());
+  const screen = openScreen();
   try {
-    await session.send(name);
-    const sending = session.sendInput();
-    try {
-      await session.receive();
-    } finally {
-      session.stop();
-      await sending;
-    }
+    await new Session(conn, name, screen).run();
   } finally {
-    session.screen.close();
+    screen.close();
   }
 }
 
@@ -97,104 +93,139 @@ async function connect(hostname: string, port: number): Promise<Deno.TcpConn> {
 
 /** One chat session: the server's lines go to the screen, the user's lines to the server. */
 class Session {
-  readonly screen: Screen;
   #conn: Deno.TcpConn;
   #name: string;
+  #screen: Screen;
   #joined = Promise.withResolvers<boolean>();
   #isJoined = false;
   #isLeaving = false;
-  #isStopped = false;
+  #isOver = false;
+  /** What ended the session, when it was not the user leaving. */
+  #failure: ClientError | undefined;
 
   constructor(conn: Deno.TcpConn, name: string, screen: Screen) {
     this.#conn = conn;
     this.#name = name;
-    this.screen = screen;
+    this.#screen = screen;
     screen.setName(name);
   }
 
+  /** Joins, then chats until the user leaves; throws a ClientError for any other ending. */
+  async run(): Promise<void> {
+    const noReply = setTimeout(
+      () =>
+        this.#fail(
+          `No reply from the server within ${JOIN_TIMEOUT_MS / 1000} s: is it a chat server?`,
+        ),
+      JOIN_TIMEOUT_MS,
+    );
+    const sending = this.#sendInput();
+    try {
+      await this.#send(this.#name);
+      await this.#receive();
+    } catch (error) {
+      this.#fail(`Connection to the server lost: ${messageOf(error)}`);
+    } finally {
+      clearTimeout(noReply);
+      this.#isOver = true;
+      this.#joined.resolve(false);
+      this.#screen.stopInput();
+      await sending;
+    }
+    if (this.#failure) throw this.#failure;
+  }
+
+  /** Ends the session with `message`, unless it already ended; closing the socket ends receive(). */
+  #fail(message: string): void {
+    if (this.#isOver || this.#isLeaving) return;
+    this.#failure ??= new ClientError(message);
+    try {
+      this.#conn.close();
+    } catch {
+      // Already closed: the session is ending anyway.
+    }
+  }
+
   /** Sends one line, all of it: a write may take only part of the buffer. */
-  async send(line: string): Promise<void> {
+  async #send(line: string): Promise<void> {
     const bytes = encodeLine(line);
     for (let offset = 0; offset < bytes.length;) {
       offset += await this.#conn.write(bytes.subarray(offset));
     }
   }
 
-  /** Shows the room's lines until the server closes; throws a ClientError unless the user left. */
-  async receive(): Promise<void> {
+  /** Shows the room's lines until the server closes; sets the failure unless the user left. */
+  async #receive(): Promise<void> {
     let rejection: string | undefined;
     let lastLine = "";
     const lines = this.#conn.readable.pipeThrough(
       new LineSplitter({ maxLineBytes: MAX_SERVER_LINE_BYTES }),
     );
-    try {
-      for await (const line of lines) {
-        if (line instanceof LineTooLongError) continue;
-        lastLine = cleanText(line);
-        const parsed = parseServerLine(lastLine);
-        if (!this.#isJoined) {
-          if (parsed?.kind === "error") rejection = parsed.text;
-          if (!parsed || parsed.kind !== "system" || !parsed.text.startsWith("The room contains")) {
-            continue;
-          }
-          this.#isJoined = true;
-          this.#joined.resolve(true);
-        }
-        if (parsed?.kind === "rename" && nameKey(parsed.oldName) === nameKey(this.#name)) {
-          this.#name = parsed.newName;
-          this.screen.setName(parsed.newName);
-        }
-        this.screen.show(lastLine, parsed);
+    for await (const line of lines) {
+      if (line instanceof LineTooLongError) continue;
+      lastLine = cleanText(line); // a hostile server must not reach the terminal either
+      const parsed = parseServerLine(lastLine);
+      if (!this.#isJoined) {
+        if (parsed?.kind === "error") rejection = parsed.text;
+        if (parsed?.kind !== "room") continue;
+        this.#isJoined = true;
+        this.#joined.resolve(true);
       }
-    } catch (error) {
-      if (this.#isLeaving) return;
-      throw new ClientError(
-        `Connection to the server lost: ${error instanceof Error ? error.message : error}`,
-      );
+      if (parsed?.kind === "rename" && nameKey(parsed.oldName) === nameKey(this.#name)) {
+        this.#name = parsed.newName;
+        this.#screen.setName(parsed.newName);
+      }
+      this.#screen.show(lastLine, parsed);
     }
-    if (this.#isLeaving) return;
     if (!this.#isJoined) {
-      throw new ClientError(rejection ?? "The server closed the connection before we joined");
-    }
-    throw new ClientError(
-      lastLine.includes("shutting down")
-        ? "The server shut down"
-        : "The server closed the connection",
-    );
+      this.#fail(rejection ?? "The server closed the connection before we joined");
+    } else {this.#fail(
+        lastLine === SHUTDOWN_NOTICE ? "The server shut down" : "The server closed the connection",
+      );}
   }
 
   /** Sends each input line once joined; at the end of input or `/quit`, leaves the room. */
-  async sendInput(): Promise<void> {
+  async #sendInput(): Promise<void> {
     if (!await this.#joined.promise) return;
     try {
-      for await (const line of this.screen.input()) {
-        if (this.#isStopped) return;
+      for await (const line of this.#screen.input()) {
+        if (this.#isOver) return;
         if (line === undefined) {
-          this.screen.showError("Line too long: it was not sent");
-          continue;
+          this.#screen.showError("Line too long: it was not sent");
+        } else if (line.trim() !== "") {
+          if (!await this.#sendTyped(line)) return;
         }
-        if (line.trim() === "") continue;
-        await this.send(line);
-        if (isQuit(line)) {
-          this.#isLeaving = true; // the server says goodbye and closes
-          return;
-        }
-        this.screen.echo(line, this.#name);
       }
-      if (this.#isStopped) return;
-      this.#isLeaving = true;
+    } catch (error) {
+      return this.#fail(`Cannot read your input: ${messageOf(error)}`);
+    }
+    if (this.#isOver) return;
+    this.#isLeaving = true;
+    try {
       this.#conn.closeWrite(); // the server sees us leave, sends what is left, then closes
     } catch {
-      // The connection ended while sending: receive() reports how.
+      // The connection is already gone: receive() has ended or is ending.
     }
   }
 
-  /** Stops reading input once the connection is over. */
-  stop(): void {
-    this.#isStopped = true;
-    this.#joined.resolve(false);
-    this.screen.stopInput();
+  /** Sends one typed line; false once the user has quit or the connection is gone. */
+  async #sendTyped(line: string): Promise<boolean> {
+    try {
+      await this.#send(line);
+    } catch {
+      return false; // the connection ended: receive() reports how
+    }
+    if (isQuit(line)) {
+      this.#isLeaving = true; // the server says goodbye and closes
+      return false;
+    }
+    this.#screen.echo(line, this.#name);
+    return true;
   }
+}
+
+function messageOf(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
 }
 
 function isQuit(line: string): boolean {
@@ -379,6 +410,13 @@ class TerminalScreen implements Screen {
         return format("!", this.#style("red", line.text));
       case "rename":
         return format("-", this.#style("gray", `${line.oldName} is now known as ${line.newName}`));
+      case "room": {
+        const names = line.names.map((name) => this.#nameText(name)).join(", ");
+        return format(
+          "-",
+          this.#style("gray", names ? `In the room: ${names}` : "Nobody else is here yet"),
+        );
+      }
       case "system":
         return format("-", this.#style("gray", line.text));
     }

@@ -72,7 +72,11 @@ export async function main(args: string[]): Promise<number> {
       console.error(`error: ${error.message}`);
       return 1;
     }
-    throw error;
+    // Not expected, so not pretty, but still one line: the name says where to look.
+    console.error(
+      `error: unexpected ${error instanceof Error ? `${error.name}: ${error.message}` : error}`,
+    );
+    return 1;
   }
 }
 
@@ -152,10 +156,10 @@ async function serverCommand(args: string[]): Promise<number> {
   try {
     server = startServer({ hostname, port, maxLineBytes, maxBacklogBytes, historySize, log });
   } catch (error) {
-    console.error(`error: ${listenFailure(error, hostname, port)}`);
+    console.error(`error: ${listenFailure(error, { hostname, port })}`);
     return 1;
   }
-  console.log(`listening on ${server.addr.hostname}:${server.addr.port}`);
+  console.log(`listening on ${hostPort(server.addr.hostname, server.addr.port)}`);
   await closeOnSignal(server);
   return 0;
 }
@@ -164,19 +168,24 @@ function log(message: string): void {
   console.log(`${new Date().toISOString()} ${message}`);
 }
 
-function listenFailure(error: unknown, hostname: string, port: number): string {
-  const where = `${hostname}:${port}`;
+/** `HOST:PORT`, with an IPv6 host in brackets as URLs and `--allow-net` want it. */
+function hostPort(hostname: string, port: number): string {
+  return hostname.includes(":") ? `[${hostname}]:${port}` : `${hostname}:${port}`;
+}
+
+function listenFailure(error: unknown, where: { hostname: string; port: number }): string {
+  const address = hostPort(where.hostname, where.port);
   if (error instanceof Deno.errors.NotCapable) {
-    return `No permission to listen on ${where} (deno task server allows ${DEFAULT_HOST}:${DEFAULT_PORT} only); ` +
-      `run: deno run --allow-net=${where} main.ts server --host ${hostname} --port ${port}`;
+    return `No permission to listen on ${address} (deno task server allows ${DEFAULT_HOST}:${DEFAULT_PORT} only); ` +
+      `run: deno run --allow-net=${address} main.ts server --host ${where.hostname} --port ${where.port}`;
   }
   if (error instanceof Deno.errors.AddrInUse) {
-    return `Cannot listen on ${where}: the address is already in use`;
+    return `Cannot listen on ${address}: the address is already in use`;
   }
   if (error instanceof Deno.errors.AddrNotAvailable) {
-    return `Cannot listen on ${where}: no such local address`;
+    return `Cannot listen on ${address}: no such local address`;
   }
-  return `Cannot listen on ${where}: ${error instanceof Error ? error.message : error}`;
+  return `Cannot listen on ${address}: ${error instanceof Error ? error.message : error}`;
 }
 
 /** Closes the server cleanly at the first SIGINT or SIGTERM; a second one exits at once. */

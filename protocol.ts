@@ -7,8 +7,8 @@ export const DEFAULT_PORT = 1234;
 export const DEFAULT_HOST = "0.0.0.0";
 /** Longest line accepted, in UTF-8 bytes without the line end: 1000 characters of any script fit. */
 export const DEFAULT_MAX_LINE_BYTES = 4096;
-/** Budget Chat asks servers to accept lines of at least 1000 characters. */
-export const MIN_MAX_LINE_BYTES = 1000;
+/** Budget Chat asks for lines of at least 1000 characters, which in UTF-8 take up to 4000 bytes. */
+export const MIN_MAX_LINE_BYTES = 4000;
 /** Longest name, in characters (all ASCII, so also bytes). */
 export const MAX_NAME_LENGTH = 32;
 
@@ -28,6 +28,7 @@ export class LineTooLongError extends ProtocolError {
 
 const LF = 0x0a;
 const CR = 0x0d;
+const encoder = new TextEncoder();
 
 /** Options for {@linkcode LineSplitter}. */
 export interface LineSplitterOptions {
@@ -46,56 +47,78 @@ export interface LineSplitterOptions {
 export class LineSplitter extends TransformStream<Uint8Array, string | LineTooLongError> {
   /** Creates a splitter with the given limit (default {@linkcode DEFAULT_MAX_LINE_BYTES}). */
   constructor(options: LineSplitterOptions = {}) {
-    const maxLineBytes = options.maxLineBytes ?? DEFAULT_MAX_LINE_BYTES;
-    const decoder = new TextDecoder();
-    let pending: Uint8Array[] = [];
-    let pendingBytes = 0;
-    let isDiscarding = false;
-    const emit = (
-      tail: Uint8Array,
-      controller: TransformStreamDefaultController<string | LineTooLongError>,
-    ) => {
-      const length = pendingBytes + tail.length;
-      const parts = pending;
-      pending = [];
-      pendingBytes = 0;
-      if (length > maxLineBytes + 1) return controller.enqueue(new LineTooLongError(maxLineBytes));
-      let line = parts.length === 0 ? tail : concatBytes([...parts, tail], length);
-      // A CR before the LF does not count, so the limit is checked once the line end is known.
-      if (line.at(-1) === CR) line = line.subarray(0, -1);
-      if (line.length > maxLineBytes) return controller.enqueue(new LineTooLongError(maxLineBytes));
-      controller.enqueue(decoder.decode(line));
-    };
-    super({
-      transform(chunk, controller) {
-        let start = 0;
-        while (start < chunk.length) {
-          const lf = chunk.indexOf(LF, start);
-          if (isDiscarding) {
-            if (lf === -1) return;
-            isDiscarding = false;
-          } else if (lf !== -1) {
-            emit(chunk.subarray(start, lf), controller);
-          } else if (pendingBytes + chunk.length - start > maxLineBytes + 1) {
-            // Over the limit even if a CR ends it: report now, then drop bytes up to the next LF.
-            controller.enqueue(new LineTooLongError(maxLineBytes));
-            pending = [];
-            pendingBytes = 0;
-            isDiscarding = true;
-            return;
-          } else {
-            pending.push(chunk.slice(start)); // copied: the source may reuse its buffer
-            pendingBytes += chunk.length - start;
-            return;
-          }
-          start = lf + 1;
-        }
-      },
-      flush(controller) {
-        if (options.keepPartialLine && pendingBytes > 0) emit(new Uint8Array(0), controller);
-      },
-    });
+    super(new Splitter(options));
   }
+}
+
+type LineController = TransformStreamDefaultController<string | LineTooLongError>;
+
+/** The splitter's state: the start of a line waiting for its end, or a long line being skipped. */
+class Splitter implements Transformer<Uint8Array, string | LineTooLongError> {
+  #maxLineBytes: number;
+  #keepPartialLine: boolean;
+  #decoder = new TextDecoder();
+  #pending: Uint8Array[] = [];
+  #pendingBytes = 0;
+  #isDiscarding = false;
+
+  constructor(options: LineSplitterOptions) {
+    this.#maxLineBytes = options.maxLineBytes ?? DEFAULT_MAX_LINE_BYTES;
+    this.#keepPartialLine = options.keepPartialLine ?? false;
+  }
+
+  transform(chunk: Uint8Array, controller: LineController): void {
+    for (let start = 0; start < chunk.length;) {
+      const lf = chunk.indexOf(LF, start);
+      if (lf === -1) return this.#hold(chunk.subarray(start), controller);
+      if (this.#isDiscarding) this.#isDiscarding = false;
+      else this.#emit(chunk.subarray(start, lf), controller);
+      start = lf + 1;
+    }
+  }
+
+  flush(controller: LineController): void {
+    if (this.#keepPartialLine && this.#pendingBytes > 0) this.#emit(new Uint8Array(0), controller);
+  }
+
+  /** Keeps the start of a line until its end arrives, unless it is already too long. */
+  #hold(part: Uint8Array, controller: LineController): void {
+    if (this.#isDiscarding) return;
+    if (this.#pendingBytes + part.length > this.#maxLineBytes + 1) {
+      // Over the limit even if a CR ends it: report now, then drop bytes up to the next LF.
+      controller.enqueue(new LineTooLongError(this.#maxLineBytes));
+      this.#pending = [];
+      this.#pendingBytes = 0;
+      this.#isDiscarding = true;
+      return;
+    }
+    this.#pending.push(part.slice()); // copied: the source may reuse its buffer
+    this.#pendingBytes += part.length;
+  }
+
+  #emit(tail: Uint8Array, controller: LineController): void {
+    const length = this.#pendingBytes + tail.length;
+    const parts = this.#pending;
+    this.#pending = [];
+    this.#pendingBytes = 0;
+    const max = this.#maxLineBytes;
+    if (length > max + 1) return controller.enqueue(new LineTooLongError(max));
+    let bytes = parts.length === 0 ? tail : concatBytes([...parts, tail], length);
+    // A CR before the LF does not count, so the limit is checked once the line end is known.
+    if (bytes.at(-1) === CR) bytes = bytes.subarray(0, -1);
+    if (bytes.length > max) return controller.enqueue(new LineTooLongError(max));
+    const line = this.#decoder.decode(bytes);
+    // Each invalid byte becomes a 3-byte U+FFFD; the limit holds for the decoded line too.
+    if (bytes.length * 3 > max && line.includes("\ufffd") && utf8Length(line) > max) {
+      return controller.enqueue(new LineTooLongError(max));
+    }
+    controller.enqueue(line);
+  }
+}
+
+/** The length of a string in UTF-8 bytes. */
+export function utf8Length(text: string): number {
+  return encoder.encode(text).length;
 }
 
 function concatBytes(parts: Uint8Array[], length: number): Uint8Array {
@@ -171,9 +194,11 @@ export function formatError(message: string): string {
   return formatSystemLine(`error: ${message}`);
 }
 
+const ROOM_LIST = "The room contains:";
+
 /** The newcomer's list of who else is in the room. */
 export function formatRoomList(names: readonly string[]): string {
-  return formatSystemLine(`The room contains: ${names.join(", ")}`.trimEnd());
+  return formatSystemLine(`${ROOM_LIST} ${names.join(", ")}`.trimEnd());
 }
 
 /** The notice the others get when a peer joins. */
@@ -185,6 +210,12 @@ export function formatJoin(name: string): string {
 export function formatLeave(name: string, reason?: string): string {
   return formatSystemLine(`${name} has left the room${reason ? ` (${reason})` : ""}`);
 }
+
+/** What every client is told when the server shuts down. */
+export const SHUTDOWN_NOTICE = "* Server is shutting down, goodbye";
+
+/** What a member is told after `/quit`, before the server closes its connection. */
+export const GOODBYE = "* Goodbye!";
 
 /** The newcomer's welcome, after the room list and the history. */
 export function formatWelcome(name: string, online: number): string {
@@ -301,6 +332,7 @@ export type ServerLine =
   | { kind: "action"; name: string; text: string }
   | { kind: "private"; direction: "from" | "to"; name: string; text: string }
   | { kind: "rename"; oldName: string; newName: string }
+  | { kind: "room"; names: string[] }
   | { kind: "history"; time: Date; line: ServerLine }
   | { kind: "error"; text: string }
   | { kind: "system"; text: string };
@@ -334,10 +366,12 @@ export function parseServerLine(line: string): ServerLine | undefined {
   const inner = history && parseServerLine(history[2]!);
   if (inner) return { kind: "history", time: new Date(history[1]!), line: inner };
   if (text.startsWith("error: ")) return { kind: "error", text: text.slice("error: ".length) };
+  if (text.startsWith(ROOM_LIST)) {
+    const names = text.slice(ROOM_LIST.length).trim();
+    return { kind: "room", names: names === "" ? [] : names.split(", ") };
+  }
   return { kind: "system", text };
 }
-
-const encoder = new TextEncoder();
 
 /** Encodes one line for the wire, with its LF. */
 export function encodeLine(line: string): Uint8Array {

@@ -19,7 +19,7 @@ import {
   DEFAULT_PORT,
   encodeLine,
   formatError,
-  formatSystemLine,
+  GOODBYE,
   GREETING,
   HELP_LINES,
   LineSplitter,
@@ -28,6 +28,7 @@ import {
   parseCommand,
   parseName,
   ProtocolError,
+  SHUTDOWN_NOTICE,
 } from "./protocol.ts";
 
 /** Bytes queued for one peer before it counts as not reading and is dropped. */
@@ -103,10 +104,10 @@ interface ServerConfig {
   log: (message: string) => void;
 }
 
-const SHUTDOWN_NOTICE = encodeLine(formatSystemLine("Server is shutting down, goodbye"));
+const SHUTDOWN_LINE = encodeLine(SHUTDOWN_NOTICE);
 const GREETING_LINE = encodeLine(GREETING);
 const HELP = encodeLine(HELP_LINES.join("\n"));
-const GOODBYE = encodeLine(formatSystemLine("Goodbye!"));
+const GOODBYE_LINE = encodeLine(GOODBYE);
 
 class Server implements ChatServer {
   readonly addr: Deno.NetAddr;
@@ -132,7 +133,7 @@ class Server implements ChatServer {
     closeQuietly(this.#listener);
     this.#config.hub.close();
     for (const peer of this.#peers) {
-      peer.send(SHUTDOWN_NOTICE);
+      peer.send(SHUTDOWN_LINE);
       peer.end();
     }
     return this.finished;
@@ -237,7 +238,7 @@ class Server implements ChatServer {
           hub.leave(peer, { quit: command.reason });
           this.#config.log(`${peer.label} quit${command.reason ? `: ${command.reason}` : ""}`);
           peer.isJoined = false;
-          peer.send(GOODBYE);
+          peer.send(GOODBYE_LINE);
           return peer.end();
       }
     } catch (error) {

@@ -1,6 +1,15 @@
+/** Tests of client.ts run as a real subprocess: piped, and at a real terminal under tmux. */
 import assert from "node:assert/strict";
 import { nameColor } from "../client.ts";
-import { denoChild, joinAs, startTestServer, TestClient, Tmux, unusedPort } from "./_helpers.ts";
+import {
+  Child,
+  denoChild,
+  joinAs,
+  startTestServer,
+  TestClient,
+  Tmux,
+  unusedPort,
+} from "./_helpers.ts";
 
 /** client.ts started the way the README says, with a pipe for stdin. */
 function clientChild(name: string, port: number, extra: string[] = []) {
@@ -103,6 +112,41 @@ Deno.test("client says so and exits 1 when the connection is lost", async () => 
   assert.equal(stderr, "error: The server closed the connection\n");
 });
 
+Deno.test("client removes escapes from a hostile server's lines", async () => {
+  using listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  await using emil = clientChild("Emil", listener.addr.port);
+  await using conn = new TestClient(await listener.accept());
+  await conn.write("* hello\n");
+  assert.equal(await conn.readLine(), "Emil");
+  await conn.write("* The room contains:\n[evil] \x1b[2J\x1b]0;title\x07hi\x00 there\r\n");
+  assert.equal(await emil.stdout.readLine(), "* The room contains:");
+  assert.equal(await emil.stdout.readLine(), "[evil] hi there");
+});
+
+Deno.test("client reports a connection reset before it joined in one line", async () => {
+  using listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  await using emil = clientChild("Emil", listener.addr.port);
+  const conn = await listener.accept();
+  assert.equal(await conn.read(new Uint8Array(1)), 1); // "E" read, "mil\n" left unread:
+  conn.close(); // closing with unread input sends a reset
+  const { code, stdout, stderr } = await emil.finish();
+  assert.equal(code, 1);
+  assert.equal(stdout, "");
+  assert.match(
+    stderr,
+    /^error: (Connection to the server lost: .*|The server closed the connection before we joined)\n$/,
+  );
+});
+
+Deno.test("client reports unreadable input in one line and exits 1", async () => {
+  await using server = startTestServer();
+  const shell = `exec "$0" run -q -N client.ts Emil --port ${server.addr.port} < /`; // a folder as stdin
+  await using emil = new Child("sh", ["-c", shell, Deno.execPath()]);
+  const { code, stderr } = await emil.finish();
+  assert.equal(code, 1);
+  assert.match(stderr, /^error: Cannot read your input: .*\n$/);
+});
+
 Deno.test("client prints usage errors in one line and exits 2", async () => {
   for (const args of [[], ["--port", "99999", "Emil"], ["Emil", "extra"], ["--bogus", "Emil"]]) {
     await using child = denoChild(["run", "-q", "-N", "client.ts", ...args]);
@@ -185,7 +229,7 @@ Deno.test("client at a terminal shows each kind of line distinctly, with a stabl
   const time = String.raw`\d\d:\d\d`;
   for (
     const pattern of [
-      `${time} - The room contains: alice`,
+      `${time} - In the room: alice`,
       `${time} \\| \\[alice\\] said before Emil came`, // history, marked
       `${time} - Welcome, Emil! 2 users online; /help lists the commands`,
       `${time} \\* alice waves`,

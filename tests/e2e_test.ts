@@ -1,3 +1,4 @@
+/** End-to-end tests: the server process started as the README says, with ncat and client.ts. */
 import assert from "node:assert/strict";
 import { Child, denoChild, startServerProcess, withDeadline } from "./_helpers.ts";
 
@@ -167,4 +168,25 @@ Deno.test("e2e: chat --help lists both commands and every server flag", async ()
   ) {
     assert.ok(stdout.includes(text), text);
   }
+});
+
+Deno.test("e2e: --max-line and --history reach the server", async () => {
+  const { child: server, port } = await startServerProcess([
+    "--max-line",
+    "4000",
+    "--history",
+    "0",
+  ]);
+  await using _server = server;
+  await using nc = ncat(port);
+  await nc.stdout.readLine();
+  await nc.write("ncuser\nsaid before\n");
+  await nc.stdout.readUntil(/^\* Welcome, ncuser/);
+  await nc.write(`${"x".repeat(4001)}\n`);
+  assert.equal(await nc.stdout.readLine(), "* error: Line too long: the limit is 4000 bytes");
+  await using emil = denoChild(["run", "-q", "-N", "client.ts", "Emil", "--port", String(port)], {
+    stdin: true,
+  });
+  assert.equal(await emil.stdout.readLine(), "* The room contains: ncuser");
+  assert.match(await emil.stdout.readLine(), /^\* Welcome, Emil/); // no history line before it
 });

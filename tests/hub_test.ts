@@ -1,3 +1,4 @@
+/** Tests of the room: every command and the history, over real sockets, and LocalHub itself. */
 import assert from "node:assert/strict";
 import { LocalHub, type Member } from "../hub.ts";
 import { HELP_LINES } from "../protocol.ts";

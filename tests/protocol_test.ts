@@ -1,3 +1,4 @@
+/** Pure tests of protocol.ts: the line splitter, names, commands and line formats. */
 import assert from "node:assert/strict";
 import {
   cleanText,
@@ -249,4 +250,12 @@ Deno.test("HELP_LINES are system lines, one per command", () => {
   for (const command of ["/who", "/nick", "/me", "/msg", "/quit", "//", "/help"]) {
     assert.ok(HELP_LINES.some((line) => line.startsWith(`* ${command}`)), command);
   }
+});
+
+Deno.test("LineSplitter holds the limit for the decoded line when invalid bytes grow into U+FFFD", async () => {
+  const invalid = Array.from({ length: 1400 }, () => 0xff); // 1400 bytes, 4200 once decoded
+  assert.deepEqual(await split([[...invalid, 0x0a]], { maxLineBytes: 4000 }), ["<too long>"]);
+  assert.deepEqual(await split([[...invalid.slice(0, 1333), 0x0a]], { maxLineBytes: 4000 }), [
+    "\ufffd".repeat(1333),
+  ]);
 });

@@ -1,3 +1,4 @@
+/** Tests of the server over real loopback sockets: the Budget Chat flow, name rules, hostile lines. */
 import assert from "node:assert/strict";
 import { joinAs, startTestServer, TestClient, withDeadline } from "./_helpers.ts";
 
@@ -16,16 +17,16 @@ Deno.test("server greets, then gives the newcomer the room list even when the ro
   await carol.expect("* Welcome, carol! 3 users online; /help lists the commands");
 });
 
-Deno.test("join is announced to the others and not to the newcomer", async () => {
+Deno.test("server announces a join to the others and not to the newcomer", async () => {
   await using server = startTestServer();
   await using alice = await joinAs(server.addr.port, "alice");
   await using bob = await joinAs(server.addr.port, "bob");
   await alice.expect("* bob has entered the room");
-  await bob.send("first");
-  await alice.expect("[bob] first");
+  await alice.send("first");
+  await bob.expect("[alice] first"); // bob's next line is alice's, not his own join
 });
 
-Deno.test("say relays a line to every other member and never back to the sender", async () => {
+Deno.test("hub.say relays a line to every other member and never back to the sender", async () => {
   await using server = startTestServer();
   await using alice = await joinAs(server.addr.port, "alice");
   await using bob = await joinAs(server.addr.port, "bob");
@@ -41,7 +42,7 @@ Deno.test("say relays a line to every other member and never back to the sender"
   await alice.expect("[bob] fence");
 });
 
-Deno.test("say keeps each sender's order across many lines", async () => {
+Deno.test("hub.say keeps each sender's order across many lines", async () => {
   await using server = startTestServer();
   await using alice = await joinAs(server.addr.port, "alice");
   await using bob = await joinAs(server.addr.port, "bob");
@@ -51,7 +52,7 @@ Deno.test("say keeps each sender's order across many lines", async () => {
   for (const line of lines) await alice.expect(`[bob] ${line}`);
 });
 
-Deno.test("lines never reach a connection that has not joined", async () => {
+Deno.test("server sends nothing from the room to a connection that has not joined", async () => {
   await using server = startTestServer();
   await using alice = await joinAs(server.addr.port, "alice");
   await using bob = await joinAs(server.addr.port, "bob");
@@ -67,7 +68,7 @@ Deno.test("lines never reach a connection that has not joined", async () => {
   await lurker.expect("[alice] now you see it");
 });
 
-Deno.test("leave is announced when a member closes its connection", async () => {
+Deno.test("server announces a leave when a member closes its connection", async () => {
   await using server = startTestServer();
   await using alice = await joinAs(server.addr.port, "alice");
   const bob = await joinAs(server.addr.port, "bob");
@@ -76,7 +77,7 @@ Deno.test("leave is announced when a member closes its connection", async () => 
   await alice.expect("* bob has left the room");
 });
 
-Deno.test("leave is announced when a member's connection is reset", async () => {
+Deno.test("server announces a leave when a member's connection is reset", async () => {
   await using server = startTestServer();
   await using alice = await joinAs(server.addr.port, "alice");
   const bob = await joinAs(server.addr.port, "bob");
@@ -92,7 +93,7 @@ Deno.test("leave is announced when a member's connection is reset", async () => 
   await alice.expect("* bob has entered the room");
 });
 
-Deno.test("a half line from a member that leaves is dropped", async () => {
+Deno.test("server drops the half line of a member that leaves", async () => {
   await using server = startTestServer();
   await using alice = await joinAs(server.addr.port, "alice");
   const bob = await joinAs(server.addr.port, "bob");
@@ -102,7 +103,7 @@ Deno.test("a half line from a member that leaves is dropped", async () => {
   await alice.expect("* bob has left the room");
 });
 
-Deno.test("an invalid name gets one error line, the connection is closed and nobody hears of it", async () => {
+Deno.test("server answers an invalid name with one error line, closes, and tells nobody", async () => {
   await using server = startTestServer();
   await using alice = await joinAs(server.addr.port, "alice");
   for (const bad of ["", "bad name", "* bob", "[bob]", "x".repeat(33), "b\u00f6b"]) {
@@ -117,7 +118,20 @@ Deno.test("an invalid name gets one error line, the connection is closed and nob
   await alice.expect("* bob has entered the room"); // and nothing about the rejected ones before it
 });
 
-Deno.test("a taken name is refused regardless of case", async () => {
+Deno.test("server ignores what follows a rejected name in the same packet", async () => {
+  await using server = startTestServer();
+  await using alice = await joinAs(server.addr.port, "alice");
+  await using client = await TestClient.connect(server.addr.port);
+  await client.readLine();
+  await client.write("bad name\nmallory\nhello\n");
+  assert.deepEqual(await client.readToEnd(), [
+    '* error: Cannot accept name "bad name": use only ASCII letters, digits, "_" and "-"',
+  ]);
+  await using _bob = await joinAs(server.addr.port, "bob");
+  await alice.expect("* bob has entered the room"); // mallory never joined
+});
+
+Deno.test("server refuses a taken name regardless of case", async () => {
   await using server = startTestServer();
   await using alice = await joinAs(server.addr.port, "Alice");
   await using impostor = await TestClient.connect(server.addr.port);
@@ -130,37 +144,37 @@ Deno.test("a taken name is refused regardless of case", async () => {
   await alice.expect("* bob has entered the room");
 });
 
-Deno.test("a line over the limit gets an error to its sender only and the member stays", async () => {
-  await using server = startTestServer({ maxLineBytes: 1000 });
+Deno.test("server answers a line over the limit with an error to its sender only", async () => {
+  await using server = startTestServer({ maxLineBytes: 4000 });
   await using alice = await joinAs(server.addr.port, "alice");
   await using bob = await joinAs(server.addr.port, "bob");
   await alice.expect("* bob has entered the room");
-  await bob.send("y".repeat(1001));
-  await bob.expect("* error: Line too long: the limit is 1000 bytes");
-  await bob.send("x".repeat(1000));
-  await alice.expect(`[bob] ${"x".repeat(1000)}`); // the long line never reached alice
+  await bob.send("y".repeat(4001));
+  await bob.expect("* error: Line too long: the limit is 4000 bytes");
+  await bob.send("x".repeat(4000));
+  await alice.expect(`[bob] ${"x".repeat(4000)}`); // the long line never reached alice
 });
 
-Deno.test("a line without end far over the limit is refused before it ends", async () => {
-  await using server = startTestServer({ maxLineBytes: 1000 });
+Deno.test("server refuses a line far over the limit before it ends", async () => {
+  await using server = startTestServer({ maxLineBytes: 4000 });
   await using alice = await joinAs(server.addr.port, "alice");
   await using bob = await joinAs(server.addr.port, "bob");
   await alice.expect("* bob has entered the room");
   await bob.write("z".repeat(100_000)); // no line end yet
-  await bob.expect("* error: Line too long: the limit is 1000 bytes");
+  await bob.expect("* error: Line too long: the limit is 4000 bytes");
   await bob.write("z".repeat(100_000) + "\nafter\n");
   await alice.expect("[bob] after");
 });
 
-Deno.test("a name line over the limit is refused and closed", async () => {
-  await using server = startTestServer({ maxLineBytes: 1000 });
+Deno.test("server refuses a name line over the limit and closes", async () => {
+  await using server = startTestServer({ maxLineBytes: 4000 });
   await using client = await TestClient.connect(server.addr.port);
   await client.readLine();
   await client.send("n".repeat(5000));
-  assert.deepEqual(await client.readToEnd(), ["* error: Line too long: the limit is 1000 bytes"]);
+  assert.deepEqual(await client.readToEnd(), ["* error: Line too long: the limit is 4000 bytes"]);
 });
 
-Deno.test("CRLF and LF both end a line", async () => {
+Deno.test("server accepts both CRLF and LF as line ends", async () => {
   await using server = startTestServer();
   await using alice = await joinAs(server.addr.port, "alice");
   await using bob = await TestClient.connect(server.addr.port);
@@ -173,7 +187,7 @@ Deno.test("CRLF and LF both end a line", async () => {
   await alice.expect("[bob] two");
 });
 
-Deno.test("invalid UTF-8 becomes U+FFFD and nothing breaks", async () => {
+Deno.test("server turns invalid UTF-8 into U+FFFD and nothing breaks", async () => {
   await using server = startTestServer();
   await using alice = await joinAs(server.addr.port, "alice");
   await using bob = await joinAs(server.addr.port, "bob");
@@ -184,7 +198,7 @@ Deno.test("invalid UTF-8 becomes U+FFFD and nothing breaks", async () => {
   await alice.expect("[bob] still here");
 });
 
-Deno.test("escapes and control characters are removed, so no line can be forged", async () => {
+Deno.test("server removes escapes and control characters, so no line can be forged", async () => {
   await using server = startTestServer();
   await using alice = await joinAs(server.addr.port, "alice");
   await using bob = await joinAs(server.addr.port, "bob");
@@ -199,7 +213,7 @@ Deno.test("escapes and control characters are removed, so no line can be forged"
   await alice.expect("[bob] * fake notice");
 });
 
-Deno.test("empty and blank lines are not relayed", async () => {
+Deno.test("server does not relay empty and blank lines", async () => {
   await using server = startTestServer();
   await using alice = await joinAs(server.addr.port, "alice");
   await using bob = await joinAs(server.addr.port, "bob");
@@ -208,7 +222,7 @@ Deno.test("empty and blank lines are not relayed", async () => {
   await alice.expect("[bob] real");
 });
 
-Deno.test("a member that stops reading is dropped and the others lose nothing", async () => {
+Deno.test("server drops a member that stops reading and the others lose nothing", async () => {
   await using server = startTestServer({ maxLineBytes: 4096, maxBacklogBytes: 64 * 1024 });
   await using alice = await joinAs(server.addr.port, "alice");
   await using bob = await joinAs(server.addr.port, "bob");
@@ -250,4 +264,11 @@ Deno.test("close tells every client, closes every socket and settles finished", 
   }
   await server.close(); // idempotent
   await assert.rejects(TestClient.connect(server.addr.port), Deno.errors.ConnectionRefused);
+});
+
+Deno.test("close closes a connection that never reads nor closes after a short while", async () => {
+  const server = startTestServer({ maxBacklogBytes: 64 * 1024 });
+  await using stuck = await joinAs(server.addr.port, "stuck"); // keeps its socket open, reads nothing
+  await withDeadline(server.close(), "close despite a stuck client");
+  assert.deepEqual(await stuck.readToEnd(), ["* Server is shutting down, goodbye"]);
 });
