@@ -46,6 +46,8 @@ export interface ClientOptions {
   hostname?: string;
   /** Server port (default 1234). */
   port?: number;
+  /** Connect with TLS, trusting these PEM certificates besides the system's. */
+  tls?: { caCerts: string[] };
 }
 
 /**
@@ -56,8 +58,7 @@ export async function runClient(options: ClientOptions): Promise<void> {
   const name = checkName(options.name);
   const hostname = options.hostname ?? DEFAULT_CLIENT_HOST;
   const port = options.port ?? DEFAULT_PORT;
-  using conn = await connect(hostname, port);
-  conn.setNoDelay(true);
+  using conn = await connect({ hostname, port, ...(options.tls ? { tls: options.tls } : {}) });
   const screen = openScreen();
   try {
     await new Session(conn, name, screen).run();
@@ -75,25 +76,41 @@ function checkName(name: string): string {
   }
 }
 
-async function connect(hostname: string, port: number): Promise<Deno.TcpConn> {
+async function connect(
+  options: { hostname: string; port: number; tls?: { caCerts: string[] } },
+): Promise<Deno.TcpConn | Deno.TlsConn> {
+  const { hostname, port, tls } = options;
+  const where = `${hostname}:${port}`;
+  let conn: Deno.TcpConn | Deno.TlsConn;
   try {
-    return await Deno.connect({ hostname, port });
+    conn = tls
+      ? await Deno.connectTls({ hostname, port, caCerts: tls.caCerts })
+      : await Deno.connect({ hostname, port });
   } catch (error) {
     if (error instanceof Deno.errors.NotCapable) {
-      throw new ClientError(
-        `Cannot connect to ${hostname}:${port}: no network permission (run with -N)`,
-      );
+      throw new ClientError(`Cannot connect to ${where}: no network permission (run with -N)`);
     }
     const reason = error instanceof Deno.errors.ConnectionRefused
       ? "connection refused"
-      : String(error);
-    throw new ClientError(`Cannot connect to ${hostname}:${port}: ${reason}`);
+      : messageOf(error);
+    throw new ClientError(`Cannot connect to ${where}: ${reason}`);
+  }
+  if (!("handshake" in conn)) {
+    conn.setNoDelay(true); // our lines are small: send each at once (TLS connections cannot set it)
+    return conn;
+  }
+  try {
+    await conn.handshake(); // so that a bad certificate is reported as such, before anything else
+    return conn;
+  } catch (error) {
+    conn.close();
+    throw new ClientError(`TLS handshake with ${where} failed: ${messageOf(error)}`);
   }
 }
 
 /** One chat session: the server's lines go to the screen, the user's lines to the server. */
 class Session {
-  #conn: Deno.TcpConn;
+  #conn: Deno.TcpConn | Deno.TlsConn;
   #name: string;
   #screen: Screen;
   #joined = Promise.withResolvers<boolean>();
@@ -103,7 +120,7 @@ class Session {
   /** What ended the session, when it was not the user leaving. */
   #failure: ClientError | undefined;
 
-  constructor(conn: Deno.TcpConn, name: string, screen: Screen) {
+  constructor(conn: Deno.TcpConn | Deno.TlsConn, name: string, screen: Screen) {
     this.#conn = conn;
     this.#name = name;
     this.#screen = screen;
@@ -201,11 +218,9 @@ class Session {
     }
     if (this.#isOver) return;
     this.#isLeaving = true;
-    try {
-      this.#conn.closeWrite(); // the server sees us leave, sends what is left, then closes
-    } catch {
-      // The connection is already gone: receive() has ended or is ending.
-    }
+    // The server sees us leave, sends what is left, then closes; if the connection is already
+    // gone, receive() has ended or is ending.
+    await this.#conn.closeWrite().catch(() => {});
   }
 
   /** Sends one typed line; false once the user has quit or the connection is gone. */

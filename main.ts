@@ -2,14 +2,101 @@
 import { parseArgs } from "node:util";
 import { ClientError, DEFAULT_CLIENT_HOST, runClient } from "./client.ts";
 import { DEFAULT_HISTORY_SIZE } from "./hub.ts";
-import {
-  DEFAULT_HOST,
-  DEFAULT_MAX_LINE_BYTES,
-  DEFAULT_PORT,
-  HELP_LINES,
-  MIN_MAX_LINE_BYTES,
-} from "./protocol.ts";
-import { type ChatServer, DEFAULT_MAX_BACKLOG_BYTES, startServer } from "./server.ts";
+import { DEFAULT_HOST, DEFAULT_PORT, HELP_LINES, MIN_MAX_LINE_BYTES } from "./protocol.ts";
+import { type ChatServer, DEFAULT_LIMITS, type Limits, startServer } from "./server.ts";
+
+/** A numeric server flag: the limit it sets, its unit on the command line, and its range. */
+interface LimitFlag {
+  flag: string;
+  limit: keyof Limits;
+  /** Seconds on the command line, milliseconds in the limit. */
+  isSeconds?: boolean;
+  min: number;
+  max: number;
+  help: string;
+}
+
+/** Every limit, as a flag; the help text below is made from this table. */
+const LIMIT_FLAGS: LimitFlag[] = [
+  {
+    flag: "max-line",
+    limit: "maxLineBytes",
+    min: MIN_MAX_LINE_BYTES,
+    max: 2 ** 24,
+    help: "longest line in bytes",
+  },
+  {
+    flag: "max-backlog",
+    limit: "maxBacklogBytes",
+    min: 0,
+    max: 2 ** 30,
+    help: "bytes queued for a client before it is dropped as not reading",
+  },
+  {
+    flag: "max-connections",
+    limit: "maxConnections",
+    min: 0,
+    max: 1_000_000,
+    help: "connections at once, 0 for no limit",
+  },
+  {
+    flag: "max-per-address",
+    limit: "maxPerAddress",
+    min: 0,
+    max: 1_000_000,
+    help: "connections at once from one address, 0 for no limit",
+  },
+  {
+    flag: "name-timeout",
+    limit: "nameTimeoutMs",
+    isSeconds: true,
+    min: 0,
+    max: 86_400,
+    help: "seconds to send a valid name, 0 for none",
+  },
+  {
+    flag: "idle-timeout",
+    limit: "idleTimeoutMs",
+    isSeconds: true,
+    min: 0,
+    max: 86_400 * 30,
+    help: "seconds without a line before a client is closed, 0 for none",
+  },
+  {
+    flag: "write-timeout",
+    limit: "writeTimeoutMs",
+    isSeconds: true,
+    min: 0,
+    max: 86_400,
+    help: "seconds a write to a client may stall before it is dropped, 0 for none",
+  },
+  {
+    flag: "flood-burst",
+    limit: "floodBurst",
+    min: 1,
+    max: 1_000_000,
+    help: "lines a client may send at once",
+  },
+  {
+    flag: "flood-rate",
+    limit: "floodRate",
+    min: 0,
+    max: 1_000_000,
+    help: "lines a second a client may send on average, 0 to turn flood control off",
+  },
+  {
+    flag: "flood-limit",
+    limit: "floodLimit",
+    min: 0,
+    max: 1_000_000,
+    help: "lines delayed by flood control before the client is disconnected",
+  },
+];
+
+function limitHelp({ flag, limit, isSeconds, help }: LimitFlag): string {
+  const value = DEFAULT_LIMITS[limit] / (isSeconds ? 1000 : 1);
+  return `  --${`${flag} ${isSeconds ? "SECONDS" : "N"}`.padEnd(22)} ${help} (default ${value})`;
+}
 
 const HELP = `chat: a group chat server and terminal client over plain TCP lines
 
@@ -19,16 +106,17 @@ Usage:
   chat help                     show this help
 
 Server options:
-  --host HOST          address to listen on (default ${DEFAULT_HOST})
-  --port PORT          port to listen on, 0 for any free one (default ${DEFAULT_PORT})
-  --max-line BYTES     longest line accepted, at least ${MIN_MAX_LINE_BYTES} (default ${DEFAULT_MAX_LINE_BYTES})
-  --max-backlog BYTES  output queued for one client before it is dropped as not reading
-                       (default ${DEFAULT_MAX_BACKLOG_BYTES})
-  --history LINES      lines of chat shown to newcomers, 0 for none (default ${DEFAULT_HISTORY_SIZE})
+  --host HOST              address to listen on (default ${DEFAULT_HOST})
+  --port PORT              port to listen on, 0 for any free one (default ${DEFAULT_PORT})
+  --cert FILE --key FILE   speak TLS with this PEM certificate chain and private key
+  --history N              lines of chat shown to newcomers, 0 for none (default ${DEFAULT_HISTORY_SIZE})
+${LIMIT_FLAGS.map(limitHelp).join("\n")}
 
 Client options:
-  --host HOST          server address (default ${DEFAULT_CLIENT_HOST})
-  --port PORT          server port (default ${DEFAULT_PORT})
+  --host HOST              server address (default ${DEFAULT_CLIENT_HOST})
+  --port PORT              server port (default ${DEFAULT_PORT})
+  --tls                    connect with TLS
+  --ca FILE                trust this PEM certificate too (for a self-signed server)
   Type a line and press Enter to send it; Ctrl+D or /quit leaves. At a terminal you get line
   editing, your own history (up and down arrows), time stamps and a color per name (none when
   NO_COLOR is set); when stdout is not a terminal the server's lines are printed exactly.
@@ -83,6 +171,8 @@ export async function main(args: string[]): Promise<number> {
 const CLIENT_OPTIONS = {
   host: { type: "string" },
   port: { type: "string" },
+  tls: { type: "boolean" },
+  ca: { type: "string" },
   help: { type: "boolean", short: "h" },
 } as const;
 
@@ -90,9 +180,10 @@ const SERVER_OPTIONS = {
   host: { type: "string" },
   port: { type: "string" },
   help: { type: "boolean", short: "h" },
-  "max-line": { type: "string" },
-  "max-backlog": { type: "string" },
+  cert: { type: "string" },
+  key: { type: "string" },
   history: { type: "string" },
+  ...Object.fromEntries(LIMIT_FLAGS.map(({ flag }) => [flag, { type: "string" }])),
 } as const;
 
 /** Runs a `parseArgs` call, turning its complaints into usage errors. */
@@ -104,64 +195,82 @@ function parse<T>(parser: () => T): T {
   }
 }
 
-/** A whole-number flag's name, range and default. */
-interface IntegerFlag {
-  flag: string;
-  fallback: number;
-  min: number;
-  max: number;
-}
-
-function integer(value: string | undefined, { flag, fallback, min, max }: IntegerFlag): number {
-  if (value === undefined) return fallback;
-  const number = Number(value);
-  if (!(/^\d+$/.test(value) && number >= min && number <= max)) {
+/** A number flag's value: whole unless `isSeconds`, where a fraction is fine, within its range. */
+function number(
+  value: string | undefined,
+  spec: { flag: string; min: number; max: number; isSeconds?: boolean },
+) {
+  const pattern = spec.isSeconds ? /^\d+(\.\d+)?$/ : /^\d+$/;
+  const parsed = Number(value);
+  if (value === undefined || !pattern.test(value) || parsed < spec.min || parsed > spec.max) {
+    const kind = spec.isSeconds ? "a number of seconds" : "a whole number";
     throw new UsageError(
-      `Invalid --${flag} ${JSON.stringify(value)}: use a whole number from ${min} to ${max}`,
+      `Invalid --${spec.flag} ${
+        JSON.stringify(value)
+      }: use ${kind} from ${spec.min} to ${spec.max}`,
     );
   }
-  return number;
+  return parsed;
 }
 
 async function serverCommand(args: string[]): Promise<number> {
   const { values, positionals } = parse(() =>
     parseArgs({ args, options: SERVER_OPTIONS, allowPositionals: true, strict: true })
   );
+  const flags = values as Record<string, string | boolean | undefined>;
   if (values.help) return console.log(HELP), 0;
   if (positionals.length > 0) {
     throw new UsageError(`Unexpected argument ${JSON.stringify(positionals[0])}`);
   }
   const hostname = values.host ?? DEFAULT_HOST;
-  const port = integer(values.port, { flag: "port", fallback: DEFAULT_PORT, min: 0, max: 65535 });
-  const maxLineBytes = integer(values["max-line"], {
-    flag: "max-line",
-    fallback: DEFAULT_MAX_LINE_BYTES,
-    min: MIN_MAX_LINE_BYTES,
-    max: 2 ** 24,
-  });
-  const maxBacklogBytes = integer(values["max-backlog"], {
-    flag: "max-backlog",
-    fallback: DEFAULT_MAX_BACKLOG_BYTES,
-    min: maxLineBytes,
-    max: 2 ** 30,
-  });
-  const historySize = integer(values.history, {
-    flag: "history",
-    fallback: DEFAULT_HISTORY_SIZE,
-    min: 0,
-    max: 10_000,
-  });
+  const port = values.port === undefined
+    ? DEFAULT_PORT
+    : number(values.port, { flag: "port", min: 0, max: 65535 });
+  const historySize = values.history === undefined
+    ? DEFAULT_HISTORY_SIZE
+    : number(values.history, { flag: "history", min: 0, max: 10_000 });
+  const limits: Partial<Limits> = {};
+  for (const spec of LIMIT_FLAGS) {
+    const value = flags[spec.flag];
+    if (typeof value === "string") {
+      limits[spec.limit] = number(value, spec) * (spec.isSeconds ? 1000 : 1);
+    }
+  }
+  if (values.cert === undefined !== (values.key === undefined)) {
+    throw new UsageError("TLS needs both --cert FILE and --key FILE");
+  }
+  const tls = values.cert && values.key
+    ? { cert: await readPem(values.cert, values), key: await readPem(values.key, values) }
+    : undefined;
 
   let server: ChatServer;
   try {
-    server = startServer({ hostname, port, maxLineBytes, maxBacklogBytes, historySize, log });
+    server = startServer({ hostname, port, historySize, ...limits, ...(tls ? { tls } : {}), log });
   } catch (error) {
-    console.error(`error: ${listenFailure(error, { hostname, port })}`);
+    console.error(`error: ${listenFailure(error, { hostname, port, isTls: tls !== undefined })}`);
     return 1;
   }
-  console.log(`listening on ${hostPort(server.addr.hostname, server.addr.port)}`);
+  console.log(
+    `listening on ${hostPort(server.addr.hostname, server.addr.port)}${tls ? " (TLS)" : ""}`,
+  );
   await closeOnSignal(server);
   return 0;
+}
+
+/** Reads a PEM file named on the command line; a missing permission or file is a client error. */
+async function readPem(
+  path: string,
+  files: { cert?: string; key?: string; ca?: string },
+): Promise<string> {
+  try {
+    return await Deno.readTextFile(path);
+  } catch (error) {
+    if (error instanceof Deno.errors.NotCapable) {
+      const all = [files.cert, files.key, files.ca].filter(Boolean).join(",");
+      throw new ClientError(`No permission to read ${path}; run with --allow-read=${all}`);
+    }
+    throw new ClientError(`Cannot read ${path}: ${error instanceof Error ? error.message : error}`);
+  }
 }
 
 function log(message: string): void {
@@ -173,7 +282,10 @@ function hostPort(hostname: string, port: number): string {
   return hostname.includes(":") ? `[${hostname}]:${port}` : `${hostname}:${port}`;
 }
 
-function listenFailure(error: unknown, where: { hostname: string; port: number }): string {
+function listenFailure(
+  error: unknown,
+  where: { hostname: string; port: number; isTls: boolean },
+): string {
   const address = hostPort(where.hostname, where.port);
   if (error instanceof Deno.errors.NotCapable) {
     return `No permission to listen on ${address} (deno task server allows ${DEFAULT_HOST}:${DEFAULT_PORT} only); ` +
@@ -185,7 +297,9 @@ function listenFailure(error: unknown, where: { hostname: string; port: number }
   if (error instanceof Deno.errors.AddrNotAvailable) {
     return `Cannot listen on ${address}: no such local address`;
   }
-  return `Cannot listen on ${address}: ${error instanceof Error ? error.message : error}`;
+  const message = error instanceof Error ? error.message : String(error);
+  if (where.isTls) return `Cannot use the TLS certificate and key: ${message}`;
+  return `Cannot listen on ${address}: ${message}`;
 }
 
 /** Closes the server cleanly at the first SIGINT or SIGTERM; a second one exits at once. */
@@ -216,8 +330,18 @@ async function clientCommand(args: string[]): Promise<number> {
   const [name, ...extra] = positionals;
   if (name === undefined) throw new UsageError("Missing NAME: chat client NAME");
   if (extra.length > 0) throw new UsageError(`Unexpected argument ${JSON.stringify(extra[0])}`);
-  const port = integer(values.port, { flag: "port", fallback: DEFAULT_PORT, min: 1, max: 65535 });
-  await runClient({ name, hostname: values.host ?? DEFAULT_CLIENT_HOST, port });
+  const port = values.port === undefined
+    ? DEFAULT_PORT
+    : number(values.port, { flag: "port", min: 1, max: 65535 });
+  if (values.ca !== undefined && !values.tls) throw new UsageError("--ca goes with --tls");
+  const caCerts = values.ca === undefined ? [] : [await readPem(values.ca, values)];
+  const tls = values.tls ? { caCerts } : undefined;
+  await runClient({
+    name,
+    hostname: values.host ?? DEFAULT_CLIENT_HOST,
+    port,
+    ...(tls ? { tls } : {}),
+  });
   return 0;
 }
 

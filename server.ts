@@ -1,5 +1,5 @@
 /**
- * Chat server: one room of named peers over plain TCP, one UTF-8 line per message.
+ * Chat server: one room of named peers over plain TCP (or TLS), one UTF-8 line per message.
  *
  * Wire protocol (Budget Chat, Protohackers problem 3):
  *   server: * Welcome to chat! What shall I call you?
@@ -10,8 +10,10 @@
  * Try it: `deno task server`, then `nc 127.0.0.1 1234` in two terminals.
  *
  * Data flows one way: socket -> line splitter -> read loop -> hub -> each peer's outbox -> writer.
+ * This file owns the policy around it: limits on connections, flood control and time limits.
  */
-import { DEFAULT_HISTORY_SIZE, type Hub, LocalHub, type Member } from "./hub.ts";
+import { DEFAULT_HISTORY_SIZE, type Hub, LocalHub } from "./hub.ts";
+import { describe, isPeerGone, Peer, TokenBucket } from "./peer.ts";
 import {
   cleanText,
   DEFAULT_HOST,
@@ -31,30 +33,46 @@ import {
   SHUTDOWN_NOTICE,
 } from "./protocol.ts";
 
-/** Bytes queued for one peer before it counts as not reading and is dropped. */
-export const DEFAULT_MAX_BACKLOG_BYTES = 1024 * 1024;
-/** How long a closing peer may take to receive its last lines before its socket is closed anyway. */
-const END_TIMEOUT_MS = 2000;
-/** Size of each socket read: a small buffer keeps idle connections cheap. */
-const READ_CHUNK_BYTES = 8192;
-/** Pause after a failed accept (for example out of file descriptors) so the loop does not spin. */
-const ACCEPT_RETRY_MS = 100;
+/** Every limit the server enforces, with its default. Each is a flag of `chat server`. */
+export const DEFAULT_LIMITS = {
+  /** Longest accepted line in bytes (a line of 1000 characters of any script fits). */
+  maxLineBytes: DEFAULT_MAX_LINE_BYTES,
+  /** Output queued for one peer before it counts as not reading and is dropped. */
+  maxBacklogBytes: 1024 * 1024,
+  /** Connections at once (0: no limit); each costs memory and a file descriptor. */
+  maxConnections: 10_000,
+  /** Connections at once from one address (0: no limit), so one host cannot take every slot. */
+  maxPerAddress: 20,
+  /** Time to send a valid name before the connection is closed (slowloris); 0 turns it off. */
+  nameTimeoutMs: 30_000,
+  /** Time without a line before a member is closed; 0 (the default) turns it off. */
+  idleTimeoutMs: 0,
+  /** Time one write may wait for the client to take anything before it is dropped; 0: off. */
+  writeTimeoutMs: 30_000,
+  /** Lines a client may send at once before flood control slows it down. */
+  floodBurst: 10,
+  /** Lines a second a client may send on average; 0 turns flood control off. */
+  floodRate: 5,
+  /** Lines delayed by flood control, without a pause that refills the bucket, before disconnection. */
+  floodLimit: 50,
+};
+
+/** The limits, each of which can be set. */
+export type Limits = typeof DEFAULT_LIMITS;
 
 /** Options for {@linkcode startServer}. */
-export interface ServerOptions {
+export interface ServerOptions extends Partial<Limits> {
   /** Address to listen on (default 0.0.0.0). */
   hostname?: string;
   /** Port to listen on (default 1234; 0 picks a free one). */
   port?: number;
-  /** Longest accepted line in bytes (default 4096, at least 1000). */
-  maxLineBytes?: number;
-  /** Bytes that may wait for one peer before it is dropped as not reading (default 1 MiB). */
-  maxBacklogBytes?: number;
+  /** PEM certificate chain and key: the server then speaks TLS. */
+  tls?: { cert: string; key: string };
   /** Lines of chat a newcomer is shown (default 50, 0 for none); for the default hub only. */
   historySize?: number;
   /** The room; a {@linkcode LocalHub} by default. */
   hub?: Hub;
-  /** Receives one line per notable event (joins, leaves, errors); silent by default. */
+  /** Receives one line per notable event (joins, leaves, refusals, errors); silent by default. */
   log?: (message: string) => void;
 }
 
@@ -64,42 +82,48 @@ export interface ChatServer extends AsyncDisposable {
   readonly addr: Deno.NetAddr;
   /** Settles when the server is closed and every connection has ended. */
   readonly finished: Promise<void>;
+  /** Open connections, joined or not. */
+  readonly connectionCount: number;
   /** Tells every client, closes every socket and waits for all to end; safe to call twice. */
   close(): Promise<void>;
 }
 
 /**
- * Listens and starts accepting clients. Throws what `Deno.listen` throws (for example `AddrInUse`
- * or `NotCapable`) and a `RangeError` for an option out of range.
+ * Listens and starts accepting clients. Throws what `Deno.listen` or `Deno.listenTls` throws (for
+ * example `AddrInUse`, `NotCapable`, or an error about the certificate) and a `RangeError` for a
+ * limit out of range.
  */
 export function startServer(options: ServerOptions = {}): ChatServer {
-  const maxLineBytes = options.maxLineBytes ?? DEFAULT_MAX_LINE_BYTES;
-  if (!(Number.isInteger(maxLineBytes) && maxLineBytes >= MIN_MAX_LINE_BYTES)) {
+  const limits = { ...DEFAULT_LIMITS };
+  for (const key of Object.keys(limits) as (keyof Limits)[]) {
+    const value = options[key] ?? limits[key];
+    if (!(Number.isFinite(value) && value >= 0)) throw new RangeError(`Cannot use ${key} ${value}`);
+    limits[key] = value;
+  }
+  if (limits.maxLineBytes < MIN_MAX_LINE_BYTES) {
     throw new RangeError(
-      `Cannot use line limit ${maxLineBytes}: it must be at least ${MIN_MAX_LINE_BYTES} bytes`,
+      `Cannot use line limit ${limits.maxLineBytes}: it must be at least ${MIN_MAX_LINE_BYTES} bytes`,
     );
   }
-  const maxBacklogBytes = options.maxBacklogBytes ?? DEFAULT_MAX_BACKLOG_BYTES;
-  if (!(Number.isInteger(maxBacklogBytes) && maxBacklogBytes >= maxLineBytes)) {
+  if (limits.maxBacklogBytes < limits.maxLineBytes) {
     throw new RangeError(
-      `Cannot use backlog limit ${maxBacklogBytes}: it must be at least the line limit`,
+      `Cannot use backlog limit ${limits.maxBacklogBytes}: it must be at least the line limit`,
     );
   }
-  const listener = Deno.listen({
+  const address = {
     hostname: options.hostname ?? DEFAULT_HOST,
     port: options.port ?? DEFAULT_PORT,
-  });
-  return new Server(listener, {
-    maxLineBytes,
-    maxBacklogBytes,
-    hub: options.hub ?? new LocalHub({ historySize: options.historySize ?? DEFAULT_HISTORY_SIZE }),
-    log: options.log ?? (() => {}),
-  });
+  };
+  const listener = options.tls
+    ? Deno.listenTls({ ...address, ...options.tls })
+    : Deno.listen(address);
+  const hub = options.hub ??
+    new LocalHub({ historySize: options.historySize ?? DEFAULT_HISTORY_SIZE });
+  return new Server(listener, { limits, hub, log: options.log ?? (() => {}) });
 }
 
 interface ServerConfig {
-  maxLineBytes: number;
-  maxBacklogBytes: number;
+  limits: Limits;
   hub: Hub;
   log: (message: string) => void;
 }
@@ -108,30 +132,57 @@ const SHUTDOWN_LINE = encodeLine(SHUTDOWN_NOTICE);
 const GREETING_LINE = encodeLine(GREETING);
 const HELP = encodeLine(HELP_LINES.join("\n"));
 const GOODBYE_LINE = encodeLine(GOODBYE);
+/** Pause after a failed accept (for example out of file descriptors) so the loop does not spin. */
+const ACCEPT_RETRY_MS = 100;
+/** How long a refused connection may take to receive its one line. */
+const REFUSAL_TIMEOUT_MS = 1000;
 
 class Server implements ChatServer {
   readonly addr: Deno.NetAddr;
   readonly finished: Promise<void>;
-  #listener: Deno.TcpListener;
+  #listener: Deno.Listener;
   #config: ServerConfig;
+  #limits: Limits;
   #peers = new Set<Peer>();
+  #perAddress = new Map<string, number>();
   #tasks = new Set<Promise<void>>();
   #isClosing = false;
-  #stopAccepting = new AbortController();
+  #stop = new AbortController();
+  #sweeper: ReturnType<typeof setInterval> | undefined;
+  #refusals = 0;
 
-  constructor(listener: Deno.TcpListener, config: ServerConfig) {
+  constructor(listener: Deno.Listener, config: ServerConfig) {
     this.#listener = listener;
     this.#config = config;
-    this.addr = listener.addr;
+    this.#limits = config.limits;
+    this.addr = listener.addr as Deno.NetAddr;
+    const { nameTimeoutMs, idleTimeoutMs, writeTimeoutMs } = this.#limits;
+    const shortest = Math.min(
+      ...[nameTimeoutMs, idleTimeoutMs, writeTimeoutMs].filter((ms) => ms > 0),
+      4000,
+    );
+    // A quarter of the shortest time limit keeps each within 25% of its value, at a second at most.
+    this.#sweeper = setInterval(() => this.#sweep(), Math.max(10, shortest / 4));
     this.finished = this.#acceptLoop();
+  }
+
+  get connectionCount(): number {
+    return this.#peers.size;
   }
 
   close(): Promise<void> {
     if (this.#isClosing) return this.finished;
     this.#isClosing = true;
-    this.#stopAccepting.abort();
-    closeQuietly(this.#listener);
-    this.#config.hub.close();
+    this.#stop.abort();
+    clearInterval(this.#sweeper);
+    try {
+      this.#listener.close();
+    } catch {
+      // Already closed: the accept loop has ended.
+    }
+    Promise.resolve(this.#config.hub.close()).catch((error) =>
+      this.#config.log(`hub: ${describe(error)}`)
+    );
     for (const peer of this.#peers) {
       peer.send(SHUTDOWN_LINE);
       peer.end();
@@ -145,36 +196,58 @@ class Server implements ChatServer {
 
   async #acceptLoop(): Promise<void> {
     while (!this.#isClosing) {
-      let conn: Deno.TcpConn;
+      let conn: Deno.Conn;
       try {
         conn = await this.#listener.accept();
       } catch (error) {
         if (this.#isClosing) break;
         // Out of file descriptors and the like: log, pause, keep serving the clients we have.
         this.#config.log(`accept failed: ${describe(error)}`);
-        await pause(ACCEPT_RETRY_MS, this.#stopAccepting.signal);
+        await pause(ACCEPT_RETRY_MS, this.#stop.signal);
         continue;
       }
-      const task = this.#serve(conn);
-      this.#tasks.add(task);
-      task.finally(() => this.#tasks.delete(task));
+      const refusal = this.#refusal((conn.remoteAddr as Deno.NetAddr).hostname);
+      this.#track(refusal ? refuse(conn, refusal) : this.#serve(conn));
+      if (refusal) this.#refusals++;
     }
     await Promise.all(this.#tasks);
   }
 
-  async #serve(conn: Deno.TcpConn): Promise<void> {
-    const peer = new Peer(conn, this.#config.maxBacklogBytes);
+  #track(task: Promise<void>): void {
+    this.#tasks.add(task);
+    task.finally(() => this.#tasks.delete(task));
+  }
+
+  /** Why a new connection from `address` cannot be served, if it cannot. */
+  #refusal(address: string): string | undefined {
+    const { maxConnections, maxPerAddress } = this.#limits;
+    if (maxConnections > 0 && this.#peers.size >= maxConnections) {
+      return `Server is full: at most ${maxConnections} connections; try again later`;
+    }
+    if (maxPerAddress > 0 && (this.#perAddress.get(address) ?? 0) >= maxPerAddress) {
+      return `Too many connections from ${address}: at most ${maxPerAddress}`;
+    }
+  }
+
+  async #serve(conn: Deno.Conn): Promise<void> {
+    const { floodBurst, floodRate, maxBacklogBytes, maxLineBytes } = this.#limits;
+    const bucket = floodRate > 0
+      ? new TokenBucket({ burst: Math.max(1, floodBurst), perSecond: floodRate })
+      : undefined;
+    const peer = new Peer(conn, { maxBacklogBytes, ...(bucket ? { bucket } : {}) });
     const { hub, log } = this.#config;
     this.#peers.add(peer);
+    this.#perAddress.set(peer.remoteAddress, (this.#perAddress.get(peer.remoteAddress) ?? 0) + 1);
     try {
-      conn.setNoDelay(true); // a chat line must leave now, not wait for the previous ACK (Nagle)
+      // A chat line must leave now, not wait for an ACK (Nagle). TLS connections cannot set it.
+      if ("setNoDelay" in conn) (conn as Deno.TcpConn).setNoDelay(true);
       peer.send(GREETING_LINE);
-      const lines = readableOf(conn).pipeThrough(
-        new LineSplitter({ maxLineBytes: this.#config.maxLineBytes }),
-      );
+      const lines = peer.readable.pipeThrough(new LineSplitter({ maxLineBytes }));
       // The loop never breaks: it ends when the socket does, so there is no read to cancel.
       for await (const line of lines) {
         if (peer.isEnding) continue;
+        peer.lastLineAt = performance.now();
+        if (peer.bucket && !await this.#throttle(peer)) continue;
         if (line instanceof LineTooLongError) {
           peer.sendError(line.message);
           if (!peer.isJoined) peer.end();
@@ -195,6 +268,70 @@ class Server implements ChatServer {
       peer.readEnded();
       await peer.closed;
       this.#peers.delete(peer);
+      const count = this.#perAddress.get(peer.remoteAddress)! - 1;
+      if (count === 0) this.#perAddress.delete(peer.remoteAddress);
+      else this.#perAddress.set(peer.remoteAddress, count);
+    }
+  }
+
+  /**
+   * Flood control: takes a token for the line, or stops reading from this peer (which slows the
+   * client through TCP) until one is there, warning it once. A peer that keeps flooding is
+   * disconnected. Returns whether the line may be handled.
+   */
+  async #throttle(peer: Peer): Promise<boolean> {
+    const bucket = peer.bucket!;
+    if (bucket.isFull(peer.lastLineAt)) peer.floodStrikes = 0;
+    let wait = bucket.take(peer.lastLineAt);
+    if (wait === 0) return true;
+    if (++peer.floodStrikes > this.#limits.floodLimit) {
+      this.#disconnect(peer, { error: "Disconnected for flooding", problem: "flooding" });
+      return false;
+    }
+    if (peer.floodStrikes === 1) {
+      peer.sendError(
+        `Slow down: at most ${bucket.perSecond} lines a second; your lines are being delayed`,
+      );
+    }
+    while (wait > 0 && !peer.signal.aborted && !peer.isEnding) {
+      await pause(wait, peer.signal);
+      wait = bucket.take(performance.now());
+    }
+    return wait === 0 && !peer.isEnding;
+  }
+
+  /** Ends a peer for a reason of ours: it is told, and the room hears it left at once. */
+  #disconnect(peer: Peer, why: { error: string; problem?: string }): void {
+    peer.sendError(why.error);
+    if (peer.isJoined) {
+      peer.isJoined = false;
+      this.#config.hub.leave(peer, why.problem ? { problem: why.problem } : {});
+      this.#config.log(`${peer.label} left (${why.problem ?? why.error})`);
+    }
+    peer.end();
+  }
+
+  /** Enforces the time limits, and logs refused connections at most once per sweep. */
+  #sweep(): void {
+    const now = performance.now();
+    const { nameTimeoutMs, idleTimeoutMs, writeTimeoutMs } = this.#limits;
+    for (const peer of this.#peers) {
+      if (writeTimeoutMs > 0 && peer.writeStalledFor(now) > writeTimeoutMs) {
+        peer.close("stopped reading"); // even while ending: its last lines are not going anywhere
+      } else if (peer.isEnding) {
+        continue;
+      } else if (!peer.isJoined && nameTimeoutMs > 0 && now - peer.connectedAt > nameTimeoutMs) {
+        this.#disconnect(peer, { error: `No valid name within ${nameTimeoutMs / 1000} seconds` });
+      } else if (peer.isJoined && idleTimeoutMs > 0 && now - peer.lastLineAt > idleTimeoutMs) {
+        this.#disconnect(peer, {
+          error: `Closed after ${idleTimeoutMs / 1000} seconds without a line`,
+          problem: "idle",
+        });
+      }
+    }
+    if (this.#refusals > 0) {
+      this.#config.log(`refused ${this.#refusals} connection(s) over the connection limits`);
+      this.#refusals = 0;
     }
   }
 
@@ -203,6 +340,7 @@ class Server implements ChatServer {
       peer.name = parseName(line);
       await this.#config.hub.join(peer);
       peer.isJoined = true;
+      peer.label = `${peer.name} (${peer.label})`;
       this.#config.log(`${peer.label} joined`);
     } catch (error) {
       if (!(error instanceof ProtocolError)) throw error;
@@ -271,169 +409,27 @@ function answer(
 }
 
 /**
- * One connection: its name once joined, and its outbox. The outbox has exactly one writer, which
- * writes at once when idle and, while a write is in flight, gathers what arrives into the next
- * single write. A peer whose backlog passes the limit is closed, so nobody waits for it.
+ * Tells a connection over the limits why, in one line, and closes it. It never becomes a peer: it
+ * costs one small write and, at most, a second.
  */
-class Peer implements Member {
-  name = "";
-  isJoined = false;
-  isEnding = false;
-  closeReason: string | undefined;
-  readonly closed: Promise<void>;
-  readonly #conn: Deno.TcpConn;
-  readonly #maxBacklogBytes: number;
-  readonly #remote: string;
-  #queue: Uint8Array[] = [];
-  #backlogBytes = 0;
-  #isWriting = false;
-  #isClosed = false;
-  #isReadEnded = false;
-  #endTimer: ReturnType<typeof setTimeout> | undefined;
-  #resolveClosed: () => void;
-
-  constructor(conn: Deno.TcpConn, maxBacklogBytes: number) {
-    this.#conn = conn;
-    this.#maxBacklogBytes = maxBacklogBytes;
-    this.#remote = `${conn.remoteAddr.hostname}:${conn.remoteAddr.port}`;
-    const { promise, resolve } = Promise.withResolvers<void>();
-    this.closed = promise;
-    this.#resolveClosed = resolve;
-  }
-
-  /** For logs: the name once known, and the remote address. */
-  get label(): string {
-    return this.name ? `${this.name} (${this.#remote})` : this.#remote;
-  }
-
-  send(bytes: Uint8Array): void {
-    if (this.#isClosed || this.isEnding) return;
-    if (this.#backlogBytes + bytes.length > this.#maxBacklogBytes) {
-      return this.close("stopped reading");
-    }
-    this.#queue.push(bytes);
-    this.#backlogBytes += bytes.length;
-    if (!this.#isWriting) this.#writeAll();
-  }
-
-  /** Sends a one-line error to this peer only. */
-  sendError(message: string): void {
-    this.send(encodeLine(formatError(message)));
-  }
-
-  /**
-   * Accepts nothing more and closes once the queued lines are out, or after a short while at most.
-   * It half-closes first while the client may still be sending: closing a socket with unread input
-   * sends a reset, which can destroy our last lines before the client reads them.
-   */
-  end(): void {
-    if (this.isEnding || this.#isClosed) return;
-    this.isEnding = true;
-    this.#endTimer = setTimeout(() => this.close(), END_TIMEOUT_MS);
-    if (!this.#isWriting) this.#afterLastWrite();
-  }
-
-  /** The read loop has seen the socket end: close as soon as the last lines are out. */
-  readEnded(): void {
-    this.#isReadEnded = true;
-    if (!this.isEnding) return this.end();
-    if (!this.#isWriting) this.close();
-  }
-
-  /** Closes the socket now, dropping what is queued; the read loop then ends. */
-  close(reason?: string): void {
-    if (this.#isClosed) return;
-    this.#isClosed = true;
-    this.closeReason ??= reason;
-    clearTimeout(this.#endTimer);
-    this.#queue = [];
-    closeQuietly(this.#conn);
-    this.#resolveClosed();
-  }
-
-  #afterLastWrite(): void {
-    if (this.#isReadEnded) return this.close();
-    try {
-      this.#conn.closeWrite();
-    } catch {
-      this.close(); // the socket is already gone
-    }
-  }
-
-  async #writeAll(): Promise<void> {
-    this.#isWriting = true;
-    try {
-      while (this.#queue.length > 0 && !this.#isClosed) {
-        const chunk = this.#queue.length === 1
-          ? this.#queue[0]!
-          : concat(this.#queue, this.#backlogBytes);
-        this.#queue = [];
-        // A write may take only part of the buffer; the backlog counts what the kernel has not taken.
-        for (let offset = 0; offset < chunk.length;) {
-          const written = await this.#conn.write(chunk.subarray(offset));
-          offset += written;
-          this.#backlogBytes -= written;
-        }
-      }
-    } catch (error) {
-      // The peer is gone (reset, broken pipe) or was closed meanwhile: never write to it again.
-      this.close(isPeerGone(error) ? undefined : describe(error));
-    } finally {
-      this.#isWriting = false;
-    }
-    if (this.isEnding && !this.#isClosed) this.#afterLastWrite();
-  }
-}
-
-/**
- * The socket's bytes as a stream. Unlike `conn.readable` it does not close the socket at EOF, so
- * the replies to a client's last lines still go out, and its small reads keep idle peers cheap.
- */
-function readableOf(conn: Deno.Conn): ReadableStream<Uint8Array> {
-  return new ReadableStream<Uint8Array>({
-    async pull(controller) {
-      const buffer = new Uint8Array(READ_CHUNK_BYTES);
-      const count = await conn.read(buffer);
-      if (count === null) controller.close();
-      else controller.enqueue(buffer.subarray(0, count));
-    },
-  }, { highWaterMark: 0 });
-}
-
-function concat(parts: Uint8Array[], length: number): Uint8Array {
-  const out = new Uint8Array(length);
-  let offset = 0;
-  for (const part of parts) {
-    out.set(part, offset);
-    offset += part.length;
-  }
-  return out;
-}
-
-/** Errors that mean the other side went away: a normal ending, not worth a stack trace. */
-const PEER_GONE: ReadonlyArray<new (...args: never[]) => Error> = [
-  Deno.errors.BadResource,
-  Deno.errors.BrokenPipe,
-  Deno.errors.ConnectionReset,
-  Deno.errors.ConnectionAborted,
-  Deno.errors.NotConnected,
-  Deno.errors.UnexpectedEof,
-  Deno.errors.Interrupted,
-];
-
-function isPeerGone(error: unknown): boolean {
-  return PEER_GONE.some((kind) => error instanceof kind);
-}
-
-function describe(error: unknown): string {
-  return error instanceof Error ? `${error.name}: ${error.message}` : String(error);
-}
-
-function closeQuietly(resource: { close(): void }): void {
+async function refuse(conn: Deno.Conn, reason: string): Promise<void> {
+  const timer = setTimeout(() => closeQuietly(conn), REFUSAL_TIMEOUT_MS);
   try {
-    resource.close();
+    await conn.write(encodeLine(formatError(reason)));
+    await conn.closeWrite();
   } catch {
-    // Already closed (for example by the other side's reset): closing is all we wanted.
+    // The client went away first; there is nobody left to tell.
+  } finally {
+    clearTimeout(timer);
+    closeQuietly(conn);
+  }
+}
+
+function closeQuietly(conn: Deno.Conn): void {
+  try {
+    conn.close();
+  } catch {
+    // Already closed: closing is all we wanted.
   }
 }
 

@@ -1,0 +1,237 @@
+/** One client connection: its bounded outbox and single writer, its flood bucket, and its closing. */
+import type { Member } from "./hub.ts";
+import { encodeLine, formatError } from "./protocol.ts";
+
+/** How long a closing peer may take to receive its last lines before its socket is closed anyway. */
+const END_TIMEOUT_MS = 2000;
+/** Size of each socket read: a small buffer keeps idle peers cheap. */
+const READ_CHUNK_BYTES = 8192;
+
+/**
+ * One connection. Its outbox has exactly one writer, which writes at once when idle and, while a
+ * write is in flight, gathers what arrives into the next single write. A peer whose backlog passes
+ * the limit is closed, so nobody waits for it.
+ */
+export class Peer implements Member {
+  name = "";
+  isJoined = false;
+  isEnding = false;
+  /** Why the server closed it, for the leave notice and the log. */
+  closeReason: string | undefined;
+  /** Lines that had to wait for the flood bucket since it was last full. */
+  floodStrikes = 0;
+  /** When the last line arrived (`performance.now()`), or when the peer connected. */
+  lastLineAt = performance.now();
+  readonly connectedAt = performance.now();
+  readonly remoteAddress: string;
+  /** For logs: the remote address, and the name once joined. */
+  label: string;
+  readonly closed: Promise<void>;
+  readonly bucket: TokenBucket | undefined;
+  readonly #conn: Deno.Conn;
+  readonly #maxBacklogBytes: number;
+  readonly #stop = new AbortController();
+  #queue: Uint8Array[] = [];
+  #backlogBytes = 0;
+  #isWriting = false;
+  #writeStartedAt = 0;
+  #isClosed = false;
+  #isReadEnded = false;
+  #endTimer: ReturnType<typeof setTimeout> | undefined;
+  #resolveClosed: () => void;
+
+  constructor(conn: Deno.Conn, options: { maxBacklogBytes: number; bucket?: TokenBucket }) {
+    this.#conn = conn;
+    this.#maxBacklogBytes = options.maxBacklogBytes;
+    this.bucket = options.bucket;
+    const remote = conn.remoteAddr as Deno.NetAddr;
+    this.remoteAddress = remote.hostname;
+    const { promise, resolve } = Promise.withResolvers<void>();
+    this.closed = promise;
+    this.#resolveClosed = resolve;
+    this.label = `${remote.hostname}:${remote.port}`;
+  }
+
+  /** Aborted when the socket is closed, to cut short whatever waits for this peer. */
+  get signal(): AbortSignal {
+    return this.#stop.signal;
+  }
+
+  /** The socket's bytes as a stream (see {@linkcode readableOf}). */
+  get readable(): ReadableStream<Uint8Array> {
+    return readableOf(this.#conn);
+  }
+
+  /** How long the write in flight has waited for the kernel to take anything, in ms (0 if none). */
+  writeStalledFor(now: number): number {
+    return this.#isWriting ? now - this.#writeStartedAt : 0;
+  }
+
+  send(bytes: Uint8Array): void {
+    if (this.#isClosed || this.isEnding) return;
+    if (this.#backlogBytes + bytes.length > this.#maxBacklogBytes) {
+      return this.close("stopped reading");
+    }
+    this.#queue.push(bytes);
+    this.#backlogBytes += bytes.length;
+    if (!this.#isWriting) this.#writeAll();
+  }
+
+  /** Sends a one-line error to this peer only. */
+  sendError(message: string): void {
+    this.send(encodeLine(formatError(message)));
+  }
+
+  /**
+   * Accepts nothing more and closes once the queued lines are out, or after a short while at most.
+   * It half-closes first while the client may still be sending: closing a socket with unread input
+   * sends a reset, which can destroy our last lines before the client reads them.
+   */
+  end(): void {
+    if (this.isEnding || this.#isClosed) return;
+    this.isEnding = true;
+    this.#endTimer = setTimeout(() => this.close(), END_TIMEOUT_MS);
+    if (!this.#isWriting) this.#afterLastWrite();
+  }
+
+  /** The read loop has seen the socket end: close as soon as the last lines are out. */
+  readEnded(): void {
+    this.#isReadEnded = true;
+    if (!this.isEnding) return this.end();
+    if (!this.#isWriting) this.close();
+  }
+
+  /** Closes the socket now, dropping what is queued; the read loop then ends. */
+  close(reason?: string): void {
+    if (this.#isClosed) return;
+    this.#isClosed = true;
+    this.closeReason ??= reason;
+    clearTimeout(this.#endTimer);
+    this.#queue = [];
+    try {
+      this.#conn.close();
+    } catch {
+      // Already closed (for example by the other side's reset): closing is all we wanted.
+    }
+    this.#stop.abort();
+    this.#resolveClosed();
+  }
+
+  #afterLastWrite(): void {
+    if (this.#isReadEnded) return this.close();
+    this.#conn.closeWrite().catch(() => this.close()); // a failure means the socket is gone
+  }
+
+  async #writeAll(): Promise<void> {
+    this.#isWriting = true;
+    try {
+      while (this.#queue.length > 0 && !this.#isClosed) {
+        const chunk = this.#queue.length === 1
+          ? this.#queue[0]!
+          : concat(this.#queue, this.#backlogBytes);
+        this.#queue = [];
+        // A write may take only part of the buffer; the backlog counts what the kernel has not taken.
+        for (let offset = 0; offset < chunk.length;) {
+          this.#writeStartedAt = performance.now();
+          const written = await this.#conn.write(chunk.subarray(offset));
+          offset += written;
+          this.#backlogBytes -= written;
+        }
+      }
+    } catch (error) {
+      // The peer is gone (reset, broken pipe) or was closed meanwhile: never write to it again.
+      this.close(isPeerGone(error) ? undefined : describe(error));
+    } finally {
+      this.#isWriting = false;
+    }
+    if (this.isEnding && !this.#isClosed) this.#afterLastWrite();
+  }
+}
+
+/**
+ * A token bucket: `burst` lines at once, then `perSecond` a second. `take` answers how long the
+ * caller must wait for its token (0 when one was there).
+ */
+export class TokenBucket {
+  readonly burst: number;
+  readonly perSecond: number;
+  #tokens: number;
+  #updatedAt = performance.now();
+
+  /** A full bucket. */
+  constructor(options: { burst: number; perSecond: number }) {
+    this.burst = options.burst;
+    this.perSecond = options.perSecond;
+    this.#tokens = options.burst;
+  }
+
+  /** Whether the bucket has refilled completely: the client paused long enough. */
+  isFull(now: number): boolean {
+    this.#refill(now);
+    return this.#tokens >= this.burst;
+  }
+
+  /** Takes a token now, or answers in how many ms one will be there (and takes nothing). */
+  take(now: number): number {
+    this.#refill(now);
+    if (this.#tokens >= 1) {
+      this.#tokens -= 1;
+      return 0;
+    }
+    return Math.ceil((1 - this.#tokens) * 1000 / this.perSecond);
+  }
+
+  #refill(now: number): void {
+    this.#tokens = Math.min(
+      this.burst,
+      this.#tokens + (now - this.#updatedAt) * this.perSecond / 1000,
+    );
+    this.#updatedAt = now;
+  }
+}
+
+/**
+ * The socket's bytes as a stream. Unlike `conn.readable` it does not close the socket at EOF, so
+ * the replies to a client's last lines still go out, and its small reads keep idle peers cheap.
+ */
+function readableOf(conn: Deno.Conn): ReadableStream<Uint8Array> {
+  return new ReadableStream<Uint8Array>({
+    async pull(controller) {
+      const buffer = new Uint8Array(READ_CHUNK_BYTES);
+      const count = await conn.read(buffer);
+      if (count === null) controller.close();
+      else controller.enqueue(buffer.subarray(0, count));
+    },
+  }, { highWaterMark: 0 });
+}
+
+function concat(parts: Uint8Array[], length: number): Uint8Array {
+  const out = new Uint8Array(length);
+  let offset = 0;
+  for (const part of parts) {
+    out.set(part, offset);
+    offset += part.length;
+  }
+  return out;
+}
+
+/** Errors that mean the other side went away: a normal ending, not worth a stack trace. */
+const PEER_GONE: ReadonlyArray<new (...args: never[]) => Error> = [
+  Deno.errors.BadResource,
+  Deno.errors.BrokenPipe,
+  Deno.errors.ConnectionReset,
+  Deno.errors.ConnectionAborted,
+  Deno.errors.NotConnected,
+  Deno.errors.UnexpectedEof,
+  Deno.errors.Interrupted,
+];
+
+/** Whether an error only means that the other side went away. */
+export function isPeerGone(error: unknown): boolean {
+  return PEER_GONE.some((kind) => error instanceof kind);
+}
+
+/** An error in one line: its name and message. */
+export function describe(error: unknown): string {
+  return error instanceof Error ? `${error.name}: ${error.message}` : String(error);
+}
