@@ -156,13 +156,14 @@ export class TokenBucket {
   readonly burst: number;
   readonly perSecond: number;
   #tokens: number;
-  #updatedAt = performance.now();
+  #updatedAt: number;
 
-  /** A full bucket. */
-  constructor(options: { burst: number; perSecond: number }) {
+  /** A full bucket, as of `now` (default `performance.now()`). */
+  constructor(options: { burst: number; perSecond: number; now?: number }) {
     this.burst = options.burst;
     this.perSecond = options.perSecond;
     this.#tokens = options.burst;
+    this.#updatedAt = options.now ?? performance.now();
   }
 
   /** Whether the bucket has refilled completely: the client paused long enough. */

@@ -247,7 +247,8 @@ class Server implements ChatServer {
       for await (const line of lines) {
         if (peer.isEnding) continue;
         peer.lastLineAt = performance.now();
-        if (peer.bucket && !await this.#throttle(peer)) continue;
+        // Flood control starts once joined: before that, one bad line ends the connection anyway.
+        if (peer.bucket && peer.isJoined && !await this.#throttle(peer)) continue;
         if (line instanceof LineTooLongError) {
           peer.sendError(line.message);
           if (!peer.isJoined) peer.end();

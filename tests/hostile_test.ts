@@ -1,0 +1,282 @@
+/**
+ * The bad-input suite. In every case, alice and bob chat (ping-pong, each line checked) while an
+ * offender misbehaves; the case states what the offender gets, then checks that alice and bob lost
+ * nothing, saw no line they should not (nothing forged), and that the server's memory stayed bounded.
+ */
+import assert from "node:assert/strict";
+import type { ServerOptions } from "../server.ts";
+import { Child, joinAs, startTestServer, TestClient, withDeadline } from "./_helpers.ts";
+
+/** How much the heap may grow over a case: far below the 10 MiB an unbounded buffer would hold. */
+const MAX_GROWTH_BYTES = 4 * 1024 * 1024;
+
+interface Case {
+  /** Server options for the case (limits made small so the case is quick). */
+  options?: ServerOptions;
+  /** Lines about the offender that alice and bob may see, besides each other's. */
+  expected?: RegExp;
+  /** Does the harm, and checks what the offender gets. */
+  offend(port: number): Promise<void>;
+}
+
+function heapBytes(): number {
+  const gc = (globalThis as { gc?: (options: object) => void }).gc;
+  if (!gc) throw new Error("Run the tests with --v8-flags=--expose-gc (deno task test does)");
+  // The thorough kind, which also frees the memory behind dead ArrayBuffers at once.
+  gc({ type: "major", execution: "sync", flavor: "last-resort" });
+  const { heapUsed, external } = Deno.memoryUsage();
+  return heapUsed + external;
+}
+
+/** Rounds of chat while the offence goes on, at most: a human pace that flood control allows. */
+const MAX_ROUNDS = 100;
+
+/**
+ * Reads one chatter's lines as they come (so it never falls behind) and hands over the numbers
+ * its partner says. Any line that is neither the partner's next number nor `expected` fails.
+ */
+class Chatter {
+  #numbers: number[] = [];
+  #waiting: PromiseWithResolvers<number> | undefined;
+  #failure: Error | undefined;
+  readonly done: Promise<void>;
+
+  constructor(readonly client: TestClient, partner: string, expected: RegExp | undefined) {
+    this.done = (async () => {
+      try {
+        for (let next = 0;;) {
+          const line = await client.readLine();
+          if (line === `[${partner}] ${next}`) this.#deliver(next++);
+          else if (!expected?.test(line)) {
+            throw new Error(`Unexpected line: ${JSON.stringify(line)}`);
+          }
+        }
+      } catch (error) {
+        this.#failure = error as Error;
+        this.#waiting?.reject(error);
+      }
+    })();
+  }
+
+  #deliver(number: number): void {
+    if (this.#waiting) {
+      this.#waiting.resolve(number);
+      this.#waiting = undefined;
+    } else this.#numbers.push(number);
+  }
+
+  /** The partner's next number. */
+  next(): Promise<number> {
+    if (this.#numbers.length > 0) return Promise.resolve(this.#numbers.shift()!);
+    if (this.#failure) return Promise.reject(this.#failure);
+    this.#waiting = Promise.withResolvers<number>();
+    return this.#waiting.promise;
+  }
+}
+
+/** Alice and bob trade numbered lines, each checked, until the offence is over; returns the rounds. */
+async function chat(alice: Chatter, bob: Chatter, offence: Promise<void>): Promise<number> {
+  let isOver = false;
+  offence.then(() => isOver = true, () => isOver = true);
+  let round = 0;
+  const play = async () => {
+    await alice.client.send(String(round));
+    assert.equal(await bob.next(), round);
+    await bob.client.send(String(round));
+    assert.equal(await alice.next(), round);
+    round++;
+  };
+  while (!isOver && round < MAX_ROUNDS) await play();
+  await offence.catch(() => {});
+  for (const last = round + 2; round < last;) await play(); // and nothing was lost in between
+  return round;
+}
+
+function hostileCase(name: string, test: Case): void {
+  Deno.test(`hostile input: ${name}`, async () => {
+    await using server = startTestServer({ floodRate: 0, ...test.options });
+    await using alice = await joinAs(server.addr.port, "alice");
+    await using bob = await joinAs(server.addr.port, "bob");
+    await alice.expect("* bob has entered the room");
+    const before = heapBytes();
+    const offence = withDeadline(test.offend(server.addr.port), "the offence");
+    const rounds = await chat(
+      new Chatter(alice, "bob", test.expected),
+      new Chatter(bob, "alice", test.expected),
+      offence,
+    );
+    await offence;
+    assert.ok(rounds >= 2);
+    const growth = heapBytes() - before;
+    assert.ok(growth < MAX_GROWTH_BYTES, `the heap grew by ${growth} bytes`);
+  });
+}
+
+/** Alice and bob's lines, which every offender in the room receives too. */
+const CHATTER = /^(\* history \S+ )?\[(alice|bob)\] \d+$/;
+
+/** Reads past alice and bob's chat to the line expected next. */
+async function expectPast(client: TestClient, expected: string): Promise<void> {
+  while (true) {
+    const line = await client.readLine();
+    if (line === expected) return;
+    if (!CHATTER.test(line)) {
+      throw new Error(`Expected ${JSON.stringify(expected)}, got ${JSON.stringify(line)}`);
+    }
+  }
+}
+
+/** What the server sends a client until it closes, but for alice and bob's chat. */
+async function restPast(client: TestClient): Promise<string[]> {
+  return (await client.readToEnd()).filter((line) => !CHATTER.test(line));
+}
+
+/** Joins as `name` and returns the client. */
+async function offender(port: number, name = "mallory"): Promise<TestClient> {
+  return await joinAs(port, name);
+}
+
+const AROUND_MALLORY = /^\* mallory has (entered|left) the room/;
+
+hostileCase("a 10 MiB line without a line end gets one error and is never buffered", {
+  expected: AROUND_MALLORY,
+  async offend(port) {
+    await using mallory = await offender(port);
+    const mebibyte = "x".repeat(1024 * 1024);
+    for (let i = 0; i < 10; i++) await mallory.write(mebibyte);
+    await expectPast(mallory, "* error: Line too long: the limit is 4096 bytes");
+    await mallory.send(" tail of the long line");
+    await mallory.send("/who"); // the long line is gone, and mallory is still a member
+    await expectPast(mallory, "* 3 online: alice, bob, mallory");
+  },
+});
+
+hostileCase("a line just over the limit is refused, one just under it is relayed", {
+  expected: new RegExp(`${AROUND_MALLORY.source}|^\\[mallory\\] y{4096}$`),
+  async offend(port) {
+    await using mallory = await offender(port);
+    await mallory.send("z".repeat(4097));
+    await expectPast(mallory, "* error: Line too long: the limit is 4096 bytes");
+    await mallory.send("y".repeat(4096));
+    await mallory.send("/who");
+    await expectPast(mallory, "* 3 online: alice, bob, mallory");
+  },
+});
+
+hostileCase("invalid UTF-8, NUL bytes and a lone CR are cleaned, and no line is forged", {
+  expected: new RegExp(
+    `${AROUND_MALLORY.source}|^\\[mallory\\] (\ufffdbad\ufffd|nulls|hi\\* bob has left the room)$`,
+  ),
+  async offend(port) {
+    await using mallory = await offender(port);
+    await mallory.write(new Uint8Array([0xff, 0x62, 0x61, 0x64, 0xc3, 0x0a]));
+    await mallory.write("nu\x00ll\x00s\n");
+    await mallory.write("hi\r* bob has left the room\n");
+    await mallory.send("/who");
+    await expectPast(mallory, "* 3 online: alice, bob, mallory");
+  },
+});
+
+hostileCase("ANSI and OSC escapes are removed from names and text", {
+  expected: new RegExp(`${AROUND_MALLORY.source}|^\\[mallory\\] red title clear$`),
+  async offend(port) {
+    await using mallory = await TestClient.connect(port);
+    await mallory.readLine();
+    await mallory.send("\x1b[31mmal\x1b]0;x\x07lory\x1b[0m"); // joins as "mallory"
+    await mallory.expect("* The room contains: alice, bob");
+    await mallory.send("\x1b[31mred\x1b[0m \x1b]0;title\x07title \x1b]52;c;aGk=\x07\x1b[2Jclear");
+    await mallory.send("/who");
+    await expectPast(mallory, "* Welcome, mallory! 3 users online; /help lists the commands");
+    await expectPast(mallory, "* 3 online: alice, bob, mallory");
+  },
+});
+
+hostileCase("a name that imitates a system notice is refused, and nobody hears of it", {
+  async offend(port) {
+    for (const name of ["* alice has left the room", "[alice]", "alice has left the room", "*"]) {
+      await using mallory = await TestClient.connect(port);
+      await mallory.readLine();
+      await mallory.send(name);
+      const [line, ...rest] = await restPast(mallory);
+      assert.match(line!, /^\* error: Cannot accept name/);
+      assert.deepEqual(rest, []);
+    }
+  },
+});
+
+hostileCase("a name that differs only in case is refused as taken", {
+  async offend(port) {
+    await using mallory = await TestClient.connect(port);
+    await mallory.readLine();
+    await mallory.send("ALICE");
+    assert.deepEqual(await mallory.readToEnd(), [
+      '* error: Cannot accept name "ALICE": name is taken',
+    ]);
+  },
+});
+
+hostileCase("thousands of lines in one packet are slowed, then the flooder is cut off", {
+  options: { floodBurst: 2 * MAX_ROUNDS + 10, floodRate: 200, floodLimit: 50 }, // alice and bob stay within it
+  expected: new RegExp(`${AROUND_MALLORY.source}|^\\[mallory\\] flood \\d+$`),
+  async offend(port) {
+    await using mallory = await offender(port);
+    await mallory.write(Array.from({ length: 5000 }, (_, i) => `flood ${i}\n`).join(""));
+    assert.deepEqual(await restPast(mallory), [
+      "* error: Slow down: at most 200 lines a second; your lines are being delayed",
+      "* error: Disconnected for flooding",
+    ]);
+  },
+});
+
+hostileCase("a client that sends half a line and is killed leaves, and the half line is dropped", {
+  expected: /^\* (mallory|watcher) has (entered|left) the room/,
+  async offend(port) {
+    await using watcher = await joinAs(port, "watcher");
+    await using nc = new Child("ncat", ["127.0.0.1", String(port)], { stdin: true });
+    await nc.stdout.readLine();
+    await nc.write("mallory\nhalf a li");
+    await expectPast(watcher, "* mallory has entered the room");
+    nc.process.kill("SIGKILL");
+    await nc.process.status;
+    await expectPast(watcher, "* mallory has left the room"); // and no "[mallory] half a li"
+    await watcher.send("/who");
+    await expectPast(watcher, "* 3 online: alice, bob, watcher");
+  },
+});
+
+hostileCase("a client that never reads is cut off while the others keep everything", {
+  options: { maxBacklogBytes: 64 * 1024 },
+  expected: new RegExp(
+    `${AROUND_MALLORY.source}|^\\* (hose|sloth|watch) has (entered|left) the room|^\\[hose\\] \\d+ h+$`,
+  ),
+  async offend(port) {
+    await using _sloth = await offender(port, "sloth"); // never reads
+    await using hose = await offender(port, "hose");
+    await using watch = await offender(port, "watch");
+    const text = "h".repeat(4000);
+    let sent = 0;
+    let received = 0;
+    let isCutOff = false;
+    while (!isCutOff || received < sent) {
+      if (!isCutOff) {
+        for (const end = sent + 8; sent < end;) await hose.send(`${sent++} ${text}`);
+      }
+      while (received < sent) {
+        const line = await watch.readLine();
+        if (line === "* sloth has left the room (stopped reading)") isCutOff = true;
+        else if (line.startsWith("[hose] ")) assert.equal(line, `[hose] ${received++} ${text}`);
+      }
+    }
+  },
+});
+
+hostileCase("a connection that never sends a name is closed with a reason", {
+  options: { nameTimeoutMs: 300 },
+  async offend(port) {
+    await using mute = await TestClient.connect(port);
+    assert.deepEqual(await restPast(mute), [
+      "* Welcome to chat! What shall I call you?",
+      "* error: No valid name within 0.3 seconds",
+    ]);
+  },
+});

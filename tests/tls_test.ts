@@ -1,0 +1,189 @@
+/** TLS end to end: a certificate made with openssl, the server and client.ts over TLS, ncat --ssl. */
+import assert from "node:assert/strict";
+import { Child, denoChild, startTestServer, TestClient, withDeadline } from "./_helpers.ts";
+
+/** A self-signed certificate for localhost and 127.0.0.1, made as the README says, in a temp folder. */
+class Certificate implements AsyncDisposable {
+  constructor(
+    readonly dir: string,
+    readonly cert: string,
+    readonly key: string,
+    readonly pem: string,
+  ) {}
+
+  static async make(): Promise<Certificate> {
+    const dir = (await run("mktemp", ["-d"])).trim();
+    const [cert, key] = [`${dir}/cert.pem`, `${dir}/key.pem`];
+    await run("openssl", [
+      "req",
+      "-x509",
+      "-newkey",
+      "ec",
+      "-pkeyopt",
+      "ec_paramgen_curve:prime256v1",
+      "-nodes",
+      "-days",
+      "1",
+      "-subj",
+      "/CN=localhost",
+      "-addext",
+      "subjectAltName=DNS:localhost,IP:127.0.0.1",
+      "-addext",
+      "basicConstraints=critical,CA:FALSE",
+      "-keyout",
+      key,
+      "-out",
+      cert,
+    ]);
+    return new Certificate(dir, cert, key, await run("cat", [cert]));
+  }
+
+  /** The key's PEM text. */
+  keyPem(): Promise<string> {
+    return run("cat", [this.key]);
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await run("rm", ["-rf", this.dir]);
+  }
+}
+
+async function run(command: string, args: string[]): Promise<string> {
+  const { code, stdout, stderr } = await new Deno.Command(command, { args, stdin: "null" })
+    .output();
+  if (code !== 0) throw new Error(`${command} failed: ${new TextDecoder().decode(stderr)}`);
+  return new TextDecoder().decode(stdout);
+}
+
+function tlsClient(certificate: Certificate, name: string, port: number): Child {
+  return denoChild(
+    [
+      "run",
+      "-q",
+      "-N",
+      `--allow-read=${certificate.cert}`,
+      "client.ts",
+      name,
+      "--port",
+      String(port),
+      "--tls",
+      "--ca",
+      certificate.cert,
+    ],
+    { stdin: true },
+  );
+}
+
+Deno.test("TLS: client.ts and ncat --ssl chat through the server process speaking TLS", async () => {
+  await using certificate = await Certificate.make();
+  await using server = denoChild([
+    "run",
+    "-q",
+    "--allow-net=127.0.0.1:0",
+    `--allow-read=${certificate.cert},${certificate.key}`,
+    "main.ts",
+    "server",
+    "--host",
+    "127.0.0.1",
+    "--port",
+    "0",
+    "--cert",
+    certificate.cert,
+    "--key",
+    certificate.key,
+  ]);
+  const port = Number(
+    /^listening on 127\.0\.0\.1:(\d+) \(TLS\)$/.exec(await server.stdout.readLine())?.[1],
+  );
+  assert.ok(port > 0);
+
+  await using emil = tlsClient(certificate, "Emil", port);
+  assert.equal(await emil.stdout.readLine(), "* The room contains:");
+  await using nc = new Child("ncat", ["--ssl", "127.0.0.1", String(port)], { stdin: true });
+  assert.equal(await nc.stdout.readLine(), "* Welcome to chat! What shall I call you?");
+  await nc.write("ncuser\n");
+  await nc.stdout.readUntil(/^\* Welcome, ncuser/);
+  await emil.stdout.readUntil("* ncuser has entered the room");
+  await emil.write("hello over TLS\n");
+  assert.equal(await nc.stdout.readLine(), "[Emil] hello over TLS");
+  await nc.write("and back\n");
+  assert.equal(await emil.stdout.readLine(), "[ncuser] and back");
+
+  // openssl s_client works too.
+  await using openssl = new Child("openssl", [
+    "s_client",
+    "-quiet",
+    "-connect",
+    `127.0.0.1:${port}`,
+  ], { stdin: true });
+  assert.equal(await openssl.stdout.readLine(), "* Welcome to chat! What shall I call you?");
+  await openssl.write("viaopenssl\n");
+  assert.equal(await emil.stdout.readLine(), "* viaopenssl has entered the room");
+});
+
+Deno.test("TLS: a plaintext client fails cleanly and the server goes on serving", async () => {
+  await using certificate = await Certificate.make();
+  const logs: string[] = [];
+  await using server = startTestServer({
+    tls: { cert: certificate.pem, key: await certificate.keyPem() },
+    log: (line) => logs.push(line),
+  });
+  await using plain = await TestClient.connect(server.addr.port);
+  await plain.send("alice"); // not a TLS handshake
+  const rest = await withDeadline(
+    plain.readToEnd().catch(() => []),
+    "the plaintext client to be dropped",
+  );
+  assert.ok(rest.every((line) => !line.startsWith("* The room contains")));
+
+  await using emil = tlsClient(certificate, "Emil", server.addr.port);
+  assert.equal(await emil.stdout.readLine(), "* The room contains:");
+  assert.ok(logs.some((line) => /127\.0\.0\.1:\d+: /.test(line)), JSON.stringify(logs));
+  assert.ok(logs.every((line) => !line.includes("\n")), "each log entry is one line");
+});
+
+Deno.test("TLS: client.ts refuses a certificate it does not trust, in one line", async () => {
+  await using certificate = await Certificate.make();
+  await using server = startTestServer({
+    tls: { cert: certificate.pem, key: await certificate.keyPem() },
+  });
+  await using emil = denoChild([
+    "run",
+    "-q",
+    "-N",
+    "client.ts",
+    "Emil",
+    "--port",
+    String(server.addr.port),
+    "--tls",
+  ]);
+  const { code, stdout, stderr } = await emil.finish();
+  assert.equal(code, 1);
+  assert.equal(stdout, "");
+  assert.match(stderr, /^error: TLS handshake with 127\.0\.0\.1:\d+ failed: .*certificate.*\n$/i);
+});
+
+Deno.test("TLS: reading the certificate needs permission, asked for in one line", async () => {
+  await using certificate = await Certificate.make();
+  await using server = denoChild([
+    "run",
+    "-q",
+    "--allow-net=127.0.0.1:0",
+    "main.ts",
+    "server",
+    "--port",
+    "0",
+    "--host",
+    "127.0.0.1",
+    "--cert",
+    certificate.cert,
+    "--key",
+    certificate.key,
+  ]);
+  const { code, stderr } = await server.finish();
+  assert.equal(code, 1);
+  assert.equal(
+    stderr,
+    `error: No permission to read ${certificate.cert}; run with --allow-read=${certificate.cert},${certificate.key}\n`,
+  );
+});
