@@ -156,16 +156,25 @@ Deno.test("e2e: chat --help lists both commands and every server flag", async ()
   await using help = denoChild(["run", "-q", "main.ts", "--help"]);
   const { code, stdout } = await withDeadline(help.finish(), "help");
   assert.equal(code, 0);
-  for (
-    const text of [
-      "chat server",
-      "chat client NAME",
-      "--host",
-      "--port",
-      "--max-line",
-      "--max-backlog",
-    ]
-  ) {
+  const flags = [
+    "--host",
+    "--port",
+    "--cert FILE --key FILE",
+    "--history",
+    "--max-line",
+    "--max-backlog",
+    "--max-connections",
+    "--max-per-address",
+    "--name-timeout",
+    "--idle-timeout",
+    "--write-timeout",
+    "--flood-burst",
+    "--flood-rate",
+    "--flood-limit",
+    "--tls",
+    "--ca FILE",
+  ];
+  for (const text of ["chat server", "chat client NAME", ...flags]) {
     assert.ok(stdout.includes(text), text);
   }
 });
