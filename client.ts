@@ -178,21 +178,23 @@ class Session {
     const lines = this.#conn.readable.pipeThrough(
       new LineSplitter({ maxLineBytes: MAX_SERVER_LINE_BYTES }),
     );
-    for await (const line of lines) {
-      if (line instanceof LineTooLongError) continue;
-      lastLine = cleanText(line); // a hostile server must not reach the terminal either
-      const parsed = parseServerLine(lastLine);
-      if (!this.#isJoined) {
-        if (parsed?.kind === "error") rejection = parsed.text;
-        if (parsed?.kind !== "room") continue;
-        this.#isJoined = true;
-        this.#joined.resolve(true);
+    for await (const batch of lines) {
+      for (const line of batch) {
+        if (line instanceof LineTooLongError) continue;
+        lastLine = cleanText(line); // a hostile server must not reach the terminal either
+        const parsed = parseServerLine(lastLine);
+        if (!this.#isJoined) {
+          if (parsed?.kind === "error") rejection = parsed.text;
+          if (parsed?.kind !== "room") continue;
+          this.#isJoined = true;
+          this.#joined.resolve(true);
+        }
+        if (parsed?.kind === "rename" && nameKey(parsed.oldName) === nameKey(this.#name)) {
+          this.#name = parsed.newName;
+          this.#screen.setName(parsed.newName);
+        }
+        this.#screen.show(lastLine, parsed);
       }
-      if (parsed?.kind === "rename" && nameKey(parsed.oldName) === nameKey(this.#name)) {
-        this.#name = parsed.newName;
-        this.#screen.setName(parsed.newName);
-      }
-      this.#screen.show(lastLine, parsed);
     }
     if (!this.#isJoined) {
       this.#fail(rejection ?? "The server closed the connection before we joined");
@@ -289,7 +291,7 @@ async function* stdinLines(signal: AbortSignal): AsyncIterable<string | undefine
     while (true) {
       const { value, done } = await reader.read();
       if (done) return;
-      yield value instanceof LineTooLongError ? undefined : value;
+      for (const line of value) yield line instanceof LineTooLongError ? undefined : line;
     }
   } finally {
     reader.releaseLock();

@@ -244,19 +244,21 @@ class Server implements ChatServer {
       peer.send(GREETING_LINE);
       const lines = peer.readable.pipeThrough(new LineSplitter({ maxLineBytes }));
       // The loop never breaks: it ends when the socket does, so there is no read to cancel.
-      for await (const line of lines) {
-        if (peer.isEnding) continue;
-        peer.lastLineAt = performance.now();
-        // Flood control starts once joined: before that, one bad line ends the connection anyway.
-        if (peer.bucket && peer.isJoined && !await this.#throttle(peer)) continue;
-        if (line instanceof LineTooLongError) {
-          peer.sendError(line.message);
-          if (!peer.isJoined) peer.end();
-        } else if (peer.isJoined) {
-          const pending = this.#handle(peer, cleanText(line));
-          if (pending) await pending;
-        } else {
-          await this.#join(peer, line);
+      for await (const batch of lines) {
+        for (const line of batch) {
+          if (peer.isEnding) break;
+          peer.lastLineAt = Date.now();
+          // Flood control starts once joined: before that, one bad line ends the connection anyway.
+          if (peer.bucket && peer.isJoined && !await this.#throttle(peer)) continue;
+          if (line instanceof LineTooLongError) {
+            peer.sendError(line.message);
+            if (!peer.isJoined) peer.end();
+          } else if (peer.isJoined) {
+            const pending = this.#handle(peer, cleanText(line));
+            if (pending) await pending;
+          } else {
+            await this.#join(peer, line);
+          }
         }
       }
     } catch (error) {
@@ -296,7 +298,7 @@ class Server implements ChatServer {
     }
     while (wait > 0 && !peer.signal.aborted && !peer.isEnding) {
       await pause(wait, peer.signal);
-      wait = bucket.take(performance.now());
+      wait = bucket.take(Date.now());
     }
     return wait === 0 && !peer.isEnding;
   }
@@ -314,7 +316,7 @@ class Server implements ChatServer {
 
   /** Enforces the time limits, and logs refused connections at most once per sweep. */
   #sweep(): void {
-    const now = performance.now();
+    const now = Date.now();
     const { nameTimeoutMs, idleTimeoutMs, writeTimeoutMs } = this.#limits;
     for (const peer of this.#peers) {
       if (writeTimeoutMs > 0 && peer.writeStalledFor(now) > writeTimeoutMs) {

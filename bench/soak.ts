@@ -62,8 +62,11 @@ class Client {
 
   async #read(): Promise<void> {
     try {
+      const batches = this.conn.readable.pipeThrough(new LineSplitter({ maxLineBytes: 65536 }));
       for await (
-        const line of this.conn.readable.pipeThrough(new LineSplitter({ maxLineBytes: 65536 }))
+        const line of (async function* () {
+          for await (const batch of batches) yield* batch;
+        })()
       ) {
         if (line instanceof LineTooLongError) continue;
         if (line.startsWith("* Welcome, ")) this.#joined.resolve();

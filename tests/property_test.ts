@@ -44,7 +44,7 @@ function chunked(data: Uint8Array, cuts: number[]): Uint8Array[] {
 
 async function split(chunks: Uint8Array[], maxLineBytes: number): Promise<(string | null)[]> {
   const stream = ReadableStream.from(chunks).pipeThrough(new LineSplitter({ maxLineBytes }));
-  return (await Array.fromAsync(stream)).map((line) =>
+  return (await Array.fromAsync(stream)).flat().map((line) =>
     line instanceof LineTooLongError ? null : line
   );
 }

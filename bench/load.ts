@@ -1,0 +1,264 @@
+/**
+ * The load generator: chat connections that send numbered, time-stamped lines and check every line
+ * they receive. It works with any of the compared servers because it finds its payload anywhere in
+ * a line, whatever prefix the server put in front of it:
+ *
+ *   #SENDER.SEQUENCE.MICROSECONDS.CHECK
+ *
+ * Receivers count, per sender, lines missing, duplicated, corrupted (bad fields or check) and
+ * merged (two payloads in one line). Parsing works on bytes, never on strings, so that one core
+ * can take millions of lines a second and the generator is not what limits the figures.
+ */
+import process from "node:process";
+
+/** How a server greets, names and relays; the generator adapts to each. */
+export interface Dialect {
+  /** Sends the name (if the server takes one) and resolves once the server has this client in. */
+  join(client: Client, name: string): Promise<void>;
+}
+
+const LF = 0x0a;
+const HASH = 0x23;
+const DOT = 0x2e;
+const encoder = new TextEncoder();
+const start = performance.now();
+
+/** Microseconds since the generator started: the send time stamp, on the receivers' own clock. */
+export function nowMicros(): number {
+  return Math.round((performance.now() - start) * 1000);
+}
+
+function check(sender: number, sequence: number): number {
+  return (sender * 7 + sequence * 13) % 97;
+}
+
+/** One message's payload as a line (with its LF). */
+export function payload(sender: number, sequence: number): string {
+  return `#${sender}.${sequence}.${nowMicros()}.${check(sender, sequence)}\n`;
+}
+
+/** What all receivers counted. */
+export interface Tally {
+  received: number;
+  missing: number;
+  duplicated: number;
+  corrupted: number;
+  merged: number;
+  /** Send-to-receipt times in microseconds, when latencies are kept. */
+  latencies: number[];
+  /** When the last payload arrived (performance.now()). */
+  lastAt: number;
+}
+
+/** Shared by the clients of one run: where each delivery is counted. */
+export class Run {
+  readonly tally: Tally = {
+    received: 0,
+    missing: 0,
+    duplicated: 0,
+    corrupted: 0,
+    merged: 0,
+    latencies: [],
+    lastAt: 0,
+  };
+  /** Deliveries still due per message: index sender * window + sequence % window. */
+  readonly due: Int32Array;
+  readonly sentBy: Int32Array;
+  readonly window: number;
+  readonly senders: number;
+  keepLatencies = false;
+  /** Called when a message has reached every receiver (for windowed senders). */
+  onComplete: (sender: number) => void = () => {};
+  /** Called for every line without a payload (joins, greetings, announcements). */
+  onOtherLine: (client: Client, line: Uint8Array) => void = () => {};
+  #progress: PromiseWithResolvers<void> | undefined;
+
+  constructor(options: { senders: number; window: number }) {
+    this.senders = options.senders;
+    this.window = options.window;
+    this.due = new Int32Array(options.senders * options.window);
+    this.sentBy = new Int32Array(options.senders);
+  }
+
+  /** Resolves at the next delivery (for waiting on progress without polling). */
+  progress(): Promise<void> {
+    this.#progress ??= Promise.withResolvers<void>();
+    return this.#progress.promise;
+  }
+
+  delivered(sender: number, sequence: number): void {
+    this.tally.received++;
+    const slot = sender * this.window + (sequence % this.window);
+    this.due[slot] = this.due[slot]! - 1;
+    if (this.due[slot] === 0) this.onComplete(sender);
+    if (this.#progress) {
+      this.#progress.resolve();
+      this.#progress = undefined;
+    }
+  }
+}
+
+/** One connection of the generator. */
+export class Client {
+  readonly id: number;
+  readonly conn: Deno.TcpConn;
+  run: Run;
+  /** Per sender, the next sequence number this client expects. */
+  #next: Int32Array;
+  #carry = new Uint8Array(0);
+  #buffer: Uint8Array;
+  #waiters: { prefix: Uint8Array; resolve: () => void }[] = [];
+  /** A client that sees this one's join announced, for servers that do not answer the joiner. */
+  observer: Client | undefined;
+  #writing: Promise<void> = Promise.resolve();
+  readonly reading: Promise<void>;
+
+  constructor(id: number, conn: Deno.TcpConn, run: Run, bufferBytes: number) {
+    this.id = id;
+    this.conn = conn;
+    this.run = run;
+    this.#next = new Int32Array(run.senders);
+    this.#buffer = new Uint8Array(bufferBytes);
+    this.reading = this.#read();
+  }
+
+  /** Resolves when a line without a payload starts with `prefix`. Register it before it can arrive. */
+  waitFor(prefix: string): Promise<void> {
+    const { promise, resolve } = Promise.withResolvers<void>();
+    this.#waiters.push({ prefix: encoder.encode(prefix), resolve });
+    return promise;
+  }
+
+  /** Starts counting afresh for a new run (the connection stays). */
+  reset(run: Run): void {
+    this.run = run;
+    this.#next = new Int32Array(run.senders);
+  }
+
+  /** Writes text after what is already being written, all of it. */
+  write(text: string | Uint8Array): Promise<void> {
+    const bytes = typeof text === "string" ? encoder.encode(text) : text;
+    this.#writing = this.#writing.then(async () => {
+      for (let offset = 0; offset < bytes.length;) {
+        offset += await this.conn.write(bytes.subarray(offset));
+      }
+    });
+    return this.#writing;
+  }
+
+  /** Sends messages `first` to `first + count - 1` from this client as sender `sender`, in one write. */
+  send(sender: number, first: number, count: number): Promise<void> {
+    let text = "";
+    for (let sequence = first; sequence < first + count; sequence++) {
+      text += payload(sender, sequence);
+    }
+    return this.write(text);
+  }
+
+  /** Counts the messages a sender sent that never arrived here, once the run is over. */
+  countMissing(): void {
+    for (let sender = 0; sender < this.run.senders; sender++) {
+      if (sender === this.id) continue;
+      const gap = this.run.sentBy[sender]! - this.#next[sender]!;
+      if (gap > 0) this.run.tally.missing += gap;
+    }
+  }
+
+  async #read(): Promise<void> {
+    try {
+      while (true) {
+        const count = await this.conn.read(this.#buffer);
+        if (count === null) return;
+        this.#take(this.#buffer.subarray(0, count));
+      }
+    } catch {
+      // Closed at the end of a run, or by the server: the counts tell what happened.
+    }
+  }
+
+  #take(chunk: Uint8Array): void {
+    let bytes = chunk;
+    if (this.#carry.length > 0) {
+      bytes = new Uint8Array(this.#carry.length + chunk.length);
+      bytes.set(this.#carry);
+      bytes.set(chunk, this.#carry.length);
+    }
+    const now = performance.now(); // one reading for the chunk: its lines arrived together
+    let start = 0;
+    for (let lf = bytes.indexOf(LF); lf !== -1; lf = bytes.indexOf(LF, start)) {
+      this.#line(bytes, start, lf, now);
+      start = lf + 1;
+    }
+    this.#carry = start < bytes.length ? bytes.slice(start) : new Uint8Array(0);
+  }
+
+  #otherLine(line: Uint8Array): void {
+    for (let i = 0; i < this.#waiters.length; i++) {
+      const { prefix, resolve } = this.#waiters[i]!;
+      if (line.length >= prefix.length && prefix.every((byte, j) => line[j] === byte)) {
+        this.#waiters.splice(i, 1);
+        resolve();
+        return;
+      }
+    }
+    this.run.onOtherLine(this, line);
+  }
+
+  /** Parses one line in a single pass over its bytes: `...#SENDER.SEQUENCE.MICROS.CHECK`. */
+  #line(bytes: Uint8Array, from: number, to: number, now: number): void {
+    let i = from;
+    while (i < to && bytes[i] !== HASH) i++;
+    if (i === to) return this.#otherLine(bytes.subarray(from, to));
+    // Four decimal fields separated by dots; kept in locals, as this runs for every delivery.
+    let sender = 0, sequence = 0, sentAt = 0, checked = 0;
+    let field = 0;
+    let digitsInField = 0;
+    for (i++; i < to; i++) {
+      const digit = bytes[i]! - 0x30;
+      if (digit >= 0 && digit <= 9) {
+        if (field === 0) sender = sender * 10 + digit;
+        else if (field === 1) sequence = sequence * 10 + digit;
+        else if (field === 2) sentAt = sentAt * 10 + digit;
+        else checked = checked * 10 + digit;
+        digitsInField++;
+      } else if (bytes[i] === DOT && field < 3 && digitsInField > 0) {
+        field++;
+        digitsInField = 0;
+      } else break;
+    }
+    let isBad = field < 3 || digitsInField === 0;
+    const tally = this.run.tally;
+    for (; i < to; i++) {
+      const byte = bytes[i]!;
+      if (byte === HASH) tally.merged++;
+      if (byte !== 0x0d && byte !== 0x20) isBad = true; // anything after the payload
+    }
+    if (isBad || sender >= this.run.senders || checked !== check(sender, sequence)) {
+      tally.corrupted++;
+      return;
+    }
+    const expected = this.#next[sender]!;
+    if (sequence < expected) {
+      tally.duplicated++;
+      return;
+    }
+    if (sequence > expected) tally.missing += sequence - expected;
+    this.#next[sender] = sequence + 1;
+    tally.lastAt = now;
+    if (this.run.keepLatencies) tally.latencies.push(Math.round((now - start) * 1000) - sentAt);
+    this.run.delivered(sender, sequence);
+  }
+}
+
+/** Opens a connection with TCP_NODELAY, as every client of the comparison does. */
+export async function connect(port: number): Promise<Deno.TcpConn> {
+  const conn = await Deno.connect({ hostname: "127.0.0.1", port });
+  conn.setNoDelay(true);
+  return conn;
+}
+
+/** This process's CPU time so far, in milliseconds (user + system). */
+export function cpuMillis(): number {
+  const { user, system } = process.cpuUsage();
+  return (user + system) / 1000;
+}

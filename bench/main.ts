@@ -1,0 +1,473 @@
+/**
+ * `deno task bench`: our server against the seed's Java design and `ncat --chat`, in one run, on
+ * loopback. Every figure is the median of several runs, with the ratio to each baseline measured in
+ * the same run and the CPU share of the server and of the load generator beside it.
+ *
+ *   deno task bench [--runs 3] [--seconds 4] [--scenarios throughput,latency,slow,capacity,wire]
+ *                   [--clients 10,100,500,1000] [--capacity 10000] [--servers ours,seed,ncat]
+ *                   [--seed-dir ../shared/baselines/java-seed]
+ */
+import { parseArgs } from "node:util";
+import { Client, connect, cpuMillis, Run } from "./load.ts";
+import { type Contender, NCAT, OURS, seed, type ServerProcess } from "./servers.ts";
+
+const { values } = parseArgs({
+  options: {
+    runs: { type: "string", default: "3" },
+    seconds: { type: "string", default: "4" },
+    scenarios: { type: "string", default: "throughput,latency,slow,capacity,wire" },
+    clients: { type: "string", default: "10,100,500,1000" },
+    capacity: { type: "string", default: "10000" },
+    servers: { type: "string", default: "ours,seed,ncat" },
+    "seed-dir": {
+      type: "string",
+      default: new URL("../../shared/baselines/java-seed", import.meta.url).pathname,
+    },
+  },
+});
+const RUNS = Number(values.runs);
+const SECONDS = Number(values.seconds);
+const SIZES = values.clients.split(",").map(Number);
+const SCENARIOS = new Set(values.scenarios.split(","));
+
+/** One measured run: the figure, and the CPU each side used over its wall time. */
+interface Sample {
+  value: number;
+  serverCpu: number;
+  generatorCpu: number;
+  note?: string;
+  extra?: Record<string, number>;
+}
+
+/** Measures the CPU share of the server and of this process over what `body` does. */
+async function measured(
+  server: ServerProcess,
+  body: () => Promise<Omit<Sample, "serverCpu" | "generatorCpu">>,
+) {
+  const [serverBefore, generatorBefore, startedAt] = [
+    await server.cpuMillis(),
+    cpuMillis(),
+    performance.now(),
+  ];
+  const result = await body();
+  const wall = performance.now() - startedAt;
+  const serverCpu = ((await server.cpuMillis().catch(() => serverBefore)) - serverBefore) / wall;
+  return { ...result, serverCpu, generatorCpu: (cpuMillis() - generatorBefore) / wall };
+}
+
+/** Opens and joins `count` clients for `run`; joins in parallel unless the server cannot take it. */
+async function joinClients(
+  contender: Contender,
+  server: ServerProcess,
+  count: number,
+  run: Run,
+  options: { bufferBytes?: number; deadline?: number } = {},
+): Promise<Client[]> {
+  const clients: Client[] = [];
+  const joinOne = async (id: number) => {
+    const client = new Client(id, await connect(server.port), run, options.bufferBytes ?? 65536);
+    client.observer = clients[0];
+    clients[id] = client;
+    await contender.dialect.join(client, `c${id}`);
+  };
+  const batch = contender.joinsOneAtATime ? 1 : 200;
+  for (let id = 0; id < count; id += batch) {
+    if (options.deadline && performance.now() > options.deadline) break;
+    await Promise.all(
+      Array.from({ length: Math.min(batch, count - id) }, (_, k) => joinOne(id + k)),
+    );
+  }
+  return clients;
+}
+
+async function closeAll(clients: Client[]): Promise<void> {
+  for (const client of clients) {
+    try {
+      client.conn.close();
+    } catch {
+      // Closed by the server already.
+    }
+  }
+  await Promise.all(clients.map((client) => client.reading));
+}
+
+/** Waits until `isDone`, or until no delivery has come for `idleMs`; returns whether it is done. */
+async function settle(run: Run, isDone: () => boolean, idleMs = 3000): Promise<boolean> {
+  while (!isDone()) {
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const idle = new Promise<"idle">((resolve) =>
+      timer = setTimeout(() => resolve("idle"), idleMs)
+    );
+    const outcome = await Promise.race([run.progress(), idle]);
+    clearTimeout(timer);
+    if (outcome === "idle") return isDone();
+  }
+  return true;
+}
+
+/**
+ * Fan-out throughput: every client sends, each keeping a window of messages in flight (a message
+ * is out of the window once every other client has it), for `SECONDS`; then the rest drains.
+ * The figure is deliveries a second from the first send to the last delivery.
+ */
+async function throughput(
+  contender: Contender,
+  size: number,
+  options: { idle?: boolean } = {},
+): Promise<Sample> {
+  await using server = await contender.start({ maxClients: size + 1 });
+  // About 10,000 messages in flight in all: enough to keep any server busy, and a few hundred KiB
+  // queued per recipient at most, well under our server's 1 MiB backlog limit.
+  const window = Math.max(2, Math.ceil(10_000 / size));
+  const joinRun = new Run({ senders: size, window });
+  const clients = await joinClients(contender, server, size, joinRun);
+  // The slow-reader scenario adds one member that never reads.
+  const sloth = options.idle ? await connect(server.port) : undefined;
+  if (sloth && contender === OURS) await sloth.write(new TextEncoder().encode("sloth\n"));
+  else if (sloth) await sloth.write(new TextEncoder().encode("sloth\n"));
+  try {
+    return await measured(server, async () => {
+      const run = new Run({ senders: size, window });
+      for (const client of clients) client.reset(run);
+      const deadline = performance.now() + SECONDS * 1000;
+      const credit = new Int32Array(size);
+      let scheduled = false;
+      const flush = () => {
+        scheduled = false;
+        if (performance.now() > deadline) return;
+        for (let sender = 0; sender < size; sender++) {
+          if (credit[sender] === 0) continue;
+          sendFrom(sender, credit[sender]!);
+          credit[sender] = 0;
+        }
+      };
+      const sendFrom = (sender: number, count: number) => {
+        const first = run.sentBy[sender]!;
+        for (let sequence = first; sequence < first + count; sequence++) {
+          run.due[sender * window + (sequence % window)] = size - 1;
+        }
+        run.sentBy[sender] = first + count;
+        clients[sender]!.send(sender, first, count).catch(() => {});
+      };
+      run.onComplete = (sender) => {
+        credit[sender]!++;
+        if (!scheduled) {
+          scheduled = true;
+          queueMicrotask(flush);
+        }
+      };
+      const startedAt = performance.now();
+      for (let sender = 0; sender < size; sender++) sendFrom(sender, window);
+      const expected = () => run.sentBy.reduce((sum, sent) => sum + sent, 0) * (size - 1);
+      await new Promise((resolve) => setTimeout(resolve, SECONDS * 1000));
+      const isComplete = await settle(run, () => run.tally.received >= expected());
+      for (const client of clients) client.countMissing();
+      const { tally } = run;
+      const seconds = (tally.lastAt - startedAt) / 1000;
+      return {
+        value: tally.received / seconds,
+        ...(isComplete ? {} : { note: "stalled" }),
+        extra: {
+          expected: expected(),
+          received: tally.received,
+          missing: tally.missing,
+          duplicated: tally.duplicated,
+          corrupted: tally.corrupted,
+          merged: tally.merged,
+        },
+      };
+    });
+  } finally {
+    sloth?.close();
+    await closeAll(clients);
+  }
+}
+
+/** Latency at a fixed 100 messages a second across the room: send-to-receipt times of every delivery. */
+async function latency(contender: Contender, size: number): Promise<Sample> {
+  await using server = await contender.start({ maxClients: size });
+  const rate = 100;
+  const count = rate * SECONDS;
+  const clients = await joinClients(contender, server, size, new Run({ senders: size, window: 1 }));
+  try {
+    return await measured(server, async () => {
+      const run = new Run({ senders: size, window: 1 });
+      run.keepLatencies = true;
+      for (const client of clients) client.reset(run);
+      const startedAt = performance.now();
+      for (let k = 0; k < count; k++) {
+        const due = startedAt + (k * 1000) / rate;
+        const wait = due - performance.now();
+        if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait)); // the pace of the load
+        const sender = k % size;
+        clients[sender]!.send(sender, run.sentBy[sender]!, 1).catch(() => {});
+        run.sentBy[sender]!++;
+      }
+      await settle(run, () => run.tally.received >= count * (size - 1));
+      for (const client of clients) client.countMissing();
+      const sorted = Float64Array.from(run.tally.latencies).sort();
+      const at = (q: number) =>
+        sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]! / 1000;
+      return {
+        value: at(0.99),
+        extra: {
+          p50: at(0.5),
+          p99: at(0.99),
+          max: sorted.at(-1)! / 1000,
+          missing: run.tally.missing,
+        },
+      };
+    });
+  } finally {
+    await closeAll(clients);
+  }
+}
+
+/**
+ * Capacity: `size` idle members, then one message that must reach all of them. Resident memory
+ * per connection is the server's growth over its idle self, divided by the members it holds.
+ */
+async function capacity(contender: Contender, size: number): Promise<Sample> {
+  await using server = await contender.start({ maxClients: size });
+  const idleRss = await server.rssKiB();
+  const joinDeadline = performance.now() + 120_000;
+  const joinRun = new Run({ senders: 1, window: 1 });
+  let clients: Client[] = [];
+  let note: string | undefined;
+  try {
+    clients = await joinClients(contender, server, size, joinRun, {
+      bufferBytes: 4096,
+      deadline: joinDeadline,
+    });
+  } catch (error) {
+    note = `joins failed: ${error instanceof Error ? error.message : error}`;
+  }
+  const joined = clients.filter(Boolean).length;
+  if (joined < size) note ??= `${joined} of ${size} joined in 120 s`;
+  try {
+    return await measured(server, async () => {
+      if (!(await server.isAlive())) {
+        return { value: NaN, note: `${note ?? ""} the server exited`.trim() };
+      }
+      const fullRss = await server.rssKiB();
+      const run = new Run({ senders: 1, window: 1 });
+      for (const client of clients) client?.reset(run);
+      const sentAt = performance.now();
+      run.sentBy[0] = 1;
+      await clients[0]!.send(0, 0, 1);
+      const reachedAll = await settle(run, () => run.tally.received >= joined - 1, 10_000);
+      const kibPerConnection = (fullRss - idleRss) / Math.max(1, joined);
+      return {
+        value: kibPerConnection,
+        ...(note || !reachedAll
+          ? { note: note ?? `reached ${run.tally.received} of ${joined - 1}` }
+          : {}),
+        extra: {
+          joined,
+          reached: run.tally.received,
+          reachMs: run.tally.lastAt - sentAt,
+          idleRssKiB: idleRss,
+          fullRssKiB: fullRss,
+        },
+      };
+    });
+  } finally {
+    await closeAll(clients.filter(Boolean));
+  }
+}
+
+/** Wire economy: data segments per message per recipient when idle, counted by tshark on loopback. */
+async function wire(contender: Contender): Promise<Sample> {
+  await using server = await contender.start({ maxClients: 4 });
+  const size = 4;
+  const messages = 20;
+  const clients = await joinClients(contender, server, size, new Run({ senders: size, window: 1 }));
+  const capture = (await exec("mktemp", ["--suffix=.pcap"])).trim();
+  const tshark = new Deno.Command("tshark", {
+    args: ["-i", "lo", "-f", `tcp src port ${server.port}`, "-w", capture],
+    stdout: "null",
+    stderr: "piped",
+  }).spawn();
+  const stderr = tshark.stderr.pipeThrough(new TextDecoderStream()).getReader();
+  for (let seen = ""; !seen.includes("Capturing on");) seen += (await stderr.read()).value ?? "";
+  try {
+    return await measured(server, async () => {
+      const run = new Run({ senders: size, window: 1 });
+      for (const client of clients) client.reset(run);
+      for (let k = 0; k < messages; k++) {
+        run.sentBy[0] = k + 1;
+        await clients[0]!.send(0, k, 1);
+        await settle(run, () => run.tally.received >= (k + 1) * (size - 1));
+      }
+      tshark.kill("SIGINT");
+      await tshark.status;
+      const lengths = await exec("tshark", [
+        "-r",
+        capture,
+        "-Y",
+        "tcp.len > 0",
+        "-T",
+        "fields",
+        "-e",
+        "tcp.len",
+      ]);
+      const segments = lengths.split("\n").filter(Boolean).length;
+      return { value: segments / (messages * (size - 1)), extra: { segments } };
+    });
+  } finally {
+    try {
+      tshark.kill("SIGKILL");
+    } catch {
+      // Stopped above.
+    }
+    await tshark.status;
+    stderr.cancel().catch(() => {});
+    await exec("rm", ["-f", capture]);
+    await closeAll(clients);
+  }
+}
+
+async function exec(command: string, args: string[]): Promise<string> {
+  const { code, stdout, stderr } = await new Deno.Command(command, { args, stdin: "null" })
+    .output();
+  if (code !== 0) throw new Error(`${command} failed: ${new TextDecoder().decode(stderr)}`);
+  return new TextDecoder().decode(stdout);
+}
+
+function median(samples: Sample[]): Sample {
+  const sorted = [...samples].sort((a, b) => (a.value || 0) - (b.value || 0));
+  return sorted[Math.floor((sorted.length - 1) / 2)]!;
+}
+
+const contenders: Contender[] = [];
+for (const name of values.servers.split(",")) {
+  const contender = name === "ours" ? OURS : name === "ncat" ? NCAT : seed(values["seed-dir"]);
+  const reason = await contender.unavailable();
+  if (reason) console.log(`skipping ${contender.name}: ${reason}`);
+  else contenders.push(contender);
+}
+
+/** Runs a measurement RUNS times for each contender and prints one row with medians and ratios. */
+async function row(
+  label: string,
+  unit: string,
+  measure: (contender: Contender) => Promise<Sample>,
+  options: {
+    higherIsBetter: boolean;
+    format: (value: number) => string;
+    runs?: number;
+  },
+) {
+  const medians = new Map<string, Sample & { all: number[] }>();
+  for (const contender of contenders) {
+    const samples: Sample[] = [];
+    for (let i = 0; i < (options.runs ?? RUNS); i++) {
+      try {
+        samples.push(await measure(contender));
+      } catch (error) {
+        samples.push({
+          value: NaN,
+          serverCpu: 0,
+          generatorCpu: 0,
+          note: `failed: ${error instanceof Error ? error.message : error}`,
+        });
+      }
+    }
+    medians.set(contender.name, { ...median(samples), all: samples.map((s) => s.value) });
+  }
+  const ours = medians.get("ours");
+  const cells = contenders.map((contender) => {
+    const sample = medians.get(contender.name)!;
+    const ratio = ours && contender !== OURS && Number.isFinite(sample.value) && sample.value > 0
+      ? ` (${
+        options.higherIsBetter
+          ? (ours.value / sample.value).toFixed(1)
+          : (sample.value / ours.value).toFixed(1)
+      }x)`
+      : "";
+    const cpu = `cpu ${Math.round(sample.serverCpu * 100)}%/${
+      Math.round(sample.generatorCpu * 100)
+    }%`;
+    return `${Number.isFinite(sample.value) ? options.format(sample.value) : "-"}${ratio}, ${cpu}${
+      sample.note ? `, ${sample.note}` : ""
+    }`;
+  });
+  console.log(`| ${label} | ${cells.join(" | ")} |`);
+  for (const [name, sample] of medians) {
+    console.error(
+      `  ${label} ${name} ${unit}: runs ${sample.all.map((v) => options.format(v)).join(", ")} ${
+        JSON.stringify(sample.extra ?? {})
+      }`,
+    );
+  }
+}
+
+function header(title: string, what: string) {
+  console.log(`\n### ${title}\n\n${what}\n`);
+  console.log(`| clients | ${contenders.map((c) => c.name).join(" | ")} |`);
+  console.log(`|---|${contenders.map(() => "---").join("|")}|`);
+}
+
+const deliveries = (value: number) => `${(value / 1e6).toFixed(2)} M/s`;
+const millis = (value: number) => `${value.toFixed(2)} ms`;
+console.log(
+  `bench: ${
+    new Date().toISOString()
+  }, ${navigator.hardwareConcurrency} cores, Deno ${Deno.version.deno}, ` +
+    `${RUNS} runs each, median shown; ratio = ours against that server (higher is better for ours); ` +
+    `cpu = server/generator share of one core over the run`,
+);
+
+if (SCENARIOS.has("throughput")) {
+  header(
+    "Fan-out throughput",
+    `Every client sends for ${SECONDS} s; deliveries per second until all are in.`,
+  );
+  for (const size of SIZES) {
+    await row(String(size), "deliveries/s", (c) => throughput(c, size), {
+      higherIsBetter: true,
+      format: deliveries,
+    });
+  }
+}
+if (SCENARIOS.has("latency")) {
+  header(
+    "Latency at 100 messages a second",
+    "99th percentile from send to receipt, over every delivery.",
+  );
+  for (const size of SIZES) {
+    await row(String(size), "p99", (c) => latency(c, size), {
+      higherIsBetter: false,
+      format: millis,
+    });
+  }
+}
+if (SCENARIOS.has("slow")) {
+  header(
+    "One client stops reading",
+    `100 clients send for ${SECONDS} s while one more never reads.`,
+  );
+  await row("100 + 1", "deliveries/s", (c) => throughput(c, 100, { idle: true }), {
+    higherIsBetter: true,
+    format: deliveries,
+  });
+}
+if (SCENARIOS.has("capacity")) {
+  const size = Number(values.capacity);
+  header("Capacity", `${size} idle members, then one message to all; server RSS per connection.`);
+  await row(String(size), "KiB/connection", (c) => capacity(c, size), {
+    higherIsBetter: false,
+    format: (kib) => `${kib.toFixed(1)} KiB`,
+  });
+}
+if (SCENARIOS.has("wire")) {
+  header(
+    "Wire economy",
+    "Data segments per message per recipient, idle, counted by tshark on loopback.",
+  );
+  await row("4", "segments", wire, {
+    higherIsBetter: false,
+    format: (value) => value.toFixed(2),
+    runs: 1,
+  });
+}

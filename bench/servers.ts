@@ -1,0 +1,240 @@
+/**
+ * The servers compared by the benchmark, each started as a process of its own on a loopback port:
+ * ours, the Java reconstruction of the seed, and `ncat --chat`. Each comes with its dialect: how a
+ * client joins it and how the generator knows that it is in.
+ */
+import type { Client, Dialect } from "./load.ts";
+
+const ROOT = new URL("..", import.meta.url).pathname;
+const decoder = new TextDecoder();
+
+/** A running server process. */
+export class ServerProcess implements AsyncDisposable {
+  constructor(readonly name: string, readonly child: Deno.ChildProcess, readonly port: number) {}
+
+  /** CPU time the process has used, in milliseconds (from /proc: user + system). */
+  async cpuMillis(): Promise<number> {
+    // Through cat: Deno asks for every permission before it reads anything under /proc itself.
+    const stat = await run("cat", [`/proc/${this.child.pid}/stat`]);
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    return (Number(fields[11]) + Number(fields[12])) * 10; // clock ticks of 10 ms (CLK_TCK 100)
+  }
+
+  /** Resident memory in KiB, or 0 once the process is gone. */
+  async rssKiB(): Promise<number> {
+    try {
+      const status = await run("cat", [`/proc/${this.child.pid}/status`]);
+      return Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0);
+    } catch {
+      return 0;
+    }
+  }
+
+  /** Whether the process still runs. */
+  async isAlive(): Promise<boolean> {
+    return (await this.rssKiB()) > 0;
+  }
+
+  /** Stops it with SIGTERM (so that ours shuts down cleanly), and SIGKILL after 3 s. */
+  async [Symbol.asyncDispose](): Promise<void> {
+    const kill = (signal: Deno.Signal) => {
+      try {
+        this.child.kill(signal);
+      } catch {
+        // Already gone.
+      }
+    };
+    kill("SIGTERM");
+    const timer = setTimeout(() => kill("SIGKILL"), 3000);
+    await this.child.status;
+    clearTimeout(timer);
+  }
+}
+
+/** A server to compare: how to start it and how to join it. */
+export interface Contender {
+  readonly name: string;
+  readonly dialect: Dialect;
+  /** Joins must be one at a time (the seed's threads die on concurrent joins). */
+  readonly joinsOneAtATime: boolean;
+  /** Why it cannot run here, if it cannot. */
+  unavailable(): Promise<string | undefined>;
+  start(options: { maxClients: number }): Promise<ServerProcess>;
+}
+
+/** Reads a child's output until a line matches, then keeps draining it so it never blocks. */
+async function awaitLine(
+  stream: ReadableStream<Uint8Array>,
+  pattern: RegExp,
+): Promise<RegExpExecArray> {
+  const reader = stream.pipeThrough(new TextDecoderStream()).getReader();
+  let text = "";
+  while (true) {
+    const { value, done } = await reader.read();
+    if (done) throw new Error(`The server ended before printing ${pattern}: ${text}`);
+    text += value;
+    const match = pattern.exec(text);
+    if (match) {
+      (async () => {
+        while (!(await reader.read()).done);
+      })();
+      return match;
+    }
+  }
+}
+
+function freePort(): number {
+  using listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  return listener.addr.port;
+}
+
+/** Whether a shell test succeeds (`command -v java`, `test -f FILE`): no read permission needed. */
+async function holds(script: string): Promise<boolean> {
+  const { code } = await new Deno.Command("sh", {
+    args: ["-c", script],
+    stdout: "null",
+    stderr: "null",
+  }).output();
+  return code === 0;
+}
+
+/** Extra `deno run` flags for our server, from the environment (`--cpu-prof` to profile it). */
+const OURS_FLAGS = Deno.env.get("BENCH_DENO_FLAGS")?.split(" ").filter(Boolean) ?? [];
+
+/** Ours: joined once the welcome line arrives. */
+export const OURS: Contender = {
+  name: "ours",
+  joinsOneAtATime: false,
+  dialect: {
+    async join(client, name) {
+      const welcome = client.waitFor("* Welcome, ");
+      await client.write(`${name}\n`);
+      await welcome;
+    },
+  },
+  unavailable: () => Promise.resolve(undefined),
+  async start({ maxClients }) {
+    const child = new Deno.Command(Deno.execPath(), {
+      args: [
+        "run",
+        "-q",
+        ...OURS_FLAGS,
+        "--allow-net=127.0.0.1:0",
+        "main.ts",
+        "server",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        "0",
+        "--max-connections",
+        String(maxClients + 100),
+        "--max-per-address",
+        "0",
+        // The protections stay on, with limits a benchmark's clients stay within.
+        "--flood-burst",
+        "1000000",
+        "--flood-rate",
+        "1000000",
+        "--history",
+        "0",
+      ],
+      cwd: ROOT,
+      stdout: "piped",
+      stderr: "inherit",
+      stdin: "null",
+    }).spawn();
+    const match = await awaitLine(child.stdout, /listening on 127\.0\.0\.1:(\d+)/);
+    return new ServerProcess("ours", child, Number(match[1]));
+  },
+};
+
+/** The seed's Java reconstruction, built with javac into a temporary folder. */
+export function seed(seedDir: string, options: { jdk8Println?: boolean } = {}): Contender {
+  let classes: string | undefined;
+  return {
+    name: options.jdk8Println ? "seed (JDK 8 println)" : "seed",
+    joinsOneAtATime: true,
+    dialect: {
+      // No reply to the joiner: client 0 sees "NAME has joined the chat" for every later one.
+      async join(client: Client, name: string) {
+        const observer = client.observer;
+        const joined = observer?.waitFor(`${name} has joined the chat`);
+        await client.write(`${name}\n`);
+        if (joined) await joined;
+        else await new Promise((resolve) => setTimeout(resolve, 100)); // the first has no witness
+      },
+    },
+    async unavailable() {
+      if (!(await holds("command -v javac && command -v java"))) {
+        return "java and javac are not installed";
+      }
+      if (!(await holds(`test -f '${seedDir}/ChatServer.java'`))) {
+        return `no ChatServer.java in ${seedDir} (pass --seed-dir)`;
+      }
+    },
+    async start() {
+      if (!classes) {
+        classes = (await run("mktemp", ["-d"])).trim();
+        await run("javac", ["-d", classes, `${seedDir}/ChatServer.java`]);
+      }
+      const port = freePort();
+      const child = new Deno.Command("java", {
+        args: [
+          ...(options.jdk8Println ? ["-Dseed.jdk8println=true"] : []),
+          "-cp",
+          classes,
+          "ChatServer",
+          String(port),
+          "127.0.0.1",
+        ],
+        stdout: "piped",
+        stderr: "null", // its stack traces are one of its defects
+        stdin: "null",
+      }).spawn();
+      await awaitLine(child.stdout, /Server started/);
+      return new ServerProcess(this.name, child, port);
+    },
+  };
+}
+
+/** `ncat --chat`: no names; in once it announces who else is connected. */
+export const NCAT: Contender = {
+  name: "ncat --chat",
+  joinsOneAtATime: false,
+  dialect: {
+    async join(client) {
+      await client.waitFor("<announce> already connected");
+    },
+  },
+  async unavailable() {
+    return (await holds("command -v ncat"))
+      ? undefined
+      : "ncat is not installed (apt-get install ncat)";
+  },
+  async start({ maxClients }) {
+    const port = freePort();
+    const child = new Deno.Command("ncat", {
+      args: [
+        "-v",
+        "--chat",
+        "--max-conns",
+        String(maxClients + 100),
+        "-l",
+        "127.0.0.1",
+        String(port),
+      ],
+      stdout: "null",
+      stderr: "piped",
+      stdin: "null",
+    }).spawn();
+    await awaitLine(child.stderr, /Listening on/);
+    return new ServerProcess("ncat --chat", child, port);
+  },
+};
+
+async function run(command: string, args: string[]): Promise<string> {
+  const { code, stdout, stderr } = await new Deno.Command(command, { args, stdin: "null" })
+    .output();
+  if (code !== 0) throw new Error(`${command} failed: ${decoder.decode(stderr)}`);
+  return decoder.decode(stdout);
+}
