@@ -7,10 +7,16 @@ const END_TIMEOUT_MS = 2000;
 /** Size of each socket read: a small buffer keeps idle peers cheap. */
 const READ_CHUNK_BYTES = 8192;
 
+/** The smallest buffer a busy peer gathers its lines in. */
+const MIN_BUFFER_BYTES = 4096;
+const EMPTY = new Uint8Array(0);
+
 /**
- * One connection. Its outbox has exactly one writer, which writes at once when idle and, while a
- * write is in flight, gathers what arrives into the next single write. A peer whose backlog passes
- * the limit is closed, so nobody waits for it.
+ * One connection. Its outbox has exactly one writer, which writes a line at once when idle (from
+ * the line's own bytes, without a copy) and, while a write is in flight, gathers what arrives into
+ * the next single write. Gathering copies each line once into one of two buffers that take turns:
+ * one being written, one filling. A peer whose backlog passes the limit is closed, so nobody waits
+ * for it, and a peer that stays idle gives its buffers back (see {@linkcode Peer.trimBuffers}).
  */
 export class Peer implements Member {
   name = "";
@@ -31,8 +37,14 @@ export class Peer implements Member {
   readonly #conn: Deno.Conn;
   readonly #maxBacklogBytes: number;
   readonly #stop = new AbortController();
-  #queue: Uint8Array[] = [];
-  #backlogBytes = 0;
+  /** Lines waiting for the writer, gathered in `#filling` up to `#fillingLength`. */
+  #filling = EMPTY;
+  #fillingLength = 0;
+  /** The buffer the last write came from, to fill next. */
+  #spare = EMPTY;
+  /** Bytes of the write in flight that the kernel has not taken yet. */
+  #inFlightBytes = 0;
+  #wroteSinceTrim = false;
   #isWriting = false;
   #writeStartedAt = 0;
   #isClosed = false;
@@ -69,12 +81,28 @@ export class Peer implements Member {
 
   send(bytes: Uint8Array): void {
     if (this.#isClosed || this.isEnding) return;
-    if (this.#backlogBytes + bytes.length > this.#maxBacklogBytes) {
+    if (this.#fillingLength + this.#inFlightBytes + bytes.length > this.#maxBacklogBytes) {
       return this.close("stopped reading");
     }
-    this.#queue.push(bytes);
-    this.#backlogBytes += bytes.length;
-    if (!this.#isWriting) this.#writeAll();
+    if (!this.#isWriting) return void this.#writeAll(bytes);
+    const needed = this.#fillingLength + bytes.length;
+    if (needed > this.#filling.length) {
+      const grown = new Uint8Array(Math.max(MIN_BUFFER_BYTES, needed, 2 * this.#filling.length));
+      grown.set(this.#filling.subarray(0, this.#fillingLength));
+      this.#filling = grown;
+    }
+    this.#filling.set(bytes, this.#fillingLength);
+    this.#fillingLength = needed;
+  }
+
+  /**
+   * Lets go of the gathering buffers if the peer has written nothing since the last call: the
+   * server calls this about once a second, so busy peers keep their buffers (allocating them for
+   * every burst was a third of the server's time) and idle ones cost nothing.
+   */
+  trimBuffers(): void {
+    if (!this.#wroteSinceTrim && !this.#isWriting) this.#filling = this.#spare = EMPTY;
+    this.#wroteSinceTrim = false;
   }
 
   /** Sends a one-line error to this peer only. */
@@ -107,7 +135,8 @@ export class Peer implements Member {
     this.#isClosed = true;
     this.closeReason ??= reason;
     clearTimeout(this.#endTimer);
-    this.#queue = [];
+    this.#filling = this.#spare = EMPTY;
+    this.#fillingLength = 0;
     try {
       this.#conn.close();
     } catch {
@@ -122,41 +151,35 @@ export class Peer implements Member {
     this.#conn.closeWrite().catch(() => this.close()); // a failure means the socket is gone
   }
 
-  async #writeAll(): Promise<void> {
+  /** Writes `first`, then whatever gathered meanwhile, until nothing is left. */
+  async #writeAll(first: Uint8Array): Promise<void> {
     this.#isWriting = true;
-    // One buffer for as long as this peer keeps writing: the next batch is copied in only after
-    // the write of the last one is over. An idle peer keeps none.
-    let buffer = new Uint8Array(0);
+    let chunk = first;
     try {
-      while (this.#queue.length > 0 && !this.#isClosed) {
-        let chunk: Uint8Array;
-        if (this.#queue.length === 1) {
-          chunk = this.#queue[0]!;
-        } else {
-          if (buffer.length < this.#backlogBytes) {
-            buffer = new Uint8Array(Math.max(this.#backlogBytes, 2 * buffer.length));
-          }
-          chunk = buffer.subarray(0, this.#backlogBytes);
-          let offset = 0;
-          for (const part of this.#queue) {
-            chunk.set(part, offset);
-            offset += part.length;
-          }
-        }
-        this.#queue = [];
+      while (!this.#isClosed) {
         // A write may take only part of the buffer; the backlog counts what the kernel has not taken.
+        this.#inFlightBytes = chunk.length;
         for (let offset = 0; offset < chunk.length;) {
           this.#writeStartedAt = Date.now();
           const written = await this.#conn.write(chunk.subarray(offset));
           offset += written;
-          this.#backlogBytes -= written;
+          this.#inFlightBytes -= written;
         }
+        if (this.#fillingLength === 0) break;
+        // The gathered lines go out next; the buffer just written fills meanwhile.
+        const filled = this.#filling;
+        chunk = filled.subarray(0, this.#fillingLength);
+        this.#filling = this.#spare;
+        this.#fillingLength = 0;
+        this.#spare = filled;
       }
     } catch (error) {
       // The peer is gone (reset, broken pipe) or was closed meanwhile: never write to it again.
       this.close(isPeerGone(error) ? undefined : describe(error));
     } finally {
       this.#isWriting = false;
+      this.#inFlightBytes = 0;
+      this.#wroteSinceTrim = true;
     }
     if (this.isEnding && !this.#isClosed) this.#afterLastWrite();
   }

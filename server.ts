@@ -134,6 +134,8 @@ const HELP = encodeLine(HELP_LINES.join("\n"));
 const GOODBYE_LINE = encodeLine(GOODBYE);
 /** Pause after a failed accept (for example out of file descriptors) so the loop does not spin. */
 const ACCEPT_RETRY_MS = 100;
+/** How often idle peers give back their write buffers. */
+const TRIM_INTERVAL_MS = 1000;
 /** How long a refused connection may take to receive its one line. */
 const REFUSAL_TIMEOUT_MS = 1000;
 
@@ -150,6 +152,7 @@ class Server implements ChatServer {
   #stop = new AbortController();
   #sweeper: ReturnType<typeof setInterval> | undefined;
   #refusals = 0;
+  #trimmedAt = Date.now();
 
   constructor(listener: Deno.Listener, config: ServerConfig) {
     this.#listener = listener;
@@ -314,11 +317,14 @@ class Server implements ChatServer {
     peer.end();
   }
 
-  /** Enforces the time limits, and logs refused connections at most once per sweep. */
+  /** Enforces the time limits, trims idle peers' buffers, and logs refused connections at most once per sweep. */
   #sweep(): void {
     const now = Date.now();
     const { nameTimeoutMs, idleTimeoutMs, writeTimeoutMs } = this.#limits;
+    const isTrimming = now - this.#trimmedAt >= TRIM_INTERVAL_MS;
+    if (isTrimming) this.#trimmedAt = now;
     for (const peer of this.#peers) {
+      if (isTrimming) peer.trimBuffers();
       if (writeTimeoutMs > 0 && peer.writeStalledFor(now) > writeTimeoutMs) {
         peer.close("stopped reading"); // even while ending: its last lines are not going anywhere
       } else if (peer.isEnding) {

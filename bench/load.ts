@@ -146,13 +146,17 @@ export class Client {
     return this.#writing;
   }
 
-  /** Sends messages `first` to `first + count - 1` from this client as sender `sender`, in one write. */
+  /**
+   * Sends messages `first` to `first + count - 1` as sender `sender`, one write each, as a person
+   * at a chat client sends each line on its own. (Batching lines into one write would flatter
+   * `ncat --chat`, which relays whole chunks under one prefix.)
+   */
   send(sender: number, first: number, count: number): Promise<void> {
-    let text = "";
+    let last = this.#writing;
     for (let sequence = first; sequence < first + count; sequence++) {
-      text += payload(sender, sequence);
+      last = this.write(payload(sender, sequence));
     }
-    return this.write(text);
+    return last;
   }
 
   /** Counts the messages a sender sent that never arrived here, once the run is over. */

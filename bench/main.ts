@@ -66,16 +66,33 @@ async function joinClients(
   const clients: Client[] = [];
   const joinOne = async (id: number) => {
     const client = new Client(id, await connect(server.port), run, options.bufferBytes ?? 65536);
-    client.observer = clients[0];
+    // The seed writes a join notice to its members in join order: the newest one hears it last,
+    // so once it has, the joiner's thread has finished iterating the member list.
+    client.observer = clients[id - 1];
     clients[id] = client;
     await contender.dialect.join(client, `c${id}`);
   };
-  const batch = contender.joinsOneAtATime ? 1 : 200;
+  const batch = contender.joinBatch;
   for (let id = 0; id < count; id += batch) {
     if (options.deadline && performance.now() > options.deadline) break;
-    await Promise.all(
+    const joins = Promise.all(
       Array.from({ length: Math.min(batch, count - id) }, (_, k) => joinOne(id + k)),
     );
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const tooLong = new Promise<never>((_, reject) => {
+      timer = setTimeout(
+        () => reject(new Error(`clients ${id} to ${id + batch - 1} did not get in within 30 s`)),
+        30_000,
+      );
+    });
+    try {
+      await Promise.race([joins, tooLong]);
+    } catch (error) {
+      await closeAll(clients.filter(Boolean));
+      throw error;
+    } finally {
+      clearTimeout(timer);
+    }
   }
   return clients;
 }
