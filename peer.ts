@@ -4,8 +4,10 @@ import { encodeLine, formatError } from "./protocol.ts";
 
 /** How long a closing peer may take to receive its last lines before its socket is closed anyway. */
 const END_TIMEOUT_MS = 2000;
-/** Size of each socket read: a small buffer keeps idle peers cheap. */
-const READ_CHUNK_BYTES = 8192;
+/** Smallest and largest socket read. Every idle peer has a read pending, so it starts small (a
+ * chat line fits) and grows while reads fill it, for peers that send a lot at once. */
+const MIN_READ_BYTES = 512;
+const MAX_READ_BYTES = 64 * 1024;
 
 /** The smallest buffer a busy peer gathers its lines in. */
 const MIN_BUFFER_BYTES = 4096;
@@ -42,9 +44,11 @@ export class Peer implements Member {
   #fillingLength = 0;
   /** The buffer the last write came from, to fill next. */
   #spare = EMPTY;
-  /** Bytes of the write in flight that the kernel has not taken yet. */
+  /** The write in flight, and how much of its end the kernel has not taken yet. */
+  #chunk = EMPTY;
   #inFlightBytes = 0;
   #wroteSinceTrim = false;
+  #readBuffer = new Uint8Array(MIN_READ_BYTES);
   #isWriting = false;
   #writeStartedAt = 0;
   #isClosed = false;
@@ -69,9 +73,19 @@ export class Peer implements Member {
     return this.#stop.signal;
   }
 
-  /** The socket's bytes as a stream (see {@linkcode readableOf}). */
-  get readable(): ReadableStream<Uint8Array> {
-    return readableOf(this.#conn);
+  /**
+   * The next bytes from the socket, or `null` at its end. The buffer is reused by the next read:
+   * use the bytes before reading again. Unlike `conn.readable`, reaching the end does not close
+   * the socket, so the replies to a client's last lines still go out.
+   */
+  async read(): Promise<Uint8Array | null> {
+    const count = await this.#conn.read(this.#readBuffer);
+    if (count === null) return null;
+    const chunk = this.#readBuffer.subarray(0, count);
+    const size = this.#readBuffer.length;
+    if (count === size && size < MAX_READ_BYTES) this.#readBuffer = new Uint8Array(size * 2);
+    else if (count < size / 8 && size > MIN_READ_BYTES) this.#readBuffer = new Uint8Array(size / 2);
+    return chunk;
   }
 
   /** How long the write in flight has waited for the kernel to take anything, in ms (0 if none). */
@@ -84,7 +98,7 @@ export class Peer implements Member {
     if (this.#fillingLength + this.#inFlightBytes + bytes.length > this.#maxBacklogBytes) {
       return this.close("stopped reading");
     }
-    if (!this.#isWriting) return void this.#writeAll(bytes);
+    if (!this.#isWriting) return this.#write(bytes);
     const needed = this.#fillingLength + bytes.length;
     if (needed > this.#filling.length) {
       const grown = new Uint8Array(Math.max(MIN_BUFFER_BYTES, needed, 2 * this.#filling.length));
@@ -151,36 +165,50 @@ export class Peer implements Member {
     this.#conn.closeWrite().catch(() => this.close()); // a failure means the socket is gone
   }
 
-  /** Writes `first`, then whatever gathered meanwhile, until nothing is left. */
-  async #writeAll(first: Uint8Array): Promise<void> {
+  /**
+   * Starts writing `chunk`. The writer is a chain of callbacks rather than an async loop: a line
+   * to an idle peer, the common case, then costs one call into the runtime and nothing more, which
+   * matters when one line goes to hundreds of peers at once.
+   */
+  #write(chunk: Uint8Array): void {
     this.#isWriting = true;
-    let chunk = first;
-    try {
-      while (!this.#isClosed) {
-        // A write may take only part of the buffer; the backlog counts what the kernel has not taken.
-        this.#inFlightBytes = chunk.length;
-        for (let offset = 0; offset < chunk.length;) {
-          this.#writeStartedAt = Date.now();
-          const written = await this.#conn.write(chunk.subarray(offset));
-          offset += written;
-          this.#inFlightBytes -= written;
-        }
-        if (this.#fillingLength === 0) break;
-        // The gathered lines go out next; the buffer just written fills meanwhile.
-        const filled = this.#filling;
-        chunk = filled.subarray(0, this.#fillingLength);
-        this.#filling = this.#spare;
-        this.#fillingLength = 0;
-        this.#spare = filled;
-      }
-    } catch (error) {
-      // The peer is gone (reset, broken pipe) or was closed meanwhile: never write to it again.
-      this.close(isPeerGone(error) ? undefined : describe(error));
-    } finally {
-      this.#isWriting = false;
-      this.#inFlightBytes = 0;
-      this.#wroteSinceTrim = true;
+    this.#chunk = chunk as Uint8Array<ArrayBuffer>;
+    this.#inFlightBytes = chunk.length;
+    this.#writeStartedAt = Date.now();
+    this.#conn.write(chunk).then(this.#wrote, this.#writeFailed);
+  }
+
+  /** A write has finished: write the rest of it, or what gathered meanwhile, or stop. */
+  readonly #wrote = (written: number): void => {
+    this.#inFlightBytes -= written;
+    if (this.#isClosed) return this.#stopWriting();
+    if (this.#inFlightBytes > 0) {
+      // The kernel took only part of it: the backlog counts what it has not taken.
+      const rest = this.#chunk.subarray(this.#chunk.length - this.#inFlightBytes);
+      this.#writeStartedAt = Date.now();
+      return void this.#conn.write(rest).then(this.#wrote, this.#writeFailed);
     }
+    if (this.#fillingLength === 0) return this.#stopWriting();
+    // The gathered lines go out next; the buffer just written fills meanwhile.
+    const buffer = this.#filling;
+    const gathered = buffer.subarray(0, this.#fillingLength);
+    this.#filling = this.#spare;
+    this.#fillingLength = 0;
+    this.#spare = buffer;
+    this.#write(gathered);
+  };
+
+  readonly #writeFailed = (error: unknown): void => {
+    // The peer is gone (reset, broken pipe) or was closed meanwhile: never write to it again.
+    this.close(isPeerGone(error) ? undefined : describe(error));
+    this.#stopWriting();
+  };
+
+  #stopWriting(): void {
+    this.#isWriting = false;
+    this.#inFlightBytes = 0;
+    this.#chunk = EMPTY;
+    this.#wroteSinceTrim = true;
     if (this.isEnding && !this.#isClosed) this.#afterLastWrite();
   }
 }
@@ -226,21 +254,6 @@ export class TokenBucket {
     );
     this.#updatedAt = now;
   }
-}
-
-/**
- * The socket's bytes as a stream. Unlike `conn.readable` it does not close the socket at EOF, so
- * the replies to a client's last lines still go out, and its small reads keep idle peers cheap.
- */
-function readableOf(conn: Deno.Conn): ReadableStream<Uint8Array> {
-  return new ReadableStream<Uint8Array>({
-    async pull(controller) {
-      const buffer = new Uint8Array(READ_CHUNK_BYTES);
-      const count = await conn.read(buffer);
-      if (count === null) controller.close();
-      else controller.enqueue(buffer.subarray(0, count));
-    },
-  }, { highWaterMark: 0 });
 }
 
 /** Errors that mean the other side went away: a normal ending, not worth a stack trace. */

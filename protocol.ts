@@ -41,70 +41,67 @@ export interface LineSplitterOptions {
 /** A line from the splitter, or the mark of a line that was too long (and dropped). */
 export type Line = string | LineTooLongError;
 
+const decoder = new TextDecoder(); // stateless as used here: each line is decoded whole
+const NO_LINES: Line[] = [];
+
 /**
- * Splits a byte stream into lines at LF or CRLF and decodes each as UTF-8, invalid bytes becoming
- * U+FFFD. Hand-written because the web platform and `@std/streams`' `TextLineStream` have no length
- * limit: a line over `maxLineBytes` is never buffered whole; the splitter emits one
+ * Splits bytes into lines at LF or CRLF and decodes each as UTF-8, invalid bytes becoming U+FFFD.
+ * Hand-written because the web platform and `@std/streams`' `TextLineStream` have no length limit:
+ * a line over `maxLineBytes` is never buffered whole; the splitter reports one
  * {@linkcode LineTooLongError} as soon as it is detected and discards the rest of that line.
- * It emits the lines of each chunk as one batch: a busy connection delivers hundreds of lines per
- * read, and one stream step per batch rather than per line is what keeps a server fast.
+ *
+ * This is the splitter itself, with no stream around it: feed it each chunk, get back the lines the
+ * chunk completes. The server uses it directly, as a stream per connection costs about 10 KB of heap
+ * (measured), more than the whole budget of an idle connection; {@linkcode LineSplitter} wraps it.
  */
-export class LineSplitter extends TransformStream<Uint8Array, Line[]> {
-  /** Creates a splitter with the given limit (default {@linkcode DEFAULT_MAX_LINE_BYTES}). */
-  constructor(options: LineSplitterOptions = {}) {
-    super(new Splitter(options));
-  }
-}
-
-type LineController = TransformStreamDefaultController<Line[]>;
-
-/** The splitter's state: the start of a line waiting for its end, or a long line being skipped. */
-class Splitter implements Transformer<Uint8Array, Line[]> {
+export class LineBuffer {
   #maxLineBytes: number;
   #keepPartialLine: boolean;
-  #decoder = new TextDecoder();
-  #pending: Uint8Array[] = [];
+  #pending: Uint8Array[] | undefined;
   #pendingBytes = 0;
   #isDiscarding = false;
 
-  constructor(options: LineSplitterOptions) {
+  /** An empty splitter with the given limit (default {@linkcode DEFAULT_MAX_LINE_BYTES}). */
+  constructor(options: LineSplitterOptions = {}) {
     this.#maxLineBytes = options.maxLineBytes ?? DEFAULT_MAX_LINE_BYTES;
     this.#keepPartialLine = options.keepPartialLine ?? false;
   }
 
-  transform(chunk: Uint8Array, controller: LineController): void {
-    const lines: Line[] = [];
+  /** The lines `chunk` completes, in order. The chunk's bytes may be reused once this returns. */
+  push(chunk: Uint8Array): Line[] {
+    let lines = NO_LINES;
     for (let start = 0; start < chunk.length;) {
       const lf = chunk.indexOf(LF, start);
       if (lf === -1) {
-        this.#hold(chunk.subarray(start), lines);
+        const tooLong = this.#hold(chunk.subarray(start));
+        if (tooLong) (lines === NO_LINES ? lines = [] : lines).push(tooLong);
         break;
       }
       if (this.#isDiscarding) this.#isDiscarding = false;
-      else lines.push(this.#line(chunk.subarray(start, lf)));
+      else (lines === NO_LINES ? lines = [] : lines).push(this.#line(chunk.subarray(start, lf)));
       start = lf + 1;
     }
-    if (lines.length > 0) controller.enqueue(lines);
+    return lines;
   }
 
-  flush(controller: LineController): void {
-    if (this.#keepPartialLine && this.#pendingBytes > 0) {
-      controller.enqueue([this.#line(new Uint8Array(0))]);
-    }
+  /** At the end of the input: the last line if it has no line end and is kept, else nothing. */
+  finish(): Line[] {
+    return this.#keepPartialLine && this.#pendingBytes > 0
+      ? [this.#line(new Uint8Array(0))]
+      : NO_LINES;
   }
 
-  /** Keeps the start of a line until its end arrives, unless it is already too long. */
-  #hold(part: Uint8Array, lines: Line[]): void {
+  /** Keeps the start of a line until its end arrives; reports it once if it is already too long. */
+  #hold(part: Uint8Array): LineTooLongError | undefined {
     if (this.#isDiscarding) return;
     if (this.#pendingBytes + part.length > this.#maxLineBytes + 1) {
       // Over the limit even if a CR ends it: report now, then drop bytes up to the next LF.
-      lines.push(new LineTooLongError(this.#maxLineBytes));
-      this.#pending = [];
+      this.#pending = undefined;
       this.#pendingBytes = 0;
       this.#isDiscarding = true;
-      return;
+      return new LineTooLongError(this.#maxLineBytes);
     }
-    this.#pending.push(part.slice()); // copied: the source may reuse its buffer
+    (this.#pending ??= []).push(part.slice()); // copied: the caller may reuse its buffer
     this.#pendingBytes += part.length;
   }
 
@@ -112,20 +109,42 @@ class Splitter implements Transformer<Uint8Array, Line[]> {
   #line(tail: Uint8Array): Line {
     const length = this.#pendingBytes + tail.length;
     const parts = this.#pending;
-    this.#pending = [];
+    this.#pending = undefined;
     this.#pendingBytes = 0;
     const max = this.#maxLineBytes;
     if (length > max + 1) return new LineTooLongError(max);
-    let bytes = parts.length === 0 ? tail : concatBytes([...parts, tail], length);
+    let bytes = parts ? concatBytes([...parts, tail], length) : tail;
     // A CR before the LF does not count, so the limit is checked once the line end is known.
     if (bytes.at(-1) === CR) bytes = bytes.subarray(0, -1);
     if (bytes.length > max) return new LineTooLongError(max);
-    const line = this.#decoder.decode(bytes);
+    const line = decoder.decode(bytes);
     // Each invalid byte becomes a 3-byte U+FFFD; the limit holds for the decoded line too.
     if (bytes.length * 3 > max && line.includes("\ufffd") && utf8Length(line) > max) {
       return new LineTooLongError(max);
     }
     return line;
+  }
+}
+
+/**
+ * {@linkcode LineBuffer} as a stream: bytes in, the lines of each chunk out as one batch. A busy
+ * connection delivers hundreds of lines per read, and one stream step per batch rather than per
+ * line keeps the cost of the stream small.
+ */
+export class LineSplitter extends TransformStream<Uint8Array, Line[]> {
+  /** Creates a splitter with the given limit (default {@linkcode DEFAULT_MAX_LINE_BYTES}). */
+  constructor(options: LineSplitterOptions = {}) {
+    const lines = new LineBuffer(options);
+    super({
+      transform(chunk, controller) {
+        const batch = lines.push(chunk);
+        if (batch.length > 0) controller.enqueue(batch);
+      },
+      flush(controller) {
+        const batch = lines.finish();
+        if (batch.length > 0) controller.enqueue(batch);
+      },
+    });
   }
 }
 
