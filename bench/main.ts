@@ -270,13 +270,17 @@ async function capacity(contender: Contender, size: number): Promise<Sample> {
       if (!(await server.isAlive())) {
         return { value: NaN, note: `${note ?? ""} the server exited`.trim() };
       }
-      const fullRss = await server.rssKiB();
       const run = new Run({ senders: 1, window: 1 });
       for (const client of clients) client?.reset(run);
       const sentAt = performance.now();
       run.sentBy[0] = 1;
       await clients[0]!.send(0, 0, 1);
       const reachedAll = await settle(run, () => run.tally.received >= joined - 1, 10_000);
+      // Lines reach a client in order, so once the message is everywhere, every join notice
+      // before it has been delivered too: the server holds the connections and nothing in
+      // flight. Give idle peers two sweeps to hand back their buffers, then read its memory.
+      await new Promise((resolve) => setTimeout(resolve, 2500));
+      const fullRss = await server.rssKiB();
       const kibPerConnection = (fullRss - idleRss) / Math.max(1, joined);
       return {
         value: kibPerConnection,
@@ -289,6 +293,7 @@ async function capacity(contender: Contender, size: number): Promise<Sample> {
           reachMs: run.tally.lastAt - sentAt,
           idleRssKiB: idleRss,
           fullRssKiB: fullRss,
+          peakRssKiB: await server.rssKiB("VmHWM"),
         },
       };
     });

@@ -21,10 +21,10 @@ export class ServerProcess implements AsyncDisposable {
   }
 
   /** Resident memory in KiB, or 0 once the process is gone. */
-  async rssKiB(): Promise<number> {
+  async rssKiB(field: "VmRSS" | "VmHWM" = "VmRSS"): Promise<number> {
     try {
       const status = await run("cat", [`/proc/${this.child.pid}/status`]);
-      return Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0);
+      return Number(new RegExp(`${field}:\\s+(\\d+)`).exec(status)?.[1] ?? 0);
     } catch {
       return 0;
     }
