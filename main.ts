@@ -1,6 +1,7 @@
 /** The `chat` command line: `chat server ...` and `chat client NAME ...`, the compiled binary's entry. */
 import { parseArgs } from "node:util";
 import { ClientError, DEFAULT_CLIENT_HOST, runClient } from "./client.ts";
+import { ClusterHub, DEFAULT_CLAIM_TTL_MS, redact } from "./cluster.ts";
 import { DEFAULT_HISTORY_SIZE } from "./hub.ts";
 import { DEFAULT_HOST, DEFAULT_PORT, HELP_LINES, MIN_MAX_LINE_BYTES } from "./protocol.ts";
 import { type ChatServer, DEFAULT_LIMITS, type Limits, startServer } from "./server.ts";
@@ -110,6 +111,11 @@ Server options:
   --port PORT              port to listen on, 0 for any free one (default ${DEFAULT_PORT})
   --cert FILE --key FILE   speak TLS with this PEM certificate chain and private key
   --history N              lines of chat shown to newcomers, 0 for none (default ${DEFAULT_HISTORY_SIZE})
+  --redis URL              form one room with every server on this Redis, redis://HOST:PORT
+                           (default: the CHAT_REDIS_URL environment variable, else no cluster)
+  --claim-ttl SECONDS      with --redis: how long a dead server's names stay taken (default ${
+  DEFAULT_CLAIM_TTL_MS / 1000
+})
 ${LIMIT_FLAGS.map(limitHelp).join("\n")}
 
 Client options:
@@ -183,6 +189,8 @@ const SERVER_OPTIONS = {
   cert: { type: "string" },
   key: { type: "string" },
   history: { type: "string" },
+  redis: { type: "string" },
+  "claim-ttl": { type: "string" },
   ...Object.fromEntries(LIMIT_FLAGS.map(({ flag }) => [flag, { type: "string" }])),
 } as const;
 
@@ -242,19 +250,85 @@ async function serverCommand(args: string[]): Promise<number> {
   const tls = values.cert && values.key
     ? { cert: await readPem(values.cert, values), key: await readPem(values.key, values) }
     : undefined;
+  const redisUrl = values.redis ?? readEnv("CHAT_REDIS_URL");
+  if (values["claim-ttl"] !== undefined && !redisUrl) {
+    throw new UsageError("--claim-ttl goes with --redis");
+  }
+  const claimTtlMs = values["claim-ttl"] === undefined
+    ? DEFAULT_CLAIM_TTL_MS
+    : number(values["claim-ttl"], { flag: "claim-ttl", min: 1, max: 3600, isSeconds: true }) *
+      1000;
 
+  let hub: ClusterHub | undefined;
+  if (redisUrl) {
+    await checkRedisPermission(redisUrl, hostPort(hostname, port));
+    hub = new ClusterHub({
+      url: redisUrl,
+      historySize,
+      claimTtlMs,
+      maxLineBytes: limits.maxLineBytes ?? DEFAULT_LIMITS.maxLineBytes,
+      log,
+    });
+    await hub.start();
+    if (!hub.isWhole) log(`redis: cannot reach ${redact(redisUrl)} yet; serving alone meanwhile`);
+  }
   let server: ChatServer;
   try {
-    server = startServer({ hostname, port, historySize, ...limits, ...(tls ? { tls } : {}), log });
+    server = startServer({
+      hostname,
+      port,
+      historySize,
+      ...limits,
+      ...(tls ? { tls } : {}),
+      ...(hub ? { hub } : {}),
+      log,
+    });
   } catch (error) {
+    await hub?.close();
     console.error(`error: ${listenFailure(error, { hostname, port, isTls: tls !== undefined })}`);
     return 1;
   }
   console.log(
-    `listening on ${hostPort(server.addr.hostname, server.addr.port)}${tls ? " (TLS)" : ""}`,
+    `listening on ${hostPort(server.addr.hostname, server.addr.port)}${tls ? " (TLS)" : ""}${
+      redisUrl ? ` in the cluster on ${redact(redisUrl)}` : ""
+    }`,
   );
   await closeOnSignal(server);
   return 0;
+}
+
+/** An environment variable, or undefined when it is unset or not ours to read. */
+function readEnv(name: string): string | undefined {
+  if (Deno.permissions.querySync({ name: "env", variable: name }).state !== "granted") return;
+  return Deno.env.get(name) || undefined;
+}
+
+/**
+ * Cluster mode needs network permission for the Redis address (and the Redis client reads two
+ * environment variables of its own). Without it, one line says how to run instead.
+ */
+async function checkRedisPermission(url: string, listen: string): Promise<void> {
+  let redis: URL;
+  try {
+    redis = new URL(url);
+  } catch {
+    throw new UsageError(`Invalid Redis URL ${JSON.stringify(url)}: use redis://HOST:PORT`);
+  }
+  if (redis.protocol !== "redis:" && redis.protocol !== "rediss:") {
+    throw new UsageError(`Invalid Redis URL ${JSON.stringify(redact(url))}: use redis://HOST:PORT`);
+  }
+  const host = `${redis.hostname || "localhost"}:${redis.port || 6379}`;
+  const env = ["REDIS_DEBUG_MAINTENANCE", "REDIS_EMIT_DIAGNOSTICS"];
+  const granted = (await Deno.permissions.query({ name: "net", host })).state === "granted" &&
+    (await Promise.all(env.map((variable) => Deno.permissions.query({ name: "env", variable }))))
+      .every((status) => status.state === "granted");
+  if (!granted) {
+    throw new ClientError(
+      `No permission to reach Redis at ${host}; run: deno run --allow-net=${listen},${host} ` +
+        `--allow-env=CHAT_REDIS_URL,${env.join(",")} main.ts server --redis ${redact(url)} ` +
+        `(deno task cluster allows Redis on 127.0.0.1:6379)`,
+    );
+  }
 }
 
 /** Reads a PEM file named on the command line; a missing permission or file is a client error. */

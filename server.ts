@@ -155,6 +155,7 @@ class Server implements ChatServer {
   #sweeper: ReturnType<typeof setInterval> | undefined;
   #refusals = 0;
   #trimmedAt = Date.now();
+  #hubClosed: Promise<void> = Promise.resolve();
 
   constructor(listener: Deno.Listener, config: ServerConfig) {
     this.#listener = listener;
@@ -185,7 +186,8 @@ class Server implements ChatServer {
     } catch {
       // Already closed: the accept loop has ended.
     }
-    Promise.resolve(this.#config.hub.close()).catch((error) =>
+    // The hub says goodbye for the members first (a cluster hub tells the other servers).
+    this.#hubClosed = Promise.resolve(this.#config.hub.close()).catch((error) =>
       this.#config.log(`hub: ${describe(error)}`)
     );
     for (const peer of this.#peers) {
@@ -216,6 +218,7 @@ class Server implements ChatServer {
       if (refusal) this.#refusals++;
     }
     await Promise.all(this.#tasks);
+    await this.#hubClosed;
   }
 
   #track(task: Promise<void>): void {

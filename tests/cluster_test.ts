@@ -1,0 +1,295 @@
+/**
+ * One room across several server processes on one Redis: real `redis-server` processes (one per
+ * test, on a free port, so a test can stop and restart it), real server processes, raw clients.
+ */
+import assert from "node:assert/strict";
+import { HEAL_NOTICE, parseEvent, PARTITION_NOTICE } from "../cluster.ts";
+import { ProtocolError } from "../protocol.ts";
+import {
+  Child,
+  DEADLINE_MS,
+  denoChild,
+  joinAs,
+  joinWithHistory,
+  TestClient,
+  unusedPort,
+  withDeadline,
+} from "./_helpers.ts";
+
+/** A Redis of the test's own, which can be stopped and started again on the same port. */
+class Redis implements AsyncDisposable {
+  readonly port = unusedPort();
+  #child: Child | undefined;
+
+  get url(): string {
+    return `redis://127.0.0.1:${this.port}`;
+  }
+
+  async start(): Promise<this> {
+    this.#child = new Child("redis-server", [
+      "--port",
+      String(this.port),
+      "--bind",
+      "127.0.0.1",
+      "--save",
+      "",
+      "--appendonly",
+      "no",
+    ]);
+    await this.#child.stdout.readUntil(/Ready to accept connections/);
+    return this;
+  }
+
+  async stop(): Promise<void> {
+    const child = this.#child;
+    this.#child = undefined;
+    if (!child) return;
+    child.process.kill("SIGTERM");
+    await withDeadline(child.process.status, "redis-server to stop");
+    await child[Symbol.asyncDispose]();
+  }
+
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.stop();
+  }
+}
+
+/** A server process in the cluster on `redis`, started as the README says, and its port. */
+async function clusterServer(
+  redis: Redis,
+  extra: string[] = [],
+): Promise<{ child: Child; port: number }> {
+  const child = denoChild([
+    "run",
+    "-q",
+    `--allow-net=127.0.0.1:0,127.0.0.1:${redis.port}`,
+    "--allow-env=CHAT_REDIS_URL,REDIS_DEBUG_MAINTENANCE,REDIS_EMIT_DIAGNOSTICS",
+    "main.ts",
+    "server",
+    "--host",
+    "127.0.0.1",
+    "--port",
+    "0",
+    "--redis",
+    redis.url,
+    ...extra,
+  ]);
+  const line = await child.stdout.readUntil(/^listening on /);
+  const port = Number(/^listening on 127\.0\.0\.1:(\d+) in the cluster on /.exec(line)?.[1]);
+  assert.ok(port > 0, `unexpected line from the server: ${line}`);
+  return { child, port };
+}
+
+/** Joins and returns the client with its room list line. */
+async function joinReadingRoom(port: number, name: string): Promise<[TestClient, string]> {
+  const client = await TestClient.connect(port);
+  await client.expect(/^\* Welcome to chat/);
+  await client.send(name);
+  const room = await client.expect(/^\* The room contains:/);
+  await client.expect(/^\* Welcome, /);
+  return [client, room];
+}
+
+Deno.test("cluster: three servers form one room: relay in order, joins, /who, names, /msg, history, leaves", async () => {
+  await using redis = await new Redis().start();
+  const servers = await Promise.all([
+    // Flood control off: alice sends 200 lines at once.
+    clusterServer(redis, ["--flood-rate", "0"]),
+    clusterServer(redis, ["--flood-rate", "0"]),
+    clusterServer(redis, ["--flood-rate", "0"]),
+  ]);
+  await using _s1 = servers[0].child;
+  await using _s2 = servers[1].child;
+  await using _s3 = servers[2].child;
+  const [p1, p2, p3] = servers.map((server) => server.port) as [number, number, number];
+
+  await using alice = await joinAs(p1, "alice");
+  await using bob = await joinAs(p2, "bob");
+  await alice.expect("* bob has entered the room");
+  const [carol, room] = await joinReadingRoom(p3, "carol");
+  await using _carol = carol;
+  assert.equal(room, "* The room contains: alice, bob");
+  await alice.expect("* carol has entered the room");
+  await bob.expect("* carol has entered the room");
+
+  // Every line reaches the other servers' clients once, in order, and never comes back.
+  for (let i = 0; i < 200; i++) await alice.send(`line ${i}`);
+  for (const client of [bob, carol]) {
+    for (let i = 0; i < 200; i++) await client.expect(`[alice] line ${i}`);
+  }
+  await carol.send("/me waves");
+  await alice.expect("* [carol] waves");
+  await bob.expect("* [carol] waves");
+
+  await carol.send("/who");
+  await carol.expect("* 3 online: alice, bob, carol");
+
+  // Names are unique across the cluster, regardless of case.
+  await using impostor = await TestClient.connect(p3);
+  await impostor.expect(/^\* Welcome to chat/);
+  await impostor.send("ALICE");
+  assert.deepEqual(await impostor.readToEnd(), [
+    '* error: Cannot accept name "ALICE": name is taken',
+  ]);
+
+  await carol.send("/msg BOB psst");
+  await carol.expect("* private to bob: psst");
+  await bob.expect("* private from carol: psst");
+  await carol.send("/msg nobody hello");
+  await carol.expect(/^\* error: No user named "nobody" is online/);
+
+  await bob.send("/nick robert");
+  for (const client of [alice, bob, carol]) await client.expect("* bob is now known as robert");
+  // The old name is free again on every server.
+  await using newBob = await joinAs(p1, "bob");
+  for (const client of [alice, bob, carol]) await client.expect("* bob has entered the room");
+
+  // A newcomer anywhere sees the room's history: the last 50 lines, from every server.
+  const [eve, history] = await joinWithHistory(p2, "eve");
+  await using _eve = eve;
+  assert.equal(history.length, 50);
+  assert.match(history.at(-2)!, /^\* history \S+Z \[alice\] line 199$/);
+  assert.match(history.at(-1)!, /^\* history \S+Z \* \[carol\] waves$/);
+  assert.ok(!history.some((line) => line.includes("psst")), "private lines stay out of history");
+
+  for (const client of [alice, bob, newBob]) await client.expect("* eve has entered the room");
+  await carol.send("/quit bye");
+  for (const client of [alice, bob, newBob, eve]) {
+    await client.expect("* carol has left the room: bye");
+  }
+  // Read in full, alice's lines show no echo of her own and no private message of others'.
+  await alice.send("/who");
+  await alice.expect("* 4 online: alice, bob, eve, robert");
+});
+
+Deno.test("cluster: a killed server's users leave /who once their claims expire", async () => {
+  await using redis = await new Redis().start();
+  const [s1, s2] = await Promise.all([
+    clusterServer(redis, ["--claim-ttl", "1"]),
+    clusterServer(redis, ["--claim-ttl", "1"]),
+  ]);
+  await using _server1 = s1.child;
+  await using server2 = s2.child;
+  await using alice = await joinAs(s1.port, "alice");
+  await using _bob = await joinAs(s2.port, "bob");
+  await alice.expect("* bob has entered the room");
+  await alice.send("/who");
+  await alice.expect("* 2 online: alice, bob");
+
+  server2.process.kill("SIGKILL");
+  await server2.process.status;
+  // No event announces an expiry: ask /who a few times a second (within flood control) until
+  // bob is gone, for at most the deadline.
+  const started = performance.now();
+  let who = "";
+  while (who !== "* 1 online: alice" && performance.now() - started < DEADLINE_MS) {
+    await new Promise((resolve) => setTimeout(resolve, 250));
+    await alice.send("/who");
+    who = await alice.expect(/^\* \d online: /);
+  }
+  assert.equal(who, "* 1 online: alice");
+  // The name is free for anyone, on any server.
+  await using _bobAgain = await joinAs(s1.port, "bob");
+  await alice.expect("* bob has entered the room");
+});
+
+Deno.test("cluster: Redis stops and starts: partition and heal notices, local chat throughout, no duplicates", async () => {
+  await using redis = await new Redis().start();
+  const [s1, s2] = await Promise.all([clusterServer(redis), clusterServer(redis)]);
+  await using server1 = s1.child;
+  await using _server2 = s2.child;
+  await using a1 = await joinAs(s1.port, "a1");
+  await using a2 = await joinAs(s1.port, "a2");
+  await a1.expect("* a2 has entered the room");
+  await using b = await joinAs(s2.port, "b");
+  await a1.expect("* b has entered the room");
+  await a2.expect("* b has entered the room");
+
+  await redis.stop();
+  for (const client of [a1, a2, b]) await client.expect(PARTITION_NOTICE);
+  await server1.stdout.readUntil(/redis: lost redis:\/\/127\.0\.0\.1:\d+\/? .*retrying/);
+
+  // The server's own members go on chatting as a room of their own.
+  await a1.send("said in the partition");
+  await a2.expect("[a1] said in the partition");
+  await a1.send("/who");
+  await a1.expect("* 2 online: a1, a2 (this server only: the room is partitioned)");
+  const [newbie, room] = await joinReadingRoom(s1.port, "newbie");
+  await using _newbie = newbie;
+  assert.equal(room, "* The room contains: a1, a2");
+  await newbie.expect(PARTITION_NOTICE);
+  await a1.expect("* newbie has entered the room");
+  await a2.expect("* newbie has entered the room");
+
+  await redis.start();
+  for (const client of [a1, a2, newbie]) await client.expect(HEAL_NOTICE, 15_000);
+  await server1.stdout.readUntil(/redis: connected to redis:\/\/127\.0\.0\.1:\d+\/? again/);
+
+  // Whole again: one room, every name claimed again, nothing from the partition replayed. b hears
+  // of newbie, once, if its server was back on the channel when newbie's name was claimed.
+  const seen: string[] = [];
+  for (let line = ""; line !== HEAL_NOTICE;) seen.push(line = await b.readLine(15_000));
+  await b.send("/who");
+  for (let line = ""; !line.startsWith("* 4 online:");) seen.push(line = await b.readLine());
+  assert.deepEqual(
+    seen.filter((line) => line !== "* newbie has entered the room"),
+    [HEAL_NOTICE, "* 4 online: a1, a2, b, newbie"],
+  );
+  assert.ok(seen.length <= 3, `b heard newbie join twice: ${JSON.stringify(seen)}`);
+  await a1.send("after the partition");
+  await a2.expect("[a1] after the partition");
+  await newbie.expect("[a1] after the partition");
+  await b.expect("[a1] after the partition");
+  await b.send("back");
+  for (const client of [a1, a2, newbie]) await client.expect("[b] back");
+});
+
+Deno.test("cluster: an event from Redis is checked like a client's line", () => {
+  const event = parseEvent(
+    JSON.stringify({ o: "x", k: "say", n: "alice", t: "hi\u001b[2Jthere" }),
+    4096,
+  );
+  assert.deepEqual(event, { o: "x", k: "say", n: "alice", t: "hithere" });
+  const bad = [
+    { o: "x", k: "say", n: "* server", t: "forged" },
+    { o: "x", k: "say", n: "ali]ce", t: "forged" },
+    { o: "x", k: "say", n: " alice", t: "padded" },
+    { o: "x", k: "shout", n: "alice", t: "unknown kind" },
+    { k: "say", n: "alice", t: "no origin" },
+    { o: "x", k: "say", n: "alice", t: "x".repeat(5000) },
+    { o: "x", k: "rename", n: "alice", to: "bad name" },
+    { o: "x", k: "msg", n: "alice", t: 42 },
+  ];
+  for (const message of bad) {
+    assert.throws(
+      () => parseEvent(JSON.stringify(message), 4096),
+      ProtocolError,
+      JSON.stringify(message),
+    );
+  }
+  assert.throws(() => parseEvent("not json", 4096));
+});
+
+Deno.test("cluster: without network permission for Redis, the server says how to run it, in one line", async () => {
+  await using server = denoChild([
+    "run",
+    "-q",
+    "--allow-net=127.0.0.1:0",
+    "--allow-env=CHAT_REDIS_URL",
+    "main.ts",
+    "server",
+    "--host",
+    "127.0.0.1",
+    "--port",
+    "0",
+    "--redis",
+    "redis://127.0.0.1:6399",
+  ]);
+  const { code, stdout, stderr } = await server.finish();
+  assert.equal(code, 1);
+  assert.equal(stdout, "");
+  assert.match(
+    stderr,
+    /^error: No permission to reach Redis at 127\.0\.0\.1:6399; run: deno run --allow-net=127\.0\.0\.1:0,127\.0\.0\.1:6399 .* main\.ts server --redis redis:\/\/127\.0\.0\.1:6399 .*\n$/,
+  );
+});
