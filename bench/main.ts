@@ -3,20 +3,30 @@
  * loopback. Every figure is the median of several runs, with the ratio to each baseline measured in
  * the same run and the CPU share of the server and of the load generator beside it.
  *
- *   deno task bench [--runs 3] [--seconds 4] [--scenarios throughput,latency,slow,capacity,wire]
+ *   deno task bench [--runs 3] [--seconds 4]
+ *                   [--scenarios throughput,latency,slow,capacity,wire,cluster]
  *                   [--clients 10,100,500,1000] [--capacity 10000] [--servers ours,seed,ncat]
- *                   [--in-flight 2000]
+ *                   [--in-flight 2000] [--cluster-clients 100,500]
  *                   [--seed-dir ../shared/baselines/java-seed]
  */
 import { parseArgs } from "node:util";
 import { Client, connect, cpuMillis, Run } from "./load.ts";
-import { type Contender, NCAT, OURS, seed, type ServerProcess } from "./servers.ts";
+import {
+  cluster,
+  ClusterProcess,
+  type Contender,
+  NCAT,
+  OURS,
+  seed,
+  type ServerProcess,
+} from "./servers.ts";
 
 const { values } = parseArgs({
   options: {
     runs: { type: "string", default: "3" },
     seconds: { type: "string", default: "4" },
-    scenarios: { type: "string", default: "throughput,latency,slow,capacity,wire" },
+    scenarios: { type: "string", default: "throughput,latency,slow,capacity,wire,cluster" },
+    "cluster-clients": { type: "string", default: "100,500" },
     clients: { type: "string", default: "10,100,500,1000" },
     capacity: { type: "string", default: "10000" },
     "in-flight": { type: "string", default: "2000" },
@@ -40,6 +50,8 @@ interface Sample {
   generatorCpu: number;
   note?: string;
   extra?: Record<string, number>;
+  /** For a cluster: the CPU share of each server, then of Redis. */
+  parts?: number[];
 }
 
 /** Measures the CPU share of the server and of this process over what `body` does. */
@@ -47,15 +59,25 @@ async function measured(
   server: ServerProcess,
   body: () => Promise<Omit<Sample, "serverCpu" | "generatorCpu">>,
 ) {
-  const [serverBefore, generatorBefore, startedAt] = [
+  const partsOf = () => server instanceof ClusterProcess ? server.cpuEach() : Promise.resolve([]);
+  const [serverBefore, partsBefore, generatorBefore, startedAt] = [
     await server.cpuMillis(),
+    await partsOf(),
     cpuMillis(),
     performance.now(),
   ];
   const result = await body();
   const wall = performance.now() - startedAt;
   const serverCpu = ((await server.cpuMillis().catch(() => serverBefore)) - serverBefore) / wall;
-  return { ...result, serverCpu, generatorCpu: (cpuMillis() - generatorBefore) / wall };
+  const parts = (await partsOf().catch(() => partsBefore)).map((ms, i) =>
+    (ms - partsBefore[i]!) / wall
+  );
+  return {
+    ...result,
+    serverCpu,
+    generatorCpu: (cpuMillis() - generatorBefore) / wall,
+    ...(parts.length > 0 ? { parts } : {}),
+  };
 }
 
 /** Opens and joins `count` clients for `run`; joins in parallel unless the server cannot take it. */
@@ -68,7 +90,8 @@ async function joinClients(
 ): Promise<Client[]> {
   const clients: Client[] = [];
   const joinOne = async (id: number) => {
-    const client = new Client(id, await connect(server.port), run, options.bufferBytes ?? 65536);
+    const port = server.portFor(id);
+    const client = new Client(id, await connect(port), run, options.bufferBytes ?? 65536);
     // The seed writes a join notice to its members in join order: the newest one hears it last,
     // so once it has, the joiner's thread has finished iterating the member list.
     client.observer = clients[id - 1];
@@ -369,13 +392,22 @@ function median(samples: Sample[]): Sample {
   return sorted[Math.floor((sorted.length - 1) / 2)]!;
 }
 
-const contenders: Contender[] = [];
-for (const name of values.servers.split(",")) {
-  const contender = name === "ours" ? OURS : name === "ncat" ? NCAT : seed(values["seed-dir"]);
-  const reason = await contender.unavailable();
-  if (reason) console.log(`skipping ${contender.name}: ${reason}`);
-  else contenders.push(contender);
+/** The contenders that can run here, each said why not if one cannot. */
+async function available(candidates: Contender[]): Promise<Contender[]> {
+  const contenders: Contender[] = [];
+  for (const contender of candidates) {
+    const reason = await contender.unavailable();
+    if (reason) console.log(`skipping ${contender.name}: ${reason}`);
+    else contenders.push(contender);
+  }
+  return contenders;
 }
+
+const allContenders = await available(
+  values.servers.split(",").map((name) =>
+    name === "ours" ? OURS : name === "ncat" ? NCAT : seed(values["seed-dir"])
+  ),
+);
 
 /** Runs a measurement RUNS times for each contender and prints one row with medians and ratios. */
 async function row(
@@ -386,8 +418,10 @@ async function row(
     higherIsBetter: boolean;
     format: (value: number) => string;
     runs?: number;
+    among?: Contender[];
   },
 ) {
+  const contenders = options.among ?? allContenders;
   const medians = new Map<string, Sample & { all: number[] }>();
   for (const contender of contenders) {
     const samples: Sample[] = [];
@@ -415,9 +449,14 @@ async function row(
           : (sample.value / ours.value).toFixed(1)
       }x)`
       : "";
-    const cpu = `cpu ${Math.round(sample.serverCpu * 100)}%/${
-      Math.round(sample.generatorCpu * 100)
-    }%`;
+    const percent = (share: number) => `${Math.round(share * 100)}%`;
+    // A cluster's share is its servers' each, then Redis's.
+    const server = sample.parts
+      ? `${sample.parts.slice(0, -1).map(percent).join("+")} + redis ${
+        percent(sample.parts.at(-1)!)
+      }`
+      : percent(sample.serverCpu);
+    const cpu = `cpu ${server}/${percent(sample.generatorCpu)}`;
     return `${Number.isFinite(sample.value) ? options.format(sample.value) : "-"}${ratio}, ${cpu}${
       sample.note ? `, ${sample.note}` : ""
     }`;
@@ -432,7 +471,7 @@ async function row(
   }
 }
 
-function header(title: string, what: string) {
+function header(title: string, what: string, contenders = allContenders) {
   console.log(`\n### ${title}\n\n${what}\n`);
   console.log(`| clients | ${contenders.map((c) => c.name).join(" | ")} |`);
   console.log(`|---|${contenders.map(() => "---").join("|")}|`);
@@ -501,4 +540,30 @@ if (SCENARIOS.has("wire")) {
     format: (value) => value.toFixed(2),
     runs: 1,
   });
+}
+if (SCENARIOS.has("cluster")) {
+  const among = [OURS, ...await available([cluster(1), cluster(2), cluster(3)])];
+  const sizes = values["cluster-clients"].split(",").map(Number);
+  const note = "Clients take turns among the servers; ratio = ours alone against that cluster; " +
+    "cpu = each server + Redis / generator.";
+  header(
+    "Cluster: fan-out throughput",
+    `As above, ${IN_FLIGHT} in flight for ${SECONDS} s, through 1, 2 and 3 servers on one Redis. ${note}`,
+    among,
+  );
+  for (const size of sizes) {
+    await row(String(size), "deliveries/s", (c) => throughput(c, size), {
+      higherIsBetter: true,
+      format: deliveries,
+      among,
+    });
+  }
+  header("Cluster: latency at 100 messages a second", `99th percentile. ${note}`, among);
+  for (const size of sizes) {
+    await row(String(size), "p99", (c) => latency(c, size), {
+      higherIsBetter: false,
+      format: millis,
+      among,
+    });
+  }
 }

@@ -12,6 +12,11 @@ const decoder = new TextDecoder();
 export class ServerProcess implements AsyncDisposable {
   constructor(readonly name: string, readonly child: Deno.ChildProcess, readonly port: number) {}
 
+  /** The port client number `id` connects to. */
+  portFor(_id: number): number {
+    return this.port;
+  }
+
   /** CPU time the process has used, in milliseconds (from /proc: user + system). */
   async cpuMillis(): Promise<number> {
     // Through cat: Deno asks for every permission before it reads anything under /proc itself.
@@ -114,40 +119,110 @@ export const OURS: Contender = {
     },
   },
   unavailable: () => Promise.resolve(undefined),
-  async start({ maxClients }) {
-    const child = new Deno.Command(Deno.execPath(), {
-      args: [
-        "run",
-        "-q",
-        ...OURS_FLAGS,
-        "--allow-net=127.0.0.1:0",
-        "main.ts",
-        "server",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        "0",
-        "--max-connections",
-        String(maxClients + 100),
-        "--max-per-address",
-        "0",
-        // The protections stay on, with limits a benchmark's clients stay within.
-        "--flood-burst",
-        "1000000",
-        "--flood-rate",
-        "1000000",
-        "--history",
-        "0",
-      ],
-      cwd: ROOT,
-      stdout: "piped",
-      stderr: "inherit",
-      stdin: "null",
-    }).spawn();
-    const match = await awaitLine(child.stdout, /listening on 127\.0\.0\.1:(\d+)/);
-    return new ServerProcess("ours", child, Number(match[1]));
-  },
+  start: ({ maxClients }) => startOurs(maxClients),
 };
+
+/** Starts our server, alone or in the cluster on the Redis at `redisPort`. */
+async function startOurs(maxClients: number, redisPort?: number): Promise<ServerProcess> {
+  const redis = redisPort === undefined ? [] : [
+    `--allow-net=127.0.0.1:0,127.0.0.1:${redisPort}`,
+    "--allow-env=CHAT_REDIS_URL,REDIS_DEBUG_MAINTENANCE,REDIS_EMIT_DIAGNOSTICS",
+  ];
+  const child = new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "-q",
+      ...OURS_FLAGS,
+      ...(redisPort === undefined ? ["--allow-net=127.0.0.1:0"] : redis),
+      "main.ts",
+      "server",
+      "--host",
+      "127.0.0.1",
+      "--port",
+      "0",
+      ...(redisPort === undefined ? [] : ["--redis", `redis://127.0.0.1:${redisPort}`]),
+      "--max-connections",
+      String(maxClients + 100),
+      "--max-per-address",
+      "0",
+      // The protections stay on, with limits a benchmark's clients stay within.
+      "--flood-burst",
+      "1000000",
+      "--flood-rate",
+      "1000000",
+      "--history",
+      "0",
+    ],
+    cwd: ROOT,
+    stdout: "piped",
+    stderr: "inherit",
+    stdin: "null",
+  }).spawn();
+  const match = await awaitLine(child.stdout, /listening on 127\.0\.0\.1:(\d+)/);
+  return new ServerProcess("ours", child, Number(match[1]));
+}
+
+/** Several of our servers on one Redis, measured as one: CPU and memory are their sums. */
+export class ClusterProcess extends ServerProcess {
+  constructor(readonly servers: ServerProcess[], readonly redis: ServerProcess) {
+    super(`cluster of ${servers.length}`, servers[0]!.child, servers[0]!.port);
+  }
+
+  /** Clients take turns among the servers. */
+  override portFor(id: number): number {
+    return this.servers[id % this.servers.length]!.port;
+  }
+
+  override async cpuMillis(): Promise<number> {
+    return (await this.cpuEach()).reduce((sum, each) => sum + each, 0);
+  }
+
+  /** CPU time of each server, then of Redis. */
+  cpuEach(): Promise<number[]> {
+    return Promise.all([...this.servers, this.redis].map((part) => part.cpuMillis()));
+  }
+
+  override async rssKiB(field: "VmRSS" | "VmHWM" = "VmRSS"): Promise<number> {
+    const each = await Promise.all(this.servers.map((server) => server.rssKiB(field)));
+    return each.reduce((sum, kib) => sum + kib, 0);
+  }
+
+  override async isAlive(): Promise<boolean> {
+    return (await Promise.all(this.servers.map((server) => server.isAlive()))).every(Boolean);
+  }
+
+  override async [Symbol.asyncDispose](): Promise<void> {
+    await Promise.all(this.servers.map((server) => server[Symbol.asyncDispose]()));
+    await this.redis[Symbol.asyncDispose]();
+  }
+}
+
+/** `count` of our servers on a Redis of their own (`redis-server`, nothing saved to disk). */
+export function cluster(count: number): Contender {
+  return {
+    name: `${count} on Redis`,
+    joinBatch: OURS.joinBatch,
+    dialect: OURS.dialect,
+    async unavailable() {
+      if (!(await holds("command -v redis-server"))) return "redis-server is not installed";
+    },
+    async start({ maxClients }) {
+      const port = freePort();
+      const child = new Deno.Command("redis-server", {
+        args: ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+        stdout: "piped",
+        stderr: "inherit",
+        stdin: "null",
+      }).spawn();
+      await awaitLine(child.stdout, /Ready to accept connections/);
+      const redis = new ServerProcess("redis", child, port);
+      const servers = await Promise.all(
+        Array.from({ length: count }, () => startOurs(maxClients, port)),
+      );
+      return new ClusterProcess(servers, redis);
+    },
+  };
+}
 
 /** The seed's Java reconstruction, built with javac into a temporary folder. */
 export function seed(seedDir: string, options: { jdk8Println?: boolean } = {}): Contender {
