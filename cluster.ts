@@ -74,10 +74,11 @@ interface Event {
   /** The origin server's id. */
   o: string;
   /** What happened. */
-  k: "say" | "act" | "join" | "leave" | "rename" | "msg";
-  /** The member's name (the old one for a rename). */
+  k: "say" | "act" | "join" | "leave" | "rename" | "msg" | "beat";
+  /** The member's name (the old one for a rename); empty in a beat. */
   n: string;
-  /** Text: the line, the quit reason, the leave problem, the private message. */
+  /** Text: the line, the quit reason, the leave problem, the private message; in a beat, the
+   * claims' lifetime in ms. */
   t?: string;
   /** The new name of a rename, or the recipient of a private message. */
   to?: string;
@@ -92,6 +93,9 @@ export class ClusterHub implements Hub {
   /** This server's id, random per process, carried by every event it publishes. */
   readonly id = crypto.randomUUID();
   #members = new Map<string, Member>();
+  /** The other servers as last heard of, and their members by name key, to tell ours when a
+   * server goes silent for longer than its claims live (it died, or lost Redis). */
+  #others = new Map<string, { heardAt: number; ttl: number; names: Map<string, string> }>();
   /** Members whose name is not claimed in Redis yet (they joined while partitioned). */
   #unclaimed = new Set<Member>();
   #redis: Redis;
@@ -145,6 +149,12 @@ export class ClusterHub implements Hub {
     await Promise.race([connected.catch(() => {}), timeout]);
     clearTimeout(timer);
     this.#onStatus();
+    // Who is on the other servers already, so that their leave is told if their server dies.
+    if (this.#isWhole) {
+      for (const [origin, name] of await this.#claims().catch(() => [])) {
+        if (origin !== this.id) this.#heardFrom(origin).names.set(nameKey(name), name);
+      }
+    }
   }
 
   /** Whether Redis is reachable, so that this server's members are in the whole room. */
@@ -335,15 +345,23 @@ export class ClusterHub implements Hub {
 
   /** Every name claimed in the cluster. */
   async #roomNames(): Promise<string[]> {
+    return (await this.#claims()).map(([, name]) => name);
+  }
+
+  /** Every claim in the cluster: the server holding it and the name. */
+  async #claims(): Promise<[string, string][]> {
     const keys: string[] = [];
     for await (const batch of this.#redis.scanIterator({ MATCH: `${NAME_PREFIX}*`, COUNT: 1000 })) {
       keys.push(...batch);
     }
     if (keys.length === 0) return [];
     const holders = await this.#redis.mGet(keys);
-    return holders.flatMap((holder) => {
-      const name = holder?.slice(holder.indexOf(" ") + 1);
-      return name && isValidName(name) ? [name] : [];
+    return holders.flatMap((holder): [string, string][] => {
+      const space = holder?.indexOf(" ") ?? -1;
+      const name = holder?.slice(space + 1);
+      return holder && name && space > 0 && isValidName(name)
+        ? [[holder.slice(0, space), name]]
+        : [];
     });
   }
 
@@ -372,7 +390,10 @@ export class ClusterHub implements Hub {
     }).catch(() => {});
   }
 
-  /** Renews this server's claims, all in one round trip. */
+  /**
+   * Renews this server's claims (sent together, without waiting), says it is alive, and tells the
+   * members here who left with a server that has gone silent for longer than its claims live.
+   */
   #renewClaims(): void {
     if (!this.#isWhole) return;
     const ttl = this.#options.claimTtlMs;
@@ -380,6 +401,28 @@ export class ClusterHub implements Hub {
       if (this.#unclaimed.has(member)) continue;
       this.#redis.pExpire(NAME_PREFIX + nameKey(member.name), ttl).catch(() => {});
     }
+    this.#publish({ k: "beat", n: "", t: String(ttl) });
+    const now = Date.now();
+    for (const [origin, other] of this.#others) {
+      if (now - other.heardAt <= other.ttl) continue;
+      this.#others.delete(origin);
+      for (const name of other.names.values()) {
+        this.#deliver(undefined, formatLeave(name, "server lost"));
+      }
+    }
+  }
+
+  /** Notes that another server spoke, and returns what is known of it. */
+  #heardFrom(origin: string) {
+    let other = this.#others.get(origin);
+    if (!other) {
+      this.#others.set(
+        origin,
+        other = { heardAt: 0, ttl: this.#options.claimTtlMs, names: new Map() },
+      );
+    }
+    other.heardAt = Date.now();
+    return other;
   }
 
   /** Follows both connections: the room is whole when both are ready. */
@@ -421,10 +464,14 @@ export class ClusterHub implements Hub {
       }
     }));
     if (!this.#isWhole) return;
+    // Nobody was heard while we were away: every other server gets a claim's lifetime again.
+    for (const other of this.#others.values()) other.heardAt = Date.now();
     members.forEach((member, index) => {
       if (results[index] === true) {
-        // Joined while partitioned: the other servers hear of it now.
-        if (this.#unclaimed.delete(member)) this.#publish({ k: "join", n: member.name });
+        // Said again after a partition: servers that took us for dead, and those that never heard
+        // of someone who joined here meanwhile, hear of them; the others already know.
+        this.#unclaimed.delete(member);
+        this.#publish({ k: "join", n: member.name });
         this.#redis.pExpire(NAME_PREFIX + nameKey(member.name), this.#options.claimTtlMs)
           .catch(() => {});
       } else if (results[index] === false && this.#members.get(nameKey(member.name)) === member) {
@@ -450,21 +497,34 @@ export class ClusterHub implements Hub {
     }
     if (event.o === this.id) return; // our own: delivered here already
     const { n: name, t: text = "" } = event;
+    const other = this.#heardFrom(event.o);
+    const key = nameKey(name);
     switch (event.k) {
+      case "beat":
+        other.ttl = Math.max(1, Number(text)) || other.ttl;
+        return;
       case "say":
+        other.names.set(key, name);
         return this.#deliver(undefined, formatUserLine(name, text));
       case "act":
+        other.names.set(key, name);
         return this.#deliver(undefined, formatAction(name, text));
       case "join":
+        if (other.names.get(key) === name) return; // said again after a partition: known here
+        other.names.set(key, name);
         return this.#deliver(undefined, formatJoin(name));
       case "leave":
+        other.names.delete(key);
         return this.#deliver(
           undefined,
           event.q && text ? formatQuit(name, text) : formatLeave(name, text || undefined),
         );
       case "rename":
+        other.names.delete(key);
+        other.names.set(nameKey(event.to!), event.to!);
         return this.#deliver(undefined, formatRename(name, event.to!));
       case "msg": {
+        other.names.set(key, name);
         const recipient = this.#members.get(nameKey(event.to!));
         return recipient?.send(encodeLine(formatPrivateFrom(name, text)));
       }
@@ -477,7 +537,7 @@ interface Closable {
   end(): void;
 }
 
-const KINDS = new Set(["say", "act", "join", "leave", "rename", "msg"]);
+const KINDS = new Set(["say", "act", "join", "leave", "rename", "msg", "beat"]);
 
 /**
  * Checks an event from the channel as if it came from a client: the names must be valid names and
@@ -489,7 +549,7 @@ export function parseEvent(message: string, maxLineBytes: number): Event {
   if (typeof event !== "object" || event === null) throw new ProtocolError("not an object");
   const { o, k, n, t, to, q } = event;
   if (typeof o !== "string" || !KINDS.has(k)) throw new ProtocolError("no origin or kind");
-  const parsed: Event = { o, k, n: strictName(n) };
+  const parsed: Event = { o, k, n: k === "beat" ? "" : strictName(n) };
   if (t !== undefined) {
     if (typeof t !== "string") throw new ProtocolError("text is not a string");
     const text = cleanText(t);

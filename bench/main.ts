@@ -167,8 +167,7 @@ async function throughput(
   const clients = await joinClients(contender, server, size, joinRun);
   // The slow-reader scenario adds one member that never reads.
   const sloth = options.idle ? await connect(server.port) : undefined;
-  if (sloth && contender === OURS) await sloth.write(new TextEncoder().encode("sloth\n"));
-  else if (sloth) await sloth.write(new TextEncoder().encode("sloth\n"));
+  if (sloth) await sloth.write(new TextEncoder().encode("sloth\n"));
   try {
     return await measured(server, async () => {
       const run = new Run({ senders: size, window });
