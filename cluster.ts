@@ -48,6 +48,23 @@ const NAME_PREFIX = `${PREFIX}name:`;
 /** Deletes a claim only if this server still holds it (it may have expired and been taken). */
 const RELEASE_SCRIPT =
   "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end return 0";
+/**
+ * Takes a claim if it is free or this server's already (under any spelling of the name: a
+ * leftover, or a member changing the case of its name), with a fresh lifetime: 1 if taken, 0 if
+ * another server holds it. ARGV: this server's id and a space, the claim's value, its lifetime.
+ */
+const TAKE_SCRIPT = "local held = redis.call('get', KEYS[1]) " +
+  "if held == false or string.sub(held, 1, #ARGV[1]) == ARGV[1] then " +
+  "redis.call('set', KEYS[1], ARGV[2], 'PX', ARGV[3]) return 1 end return 0";
+/** Renews a claim only if this server still holds it: 1 if it does, 0 if not. */
+const RENEW_SCRIPT =
+  "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('pexpire', KEYS[1], ARGV[2]) end return 0";
+/** The longest claim lifetime a beat may announce (an hour), so a beat cannot silence the check. */
+const MAX_CLAIM_TTL_MS = 3_600_000;
+/** How long shutdown waits for Redis to take the goodbyes before it drops the connection. */
+const CLOSE_TIMEOUT_MS = 2000;
+/** Server ids are UUIDs, so that a forged one cannot be anything else. */
+const SERVER_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
 /** What the members of a partitioned server are told, and told again when it heals. */
 export const PARTITION_NOTICE = formatSystemLine(
@@ -73,36 +90,53 @@ export interface ClusterOptions {
 interface Event {
   /** The origin server's id. */
   o: string;
-  /** What happened. */
-  k: "say" | "act" | "join" | "leave" | "rename" | "msg" | "beat";
-  /** The member's name (the old one for a rename); empty in a beat. */
+  /** What happened; `sync` asks every server to say its members again. */
+  k: "say" | "act" | "join" | "leave" | "rename" | "msg" | "beat" | "sync";
+  /** The member's name (the old one for a rename); empty in a beat or a sync. */
   n: string;
   /** Text: the line, the quit reason, the leave problem, the private message; in a beat, the
    * claims' lifetime in ms. */
   t?: string;
   /** The new name of a rename, or the recipient of a private message. */
   to?: string;
+  /** The server of a private message's recipient: only that one delivers it. */
+  s?: string;
   /** Whether a leave was a `/quit` (its text is then the member's own reason). */
   q?: boolean;
 }
 
 type Redis = ReturnType<typeof createClient>;
 
+/** What this server knows of another: when it last spoke, its claims' lifetime, its members. */
+interface OtherServer {
+  heardAt: number;
+  ttl: number;
+  names: Map<string, string>;
+}
+
 /** One server's share of the cluster's room. */
 export class ClusterHub implements Hub {
   /** This server's id, random per process, carried by every event it publishes. */
   readonly id = crypto.randomUUID();
   #members = new Map<string, Member>();
-  /** The other servers as last heard of, and their members by name key, to tell ours when a
-   * server goes silent for longer than its claims live (it died, or lost Redis). */
-  #others = new Map<string, { heardAt: number; ttl: number; names: Map<string, string> }>();
-  /** Members whose name is not claimed in Redis yet (they joined while partitioned). */
-  #unclaimed = new Set<Member>();
+  /** Name keys of members whose join is under way, so two cannot take one name meanwhile. */
+  #joining = new Set<string>();
+  /** The name each member holds a claim on in Redis; a member missing here, or holding a claim on
+   * a name other than its own, is claimed when Redis can be reached (it joined or was renamed in
+   * a partition). */
+  #claims = new Map<Member, string>();
+  /** The other servers, to tell ours who left with a server that falls silent for longer than its
+   * claims live (it died, or lost Redis). */
+  #others = new Map<string, OtherServer>();
   #redis: Redis;
   #subscriber: Redis;
   #options: Required<ClusterOptions>;
   #isWhole = false;
-  #wasWhole = false;
+  /** Whether the members were told the room is partitioned, and so must hear that it healed. */
+  #isPartitionTold = false;
+  #settled = Promise.resolve();
+  #hasMetOthers = false;
+  #isSettleQueued = false;
   #closing: Promise<void> | undefined;
   #renewer: ReturnType<typeof setInterval>;
 
@@ -149,12 +183,6 @@ export class ClusterHub implements Hub {
     await Promise.race([connected.catch(() => {}), timeout]);
     clearTimeout(timer);
     this.#onStatus();
-    // Who is on the other servers already, so that their leave is told if their server dies.
-    if (this.#isWhole) {
-      for (const [origin, name] of await this.#claims().catch(() => [])) {
-        if (origin !== this.id) this.#heardFrom(origin).names.set(nameKey(name), name);
-      }
-    }
   }
 
   /** Whether Redis is reachable, so that this server's members are in the whole room. */
@@ -163,43 +191,50 @@ export class ClusterHub implements Hub {
   }
 
   async join(member: Member): Promise<void> {
-    const key = nameKey(member.name);
-    if (this.#members.has(key)) throw taken(member.name);
-    // Whether the name is claimed in Redis now; undefined when Redis is away.
-    let claimed: boolean | undefined;
-    if (this.#isWhole) claimed = await this.#claim(member.name).catch(() => undefined);
-    if (claimed === false) throw taken(member.name);
-    // Redis may have gone while we waited, and someone here may have taken the name meanwhile.
-    if (this.#members.has(key)) {
-      if (claimed) this.#release(member.name);
-      throw taken(member.name);
+    const name = member.name;
+    const key = nameKey(name);
+    if (this.#closing) throw new ProtocolError("Server is shutting down");
+    if (this.#members.has(key) || this.#joining.has(key)) throw taken(name);
+    this.#joining.add(key);
+    try {
+      // Whether the name is claimed in Redis now; undefined when Redis is away.
+      let claimed: boolean | undefined;
+      if (this.#isWhole) claimed = await this.#secure(name).catch(() => undefined);
+      if (claimed === false) throw taken(name);
+      if (claimed) this.#claims.set(member, name);
+      let names: string[] = [];
+      let history: string[] = [];
+      if (claimed) {
+        [names, history] = await Promise.all([this.#roomNames(), this.#history()])
+          .catch(() => [[], []]);
+      }
+      if (this.#closing) {
+        this.#releaseClaim(member);
+        throw new ProtocolError("Server is shutting down");
+      }
+      // The newcomer is a member from here on: nothing reaches it before its room list.
+      this.#members.set(key, member);
+      const others = this.#union(names).filter((other) => nameKey(other) !== key);
+      const lines = [
+        formatRoomList(others),
+        ...history,
+        formatWelcome(name, others.length + 1),
+        ...(this.#isWhole ? [] : [PARTITION_NOTICE]),
+      ];
+      if (!this.#isWhole) this.#isPartitionTold = true;
+      member.send(encodeLine(lines.join("\n")));
+      this.#deliver(member, formatJoin(name));
+      this.#publish({ k: "join", n: name });
+    } finally {
+      this.#joining.delete(key);
     }
-    this.#members.set(key, member);
-    if (!claimed) this.#unclaimed.add(member);
-    let names: string[] | undefined;
-    let history: string[] = [];
-    if (claimed) {
-      [names, history] = await Promise.all([this.#roomNames(), this.#history()])
-        .catch(() => [undefined, []]);
-    }
-    // Sorted: across servers there is no one join order to keep.
-    const others = sortNames((names ?? this.#localNames()).filter((name) => nameKey(name) !== key));
-    const lines = [
-      formatRoomList(others),
-      ...history,
-      formatWelcome(member.name, others.length + 1),
-      ...(this.#isWhole ? [] : [PARTITION_NOTICE]),
-    ];
-    member.send(encodeLine(lines.join("\n")));
-    this.#deliver(member, formatJoin(member.name));
-    this.#publish({ k: "join", n: member.name });
   }
 
   leave(member: Member, reason: LeaveReason = {}): void {
     const key = nameKey(member.name);
     if (this.#members.get(key) !== member) return;
     this.#members.delete(key);
-    if (!this.#unclaimed.delete(member)) this.#release(member.name);
+    this.#releaseClaim(member);
     const text = reason.quit ?? reason.problem;
     const line = reason.quit
       ? formatQuit(member.name, reason.quit)
@@ -228,26 +263,24 @@ export class ClusterHub implements Hub {
     const oldKey = nameKey(oldName);
     const newKey = nameKey(newName);
     const isNewKey = newKey !== oldKey;
-    if (isNewKey && this.#members.has(newKey)) throw taken(newName);
-    const isClaimed = !this.#unclaimed.has(member);
+    if (isNewKey && (this.#members.has(newKey) || this.#joining.has(newKey))) throw taken(newName);
     // Whether the new name is claimed in Redis now; undefined when Redis is away.
     let claimed: boolean | undefined;
-    if (this.#isWhole && isClaimed) {
-      claimed = await (isNewKey ? this.#claim(newName) : this.#reclaim(newName))
-        .catch(() => undefined);
+    if (this.#isWhole) {
+      if (isNewKey) this.#joining.add(newKey);
+      try {
+        claimed = await this.#secure(newName).catch(() => undefined);
+      } finally {
+        if (isNewKey) this.#joining.delete(newKey);
+      }
     }
     if (claimed === false) throw taken(newName);
-    if (this.#members.get(oldKey) !== member) {
+    if (this.#members.get(oldKey) !== member || member.name !== oldName) {
       if (claimed && isNewKey) this.#release(newName);
-      return; // it left while we waited
+      return; // it left, or was renamed, while we waited
     }
-    if (isNewKey && this.#members.has(newKey)) {
-      if (claimed) this.#release(newName);
-      throw taken(newName);
-    }
-    if (isClaimed && isNewKey) this.#release(oldName);
-    // Partitioned: the name is this server's, and is claimed for real when the room heals.
-    if (!claimed) this.#unclaimed.add(member);
+    if (isNewKey) this.#releaseClaim(member);
+    if (claimed) this.#claims.set(member, newName);
     this.#members.delete(oldKey);
     this.#members.set(newKey, member);
     member.name = newName;
@@ -266,32 +299,44 @@ export class ClusterHub implements Hub {
         `No user named ${quote(to)} is on this server, and the room is partitioned`,
       );
     }
-    const holder = await this.#redis.get(NAME_PREFIX + nameKey(to)).catch(() => null);
-    const name = holder?.slice(holder.indexOf(" ") + 1);
-    if (!name) throw new ProtocolError(`No user named ${quote(to)} is online: /who lists who is`);
-    this.#publish({ k: "msg", n: member.name, to: name, t: text });
-    member.send(encodeLine(formatPrivateTo(name, text)));
+    const holder = parseClaim(await this.#redis.get(NAME_PREFIX + nameKey(to)).catch(() => null));
+    // A claim of ours with nobody here is a leftover about to expire: nobody is there.
+    if (!holder || holder.server === this.id) {
+      throw new ProtocolError(`No user named ${quote(to)} is online: /who lists who is`);
+    }
+    this.#publish({ k: "msg", n: member.name, to: holder.name, s: holder.server, t: text });
+    member.send(encodeLine(formatPrivateTo(holder.name, text)));
   }
 
   async who(member: Member): Promise<void> {
     const names = this.#isWhole ? await this.#roomNames().catch(() => undefined) : undefined;
-    const line = formatWho(sortNames(names ?? this.#localNames()));
+    const line = formatWho(sortNames(this.#union(names ?? [])));
     member.send(encodeLine(names ? line : `${line} (this server only: the room is partitioned)`));
   }
 
   /**
-   * Says goodbye for every member still here (their leave notices and their claims), then closes
-   * both connections to Redis. Safe to call twice.
+   * Tells the other servers that every member here leaves and gives up their claims (the members
+   * themselves hear the server's own shutdown notice), then closes both connections to Redis,
+   * dropping them if Redis does not take the goodbyes in time. Safe to call twice.
    */
   close(): Promise<void> {
     this.#closing ??= (async () => {
       clearInterval(this.#renewer);
-      const members = [...this.#members.values()];
-      for (const member of members) this.leave(member, { problem: "server shut down" });
+      for (const member of this.#members.values()) {
+        this.#releaseClaim(member);
+        this.#publish({ k: "leave", n: member.name, t: "server shut down" });
+      }
+      this.#members.clear();
       for (const client of [this.#redis, this.#subscriber]) {
-        // close() lets the leave notices above go out first; a client that never connected has
-        // nothing to send.
-        await (client.isReady ? client.close() : Promise.resolve(client.destroy())).catch(() => {});
+        if (!client.isReady) {
+          client.destroy();
+          continue;
+        }
+        let timer: ReturnType<typeof setTimeout> | undefined;
+        const late = new Promise<void>((resolve) => timer = setTimeout(resolve, CLOSE_TIMEOUT_MS));
+        await Promise.race([client.close().catch(() => {}), late]);
+        clearTimeout(timer);
+        if (client.isOpen) client.destroy();
       }
     })();
     return this.#closing;
@@ -305,8 +350,12 @@ export class ClusterHub implements Hub {
     }
   }
 
-  #localNames(): string[] {
-    return [...this.#members.values()].map((member) => member.name);
+  /** `names` from Redis with this server's members, some of whom may not be claimed yet. */
+  #union(names: string[]): string[] {
+    const all = new Map(names.map((name) => [nameKey(name), name]));
+    for (const [key, member] of this.#members) all.set(key, member.name);
+    // Sorted: across servers there is no one join order to keep.
+    return sortNames([...all.values()]);
   }
 
   /** Publishes an event to the other servers; while partitioned it goes nowhere, on purpose. */
@@ -345,41 +394,34 @@ export class ClusterHub implements Hub {
 
   /** Every name claimed in the cluster. */
   async #roomNames(): Promise<string[]> {
-    return (await this.#claims()).map(([, name]) => name);
+    return (await this.#allClaims()).map((claim) => claim.name);
   }
 
   /** Every claim in the cluster: the server holding it and the name. */
-  async #claims(): Promise<[string, string][]> {
+  async #allClaims(): Promise<{ server: string; name: string }[]> {
     const keys: string[] = [];
     for await (const batch of this.#redis.scanIterator({ MATCH: `${NAME_PREFIX}*`, COUNT: 1000 })) {
       keys.push(...batch);
     }
     if (keys.length === 0) return [];
-    const holders = await this.#redis.mGet(keys);
-    return holders.flatMap((holder): [string, string][] => {
-      const space = holder?.indexOf(" ") ?? -1;
-      const name = holder?.slice(space + 1);
-      return holder && name && space > 0 && isValidName(name)
-        ? [[holder.slice(0, space), name]]
-        : [];
-    });
+    return (await this.#redis.mGet(keys)).flatMap((value) => parseClaim(value) ?? []);
   }
 
-  /** Claims a name for this server: true if it is ours now, false if someone holds it. */
-  async #claim(name: string): Promise<boolean> {
-    const reply = await this.#redis.set(NAME_PREFIX + nameKey(name), `${this.id} ${name}`, {
-      NX: true,
-      PX: this.#options.claimTtlMs,
+  /** Claims `name` for this server unless another holds it: true if it is ours now. */
+  async #secure(name: string): Promise<boolean> {
+    const taken = await this.#redis.eval(TAKE_SCRIPT, {
+      keys: [NAME_PREFIX + nameKey(name)],
+      arguments: [`${this.id} `, `${this.id} ${name}`, String(this.#options.claimTtlMs)],
     });
-    return reply === "OK";
+    return taken === 1;
   }
 
-  /** Renews the claim under a new spelling of the same name (a change of case). */
-  async #reclaim(name: string): Promise<boolean> {
-    const key = NAME_PREFIX + nameKey(name);
-    const options = { XX: true, PX: this.#options.claimTtlMs } as const;
-    return (await this.#redis.set(key, `${this.id} ${name}`, options)) === "OK" ||
-      await this.#claim(name);
+  /** Gives up the claim a member holds, if it holds one. */
+  #releaseClaim(member: Member): void {
+    const name = this.#claims.get(member);
+    if (name === undefined) return;
+    this.#claims.delete(member);
+    this.#release(name);
   }
 
   #release(name: string): void {
@@ -391,38 +433,39 @@ export class ClusterHub implements Hub {
   }
 
   /**
-   * Renews this server's claims (sent together, without waiting), says it is alive, and tells the
-   * members here who left with a server that has gone silent for longer than its claims live.
+   * Every third of a claim's lifetime: renews this server's claims (only those it still holds),
+   * claims what a partition left unclaimed, says it is alive, and tells the members here who left
+   * with a server that has gone silent for longer than its claims live.
    */
   #renewClaims(): void {
     if (!this.#isWhole) return;
-    const ttl = this.#options.claimTtlMs;
-    for (const member of this.#members.values()) {
-      if (this.#unclaimed.has(member)) continue;
-      this.#redis.pExpire(NAME_PREFIX + nameKey(member.name), ttl).catch(() => {});
+    const ttl = String(this.#options.claimTtlMs);
+    let isSettled = true;
+    for (const [member, name] of this.#claims) {
+      if (name !== member.name) {
+        isSettled = false;
+        continue;
+      }
+      this.#redis.eval(RENEW_SCRIPT, {
+        keys: [NAME_PREFIX + nameKey(name)],
+        arguments: [`${this.id} ${name}`, ttl],
+      }).then((renewed) => {
+        // Lost (it expired while Redis was slow, say): claimed again at the next renewal.
+        if (renewed !== 1 && this.#claims.get(member) === name) this.#claims.delete(member);
+      }, () => {});
     }
-    this.#publish({ k: "beat", n: "", t: String(ttl) });
+    if (!isSettled || this.#claims.size < this.#members.size) this.#settle();
+    this.#publish({ k: "beat", n: "", t: ttl });
     const now = Date.now();
     for (const [origin, other] of this.#others) {
       if (now - other.heardAt <= other.ttl) continue;
       this.#others.delete(origin);
       for (const name of other.names.values()) {
-        this.#deliver(undefined, formatLeave(name, "server lost"));
+        if (!this.#members.has(nameKey(name))) {
+          this.#deliver(undefined, formatLeave(name, "server lost"));
+        }
       }
     }
-  }
-
-  /** Notes that another server spoke, and returns what is known of it. */
-  #heardFrom(origin: string) {
-    let other = this.#others.get(origin);
-    if (!other) {
-      this.#others.set(
-        origin,
-        other = { heardAt: 0, ttl: this.#options.claimTtlMs, names: new Map() },
-      );
-    }
-    other.heardAt = Date.now();
-    return other;
   }
 
   /** Follows both connections: the room is whole when both are ready. */
@@ -433,9 +476,8 @@ export class ClusterHub implements Hub {
     if (this.#closing) return;
     const { log, url } = this.#options;
     if (isWhole) {
-      log(`redis: connected to ${redact(url)}${this.#wasWhole ? " again" : ""}`);
-      this.#heal(this.#wasWhole).catch((error) => log(`redis: ${describe(error)}`));
-      this.#wasWhole = true;
+      log(`redis: connected to ${redact(url)}${this.#isPartitionTold ? " again" : ""}`);
+      this.#heal().catch((error) => log(`redis: ${describe(error)}`));
     } else {
       log(
         `redis: lost ${redact(url)}${
@@ -443,47 +485,96 @@ export class ClusterHub implements Hub {
         }; serving this server's members alone and retrying`,
       );
       this.#deliver(undefined, PARTITION_NOTICE);
+      this.#isPartitionTold = true;
     }
   }
 
   /**
-   * The room is whole again: claims what was claimed in the meantime or expired, and tells the
-   * members. One whose name someone on another server holds now cannot keep it, and is told.
+   * Redis is reachable (again): learns who is on the other servers (the first time), gives every one of them a
+   * claim's lifetime to be heard, makes sure every member here holds its claim, asks the other
+   * servers to say their members (so joins made on either side of a partition are heard), and
+   * tells the members here that the room is whole.
    */
-  async #heal(isReturn: boolean): Promise<void> {
+  async #heal(): Promise<void> {
+    // The first time only: later, names new to us come as joins, which our members must hear.
+    if (!this.#hasMetOthers) {
+      for (const claim of await this.#allClaims()) {
+        if (claim.server !== this.id) {
+          this.#heardFrom(claim.server).names.set(nameKey(claim.name), claim.name);
+        }
+      }
+      this.#hasMetOthers = true;
+    }
+    for (const other of this.#others.values()) other.heardAt = Date.now();
+    await this.#settle(true);
+    if (!this.#isWhole) return;
+    this.#publish({ k: "sync", n: "" });
+    if (this.#isPartitionTold) this.#deliver(undefined, HEAL_NOTICE);
+    this.#isPartitionTold = false;
+  }
+
+  /**
+   * Makes sure each member here holds the claim on its name and, when a claim is new, tells the
+   * other servers it is here (`all`: tells them of every member). A member whose name someone on
+   * another server took meanwhile cannot keep it: it is told, and disconnected.
+   */
+  #settle(all = false): Promise<void> {
+    // One at a time, in order; a routine one need not queue behind another that has not started.
+    if (!all && this.#isSettleQueued) return this.#settled;
+    this.#isSettleQueued = true;
+    this.#settled = this.#settled.then(() => {
+      this.#isSettleQueued = false;
+      return this.#settleNow(all);
+    }).catch((error) => this.#options.log(`redis: ${describe(error)}`));
+    return this.#settled;
+  }
+
+  async #settleNow(all: boolean): Promise<void> {
     const members = [...this.#members.values()];
-    const results = await Promise.all(members.map(async (member) => {
+    const secured = await Promise.all(members.map(async (member) => {
       const name = member.name;
-      const key = NAME_PREFIX + nameKey(name);
-      const mine = `${this.id} ${name}`;
+      const isNew = this.#claims.get(member) !== name;
       try {
-        if (await this.#claim(name)) return true;
-        return (await this.#redis.get(key)) === mine;
+        return { member, name, isNew, ok: await this.#secure(name) };
       } catch {
-        return undefined; // lost again: the next heal retries
+        return { member, name, isNew, ok: undefined }; // lost again: tried again later
       }
     }));
-    if (!this.#isWhole) return;
-    // Nobody was heard while we were away: every other server gets a claim's lifetime again.
-    for (const other of this.#others.values()) other.heardAt = Date.now();
-    members.forEach((member, index) => {
-      if (results[index] === true) {
-        // Said again after a partition: servers that took us for dead, and those that never heard
-        // of someone who joined here meanwhile, hear of them; the others already know.
-        this.#unclaimed.delete(member);
-        this.#publish({ k: "join", n: member.name });
-        this.#redis.pExpire(NAME_PREFIX + nameKey(member.name), this.#options.claimTtlMs)
-          .catch(() => {});
-      } else if (results[index] === false && this.#members.get(nameKey(member.name)) === member) {
-        member.send(encodeLine(formatError(
-          `Someone on another server took the name ${quote(member.name)} while the room was ` +
-            "partitioned; rejoin with another name",
-        )));
-        this.leave(member, { problem: "name taken during a partition" });
-        (member as Partial<Closable>).end?.();
+    for (const { member, name, isNew, ok } of secured) {
+      const isCurrent = this.#members.get(nameKey(name)) === member && member.name === name;
+      if (ok && !isCurrent) {
+        if (this.#claims.get(member) !== name) this.#release(name); // left or renamed meanwhile
+      } else if (ok) {
+        this.#claims.set(member, name);
+        if (isNew || all) this.#publish({ k: "join", n: name });
+      } else if (ok === false && isCurrent) {
+        this.#evict(member);
       }
-    });
-    if (isReturn) this.#deliver(undefined, HEAL_NOTICE);
+    }
+  }
+
+  /** Disconnects a member whose name another server holds: only this server knew it by it. */
+  #evict(member: Member): void {
+    const name = member.name;
+    this.#members.delete(nameKey(name));
+    this.#claims.delete(member);
+    member.send(encodeLine(formatError(
+      `Someone on another server took the name ${quote(name)} while the room was partitioned; ` +
+        "rejoin with another name",
+    )));
+    this.#deliver(member, formatLeave(name, "name taken during a partition"));
+    (member as Partial<Closable>).end?.();
+  }
+
+  /** Notes that another server spoke, and returns what is known of it. */
+  #heardFrom(origin: string): OtherServer {
+    let other = this.#others.get(origin);
+    if (!other) {
+      other = { heardAt: 0, ttl: this.#options.claimTtlMs, names: new Map() };
+      this.#others.set(origin, other);
+    }
+    other.heardAt = Date.now();
+    return other;
   }
 
   /** Relays another server's event to the members here, once it proves well formed. */
@@ -497,11 +588,21 @@ export class ClusterHub implements Hub {
     }
     if (event.o === this.id) return; // our own: delivered here already
     const { n: name, t: text = "" } = event;
-    const other = this.#heardFrom(event.o);
     const key = nameKey(name);
+    // A name held here speaks only from here: another server cannot speak for our members.
+    if (name !== "" && this.#members.has(key) && event.k !== "leave") {
+      this.#options.log(`redis: ignored an event for ${name}, who is on this server`);
+      return;
+    }
+    const other = this.#heardFrom(event.o);
     switch (event.k) {
       case "beat":
-        other.ttl = Math.max(1, Number(text)) || other.ttl;
+        other.ttl = Number(text) || other.ttl;
+        return;
+      case "sync":
+        for (const [member, claimed] of this.#claims) {
+          if (claimed === member.name) this.#publish({ k: "join", n: claimed });
+        }
         return;
       case "say":
         other.names.set(key, name);
@@ -514,6 +615,7 @@ export class ClusterHub implements Hub {
         other.names.set(key, name);
         return this.#deliver(undefined, formatJoin(name));
       case "leave":
+        if (this.#members.has(key)) return; // someone here has the name now
         other.names.delete(key);
         return this.#deliver(
           undefined,
@@ -525,6 +627,7 @@ export class ClusterHub implements Hub {
         return this.#deliver(undefined, formatRename(name, event.to!));
       case "msg": {
         other.names.set(key, name);
+        if (event.s !== this.id) return;
         const recipient = this.#members.get(nameKey(event.to!));
         return recipient?.send(encodeLine(formatPrivateFrom(name, text)));
       }
@@ -537,28 +640,51 @@ interface Closable {
   end(): void;
 }
 
-const KINDS = new Set(["say", "act", "join", "leave", "rename", "msg", "beat"]);
+const KINDS = new Set(["say", "act", "join", "leave", "rename", "msg", "beat", "sync"]);
 
 /**
- * Checks an event from the channel as if it came from a client: the names must be valid names and
- * the text clean and within the line limit, so that nothing from Redis can forge a line.
+ * Checks an event from the channel as strictly as a client's line: a server id, a known kind,
+ * names a client could have chosen, clean text within the line limit. So a message in Redis
+ * cannot make a server send a line that a client could not have made it send.
  */
 export function parseEvent(message: string, maxLineBytes: number): Event {
   if (message.length > maxLineBytes * 2 + 200) throw new ProtocolError("message too long");
   const event = JSON.parse(message);
   if (typeof event !== "object" || event === null) throw new ProtocolError("not an object");
-  const { o, k, n, t, to, q } = event;
-  if (typeof o !== "string" || !KINDS.has(k)) throw new ProtocolError("no origin or kind");
-  const parsed: Event = { o, k, n: k === "beat" ? "" : strictName(n) };
-  if (t !== undefined) {
+  const { o, k, n, t, to, s, q } = event;
+  if (typeof o !== "string" || !SERVER_ID.test(o)) throw new ProtocolError("no server id");
+  if (!KINDS.has(k)) throw new ProtocolError("unknown kind");
+  const parsed: Event = { o, k, n: k === "beat" || k === "sync" ? "" : strictName(n) };
+  if (k === "beat") {
+    const ttl = Number(t);
+    if (!(Number.isInteger(ttl) && ttl >= 1 && ttl <= MAX_CLAIM_TTL_MS)) {
+      throw new ProtocolError("bad claim lifetime");
+    }
+    parsed.t = String(ttl);
+  } else if (t !== undefined) {
     if (typeof t !== "string") throw new ProtocolError("text is not a string");
     const text = cleanText(t);
     if (new TextEncoder().encode(text).length > maxLineBytes) throw new ProtocolError("too long");
     parsed.t = text;
   }
   if (k === "rename" || k === "msg") parsed.to = strictName(to);
+  if (k === "msg") {
+    if (typeof s !== "string" || !SERVER_ID.test(s)) throw new ProtocolError("no recipient server");
+    parsed.s = s;
+  }
   if (q === true) parsed.q = true;
   return parsed;
+}
+
+/** A claim's value, `SERVER NAME`, checked; undefined if it is not one we would write. */
+function parseClaim(
+  value: string | null | undefined,
+): { server: string; name: string } | undefined {
+  const space = value?.indexOf(" ") ?? -1;
+  if (!value || space < 0) return;
+  const server = value.slice(0, space);
+  const name = value.slice(space + 1);
+  return SERVER_ID.test(server) && isValidName(name) ? { server, name } : undefined;
 }
 
 /** A name exactly as a client could have chosen it, or a {@linkcode ProtocolError}. */

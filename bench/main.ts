@@ -489,7 +489,8 @@ console.log(
 if (SCENARIOS.has("throughput")) {
   header(
     "Fan-out throughput",
-    `Every client sends, one line per write, ${IN_FLIGHT} messages in flight in all, for ${SECONDS} s; ` +
+    `Every client sends (a line per write when idle; what queues meanwhile, in the next write), ` +
+      `${IN_FLIGHT} messages in flight in all, for ${SECONDS} s; ` +
       "deliveries per second until all are in.",
   );
   for (const size of SIZES) {
