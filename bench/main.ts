@@ -59,6 +59,8 @@ async function measured(
   server: ServerProcess,
   body: () => Promise<Omit<Sample, "serverCpu" | "generatorCpu">>,
 ) {
+  // Each measurement starts from a clean heap here, whatever the scenarios before it left.
+  (globalThis as { gc?: () => void }).gc?.();
   const partsOf = () => server instanceof ClusterProcess ? server.cpuEach() : Promise.resolve([]);
   const [serverBefore, partsBefore, generatorBefore, startedAt] = [
     await server.cpuMillis(),
