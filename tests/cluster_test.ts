@@ -233,9 +233,11 @@ Deno.test("cluster: Redis stops and starts: partition and heal notices, local ch
   await b.send("/who");
   const expected = [HEAL_NOTICE, "* newbie has entered the room", "* 4 online: a1, a2, b, newbie"];
   while (!expected.every((line) => seen.includes(line))) {
-    seen.push(await b.readLine().catch((error) => {
-      throw new Error(`${error.message}; b saw ${JSON.stringify(seen)}`);
-    }));
+    seen.push(
+      await b.readLine().catch((error) => {
+        throw new Error(`${error.message}; b saw ${JSON.stringify(seen)}`);
+      }),
+    );
   }
   assert.deepEqual(seen.toSorted(), expected.toSorted());
   await a1.send("after the partition");
