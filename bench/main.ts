@@ -439,7 +439,22 @@ async function row(
         });
       }
     }
-    medians.set(contender.name, { ...median(samples), all: samples.map((s) => s.value) });
+    const middle = median(samples);
+    // Losses in any run, not only the median one, show in the table.
+    const damaged = samples.reduce(
+      (sum, { extra = {} }) =>
+        sum + (extra.missing ?? 0) + (extra.duplicated ?? 0) + (extra.corrupted ?? 0),
+      0,
+    );
+    const note = damaged > 0
+      ? [middle.note, `${damaged} lost, duplicated or corrupted over ${samples.length} runs`]
+        .filter(Boolean).join(", ")
+      : middle.note;
+    medians.set(contender.name, {
+      ...middle,
+      ...(note ? { note } : {}),
+      all: samples.map((s) => s.value),
+    });
   }
   const ours = medians.get("ours");
   const cells = contenders.map((contender) => {
