@@ -640,6 +640,7 @@ interface Closable {
   end(): void;
 }
 
+const encoder = new TextEncoder();
 const KINDS = new Set(["say", "act", "join", "leave", "rename", "msg", "beat", "sync"]);
 
 /**
@@ -664,7 +665,7 @@ export function parseEvent(message: string, maxLineBytes: number): Event {
   } else if (t !== undefined) {
     if (typeof t !== "string") throw new ProtocolError("text is not a string");
     const text = cleanText(t);
-    if (new TextEncoder().encode(text).length > maxLineBytes) throw new ProtocolError("too long");
+    if (encoder.encode(text).length > maxLineBytes) throw new ProtocolError("too long");
     parsed.t = text;
   }
   if (k === "rename" || k === "msg") parsed.to = strictName(to);

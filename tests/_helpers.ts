@@ -287,14 +287,19 @@ export function denoChild(args: string[], options: { stdin?: boolean } = {}): Ch
   return new Child(Deno.execPath(), args, options);
 }
 
-/** Starts the server the way the README says, on a free loopback port, and reads its port. */
+/**
+ * Starts the server the way the README says, on a free loopback port, and reads its port from its
+ * `listening on` line (log lines may come first). `permissions` replace the network permission for
+ * the port alone, for a server that needs more (a cluster's Redis).
+ */
 export async function startServerProcess(
   extra: string[] = [],
+  permissions = ["--allow-net=127.0.0.1:0"],
 ): Promise<{ child: Child; port: number }> {
   const child = denoChild([
     "run",
     "-q",
-    "--allow-net=127.0.0.1:0",
+    ...permissions,
     "main.ts",
     "server",
     "--host",
@@ -303,13 +308,15 @@ export async function startServerProcess(
     "0",
     ...extra,
   ]);
-  const line = await child.stdout.readLine();
-  const match = /^listening on 127\.0\.0\.1:(\d+)$/.exec(line);
-  if (!match) {
+  try {
+    const line = await child.stdout.readUntil(/^listening on /);
+    const match = /^listening on 127\.0\.0\.1:(\d+)(?: |$)/.exec(line);
+    if (!match) throw new Error(`Unexpected line from the server: ${JSON.stringify(line)}`);
+    return { child, port: Number(match[1]) };
+  } catch (error) {
     await child[Symbol.asyncDispose]();
-    throw new Error(`Unexpected first line from the server: ${JSON.stringify(line)}`);
+    throw error;
   }
-  return { child, port: Number(match[1]) };
 }
 
 let tmuxSessions = 0;

@@ -10,6 +10,7 @@ import {
   denoChild,
   joinAs,
   joinWithHistory,
+  startServerProcess,
   TestClient,
   unusedPort,
   withDeadline,
@@ -54,29 +55,14 @@ class Redis implements AsyncDisposable {
 }
 
 /** A server process in the cluster on `redis`, started as the README says, and its port. */
-async function clusterServer(
+function clusterServer(
   redis: Redis,
   extra: string[] = [],
 ): Promise<{ child: Child; port: number }> {
-  const child = denoChild([
-    "run",
-    "-q",
+  return startServerProcess(["--redis", redis.url, ...extra], [
     `--allow-net=127.0.0.1:0,127.0.0.1:${redis.port}`,
     "--allow-env=CHAT_REDIS_URL,REDIS_DEBUG_MAINTENANCE,REDIS_EMIT_DIAGNOSTICS",
-    "main.ts",
-    "server",
-    "--host",
-    "127.0.0.1",
-    "--port",
-    "0",
-    "--redis",
-    redis.url,
-    ...extra,
   ]);
-  const line = await child.stdout.readUntil(/^listening on /);
-  const port = Number(/^listening on 127\.0\.0\.1:(\d+) in the cluster on /.exec(line)?.[1]);
-  assert.ok(port > 0, `unexpected line from the server: ${line}`);
-  return { child, port };
 }
 
 /** Joins and returns the client with its room list line. */
