@@ -13,6 +13,7 @@ import {
   cleanText,
   DEFAULT_PORT,
   encodeLine,
+  formatLimits,
   LineSplitter,
   LineTooLongError,
   nameKey,
@@ -368,6 +369,7 @@ class TerminalScreen implements Screen {
   }
 
   show(line: string, parsed: ServerLine | undefined): void {
+    if (parsed?.kind === "limits") return; // for pacing, not for people
     this.#print(this.#render(parsed ?? { kind: "system", text: line }, new Date()));
   }
 
@@ -429,11 +431,15 @@ class TerminalScreen implements Screen {
         return format("-", this.#style("gray", `${line.oldName} is now known as ${line.newName}`));
       case "room": {
         const names = line.names.map((name) => this.#nameText(name)).join(", ");
-        return format(
-          "-",
-          this.#style("gray", names ? `In the room: ${names}` : "Nobody else is here yet"),
-        );
+        const text = line.isContinued
+          ? `Also in the room: ${names}`
+          : names
+          ? `In the room: ${names}`
+          : "Nobody else is here yet";
+        return format("-", this.#style("gray", text));
       }
+      case "limits":
+        return format("-", this.#style("gray", formatLimits(line.limits).slice(2)));
       case "system":
         return format("-", this.#style("gray", line.text));
     }

@@ -190,7 +190,7 @@ export class ClusterHub implements Hub {
     return this.#isWhole;
   }
 
-  async join(member: Member): Promise<void> {
+  async join(member: Member, notices: readonly string[] = []): Promise<void> {
     const name = member.name;
     const key = nameKey(name);
     if (this.#closing) throw new ProtocolError("Server is shutting down");
@@ -216,8 +216,9 @@ export class ClusterHub implements Hub {
       this.#members.set(key, member);
       const others = this.#union(names).filter((other) => nameKey(other) !== key);
       const lines = [
-        formatRoomList(others),
+        ...formatRoomList(others),
         ...history,
+        ...notices,
         formatWelcome(name, others.length + 1),
         ...(this.#isWhole ? [] : [PARTITION_NOTICE]),
       ];
@@ -310,8 +311,9 @@ export class ClusterHub implements Hub {
 
   async who(member: Member): Promise<void> {
     const names = this.#isWhole ? await this.#roomNames().catch(() => undefined) : undefined;
-    const line = formatWho(sortNames(this.#union(names ?? [])));
-    member.send(encodeLine(names ? line : `${line} (this server only: the room is partitioned)`));
+    const lines = formatWho(sortNames(this.#union(names ?? [])));
+    if (!names) lines.push(formatSystemLine("That is this server only: the room is partitioned"));
+    member.send(encodeLine(lines.join("\n")));
   }
 
   /**

@@ -44,8 +44,11 @@ export interface LeaveReason {
  * an unknown recipient and the like throw (or reject with) a {@linkcode ProtocolError}.
  */
 export interface Hub {
-  /** Adds a member: it gets the room list, the history and a welcome; the others hear it joined. */
-  join(member: Member): void | Promise<void>;
+  /**
+   * Adds a member: it gets the room list, the history, the server's `notices` (such as its limits)
+   * and a welcome; the others hear it joined.
+   */
+  join(member: Member, notices?: readonly string[]): void | Promise<void>;
   /** Removes a member and tells the others why. Unknown members are ignored. */
   leave(member: Member, reason?: LeaveReason): void;
   /** Relays `[NAME] text` to every other member. */
@@ -85,7 +88,7 @@ export class LocalHub implements Hub {
     this.#historySize = options.historySize ?? DEFAULT_HISTORY_SIZE;
   }
 
-  join(member: Member): void {
+  join(member: Member, notices: readonly string[] = []): void {
     const key = nameKey(member.name);
     if (this.#members.has(key)) {
       throw new ProtocolError(`Cannot accept name ${quote(member.name)}: name is taken`);
@@ -93,8 +96,9 @@ export class LocalHub implements Hub {
     const names = [...this.#members.values()].map((m) => m.name);
     // One buffer for everything the newcomer is told, so it arrives in one write.
     const lines = [
-      formatRoomList(names),
+      ...formatRoomList(names),
       ...this.#history.map((entry) => formatHistory(entry.time, entry.line)),
+      ...notices,
       formatWelcome(member.name, names.length + 1),
     ];
     member.send(encodeLine(lines.join("\n")));
@@ -144,7 +148,8 @@ export class LocalHub implements Hub {
   }
 
   who(member: Member): void {
-    member.send(encodeLine(formatWho(sortNames([...this.#members.values()].map((m) => m.name)))));
+    const names = sortNames([...this.#members.values()].map((m) => m.name));
+    member.send(encodeLine(formatWho(names).join("\n")));
   }
 
   close(): void {

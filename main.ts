@@ -3,7 +3,13 @@ import { parseArgs } from "node:util";
 import { ClientError, DEFAULT_CLIENT_HOST, runClient } from "./client.ts";
 import { ClusterHub, DEFAULT_CLAIM_TTL_MS, redact } from "./cluster.ts";
 import { DEFAULT_HISTORY_SIZE } from "./hub.ts";
-import { DEFAULT_HOST, DEFAULT_PORT, HELP_LINES, MIN_MAX_LINE_BYTES } from "./protocol.ts";
+import {
+  DEFAULT_HOST,
+  DEFAULT_PORT,
+  HELP_LINES,
+  MAX_MAX_LINE_BYTES,
+  MIN_MAX_LINE_BYTES,
+} from "./protocol.ts";
 import { type ChatServer, DEFAULT_LIMITS, type Limits, startServer } from "./server.ts";
 
 /** A numeric server flag: the limit it sets, its unit on the command line, and its range. */
@@ -23,7 +29,7 @@ const LIMIT_FLAGS: LimitFlag[] = [
     flag: "max-line",
     limit: "maxLineBytes",
     min: MIN_MAX_LINE_BYTES,
-    max: 2 ** 24,
+    max: MAX_MAX_LINE_BYTES,
     help: "longest line in bytes",
   },
   {

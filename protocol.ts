@@ -9,6 +9,13 @@ export const DEFAULT_HOST = "0.0.0.0";
 export const DEFAULT_MAX_LINE_BYTES = 4096;
 /** Budget Chat asks for lines of at least 1000 characters, which in UTF-8 take up to 4000 bytes. */
 export const MIN_MAX_LINE_BYTES = 4000;
+/** Largest line limit a server may be given (`--max-line`). */
+export const MAX_MAX_LINE_BYTES = 2 ** 24;
+/**
+ * What the server adds around a client's text at most (`* history TIME [NAME] `, `* private from
+ * NAME: `, ...): no line it sends is longer than its line limit plus this.
+ */
+export const MAX_LINE_OVERHEAD_BYTES = 256;
 /** Longest name, in characters (all ASCII, so also bytes). */
 export const MAX_NAME_LENGTH = 32;
 
@@ -229,10 +236,49 @@ export function formatError(message: string): string {
 }
 
 const ROOM_LIST = "The room contains:";
+const ROOM_LIST_MORE = "The room also contains:";
+const WHO_MORE = "also online:";
 
-/** The newcomer's list of who else is in the room. */
-export function formatRoomList(names: readonly string[]): string {
-  return formatSystemLine(`${ROOM_LIST} ${names.join(", ")}`.trimEnd());
+/**
+ * Longest line of a list of names (the room list, `/who`), in bytes without the LF. A room of
+ * thousands gets several lines, so no line grows with the room and every client can take each.
+ */
+export const MAX_LIST_LINE_BYTES = 4096;
+
+/**
+ * The newcomer's list of who else is in the room: `* The room contains: A, B`, as Budget Chat has
+ * it, then `* The room also contains: C, D` for as many more lines as a big room needs. The list is
+ * complete at the first line that is not a continuation (the history or the welcome always follows).
+ */
+export function formatRoomList(names: readonly string[]): string[] {
+  return splitList(names, `* ${ROOM_LIST}`, `* ${ROOM_LIST_MORE}`);
+}
+
+/**
+ * What `/who` answers: `* N online: A, B`, then `* also online: C, D` for as many more lines as a
+ * big room needs; the answer is complete once it has listed N names.
+ */
+export function formatWho(names: readonly string[]): string[] {
+  return splitList(names, `* ${names.length} online:`, `* ${WHO_MORE}`);
+}
+
+/** `names` after `first` and then `more`, as few lines as {@linkcode MAX_LIST_LINE_BYTES} allows. */
+function splitList(names: readonly string[], first: string, more: string): string[] {
+  const lines: string[] = [];
+  let line = first;
+  let count = 0; // names on the current line
+  for (const name of names) {
+    // Names are ASCII, so their length is their size in bytes.
+    if (count > 0 && line.length + 2 + name.length > MAX_LIST_LINE_BYTES) {
+      lines.push(line);
+      line = more;
+      count = 0;
+    }
+    line += count === 0 ? ` ${name}` : `, ${name}`;
+    count++;
+  }
+  lines.push(line);
+  return lines;
 }
 
 /** The notice the others get when a peer joins. */
@@ -257,9 +303,28 @@ export function formatWelcome(name: string, online: number): string {
   return formatSystemLine(`Welcome, ${name}! ${people} online; /help lists the commands`);
 }
 
-/** What `/who` answers: how many are online and who. */
-export function formatWho(names: readonly string[]): string {
-  return formatSystemLine(`${names.length} online: ${names.join(", ")}`);
+/** The limits a client must keep to for its lines to be relayed, as the server states them. */
+export interface ClientLimits {
+  /** Longest line in bytes, without its line end. */
+  maxLineBytes: number;
+  /** Lines that may be sent at once, and then per second on average; no `floodRate` means none. */
+  floodBurst?: number;
+  floodRate?: number;
+}
+
+const LIMITS_LINE =
+  /^Limits: lines of up to (\d+) bytes(?:, (\d+) at once, then (\d+(?:\.\d+)?) a second)?$/;
+
+/**
+ * The line that tells a newcomer the limits it must keep to, sent just before the welcome, so that
+ * a client can pace a long paste instead of being cut off for flooding:
+ * `* Limits: lines of up to 4096 bytes, 10 at once, then 5 a second`.
+ */
+export function formatLimits(limits: ClientLimits): string {
+  const flood = limits.floodRate
+    ? `, ${limits.floodBurst ?? 1} at once, then ${limits.floodRate} a second`
+    : "";
+  return formatSystemLine(`Limits: lines of up to ${limits.maxLineBytes} bytes${flood}`);
 }
 
 /** The notice everyone gets when a member changes its name. */
@@ -366,7 +431,8 @@ export type ServerLine =
   | { kind: "action"; name: string; text: string }
   | { kind: "private"; direction: "from" | "to"; name: string; text: string }
   | { kind: "rename"; oldName: string; newName: string }
-  | { kind: "room"; names: string[] }
+  | { kind: "room"; names: string[]; isContinued: boolean }
+  | { kind: "limits"; limits: ClientLimits }
   | { kind: "history"; time: Date; line: ServerLine }
   | { kind: "error"; text: string }
   | { kind: "system"; text: string };
@@ -400,9 +466,21 @@ export function parseServerLine(line: string): ServerLine | undefined {
   const inner = history && parseServerLine(history[2]!);
   if (inner) return { kind: "history", time: new Date(history[1]!), line: inner };
   if (text.startsWith("error: ")) return { kind: "error", text: text.slice("error: ".length) };
-  if (text.startsWith(ROOM_LIST)) {
-    const names = text.slice(ROOM_LIST.length).trim();
-    return { kind: "room", names: names === "" ? [] : names.split(", ") };
+  for (const [prefix, isContinued] of [[ROOM_LIST, false], [ROOM_LIST_MORE, true]] as const) {
+    if (!text.startsWith(prefix)) continue;
+    const names = text.slice(prefix.length).trim();
+    return { kind: "room", names: names === "" ? [] : names.split(", "), isContinued };
+  }
+  const limits = LIMITS_LINE.exec(text);
+  if (limits) {
+    const [, maxLineBytes, floodBurst, floodRate] = limits;
+    return {
+      kind: "limits",
+      limits: {
+        maxLineBytes: Number(maxLineBytes),
+        ...(floodRate ? { floodBurst: Number(floodBurst), floodRate: Number(floodRate) } : {}),
+      },
+    };
   }
   return { kind: "system", text };
 }

@@ -23,6 +23,7 @@ import {
   DEFAULT_PORT,
   encodeLine,
   formatError,
+  formatLimits,
   GOODBYE,
   GREETING,
   HELP_LINES,
@@ -156,12 +157,16 @@ class Server implements ChatServer {
   #refusals = 0;
   #trimmedAt = Date.now();
   #hubClosed: Promise<void> = Promise.resolve();
+  /** Tells each newcomer the limits its lines must keep to, so a client can pace a paste. */
+  #limitsNotice: string;
 
   constructor(listener: Deno.Listener, config: ServerConfig) {
     this.#listener = listener;
     this.#config = config;
     this.#limits = config.limits;
     this.addr = listener.addr as Deno.NetAddr;
+    const { maxLineBytes, floodBurst, floodRate } = this.#limits;
+    this.#limitsNotice = formatLimits({ maxLineBytes, floodBurst, floodRate });
     const { nameTimeoutMs, idleTimeoutMs, writeTimeoutMs } = this.#limits;
     const shortest = Math.min(
       ...[nameTimeoutMs, idleTimeoutMs, writeTimeoutMs].filter((ms) => ms > 0),
@@ -352,7 +357,7 @@ class Server implements ChatServer {
   async #join(peer: Peer, line: string): Promise<void> {
     try {
       peer.name = parseName(line);
-      await this.#config.hub.join(peer);
+      await this.#config.hub.join(peer, [this.#limitsNotice]);
       peer.isJoined = true;
       peer.label = `${peer.name} (${peer.label})`;
       this.#config.log(`${peer.label} joined`);

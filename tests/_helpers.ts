@@ -122,8 +122,9 @@ export class TestClient implements AsyncDisposable {
 }
 
 /**
- * Connects, reads the greeting, sends `name`, and reads the room list, the history and the
- * welcome. The lines between the room list and the welcome (the history) are returned beside it.
+ * Connects, reads the greeting, sends `name`, and reads the join reply: the room list (one line or
+ * more), the history, the limits and the welcome, checking each. The history is returned beside
+ * the client.
  */
 export async function joinWithHistory(port: number, name: string): Promise<[TestClient, string[]]> {
   const client = await TestClient.connect(port);
@@ -131,13 +132,13 @@ export async function joinWithHistory(port: number, name: string): Promise<[Test
   await client.send(name);
   await client.expect(/^\* The room contains:/);
   const history: string[] = [];
-  for (
-    let line = await client.readLine();
-    !line.startsWith("* Welcome, ");
-    line = await client.readLine()
-  ) {
-    history.push(line);
+  let line = await client.readLine();
+  while (line.startsWith("* The room also contains: ")) line = await client.readLine();
+  for (; line.startsWith("* history "); line = await client.readLine()) history.push(line);
+  if (!line.startsWith("* Limits: ")) {
+    throw new Error(`Expected the limits after the history, got ${JSON.stringify(line)}`);
   }
+  await client.expect(new RegExp(`^\\* Welcome, ${name.trim()}! `));
   return [client, history];
 }
 

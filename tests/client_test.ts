@@ -11,6 +11,9 @@ import {
   unusedPort,
 } from "./_helpers.ts";
 
+/** The limits line at the default limits. */
+const LIMITS = "* Limits: lines of up to 4096 bytes, 10 at once, then 5 a second";
+
 /** client.ts started the way the README says, with a pipe for stdin. */
 function clientChild(name: string, port: number, extra: string[] = []) {
   return denoChild(["run", "-q", "-N", "client.ts", name, "--port", String(port), ...extra], {
@@ -24,6 +27,7 @@ Deno.test("client sends its name and typed lines while printing the room's lines
   await using emil = clientChild("Emil", server.addr.port);
   await alice.expect("* Emil has entered the room");
   assert.equal(await emil.stdout.readLine(), "* The room contains: alice");
+  assert.equal(await emil.stdout.readLine(), LIMITS);
   assert.equal(
     await emil.stdout.readLine(),
     "* Welcome, Emil! 2 users online; /help lists the commands",
@@ -92,7 +96,8 @@ Deno.test("client says so and exits 1 when the server shuts down", async () => {
   assert.equal(code, 1);
   assert.equal(
     stdout,
-    "* Welcome, Emil! 1 user online; /help lists the commands\n* Server is shutting down, goodbye\n",
+    `${LIMITS}\n* Welcome, Emil! 1 user online; /help lists the commands\n` +
+      "* Server is shutting down, goodbye\n",
   );
   assert.equal(stderr, "error: The server shut down\n");
 });
@@ -276,6 +281,7 @@ Deno.test("client prints the server's lines byte for byte when stdout is not a t
   const expected = [
     "* The room contains: alice",
     /^\* history \S+ \[alice\] before$/,
+    LIMITS,
     "* Welcome, Emil! 2 users online; /help lists the commands",
     "* [alice] waves",
     "* private from alice: psst",

@@ -7,6 +7,9 @@ function ncat(port: number): Child {
   return new Child("ncat", ["127.0.0.1", String(port)], { stdin: true });
 }
 
+/** The limits line at the default limits. */
+const LIMITS = "* Limits: lines of up to 4096 bytes, 10 at once, then 5 a second";
+
 Deno.test("e2e: an nc user and two client.ts users chat through the server process", async () => {
   const { child: server, port } = await startServerProcess();
   await using _server = server;
@@ -14,6 +17,7 @@ Deno.test("e2e: an nc user and two client.ts users chat through the server proce
   assert.equal(await nc.stdout.readLine(), "* Welcome to chat! What shall I call you?");
   await nc.write("ncuser\n");
   assert.equal(await nc.stdout.readLine(), "* The room contains:");
+  assert.equal(await nc.stdout.readLine(), LIMITS);
   assert.equal(
     await nc.stdout.readLine(),
     "* Welcome, ncuser! 1 user online; /help lists the commands",
@@ -23,6 +27,7 @@ Deno.test("e2e: an nc user and two client.ts users chat through the server proce
     stdin: true,
   });
   assert.equal(await emil.stdout.readLine(), "* The room contains: ncuser");
+  assert.equal(await emil.stdout.readLine(), LIMITS);
   assert.equal(
     await emil.stdout.readLine(),
     "* Welcome, Emil! 2 users online; /help lists the commands",
@@ -41,6 +46,7 @@ Deno.test("e2e: an nc user and two client.ts users chat through the server proce
     stdin: true,
   });
   assert.equal(await anna.stdout.readLine(), "* The room contains: ncuser, Emil");
+  assert.equal(await anna.stdout.readLine(), LIMITS);
   assert.equal(
     await anna.stdout.readLine(),
     "* Welcome, Anna! 3 users online; /help lists the commands",
@@ -197,5 +203,10 @@ Deno.test("e2e: --max-line and --history reach the server", async () => {
     stdin: true,
   });
   assert.equal(await emil.stdout.readLine(), "* The room contains: ncuser");
-  assert.match(await emil.stdout.readLine(), /^\* Welcome, Emil/); // no history line before it
+  // No history line before the limits, which show the new line limit.
+  assert.equal(
+    await emil.stdout.readLine(),
+    "* Limits: lines of up to 4000 bytes, 10 at once, then 5 a second",
+  );
+  assert.match(await emil.stdout.readLine(), /^\* Welcome, Emil/);
 });

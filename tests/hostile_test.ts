@@ -186,6 +186,7 @@ hostileCase("ANSI and OSC escapes are removed from names and text", {
     await mallory.expect("* The room contains: alice, bob");
     await mallory.send("\x1b[31mred\x1b[0m \x1b]0;title\x07title \x1b]52;c;aGk=\x07\x1b[2Jclear");
     await mallory.send("/who");
+    await expectPast(mallory, "* Limits: lines of up to 4096 bytes"); // flood control is off here
     await expectPast(mallory, "* Welcome, mallory! 3 users online; /help lists the commands");
     await expectPast(mallory, "* 3 online: alice, bob, mallory");
   },

@@ -7,20 +7,24 @@ import {
   formatHistory,
   formatJoin,
   formatLeave,
+  formatLimits,
   formatPrivateFrom,
   formatPrivateTo,
   formatRename,
   formatRoomList,
   formatUserLine,
+  formatWho,
   HELP_LINES,
   LineSplitter,
   type LineSplitterOptions,
   LineTooLongError,
+  MAX_LIST_LINE_BYTES,
   nameKey,
   parseCommand,
   parseName,
   parseServerLine,
   ProtocolError,
+  utf8Length,
 } from "../protocol.ts";
 
 const encoder = new TextEncoder();
@@ -149,8 +153,53 @@ Deno.test("formatters produce the Budget Chat lines", () => {
     formatLeave("alice", "stopped reading"),
     "* alice has left the room (stopped reading)",
   );
-  assert.equal(formatRoomList(["a", "b"]), "* The room contains: a, b");
-  assert.equal(formatRoomList([]), "* The room contains:");
+  assert.deepEqual(formatRoomList(["a", "b"]), ["* The room contains: a, b"]);
+  assert.deepEqual(formatRoomList([]), ["* The room contains:"]);
+  assert.deepEqual(formatWho(["a", "b"]), ["* 2 online: a, b"]);
+});
+
+Deno.test("formatRoomList and formatWho split a big room into lines within the limit", () => {
+  const names = Array.from({ length: 3000 }, (_, i) => `member-${i}-${"x".repeat(i % 25)}`);
+  for (
+    const [lines, first, more] of [
+      [formatRoomList(names), "* The room contains: ", "* The room also contains: "],
+      [formatWho(names), "* 3000 online: ", "* also online: "],
+    ] as const
+  ) {
+    assert.ok(lines.length > 10, `only ${lines.length} lines`);
+    assert.ok(lines[0]!.startsWith(first));
+    for (const line of lines.slice(1)) assert.ok(line.startsWith(more), line);
+    for (const line of lines) {
+      assert.ok(utf8Length(line) <= MAX_LIST_LINE_BYTES, `${utf8Length(line)} bytes`);
+    }
+    // Every name once, in order, and a parser sees each line as a list.
+    const listed = lines.flatMap((line, i) =>
+      line.slice(i === 0 ? first.length : more.length).split(", ")
+    );
+    assert.deepEqual(listed, names);
+  }
+  const parsed = formatRoomList(names).map(parseServerLine);
+  assert.deepEqual(parsed.map((line) => line?.kind === "room" && line.isContinued), [
+    false,
+    ...Array(parsed.length - 1).fill(true),
+  ]);
+  assert.deepEqual(parsed.flatMap((line) => line?.kind === "room" ? line.names : []), names);
+});
+
+Deno.test("formatLimits states the limits so that parseServerLine gives them back", () => {
+  const line = formatLimits({ maxLineBytes: 4096, floodBurst: 10, floodRate: 5 });
+  assert.equal(line, "* Limits: lines of up to 4096 bytes, 10 at once, then 5 a second");
+  assert.deepEqual(parseServerLine(line), {
+    kind: "limits",
+    limits: { maxLineBytes: 4096, floodBurst: 10, floodRate: 5 },
+  });
+  const off = formatLimits({ maxLineBytes: 8000, floodBurst: 10, floodRate: 0 });
+  assert.equal(off, "* Limits: lines of up to 8000 bytes");
+  assert.deepEqual(parseServerLine(off), { kind: "limits", limits: { maxLineBytes: 8000 } });
+  assert.deepEqual(
+    parseServerLine(formatLimits({ maxLineBytes: 4000, floodBurst: 3, floodRate: 0.5 })),
+    { kind: "limits", limits: { maxLineBytes: 4000, floodBurst: 3, floodRate: 0.5 } },
+  );
 });
 
 Deno.test("parseServerLine reads user and system lines and nothing else", () => {

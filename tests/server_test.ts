@@ -8,12 +8,14 @@ Deno.test("server greets, then gives the newcomer the room list even when the ro
   assert.match(await client.readLine(), /^\* .*call you\?$/);
   await client.send("alice");
   await client.expect("* The room contains:");
+  await client.expect("* Limits: lines of up to 4096 bytes, 10 at once, then 5 a second");
   await client.expect("* Welcome, alice! 1 user online; /help lists the commands");
   await using _bob = await joinAs(server.addr.port, "bob");
   await using carol = await TestClient.connect(server.addr.port);
   await carol.readLine();
   await carol.send("carol");
   await carol.expect("* The room contains: alice, bob");
+  await carol.expect(/^\* Limits: /);
   await carol.expect("* Welcome, carol! 3 users online; /help lists the commands");
 });
 
@@ -63,6 +65,7 @@ Deno.test("server sends nothing from the room to a connection that has not joine
   await lurker.send("late");
   await lurker.expect("* The room contains: alice, bob");
   await lurker.expect(/^\* history .* \[alice\] not for lurkers$/); // the history, not live
+  await lurker.expect(/^\* Limits: /);
   await lurker.expect(/^\* Welcome, late!/);
   await alice.send("now you see it");
   await lurker.expect("[alice] now you see it");
@@ -181,6 +184,7 @@ Deno.test("server accepts both CRLF and LF as line ends", async () => {
   await bob.readLine();
   await bob.write("bob\r\none\r\ntwo\n");
   await bob.expect("* The room contains: alice");
+  await bob.expect(/^\* Limits: /);
   await bob.expect(/^\* Welcome, bob!/);
   await alice.expect("* bob has entered the room");
   await alice.expect("[bob] one");
