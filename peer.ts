@@ -14,6 +14,24 @@ const MIN_BUFFER_BYTES = 4096;
 const EMPTY = new Uint8Array(0);
 
 /**
+ * What a peer needs of its connection: a `Deno.Conn` (TCP or TLS) has all of it, and another
+ * transport (a WebSocket carrying one line per message) can offer the same, so that every member
+ * goes through the same limits and the same writer.
+ */
+export interface ChatConn {
+  /** The client's address: its `hostname` is what the per-address limits count. */
+  readonly remoteAddr: Deno.Addr;
+  /** Reads into `buffer`: the number of bytes read, or `null` at the end of the input. */
+  read(buffer: Uint8Array): Promise<number | null>;
+  /** Writes from `bytes` (whole lines, each ending in LF): the number of bytes taken. */
+  write(bytes: Uint8Array): Promise<number>;
+  /** Says that nothing more will be written, while the client may still be sending. */
+  closeWrite(): Promise<void>;
+  /** Closes the connection now; throws if it is closed already. */
+  close(): void;
+}
+
+/**
  * One connection. Its outbox has exactly one writer, which writes a line at once when idle (from
  * the line's own bytes, without a copy) and, while a write is in flight, gathers what arrives into
  * the next single write. Gathering copies each line once into one of two buffers that take turns:
@@ -36,7 +54,7 @@ export class Peer implements Member {
   label: string;
   readonly closed: Promise<void>;
   readonly bucket: TokenBucket | undefined;
-  readonly #conn: Deno.Conn;
+  readonly #conn: ChatConn;
   readonly #maxBacklogBytes: number;
   readonly #stop = new AbortController();
   /** Lines waiting for the writer, gathered in `#filling` up to `#fillingLength`. */
@@ -56,7 +74,7 @@ export class Peer implements Member {
   #endTimer: ReturnType<typeof setTimeout> | undefined;
   #resolveClosed: () => void;
 
-  constructor(conn: Deno.Conn, options: { maxBacklogBytes: number; bucket?: TokenBucket }) {
+  constructor(conn: ChatConn, options: { maxBacklogBytes: number; bucket?: TokenBucket }) {
     this.#conn = conn;
     this.#maxBacklogBytes = options.maxBacklogBytes;
     this.bucket = options.bucket;

@@ -15,7 +15,7 @@
  * This file owns the policy around it: limits on connections, flood control and time limits.
  */
 import { DEFAULT_HISTORY_SIZE, type Hub, LocalHub } from "./hub.ts";
-import { describe, isPeerGone, Peer, TokenBucket } from "./peer.ts";
+import { type ChatConn, describe, isPeerGone, Peer, TokenBucket } from "./peer.ts";
 import {
   cleanText,
   DEFAULT_HOST,
@@ -87,6 +87,11 @@ export interface ChatServer extends AsyncDisposable {
   readonly finished: Promise<void>;
   /** Open connections, joined or not. */
   readonly connectionCount: number;
+  /**
+   * Serves a connection that came another way than the listener (a WebSocket, say) under the same
+   * limits as the listener's: refused if over them, else a peer like any other.
+   */
+  accept(conn: ChatConn): void;
   /** Tells every client, closes every socket and waits for all to end; safe to call twice. */
   close(): Promise<void>;
 }
@@ -218,12 +223,17 @@ class Server implements ChatServer {
         await pause(ACCEPT_RETRY_MS, this.#stop.signal);
         continue;
       }
-      const refusal = this.#refusal((conn.remoteAddr as Deno.NetAddr).hostname);
-      this.#track(refusal ? refuse(conn, refusal) : this.#serve(conn));
-      if (refusal) this.#refusals++;
+      this.accept(conn);
     }
     await Promise.all(this.#tasks);
     await this.#hubClosed;
+  }
+
+  accept(conn: ChatConn): void {
+    if (this.#isClosing) return closeQuietly(conn);
+    const refusal = this.#refusal((conn.remoteAddr as Deno.NetAddr).hostname);
+    this.#track(refusal ? refuse(conn, refusal) : this.#serve(conn));
+    if (refusal) this.#refusals++;
   }
 
   #track(task: Promise<void>): void {
@@ -242,7 +252,7 @@ class Server implements ChatServer {
     }
   }
 
-  async #serve(conn: Deno.Conn): Promise<void> {
+  async #serve(conn: ChatConn): Promise<void> {
     const { floodBurst, floodRate, maxBacklogBytes, maxLineBytes } = this.#limits;
     const bucket = floodRate > 0
       ? new TokenBucket({ burst: Math.max(1, floodBurst), perSecond: floodRate })
@@ -431,7 +441,7 @@ function answer(
  * Tells a connection over the limits why, in one line, and closes it. It never becomes a peer: it
  * costs one small write and, at most, a second.
  */
-async function refuse(conn: Deno.Conn, reason: string): Promise<void> {
+async function refuse(conn: ChatConn, reason: string): Promise<void> {
   const timer = setTimeout(() => closeQuietly(conn), REFUSAL_TIMEOUT_MS);
   try {
     await conn.write(encodeLine(formatError(reason)));
@@ -444,7 +454,7 @@ async function refuse(conn: Deno.Conn, reason: string): Promise<void> {
   }
 }
 
-function closeQuietly(conn: Deno.Conn): void {
+function closeQuietly(conn: ChatConn): void {
   try {
     conn.close();
   } catch {
