@@ -51,7 +51,22 @@ const LIMIT_FLAGS: LimitFlag[] = [
     limit: "maxPerAddress",
     min: 0,
     max: 1_000_000,
-    help: "connections at once from one address, 0 for no limit",
+    help: "connections at once from one address (an IPv6 /64), 0 for no per-address limits",
+  },
+  {
+    flag: "join-rate",
+    limit: "joinRate",
+    min: 0,
+    max: 1_000_000,
+    help: "joins a minute from one address, 0 for no limit",
+  },
+  {
+    flag: "handshake-timeout",
+    limit: "handshakeTimeoutMs",
+    isSeconds: true,
+    min: 0,
+    max: 86_400,
+    help: "seconds for a TLS handshake, 0 for none",
   },
   {
     flag: "name-timeout",

@@ -1,12 +1,17 @@
 /** One client connection: its bounded outbox and single writer, its flood bucket, and its closing. */
 import type { Member } from "./hub.ts";
+import type { AddressState, TokenBucket } from "./limits.ts";
 import { encodeLine, formatError } from "./protocol.ts";
 
 /** How long a closing peer may take to receive its last lines before its socket is closed anyway. */
 const END_TIMEOUT_MS = 2000;
-/** Smallest and largest socket read. Every idle peer has a read pending, so it starts small (a
- * chat line fits) and grows while reads fill it, for peers that send a lot at once. */
+/**
+ * Smallest and largest socket read. Every idle peer has a read pending, so a read that may wait
+ * uses a small buffer (a chat line fits); while reads fill their buffer, a larger one that doubles
+ * up to the largest is used, and given back once the peer has been quiet for a trim interval.
+ */
 const MIN_READ_BYTES = 512;
+const LARGE_READ_BYTES = 4096;
 const MAX_READ_BYTES = 64 * 1024;
 
 /** The smallest buffer a busy peer gathers its lines in. */
@@ -46,14 +51,20 @@ export class Peer implements Member {
   closeReason: string | undefined;
   /** Lines that had to wait for the flood bucket since it was last full. */
   floodStrikes = 0;
+  /** Since when the peer has been over its byte budget without a pause that refilled it. */
+  overBudgetSince: number | undefined;
+  /** Whether a TLS handshake is under way, which has a deadline of its own. */
+  isHandshaking = false;
   /** When the last line arrived (`Date.now()`, cheaper than `performance.now()`), or connected. */
   lastLineAt = Date.now();
   readonly connectedAt = Date.now();
-  readonly remoteAddress: string;
-  /** For logs: the remote address, and the name once joined. */
-  label: string;
+  /** What the server knows of the peer's address, shared by every connection from it. */
+  readonly address: AddressState;
   readonly closed: Promise<void>;
+  /** Its flood control: lines, and bytes; none when flood control is off. */
   readonly bucket: TokenBucket | undefined;
+  readonly bytes: TokenBucket | undefined;
+  readonly #where: string;
   readonly #conn: ChatConn;
   readonly #maxBacklogBytes: number;
   readonly #stop = new AbortController();
@@ -66,7 +77,11 @@ export class Peer implements Member {
   #chunk = EMPTY;
   #inFlightBytes = 0;
   #wroteSinceTrim = false;
-  #readBuffer = new Uint8Array(MIN_READ_BYTES);
+  #smallReadBuffer = new Uint8Array(MIN_READ_BYTES);
+  #largeReadBuffer: Uint8Array | undefined;
+  /** Whether the last read filled its buffer, so that more is probably waiting. */
+  #wasReadFull = false;
+  #readSinceTrim = false;
   #isWriting = false;
   #writeStartedAt = 0;
   #isClosed = false;
@@ -74,16 +89,32 @@ export class Peer implements Member {
   #endTimer: ReturnType<typeof setTimeout> | undefined;
   #resolveClosed: () => void;
 
-  constructor(conn: ChatConn, options: { maxBacklogBytes: number; bucket?: TokenBucket }) {
+  constructor(
+    conn: ChatConn,
+    options: {
+      maxBacklogBytes: number;
+      address: AddressState;
+      bucket?: TokenBucket;
+      bytes?: TokenBucket;
+    },
+  ) {
     this.#conn = conn;
     this.#maxBacklogBytes = options.maxBacklogBytes;
+    this.address = options.address;
     this.bucket = options.bucket;
+    this.bytes = options.bytes;
     const remote = conn.remoteAddr as Deno.NetAddr;
-    this.remoteAddress = remote.hostname;
     const { promise, resolve } = Promise.withResolvers<void>();
     this.closed = promise;
     this.#resolveClosed = resolve;
-    this.label = `${remote.hostname}:${remote.port}`;
+    this.#where = remote.hostname.includes(":")
+      ? `[${remote.hostname}]:${remote.port}`
+      : `${remote.hostname}:${remote.port}`;
+  }
+
+  /** For logs: the remote address, with the current name once it has one. */
+  get label(): string {
+    return this.name ? `${this.name} (${this.#where})` : this.#where;
   }
 
   /** Aborted when the socket is closed, to cut short whatever waits for this peer. */
@@ -97,13 +128,17 @@ export class Peer implements Member {
    * the socket, so the replies to a client's last lines still go out.
    */
   async read(): Promise<Uint8Array | null> {
-    const count = await this.#conn.read(this.#readBuffer);
+    const buffer = this.#wasReadFull
+      ? this.#largeReadBuffer ??= new Uint8Array(LARGE_READ_BYTES)
+      : this.#smallReadBuffer;
+    const count = await this.#conn.read(buffer);
     if (count === null) return null;
-    const chunk = this.#readBuffer.subarray(0, count);
-    const size = this.#readBuffer.length;
-    if (count === size && size < MAX_READ_BYTES) this.#readBuffer = new Uint8Array(size * 2);
-    else if (count < size / 8 && size > MIN_READ_BYTES) this.#readBuffer = new Uint8Array(size / 2);
-    return chunk;
+    this.#readSinceTrim = true;
+    this.#wasReadFull = count === buffer.length;
+    if (this.#wasReadFull && buffer === this.#largeReadBuffer && count < MAX_READ_BYTES) {
+      this.#largeReadBuffer = new Uint8Array(count * 2);
+    }
+    return buffer.subarray(0, count);
   }
 
   /** How long the write in flight has waited for the kernel to take anything, in ms (0 if none). */
@@ -134,7 +169,8 @@ export class Peer implements Member {
    */
   trimBuffers(): void {
     if (!this.#wroteSinceTrim && !this.#isWriting) this.#filling = this.#spare = EMPTY;
-    this.#wroteSinceTrim = false;
+    if (!this.#readSinceTrim && !this.#wasReadFull) this.#largeReadBuffer = undefined;
+    this.#wroteSinceTrim = this.#readSinceTrim = false;
   }
 
   /** Sends a one-line error to this peer only. */
@@ -228,49 +264,6 @@ export class Peer implements Member {
     this.#chunk = EMPTY;
     this.#wroteSinceTrim = true;
     if (this.isEnding && !this.#isClosed) this.#afterLastWrite();
-  }
-}
-
-/**
- * A token bucket: `burst` lines at once, then `perSecond` a second. `take` answers how long the
- * caller must wait for its token (0 when one was there).
- */
-export class TokenBucket {
-  readonly burst: number;
-  readonly perSecond: number;
-  #tokens: number;
-  #updatedAt: number;
-
-  /** A full bucket, as of `now` (default `Date.now()`). */
-  constructor(options: { burst: number; perSecond: number; now?: number }) {
-    this.burst = options.burst;
-    this.perSecond = options.perSecond;
-    this.#tokens = options.burst;
-    this.#updatedAt = options.now ?? Date.now();
-  }
-
-  /** Whether the bucket has refilled completely: the client paused long enough. */
-  isFull(now: number): boolean {
-    this.#refill(now);
-    return this.#tokens >= this.burst;
-  }
-
-  /** Takes a token now, or answers in how many ms one will be there (and takes nothing). */
-  take(now: number): number {
-    this.#refill(now);
-    if (this.#tokens >= 1) {
-      this.#tokens -= 1;
-      return 0;
-    }
-    return Math.ceil((1 - this.#tokens) * 1000 / this.perSecond);
-  }
-
-  #refill(now: number): void {
-    this.#tokens = Math.min(
-      this.burst,
-      this.#tokens + (now - this.#updatedAt) * this.perSecond / 1000,
-    );
-    this.#updatedAt = now;
   }
 }
 

@@ -15,7 +15,10 @@
  * This file owns the policy around it: limits on connections, flood control and time limits.
  */
 import { DEFAULT_HISTORY_SIZE, type Hub, LocalHub } from "./hub.ts";
-import { type ChatConn, describe, isPeerGone, Peer, TokenBucket } from "./peer.ts";
+import { type AddressState, AddressTable, TokenBucket } from "./limits.ts";
+import { type ChatConn, describe, isPeerGone, Peer } from "./peer.ts";
+import { type SecureContext } from "node:tls";
+import { TlsConn, tlsContext } from "./tls.ts";
 import {
   cleanText,
   DEFAULT_HOST,
@@ -30,6 +33,7 @@ import {
   LineBuffer,
   LineTooLongError,
   MIN_MAX_LINE_BYTES,
+  nameKey,
   parseCommand,
   parseName,
   ProtocolError,
@@ -44,8 +48,17 @@ export const DEFAULT_LIMITS = {
   maxBacklogBytes: 1024 * 1024,
   /** Connections at once (0: no limit); each costs memory and a file descriptor. */
   maxConnections: 10_000,
-  /** Connections at once from one address (0: no limit), so one host cannot take every slot. */
+  /**
+   * Connections at once from one address (0: no limit), so one host cannot take every slot. The
+   * address's lines together may also be no more than this many members could send (flood burst
+   * and rate times this), however often it reconnects.
+   */
   maxPerAddress: 20,
+  /** Joins a minute from one address, in a burst or spread out (0: no limit): reconnecting in a
+   * loop cannot flood the room with join and leave notices. */
+  joinRate: 20,
+  /** Time for a TLS client to finish its handshake before the connection is closed; 0: none. */
+  handshakeTimeoutMs: 10_000,
   /** Time to send a valid name before the connection is closed (slowloris); 0 turns it off. */
   nameTimeoutMs: 30_000,
   /** Time without a line before a member is closed; 0 (the default) turns it off. */
@@ -56,7 +69,11 @@ export const DEFAULT_LIMITS = {
   floodBurst: 10,
   /** Lines a second a client may send on average; 0 turns flood control off. */
   floodRate: 5,
-  /** Lines delayed by flood control, without a pause that refills the bucket, before disconnection. */
+  /**
+   * Lines delayed by flood control, without a pause that refills the bucket, before disconnection.
+   * The bytes a connection sends are budgeted too (flood burst and rate times the line limit), and
+   * one over that budget for twice as long as this many delayed lines take is disconnected.
+   */
   floodLimit: 50,
 };
 
@@ -97,9 +114,9 @@ export interface ChatServer extends AsyncDisposable {
 }
 
 /**
- * Listens and starts accepting clients. Throws what `Deno.listen` or `Deno.listenTls` throws (for
- * example `AddrInUse`, `NotCapable`, or an error about the certificate) and a `RangeError` for a
- * limit out of range.
+ * Listens and starts accepting clients. Throws what `Deno.listen` throws (for example `AddrInUse`
+ * or `NotCapable`), what `node:tls` throws for an unusable certificate or key, and a `RangeError`
+ * for a limit out of range.
  */
 export function startServer(options: ServerOptions = {}): ChatServer {
   const limits = { ...DEFAULT_LIMITS };
@@ -122,17 +139,23 @@ export function startServer(options: ServerOptions = {}): ChatServer {
     hostname: options.hostname ?? DEFAULT_HOST,
     port: options.port ?? DEFAULT_PORT,
   };
-  const listener = options.tls
-    ? Deno.listenTls({ ...address, ...options.tls })
-    : Deno.listen(address);
+  // The certificate is checked before listening, so that a bad one is reported as such.
+  const tls = options.tls ? tlsContext(options.tls) : undefined;
+  const listener = Deno.listen(address);
   const hub = options.hub ??
     new LocalHub({ historySize: options.historySize ?? DEFAULT_HISTORY_SIZE });
-  return new Server(listener, { limits, hub, log: options.log ?? (() => {}) });
+  return new Server(listener, {
+    limits,
+    hub,
+    log: options.log ?? (() => {}),
+    ...(tls ? { tls } : {}),
+  });
 }
 
 interface ServerConfig {
   limits: Limits;
   hub: Hub;
+  tls?: SecureContext;
   log: (message: string) => void;
 }
 
@@ -154,12 +177,17 @@ class Server implements ChatServer {
   #config: ServerConfig;
   #limits: Limits;
   #peers = new Set<Peer>();
-  #perAddress = new Map<string, number>();
+  #addresses: AddressTable;
   #tasks = new Set<Promise<void>>();
   #isClosing = false;
   #stop = new AbortController();
   #sweeper: ReturnType<typeof setInterval> | undefined;
+  /** Connections and joins refused, and TLS handshakes failed, since the last log line about them
+   * (with the last failure's reason): a flood of them cannot flood the log. */
   #refusals = 0;
+  #refusedJoins = 0;
+  #failedHandshakes = 0;
+  #lastHandshakeFailure = "";
   #trimmedAt = Date.now();
   #hubClosed: Promise<void> = Promise.resolve();
   /** Tells each newcomer the limits its lines must keep to, so a client can pace a paste. */
@@ -170,11 +198,18 @@ class Server implements ChatServer {
     this.#config = config;
     this.#limits = config.limits;
     this.addr = listener.addr as Deno.NetAddr;
-    const { maxLineBytes, floodBurst, floodRate } = this.#limits;
+    const { maxLineBytes, floodBurst, floodRate, maxPerAddress, joinRate } = this.#limits;
     this.#limitsNotice = formatLimits({ maxLineBytes, floodBurst, floodRate });
-    const { nameTimeoutMs, idleTimeoutMs, writeTimeoutMs } = this.#limits;
+    // Per address: what maxPerAddress members could send, and joinRate joins a minute.
+    this.#addresses = new AddressTable({
+      lineBurst: Math.max(1, floodBurst) * maxPerAddress,
+      linesPerSecond: floodRate * maxPerAddress,
+      joinBurst: joinRate,
+      joinsPerSecond: maxPerAddress > 0 ? joinRate / 60 : 0,
+    });
+    const { nameTimeoutMs, idleTimeoutMs, writeTimeoutMs, handshakeTimeoutMs } = this.#limits;
     const shortest = Math.min(
-      ...[nameTimeoutMs, idleTimeoutMs, writeTimeoutMs].filter((ms) => ms > 0),
+      ...[nameTimeoutMs, idleTimeoutMs, writeTimeoutMs, handshakeTimeoutMs].filter((ms) => ms > 0),
       4000,
     );
     // A quarter of the shortest time limit keeps each within 25% of its value, at a second at most.
@@ -212,6 +247,7 @@ class Server implements ChatServer {
   }
 
   async #acceptLoop(): Promise<void> {
+    const { tls } = this.#config;
     while (!this.#isClosing) {
       let conn: Deno.Conn;
       try {
@@ -223,7 +259,7 @@ class Server implements ChatServer {
         await pause(ACCEPT_RETRY_MS, this.#stop.signal);
         continue;
       }
-      this.accept(conn);
+      this.accept(tls ? new TlsConn(conn as Deno.TcpConn, tls) : conn);
     }
     await Promise.all(this.#tasks);
     await this.#hubClosed;
@@ -231,8 +267,9 @@ class Server implements ChatServer {
 
   accept(conn: ChatConn): void {
     if (this.#isClosing) return closeQuietly(conn);
-    const refusal = this.#refusal((conn.remoteAddr as Deno.NetAddr).hostname);
-    this.#track(refusal ? refuse(conn, refusal) : this.#serve(conn));
+    const address = this.#addresses.get((conn.remoteAddr as Deno.NetAddr).hostname);
+    const refusal = this.#refusal(address);
+    this.#track(refusal ? refuse(conn, refusal) : this.#serve(conn, address));
     if (refusal) this.#refusals++;
   }
 
@@ -242,28 +279,36 @@ class Server implements ChatServer {
   }
 
   /** Why a new connection from `address` cannot be served, if it cannot. */
-  #refusal(address: string): string | undefined {
+  #refusal(address: AddressState): string | undefined {
     const { maxConnections, maxPerAddress } = this.#limits;
     if (maxConnections > 0 && this.#peers.size >= maxConnections) {
       return `Server is full: at most ${maxConnections} connections; try again later`;
     }
-    if (maxPerAddress > 0 && (this.#perAddress.get(address) ?? 0) >= maxPerAddress) {
-      return `Too many connections from ${address}: at most ${maxPerAddress}`;
+    if (maxPerAddress > 0 && address.connections >= maxPerAddress) {
+      return `Too many connections from ${address.key}: at most ${maxPerAddress}`;
     }
   }
 
-  async #serve(conn: ChatConn): Promise<void> {
+  async #serve(conn: ChatConn, address: AddressState): Promise<void> {
     const { floodBurst, floodRate, maxBacklogBytes, maxLineBytes } = this.#limits;
-    const bucket = floodRate > 0
-      ? new TokenBucket({ burst: Math.max(1, floodBurst), perSecond: floodRate })
-      : undefined;
-    const peer = new Peer(conn, { maxBacklogBytes, ...(bucket ? { bucket } : {}) });
+    const burst = Math.max(1, floodBurst);
+    const budgets = floodRate > 0
+      ? {
+        bucket: new TokenBucket({ burst, perSecond: floodRate }),
+        bytes: new TokenBucket({
+          burst: burst * maxLineBytes,
+          perSecond: floodRate * maxLineBytes,
+        }),
+      }
+      : {};
+    const peer = new Peer(conn, { maxBacklogBytes, address, ...budgets });
     const { hub, log } = this.#config;
     this.#peers.add(peer);
-    this.#perAddress.set(peer.remoteAddress, (this.#perAddress.get(peer.remoteAddress) ?? 0) + 1);
+    address.connections++;
     try {
-      // A chat line must leave now, not wait for an ACK (Nagle). TLS connections cannot set it.
+      // A chat line must leave now, not wait for an ACK (Nagle); TlsConn sets it on its own socket.
       if ("setNoDelay" in conn) (conn as Deno.TcpConn).setNoDelay(true);
+      if (conn instanceof TlsConn && !await this.#handshake(peer, conn)) return;
       peer.send(GREETING_LINE);
       const splitter = new LineBuffer({ maxLineBytes });
       // The loop never breaks: it ends when the socket does, so there is no read to cancel.
@@ -283,6 +328,7 @@ class Server implements ChatServer {
             await this.#join(peer, line);
           }
         }
+        if (peer.bytes) await this.#throttleBytes(peer, chunk.length);
       }
     } catch (error) {
       if (!isPeerGone(error)) log(`${peer.label}: ${describe(error)}`);
@@ -294,36 +340,87 @@ class Server implements ChatServer {
       peer.readEnded();
       await peer.closed;
       this.#peers.delete(peer);
-      const count = this.#perAddress.get(peer.remoteAddress)! - 1;
-      if (count === 0) this.#perAddress.delete(peer.remoteAddress);
-      else this.#perAddress.set(peer.remoteAddress, count);
+      address.connections--;
+    }
+  }
+
+  /** Waits for a TLS client's handshake; false (the connection closed, with a log line) if it fails. */
+  async #handshake(peer: Peer, conn: TlsConn): Promise<boolean> {
+    peer.isHandshaking = true;
+    try {
+      // The sweep closes the peer when its handshake takes too long, which ends this wait.
+      await Promise.race([conn.handshake(), aborted(peer.signal)]);
+      return !peer.signal.aborted;
+    } catch (error) {
+      if (!peer.signal.aborted && !isPeerGone(error)) {
+        this.#failedHandshakes++;
+        this.#lastHandshakeFailure = `${peer.label}: ${describe(error)}`;
+      }
+      peer.close();
+      return false;
+    } finally {
+      peer.isHandshaking = false;
     }
   }
 
   /**
-   * Flood control: takes a token for the line, or stops reading from this peer (which slows the
-   * client through TCP) until one is there, warning it once. A peer that keeps flooding is
-   * disconnected. Returns whether the line may be handled.
+   * Flood control: takes a token for the line from the peer's bucket and its address's, or stops
+   * reading from this peer (which slows the client through TCP) until both have one, warning it
+   * once. A peer that keeps flooding is disconnected. Returns whether the line may be handled.
    */
   async #throttle(peer: Peer): Promise<boolean> {
     const bucket = peer.bucket!;
+    const shared = peer.address.lines;
     if (bucket.isFull(peer.lastLineAt)) peer.floodStrikes = 0;
-    let wait = bucket.take(peer.lastLineAt);
-    if (wait === 0) return true;
-    if (++peer.floodStrikes > this.#limits.floodLimit) {
+    let now = peer.lastLineAt;
+    let wait = Math.max(bucket.wait(now), shared?.wait(now) ?? 0);
+    if (wait > 0) {
+      if (++peer.floodStrikes > this.#limits.floodLimit) {
+        this.#disconnect(peer, { error: "Disconnected for flooding", problem: "flooding" });
+        return false;
+      }
+      if (peer.floodStrikes === 1) peer.sendError(this.#slowDown(peer, now));
+      while (wait > 0 && !peer.signal.aborted && !peer.isEnding) {
+        await pause(wait, peer.signal);
+        now = Date.now();
+        wait = Math.max(bucket.wait(now), shared?.wait(now) ?? 0);
+      }
+      if (wait > 0 || peer.isEnding) return false;
+    }
+    bucket.take(now);
+    shared?.take(now);
+    return true;
+  }
+
+  /** The warning for a member whose lines are being delayed, naming the limit it hit. */
+  #slowDown(peer: Peer, now: number): string {
+    const { floodRate, maxPerAddress } = this.#limits;
+    return peer.bucket!.wait(now) > 0
+      ? `Slow down: at most ${floodRate} lines a second; your lines are being delayed`
+      : `Slow down: at most ${
+        floodRate * maxPerAddress
+      } lines a second from ${peer.address.key}; ` +
+        "your lines are being delayed";
+  }
+
+  /**
+   * The byte budget: after reading `count` bytes, stops reading from the peer until its budget has
+   * paid for them, so that a stream of bytes costs its sender time, not the server a core. A peer
+   * over its budget for too long is disconnected.
+   */
+  async #throttleBytes(peer: Peer, count: number): Promise<void> {
+    const bytes = peer.bytes!;
+    const now = Date.now();
+    if (bytes.isFull(now)) peer.overBudgetSince = undefined;
+    const wait = bytes.spend(now, count);
+    if (wait === 0 || peer.isEnding) return;
+    peer.overBudgetSince ??= now;
+    const { floodLimit, floodRate } = this.#limits;
+    if (now + wait - peer.overBudgetSince > 2000 * floodLimit / floodRate) {
       this.#disconnect(peer, { error: "Disconnected for flooding", problem: "flooding" });
-      return false;
+      return;
     }
-    if (peer.floodStrikes === 1) {
-      peer.sendError(
-        `Slow down: at most ${bucket.perSecond} lines a second; your lines are being delayed`,
-      );
-    }
-    while (wait > 0 && !peer.signal.aborted && !peer.isEnding) {
-      await pause(wait, peer.signal);
-      wait = bucket.take(Date.now());
-    }
-    return wait === 0 && !peer.isEnding;
+    await pause(wait, peer.signal);
   }
 
   /** Ends a peer for a reason of ours: it is told, and the room hears it left at once. */
@@ -337,18 +434,30 @@ class Server implements ChatServer {
     peer.end();
   }
 
-  /** Enforces the time limits, trims idle peers' buffers, and logs refused connections at most once per sweep. */
+  /**
+   * Enforces the time limits, trims idle peers' buffers, forgets addresses that carry no
+   * information, and logs refused connections and joins at most once per sweep.
+   */
   #sweep(): void {
     const now = Date.now();
-    const { nameTimeoutMs, idleTimeoutMs, writeTimeoutMs } = this.#limits;
+    const { nameTimeoutMs, idleTimeoutMs, writeTimeoutMs, handshakeTimeoutMs } = this.#limits;
     const isTrimming = now - this.#trimmedAt >= TRIM_INTERVAL_MS;
-    if (isTrimming) this.#trimmedAt = now;
+    if (isTrimming) {
+      this.#trimmedAt = now;
+      this.#addresses.prune(now);
+    }
     for (const peer of this.#peers) {
       if (isTrimming) peer.trimBuffers();
       if (writeTimeoutMs > 0 && peer.writeStalledFor(now) > writeTimeoutMs) {
         peer.close("stopped reading"); // even while ending: its last lines are not going anywhere
       } else if (peer.isEnding) {
         continue;
+      } else if (
+        handshakeTimeoutMs > 0 && peer.isHandshaking && now - peer.connectedAt > handshakeTimeoutMs
+      ) {
+        this.#failedHandshakes++;
+        this.#lastHandshakeFailure = `${peer.label}: none within ${handshakeTimeoutMs / 1000} s`;
+        peer.close();
       } else if (!peer.isJoined && nameTimeoutMs > 0 && now - peer.connectedAt > nameTimeoutMs) {
         this.#disconnect(peer, { error: `No valid name within ${nameTimeoutMs / 1000} seconds` });
       } else if (peer.isJoined && idleTimeoutMs > 0 && now - peer.lastLineAt > idleTimeoutMs) {
@@ -358,18 +467,40 @@ class Server implements ChatServer {
         });
       }
     }
-    if (this.#refusals > 0) {
-      this.#config.log(`refused ${this.#refusals} connection(s) over the connection limits`);
-      this.#refusals = 0;
+    this.#logCounts();
+  }
+
+  /** One log line for what was refused or failed since the last one, if anything was. */
+  #logCounts(): void {
+    const { log } = this.#config;
+    if (this.#refusals > 0 || this.#refusedJoins > 0) {
+      const joins = this.#refusedJoins > 0 ? ` and ${this.#refusedJoins} join(s)` : "";
+      log(`refused ${this.#refusals} connection(s)${joins} over the connection limits`);
+      this.#refusals = this.#refusedJoins = 0;
+    }
+    if (this.#failedHandshakes > 0) {
+      log(
+        `${this.#failedHandshakes} TLS handshake(s) failed (last: ${this.#lastHandshakeFailure})`,
+      );
+      this.#failedHandshakes = 0;
     }
   }
 
   async #join(peer: Peer, line: string): Promise<void> {
     try {
       peer.name = parseName(line);
+      const joins = peer.address.joins;
+      const wait = joins?.wait(Date.now()) ?? 0;
+      if (wait > 0) {
+        this.#refusedJoins++;
+        throw new ProtocolError(
+          `Too many joins from ${peer.address.key}: at most ${this.#limits.joinRate} a minute; ` +
+            `try again in ${Math.ceil(wait / 1000)} s`,
+        );
+      }
       await this.#config.hub.join(peer, [this.#limitsNotice]);
+      joins?.take(Date.now());
       peer.isJoined = true;
-      peer.label = `${peer.name} (${peer.label})`;
       this.#config.log(`${peer.label} joined`);
     } catch (error) {
       if (!(error instanceof ProtocolError)) throw error;
@@ -395,6 +526,9 @@ class Server implements ChatServer {
         case "who":
           return answer(peer, () => hub.who(peer));
         case "msg":
+          if (nameKey(command.to) === nameKey(peer.name)) {
+            throw new ProtocolError("That is you: /msg sends to someone else");
+          }
           return answer(peer, () => hub.whisper(peer, command.to, command.text));
         case "nick": {
           const oldName = peer.name;
@@ -460,6 +594,14 @@ function closeQuietly(conn: ChatConn): void {
   } catch {
     // Already closed: closing is all we wanted.
   }
+}
+
+/** Settles when `signal` aborts. */
+function aborted(signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    if (signal.aborted) return resolve();
+    signal.addEventListener("abort", () => resolve(), { once: true });
+  });
 }
 
 function pause(ms: number, signal: AbortSignal): Promise<void> {

@@ -1,4 +1,5 @@
 /** Test helpers: a raw line client over a real socket, deadlines, and subprocess plumbing. */
+import { connect } from "node:net";
 import { type ChatServer, type ServerOptions, startServer } from "../server.ts";
 
 /** How long a test waits for an expected event before it fails. */
@@ -26,20 +27,43 @@ export async function withDeadline<T>(
   }
 }
 
+/**
+ * Polls `check` until it holds, every `everyMs`, failing after the deadline with `what`: for a
+ * state with no event to wait on (a process's fds, a count in the server).
+ */
+export async function until(
+  check: () => boolean | Promise<boolean>,
+  what: string,
+  options: { ms?: number; everyMs?: number } = {},
+): Promise<void> {
+  const deadline = Date.now() + (options.ms ?? 10_000);
+  while (!await check()) {
+    if (Date.now() > deadline) throw new Error(`Timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, options.everyMs ?? 50));
+  }
+}
+
 const encoder = new TextEncoder();
+
+/** What a {@linkcode TestClient} needs of its socket: a `Deno.TcpConn` has it. */
+export interface TestConn {
+  readonly readable: ReadableStream<Uint8Array>;
+  write(bytes: Uint8Array): Promise<number>;
+  close(): void;
+}
 
 /**
  * A client that speaks raw bytes, as `nc` does. Its line reader is written here rather than taken
  * from protocol.ts, so that a bug in the server's splitter cannot hide itself in the tests.
  */
-export class TestClient implements AsyncDisposable {
-  readonly conn: Deno.TcpConn;
+export class TestClient<C extends TestConn = Deno.TcpConn> implements AsyncDisposable {
+  readonly conn: C;
   #reader: ReadableStreamDefaultReader<Uint8Array>;
   #decoder = new TextDecoder();
   #buffered = "";
   #isEof = false;
 
-  constructor(conn: Deno.TcpConn) {
+  constructor(conn: C) {
     this.conn = conn;
     this.#reader = conn.readable.getReader();
   }
@@ -145,6 +169,44 @@ export async function joinWithHistory(port: number, name: string): Promise<[Test
 /** Joins as `name` (see {@linkcode joinWithHistory}), for tests that do not look at the history. */
 export async function joinAs(port: number, name: string): Promise<TestClient> {
   return (await joinWithHistory(port, name))[0];
+}
+
+/**
+ * Connects from another loopback address (127.0.0.2 and up, all on `lo`), so that the server sees
+ * a host of its own: per-address limits apply to each. `Deno.connect` cannot choose its source
+ * address; `node:net` can.
+ */
+export async function connectFrom(
+  port: number,
+  localAddress: string,
+): Promise<TestClient<TestConn>> {
+  const socket = connect({ host: "127.0.0.1", port, localAddress, noDelay: true });
+  await new Promise<void>((resolve, reject) => {
+    socket.once("connect", resolve);
+    socket.once("error", reject);
+  });
+  let isDone = false;
+  const readable = new ReadableStream<Uint8Array>({
+    start(controller) {
+      const done = () => {
+        if (!isDone) controller.close();
+        isDone = true;
+      };
+      socket.on("data", (chunk: Uint8Array) => isDone || controller.enqueue(new Uint8Array(chunk)));
+      socket.on("end", done);
+      socket.on("close", done);
+      socket.on("error", done);
+    },
+    cancel: () => void socket.destroy(),
+  });
+  return new TestClient({
+    readable,
+    write: (bytes) =>
+      new Promise((resolve, reject) =>
+        socket.write(bytes, (error) => error ? reject(error) : resolve(bytes.length))
+      ),
+    close: () => void socket.destroy(),
+  });
 }
 
 /** A free loopback port: listens on port 0 and closes, for tests that need nothing listening. */
@@ -395,4 +457,58 @@ export class Tmux implements AsyncDisposable {
   async [Symbol.asyncDispose](): Promise<void> {
     await this.#run(["kill-server"]).catch(() => {});
   }
+}
+
+/** A self-signed certificate for localhost and 127.0.0.1, made as the README says, in a temp folder. */
+export class Certificate implements AsyncDisposable {
+  constructor(
+    readonly dir: string,
+    readonly cert: string,
+    readonly key: string,
+    readonly pem: string,
+  ) {}
+
+  static async make(): Promise<Certificate> {
+    const dir = (await run("mktemp", ["-d"])).trim();
+    const [cert, key] = [`${dir}/cert.pem`, `${dir}/key.pem`];
+    await run("openssl", [
+      "req",
+      "-x509",
+      "-newkey",
+      "ec",
+      "-pkeyopt",
+      "ec_paramgen_curve:prime256v1",
+      "-nodes",
+      "-days",
+      "1",
+      "-subj",
+      "/CN=localhost",
+      "-addext",
+      "subjectAltName=DNS:localhost,IP:127.0.0.1",
+      "-addext",
+      "basicConstraints=critical,CA:FALSE",
+      "-keyout",
+      key,
+      "-out",
+      cert,
+    ]);
+    return new Certificate(dir, cert, key, await run("cat", [cert]));
+  }
+
+  /** The key's PEM text. */
+  keyPem(): Promise<string> {
+    return run("cat", [this.key]);
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await run("rm", ["-rf", this.dir]);
+  }
+}
+
+/** Runs a command to its end, returning its stdout; fails with its stderr. */
+export async function run(command: string, args: string[]): Promise<string> {
+  const { code, stdout, stderr } = await new Deno.Command(command, { args, stdin: "null" })
+    .output();
+  if (code !== 0) throw new Error(`${command} failed: ${new TextDecoder().decode(stderr)}`);
+  return new TextDecoder().decode(stdout);
 }

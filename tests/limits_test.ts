@@ -1,6 +1,6 @@
 /** Tests of the protections: flood control, connection limits and time limits, over real sockets. */
 import assert from "node:assert/strict";
-import { TokenBucket } from "../peer.ts";
+import { TokenBucket } from "../limits.ts";
 import { Child, joinAs, startTestServer, TestClient } from "./_helpers.ts";
 
 Deno.test("TokenBucket allows a burst, then one token per 1/rate, and refills while idle", () => {

@@ -1,0 +1,172 @@
+/**
+ * The server's budgets: token buckets, and what it remembers of each client address across
+ * connections (open connections, and the line and join buckets that outlive a connection, so that
+ * reconnecting buys nothing), in a table of bounded size.
+ */
+
+/**
+ * A token bucket: `burst` tokens at once, then `perSecond` a second. `take` answers how long the
+ * caller must wait for its tokens (0 when they were there, and taken); `spend` takes them anyway,
+ * into debt, and answers how long until the debt is paid.
+ */
+export class TokenBucket {
+  readonly burst: number;
+  readonly perSecond: number;
+  #tokens: number;
+  #updatedAt: number;
+
+  /** A full bucket, as of `now` (default `Date.now()`). */
+  constructor(options: { burst: number; perSecond: number; now?: number }) {
+    this.burst = options.burst;
+    this.perSecond = options.perSecond;
+    this.#tokens = options.burst;
+    this.#updatedAt = options.now ?? Date.now();
+  }
+
+  /** Whether the bucket has refilled completely: the client paused long enough. */
+  isFull(now: number): boolean {
+    this.#refill(now);
+    return this.#tokens >= this.burst;
+  }
+
+  /** How long until `count` tokens are there, in ms; takes nothing. */
+  wait(now: number, count = 1): number {
+    this.#refill(now);
+    const missing = Math.min(count, this.burst) - this.#tokens;
+    return missing <= 0 ? 0 : Math.ceil(missing * 1000 / this.perSecond);
+  }
+
+  /** Takes `count` tokens now, or answers in how many ms they will be there (and takes nothing). */
+  take(now: number, count = 1): number {
+    const wait = this.wait(now, count);
+    if (wait === 0) this.#tokens -= count;
+    return wait;
+  }
+
+  /** Takes `count` tokens even if that runs into debt; answers how long until the debt is paid. */
+  spend(now: number, count: number): number {
+    this.#refill(now);
+    this.#tokens -= count;
+    return this.#tokens >= 0 ? 0 : Math.ceil(-this.#tokens * 1000 / this.perSecond);
+  }
+
+  #refill(now: number): void {
+    const elapsed = Math.max(0, now - this.#updatedAt);
+    this.#tokens = Math.min(this.burst, this.#tokens + elapsed * this.perSecond / 1000);
+    this.#updatedAt = Math.max(now, this.#updatedAt);
+  }
+}
+
+/** What the server knows of one client address. */
+export interface AddressState {
+  /** The address as the limits count it (see {@linkcode addressKey}). */
+  readonly key: string;
+  /** Connections open from it now. */
+  connections: number;
+  /** Lines from all its connections together, when there is a per-address limit. */
+  readonly lines: TokenBucket | undefined;
+  /** Joins from it, when there is a join limit. */
+  readonly joins: TokenBucket | undefined;
+}
+
+/** The budgets of one address; a rate of 0 means no such budget. */
+export interface AddressBudgets {
+  lineBurst: number;
+  linesPerSecond: number;
+  joinBurst: number;
+  joinsPerSecond: number;
+}
+
+/** Addresses remembered at most, beside those with a connection open (evicted oldest first). */
+export const MAX_REMEMBERED_ADDRESSES = 65_536;
+
+/**
+ * Addresses with a connection open, or whose buckets have not refilled since they last spoke. An
+ * address with nothing open and full buckets carries no information and is forgotten; beyond
+ * `maxRemembered` of those that still do, the oldest is forgotten first, so that a flood of source
+ * addresses costs bounded memory (and at worst gives some of them a fresh bucket).
+ */
+export class AddressTable {
+  #states = new Map<string, AddressState>();
+  #budgets: AddressBudgets;
+  #maxRemembered: number;
+
+  /** An empty table; `maxRemembered` defaults to {@linkcode MAX_REMEMBERED_ADDRESSES}. */
+  constructor(budgets: AddressBudgets, maxRemembered = MAX_REMEMBERED_ADDRESSES) {
+    this.#budgets = budgets;
+    this.#maxRemembered = maxRemembered;
+  }
+
+  /** How many addresses are remembered. */
+  get size(): number {
+    return this.#states.size;
+  }
+
+  /** The state of `hostname`'s address, without creating it. */
+  peek(hostname: string): AddressState | undefined {
+    return this.#states.get(addressKey(hostname));
+  }
+
+  /** The state of `hostname`'s address, remembered from now on (most recent last). */
+  get(hostname: string, now = Date.now()): AddressState {
+    const key = addressKey(hostname);
+    let state = this.#states.get(key);
+    if (state) {
+      this.#states.delete(key); // moved to the end: the most recently used
+    } else {
+      const { lineBurst, linesPerSecond, joinBurst, joinsPerSecond } = this.#budgets;
+      state = {
+        key,
+        connections: 0,
+        lines: linesPerSecond > 0
+          ? new TokenBucket({ burst: lineBurst, perSecond: linesPerSecond, now })
+          : undefined,
+        joins: joinsPerSecond > 0
+          ? new TokenBucket({ burst: joinBurst, perSecond: joinsPerSecond, now })
+          : undefined,
+      };
+      if (this.#states.size >= this.#maxRemembered) this.#evict(now);
+    }
+    this.#states.set(key, state);
+    return state;
+  }
+
+  /** Forgets the addresses that carry no information any more. */
+  prune(now: number): void {
+    for (const [key, state] of this.#states) {
+      if (isIdle(state, now)) this.#states.delete(key);
+    }
+  }
+
+  /** Makes room: forgets idle addresses, else the oldest one with nothing open. */
+  #evict(now: number): void {
+    this.prune(now);
+    if (this.#states.size < this.#maxRemembered) return;
+    for (const [key, state] of this.#states) {
+      if (state.connections === 0) return void this.#states.delete(key);
+    }
+  }
+}
+
+function isIdle(state: AddressState, now: number): boolean {
+  return state.connections === 0 && (state.lines?.isFull(now) ?? true) &&
+    (state.joins?.isFull(now) ?? true);
+}
+
+/**
+ * The address that per-address limits count: an IPv4 address as it is (also when it comes mapped
+ * into IPv6), an IPv6 address by its /64 network, since one host or home is given a whole /64 and
+ * could otherwise take a new address for every connection.
+ */
+export function addressKey(hostname: string): string {
+  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(hostname);
+  if (mapped) return mapped[1]!;
+  if (!hostname.includes(":")) return hostname;
+  const [head = "", tail] = hostname.split("%")[0]!.toLowerCase().split("::");
+  const groups = head === "" ? [] : head.split(":");
+  if (tail !== undefined) {
+    const rest = tail === "" ? [] : tail.split(":");
+    groups.push(...Array(Math.max(0, 8 - groups.length - rest.length)).fill("0"), ...rest);
+  }
+  return `${groups.slice(0, 4).map((group) => group.replace(/^0+(?=.)/, "")).join(":")}::/64`;
+}
