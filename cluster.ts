@@ -10,7 +10,8 @@
  * later, so nothing arrives twice or late.
  */
 import { createClient } from "@redis/client";
-import { type Hub, type LeaveReason, type Member, sortNames } from "./hub.ts";
+import { DEFAULT_LOG_BYTES, type Hub, type LeaveReason, type Member, sortNames } from "./hub.ts";
+import { RoomLog } from "./room_log.ts";
 import { describe } from "./peer.ts";
 import {
   cleanText,
@@ -82,6 +83,8 @@ export interface ClusterOptions {
   claimTtlMs?: number;
   /** Longest text accepted from another server. */
   maxLineBytes?: number;
+  /** Bytes of the room log that carries every line to this server's members. */
+  logSize?: number;
   /** One line per event worth a log: lost and regained Redis, bad messages. */
   log?: (message: string) => void;
 }
@@ -130,6 +133,7 @@ export class ClusterHub implements Hub {
   #others = new Map<string, OtherServer>();
   #redis: Redis;
   #subscriber: Redis;
+  #log: RoomLog;
   #options: Required<ClusterOptions>;
   #isWhole = false;
   /** Whether the members were told the room is partitioned, and so must hear that it healed. */
@@ -144,9 +148,11 @@ export class ClusterHub implements Hub {
     this.#options = {
       claimTtlMs: DEFAULT_CLAIM_TTL_MS,
       maxLineBytes: DEFAULT_MAX_LINE_BYTES,
+      logSize: DEFAULT_LOG_BYTES,
       log: () => {},
       ...options,
     };
+    this.#log = new RoomLog(this.#options.logSize);
     const backoff = (retries: number) =>
       Math.min(MAX_BACKOFF_MS, 100 * 2 ** retries) * (0.5 + Math.random() / 2);
     // Without the offline queue a command fails at once while Redis is away, rather than being
@@ -223,8 +229,9 @@ export class ClusterHub implements Hub {
         ...(this.#isWhole ? [] : [PARTITION_NOTICE]),
       ];
       if (!this.#isWhole) this.#isPartitionTold = true;
-      member.send(encodeLine(lines.join("\n")));
+      member.welcome([encodeLine(lines.join("\n"))]);
       this.#deliver(member, formatJoin(name));
+      this.#log.add(member); // it reads the room from here on, after its welcome
       this.#publish({ k: "join", n: name });
     } finally {
       this.#joining.delete(key);
@@ -235,6 +242,7 @@ export class ClusterHub implements Hub {
     const key = nameKey(member.name);
     if (this.#members.get(key) !== member) return;
     this.#members.delete(key);
+    this.#log.remove(member);
     this.#releaseClaim(member);
     const text = reason.quit ?? reason.problem;
     const line = reason.quit
@@ -344,12 +352,9 @@ export class ClusterHub implements Hub {
     return this.#closing;
   }
 
-  /** Hands a line to every local member but `from`; the same bytes for all. */
+  /** Hands a line to every local member but `from`: one append to the room log. */
   #deliver(from: Member | undefined, line: string): void {
-    const bytes = encodeLine(line);
-    for (const member of this.#members.values()) {
-      if (member !== from) member.send(bytes);
-    }
+    if (!this.#closing) this.#log.append(encodeLine(line), from);
   }
 
   /** `names` from Redis with this server's members, some of whom may not be claimed yet. */
@@ -559,6 +564,7 @@ export class ClusterHub implements Hub {
   #evict(member: Member): void {
     const name = member.name;
     this.#members.delete(nameKey(name));
+    this.#log.remove(member);
     this.#claims.delete(member);
     member.send(encodeLine(formatError(
       `Someone on another server took the name ${quote(name)} while the room was partitioned; ` +

@@ -1,5 +1,6 @@
 /** The room: who is in it, what was said lately, and the fan-out of every line to its members. */
 import {
+  encodeKeptLine,
   encodeLine,
   formatAction,
   formatHistory,
@@ -9,24 +10,36 @@ import {
   formatPrivateTo,
   formatQuit,
   formatRename,
-  formatRoomList,
   formatUserLine,
   formatWelcome,
   formatWho,
   nameKey,
+  type NameList,
   ProtocolError,
   quote,
+  roomList,
 } from "./protocol.ts";
+import { type LogReader, RoomLog } from "./room_log.ts";
 
 /** Lines of chat a newcomer is shown by default. */
 export const DEFAULT_HISTORY_SIZE = 50;
+/**
+ * The room log's size by default: any member may lag by this much before it counts as having
+ * stopped reading. It is the memory for the room's queued output, whatever the number of members.
+ */
+export const DEFAULT_LOG_BYTES = 16 * 1024 * 1024;
 
-/** A joined peer as the hub sees it: a name and a way to hand it bytes. */
-export interface Member {
+/**
+ * A joined peer as the hub sees it: a name, a reader of the room log, and a way to hand it lines
+ * meant for it alone.
+ */
+export interface Member extends LogReader {
   /** Its name, unique in the room regardless of case; the hub changes it on a rename. */
   name: string;
-  /** Queues encoded lines for the member; never blocks and never throws. */
+  /** Queues encoded lines for this member alone, after what the log holds; never blocks or throws. */
   send(bytes: Uint8Array): void;
+  /** Queues the join reply, which no limit on queued output may refuse. */
+  welcome(lines: readonly Uint8Array[]): void;
 }
 
 /** Why a member left: its own words (`/quit REASON`) or a problem the server saw. */
@@ -69,23 +82,29 @@ export interface Hub {
 export interface LocalHubOptions {
   /** Lines of chat kept for newcomers (default 50; 0 keeps none). */
   historySize?: number;
+  /** Bytes of the room log (default {@linkcode DEFAULT_LOG_BYTES}). */
+  logSize?: number;
 }
 
-interface HistoryEntry {
-  time: Date;
-  line: string;
-}
-
-/** The room of one server process: members by name key, in join order, and a bounded history. */
+/**
+ * The room of one server process: members by name key, in join order, a bounded history, and the
+ * room log that carries every line to the members. What a newcomer is told is kept between joins
+ * (the room list's lines, each history line encoded once), so a storm of joins costs a little for
+ * each, not a list as long as the room.
+ */
 export class LocalHub implements Hub {
   #members = new Map<string, Member>();
-  #history: HistoryEntry[] = [];
+  #history: Uint8Array[] = [];
   #historySize: number;
+  #log: RoomLog;
+  /** The room list's lines and their bytes, for the members in join order; undefined when stale. */
+  #roomList: { list: NameList; bytes: Uint8Array[] } | undefined;
   #isClosed = false;
 
   /** Creates an empty room. */
   constructor(options: LocalHubOptions = {}) {
     this.#historySize = options.historySize ?? DEFAULT_HISTORY_SIZE;
+    this.#log = new RoomLog(options.logSize ?? DEFAULT_LOG_BYTES);
   }
 
   join(member: Member, notices: readonly string[] = []): void {
@@ -93,27 +112,27 @@ export class LocalHub implements Hub {
     if (this.#members.has(key)) {
       throw new ProtocolError(`Cannot accept name ${quote(member.name)}: name is taken`);
     }
-    const names = [...this.#members.values()].map((m) => m.name);
-    // One buffer for everything the newcomer is told, so it arrives in one write.
-    const lines = [
-      ...formatRoomList(names),
-      ...this.#history.map((entry) => formatHistory(entry.time, entry.line)),
-      ...notices,
-      formatWelcome(member.name, names.length + 1),
-    ];
-    member.send(encodeLine(lines.join("\n")));
-    this.#broadcast(member, encodeLine(formatJoin(member.name)));
+    const roomList = this.#currentRoomList();
+    const last = [...notices, formatWelcome(member.name, this.#members.size + 1)];
+    member.welcome([...roomList.bytes, ...this.#history, encodeLine(last.join("\n"))]);
+    this.#append(encodeLine(formatJoin(member.name)));
+    // The newcomer reads the log from here on: it never sees its own join.
     this.#members.set(key, member);
+    this.#log.add(member);
+    const changed = roomList.list.add(member.name);
+    roomList.bytes[changed] = encodeKeptLine(roomList.list.lines[changed]!);
   }
 
   leave(member: Member, reason: LeaveReason = {}): void {
     const key = nameKey(member.name);
     if (this.#members.get(key) !== member) return;
     this.#members.delete(key);
+    this.#log.remove(member);
+    this.#roomList = undefined;
     const line = reason.quit
       ? formatQuit(member.name, reason.quit)
       : formatLeave(member.name, reason.problem);
-    this.#broadcast(member, encodeLine(line));
+    this.#append(encodeLine(line));
   }
 
   say(member: Member, text: string): void {
@@ -134,8 +153,9 @@ export class LocalHub implements Hub {
     }
     this.#members.delete(oldKey);
     this.#members.set(newKey, member);
+    this.#roomList = undefined;
     member.name = newName;
-    this.#broadcast(undefined, encodeLine(formatRename(oldName, newName)));
+    this.#append(encodeLine(formatRename(oldName, newName)));
   }
 
   whisper(member: Member, to: string, text: string): void {
@@ -156,20 +176,27 @@ export class LocalHub implements Hub {
     this.#isClosed = true;
   }
 
-  #relay(from: Member, line: string): void {
-    if (this.#historySize > 0) {
-      this.#history.push({ time: new Date(), line });
-      if (this.#history.length > this.#historySize) this.#history.shift();
+  /** The room list as it stands, built again only after a leave or a rename. */
+  #currentRoomList(): { list: NameList; bytes: Uint8Array[] } {
+    if (!this.#roomList) {
+      const list = roomList();
+      for (const member of this.#members.values()) list.add(member.name);
+      this.#roomList = { list, bytes: list.lines.map(encodeKeptLine) };
     }
-    this.#broadcast(from, encodeLine(line));
+    return this.#roomList;
   }
 
-  // One encoded buffer for all recipients: the bytes are never copied per member here.
-  #broadcast(from: Member | undefined, bytes: Uint8Array): void {
-    if (this.#isClosed) return;
-    for (const member of this.#members.values()) {
-      if (member !== from) member.send(bytes);
+  #relay(from: Member, line: string): void {
+    if (this.#historySize > 0) {
+      this.#history.push(encodeKeptLine(formatHistory(new Date(), line)));
+      if (this.#history.length > this.#historySize) this.#history.shift();
     }
+    this.#append(encodeLine(line), from);
+  }
+
+  /** One append for all the members but `from`: the bytes are never copied per member. */
+  #append(bytes: Uint8Array, from?: Member): void {
+    if (!this.#isClosed) this.#log.append(bytes, from);
   }
 }
 

@@ -10,7 +10,13 @@ import {
   MAX_MAX_LINE_BYTES,
   MIN_MAX_LINE_BYTES,
 } from "./protocol.ts";
-import { type ChatServer, DEFAULT_LIMITS, type Limits, startServer } from "./server.ts";
+import {
+  type ChatServer,
+  DEFAULT_LIMITS,
+  type Limits,
+  resolveLimits,
+  startServer,
+} from "./server.ts";
 
 /** A numeric server flag: the limit it sets, its unit on the command line, and its range. */
 interface LimitFlag {
@@ -33,11 +39,18 @@ const LIMIT_FLAGS: LimitFlag[] = [
     help: "longest line in bytes",
   },
   {
+    flag: "log-size",
+    limit: "logSize",
+    min: 0,
+    max: 2 ** 32,
+    help: "bytes of the room log: how far a client may fall behind (at least 16 lines unless set)",
+  },
+  {
     flag: "max-backlog",
     limit: "maxBacklogBytes",
     min: 0,
     max: 2 ** 30,
-    help: "bytes queued for a client before it is dropped as not reading",
+    help: "bytes of replies and private messages queued for a client before it is dropped",
   },
   {
     flag: "max-connections",
@@ -258,13 +271,14 @@ async function serverCommand(args: string[]): Promise<number> {
   const historySize = values.history === undefined
     ? DEFAULT_HISTORY_SIZE
     : number(values.history, { flag: "history", min: 0, max: 10_000 });
-  const limits: Partial<Limits> = {};
+  const asked: Partial<Limits> = {};
   for (const spec of LIMIT_FLAGS) {
     const value = flags[spec.flag];
     if (typeof value === "string") {
-      limits[spec.limit] = number(value, spec) * (spec.isSeconds ? 1000 : 1);
+      asked[spec.limit] = number(value, spec) * (spec.isSeconds ? 1000 : 1);
     }
   }
+  const limits = parse(() => resolveLimits(asked)); // a combination that cannot work is a usage error
   if (values.cert === undefined !== (values.key === undefined)) {
     throw new UsageError("TLS needs both --cert FILE and --key FILE");
   }
@@ -287,7 +301,8 @@ async function serverCommand(args: string[]): Promise<number> {
       url: redisUrl,
       historySize,
       claimTtlMs,
-      maxLineBytes: limits.maxLineBytes ?? DEFAULT_LIMITS.maxLineBytes,
+      maxLineBytes: limits.maxLineBytes,
+      logSize: limits.logSize,
       log,
     });
     await hub.start();

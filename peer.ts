@@ -1,6 +1,7 @@
-/** One client connection: its bounded outbox and single writer, its flood bucket, and its closing. */
+/** One client connection: its single writer from the room log and its own lines, its budgets, and its closing. */
 import type { Member } from "./hub.ts";
 import type { AddressState, TokenBucket } from "./limits.ts";
+import type { RoomLog } from "./room_log.ts";
 import { encodeLine, formatError } from "./protocol.ts";
 
 /** How long a closing peer may take to receive its last lines before its socket is closed anyway. */
@@ -13,10 +14,6 @@ const END_TIMEOUT_MS = 2000;
 const MIN_READ_BYTES = 512;
 const LARGE_READ_BYTES = 4096;
 const MAX_READ_BYTES = 64 * 1024;
-
-/** The smallest buffer a busy peer gathers its lines in. */
-const MIN_BUFFER_BYTES = 4096;
-const EMPTY = new Uint8Array(0);
 
 /**
  * What a peer needs of its connection: a `Deno.Conn` (TCP or TLS) has all of it, and another
@@ -36,12 +33,24 @@ export interface ChatConn {
   close(): void;
 }
 
+/** Lines for one peer alone, due once its cursor has reached the log position they were sent at. */
+interface PrivateLines {
+  at: number;
+  bytes: Uint8Array;
+  /** Whether they count against the limit (the join reply does not). */
+  isCounted: boolean;
+}
+
+/** Most bytes of private lines gathered into one write. */
+const MAX_GATHERED_BYTES = 64 * 1024;
+
 /**
- * One connection. Its outbox has exactly one writer, which writes a line at once when idle (from
- * the line's own bytes, without a copy) and, while a write is in flight, gathers what arrives into
- * the next single write. Gathering copies each line once into one of two buffers that take turns:
- * one being written, one filling. A peer whose backlog passes the limit is closed, so nobody waits
- * for it, and a peer that stays idle gives its buffers back (see {@linkcode Peer.trimBuffers}).
+ * One connection, and its single writer. What it sends comes from two places, in order: the room
+ * log, from the peer's cursor up to the head (written straight from the log, skipping the peer's
+ * own lines), and its private lines (replies, errors, private messages, the join reply), each due
+ * once the cursor has reached the log position it was sent at. The writer writes at once when
+ * idle; while a write is in flight, the next write takes everything up to the head. A peer the log
+ * overtakes, or whose private lines pass their limit, has stopped reading and is closed.
  */
 export class Peer implements Member {
   name = "";
@@ -64,19 +73,25 @@ export class Peer implements Member {
   /** Its flood control: lines, and bytes; none when flood control is off. */
   readonly bucket: TokenBucket | undefined;
   readonly bytes: TokenBucket | undefined;
+  /** Its place in the room log (see {@linkcode LogReader}). */
+  cursor = 0;
+  log: RoomLog | undefined;
+  stopAt = Infinity;
   readonly #where: string;
   readonly #conn: ChatConn;
   readonly #maxBacklogBytes: number;
   readonly #stop = new AbortController();
-  /** Lines waiting for the writer, gathered in `#filling` up to `#fillingLength`. */
-  #filling = EMPTY;
-  #fillingLength = 0;
-  /** The buffer the last write came from, to fill next. */
-  #spare = EMPTY;
-  /** The write in flight, and how much of its end the kernel has not taken yet. */
-  #chunk = EMPTY;
-  #inFlightBytes = 0;
-  #wroteSinceTrim = false;
+  #privates: PrivateLines[] = [];
+  /** Bytes of private lines waiting that count against the limit, and of the first one written. */
+  #privateBytes = 0;
+  #privateOffset = 0;
+  /** Where the peer's own lines are in the log, as start and end pairs from `#ownHead` on. */
+  #own: number[] = [];
+  #ownHead = 0;
+  #isWriteClosed = false;
+  /** The log a write in flight comes from, and where its range ends. */
+  #sendingFrom: RoomLog | undefined;
+  #sendingEnd = 0;
   #smallReadBuffer = new Uint8Array(MIN_READ_BYTES);
   #largeReadBuffer: Uint8Array | undefined;
   /** Whether the last read filled its buffer, so that more is probably waiting. */
@@ -122,6 +137,10 @@ export class Peer implements Member {
     return this.#stop.signal;
   }
 
+  get isSendingLog(): boolean {
+    return this.#sendingFrom !== undefined;
+  }
+
   /**
    * The next bytes from the socket, or `null` at its end. The buffer is reused by the next read:
    * use the bytes before reading again. Unlike `conn.readable`, reaching the end does not close
@@ -146,36 +165,43 @@ export class Peer implements Member {
     return this.#isWriting ? now - this.#writeStartedAt : 0;
   }
 
+  /** Queues a line for this peer alone, after the room lines already in the log. */
   send(bytes: Uint8Array): void {
-    if (this.#isClosed || this.isEnding) return;
-    if (this.#fillingLength + this.#inFlightBytes + bytes.length > this.#maxBacklogBytes) {
+    if (this.#privateBytes + bytes.length > this.#maxBacklogBytes) {
       return this.close("stopped reading");
     }
-    if (!this.#isWriting) return this.#write(bytes);
-    const needed = this.#fillingLength + bytes.length;
-    if (needed > this.#filling.length) {
-      const grown = new Uint8Array(Math.max(MIN_BUFFER_BYTES, needed, 2 * this.#filling.length));
-      grown.set(this.#filling.subarray(0, this.#fillingLength));
-      this.#filling = grown;
-    }
-    this.#filling.set(bytes, this.#fillingLength);
-    this.#fillingLength = needed;
+    this.#queue(bytes, true);
   }
 
   /**
-   * Lets go of the gathering buffers if the peer has written nothing since the last call: the
-   * server calls this about once a second, so busy peers keep their buffers (allocating them for
-   * every burst was a third of the server's time) and idle ones cost nothing.
+   * Queues the join reply. It does not count against the limit on private lines: every newcomer
+   * must get it, however long the history and the room list make it.
    */
-  trimBuffers(): void {
-    if (!this.#wroteSinceTrim && !this.#isWriting) this.#filling = this.#spare = EMPTY;
-    if (!this.#readSinceTrim && !this.#wasReadFull) this.#largeReadBuffer = undefined;
-    this.#wroteSinceTrim = this.#readSinceTrim = false;
+  welcome(lines: readonly Uint8Array[]): void {
+    for (const bytes of lines) this.#queue(bytes, false);
   }
 
   /** Sends a one-line error to this peer only. */
   sendError(message: string): void {
     this.send(encodeLine(formatError(message)));
+  }
+
+  wake(): void {
+    if (!this.#isWriting) this.#pump();
+  }
+
+  overtake(): void {
+    this.close("stopped reading");
+  }
+
+  skip(start: number, end: number): void {
+    this.#own.push(start, end);
+  }
+
+  /** Lets go of the large read buffer if the peer has sent nothing since the last call. */
+  trimBuffers(): void {
+    if (!this.#readSinceTrim && !this.#wasReadFull) this.#largeReadBuffer = undefined;
+    this.#readSinceTrim = false;
   }
 
   /**
@@ -203,67 +229,137 @@ export class Peer implements Member {
     this.#isClosed = true;
     this.closeReason ??= reason;
     clearTimeout(this.#endTimer);
-    this.#filling = this.#spare = EMPTY;
-    this.#fillingLength = 0;
+    this.#privates = [];
+    this.#privateBytes = 0;
     try {
       this.#conn.close();
     } catch {
       // Already closed (for example by the other side's reset): closing is all we wanted.
     }
+    this.log?.release(this);
     this.#stop.abort();
     this.#resolveClosed();
   }
 
-  #afterLastWrite(): void {
-    if (this.#isReadEnded) return this.close();
-    this.#conn.closeWrite().catch(() => this.close()); // a failure means the socket is gone
+  #queue(bytes: Uint8Array, isCounted: boolean): void {
+    if (this.#isClosed || this.isEnding) return;
+    this.#privates.push({ at: this.log?.head ?? 0, bytes, isCounted });
+    if (isCounted) this.#privateBytes += bytes.length;
+    if (!this.#isWriting) this.#pump();
   }
 
   /**
-   * Starts writing `chunk`. The writer is a chain of callbacks rather than an async loop: a line
-   * to an idle peer, the common case, then costs one call into the runtime and nothing more, which
-   * matters when one line goes to hundreds of peers at once.
+   * Starts the next write: the first private line if it is due, else the room's bytes from the
+   * cursor up to the first of the head, the end of the lap, one of the peer's own lines, or the
+   * position of the next private line. With nothing to write, it waits for the log.
    */
+  #pump(): void {
+    const log = this.log;
+    let cursor = log ? log.position(this.cursor) : 0;
+    const next = this.#privates[0];
+    if (next && (!log || next.at <= cursor)) return this.#writePrivate(log ? cursor : Infinity);
+    if (log) {
+      const own = this.#own;
+      while (this.#ownHead < own.length && own[this.#ownHead]! <= cursor) {
+        if (own[this.#ownHead] === cursor) cursor = log.position(own[this.#ownHead + 1]!);
+        this.#ownHead += 2;
+      }
+      if (this.#ownHead === own.length && own.length > 0) {
+        this.#own = [];
+        this.#ownHead = 0;
+      }
+      this.cursor = cursor;
+      if (cursor >= this.stopAt) {
+        log.release(this); // removed, and it has sent what was said before that
+        return this.#pump();
+      }
+      let end = Math.min(log.end(cursor), this.stopAt);
+      if (this.#ownHead < this.#own.length) end = Math.min(end, this.#own[this.#ownHead]!);
+      if (next) end = Math.min(end, next.at);
+      if (end > cursor) return this.#writeLog(log, cursor, end);
+      if (next) return this.#writePrivate(cursor); // due now that its own lines are skipped
+      log.wait(this);
+    }
+    if (this.isEnding && !this.#isClosed) this.#afterLastWrite();
+  }
+
+  /** Writes the private lines due at `cursor`, several gathered into one write when they are. */
+  #writePrivate(cursor: number): void {
+    const first = this.#privates[0]!;
+    let count = 1;
+    let size = first.bytes.length - this.#privateOffset;
+    for (; count < this.#privates.length && size < MAX_GATHERED_BYTES; count++) {
+      const lines = this.#privates[count]!;
+      if (lines.at > cursor) break;
+      size += lines.bytes.length;
+    }
+    if (count === 1) return this.#write(first.bytes.subarray(this.#privateOffset));
+    const gathered = new Uint8Array(size);
+    gathered.set(first.bytes.subarray(this.#privateOffset));
+    for (let i = 1, offset = first.bytes.length - this.#privateOffset; i < count; i++) {
+      gathered.set(this.#privates[i]!.bytes, offset);
+      offset += this.#privates[i]!.bytes.length;
+    }
+    this.#write(gathered);
+  }
+
+  /** The kernel took `written` bytes of private lines: drops those that are out. */
+  #wrotePrivate(written: number): void {
+    while (written > 0) {
+      const first = this.#privates[0]!;
+      const rest = first.bytes.length - this.#privateOffset;
+      if (written < rest) {
+        this.#privateOffset += written;
+        return;
+      }
+      written -= rest;
+      this.#privates.shift();
+      if (first.isCounted) this.#privateBytes -= first.bytes.length;
+      this.#privateOffset = 0;
+    }
+  }
+
+  #writeLog(log: RoomLog, start: number, end: number): void {
+    this.#sendingFrom = log;
+    this.#sendingEnd = end;
+    this.#write(log.bytes(start, end));
+  }
+
   #write(chunk: Uint8Array): void {
     this.#isWriting = true;
-    this.#chunk = chunk as Uint8Array<ArrayBuffer>;
-    this.#inFlightBytes = chunk.length;
     this.#writeStartedAt = Date.now();
     this.#conn.write(chunk).then(this.#wrote, this.#writeFailed);
   }
 
-  /** A write has finished: write the rest of it, or what gathered meanwhile, or stop. */
+  /** A write has finished: account for what the kernel took, and write what comes next. */
   readonly #wrote = (written: number): void => {
-    this.#inFlightBytes -= written;
-    if (this.#isClosed) return this.#stopWriting();
-    if (this.#inFlightBytes > 0) {
-      // The kernel took only part of it: the backlog counts what it has not taken.
-      const rest = this.#chunk.subarray(this.#chunk.length - this.#inFlightBytes);
-      this.#writeStartedAt = Date.now();
-      return void this.#conn.write(rest).then(this.#wrote, this.#writeFailed);
+    this.#isWriting = false;
+    const from = this.#sendingFrom;
+    this.#sendingFrom = undefined;
+    if (from) {
+      this.cursor += written;
+      // The kernel took part of it: the rest goes first.
+      if (this.cursor < this.#sendingEnd && !this.#isClosed) {
+        return this.#writeLog(from, this.cursor, this.#sendingEnd);
+      }
+    } else if (!this.#isClosed) {
+      this.#wrotePrivate(written);
     }
-    if (this.#fillingLength === 0) return this.#stopWriting();
-    // The gathered lines go out next; the buffer just written fills meanwhile.
-    const buffer = this.#filling;
-    const gathered = buffer.subarray(0, this.#fillingLength);
-    this.#filling = this.#spare;
-    this.#fillingLength = 0;
-    this.#spare = buffer;
-    this.#write(gathered);
+    if (!this.#isClosed) this.#pump();
   };
 
   readonly #writeFailed = (error: unknown): void => {
+    this.#isWriting = false;
+    this.#sendingFrom = undefined;
     // The peer is gone (reset, broken pipe) or was closed meanwhile: never write to it again.
     this.close(isPeerGone(error) ? undefined : describe(error));
-    this.#stopWriting();
   };
 
-  #stopWriting(): void {
-    this.#isWriting = false;
-    this.#inFlightBytes = 0;
-    this.#chunk = EMPTY;
-    this.#wroteSinceTrim = true;
-    if (this.isEnding && !this.#isClosed) this.#afterLastWrite();
+  #afterLastWrite(): void {
+    if (this.#isReadEnded) return this.close();
+    if (this.#isWriteClosed) return;
+    this.#isWriteClosed = true;
+    this.#conn.closeWrite().catch(() => this.close()); // a failure means the socket is gone
   }
 }
 

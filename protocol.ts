@@ -251,7 +251,14 @@ export const MAX_LIST_LINE_BYTES = 4096;
  * complete at the first line that is not a continuation (the history or the welcome always follows).
  */
 export function formatRoomList(names: readonly string[]): string[] {
-  return splitList(names, `* ${ROOM_LIST}`, `* ${ROOM_LIST_MORE}`);
+  const list = roomList();
+  for (const name of names) list.add(name);
+  return list.lines;
+}
+
+/** An empty room list, for a room that adds its members one at a time. */
+export function roomList(): NameList {
+  return new NameList(`* ${ROOM_LIST}`, `* ${ROOM_LIST_MORE}`);
 }
 
 /**
@@ -259,26 +266,42 @@ export function formatRoomList(names: readonly string[]): string[] {
  * big room needs; the answer is complete once it has listed N names.
  */
 export function formatWho(names: readonly string[]): string[] {
-  return splitList(names, `* ${names.length} online:`, `* ${WHO_MORE}`);
+  const list = new NameList(`* ${names.length} online:`, `* ${WHO_MORE}`);
+  for (const name of names) list.add(name);
+  return list.lines;
 }
 
-/** `names` after `first` and then `more`, as few lines as {@linkcode MAX_LIST_LINE_BYTES} allows. */
-function splitList(names: readonly string[], first: string, more: string): string[] {
-  const lines: string[] = [];
-  let line = first;
-  let count = 0; // names on the current line
-  for (const name of names) {
-    // Names are ASCII, so their length is their size in bytes.
-    if (count > 0 && line.length + 2 + name.length > MAX_LIST_LINE_BYTES) {
-      lines.push(line);
-      line = more;
-      count = 0;
-    }
-    line += count === 0 ? ` ${name}` : `, ${name}`;
-    count++;
+/**
+ * Names listed in lines of at most {@linkcode MAX_LIST_LINE_BYTES}: the first line starts with
+ * `first`, the others with `more`. Built one name at a time, so that a room can keep its list and
+ * change only the line a newcomer lands on.
+ */
+export class NameList {
+  /** The lines, never empty: a list of no names is `first` alone. */
+  readonly lines: string[];
+  #more: string;
+  /** Names on the last line. */
+  #count = 0;
+
+  /** An empty list. */
+  constructor(first: string, more: string) {
+    this.lines = [first];
+    this.#more = more;
   }
-  lines.push(line);
-  return lines;
+
+  /** Adds a name at the end; returns the index of the line it went on. */
+  add(name: string): number {
+    let last = this.lines.length - 1;
+    // Names are ASCII, so their length is their size in bytes.
+    if (this.#count > 0 && this.lines[last]!.length + 2 + name.length > MAX_LIST_LINE_BYTES) {
+      this.lines.push(this.#more);
+      this.#count = 0;
+      last++;
+    }
+    this.lines[last] += this.#count === 0 ? ` ${name}` : `, ${name}`;
+    this.#count++;
+    return last;
+  }
 }
 
 /** The notice the others get when a peer joins. */
@@ -483,6 +506,14 @@ export function parseServerLine(line: string): ServerLine | undefined {
     };
   }
   return { kind: "system", text };
+}
+
+/**
+ * Encodes one line for the wire, with its LF, into a buffer of its own: for bytes that are kept
+ * (history, the room list), since a line cut from a shared slab keeps the whole slab alive.
+ */
+export function encodeKeptLine(line: string): Uint8Array {
+  return encoder.encode(`${line}\n`);
 }
 
 /** Size of the slabs that encoded lines are cut from. */

@@ -14,7 +14,7 @@
  * stream pipeline: streams cost about 10 KB per connection, more than an idle connection's budget.
  * This file owns the policy around it: limits on connections, flood control and time limits.
  */
-import { DEFAULT_HISTORY_SIZE, type Hub, LocalHub } from "./hub.ts";
+import { DEFAULT_HISTORY_SIZE, DEFAULT_LOG_BYTES, type Hub, LocalHub } from "./hub.ts";
 import { type AddressState, AddressTable, TokenBucket } from "./limits.ts";
 import { type ChatConn, describe, isPeerGone, Peer } from "./peer.ts";
 import { type SecureContext } from "node:tls";
@@ -32,6 +32,7 @@ import {
   HELP_LINES,
   LineBuffer,
   LineTooLongError,
+  MAX_LINE_OVERHEAD_BYTES,
   MIN_MAX_LINE_BYTES,
   nameKey,
   parseCommand,
@@ -44,7 +45,16 @@ import {
 export const DEFAULT_LIMITS = {
   /** Longest accepted line in bytes (a line of 1000 characters of any script fits). */
   maxLineBytes: DEFAULT_MAX_LINE_BYTES,
-  /** Output queued for one peer before it counts as not reading and is dropped. */
+  /**
+   * Bytes of the room log: the room's queued output, whatever the number of members; a member that
+   * falls further behind than this has stopped reading and is dropped. At least 16 times the
+   * longest line unless set.
+   */
+  logSize: DEFAULT_LOG_BYTES,
+  /**
+   * Lines meant for one member alone (replies, errors, private messages) queued before it counts
+   * as not reading and is dropped; its join reply never counts.
+   */
   maxBacklogBytes: 1024 * 1024,
   /** Connections at once (0: no limit); each costs memory and a file descriptor. */
   maxConnections: 10_000,
@@ -119,22 +129,7 @@ export interface ChatServer extends AsyncDisposable {
  * for a limit out of range.
  */
 export function startServer(options: ServerOptions = {}): ChatServer {
-  const limits = { ...DEFAULT_LIMITS };
-  for (const key of Object.keys(limits) as (keyof Limits)[]) {
-    const value = options[key] ?? limits[key];
-    if (!(Number.isFinite(value) && value >= 0)) throw new RangeError(`Cannot use ${key} ${value}`);
-    limits[key] = value;
-  }
-  if (limits.maxLineBytes < MIN_MAX_LINE_BYTES) {
-    throw new RangeError(
-      `Cannot use line limit ${limits.maxLineBytes}: it must be at least ${MIN_MAX_LINE_BYTES} bytes`,
-    );
-  }
-  if (limits.maxBacklogBytes < limits.maxLineBytes) {
-    throw new RangeError(
-      `Cannot use backlog limit ${limits.maxBacklogBytes}: it must be at least the line limit`,
-    );
-  }
+  const limits = resolveLimits(options);
   const address = {
     hostname: options.hostname ?? DEFAULT_HOST,
     port: options.port ?? DEFAULT_PORT,
@@ -143,13 +138,50 @@ export function startServer(options: ServerOptions = {}): ChatServer {
   const tls = options.tls ? tlsContext(options.tls) : undefined;
   const listener = Deno.listen(address);
   const hub = options.hub ??
-    new LocalHub({ historySize: options.historySize ?? DEFAULT_HISTORY_SIZE });
+    new LocalHub({
+      historySize: options.historySize ?? DEFAULT_HISTORY_SIZE,
+      logSize: limits.logSize,
+    });
   return new Server(listener, {
     limits,
     hub,
     log: options.log ?? (() => {}),
     ...(tls ? { tls } : {}),
   });
+}
+
+/**
+ * The limits `options` ask for, the others at their defaults, checked: throws a `RangeError` for
+ * one out of range or a combination that cannot work. The room log is at least 16 times the
+ * longest line unless its size is given, and must hold at least 4 of them.
+ */
+export function resolveLimits(options: Partial<Limits>): Limits {
+  const limits = { ...DEFAULT_LIMITS };
+  for (const key of Object.keys(limits) as (keyof Limits)[]) {
+    const value = options[key] ?? limits[key];
+    if (!(Number.isFinite(value) && value >= 0)) throw new RangeError(`Cannot use ${key} ${value}`);
+    limits[key] = value;
+  }
+  const { maxLineBytes, maxBacklogBytes } = limits;
+  if (maxLineBytes < MIN_MAX_LINE_BYTES) {
+    throw new RangeError(
+      `Cannot use line limit ${maxLineBytes}: it must be at least ${MIN_MAX_LINE_BYTES} bytes`,
+    );
+  }
+  if (maxBacklogBytes < maxLineBytes) {
+    throw new RangeError(
+      `Cannot use backlog limit ${maxBacklogBytes}: it must be at least the line limit`,
+    );
+  }
+  const longest = maxLineBytes + MAX_LINE_OVERHEAD_BYTES + 1;
+  limits.logSize = options.logSize ?? Math.max(DEFAULT_LOG_BYTES, 16 * longest);
+  if (limits.logSize < 4 * longest) {
+    throw new RangeError(
+      `Cannot use log size ${limits.logSize}: it must hold at least 4 of the longest lines ` +
+        `(${4 * longest} bytes with a line limit of ${maxLineBytes})`,
+    );
+  }
+  return limits;
 }
 
 interface ServerConfig {

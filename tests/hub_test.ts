@@ -1,6 +1,7 @@
 /** Tests of the room: every command and the history, over real sockets, and LocalHub itself. */
 import assert from "node:assert/strict";
 import { LocalHub, type Member } from "../hub.ts";
+import type { RoomLog } from "../room_log.ts";
 import { HELP_LINES } from "../protocol.ts";
 import { joinAs, joinWithHistory, startTestServer, TestClient } from "./_helpers.ts";
 
@@ -163,32 +164,66 @@ Deno.test("a newcomer gets no history when it is turned off", async () => {
   assert.deepEqual(history, []);
 });
 
-Deno.test("LocalHub hands every recipient the same encoded bytes in one send", () => {
+/**
+ * A member that takes what it is given at once, as if its socket never blocked: it reads the room
+ * log up to the head whenever woken, skipping its own lines. For testing the hub alone.
+ */
+class Recorder implements Member {
+  cursor = 0;
+  log: RoomLog | undefined;
+  stopAt = Infinity;
+  readonly isSendingLog = false;
+  text = "";
+  #own: number[] = [];
+  constructor(public name: string) {}
+  send(bytes: Uint8Array): void {
+    this.text += new TextDecoder().decode(bytes);
+  }
+  welcome(lines: readonly Uint8Array[]): void {
+    for (const bytes of lines) this.send(bytes);
+  }
+  wake(): void {
+    const log = this.log!;
+    for (let at = log.position(this.cursor); at < log.head; at = log.position(at)) {
+      if (this.#own[0] === at) {
+        at = this.#own[1]!;
+        this.#own.splice(0, 2);
+        continue;
+      }
+      const end = Math.min(log.end(at), this.#own[0] ?? Infinity);
+      this.send(log.bytes(at, end));
+      at = this.cursor = end;
+    }
+    this.cursor = log.head;
+    log.wait(this);
+  }
+  overtake(): void {}
+  skip(start: number, end: number): void {
+    this.#own.push(start, end);
+  }
+}
+
+Deno.test("LocalHub appends each line once to the room log, for every member but its sender", () => {
   const hub = new LocalHub();
-  const sends = new Map<string, Uint8Array[]>();
-  const member = (name: string): Member => {
-    const list: Uint8Array[] = [];
-    sends.set(name, list);
-    return { name, send: (bytes: Uint8Array) => list.push(bytes) };
-  };
-  const [a, b, c] = [member("a"), member("b"), member("c")];
-  for (const m of [a, b, c]) hub.join(m);
-  for (const list of sends.values()) list.length = 0;
+  const [a, b, c] = [new Recorder("a"), new Recorder("b"), new Recorder("c")];
+  for (const member of [a, b, c]) hub.join(member);
+  for (const member of [a, b, c]) member.text = "";
+  const head = a.log!.head;
   hub.say(a, "hi");
-  assert.equal(sends.get("a")!.length, 0);
-  assert.equal(sends.get("b")!.length, 1);
-  assert.equal(sends.get("b")![0], sends.get("c")![0]); // the same object, encoded once
-  assert.equal(new TextDecoder().decode(sends.get("b")![0]), "[a] hi\n");
+  assert.equal(a.log!.head - head, "[a] hi\n".length); // encoded and stored once
+  assert.equal(a.text, "");
+  assert.equal(b.text, "[a] hi\n");
+  assert.equal(c.text, "[a] hi\n");
 });
 
 Deno.test("LocalHub keeps at most historySize lines", () => {
   const hub = new LocalHub({ historySize: 2 });
-  const speaker: Member = { name: "a", send: () => {} };
+  const speaker = new Recorder("a");
   hub.join(speaker);
   for (let i = 0; i < 1000; i++) hub.say(speaker, `line ${i}`);
-  let received = "";
-  hub.join({ name: "b", send: (bytes) => received += new TextDecoder().decode(bytes) });
-  const history = received.split("\n").filter((line) => line.startsWith("* history"));
+  const newcomer = new Recorder("b");
+  hub.join(newcomer);
+  const history = newcomer.text.split("\n").filter((line) => line.startsWith("* history"));
   assert.equal(history.length, 2);
   assert.match(history[1]!, /\[a\] line 999$/);
 });

@@ -1,6 +1,14 @@
 /** Tests of the server over real loopback sockets: the Budget Chat flow, name rules, hostile lines. */
 import assert from "node:assert/strict";
-import { joinAs, startTestServer, TestClient, withDeadline } from "./_helpers.ts";
+import {
+  connectFrom,
+  joinAs,
+  joinWithHistory,
+  startTestServer,
+  TestClient,
+  type TestConn,
+  withDeadline,
+} from "./_helpers.ts";
 
 Deno.test("server greets, then gives the newcomer the room list even when the room is empty", async () => {
   await using server = startTestServer();
@@ -227,7 +235,8 @@ Deno.test("server does not relay empty and blank lines", async () => {
 });
 
 Deno.test("server drops a member that stops reading and the others lose nothing", async () => {
-  await using server = startTestServer({ maxBacklogBytes: 64 * 1024, floodRate: 0 });
+  // A room log far smaller than the traffic, and no write timeout: the log alone cuts slow.
+  await using server = startTestServer({ logSize: 256 * 1024, floodRate: 0, writeTimeoutMs: 0 });
   await using alice = await joinAs(server.addr.port, "alice");
   await using bob = await joinAs(server.addr.port, "bob");
   await using _slow = await joinAs(server.addr.port, "slow"); // never reads from here on
@@ -251,6 +260,112 @@ Deno.test("server drops a member that stops reading and the others lose nothing"
     assert.ok(sent < 20_000, "slow was never dropped");
   }
   await alice.expect("* slow has left the room (stopped reading)");
+});
+
+/**
+ * A member that reads everything as fast as it can and checks it: each sender's lines arrive in
+ * order, once, and never its own. Counts lines by LF over raw bytes, for bursts of millions.
+ */
+class Reader {
+  readonly done: Promise<void>;
+  received = 0;
+  #next = new Map<string, number>();
+  #isCut = false;
+
+  constructor(readonly client: TestClient<TestConn>, readonly name: string, expected: number) {
+    this.done = this.#read(expected);
+  }
+
+  async #read(expected: number): Promise<void> {
+    while (this.received < expected) {
+      const line = await this.client.readLine(30_000);
+      const match = /^\[(\S+)\] (\d+)/.exec(line);
+      if (!match) {
+        if (line.includes(`${this.name} has left`) || line.startsWith("* error:")) {
+          this.#isCut = true;
+        }
+        assert.ok(!this.#isCut, `${this.name} was cut: ${line}`);
+        continue; // a join or leave notice
+      }
+      const [, from, n] = match;
+      assert.notEqual(from, this.name, "a line came back to its sender");
+      assert.equal(Number(n), this.#next.get(from!) ?? 0, `out of order from ${from}`);
+      this.#next.set(from!, Number(n) + 1);
+      this.received++;
+    }
+  }
+}
+
+/** `count` members from 127.0.0.2 to 127.0.0.9 who have all seen each other join. */
+async function crowd(port: number, count: number): Promise<TestClient<TestConn>[]> {
+  const members: TestClient<TestConn>[] = [];
+  for (let i = 0; i < count; i++) {
+    const member = await connectFrom(port, `127.0.0.${2 + i % 8}`);
+    await member.expect(/^\* Welcome to chat/);
+    await member.send(`m${i}`);
+    let line = await member.readLine();
+    while (!line.startsWith(`* Welcome, m${i}!`)) line = await member.readLine();
+    members.push(member);
+  }
+  for (const [i, member] of members.entries()) {
+    for (let j = i + 1; j < count; j++) await member.expect(`* m${j} has entered the room`);
+  }
+  return members;
+}
+
+Deno.test("server: 100 members each write 200 lines at once, everyone reads, nobody is cut", async () => {
+  // With an outbox of 1 MiB per member, 42 of these 100 readers were cut and half the lines lost.
+  await using server = startTestServer({ floodRate: 0, maxPerAddress: 0, joinRate: 0 });
+  const members = await crowd(server.addr.port, 100);
+  try {
+    const readers = members.map((member, i) => new Reader(member, `m${i}`, 99 * 200));
+    const text = "x".repeat(70);
+    await Promise.all(
+      members.map((member, i) =>
+        member.write(Array.from({ length: 200 }, (_, n) => `${n} ${text} m${i}\n`).join(""))
+      ),
+    );
+    await withDeadline(Promise.all(readers.map((reader) => reader.done)), "every line", 60_000);
+  } finally {
+    for (const member of members) member.close();
+  }
+});
+
+Deno.test("server: 50 members each paste 10 lines of 4,000 bytes at once, nobody is cut", async () => {
+  // 2 MB for each reader at once: over the 1 MiB outbox that cut every reader before the room log.
+  await using server = startTestServer({ floodRate: 0, maxPerAddress: 0, joinRate: 0 });
+  const members = await crowd(server.addr.port, 50);
+  try {
+    const readers = members.map((member, i) => new Reader(member, `m${i}`, 49 * 10));
+    const text = "p".repeat(3990);
+    await Promise.all(
+      members.map((member) =>
+        member.write(Array.from({ length: 10 }, (_, n) => `${n} ${text}\n`).join(""))
+      ),
+    );
+    await withDeadline(Promise.all(readers.map((reader) => reader.done)), "every line", 60_000);
+  } finally {
+    for (const member of members) member.close();
+  }
+});
+
+Deno.test("server: a join reply longer than every queue limit still reaches the newcomer", async () => {
+  // 300 lines of 4,000 bytes of history is 1.2 MB, over the 1 MiB limit on private lines.
+  await using server = startTestServer({ historySize: 300, floodRate: 0 });
+  await using alice = await joinAs(server.addr.port, "alice");
+  const text = "h".repeat(4000);
+  for (let i = 0; i < 300; i++) await alice.send(`${i} ${text}`);
+  await alice.send("/who");
+  await alice.expect("* 1 online: alice"); // so all 300 lines are in the history
+  const [carol, history] = await joinWithHistory(server.addr.port, "carol");
+  await using _carol = carol;
+  assert.equal(history.length, 300);
+  history.forEach((line, i) =>
+    assert.match(line, new RegExp(`^\\* history \\S+ \\[alice\\] ${i} h{4000}$`))
+  );
+  await alice.expect("* carol has entered the room");
+  await alice.send("live");
+  await carol.expect("[alice] live");
 });
 
 Deno.test("close tells every client, closes every socket and settles finished", async () => {
