@@ -438,9 +438,9 @@ export class WebSocketConn implements ChatConn {
       );
     }
     // UTF-8 takes at least a byte per UTF-16 unit, so a long string is over the limit unencoded.
+    // A line that is over the limit only in bytes gets the same answer from the server's splitter.
     const max = this.#maxLineBytes;
-    const bytes = data.length > max ? undefined : encoder.encode(`${data}\n`);
-    const line = bytes && bytes.length <= max + 1 ? bytes : tooLongLine(max);
+    const line = data.length > max ? tooLongLine(max) : encoder.encode(`${data}\n`);
     this.#inbox.push(line);
     this.#inboxBytes += line.length;
     if (this.#inboxBytes > this.#maxInboxBytes) {

@@ -424,6 +424,8 @@ var state = {
   /** The server's error for our name, while joining. */
   rejection: "",
   hasQuit: false,
+  /** The last line, when it was an error: why the server closed us, if it did. */
+  lastError: "",
   /** Why the connection ended, when the server said. */
   closeReason: "",
   attempt: 0,
@@ -445,6 +447,7 @@ function connect() {
   state.rejection = "";
   state.hasQuit = false;
   state.closeReason = "";
+  state.lastError = "";
   state.replay = [];
   const scheme = location.protocol === "https:" ? "wss:" : "ws:";
   const socket = new WebSocket(`${scheme}//${location.host}/chat`);
@@ -477,6 +480,7 @@ function receive(raw) {
   if (line.kind === "system" && line.text === SHUTDOWN_NOTICE) {
     state.closeReason = "The server shut down";
   }
+  state.lastError = line.kind === "error" ? line.text : "";
   show(line, {
     raw
   });
@@ -542,6 +546,10 @@ function closed() {
     if (!state.isRejoin) return showPrompt(state.rejection);
     state.phase = "left";
     return showBanner(`Cannot rejoin as ${state.name}: ${state.rejection}`, "Choose a name", () => showPrompt(""));
+  }
+  if (!wasJoining && state.lastError !== "") {
+    state.phase = "left";
+    return showBanner(`Disconnected: ${state.lastError}`, "Rejoin", () => rejoinNow());
   }
   if (!wasJoining || state.isRejoin) {
     return waitToReconnect(state.rejection || state.closeReason || "Connection lost");

@@ -70,6 +70,8 @@ const state = {
   /** The server's error for our name, while joining. */
   rejection: "",
   hasQuit: false,
+  /** The last line, when it was an error: why the server closed us, if it did. */
+  lastError: "",
   /** Why the connection ended, when the server said. */
   closeReason: "",
   attempt: 0,
@@ -94,6 +96,7 @@ function connect(): void {
   state.rejection = "";
   state.hasQuit = false;
   state.closeReason = "";
+  state.lastError = "";
   state.replay = [];
   const scheme = location.protocol === "https:" ? "wss:" : "ws:";
   const socket = new WebSocket(`${scheme}//${location.host}/chat`);
@@ -125,6 +128,8 @@ function receive(raw: string): void {
   if (line.kind === "system" && line.text === SHUTDOWN_NOTICE) {
     state.closeReason = "The server shut down";
   }
+  // The server's last word before it closes a member (flooding, idle, a bad frame) is an error.
+  state.lastError = line.kind === "error" ? line.text : "";
   show(line, { raw });
 }
 
@@ -184,6 +189,11 @@ function closed(): void {
       "Choose a name",
       () => showPrompt(""),
     );
+  }
+  if (!wasJoining && state.lastError !== "") {
+    // Closed by the server's rules: rejoining by itself would only break them again.
+    state.phase = "left";
+    return showBanner(`Disconnected: ${state.lastError}`, "Rejoin", () => rejoinNow());
   }
   if (!wasJoining || state.isRejoin) {
     return waitToReconnect(state.rejection || state.closeReason || "Connection lost");
