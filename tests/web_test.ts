@@ -187,9 +187,13 @@ class Chromium implements AsyncDisposable {
     this.#profile = profile;
   }
 
-  static async launch(): Promise<Chromium> {
+  static async launch(flags: string[] = []): Promise<Chromium> {
     const profile = (await run("mktemp", ["-d", "-t", "chat-chromium-XXXXXX"])).trim();
-    const child = new Child("chromium", [...CHROMIUM_FLAGS, `--user-data-dir=${profile}`]);
+    const child = new Child("chromium", [
+      ...CHROMIUM_FLAGS,
+      ...flags,
+      `--user-data-dir=${profile}`,
+    ]);
     try {
       const line = await child.stderr.readUntil(/DevTools listening on ws:\/\//, 30_000);
       const browserWSEndpoint = line.slice(line.indexOf("ws://"));
@@ -736,6 +740,11 @@ Deno.test("page: two browser pages and a raw TCP client chat in one room, both w
   await tcp.expect("* Emil has left the room");
   await waitForLine(anna, "Emil has left the room");
   assert.deepEqual((await roster(anna)).sort(), ["Anna", "tcp2"]);
+  // New lines are announced to screen readers.
+  assert.deepEqual(
+    await anna.$eval("#log", (log) => [log.getAttribute("role"), log.getAttribute("aria-live")]),
+    ["log", "polite"],
+  );
   assert.deepEqual(chromium.errors, []);
 });
 
@@ -1124,4 +1133,67 @@ Deno.test("web/page.js is the bundle of the current page sources", async () => {
   ]);
   const committed = await run("cat", [`${ROOT}web/page.js`]);
   assert.ok(bundle === committed, "web/page.js is out of date: run deno task bundle");
+});
+
+Deno.test("with --cert and --key the page is served over HTTPS and joins over WSS", async () => {
+  const dir = (await run("mktemp", ["-d"])).trim();
+  try {
+    const [cert, key] = [`${dir}/cert.pem`, `${dir}/key.pem`];
+    await run("openssl", [
+      "req",
+      "-x509",
+      "-newkey",
+      "ec",
+      "-pkeyopt",
+      "ec_paramgen_curve:prime256v1",
+      "-nodes",
+      "-days",
+      "1",
+      "-subj",
+      "/CN=localhost",
+      "-addext",
+      "subjectAltName=DNS:localhost,IP:127.0.0.1",
+      "-addext",
+      "basicConstraints=critical,CA:FALSE",
+      "-keyout",
+      key,
+      "-out",
+      cert,
+    ]);
+    const { child, port } = await startServerProcess(
+      ["--cert", cert, "--key", key, "--web", "127.0.0.1:0"],
+      ["--allow-net=127.0.0.1:0", `--allow-read=${cert},${key}`],
+    );
+    await using _ = child;
+    const line = await child.stdout.readUntil(/^web page on /);
+    const url = /https:\/\/127\.0\.0\.1:\d+\//.exec(line)?.[0];
+    assert.ok(url, line);
+    using client = Deno.createHttpClient({ caCerts: [await run("cat", [cert])] });
+    const response = await fetch(url, { client });
+    assert.match(response.headers.get("content-security-policy") ?? "", /default-src 'self'/);
+    await response.body?.cancel();
+    // The browser is told to accept the test's own certificate, as a person would click through.
+    await using chromium = await Chromium.launch(["--ignore-certificate-errors"]);
+    const page = await chromium.open(url);
+    await joinPage(page, "secure");
+    await using tls = await Deno.connectTls({
+      hostname: "127.0.0.1",
+      port,
+      caCerts: [await run("cat", [cert])],
+    });
+    const tcp = new TestClient(tls as unknown as Deno.TcpConn);
+    await tcp.expect(/^\* Welcome to chat/);
+    await tcp.send("tlsuser");
+    await waitForLine(page, "tlsuser has entered the room");
+    await say(page, "over wss");
+    for (
+      let line = await tcp.readLine();
+      line !== "[secure] over wss";
+      line = await tcp.readLine()
+    );
+    tcp.close();
+    assert.deepEqual(chromium.errors, []);
+  } finally {
+    await run("rm", ["-rf", dir]);
+  }
 });
