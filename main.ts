@@ -17,6 +17,7 @@ import {
   resolveLimits,
   startServer,
 } from "./server.ts";
+import { DEFAULT_WEB_PORT, parseOrigin, startWeb, type WebServer } from "./web.ts";
 
 /** A numeric server flag: the limit it sets, its unit on the command line, and its range. */
 interface LimitFlag {
@@ -150,6 +151,10 @@ Server options:
   --claim-ttl SECONDS      with --redis: how long a dead server's names stay taken (default ${
   DEFAULT_CLAIM_TTL_MS / 1000
 })
+  --web [HOST:]PORT        also serve the chat as a web page on this port (HOST defaults to --host),
+                           over HTTPS with --cert and --key; deno task web serves it on ${DEFAULT_WEB_PORT}
+  --web-origin ORIGIN      with --web: let pages from ORIGIN (https://chat.example) join too; the
+                           page's own origin always may (repeat for more)
 ${LIMIT_FLAGS.map(limitHelp).join("\n")}
 
 Client options:
@@ -225,6 +230,8 @@ const SERVER_OPTIONS = {
   history: { type: "string" },
   redis: { type: "string" },
   "claim-ttl": { type: "string" },
+  web: { type: "string" },
+  "web-origin": { type: "string", multiple: true },
   ...Object.fromEntries(LIMIT_FLAGS.map(({ flag }) => [flag, { type: "string" }])),
 } as const;
 
@@ -289,6 +296,11 @@ async function serverCommand(args: string[]): Promise<number> {
   if (values["claim-ttl"] !== undefined && !redisUrl) {
     throw new UsageError("--claim-ttl goes with --redis");
   }
+  const web = values.web === undefined ? undefined : webAddress(values.web, hostname);
+  const origins = (values["web-origin"] ?? []).map((origin) => {
+    if (!web) throw new UsageError("--web-origin goes with --web");
+    return parse(() => parseOrigin(origin));
+  });
   const claimTtlMs = values["claim-ttl"] === undefined
     ? DEFAULT_CLAIM_TTL_MS
     : number(values["claim-ttl"], { flag: "claim-ttl", min: 1, max: 3600, isSeconds: true }) *
@@ -324,13 +336,65 @@ async function serverCommand(args: string[]): Promise<number> {
     console.error(`error: ${listenFailure(error, { hostname, port, isTls: tls !== undefined })}`);
     return 1;
   }
+  let page: WebServer | undefined;
+  if (web) {
+    try {
+      page = startWeb(server, {
+        ...web,
+        origins,
+        maxLineBytes: limits.maxLineBytes ?? DEFAULT_LIMITS.maxLineBytes,
+        maxPerAddress: limits.maxPerAddress ?? DEFAULT_LIMITS.maxPerAddress,
+        ...(tls ? { tls } : {}),
+        log,
+      });
+    } catch (error) {
+      await server.close();
+      const failure = listenFailure(error, { ...web, isTls: tls !== undefined });
+      console.error(`error: ${webFailure(error, failure, { hostname, port, web })}`);
+      return 1;
+    }
+  }
   console.log(
     `listening on ${hostPort(server.addr.hostname, server.addr.port)}${tls ? " (TLS)" : ""}${
       redisUrl ? ` in the cluster on ${redact(redisUrl)}` : ""
     }`,
   );
-  await closeOnSignal(server);
+  if (page) console.log(`web page on ${page.url}${localUrl(page)}`);
+  await closeOnSignal(server, page);
   return 0;
+}
+
+/** `--web [HOST:]PORT`: the page's address, on the chat's host when none is given. */
+function webAddress(value: string, defaultHost: string): { hostname: string; port: number } {
+  const match = /^(?:(\[[^\]]+\]|[^:\[\]]+):)?([^:]*)$/.exec(value);
+  if (!match) {
+    throw new UsageError(`Invalid --web ${JSON.stringify(value)}: use [HOST:]PORT, as 8080`);
+  }
+  const [, host, port] = match;
+  return {
+    hostname: host?.replace(/^\[(.*)\]$/, "$1") ?? defaultHost,
+    port: number(port, { flag: "web", min: 0, max: 65535 }),
+  };
+}
+
+/** For a page on every address, the address to open it at on this machine. */
+function localUrl(page: WebServer): string {
+  const { hostname, port } = page.addr;
+  if (hostname !== "0.0.0.0" && hostname !== "::") return "";
+  return ` (on this machine: ${page.url.split(":")[0]}://localhost:${port}/)`;
+}
+
+/** Why the page could not start, with the command that grants both addresses when permission is missing. */
+function webFailure(
+  error: unknown,
+  failure: string,
+  where: { hostname: string; port: number; web: { hostname: string; port: number } },
+): string {
+  if (!(error instanceof Deno.errors.NotCapable)) return `the web page: ${failure}`;
+  const chat = hostPort(where.hostname, where.port);
+  const page = hostPort(where.web.hostname, where.web.port);
+  return `No permission to listen on ${page} for the web page (deno task web allows ${DEFAULT_HOST}:${DEFAULT_WEB_PORT}); ` +
+    `run: deno run --allow-net=${chat},${page} main.ts server --web ${page}`;
 }
 
 /** An environment variable, or undefined when it is unset or not ours to read. */
@@ -412,8 +476,11 @@ function listenFailure(
   return `Cannot listen on ${address}: ${message}`;
 }
 
-/** Closes the server cleanly at the first SIGINT or SIGTERM; a second one exits at once. */
-async function closeOnSignal(server: ChatServer): Promise<void> {
+/**
+ * Closes the server cleanly at the first SIGINT or SIGTERM, then the page's server (so that the
+ * goodbye reaches the page's members first); a second signal exits at once.
+ */
+async function closeOnSignal(server: ChatServer, page?: WebServer): Promise<void> {
   const signals: Deno.Signal[] = Deno.build.os === "windows" ? ["SIGINT"] : ["SIGINT", "SIGTERM"];
   const { promise: signalled, resolve } = Promise.withResolvers<void>();
   let isClosing = false;
@@ -427,6 +494,7 @@ async function closeOnSignal(server: ChatServer): Promise<void> {
     await signalled;
     log("shutting down");
     await server.close();
+    await page?.close();
   } finally {
     for (const signal of signals) Deno.removeSignalListener(signal, onSignal);
   }

@@ -4,9 +4,10 @@
  * the same run and the CPU share of the server and of the load generator beside it.
  *
  *   deno task bench [--runs 3] [--seconds 4]
- *                   [--scenarios throughput,latency,slow,capacity,wire,cluster]
+ *                   [--scenarios throughput,latency,slow,capacity,wire,cluster,web]
  *                   [--clients 10,100,500,1000] [--capacity 10000] [--servers ours,seed,ncat]
- *                   [--in-flight 2000] [--cluster-clients 100,500]
+ *                   [--in-flight 2000] [--cluster-clients 100,500] [--web-clients 100,500]
+ *                   [--web-idle 2000]
  *                   [--seed-dir ../shared/baselines/java-seed]
  */
 import { parseArgs } from "node:util";
@@ -20,12 +21,18 @@ import {
   seed,
   type ServerProcess,
 } from "./servers.ts";
+import { webScenario } from "./web.ts";
 
 const { values } = parseArgs({
   options: {
     runs: { type: "string", default: "3" },
     seconds: { type: "string", default: "4" },
-    scenarios: { type: "string", default: "throughput,latency,slow,capacity,wire,cluster" },
+    scenarios: {
+      type: "string",
+      default: "throughput,latency,slow,capacity,wire,cluster,web",
+    },
+    "web-clients": { type: "string", default: "100,500" },
+    "web-idle": { type: "string", default: "2000" },
     "cluster-clients": { type: "string", default: "100,500" },
     clients: { type: "string", default: "10,100,500,1000" },
     capacity: { type: "string", default: "10000" },
@@ -592,4 +599,13 @@ if (SCENARIOS.has("cluster")) {
       among,
     });
   }
+}
+if (SCENARIOS.has("web")) {
+  await webScenario({
+    runs: RUNS,
+    seconds: SECONDS,
+    inFlight: IN_FLIGHT,
+    sizes: values["web-clients"].split(",").map(Number),
+    idle: Number(values["web-idle"]),
+  });
 }

@@ -1,0 +1,1199 @@
+/**
+ * The web page and its WebSocket: HTTP and the socket driven from here, and the page itself in a
+ * real Chromium (Debian's `chromium`, installed by .ci/packages.sh) driven by puppeteer-core,
+ * beside raw TCP clients in the same room.
+ *
+ * puppeteer-core only connects here: the test starts Chromium itself as a child process, so that
+ * it owns the process, its profile folder and its output, and closes all three on every path.
+ * The test permission set grants `env` because puppeteer-core's `debug` dependency lists the
+ * environment when it loads.
+ */
+import assert from "node:assert/strict";
+import puppeteer, { type Browser, type Page } from "puppeteer-core";
+import { nameColor } from "../client.ts";
+import type { ChatServer, ServerOptions } from "../server.ts";
+import { startWeb, type WebOptions, type WebServer } from "../web.ts";
+import { firstNewLine, nameSlot, reconnectDelay, Roster, TERMINAL_COLORS } from "../web/room.ts";
+import { parseServerLine } from "../protocol.ts";
+import {
+  Child,
+  DEADLINE_MS,
+  denoChild,
+  joinAs,
+  ROOT,
+  startServerProcess,
+  startTestServer,
+  TestClient,
+  unusedPort,
+  withDeadline,
+} from "./_helpers.ts";
+
+// --- helpers ---
+
+/** A chat server with its page, in this process, on free loopback ports. */
+class Site implements AsyncDisposable {
+  constructor(readonly server: ChatServer, readonly web: WebServer) {}
+
+  static start(options: ServerOptions = {}, web: WebOptions = {}): Site {
+    const server = startTestServer(options);
+    try {
+      return new Site(
+        server,
+        startWeb(server, {
+          hostname: "127.0.0.1",
+          port: 0,
+          ...(options.maxLineBytes ? { maxLineBytes: options.maxLineBytes } : {}),
+          ...web,
+        }),
+      );
+    } catch (error) {
+      server.close();
+      throw error;
+    }
+  }
+
+  get port(): number {
+    return this.server.addr.port;
+  }
+
+  get url(): string {
+    return this.web.url;
+  }
+
+  get socketUrl(): string {
+    return `${this.url.replace(/^http/, "ws")}chat`;
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.server.close();
+    await this.web.close();
+  }
+}
+
+/** A WebSocket client of the chat, reading lines as a TestClient does. */
+class SocketClient implements AsyncDisposable {
+  readonly socket: WebSocket;
+  readonly closed: Promise<CloseEvent>;
+  #lines: string[] = [];
+  #waiter: (() => void) | undefined;
+  #isClosed = false;
+
+  private constructor(socket: WebSocket) {
+    this.socket = socket;
+    this.closed = new Promise((resolve) =>
+      socket.addEventListener("close", (event) => {
+        this.#isClosed = true;
+        this.#waiter?.();
+        resolve(event);
+      })
+    );
+    socket.addEventListener("message", (event) => {
+      this.#lines.push(String(event.data));
+      this.#waiter?.();
+    });
+  }
+
+  /** Opens a socket to `url` (with `Origin` set to `origin`, as a browser would). */
+  static async open(url: string, origin = new URL(url).origin.replace(/^ws/, "http")) {
+    const socket = new WebSocket(url, { headers: { origin } });
+    const client = new SocketClient(socket);
+    await withDeadline(
+      new Promise((resolve, reject) => {
+        socket.addEventListener("open", resolve);
+        socket.addEventListener("error", () => reject(new Error(`Cannot open ${url}`)));
+      }),
+      "the WebSocket to open",
+    );
+    return client;
+  }
+
+  /** Joins as `name`: greeting, room list, limits, welcome. */
+  static async join(url: string, name: string): Promise<SocketClient> {
+    const client = await SocketClient.open(url);
+    await client.expect(/^\* Welcome to chat/);
+    client.send(name);
+    await client.expect(/^\* The room contains:/);
+    let line = await client.readLine();
+    while (/^\* (The room also contains|history) /.test(line)) line = await client.readLine();
+    assert.match(line, /^\* Limits: /);
+    await client.expect(new RegExp(`^\\* Welcome, ${name}! `));
+    return client;
+  }
+
+  send(frame: string | Uint8Array): void {
+    this.socket.send(frame);
+  }
+
+  /** The next line; fails once the socket has closed or after the deadline. */
+  async readLine(ms = DEADLINE_MS): Promise<string> {
+    const deadline = Date.now() + ms;
+    while (this.#lines.length === 0) {
+      if (this.#isClosed) throw new Error("The socket closed while a line was expected");
+      await withDeadline(
+        new Promise<void>((resolve) => this.#waiter = resolve),
+        "a line on the WebSocket",
+        Math.max(1, deadline - Date.now()),
+      );
+    }
+    return this.#lines.shift()!;
+  }
+
+  async expect(expected: string | RegExp, ms = DEADLINE_MS): Promise<string> {
+    const line = await this.readLine(ms);
+    const isMatch = typeof expected === "string" ? line === expected : expected.test(line);
+    if (!isMatch) throw new Error(`Expected ${expected}, got ${JSON.stringify(line)}`);
+    return line;
+  }
+
+  /** Every line until the socket closes, and how it closed. */
+  async readToEnd(ms = DEADLINE_MS): Promise<{ lines: string[]; code: number }> {
+    const event = await withDeadline(this.closed, "the WebSocket to close", ms);
+    return { lines: this.#lines.splice(0), code: event.code };
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    if (this.socket.readyState !== WebSocket.CLOSED) {
+      this.socket.close();
+      await withDeadline(this.closed, "the WebSocket to close");
+    }
+  }
+}
+
+/** The flags that work for Debian's Chromium here, headless, with a fresh profile. */
+const CHROMIUM_FLAGS = [
+  "--headless",
+  "--no-sandbox",
+  "--disable-gpu",
+  "--disable-quic",
+  "--no-first-run",
+  "--disable-background-networking",
+  "--disable-component-update",
+  "--disable-sync",
+  "--remote-debugging-port=0",
+  "--remote-debugging-address=127.0.0.1",
+];
+
+/** A real Chromium, driven through puppeteer-core; disposing it ends the process and its profile. */
+class Chromium implements AsyncDisposable {
+  readonly browser: Browser;
+  /** Errors the pages reported: script errors and console errors (a CSP refusal is one). */
+  readonly errors: string[] = [];
+  readonly #child: Child;
+  readonly #profile: string;
+
+  private constructor(browser: Browser, child: Child, profile: string) {
+    this.browser = browser;
+    this.#child = child;
+    this.#profile = profile;
+  }
+
+  static async launch(flags: string[] = []): Promise<Chromium> {
+    const profile = (await run("mktemp", ["-d", "-t", "chat-chromium-XXXXXX"])).trim();
+    const child = new Child("chromium", [
+      ...CHROMIUM_FLAGS,
+      ...flags,
+      `--user-data-dir=${profile}`,
+    ]);
+    try {
+      const line = await child.stderr.readUntil(/DevTools listening on ws:\/\//, 30_000);
+      const browserWSEndpoint = line.slice(line.indexOf("ws://"));
+      const browser = await puppeteer.connect({ browserWSEndpoint, defaultViewport: null });
+      return new Chromium(browser, child, profile);
+    } catch (error) {
+      await child[Symbol.asyncDispose]();
+      await run("rm", ["-rf", profile]);
+      throw error;
+    }
+  }
+
+  /** A new tab of `width` x `height` on `url`, in the light or the dark scheme. */
+  async open(
+    url: string,
+    options: { width?: number; height?: number; dark?: boolean } = {},
+  ): Promise<Page> {
+    const page = await this.browser.newPage();
+    // A script error in the page fails the test that made it, with the page's own message.
+    page.on("pageerror", (error) => this.errors.push(String(error)));
+    page.on("console", (message) => {
+      if (message.type() === "error") this.errors.push(message.text());
+    });
+    page.setDefaultTimeout(DEADLINE_MS);
+    await page.setViewport({ width: options.width ?? 1000, height: options.height ?? 700 });
+    await page.emulateMediaFeatures([
+      { name: "prefers-color-scheme", value: options.dark ? "dark" : "light" },
+    ]);
+    await page.goto(url);
+    return page;
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.browser.close().catch(() => {});
+    await this.#child[Symbol.asyncDispose]();
+    await run("rm", ["-rf", this.#profile]);
+  }
+}
+
+async function run(command: string, args: string[]): Promise<string> {
+  const { code, stdout, stderr } = await new Deno.Command(command, { args, stdin: "null" })
+    .output();
+  if (code !== 0) throw new Error(`${command} failed: ${new TextDecoder().decode(stderr)}`);
+  return new TextDecoder().decode(stdout);
+}
+
+/** Types a name into the page's prompt and waits for the conversation to show. */
+async function joinPage(page: Page, name: string): Promise<void> {
+  await page.locator("#name").fill(name);
+  await page.keyboard.press("Enter");
+  await page.waitForSelector("#chat:not([hidden])");
+  await waitForLine(page, `Welcome, ${name}!`);
+}
+
+/** Types a line into the page's input and presses Enter. */
+async function say(page: Page, text: string): Promise<void> {
+  await page.focus("#line");
+  await page.keyboard.type(text);
+  await page.keyboard.press("Enter");
+}
+
+/**
+ * What callbacks that run in the page use of it. The tests are checked without the DOM's types,
+ * which would replace Deno's own (WebSocket, streams) for every test file, so each callback casts
+ * `globalThis` to this.
+ */
+interface PageGlobals {
+  document: {
+    title: string;
+    hidden: boolean;
+    querySelectorAll(selector: string): Iterable<{ textContent: string | null }>;
+    scrollingElement: { scrollWidth: number } | null;
+  };
+  innerWidth: number;
+}
+
+/** Waits for a line of the conversation whose text contains `text`; returns its text. */
+async function waitForLine(page: Page, text: string): Promise<string> {
+  const handle = await page.waitForFunction(
+    (wanted: string) =>
+      [...(globalThis as unknown as PageGlobals).document.querySelectorAll("#log li")].find((
+        item,
+      ) => item.textContent?.includes(wanted))?.textContent,
+    // Not the default (each animation frame): a tab in the background gets none.
+    { timeout: DEADLINE_MS, polling: "mutation" },
+    text,
+  );
+  return String(await handle.jsonValue());
+}
+
+/** The conversation's lines as text. */
+function lines(page: Page): Promise<string[]> {
+  return page.$$eval("#log li", (items) => items.map((item) => item.textContent ?? ""));
+}
+
+/** Who is online, as the page lists them. */
+function roster(page: Page): Promise<string[]> {
+  return page.$$eval("#roster li .name", (items) => items.map((item) => item.textContent ?? ""));
+}
+
+/**
+ * A WebSocket client written by hand over TCP, for what no browser does: stop reading, or never
+ * answer a ping. Returns the connection after the handshake, and the response's status line.
+ */
+async function rawSocket(
+  port: number,
+  headers: { origin?: string; host?: string } = {},
+): Promise<{ conn: Deno.TcpConn; status: string }> {
+  const conn = await Deno.connect({ hostname: "127.0.0.1", port });
+  const request = [
+    "GET /chat HTTP/1.1",
+    `Host: ${headers.host ?? `127.0.0.1:${port}`}`,
+    "Upgrade: websocket",
+    "Connection: Upgrade",
+    `Sec-WebSocket-Key: ${btoa("chat-test-key-16")}`,
+    "Sec-WebSocket-Version: 13",
+    ...(headers.origin ? [`Origin: ${headers.origin}`] : []),
+    "",
+    "",
+  ].join("\r\n");
+  await conn.write(new TextEncoder().encode(request));
+  const buffer = new Uint8Array(4096);
+  const count = await withDeadline(conn.read(buffer), "the handshake's answer");
+  const status = new TextDecoder().decode(buffer.subarray(0, count ?? 0)).split("\r\n")[0]!;
+  return { conn, status };
+}
+
+/** One masked text frame, as a client must send it (RFC 6455, 5.2). */
+function maskedFrame(text: string): Uint8Array {
+  const payload = new TextEncoder().encode(text);
+  const length = payload.length;
+  const header = length < 126
+    ? [0x81, 0x80 | length]
+    : [0x81, 0x80 | 126, length >> 8, length & 0xff];
+  const mask = crypto.getRandomValues(new Uint8Array(4));
+  const frame = new Uint8Array(header.length + 4 + length);
+  frame.set(header);
+  frame.set(mask, header.length);
+  for (let i = 0; i < length; i++) frame[header.length + 4 + i] = payload[i]! ^ mask[i % 4]!;
+  return frame;
+}
+
+function closeQuietly(conn: Deno.Conn): void {
+  try {
+    conn.close();
+  } catch {
+    // Closed by the server already.
+  }
+}
+
+// --- HTTP and the socket ---
+
+Deno.test("web serves the page with strict headers on every response, 404 and 405 otherwise", async () => {
+  await using site = Site.start();
+  const expectHeaders = (response: Response) => {
+    const csp = response.headers.get("content-security-policy") ?? "";
+    assert.match(csp, /default-src 'self'/);
+    assert.match(csp, /script-src 'self'/);
+    assert.match(csp, /frame-ancestors 'none'/);
+    assert.doesNotMatch(csp, /unsafe-inline|unsafe-eval|\*/);
+    assert.equal(response.headers.get("x-content-type-options"), "nosniff");
+    assert.equal(response.headers.get("x-frame-options"), "DENY");
+    assert.equal(response.headers.get("referrer-policy"), "no-referrer");
+  };
+  const files = {
+    "": "text/html",
+    "page.js": "text/javascript",
+    "style.css": "text/css",
+    "icon.svg": "image/svg+xml",
+  };
+  for (const [path, type] of Object.entries(files)) {
+    const response = await fetch(`${site.url}${path}`);
+    const body = await response.text();
+    assert.equal(response.status, 200, path);
+    assert.ok(response.headers.get("content-type")?.startsWith(type), path);
+    expectHeaders(response);
+    if (path === "") {
+      // No inline script or style and no event handler attributes: the CSP would refuse them.
+      assert.doesNotMatch(body, /<script(?![^>]*\bsrc=)|<style|\sstyle=|\son[a-z]+=/i);
+      assert.doesNotMatch(body, /https?:\/\//, "the page loads nothing from elsewhere");
+    }
+    const etag = response.headers.get("etag")!;
+    const again = await fetch(`${site.url}${path}`, { headers: { "if-none-match": etag } });
+    await again.body?.cancel();
+    assert.equal(again.status, 304);
+  }
+  const cases: [string, string, number][] = [
+    ["GET", "nope", 404],
+    ["GET", "page.ts", 404],
+    ["GET", "../deno.json", 404],
+    ["POST", "", 405],
+    ["PUT", "style.css", 405],
+    ["DELETE", "chat", 405],
+    ["GET", "chat", 426],
+  ];
+  for (const [method, path, status] of cases) {
+    const response = await fetch(`${site.url}${path}`, { method });
+    const text = await response.text();
+    assert.equal(response.status, status, `${method} /${path}`);
+    assert.equal(text.split("\n").length, 2, "one line of explanation");
+    expectHeaders(response);
+  }
+  const head = await fetch(site.url, { method: "HEAD" });
+  assert.equal(head.status, 200);
+  assert.equal(await head.text(), "");
+});
+
+Deno.test("web lets only the page's origin open the socket, and those --web-origin adds", async () => {
+  await using site = Site.start({}, { origins: ["https://chat.example"] });
+  const { port } = site.web.addr;
+  const host = `127.0.0.1:${port}`;
+  const cases: [string | undefined, string][] = [
+    [`http://${host}`, "101"],
+    ["https://chat.example", "101"],
+    [undefined, "101"], // not a browser: it could claim any origin
+    ["http://evil.example", "403"],
+    [`https://${host}`, "403"], // another scheme is another origin
+    ["http://127.0.0.1:1", "403"],
+    ["null", "403"],
+  ];
+  for (const [origin, expected] of cases) {
+    const { conn, status } = await rawSocket(port, origin ? { origin } : {});
+    closeQuietly(conn);
+    assert.match(status, new RegExp(`^HTTP/1.1 ${expected} `), `Origin: ${origin}`);
+  }
+  // The page's origin is the host it was asked for, whatever the address.
+  const { conn, status } = await rawSocket(port, {
+    host: `chat.lan:${port}`,
+    origin: `http://chat.lan:${port}`,
+  });
+  closeQuietly(conn);
+  assert.match(status, /^HTTP\/1.1 101 /);
+});
+
+Deno.test("parseOrigin takes an origin as browsers send it and explains any other", async () => {
+  const { parseOrigin } = await import("../web.ts");
+  assert.equal(parseOrigin("https://chat.example"), "https://chat.example");
+  assert.equal(parseOrigin("http://chat.example:8080/"), "http://chat.example:8080");
+  for (const bad of ["chat.example", "https://chat.example/path", "*", "null", "file:///x"]) {
+    assert.throws(() => parseOrigin(bad), TypeError, bad);
+  }
+});
+
+Deno.test("a WebSocket member chats with TCP members: same lines, names, history and commands", async () => {
+  await using site = Site.start();
+  await using bob = await joinAs(site.port, "bob");
+  await bob.send("before you came");
+  await using anna = await SocketClient.open(site.socketUrl);
+  await anna.expect("* Welcome to chat! What shall I call you?");
+  anna.send("bob");
+  await anna.expect(/^\* error: Cannot accept name "bob": .*taken/);
+  assert.equal((await anna.readToEnd()).code, 1000);
+  await using emil = await SocketClient.open(site.socketUrl);
+  await emil.expect(/^\* Welcome to chat/);
+  emil.send("Emil");
+  await emil.expect("* The room contains: bob");
+  await emil.expect(/^\* history \S+ \[bob\] before you came$/);
+  await emil.expect(/^\* Limits: /);
+  await emil.expect("* Welcome, Emil! 2 users online; /help lists the commands");
+  await bob.expect("* Emil has entered the room");
+  emil.send("[bob] I am bob \x1b[31m");
+  await bob.expect("[Emil] [bob] I am bob ");
+  emil.send("/msg bob hi");
+  await emil.expect("* private to bob: hi");
+  await bob.expect("* private from Emil: hi");
+  await bob.send("hello Emil");
+  await emil.expect("[bob] hello Emil");
+  emil.send("/quit bye");
+  await emil.expect("* Goodbye!");
+  assert.equal((await emil.readToEnd()).code, 1000);
+  await bob.expect("* Emil has left the room: bye");
+});
+
+Deno.test("a WebSocket frame over the line limit gets the server's error; the member stays", async () => {
+  await using site = Site.start({ maxLineBytes: 4000 });
+  await using bob = await joinAs(site.port, "bob");
+  await using anna = await SocketClient.join(site.socketUrl, "anna");
+  await bob.expect("* anna has entered the room");
+  anna.send("é".repeat(2001)); // 4002 bytes in UTF-8, 2001 characters
+  await anna.expect("* error: Line too long: the limit is 4000 bytes");
+  anna.send("x".repeat(10_000_000)); // 10 MB: dropped as it is, never held as a line
+  await anna.expect("* error: Line too long: the limit is 4000 bytes");
+  anna.send("x".repeat(4000)); // exactly the limit
+  await bob.expect(`[anna] ${"x".repeat(4000)}`);
+  await bob.send("still here?");
+  await anna.expect("[bob] still here?");
+  // Before a name, a line over the limit ends the connection, as over TCP.
+  await using nameless = await SocketClient.open(site.socketUrl);
+  await nameless.expect(/^\* Welcome to chat/);
+  nameless.send("n".repeat(5000));
+  const { lines } = await nameless.readToEnd();
+  assert.deepEqual(lines, ["* error: Line too long: the limit is 4000 bytes"]);
+});
+
+Deno.test("a binary WebSocket frame or one with a line end gets one error line and the socket closes", async () => {
+  await using site = Site.start();
+  await using bob = await joinAs(site.port, "bob");
+  const cases: [string | Uint8Array, number, RegExp][] = [
+    [new TextEncoder().encode("hi"), 1003, /^\* error: Binary frames are not accepted/],
+    ["one\n[bob] forged", 1008, /^\* error: A frame holds one line/],
+    ["one\r\ntwo", 1008, /^\* error: A frame holds one line/],
+    ["carriage\rreturn", 1008, /^\* error: A frame holds one line/],
+  ];
+  for (const [index, [frame, code, error]] of cases.entries()) {
+    const name = `ws${index}`;
+    await using member = await SocketClient.join(site.socketUrl, name);
+    await bob.expect(`* ${name} has entered the room`);
+    member.send("before");
+    await bob.expect(`[${name}] before`);
+    member.send(frame);
+    member.send("after"); // never read: the input ended at the bad frame
+    const end = await member.readToEnd();
+    assert.equal(end.lines.length, 1, JSON.stringify(end.lines));
+    assert.match(end.lines[0]!, error);
+    assert.equal(end.code, code);
+    await bob.expect(`* ${name} has left the room`);
+  }
+  // The room chats on.
+  await using emil = await SocketClient.join(site.socketUrl, "emil");
+  await bob.expect("* emil has entered the room");
+  await bob.send("all fine");
+  await emil.expect("[bob] all fine");
+});
+
+Deno.test("WebSocket and TCP members share the per-address and global connection limits", async () => {
+  await using site = Site.start({ maxPerAddress: 2 });
+  await using tcp = await joinAs(site.port, "tcp");
+  await using ws = await SocketClient.join(site.socketUrl, "ws");
+  await using refusedWs = await SocketClient.open(site.socketUrl);
+  assert.deepEqual((await refusedWs.readToEnd()).lines, [
+    "* error: Too many connections from 127.0.0.1: at most 2",
+  ]);
+  await using refusedTcp = await TestClient.connect(site.port);
+  assert.deepEqual(await refusedTcp.readToEnd(), [
+    "* error: Too many connections from 127.0.0.1: at most 2",
+  ]);
+  await tcp.send("still chatting");
+  await ws.expect("[tcp] still chatting");
+
+  await using full = Site.start({ maxConnections: 2 });
+  await using a = await SocketClient.join(full.socketUrl, "a");
+  await using b = await joinAs(full.port, "b");
+  await using c = await SocketClient.open(full.socketUrl);
+  assert.deepEqual((await c.readToEnd()).lines, [
+    "* error: Server is full: at most 2 connections; try again later",
+  ]);
+  await a.expect("* b has entered the room");
+  await b.send("hi a");
+  await a.expect("[b] hi a");
+});
+
+Deno.test("flood control slows a WebSocket member, then disconnects it; the others chat on", async () => {
+  await using site = Site.start({ floodBurst: 2, floodRate: 2, floodLimit: 3 });
+  await using bob = await joinAs(site.port, "bob");
+  await using flood = await SocketClient.join(site.socketUrl, "flood");
+  await bob.expect("* flood has entered the room");
+  for (let i = 0; i < 50; i++) flood.send(`line ${i}`);
+  await flood.expect(/^\* error: Slow down: at most 2 lines a second/);
+  const { lines } = await flood.readToEnd();
+  assert.deepEqual(lines, ["* error: Disconnected for flooding"]);
+  const relayed = [await bob.readLine(), await bob.readLine()];
+  assert.deepEqual(relayed, ["[flood] line 0", "[flood] line 1"]);
+  for (let line = await bob.readLine(); !line.includes("has left"); line = await bob.readLine()) {
+    assert.match(line, /^\[flood\] line \d+$/);
+  }
+  await using emil = await SocketClient.join(site.socketUrl, "emil");
+  await bob.send("calm again");
+  await emil.expect("[bob] calm again");
+});
+
+Deno.test("a WebSocket member that stops reading is dropped as a TCP one is; the room hears why", async () => {
+  // Flood control off, so that one member can send faster than the sloth would read.
+  await using site = Site.start({ floodRate: 0 });
+  await using bob = await joinAs(site.port, "bob");
+  await using carol = await SocketClient.join(site.socketUrl, "carol");
+  await bob.expect("* carol has entered the room");
+  const { conn: sloth, status } = await rawSocket(site.web.addr.port, {
+    origin: site.url.slice(0, -1),
+  });
+  try {
+    assert.match(status, /^HTTP\/1.1 101 /);
+    await sloth.write(maskedFrame("sloth"));
+    await bob.expect("* sloth has entered the room");
+    await carol.expect("* sloth has entered the room");
+    // Batches of 400 KB, each read by carol before the next, until the sloth is dropped: it
+    // takes more than the kernel's buffers, the socket's and the backlog hold (about 10 MB).
+    const text = "x".repeat(4000);
+    let isDropped = false;
+    for (let batch = 0; batch < 100 && !isDropped; batch++) {
+      await bob.write(`${text}\n`.repeat(100));
+      for (let i = 0; i < 100; i++) {
+        const line = await carol.readLine();
+        if (line === "* sloth has left the room (stopped reading)") isDropped = true;
+        else assert.equal(line, `[bob] ${text}`);
+      }
+    }
+    if (!isDropped) await carol.expect("* sloth has left the room (stopped reading)");
+    await bob.expect("* sloth has left the room (stopped reading)");
+  } finally {
+    closeQuietly(sloth);
+  }
+});
+
+Deno.test("a WebSocket that answers no ping is closed; one that does stays past every timer", async () => {
+  await using site = Site.start({ nameTimeoutMs: 1000, writeTimeoutMs: 1000 }, {
+    pingSeconds: 1,
+  });
+  await using bob = await joinAs(site.port, "bob");
+  await using alive = await SocketClient.join(site.socketUrl, "alive");
+  const { conn: mute } = await rawSocket(site.web.addr.port);
+  try {
+    await mute.write(maskedFrame("mute"));
+    await bob.expect("* alive has entered the room");
+    await bob.expect("* mute has entered the room");
+    await alive.expect("* mute has entered the room");
+    // The mute client reads (so writes go through) but never answers a ping.
+    const drain = (async () => {
+      const buffer = new Uint8Array(4096);
+      try {
+        while (await mute.read(buffer) !== null);
+      } catch {
+        // Closed by the server or by the test.
+      }
+    })();
+    await bob.expect("* mute has left the room", 10_000);
+    await alive.expect("* mute has left the room");
+    await drain;
+    // Three seconds: past the ping interval, the name timeout and the write timeout, each twice.
+    const until = Date.now() + 3000;
+    for (let i = 0; Date.now() < until; i++) {
+      alive.send(`still here ${i}`);
+      await bob.expect(`[alive] still here ${i}`);
+      await bob.send(`ack ${i}`);
+      await alive.expect(`[bob] ack ${i}`);
+      await new Promise((resolve) => setTimeout(resolve, 200)); // pacing, not waiting for an event
+    }
+  } finally {
+    closeQuietly(mute);
+  }
+});
+
+Deno.test("shutting down tells WebSocket members and closes their sockets cleanly", async () => {
+  const site = Site.start();
+  try {
+    await using anna = await SocketClient.join(site.socketUrl, "anna");
+    const closing = site.server.close();
+    await anna.expect("* Server is shutting down, goodbye");
+    assert.equal((await anna.readToEnd()).code, 1000);
+    await closing;
+  } finally {
+    await site[Symbol.asyncDispose]();
+  }
+});
+
+// --- the page's own logic, without a browser ---
+
+Deno.test("nameSlot gives every name the terminal client's color", () => {
+  for (let i = 0; i < 2000; i++) {
+    const name = `${String.fromCharCode(65 + (i % 26))}user_${i.toString(36)}`;
+    assert.equal(TERMINAL_COLORS[nameSlot(name)], nameColor(name), name);
+  }
+  assert.equal(nameSlot("Emil"), nameSlot("EMIL"));
+});
+
+Deno.test("Roster follows the room list, joins, leaves and renames, and nothing a user says", () => {
+  const roster = new Roster();
+  const feed = (line: string) => roster.apply(parseServerLine(line)!);
+  feed("* The room contains: alice, bob");
+  feed("* The room also contains: carol");
+  assert.deepEqual(roster.names, ["alice", "bob", "carol"]);
+  feed("* dave has entered the room");
+  feed("* bob has left the room");
+  feed("* carol has left the room: lunch");
+  feed("* alice is now known as Alice2");
+  feed("[mallory] * eve has entered the room");
+  feed("* [mallory] has entered the room");
+  feed("* dave has left the building");
+  assert.deepEqual(roster.names, ["dave", "Alice2"]);
+  feed("* dave has left the room (stopped reading)");
+  assert.deepEqual(roster.names, ["Alice2"]);
+  feed("* The room contains: ");
+  assert.deepEqual(roster.names, []);
+});
+
+Deno.test("firstNewLine skips the history the page has shown already", () => {
+  assert.equal(firstNewLine([], ["[a] 1", "[a] 2"]), 0);
+  assert.equal(firstNewLine(["[a] 1", "[a] 2"], ["[a] 1", "[a] 2", "[b] 3"]), 2);
+  assert.equal(firstNewLine(["[x] 0", "[a] 1", "[a] 2"], ["[a] 1", "[a] 2"]), 2);
+  assert.equal(firstNewLine(["[a] 1"], ["[b] 9", "[a] 1", "[b] 4", "[b] 5"]), 2);
+  assert.equal(firstNewLine(["[z] gone"], ["[a] 1", "[a] 2"]), 0);
+});
+
+Deno.test("reconnectDelay doubles from about a second to at most 30 seconds", () => {
+  assert.equal(reconnectDelay(0, 0.5), 1000);
+  assert.equal(reconnectDelay(3, 0.5), 8000);
+  assert.equal(reconnectDelay(20, 0.5), 30_000);
+  assert.ok(reconnectDelay(20, 1) <= 37_500 && reconnectDelay(0, 0) >= 750);
+});
+
+// --- the page in a browser ---
+
+Deno.test("page: two browser pages and a raw TCP client chat in one room, both ways", async () => {
+  await using site = Site.start();
+  await using chromium = await Chromium.launch();
+  await using tcp = await joinAs(site.port, "tcpuser");
+  const anna = await chromium.open(site.url);
+  await joinPage(anna, "Anna");
+  await tcp.expect("* Anna has entered the room");
+  const emil = await chromium.open(site.url);
+  await joinPage(emil, "Emil");
+  await tcp.expect("* Emil has entered the room");
+  await waitForLine(anna, "Emil has entered the room");
+
+  await say(anna, "hello from the browser");
+  await tcp.expect("[Anna] hello from the browser");
+  await waitForLine(emil, "hello from the browser");
+  await tcp.send("hello from nc");
+  await waitForLine(anna, "hello from nc");
+  await waitForLine(emil, "hello from nc");
+  await say(emil, "/me waves");
+  await tcp.expect("* [Emil] waves");
+  await say(anna, "/msg Emil psst");
+  await waitForLine(emil, "psst");
+  await waitForLine(anna, "psst");
+
+  // Own lines are marked, each kind is styled apart, names carry their color slot.
+  const own = await anna.$eval("#log li.own.user", (item) => item.textContent);
+  assert.match(own ?? "", /Anna.*hello from the browser/);
+  assert.equal(await emil.$$eval("#log li.action", (items) => items.length), 1);
+  assert.equal(await emil.$$eval("#log li.private", (items) => items.length), 1);
+  const slot = await anna.$eval(
+    "#log li.user:not(.own) .name",
+    (name) => [...name.classList].find((c) => /^c\d+$/.test(c)),
+  );
+  assert.equal(slot, `c${nameSlot("tcpuser")}`);
+
+  // Who is online follows joins, renames and leaves.
+  assert.deepEqual((await roster(anna)).sort(), ["Anna", "Emil", "tcpuser"]);
+  await tcp.send("/nick tcp2");
+  await tcp.expect("* tcpuser is now known as tcp2");
+  await waitForLine(anna, "tcpuser is now known as tcp2");
+  assert.deepEqual((await roster(anna)).sort(), ["Anna", "Emil", "tcp2"]);
+  await emil.close();
+  await tcp.expect("* Emil has left the room");
+  await waitForLine(anna, "Emil has left the room");
+  assert.deepEqual((await roster(anna)).sort(), ["Anna", "tcp2"]);
+  // New lines are announced to screen readers.
+  assert.deepEqual(
+    await anna.$eval("#log", (log) => [log.getAttribute("role"), log.getAttribute("aria-live")]),
+    ["log", "polite"],
+  );
+  assert.deepEqual(chromium.errors, []);
+});
+
+Deno.test("page: names and messages with markup show as text and never run", async () => {
+  await using site = Site.start();
+  await using chromium = await Chromium.launch();
+  await using tcp = await joinAs(site.port, "mallory");
+  const page = await chromium.open(site.url);
+  const dialogs: string[] = [];
+  page.on("dialog", (dialog) => {
+    dialogs.push(dialog.message());
+    dialog.dismiss().catch(() => {});
+  });
+  await joinPage(page, "victim");
+  await tcp.expect("* victim has entered the room");
+  const hostile = [
+    "<script>window.pwned = 1; alert(1)</script>",
+    '<img src=x onerror="window.pwned = 2; alert(2)">',
+    "javascript:alert(3)",
+    '<a href="javascript:window.pwned=4">click me</a>',
+    "&lt;b&gt;not bold&lt;/b&gt; <b>nor this</b>",
+    '"><svg onload=alert(5)>',
+    "<iframe src=javascript:alert(6)></iframe>",
+  ];
+  for (const text of hostile) await tcp.send(text);
+  await tcp.send("/me <img src=x onerror=alert(7)>");
+  await tcp.send("/msg victim <script>alert(8)</script>");
+  await tcp.send("/quit <img src=x onerror=alert(9)>");
+  await waitForLine(page, "has left the room: <img src=x onerror=alert(9)>");
+  const shown = await lines(page);
+  for (const text of hostile) {
+    assert.ok(shown.some((line) => line.endsWith(`mallory${text}`)), `${text} in ${shown}`);
+  }
+  assert.ok(shown.some((line) => line.endsWith("mallory<img src=x onerror=alert(7)>")));
+  assert.ok(shown.some((line) => line.endsWith("<script>alert(8)</script>")));
+  const elements = await page.$$eval(
+    "#log *",
+    (all) => [...new Set(all.map((element) => element.tagName.toLowerCase()))].sort(),
+  );
+  assert.deepEqual(elements, ["li", "span", "time"]);
+  assert.equal(await page.evaluate("typeof window.pwned"), "undefined");
+  assert.deepEqual(dialogs, []);
+  assert.deepEqual(chromium.errors, []);
+});
+
+Deno.test("page: shows the server's own error for a bad or taken name, then joins", async () => {
+  await using site = Site.start();
+  await using chromium = await Chromium.launch();
+  await using tcp = await joinAs(site.port, "taken");
+  const page = await chromium.open(site.url);
+  const tryName = async (name: string) => {
+    await page.locator("#name").fill(name);
+    await page.keyboard.press("Enter");
+    const error = await page.waitForFunction(
+      () => {
+        const shown = (globalThis as unknown as PageGlobals).document.querySelectorAll(
+          "#join-error",
+        );
+        return [...shown][0]?.textContent || undefined;
+      },
+      { polling: "mutation" },
+    );
+    return String(await error.jsonValue());
+  };
+  assert.equal(
+    await tryName("bad name!"),
+    'Cannot accept name "bad name!": use only ASCII letters, digits, "_" and "-"',
+  );
+  assert.match(await tryName("TAKEN"), /^Cannot accept name "TAKEN": .*taken/);
+  await joinPage(page, "fresh");
+  await tcp.expect("* fresh has entered the room");
+  assert.deepEqual(chromium.errors, []);
+});
+
+Deno.test("page: keyboard alone joins, sends, recalls lines, and jumps to new messages", async () => {
+  await using site = Site.start({ floodRate: 0 });
+  await using chromium = await Chromium.launch();
+  await using tcp = await joinAs(site.port, "tcp");
+  const page = await chromium.open(site.url, { height: 400 });
+  // The name field has the focus from the start: type, Enter.
+  await page.keyboard.type("keys");
+  await page.keyboard.press("Enter");
+  await waitForLine(page, "Welcome, keys!");
+  await tcp.expect("* keys has entered the room");
+  // The input has the focus once joined.
+  await page.keyboard.type("first line");
+  await page.keyboard.press("Enter");
+  await tcp.expect("[keys] first line");
+  await page.keyboard.type("second line");
+  await page.keyboard.press("Enter");
+  await tcp.expect("[keys] second line");
+  await page.keyboard.press("ArrowUp");
+  await page.keyboard.press("ArrowUp");
+  await page.keyboard.press("Enter");
+  await tcp.expect("[keys] first line");
+  // Tab reaches the send button.
+  await page.keyboard.type("by button");
+  await page.keyboard.press("Tab");
+  assert.equal(await page.evaluate("document.activeElement.textContent"), "Send");
+  await page.keyboard.press("Enter");
+  await tcp.expect("[keys] by button");
+
+  // Scrolled up, new lines do not move the view: a button says how many came, and takes you down.
+  for (let i = 0; i < 40; i++) await tcp.send(`filler ${i}`);
+  await waitForLine(page, "filler 39");
+  await page.$eval("#log", (log) => log.scrollTop = 0);
+  await tcp.send("while you read above");
+  await waitForLine(page, "while you read above");
+  await page.waitForSelector("#new-messages:not([hidden])");
+  assert.equal(await page.$eval("#log", (log) => log.scrollTop), 0);
+  assert.equal(await page.$eval("#new-messages", (button) => button.textContent), "1 new ↓");
+  await page.focus("#new-messages");
+  await page.keyboard.press("Enter");
+  await page.waitForSelector("#new-messages", { hidden: true });
+  const gap = await page.$eval(
+    "#log",
+    (log) => log.scrollHeight - log.scrollTop - log.clientHeight,
+  );
+  assert.ok(gap < 2, `scrolled to the newest line (${gap} px short)`);
+  // At the bottom, the view follows new lines by itself.
+  await tcp.send("follows");
+  await waitForLine(page, "follows");
+  const after = await page.$eval(
+    "#log",
+    (log) => log.scrollHeight - log.scrollTop - log.clientHeight,
+  );
+  assert.ok(after < 2);
+  assert.deepEqual(chromium.errors, []);
+});
+
+Deno.test("page: counts unread lines in the tab title while the tab is hidden", async () => {
+  await using site = Site.start();
+  await using chromium = await Chromium.launch();
+  await using tcp = await joinAs(site.port, "tcp");
+  const page = await chromium.open(site.url);
+  await joinPage(page, "reader");
+  await tcp.expect("* reader has entered the room");
+  const title = () => page.evaluate("document.title");
+  assert.equal(await title(), "chat");
+  const other = await chromium.open("about:blank");
+  await other.bringToFront();
+  assert.equal(await page.evaluate("document.hidden"), true);
+  await tcp.send("one");
+  await tcp.send("/me two");
+  await tcp.send("/msg reader three");
+  await tcp.send("/nick tcp2"); // not a message: not counted
+  await waitForLine(page, "tcp is now known as tcp2");
+  assert.equal(await title(), "(3) chat");
+  await page.bringToFront();
+  await page.waitForFunction(
+    () => (globalThis as unknown as PageGlobals).document.title === "chat",
+    { polling: 100 },
+  );
+  assert.deepEqual(chromium.errors, []);
+});
+
+Deno.test("page: at 375 px wide nothing scrolls sideways, whatever the names and words", async () => {
+  await using site = Site.start();
+  await using chromium = await Chromium.launch();
+  const longName = "N".repeat(32);
+  await using tcp = await joinAs(site.port, longName);
+  const page = await chromium.open(site.url, { width: 375, height: 667 });
+  const overflow = () =>
+    page.evaluate(() => {
+      const { document, innerWidth } = globalThis as unknown as PageGlobals;
+      return document.scrollingElement!.scrollWidth - innerWidth;
+    });
+  assert.ok(await overflow() <= 0, "the name prompt fits");
+  await joinPage(page, "W".repeat(32));
+  await tcp.send("x".repeat(3000));
+  await tcp.send(`https://example.com/${"a/".repeat(200)}`);
+  await tcp.send(`/me ${"ü".repeat(500)}`);
+  await tcp.send(`/msg ${"W".repeat(32)} ${"long".repeat(300)}`);
+  await waitForLine(page, "longlong");
+  assert.ok(await overflow() <= 0, `overflow of ${await overflow()} px`);
+  const logOverflow = await page.$eval("#log", (log) => log.scrollWidth - log.clientWidth);
+  assert.ok(logOverflow <= 0, `the conversation overflows by ${logOverflow} px`);
+  assert.deepEqual(chromium.errors, []);
+});
+
+/** In the page: the WCAG contrast of every visible text against what is behind it, worst first. */
+const CONTRAST_SCRIPT = `(() => {
+  const rgb = (color) => color.match(/[\\d.]+/g).map(Number);
+  const channel = (value) => {
+    const c = value / 255;
+    return c <= 0.04045 ? c / 12.92 : ((c + 0.055) / 1.055) ** 2.4;
+  };
+  const luminance = ([r, g, b]) => 0.2126 * channel(r) + 0.7152 * channel(g) + 0.0722 * channel(b);
+  const background = (element) => {
+    for (let at = element; at; at = at.parentElement) {
+      const color = rgb(getComputedStyle(at).backgroundColor);
+      if (color[3] === undefined || color[3] > 0) return color.slice(0, 3);
+    }
+    return [255, 255, 255];
+  };
+  const results = [];
+  for (const element of document.querySelectorAll("body *")) {
+    const own = [...element.childNodes].some((node) => node.nodeType === 3 && node.textContent.trim());
+    if (!own || element.closest("[hidden]") || element.closest(".visually-hidden")) continue;
+    const style = getComputedStyle(element);
+    const [a, b] = [luminance(rgb(style.color)), luminance(background(element))];
+    const ratio = (Math.max(a, b) + 0.05) / (Math.min(a, b) + 0.05);
+    results.push({ ratio, text: element.textContent.slice(0, 30), className: element.className });
+  }
+  return results.sort((x, y) => x.ratio - y.ratio);
+})()`;
+
+Deno.test("page: every text passes WCAG AA contrast in the light and the dark scheme", async () => {
+  await using site = Site.start();
+  await using chromium = await Chromium.launch();
+  // A name in each of the twelve colors, and one line of each kind.
+  const names: string[] = [];
+  for (let i = 0; names.length < 12; i++) {
+    if (!names.some((name) => nameSlot(name) === nameSlot(`n${i}`))) names.push(`n${i}`);
+  }
+  const clients = await Promise.all(names.map((name) => joinAs(site.port, name)));
+  try {
+    await clients[0]!.send("said before");
+    for (const dark of [false, true]) {
+      const page = await chromium.open(site.url, { dark });
+      const me = dark ? "night" : "day";
+      await joinPage(page, me);
+      for (const client of clients) await client.send(`hello from ${client === clients[0]}`);
+      await clients[1]!.send("/me acts");
+      await clients[2]!.send(`/msg ${me} private`);
+      await say(page, "my own line");
+      await say(page, "/nosuchcommand");
+      await waitForLine(page, "Unknown command");
+      await waitForLine(page, "private");
+      const results = await page.evaluate(CONTRAST_SCRIPT) as {
+        ratio: number;
+        text: string;
+        className: string;
+      }[];
+      assert.ok(results.length > 30);
+      const worst = results[0]!;
+      assert.ok(
+        worst.ratio >= 4.5,
+        `${dark ? "dark" : "light"}: ${
+          worst.ratio.toFixed(2)
+        } for "${worst.text}" (${worst.className})`,
+      );
+      const slots = await page.$$eval(
+        "#log .name",
+        (tags) => new Set(tags.map((tag) => tag.className)).size,
+      );
+      assert.ok(slots >= 12, `${slots} colors shown`);
+    }
+  } finally {
+    for (const client of clients) client.close();
+  }
+  assert.deepEqual(chromium.errors, []);
+});
+
+Deno.test("page: reconnects by itself after the server restarts, and rejoins with the same name", async () => {
+  await using chromium = await Chromium.launch();
+  let server = await startServerProcess(["--web", "127.0.0.1:0"]);
+  try {
+    const webLine = await server.child.stdout.readUntil(/^web page on /);
+    const url = /http:\/\/127\.0\.0\.1:\d+\//.exec(webLine)![0];
+    const webPort = Number(new URL(url).port);
+    const page = await chromium.open(url);
+    const requests: string[] = [];
+    page.on("request", (request) => requests.push(request.url()));
+    await joinPage(page, "phoenix");
+    {
+      await using tcp = await joinAs(server.port, "watcher");
+      await waitForLine(page, "watcher has entered the room");
+      await tcp.send("before the restart");
+      await waitForLine(page, "before the restart");
+    }
+    server.child.process.kill("SIGTERM");
+    await server.child.finish();
+    await server.child[Symbol.asyncDispose]();
+    await page.waitForSelector("#banner:not([hidden])");
+    const banner = await page.$eval("#banner-text", (text) => text.textContent);
+    assert.match(banner ?? "", /^The server shut down\. Reconnecting as phoenix/);
+    // The same ports again, as a restarted server would have them.
+    server = await startServerProcess(
+      ["--port", String(server.port), "--web", `127.0.0.1:${webPort}`],
+      [`--allow-net=127.0.0.1:${server.port},127.0.0.1:${webPort}`],
+    );
+    await using tcp = await joinAs(server.port, "watcher2");
+    await tcp.expect("* phoenix has entered the room", 40_000);
+    await page.waitForSelector("#banner", { hidden: true });
+    await waitForLine(page, "Reconnected");
+    await tcp.send("after the restart");
+    await waitForLine(page, "after the restart");
+    await say(page, "I am back");
+    await tcp.expect("[phoenix] I am back");
+    assert.ok(requests.every((request) => request.startsWith(url)), requests.join(", "));
+  } finally {
+    await server.child[Symbol.asyncDispose]();
+  }
+  assert.deepEqual(
+    chromium.errors.filter((error) => !/WebSocket|ERR_CONNECTION_REFUSED/.test(error)),
+    [],
+  );
+});
+
+Deno.test("page screenshot for the README, taken in the tests' browser", async () => {
+  await using site = Site.start();
+  await using chromium = await Chromium.launch();
+  await using alice = await joinAs(site.port, "alice");
+  await alice.send("anyone up for lunch?");
+  await using bob = await joinAs(site.port, "bob");
+  await alice.expect("* bob has entered the room");
+  const page = await chromium.open(site.url, { width: 900, height: 520 });
+  await joinPage(page, "Emil");
+  await alice.expect("* Emil has entered the room");
+  await alice.send("hi Emil, the terminal says hello");
+  await bob.send("/me waves from nc");
+  await alice.expect("* [bob] waves from nc");
+  await say(page, "hello from the browser!");
+  await alice.expect("[Emil] hello from the browser!");
+  await alice.send("/msg Emil noodles at noon?");
+  await waitForLine(page, "noodles at noon?");
+  await say(page, "/msg alice yes!");
+  await waitForLine(page, "yes!");
+  const png = await page.screenshot({ type: "png" });
+  assert.deepEqual([...png.subarray(0, 4)], [0x89, 0x50, 0x4e, 0x47]);
+  // `deno task screenshot` may write it; the test suite itself writes nothing.
+  const path = `${ROOT}web/screenshot.png`;
+  if ((await Deno.permissions.query({ name: "write", path })).state === "granted") {
+    await Deno.writeFile(path, png);
+  }
+  assert.deepEqual(chromium.errors, []);
+});
+
+// --- the command line and the build ---
+
+Deno.test("chat server --web prints both addresses and serves the page; missing permission is one line", async () => {
+  const { child, port } = await startServerProcess(["--web", "127.0.0.1:0"]);
+  await using _ = child;
+  const line = await child.stdout.readUntil(/^web page on /);
+  const match = /^web page on (http:\/\/127\.0\.0\.1:(\d+)\/)$/.exec(line);
+  assert.ok(match, line);
+  const response = await fetch(match[1]!);
+  assert.match(await response.text(), /<title>chat<\/title>/);
+  await using ws = await SocketClient.join(`ws://127.0.0.1:${match[2]}/chat`, "web");
+  await using _tcp = await joinAs(port, "tcp");
+  await ws.expect("* tcp has entered the room");
+
+  const denied = denoChild([
+    "run",
+    "-q",
+    "--allow-net=127.0.0.1:0",
+    "main.ts",
+    "server",
+    "--host",
+    "127.0.0.1",
+    "--port",
+    "0",
+    "--web",
+    `127.0.0.1:${unusedPort()}`,
+  ]);
+  const result = await denied.finish();
+  assert.equal(result.code, 1);
+  assert.match(
+    result.stderr,
+    /^error: No permission to listen on 127\.0\.0\.1:\d+ for the web page .*run: deno run --allow-net=127\.0\.0\.1:0,127\.0\.0\.1:\d+ main\.ts server --web 127\.0\.0\.1:\d+\n$/,
+  );
+  for (
+    const [args, error] of [
+      [["--web-origin", "https://a.example"], /--web-origin goes with --web/],
+      [["--web", "nope"], /Invalid --web "nope"/],
+      [["--web", "8080", "--web-origin", "a.example"], /Invalid origin "a\.example"/],
+    ] as const
+  ) {
+    const usage = await denoChild(["run", "-q", "main.ts", "server", ...args]).finish();
+    assert.equal(usage.code, 2, usage.stderr);
+    assert.match(usage.stderr, error);
+    assert.equal(usage.stderr.split("\n").length, 2, "one line");
+  }
+});
+
+Deno.test("web/page.js is the bundle of the current page sources", async () => {
+  const bundle = await run(Deno.execPath(), [
+    "bundle",
+    "-q",
+    "--platform",
+    "browser",
+    "--import-map",
+    `${ROOT}web/import_map.json`,
+    `${ROOT}web/page.ts`,
+  ]);
+  const committed = await run("cat", [`${ROOT}web/page.js`]);
+  assert.ok(bundle === committed, "web/page.js is out of date: run deno task bundle");
+});
+
+Deno.test("with --cert and --key the page is served over HTTPS and joins over WSS", async () => {
+  const dir = (await run("mktemp", ["-d"])).trim();
+  try {
+    const [cert, key] = [`${dir}/cert.pem`, `${dir}/key.pem`];
+    await run("openssl", [
+      "req",
+      "-x509",
+      "-newkey",
+      "ec",
+      "-pkeyopt",
+      "ec_paramgen_curve:prime256v1",
+      "-nodes",
+      "-days",
+      "1",
+      "-subj",
+      "/CN=localhost",
+      "-addext",
+      "subjectAltName=DNS:localhost,IP:127.0.0.1",
+      "-addext",
+      "basicConstraints=critical,CA:FALSE",
+      "-keyout",
+      key,
+      "-out",
+      cert,
+    ]);
+    const { child, port } = await startServerProcess(
+      ["--cert", cert, "--key", key, "--web", "127.0.0.1:0"],
+      ["--allow-net=127.0.0.1:0", `--allow-read=${cert},${key}`],
+    );
+    await using _ = child;
+    const line = await child.stdout.readUntil(/^web page on /);
+    const url = /https:\/\/127\.0\.0\.1:\d+\//.exec(line)?.[0];
+    assert.ok(url, line);
+    using client = Deno.createHttpClient({ caCerts: [await run("cat", [cert])] });
+    const response = await fetch(url, { client });
+    assert.match(response.headers.get("content-security-policy") ?? "", /default-src 'self'/);
+    await response.body?.cancel();
+    // The browser is told to accept the test's own certificate, as a person would click through.
+    await using chromium = await Chromium.launch(["--ignore-certificate-errors"]);
+    const page = await chromium.open(url);
+    await joinPage(page, "secure");
+    await using tls = await Deno.connectTls({
+      hostname: "127.0.0.1",
+      port,
+      caCerts: [await run("cat", [cert])],
+    });
+    const tcp = new TestClient(tls as unknown as Deno.TcpConn);
+    await tcp.expect(/^\* Welcome to chat/);
+    await tcp.send("tlsuser");
+    await waitForLine(page, "tlsuser has entered the room");
+    await say(page, "over wss");
+    for (
+      let line = await tcp.readLine();
+      line !== "[secure] over wss";
+      line = await tcp.readLine()
+    );
+    tcp.close();
+    assert.deepEqual(chromium.errors, []);
+  } finally {
+    await run("rm", ["-rf", dir]);
+  }
+});

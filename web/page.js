@@ -1,0 +1,799 @@
+// web/node_util.ts
+function stripVTControlCharacters(_text) {
+  throw new Error("stripVTControlCharacters is not available in the page");
+}
+
+// protocol.ts
+var DEFAULT_MAX_LINE_BYTES = 4096;
+var MAX_MAX_LINE_BYTES = 2 ** 24;
+var MAX_NAME_LENGTH = 32;
+var ProtocolError = class extends Error {
+  name = "ProtocolError";
+};
+var LineTooLongError = class extends ProtocolError {
+  maxLineBytes;
+  name;
+  /** Creates the error for the given limit in bytes. */
+  constructor(maxLineBytes) {
+    super(`Line too long: the limit is ${maxLineBytes} bytes`), this.maxLineBytes = maxLineBytes, this.name = "LineTooLongError";
+  }
+};
+var LF = 10;
+var CR = 13;
+var encoder = new TextEncoder();
+var decoder = new TextDecoder();
+var NO_LINES = [];
+var LineBuffer = class {
+  #maxLineBytes;
+  #keepPartialLine;
+  #pending;
+  #pendingBytes = 0;
+  #isDiscarding = false;
+  /** An empty splitter with the given limit (default {@linkcode DEFAULT_MAX_LINE_BYTES}). */
+  constructor(options = {}) {
+    this.#maxLineBytes = options.maxLineBytes ?? DEFAULT_MAX_LINE_BYTES;
+    this.#keepPartialLine = options.keepPartialLine ?? false;
+  }
+  /** The lines `chunk` completes, in order. The chunk's bytes may be reused once this returns. */
+  push(chunk) {
+    let lines = NO_LINES;
+    for (let start = 0; start < chunk.length; ) {
+      const lf = chunk.indexOf(LF, start);
+      if (lf === -1) {
+        const tooLong = this.#hold(chunk.subarray(start));
+        if (tooLong) (lines === NO_LINES ? lines = [] : lines).push(tooLong);
+        break;
+      }
+      if (this.#isDiscarding) this.#isDiscarding = false;
+      else (lines === NO_LINES ? lines = [] : lines).push(this.#line(chunk.subarray(start, lf)));
+      start = lf + 1;
+    }
+    return lines;
+  }
+  /** At the end of the input: the last line if it has no line end and is kept, else nothing. */
+  finish() {
+    return this.#keepPartialLine && this.#pendingBytes > 0 ? [
+      this.#line(new Uint8Array(0))
+    ] : NO_LINES;
+  }
+  /** Keeps the start of a line until its end arrives; reports it once if it is already too long. */
+  #hold(part) {
+    if (this.#isDiscarding) return;
+    if (this.#pendingBytes + part.length > this.#maxLineBytes + 1) {
+      this.#pending = void 0;
+      this.#pendingBytes = 0;
+      this.#isDiscarding = true;
+      return new LineTooLongError(this.#maxLineBytes);
+    }
+    (this.#pending ??= []).push(part.slice());
+    this.#pendingBytes += part.length;
+  }
+  /** The line that `tail` ends (with what was held before it), decoded, or its too-long mark. */
+  #line(tail) {
+    const length = this.#pendingBytes + tail.length;
+    const parts = this.#pending;
+    this.#pending = void 0;
+    this.#pendingBytes = 0;
+    const max = this.#maxLineBytes;
+    if (length > max + 1) return new LineTooLongError(max);
+    let bytes = parts ? concatBytes([
+      ...parts,
+      tail
+    ], length) : tail;
+    if (bytes.at(-1) === CR) bytes = bytes.subarray(0, -1);
+    if (bytes.length > max) return new LineTooLongError(max);
+    const line = decoder.decode(bytes);
+    if (bytes.length * 3 > max && line.includes("\uFFFD") && utf8Length(line) > max) {
+      return new LineTooLongError(max);
+    }
+    return line;
+  }
+};
+var LineSplitter = class extends TransformStream {
+  /** Creates a splitter with the given limit (default {@linkcode DEFAULT_MAX_LINE_BYTES}). */
+  constructor(options = {}) {
+    const lines = new LineBuffer(options);
+    super({
+      transform(chunk, controller) {
+        const batch = lines.push(chunk);
+        if (batch.length > 0) controller.enqueue(batch);
+      },
+      flush(controller) {
+        const batch = lines.finish();
+        if (batch.length > 0) controller.enqueue(batch);
+      }
+    });
+  }
+};
+function utf8Length(text) {
+  return encoder.encode(text).length;
+}
+function concatBytes(parts, length) {
+  const out = new Uint8Array(length);
+  let offset = 0;
+  for (const part of parts) {
+    out.set(part, offset);
+    offset += part.length;
+  }
+  return out;
+}
+var UNSAFE_CHARACTERS = /[\p{Cc}\u2028\u2029\u202a-\u202e\u2066-\u2069]/gu;
+var ANY_UNSAFE = /[\p{Cc}\u2028\u2029\u202a-\u202e\u2066-\u2069]/u;
+function cleanText(text) {
+  if (!ANY_UNSAFE.test(text)) return text;
+  return stripVTControlCharacters(text.replaceAll("	", " ")).replace(UNSAFE_CHARACTERS, "");
+}
+var NAME_PATTERN = /^[A-Za-z0-9_-]+$/;
+function parseName(line) {
+  const name = cleanText(line).trim();
+  if (name.length === 0) {
+    throw new ProtocolError(`Cannot accept an empty name: send 1 to ${MAX_NAME_LENGTH} letters, digits, "_" or "-"`);
+  }
+  if (name.length > MAX_NAME_LENGTH) {
+    throw new ProtocolError(`Cannot accept name ${quote(name)}: a name has at most ${MAX_NAME_LENGTH} characters`);
+  }
+  if (!NAME_PATTERN.test(name)) {
+    throw new ProtocolError(`Cannot accept name ${quote(name)}: use only ASCII letters, digits, "_" and "-"`);
+  }
+  return name;
+}
+function nameKey(name) {
+  return name.toLowerCase();
+}
+function quote(value) {
+  return JSON.stringify(value.length > 40 ? `${value.slice(0, 40)}...` : value);
+}
+function formatUserLine(name, text) {
+  return `[${name}] ${text}`;
+}
+function formatSystemLine(text) {
+  return `* ${text}`;
+}
+var ROOM_LIST = "The room contains:";
+var ROOM_LIST_MORE = "The room also contains:";
+var LIMITS_LINE = /^Limits: lines of up to (\d+) bytes(?:, (\d+) at once, then (\d+(?:\.\d+)?) a second)?$/;
+function formatAction(name, text) {
+  return formatSystemLine(`[${name}] ${text}`);
+}
+var HELP_LINES = [
+  "/who              who is online",
+  "/nick NEW         change your name",
+  "/me TEXT          an action, shown as * [NAME] TEXT",
+  "/msg NAME TEXT    a private message to NAME only",
+  "/quit [REASON]    leave, telling the others why",
+  "//TEXT            send TEXT that starts with /",
+  "/help             this list"
+].map(formatSystemLine);
+var COMMAND_USAGE = {
+  help: "/help",
+  who: "/who",
+  nick: "/nick NEW",
+  me: "/me TEXT",
+  msg: "/msg NAME TEXT",
+  quit: "/quit [REASON]"
+};
+function parseCommand(line) {
+  if (!line.startsWith("/")) return {
+    name: "say",
+    text: line
+  };
+  if (line.startsWith("//")) return {
+    name: "say",
+    text: line.slice(1)
+  };
+  const space = line.indexOf(" ");
+  const word = (space === -1 ? line.slice(1) : line.slice(1, space)).toLowerCase();
+  const args = space === -1 ? "" : line.slice(space + 1).trim();
+  const usage = () => new ProtocolError(`Usage: ${COMMAND_USAGE[word]}`);
+  switch (word) {
+    case "help":
+    case "who":
+      if (args !== "") throw usage();
+      return {
+        name: word
+      };
+    case "nick":
+      if (args === "" || args.includes(" ")) throw usage();
+      return {
+        name: "nick",
+        newName: parseName(args)
+      };
+    case "me":
+      if (args === "") throw usage();
+      return {
+        name: "me",
+        text: args
+      };
+    case "msg": {
+      const gap = args.indexOf(" ");
+      const text = gap === -1 ? "" : args.slice(gap + 1).trim();
+      if (text === "") throw usage();
+      return {
+        name: "msg",
+        to: args.slice(0, gap),
+        text
+      };
+    }
+    case "quit":
+      return {
+        name: "quit",
+        reason: args
+      };
+    default:
+      throw new ProtocolError(`Unknown command ${quote(`/${word}`)}: /help lists the commands`);
+  }
+}
+var NAME = "([A-Za-z0-9_-]{1,32})";
+var USER_LINE = new RegExp(`^\\[${NAME}\\] (.*)$`, "s");
+var PRIVATE_LINE = new RegExp(`^private (from|to) ${NAME}: (.*)$`, "s");
+var RENAME_LINE = new RegExp(`^${NAME} is now known as ${NAME}$`);
+var HISTORY_LINE = /^history (\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ) (.*)$/s;
+function parseServerLine(line) {
+  const user = USER_LINE.exec(line);
+  if (user) return {
+    kind: "user",
+    name: user[1],
+    text: user[2]
+  };
+  if (!line.startsWith("* ")) return void 0;
+  const text = line.slice(2);
+  const action = USER_LINE.exec(text);
+  if (action) return {
+    kind: "action",
+    name: action[1],
+    text: action[2]
+  };
+  const message = PRIVATE_LINE.exec(text);
+  if (message) {
+    return {
+      kind: "private",
+      direction: message[1],
+      name: message[2],
+      text: message[3]
+    };
+  }
+  const rename = RENAME_LINE.exec(text);
+  if (rename) return {
+    kind: "rename",
+    oldName: rename[1],
+    newName: rename[2]
+  };
+  const history = HISTORY_LINE.exec(text);
+  const inner = history && parseServerLine(history[2]);
+  if (inner) return {
+    kind: "history",
+    time: new Date(history[1]),
+    line: inner
+  };
+  if (text.startsWith("error: ")) return {
+    kind: "error",
+    text: text.slice("error: ".length)
+  };
+  for (const [prefix, isContinued] of [
+    [
+      ROOM_LIST,
+      false
+    ],
+    [
+      ROOM_LIST_MORE,
+      true
+    ]
+  ]) {
+    if (!text.startsWith(prefix)) continue;
+    const names = text.slice(prefix.length).trim();
+    return {
+      kind: "room",
+      names: names === "" ? [] : names.split(", "),
+      isContinued
+    };
+  }
+  const limits = LIMITS_LINE.exec(text);
+  if (limits) {
+    const [, maxLineBytes, floodBurst, floodRate] = limits;
+    return {
+      kind: "limits",
+      limits: {
+        maxLineBytes: Number(maxLineBytes),
+        ...floodRate ? {
+          floodBurst: Number(floodBurst),
+          floodRate: Number(floodRate)
+        } : {}
+      }
+    };
+  }
+  return {
+    kind: "system",
+    text
+  };
+}
+var SLAB_BYTES = 64 * 1024;
+var slab = new Uint8Array(SLAB_BYTES);
+
+// web/room.ts
+var TERMINAL_COLORS = [
+  "red",
+  "green",
+  "yellow",
+  "blue",
+  "magenta",
+  "cyan",
+  "redBright",
+  "greenBright",
+  "yellowBright",
+  "blueBright",
+  "magentaBright",
+  "cyanBright"
+];
+function nameSlot(name) {
+  let hash = 2166136261;
+  for (const char of nameKey(name)) hash = Math.imul(hash ^ char.charCodeAt(0), 16777619);
+  return (hash >>> 0) % TERMINAL_COLORS.length;
+}
+var NAME2 = "([A-Za-z0-9_-]{1,32})";
+var JOIN = new RegExp(`^${NAME2} has entered the room$`);
+var LEAVE = new RegExp(`^${NAME2} has left the room(?:$|: | \\()`);
+var Roster = class {
+  #names = /* @__PURE__ */ new Map();
+  /** The names in the order they came, yours not included. */
+  get names() {
+    return [
+      ...this.#names.values()
+    ];
+  }
+  /** Updates the list from one parsed server line; returns whether it changed. */
+  apply(line) {
+    switch (line.kind) {
+      case "room":
+        if (!line.isContinued) this.#names.clear();
+        for (const name of line.names) this.#names.set(nameKey(name), name);
+        return true;
+      case "rename":
+        if (!this.#names.delete(nameKey(line.oldName))) return false;
+        this.#names.set(nameKey(line.newName), line.newName);
+        return true;
+      case "system": {
+        const joined2 = JOIN.exec(line.text);
+        if (joined2) return this.#names.set(nameKey(joined2[1]), joined2[1]), true;
+        const left = LEAVE.exec(line.text);
+        return left ? this.#names.delete(nameKey(left[1])) : false;
+      }
+      default:
+        return false;
+    }
+  }
+};
+function firstNewLine(seen, replayed) {
+  for (let end = replayed.length; end > 0; end--) {
+    const length = Math.min(end, seen.length);
+    if (length === 0) break;
+    let isMatch = true;
+    for (let k = 1; k <= length && isMatch; k++) {
+      isMatch = replayed[end - k] === seen[seen.length - k];
+    }
+    if (isMatch) return end;
+  }
+  return 0;
+}
+function reconnectDelay(attempt, random = Math.random()) {
+  const base = Math.min(3e4, 1e3 * 2 ** attempt);
+  return Math.round(base * (0.75 + random / 2));
+}
+
+// web/page.ts
+var MAX_LINES = 2e3;
+var MAX_SEEN = 500;
+var MAX_SENT = 200;
+var AT_BOTTOM_PX = 48;
+var HISTORY_PREFIX = "* history 2026-01-01T00:00:00Z ".length;
+var SHUTDOWN_NOTICE = "Server is shutting down, goodbye";
+var TITLE = document.title;
+var NAME_STORE = "chat.name";
+function element(id) {
+  const found = document.getElementById(id);
+  if (!found) throw new Error(`The page has no #${id}`);
+  return found;
+}
+var view = {
+  join: element("join"),
+  joinForm: element("join-form"),
+  name: element("name"),
+  joinButton: element("join-button"),
+  joinError: element("join-error"),
+  chat: element("chat"),
+  log: element("log"),
+  newMessages: element("new-messages"),
+  roster: element("roster"),
+  rosterCount: element("roster-count"),
+  sayForm: element("say-form"),
+  line: element("line"),
+  banner: element("banner"),
+  bannerText: element("banner-text"),
+  bannerButton: element("banner-button"),
+  me: element("me")
+};
+var clock = new Intl.DateTimeFormat(void 0, {
+  hour: "2-digit",
+  minute: "2-digit"
+});
+var state = {
+  phase: "prompt",
+  socket: void 0,
+  name: "",
+  /** Whether this join is a rejoin after a lost connection. */
+  isRejoin: false,
+  /** The server's error for our name, while joining. */
+  rejection: "",
+  hasQuit: false,
+  /** The last line, when it was an error: why the server closed us, if it did. */
+  lastError: "",
+  /** Why the connection ended, when the server said. */
+  closeReason: "",
+  attempt: 0,
+  timer: void 0,
+  maxLineBytes: Infinity,
+  roster: new Roster(),
+  /** Chat lines shown, as the server sends them, to skip in the history on rejoining. */
+  seen: [],
+  /** History lines replayed while joining, shown once the join is complete. */
+  replay: [],
+  sent: [],
+  recall: 0,
+  unread: 0,
+  unseenBelow: 0
+};
+function connect() {
+  clearTimeout(state.timer);
+  state.phase = "joining";
+  state.rejection = "";
+  state.hasQuit = false;
+  state.closeReason = "";
+  state.lastError = "";
+  state.replay = [];
+  const scheme = location.protocol === "https:" ? "wss:" : "ws:";
+  const socket = new WebSocket(`${scheme}//${location.host}/chat`);
+  state.socket = socket;
+  socket.addEventListener("open", () => socket.send(state.name));
+  socket.addEventListener("message", (event) => {
+    if (socket === state.socket && typeof event.data === "string") receive(event.data);
+  });
+  socket.addEventListener("close", () => {
+    if (socket === state.socket) closed();
+  });
+}
+function send(line) {
+  if (state.phase !== "joined" || state.socket?.readyState !== WebSocket.OPEN) return false;
+  state.socket.send(line);
+  return true;
+}
+function receive(raw) {
+  const line = parseServerLine(raw) ?? {
+    kind: "system",
+    text: raw
+  };
+  if (state.phase === "joining") return receiveWhileJoining(raw, line);
+  if (line.kind === "rename" && nameKey(line.oldName) === nameKey(state.name)) {
+    setName(line.newName);
+  }
+  if (line.kind === "limits") state.maxLineBytes = line.limits.maxLineBytes;
+  if (state.roster.apply(line)) showRoster();
+  if (line.kind === "system" && line.text === "Goodbye!") state.hasQuit = true;
+  if (line.kind === "system" && line.text === SHUTDOWN_NOTICE) {
+    state.closeReason = "The server shut down";
+  }
+  state.lastError = line.kind === "error" ? line.text : "";
+  show(line, {
+    raw
+  });
+}
+function receiveWhileJoining(raw, line) {
+  if (line.kind === "error") {
+    state.rejection = line.text;
+  } else if (line.kind === "room") {
+    if (!line.isContinued) joined();
+    state.roster.apply(line);
+    show(line, {
+      raw,
+      isLocal: true
+    });
+  } else if (line.kind === "history") {
+    state.replay.push({
+      raw,
+      line
+    });
+  } else if (line.kind === "limits") {
+    state.maxLineBytes = line.limits.maxLineBytes;
+  } else if (line.kind === "system" && line.text.startsWith("Welcome, ")) {
+    const replayed = state.replay.map(({ raw: raw2 }) => raw2.slice(HISTORY_PREFIX));
+    for (const { raw: raw2, line: line2 } of state.replay.slice(firstNewLine(state.seen, replayed))) {
+      show(line2, {
+        raw: raw2
+      });
+    }
+    state.replay = [];
+    state.phase = "joined";
+    showRoster();
+    show(line, {
+      raw
+    });
+  }
+}
+function joined() {
+  state.attempt = 0;
+  state.roster = new Roster();
+  localStorage.setItem(NAME_STORE, state.name);
+  hideBanner();
+  if (state.isRejoin) show({
+    kind: "system",
+    text: "Reconnected"
+  }, {
+    raw: "",
+    isLocal: true
+  });
+  view.join.hidden = true;
+  view.chat.hidden = false;
+  setName(state.name);
+  if (!state.isRejoin) view.line.focus();
+  state.isRejoin = true;
+}
+function closed() {
+  const wasJoining = state.phase === "joining";
+  state.socket = void 0;
+  if (state.hasQuit) {
+    state.phase = "left";
+    return showBanner("You left the room.", "Join again", () => rejoinNow());
+  }
+  if (wasJoining && state.rejection !== "" && !isTransient(state.rejection)) {
+    if (!state.isRejoin) return showPrompt(state.rejection);
+    state.phase = "left";
+    return showBanner(`Cannot rejoin as ${state.name}: ${state.rejection}`, "Choose a name", () => showPrompt(""));
+  }
+  if (!wasJoining && state.lastError !== "") {
+    state.phase = "left";
+    return showBanner(`Disconnected: ${state.lastError}`, "Rejoin", () => rejoinNow());
+  }
+  if (!wasJoining || state.isRejoin) {
+    return waitToReconnect(state.rejection || state.closeReason || "Connection lost");
+  }
+  showPrompt(state.rejection || "Cannot reach the chat server: try again in a moment");
+}
+function isTransient(rejection) {
+  return /is taken|Server is full|Too many connections/.test(rejection);
+}
+function waitToReconnect(reason) {
+  state.phase = "waiting";
+  const delay = reconnectDelay(state.attempt++);
+  const seconds = Math.max(1, Math.round(delay / 1e3));
+  showBanner(`${reason}. Reconnecting as ${state.name} in ${seconds} s\u2026`, "Reconnect now", () => rejoinNow());
+  state.timer = setTimeout(() => {
+    if (!navigator.onLine) return waitToReconnect("Offline");
+    showBanner(`${reason}. Reconnecting as ${state.name}\u2026`);
+    connect();
+  }, delay);
+}
+function rejoinNow() {
+  state.attempt = 0;
+  state.isRejoin = true;
+  showBanner(`Reconnecting as ${state.name}\u2026`);
+  connect();
+}
+function show(line, options) {
+  if (line.kind === "limits") return;
+  const isAtBottom = view.log.scrollHeight - view.log.scrollTop - view.log.clientHeight < AT_BOTTOM_PX;
+  const item = render(line, options);
+  view.log.append(item);
+  while (view.log.childElementCount > MAX_LINES) view.log.firstElementChild?.remove();
+  remember(line, options);
+  const isMessage = line.kind === "user" || line.kind === "action" || line.kind === "private";
+  if (isMessage && !options.isOwn && document.hidden) {
+    state.unread++;
+    document.title = `(${state.unread}) ${TITLE}`;
+  }
+  if (isAtBottom || options.isOwn) {
+    view.log.scrollTop = view.log.scrollHeight;
+  } else if (!options.isLocal) {
+    state.unseenBelow++;
+    view.newMessages.textContent = `${state.unseenBelow} new \u2193`;
+    view.newMessages.hidden = false;
+  }
+}
+function remember(line, options) {
+  if (line.kind === "history") state.seen.push(options.raw.slice(HISTORY_PREFIX));
+  else if (line.kind === "user" || line.kind === "action") state.seen.push(options.raw);
+  else return;
+  if (state.seen.length > MAX_SEEN) state.seen.splice(0, state.seen.length - MAX_SEEN);
+}
+function render(line, options, time = /* @__PURE__ */ new Date()) {
+  const item = document.createElement("li");
+  item.className = `line ${line.kind}`;
+  if (options.isOwn) item.classList.add("own");
+  if (line.kind === "history") {
+    const inner = render(line.line, {
+      raw: ""
+    }, line.time);
+    inner.classList.add("history");
+    inner.prepend(span("tag", "earlier"));
+    return inner;
+  }
+  const stamp = document.createElement("time");
+  stamp.dateTime = time.toISOString();
+  stamp.textContent = clock.format(time);
+  item.append(stamp);
+  switch (line.kind) {
+    case "user":
+      item.append(nameTag(line.name), span("text", line.text));
+      break;
+    case "action":
+      item.append(span("mark", "*"), nameTag(line.name), span("text", line.text));
+      break;
+    case "private": {
+      const [from, to] = line.direction === "from" ? [
+        line.name,
+        "you"
+      ] : [
+        "you",
+        line.name
+      ];
+      item.append(span("tag", "private"));
+      item.append(from === "you" ? span("you", "you") : nameTag(from), span("arrow", "\u2192"));
+      item.append(to === "you" ? span("you", "you") : nameTag(to), span("text", line.text));
+      break;
+    }
+    case "rename":
+      item.append(span("text", `${line.oldName} is now known as ${line.newName}`));
+      break;
+    case "room": {
+      const names = line.names.join(", ");
+      const text = line.isContinued ? `Also in the room: ${names}` : names === "" ? "Nobody else is here yet" : `In the room: ${names}`;
+      item.append(span("text", text));
+      break;
+    }
+    case "error":
+      item.append(span("mark", "!"), span("text", line.text));
+      break;
+    case "system":
+      item.append(span("text", line.text));
+      break;
+  }
+  return item;
+}
+function span(className, text) {
+  const element2 = document.createElement("span");
+  element2.className = className;
+  element2.textContent = text;
+  return element2;
+}
+function nameTag(name) {
+  const tag = span(`name c${nameSlot(name)}`, name);
+  if (nameKey(name) === nameKey(state.name)) tag.classList.add("self");
+  return tag;
+}
+function showRoster() {
+  const names = state.roster.names.filter((name) => nameKey(name) !== nameKey(state.name));
+  const items = [
+    state.name,
+    ...names
+  ].map((name, index) => {
+    const item = document.createElement("li");
+    item.append(nameTag(name));
+    if (index === 0) item.append(span("you", " (you)"));
+    return item;
+  });
+  view.roster.replaceChildren(...items);
+  view.rosterCount.textContent = String(items.length);
+}
+function setName(name) {
+  state.name = name;
+  view.me.textContent = name;
+  showRoster();
+}
+function showBanner(text, action, onAction) {
+  view.bannerText.textContent = text;
+  view.banner.hidden = false;
+  view.bannerButton.hidden = action === void 0;
+  view.bannerButton.textContent = action ?? "";
+  view.bannerButton.onclick = onAction ?? null;
+}
+function hideBanner() {
+  view.banner.hidden = true;
+  view.bannerButton.onclick = null;
+}
+function showPrompt(error) {
+  clearTimeout(state.timer);
+  state.phase = "prompt";
+  state.isRejoin = false;
+  hideBanner();
+  view.chat.hidden = true;
+  view.join.hidden = false;
+  view.joinButton.disabled = false;
+  view.joinError.textContent = error;
+  view.name.setAttribute("aria-invalid", error === "" ? "false" : "true");
+  view.name.value = state.name || view.name.value;
+  view.name.focus();
+  view.name.select();
+}
+view.joinForm.addEventListener("submit", (event) => {
+  event.preventDefault();
+  const name = view.name.value.trim();
+  if (name === "") return showPrompt("Type a name first: 1 to 32 letters, digits, _ or -");
+  state.name = name;
+  state.seen = [];
+  view.log.replaceChildren();
+  view.joinError.textContent = "";
+  view.joinButton.disabled = true;
+  connect();
+});
+view.sayForm.addEventListener("submit", (event) => {
+  event.preventDefault();
+  const line = view.line.value.replaceAll("	", " ");
+  if (line.trim() === "") return;
+  if (utf8Length(line) > state.maxLineBytes) {
+    return showLocalError(`Line too long: at most ${state.maxLineBytes} bytes; it was not sent`);
+  }
+  if (!send(line)) return showLocalError("Not connected: your line was not sent");
+  state.sent.push(line);
+  if (state.sent.length > MAX_SENT) state.sent.shift();
+  state.recall = state.sent.length;
+  view.line.value = "";
+  echo(line);
+});
+function echo(line) {
+  let command;
+  try {
+    command = parseCommand(line);
+  } catch {
+    return;
+  }
+  if (command.name === "say") {
+    show(parseServerLine(formatUserLine(state.name, command.text)), {
+      raw: formatUserLine(state.name, command.text),
+      isOwn: true
+    });
+  } else if (command.name === "me") {
+    const raw = formatAction(state.name, command.text);
+    show(parseServerLine(raw), {
+      raw,
+      isOwn: true
+    });
+  }
+}
+function showLocalError(text) {
+  show({
+    kind: "error",
+    text
+  }, {
+    raw: "",
+    isLocal: true,
+    isOwn: true
+  });
+}
+view.line.addEventListener("keydown", (event) => {
+  if (event.key !== "ArrowUp" && event.key !== "ArrowDown") return;
+  if (state.sent.length === 0) return;
+  event.preventDefault();
+  const step = event.key === "ArrowUp" ? -1 : 1;
+  state.recall = Math.max(0, Math.min(state.sent.length, state.recall + step));
+  view.line.value = state.sent[state.recall] ?? "";
+  view.line.setSelectionRange(view.line.value.length, view.line.value.length);
+});
+view.log.addEventListener("scroll", () => {
+  const isAtBottom = view.log.scrollHeight - view.log.scrollTop - view.log.clientHeight < AT_BOTTOM_PX;
+  if (isAtBottom) {
+    state.unseenBelow = 0;
+    view.newMessages.hidden = true;
+  }
+});
+view.newMessages.addEventListener("click", () => {
+  view.log.scrollTop = view.log.scrollHeight;
+  view.line.focus();
+});
+document.addEventListener("visibilitychange", () => {
+  if (document.hidden) return;
+  state.unread = 0;
+  document.title = TITLE;
+});
+globalThis.addEventListener("online", () => {
+  if (state.phase === "waiting") rejoinNow();
+});
+if (matchMedia("(max-width: 40rem)").matches) element("people").open = false;
+view.name.value = localStorage.getItem(NAME_STORE) ?? "";
+view.name.focus();

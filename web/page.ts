@@ -1,0 +1,477 @@
+/// <reference lib="dom" />
+/**
+ * The chat page: one more client of the line protocol, over a WebSocket carrying one line per text
+ * frame. Every line from the server is parsed with the protocol's own parser and shown as text:
+ * nothing here writes HTML from a string (the page's CSP makes Chromium refuse it anyway).
+ *
+ * Built into `web/page.js` by `deno task bundle`.
+ */
+import {
+  formatAction,
+  formatUserLine,
+  nameKey,
+  parseCommand,
+  parseServerLine,
+  type ServerLine,
+  utf8Length,
+} from "../protocol.ts";
+import { firstNewLine, nameSlot, reconnectDelay, Roster } from "./room.ts";
+
+/** Lines the page keeps; older ones are removed, so a long session does not grow without end. */
+const MAX_LINES = 2000;
+/** Chat lines remembered to recognise the history replayed on rejoining. */
+const MAX_SEEN = 500;
+/** Lines you sent that the up arrow brings back. */
+const MAX_SENT = 200;
+/** How close to the bottom counts as reading the newest line, in pixels. */
+const AT_BOTTOM_PX = 48;
+/** Length of `* history YYYY-MM-DDTHH:MM:SSZ `, before the line that was said. */
+const HISTORY_PREFIX = "* history 2026-01-01T00:00:00Z ".length;
+const SHUTDOWN_NOTICE = "Server is shutting down, goodbye";
+const TITLE = document.title;
+const NAME_STORE = "chat.name";
+
+function element<T extends HTMLElement>(id: string): T {
+  const found = document.getElementById(id);
+  if (!found) throw new Error(`The page has no #${id}`);
+  return found as T;
+}
+
+const view = {
+  join: element<HTMLElement>("join"),
+  joinForm: element<HTMLFormElement>("join-form"),
+  name: element<HTMLInputElement>("name"),
+  joinButton: element<HTMLButtonElement>("join-button"),
+  joinError: element<HTMLElement>("join-error"),
+  chat: element<HTMLElement>("chat"),
+  log: element<HTMLOListElement>("log"),
+  newMessages: element<HTMLButtonElement>("new-messages"),
+  roster: element<HTMLUListElement>("roster"),
+  rosterCount: element<HTMLElement>("roster-count"),
+  sayForm: element<HTMLFormElement>("say-form"),
+  line: element<HTMLInputElement>("line"),
+  banner: element<HTMLElement>("banner"),
+  bannerText: element<HTMLElement>("banner-text"),
+  bannerButton: element<HTMLButtonElement>("banner-button"),
+  me: element<HTMLElement>("me"),
+};
+
+const clock = new Intl.DateTimeFormat(undefined, { hour: "2-digit", minute: "2-digit" });
+
+type Phase = "prompt" | "joining" | "joined" | "waiting" | "left";
+
+/** The connection and what the page knows of the room. */
+const state = {
+  phase: "prompt" as Phase,
+  socket: undefined as WebSocket | undefined,
+  name: "",
+  /** Whether this join is a rejoin after a lost connection. */
+  isRejoin: false,
+  /** The server's error for our name, while joining. */
+  rejection: "",
+  hasQuit: false,
+  /** The last line, when it was an error: why the server closed us, if it did. */
+  lastError: "",
+  /** Why the connection ended, when the server said. */
+  closeReason: "",
+  attempt: 0,
+  timer: undefined as ReturnType<typeof setTimeout> | undefined,
+  maxLineBytes: Infinity,
+  roster: new Roster(),
+  /** Chat lines shown, as the server sends them, to skip in the history on rejoining. */
+  seen: [] as string[],
+  /** History lines replayed while joining, shown once the join is complete. */
+  replay: [] as { raw: string; line: ServerLine & { kind: "history" } }[],
+  sent: [] as string[],
+  recall: 0,
+  unread: 0,
+  unseenBelow: 0,
+};
+
+// --- the connection ---
+
+function connect(): void {
+  clearTimeout(state.timer);
+  state.phase = "joining";
+  state.rejection = "";
+  state.hasQuit = false;
+  state.closeReason = "";
+  state.lastError = "";
+  state.replay = [];
+  const scheme = location.protocol === "https:" ? "wss:" : "ws:";
+  const socket = new WebSocket(`${scheme}//${location.host}/chat`);
+  state.socket = socket;
+  socket.addEventListener("open", () => socket.send(state.name));
+  socket.addEventListener("message", (event) => {
+    if (socket === state.socket && typeof event.data === "string") receive(event.data);
+  });
+  socket.addEventListener("close", () => {
+    if (socket === state.socket) closed();
+  });
+}
+
+function send(line: string): boolean {
+  if (state.phase !== "joined" || state.socket?.readyState !== WebSocket.OPEN) return false;
+  state.socket.send(line);
+  return true;
+}
+
+function receive(raw: string): void {
+  const line = parseServerLine(raw) ?? { kind: "system", text: raw };
+  if (state.phase === "joining") return receiveWhileJoining(raw, line);
+  if (line.kind === "rename" && nameKey(line.oldName) === nameKey(state.name)) {
+    setName(line.newName);
+  }
+  if (line.kind === "limits") state.maxLineBytes = line.limits.maxLineBytes;
+  if (state.roster.apply(line)) showRoster();
+  if (line.kind === "system" && line.text === "Goodbye!") state.hasQuit = true;
+  if (line.kind === "system" && line.text === SHUTDOWN_NOTICE) {
+    state.closeReason = "The server shut down";
+  }
+  // The server's last word before it closes a member (flooding, idle, a bad frame) is an error.
+  state.lastError = line.kind === "error" ? line.text : "";
+  show(line, { raw });
+}
+
+/**
+ * Before the welcome: the greeting is skipped, an error is the server's answer to our name, and
+ * the history is held back until the join is complete, to show only what the page has not shown.
+ */
+function receiveWhileJoining(raw: string, line: ServerLine): void {
+  if (line.kind === "error") {
+    state.rejection = line.text;
+  } else if (line.kind === "room") {
+    if (!line.isContinued) joined();
+    state.roster.apply(line);
+    show(line, { raw, isLocal: true });
+  } else if (line.kind === "history") {
+    state.replay.push({ raw, line });
+  } else if (line.kind === "limits") {
+    state.maxLineBytes = line.limits.maxLineBytes;
+  } else if (line.kind === "system" && line.text.startsWith("Welcome, ")) {
+    const replayed = state.replay.map(({ raw }) => raw.slice(HISTORY_PREFIX));
+    for (const { raw, line } of state.replay.slice(firstNewLine(state.seen, replayed))) {
+      show(line, { raw });
+    }
+    state.replay = [];
+    state.phase = "joined";
+    showRoster();
+    show(line, { raw });
+  }
+}
+
+function joined(): void {
+  state.attempt = 0;
+  state.roster = new Roster();
+  localStorage.setItem(NAME_STORE, state.name);
+  hideBanner();
+  if (state.isRejoin) show({ kind: "system", text: "Reconnected" }, { raw: "", isLocal: true });
+  view.join.hidden = true;
+  view.chat.hidden = false;
+  setName(state.name);
+  if (!state.isRejoin) view.line.focus();
+  state.isRejoin = true;
+}
+
+/** The socket closed: say why, and reconnect unless we were refused or left. */
+function closed(): void {
+  const wasJoining = state.phase === "joining";
+  state.socket = undefined;
+  if (state.hasQuit) {
+    state.phase = "left";
+    return showBanner("You left the room.", "Join again", () => rejoinNow());
+  }
+  if (wasJoining && state.rejection !== "" && !isTransient(state.rejection)) {
+    if (!state.isRejoin) return showPrompt(state.rejection);
+    state.phase = "left";
+    return showBanner(
+      `Cannot rejoin as ${state.name}: ${state.rejection}`,
+      "Choose a name",
+      () => showPrompt(""),
+    );
+  }
+  if (!wasJoining && state.lastError !== "") {
+    // Closed by the server's rules: rejoining by itself would only break them again.
+    state.phase = "left";
+    return showBanner(`Disconnected: ${state.lastError}`, "Rejoin", () => rejoinNow());
+  }
+  if (!wasJoining || state.isRejoin) {
+    return waitToReconnect(state.rejection || state.closeReason || "Connection lost");
+  }
+  // The first join did not get through (server down, or full): say so and offer to retry.
+  showPrompt(state.rejection || "Cannot reach the chat server: try again in a moment");
+}
+
+/**
+ * Refusals that pass by themselves: a full server, or our own name still held by the connection we
+ * lost (the server drops it once it stops answering).
+ */
+function isTransient(rejection: string): boolean {
+  return /is taken|Server is full|Too many connections/.test(rejection);
+}
+
+function waitToReconnect(reason: string): void {
+  state.phase = "waiting";
+  const delay = reconnectDelay(state.attempt++);
+  const seconds = Math.max(1, Math.round(delay / 1000));
+  showBanner(
+    `${reason}. Reconnecting as ${state.name} in ${seconds} s…`,
+    "Reconnect now",
+    () => rejoinNow(),
+  );
+  state.timer = setTimeout(() => {
+    if (!navigator.onLine) return waitToReconnect("Offline");
+    showBanner(`${reason}. Reconnecting as ${state.name}…`);
+    connect();
+  }, delay);
+}
+
+function rejoinNow(): void {
+  state.attempt = 0;
+  state.isRejoin = true;
+  showBanner(`Reconnecting as ${state.name}…`);
+  connect();
+}
+
+// --- showing lines ---
+
+interface ShowOptions {
+  raw: string;
+  isOwn?: boolean;
+  isLocal?: boolean;
+}
+
+/** Appends one line to the conversation, as text only. */
+function show(line: ServerLine, options: ShowOptions): void {
+  if (line.kind === "limits") return; // for pacing the input, not for people
+  const isAtBottom = view.log.scrollHeight - view.log.scrollTop - view.log.clientHeight <
+    AT_BOTTOM_PX;
+  const item = render(line, options);
+  view.log.append(item);
+  while (view.log.childElementCount > MAX_LINES) view.log.firstElementChild?.remove();
+  remember(line, options);
+  const isMessage = line.kind === "user" || line.kind === "action" || line.kind === "private";
+  if (isMessage && !options.isOwn && document.hidden) {
+    state.unread++;
+    document.title = `(${state.unread}) ${TITLE}`;
+  }
+  if (isAtBottom || options.isOwn) {
+    view.log.scrollTop = view.log.scrollHeight;
+  } else if (!options.isLocal) {
+    state.unseenBelow++;
+    view.newMessages.textContent = `${state.unseenBelow} new ↓`;
+    view.newMessages.hidden = false;
+  }
+}
+
+/** Keeps the chat lines shown, as the server words them, to recognise them in a replay. */
+function remember(line: ServerLine, options: ShowOptions): void {
+  if (line.kind === "history") state.seen.push(options.raw.slice(HISTORY_PREFIX));
+  else if (line.kind === "user" || line.kind === "action") state.seen.push(options.raw);
+  else return;
+  if (state.seen.length > MAX_SEEN) state.seen.splice(0, state.seen.length - MAX_SEEN);
+}
+
+function render(line: ServerLine, options: ShowOptions, time = new Date()): HTMLLIElement {
+  const item = document.createElement("li");
+  item.className = `line ${line.kind}`;
+  if (options.isOwn) item.classList.add("own");
+  if (line.kind === "history") {
+    const inner = render(line.line, { raw: "" }, line.time);
+    inner.classList.add("history");
+    inner.prepend(span("tag", "earlier"));
+    return inner;
+  }
+  const stamp = document.createElement("time");
+  stamp.dateTime = time.toISOString();
+  stamp.textContent = clock.format(time);
+  item.append(stamp);
+  switch (line.kind) {
+    case "user":
+      item.append(nameTag(line.name), span("text", line.text));
+      break;
+    case "action":
+      item.append(span("mark", "*"), nameTag(line.name), span("text", line.text));
+      break;
+    case "private": {
+      const [from, to] = line.direction === "from" ? [line.name, "you"] : ["you", line.name];
+      item.append(span("tag", "private"));
+      item.append(from === "you" ? span("you", "you") : nameTag(from), span("arrow", "→"));
+      item.append(to === "you" ? span("you", "you") : nameTag(to), span("text", line.text));
+      break;
+    }
+    case "rename":
+      item.append(span("text", `${line.oldName} is now known as ${line.newName}`));
+      break;
+    case "room": {
+      const names = line.names.join(", ");
+      const text = line.isContinued
+        ? `Also in the room: ${names}`
+        : names === ""
+        ? "Nobody else is here yet"
+        : `In the room: ${names}`;
+      item.append(span("text", text));
+      break;
+    }
+    case "error":
+      item.append(span("mark", "!"), span("text", line.text));
+      break;
+    case "system":
+      item.append(span("text", line.text));
+      break;
+  }
+  return item;
+}
+
+function span(className: string, text: string): HTMLSpanElement {
+  const element = document.createElement("span");
+  element.className = className;
+  element.textContent = text;
+  return element;
+}
+
+/** A name in its color (the terminal client's hue), marked when it is yours. */
+function nameTag(name: string): HTMLSpanElement {
+  const tag = span(`name c${nameSlot(name)}`, name);
+  if (nameKey(name) === nameKey(state.name)) tag.classList.add("self");
+  return tag;
+}
+
+function showRoster(): void {
+  const names = state.roster.names.filter((name) => nameKey(name) !== nameKey(state.name));
+  const items = [state.name, ...names].map((name, index) => {
+    const item = document.createElement("li");
+    item.append(nameTag(name));
+    if (index === 0) item.append(span("you", " (you)"));
+    return item;
+  });
+  view.roster.replaceChildren(...items);
+  view.rosterCount.textContent = String(items.length);
+}
+
+function setName(name: string): void {
+  state.name = name;
+  view.me.textContent = name;
+  showRoster();
+}
+
+// --- banner and prompt ---
+
+function showBanner(text: string, action?: string, onAction?: () => void): void {
+  view.bannerText.textContent = text;
+  view.banner.hidden = false;
+  view.bannerButton.hidden = action === undefined;
+  view.bannerButton.textContent = action ?? "";
+  view.bannerButton.onclick = onAction ?? null;
+}
+
+function hideBanner(): void {
+  view.banner.hidden = true;
+  view.bannerButton.onclick = null;
+}
+
+function showPrompt(error: string): void {
+  clearTimeout(state.timer);
+  state.phase = "prompt";
+  state.isRejoin = false;
+  hideBanner();
+  view.chat.hidden = true;
+  view.join.hidden = false;
+  view.joinButton.disabled = false;
+  view.joinError.textContent = error;
+  view.name.setAttribute("aria-invalid", error === "" ? "false" : "true");
+  view.name.value = state.name || view.name.value;
+  view.name.focus();
+  view.name.select();
+}
+
+// --- input ---
+
+view.joinForm.addEventListener("submit", (event) => {
+  event.preventDefault();
+  const name = view.name.value.trim();
+  if (name === "") return showPrompt("Type a name first: 1 to 32 letters, digits, _ or -");
+  state.name = name;
+  state.seen = [];
+  view.log.replaceChildren();
+  view.joinError.textContent = "";
+  view.joinButton.disabled = true;
+  connect();
+});
+
+view.sayForm.addEventListener("submit", (event) => {
+  event.preventDefault();
+  const line = view.line.value.replaceAll("\t", " ");
+  if (line.trim() === "") return;
+  if (utf8Length(line) > state.maxLineBytes) {
+    return showLocalError(`Line too long: at most ${state.maxLineBytes} bytes; it was not sent`);
+  }
+  if (!send(line)) return showLocalError("Not connected: your line was not sent");
+  state.sent.push(line);
+  if (state.sent.length > MAX_SENT) state.sent.shift();
+  state.recall = state.sent.length;
+  view.line.value = "";
+  echo(line);
+});
+
+/** Shows what you sent as the others see it: the server does not send your own lines back. */
+function echo(line: string): void {
+  let command;
+  try {
+    command = parseCommand(line);
+  } catch {
+    return; // the server answers a malformed command with its own error
+  }
+  if (command.name === "say") {
+    show(parseServerLine(formatUserLine(state.name, command.text))!, {
+      raw: formatUserLine(state.name, command.text),
+      isOwn: true,
+    });
+  } else if (command.name === "me") {
+    const raw = formatAction(state.name, command.text);
+    show(parseServerLine(raw)!, { raw, isOwn: true });
+  }
+}
+
+function showLocalError(text: string): void {
+  show({ kind: "error", text }, { raw: "", isLocal: true, isOwn: true });
+}
+
+view.line.addEventListener("keydown", (event) => {
+  if (event.key !== "ArrowUp" && event.key !== "ArrowDown") return;
+  if (state.sent.length === 0) return;
+  event.preventDefault();
+  const step = event.key === "ArrowUp" ? -1 : 1;
+  state.recall = Math.max(0, Math.min(state.sent.length, state.recall + step));
+  view.line.value = state.sent[state.recall] ?? "";
+  view.line.setSelectionRange(view.line.value.length, view.line.value.length);
+});
+
+view.log.addEventListener("scroll", () => {
+  const isAtBottom = view.log.scrollHeight - view.log.scrollTop - view.log.clientHeight <
+    AT_BOTTOM_PX;
+  if (isAtBottom) {
+    state.unseenBelow = 0;
+    view.newMessages.hidden = true;
+  }
+});
+
+view.newMessages.addEventListener("click", () => {
+  view.log.scrollTop = view.log.scrollHeight;
+  view.line.focus();
+});
+
+document.addEventListener("visibilitychange", () => {
+  if (document.hidden) return;
+  state.unread = 0;
+  document.title = TITLE;
+});
+
+globalThis.addEventListener("online", () => {
+  if (state.phase === "waiting") rejoinNow();
+});
+
+// On a phone the list of who is online starts folded, to leave the screen to the conversation.
+if (matchMedia("(max-width: 40rem)").matches) element<HTMLDetailsElement>("people").open = false;
+view.name.value = localStorage.getItem(NAME_STORE) ?? "";
+view.name.focus();
