@@ -41,8 +41,13 @@ interface PrivateLines {
   isCounted: boolean;
 }
 
-/** Most bytes of private lines gathered into one write. */
-const MAX_GATHERED_BYTES = 64 * 1024;
+/**
+ * Private lines shorter than this are gathered into one write, up to `MAX_GATHERED_BYTES`; longer
+ * ones (the pieces of a big room's list, kept by the hub) are written as they are, since copying
+ * them for every newcomer of a join storm cost more memory than their extra writes cost time.
+ */
+const GATHERED_LINE_BYTES = 1024;
+const MAX_GATHERED_BYTES = 16 * 1024;
 
 /**
  * One connection, and its single writer. What it sends comes from two places, in order: the room
@@ -288,10 +293,13 @@ export class Peer implements Member {
     const first = this.#privates[0]!;
     let count = 1;
     let size = first.bytes.length - this.#privateOffset;
-    for (; count < this.#privates.length && size < MAX_GATHERED_BYTES; count++) {
+    const isSmall = size < GATHERED_LINE_BYTES;
+    while (isSmall && count < this.#privates.length) {
       const lines = this.#privates[count]!;
-      if (lines.at > cursor) break;
+      if (lines.at > cursor || lines.bytes.length >= GATHERED_LINE_BYTES) break;
+      if (size + lines.bytes.length > MAX_GATHERED_BYTES) break;
       size += lines.bytes.length;
+      count++;
     }
     if (count === 1) return this.#write(first.bytes.subarray(this.#privateOffset));
     const gathered = new Uint8Array(size);
