@@ -13,16 +13,20 @@ export const CLOSE_DEADLINE_MS = 5_000;
 /**
  * Waits until `condition` holds, checking it every few milliseconds, for state that announces itself
  * with no event (such as the server's connection count once a peer's task has ended). Fails with
- * `what` after `ms`.
+ * `what` (or what it returns then, for a message that shows the state at the end) after `ms`.
  */
 export async function waitUntil(
   condition: () => boolean,
-  what: string,
+  what: string | (() => string),
   ms = DEADLINE_MS,
 ): Promise<void> {
   const deadline = Date.now() + ms;
   while (!condition()) {
-    if (Date.now() > deadline) throw new Error(`Timed out after ${ms} ms waiting for ${what}`);
+    if (Date.now() > deadline) {
+      throw new TimeoutError(
+        `Timed out after ${ms} ms waiting for ${typeof what === "string" ? what : what()}`,
+      );
+    }
     await new Promise((resolve) => setTimeout(resolve, 5)); // paced: the condition is cheap but not free
   }
 }
