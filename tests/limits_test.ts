@@ -257,7 +257,8 @@ Deno.test("refused connections are counted in the log, each once", async () => {
   const alice = await joinAs(server.addr.port, "alice");
   const full = "Server is full: at most 1 connections; try again later";
   for (let i = 0; i < 3; i++) await expectRefused(server.addr.port, full);
-  await waitUntil(() => refusedInLog(log) >= 3, () => `3 refusals in the log: ${log}`);
+  // The server checks its counts every 100 ms here.
+  await waitUntil(() => refusedInLog(log) >= 3, () => `3 refusals in the log: ${log}`, 5000);
   alice.close();
   await waitUntil(() => server.connectionCount === 0, "alice's connection to end");
   // A connection that times out proves that the server has checked its counts again since.

@@ -37,14 +37,17 @@ interface Mutant {
 }
 
 type Outcome =
-  | { kind: "caught"; by: string }
+  | { kind: "caught"; by: string; how: string }
   | { kind: "survived" }
   | { kind: "stale"; why: string }
   | { kind: "error"; why: string };
 
 interface Run {
-  /** Names of the tests that failed, in order. */
+  /** Names of the tests that passed, and of those that failed, in order. */
+  passed: string[];
   failed: string[];
+  /** The first error deno reported, to show how a mutant was caught. */
+  error: string;
   /** Whether the run ended on its own, with tests run and every one passing. */
   isGreen: boolean;
   isTimedOut: boolean;
@@ -105,7 +108,8 @@ async function main(args: string[]): Promise<number> {
       const outcome = baseline.get(mutant.id) ?? await runMutant(runner, copy, mutant);
       const seconds = ((performance.now() - started) / 1000).toFixed(1);
       rows.push([mutant.id, describe(outcome), `${seconds} s`]);
-      console.log(`${mutant.id}: ${describe(outcome)} (${seconds} s)`);
+      const how = outcome.kind === "caught" ? `\n    ${abbreviate(outcome.how, 160)}` : "";
+      console.log(`${mutant.id}: ${describe(outcome)} (${seconds} s)${how}`);
     }
     if (runner.isStopped) return 130;
     printTable(rows, mutants);
@@ -174,11 +178,14 @@ async function checkBaseline(runner: TestRunner, mutants: Mutant[]): Promise<Map
       ? "green"
       : `FAILED: ${run.failed.join("; ") || run.tail}${run.isTimedOut ? " (timed out)" : ""}`;
     console.log(`  ${file}${names ? ` (${names.length} tests)` : ""}: ${result} (${seconds} s)`);
-    if (run.isGreen) continue;
     for (const mutant of mutants) {
-      if (mutant.tests.some((test) => test.file === file)) {
-        outcomes.set(mutant.id, { kind: "error", why: `its tests fail unmutated in ${file}` });
-      }
+      const tests = mutant.tests.filter((test) => test.file === file);
+      const missing = tests.find((test) => test.name && !run.passed.includes(test.name));
+      if (tests.length === 0 || (run.isGreen && !missing)) continue;
+      const why = run.isGreen
+        ? `no test named ${JSON.stringify(missing!.name)} passed in ${file}`
+        : `its tests fail unmutated in ${file}`;
+      outcomes.set(mutant.id, { kind: "error", why });
     }
   }
   console.log();
@@ -233,7 +240,7 @@ async function runTests(runner: TestRunner, mutant: Mutant): Promise<Outcome> {
   for (const [file, names] of groupByFile(mutant.tests)) {
     const run = await runner.run(file, names);
     if (runner.isStopped) return { kind: "error", why: "interrupted" };
-    if (run.failed.length > 0) return { kind: "caught", by: run.failed[0]! };
+    if (run.failed.length > 0) return { kind: "caught", by: run.failed[0]!, how: run.error };
     if (run.isTimedOut) return { kind: "error", why: `${file} hung past the timeout` };
     // Failed with no failed test: the mutant broke the file's loading (a syntax error, say).
     if (!run.isGreen) return { kind: "error", why: `${file} did not run: ${run.tail}` };
@@ -241,9 +248,9 @@ async function runTests(runner: TestRunner, mutant: Mutant): Promise<Outcome> {
   return { kind: "survived" };
 }
 
-function abbreviate(text: string): string {
+function abbreviate(text: string, length = 60): string {
   const line = text.replaceAll("\n", "\\n");
-  return line.length > 60 ? `${line.slice(0, 57)}...` : line;
+  return line.length > length ? `${line.slice(0, length - 3)}...` : line;
 }
 
 /** Runs `deno test` on one file of the copy, in a process group of its own. */
@@ -294,13 +301,20 @@ class TestRunner {
       ]);
       this.#kill(); // whatever a failed test left running
       const output = `${stdout}\n${stderr}`;
-      const failed = [...output.matchAll(/^(.+?) \.\.\. FAILED\b/gm)].map((match) => match[1]!);
+      const named = (result: string) =>
+        [...output.matchAll(new RegExp(`^(.+?) \\.\\.\\. ${result}\\b`, "gm"))].map((match) =>
+          match[1]!
+        );
+      const [passed, failed] = [named("ok"), named("FAILED")];
+      const error = /^error: (.*)$/m.exec(output.slice(output.indexOf(" ERRORS ")))?.[1] ?? "";
       const ran = /^ok \| (\d+) passed/m.exec(output);
       const tail = output.trim().split("\n").slice(-3).join(" / ");
       // A filter that matches nothing "passes" zero tests: that is a stale name, not a pass.
       const isGreen = status.success && ran !== null && Number(ran[1]) > 0;
       return {
+        passed,
         failed,
+        error,
         isGreen,
         isTimedOut,
         tail: status.success && !isGreen ? "no test ran" : tail,
