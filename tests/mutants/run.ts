@@ -66,15 +66,21 @@ const USAGE = `Usage: deno task mutants [--list] [--timeout SECONDS] [ID...]
   is stale, or could not be run.`;
 
 async function main(args: string[]): Promise<number> {
-  const { values, positionals } = parseArgs({
-    args,
-    options: {
-      list: { type: "boolean" },
-      timeout: { type: "string", default: "180" },
-      help: { type: "boolean", short: "h" },
-    },
-    allowPositionals: true,
-  });
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args,
+      options: {
+        list: { type: "boolean" },
+        timeout: { type: "string", default: "180" },
+        help: { type: "boolean", short: "h" },
+      },
+      allowPositionals: true,
+    });
+  } catch (error) {
+    return console.error(`error: ${(error as Error).message}\n${USAGE}`), 2;
+  }
+  const { values, positionals } = parsed;
   if (values.help) return console.log(USAGE), 0;
   const timeoutMs = Number(values.timeout) * 1000;
   if (!(timeoutMs > 0)) return console.error(`error: Invalid --timeout ${values.timeout}`), 2;
@@ -85,7 +91,7 @@ async function main(args: string[]): Promise<number> {
     ? all.filter((mutant) => positionals.includes(mutant.id))
     : all;
   if (values.list) {
-    for (const mutant of mutants) console.log(`${mutant.id.padEnd(28)} ${mutant.description}`);
+    for (const mutant of mutants) console.log(`${mutant.id.padEnd(36)} ${mutant.description}`);
     return 0;
   }
 
