@@ -1,6 +1,13 @@
 /** TLS end to end: a certificate made with openssl, the server and client.ts over TLS, ncat --ssl. */
 import assert from "node:assert/strict";
-import { Child, denoChild, startTestServer, waitUntil, withDeadline } from "./_helpers.ts";
+import {
+  Child,
+  CLOSE_DEADLINE_MS,
+  denoChild,
+  startTestServer,
+  waitUntil,
+  withDeadline,
+} from "./_helpers.ts";
 
 /** A self-signed certificate for localhost and 127.0.0.1, made as the README says, in a temp folder. */
 class Certificate implements AsyncDisposable {
@@ -144,7 +151,11 @@ Deno.test("TLS: a plaintext client fails cleanly and the server goes on serving"
   });
   using plain = await Deno.connect({ hostname: "127.0.0.1", port: server.addr.port });
   await plain.write(new TextEncoder().encode("alice\n")); // not a TLS handshake
-  const received = await withDeadline(readUntilClosed(plain), "the plaintext client to be dropped");
+  const received = await withDeadline(
+    readUntilClosed(plain),
+    "the plaintext client to be dropped",
+    CLOSE_DEADLINE_MS,
+  );
   // At most a TLS alert record (content type 21), never a line of the chat in clear.
   assert.ok(received.length === 0 || received[0] === 21, `got ${received}`);
   assert.ok(!new TextDecoder().decode(received).includes("*"), `got ${received}`);
