@@ -220,6 +220,7 @@ class Server implements ChatServer {
   #refusedJoins = 0;
   #failedHandshakes = 0;
   #lastHandshakeFailure = "";
+  #countsLoggedAt = 0;
   #trimmedAt = Date.now();
   #hubClosed: Promise<void> = Promise.resolve();
   /** Tells each newcomer the limits its lines must keep to, so a client can pace a paste. */
@@ -499,22 +500,28 @@ class Server implements ChatServer {
         });
       }
     }
-    this.#logCounts();
+    this.#logCounts(now);
   }
 
-  /** One log line for what was refused or failed since the last one, if anything was. */
-  #logCounts(): void {
+  /**
+   * One log line for what was refused or failed since the last one, if anything was and the last
+   * was a second ago or more: sweeps come faster than that when a time limit is short.
+   */
+  #logCounts(now: number): void {
+    if (now - this.#countsLoggedAt < TRIM_INTERVAL_MS) return;
     const { log } = this.#config;
     if (this.#refusals > 0 || this.#refusedJoins > 0) {
       const joins = this.#refusedJoins > 0 ? ` and ${this.#refusedJoins} join(s)` : "";
       log(`refused ${this.#refusals} connection(s)${joins} over the connection limits`);
       this.#refusals = this.#refusedJoins = 0;
+      this.#countsLoggedAt = now;
     }
     if (this.#failedHandshakes > 0) {
       log(
         `${this.#failedHandshakes} TLS handshake(s) failed (last: ${this.#lastHandshakeFailure})`,
       );
       this.#failedHandshakes = 0;
+      this.#countsLoggedAt = now;
     }
   }
 

@@ -4,10 +4,43 @@ import { type ChatServer, type ServerOptions, startServer } from "../server.ts";
 
 /** How long a test waits for an expected event before it fails. */
 export const DEADLINE_MS = 10_000;
+/**
+ * How long a test waits for the server to close a connection it has given up on: it closes at once
+ * once the last lines are out, or after its 2 s end timeout at most; the rest is room for a loaded
+ * machine. A connection wrongly left open then fails its test in seconds, saying so.
+ */
+export const CLOSE_DEADLINE_MS = 5_000;
+
+/**
+ * Waits until `condition` holds, checking it every few milliseconds, for state that announces itself
+ * with no event (such as the server's connection count once a peer's task has ended). Fails with
+ * `what` (or what it returns then, for a message that shows the state at the end) after `ms`.
+ */
+export async function waitUntil(
+  condition: () => boolean | Promise<boolean>,
+  what: string | (() => string),
+  ms = DEADLINE_MS,
+  everyMs = 5,
+): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!await condition()) {
+    if (Date.now() > deadline) {
+      throw new TimeoutError(
+        `Timed out after ${ms} ms waiting for ${typeof what === "string" ? what : what()}`,
+      );
+    }
+    await new Promise((resolve) => setTimeout(resolve, everyMs)); // paced: the condition is not free
+  }
+}
 
 /** Starts a server on a free loopback port. */
 export function startTestServer(options: ServerOptions = {}): ChatServer {
   return startServer({ hostname: "127.0.0.1", port: 0, ...options });
+}
+
+/** What {@linkcode withDeadline} throws when the deadline passes. */
+export class TimeoutError extends Error {
+  override name = "TimeoutError";
 }
 
 /** Waits for `promise`, failing with `what` if it takes longer than `ms`. */
@@ -18,28 +51,15 @@ export async function withDeadline<T>(
 ): Promise<T> {
   let timer: ReturnType<typeof setTimeout> | undefined;
   const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`Timed out after ${ms} ms waiting for ${what}`)), ms);
+    timer = setTimeout(
+      () => reject(new TimeoutError(`Timed out after ${ms} ms waiting for ${what}`)),
+      ms,
+    );
   });
   try {
     return await Promise.race([promise, timeout]);
   } finally {
     clearTimeout(timer);
-  }
-}
-
-/**
- * Polls `check` until it holds, every `everyMs`, failing after the deadline with `what`: for a
- * state with no event to wait on (a process's fds, a count in the server).
- */
-export async function until(
-  check: () => boolean | Promise<boolean>,
-  what: string,
-  options: { ms?: number; everyMs?: number } = {},
-): Promise<void> {
-  const deadline = Date.now() + (options.ms ?? 10_000);
-  while (!await check()) {
-    if (Date.now() > deadline) throw new Error(`Timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, options.everyMs ?? 50));
   }
 }
 
@@ -68,9 +88,14 @@ export class TestClient<C extends TestConn = Deno.TcpConn> implements AsyncDispo
     this.#reader = conn.readable.getReader();
   }
 
-  /** Connects to a port on 127.0.0.1 (or `hostname`). */
+  /**
+   * Connects to a port on 127.0.0.1 (or `hostname`). Nagle's algorithm is off, as in the server: a
+   * test that writes line after line must not wait for delayed ACKs (40 ms each, at random).
+   */
   static async connect(port: number, hostname = "127.0.0.1"): Promise<TestClient> {
-    return new TestClient(await Deno.connect({ hostname, port }));
+    const conn = await Deno.connect({ hostname, port });
+    conn.setNoDelay(true);
+    return new TestClient(conn);
   }
 
   /** Writes text or bytes exactly as given. */
@@ -106,11 +131,26 @@ export class TestClient<C extends TestConn = Deno.TcpConn> implements AsyncDispo
     return line;
   }
 
-  /** Every line until the server closes the connection. */
-  async readToEnd(ms = DEADLINE_MS): Promise<string[]> {
+  /**
+   * Every line until the server closes the connection, which it must do within `ms` in all: a
+   * connection left open fails with the lines it got, not after a deadline per line.
+   */
+  async readToEnd(ms = CLOSE_DEADLINE_MS): Promise<string[]> {
     const lines: string[] = [];
-    for (let line = await this.#nextLine(ms); line !== undefined; line = await this.#nextLine(ms)) {
-      lines.push(line);
+    const deadline = Date.now() + ms;
+    try {
+      for (
+        let line = await this.#nextLine(ms);
+        line !== undefined;
+        line = await this.#nextLine(Math.max(1, deadline - Date.now()))
+      ) {
+        lines.push(line);
+      }
+    } catch (error) {
+      if (!(error instanceof TimeoutError)) throw error;
+      throw new Error(
+        `The server did not close the connection within ${ms} ms; it sent ${JSON.stringify(lines)}`,
+      );
     }
     return lines;
   }
@@ -145,25 +185,58 @@ export class TestClient<C extends TestConn = Deno.TcpConn> implements AsyncDispo
   }
 }
 
+const NAME = "[A-Za-z0-9_-]{1,32}";
+const NAMES = `(?: ${NAME}(?:, ${NAME})*)?`;
+const ROOM_LIST = new RegExp(`^\\* The room contains:(${NAMES})$`);
+const ROOM_LIST_MORE = new RegExp(`^\\* The room also contains:(${NAMES})$`);
+const HISTORY = new RegExp(
+  `^\\* history \\d{4}-\\d\\d-\\d\\dT\\d\\d:\\d\\d:\\d\\dZ (\\* )?\\[${NAME}\\] .*$`,
+);
+const LIMITS = /^\* Limits: lines of up to \d+ bytes(, \d+ at once, then \d+(\.\d+)? a second)?$/;
+
 /**
- * Connects, reads the greeting, sends `name`, and reads the join reply: the room list (one line or
- * more), the history, the limits and the welcome, checking each. The history is returned beside
- * the client.
+ * Connects, reads the greeting, sends `name`, and reads the join reply, checking every line of it:
+ * the room list (one line or more, each a list of valid names), the history (each line a timed chat
+ * or action line), the limits, and a welcome that counts the room list plus the newcomer. The
+ * history is returned beside the client.
  */
 export async function joinWithHistory(port: number, name: string): Promise<[TestClient, string[]]> {
   const client = await TestClient.connect(port);
-  await client.expect(/^\* Welcome to chat/);
-  await client.send(name);
-  await client.expect(/^\* The room contains:/);
-  const history: string[] = [];
-  let line = await client.readLine();
-  while (line.startsWith("* The room also contains: ")) line = await client.readLine();
-  for (; line.startsWith("* history "); line = await client.readLine()) history.push(line);
-  if (!line.startsWith("* Limits: ")) {
-    throw new Error(`Expected the limits after the history, got ${JSON.stringify(line)}`);
+  try {
+    await client.expect("* Welcome to chat! What shall I call you?");
+    await client.send(name);
+    const first = ROOM_LIST.exec(await client.expect(ROOM_LIST));
+    const names = listed(first![1]!);
+    let line = await client.readLine();
+    for (let more; (more = ROOM_LIST_MORE.exec(line)); line = await client.readLine()) {
+      names.push(...listed(more[1]!));
+    }
+    const history: string[] = [];
+    for (; line.startsWith("* history "); line = await client.readLine()) {
+      assert(HISTORY.test(line), `Expected a history line, got ${JSON.stringify(line)}`);
+      history.push(line);
+    }
+    assert(LIMITS.test(line), `Expected the limits after the history, got ${JSON.stringify(line)}`);
+    const online = names.length + 1;
+    await client.expect(
+      `* Welcome, ${name.trim()}! ${online} user${online === 1 ? "" : "s"} online; ` +
+        "/help lists the commands",
+    );
+    return [client, history];
+  } catch (error) {
+    client.close();
+    throw error;
   }
-  await client.expect(new RegExp(`^\\* Welcome, ${name.trim()}! `));
-  return [client, history];
+}
+
+/** The names of a room list line's tail (" A, B"). */
+function listed(tail: string): string[] {
+  return tail === "" ? [] : tail.slice(1).split(", ");
+}
+
+/** Throws `message` unless `condition` holds (the helpers' own checks, without node:assert). */
+function assert(condition: boolean, message: string): asserts condition {
+  if (!condition) throw new Error(message);
 }
 
 /** Joins as `name` (see {@linkcode joinWithHistory}), for tests that do not look at the history. */

@@ -8,6 +8,7 @@ import { connect, type Socket } from "node:net";
 import {
   Certificate,
   connectFrom,
+  DEADLINE_MS,
   denoChild,
   joinAs,
   run,
@@ -15,7 +16,7 @@ import {
   startTestServer,
   TestClient,
   type TestConn,
-  until,
+  waitUntil,
   withDeadline,
 } from "./_helpers.ts";
 
@@ -68,9 +69,12 @@ Deno.test("TLS: handshakes given up on, refused or timed out, close their socket
       if (i % 2 === 1) await conn.write(halfHello);
     }
     let open = 0;
-    await until(async () => (open = await fdCount(pid)) <= baseline, "the server's fds", {
-      everyMs: 200,
-    }).catch((error) => {
+    await waitUntil(
+      async () => (open = await fdCount(pid)) <= baseline,
+      "the server's fds",
+      DEADLINE_MS,
+      200,
+    ).catch((error) => {
       throw new Error(`${error.message}: ${open} open, ${baseline} before the stalled clients`);
     });
     // Every stalled client is still connected, and an honest client joins.
@@ -126,7 +130,7 @@ Deno.test("joins from one address are limited, refused with one line, and the lo
     line = await watcher.readLine();
   }
   assert.equal(notices, 2 * joined);
-  await until(
+  await waitUntil(
     () => logs.some((line) => /refused 0 connection\(s\) and \d+ join\(s\)/.test(line)),
     "the log line",
   );
@@ -163,9 +167,7 @@ Deno.test("flood control holds per address across reconnects", async () => {
     await new Promise((resolve) => socket.once("connect", resolve));
     socket.end(`c${i}\nline one\nline two\n`);
   }
-  await until(() => server.connectionCount === 1, "the churn's connections to end", {
-    ms: 60_000,
-  });
+  await waitUntil(() => server.connectionCount === 1, "the churn's connections to end", 60_000);
   const elapsed = (Date.now() - started) / 1000;
   await using fence = await joinAs(port, "fence");
   await fence.send("end");
@@ -299,7 +301,7 @@ Deno.test("a room of thousands: list lines stay short, and client.ts joins and l
   } finally {
     for (const socket of members) socket.destroy();
   }
-  await until(() => server.connectionCount === 1, "the members to leave", { ms: 60_000 });
+  await waitUntil(() => server.connectionCount === 1, "the members to leave", 60_000);
 });
 
 /** Bytes outside the JS heap (buffers), after a full garbage collection. */
@@ -324,9 +326,12 @@ Deno.test("an idle member gives back the read buffer a long line made it grow", 
     }
     // Buffers of 64 KiB each would be 3.2 MB; small ones are 512 bytes each.
     let kept = 0;
-    await until(() => (kept = externalBytes() - before) < 50 * 8 * 1024, "the buffers", {
-      everyMs: 250,
-    }).catch((error) => {
+    await waitUntil(
+      () => (kept = externalBytes() - before) < 50 * 8 * 1024,
+      "the buffers",
+      DEADLINE_MS,
+      250,
+    ).catch((error) => {
       throw new Error(`${error.message}: ${kept} bytes still held`);
     });
   } finally {
@@ -353,7 +358,10 @@ Deno.test("the log names a member by its current name, and /msg to yourself is o
   await n0.write("a\nb\nc\nd\ne\n"); // two tokens left: c and d wait, e is one delay too many
   for (const line of ["a", "b", "c", "d"]) await alice.expect(`[n60] ${line}`);
   await alice.expect("* n60 has left the room (flooding)");
-  await until(() => logs.some((line) => line.includes("left (flooding)")), "the leave in the log");
+  await waitUntil(
+    () => logs.some((line) => line.includes("left (flooding)")),
+    "the leave in the log",
+  );
   const leave = logs.find((line) => line.includes("left (flooding)"))!;
   assert.match(leave, /^n60 \(127\.0\.0\.1:\d+\) left \(flooding\)$/);
 });

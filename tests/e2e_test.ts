@@ -1,6 +1,13 @@
 /** End-to-end tests: the server process started as the README says, with ncat and client.ts. */
 import assert from "node:assert/strict";
-import { Child, denoChild, startServerProcess, withDeadline } from "./_helpers.ts";
+import {
+  Child,
+  denoChild,
+  joinAs,
+  startServerProcess,
+  TestClient,
+  withDeadline,
+} from "./_helpers.ts";
 
 /** `ncat HOST PORT`, the `nc` of Debian's ncat package, as a user at a terminal would run it. */
 function ncat(port: number): Child {
@@ -183,14 +190,38 @@ Deno.test("e2e: chat --help lists both commands and every server flag", async ()
   for (const text of ["chat server", "chat client NAME", ...flags]) {
     assert.ok(stdout.includes(text), text);
   }
+  // Each default as the README's table of limits states it.
+  const defaults: Record<string, string> = {
+    "--history N": "50",
+    "--max-line N": "4096",
+    "--max-backlog N": String(1024 * 1024),
+    "--max-connections N": "10000",
+    "--max-per-address N": "20",
+    "--name-timeout SECONDS": "30",
+    "--idle-timeout SECONDS": "0",
+    "--write-timeout SECONDS": "30",
+    "--flood-burst N": "10",
+    "--flood-rate N": "5",
+    "--flood-limit N": "50",
+  };
+  for (const [flag, value] of Object.entries(defaults)) {
+    const line = stdout.split("\n").find((line) => line.startsWith(`  ${flag} `));
+    assert.ok(line?.endsWith(`(default ${value})`), `${flag}: ${line}`);
+  }
 });
 
-Deno.test("e2e: --max-line and --history reach the server", async () => {
+Deno.test("e2e: --max-line, --history, --flood-burst, --flood-rate and --max-connections reach the server", async () => {
   const { child: server, port } = await startServerProcess([
     "--max-line",
     "4000",
     "--history",
     "0",
+    "--flood-burst",
+    "3",
+    "--flood-rate",
+    "2",
+    "--max-connections",
+    "2",
   ]);
   await using _server = server;
   await using nc = ncat(port);
@@ -203,10 +234,81 @@ Deno.test("e2e: --max-line and --history reach the server", async () => {
     stdin: true,
   });
   assert.equal(await emil.stdout.readLine(), "* The room contains: ncuser");
-  // No history line before the limits, which show the new line limit.
+  // No history line before the limits, which show the new line limit and flood control.
   assert.equal(
     await emil.stdout.readLine(),
-    "* Limits: lines of up to 4000 bytes, 10 at once, then 5 a second",
+    "* Limits: lines of up to 4000 bytes, 3 at once, then 2 a second",
   );
   assert.match(await emil.stdout.readLine(), /^\* Welcome, Emil/);
+  await using third = await TestClient.connect(port);
+  assert.deepEqual(await third.readToEnd(), [
+    "* error: Server is full: at most 2 connections; try again later",
+  ]);
+});
+
+Deno.test("e2e: --name-timeout and --idle-timeout take seconds", async () => {
+  const { child: server, port } = await startServerProcess([
+    "--name-timeout",
+    "0.3",
+    "--idle-timeout",
+    "0.5",
+  ]);
+  await using _server = server;
+  await using silent = await TestClient.connect(port);
+  await using member = await joinAs(port, "member");
+  assert.deepEqual(await silent.readToEnd(), [
+    "* Welcome to chat! What shall I call you?",
+    "* error: No valid name within 0.3 seconds",
+  ]);
+  assert.deepEqual(await member.readToEnd(), [
+    "* error: Closed after 0.5 seconds without a line",
+  ]);
+});
+
+/** 4 KB lines, as many as it takes to fill the kernel's buffers for a client that does not read. */
+const TEXT = "w".repeat(4000);
+
+/** Alice says `count` lines, eight at a time, and bob reads each; returns whether bob saw `notice`. */
+async function talk(
+  alice: TestClient,
+  bob: TestClient,
+  count: number,
+  notice?: string,
+): Promise<boolean> {
+  let isNoticed = false;
+  for (let sent = 0, received = 0; sent < count;) {
+    for (const end = sent + 8; sent < end;) await alice.send(`${sent++} ${TEXT}`);
+    while (received < sent) {
+      const line = await bob.readLine();
+      if (line === notice && !isNoticed) isNoticed = true;
+      else assert.equal(line, `[alice] ${received++} ${TEXT}`);
+    }
+  }
+  return isNoticed;
+}
+
+Deno.test("e2e: --write-timeout takes seconds: a reader that pauses is kept, one that stops is not", async () => {
+  const { child: server, port } = await startServerProcess([
+    "--write-timeout",
+    "3",
+    "--max-backlog",
+    String(2 ** 30), // out of reach: only the write timeout can drop the reader
+    "--flood-rate",
+    "0",
+  ]);
+  await using _server = server;
+  await using alice = await joinAs(port, "alice");
+  await using bob = await joinAs(port, "bob");
+  await using reader = await joinAs(port, "reader");
+  await alice.expect("* bob has entered the room");
+  await alice.expect("* reader has entered the room");
+  await bob.expect("* reader has entered the room");
+  // 8 MiB, about twice what the kernel buffers for the reader, so the server's writes to it stall
+  // for the rest of the talk and the pause: well under 3 s, far over 3 ms.
+  await talk(alice, bob, 2048);
+  await new Promise((resolve) => setTimeout(resolve, 300)); // the reader's pause (not a wait)
+  for (let i = 0; i < 2048; i++) await reader.expect(`[alice] ${i} ${TEXT}`);
+  // Now it stops reading for good: dropped 3 s into the stall (checked every 0.75 s).
+  const notice = "* reader has left the room (stopped reading)";
+  if (!await talk(alice, bob, 4096, notice)) await bob.expect(notice, 8000);
 });

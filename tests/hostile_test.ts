@@ -15,8 +15,20 @@ interface Case {
   options?: ServerOptions;
   /** Lines about the offender that alice and bob may see, besides each other's. */
   expected?: RegExp;
-  /** Does the harm, and checks what the offender gets. */
-  offend(port: number): Promise<void>;
+  /** Does the harm, checking what the offender gets, and that the room works meanwhile. */
+  offend(attack: Attack): Promise<void>;
+}
+
+/** What an offence gets to work with. */
+interface Attack {
+  port: number;
+  /**
+   * Resolves once alice and bob have traded a whole round of chat that started after the call:
+   * proof that the room works while the attack goes on. Every case calls it at least once.
+   */
+  chatted(): Promise<void>;
+  /** Checks the server's heap growth now, at the peak of the attack, against the bound. */
+  checkHeap(): void;
 }
 
 function heapBytes(): number {
@@ -28,7 +40,10 @@ function heapBytes(): number {
   return heapUsed + external;
 }
 
-/** Rounds of chat while the offence goes on, at most: a human pace that flood control allows. */
+/**
+ * Rounds of chat played freely while the offence goes on; after that, only the rounds a case
+ * waits for. It keeps alice and bob at a pace that flood control allows.
+ */
 const MAX_ROUNDS = 100;
 
 /**
@@ -74,22 +89,65 @@ class Chatter {
   }
 }
 
-/** Alice and bob trade numbered lines, each checked, until the offence is over; returns the rounds. */
-async function chat(alice: Chatter, bob: Chatter, offence: Promise<void>): Promise<number> {
-  let isOver = false;
-  offence.then(() => isOver = true, () => isOver = true);
-  let round = 0;
-  const play = async () => {
-    await alice.client.send(String(round));
-    assert.equal(await bob.next(), round);
-    await bob.client.send(String(round));
-    assert.equal(await alice.next(), round);
-    round++;
+interface Waiter {
+  round: number;
+  resolve: () => void;
+  reject: (error: Error) => void;
+}
+
+/**
+ * Alice and bob trade numbered lines, each checked, while the offence goes on, then two more
+ * rounds after it: nothing was lost in between.
+ */
+class Chat {
+  rounds = 0;
+  #waiters: Waiter[] = [];
+  #wake = Promise.withResolvers<void>();
+  #isStopped = false;
+
+  constructor(readonly alice: Chatter, readonly bob: Chatter) {}
+
+  /** See {@linkcode Attack.chatted}. */
+  chatted = (): Promise<void> => {
+    if (this.#isStopped) return Promise.reject(new Error("Alice and bob have stopped chatting"));
+    // The round in progress may have started before the call: the one after it counts.
+    const { promise, resolve, reject } = Promise.withResolvers<void>();
+    this.#waiters.push({ round: this.rounds + 2, resolve, reject });
+    this.#wake.resolve();
+    return promise;
   };
-  while (!isOver && round < MAX_ROUNDS) await play();
-  await offence.catch(() => {});
-  for (const last = round + 2; round < last;) await play(); // and nothing was lost in between
-  return round;
+
+  /** Plays until `offence` settles, and two rounds more. */
+  async play(offence: Promise<void>): Promise<void> {
+    let isOver = false;
+    const over = offence.then(() => void (isOver = true), () => void (isOver = true));
+    try {
+      while (!isOver) {
+        if (this.rounds < MAX_ROUNDS || this.#waiters.length > 0) await this.#round();
+        else await Promise.race([over, this.#wake.promise]);
+      }
+      for (const last = this.rounds + 2; this.rounds < last;) await this.#round();
+    } finally {
+      this.#isStopped = true;
+      const error = new Error(`Alice and bob stopped chatting after ${this.rounds} rounds`);
+      for (const waiter of this.#waiters) waiter.reject(error);
+    }
+  }
+
+  async #round(): Promise<void> {
+    const round = this.rounds;
+    await this.alice.client.send(String(round));
+    assert.equal(await this.bob.next(), round);
+    await this.bob.client.send(String(round));
+    assert.equal(await this.alice.next(), round);
+    this.rounds++;
+    this.#wake = Promise.withResolvers<void>();
+    this.#waiters = this.#waiters.filter((waiter) => {
+      if (waiter.round > this.rounds) return true;
+      waiter.resolve();
+      return false;
+    });
+  }
 }
 
 function hostileCase(name: string, test: Case): void {
@@ -99,16 +157,27 @@ function hostileCase(name: string, test: Case): void {
     await using bob = await joinAs(server.addr.port, "bob");
     await alice.expect("* bob has entered the room");
     const before = heapBytes();
-    const offence = withDeadline(test.offend(server.addr.port), "the offence");
-    const rounds = await chat(
+    const checkHeap = () => {
+      const growth = heapBytes() - before;
+      assert.ok(growth < MAX_GROWTH_BYTES, `the heap grew by ${growth} bytes`);
+    };
+    const chat = new Chat(
       new Chatter(alice, "bob", test.expected),
       new Chatter(bob, "alice", test.expected),
-      offence,
     );
+    let chattedDuring = 0;
+    const chatted = () => chat.chatted().then(() => void chattedDuring++);
+    const offence = withDeadline(
+      test.offend({ port: server.addr.port, chatted, checkHeap }),
+      "the offence",
+    );
+    await chat.play(offence);
     await offence;
-    assert.ok(rounds >= 2);
-    const growth = heapBytes() - before;
-    assert.ok(growth < MAX_GROWTH_BYTES, `the heap grew by ${growth} bytes`);
+    assert.ok(
+      chattedDuring > 0,
+      "the case never checked that alice and bob chat during the attack",
+    );
+    checkHeap();
   });
 }
 
@@ -140,23 +209,43 @@ const AROUND_MALLORY = /^\* mallory has (entered|left) the room/;
 
 hostileCase("a 10 MiB line without a line end gets one error and is never buffered", {
   expected: AROUND_MALLORY,
-  async offend(port) {
+  async offend({ port, chatted, checkHeap }) {
     await using mallory = await offender(port);
     const mebibyte = "x".repeat(1024 * 1024);
     for (let i = 0; i < 10; i++) await mallory.write(mebibyte);
     await expectPast(mallory, "* error: Line too long: the limit is 4096 bytes");
+    await chatted();
+    checkHeap(); // the line is still open
     await mallory.send(" tail of the long line");
     await mallory.send("/who"); // the long line is gone, and mallory is still a member
     await expectPast(mallory, "* 3 online: alice, bob, mallory");
   },
 });
 
+hostileCase("a 64 MiB line is dropped as it arrives: the heap stays bounded while it is open", {
+  expected: AROUND_MALLORY,
+  async offend({ port, chatted, checkHeap }) {
+    await using mallory = await offender(port);
+    const mebibyte = new Uint8Array(1024 * 1024).fill(0x78);
+    for (let i = 0; i < 64; i++) await mallory.write(mebibyte);
+    // The kernel buffers a few MiB at most: the server has read nearly all of the line by now, and
+    // holding it would show as tens of MiB.
+    await expectPast(mallory, "* error: Line too long: the limit is 4096 bytes");
+    await chatted();
+    checkHeap();
+    await mallory.send(" tail of the long line");
+    await mallory.send("/who");
+    await expectPast(mallory, "* 3 online: alice, bob, mallory");
+  },
+});
+
 hostileCase("a line just over the limit is refused, one just under it is relayed", {
   expected: new RegExp(`${AROUND_MALLORY.source}|^\\[mallory\\] y{4096}$`),
-  async offend(port) {
+  async offend({ port, chatted }) {
     await using mallory = await offender(port);
     await mallory.send("z".repeat(4097));
     await expectPast(mallory, "* error: Line too long: the limit is 4096 bytes");
+    await chatted();
     await mallory.send("y".repeat(4096));
     await mallory.send("/who");
     await expectPast(mallory, "* 3 online: alice, bob, mallory");
@@ -167,10 +256,11 @@ hostileCase("invalid UTF-8, NUL bytes and a lone CR are cleaned, and no line is 
   expected: new RegExp(
     `${AROUND_MALLORY.source}|^\\[mallory\\] (\ufffdbad\ufffd|nulls|hi\\* bob has left the room)$`,
   ),
-  async offend(port) {
+  async offend({ port, chatted }) {
     await using mallory = await offender(port);
     await mallory.write(new Uint8Array([0xff, 0x62, 0x61, 0x64, 0xc3, 0x0a]));
     await mallory.write("nu\x00ll\x00s\n");
+    await chatted();
     await mallory.write("hi\r* bob has left the room\n");
     await mallory.send("/who");
     await expectPast(mallory, "* 3 online: alice, bob, mallory");
@@ -179,12 +269,13 @@ hostileCase("invalid UTF-8, NUL bytes and a lone CR are cleaned, and no line is 
 
 hostileCase("ANSI and OSC escapes are removed from names and text", {
   expected: new RegExp(`${AROUND_MALLORY.source}|^\\[mallory\\] red title clear$`),
-  async offend(port) {
+  async offend({ port, chatted }) {
     await using mallory = await TestClient.connect(port);
     await mallory.readLine();
     await mallory.send("\x1b[31mmal\x1b]0;x\x07lory\x1b[0m"); // joins as "mallory"
     await mallory.expect("* The room contains: alice, bob");
     await mallory.send("\x1b[31mred\x1b[0m \x1b]0;title\x07title \x1b]52;c;aGk=\x07\x1b[2Jclear");
+    await chatted();
     await mallory.send("/who");
     await expectPast(mallory, "* Limits: lines of up to 4096 bytes"); // flood control is off here
     await expectPast(mallory, "* Welcome, mallory! 3 users online; /help lists the commands");
@@ -193,7 +284,7 @@ hostileCase("ANSI and OSC escapes are removed from names and text", {
 });
 
 hostileCase("a name that imitates a system notice is refused, and nobody hears of it", {
-  async offend(port) {
+  async offend({ port, chatted }) {
     for (const name of ["* alice has left the room", "[alice]", "alice has left the room", "*"]) {
       await using mallory = await TestClient.connect(port);
       await mallory.readLine();
@@ -201,28 +292,33 @@ hostileCase("a name that imitates a system notice is refused, and nobody hears o
       const [line, ...rest] = await restPast(mallory);
       assert.match(line!, /^\* error: Cannot accept name/);
       assert.deepEqual(rest, []);
+      await chatted();
     }
   },
 });
 
 hostileCase("a name that differs only in case is refused as taken", {
-  async offend(port) {
+  async offend({ port, chatted }) {
     await using mallory = await TestClient.connect(port);
     await mallory.readLine();
     await mallory.send("ALICE");
     assert.deepEqual(await mallory.readToEnd(), [
       '* error: Cannot accept name "ALICE": name is taken',
     ]);
+    await chatted();
   },
 });
 
 hostileCase("thousands of lines in one packet are slowed, then the flooder is cut off", {
   options: { floodBurst: 2 * MAX_ROUNDS + 10, floodRate: 200, floodLimit: 50 }, // alice and bob stay within it
   expected: new RegExp(`${AROUND_MALLORY.source}|^\\[mallory\\] flood \\d+$`),
-  async offend(port) {
+  async offend({ port, chatted, checkHeap }) {
     await using mallory = await offender(port);
     await mallory.write(Array.from({ length: 5000 }, (_, i) => `flood ${i}\n`).join(""));
-    assert.deepEqual(await restPast(mallory), [
+    const rest = restPast(mallory);
+    await chatted();
+    checkHeap(); // with thousands of lines waiting, unread, in the kernel
+    assert.deepEqual(await rest, [
       "* error: Slow down: at most 200 lines a second; your lines are being delayed",
       "* error: Disconnected for flooding",
     ]);
@@ -231,12 +327,13 @@ hostileCase("thousands of lines in one packet are slowed, then the flooder is cu
 
 hostileCase("a client that sends half a line and is killed leaves, and the half line is dropped", {
   expected: /^\* (mallory|watcher) has (entered|left) the room/,
-  async offend(port) {
+  async offend({ port, chatted }) {
     await using watcher = await joinAs(port, "watcher");
     await using nc = new Child("ncat", ["127.0.0.1", String(port)], { stdin: true });
     await nc.stdout.readLine();
     await nc.write("mallory\nhalf a li");
     await expectPast(watcher, "* mallory has entered the room");
+    await chatted();
     nc.process.kill("SIGKILL");
     await nc.process.status;
     await expectPast(watcher, "* mallory has left the room"); // and no "[mallory] half a li"
@@ -250,7 +347,7 @@ hostileCase("a client that never reads is cut off while the others keep everythi
   expected: new RegExp(
     `${AROUND_MALLORY.source}|^\\* (hose|sloth|watch) has (entered|left) the room|^\\[hose\\] \\d+ h+$`,
   ),
-  async offend(port) {
+  async offend({ port, chatted, checkHeap }) {
     await using _sloth = await offender(port, "sloth"); // never reads
     await using hose = await offender(port, "hose");
     await using watch = await offender(port, "watch");
@@ -267,15 +364,21 @@ hostileCase("a client that never reads is cut off while the others keep everythi
         if (line === "* sloth has left the room (stopped reading)") isCutOff = true;
         else if (line.startsWith("[hose] ")) assert.equal(line, `[hose] ${received++} ${text}`);
       }
+      if (sent === 64) {
+        await chatted(); // 256 KiB in: the kernel's buffers for the sloth are filling
+        checkHeap();
+      }
     }
   },
 });
 
 hostileCase("a connection that never sends a name is closed with a reason", {
   options: { nameTimeoutMs: 300 },
-  async offend(port) {
+  async offend({ port, chatted }) {
     await using mute = await TestClient.connect(port);
-    assert.deepEqual(await restPast(mute), [
+    const rest = restPast(mute);
+    await chatted();
+    assert.deepEqual(await rest, [
       "* Welcome to chat! What shall I call you?",
       "* error: No valid name within 0.3 seconds",
     ]);

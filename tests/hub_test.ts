@@ -158,7 +158,10 @@ Deno.test("a newcomer gets the last messages marked as history, without private 
 Deno.test("a newcomer gets no history when it is turned off", async () => {
   await using server = startTestServer({ historySize: 0 });
   await using alice = await joinAs(server.addr.port, "alice");
+  await using carol = await joinAs(server.addr.port, "carol");
+  await alice.expect("* carol has entered the room");
   await alice.send("said before");
+  await carol.expect("[alice] said before"); // said, and relayed, before bob joins
   const [bob, history] = await joinWithHistory(server.addr.port, "bob");
   await using _bob = bob;
   assert.deepEqual(history, []);
