@@ -432,6 +432,9 @@ export type ServerLine =
   | { kind: "private"; direction: "from" | "to"; name: string; text: string }
   | { kind: "rename"; oldName: string; newName: string }
   | { kind: "room"; names: string[]; isContinued: boolean }
+  | { kind: "join"; name: string; text: string }
+  | { kind: "leave"; name: string; text: string }
+  | { kind: "who"; names: string[]; isContinued: boolean; text: string }
   | { kind: "limits"; limits: ClientLimits }
   | { kind: "history"; time: Date; line: ServerLine }
   | { kind: "error"; text: string }
@@ -442,6 +445,9 @@ const USER_LINE = new RegExp(`^\\[${NAME}\\] (.*)$`, "s");
 const PRIVATE_LINE = new RegExp(`^private (from|to) ${NAME}: (.*)$`, "s");
 const RENAME_LINE = new RegExp(`^${NAME} is now known as ${NAME}$`);
 const HISTORY_LINE = /^history (\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ) (.*)$/s;
+const JOIN_LINE = new RegExp(`^${NAME} has entered the room$`);
+const LEAVE_LINE = new RegExp(`^${NAME} has left the room(?:$|: | \\()`);
+const WHO_LINE = new RegExp(`^(?:\\d+ online:|${WHO_MORE})(?: (.*))?$`);
 
 /** Parses a line the server sent; `undefined` when it follows none of the forms. */
 export function parseServerLine(line: string): ServerLine | undefined {
@@ -481,6 +487,15 @@ export function parseServerLine(line: string): ServerLine | undefined {
         ...(floodRate ? { floodBurst: Number(floodBurst), floodRate: Number(floodRate) } : {}),
       },
     };
+  }
+  const join = JOIN_LINE.exec(text);
+  if (join) return { kind: "join", name: join[1]!, text };
+  const leave = LEAVE_LINE.exec(text);
+  if (leave) return { kind: "leave", name: leave[1]!, text };
+  const who = WHO_LINE.exec(text);
+  if (who) {
+    const names = who[1] ? who[1].split(", ") : [];
+    return { kind: "who", names, isContinued: text.startsWith(WHO_MORE), text };
   }
   return { kind: "system", text };
 }
