@@ -1,6 +1,6 @@
 /** Tests of client.ts run as a real subprocess: piped, and at a real terminal under tmux. */
 import assert from "node:assert/strict";
-import { nameColor } from "../client.ts";
+import { nameColor } from "../terminal.ts";
 import {
   Child,
   denoChild,
