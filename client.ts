@@ -26,7 +26,14 @@ import {
   SHUTDOWN_NOTICE,
   utf8Length,
 } from "./protocol.ts";
-import { LineScreen, type NoteKind, type Screen, stdinLines, TerminalScreen } from "./terminal.ts";
+import {
+  LineScreen,
+  type NoteKind,
+  type Screen,
+  stdinLines,
+  TerminalScreen,
+  terminalSize,
+} from "./terminal.ts";
 
 /** Where the client connects when no host is given. */
 export const DEFAULT_CLIENT_HOST = "127.0.0.1";
@@ -384,7 +391,8 @@ class Session {
               clearTimeout(timer); // in the room: the join timer is done with
               this.#hasJoined = this.#hasEverJoined = true;
             }
-            if (join.isDone) this.#joined(conn);
+            // Once this read's lines are shown (the welcome is with them), lines waiting go out.
+            if (join.isDone) queueMicrotask(() => this.#joined(conn));
           }
           this.#receive(lastLine, parsed);
         }
@@ -429,6 +437,7 @@ class Session {
 
   /** The join reply is complete: lines waiting from before go out now. */
   #joined(conn: Deno.TcpConn | Deno.TlsConn): void {
+    if (this.#current !== conn) return; // it ended meanwhile
     this.#conn = conn;
     this.#writing = Promise.resolve();
     this.#status = "";
@@ -460,10 +469,10 @@ class Session {
     }
     if (isRejoin) {
       this.#note(
-        news.length > 0 ? "reconnected: said while you were away above" : "reconnected",
+        news.length > 0 ? "reconnected: missed lines above" : "reconnected",
         news.length > 0 ? "separator" : "info",
       );
-    } else if (news.length > 0) this.#note("said before you came above, live below", "separator");
+    } else if (news.length > 0) this.#note("history above, live below", "separator");
   }
 
   #note(text: string, kind: NoteKind): void {
@@ -638,7 +647,7 @@ function readEnv(name: string): string | undefined {
  */
 function openScreen(): Screen {
   if (!Deno.stdout.isTerminal()) return new PlainScreen();
-  const width = () => Deno.consoleSize().columns;
+  const width = () => terminalSize().columns;
   if (readEnv("TERM") === "dumb") return new LineScreen({ color: false, width });
   if (!Deno.stdin.isTerminal()) return new LineScreen({ color: !Deno.noColor, width });
   return new TerminalScreen({ color: !Deno.noColor });

@@ -265,6 +265,12 @@ export class LineScreen implements Screen {
 
 const encoder = new TextEncoder();
 
+/** The terminal's size; a terminal that says 0 (some serial consoles) is taken as 80 x 24. */
+export function terminalSize(): { columns: number; rows: number } {
+  const { columns, rows } = Deno.consoleSize();
+  return { columns: columns || 80, rows: rows || 24 };
+}
+
 /** Writes all of `text` to the terminal before returning, so that every redraw is whole. */
 function write(text: string): void {
   const bytes = encoder.encode(text);
@@ -316,7 +322,7 @@ export class TerminalScreen implements Screen {
   constructor(options: { color: boolean }) {
     this.#style = new LineStyle(options);
     this.#editor = new LineEditor({ names: () => this.#names.values() });
-    ({ columns: this.#width, rows: this.#height } = Deno.consoleSize());
+    ({ columns: this.#width, rows: this.#height } = terminalSize());
     Deno.stdin.setRaw(true);
     write(BRACKETED_PASTE_ON);
     for (const signal of LEAVE_SIGNALS) Deno.addSignalListener(signal, this.#onSignal);
@@ -335,7 +341,7 @@ export class TerminalScreen implements Screen {
   note(text: string, kind: NoteKind): void {
     if (kind === "separator") {
       const label = ` ${text} `;
-      const side = Math.max(3, Math.floor((this.#width - TEXT_COLUMN - textWidth(label)) / 2));
+      const side = Math.max(0, Math.floor((this.#width - TEXT_COLUMN - textWidth(label)) / 2));
       const rule = "─".repeat(side);
       return this.#add(undefined, " ", this.#style.style("gray", `${rule}${label}${rule}`));
     }
@@ -488,7 +494,7 @@ export class TerminalScreen implements Screen {
    * were; narrowing it under a multi-row input may leave a stray row above.)
    */
   #resize(): void {
-    const { columns, rows } = Deno.consoleSize();
+    const { columns, rows } = terminalSize();
     if (columns === this.#width && rows === this.#height) return;
     if (columns < this.#width) {
       let offset = 0;
@@ -561,7 +567,7 @@ export class TerminalScreen implements Screen {
     if (this.#isClosed) return;
     Deno.stdin.setRaw(true);
     write(BRACKETED_PASTE_ON);
-    ({ columns: this.#width, rows: this.#height } = Deno.consoleSize());
+    ({ columns: this.#width, rows: this.#height } = terminalSize());
     this.#draw();
   }
 }
