@@ -147,6 +147,16 @@ export async function joinAs(port: number, name: string): Promise<TestClient> {
   return (await joinWithHistory(port, name))[0];
 }
 
+/**
+ * Lets one name timeout pass, as a clock the server keeps: a connection that never sends a name,
+ * read until the server closes it. Returns the server's last line to it.
+ */
+export async function waitOutNameTimeout(port: number, ms = DEADLINE_MS): Promise<string> {
+  await using conn = await TestClient.connect(port);
+  const lines = await conn.readToEnd(ms);
+  return lines.at(-1) ?? "";
+}
+
 /** A free loopback port: listens on port 0 and closes, for tests that need nothing listening. */
 export function unusedPort(): number {
   using listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });

@@ -2,6 +2,14 @@
 import assert from "node:assert/strict";
 import { nameColor } from "../terminal.ts";
 import {
+  formatHistory,
+  formatRoomList,
+  formatUserLine,
+  formatWho,
+  MAX_LINE_OVERHEAD_BYTES,
+  MAX_MAX_LINE_BYTES,
+} from "../protocol.ts";
+import {
   Child,
   denoChild,
   joinAs,
@@ -9,6 +17,7 @@ import {
   TestClient,
   Tmux,
   unusedPort,
+  waitOutNameTimeout,
 } from "./_helpers.ts";
 
 /** The limits line at the default limits. */
@@ -301,4 +310,98 @@ Deno.test("nameColor gives a name the same color whatever its case, and names di
     ["alice", "bob", "carol", "dave", "erin", "frank", "grace", "heidi"].map(nameColor),
   );
   assert.ok(colors.size >= 4, `only ${colors.size} colors for 8 names`);
+});
+
+/** Reads the next line that is not a server notice (`* ...`), and checks it. */
+async function expectSkippingNotices(client: TestClient, expected: string): Promise<void> {
+  let line = await client.readLine();
+  while (line.startsWith("* ")) line = await client.readLine();
+  assert.equal(line, expected);
+}
+
+/** Server time limits made short for the tests that outlive them (seconds on the wire). */
+export const SHORT_LIMITS = { nameTimeoutMs: 1000, writeTimeoutMs: 1000, idleTimeoutMs: 3000 };
+
+Deno.test("client stays in the room past every time limit, its own and the server's, chatting throughout", async () => {
+  await using server = startTestServer(SHORT_LIMITS);
+  const { port } = server.addr;
+  await using alice = await joinAs(port, "alice");
+  // The client's own join timer is the shortest of all: 1 s.
+  await using emil = clientChild("Emil", port, ["--join-timeout", "1"]);
+  await alice.expect("* Emil has entered the room");
+  // A member who says nothing: the idle limit (3 s) closes it while Emil, who talks, stays.
+  await using idler = await joinAs(port, "idler");
+  await alice.expect("* idler has entered the room");
+  for (let tick = 1; tick <= 5; tick++) {
+    // One name timeout (1 s) passes on the server's own clock; then Emil says something.
+    assert.equal(await waitOutNameTimeout(port), "* error: No valid name within 1 seconds");
+    await emil.write(`tick ${tick}\n`);
+    await expectSkippingNotices(alice, `[Emil] tick ${tick}`);
+    await alice.send(`tock ${tick}`); // alice talks too, or the idle limit would close her
+    await emil.stdout.readUntil(`[alice] tock ${tick}`);
+  }
+  // 5 s and more have passed: past the join timer (1 s), the name and write limits (1 s) and the
+  // idle limit (3 s), which closed the idler.
+  assert.ok(
+    emil.stdout.seen.includes("* idler has left the room (idle)"),
+    emil.stdout.seen.join("\n"),
+  );
+  await alice.send("still there?");
+  assert.equal(await emil.stdout.readUntil(/^\[alice\] still/), "[alice] still there?");
+  await emil.write("yes\n");
+  await expectSkippingNotices(alice, "[Emil] yes");
+  await emil.closeStdin();
+  await alice.expect("* Emil has left the room");
+  const end = await emil.finish();
+  assert.equal(end.code, 0);
+  assert.equal(end.stderr, "");
+  idler.close();
+});
+
+Deno.test("client ends its process when the server never lets it in, even with input still open", async () => {
+  // A listener that accepts and says nothing: the join timer must end the client, stdin open or not.
+  using listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  await using emil = clientChild("Emil", listener.addr.port, ["--join-timeout", "0.5"]);
+  await using _conn = new TestClient(await listener.accept());
+  const { code, stdout, stderr } = await emil.finish();
+  assert.equal(code, 1);
+  assert.equal(stdout, "");
+  assert.equal(stderr, "error: No reply from the server within 0.5 s: is it a chat server?\n");
+});
+
+Deno.test("client takes every line a server can send, a big room's list and /who included, and reports one it cannot", async () => {
+  // A server of our own speaks here, so that every size is exact: 3,000 names of 30 characters
+  // (90 KB of names, cut into lines as the real server cuts them) and a history line of 1 MB (a
+  // server with --max-line 1000000 may send one).
+  using listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  await using emil = clientChild("Emil", listener.addr.port);
+  await using conn = new TestClient(await listener.accept());
+  await conn.write("* Welcome to chat! What shall I call you?\n");
+  assert.equal(await conn.readLine(), "Emil");
+  const names = Array.from(
+    { length: 3000 },
+    (_, i) => `member-${String(i).padStart(4, "0")}`.padEnd(30, "x"),
+  );
+  const room = formatRoomList(names);
+  const big = formatHistory(new Date(), formatUserLine("alice", "b".repeat(1_000_000)));
+  await conn.write(`${room.join("\n")}\n${big}\n* Welcome, Emil! 3001 users online\n`);
+  for (const line of room) assert.equal(await emil.stdout.readLine(), line);
+  assert.equal(await emil.stdout.readLine(), big);
+  assert.equal(await emil.stdout.readLine(), "* Welcome, Emil! 3001 users online");
+
+  await emil.write("/who\n");
+  assert.equal(await conn.readLine(), "/who");
+  const who = formatWho(["Emil", ...names]);
+  assert.ok(who.length > 20);
+  await conn.write(`${who.join("\n")}\n`);
+  for (const line of who) assert.equal(await emil.stdout.readLine(), line);
+
+  // Longer than any server of ours sends: reported in one line, and the session goes on.
+  const most = MAX_MAX_LINE_BYTES + MAX_LINE_OVERHEAD_BYTES;
+  await conn.write(`[mallory] ${"z".repeat(most)}\n[alice] after it\n`);
+  assert.equal(await emil.stdout.readLine(), "[alice] after it");
+  assert.equal(
+    await emil.stderr.readLine(),
+    `error: The server sent a line over ${most} bytes: not shown`,
+  );
 });

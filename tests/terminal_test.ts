@@ -16,6 +16,7 @@ import {
   TestClient,
   Tmux,
   unusedPort,
+  waitOutNameTimeout,
   withDeadline,
 } from "./_helpers.ts";
 
@@ -634,6 +635,34 @@ Deno.test("terminal: a big room's list is shown whole and completes names", asyn
   await terminal.waitFor(/\n> member-599-x{10}:$/);
   const all = await terminal.scrollback();
   for (const name of names) assert.ok(all.includes(name), name);
+});
+
+Deno.test("terminal: the client stays in the room past every time limit, its own and the server's", async () => {
+  const { server, clients: [alice] } = await room(
+    { nameTimeoutMs: 1000, writeTimeoutMs: 1000, idleTimeoutMs: 3000 },
+    "alice",
+  );
+  await using _server = server;
+  await using _alice = alice!;
+  const { port } = server.addr;
+  await using terminal = await terminalClient("Emil", port, { args: ["--join-timeout", "1"] });
+  await alice!.expect("* Emil has entered the room");
+  await using idler = await joinAs(port, "idler");
+  for (let tick = 1; tick <= 5; tick++) {
+    // One name timeout (1 s) passes on the server's clock; both talk, so neither is idle.
+    assert.equal(await waitOutNameTimeout(port), "* error: No valid name within 1 seconds");
+    await terminal.type(`tick ${tick}`, "Enter");
+    await expectLines(alice!, [`[Emil] tick ${tick}`]);
+    await alice!.send(`tock ${tick}`);
+    await terminal.waitFor(new RegExp(`\\[alice\\] tock ${tick}\\n>$`));
+  }
+  // Past the join timer (1 s), the name and write limits (1 s) and the idle limit (3 s).
+  const screen = await terminal.screen();
+  assert.match(screen, /idler has left the room \(idle\)/);
+  assert.doesNotMatch(screen, /^\d\d:\d\d ! |error|\[exit/m);
+  await terminal.type("", "C-d");
+  assert.equal(await exitStatus(terminal), 0);
+  idler.close();
 });
 
 /** The others in the long session: five people, each saying 4 lines a second. */
