@@ -259,7 +259,7 @@ class Session {
   #isInputOver = false;
   #inputFailure: string | undefined;
   #isStopped = false;
-  /** What the waiting lines wait for, when it is not the pacer. */
+  /** What the waiting lines wait for, when it is not the pacer: joining, reconnecting. */
   #status = "joining";
   /** The room's lines we saw (as the server's history has them), to show only news after a loss. */
   #seen: string[] = [];
@@ -349,13 +349,13 @@ class Session {
 
   #setStatus(status: string): void {
     this.#status = status;
-    this.#screen.setWaiting(this.#outbox, this.#waitingReason());
+    this.#showWaiting();
   }
 
-  #waitingReason(): string {
-    if (this.#status) return this.#status;
-    const rate = this.#limits.floodRate;
-    return `the server takes ${rate} a second`;
+  /** Shows the lines waiting, and what for: the pacer, or the connection while it is down. */
+  #showWaiting(): void {
+    const reason = this.#status || `the server takes ${this.#limits.floodRate} a second`;
+    this.#screen.setWaiting(this.#outbox, reason, this.#status !== "");
   }
 
   /** Joins over `conn` and chats until it ends; answers how it ended. */
@@ -512,8 +512,7 @@ class Session {
     const bytes = utf8Length(line);
     if (bytes > this.#limits.maxLineBytes) {
       this.#note(
-        `Not sent: that line is ${bytes} bytes and the server takes at most ${this.#limits.maxLineBytes} ` +
-          `(the up arrow brings it back)`,
+        `Not sent: that line is ${bytes} bytes and the server takes at most ${this.#limits.maxLineBytes}`,
         "error",
       );
       return;
@@ -541,7 +540,7 @@ class Session {
         this.#outbox = []; // what was typed after /quit is not sent
       }
     }
-    this.#screen.setWaiting(this.#outbox, this.#waitingReason());
+    this.#showWaiting();
     if (conn && this.#isInputOver && this.#outbox.length === 0 && !this.#isLeaving) {
       this.#isLeaving = true;
       // The server sees us leave, sends what is left, then closes; receive() then ends.

@@ -13,8 +13,11 @@ export interface Screen {
   show(line: string, parsed: ServerLine | undefined): void;
   /** Shows a note from the client itself: an error, news about the connection, or a separator. */
   note(text: string, kind: NoteKind): void;
-  /** The user's lines not sent yet, oldest first (empty when all have gone). */
-  setWaiting(lines: readonly string[], reason: string): void;
+  /**
+   * The user's lines not sent yet, oldest first, and what they wait for; `isOffline` while the
+   * client is not in the room (the reason is worth showing even with no line waiting).
+   */
+  setWaiting(lines: readonly string[], reason: string, isOffline: boolean): void;
   /** Shows a line of the user's that has just been sent, as the room sees it. */
   said(line: string): void;
   /** Tells the screen the user's current name. */
@@ -274,8 +277,12 @@ export function terminalSize(): { columns: number; rows: number } {
 /** Writes all of `text` to the terminal before returning, so that every redraw is whole. */
 function write(text: string): void {
   const bytes = encoder.encode(text);
-  for (let offset = 0; offset < bytes.length;) {
-    offset += Deno.stdout.writeSync(bytes.subarray(offset));
+  try {
+    for (let offset = 0; offset < bytes.length;) {
+      offset += Deno.stdout.writeSync(bytes.subarray(offset));
+    }
+  } catch {
+    // The terminal is gone (hung up): nobody is there to see it, and SIGHUP ends the session.
   }
 }
 
@@ -305,6 +312,7 @@ export class TerminalScreen implements Screen {
   #names = new Map<string, string>();
   #waiting: readonly string[] = [];
   #waitingReason = "";
+  #isOffline = false;
   /** Rows of new lines to print at the next flush. */
   #pending: string[] = [];
   #isFlushQueued = false;
@@ -349,9 +357,10 @@ export class TerminalScreen implements Screen {
     this.#add(new Date(), kind === "error" ? "!" : "-", this.#style.style(style, text));
   }
 
-  setWaiting(lines: readonly string[], reason: string): void {
+  setWaiting(lines: readonly string[], reason: string, isOffline: boolean): void {
     this.#waiting = lines;
     this.#waitingReason = reason;
+    this.#isOffline = isOffline;
     this.#queueFlush();
   }
 
@@ -375,6 +384,7 @@ export class TerminalScreen implements Screen {
     Deno.removeSignalListener("SIGWINCH", this.#onResize);
     Deno.removeSignalListener("SIGCONT", this.#onContinue);
     // Whatever was typed or not sent stays in sight; the cursor goes below it, to a row of its own.
+    this.#isOffline = false;
     const isEmpty = this.#editor.text === "" && this.#waiting.length === 0;
     const live = isEmpty ? [] : this.#live().rows;
     write(
@@ -452,7 +462,11 @@ export class TerminalScreen implements Screen {
     const rows: string[] = [];
     const widths: number[] = [];
     const count = this.#waiting.length;
-    if (count > 0) {
+    if (count === 0 && this.#isOffline) {
+      const row = this.#style.rows(undefined, " ", this.#waitingReason, width)[0]!;
+      rows.push(this.#style.style("dim", row));
+      widths.push(textWidth(row));
+    } else if (count > 0) {
       const room = Math.max(0, Math.floor((this.#height - 2) / 3) - 1);
       const shown = count > room ? Math.max(0, room - 1) : count;
       for (const line of this.#waiting.slice(0, shown)) {

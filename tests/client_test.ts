@@ -405,3 +405,31 @@ Deno.test("client takes every line a server can send, a big room's list and /who
     `error: The server sent a line over ${most} bytes: not shown`,
   );
 });
+
+Deno.test("client paces piped lines within the server's flood limits, refuses a line over its limit, and leaves once all are sent", async () => {
+  // A strict server: 10 at once, 20 a second, and cut off after 5 delayed lines.
+  await using server = startTestServer({
+    floodBurst: 10,
+    floodRate: 20,
+    floodLimit: 5,
+    maxLineBytes: 4000,
+  });
+  await using alice = await joinAs(server.addr.port, "alice");
+  await using emil = clientChild("Emil", server.addr.port);
+  await alice.expect("* Emil has entered the room");
+  const lines = Array.from({ length: 60 }, (_, i) => `piped ${i + 1}`);
+  lines.splice(30, 0, "x".repeat(4001));
+  await emil.write(`${lines.join("\n")}\n`);
+  await emil.closeStdin();
+  for (const line of lines.filter((line) => line.length < 100)) {
+    await alice.expect(`[Emil] ${line}`);
+  }
+  await alice.expect("* Emil has left the room");
+  const end = await emil.finish();
+  assert.equal(end.code, 0);
+  assert.equal(
+    end.stderr,
+    "error: Not sent: that line is 4001 bytes and the server takes at most 4000\n",
+  );
+  assert.doesNotMatch(end.stdout, /Slow down|flooding/);
+});

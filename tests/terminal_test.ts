@@ -128,7 +128,11 @@ Deno.test("terminal: incoming lines are all kept while the typed line wraps, at 
   const rows = (await terminal.screen()).split("\n");
   assert.deepEqual(await terminal.cursor(), { x: 2, y: rows.length - 2 });
 
-  // Narrower: the input is laid out again at 40 columns, and a long line arrives whole, wrapped.
+  // Narrower, with the cursor on the input's last row: the input is laid out again at 40 columns
+  // from its first row (the terminal rewrapped the rows above the cursor), and a long line
+  // arrives whole, wrapped.
+  await terminal.type("", "End");
+  await waitForCursor(terminal, { x: 52, y: rows.length - 1 });
   await terminal.resize(40, 30);
   await terminal.waitFor(/^> a{38}\na{22} b{17}\nb{40}\nb{32}$/m);
   const words = Array.from({ length: 12 }, (_, i) => `word${i}`).join(" ");
@@ -203,7 +207,7 @@ Deno.test("terminal: a long paste waits its turn within the flood limits and arr
   await terminal.paste(`${lines.join("\n")}\n`);
   // While lines wait, they show dimmed, with a count.
   const waiting = await terminal.waitFor(/\d+ waiting to be sent/, { escapes: true });
-  assert.match(waiting, /\x1b\[2m.*line \d+ of the paste/);
+  assert.match(waiting, new RegExp(`${"\x1b"}\\[2m.*line \\d+ of the paste`));
   // The others get all 80, in order, and Emil is neither warned nor cut off.
   await expectLines(alice!, lines.map((line) => `[Emil] ${line}`));
   const screen = await terminal.waitFor(/line 80 of the paste\n>$/, { ms: SLOW_MS });
