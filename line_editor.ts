@@ -169,12 +169,24 @@ export class KeyDecoder {
     return input.length;
   }
 
+  /** Whether input is held back that may be the start of a sequence (see {@linkcode flush}). */
+  get isPending(): boolean {
+    return this.#pending !== "" && !this.#paste;
+  }
+
+  /**
+   * The keys held back when no more input came: a lone ESC was the Escape key after all. (A read
+   * may end between ESC and the rest of its sequence, so ESC alone waits a moment for it.)
+   */
+  flush(): Key[] {
+    const pending = this.#pending;
+    this.#pending = "";
+    return pending === "\x1b" ? [{ kind: "escape" }] : [];
+  }
+
   /** Decodes the escape sequence at the start of `input`; 0 when it is not complete yet. */
   #escape(input: string, keys: Key[]): number {
-    if (input.length === 1) {
-      keys.push({ kind: "escape" }); // a lone ESC: the key itself (sequences come in one write)
-      return 1;
-    }
+    if (input.length === 1) return 0; // ESC alone so far: the Escape key, or a sequence's start
     if (input[1] === "[") {
       if (input.startsWith(PASTE_START)) {
         this.#paste = [];

@@ -4,7 +4,7 @@
  * waiting to be sent stay at the bottom, intact, while the room's lines arrive above them.
  */
 import wrapAnsi from "wrap-ansi";
-import { KeyDecoder, layoutInput, LineEditor, textWidth } from "./line_editor.ts";
+import { type Key, KeyDecoder, layoutInput, LineEditor, textWidth } from "./line_editor.ts";
 import { HELP_LINES, nameKey, parseCommand, type ServerLine } from "./protocol.ts";
 
 /** Where the session's lines appear and where the user's lines come from. */
@@ -38,6 +38,14 @@ const BRACKETED_PASTE_OFF = `${ESC}?2004l`;
 const HIDE_CURSOR = `${ESC}?25l`;
 const SHOW_CURSOR = `${ESC}?25h`;
 const CLEAR_DOWN = `${ESC}J`;
+/**
+ * Terminals disagree on the width of some emoji sequences (tmux counts a skin-tone modifier as two
+ * more columns; grapheme-aware terminals do not). With the terminal's own wrapping off while the
+ * live area is drawn, a row we measured too short is clipped at the edge instead of becoming two
+ * rows, so the live area always takes the rows we counted.
+ */
+const WRAP_OFF = `${ESC}?7l`;
+const WRAP_ON = `${ESC}?7h`;
 
 /** SGR codes for the styles used: [on, off]. */
 const STYLES = {
@@ -177,6 +185,7 @@ class InputQueue {
   #isDone = false;
 
   push(line: string): void {
+    if (this.#isDone) return; // typed after leaving: there is no one to send it
     this.#lines.push(line);
     this.#wake?.();
   }
@@ -293,6 +302,9 @@ function up(rows: number): string {
 function right(columns: number): string {
   return columns > 0 ? `${ESC}${columns}C` : "";
 }
+
+/** How long a lone ESC waits for the rest of an escape sequence before it counts as Escape. */
+const ESCAPE_WAIT_MS = 50;
 
 /** The signals that end the session as Ctrl+D does: the terminal is restored on the way out. */
 const LEAVE_SIGNALS: Deno.Signal[] = ["SIGINT", "SIGTERM", "SIGHUP"];
@@ -441,12 +453,12 @@ export class TerminalScreen implements Screen {
   /** Prints the pending rows above the live area and draws the live area again below them. */
   #draw(): void {
     const live = this.#live();
-    const rows = [...this.#pending, ...live.rows];
-    this.#pending = [];
     const back = live.rows.length - 1 - live.cursorRow;
+    const pending = this.#pending.map((row) => `${row}\r\n`).join("");
+    this.#pending = [];
     write(
-      `${HIDE_CURSOR}${up(this.#cursorRow)}\r${CLEAR_DOWN}${rows.join("\r\n")}` +
-        `${up(back)}\r${right(live.cursorColumn)}${SHOW_CURSOR}`,
+      `${HIDE_CURSOR}${up(this.#cursorRow)}\r${CLEAR_DOWN}${pending}${WRAP_OFF}` +
+        `${live.rows.join("\r\n")}${WRAP_ON}${up(back)}\r${right(live.cursorColumn)}${SHOW_CURSOR}`,
     );
     this.#drawnWidths = live.widths;
     this.#cursorRow = live.cursorRow;
@@ -525,19 +537,29 @@ export class TerminalScreen implements Screen {
   /** Acts on the keys of each read, then draws once: a paste of any size is one redraw. */
   async #readKeys(): Promise<void> {
     const buffer = new Uint8Array(64 * 1024);
+    let escape: ReturnType<typeof setTimeout> | undefined;
     try {
       while (!this.#isClosed) {
         const count = await Deno.stdin.read(buffer);
+        clearTimeout(escape);
         if (count === null) break;
-        for (const key of this.#decoder.decode(buffer.subarray(0, count))) {
-          for (const event of this.#editor.handle(key)) this.#act(event);
+        this.#keys(this.#decoder.decode(buffer.subarray(0, count)));
+        // A lone ESC is the Escape key unless the rest of a sequence follows at once.
+        if (this.#decoder.isPending) {
+          escape = setTimeout(() => this.#keys(this.#decoder.flush()), ESCAPE_WAIT_MS);
         }
-        if (!this.#isClosed) this.#draw();
       }
     } catch {
       // The terminal went away (hung up): leave as at the end of input.
     }
     this.#leave();
+  }
+
+  #keys(keys: Key[]): void {
+    for (const key of keys) {
+      for (const event of this.#editor.handle(key)) this.#act(event);
+    }
+    if (!this.#isClosed) this.#draw();
   }
 
   #act(event: ReturnType<LineEditor["handle"]>[number]): void {
@@ -558,7 +580,13 @@ export class TerminalScreen implements Screen {
         this.#suspend();
         break;
       case "redraw":
-        write(`${ESC}H${ESC}2J`); // Ctrl+L: the screen is cleared; the scrollback keeps all
+        // Ctrl+L: the screen scrolls up a whole height, so what it showed goes to the scrollback
+        // (erasing it would lose what was not there yet), and the live area starts at the top.
+        write(
+          `${up(this.#cursorRow)}\r${CLEAR_DOWN}${ESC}${this.#height};1H${
+            "\n".repeat(this.#height - 1)
+          }${ESC}H`,
+        );
         this.#cursorRow = 0;
         break;
     }

@@ -407,17 +407,13 @@ Deno.test("client takes every line a server can send, a big room's list and /who
 });
 
 Deno.test("client paces piped lines within the server's flood limits, refuses a line over its limit, and leaves once all are sent", async () => {
-  // A strict server: 10 at once, 20 a second, and cut off after 5 delayed lines.
-  await using server = startTestServer({
-    floodBurst: 10,
-    floodRate: 20,
-    floodLimit: 5,
-    maxLineBytes: 4000,
-  });
+  // 10 at once, then 20 a second: without pacing, 70 of the 80 lines would be delayed, and the
+  // 51st delayed one would cut Emil off.
+  await using server = startTestServer({ floodBurst: 10, floodRate: 20, maxLineBytes: 4000 });
   await using alice = await joinAs(server.addr.port, "alice");
   await using emil = clientChild("Emil", server.addr.port);
   await alice.expect("* Emil has entered the room");
-  const lines = Array.from({ length: 60 }, (_, i) => `piped ${i + 1}`);
+  const lines = Array.from({ length: 80 }, (_, i) => `piped ${i + 1}`);
   lines.splice(30, 0, "x".repeat(4001));
   await emil.write(`${lines.join("\n")}\n`);
   await emil.closeStdin();
