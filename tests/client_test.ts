@@ -1,6 +1,7 @@
 /** Tests of client.ts run as a real subprocess: piped, and at a real terminal under tmux. */
 import assert from "node:assert/strict";
 import { nameColor } from "../terminal.ts";
+import { Pacer, seenCount } from "../client.ts";
 import {
   formatHistory,
   formatRoomList,
@@ -428,4 +429,37 @@ Deno.test("client paces piped lines within the server's flood limits, refuses a 
     "error: Not sent: that line is 4001 bytes and the server takes at most 4000\n",
   );
   assert.doesNotMatch(end.stdout, /Slow down|flooding/);
+});
+
+Deno.test("Pacer sends a burst less its headroom, then a little under the rate, and backs off when told", () => {
+  const pacer = new Pacer({ burst: 10, rate: 5 }, 0);
+  const sent = Array.from({ length: 10 }, () => pacer.take(0));
+  assert.deepEqual(sent, [0, 0, 0, 0, 0, 0, 0, 0, 223, 223]); // 8 now, then wait
+  // At 5 a second, with the margin, a token takes 1000 / 4.5 ms: never faster than the server.
+  assert.equal(pacer.take(222), 1);
+  assert.equal(pacer.take(223), 0);
+  // Over a long paste the client never sends more than the server's bucket allows at any time.
+  let time = 223;
+  let count = 9;
+  while (time < 60_000) {
+    const wait = pacer.take(time);
+    if (wait === 0) count++;
+    time += Math.max(wait, 1);
+    assert.ok(count <= 10 + (time * 5) / 1000, `${count} lines by ${time} ms`);
+  }
+  pacer.backOff(time);
+  assert.ok(pacer.take(time) > 0);
+  // A server without flood control: no waiting at all.
+  pacer.setLimits({ burst: 10, rate: 0 }, time);
+  assert.equal(pacer.take(time), 0);
+});
+
+Deno.test("seenCount finds where the history goes past what was seen", () => {
+  const seen = ["[a] 1", "[b] 2", "[a] 3"];
+  assert.equal(seenCount(seen, ["[b] 2", "[a] 3", "[c] new"]), 2);
+  assert.equal(seenCount(seen, ["[x] 0", "[a] 1", "[b] 2", "[a] 3"]), 4);
+  assert.equal(seenCount(seen, ["[c] all new"]), 0); // a restarted server: nothing in common
+  assert.equal(seenCount([], ["[c] new"]), 0);
+  // A repeated line is matched with what came before it, not taken for the last one seen.
+  assert.equal(seenCount(["[a] ok", "[b] hm"], ["[a] ok", "[b] hm", "[a] ok"]), 2);
 });
