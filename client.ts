@@ -2,20 +2,21 @@
  * Terminal chat client: sends your name, then your lines, while printing what the room says.
  *
  * Run it with `deno run -N client.ts NAME [--host HOST] [--port PORT]`; end with Ctrl+D or `/quit`.
- * At a terminal it keeps the line you are typing intact while messages arrive, with line editing
- * and history (`node:readline`), time stamps and a color per name. When stdout is not a terminal it
- * prints the server's lines exactly, one per line, so it can be scripted.
+ * It sends within the flood limits the server states (a paste of any size arrives whole, only
+ * later), refuses a line over the server's line limit itself, and at a terminal reconnects when
+ * the server is lost. The screens are in terminal.ts; when stdout is not a terminal it prints the
+ * server's lines exactly, one per line, so it can be scripted.
  */
-import * as readline from "node:readline";
-import process from "node:process";
-import { styleText } from "node:util";
 import {
   cleanText,
+  type ClientLimits,
+  DEFAULT_MAX_LINE_BYTES,
   DEFAULT_PORT,
   encodeLine,
-  formatLimits,
   LineSplitter,
   LineTooLongError,
+  MAX_LINE_OVERHEAD_BYTES,
+  MAX_MAX_LINE_BYTES,
   nameKey,
   parseCommand,
   parseName,
@@ -23,16 +24,47 @@ import {
   ProtocolError,
   type ServerLine,
   SHUTDOWN_NOTICE,
+  utf8Length,
 } from "./protocol.ts";
+import {
+  LineScreen,
+  type NoteKind,
+  type Screen,
+  stdinLines,
+  TerminalScreen,
+  terminalSize,
+} from "./terminal.ts";
 
 /** Where the client connects when no host is given. */
 export const DEFAULT_CLIENT_HOST = "127.0.0.1";
-/** Longest line accepted from the server: its own lines are far shorter, a hostile one is cut off. */
-const MAX_SERVER_LINE_BYTES = 64 * 1024;
+/**
+ * Longest line accepted from the server: the longest any server of ours can send (its line limit
+ * is at most 2^24 bytes, plus what it adds around a user's text). Longer ones are reported.
+ */
+const MAX_SERVER_LINE_BYTES = MAX_MAX_LINE_BYTES + MAX_LINE_OVERHEAD_BYTES;
 /** How long the server may take to answer our name before we give up on it. */
-const JOIN_TIMEOUT_MS = 15_000;
-/** Lines of your own input that the up arrow brings back. */
-const INPUT_HISTORY_SIZE = 500;
+export const DEFAULT_JOIN_TIMEOUT_MS = 15_000;
+/** Reconnection attempts after the server is lost, at a terminal. */
+export const DEFAULT_RECONNECT_TRIES = 10;
+/** The first wait before reconnecting; each further attempt waits twice as long, up to the most. */
+const RECONNECT_FIRST_MS = 500;
+const RECONNECT_MOST_MS = 15_000;
+/** The limits of a server that does not state its own: the defaults of ours. */
+const DEFAULT_LIMITS: Required<ClientLimits> = {
+  maxLineBytes: DEFAULT_MAX_LINE_BYTES,
+  floodBurst: 10,
+  floodRate: 5,
+};
+/**
+ * Our copy of the server's token bucket refills a little slower than the server's and keeps two
+ * tokens in hand, so that lines bunched up on the way still find a token there: the server counts
+ * from when it reads a line, and a busy server or network reads a burst late and the next line
+ * early (measured: a burst read 50 ms late made the 11th line of a paste wait, at 20 a second).
+ */
+const PACING_MARGIN = 0.9;
+const PACING_HEADROOM = 2;
+/** Lines said in the room that we keep, to tell what was said while we were away from repeats. */
+const SEEN_LINES = 500;
 
 /** An expected way for a chat session to fail (refused, rejected, lost); its message is for the user. */
 export class ClientError extends Error {
@@ -49,21 +81,44 @@ export interface ClientOptions {
   port?: number;
   /** Connect with TLS, trusting these PEM certificates besides the system's. */
   tls?: { caCerts: string[] };
+  /** How long to wait for the server to let us in, in ms (default 15 s). */
+  joinTimeoutMs?: number;
+  /** Attempts to reconnect after losing the server (default 10 at a terminal, 0 otherwise). */
+  reconnectTries?: number;
+}
+
+/** Where to connect. */
+interface Target {
+  hostname: string;
+  port: number;
+  tls?: { caCerts: string[] };
 }
 
 /**
- * Joins the room and chats on stdin and stdout until the user leaves (end of input or `/quit`).
- * Throws a {@linkcode ClientError} when the server cannot be reached, rejects the name or goes away.
+ * Joins the room and chats on stdin and stdout until the user leaves (end of input, `/quit`,
+ * Ctrl+C on an empty line). Throws a {@linkcode ClientError} when the server cannot be reached,
+ * rejects the name, shuts down, or is lost for good.
  */
 export async function runClient(options: ClientOptions): Promise<void> {
   const name = checkName(options.name);
-  const hostname = options.hostname ?? DEFAULT_CLIENT_HOST;
-  const port = options.port ?? DEFAULT_PORT;
-  using conn = await connect({ hostname, port, ...(options.tls ? { tls: options.tls } : {}) });
+  const target: Target = {
+    hostname: options.hostname ?? DEFAULT_CLIENT_HOST,
+    port: options.port ?? DEFAULT_PORT,
+    ...(options.tls ? { tls: options.tls } : {}),
+  };
+  const conn = await connect(target);
   const screen = openScreen();
+  const session = new Session(screen, {
+    name,
+    target,
+    joinTimeoutMs: options.joinTimeoutMs ?? DEFAULT_JOIN_TIMEOUT_MS,
+    reconnectTries: options.reconnectTries ??
+      (screen instanceof PlainScreen ? 0 : DEFAULT_RECONNECT_TRIES),
+  });
   try {
-    await new Session(conn, name, screen).run();
+    await session.run(conn);
   } finally {
+    session.stop();
     screen.close();
   }
 }
@@ -77,10 +132,7 @@ function checkName(name: string): string {
   }
 }
 
-async function connect(
-  options: { hostname: string; port: number; tls?: { caCerts: string[] } },
-): Promise<Deno.TcpConn | Deno.TlsConn> {
-  const { hostname, port, tls } = options;
+async function connect({ hostname, port, tls }: Target): Promise<Deno.TcpConn | Deno.TlsConn> {
   const where = `${hostname}:${port}`;
   let conn: Deno.TcpConn | Deno.TlsConn;
   try {
@@ -109,141 +161,488 @@ async function connect(
   }
 }
 
-/** One chat session: the server's lines go to the screen, the user's lines to the server. */
-class Session {
-  #conn: Deno.TcpConn | Deno.TlsConn;
-  #name: string;
-  #screen: Screen;
-  #joined = Promise.withResolvers<boolean>();
-  #isJoined = false;
-  #isLeaving = false;
-  #isOver = false;
-  /** What ended the session, when it was not the user leaving. */
-  #failure: ClientError | undefined;
+function messageOf(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
 
-  constructor(conn: Deno.TcpConn | Deno.TlsConn, name: string, screen: Screen) {
-    this.#conn = conn;
-    this.#name = name;
-    this.#screen = screen;
-    screen.setName(name);
+/**
+ * The server's flood control as a token bucket of our own: `burst` lines at once, then `rate` a
+ * second. A line is sent only with a token in it, so the server never has to delay one.
+ */
+export class Pacer {
+  #burst: number;
+  #rate: number;
+  #tokens: number;
+  #updatedAt: number;
+
+  constructor(limits: { burst: number; rate: number }, now = performance.now()) {
+    this.#burst = usableBurst(limits.burst);
+    this.#rate = limits.rate;
+    this.#tokens = this.#burst;
+    this.#updatedAt = now;
   }
 
-  /** Joins, then chats until the user leaves; throws a ClientError for any other ending. */
-  async run(): Promise<void> {
-    const noReply = setTimeout(
-      () =>
-        this.#fail(
-          `No reply from the server within ${JOIN_TIMEOUT_MS / 1000} s: is it a chat server?`,
-        ),
-      JOIN_TIMEOUT_MS,
-    );
-    const sending = this.#sendInput();
-    try {
-      await this.#send(this.#name);
-      await this.#receive();
-    } catch (error) {
-      this.#fail(`Connection to the server lost: ${messageOf(error)}`);
-    } finally {
-      clearTimeout(noReply);
-      this.#isOver = true;
-      this.#joined.resolve(false);
-      this.#screen.stopInput();
-      await sending;
-    }
-    if (this.#failure) throw this.#failure;
+  /** Adopts the limits a server states; what was spent stays spent. */
+  setLimits(limits: { burst: number; rate: number }, now = performance.now()): void {
+    this.#refill(now);
+    this.#burst = usableBurst(limits.burst);
+    this.#rate = limits.rate;
+    this.#tokens = Math.min(this.#tokens, this.#burst);
   }
 
-  /** Ends the session with `message`, unless it already ended; closing the socket ends receive(). */
-  #fail(message: string): void {
-    if (this.#isOver || this.#isLeaving) return;
-    this.#failure ??= new ClientError(message);
-    try {
-      this.#conn.close();
-    } catch {
-      // Already closed: the session is ending anyway.
-    }
+  /** The server had to delay a line all the same: send nothing more until a token is earned. */
+  backOff(now = performance.now()): void {
+    this.#refill(now);
+    this.#tokens = Math.min(this.#tokens, 0);
   }
 
-  /** Sends one line, all of it: a write may take only part of the buffer. */
-  async #send(line: string): Promise<void> {
-    const bytes = encodeLine(line);
-    for (let offset = 0; offset < bytes.length;) {
-      offset += await this.#conn.write(bytes.subarray(offset));
+  /** Takes a token and answers 0, or answers how many ms until there is one (taking nothing). */
+  take(now = performance.now()): number {
+    if (this.#rate <= 0) return 0; // the server has no flood control
+    this.#refill(now);
+    if (this.#tokens >= 1) {
+      this.#tokens -= 1;
+      return 0;
     }
+    return Math.ceil((1 - this.#tokens) * 1000 / (this.#rate * PACING_MARGIN));
   }
 
-  /** Shows the room's lines until the server closes; sets the failure unless the user left. */
-  async #receive(): Promise<void> {
-    let rejection: string | undefined;
-    let lastLine = "";
-    const lines = this.#conn.readable.pipeThrough(
-      new LineSplitter({ maxLineBytes: MAX_SERVER_LINE_BYTES }),
-    );
-    for await (const batch of lines) {
-      for (const line of batch) {
-        if (line instanceof LineTooLongError) continue;
-        lastLine = cleanText(line); // a hostile server must not reach the terminal either
-        const parsed = parseServerLine(lastLine);
-        if (!this.#isJoined) {
-          if (parsed?.kind === "error") rejection = parsed.text;
-          if (parsed?.kind !== "room") continue;
-          this.#isJoined = true;
-          this.#joined.resolve(true);
-        }
-        if (parsed?.kind === "rename" && nameKey(parsed.oldName) === nameKey(this.#name)) {
-          this.#name = parsed.newName;
-          this.#screen.setName(parsed.newName);
-        }
-        this.#screen.show(lastLine, parsed);
-      }
-    }
-    if (!this.#isJoined) {
-      this.#fail(rejection ?? "The server closed the connection before we joined");
-    } else {this.#fail(
-        lastLine === SHUTDOWN_NOTICE ? "The server shut down" : "The server closed the connection",
-      );}
-  }
-
-  /** Sends each input line once joined; at the end of input or `/quit`, leaves the room. */
-  async #sendInput(): Promise<void> {
-    if (!await this.#joined.promise) return;
-    try {
-      for await (const line of this.#screen.input()) {
-        if (this.#isOver) return;
-        if (line === undefined) {
-          this.#screen.showError("Line too long: it was not sent");
-        } else if (line.trim() !== "") {
-          if (!await this.#sendTyped(line)) return;
-        }
-      }
-    } catch (error) {
-      return this.#fail(`Cannot read your input: ${messageOf(error)}`);
-    }
-    if (this.#isOver) return;
-    this.#isLeaving = true;
-    // The server sees us leave, sends what is left, then closes; if the connection is already
-    // gone, receive() has ended or is ending.
-    await this.#conn.closeWrite().catch(() => {});
-  }
-
-  /** Sends one typed line; false once the user has quit or the connection is gone. */
-  async #sendTyped(line: string): Promise<boolean> {
-    try {
-      await this.#send(line);
-    } catch {
-      return false; // the connection ended: receive() reports how
-    }
-    if (isQuit(line)) {
-      this.#isLeaving = true; // the server says goodbye and closes
-      return false;
-    }
-    this.#screen.echo(line, this.#name);
-    return true;
+  #refill(now: number): void {
+    const earned = Math.max(0, now - this.#updatedAt) * this.#rate * PACING_MARGIN / 1000;
+    this.#tokens = Math.min(this.#burst, this.#tokens + earned);
+    this.#updatedAt = now;
   }
 }
 
-function messageOf(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
+/** The burst we use of the server's: all but the headroom, at least one line. */
+function usableBurst(burst: number): number {
+  return Math.max(1, burst - PACING_HEADROOM);
+}
+
+/** How one connection ended. */
+type Ending =
+  | { kind: "left" }
+  | { kind: "fatal"; message: string }
+  | { kind: "lost"; message: string; hasJoined: boolean };
+
+/**
+ * What the server stores in its history for a line, to match history against what we saw: a
+ * user's line or action, or `undefined` for anything else.
+ */
+function historyKey(line: ServerLine): string | undefined {
+  if (line.kind === "user") return `[${line.name}] ${line.text}`;
+  if (line.kind === "action") return `* [${line.name}] ${line.text}`;
+}
+
+/**
+ * How many of `history`'s first lines we saw already: the longest start of it that ends with the
+ * last lines we saw, in order. History is the room's latest lines, so what follows is new.
+ */
+export function seenCount(seen: readonly string[], history: readonly string[]): number {
+  for (let end = history.length; end > 0; end--) {
+    const length = Math.min(end, seen.length);
+    if (length === 0) break;
+    let isMatch = true;
+    for (let i = 1; i <= length && isMatch; i++) isMatch = history[end - i] === seen.at(-i);
+    if (isMatch) return end;
+  }
+  return 0;
+}
+
+/**
+ * One chat session, across reconnections: the server's lines go to the screen, the user's lines
+ * wait in the outbox and leave as the pacer allows.
+ */
+class Session {
+  #screen: Screen;
+  #name: string;
+  #target: Target;
+  #joinTimeoutMs: number;
+  #reconnectTries: number;
+  #limits = DEFAULT_LIMITS;
+  #pacer = new Pacer({ burst: DEFAULT_LIMITS.floodBurst, rate: DEFAULT_LIMITS.floodRate });
+  /** Lines typed and not sent yet, oldest first. */
+  #outbox: string[] = [];
+  /** The connection being served, and the one lines go to once joined. */
+  #current: Deno.TcpConn | Deno.TlsConn | undefined;
+  #conn: Deno.TcpConn | Deno.TlsConn | undefined;
+  #writing: Promise<unknown> = Promise.resolve();
+  #pacerTimer: ReturnType<typeof setTimeout> | undefined;
+  /** The user has left (end of input or `/quit` sent): the next end of the connection is theirs. */
+  #isLeaving = false;
+  #isInputOver = false;
+  #inputFailure: string | undefined;
+  #isStopped = false;
+  /** What the waiting lines wait for, when it is not the pacer: joining, reconnecting. */
+  #status = "joining";
+  /** The room's lines we saw (as the server's history has them), to show only news after a loss. */
+  #seen: string[] = [];
+  /** In the room on this connection (its room list came), and on any so far. */
+  #hasJoined = false;
+  #hasEverJoined = false;
+  #wakeReconnect: (() => void) | undefined;
+
+  constructor(
+    screen: Screen,
+    options: { name: string; target: Target; joinTimeoutMs: number; reconnectTries: number },
+  ) {
+    this.#screen = screen;
+    this.#name = options.name;
+    this.#target = options.target;
+    this.#joinTimeoutMs = options.joinTimeoutMs;
+    this.#reconnectTries = options.reconnectTries;
+    screen.setName(options.name);
+  }
+
+  /** Chats until the user leaves; throws a ClientError for any other ending. */
+  async run(first: Deno.TcpConn | Deno.TlsConn): Promise<void> {
+    this.#readInput(); // ends with the process: a pending read of stdin cannot be cancelled
+    let conn: Deno.TcpConn | Deno.TlsConn | undefined = first;
+    let failures = 0;
+    while (conn) {
+      const ending = await this.#serve(conn);
+      if (ending.kind === "left") return;
+      if (ending.kind === "fatal") throw new ClientError(ending.message);
+      if (!this.#hasEverJoined || this.#reconnectTries === 0) {
+        throw new ClientError(ending.message);
+      }
+      if (ending.hasJoined) failures = 0;
+      [conn, failures] = await this.#reconnect(ending.message, failures);
+    }
+  }
+
+  /** Stops timers; lines still waiting are reported. */
+  stop(): void {
+    this.#isStopped = true;
+    clearTimeout(this.#pacerTimer);
+    this.#wakeReconnect?.();
+    if (this.#outbox.length > 0) {
+      const count = this.#outbox.length;
+      this.#screen.note(`${count === 1 ? "1 line was" : `${count} lines were`} not sent`, "error");
+      this.#outbox = [];
+    }
+  }
+
+  /**
+   * Waits and connects again, with backoff, until it works or the attempts run out. Answers the
+   * new connection and the failures so far; `undefined` when the user left meanwhile.
+   */
+  async #reconnect(
+    why: string,
+    failures: number,
+  ): Promise<[Deno.TcpConn | Deno.TlsConn | undefined, number]> {
+    this.#screen.note(`${why}: reconnecting`, "error");
+    let reason = why;
+    while (failures < this.#reconnectTries) {
+      const delay = Math.min(RECONNECT_MOST_MS, RECONNECT_FIRST_MS * 2 ** failures) *
+        (0.75 + Math.random() / 2); // spread out, so that a restarted server is not hit at once
+      failures++;
+      this.#setStatus(
+        `reconnecting (attempt ${failures} of ${this.#reconnectTries} in ${
+          Math.ceil(delay / 1000)
+        } s)`,
+      );
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, delay);
+        this.#wakeReconnect = () => (clearTimeout(timer), resolve());
+      });
+      this.#wakeReconnect = undefined;
+      if (this.#inputFailure) throw new ClientError(this.#inputFailure);
+      if (this.#isLeaving || this.#isStopped) return [undefined, failures];
+      try {
+        return [await connect(this.#target), failures];
+      } catch (error) {
+        reason = messageOf(error);
+      }
+    }
+    const where = `${this.#target.hostname}:${this.#target.port}`;
+    throw new ClientError(
+      `Gave up reconnecting to ${where} after ${this.#reconnectTries} attempts: ${reason}`,
+    );
+  }
+
+  #setStatus(status: string): void {
+    this.#status = status;
+    this.#showWaiting();
+  }
+
+  /** Shows the lines waiting, and what for: the pacer, or the connection while it is down. */
+  #showWaiting(): void {
+    const reason = this.#status || `the server takes ${this.#limits.floodRate} a second`;
+    this.#screen.setWaiting(this.#outbox, reason, this.#status !== "");
+  }
+
+  /** Joins over `conn` and chats until it ends; answers how it ended. */
+  async #serve(conn: Deno.TcpConn | Deno.TlsConn): Promise<Ending> {
+    let noReply = false;
+    const timer = setTimeout(() => {
+      noReply = true;
+      closeQuietly(conn);
+    }, this.#joinTimeoutMs);
+    const join = new JoinReply(this, this.#hasEverJoined);
+    let lastLine = "";
+    let failure: string | undefined;
+    this.#current = conn;
+    try {
+      await send(conn, this.#name);
+      const lines = conn.readable.pipeThrough(
+        new LineSplitter({ maxLineBytes: MAX_SERVER_LINE_BYTES }),
+      );
+      for await (const batch of lines) {
+        for (const line of batch) {
+          if (line instanceof LineTooLongError) {
+            this.#note(
+              `The server sent a line over ${line.maxLineBytes} bytes: not shown`,
+              "error",
+            );
+            continue;
+          }
+          lastLine = cleanText(line); // a hostile server must not reach the terminal either
+          const parsed = parseServerLine(lastLine);
+          if (!join.isDone) {
+            if (join.holds(lastLine, parsed)) continue;
+            if (!this.#hasJoined) {
+              clearTimeout(timer); // in the room: the join timer is done with
+              this.#hasJoined = this.#hasEverJoined = true;
+            }
+            // Once this read's lines are shown (the welcome is with them), lines waiting go out.
+            if (join.isDone) queueMicrotask(() => this.#joined(conn));
+          }
+          this.#receive(lastLine, parsed);
+        }
+      }
+    } catch (error) {
+      failure = `Connection to the server lost: ${messageOf(error)}`;
+    } finally {
+      clearTimeout(timer);
+      this.#current = this.#conn = undefined;
+      this.#hasJoined = false;
+      clearTimeout(this.#pacerTimer);
+      closeQuietly(conn);
+    }
+    return this.#ending({ join, lastLine, noReply, failure });
+  }
+
+  #ending(
+    options: { join: JoinReply; lastLine: string; noReply: boolean; failure: string | undefined },
+  ): Ending {
+    const { join, lastLine, noReply, failure } = options;
+    if (this.#inputFailure) return { kind: "fatal", message: this.#inputFailure };
+    if (this.#isLeaving) return { kind: "left" };
+    if (lastLine === SHUTDOWN_NOTICE) return { kind: "fatal", message: "The server shut down" };
+    const hasJoined = join.hasRoom;
+    if (noReply) {
+      const seconds = this.#joinTimeoutMs / 1000;
+      const message = `No reply from the server within ${seconds} s: is it a chat server?`;
+      return { kind: "lost", hasJoined, message };
+    }
+    if (!hasJoined && join.rejection) {
+      // A name refused at the first join ends it; after a loss it may be our own ghost, still there.
+      return this.#hasEverJoined
+        ? { kind: "lost", hasJoined, message: join.rejection }
+        : { kind: "fatal", message: join.rejection };
+    }
+    const message = failure ??
+      (hasJoined
+        ? "The server closed the connection"
+        : "The server closed the connection before we joined");
+    return { kind: "lost", hasJoined, message };
+  }
+
+  /** The join reply is complete: lines waiting from before go out now. */
+  #joined(conn: Deno.TcpConn | Deno.TlsConn): void {
+    if (this.#current !== conn) return; // it ended meanwhile
+    this.#conn = conn;
+    this.#writing = Promise.resolve();
+    this.#status = "";
+    this.#pump();
+  }
+
+  /** A line from the server once in the room. */
+  #receive(line: string, parsed: ServerLine | undefined): void {
+    if (parsed?.kind === "limits") {
+      this.#limits = { ...DEFAULT_LIMITS, ...parsed.limits };
+      const { floodBurst, floodRate } = this.#limits;
+      this.#pacer.setLimits({ burst: floodBurst, rate: parsed.limits.floodRate ? floodRate : 0 });
+    }
+    // The server's warning that it delays our lines (its wording, from server.ts).
+    if (parsed?.kind === "error" && parsed.text.startsWith("Slow down")) this.#pacer.backOff();
+    if (parsed?.kind === "rename" && nameKey(parsed.oldName) === nameKey(this.#name)) {
+      this.#name = parsed.newName;
+      this.#screen.setName(parsed.newName);
+    }
+    const key = parsed && historyKey(parsed);
+    if (key) this.#remember(key);
+    this.#screen.show(line, parsed);
+  }
+
+  /** Shows what the join reply held back: the history not seen yet, and a separator. */
+  showHistory(lines: { line: string; parsed: ServerLine; key: string }[], isRejoin: boolean): void {
+    const news = isRejoin ? lines.slice(seenCount(this.#seen, lines.map((l) => l.key))) : lines;
+    for (const { line, parsed, key } of news) {
+      this.#remember(key);
+      this.#screen.show(line, parsed);
+    }
+    if (isRejoin) {
+      this.#note(
+        news.length > 0 ? "reconnected: missed lines above" : "reconnected",
+        news.length > 0 ? "separator" : "info",
+      );
+    } else if (news.length > 0) this.#note("history above, live below", "separator");
+  }
+
+  #note(text: string, kind: NoteKind): void {
+    this.#screen.note(text, kind);
+  }
+
+  #remember(key: string): void {
+    this.#seen.push(key);
+    if (this.#seen.length > SEEN_LINES * 2) this.#seen.splice(0, SEEN_LINES);
+  }
+
+  /** Reads the user's lines into the outbox; at the end of input, leaves once the outbox is sent. */
+  async #readInput(): Promise<void> {
+    try {
+      for await (const line of this.#screen.input()) {
+        if (this.#isLeaving) break;
+        this.#queue(line);
+      }
+    } catch (error) {
+      // The session ends with this reason, whatever the connection is doing.
+      this.#inputFailure = `Cannot read your input: ${messageOf(error)}`;
+      this.#wakeReconnect?.();
+      if (this.#current) closeQuietly(this.#current);
+      return;
+    }
+    this.#isInputOver = true;
+    this.#pump();
+    if (!this.#current) {
+      // The user left while we wait to reconnect: stop waiting.
+      this.#isLeaving = true;
+      this.#wakeReconnect?.();
+    }
+  }
+
+  /** A line typed or piped: refused when over the server's limit, else sent in its turn. */
+  #queue(line: string): void {
+    if (this.#isTooLong(line) || line.trim() === "") return;
+    this.#outbox.push(line);
+    this.#pump();
+  }
+
+  /**
+   * Whether a line is over the server's limit, which it is then told. Checked when the line is
+   * typed and again when it is sent: a line piped before the server said its limits is checked
+   * against the defaults first.
+   */
+  #isTooLong(line: string): boolean {
+    const bytes = utf8Length(line);
+    if (bytes <= this.#limits.maxLineBytes) return false;
+    this.#note(
+      `Not sent: that line is ${bytes} bytes and the server takes at most ${this.#limits.maxLineBytes}`,
+      "error",
+    );
+    return true;
+  }
+
+  /** Sends what the pacer allows now, and comes back when the next token is due. */
+  #pump(): void {
+    clearTimeout(this.#pacerTimer);
+    const conn = this.#conn;
+    while (conn && !this.#isLeaving && this.#outbox.length > 0) {
+      const wait = this.#pacer.take();
+      if (wait > 0) {
+        this.#pacerTimer = setTimeout(() => this.#pump(), wait);
+        break;
+      }
+      const line = this.#outbox.shift()!;
+      if (this.#isTooLong(line)) continue;
+      this.#write(conn, line);
+      this.#said(line);
+      if (isQuit(line)) {
+        this.#isLeaving = true; // the server says goodbye and closes
+        this.#outbox = []; // what was typed after /quit is not sent
+      }
+    }
+    this.#showWaiting();
+    if (conn && this.#isInputOver && this.#outbox.length === 0 && !this.#isLeaving) {
+      this.#isLeaving = true;
+      // The server sees us leave, sends what is left, then closes; receive() then ends.
+      this.#writing = this.#writing.then(() => conn.closeWrite()).catch(() => {});
+    }
+  }
+
+  /** Lines go out in order, each whole: a write may take only part of one. */
+  #write(conn: Deno.TcpConn | Deno.TlsConn, line: string): void {
+    this.#writing = this.#writing.then(() => send(conn, line)).catch(() => {
+      // The connection is gone: the read loop reports how.
+    });
+  }
+
+  /** A line handed to the socket: shown as said, and kept to match the history after a loss. */
+  #said(line: string): void {
+    this.#screen.said(line);
+    const command = parseCommandQuietly(line);
+    if (command?.name === "say") this.#remember(`[${this.#name}] ${command.text}`);
+    if (command?.name === "me") this.#remember(`* [${this.#name}] ${command.text}`);
+  }
+}
+
+/**
+ * The server's reply to our name: the greeting, then the room list, the history, the limits and
+ * the welcome. The history is held back until it is complete, so that after a reconnection only
+ * what we did not see is shown.
+ */
+class JoinReply {
+  #session: Session;
+  #isRejoin: boolean;
+  #history: { line: string; parsed: ServerLine; key: string }[] = [];
+  /** The room list came: we are in. */
+  hasRoom = false;
+  /** The history came too, and was shown. */
+  isDone = false;
+  /** The server's reason for refusing us, if it did. */
+  rejection: string | undefined;
+
+  constructor(session: Session, isRejoin: boolean) {
+    this.#session = session;
+    this.#isRejoin = isRejoin;
+  }
+
+  /** Whether a line of the reply is held back (the greeting, a refusal, the history). */
+  holds(line: string, parsed: ServerLine | undefined): boolean {
+    if (!this.hasRoom) {
+      if (parsed?.kind === "error") this.rejection = parsed.text;
+      if (parsed?.kind !== "room") return true;
+      this.hasRoom = true;
+      return false;
+    }
+    if (parsed?.kind === "room") return false;
+    const key = parsed?.kind === "history" ? historyKey(parsed.line) : undefined;
+    if (parsed?.kind === "history" && key) {
+      this.#history.push({ line, parsed, key });
+      return true;
+    }
+    this.isDone = true;
+    this.#session.showHistory(this.#history, this.#isRejoin);
+    return false;
+  }
+}
+
+/** Sends one line, all of it: a write may take only part of the buffer. */
+async function send(conn: Deno.Conn, line: string): Promise<void> {
+  const bytes = encodeLine(line);
+  for (let offset = 0; offset < bytes.length;) {
+    offset += await conn.write(bytes.subarray(offset));
+  }
+}
+
+function closeQuietly(conn: Deno.Conn): void {
+  try {
+    conn.close();
+  } catch {
+    // Already closed (the server's EOF closes the socket): nothing left to release.
+  }
 }
 
 function isQuit(line: string): boolean {
@@ -259,217 +658,39 @@ function parseCommandQuietly(line: string) {
   }
 }
 
-/** Where the session's lines appear and where the user's lines come from. */
-interface Screen {
-  /** Shows a line from the server (parsed when it follows a known form). */
-  show(line: string, parsed: ServerLine | undefined): void;
-  /** Shows what the user just sent, as the others will see it. */
-  echo(line: string, name: string): void;
-  /** Shows a problem with the user's own input. */
-  showError(message: string): void;
-  /** Tells the screen the user's current name. */
-  setName(name: string): void;
-  /** The user's lines; `undefined` for a line that was too long. */
-  input(): AsyncIterable<string | undefined>;
-  /** Stops reading input. */
-  stopInput(): void;
-  /** Restores the terminal. */
-  close(): void;
-}
-
-function openScreen(): Screen {
-  const isTerminal = Deno.stdout.isTerminal();
-  if (!isTerminal) return new PlainScreen();
-  return new TerminalScreen({ color: !Deno.noColor, isInteractive: Deno.stdin.isTerminal() });
-}
-
-/** Reads stdin as lines, the last one kept even without a line end. */
-async function* stdinLines(signal: AbortSignal): AsyncIterable<string | undefined> {
-  const lines = Deno.stdin.readable.pipeThrough(new LineSplitter({ keepPartialLine: true }));
-  const reader = lines.getReader();
-  signal.addEventListener("abort", () => reader.cancel().catch(() => {}), { once: true });
-  try {
-    while (true) {
-      const { value, done } = await reader.read();
-      if (done) return;
-      for (const line of value) yield line instanceof LineTooLongError ? undefined : line;
-    }
-  } finally {
-    reader.releaseLock();
-  }
-}
-
-/** Output for scripts: the server's lines exactly, nothing else on stdout. */
-class PlainScreen implements Screen {
-  #stop = new AbortController();
-  show(line: string): void {
-    console.log(line);
-  }
-  echo(): void {}
-  showError(message: string): void {
-    console.error(`error: ${message}`);
-  }
-  setName(): void {}
-  input(): AsyncIterable<string | undefined> {
-    return stdinLines(this.#stop.signal);
-  }
-  stopInput(): void {
-    this.#stop.abort();
-  }
-  close(): void {}
-}
-
-type Style = Parameters<typeof styleText>[0];
-const NAME_COLORS: Style[] = [
-  "red",
-  "green",
-  "yellow",
-  "blue",
-  "magenta",
-  "cyan",
-  "redBright",
-  "greenBright",
-  "yellowBright",
-  "blueBright",
-  "magentaBright",
-  "cyanBright",
-];
-
-/** The color of a name: a hash of it, so every client shows the same name in the same color. */
-export function nameColor(name: string): Style {
-  let hash = 0x811c9dc5; // FNV-1a, 32 bits
-  for (const char of nameKey(name)) hash = Math.imul(hash ^ char.charCodeAt(0), 0x01000193);
-  return NAME_COLORS[(hash >>> 0) % NAME_COLORS.length]!;
+/** The value of an environment variable we may read, or `undefined` (no permission asked for). */
+function readEnv(name: string): string | undefined {
+  if (Deno.permissions.querySync({ name: "env", variable: name }).state !== "granted") return;
+  return Deno.env.get(name);
 }
 
 /**
- * Output for people: a local time stamp, a gutter mark that tells the kinds of line apart without
- * color (`>` yours, `*` an action, `~` private, `-` the server, `!` an error, `|` history), and a
- * color per name. With an interactive stdin the input line is a `node:readline` prompt that stays
- * intact while lines arrive above it.
+ * The screen for where stdout goes: the server's lines exactly for a pipe or a file; formatted
+ * lines without escapes for TERM=dumb; the live terminal when both ends are a terminal.
  */
-class TerminalScreen implements Screen {
-  #color: boolean;
-  #readline: readline.Interface | undefined;
-  #stop = new AbortController();
-  #name = "";
+function openScreen(): Screen {
+  if (!Deno.stdout.isTerminal()) return new PlainScreen();
+  const width = () => terminalSize().columns;
+  if (readEnv("TERM") === "dumb") return new LineScreen({ color: false, width });
+  if (!Deno.stdin.isTerminal()) return new LineScreen({ color: !Deno.noColor, width });
+  return new TerminalScreen({ color: !Deno.noColor });
+}
 
-  constructor(options: { color: boolean; isInteractive: boolean }) {
-    this.#color = options.color;
-    if (options.isInteractive) {
-      this.#readline = readline.createInterface({
-        input: process.stdin,
-        output: process.stdout,
-        historySize: INPUT_HISTORY_SIZE,
-        removeHistoryDuplicates: true,
-        prompt: "> ",
-      });
-      this.#readline.on("SIGINT", () => this.#readline?.close()); // Ctrl+C leaves like Ctrl+D
-    }
+/** Output for scripts: the server's lines exactly, nothing else on stdout; notes on stderr. */
+class PlainScreen implements Screen {
+  show(line: string): void {
+    console.log(line);
   }
-
-  show(line: string, parsed: ServerLine | undefined): void {
-    if (parsed?.kind === "limits") return; // for pacing, not for people
-    this.#print(this.#render(parsed ?? { kind: "system", text: line }, new Date()));
+  note(text: string, kind: NoteKind): void {
+    if (kind === "error") console.error(`error: ${text}`);
   }
-
-  echo(line: string, name: string): void {
-    if (this.#readline) {
-      // Replace the prompt line that readline left behind with the line as the room sees it.
-      readline.moveCursor(process.stdout, 0, -1);
-      readline.clearLine(process.stdout, 0);
-    }
-    const command = parseCommandQuietly(line);
-    const now = new Date();
-    if (command?.name === "say") {
-      this.#print(this.#format(now, ">", `[${this.#nameText(name, true)}] ${command.text}`));
-    }
-    if (command?.name === "me") {
-      this.#print(this.#format(now, "*", `${this.#nameText(name, true)} ${command.text}`));
-    }
+  setWaiting(): void {}
+  said(): void {}
+  setName(): void {}
+  input(): AsyncIterable<string> {
+    return stdinLines();
   }
-
-  showError(message: string): void {
-    this.#print(this.#format(new Date(), "!", this.#style("red", message)));
-  }
-
-  setName(name: string): void {
-    this.#name = name;
-  }
-
-  input(): AsyncIterable<string | undefined> {
-    if (!this.#readline) return stdinLines(this.#stop.signal);
-    this.#readline.prompt();
-    return this.#readline;
-  }
-
-  stopInput(): void {
-    this.#stop.abort();
-    this.#readline?.close();
-  }
-
-  close(): void {
-    this.#readline?.close();
-  }
-
-  #render(line: ServerLine, time: Date, isHistory = false): string {
-    const format = (mark: string, body: string) => this.#format(time, isHistory ? "|" : mark, body);
-    switch (line.kind) {
-      case "user":
-        return format(" ", `[${this.#nameText(line.name)}] ${line.text}`);
-      case "action":
-        return format("*", `${this.#nameText(line.name)} ${line.text}`);
-      case "private": {
-        const [from, to] = line.direction === "from" ? [line.name, "you"] : ["you", line.name];
-        return format("~", this.#style("magenta", `[${from} -> ${to}] ${line.text}`));
-      }
-      case "history":
-        return this.#style("dim", this.#render(line.line, line.time, true));
-      case "error":
-        return format("!", this.#style("red", line.text));
-      case "rename":
-        return format("-", this.#style("gray", `${line.oldName} is now known as ${line.newName}`));
-      case "room": {
-        const names = line.names.map((name) => this.#nameText(name)).join(", ");
-        const text = line.isContinued
-          ? `Also in the room: ${names}`
-          : names
-          ? `In the room: ${names}`
-          : "Nobody else is here yet";
-        return format("-", this.#style("gray", text));
-      }
-      case "limits":
-        return format("-", this.#style("gray", formatLimits(line.limits).slice(2)));
-      case "system":
-        return format("-", this.#style("gray", line.text));
-    }
-  }
-
-  #format(time: Date, mark: string, body: string): string {
-    const clock = `${String(time.getHours()).padStart(2, "0")}:${
-      String(time.getMinutes()).padStart(2, "0")
-    }`;
-    return `${this.#style("gray", clock)} ${mark} ${body}`;
-  }
-
-  /** A name in its color, in bold when it is the user's own. */
-  #nameText(name: string, isOwn = nameKey(name) === nameKey(this.#name)): string {
-    const colored = this.#style(nameColor(name), name);
-    return isOwn ? this.#style("bold", colored) : colored;
-  }
-
-  #style(style: Style, text: string): string {
-    return this.#color ? styleText(style, text, { validateStream: false }) : text;
-  }
-
-  #print(text: string): void {
-    if (!this.#readline) return void console.log(text);
-    // Clear the prompt line, print above it, then redraw the prompt with what was being typed.
-    readline.cursorTo(process.stdout, 0);
-    readline.clearLine(process.stdout, 0);
-    process.stdout.write(`${text}\n`);
-    this.#readline.prompt(true);
-  }
+  close(): void {}
 }
 
 if (import.meta.main) {

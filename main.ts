@@ -1,6 +1,12 @@
 /** The `chat` command line: `chat server ...` and `chat client NAME ...`, the compiled binary's entry. */
 import { parseArgs } from "node:util";
-import { ClientError, DEFAULT_CLIENT_HOST, runClient } from "./client.ts";
+import {
+  ClientError,
+  DEFAULT_CLIENT_HOST,
+  DEFAULT_JOIN_TIMEOUT_MS,
+  DEFAULT_RECONNECT_TRIES,
+  runClient,
+} from "./client.ts";
 import { ClusterHub, DEFAULT_CLAIM_TTL_MS, redact } from "./cluster.ts";
 import { DEFAULT_HISTORY_SIZE } from "./hub.ts";
 import {
@@ -162,9 +168,16 @@ Client options:
   --port PORT              server port (default ${DEFAULT_PORT})
   --tls                    connect with TLS
   --ca FILE                trust this PEM certificate too (for a self-signed server)
-  Type a line and press Enter to send it; Ctrl+D or /quit leaves. At a terminal you get line
-  editing, your own history (up and down arrows), time stamps and a color per name (none when
-  NO_COLOR is set); when stdout is not a terminal the server's lines are printed exactly.
+  --join-timeout SECONDS   how long the server may take to let you in (default ${
+  DEFAULT_JOIN_TIMEOUT_MS / 1000
+})
+  --reconnect N            attempts to reconnect when the server is lost, 0 for none
+                           (default ${DEFAULT_RECONNECT_TRIES} at a terminal, 0 when stdout is not one)
+  Type a line and press Enter to send it; Ctrl+D, /quit, or Ctrl+C on an empty line leaves
+  (exit code 0). Lines go out as fast as the server allows; the rest wait, shown dimmed. At a
+  terminal: Tab completes names, Up and Down bring back what you sent, Ctrl+R searches it; each
+  line has a time stamp and each name a color (none when NO_COLOR is set or TERM=dumb). When
+  stdout is not a terminal, the server's lines are printed exactly.
 
 Commands (answered by the server, so they work from nc too):
 ${HELP_LINES.map((line) => `  ${line.slice(2)}`).join("\n")}
@@ -218,6 +231,8 @@ const CLIENT_OPTIONS = {
   port: { type: "string" },
   tls: { type: "boolean" },
   ca: { type: "string" },
+  "join-timeout": { type: "string" },
+  reconnect: { type: "string" },
   help: { type: "boolean", short: "h" },
 } as const;
 
@@ -235,13 +250,31 @@ const SERVER_OPTIONS = {
   ...Object.fromEntries(LIMIT_FLAGS.map(({ flag }) => [flag, { type: "string" }])),
 } as const;
 
-/** Runs a `parseArgs` call, turning its complaints into usage errors. */
+/** Runs a `parseArgs` call, turning its complaints into usage errors in our own words. */
 function parse<T>(parser: () => T): T {
   try {
     return parser();
   } catch (error) {
-    throw new UsageError(error instanceof Error ? error.message : String(error));
+    throw new UsageError(parseArgsComplaint(error));
   }
+}
+
+/** `parseArgs`' complaint, said in one short line (its own sentences give advice that misleads). */
+function parseArgsComplaint(error: unknown): string {
+  const message = error instanceof Error ? error.message : String(error);
+  const option = /'(-[^' ]*)/.exec(message)?.[1];
+  const code = (error as { code?: string }).code;
+  if (code === "ERR_PARSE_ARGS_UNKNOWN_OPTION" && option) {
+    return `Unknown option ${JSON.stringify(option)}`;
+  }
+  if (code === "ERR_PARSE_ARGS_INVALID_OPTION_VALUE" && option) {
+    return message.includes("does not take")
+      ? `${option} takes no value`
+      : `${option} needs a value`;
+  }
+  const argument = /^Unexpected argument '(.*)'/.exec(message)?.[1];
+  if (argument !== undefined) return `Unexpected argument ${JSON.stringify(argument)}`;
+  return message.split("\n")[0]!;
 }
 
 /** A number flag's value: whole unless `isSeconds`, where a fraction is fine, within its range. */
@@ -512,12 +545,21 @@ async function clientCommand(args: string[]): Promise<number> {
     ? DEFAULT_PORT
     : number(values.port, { flag: "port", min: 1, max: 65535 });
   if (values.ca !== undefined && !values.tls) throw new UsageError("--ca goes with --tls");
+  const joinTimeout = values["join-timeout"];
+  const joinTimeoutMs = joinTimeout === undefined
+    ? DEFAULT_JOIN_TIMEOUT_MS
+    : number(joinTimeout, { flag: "join-timeout", min: 0.1, max: 3600, isSeconds: true }) * 1000;
+  const reconnectTries = values.reconnect === undefined
+    ? undefined
+    : number(values.reconnect, { flag: "reconnect", min: 0, max: 1000 });
   const caCerts = values.ca === undefined ? [] : [await readPem(values.ca, values)];
   const tls = values.tls ? { caCerts } : undefined;
   await runClient({
     name,
     hostname: values.host ?? DEFAULT_CLIENT_HOST,
     port,
+    joinTimeoutMs,
+    ...(reconnectTries === undefined ? {} : { reconnectTries }),
     ...(tls ? { tls } : {}),
   });
   return 0;

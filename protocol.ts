@@ -207,6 +207,19 @@ export function parseName(line: string): string {
   return name;
 }
 
+/** How many colors names are shown in, by every client of ours (the terminal and the page). */
+export const NAME_COLOR_SLOTS = 12;
+
+/**
+ * Which of the {@linkcode NAME_COLOR_SLOTS} colors a name is shown in: a hash of it regardless of
+ * case (FNV-1a, 32 bits), so that every client shows a name in the same hue.
+ */
+export function nameColorSlot(name: string): number {
+  let hash = 0x811c9dc5;
+  for (const char of nameKey(name)) hash = Math.imul(hash ^ char.charCodeAt(0), 0x01000193);
+  return (hash >>> 0) % NAME_COLOR_SLOTS;
+}
+
 /** The key under which a name is unique: names differ only if they differ regardless of case. */
 export function nameKey(name: string): string {
   return name.toLowerCase();
@@ -455,6 +468,9 @@ export type ServerLine =
   | { kind: "private"; direction: "from" | "to"; name: string; text: string }
   | { kind: "rename"; oldName: string; newName: string }
   | { kind: "room"; names: string[]; isContinued: boolean }
+  | { kind: "join"; name: string; text: string }
+  | { kind: "leave"; name: string; text: string }
+  | { kind: "who"; names: string[]; isContinued: boolean; text: string }
   | { kind: "limits"; limits: ClientLimits }
   | { kind: "history"; time: Date; line: ServerLine }
   | { kind: "error"; text: string }
@@ -465,6 +481,9 @@ const USER_LINE = new RegExp(`^\\[${NAME}\\] (.*)$`, "s");
 const PRIVATE_LINE = new RegExp(`^private (from|to) ${NAME}: (.*)$`, "s");
 const RENAME_LINE = new RegExp(`^${NAME} is now known as ${NAME}$`);
 const HISTORY_LINE = /^history (\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ) (.*)$/s;
+const JOIN_LINE = new RegExp(`^${NAME} has entered the room$`);
+const LEAVE_LINE = new RegExp(`^${NAME} has left the room(?:$|: | \\()`);
+const WHO_LINE = new RegExp(`^(?:\\d+ online:|${WHO_MORE})(?: (.*))?$`);
 
 /** Parses a line the server sent; `undefined` when it follows none of the forms. */
 export function parseServerLine(line: string): ServerLine | undefined {
@@ -504,6 +523,15 @@ export function parseServerLine(line: string): ServerLine | undefined {
         ...(floodRate ? { floodBurst: Number(floodBurst), floodRate: Number(floodRate) } : {}),
       },
     };
+  }
+  const join = JOIN_LINE.exec(text);
+  if (join) return { kind: "join", name: join[1]!, text };
+  const leave = LEAVE_LINE.exec(text);
+  if (leave) return { kind: "leave", name: leave[1]!, text };
+  const who = WHO_LINE.exec(text);
+  if (who) {
+    const names = who[1] ? who[1].split(", ") : [];
+    return { kind: "who", names, isContinued: text.startsWith(WHO_MORE), text };
   }
   return { kind: "system", text };
 }

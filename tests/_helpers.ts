@@ -282,6 +282,16 @@ export async function connectFrom(
   });
 }
 
+/**
+ * Lets one name timeout pass, as a clock the server keeps: a connection that never sends a name,
+ * read until the server closes it. Returns the server's last line to it.
+ */
+export async function waitOutNameTimeout(port: number, ms = DEADLINE_MS): Promise<string> {
+  await using conn = await TestClient.connect(port);
+  const lines = await conn.readToEnd(ms);
+  return lines.at(-1) ?? "";
+}
+
 /** A free loopback port: listens on port 0 and closes, for tests that need nothing listening. */
 export function unusedPort(): number {
   using listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
@@ -456,6 +466,8 @@ export async function startServerProcess(
 }
 
 let tmuxSessions = 0;
+/** How often `Tmux.waitFor` looks at the screen. */
+const POLL_MS = 20;
 
 /**
  * A program running in a real terminal: a tmux server of its own (its own socket), one window of a
@@ -468,16 +480,36 @@ export class Tmux implements AsyncDisposable {
     this.socket = socket;
   }
 
-  /** Starts `command` in a new terminal of `width` x `height`, with `env` added to the environment. */
+  /**
+   * Starts `command` in a new terminal of `width` x `height`, with `env` added to the environment
+   * and `historyLimit` rows of scrollback (tmux keeps 2000 by default). The terminal stays after
+   * the program ends, showing how it ended.
+   */
   static async start(
     command: string[],
-    options: { width?: number; height?: number; env?: Record<string, string> } = {},
+    options: {
+      width?: number;
+      height?: number;
+      env?: Record<string, string>;
+      historyLimit?: number;
+    } = {},
   ): Promise<Tmux> {
     const tmux = new Tmux(`chat-test-${Deno.pid}-${++tmuxSessions}`);
     const env = Object.entries(options.env ?? {}).flatMap((
       [key, value],
     ) => ["-e", `${key}=${value}`]);
+    const history = options.historyLimit
+      ? ["set-option", "-g", "history-limit", String(options.historyLimit), ";"]
+      : [];
     await tmux.#run([
+      "start-server",
+      ";",
+      "set-option",
+      "-g",
+      "remain-on-exit",
+      "on",
+      ";",
+      ...history,
       "new-session",
       "-d",
       "-x",
@@ -487,8 +519,12 @@ export class Tmux implements AsyncDisposable {
       ...env,
       ...command,
     ]);
-    await tmux.#run(["set-option", "remain-on-exit", "on"]);
     return tmux;
+  }
+
+  /** Runs any other tmux command on this terminal, returning what it prints. */
+  command(args: string[]): Promise<string> {
+    return this.#run(args);
   }
 
   /** Types keys: text is typed literally; `keys` are tmux key names such as Enter, C-d or Up. */
@@ -497,32 +533,77 @@ export class Tmux implements AsyncDisposable {
     if (keys.length > 0) await this.#run(["send-keys", ...keys]);
   }
 
+  /**
+   * Pastes `text` as a terminal does: all at once, in bracketed-paste markers when the program
+   * asked for them (`paste-buffer -p`), each LF sent as CR as a real paste does.
+   */
+  async paste(text: string): Promise<void> {
+    await this.#run(["load-buffer", "-b", "test-paste", "-"], text);
+    await this.#run(["paste-buffer", "-p", "-d", "-b", "test-paste"]);
+  }
+
+  /** Resizes the terminal, as a person dragging the window's edge. */
+  async resize(width: number, height: number): Promise<void> {
+    await this.#run(["resize-window", "-x", String(width), "-y", String(height)]);
+  }
+
   /** The visible screen, trailing blank lines removed; with `escapes`, colors and styles included. */
   async screen(options: { escapes?: boolean } = {}): Promise<string> {
     const out = await this.#run(["capture-pane", "-p", ...(options.escapes ? ["-e"] : [])]);
     return out.replace(/\s+$/, "");
   }
 
-  /** Captures the screen until `pattern` matches it, failing after the deadline with what it showed. */
+  /** Everything the terminal holds: the scrollback, then the screen, trailing blank lines removed. */
+  async scrollback(): Promise<string> {
+    const out = await this.#run(["capture-pane", "-p", "-S", "-", "-E", "-"]);
+    return out.replace(/\s+$/, "");
+  }
+
+  /** Where the cursor is on the screen: column and row from 0. */
+  async cursor(): Promise<{ x: number; y: number }> {
+    const out = await this.#run(["display-message", "-p", "#{cursor_x} #{cursor_y}"]);
+    const [x, y] = out.trim().split(" ").map(Number);
+    return { x: x!, y: y! };
+  }
+
+  /** The process id of the program in the terminal. */
+  async pid(): Promise<number> {
+    return Number((await this.#run(["display-message", "-p", "#{pane_pid}"])).trim());
+  }
+
+  /**
+   * Captures the screen until `pattern` matches it, failing after the deadline with what it showed.
+   * It looks every 20 ms: a test machine is shared, and a capture costs a tmux process.
+   */
   async waitFor(
     pattern: RegExp,
-    options: { escapes?: boolean; ms?: number } = {},
+    options: { escapes?: boolean; ms?: number; scrollback?: boolean } = {},
   ): Promise<string> {
     const deadline = Date.now() + (options.ms ?? DEADLINE_MS);
     let screen = "";
-    while (Date.now() < deadline) {
-      screen = await this.screen(options);
+    while (true) {
+      screen = options.scrollback ? await this.scrollback() : await this.screen(options);
       if (pattern.test(screen)) return screen;
+      if (Date.now() >= deadline) break;
+      await new Promise((resolve) => setTimeout(resolve, POLL_MS));
     }
     throw new Error(`Timed out waiting for ${pattern} on the screen:\n${screen}`);
   }
 
-  async #run(args: string[]): Promise<string> {
-    const { code, stdout, stderr } = await new Deno.Command("tmux", {
+  async #run(args: string[], input?: string): Promise<string> {
+    const child = new Deno.Command("tmux", {
       args: ["-L", this.socket, "-f", "/dev/null", ...args],
       cwd: ROOT,
-      stdin: "null",
-    }).output();
+      stdin: input === undefined ? "null" : "piped",
+      stdout: "piped",
+      stderr: "piped",
+    }).spawn();
+    if (input !== undefined) {
+      const writer = child.stdin.getWriter();
+      await writer.write(encoder.encode(input));
+      await writer.close();
+    }
+    const { code, stdout, stderr } = await child.output();
     if (code !== 0) throw new Error(`tmux ${args[0]} failed: ${new TextDecoder().decode(stderr)}`);
     return new TextDecoder().decode(stdout);
   }

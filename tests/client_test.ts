@@ -1,6 +1,15 @@
 /** Tests of client.ts run as a real subprocess: piped, and at a real terminal under tmux. */
 import assert from "node:assert/strict";
-import { nameColor } from "../client.ts";
+import { nameColor } from "../terminal.ts";
+import { Pacer, seenCount } from "../client.ts";
+import {
+  formatHistory,
+  formatRoomList,
+  formatUserLine,
+  formatWho,
+  MAX_LINE_OVERHEAD_BYTES,
+  MAX_MAX_LINE_BYTES,
+} from "../protocol.ts";
 import {
   Child,
   denoChild,
@@ -9,6 +18,7 @@ import {
   TestClient,
   Tmux,
   unusedPort,
+  waitOutNameTimeout,
 } from "./_helpers.ts";
 
 /** The limits line at the default limits. */
@@ -301,4 +311,155 @@ Deno.test("nameColor gives a name the same color whatever its case, and names di
     ["alice", "bob", "carol", "dave", "erin", "frank", "grace", "heidi"].map(nameColor),
   );
   assert.ok(colors.size >= 4, `only ${colors.size} colors for 8 names`);
+});
+
+/** Reads the next line that is not a server notice (`* ...`), and checks it. */
+async function expectSkippingNotices(client: TestClient, expected: string): Promise<void> {
+  let line = await client.readLine();
+  while (line.startsWith("* ")) line = await client.readLine();
+  assert.equal(line, expected);
+}
+
+/** Server time limits made short for the tests that outlive them (seconds on the wire). */
+export const SHORT_LIMITS = { nameTimeoutMs: 1000, writeTimeoutMs: 1000, idleTimeoutMs: 3000 };
+
+Deno.test("client stays in the room past every time limit, its own and the server's, chatting throughout", async () => {
+  await using server = startTestServer(SHORT_LIMITS);
+  const { port } = server.addr;
+  await using alice = await joinAs(port, "alice");
+  // The client's own join timer is the shortest of all: 1 s.
+  await using emil = clientChild("Emil", port, ["--join-timeout", "1"]);
+  await alice.expect("* Emil has entered the room");
+  // A member who says nothing: the idle limit (3 s) closes it while Emil, who talks, stays.
+  await using idler = await joinAs(port, "idler");
+  await alice.expect("* idler has entered the room");
+  for (let tick = 1; tick <= 5; tick++) {
+    // One name timeout (1 s) passes on the server's own clock; then Emil says something.
+    assert.equal(await waitOutNameTimeout(port), "* error: No valid name within 1 seconds");
+    await emil.write(`tick ${tick}\n`);
+    await expectSkippingNotices(alice, `[Emil] tick ${tick}`);
+    await alice.send(`tock ${tick}`); // alice talks too, or the idle limit would close her
+    await emil.stdout.readUntil(`[alice] tock ${tick}`);
+  }
+  // 5 s and more have passed: past the join timer (1 s), the name and write limits (1 s) and the
+  // idle limit (3 s), which closed the idler.
+  assert.ok(
+    emil.stdout.seen.includes("* idler has left the room (idle)"),
+    emil.stdout.seen.join("\n"),
+  );
+  await alice.send("still there?");
+  assert.equal(await emil.stdout.readUntil(/^\[alice\] still/), "[alice] still there?");
+  await emil.write("yes\n");
+  await expectSkippingNotices(alice, "[Emil] yes");
+  await emil.closeStdin();
+  await alice.expect("* Emil has left the room");
+  const end = await emil.finish();
+  assert.equal(end.code, 0);
+  assert.equal(end.stderr, "");
+  idler.close();
+});
+
+Deno.test("client ends its process when the server never lets it in, even with input still open", async () => {
+  // A listener that accepts and says nothing: the join timer must end the client, stdin open or not.
+  using listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  await using emil = clientChild("Emil", listener.addr.port, ["--join-timeout", "0.5"]);
+  await using _conn = new TestClient(await listener.accept());
+  const { code, stdout, stderr } = await emil.finish();
+  assert.equal(code, 1);
+  assert.equal(stdout, "");
+  assert.equal(stderr, "error: No reply from the server within 0.5 s: is it a chat server?\n");
+});
+
+Deno.test("client takes every line a server can send, a big room's list and /who included, and reports one it cannot", async () => {
+  // A server of our own speaks here, so that every size is exact: 3,000 names of 30 characters
+  // (90 KB of names, cut into lines as the real server cuts them) and a history line of 1 MB (a
+  // server with --max-line 1000000 may send one).
+  using listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  await using emil = clientChild("Emil", listener.addr.port);
+  await using conn = new TestClient(await listener.accept());
+  await conn.write("* Welcome to chat! What shall I call you?\n");
+  assert.equal(await conn.readLine(), "Emil");
+  const names = Array.from(
+    { length: 3000 },
+    (_, i) => `member-${String(i).padStart(4, "0")}`.padEnd(30, "x"),
+  );
+  const room = formatRoomList(names);
+  const big = formatHistory(new Date(), formatUserLine("alice", "b".repeat(1_000_000)));
+  await conn.write(`${room.join("\n")}\n${big}\n* Welcome, Emil! 3001 users online\n`);
+  for (const line of room) assert.equal(await emil.stdout.readLine(), line);
+  assert.equal(await emil.stdout.readLine(), big);
+  assert.equal(await emil.stdout.readLine(), "* Welcome, Emil! 3001 users online");
+
+  await emil.write("/who\n");
+  assert.equal(await conn.readLine(), "/who");
+  const who = formatWho(["Emil", ...names]);
+  assert.ok(who.length > 20);
+  await conn.write(`${who.join("\n")}\n`);
+  for (const line of who) assert.equal(await emil.stdout.readLine(), line);
+
+  // Longer than any server of ours sends: reported in one line, and the session goes on.
+  const most = MAX_MAX_LINE_BYTES + MAX_LINE_OVERHEAD_BYTES;
+  await conn.write(`[mallory] ${"z".repeat(most)}\n[alice] after it\n`);
+  assert.equal(await emil.stdout.readLine(), "[alice] after it");
+  assert.equal(
+    await emil.stderr.readLine(),
+    `error: The server sent a line over ${most} bytes: not shown`,
+  );
+});
+
+Deno.test("client paces piped lines within the server's flood limits, refuses a line over its limit, and leaves once all are sent", async () => {
+  // 10 at once, then 20 a second: without pacing, 70 of the 80 lines would be delayed, and the
+  // 51st delayed one would cut Emil off.
+  await using server = startTestServer({ floodBurst: 10, floodRate: 20, maxLineBytes: 4000 });
+  await using alice = await joinAs(server.addr.port, "alice");
+  await using emil = clientChild("Emil", server.addr.port);
+  await alice.expect("* Emil has entered the room");
+  const lines = Array.from({ length: 80 }, (_, i) => `piped ${i + 1}`);
+  lines.splice(30, 0, "x".repeat(4001));
+  await emil.write(`${lines.join("\n")}\n`);
+  await emil.closeStdin();
+  for (const line of lines.filter((line) => line.length < 100)) {
+    await alice.expect(`[Emil] ${line}`);
+  }
+  await alice.expect("* Emil has left the room");
+  const end = await emil.finish();
+  assert.equal(end.code, 0);
+  assert.equal(
+    end.stderr,
+    "error: Not sent: that line is 4001 bytes and the server takes at most 4000\n",
+  );
+  assert.doesNotMatch(end.stdout, /Slow down|flooding/);
+});
+
+Deno.test("Pacer sends a burst less its headroom, then a little under the rate, and backs off when told", () => {
+  const pacer = new Pacer({ burst: 10, rate: 5 }, 0);
+  const sent = Array.from({ length: 10 }, () => pacer.take(0));
+  assert.deepEqual(sent, [0, 0, 0, 0, 0, 0, 0, 0, 223, 223]); // 8 now, then wait
+  // At 5 a second, with the margin, a token takes 1000 / 4.5 ms: never faster than the server.
+  assert.equal(pacer.take(222), 1);
+  assert.equal(pacer.take(223), 0);
+  // Over a long paste the client never sends more than the server's bucket allows at any time.
+  let time = 223;
+  let count = 9;
+  while (time < 60_000) {
+    const wait = pacer.take(time);
+    if (wait === 0) count++;
+    time += Math.max(wait, 1);
+    assert.ok(count <= 10 + (time * 5) / 1000, `${count} lines by ${time} ms`);
+  }
+  pacer.backOff(time);
+  assert.ok(pacer.take(time) > 0);
+  // A server without flood control: no waiting at all.
+  pacer.setLimits({ burst: 10, rate: 0 }, time);
+  assert.equal(pacer.take(time), 0);
+});
+
+Deno.test("seenCount finds where the history goes past what was seen", () => {
+  const seen = ["[a] 1", "[b] 2", "[a] 3"];
+  assert.equal(seenCount(seen, ["[b] 2", "[a] 3", "[c] new"]), 2);
+  assert.equal(seenCount(seen, ["[x] 0", "[a] 1", "[b] 2", "[a] 3"]), 4);
+  assert.equal(seenCount(seen, ["[c] all new"]), 0); // a restarted server: nothing in common
+  assert.equal(seenCount([], ["[c] new"]), 0);
+  // A repeated line is matched with what came before it, not taken for the last one seen.
+  assert.equal(seenCount(["[a] ok", "[b] hm"], ["[a] ok", "[b] hm", "[a] ok"]), 2);
 });

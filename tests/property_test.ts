@@ -272,13 +272,13 @@ Deno.test("parseServerLine reads back every line the server formats", () => {
   );
 });
 
-Deno.test("no user's line or action parses as a server notice, and notices parse as system lines", () => {
+Deno.test("no user's line or action parses as a server notice, and notices parse as notices", () => {
   fc.assert(
     fc.property(name, text, (a, words) => {
       assert.equal(parseServerLine(formatUserLine(a, words))?.kind, "user");
       assert.equal(parseServerLine(formatAction(a, words))?.kind, "action");
-      assert.equal(parseServerLine(formatJoin(a))?.kind, "system");
-      assert.equal(parseServerLine(formatLeave(a))?.kind, "system");
+      assert.equal(parseServerLine(formatJoin(a))?.kind, "join");
+      assert.equal(parseServerLine(formatLeave(a))?.kind, "leave");
     }),
     RUNS,
   );

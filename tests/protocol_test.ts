@@ -10,6 +10,7 @@ import {
   formatLimits,
   formatPrivateFrom,
   formatPrivateTo,
+  formatQuit,
   formatRename,
   formatRoomList,
   formatUserLine,
@@ -208,12 +209,39 @@ Deno.test("parseServerLine reads user and system lines and nothing else", () => 
     name: "bob",
     text: "hi [x] * y",
   });
-  assert.deepEqual(parseServerLine("* bob has entered the room"), {
+  assert.deepEqual(parseServerLine("* Server is shutting down, goodbye"), {
     kind: "system",
-    text: "bob has entered the room",
+    text: "Server is shutting down, goodbye",
   });
   assert.equal(parseServerLine("bob: hi"), undefined);
   assert.equal(parseServerLine("[a b] hi"), undefined);
+});
+
+Deno.test("parseServerLine reads joins, leaves and /who answers, for name completion", () => {
+  assert.deepEqual(parseServerLine(formatJoin("bob")), {
+    kind: "join",
+    name: "bob",
+    text: "bob has entered the room",
+  });
+  for (const line of [formatLeave("bob"), formatLeave("bob", "idle"), formatQuit("bob", "later")]) {
+    assert.deepEqual(parseServerLine(line), { kind: "leave", name: "bob", text: line.slice(2) });
+  }
+  // A leave notice is exact: a longer word or a forged tail is not one.
+  assert.equal(parseServerLine("* bob has left the roomy")?.kind, "system");
+  const names = Array.from({ length: 400 }, (_, i) => `member-${i}-${"x".repeat(20)}`);
+  const who = formatWho(names).map(parseServerLine);
+  assert.ok(who.length > 1);
+  assert.deepEqual(who.map((line) => line?.kind === "who" && line.isContinued), [
+    false,
+    ...Array(who.length - 1).fill(true),
+  ]);
+  assert.deepEqual(who.flatMap((line) => line?.kind === "who" ? line.names : []), names);
+  assert.deepEqual(parseServerLine("* 1 online: bob"), {
+    kind: "who",
+    names: ["bob"],
+    isContinued: false,
+    text: "1 online: bob",
+  });
 });
 
 Deno.test("encodeLine appends one LF", () => {
@@ -279,10 +307,6 @@ Deno.test("parseServerLine tells actions, private messages, renames, history and
     kind: "history",
     time: new Date("2026-01-02T03:04:05Z"),
     line: { kind: "user", name: "bob", text: "hi" },
-  });
-  assert.deepEqual(parseServerLine(formatJoin("bob")), {
-    kind: "system",
-    text: "bob has entered the room",
   });
 });
 

@@ -10,11 +10,12 @@
  */
 import assert from "node:assert/strict";
 import puppeteer, { type Browser, type Page } from "puppeteer-core";
-import { nameColor } from "../client.ts";
+import css from "../web/style.css" with { type: "text" };
+import { NAME_COLORS, nameColor } from "../terminal.ts";
 import type { ChatServer, ServerOptions } from "../server.ts";
 import { startWeb, type WebOptions, type WebServer } from "../web.ts";
-import { firstNewLine, nameSlot, reconnectDelay, Roster, TERMINAL_COLORS } from "../web/room.ts";
-import { parseServerLine } from "../protocol.ts";
+import { firstNewLine, reconnectDelay, Roster } from "../web/room.ts";
+import { nameColorSlot, parseServerLine } from "../protocol.ts";
 import {
   Child,
   DEADLINE_MS,
@@ -650,12 +651,41 @@ Deno.test("shutting down tells WebSocket members and closes their sockets cleanl
 
 // --- the page's own logic, without a browser ---
 
-Deno.test("nameSlot gives every name the terminal client's color", () => {
+/** The hue of an RGB color, in degrees. */
+function hue(hex: string): number {
+  const [r, g, b] = [1, 3, 5].map((i) => parseInt(hex.slice(i, i + 2), 16) / 255) as [
+    number,
+    number,
+    number,
+  ];
+  const max = Math.max(r, g, b);
+  const span = max - Math.min(r, g, b);
+  const h = max === r ? (g - b) / span : max === g ? 2 + (b - r) / span : 4 + (r - g) / span;
+  return (h * 60 + 360) % 360;
+}
+
+/** The RGB of a 256-color palette index in its 6x6x6 cube. */
+function xterm(index: number): string {
+  const levels = [0, 95, 135, 175, 215, 255];
+  const n = index - 16;
+  return `#${
+    [levels[Math.floor(n / 36)]!, levels[Math.floor(n / 6) % 6]!, levels[n % 6]!]
+      .map((level) => level.toString(16).padStart(2, "0")).join("")
+  }`;
+}
+
+Deno.test("the page shows each name in the hue the terminal client gives it, light and dark", () => {
+  const schemes = [...css.matchAll(/--c(\d+): (#[0-9a-f]{6});/g)];
+  assert.equal(schemes.length, 2 * NAME_COLORS.length); // light, then dark
+  for (const [, slot, color] of schemes) {
+    const terminal = hue(xterm(NAME_COLORS[Number(slot)]!));
+    const distance = Math.abs(hue(color!) - terminal);
+    assert.ok(Math.min(distance, 360 - distance) < 12, `slot ${slot}: ${color} and ${terminal}`);
+  }
   for (let i = 0; i < 2000; i++) {
     const name = `${String.fromCharCode(65 + (i % 26))}user_${i.toString(36)}`;
-    assert.equal(TERMINAL_COLORS[nameSlot(name)], nameColor(name), name);
+    assert.equal(NAME_COLORS[nameColorSlot(name)], nameColor(name), name);
   }
-  assert.equal(nameSlot("Emil"), nameSlot("EMIL"));
 });
 
 Deno.test("Roster follows the room list, joins, leaves and renames, and nothing a user says", () => {
@@ -728,7 +758,7 @@ Deno.test("page: two browser pages and a raw TCP client chat in one room, both w
     "#log li.user:not(.own) .name",
     (name) => [...name.classList].find((c) => /^c\d+$/.test(c)),
   );
-  assert.equal(slot, `c${nameSlot("tcpuser")}`);
+  assert.equal(slot, `c${nameColorSlot("tcpuser")}`);
 
   // Who is online follows joins, renames and leaves.
   assert.deepEqual((await roster(anna)).sort(), ["Anna", "Emil", "tcpuser"]);
@@ -958,7 +988,7 @@ Deno.test("page: every text passes WCAG AA contrast in the light and the dark sc
   // A name in each of the twelve colors, and one line of each kind.
   const names: string[] = [];
   for (let i = 0; names.length < 12; i++) {
-    if (!names.some((name) => nameSlot(name) === nameSlot(`n${i}`))) names.push(`n${i}`);
+    if (!names.some((name) => nameColorSlot(name) === nameColorSlot(`n${i}`))) names.push(`n${i}`);
   }
   const clients = await Promise.all(names.map((name) => joinAs(site.port, name)));
   try {

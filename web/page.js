@@ -137,6 +137,12 @@ function parseName(line) {
   }
   return name;
 }
+var NAME_COLOR_SLOTS = 12;
+function nameColorSlot(name) {
+  let hash = 2166136261;
+  for (const char of nameKey(name)) hash = Math.imul(hash ^ char.charCodeAt(0), 16777619);
+  return (hash >>> 0) % NAME_COLOR_SLOTS;
+}
 function nameKey(name) {
   return name.toLowerCase();
 }
@@ -151,6 +157,7 @@ function formatSystemLine(text) {
 }
 var ROOM_LIST = "The room contains:";
 var ROOM_LIST_MORE = "The room also contains:";
+var WHO_MORE = "also online:";
 var LIMITS_LINE = /^Limits: lines of up to (\d+) bytes(?:, (\d+) at once, then (\d+(?:\.\d+)?) a second)?$/;
 function formatAction(name, text) {
   return formatSystemLine(`[${name}] ${text}`);
@@ -228,6 +235,9 @@ var USER_LINE = new RegExp(`^\\[${NAME}\\] (.*)$`, "s");
 var PRIVATE_LINE = new RegExp(`^private (from|to) ${NAME}: (.*)$`, "s");
 var RENAME_LINE = new RegExp(`^${NAME} is now known as ${NAME}$`);
 var HISTORY_LINE = /^history (\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ) (.*)$/s;
+var JOIN_LINE = new RegExp(`^${NAME} has entered the room$`);
+var LEAVE_LINE = new RegExp(`^${NAME} has left the room(?:$|: | \\()`);
+var WHO_LINE = new RegExp(`^(?:\\d+ online:|${WHO_MORE})(?: (.*))?$`);
 function parseServerLine(line) {
   const user = USER_LINE.exec(line);
   if (user) return {
@@ -301,6 +311,28 @@ function parseServerLine(line) {
       }
     };
   }
+  const join = JOIN_LINE.exec(text);
+  if (join) return {
+    kind: "join",
+    name: join[1],
+    text
+  };
+  const leave = LEAVE_LINE.exec(text);
+  if (leave) return {
+    kind: "leave",
+    name: leave[1],
+    text
+  };
+  const who = WHO_LINE.exec(text);
+  if (who) {
+    const names = who[1] ? who[1].split(", ") : [];
+    return {
+      kind: "who",
+      names,
+      isContinued: text.startsWith(WHO_MORE),
+      text
+    };
+  }
   return {
     kind: "system",
     text
@@ -310,28 +342,6 @@ var SLAB_BYTES = 64 * 1024;
 var slab = new Uint8Array(SLAB_BYTES);
 
 // web/room.ts
-var TERMINAL_COLORS = [
-  "red",
-  "green",
-  "yellow",
-  "blue",
-  "magenta",
-  "cyan",
-  "redBright",
-  "greenBright",
-  "yellowBright",
-  "blueBright",
-  "magentaBright",
-  "cyanBright"
-];
-function nameSlot(name) {
-  let hash = 2166136261;
-  for (const char of nameKey(name)) hash = Math.imul(hash ^ char.charCodeAt(0), 16777619);
-  return (hash >>> 0) % TERMINAL_COLORS.length;
-}
-var NAME2 = "([A-Za-z0-9_-]{1,32})";
-var JOIN = new RegExp(`^${NAME2} has entered the room$`);
-var LEAVE = new RegExp(`^${NAME2} has left the room(?:$|: | \\()`);
 var Roster = class {
   #names = /* @__PURE__ */ new Map();
   /** The names in the order they came, yours not included. */
@@ -351,12 +361,11 @@ var Roster = class {
         if (!this.#names.delete(nameKey(line.oldName))) return false;
         this.#names.set(nameKey(line.newName), line.newName);
         return true;
-      case "system": {
-        const joined2 = JOIN.exec(line.text);
-        if (joined2) return this.#names.set(nameKey(joined2[1]), joined2[1]), true;
-        const left = LEAVE.exec(line.text);
-        return left ? this.#names.delete(nameKey(left[1])) : false;
-      }
+      case "join":
+        this.#names.set(nameKey(line.name), line.name);
+        return true;
+      case "leave":
+        return this.#names.delete(nameKey(line.name));
       default:
         return false;
     }
@@ -604,7 +613,8 @@ function remember(line, options) {
 }
 function render(line, options, time = /* @__PURE__ */ new Date()) {
   const item = document.createElement("li");
-  item.className = `line ${line.kind}`;
+  const isNotice = line.kind === "join" || line.kind === "leave" || line.kind === "who";
+  item.className = `line ${isNotice ? "system" : line.kind}`;
   if (options.isOwn) item.classList.add("own");
   if (line.kind === "history") {
     const inner = render(line.line, {
@@ -650,6 +660,9 @@ function render(line, options, time = /* @__PURE__ */ new Date()) {
     case "error":
       item.append(span("mark", "!"), span("text", line.text));
       break;
+    case "join":
+    case "leave":
+    case "who":
     case "system":
       item.append(span("text", line.text));
       break;
@@ -663,7 +676,7 @@ function span(className, text) {
   return element2;
 }
 function nameTag(name) {
-  const tag = span(`name c${nameSlot(name)}`, name);
+  const tag = span(`name c${nameColorSlot(name)}`, name);
   if (nameKey(name) === nameKey(state.name)) tag.classList.add("self");
   return tag;
 }

@@ -9,13 +9,14 @@
 import {
   formatAction,
   formatUserLine,
+  nameColorSlot,
   nameKey,
   parseCommand,
   parseServerLine,
   type ServerLine,
   utf8Length,
 } from "../protocol.ts";
-import { firstNewLine, nameSlot, reconnectDelay, Roster } from "./room.ts";
+import { firstNewLine, reconnectDelay, Roster } from "./room.ts";
 
 /** Lines the page keeps; older ones are removed, so a long session does not grow without end. */
 const MAX_LINES = 2000;
@@ -274,7 +275,9 @@ function remember(line: ServerLine, options: ShowOptions): void {
 
 function render(line: ServerLine, options: ShowOptions, time = new Date()): HTMLLIElement {
   const item = document.createElement("li");
-  item.className = `line ${line.kind}`;
+  // Joins, leaves and /who answers are server notices like any other to look at.
+  const isNotice = line.kind === "join" || line.kind === "leave" || line.kind === "who";
+  item.className = `line ${isNotice ? "system" : line.kind}`;
   if (options.isOwn) item.classList.add("own");
   if (line.kind === "history") {
     const inner = render(line.line, { raw: "" }, line.time);
@@ -316,6 +319,9 @@ function render(line: ServerLine, options: ShowOptions, time = new Date()): HTML
     case "error":
       item.append(span("mark", "!"), span("text", line.text));
       break;
+    case "join":
+    case "leave":
+    case "who":
     case "system":
       item.append(span("text", line.text));
       break;
@@ -332,7 +338,7 @@ function span(className: string, text: string): HTMLSpanElement {
 
 /** A name in its color (the terminal client's hue), marked when it is yours. */
 function nameTag(name: string): HTMLSpanElement {
-  const tag = span(`name c${nameSlot(name)}`, name);
+  const tag = span(`name c${nameColorSlot(name)}`, name);
   if (nameKey(name) === nameKey(state.name)) tag.classList.add("self");
   return tag;
 }

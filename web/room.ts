@@ -1,37 +1,5 @@
-/** What the page knows of the room, with no DOM: name colors, who is online, history to skip. */
+/** What the page knows of the room, with no DOM: who is online, history to skip, reconnecting. */
 import { nameKey, type ServerLine } from "../protocol.ts";
-
-/**
- * The terminal client's name colors, in its order (`NAME_COLORS` in client.ts): a name's slot
- * here is the color it has there, and the page's style sheet gives each slot that color's hue, in a
- * shade that is readable on the light and on the dark background. tests/web_test.ts checks that
- * every name gets the same color in both.
- */
-export const TERMINAL_COLORS = [
-  "red",
-  "green",
-  "yellow",
-  "blue",
-  "magenta",
-  "cyan",
-  "redBright",
-  "greenBright",
-  "yellowBright",
-  "blueBright",
-  "magentaBright",
-  "cyanBright",
-] as const;
-
-/** A name's color slot: FNV-1a of the name regardless of case, as the terminal client hashes it. */
-export function nameSlot(name: string): number {
-  let hash = 0x811c9dc5;
-  for (const char of nameKey(name)) hash = Math.imul(hash ^ char.charCodeAt(0), 0x01000193);
-  return (hash >>> 0) % TERMINAL_COLORS.length;
-}
-
-const NAME = "([A-Za-z0-9_-]{1,32})";
-const JOIN = new RegExp(`^${NAME} has entered the room$`);
-const LEAVE = new RegExp(`^${NAME} has left the room(?:$|: | \\()`);
 
 /**
  * Who is online besides you, kept from the room list at join and the join, leave and rename lines
@@ -56,12 +24,11 @@ export class Roster {
         if (!this.#names.delete(nameKey(line.oldName))) return false;
         this.#names.set(nameKey(line.newName), line.newName);
         return true;
-      case "system": {
-        const joined = JOIN.exec(line.text);
-        if (joined) return this.#names.set(nameKey(joined[1]!), joined[1]!), true;
-        const left = LEAVE.exec(line.text);
-        return left ? this.#names.delete(nameKey(left[1]!)) : false;
-      }
+      case "join":
+        this.#names.set(nameKey(line.name), line.name);
+        return true;
+      case "leave":
+        return this.#names.delete(nameKey(line.name));
       default:
         return false;
     }

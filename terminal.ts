@@ -1,0 +1,613 @@
+/**
+ * The terminal client's screens for people: lines with a time stamp, a mark and a color per name,
+ * wrapped under their text column; at an interactive terminal, the line being typed and the lines
+ * waiting to be sent stay at the bottom, intact, while the room's lines arrive above them.
+ */
+import wrapAnsi from "wrap-ansi";
+import { type Key, KeyDecoder, layoutInput, LineEditor, textWidth } from "./line_editor.ts";
+import { HELP_LINES, nameColorSlot, nameKey, parseCommand, type ServerLine } from "./protocol.ts";
+
+/** Where the session's lines appear and where the user's lines come from. */
+export interface Screen {
+  /** Shows a line from the server (parsed when it follows a known form). */
+  show(line: string, parsed: ServerLine | undefined): void;
+  /** Shows a note from the client itself: an error, news about the connection, or a separator. */
+  note(text: string, kind: NoteKind): void;
+  /**
+   * The user's lines not sent yet, oldest first, and what they wait for; `isOffline` while the
+   * client is not in the room (the reason is worth showing even with no line waiting).
+   */
+  setWaiting(lines: readonly string[], reason: string, isOffline: boolean): void;
+  /** Shows a line of the user's that has just been sent, as the room sees it. */
+  said(line: string): void;
+  /** Tells the screen the user's current name. */
+  setName(name: string): void;
+  /** The user's lines, until the user leaves (end of input, `/quit` is the session's). */
+  input(): AsyncIterable<string>;
+  /** Restores the terminal; the session's last words come after this, on a line of their own. */
+  close(): void;
+}
+
+/** What a note is: a problem, news (reconnecting, reconnected), or a separator line. */
+export type NoteKind = "error" | "info" | "separator";
+
+/** Escape sequences, written by hand: `node:util` styleText has the 16 named colors only. */
+const ESC = "\x1b[";
+const BRACKETED_PASTE_ON = `${ESC}?2004h`;
+const BRACKETED_PASTE_OFF = `${ESC}?2004l`;
+const HIDE_CURSOR = `${ESC}?25l`;
+const SHOW_CURSOR = `${ESC}?25h`;
+const CLEAR_DOWN = `${ESC}J`;
+/**
+ * Terminals disagree on the width of some emoji sequences (tmux counts a skin-tone modifier as two
+ * more columns; grapheme-aware terminals do not). With the terminal's own wrapping off while the
+ * live area is drawn, a row we measured too short is clipped at the edge instead of becoming two
+ * rows, so the live area always takes the rows we counted.
+ */
+const WRAP_OFF = `${ESC}?7l`;
+const WRAP_ON = `${ESC}?7h`;
+
+/** SGR codes for the styles used: [on, off]. */
+const STYLES = {
+  bold: ["1", "22"],
+  dim: ["2", "22"],
+  gray: ["90", "39"],
+  red: ["31", "39"],
+  magenta: ["35", "39"],
+} as const;
+
+type Style = keyof typeof STYLES | number;
+
+/**
+ * Colors for names, from the 256-color palette (whose values are fixed, unlike the 16 named
+ * colors): hues far apart whose contrast is at least 3.8:1 on a black and on a white background
+ * alike (WCAG's formula), so every name is readable on dark and light themes. No bright yellow,
+ * cyan or green, which vanish on white.
+ */
+export const NAME_COLORS: readonly number[] = [160, 130, 100, 64, 28, 30, 31, 27, 63, 98, 129, 162];
+
+/** The 256-color palette index of a name: its slot's color, the same in every client. */
+export function nameColor(name: string): number {
+  return NAME_COLORS[nameColorSlot(name)]!;
+}
+
+/** Columns before a line's text: `HH:MM M `. Wrapped lines continue under the text. */
+const TEXT_COLUMN = 8;
+
+/** How lines look: time stamps, marks, colors (or none), and the user's own name in bold. */
+export class LineStyle {
+  readonly color: boolean;
+  name = "";
+
+  constructor(options: { color: boolean }) {
+    this.color = options.color;
+  }
+
+  /** Wraps `text` in a style, or leaves it alone without color. */
+  style(style: Style, text: string): string {
+    if (!this.color || text === "") return text;
+    const [on, off] = typeof style === "number" ? [`38;5;${style}`, "39"] : STYLES[style];
+    return `${ESC}${on}m${text}${ESC}${off}m`;
+  }
+
+  /** A name in its color, in bold when it is the user's own. */
+  nameText(name: string, isOwn = nameKey(name) === nameKey(this.name)): string {
+    const colored = this.style(nameColor(name), name);
+    return isOwn ? this.style("bold", colored) : colored;
+  }
+
+  /** The mark and text of a server line: the mark tells the kinds apart without color. */
+  render(line: ServerLine, isHistory = false): [mark: string, body: string] {
+    const mark = (kind: string) => isHistory ? "|" : kind;
+    switch (line.kind) {
+      case "user":
+        return [mark(" "), `[${this.nameText(line.name)}] ${line.text}`];
+      case "action":
+        return [mark("*"), `${this.nameText(line.name)} ${line.text}`];
+      case "private": {
+        const [from, to] = line.direction === "from" ? [line.name, "you"] : ["you", line.name];
+        return ["~", this.style("magenta", `[${from} -> ${to}] ${line.text}`)];
+      }
+      case "history": {
+        const [, body] = this.render(line.line, true);
+        return ["|", this.style("dim", body)];
+      }
+      case "error":
+        return ["!", this.style("red", line.text)];
+      case "rename":
+        return ["-", this.style("gray", `${line.oldName} is now known as ${line.newName}`)];
+      case "room": {
+        const names = line.names.map((name) => this.nameText(name)).join(", ");
+        const text = line.isContinued
+          ? `Also in the room: ${names}`
+          : names
+          ? `In the room: ${names}`
+          : "Nobody else is here yet";
+        return ["-", this.style("gray", text)];
+      }
+      case "limits":
+        return ["-", ""];
+      case "join":
+      case "leave":
+      case "who":
+      case "system":
+        return ["-", this.style("gray", line.text)];
+    }
+  }
+
+  /** `HH:MM M body`, wrapped at word boundaries to `width` with continuation rows indented. */
+  rows(time: Date | undefined, mark: string, body: string, width: number): string[] {
+    const clock = time
+      ? `${String(time.getHours()).padStart(2, "0")}:${String(time.getMinutes()).padStart(2, "0")}`
+      : "     ";
+    const prefix = `${this.style("gray", clock)} ${mark} `;
+    if (width < TEXT_COLUMN + 12) return wrapAnsi(prefix + body, width, WRAP).split("\n");
+    const rows = wrapAnsi(body, width - TEXT_COLUMN, WRAP).split("\n");
+    return rows.map((row, i) => (i === 0 ? prefix : " ".repeat(TEXT_COLUMN)) + row);
+  }
+
+  /** The user's own line as the room sees it, or nothing for a command (the server answers). */
+  said(line: string): [mark: string, body: string] | undefined {
+    const command = parseCommandQuietly(line);
+    if (command?.name === "say") {
+      return [">", `[${this.nameText(this.name, true)}] ${command.text}`];
+    }
+    if (command?.name === "me") return ["*", `${this.nameText(this.name, true)} ${command.text}`];
+  }
+}
+
+const WRAP = { hard: true, trim: true } as const;
+
+function parseCommandQuietly(line: string) {
+  try {
+    return parseCommand(line);
+  } catch {
+    return undefined; // the server says what is wrong with it
+  }
+}
+
+/** What `/help` shows: the server's commands as this client shows them, and its keys. */
+export const CLIENT_HELP: readonly string[] = [
+  ...HELP_LINES.map((line) =>
+    line.slice(2).replace("shown as * [NAME] TEXT", "shown as * NAME TEXT")
+  ),
+  "Tab               complete a name (at the start of a line, after /msg)",
+  "Up, Down          the lines you sent; Ctrl+R searches them",
+  "Ctrl+C            clear the line; on an empty line, leave (like Ctrl+D)",
+];
+
+/** A queue of lines from the keyboard, read by the session. */
+class InputQueue {
+  #lines: string[] = [];
+  #wake: (() => void) | undefined;
+  #isDone = false;
+
+  push(line: string): void {
+    if (this.#isDone) return; // typed after leaving: there is no one to send it
+    this.#lines.push(line);
+    this.#wake?.();
+  }
+
+  end(): void {
+    this.#isDone = true;
+    this.#wake?.();
+  }
+
+  async *[Symbol.asyncIterator](): AsyncIterator<string> {
+    while (true) {
+      const line = this.#lines.shift();
+      if (line !== undefined) {
+        yield line;
+        continue;
+      }
+      if (this.#isDone) return;
+      await new Promise<void>((resolve) => this.#wake = resolve);
+      this.#wake = undefined;
+    }
+  }
+}
+
+/** Reads stdin as lines (a pipe, a file, or a terminal in its own line mode). */
+export async function* stdinLines(): AsyncIterable<string> {
+  const decoder = new TextDecoder();
+  const buffer = new Uint8Array(64 * 1024);
+  let text = "";
+  while (true) {
+    const count = await Deno.stdin.read(buffer);
+    if (count === null) break;
+    text += decoder.decode(buffer.subarray(0, count), { stream: true });
+    const lines = text.split("\n");
+    text = lines.pop()!;
+    for (const line of lines) yield line.endsWith("\r") ? line.slice(0, -1) : line;
+  }
+  text += decoder.decode();
+  if (text !== "") yield text;
+}
+
+/**
+ * For a terminal that takes no escapes (TERM=dumb) or input that is not a terminal: each line
+ * printed once, formatted, with colors only when `color` is set; input read line by line.
+ */
+export class LineScreen implements Screen {
+  #style: LineStyle;
+  #width: () => number;
+
+  constructor(options: { color: boolean; width: () => number }) {
+    this.#style = new LineStyle(options);
+    this.#width = options.width;
+  }
+
+  show(line: string, parsed: ServerLine | undefined): void {
+    if (parsed?.kind === "limits") return; // for pacing, not for people
+    this.#print(new Date(), ...this.#style.render(parsed ?? { kind: "system", text: line }));
+  }
+
+  note(text: string, kind: NoteKind): void {
+    if (kind === "separator") return this.#print(undefined, "-", this.#style.style("gray", text));
+    this.#print(
+      new Date(),
+      kind === "error" ? "!" : "-",
+      this.#style.style(kind === "error" ? "red" : "gray", text),
+    );
+  }
+
+  setWaiting(): void {}
+
+  said(line: string): void {
+    const said = this.#style.said(line);
+    if (said) this.#print(new Date(), ...said);
+  }
+
+  setName(name: string): void {
+    this.#style.name = name;
+  }
+
+  input(): AsyncIterable<string> {
+    return stdinLines();
+  }
+
+  close(): void {}
+
+  #print(time: Date | undefined, mark: string, body: string): void {
+    console.log(this.#style.rows(time, mark, body, this.#width()).join("\n"));
+  }
+}
+
+const encoder = new TextEncoder();
+
+/** The terminal's size; a terminal that says 0 (some serial consoles) is taken as 80 x 24. */
+export function terminalSize(): { columns: number; rows: number } {
+  const { columns, rows } = Deno.consoleSize();
+  return { columns: columns || 80, rows: rows || 24 };
+}
+
+/** Writes all of `text` to the terminal before returning, so that every redraw is whole. */
+function write(text: string): void {
+  const bytes = encoder.encode(text);
+  try {
+    for (let offset = 0; offset < bytes.length;) {
+      offset += Deno.stdout.writeSync(bytes.subarray(offset));
+    }
+  } catch {
+    // The terminal is gone (hung up): nobody is there to see it, and SIGHUP ends the session.
+  }
+}
+
+function up(rows: number): string {
+  return rows > 0 ? `${ESC}${rows}A` : "";
+}
+
+function right(columns: number): string {
+  return columns > 0 ? `${ESC}${columns}C` : "";
+}
+
+/** How long a lone ESC waits for the rest of an escape sequence before it counts as Escape. */
+const ESCAPE_WAIT_MS = 50;
+
+/** The signals that end the session as Ctrl+D does: the terminal is restored on the way out. */
+const LEAVE_SIGNALS: Deno.Signal[] = ["SIGINT", "SIGTERM", "SIGHUP"];
+
+/**
+ * An interactive terminal. Below the room's lines sits the live area: the lines waiting to be
+ * sent (dimmed, with a count) and the line being typed, laid out in rows by us. Printing moves to
+ * the top of the live area, clears to the end of the screen, writes the new lines and draws the
+ * live area again, all in one write: no line is overwritten, and the live area never reaches the
+ * scrollback. Input is raw (each key as it is typed), with bracketed paste.
+ */
+export class TerminalScreen implements Screen {
+  #style: LineStyle;
+  #editor: LineEditor;
+  #decoder = new KeyDecoder();
+  #input = new InputQueue();
+  #names = new Map<string, string>();
+  #waiting: readonly string[] = [];
+  #waitingReason = "";
+  #isOffline = false;
+  /** Rows of new lines to print at the next flush. */
+  #pending: string[] = [];
+  #isFlushQueued = false;
+  #width: number;
+  #height: number;
+  /** The live area as last drawn: the width of each row, and the row the cursor is on. */
+  #drawnWidths: number[] = [];
+  #cursorRow = 0;
+  #cursorColumn = 0;
+  #isClosed = false;
+  #onSignal = () => this.#leave();
+  #onResize = () => this.#resize();
+  #onContinue = () => this.#resume();
+
+  constructor(options: { color: boolean }) {
+    this.#style = new LineStyle(options);
+    this.#editor = new LineEditor({ names: () => this.#names.values() });
+    ({ columns: this.#width, rows: this.#height } = terminalSize());
+    Deno.stdin.setRaw(true);
+    write(BRACKETED_PASTE_ON);
+    for (const signal of LEAVE_SIGNALS) Deno.addSignalListener(signal, this.#onSignal);
+    Deno.addSignalListener("SIGWINCH", this.#onResize);
+    Deno.addSignalListener("SIGCONT", this.#onContinue);
+    this.#draw();
+    this.#readKeys();
+  }
+
+  show(line: string, parsed: ServerLine | undefined): void {
+    if (parsed) this.#track(parsed);
+    if (parsed?.kind === "limits") return; // for pacing, not for people
+    this.#add(new Date(), ...this.#style.render(parsed ?? { kind: "system", text: line }));
+  }
+
+  note(text: string, kind: NoteKind): void {
+    if (kind === "separator") {
+      const label = ` ${text} `;
+      const side = Math.max(0, Math.floor((this.#width - TEXT_COLUMN - textWidth(label)) / 2));
+      const rule = "─".repeat(side);
+      return this.#add(undefined, " ", this.#style.style("gray", `${rule}${label}${rule}`));
+    }
+    const style = kind === "error" ? "red" : "gray";
+    this.#add(new Date(), kind === "error" ? "!" : "-", this.#style.style(style, text));
+  }
+
+  setWaiting(lines: readonly string[], reason: string, isOffline: boolean): void {
+    this.#waiting = lines;
+    this.#waitingReason = reason;
+    this.#isOffline = isOffline;
+    this.#queueFlush();
+  }
+
+  said(line: string): void {
+    const said = this.#style.said(line);
+    if (said) this.#add(new Date(), ...said);
+  }
+
+  setName(name: string): void {
+    this.#style.name = name;
+  }
+
+  input(): AsyncIterable<string> {
+    return this.#input;
+  }
+
+  close(): void {
+    if (this.#isClosed) return;
+    this.#isClosed = true;
+    for (const signal of LEAVE_SIGNALS) Deno.removeSignalListener(signal, this.#onSignal);
+    Deno.removeSignalListener("SIGWINCH", this.#onResize);
+    Deno.removeSignalListener("SIGCONT", this.#onContinue);
+    // Whatever was typed or not sent stays in sight; the cursor goes below it, to a row of its own.
+    this.#isOffline = false;
+    const isEmpty = this.#editor.text === "" && this.#waiting.length === 0;
+    const live = isEmpty ? [] : this.#live().rows;
+    write(
+      `${HIDE_CURSOR}${up(this.#cursorRow)}\r${CLEAR_DOWN}${
+        this.#pending.map((row) => `${row}\r\n`).join("")
+      }` +
+        live.map((row) => `${row}\r\n`).join("") + `${BRACKETED_PASTE_OFF}${SHOW_CURSOR}`,
+    );
+    this.#pending = [];
+    Deno.stdin.setRaw(false);
+  }
+
+  /** Keeps the names that Tab completes up to date from what the room says. */
+  #track(line: ServerLine): void {
+    const add = (name: string) => {
+      if (nameKey(name) !== nameKey(this.#style.name)) this.#names.set(nameKey(name), name);
+    };
+    switch (line.kind) {
+      case "room":
+      case "who":
+        if (!line.isContinued) this.#names.clear();
+        line.names.forEach(add);
+        break;
+      case "join":
+      case "user":
+      case "action":
+        add(line.name);
+        break;
+      case "leave":
+        this.#names.delete(nameKey(line.name));
+        break;
+      case "rename":
+        this.#names.delete(nameKey(line.oldName));
+        add(line.newName);
+        break;
+    }
+  }
+
+  #add(time: Date | undefined, mark: string, body: string): void {
+    this.#pending.push(...this.#style.rows(time, mark, body, this.#width));
+    this.#queueFlush();
+  }
+
+  /** Lines that arrive together are drawn together, in one write. */
+  #queueFlush(): void {
+    if (this.#isFlushQueued || this.#isClosed) return;
+    this.#isFlushQueued = true;
+    queueMicrotask(() => {
+      this.#isFlushQueued = false;
+      if (!this.#isClosed) this.#draw();
+    });
+  }
+
+  /** Prints the pending rows above the live area and draws the live area again below them. */
+  #draw(): void {
+    const live = this.#live();
+    const back = live.rows.length - 1 - live.cursorRow;
+    const pending = this.#pending.map((row) => `${row}\r\n`).join("");
+    this.#pending = [];
+    write(
+      `${HIDE_CURSOR}${up(this.#cursorRow)}\r${CLEAR_DOWN}${pending}${WRAP_OFF}` +
+        `${live.rows.join("\r\n")}${WRAP_ON}${up(back)}\r${right(live.cursorColumn)}${SHOW_CURSOR}`,
+    );
+    this.#drawnWidths = live.widths;
+    this.#cursorRow = live.cursorRow;
+    this.#cursorColumn = live.cursorColumn;
+  }
+
+  /**
+   * The live area: waiting lines (as many as a third of the screen holds, then a count), then the
+   * input, shown whole when it fits and otherwise as the rows around the cursor.
+   */
+  #live(): { rows: string[]; widths: number[]; cursorRow: number; cursorColumn: number } {
+    const width = this.#width;
+    const rows: string[] = [];
+    const widths: number[] = [];
+    const count = this.#waiting.length;
+    if (count === 0 && this.#isOffline) {
+      const row = this.#style.rows(undefined, " ", this.#waitingReason, width)[0]!;
+      rows.push(this.#style.style("dim", row));
+      widths.push(textWidth(row));
+    } else if (count > 0) {
+      const room = Math.max(0, Math.floor((this.#height - 2) / 3) - 1);
+      const shown = count > room ? Math.max(0, room - 1) : count;
+      for (const line of this.#waiting.slice(0, shown)) {
+        const [mark, body] = this.#style.said(line) ?? [">", line];
+        const row = this.#style.rows(undefined, mark, body, width)[0]!;
+        rows.push(this.#style.style("dim", row));
+        widths.push(textWidth(row));
+      }
+      const hidden = count > shown && shown > 0 ? `, ${count - shown} not shown` : "";
+      const text = `${count} waiting to be sent${hidden}: ${this.#waitingReason}`;
+      const row = this.#style.rows(undefined, " ", text, width)[0]!;
+      rows.push(this.#style.style("dim", row));
+      widths.push(textWidth(row));
+    }
+    const search = this.#editor.search;
+    const prompt = search
+      ? `(search${search.isFound ? "" : ", no match"}: ${search.query}) `
+      : "> ";
+    const { text, cursor } = this.#editor.shown;
+    const input = layoutInput(prompt, text, cursor, width);
+    // The input keeps at least one row for the room's lines above it; the rest scrolls with the cursor.
+    const most = Math.max(1, this.#height - 1 - rows.length);
+    const first = Math.min(Math.max(0, input.cursorRow - most + 1), input.rows.length - most);
+    const start = Math.max(0, first);
+    const inputRows = input.rows.slice(start, start + most);
+    return {
+      rows: [...rows, ...inputRows],
+      widths: [...widths, ...input.widths.slice(start, start + most)],
+      cursorRow: rows.length + input.cursorRow - start,
+      cursorColumn: input.cursorColumn,
+    };
+  }
+
+  /**
+   * After a resize the terminal has already rewrapped what it shows (tmux, VTE, kitty, iTerm2 and
+   * most others reflow): each row of the live area now takes as many rows as the new width needs,
+   * and the cursor moved with its character. Find the top of the live area from there, then draw it
+   * again at the new width. (A terminal that does not reflow, such as xterm, keeps rows as they
+   * were; narrowing it under a multi-row input may leave a stray row above.)
+   */
+  #resize(): void {
+    const { columns, rows } = terminalSize();
+    if (columns === this.#width && rows === this.#height) return;
+    if (columns < this.#width) {
+      let offset = 0;
+      for (let row = 0; row < this.#cursorRow; row++) {
+        offset += Math.max(1, Math.ceil(this.#drawnWidths[row]! / columns));
+      }
+      this.#cursorRow = offset + Math.floor(this.#cursorColumn / columns);
+    }
+    this.#width = columns;
+    this.#height = rows;
+    this.#draw();
+  }
+
+  /** Acts on the keys of each read, then draws once: a paste of any size is one redraw. */
+  async #readKeys(): Promise<void> {
+    const buffer = new Uint8Array(64 * 1024);
+    let escape: ReturnType<typeof setTimeout> | undefined;
+    try {
+      while (!this.#isClosed) {
+        const count = await Deno.stdin.read(buffer);
+        clearTimeout(escape);
+        if (count === null) break;
+        this.#keys(this.#decoder.decode(buffer.subarray(0, count)));
+        // A lone ESC is the Escape key unless the rest of a sequence follows at once.
+        if (this.#decoder.isPending) {
+          escape = setTimeout(() => this.#keys(this.#decoder.flush()), ESCAPE_WAIT_MS);
+        }
+      }
+    } catch {
+      // The terminal went away (hung up): leave as at the end of input.
+    }
+    this.#leave();
+  }
+
+  #keys(keys: Key[]): void {
+    for (const key of keys) {
+      for (const event of this.#editor.handle(key)) this.#act(event);
+    }
+    if (!this.#isClosed) this.#draw();
+  }
+
+  #act(event: ReturnType<LineEditor["handle"]>[number]): void {
+    switch (event.kind) {
+      case "submit":
+        if (/^\s*\/help\s*$/i.test(event.line)) {
+          for (const line of CLIENT_HELP) {
+            this.#add(undefined, "-", this.#style.style("gray", line));
+          }
+        } else if (event.line.trim() !== "") {
+          this.#input.push(event.line);
+        }
+        break;
+      case "leave":
+        this.#leave();
+        break;
+      case "suspend":
+        this.#suspend();
+        break;
+      case "redraw":
+        // Ctrl+L: the screen scrolls up a whole height, so what it showed goes to the scrollback
+        // (erasing it would lose what was not there yet), and the live area starts at the top.
+        write(
+          `${up(this.#cursorRow)}\r${CLEAR_DOWN}${ESC}${this.#height};1H${
+            "\n".repeat(this.#height - 1)
+          }${ESC}H`,
+        );
+        this.#cursorRow = 0;
+        break;
+    }
+  }
+
+  #leave(): void {
+    this.#input.end();
+  }
+
+  /** Ctrl+Z: the terminal as the shell wants it, stop; on `fg`, raw again and draw everything. */
+  #suspend(): void {
+    write(`${up(this.#cursorRow)}\r${CLEAR_DOWN}${BRACKETED_PASTE_OFF}`);
+    this.#cursorRow = 0;
+    Deno.stdin.setRaw(false);
+    Deno.kill(Deno.pid, "SIGTSTP"); // returns once continued (at once if there is no job control)
+    this.#resume();
+  }
+
+  #resume(): void {
+    if (this.#isClosed) return;
+    Deno.stdin.setRaw(true);
+    write(BRACKETED_PASTE_ON);
+    ({ columns: this.#width, rows: this.#height } = terminalSize());
+    this.#draw();
+  }
+}

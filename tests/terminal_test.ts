@@ -1,0 +1,750 @@
+/**
+ * The terminal client at a real terminal (tmux): typing while others chat fast, wrapped input,
+ * resizes, pastes, pacing, reconnection, exits, completion and search; and the pure parts of
+ * line_editor.ts and terminal.ts.
+ */
+import assert from "node:assert/strict";
+import { KeyDecoder, layoutInput, LineEditor } from "../line_editor.ts";
+import { formatRoomList } from "../protocol.ts";
+import { type ChatServer, type ServerOptions } from "../server.ts";
+import { LineStyle, NAME_COLORS, nameColor } from "../terminal.ts";
+import {
+  DEADLINE_MS,
+  joinAs,
+  startServerProcess,
+  startTestServer,
+  TestClient,
+  Tmux,
+  unusedPort,
+  waitOutNameTimeout,
+  withDeadline,
+} from "./_helpers.ts";
+
+const TIME = String.raw`\d\d:\d\d`;
+
+/** client.ts in a real terminal, started as the README says, with colors unless NO_COLOR is set. */
+function terminalClient(
+  name: string,
+  port: number,
+  options: {
+    width?: number;
+    height?: number;
+    args?: string[];
+    env?: Record<string, string>;
+    historyLimit?: number;
+  } = {},
+): Promise<Tmux> {
+  const env = Object.entries(options.env ?? {}).map(([key, value]) => `${key}=${value}`);
+  // The shell says how the client ended, right after its last words, as a person's shell would,
+  // and stays: tmux 3.3 may blank the screen of a pane whose program has ended.
+  return Tmux.start([
+    "sh",
+    "-c",
+    '"$@"; echo "[exit $?]"; exec sleep 600',
+    "sh",
+    "env",
+    "-u",
+    "NO_COLOR",
+    ...env,
+    Deno.execPath(),
+    "run",
+    "-q",
+    "-N",
+    "--allow-env=TERM",
+    "client.ts",
+    name,
+    "--port",
+    String(port),
+    ...(options.args ?? []),
+  ], {
+    width: options.width ?? 100,
+    height: options.height ?? 30,
+    ...(options.historyLimit ? { historyLimit: options.historyLimit } : {}),
+  });
+}
+
+/** How many lines of `text` match `pattern`. */
+function count(text: string, pattern: RegExp): number {
+  return text.split("\n").filter((line) => pattern.test(line)).length;
+}
+
+/** The client's exit status, once the shell shows it. */
+async function exitStatus(terminal: Tmux): Promise<number> {
+  const screen = await terminal.waitFor(/^\[exit \d+\]$/m, { ms: SLOW_MS });
+  return Number(/^\[exit (\d+)\]$/m.exec(screen)![1]);
+}
+
+/** Starts a server for a terminal test and joins `others` to it, each as a raw client. */
+async function room(
+  options: ServerOptions,
+  ...others: string[]
+): Promise<{ server: ChatServer; clients: TestClient[] }> {
+  const server = startTestServer(options);
+  const clients = [];
+  for (const name of others) clients.push(await joinAs(server.addr.port, name));
+  return { server, clients };
+}
+
+/** Reads lines until `line` comes. */
+async function readUntil(client: TestClient, line: string, ms = DEADLINE_MS): Promise<void> {
+  while (await client.readLine(ms) !== line);
+}
+
+/** Reads lines until `expected` comes, failing on anything from `name` that is not in order. */
+async function expectLines(client: TestClient, expected: string[]): Promise<void> {
+  for (const line of expected) {
+    let got = await client.readLine();
+    while (got.startsWith("* ") && !line.startsWith("* ")) got = await client.readLine();
+    assert.equal(got, line);
+  }
+}
+
+// Lenient deadlines for events that wait on pacing or backoff on a loaded machine.
+const SLOW_MS = 30_000;
+
+Deno.test("terminal: incoming lines are all kept while the typed line wraps, at any width", async () => {
+  const { server, clients: [alice] } = await room({ floodBurst: 200, floodRate: 100 }, "alice");
+  await using _server = server;
+  await using _alice = alice!;
+  await using terminal = await terminalClient("Emil", server.addr.port);
+  await alice!.expect("* Emil has entered the room");
+  await terminal.waitFor(/Welcome, Emil!/);
+  // A line of 152 columns with the prompt: two rows at 100 columns. The cursor goes to its start.
+  const typed = `${"a".repeat(60)} ${"b".repeat(89)}`;
+  await terminal.type(typed, "Home");
+  await terminal.waitFor(/^> a{60} b{37}\nb{52}$/m);
+  await alice!.write(Array.from({ length: 50 }, (_, i) => `burst ${i + 1}\n`).join(""));
+  await terminal.waitFor(/\[alice\] burst 50\n> a/);
+  let all = await terminal.scrollback();
+  for (let i = 1; i <= 50; i++) {
+    assert.equal(
+      count(all, new RegExp(`^${TIME}   \\[alice\\] burst ${i}$`)),
+      1,
+      `burst ${i}\n${all}`,
+    );
+  }
+  assert.equal(count(all, /^> a{60}/), 1, all); // the input, once, never in the scrollback
+  assert.match(all, /\[alice\] burst 50\n> a{60} b{37}\nb{52}$/);
+  const rows = (await terminal.screen()).split("\n");
+  assert.deepEqual(await terminal.cursor(), { x: 2, y: rows.length - 2 });
+
+  // Narrower, with the cursor on the input's last row: the input is laid out again at 40 columns
+  // from its first row (the terminal rewrapped the rows above the cursor), and a long line
+  // arrives whole, wrapped.
+  await terminal.type("", "End");
+  await waitForCursor(terminal, { x: 52, y: rows.length - 1 });
+  await terminal.resize(40, 30);
+  await terminal.waitFor(/^> a{38}\na{22} b{17}\nb{40}\nb{32}$/m);
+  const words = Array.from({ length: 12 }, (_, i) => `word${i}`).join(" ");
+  await alice!.send(`start ${words} end`);
+  const screen = await terminal.waitFor(/ end\n> a{38}\n/);
+  assert.match(screen, /\[alice\] start word0 word1 word2\n {8}word3 word4 word5 word6 word7\n/);
+  all = await terminal.scrollback();
+  assert.equal(count(all, /^> a{38}$/), 1, all);
+  assert.equal(count(all, /^b{40}$/), 1, all);
+
+  // A wide character that does not fit at the end of a row starts the next; Home goes to the start.
+  await terminal.type("", "C-e", "C-u");
+  await terminal.type(`${"x".repeat(37)}日本語`, "Home");
+  await terminal.waitFor(/^> x{37}\n日本語$/m);
+  await alice!.send("after the wide ones");
+  const wide = await terminal.waitFor(/after the wide ones\n> x{37}\n日本語$/);
+  assert.equal(count(await terminal.scrollback(), /^> x{37}$/), 1, wide);
+  const wideRows = wide.split("\n");
+  assert.deepEqual(await terminal.cursor(), { x: 2, y: wideRows.length - 2 });
+  await terminal.type("", "End", "Left");
+  assert.deepEqual(await waitForCursor(terminal, { x: 4, y: wideRows.length - 1 }), {
+    x: 4,
+    y: wideRows.length - 1,
+  });
+});
+
+/** Waits until the cursor is where it is expected (it moves once the client has drawn). */
+async function waitForCursor(
+  terminal: Tmux,
+  expected: { x: number; y: number },
+): Promise<{ x: number; y: number }> {
+  const deadline = Date.now() + DEADLINE_MS;
+  let cursor = await terminal.cursor();
+  while ((cursor.x !== expected.x || cursor.y !== expected.y) && Date.now() < deadline) {
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    cursor = await terminal.cursor();
+  }
+  return cursor;
+}
+
+Deno.test("terminal: a pasted burst of lines shows each once, stamped, in order", async () => {
+  const { server, clients: [alice] } = await room({}, "alice");
+  await using _server = server;
+  await using _alice = alice!;
+  await using terminal = await terminalClient("Emil", server.addr.port);
+  await alice!.expect("* Emil has entered the room");
+  await terminal.waitFor(/Welcome, Emil!/);
+  await terminal.paste("paste line 1\npaste line 2\npaste line 3\npaste line 4\npaste line 5\n");
+  await expectLines(alice!, [1, 2, 3, 4, 5].map((i) => `[Emil] paste line ${i}`));
+  const screen = await terminal.waitFor(/paste line 5\n>$/);
+  for (let i = 1; i <= 5; i++) {
+    assert.equal(count(screen, new RegExp(`^${TIME} > \\[Emil\\] paste line ${i}$`)), 1, screen);
+  }
+  // A paste that does not end with a line end stays typed, for editing.
+  await terminal.paste("one more\nkept");
+  await alice!.expect("[Emil] one more");
+  await terminal.waitFor(/one more\n> kept$/);
+});
+
+Deno.test("terminal: a long paste waits its turn within the flood limits and arrives whole", async () => {
+  // Faster than the defaults so that the test is short; the client paces from the limits line.
+  // Without pacing, 70 of the 80 lines would be delayed and the 51st delayed one cut Emil off.
+  const { server, clients: [alice] } = await room(
+    { floodBurst: 10, floodRate: 20, maxLineBytes: 4000 },
+    "alice",
+  );
+  await using _server = server;
+  await using _alice = alice!;
+  await using terminal = await terminalClient("Emil", server.addr.port);
+  await alice!.expect("* Emil has entered the room");
+  await terminal.waitFor(/Welcome, Emil!/);
+  const lines = Array.from({ length: 80 }, (_, i) => `line ${i + 1} of the paste`);
+  await terminal.paste(`${lines.join("\n")}\n`);
+  // While lines wait, they show dimmed, with a count.
+  const waiting = await terminal.waitFor(/\d+ waiting to be sent/, { escapes: true });
+  assert.match(waiting, new RegExp(`${"\x1b"}\\[2m.*line \\d+ of the paste`));
+  // The others get all 80, in order, and Emil is neither warned nor cut off.
+  await expectLines(alice!, lines.map((line) => `[Emil] ${line}`));
+  const screen = await terminal.waitFor(/line 80 of the paste\n>$/, { ms: SLOW_MS });
+  assert.doesNotMatch(screen, /flooding|waiting|reconnect/);
+  const all = await terminal.scrollback();
+  for (const line of lines) {
+    assert.equal(count(all, new RegExp(`^${TIME} > \\[Emil\\] ${line}$`)), 1, `${line}\n${all}`);
+  }
+
+  // A line over the server's limit is refused by the client: one line, not sent, not shown as said.
+  await terminal.paste(`${"y".repeat(4001)}\n`);
+  await terminal.waitFor(/! Not sent: that line is 4001 bytes and the server takes at most 4000/);
+  await terminal.type("after", "Enter");
+  await alice!.expect("[Emil] after"); // and nothing before it
+  assert.equal(count(await terminal.scrollback(), /y{20}/), 0);
+  // The up arrow brings the refused line back (its last rows show: the cursor is at its end).
+  await terminal.type("", "Up", "Up");
+  await terminal.waitFor(/^y{100}\ny{3}$/m);
+});
+
+/**
+ * A loopback proxy in front of the server, to cut the network under a client while the server
+ * lives on. While it is down it accepts and at once closes what connects.
+ */
+class Proxy implements AsyncDisposable {
+  readonly listener: Deno.TcpListener;
+  #target: number;
+  #links = new Set<Deno.TcpConn>();
+  #tasks = new Set<Promise<void>>();
+  isDown = false;
+
+  constructor(target: number) {
+    this.#target = target;
+    this.listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+    this.#tasks.add(this.#accept());
+  }
+
+  get port(): number {
+    return this.listener.addr.port;
+  }
+
+  /** Cuts every connection through it, as a lost network would. */
+  cut(): void {
+    for (const conn of this.#links) closeQuietly(conn);
+    this.#links.clear();
+  }
+
+  async #accept(): Promise<void> {
+    for await (const conn of this.listener) {
+      if (this.isDown) {
+        closeQuietly(conn);
+        continue;
+      }
+      const task = this.#link(conn);
+      this.#tasks.add(task);
+      task.finally(() => this.#tasks.delete(task));
+    }
+  }
+
+  async #link(client: Deno.TcpConn): Promise<void> {
+    const server = await Deno.connect({ hostname: "127.0.0.1", port: this.#target });
+    this.#links.add(client).add(server);
+    const pipe = async (from: Deno.TcpConn, to: Deno.TcpConn) => {
+      const buffer = new Uint8Array(16 * 1024);
+      try {
+        for (let n = await from.read(buffer); n !== null; n = await from.read(buffer)) {
+          for (let at = 0; at < n;) at += await to.write(buffer.subarray(at, n));
+        }
+      } catch {
+        // Cut: the other direction ends too.
+      }
+      closeQuietly(from);
+      closeQuietly(to);
+    };
+    await Promise.all([pipe(client, server), pipe(server, client)]);
+    this.#links.delete(client);
+    this.#links.delete(server);
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    this.listener.close();
+    this.cut();
+    await Promise.allSettled([...this.#tasks]);
+  }
+}
+
+function closeQuietly(conn: Deno.Conn): void {
+  try {
+    conn.close();
+  } catch {
+    // Already closed.
+  }
+}
+
+Deno.test("terminal: a lost connection is reconnected, keeping the typed line and showing what was missed once", async () => {
+  const { server, clients: [alice] } = await room({ historySize: 50 }, "alice");
+  await using _server = server;
+  await using _alice = alice!;
+  await using proxy = new Proxy(server.addr.port);
+  await using terminal = await terminalClient("Emil", proxy.port);
+  await alice!.expect("* Emil has entered the room");
+  await alice!.send("seen before the loss");
+  await terminal.waitFor(/seen before the loss/);
+  await terminal.type("half typed");
+  await terminal.waitFor(/\n> half typed$/);
+
+  proxy.isDown = true;
+  proxy.cut();
+  await alice!.expect("* Emil has left the room");
+  await terminal.waitFor(/The server closed the connection: reconnecting/);
+  await alice!.send("said while Emil was away");
+  await terminal.type(" and more", "Enter"); // sent once we are back
+  await terminal.waitFor(/1 waiting to be sent: reconnecting/);
+  proxy.isDown = false;
+
+  await alice!.expect("* Emil has entered the room", SLOW_MS);
+  await alice!.expect("[Emil] half typed and more");
+  const screen = await terminal.waitFor(/> \[Emil\] half typed and more\n>$/);
+  assert.match(screen, /said while Emil was away\n.*reconnected: missed lines above/);
+  const all = await terminal.scrollback();
+  assert.equal(count(all, /seen before the loss/), 1, all); // not again from the history
+  assert.equal(count(all, /said while Emil was away/), 1, all);
+
+  // When the server stays away, the client gives up after its attempts, in one line of its own.
+  await using limited = await terminalClient("Ada", proxy.port, { args: ["--reconnect", "2"] });
+  await alice!.expect("* Ada has entered the room");
+  await limited.type("unsent");
+  proxy.isDown = true;
+  proxy.cut();
+  assert.equal(await exitStatus(limited), 1);
+  const end = await limited.screen();
+  assert.match(
+    end,
+    /\n> unsent\n.*\n?error: Gave up reconnecting to 127\.0\.0\.1:\d+ after 2 attempts: /,
+  );
+});
+
+Deno.test("terminal: a server shutdown or a taken name ends the client, with the reason on its own line", async () => {
+  const { server, clients: [alice] } = await room({}, "alice");
+  await using _alice = alice!;
+  await using terminal = await terminalClient("Emil", server.addr.port);
+  await alice!.expect("* Emil has entered the room");
+  await terminal.type("half typed");
+  await terminal.waitFor(/> half typed$/);
+  await server.close();
+  assert.equal(await exitStatus(terminal), 1);
+  assert.match(await terminal.screen(), /\n> half typed\nerror: The server shut down\n/);
+
+  await using again = await startTestServer();
+  await using _bob = await joinAs(again.addr.port, "bob");
+  await using taken = await terminalClient("BOB", again.addr.port);
+  assert.equal(await exitStatus(taken), 1);
+  assert.match(await taken.screen(), /^error: Cannot accept name "BOB": name is taken$/m);
+});
+
+Deno.test("terminal: Ctrl+C clears a typed line, then leaves with exit code 0; Enter on nothing keeps the prompt", async () => {
+  const { server, clients: [alice] } = await room({}, "alice");
+  await using _server = server;
+  await using _alice = alice!;
+  await using terminal = await terminalClient("Emil", server.addr.port);
+  await alice!.expect("* Emil has entered the room");
+  await terminal.waitFor(/Welcome, Emil!.*\n>$/);
+  await terminal.type("", "Enter", "Enter");
+  await alice!.send("still here");
+  const screen = await terminal.waitFor(/still here\n>$/);
+  assert.match(screen, /Welcome, Emil!.*\n.*\[alice\] still here\n>$/); // no empty rows
+  await terminal.type("typed but not sent", "C-c");
+  await terminal.waitFor(/still here\n>$/);
+  await terminal.type("", "C-c");
+  await alice!.expect("* Emil has left the room");
+  assert.equal(await exitStatus(terminal), 0);
+  assert.doesNotMatch(await terminal.screen(), /typed but not sent/);
+});
+
+/** Collects what a terminal program writes, raw, through `tmux pipe-pane` and a loopback socket. */
+async function rawOutput(terminal: Tmux): Promise<{ bytes: () => Promise<string> }> {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  await terminal.command(["pipe-pane", "-o", `ncat 127.0.0.1 ${listener.addr.port}`]);
+  const conn = await withDeadline(listener.accept(), "tmux to pipe the pane");
+  listener.close();
+  return {
+    async bytes() {
+      await terminal.command(["pipe-pane"]); // stops the pipe: ncat ends, the socket closes
+      const chunks = await withDeadline(Array.fromAsync(conn.readable), "the piped output");
+      return new TextDecoder().decode(new Uint8Array(chunks.flatMap((chunk) => [...chunk])));
+    },
+  };
+}
+
+Deno.test("terminal: TERM=dumb gets no escape codes at all", async () => {
+  const { server, clients: [alice] } = await room({}, "alice");
+  await using _server = server;
+  await using _alice = alice!;
+  await alice!.send("before Emil");
+  await using terminal = await terminalClient("Emil", server.addr.port, { env: { TERM: "dumb" } });
+  const output = await rawOutput(terminal);
+  await alice!.expect("* Emil has entered the room");
+  await alice!.send("/me waves");
+  await alice!.send("hello Emil");
+  await terminal.waitFor(/\[alice\] hello Emil/);
+  await terminal.type("hi alice", "Enter");
+  await alice!.expect("[Emil] hi alice");
+  await terminal.waitFor(/> \[Emil\] hi alice/);
+  await terminal.type("", "C-d");
+  await alice!.expect("* Emil has left the room");
+  const raw = await output.bytes();
+  assert.match(raw, /alice waves/);
+  assert.ok(!raw.includes("\x1b"), JSON.stringify(raw));
+});
+
+Deno.test("terminal: long lines wrap at word boundaries under the text column; history ends at a separator", async () => {
+  const { server, clients: [alice] } = await room({}, "alice");
+  await using _server = server;
+  await using _alice = alice!;
+  for (let i = 1; i <= 3; i++) await alice!.send(`earlier ${i}`);
+  await using terminal = await terminalClient("Emil", server.addr.port, { width: 50 });
+  await alice!.expect("* Emil has entered the room");
+  const joined = await terminal.waitFor(/Welcome, Emil!/);
+  assert.match(joined, /\| \[alice\] earlier 3\n {8}─+ history above, live below ─+\n/);
+  const words = "the quick brown fox jumps over the lazy dog and keeps running far away";
+  await alice!.send(words);
+  const screen = await terminal.waitFor(/away\n>/);
+  const rows = screen.split("\n");
+  const first = rows.findIndex((row) => row.includes("[alice] the quick"));
+  const message = rows.slice(first, rows.length - 1);
+  assert.ok(message.length >= 2, screen);
+  for (const row of message.slice(1)) assert.match(row, /^ {8}\S/, screen);
+  // Every word whole, in order.
+  assert.equal(message.map((row, i) => i === 0 ? row.slice(16) : row.trim()).join(" "), words);
+});
+
+Deno.test("terminal: Tab completes names from the room, joins, leaves and renames; a tab is never sent", async () => {
+  const { server, clients: [alice, bob] } = await room({}, "alice", "bob");
+  await using _server = server;
+  await using _alice = alice!;
+  await using _bob = bob!;
+  await using terminal = await terminalClient("Emil", server.addr.port);
+  await alice!.expect("* bob has entered the room");
+  await alice!.expect("* Emil has entered the room");
+  await using carol = await joinAs(server.addr.port, "carol");
+  await terminal.waitFor(/carol has entered/);
+  await bob!.send("/nick robert");
+  await terminal.waitFor(/bob is now known as robert/);
+  await carol.send("/quit");
+  await terminal.waitFor(/carol has left/);
+
+  await terminal.type("al", "Tab");
+  await terminal.waitFor(/\n> alice:$/);
+  await terminal.type("hi", "Enter");
+  await expectLines(bob!, ["[Emil] alice: hi"]);
+  await terminal.type("/msg r", "Tab");
+  await terminal.waitFor(/\n> \/msg robert$/);
+  await terminal.type("psst", "Enter");
+  await bob!.expect("* private from Emil: psst");
+  // Gone and renamed names are not offered; a tab with nothing to complete adds nothing.
+  await terminal.type("ca", "Tab");
+  await terminal.type("", "Tab");
+  await terminal.type("b", "Tab");
+  await terminal.type(" x", "Enter");
+  await expectLines(alice!, ["[Emil] alice: hi", "[Emil] cab x"]);
+});
+
+Deno.test("terminal: Ctrl+R finds a line sent before; /help shows the client's own view", async () => {
+  const { server, clients: [alice] } = await room({}, "alice");
+  await using _server = server;
+  await using _alice = alice!;
+  await using terminal = await terminalClient("Emil", server.addr.port);
+  await alice!.expect("* Emil has entered the room");
+  for (const line of ["first line", "second thing", "third line"]) {
+    await terminal.type(line, "Enter");
+    await alice!.expect(`[Emil] ${line}`);
+  }
+  await terminal.type("", "C-r");
+  await terminal.type("sec");
+  await terminal.waitFor(/\(search: sec\) second thing$/);
+  await terminal.type("", "Enter");
+  await alice!.expect("[Emil] second thing");
+  await terminal.type("", "C-r");
+  await terminal.type("nothing like it");
+  await terminal.waitFor(/\(search, no match: nothing like it\)$/);
+  await terminal.type("", "C-g");
+  await terminal.waitFor(/\n>$/);
+
+  await terminal.type("/help", "Enter");
+  const help = await terminal.waitFor(/Ctrl\+C +clear the line/);
+  assert.match(help, /\/me TEXT +an action, shown as \* NAME TEXT/);
+  await terminal.type("after help", "Enter");
+  await alice!.expect("[Emil] after help"); // /help went nowhere
+});
+
+Deno.test("terminal: Ctrl+Z stops the client and fg brings it back whole", async () => {
+  const { server, clients: [alice] } = await room({}, "alice");
+  await using _server = server;
+  await using _alice = alice!;
+  await using shell = await Tmux.start(["sh"], { width: 100, height: 30 });
+  await shell.type(
+    `exec 2>&1; ${Deno.execPath()} run -q -N --allow-env=TERM client.ts Emil --port ${server.addr.port}`,
+    "Enter",
+  );
+  await alice!.expect("* Emil has entered the room");
+  await shell.type("kept");
+  await shell.waitFor(/\n> kept$/);
+  await shell.type("", "C-z");
+  await shell.waitFor(/Stopped|\$ $/);
+  await alice!.send("while stopped");
+  await shell.type("fg", "Enter");
+  await shell.waitFor(/while stopped\n> kept$/);
+  await shell.type(" and sent", "Enter");
+  await alice!.expect("[Emil] kept and sent");
+});
+
+Deno.test("nameColor: every hue reads on black and on white, and a name keeps its hue", () => {
+  const levels = [0, 95, 135, 175, 215, 255];
+  const linear = (c: number) => {
+    const s = c / 255;
+    return s <= 0.04045 ? s / 12.92 : ((s + 0.055) / 1.055) ** 2.4;
+  };
+  for (const color of NAME_COLORS) {
+    assert.ok(color >= 16 && color < 232, `${color} is in the fixed 6x6x6 cube`);
+    const n = color - 16;
+    const [r, g, b] = [Math.floor(n / 36), Math.floor(n / 6) % 6, n % 6].map((i) => levels[i]!);
+    const luminance = 0.2126 * linear(r!) + 0.7152 * linear(g!) + 0.0722 * linear(b!);
+    const onBlack = (luminance + 0.05) / 0.05;
+    const onWhite = 1.05 / (luminance + 0.05);
+    assert.ok(
+      onBlack >= 3.8 && onWhite >= 3.8,
+      `${color}: ${onBlack} on black, ${onWhite} on white`,
+    );
+  }
+  assert.equal(nameColor("Emil"), nameColor("emil"));
+  const used = new Set(
+    ["alice", "bob", "carol", "dave", "erin", "frank", "grace", "heidi"].map(nameColor),
+  );
+  assert.ok(used.size >= 5, `only ${used.size} colors for 8 names`);
+});
+
+Deno.test("LineStyle wraps a long line at words under the text column, breaking only words too long", () => {
+  const style = new LineStyle({ color: false });
+  const time = new Date(2026, 0, 1, 9, 5);
+  assert.deepEqual(style.rows(time, " ", "[bob] aaa bbb ccc ddd", 20), [
+    "09:05   [bob] aaa",
+    "        bbb ccc ddd",
+  ]);
+  assert.deepEqual(style.rows(time, " ", "x".repeat(30), 20), [
+    `09:05   ${"x".repeat(12)}`,
+    `        ${"x".repeat(12)}`,
+    `        ${"x".repeat(6)}`,
+  ]);
+});
+
+Deno.test("KeyDecoder reads keys, escape sequences split across reads, and a bracketed paste", () => {
+  const decoder = new KeyDecoder();
+  const bytes = (text: string) => new TextEncoder().encode(text);
+  assert.deepEqual(decoder.decode(bytes("hé\x1b[D\x01\x7f\r")), [
+    { kind: "text", text: "hé" },
+    { kind: "left" },
+    { kind: "home" },
+    { kind: "backspace" },
+    { kind: "enter" },
+  ]);
+  assert.deepEqual(decoder.decode(bytes("\x1b")), []); // ESC alone: maybe a sequence's start
+  assert.ok(decoder.isPending);
+  assert.deepEqual(decoder.decode(bytes("[A")), [{ kind: "up" }]);
+  assert.deepEqual(decoder.decode(bytes("\x1b")), []);
+  assert.deepEqual(decoder.flush(), [{ kind: "escape" }]); // nothing followed: the Escape key
+  assert.deepEqual(decoder.decode(bytes("\x1b[")), []);
+  assert.deepEqual(decoder.decode(bytes("3~\x1b[1;5C")), [{ kind: "delete" }, {
+    kind: "wordRight",
+  }]);
+  const euro = bytes("€");
+  assert.deepEqual(decoder.decode(euro.subarray(0, 1)), []);
+  assert.deepEqual(decoder.decode(euro.subarray(1)), [{ kind: "text", text: "€" }]);
+  assert.deepEqual(decoder.decode(bytes("\x1b[200~one\r\x03tw")), []);
+  assert.deepEqual(decoder.decode(bytes("o\x1b[20")), []);
+  assert.deepEqual(decoder.decode(bytes("1~\t")), [
+    { kind: "paste", text: "one\r\x03two" },
+    { kind: "tab" },
+  ]);
+});
+
+Deno.test("LineEditor pastes lines as sent, completes names and searches what was sent", () => {
+  const editor = new LineEditor({ names: () => ["Anna", "Andreas", "bob"] });
+  assert.deepEqual(editor.handle({ kind: "paste", text: "one\r\ntwo\rthr\tee" }), [
+    { kind: "submit", line: "one" },
+    { kind: "submit", line: "two" },
+  ]);
+  assert.equal(editor.text, "thr ee");
+  editor.handle({ kind: "interrupt" });
+  assert.equal(editor.text, "");
+  assert.deepEqual(editor.handle({ kind: "interrupt" }), [{ kind: "leave" }]);
+  editor.handle({ kind: "text", text: "an" });
+  editor.handle({ kind: "tab" });
+  assert.equal(editor.text, "Andreas: ");
+  editor.handle({ kind: "tab" });
+  assert.equal(editor.text, "Anna: ");
+  editor.handle({ kind: "interrupt" });
+  editor.handle({ kind: "text", text: "/msg B" });
+  editor.handle({ kind: "tab" });
+  assert.equal(editor.text, "/msg bob ");
+  editor.handle({ kind: "interrupt" });
+  editor.handle({ kind: "search" });
+  editor.handle({ kind: "text", text: "tw" });
+  assert.deepEqual(editor.shown, { text: "two", cursor: 0 });
+  assert.deepEqual(editor.handle({ kind: "enter" }), [{ kind: "submit", line: "two" }]);
+});
+
+Deno.test("layoutInput breaks rows itself, moving a wide character that does not fit", () => {
+  assert.deepEqual(layoutInput("> ", "abcdef", 6, 4), {
+    rows: ["> ab", "cdef", ""],
+    widths: [4, 4, 0],
+    cursorRow: 2,
+    cursorColumn: 0,
+  });
+  const wide = layoutInput("> ", "a日本", 0, 4);
+  assert.deepEqual(wide.rows, ["> a", "日本"]);
+  assert.deepEqual([wide.cursorRow, wide.cursorColumn], [0, 2]);
+  const after = layoutInput("> ", "a日本", 2, 4);
+  assert.deepEqual([after.cursorRow, after.cursorColumn], [1, 2]);
+});
+
+Deno.test("terminal: a big room's list is shown whole and completes names", async () => {
+  // A server of our own would say this; the list is cut into lines as the real server cuts it.
+  using listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const names = Array.from({ length: 600 }, (_, i) => `member-${i}-${"x".repeat(10)}`);
+  await using terminal = await terminalClient("Emil", listener.addr.port, { height: 20 });
+  await using conn = new TestClient(await listener.accept());
+  await conn.write("* Welcome to chat! What shall I call you?\n");
+  assert.equal(await conn.readLine(), "Emil");
+  const list = formatRoomList(names);
+  assert.ok(list.length > 1);
+  await conn.write(`${list.join("\n")}\n* Welcome, Emil! 601 users online\n`);
+  await terminal.waitFor(/Welcome, Emil!/);
+  await terminal.type("member-599", "Tab");
+  await terminal.waitFor(/\n> member-599-x{10}:$/);
+  const all = await terminal.scrollback();
+  for (const name of names) assert.ok(all.includes(name), name);
+});
+
+Deno.test("terminal: the client stays in the room past every time limit, its own and the server's", async () => {
+  const { server, clients: [alice] } = await room(
+    { nameTimeoutMs: 1000, writeTimeoutMs: 1000, idleTimeoutMs: 3000 },
+    "alice",
+  );
+  await using _server = server;
+  await using _alice = alice!;
+  const { port } = server.addr;
+  await using terminal = await terminalClient("Emil", port, { args: ["--join-timeout", "1"] });
+  await alice!.expect("* Emil has entered the room");
+  await using idler = await joinAs(port, "idler");
+  for (let tick = 1; tick <= 5; tick++) {
+    // One name timeout (1 s) passes on the server's clock; both talk, so neither is idle.
+    assert.equal(await waitOutNameTimeout(port), "* error: No valid name within 1 seconds");
+    await terminal.type(`tick ${tick}`, "Enter");
+    await expectLines(alice!, [`[Emil] tick ${tick}`]);
+    await alice!.send(`tock ${tick}`);
+    await terminal.waitFor(new RegExp(`\\[alice\\] tock ${tick}\\n>$`));
+  }
+  // Past the join timer (1 s), the name and write limits (1 s) and the idle limit (3 s).
+  const screen = await terminal.screen();
+  assert.match(screen, /idler has left the room \(idle\)/);
+  assert.doesNotMatch(screen, /^\d\d:\d\d ! |error|\[exit/m);
+  await terminal.type("", "C-d");
+  assert.equal(await exitStatus(terminal), 0);
+  idler.close();
+});
+
+/** The others in the long session: five people, each saying 4 lines a second. */
+const TALKERS = ["alice", "bob", "carol", "dave", "erin"];
+
+// Needs a server process that can be restarted on the same port.
+Deno.test("terminal: a session of fast traffic, resizes, pastes and a server restart shows every line once", async () => {
+  const started = Date.now();
+  const port = unusedPort();
+  // Everyone here comes from 127.0.0.1: flood control is set for the room, not for one person.
+  const serverArgs = ["--port", String(port), "--history", "100", "--flood-burst", "100"];
+  serverArgs.push("--flood-rate", "50");
+  const permissions = [`--allow-net=127.0.0.1:${port}`];
+  let { child: server } = await startServerProcess(serverArgs, permissions);
+  try {
+    await using terminal = await terminalClient("Emil", port, { historyLimit: 100_000 });
+    let talkers = await Promise.all(TALKERS.map((name) => joinAs(port, name)));
+    const said: string[] = [];
+    let next = 0;
+    /** Each talker says a numbered line, within the flood limits: 4 a second each. */
+    const talk = async (rounds: number) => {
+      for (let round = 0; round < rounds; round++) {
+        for (const [i, talker] of talkers.entries()) {
+          const line = `m${++next}`;
+          await talker.send(line);
+          said.push(`[${TALKERS[i]}] ${line}`);
+        }
+        await new Promise((resolve) => setTimeout(resolve, 250)); // the traffic's own pace
+      }
+    };
+    await terminal.waitFor(/Welcome, Emil!/);
+    const widths = [60, 40, 120, 80, 100];
+    let pastes = 0;
+    for (const width of widths) {
+      await terminal.type(`typing at ${width}`);
+      await talk(20);
+      await terminal.resize(width, 30);
+      await terminal.waitFor(new RegExp(`\\n> typing at ${width}$`)); // intact through it all
+      await terminal.type("", "C-u");
+      await terminal.paste(Array.from({ length: 6 }, () => `p${++pastes}`).join("\n") + "\n");
+    }
+    // The server restarts: the others come back at once and speak before Emil is back.
+    server.process.kill("SIGKILL");
+    await server.finish();
+    for (const talker of talkers) talker.close();
+    await terminal.waitFor(/reconnecting/);
+    ({ child: server } = await startServerProcess(serverArgs, permissions));
+    talkers = await Promise.all(TALKERS.map((name) => joinAs(port, name)));
+    await talk(2);
+    await readUntil(talkers[0]!, "* Emil has entered the room", SLOW_MS);
+    for (const width of [50, 100]) {
+      await talk(20);
+      await terminal.resize(width, 30);
+      await terminal.paste(Array.from({ length: 6 }, () => `p${++pastes}`).join("\n") + "\n");
+    }
+    await talkers[0]!.send("the end");
+    said.push("[alice] the end");
+    await terminal.waitFor(/\[alice\] the end\n/);
+    await terminal.waitFor(new RegExp(`> \\[Emil\\] p${pastes}\\n(.*\\n)*>$`), { ms: SLOW_MS });
+    const all = await terminal.command(["capture-pane", "-p", "-J", "-S", "-", "-E", "-"]);
+    for (const line of said) {
+      const escaped = line.replace(/[[\]]/g, "\\$&");
+      assert.equal(count(all, new RegExp(`${escaped}$`)), 1, `${line}:\n${all}`);
+    }
+    for (let i = 1; i <= pastes; i++) {
+      assert.equal(count(all, new RegExp(`> \\[Emil\\] p${i}$`)), 1, `p${i}:\n${all}`);
+    }
+    for (const talker of talkers) talker.close();
+    console.log(
+      `session: ${said.length} lines, ${pastes} pasted, ${(Date.now() - started) / 1000} s`,
+    );
+  } finally {
+    await server[Symbol.asyncDispose]();
+  }
+});
