@@ -1,7 +1,7 @@
 /** The `chat` command line: `chat server ...` and `chat client NAME ...`, the compiled binary's entry. */
 import { parseArgs } from "node:util";
 import { ClientError, DEFAULT_CLIENT_HOST, runClient } from "./client.ts";
-import { ClusterHub, DEFAULT_CLAIM_TTL_MS, redact } from "./cluster.ts";
+import { ClusterHub, DEFAULT_CLAIM_TTL_MS, redact, RedisRefusedError } from "./cluster.ts";
 import { DEFAULT_HISTORY_SIZE } from "./hub.ts";
 import {
   DEFAULT_HOST,
@@ -275,7 +275,15 @@ async function serverCommand(args: string[]): Promise<number> {
       maxLineBytes: limits.maxLineBytes ?? DEFAULT_LIMITS.maxLineBytes,
       log,
     });
-    await hub.start();
+    try {
+      await hub.start();
+    } catch (error) {
+      // A wrong password or the like: waiting will not help, so the server does not start.
+      if (!(error instanceof RedisRefusedError)) throw error;
+      await hub.close();
+      console.error(`error: ${error.message}`);
+      return 1;
+    }
     if (!hub.isWhole) log(`redis: cannot reach ${redact(redisUrl)} yet; serving alone meanwhile`);
   }
   let server: ChatServer;
