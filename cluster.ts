@@ -42,8 +42,9 @@ import {
 export const DEFAULT_CLAIM_TTL_MS = 10_000;
 /**
  * How long Redis may take to answer, and how late an event may be relayed. A command unanswered
- * this long breaks the link to Redis (a hang is a partition), and an event that would reach a
- * member later than this after it was said is dropped instead, at Redis or at the receiving server.
+ * this long breaks the link to Redis (a hang is a partition). An event that reaches Redis later
+ * than this after it was said is dropped there, and one that reaches another server later than
+ * twice this is dropped there: nothing is delivered later than that.
  */
 export const REDIS_TIMEOUT_MS = 2000;
 /** The longest wait between two attempts to reach Redis. */
@@ -249,6 +250,8 @@ export class ClusterHub implements Hub {
   /** Redis's clock minus `performance.now()`, measured at each tick. */
   #clockOffset = Date.now() - performance.now();
   #tickMs: number;
+  /** How long between two ticks means this server was stopped, not merely busy. */
+  #awayMs: number;
   #tickAt = performance.now();
   #renewedAt = 0;
   /** When the last ping that the subscription answered was sent. */
@@ -270,6 +273,11 @@ export class ClusterHub implements Hub {
       ...options,
     };
     this.#tickMs = Math.min(MAX_TICK_MS, this.#options.claimTtlMs / 3);
+    // The others count a server gone after a claim's lifetime without a word from it, and its
+    // claims may lapse a little sooner (which its members' place in the others' rooms covers until
+    // it claims them again). Half the lifetime is well inside that, and two ticks is well above a
+    // busy machine's hiccup.
+    this.#awayMs = Math.max(this.#options.claimTtlMs / 2, 2 * this.#tickMs);
     this.#startup.promise.catch(() => {}); // read by start(), if it still waits
   }
 
@@ -757,12 +765,12 @@ export class ClusterHub implements Hub {
 
   /**
    * Whether this server ran on time. One that was stopped or starved (SIGSTOP, a paused machine)
-   * for half a claim's lifetime may have lost its claims, and been counted gone by the others, and
-   * what waits in its sockets is late: it drops the link, and heals, before relaying anything.
+   * for longer than `#awayMs` may have been counted gone by the others, and what waits in its
+   * sockets is late: it drops the link, and heals, before relaying anything.
    */
   #isAwake(now = performance.now()): boolean {
     const away = now - this.#tickAt;
-    if (!this.#isWhole || away <= this.#options.claimTtlMs / 2) return true;
+    if (!this.#isWhole || away <= this.#awayMs) return true;
     this.#link?.break(`this server was stopped for ${(away / 1000).toFixed(1)} s`);
     return false;
   }
@@ -886,9 +894,12 @@ export class ClusterHub implements Hub {
       return;
     }
     if (event.o === this.id) return; // our own: delivered here already
-    if (this.#redisNow() > event.d) {
-      // A private message too late to deliver is dropped: its sender was told so, or will be.
-      if (event.k !== "msg") this.#link?.break("an event from another server came too late");
+    // A private message too late to deliver is dropped: its sender was told so, or will be.
+    if (event.k === "msg" && this.#redisNow() > event.d) return;
+    // Redis relayed the event before its deadline; the way from Redis to here gets as long again.
+    // Later than that, this server's own connection is lagging: it heals rather than relay late.
+    if (this.#redisNow() > event.d + REDIS_TIMEOUT_MS) {
+      this.#link?.break("an event from another server came too late");
       return;
     }
     // A name held here speaks only from here: another server cannot speak for our members.

@@ -96,6 +96,26 @@ export async function joinReadingRoom(
 }
 
 /**
+ * Joins as `name`, expecting `others` in the room: each is in the room list, or, if this server
+ * had not heard of it yet (its join is on its way from another server), announced right after.
+ */
+export async function joinKnowing(
+  port: number,
+  name: string,
+  others: string[],
+): Promise<TestClient> {
+  const [client, room] = await joinReadingRoom(port, name);
+  const listed = room.replace(/^\* The room contains:/, "").split(",").map((n) => n.trim());
+  const missing = new Set(others.filter((other) => !listed.includes(other)));
+  while (missing.size > 0) {
+    const line = await client.readLine();
+    const entered = /^\* (\S+) has entered the room$/.exec(line);
+    assert.ok(entered && missing.delete(entered[1]!), `${name} got ${JSON.stringify(line)}`);
+  }
+  return client;
+}
+
+/**
  * Keeps a fault in place for `ms`: the length of an outage is what a test is about, unlike a wait
  * for something to happen, which always waits for the event itself.
  */

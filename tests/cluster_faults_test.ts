@@ -7,7 +7,15 @@
 import assert from "node:assert/strict";
 import { HEAL_NOTICE, PARTITION_NOTICE } from "../cluster.ts";
 import { denoChild, joinAs, joinWithHistory, TestClient } from "./_helpers.ts";
-import { clusterServer, holdFault, joinReadingRoom, Proxy, readUntil, Redis } from "./_cluster.ts";
+import {
+  clusterServer,
+  holdFault,
+  joinKnowing,
+  joinReadingRoom,
+  Proxy,
+  readUntil,
+  Redis,
+} from "./_cluster.ts";
 
 const WHO_PARTITIONED = "* The room is partitioned: only people on this server hear you";
 const TAKEN_FIRST = '* error: Someone on another server had the name "alice" first, while the ' +
@@ -96,16 +104,14 @@ Deno.test("cluster: leaves and renames made in a partition are told both ways on
   const [a, b] = await Promise.all([clusterServer(redis), clusterServer(redis)]);
   await using _a = a.child;
   await using _b = b.child;
-  await using alice = await joinAs(a.port, "alice");
-  await using carol = await joinAs(a.port, "carol");
-  await alice.expect("* carol has entered the room");
+  // Each joins once every server has shown it knows the others, so that all rooms are the same.
   await using bob = await joinAs(b.port, "bob");
-  await using erin = await joinAs(b.port, "erin");
-  await bob.expect("* erin has entered the room");
-  for (const client of [alice, carol]) {
-    await client.expect("* bob has entered the room");
-    await client.expect("* erin has entered the room");
-  }
+  await using alice = await joinKnowing(a.port, "alice", ["bob"]);
+  await bob.expect("* alice has entered the room");
+  await using carol = await joinKnowing(a.port, "carol", ["alice", "bob"]);
+  for (const client of [alice, bob]) await client.expect("* carol has entered the room");
+  await using erin = await joinKnowing(b.port, "erin", ["alice", "bob", "carol"]);
+  for (const client of [alice, bob, carol]) await client.expect("* erin has entered the room");
 
   await redis.stop();
   for (const client of [alice, carol, bob, erin]) await client.expect(PARTITION_NOTICE);
@@ -147,7 +153,7 @@ Deno.test("cluster: a Redis that hangs is a partition: told at once, nothing lat
   await using server = a.child;
   await using _b = b.child;
   await using alice = await joinAs(a.port, "alice");
-  await using bob = await joinAs(b.port, "bob");
+  await using bob = await joinKnowing(b.port, "bob", ["alice"]);
   await alice.expect("* bob has entered the room");
 
   redis.pause();
@@ -189,7 +195,7 @@ Deno.test("cluster: a network black hole between a server and Redis is a partiti
   const b = await clusterServer(redis, flags);
   await using _b = b.child;
   await using alice = await joinAs(a.port, "alice");
-  await using bob = await joinAs(b.port, "bob");
+  await using bob = await joinKnowing(b.port, "bob", ["alice"]);
   await alice.expect("* bob has entered the room");
 
   proxy.stall();
@@ -221,7 +227,7 @@ Deno.test("cluster: a server stopped past its claims' lifetime heals on resuming
   await using alice = await joinAs(a.port, "alice");
   await using carol = await joinAs(a.port, "carol");
   await alice.expect("* carol has entered the room");
-  await using bob = await joinAs(b.port, "bob");
+  await using bob = await joinKnowing(b.port, "bob", ["alice", "carol"]);
   for (const client of [alice, carol]) await client.expect("* bob has entered the room");
 
   server.process.kill("SIGSTOP");
@@ -265,7 +271,7 @@ Deno.test("cluster: a member there before a partition keeps the name over a newc
   const b = await clusterServer(redis, flags);
   await using _b = b.child;
   await using alice = await joinAs(a.port, "alice");
-  await using bob = await joinAs(b.port, "bob");
+  await using bob = await joinKnowing(b.port, "bob", ["alice"]);
   await alice.expect("* bob has entered the room");
 
   proxy.stall();
@@ -354,7 +360,7 @@ Deno.test("cluster: /msg is confirmed only when the recipient's server took it",
   await using _a = a.child;
   await using carolServer = b.child;
   await using alice = await joinAs(a.port, "alice");
-  await using carol = await joinAs(b.port, "carol");
+  await using carol = await joinKnowing(b.port, "carol", ["alice"]);
   await alice.expect("* carol has entered the room");
   const unconfirmed =
     /^\* error: The server of "carol" did not confirm the message within 2 seconds; it may not have arrived$/;
