@@ -45,9 +45,8 @@ function numbersBySender(lines: string[]): Map<string, number[]> {
 
 Deno.test("cluster: every newcomer gets each line once, in its history or live, while three servers chat", async () => {
   await using redis = await new Redis().start();
-  const servers = await Promise.all(
-    [0, 1, 2].map(() => clusterServer(redis, ["--flood-rate", "0"])),
-  );
+  const flags = ["--flood-rate", "0"];
+  const servers = await Promise.all([0, 1, 2].map(() => clusterServer(redis, flags)));
   await using _s0 = servers[0]!.child;
   await using _s1 = servers[1]!.child;
   await using _s2 = servers[2]!.child;
@@ -72,10 +71,15 @@ Deno.test("cluster: every newcomer gets each line once, in its history or live, 
       const match = /^\[(s\d)\] n (\d\d)$/.exec(await watcher.readLine());
       if (match) started.add(match[1]!);
     }
+    // A fourth server starts while the lines flow: it reads the history from Redis once, and
+    // keeps it in step with the channel from there.
+    const late = await clusterServer(redis, flags);
+    await using _s3 = late.child;
+    ports.push(late.port);
     const failures: string[] = [];
     for (let round = 0; round < 10; round++) {
       await Promise.all(
-        [0, 1, 2, 0, 1, 2].map(async (server, i) => {
+        [0, 1, 2, 3, 0, 1, 2, 3].map(async (server, i) => {
           const name = `new${round}x${i}`;
           const [newcomer, history] = await joinWithHistory(ports[server]!, name);
           await using _newcomer = newcomer;
@@ -354,9 +358,14 @@ Deno.test("cluster: a running server says once why Redis refuses it, serves alon
   assert.equal(refusals.length, 1, JSON.stringify(server.stdout.seen));
 });
 
-Deno.test("cluster: /msg is confirmed only when the recipient's server took it", async () => {
+Deno.test("cluster: /msg is confirmed only when the recipient's server took it, and nothing reaches a stopped server late", async () => {
   await using redis = await new Redis().start();
-  const [a, b] = await Promise.all([clusterServer(redis), clusterServer(redis)]);
+  // Carol's server counts itself stopped only after 10 s (half its claim lifetime): stopped for
+  // less, it must still drop what waited for it longer than any event may take (4 s).
+  const [a, b] = await Promise.all([
+    clusterServer(redis),
+    clusterServer(redis, ["--claim-ttl", "20"]),
+  ]);
   await using _a = a.child;
   await using carolServer = b.child;
   await using alice = await joinAs(a.port, "alice");
@@ -367,15 +376,28 @@ Deno.test("cluster: /msg is confirmed only when the recipient's server took it",
 
   // Stopped for a moment: no confirmation in time, and the message is not delivered late either.
   carolServer.process.kill("SIGSTOP");
-  await alice.send("/msg carol are you there?");
+  await alice.send("/msg carol hello?");
   await holdFault(1500);
   carolServer.process.kill("SIGCONT");
   await alice.expect(unconfirmed);
+  await alice.send("/msg carol here?");
+  await alice.expect("* private to carol: here?");
+  await carol.expect("* private from alice: here?");
+
+  // Stopped for longer than any event may take.
+  carolServer.process.kill("SIGSTOP");
+  await alice.send("said while her server was stopped");
+  await alice.send("/msg carol are you there?");
+  await alice.expect(unconfirmed);
+  await holdFault(2500); // carol's server stays stopped for longer than any event may take
+  carolServer.process.kill("SIGCONT");
+  // What waited for it is late: it heals instead of delivering it, the private message too.
+  assert.deepEqual(await readUntil(carol, HEAL_NOTICE, 15_000), [PARTITION_NOTICE, HEAL_NOTICE]);
   await alice.send("/msg carol now?");
   await alice.expect("* private to carol: now?");
   await carol.expect("* private from alice: now?");
 
-  // Killed: its members are still in the room until their claims expire, but nobody answers.
+  // Killed: its members are in the room until their claims expire, but nobody answers.
   carolServer.process.kill("SIGKILL");
   await carolServer.process.status;
   await alice.send("/msg carol are you alive?");
