@@ -51,6 +51,8 @@ export const REDIS_TIMEOUT_MS = 2000;
 const MAX_BACKOFF_MS = 5000;
 /** The longest wait between two health checks of the link (ping, clock, beat). */
 const MAX_TICK_MS = 1000;
+/** The most events published in one call to Redis (Lua takes a few thousand arguments at most). */
+const MAX_BATCH_EVENTS = 1000;
 /** Events that arrive while a link heals wait for it; so many mean the heal is stuck. */
 const MAX_PENDING_EVENTS = 10_000;
 /** The most members one server's roster may list (a server holds 10,000 connections by default). */
@@ -114,20 +116,23 @@ const RELEASE = defineScript({
 });
 
 /**
- * Publishes an event unless Redis's clock is past its deadline (it sat in a hung Redis, or in a
- * network that held it): -1 then, and nothing happens. A chat line also goes into the history,
- * in the same step, so that a server reading the history and the channel sees each line once. The
- * history is trimmed once it holds twice its size, not at every line: a fifth less of Redis's time
- * per line, and it is always read from its end. ARGV: channel, deadline (ms), history entry or "",
- * history size, message.
+ * Publishes events unless Redis's clock is past their deadline (they sat in a hung Redis, or in a
+ * network that held them): -1 then, and nothing happens. The events a server publishes in one turn
+ * of its event loop come in one call, which costs Redis about what one event alone did. Their chat
+ * lines also go into the history, in the same step, so that a server reading the history and the
+ * channel sees each line once. The history is trimmed once it holds twice its size, not at every
+ * call: it is always read from its end. ARGV: channel, deadline (ms), history size, the number of
+ * history entries, the entries, the messages.
  */
 const PUBLISH = defineScript({
   SCRIPT: "local now = redis.call('time') " +
     "if tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000) > tonumber(ARGV[2]) " +
     "then return -1 end " +
-    "if ARGV[3] ~= '' and redis.call('rpush', KEYS[1], ARGV[3]) > 2 * tonumber(ARGV[4]) then " +
-    "redis.call('ltrim', KEYS[1], -tonumber(ARGV[4]), -1) end " +
-    "return redis.call('publish', ARGV[1], ARGV[5])",
+    "local entries = tonumber(ARGV[4]) " +
+    "if entries > 0 and redis.call('rpush', KEYS[1], unpack(ARGV, 5, 4 + entries)) > " +
+    "2 * tonumber(ARGV[3]) then redis.call('ltrim', KEYS[1], -tonumber(ARGV[3]), -1) end " +
+    "for i = 5 + entries, #ARGV do redis.call('publish', ARGV[1], ARGV[i]) end " +
+    "return #ARGV - 4 - entries",
   NUMBER_OF_KEYS: 1,
   parseCommand(parser: CommandParser, args: string[]) {
     parser.pushKey(HISTORY_KEY);
@@ -217,6 +222,15 @@ interface LocalMember {
   since: number;
 }
 
+/** Events to publish in one call: on which link, by when (the earliest deadline), and the chat
+ * lines among them for the history. */
+interface Batch {
+  link: Link;
+  deadline: number;
+  messages: string[];
+  entries: string[];
+}
+
 interface HistoryEntry {
   time: Date;
   line: string;
@@ -226,6 +240,8 @@ interface HistoryEntry {
 export class ClusterHub implements Hub {
   /** This server's id, random per process, carried by every event it publishes. */
   readonly id = crypto.randomUUID();
+  /** How every event this server publishes begins. */
+  #ownPrefix = `{"o":"${this.id}",`;
   #members = new Map<string, Member>();
   #local = new Map<Member, LocalMember>();
   /** Name keys of members whose join is under way, so two cannot take one name meanwhile. */
@@ -247,6 +263,8 @@ export class ClusterHub implements Hub {
   #memberCount = 0;
   #lineCount = 0;
   #messageCount = 0;
+  /** Events published in this turn of the event loop, to go to Redis in one call at its end. */
+  #batch: Batch | undefined;
   /** Private messages sent to other servers, waiting for their confirmation. */
   #awaiting = new Map<number, (isDelivered: boolean) => void>();
   /** Redis's clock minus `performance.now()`, measured at each tick. */
@@ -457,6 +475,7 @@ export class ClusterHub implements Hub {
       this.#local.clear();
       const link = this.#link;
       this.#isWhole = false;
+      this.#flush(); // the goodbyes go before the link starts closing
       await link?.close(CLOSE_TIMEOUT_MS);
       await this.#running;
     })();
@@ -509,25 +528,40 @@ export class ClusterHub implements Hub {
 
   /**
    * Publishes an event to the other servers, to be relayed within `budget` ms or not at all; while
-   * partitioned it goes nowhere, on purpose.
+   * partitioned it goes nowhere, on purpose. Events wait for the end of this turn of the event loop
+   * and go out together, in order.
    */
   #publish(event: Omit<Event, "o" | "d">, entry = "", budget = REDIS_TIMEOUT_MS): void {
     const link = this.#link;
     if (!link || !this.#isWhole || !this.#isAwake()) return;
-    // A link that fails is heard of through its own events.
-    this.#send(link, event, entry, budget).catch(() => {});
+    let batch = this.#batch;
+    if (!batch || batch.link !== link || batch.messages.length >= MAX_BATCH_EVENTS) {
+      this.#flush();
+      batch = this.#batch = { link, deadline: Infinity, messages: [], entries: [] };
+      queueMicrotask(() => this.#flush());
+    }
+    this.#add(batch, event, entry, budget);
   }
 
-  /** Publishes on `link`; the link breaks if Redis takes the event too late to relay it. */
-  async #send(
-    link: Link,
-    event: Omit<Event, "o" | "d">,
-    entry = "",
-    budget = REDIS_TIMEOUT_MS,
-  ): Promise<void> {
+  #add(batch: Batch, event: Omit<Event, "o" | "d">, entry = "", budget = REDIS_TIMEOUT_MS): void {
     const d = this.#redisNow() + budget;
-    const message = JSON.stringify({ o: this.id, d, ...event });
-    const args = [CHANNEL, String(d), entry, String(this.#options.historySize), message];
+    batch.deadline = Math.min(batch.deadline, d);
+    // Our own events come back on the channel: their first bytes tell them apart (see #receive).
+    batch.messages.push(JSON.stringify({ o: this.id, d, ...event }));
+    if (entry) batch.entries.push(entry);
+  }
+
+  /** Sends the events waiting to be published (a failed link is heard of by its own events). */
+  #flush(): void {
+    const batch = this.#batch;
+    this.#batch = undefined;
+    if (batch && !batch.link.isBroken) this.#send(batch).catch(() => {});
+  }
+
+  /** Publishes a batch on its link, which breaks if Redis takes it too late to relay. */
+  async #send({ link, deadline, messages, entries }: Batch): Promise<void> {
+    const size = String(this.#options.historySize);
+    const args = [CHANNEL, String(deadline), size, String(entries.length), ...entries, ...messages];
     if (await link.redis.publishEvent(args) < 0) {
       link.break("Redis took an event too late to relay it");
     }
@@ -642,7 +676,9 @@ export class ClusterHub implements Hub {
     if (!this.#isSeeded) await this.#seed(link);
     await this.#settle(link);
     // Publishing is tried once before it counts: a Redis user without the permission fails here.
-    await link.within(this.#send(link, { k: "beat", n: "", t: String(this.#options.claimTtlMs) }));
+    const beat: Batch = { link, deadline: Infinity, messages: [], entries: [] };
+    this.#add(beat, { k: "beat", n: "", t: String(this.#options.claimTtlMs) });
+    await link.within(this.#send(beat));
     if (link.isBroken || this.#closing) throw new Error("Lost Redis while healing");
     const now = performance.now();
     this.#tickAt = this.#renewedAt = this.#confirmedAt = now;
@@ -888,6 +924,8 @@ export class ClusterHub implements Hub {
   /** Relays another server's event to the members here, once it proves well formed and on time. */
   #receive(message: string): void {
     if (!this.#isAwake()) return;
+    // Our own events come back too; they start with our id (see #publish): not parsed.
+    if (message.startsWith(this.#ownPrefix)) return;
     let event: Event;
     try {
       event = parseEvent(message, this.#options.maxLineBytes);
@@ -895,7 +933,7 @@ export class ClusterHub implements Hub {
       this.#options.log(`redis: ignored a message: ${describe(error)}`);
       return;
     }
-    if (event.o === this.id) return; // our own: delivered here already
+    if (event.o === this.id) return; // our own after all (not written by us): ignored the same
     // A private message too late to deliver is dropped: its sender was told so, or will be.
     if (event.k === "msg" && this.#redisNow() > event.d) return;
     // Redis relayed the event before its deadline; the way from Redis to here gets as long again.
