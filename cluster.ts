@@ -3,7 +3,8 @@
  * own members at once and publishes the event on one Redis channel; every other server relays it to
  * its members. Names are claims in Redis (`SET` with a lifetime each server keeps renewing), so they
  * are unique across the cluster and come free within seconds of a server's death. The history is a
- * bounded Redis list, which a server reads once and then keeps in step with what it relays.
+ * bounded Redis list that each server reads once; from then on it shows newcomers its own record of
+ * what it relayed, so that a newcomer's history ends exactly where its live chat begins.
  *
  * Each server keeps its own view of who is on the others, from their events. When Redis cannot be
  * reached, or hangs, or this server itself was stopped, the room is partitioned: each server keeps
@@ -45,7 +46,7 @@ export const DEFAULT_CLAIM_TTL_MS = 10_000;
  * How long Redis may take to answer, and how late an event may be relayed. A command unanswered
  * this long breaks the link to Redis (a hang is a partition). An event that reaches Redis later
  * than this after it was said is dropped there, and one that reaches another server later than
- * twice this is dropped there: nothing is delivered later than that.
+ * twice this is dropped there: no event is relayed later than that.
  */
 export const REDIS_TIMEOUT_MS = 2000;
 /** The longest wait between two attempts to reach Redis. */
