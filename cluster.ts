@@ -1,15 +1,19 @@
 /**
  * The room across several server processes: a {@linkcode Hub} on Redis. Each server delivers to its
  * own members at once and publishes the event on one Redis channel; every other server relays it to
- * its members. Names are claims in Redis (`SET NX` with a lifetime each server keeps renewing), so
- * they are unique across the cluster and come free within seconds of a server's death. The history
- * is a bounded Redis list.
+ * its members. Names are claims in Redis (`SET` with a lifetime each server keeps renewing), so they
+ * are unique across the cluster and come free within seconds of a server's death. The history is a
+ * bounded Redis list that each server reads once; from then on it shows newcomers its own record of
+ * what it relayed, so that a newcomer's history ends exactly where its live chat begins.
  *
- * When Redis is unreachable the server keeps its own members chatting as a room of their own, tells
- * them the room is partitioned, and reconnects with backoff; nothing said meanwhile is queued for
- * later, so nothing arrives twice or late.
+ * Each server keeps its own view of who is on the others, from their events. When Redis cannot be
+ * reached, or hangs, or this server itself was stopped, the room is partitioned: each server keeps
+ * its members chatting as a room of their own and tells them so, and nothing said meanwhile is
+ * queued for later, so nothing arrives twice or late. On healing, each server claims its members'
+ * names again and sends its whole membership; the others tell their members what changed.
  */
-import { createClient } from "@redis/client";
+import { setImmediate } from "node:timers";
+import { type CommandParser, createClient, defineScript, ErrorReply } from "@redis/client";
 import { DEFAULT_LOG_BYTES, type Hub, type LeaveReason, type Member, sortNames } from "./hub.ts";
 import { RoomLog } from "./room_log.ts";
 import { describe } from "./peer.ts";
@@ -39,39 +43,108 @@ import {
 
 /** How long a name claim lives without renewal: a dead server's names are free after this. */
 export const DEFAULT_CLAIM_TTL_MS = 10_000;
+/**
+ * How long Redis may take to answer, and how late an event may be relayed. A command unanswered
+ * this long breaks the link to Redis (a hang is a partition). An event that reaches Redis later
+ * than this after it was said is dropped there, and one that reaches another server later than
+ * twice this is dropped there: no event is relayed later than that.
+ */
+export const REDIS_TIMEOUT_MS = 2000;
 /** The longest wait between two attempts to reach Redis. */
 const MAX_BACKOFF_MS = 5000;
+/** The longest wait between two health checks of the link (ping, clock, beat). */
+const MAX_TICK_MS = 1000;
+/** The most events published in one call to Redis (Lua takes a few thousand arguments at most). */
+const MAX_BATCH_EVENTS = 1000;
+/** Events that arrive while a link heals wait for it; so many mean the heal is stuck. */
+const MAX_PENDING_EVENTS = 10_000;
+/** The most members one server's roster may list (a server holds 10,000 connections by default). */
+const MAX_ROSTER_MEMBERS = 100_000;
 /** The Redis keys and channel, all under one prefix so that a Redis can be shared. */
 const PREFIX = "chat:";
 const CHANNEL = `${PREFIX}room`;
 const HISTORY_KEY = `${PREFIX}history`;
 const NAME_PREFIX = `${PREFIX}name:`;
-/** Deletes a claim only if this server still holds it (it may have expired and been taken). */
-const RELEASE_SCRIPT =
-  "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end return 0";
-/**
- * Takes a claim if it is free or this server's already (under any spelling of the name: a
- * leftover, or a member changing the case of its name), with a fresh lifetime: 1 if taken, 0 if
- * another server holds it. ARGV: this server's id and a space, the claim's value, its lifetime.
- */
-const TAKE_SCRIPT = "local held = redis.call('get', KEYS[1]) " +
-  "if held == false or string.sub(held, 1, #ARGV[1]) == ARGV[1] then " +
-  "redis.call('set', KEYS[1], ARGV[2], 'PX', ARGV[3]) return 1 end return 0";
-/** Renews a claim only if this server still holds it: 1 if it does, 0 if not. */
-const RENEW_SCRIPT =
-  "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('pexpire', KEYS[1], ARGV[2]) end return 0";
 /** The longest claim lifetime a beat may announce (an hour), so a beat cannot silence the check. */
 const MAX_CLAIM_TTL_MS = 3_600_000;
 /** How long shutdown waits for Redis to take the goodbyes before it drops the connection. */
 const CLOSE_TIMEOUT_MS = 2000;
 /** Server ids are UUIDs, so that a forged one cannot be anything else. */
 const SERVER_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+/** A member's id on its server, which stays the same through renames. */
+const MEMBER_ID = /^[0-9a-z]{1,12}$/;
 
 /** What the members of a partitioned server are told, and told again when it heals. */
 export const PARTITION_NOTICE = formatSystemLine(
   "The room is partitioned: only people on this server hear you until it is whole again",
 );
 export const HEAL_NOTICE = formatSystemLine("The room is whole again");
+/** Why the room is told someone left whom a partition hid: their own reason was not heard here. */
+const LEFT_IN_PARTITION = "during a partition";
+const NAME_TAKEN = "name taken during a partition";
+
+/**
+ * Takes or renews a claim: `SERVER MEMBER SINCE NAME` for a lifetime. Taken if free or this
+ * server's already (under any spelling of the name: a leftover, or a member changing the case of
+ * its name), and, when contesting, from another holder who took the name later: after a partition,
+ * whoever has held a name longer keeps it. 1 if it is ours now, 0 if not.
+ */
+const CLAIM = defineScript({
+  SCRIPT: "local held = redis.call('get', KEYS[1]) " +
+    "if held and string.sub(held, 1, #ARGV[1] + 1) ~= ARGV[1] .. ' ' then " +
+    "if ARGV[5] ~= '1' then return 0 end " +
+    "local server, since = string.match(held, '^(%S+) %S+ (%d+) ') " +
+    "if not since then return 0 end " +
+    "since = tonumber(since) local mine = tonumber(ARGV[4]) " +
+    "if since < mine or (since == mine and server < ARGV[1]) then return 0 end " +
+    "end redis.call('set', KEYS[1], ARGV[2], 'PX', ARGV[3]) return 1",
+  NUMBER_OF_KEYS: 1,
+  parseCommand(parser: CommandParser, key: string, args: string[]) {
+    parser.pushKey(key);
+    parser.push(...args);
+  },
+  transformReply: (reply: unknown) => reply === 1,
+});
+
+/** Deletes a claim only if it is still exactly this one (it may have expired and been taken). */
+const RELEASE = defineScript({
+  SCRIPT:
+    "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end return 0",
+  NUMBER_OF_KEYS: 1,
+  parseCommand(parser: CommandParser, key: string, value: string) {
+    parser.pushKey(key);
+    parser.push(value);
+  },
+  transformReply: (reply: unknown) => reply === 1,
+});
+
+/**
+ * Publishes events unless Redis's clock is past their deadline (they sat in a hung Redis, or in a
+ * network that held them): -1 then, and nothing happens. The events a server publishes in one turn
+ * of its event loop come in one call, which costs Redis little more than one event alone did. Their chat
+ * lines also go into the history, in the same step, so that a server reading the history and the
+ * channel sees each line once. The history is trimmed once it holds twice its size, not at every
+ * call: it is always read from its end. ARGV: channel, deadline (ms), history size, the number of
+ * history entries, the entries, the messages.
+ */
+const PUBLISH = defineScript({
+  SCRIPT: "local now = redis.call('time') " +
+    "if tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000) > tonumber(ARGV[2]) " +
+    "then return -1 end " +
+    "local entries = tonumber(ARGV[4]) " +
+    "if entries > 0 and redis.call('rpush', KEYS[1], unpack(ARGV, 5, 4 + entries)) > " +
+    "2 * tonumber(ARGV[3]) then redis.call('ltrim', KEYS[1], -tonumber(ARGV[3]), -1) end " +
+    "for i = 5 + entries, #ARGV do redis.call('publish', ARGV[1], ARGV[i]) end " +
+    "return #ARGV - 4 - entries",
+  NUMBER_OF_KEYS: 1,
+  parseCommand(parser: CommandParser, args: string[]) {
+    parser.pushKey(HISTORY_KEY);
+    parser.push(...args);
+  },
+  transformReply: (reply: unknown) => Number(reply),
+});
+
+const SCRIPTS = { claim: CLAIM, release: RELEASE, publishEvent: PUBLISH };
 
 /** Options for {@linkcode ClusterHub}. */
 export interface ClusterOptions {
@@ -89,60 +162,134 @@ export interface ClusterOptions {
   log?: (message: string) => void;
 }
 
+/** Thrown by {@linkcode ClusterHub.start} when Redis refuses this server for good (a wrong password,
+ * a missing permission, no such database): waiting will not help. */
+export class RedisRefusedError extends Error {
+  override name = "RedisRefusedError";
+}
+
+/** A member in a roster: its id, name, and since when it holds the name (Redis clock, ms). */
+type RosterEntry = [id: string, name: string, since: number];
+
 /** An event as published on the channel: short keys, since every line of chat is one. */
 interface Event {
   /** The origin server's id. */
   o: string;
-  /** What happened; `sync` asks every server to say its members again. */
-  k: "say" | "act" | "join" | "leave" | "rename" | "msg" | "beat" | "sync";
-  /** The member's name (the old one for a rename); empty in a beat or a sync. */
+  /** What happened; `roster` lists every member of a server, `ack` confirms a private message. */
+  k: "say" | "act" | "join" | "leave" | "rename" | "msg" | "ack" | "beat" | "roster";
+  /** The member's name (the old one for a rename); empty in a beat, a roster and an ack. */
   n: string;
+  /** The deadline, on Redis's clock in ms, past which the event is dropped rather than relayed. */
+  d: number;
+  /** The member's id on its server: in a join, a leave and a rename. */
+  m?: string;
+  /** Since when the member has held its name (Redis clock, ms): in a join and a rename. */
+  c?: number;
   /** Text: the line, the quit reason, the leave problem, the private message; in a beat, the
-   * claims' lifetime in ms. */
+   * claims' lifetime in ms; in an ack, "gone" if the recipient was not there. */
   t?: string;
   /** The new name of a rename, or the recipient of a private message. */
   to?: string;
-  /** The server of a private message's recipient: only that one delivers it. */
+  /** The server of a private message's recipient, or of an acknowledged message's sender. */
   s?: string;
+  /** The number of a line from its server (to tell it from the same line in the history), or of
+   * a private message (for its ack). */
+  i?: number;
   /** Whether a leave was a `/quit` (its text is then the member's own reason). */
   q?: boolean;
+  /** A roster's members. */
+  l?: RosterEntry[];
+  /** A roster that asks every other server for theirs (it healed and may have missed changes). */
+  r?: boolean;
 }
 
-type Redis = ReturnType<typeof createClient>;
+type Redis = ReturnType<typeof connectRedis>;
+
+/** A member of another server, as this server knows it. */
+interface RemoteMember {
+  server: string;
+  id: string;
+  name: string;
+  since: number;
+}
 
 /** What this server knows of another: when it last spoke, its claims' lifetime, its members. */
 interface OtherServer {
   heardAt: number;
   ttl: number;
-  names: Map<string, string>;
+  members: Map<string, RemoteMember>;
+}
+
+/** What the hub keeps of a member here: its id for the other servers, and since when it holds its
+ * name (Redis clock, ms), which decides who keeps a name two people took in a partition. */
+interface LocalMember {
+  id: string;
+  since: number;
+}
+
+/** Events to publish in one call: on which link, by when (the earliest deadline), and the chat
+ * lines among them for the history. */
+interface Batch {
+  link: Link;
+  deadline: number;
+  messages: string[];
+  entries: string[];
+}
+
+interface HistoryEntry {
+  time: Date;
+  line: string;
 }
 
 /** One server's share of the cluster's room. */
 export class ClusterHub implements Hub {
   /** This server's id, random per process, carried by every event it publishes. */
   readonly id = crypto.randomUUID();
+  /** How every event this server publishes begins. */
+  #ownPrefix = `{"o":"${this.id}",`;
   #members = new Map<string, Member>();
+  #local = new Map<Member, LocalMember>();
   /** Name keys of members whose join is under way, so two cannot take one name meanwhile. */
   #joining = new Set<string>();
-  /** The name each member holds a claim on in Redis; a member missing here, or holding a claim on
-   * a name other than its own, is claimed when Redis can be reached (it joined or was renamed in
-   * a partition). */
-  #claims = new Map<Member, string>();
-  /** The other servers, to tell ours who left with a server that falls silent for longer than its
-   * claims live (it died, or lost Redis). */
+  /** The other servers and their members, and those members by name key. */
   #others = new Map<string, OtherServer>();
-  #redis: Redis;
-  #subscriber: Redis;
   #log: RoomLog;
+  #remote = new Map<string, RemoteMember>();
+  /** The lines this server relayed lately: what a newcomer here is shown, exactly up to its join. */
+  #history: HistoryEntry[] = [];
   #options: Required<ClusterOptions>;
+  /** The current link to Redis, healthy or not; the room is whole while it is healed. */
+  #link: Link | undefined;
   #isWhole = false;
+  #hasBeenWhole = false;
   /** Whether the members were told the room is partitioned, and so must hear that it healed. */
   #isPartitionTold = false;
-  #settled = Promise.resolve();
-  #hasMetOthers = false;
-  #isSettleQueued = false;
+  /** Whether the room's history and members were read from Redis (once, at the first link). */
+  #isSeeded = false;
+  #memberCount = 0;
+  #lineCount = 0;
+  #messageCount = 0;
+  /** Events published in this turn of the event loop, to go to Redis in one call at the next. */
+  #batch: Batch | undefined;
+  /** Private messages sent to other servers, waiting for their confirmation. */
+  #awaiting = new Map<number, (isDelivered: boolean) => void>();
+  /** Redis's clock minus `performance.now()`, measured at each tick. */
+  #clockOffset = Date.now() - performance.now();
+  #tickMs: number;
+  /** How long between two ticks means this server was stopped, not merely busy. */
+  #awayMs: number;
+  #tickAt = performance.now();
+  #renewedAt = 0;
+  /** When the last ping that the subscription answered was sent. */
+  #confirmedAt = 0;
+  #ticker: ReturnType<typeof setInterval> | undefined;
+  #running: Promise<void> | undefined;
+  #stopWaiting = new AbortController();
+  #startup = Promise.withResolvers<void>();
+  #isStarted = false;
+  /** The last reason Redis gave for refusing this server, logged once. */
+  #refusal: string | undefined;
   #closing: Promise<void> | undefined;
-  #renewer: ReturnType<typeof setInterval>;
 
   constructor(options: ClusterOptions) {
     this.#options = {
@@ -153,45 +300,34 @@ export class ClusterHub implements Hub {
       ...options,
     };
     this.#log = new RoomLog(this.#options.logSize);
-    const backoff = (retries: number) =>
-      Math.min(MAX_BACKOFF_MS, 100 * 2 ** retries) * (0.5 + Math.random() / 2);
-    // Without the offline queue a command fails at once while Redis is away, rather than being
-    // sent, late, after it comes back: what is said in a partition stays in it.
-    this.#redis = createClient({
-      url: options.url,
-      disableOfflineQueue: true,
-      socket: { reconnectStrategy: backoff, connectTimeout: 2000 },
-    });
-    this.#subscriber = this.#redis.duplicate();
-    for (const client of [this.#redis, this.#subscriber]) {
-      client.on("ready", () => this.#onStatus());
-      client.on("end", () => this.#onStatus());
-      client.on("reconnecting", () => this.#onStatus());
-      client.on("error", (error: unknown) => this.#onStatus(error));
-    }
-    const renewEvery = Math.max(100, this.#options.claimTtlMs / 3);
-    this.#renewer = setInterval(() => this.#renewClaims(), renewEvery);
+    this.#tickMs = Math.min(MAX_TICK_MS, this.#options.claimTtlMs / 3);
+    // The others count a server gone after a claim's lifetime without a word from it, and its
+    // claims may lapse a little sooner (which its members' place in the others' rooms covers until
+    // it claims them again). Half the lifetime is well inside that, and two ticks is well above a
+    // busy machine's hiccup.
+    this.#awayMs = Math.max(this.#options.claimTtlMs / 2, 2 * this.#tickMs);
+    this.#startup.promise.catch(() => {}); // read by start(), if it still waits
   }
 
   /**
-   * Connects to Redis and subscribes. Resolves once connected, or after `timeoutMs` while the
-   * clients go on retrying in the background; whether it is connected is in {@linkcode isWhole}.
+   * Connects to Redis and heals into the room. Resolves once in the room, or after `timeoutMs`
+   * while it goes on trying in the background ({@linkcode isWhole} says which). Rejects with a
+   * {@linkcode RedisRefusedError} if Redis refuses this server for good meanwhile.
    */
   async start(timeoutMs = 3000): Promise<void> {
-    const connected = Promise.all([
-      this.#redis.connect(),
-      this.#subscriber.connect().then(() =>
-        this.#subscriber.subscribe(CHANNEL, (message) => this.#receive(message))
-      ),
-    ]);
+    this.#ticker = setInterval(() => this.#tick(), this.#tickMs);
+    this.#running = this.#run();
     let timer: ReturnType<typeof setTimeout> | undefined;
     const timeout = new Promise<void>((resolve) => timer = setTimeout(resolve, timeoutMs));
-    await Promise.race([connected.catch(() => {}), timeout]);
-    clearTimeout(timer);
-    this.#onStatus();
+    try {
+      await Promise.race([this.#startup.promise, timeout]);
+    } finally {
+      clearTimeout(timer);
+      this.#isStarted = true;
+    }
   }
 
-  /** Whether Redis is reachable, so that this server's members are in the whole room. */
+  /** Whether Redis is reachable and healed into, so that this server's members are in the whole room. */
   get isWhole(): boolean {
     return this.#isWhole;
   }
@@ -200,30 +336,25 @@ export class ClusterHub implements Hub {
     const name = member.name;
     const key = nameKey(name);
     if (this.#closing) throw new ProtocolError("Server is shutting down");
-    if (this.#members.has(key) || this.#joining.has(key)) throw taken(name);
+    if (this.#isTaken(key)) throw taken(name);
+    this.#isAwake();
     this.#joining.add(key);
     try {
-      // Whether the name is claimed in Redis now; undefined when Redis is away.
-      let claimed: boolean | undefined;
-      if (this.#isWhole) claimed = await this.#secure(name).catch(() => undefined);
-      if (claimed === false) throw taken(name);
-      if (claimed) this.#claims.set(member, name);
-      let names: string[] = [];
-      let history: string[] = [];
-      if (claimed) {
-        [names, history] = await Promise.all([this.#roomNames(), this.#history()])
-          .catch(() => [[], []]);
+      const info = { id: (++this.#memberCount).toString(36), since: this.#redisNow() };
+      // Redis decides while it can be reached; in a partition the name is claimed on healing.
+      if (!await this.#tryClaim(name, info)) throw taken(name);
+      if (this.#closing || this.#remote.has(key)) {
+        this.#release(name, info);
+        throw this.#closing ? new ProtocolError("Server is shutting down") : taken(name);
       }
-      if (this.#closing) {
-        this.#releaseClaim(member);
-        throw new ProtocolError("Server is shutting down");
-      }
-      // The newcomer is a member from here on: nothing reaches it before its room list.
+      // The newcomer is a member from here on, all at once: it has seen every line this server
+      // relayed until now in the history, and hears every later one live.
       this.#members.set(key, member);
-      const others = this.#union(names).filter((other) => nameKey(other) !== key);
+      this.#local.set(member, info);
+      const others = this.#names().filter((other) => nameKey(other) !== key);
       const lines = [
         ...formatRoomList(others),
-        ...history,
+        ...this.#history.map((entry) => formatHistory(entry.time, entry.line)),
         ...notices,
         formatWelcome(name, others.length + 1),
         ...(this.#isWhole ? [] : [PARTITION_NOTICE]),
@@ -232,7 +363,7 @@ export class ClusterHub implements Hub {
       member.welcome([encodeLine(lines.join("\n"))]);
       this.#deliver(member, formatJoin(name));
       this.#log.add(member); // it reads the room from here on, after its welcome
-      this.#publish({ k: "join", n: name });
+      this.#publish({ k: "join", n: name, m: info.id, c: info.since });
     } finally {
       this.#joining.delete(key);
     }
@@ -240,30 +371,33 @@ export class ClusterHub implements Hub {
 
   leave(member: Member, reason: LeaveReason = {}): void {
     const key = nameKey(member.name);
-    if (this.#members.get(key) !== member) return;
+    const info = this.#local.get(member);
+    if (this.#members.get(key) !== member || !info) return;
+    this.#isAwake();
     this.#members.delete(key);
     this.#log.remove(member);
-    this.#releaseClaim(member);
+    this.#local.delete(member);
+    this.#release(member.name, info);
     const text = reason.quit ?? reason.problem;
     const line = reason.quit
       ? formatQuit(member.name, reason.quit)
       : formatLeave(member.name, reason.problem);
     this.#deliver(member, line);
-    this.#publish({ k: "leave", n: member.name, ...(text ? { t: text } : {}), q: !!reason.quit });
+    this.#publish({
+      k: "leave",
+      n: member.name,
+      m: info.id,
+      ...(text ? { t: text } : {}),
+      ...(reason.quit ? { q: true } : {}),
+    });
   }
 
   say(member: Member, text: string): void {
-    const line = formatUserLine(member.name, text);
-    this.#deliver(member, line);
-    this.#publish({ k: "say", n: member.name, t: text });
-    this.#remember(line);
+    this.#relay(member, formatUserLine(member.name, text), { k: "say", n: member.name, t: text });
   }
 
   act(member: Member, text: string): void {
-    const line = formatAction(member.name, text);
-    this.#deliver(member, line);
-    this.#publish({ k: "act", n: member.name, t: text });
-    this.#remember(line);
+    this.#relay(member, formatAction(member.name, text), { k: "act", n: member.name, t: text });
   }
 
   async rename(member: Member, newName: string): Promise<void> {
@@ -272,82 +406,88 @@ export class ClusterHub implements Hub {
     const oldKey = nameKey(oldName);
     const newKey = nameKey(newName);
     const isNewKey = newKey !== oldKey;
-    if (isNewKey && (this.#members.has(newKey) || this.#joining.has(newKey))) throw taken(newName);
-    // Whether the new name is claimed in Redis now; undefined when Redis is away.
-    let claimed: boolean | undefined;
-    if (this.#isWhole) {
-      if (isNewKey) this.#joining.add(newKey);
-      try {
-        claimed = await this.#secure(newName).catch(() => undefined);
-      } finally {
-        if (isNewKey) this.#joining.delete(newKey);
-      }
+    const info = this.#local.get(member);
+    if (!info) return;
+    if (isNewKey && this.#isTaken(newKey)) throw taken(newName);
+    this.#isAwake();
+    // A change of case keeps the name, and so the time it was taken.
+    const renamed = { id: info.id, since: isNewKey ? this.#redisNow() : info.since };
+    if (isNewKey) this.#joining.add(newKey);
+    try {
+      if (!await this.#tryClaim(newName, renamed)) throw taken(newName);
+    } finally {
+      if (isNewKey) this.#joining.delete(newKey);
     }
-    if (claimed === false) throw taken(newName);
-    if (this.#members.get(oldKey) !== member || member.name !== oldName) {
-      if (claimed && isNewKey) this.#release(newName);
-      return; // it left, or was renamed, while we waited
+    const isGone = this.#members.get(oldKey) !== member || member.name !== oldName;
+    if (isGone || (isNewKey && this.#remote.has(newKey))) {
+      if (isNewKey) this.#release(newName, renamed);
+      if (isGone) return; // it left, or was renamed, while we waited
+      throw taken(newName);
     }
-    if (isNewKey) this.#releaseClaim(member);
-    if (claimed) this.#claims.set(member, newName);
+    if (isNewKey) this.#release(oldName, info);
+    info.since = renamed.since;
     this.#members.delete(oldKey);
     this.#members.set(newKey, member);
     member.name = newName;
     this.#deliver(undefined, formatRename(oldName, newName));
-    this.#publish({ k: "rename", n: oldName, to: newName });
+    this.#publish({ k: "rename", n: oldName, to: newName, m: info.id, c: info.since });
   }
 
   async whisper(member: Member, to: string, text: string): Promise<void> {
+    this.#isAwake();
     const local = this.#members.get(nameKey(to));
     if (local) {
       local.send(encodeLine(formatPrivateFrom(member.name, text)));
       return member.send(encodeLine(formatPrivateTo(local.name, text)));
     }
+    const remote = this.#remote.get(nameKey(to));
+    if (!remote) throw new ProtocolError(`No user named ${quote(to)} is online: /who lists who is`);
     if (!this.#isWhole) {
       throw new ProtocolError(
-        `No user named ${quote(to)} is on this server, and the room is partitioned`,
+        `Cannot reach ${quote(remote.name)} on another server: the room is partitioned`,
       );
     }
-    const holder = parseClaim(await this.#redis.get(NAME_PREFIX + nameKey(to)).catch(() => null));
-    // A claim of ours with nobody here is a leftover about to expire: nobody is there.
-    if (!holder || holder.server === this.id) {
-      throw new ProtocolError(`No user named ${quote(to)} is online: /who lists who is`);
+    const answer = await this.#sendPrivate(member.name, remote, text);
+    if (answer === undefined) {
+      throw new ProtocolError(
+        `The server of ${quote(remote.name)} did not confirm the message within ` +
+          `${REDIS_TIMEOUT_MS / 1000} seconds; it may not have arrived`,
+      );
     }
-    this.#publish({ k: "msg", n: member.name, to: holder.name, s: holder.server, t: text });
-    member.send(encodeLine(formatPrivateTo(holder.name, text)));
+    if (!answer) throw new ProtocolError(`No user named ${quote(to)} is online: /who lists who is`);
+    member.send(encodeLine(formatPrivateTo(remote.name, text)));
   }
 
-  async who(member: Member): Promise<void> {
-    const names = this.#isWhole ? await this.#roomNames().catch(() => undefined) : undefined;
-    const lines = formatWho(sortNames(this.#union(names ?? [])));
-    if (!names) lines.push(formatSystemLine("That is this server only: the room is partitioned"));
+  who(member: Member): void {
+    this.#isAwake();
+    const lines = formatWho(this.#names());
+    if (!this.#isWhole) {
+      lines.push(formatSystemLine("The room is partitioned: only people on this server hear you"));
+    }
     member.send(encodeLine(lines.join("\n")));
   }
 
   /**
    * Tells the other servers that every member here leaves and gives up their claims (the members
-   * themselves hear the server's own shutdown notice), then closes both connections to Redis,
-   * dropping them if Redis does not take the goodbyes in time. Safe to call twice.
+   * themselves hear the server's own shutdown notice), then closes the link to Redis, dropping it
+   * if Redis does not take the goodbyes in time. Safe to call twice.
    */
   close(): Promise<void> {
     this.#closing ??= (async () => {
-      clearInterval(this.#renewer);
+      clearInterval(this.#ticker);
+      this.#stopWaiting.abort();
       for (const member of this.#members.values()) {
-        this.#releaseClaim(member);
-        this.#publish({ k: "leave", n: member.name, t: "server shut down" });
+        const info = this.#local.get(member)!;
+        this.#release(member.name, info);
+        this.#publish({ k: "leave", n: member.name, m: info.id, t: "server shut down" });
       }
       this.#members.clear();
-      for (const client of [this.#redis, this.#subscriber]) {
-        if (!client.isReady) {
-          client.destroy();
-          continue;
-        }
-        let timer: ReturnType<typeof setTimeout> | undefined;
-        const late = new Promise<void>((resolve) => timer = setTimeout(resolve, CLOSE_TIMEOUT_MS));
-        await Promise.race([client.close().catch(() => {}), late]);
-        clearTimeout(timer);
-        if (client.isOpen) client.destroy();
-      }
+      this.#local.clear();
+      const link = this.#link;
+      this.#isWhole = false;
+      this.#flush(); // the goodbyes go before the link starts closing
+      await link?.close(CLOSE_TIMEOUT_MS);
+      await this.#running;
     })();
     return this.#closing;
   }
@@ -357,220 +497,377 @@ export class ClusterHub implements Hub {
     if (!this.#closing) this.#log.append(encodeLine(line), from);
   }
 
-  /** `names` from Redis with this server's members, some of whom may not be claimed yet. */
-  #union(names: string[]): string[] {
-    const all = new Map(names.map((name) => [nameKey(name), name]));
-    for (const [key, member] of this.#members) all.set(key, member.name);
-    // Sorted: across servers there is no one join order to keep.
-    return sortNames([...all.values()]);
+  /** A line of chat from a member here: delivered here, kept, and published with its number. */
+  #relay(from: Member, line: string, event: Pick<Event, "k" | "n" | "t">): void {
+    this.#isAwake(); // a server that was stopped says so before anything it read meanwhile
+    this.#remember(line);
+    this.#deliver(from, line);
+    const i = ++this.#lineCount;
+    const entry = this.#options.historySize > 0
+      ? JSON.stringify({ at: Date.now(), line, o: this.id, i })
+      : "";
+    this.#publish({ ...event, i }, entry);
   }
 
-  /** Publishes an event to the other servers; while partitioned it goes nowhere, on purpose. */
-  #publish(event: Omit<Event, "o">): void {
-    if (!this.#isWhole) return;
-    this.#redis.publish(CHANNEL, JSON.stringify({ o: this.id, ...event })).catch(() => {});
-  }
-
-  #remember(line: string): void {
+  #remember(line: string, time = new Date()): void {
     const size = this.#options.historySize;
-    if (size === 0 || !this.#isWhole) return;
-    const entry = JSON.stringify({ at: Date.now(), line });
-    // Sent together, in order, without waiting: a failure means Redis is away, which we hear of.
-    this.#redis.rPush(HISTORY_KEY, entry).catch(() => {});
-    this.#redis.lTrim(HISTORY_KEY, -size, -1).catch(() => {});
+    if (size === 0) return;
+    this.#history.push({ time, line });
+    if (this.#history.length > size) this.#history.shift();
   }
 
-  /** The room's history for a newcomer, skipping any entry that is not a line we would write. */
-  async #history(): Promise<string[]> {
-    const size = this.#options.historySize;
-    if (size === 0) return [];
-    const entries = await this.#redis.lRange(HISTORY_KEY, -size, -1);
-    const lines: string[] = [];
-    for (const entry of entries) {
+  /** Every name in the room as this server knows it, sorted: across servers there is no one join
+   * order to keep. */
+  #names(): string[] {
+    const names = [...this.#members.values()].map((member) => member.name);
+    for (const remote of this.#remote.values()) names.push(remote.name);
+    return sortNames(names);
+  }
+
+  #isTaken(key: string): boolean {
+    return this.#members.has(key) || this.#joining.has(key) || this.#remote.has(key);
+  }
+
+  /** Redis's clock now, as this server estimates it (ms). */
+  #redisNow(): number {
+    return Math.round(performance.now() + this.#clockOffset);
+  }
+
+  /**
+   * Publishes an event to the other servers, to be relayed within `budget` ms or not at all; while
+   * partitioned it goes nowhere, on purpose. Events wait for the next turn of the event loop and go
+   * out together, in order, in one call to Redis.
+   */
+  #publish(event: Omit<Event, "o" | "d">, entry = "", budget = REDIS_TIMEOUT_MS): void {
+    const link = this.#link;
+    if (!link || !this.#isWhole || !this.#isAwake()) return;
+    let batch = this.#batch;
+    if (!batch || batch.link !== link || batch.messages.length >= MAX_BATCH_EVENTS) {
+      this.#flush();
+      batch = this.#batch = { link, deadline: Infinity, messages: [], entries: [] };
+      // The next turn, not this one's end: lines each read after an await (flood control) still
+      // share a call. setImmediate is not clamped to 4 ms as nested timers are.
+      setImmediate(() => this.#flush());
+    }
+    this.#add(batch, event, entry, budget);
+  }
+
+  #add(batch: Batch, event: Omit<Event, "o" | "d">, entry = "", budget = REDIS_TIMEOUT_MS): void {
+    const d = this.#redisNow() + budget;
+    batch.deadline = Math.min(batch.deadline, d);
+    // Our own events come back on the channel: their first bytes tell them apart (see #receive).
+    batch.messages.push(JSON.stringify({ o: this.id, d, ...event }));
+    if (entry) batch.entries.push(entry);
+  }
+
+  /** Sends the events waiting to be published (a failed link is heard of by its own events). */
+  #flush(): void {
+    const batch = this.#batch;
+    this.#batch = undefined;
+    if (batch && !batch.link.isBroken) this.#send(batch).catch(() => {});
+  }
+
+  /** Publishes a batch on its link, which breaks if Redis takes it too late to relay. */
+  async #send({ link, deadline, messages, entries }: Batch): Promise<void> {
+    const size = String(this.#options.historySize);
+    const args = [CHANNEL, String(deadline), size, String(entries.length), ...entries, ...messages];
+    if (await link.redis.publishEvent(args) < 0) {
+      link.break("Redis took an event too late to relay it");
+    }
+  }
+
+  /** Claims a name for a member joining or renaming here, when Redis can be reached: false if
+   * someone holds it. In a partition, or if Redis fails to answer, the name is claimed on healing. */
+  async #tryClaim(name: string, info: LocalMember): Promise<boolean> {
+    const link = this.#link;
+    if (!link || !this.#isWhole) return true;
+    return await link.within(this.#claim(link, name, info, false)).catch(() => true);
+  }
+
+  #claim(link: Link, name: string, info: LocalMember, isContested: boolean): Promise<boolean> {
+    return link.redis.claim(NAME_PREFIX + nameKey(name), [
+      this.id,
+      `${this.id} ${info.id} ${info.since} ${name}`,
+      String(this.#options.claimTtlMs),
+      String(info.since),
+      isContested ? "1" : "0",
+    ]);
+  }
+
+  /** Gives up a claim, if it is still this one; in a partition it expires by itself. */
+  #release(name: string, info: LocalMember): void {
+    const link = this.#link;
+    if (!link || !this.#isWhole) return;
+    link.redis.release(NAME_PREFIX + nameKey(name), `${this.id} ${info.id} ${info.since} ${name}`)
+      .catch(() => {});
+  }
+
+  /** Sends a private message to another server's member: true once that server delivered it,
+   * false if the member was gone, undefined if no answer came in time. */
+  async #sendPrivate(from: string, to: RemoteMember, text: string): Promise<boolean | undefined> {
+    const i = ++this.#messageCount;
+    const { promise, resolve } = Promise.withResolvers<boolean | undefined>();
+    this.#awaiting.set(i, resolve);
+    const timer = setTimeout(() => resolve(undefined), REDIS_TIMEOUT_MS);
+    // Half the time to get there, half for the answer: a message that arrives later is dropped
+    // unread, so that "did not confirm" means it was not delivered, unless the answer was lost.
+    this.#publish(
+      { k: "msg", n: from, to: to.name, s: to.server, t: text, i },
+      "",
+      REDIS_TIMEOUT_MS / 2,
+    );
+    try {
+      return await promise;
+    } finally {
+      clearTimeout(timer);
+      this.#awaiting.delete(i);
+    }
+  }
+
+  /**
+   * Links to Redis, heals, and stays until the link breaks; then again, with backoff, until the hub
+   * closes. Each link is used until its first fault and then dropped whole.
+   */
+  async #run(): Promise<void> {
+    let failures = 0;
+    while (!this.#closing) {
+      const link = new Link(this.#options.url, {
+        onMessage: (message) => this.#onMessage(link, message),
+        onBreak: (reason) => this.#onBreak(link, reason),
+      });
+      this.#link = link;
       try {
-        const { at, line } = JSON.parse(entry);
-        if (typeof at === "number" && typeof line === "string" && isChatLine(line)) {
-          lines.push(formatHistory(new Date(at), line));
-        }
-      } catch {
-        // Not ours: skipped.
+        await link.open();
+        await this.#heal(link);
+        failures = 0;
+        await link.broken;
+      } catch (error) {
+        link.break(describe(error));
+        if (this.#isRefused(link.cause ?? error)) failures = Infinity;
       }
+      if (!this.#closing) await this.#wait(backoff(failures++));
     }
-    return lines;
   }
 
-  /** Every name claimed in the cluster. */
-  async #roomNames(): Promise<string[]> {
-    return (await this.#allClaims()).map((claim) => claim.name);
-  }
-
-  /** Every claim in the cluster: the server holding it and the name. */
-  async #allClaims(): Promise<{ server: string; name: string }[]> {
-    const keys: string[] = [];
-    for await (const batch of this.#redis.scanIterator({ MATCH: `${NAME_PREFIX}*`, COUNT: 1000 })) {
-      keys.push(...batch);
+  /** Whether Redis refused this server for good (reported once; fatal at startup). */
+  #isRefused(error: unknown): boolean {
+    const refusal = refusalOf(error);
+    if (!refusal) return false;
+    const message = `Redis at ${redact(this.#options.url)} refused this server: ${refusal}`;
+    if (!this.#isStarted) this.#startup.reject(new RedisRefusedError(message));
+    else if (refusal !== this.#refusal) {
+      this.#options.log(`redis: ${message}; serving this server's members alone and retrying`);
     }
-    if (keys.length === 0) return [];
-    return (await this.#redis.mGet(keys)).flatMap((value) => parseClaim(value) ?? []);
+    this.#refusal = refusal;
+    return true;
   }
 
-  /** Claims `name` for this server unless another holds it: true if it is ours now. */
-  async #secure(name: string): Promise<boolean> {
-    const taken = await this.#redis.eval(TAKE_SCRIPT, {
-      keys: [NAME_PREFIX + nameKey(name)],
-      arguments: [`${this.id} `, `${this.id} ${name}`, String(this.#options.claimTtlMs)],
+  #wait(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const signal = this.#stopWaiting.signal;
+      const timer = setTimeout(done, ms);
+      signal.addEventListener("abort", done, { once: true });
+      function done() {
+        clearTimeout(timer);
+        signal.removeEventListener("abort", done);
+        resolve();
+      }
     });
-    return taken === 1;
-  }
-
-  /** Gives up the claim a member holds, if it holds one. */
-  #releaseClaim(member: Member): void {
-    const name = this.#claims.get(member);
-    if (name === undefined) return;
-    this.#claims.delete(member);
-    this.#release(name);
-  }
-
-  #release(name: string): void {
-    if (!this.#isWhole) return; // the claim expires by itself
-    this.#redis.eval(RELEASE_SCRIPT, {
-      keys: [NAME_PREFIX + nameKey(name)],
-      arguments: [`${this.id} ${name}`],
-    }).catch(() => {});
   }
 
   /**
-   * Every third of a claim's lifetime: renews this server's claims (only those it still holds),
-   * claims what a partition left unclaimed, says it is alive, and tells the members here who left
-   * with a server that has gone silent for longer than its claims live.
+   * A new link is up: reads the room from Redis the first time, makes sure every member here holds
+   * its name (the one who held a name longer keeps it), then sends this server's roster, asking the
+   * others for theirs, and only then relays: the events that came meanwhile first.
    */
-  #renewClaims(): void {
-    if (!this.#isWhole) return;
-    const ttl = String(this.#options.claimTtlMs);
-    let isSettled = true;
-    for (const [member, name] of this.#claims) {
-      if (name !== member.name) {
-        isSettled = false;
-        continue;
-      }
-      this.#redis.eval(RENEW_SCRIPT, {
-        keys: [NAME_PREFIX + nameKey(name)],
-        arguments: [`${this.id} ${name}`, ttl],
-      }).then((renewed) => {
-        // Lost (it expired while Redis was slow, say): claimed again at the next renewal.
-        if (renewed !== 1 && this.#claims.get(member) === name) this.#claims.delete(member);
-      }, () => {});
-    }
-    if (!isSettled || this.#claims.size < this.#members.size) this.#settle();
-    this.#publish({ k: "beat", n: "", t: ttl });
-    const now = Date.now();
-    for (const [origin, other] of this.#others) {
-      if (now - other.heardAt <= other.ttl) continue;
-      this.#others.delete(origin);
-      for (const name of other.names.values()) {
-        if (!this.#members.has(nameKey(name))) {
-          this.#deliver(undefined, formatLeave(name, "server lost"));
-        }
-      }
-    }
-  }
-
-  /** Follows both connections: the room is whole when both are ready. */
-  #onStatus(error?: unknown): void {
-    const isWhole = this.#redis.isReady && this.#subscriber.isReady && !this.#closing;
-    if (isWhole === this.#isWhole) return;
-    this.#isWhole = isWhole;
-    if (this.#closing) return;
-    const { log, url } = this.#options;
-    if (isWhole) {
-      log(`redis: connected to ${redact(url)}${this.#isPartitionTold ? " again" : ""}`);
-      this.#heal().catch((error) => log(`redis: ${describe(error)}`));
-    } else {
-      log(
-        `redis: lost ${redact(url)}${
-          error ? ` (${describe(error)})` : ""
-        }; serving this server's members alone and retrying`,
-      );
-      this.#deliver(undefined, PARTITION_NOTICE);
-      this.#isPartitionTold = true;
-    }
-  }
-
-  /**
-   * Redis is reachable (again): learns who is on the other servers (the first time), gives every one of them a
-   * claim's lifetime to be heard, makes sure every member here holds its claim, asks the other
-   * servers to say their members (so joins made on either side of a partition are heard), and
-   * tells the members here that the room is whole.
-   */
-  async #heal(): Promise<void> {
-    // The first time only: later, names new to us come as joins, which our members must hear.
-    if (!this.#hasMetOthers) {
-      for (const claim of await this.#allClaims()) {
-        if (claim.server !== this.id) {
-          this.#heardFrom(claim.server).names.set(nameKey(claim.name), claim.name);
-        }
-      }
-      this.#hasMetOthers = true;
-    }
-    for (const other of this.#others.values()) other.heardAt = Date.now();
-    await this.#settle(true);
-    if (!this.#isWhole) return;
-    this.#publish({ k: "sync", n: "" });
+  async #heal(link: Link): Promise<void> {
+    await this.#sampleClock(link);
+    if (!this.#isSeeded) await this.#seed(link);
+    await this.#settle(link);
+    // Publishing is tried once before it counts: a Redis user without the permission fails here.
+    const beat: Batch = { link, deadline: Infinity, messages: [], entries: [] };
+    this.#add(beat, { k: "beat", n: "", t: String(this.#options.claimTtlMs) });
+    await link.within(this.#send(beat));
+    if (link.isBroken || this.#closing) throw new Error("Lost Redis while healing");
+    const now = performance.now();
+    this.#tickAt = this.#renewedAt = this.#confirmedAt = now;
+    for (const other of this.#others.values()) other.heardAt = now;
+    this.#isWhole = true;
+    this.#options.log(
+      `redis: connected to ${redact(this.#options.url)}${this.#hasBeenWhole ? " again" : ""}`,
+    );
+    this.#hasBeenWhole = true;
+    this.#refusal = undefined;
+    this.#publish({ k: "roster", n: "", l: this.#roster(), r: true });
     if (this.#isPartitionTold) this.#deliver(undefined, HEAL_NOTICE);
     this.#isPartitionTold = false;
+    const pending = link.pending ?? [];
+    link.pending = undefined;
+    for (const message of pending) this.#receive(message);
+    this.#startup.resolve();
   }
 
   /**
-   * Makes sure each member here holds the claim on its name and, when a claim is new, tells the
-   * other servers it is here (`all`: tells them of every member). A member whose name someone on
-   * another server took meanwhile cannot keep it: it is told, and disconnected.
+   * The first time Redis is reached: the room's history (with what was said here before, in time
+   * order) and who is on the other servers, from their claims. The channel was subscribed first,
+   * and its events wait meanwhile; a line both in the history and among them is kept once.
    */
-  #settle(all = false): Promise<void> {
-    // One at a time, in order; a routine one need not queue behind another that has not started.
-    if (!all && this.#isSettleQueued) return this.#settled;
-    this.#isSettleQueued = true;
-    this.#settled = this.#settled.then(() => {
-      this.#isSettleQueued = false;
-      return this.#settleNow(all);
-    }).catch((error) => this.#options.log(`redis: ${describe(error)}`));
-    return this.#settled;
+  async #seed(link: Link): Promise<void> {
+    const [claims, entries] = await link.within(
+      Promise.all([this.#allClaims(link), this.#readHistory(link)]),
+    );
+    const newest = new Map<string, number>();
+    for (const { origin, number } of entries) {
+      newest.set(origin, Math.max(number, newest.get(origin) ?? 0));
+    }
+    link.pending = link.pending?.filter((message) => !isInHistory(message, newest));
+    const merged = [...entries, ...this.#history].sort((a, b) =>
+      a.time.getTime() - b.time.getTime()
+    );
+    this.#history = merged.slice(-this.#options.historySize).map(({ time, line }) => ({
+      time,
+      line,
+    }));
+    for (const claim of claims) {
+      if (claim.server !== this.id) this.#admit(this.#heardFrom(claim.server), claim);
+    }
+    this.#isSeeded = true;
   }
 
-  async #settleNow(all: boolean): Promise<void> {
-    const members = [...this.#members.values()];
-    const secured = await Promise.all(members.map(async (member) => {
-      const name = member.name;
-      const isNew = this.#claims.get(member) !== name;
-      try {
-        return { member, name, isNew, ok: await this.#secure(name) };
-      } catch {
-        return { member, name, isNew, ok: undefined }; // lost again: tried again later
-      }
+  /** The history in Redis, skipping any entry that is not a line we would write. */
+  async #readHistory(link: Link): Promise<(HistoryEntry & { origin: string; number: number })[]> {
+    const size = this.#options.historySize;
+    if (size === 0) return [];
+    const entries = await link.redis.lRange(HISTORY_KEY, -size, -1);
+    return entries.flatMap((entry) => parseHistoryEntry(entry) ?? []);
+  }
+
+  /** Every claim in the cluster. */
+  async #allClaims(link: Link): Promise<RemoteMember[]> {
+    const keys: string[] = [];
+    const scan = link.redis.scanIterator({ MATCH: `${NAME_PREFIX}*`, COUNT: 1000 });
+    for await (const batch of scan) keys.push(...batch);
+    if (keys.length === 0) return [];
+    return (await link.redis.mGet(keys)).flatMap((value) => parseClaim(value) ?? []);
+  }
+
+  /**
+   * Makes sure each member here holds the claim on its name, renewing it; a member whose name was
+   * held longer by someone on another server (they took it on two sides of a partition) cannot
+   * keep it: it is told, and disconnected.
+   */
+  async #settle(link: Link): Promise<void> {
+    const members = [...this.#members.values()].map((member) => ({
+      member,
+      name: member.name,
+      info: { ...this.#local.get(member)! },
     }));
-    for (const { member, name, isNew, ok } of secured) {
+    const held = await link.within(
+      Promise.all(members.map(({ name, info }) => this.#claim(link, name, info, true))),
+    );
+    members.forEach(({ member, name, info }, index) => {
       const isCurrent = this.#members.get(nameKey(name)) === member && member.name === name;
-      if (ok && !isCurrent) {
-        if (this.#claims.get(member) !== name) this.#release(name); // left or renamed meanwhile
-      } else if (ok) {
-        this.#claims.set(member, name);
-        if (isNew || all) this.#publish({ k: "join", n: name });
-      } else if (ok === false && isCurrent) {
-        this.#evict(member);
-      }
+      if (!isCurrent && held[index]) this.#release(name, info); // it left or was renamed meanwhile
+      else if (isCurrent && !held[index]) this.#evict(member);
+    });
+  }
+
+  /** This server's members, as its roster lists them. */
+  #roster(): RosterEntry[] {
+    return [...this.#members.values()].map((member) => {
+      const { id, since } = this.#local.get(member)!;
+      return [id, member.name, since];
+    });
+  }
+
+  /**
+   * Every tick: notices if this server was away, checks that both connections answer in time
+   * (they break otherwise), measures Redis's clock, renews the claims at a third of their
+   * lifetime, says it is alive, and tells the members here who left with a server gone silent.
+   */
+  #tick(): void {
+    const now = performance.now();
+    if (!this.#isAwake(now)) return;
+    this.#tickAt = now;
+    const link = this.#link;
+    if (!link || !this.#isWhole) return;
+    const sentAt = now;
+    link.within(link.subscriber.ping()).then(() => {
+      this.#confirmedAt = Math.max(this.#confirmedAt, sentAt);
+    }, () => {});
+    this.#sampleClock(link).catch(() => {});
+    if (now - this.#renewedAt >= this.#options.claimTtlMs / 3) {
+      this.#renewedAt = now;
+      this.#settle(link).catch(() => {});
+    }
+    this.#publish({ k: "beat", n: "", t: String(this.#options.claimTtlMs) });
+    // Silent by what the channel certainly delivered: everything published before a ping that our
+    // subscription answered has reached us, so a hang of our own cannot pass for their silence.
+    for (const [origin, other] of this.#others) {
+      if (this.#confirmedAt - other.heardAt <= other.ttl) continue;
+      this.#others.delete(origin);
+      for (const member of other.members.values()) this.#forget(member, "server lost");
     }
   }
 
-  /** Disconnects a member whose name another server holds: only this server knew it by it. */
+  /**
+   * Whether this server ran on time. One that was stopped or starved (SIGSTOP, a paused machine)
+   * for longer than `#awayMs` may have been counted gone by the others, and what waits in its
+   * sockets is late: it drops the link, and heals, before relaying anything.
+   */
+  #isAwake(now = performance.now()): boolean {
+    const away = now - this.#tickAt;
+    if (!this.#isWhole || away <= this.#awayMs) return true;
+    this.#link?.break(`this server was stopped for ${(away / 1000).toFixed(1)} s`);
+    return false;
+  }
+
+  /** Measures Redis's clock, which every server here reads the same: deadlines are set by it.
+   * This is also the command connection's health check. */
+  async #sampleClock(link: Link): Promise<void> {
+    const before = performance.now();
+    const [seconds, micros] = await link.within(link.redis.time());
+    const after = performance.now();
+    // A slow answer says little about when it was read; keep the estimate of a quick one.
+    if (after - before > 100 && this.#hasBeenWhole) return;
+    this.#clockOffset = Number(seconds) * 1000 + Number(micros) / 1000 - (before + after) / 2;
+  }
+
+  /** The link broke: this server's members are alone until it heals, and are told so. */
+  #onBreak(link: Link, reason: string): void {
+    if (link !== this.#link || !this.#isWhole) return;
+    this.#isWhole = false;
+    if (this.#closing) return;
+    this.#options.log(
+      `redis: lost ${
+        redact(this.#options.url)
+      } (${reason}); serving this server's members alone and retrying`,
+    );
+    this.#deliver(undefined, PARTITION_NOTICE);
+    this.#isPartitionTold = true;
+  }
+
+  /** An event from the channel: relayed now, or kept until the link has healed. */
+  #onMessage(link: Link, message: string): void {
+    if (link !== this.#link || link.isBroken) return;
+    if (!link.pending) return this.#receive(message);
+    if (link.pending.length >= MAX_PENDING_EVENTS) link.break("too many events while healing");
+    else link.pending.push(message);
+  }
+
+  /** Disconnects a member whose name someone elsewhere has held longer. */
   #evict(member: Member): void {
     const name = member.name;
+    const info = this.#local.get(member)!;
     this.#members.delete(nameKey(name));
     this.#log.remove(member);
-    this.#claims.delete(member);
+    this.#local.delete(member);
     member.send(encodeLine(formatError(
-      `Someone on another server took the name ${quote(name)} while the room was partitioned; ` +
-        "rejoin with another name",
+      `Someone on another server had the name ${quote(name)} first, while the room was ` +
+        "partitioned; rejoin with another name",
     )));
-    this.#deliver(member, formatLeave(name, "name taken during a partition"));
+    this.#deliver(member, formatLeave(name, NAME_TAKEN));
+    this.#publish({ k: "leave", n: name, m: info.id, t: NAME_TAKEN });
     (member as Partial<Closable>).end?.();
   }
 
@@ -578,15 +875,67 @@ export class ClusterHub implements Hub {
   #heardFrom(origin: string): OtherServer {
     let other = this.#others.get(origin);
     if (!other) {
-      other = { heardAt: 0, ttl: this.#options.claimTtlMs, names: new Map() };
+      other = { heardAt: 0, ttl: this.#options.claimTtlMs, members: new Map() };
       this.#others.set(origin, other);
     }
-    other.heardAt = Date.now();
+    other.heardAt = performance.now();
     return other;
   }
 
-  /** Relays another server's event to the members here, once it proves well formed. */
+  /**
+   * Brings another server's member into the view and tells the members here: it entered, or was
+   * renamed if known. Two people with one name (taken on two sides of a partition) cannot both
+   * stay: the one who has held it longer does, and the other's server sends it away.
+   */
+  #admit(other: OtherServer, member: RemoteMember): void {
+    const known = other.members.get(member.id);
+    if (known?.name === member.name) return;
+    const key = nameKey(member.name);
+    const local = this.#members.get(key);
+    if (local) {
+      if (isOlder({ server: this.id, ...this.#local.get(local)! }, member)) return;
+      this.#evict(local);
+    }
+    const rival = this.#remote.get(key);
+    if (rival && rival !== known) {
+      if (isOlder(rival, member)) return;
+      this.#forget(rival, NAME_TAKEN);
+    }
+    if (known) this.#remote.delete(nameKey(known.name));
+    other.members.set(member.id, member);
+    this.#remote.set(key, member);
+    this.#deliver(
+      undefined,
+      known ? formatRename(known.name, member.name) : formatJoin(member.name),
+    );
+  }
+
+  /** Takes another server's member out of the view, telling the members here why. */
+  #forget(member: RemoteMember, problem?: string, quit?: string): void {
+    this.#others.get(member.server)?.members.delete(member.id);
+    if (this.#remote.get(nameKey(member.name)) === member) {
+      this.#remote.delete(nameKey(member.name));
+    }
+    this.#deliver(
+      undefined,
+      quit ? formatQuit(member.name, quit) : formatLeave(member.name, problem),
+    );
+  }
+
+  /** What a server's roster says: whoever it no longer lists left, the rest are admitted. */
+  #applyRoster(server: string, other: OtherServer, entries: RosterEntry[]): void {
+    const listed = new Set(entries.map(([id]) => id));
+    for (const member of [...other.members.values()]) {
+      if (!listed.has(member.id)) this.#forget(member, LEFT_IN_PARTITION);
+    }
+    for (const [id, name, since] of entries) this.#admit(other, { server, id, name, since });
+  }
+
+  /** Relays another server's event to the members here, once it proves well formed and on time. */
   #receive(message: string): void {
+    if (!this.#isAwake()) return;
+    // Our own events come back too; they start with our id (see #publish): not parsed.
+    if (message.startsWith(this.#ownPrefix)) return;
     let event: Event;
     try {
       event = parseEvent(message, this.#options.maxLineBytes);
@@ -594,76 +943,232 @@ export class ClusterHub implements Hub {
       this.#options.log(`redis: ignored a message: ${describe(error)}`);
       return;
     }
-    if (event.o === this.id) return; // our own: delivered here already
-    const { n: name, t: text = "" } = event;
-    const key = nameKey(name);
-    // A name held here speaks only from here: another server cannot speak for our members.
-    if (name !== "" && this.#members.has(key) && event.k !== "leave") {
-      this.#options.log(`redis: ignored an event for ${name}, who is on this server`);
+    if (event.o === this.id) return; // our own after all (not written by us): ignored the same
+    // A private message too late to deliver is dropped: its sender was told so, or will be.
+    if (event.k === "msg" && this.#redisNow() > event.d) return;
+    // Redis relayed the event before its deadline; the way from Redis to here gets as long again.
+    // Later than that, this server's own connection is lagging: it heals rather than relay late.
+    if (this.#redisNow() > event.d + REDIS_TIMEOUT_MS) {
+      this.#link?.break("an event from another server came too late");
       return;
     }
-    const other = this.#heardFrom(event.o);
+    // A name held here speaks only from here: another server cannot speak for our members.
+    if (["say", "act", "msg"].includes(event.k) && this.#members.has(nameKey(event.n))) {
+      this.#options.log(`redis: ignored an event for ${event.n}, who is on this server`);
+      return;
+    }
+    this.#apply(event, this.#heardFrom(event.o));
+  }
+
+  #apply(event: Event, other: OtherServer): void {
+    const { o: server, n: name, t: text = "", m: id = "", c: since = 0 } = event;
     switch (event.k) {
       case "beat":
         other.ttl = Number(text) || other.ttl;
         return;
-      case "sync":
-        for (const [member, claimed] of this.#claims) {
-          if (claimed === member.name) this.#publish({ k: "join", n: claimed });
-        }
+      case "roster":
+        this.#applyRoster(server, other, event.l!);
+        if (event.r) this.#publish({ k: "roster", n: "", l: this.#roster() });
         return;
       case "say":
-        other.names.set(key, name);
-        return this.#deliver(undefined, formatUserLine(name, text));
-      case "act":
-        other.names.set(key, name);
-        return this.#deliver(undefined, formatAction(name, text));
-      case "join":
-        if (other.names.get(key) === name) return; // said again after a partition: known here
-        other.names.set(key, name);
-        return this.#deliver(undefined, formatJoin(name));
-      case "leave":
-        if (this.#members.has(key)) return; // someone here has the name now
-        other.names.delete(key);
-        return this.#deliver(
-          undefined,
-          event.q && text ? formatQuit(name, text) : formatLeave(name, text || undefined),
-        );
-      case "rename":
-        other.names.delete(key);
-        other.names.set(nameKey(event.to!), event.to!);
-        return this.#deliver(undefined, formatRename(name, event.to!));
-      case "msg": {
-        other.names.set(key, name);
-        if (event.s !== this.id) return;
-        const recipient = this.#members.get(nameKey(event.to!));
-        return recipient?.send(encodeLine(formatPrivateFrom(name, text)));
+      case "act": {
+        const line = event.k === "say" ? formatUserLine(name, text) : formatAction(name, text);
+        this.#remember(line);
+        return this.#deliver(undefined, line);
       }
+      case "join":
+        return this.#admit(other, { server, id, name, since });
+      case "rename":
+        return this.#admit(other, { server, id, name: event.to!, since });
+      case "leave": {
+        const known = other.members.get(id);
+        if (known) this.#forget(known, text || undefined, event.q ? text : undefined);
+        return;
+      }
+      case "msg":
+        return this.#deliverPrivate(event);
+      case "ack":
+        if (event.s === this.id) this.#awaiting.get(event.i!)?.(text !== "gone");
+        return;
     }
+  }
+
+  /** A private message for a member here: delivered, and confirmed to its sender's server. */
+  #deliverPrivate(event: Event): void {
+    if (event.s !== this.id) return;
+    const recipient = this.#members.get(nameKey(event.to!));
+    recipient?.send(encodeLine(formatPrivateFrom(event.n, event.t ?? "")));
+    this.#publish({
+      k: "ack",
+      n: "",
+      s: event.o,
+      i: event.i!,
+      ...(recipient ? {} : { t: "gone" }),
+    });
   }
 }
 
-/** A member the hub can disconnect (the server's peers can). */
+/** What a link tells the hub: each event from the channel, and that it broke. */
+interface LinkHooks {
+  onMessage(message: string): void;
+  onBreak(reason: string): void;
+}
+
+/**
+ * One pair of connections to Redis, commands and the channel's subscription, used until its first
+ * fault and then dropped whole. The client's own reconnection is off: a new link starts clean, with
+ * no command queued on the old one, and the hub heals on it before relaying anything.
+ */
+class Link {
+  readonly redis: Redis;
+  readonly subscriber: Redis;
+  /** Settles when the link breaks. */
+  readonly broken: Promise<void>;
+  /** Events that came before the hub healed on this link; undefined once it has. */
+  pending: string[] | undefined = [];
+  isBroken = false;
+  /** The first error either connection reported: what a failed connect was refused for. */
+  cause: unknown;
+  #hooks: LinkHooks;
+  #isClosing = false;
+  #resolveBroken: () => void;
+
+  constructor(url: string, hooks: LinkHooks) {
+    this.#hooks = hooks;
+    this.redis = connectRedis(url);
+    this.subscriber = this.redis.duplicate();
+    const { promise, resolve } = Promise.withResolvers<void>();
+    this.broken = promise;
+    this.#resolveBroken = resolve;
+    for (const client of [this.redis, this.subscriber]) {
+      client.on("error", (error: unknown) => {
+        this.cause ??= error;
+        if (!this.#isClosing) this.break(describe(error));
+      });
+      // While closing, one connection ends before the other has sent its last commands.
+      client.on("end", () => this.#isClosing || this.break("connection closed"));
+    }
+  }
+
+  /** Connects both and subscribes, each step within the deadline. */
+  async open(): Promise<void> {
+    await this.within(Promise.all([this.redis.connect(), this.subscriber.connect()]));
+    await this.within(this.subscriber.subscribe(CHANNEL, this.#hooks.onMessage));
+    // Loaded now, so that no script waits for a second round trip when it is first used (or
+    // fails it while the link closes), and a user without the permission to script fails here.
+    await this.within(Promise.all(
+      Object.values(SCRIPTS).map((script) => this.redis.scriptLoad(script.SCRIPT)),
+    ));
+  }
+
+  /**
+   * The command's answer, if Redis gives it in time; else the link breaks. The client's own
+   * command timeout cannot do this job: it only covers a command until it is written to the
+   * socket, and a hung Redis takes every write. Commands not awaited get the same deadline
+   * through the health check: their answers come before the next ping's, or the link breaks.
+   */
+  within<T>(promise: Promise<T>): Promise<T> {
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        const error = new Error(`Redis did not answer within ${REDIS_TIMEOUT_MS / 1000} s`);
+        this.break(error.message);
+        reject(error);
+      }, REDIS_TIMEOUT_MS);
+      promise.then(resolve, reject).finally(() => clearTimeout(timer));
+    });
+  }
+
+  /** Breaks the link for good: both connections are dropped, and whatever waits on them fails. */
+  break(reason: string): void {
+    if (this.isBroken) return;
+    this.isBroken = true;
+    this.#hooks.onBreak(reason);
+    for (const client of [this.redis, this.subscriber]) client.destroy();
+    this.#resolveBroken();
+  }
+
+  /** Closes the link once Redis has taken what was sent, or after `ms` at most. */
+  async close(ms: number): Promise<void> {
+    this.#isClosing = true;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const late = new Promise<void>((resolve) => timer = setTimeout(resolve, ms));
+    const closed = Promise.all([this.redis, this.subscriber].map(async (client) => {
+      if (client.isOpen) await client.close();
+    })).catch(() => {});
+    await Promise.race([closed, late]);
+    clearTimeout(timer);
+    this.break("closed");
+  }
+}
+
+/** A Redis client with the hub's scripts; it fails at once rather than queue or reconnect. */
+function connectRedis(url: string) {
+  return createClient({
+    url,
+    scripts: SCRIPTS,
+    disableOfflineQueue: true,
+    socket: { reconnectStrategy: false, connectTimeout: REDIS_TIMEOUT_MS },
+  });
+}
+
+/** The wait before the next attempt to reach Redis: doubling, with jitter so that servers spread. */
+function backoff(failures: number): number {
+  return Math.min(MAX_BACKOFF_MS, 100 * 2 ** failures) * (0.5 + Math.random() / 2);
+}
+
+/**
+ * Why Redis refused this server, if it did so for good: a wrong password or user, a missing
+ * permission, no such database. Waiting does not help those, unlike a Redis that is down, busy or
+ * still loading.
+ */
+function refusalOf(error: unknown): string | undefined {
+  if (!(error instanceof ErrorReply)) return;
+  const message = error.message;
+  if (/^(LOADING|BUSY|MASTERDOWN|TRYAGAIN|CLUSTERDOWN)\b/.test(message)) return;
+  if (/^(WRONGPASS|NOAUTH)\b/.test(message)) return `wrong user or password (${message})`;
+  if (/^NOPERM\b/.test(message)) return `the Redis user lacks a permission (${message})`;
+  return message;
+}
+
+/** Whether `a` has held its name longer than `b` (a tie goes to the smaller server id). */
+function isOlder(a: { server: string; since: number }, b: { server: string; since: number }) {
+  return a.since < b.since || (a.since === b.since && a.server < b.server);
+}
+
+/** Whether an event is a line already in the history, by its origin's line numbers. */
+function isInHistory(message: string, newest: Map<string, number>): boolean {
+  try {
+    const { o, k, i } = JSON.parse(message);
+    return (k === "say" || k === "act") && typeof i === "number" && i <= (newest.get(o) ?? 0);
+  } catch {
+    return false; // not ours: its own check rejects it
+  }
+}
+
+/** A closable member (the server's peers are). */
 interface Closable {
   end(): void;
 }
 
 const encoder = new TextEncoder();
-const KINDS = new Set(["say", "act", "join", "leave", "rename", "msg", "beat", "sync"]);
+const KINDS = new Set(["say", "act", "join", "leave", "rename", "msg", "ack", "beat", "roster"]);
+const NAMELESS = new Set(["beat", "roster", "ack"]);
 
 /**
  * Checks an event from the channel as strictly as a client's line: a server id, a known kind,
- * names a client could have chosen, clean text within the line limit. So a message in Redis
- * cannot make a server send a line that a client could not have made it send.
+ * names a client could have chosen, clean text within the line limit, well-formed numbers. So a
+ * message in Redis cannot make a server send a line that a client could not have made it send.
  */
 export function parseEvent(message: string, maxLineBytes: number): Event {
-  if (message.length > maxLineBytes * 2 + 200) throw new ProtocolError("message too long");
+  const limit = maxLineBytes * 2 + 200 +
+    (message.includes('"k":"roster"') ? 64 * MAX_ROSTER_MEMBERS : 0);
+  if (message.length > limit) throw new ProtocolError("message too long");
   const event = JSON.parse(message);
   if (typeof event !== "object" || event === null) throw new ProtocolError("not an object");
-  const { o, k, n, t, to, s, q } = event;
+  const { o, k, n, d, t, to, m, c, i, s, q, l, r } = event;
   if (typeof o !== "string" || !SERVER_ID.test(o)) throw new ProtocolError("no server id");
   if (!KINDS.has(k)) throw new ProtocolError("unknown kind");
-  const parsed: Event = { o, k, n: k === "beat" || k === "sync" ? "" : strictName(n) };
+  const parsed: Event = { o, k, n: NAMELESS.has(k) ? "" : strictName(n), d: count(d, "deadline") };
   if (k === "beat") {
     const ttl = Number(t);
     if (!(Number.isInteger(ttl) && ttl >= 1 && ttl <= MAX_CLAIM_TTL_MS)) {
@@ -676,24 +1181,64 @@ export function parseEvent(message: string, maxLineBytes: number): Event {
     if (encoder.encode(text).length > maxLineBytes) throw new ProtocolError("too long");
     parsed.t = text;
   }
+  if (k === "join" || k === "leave" || k === "rename") parsed.m = memberId(m);
+  if (k === "join" || k === "rename") parsed.c = count(c, "since");
   if (k === "rename" || k === "msg") parsed.to = strictName(to);
-  if (k === "msg") {
-    if (typeof s !== "string" || !SERVER_ID.test(s)) throw new ProtocolError("no recipient server");
+  if (k === "say" || k === "act" || k === "msg" || k === "ack") parsed.i = count(i, "number");
+  if (k === "msg" || k === "ack") {
+    if (typeof s !== "string" || !SERVER_ID.test(s)) throw new ProtocolError("no server for it");
     parsed.s = s;
   }
+  if (k === "roster") parsed.l = rosterEntries(l);
   if (q === true) parsed.q = true;
+  if (r === true) parsed.r = true;
   return parsed;
 }
 
-/** A claim's value, `SERVER NAME`, checked; undefined if it is not one we would write. */
-function parseClaim(
-  value: string | null | undefined,
-): { server: string; name: string } | undefined {
-  const space = value?.indexOf(" ") ?? -1;
-  if (!value || space < 0) return;
-  const server = value.slice(0, space);
-  const name = value.slice(space + 1);
-  return SERVER_ID.test(server) && isValidName(name) ? { server, name } : undefined;
+function rosterEntries(entries: unknown): RosterEntry[] {
+  if (!Array.isArray(entries) || entries.length > MAX_ROSTER_MEMBERS) {
+    throw new ProtocolError("bad roster");
+  }
+  return entries.map((entry) => {
+    if (!Array.isArray(entry) || entry.length !== 3) throw new ProtocolError("bad roster entry");
+    return [memberId(entry[0]), strictName(entry[1]), count(entry[2], "since")];
+  });
+}
+
+/** A whole number from 0 to 2^53, or a {@linkcode ProtocolError} naming `what`. */
+function count(value: unknown, what: string): number {
+  if (!Number.isSafeInteger(value) || (value as number) < 0) {
+    throw new ProtocolError(`bad ${what}`);
+  }
+  return value as number;
+}
+
+function memberId(value: unknown): string {
+  if (typeof value !== "string" || !MEMBER_ID.test(value)) throw new ProtocolError("bad member id");
+  return value;
+}
+
+/** A claim's value, `SERVER MEMBER SINCE NAME`, checked; undefined if it is not one we would write. */
+function parseClaim(value: string | null | undefined): RemoteMember | undefined {
+  const match = /^(\S+) (\S+) (\d+) (\S+)$/.exec(value ?? "");
+  if (!match) return;
+  const [, server, id, since, name] = match as unknown as string[];
+  if (!SERVER_ID.test(server!) || !MEMBER_ID.test(id!) || !isValidName(name!)) return;
+  return { server: server!, id: id!, name: name!, since: Number(since) };
+}
+
+/** A history entry, checked: a chat line or an action from a valid name, with its origin. */
+function parseHistoryEntry(
+  entry: string,
+): (HistoryEntry & { origin: string; number: number }) | undefined {
+  try {
+    const { at, line, o, i } = JSON.parse(entry);
+    if (typeof at !== "number" || typeof line !== "string" || !isChatLine(line)) return;
+    const isNumbered = typeof o === "string" && Number.isSafeInteger(i);
+    return { time: new Date(at), line, origin: isNumbered ? o : "", number: isNumbered ? i : 0 };
+  } catch {
+    return; // not ours: skipped
+  }
 }
 
 /** A name exactly as a client could have chosen it, or a {@linkcode ProtocolError}. */

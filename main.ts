@@ -7,7 +7,7 @@ import {
   DEFAULT_RECONNECT_TRIES,
   runClient,
 } from "./client.ts";
-import { ClusterHub, DEFAULT_CLAIM_TTL_MS, redact } from "./cluster.ts";
+import { ClusterHub, DEFAULT_CLAIM_TTL_MS, redact, RedisRefusedError } from "./cluster.ts";
 import { DEFAULT_HISTORY_SIZE } from "./hub.ts";
 import {
   DEFAULT_HOST,
@@ -350,7 +350,15 @@ async function serverCommand(args: string[]): Promise<number> {
       logSize: limits.logSize,
       log,
     });
-    await hub.start();
+    try {
+      await hub.start();
+    } catch (error) {
+      // A wrong password or the like: waiting will not help, so the server does not start.
+      if (!(error instanceof RedisRefusedError)) throw error;
+      await hub.close();
+      console.error(`error: ${error.message}`);
+      return 1;
+    }
     if (!hub.isWhole) log(`redis: cannot reach ${redact(redisUrl)} yet; serving alone meanwhile`);
   }
   let server: ChatServer;

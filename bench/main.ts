@@ -236,6 +236,15 @@ async function throughput(
 }
 
 /** Latency at a fixed 100 messages a second across the room: send-to-receipt times of every delivery. */
+/** CPU per relayed line with two clients, each line to the other: the server's, then Redis's. */
+async function lineCost(contender: Contender): Promise<Sample> {
+  const sample = await throughput(contender, 2);
+  const [server = sample.serverCpu, redis] = sample.parts ?? [];
+  const perLine = (share: number) => share / sample.value * 1e6;
+  const note = redis === undefined ? sample.note : `redis ${perLine(redis).toFixed(1)} µs`;
+  return { ...sample, value: perLine(server), ...(note ? { note } : {}) };
+}
+
 async function latency(contender: Contender, size: number): Promise<Sample> {
   await using server = await contender.start({ maxClients: size });
   const rate = 100;
@@ -599,6 +608,20 @@ if (SCENARIOS.has("cluster")) {
       among,
     });
   }
+  // What going through Redis costs each line, apart from the fan-out that dominates the above.
+  const alone = among.slice(0, 2);
+  header(
+    "Cluster: CPU per relayed line",
+    `Two clients on one server, each line to the other, ${IN_FLIGHT} in flight for ${SECONDS} s: ` +
+      "microseconds of the server's CPU per line, and of Redis's; ratio = the server's against ours " +
+      "alone.",
+    alone,
+  );
+  await row("2", "us/line", lineCost, {
+    higherIsBetter: false,
+    format: (value) => `${value.toFixed(1)} µs`,
+    among: alone,
+  });
 }
 if (SCENARIOS.has("web")) {
   await webScenario({

@@ -5,76 +5,8 @@
 import assert from "node:assert/strict";
 import { HEAL_NOTICE, parseEvent, PARTITION_NOTICE } from "../cluster.ts";
 import { ProtocolError } from "../protocol.ts";
-import {
-  Child,
-  denoChild,
-  joinAs,
-  joinWithHistory,
-  startServerProcess,
-  TestClient,
-  unusedPort,
-  withDeadline,
-} from "./_helpers.ts";
-
-/** A Redis of the test's own, which can be stopped and started again on the same port. */
-class Redis implements AsyncDisposable {
-  readonly port = unusedPort();
-  #child: Child | undefined;
-
-  get url(): string {
-    return `redis://127.0.0.1:${this.port}`;
-  }
-
-  async start(): Promise<this> {
-    this.#child = new Child("redis-server", [
-      "--port",
-      String(this.port),
-      "--bind",
-      "127.0.0.1",
-      "--save",
-      "",
-      "--appendonly",
-      "no",
-    ]);
-    await this.#child.stdout.readUntil(/Ready to accept connections/);
-    return this;
-  }
-
-  async stop(): Promise<void> {
-    const child = this.#child;
-    this.#child = undefined;
-    if (!child) return;
-    child.process.kill("SIGTERM");
-    await withDeadline(child.process.status, "redis-server to stop");
-    await child[Symbol.asyncDispose]();
-  }
-
-  [Symbol.asyncDispose](): Promise<void> {
-    return this.stop();
-  }
-}
-
-/** A server process in the cluster on `redis`, started as the README says, and its port. */
-function clusterServer(
-  redis: Redis,
-  extra: string[] = [],
-): Promise<{ child: Child; port: number }> {
-  return startServerProcess(["--redis", redis.url, ...extra], [
-    `--allow-net=127.0.0.1:0,127.0.0.1:${redis.port}`,
-    "--allow-env=CHAT_REDIS_URL,REDIS_DEBUG_MAINTENANCE,REDIS_EMIT_DIAGNOSTICS",
-  ]);
-}
-
-/** Joins and returns the client with its room list line. */
-async function joinReadingRoom(port: number, name: string): Promise<[TestClient, string]> {
-  const client = await TestClient.connect(port);
-  await client.expect(/^\* Welcome to chat/);
-  await client.send(name);
-  const room = await client.expect(/^\* The room contains:/);
-  await client.expect(/^\* Limits: /);
-  await client.expect(/^\* Welcome, /);
-  return [client, room];
-}
+import { Child, denoChild, joinAs, joinWithHistory, TestClient } from "./_helpers.ts";
+import { clusterServer, joinKnowing, joinReadingRoom, Redis } from "./_cluster.ts";
 
 Deno.test("cluster: three servers form one room: relay in order, joins, /who, names, /msg, history, leaves", async () => {
   await using redis = await new Redis().start();
@@ -90,11 +22,9 @@ Deno.test("cluster: three servers form one room: relay in order, joins, /who, na
   const [p1, p2, p3] = servers.map((server) => server.port) as [number, number, number];
 
   await using alice = await joinAs(p1, "alice");
-  await using bob = await joinAs(p2, "bob");
+  await using bob = await joinKnowing(p2, "bob", ["alice"]);
   await alice.expect("* bob has entered the room");
-  const [carol, room] = await joinReadingRoom(p3, "carol");
-  await using _carol = carol;
-  assert.equal(room, "* The room contains: alice, bob");
+  await using carol = await joinKnowing(p3, "carol", ["alice", "bob"]);
   await alice.expect("* carol has entered the room");
   await bob.expect("* carol has entered the room");
 
@@ -159,8 +89,8 @@ Deno.test("cluster: three servers form one room: relay in order, joins, /who, na
 Deno.test("cluster: a killed server's users are said to leave, and leave /who, once their claims expire", async () => {
   await using redis = await new Redis().start();
   const [s1, s2] = await Promise.all([
-    clusterServer(redis, ["--claim-ttl", "1"]),
-    clusterServer(redis, ["--claim-ttl", "1"]),
+    clusterServer(redis, ["--claim-ttl", "2"]),
+    clusterServer(redis, ["--claim-ttl", "2"]),
   ]);
   await using _server1 = s1.child;
   await using server2 = s2.child;
@@ -189,7 +119,7 @@ Deno.test("cluster: Redis stops and starts: partition and heal notices, local ch
   await using a1 = await joinAs(s1.port, "a1");
   await using a2 = await joinAs(s1.port, "a2");
   await a1.expect("* a2 has entered the room");
-  await using b = await joinAs(s2.port, "b");
+  await using b = await joinKnowing(s2.port, "b", ["a1", "a2"]);
   await a1.expect("* b has entered the room");
   await a2.expect("* b has entered the room");
 
@@ -200,12 +130,15 @@ Deno.test("cluster: Redis stops and starts: partition and heal notices, local ch
   // The server's own members go on chatting as a room of their own.
   await a1.send("said in the partition");
   await a2.expect("[a1] said in the partition");
+  // The room is still who the notices said, b too, but only this server's members hear a1.
   await a1.send("/who");
-  await a1.expect("* 2 online: a1, a2");
-  await a1.expect("* That is this server only: the room is partitioned");
-  const [newbie, room] = await joinReadingRoom(s1.port, "newbie");
+  await a1.expect("* 3 online: a1, a2, b");
+  await a1.expect("* The room is partitioned: only people on this server hear you");
+  const [newbie, room, history] = await joinReadingRoom(s1.port, "newbie");
   await using _newbie = newbie;
-  assert.equal(room, "* The room contains: a1, a2");
+  assert.equal(room, "* The room contains: a1, a2, b");
+  // Its history is what this server's room heard, the partition's line too.
+  assert.match(history.at(-1)!, /^\* history \S+Z \[a1\] said in the partition$/);
   await newbie.expect(PARTITION_NOTICE);
   await a1.expect("* newbie has entered the room");
   await a2.expect("* newbie has entered the room");
@@ -215,19 +148,11 @@ Deno.test("cluster: Redis stops and starts: partition and heal notices, local ch
   await server1.stdout.readUntil(/redis: connected to redis:\/\/127\.0\.0\.1:\d+\/? again/);
 
   // Whole again: one room, every name claimed again, nothing from the partition replayed. b hears
-  // once that newbie joined, whichever server was back first (the other one asks or tells).
-  const seen: string[] = [];
-  for (let line = ""; line !== HEAL_NOTICE;) seen.push(line = await b.readLine(15_000));
+  // once that newbie joined, after its own server healed, whichever server was back first.
+  assert.equal(await b.readLine(15_000), HEAL_NOTICE);
+  await b.expect("* newbie has entered the room", 15_000);
   await b.send("/who");
-  const expected = [HEAL_NOTICE, "* newbie has entered the room", "* 4 online: a1, a2, b, newbie"];
-  while (!expected.every((line) => seen.includes(line))) {
-    seen.push(
-      await b.readLine().catch((error) => {
-        throw new Error(`${error.message}; b saw ${JSON.stringify(seen)}`);
-      }),
-    );
-  }
-  assert.deepEqual(seen.toSorted(), expected.toSorted());
+  await b.expect("* 4 online: a1, a2, b, newbie");
   await a1.send("after the partition");
   await a2.expect("[a1] after the partition");
   await newbie.expect("[a1] after the partition");
@@ -240,22 +165,34 @@ const SERVER = crypto.randomUUID();
 
 Deno.test("cluster: an event from Redis is checked like a client's line", () => {
   const event = parseEvent(
-    JSON.stringify({ o: SERVER, k: "say", n: "alice", t: "hi\u001b[2Jthere" }),
+    JSON.stringify({ o: SERVER, d: 5, k: "say", n: "alice", t: "hi\u001b[2Jthere", i: 7 }),
     4096,
   );
-  assert.deepEqual(event, { o: SERVER, k: "say", n: "alice", t: "hithere" });
+  assert.deepEqual(event, { o: SERVER, d: 5, k: "say", n: "alice", t: "hithere", i: 7 });
+  const roster = { o: SERVER, d: 5, k: "roster", n: "", l: [["1", "alice", 3]], r: true };
+  assert.deepEqual(parseEvent(JSON.stringify(roster), 4096), roster);
+  const d = 5;
   const bad = [
-    { o: SERVER, k: "say", n: "* server", t: "forged" },
-    { o: SERVER, k: "say", n: "ali]ce", t: "forged" },
-    { o: SERVER, k: "say", n: " alice", t: "padded" },
-    { o: SERVER, k: "shout", n: "alice", t: "unknown kind" },
-    { k: "say", n: "alice", t: "no origin" },
-    { o: "x", k: "say", n: "alice", t: "origin not a server id" },
-    { o: SERVER, k: "msg", n: "alice", to: "bob", t: "no recipient server" },
-    { o: SERVER, k: "beat", t: "Infinity" },
-    { o: SERVER, k: "say", n: "alice", t: "x".repeat(5000) },
-    { o: SERVER, k: "rename", n: "alice", to: "bad name" },
-    { o: SERVER, k: "msg", n: "alice", t: 42 },
+    { o: SERVER, d, k: "say", n: "* server", t: "forged", i: 1 },
+    { o: SERVER, d, k: "say", n: "ali]ce", t: "forged", i: 1 },
+    { o: SERVER, d, k: "say", n: " alice", t: "padded", i: 1 },
+    { o: SERVER, d, k: "shout", n: "alice", t: "unknown kind" },
+    { d, k: "say", n: "alice", t: "no origin", i: 1 },
+    { o: "x", d, k: "say", n: "alice", t: "origin not a server id", i: 1 },
+    { o: SERVER, k: "say", n: "alice", t: "no deadline", i: 1 },
+    { o: SERVER, d: -1, k: "say", n: "alice", t: "negative deadline", i: 1 },
+    { o: SERVER, d, k: "say", n: "alice", t: "no line number" },
+    { o: SERVER, d, k: "msg", n: "alice", to: "bob", t: "no recipient server", i: 1 },
+    { o: SERVER, d, k: "beat", t: "Infinity" },
+    { o: SERVER, d, k: "say", n: "alice", t: "x".repeat(5000), i: 1 },
+    { o: SERVER, d, k: "rename", n: "alice", to: "bad name", m: "1", c: 1 },
+    { o: SERVER, d, k: "join", n: "alice", c: 1 },
+    { o: SERVER, d, k: "join", n: "alice", m: "no spaces", c: 1 },
+    { o: SERVER, d, k: "join", n: "alice", m: "1", c: 1.5 },
+    { o: SERVER, d, k: "msg", n: "alice", t: 42 },
+    { o: SERVER, d, k: "roster", n: "", l: [["1", "bad name", 1]] },
+    { o: SERVER, d, k: "roster", n: "", l: [["1", "alice"]] },
+    { o: SERVER, d, k: "roster", n: "", l: "alice" },
   ];
   for (const message of bad) {
     assert.throws(
@@ -337,10 +274,12 @@ Deno.test("cluster: a forged event in Redis cannot speak for anyone here or forg
     assert.equal((await cli.finish()).code, 0);
   };
   const other = crypto.randomUUID();
-  await publish({ o: other, k: "say", n: "bob", t: "I am not bob" }); // bob is on this server
-  await publish({ o: other, k: "say", n: "* server", t: "forged notice" });
-  await publish({ o: "not-a-server", k: "say", n: "mallory", t: "no server id" });
-  await publish({ o: other, k: "say", n: "mallory", t: "line one\n* forged notice" });
+  // Well formed but for what each tests: a deadline a minute away, a line number.
+  const d = Date.now() + 60_000;
+  await publish({ o: other, d, i: 1, k: "say", n: "bob", t: "I am not bob" }); // bob is here
+  await publish({ o: other, d, i: 2, k: "say", n: "* server", t: "forged notice" });
+  await publish({ o: "not-a-server", d, i: 3, k: "say", n: "mallory", t: "no server id" });
+  await publish({ o: other, d, i: 4, k: "say", n: "mallory", t: "line one\n* forged notice" });
   // The only line that gets through is mallory's own, cleaned, after the ignored ones.
   await alice.expect("[mallory] line one* forged notice");
   await bob.send("still here");
