@@ -17,11 +17,13 @@ import { startWeb, type WebOptions, type WebServer } from "../web.ts";
 import { firstNewLine, reconnectDelay, Roster } from "../web/room.ts";
 import { nameColorSlot, parseServerLine } from "../protocol.ts";
 import {
+  Certificate,
   Child,
   DEADLINE_MS,
   denoChild,
   joinAs,
   ROOT,
+  run,
   startServerProcess,
   startTestServer,
   TestClient,
@@ -232,13 +234,6 @@ class Chromium implements AsyncDisposable {
     await this.#child[Symbol.asyncDispose]();
     await run("rm", ["-rf", this.#profile]);
   }
-}
-
-async function run(command: string, args: string[]): Promise<string> {
-  const { code, stdout, stderr } = await new Deno.Command(command, { args, stdin: "null" })
-    .output();
-  if (code !== 0) throw new Error(`${command} failed: ${new TextDecoder().decode(stderr)}`);
-  return new TextDecoder().decode(stdout);
 }
 
 /** Types a name into the page's prompt and waits for the conversation to show. */
@@ -1166,64 +1161,39 @@ Deno.test("web/page.js is the bundle of the current page sources", async () => {
 });
 
 Deno.test("with --cert and --key the page is served over HTTPS and joins over WSS", async () => {
-  const dir = (await run("mktemp", ["-d"])).trim();
-  try {
-    const [cert, key] = [`${dir}/cert.pem`, `${dir}/key.pem`];
-    await run("openssl", [
-      "req",
-      "-x509",
-      "-newkey",
-      "ec",
-      "-pkeyopt",
-      "ec_paramgen_curve:prime256v1",
-      "-nodes",
-      "-days",
-      "1",
-      "-subj",
-      "/CN=localhost",
-      "-addext",
-      "subjectAltName=DNS:localhost,IP:127.0.0.1",
-      "-addext",
-      "basicConstraints=critical,CA:FALSE",
-      "-keyout",
-      key,
-      "-out",
-      cert,
-    ]);
-    const { child, port } = await startServerProcess(
-      ["--cert", cert, "--key", key, "--web", "127.0.0.1:0"],
-      ["--allow-net=127.0.0.1:0", `--allow-read=${cert},${key}`],
-    );
-    await using _ = child;
-    const line = await child.stdout.readUntil(/^web page on /);
-    const url = /https:\/\/127\.0\.0\.1:\d+\//.exec(line)?.[0];
-    assert.ok(url, line);
-    using client = Deno.createHttpClient({ caCerts: [await run("cat", [cert])] });
-    const response = await fetch(url, { client });
-    assert.match(response.headers.get("content-security-policy") ?? "", /default-src 'self'/);
-    await response.body?.cancel();
-    // The browser is told to accept the test's own certificate, as a person would click through.
-    await using chromium = await Chromium.launch(["--ignore-certificate-errors"]);
-    const page = await chromium.open(url);
-    await joinPage(page, "secure");
-    await using tls = await Deno.connectTls({
-      hostname: "127.0.0.1",
-      port,
-      caCerts: [await run("cat", [cert])],
-    });
-    const tcp = new TestClient(tls as unknown as Deno.TcpConn);
-    await tcp.expect(/^\* Welcome to chat/);
-    await tcp.send("tlsuser");
-    await waitForLine(page, "tlsuser has entered the room");
-    await say(page, "over wss");
-    for (
-      let line = await tcp.readLine();
-      line !== "[secure] over wss";
-      line = await tcp.readLine()
-    );
-    tcp.close();
-    assert.deepEqual(chromium.errors, []);
-  } finally {
-    await run("rm", ["-rf", dir]);
-  }
+  await using certificate = await Certificate.make();
+  const { cert, key } = certificate;
+  const { child, port } = await startServerProcess(
+    ["--cert", cert, "--key", key, "--web", "127.0.0.1:0"],
+    ["--allow-net=127.0.0.1:0", `--allow-read=${cert},${key}`],
+  );
+  await using _ = child;
+  const line = await child.stdout.readUntil(/^web page on /);
+  const url = /https:\/\/127\.0\.0\.1:\d+\//.exec(line)?.[0];
+  assert.ok(url, line);
+  using client = Deno.createHttpClient({ caCerts: [certificate.pem] });
+  const response = await fetch(url, { client });
+  assert.match(response.headers.get("content-security-policy") ?? "", /default-src 'self'/);
+  await response.body?.cancel();
+  // The browser is told to accept the test's own certificate, as a person would click through.
+  await using chromium = await Chromium.launch(["--ignore-certificate-errors"]);
+  const page = await chromium.open(url);
+  await joinPage(page, "secure");
+  await using tls = await Deno.connectTls({
+    hostname: "127.0.0.1",
+    port,
+    caCerts: [certificate.pem],
+  });
+  const tcp = new TestClient(tls);
+  await tcp.expect(/^\* Welcome to chat/);
+  await tcp.send("tlsuser");
+  await waitForLine(page, "tlsuser has entered the room");
+  await say(page, "over wss");
+  for (
+    let line = await tcp.readLine();
+    line !== "[secure] over wss";
+    line = await tcp.readLine()
+  );
+  tcp.close();
+  assert.deepEqual(chromium.errors, []);
 });
