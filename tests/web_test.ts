@@ -28,6 +28,7 @@ import {
   startTestServer,
   TestClient,
   unusedPort,
+  waitUntil,
   withDeadline,
 } from "./_helpers.ts";
 
@@ -204,7 +205,7 @@ class Chromium implements AsyncDisposable {
       return new Chromium(browser, child, profile);
     } catch (error) {
       await child[Symbol.asyncDispose]();
-      await run("rm", ["-rf", profile]);
+      await removeProfile(profile);
       throw error;
     }
   }
@@ -232,8 +233,19 @@ class Chromium implements AsyncDisposable {
   async [Symbol.asyncDispose](): Promise<void> {
     await this.browser.close().catch(() => {});
     await this.#child[Symbol.asyncDispose]();
-    await run("rm", ["-rf", this.#profile]);
+    await removeProfile(this.#profile);
   }
+}
+
+/**
+ * Removes a browser profile. Chromium's helper processes outlive the browser's by a moment and
+ * may still write to it, so "Directory not empty" means: try again once they are gone.
+ */
+async function removeProfile(profile: string): Promise<void> {
+  await waitUntil(
+    () => run("rm", ["-rf", profile]).then(() => true, () => false),
+    `the removal of ${profile}`,
+  );
 }
 
 /** Types a name into the page's prompt and waits for the conversation to show. */
