@@ -60,10 +60,11 @@ const ROOT = new URL("../../", import.meta.url);
 /** Not copied: the repository itself and build output. */
 const SKIPPED = new Set([".git", "dist", "node_modules"]);
 
-const USAGE = `Usage: deno task mutants [--list] [--timeout SECONDS] [ID...]
+const USAGE = `Usage: deno task mutants [--list | --check] [--timeout SECONDS] [ID...]
   Applies each mutant of tests/mutants/mutants.json (or only the IDs given) to a copy of the
   project, runs the tests meant to catch it, and prints a table. Exit code 1 if any survived,
-  is stale, or could not be run.`;
+  is stale, or could not be run. --check only applies each to the code, in memory, and names
+  those that are stale, in a second.`;
 
 async function main(args: string[]): Promise<number> {
   let parsed;
@@ -72,6 +73,7 @@ async function main(args: string[]): Promise<number> {
       args,
       options: {
         list: { type: "boolean" },
+        check: { type: "boolean" },
         timeout: { type: "string", default: "180" },
         help: { type: "boolean", short: "h" },
       },
@@ -94,6 +96,7 @@ async function main(args: string[]): Promise<number> {
     for (const mutant of mutants) console.log(`${mutant.id.padEnd(36)} ${mutant.description}`);
     return 0;
   }
+  if (values.check) return await checkStale(mutants);
 
   const copy = await Deno.makeTempDir({ dir: "/tmp", prefix: "chat-mutants-" });
   const runner = new TestRunner(copy, timeoutMs);
@@ -146,6 +149,39 @@ async function loadMutants(): Promise<Mutant[]> {
     }
   }
   return list;
+}
+
+/** Applies every mutant to the working tree's code in memory; names the stale ones. */
+async function checkStale(mutants: Mutant[]): Promise<number> {
+  let stale = 0;
+  for (const mutant of mutants) {
+    let code: string;
+    try {
+      code = await Deno.readTextFile(new URL(mutant.file, ROOT));
+    } catch {
+      code = "";
+    }
+    const outcome = applyEdits(code, mutant);
+    if (typeof outcome === "string") continue;
+    stale++;
+    console.log(`${mutant.id}: ${describe(outcome)}`);
+  }
+  console.log(`${mutants.length - stale} of ${mutants.length} apply to the code as it is`);
+  return stale === 0 ? 0 : 1;
+}
+
+/** The code with the mutant's edits applied, or why they cannot be (a stale mutant). */
+function applyEdits(code: string, mutant: Mutant): string | Outcome {
+  let mutated = code;
+  for (const { search, replace } of editsOf(mutant)) {
+    const count = mutated.split(search).length - 1;
+    if (count !== 1) {
+      const found = count === 0 ? "not found" : `found ${count} times`;
+      return { kind: "stale", why: `${JSON.stringify(abbreviate(search))} ${found}` };
+    }
+    mutated = mutated.replace(search, () => replace);
+  }
+  return mutated;
 }
 
 function editsOf(mutant: Mutant): Edit[] {
@@ -220,15 +256,8 @@ async function runMutant(runner: TestRunner, copy: string, mutant: Mutant): Prom
   } catch {
     return { kind: "stale", why: `${mutant.file} does not exist` };
   }
-  let mutated = original;
-  for (const { search, replace } of editsOf(mutant)) {
-    const count = mutated.split(search).length - 1;
-    if (count !== 1) {
-      const found = count === 0 ? "not found" : `found ${count} times`;
-      return { kind: "stale", why: `${JSON.stringify(abbreviate(search))} ${found}` };
-    }
-    mutated = mutated.replace(search, () => replace);
-  }
+  const mutated = applyEdits(original, mutant);
+  if (typeof mutated !== "string") return mutated;
   await Deno.writeTextFile(path, mutated);
   let outcome: Outcome;
   try {
@@ -312,7 +341,11 @@ class TestRunner {
           match[1]!
         );
       const [passed, failed] = [named("ok"), named("FAILED")];
-      const error = /^error: (.*)$/m.exec(output.slice(output.indexOf(" ERRORS ")))?.[1] ?? "";
+      const errors = output.slice(output.indexOf(" ERRORS "));
+      let error = /^error: (.*)$/m.exec(errors)?.[1] ?? "";
+      // fast-check says that a property failed; what failed in it comes after "Caused by".
+      const got = /^Caused by: (.*)$/m.exec(errors)?.[1];
+      if (error.startsWith("Error: Property failed") && got) error = `${error}: ${got}`;
       const ran = /^ok \| (\d+) passed/m.exec(output);
       const tail = output.trim().split("\n").slice(-3).join(" / ");
       // A filter that matches nothing "passes" zero tests: that is a stale name, not a pass.
