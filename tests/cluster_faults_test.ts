@@ -300,6 +300,57 @@ Deno.test("cluster: a member there before a partition keeps the name over a newc
   await bob.expect("[alice] still alice");
 });
 
+Deno.test("cluster: a name taken on both sides of a partition stays with whoever took it first", async () => {
+  await using redis = await new Redis().start();
+  const [a, b] = await Promise.all([clusterServer(redis), clusterServer(redis)]);
+  await using _a = a.child;
+  await using _b = b.child;
+  await using alice = await joinAs(a.port, "alice");
+  await using bob = await joinKnowing(b.port, "bob", ["alice"]);
+  await alice.expect("* bob has entered the room");
+
+  await redis.stop();
+  for (const client of [alice, bob]) await client.expect(PARTITION_NOTICE);
+  // Neither server can ask the other, so each lets the name in: first on A, then on B (in
+  // another case: it is one name). B's comes later by more than the servers' readings of Redis's
+  // clock, by which they tell who came first, can differ (50 ms each at most).
+  const [zed] = await joinReadingRoom(a.port, "zed");
+  await using _zed = zed;
+  await zed.expect(PARTITION_NOTICE);
+  await alice.expect("* zed has entered the room");
+  await holdFault(300);
+  const [late] = await joinReadingRoom(b.port, "Zed");
+  await using _late = late;
+  await late.expect(PARTITION_NOTICE);
+  await bob.expect("* Zed has entered the room");
+
+  await redis.start();
+  // Whichever server heals first, the later one goes, told why, and B's room hears it; A's room
+  // hears nothing of it.
+  const end = await late.readToEnd(15_000);
+  assert.equal(
+    end.at(-1),
+    '* error: Someone on another server had the name "Zed" first, while the room was ' +
+      "partitioned; rejoin with another name",
+  );
+  assert.ok(end.slice(0, -1).every((line) => line === HEAL_NOTICE), JSON.stringify(end));
+  const seen = await readUntil(bob, "* zed has entered the room", 15_000);
+  assert.deepEqual(seen.filter((line) => line !== HEAL_NOTICE), [
+    "* Zed has left the room (name taken during a partition)",
+    "* zed has entered the room",
+  ]);
+  assert.equal(seen.filter((line) => line === HEAL_NOTICE).length, 1, JSON.stringify(seen));
+  await alice.expect(HEAL_NOTICE, 15_000);
+  await zed.expect(HEAL_NOTICE);
+  await zed.send("still zed");
+  await alice.expect("[zed] still zed");
+  await bob.expect("[zed] still zed");
+  for (const client of [alice, bob]) {
+    await client.send("/who");
+    await client.expect("* 3 online: alice, bob, zed");
+  }
+});
+
 Deno.test("cluster: a Redis that refuses the password stops the server at startup, in one line", async () => {
   await using redis = await new Redis().start(["--requirepass", "right"]);
   const host = `127.0.0.1:${redis.port}`;

@@ -1075,6 +1075,22 @@ Deno.test("page: reconnects by itself after the server restarts, and rejoins wit
   );
 });
 
+Deno.test("page: closed by the server for its rules, it says why and offers to rejoin rather than rejoin by itself", async () => {
+  await using site = Site.start({ idleTimeoutMs: 1000 });
+  await using chromium = await Chromium.launch();
+  const page = await chromium.open(site.url);
+  await joinPage(page, "calm");
+  // Silent for a second: the server closes it for idling. Rejoining by itself would only be
+  // closed again, so the page waits for the person: the banner says why and offers to rejoin.
+  await page.waitForSelector("#banner:not([hidden])");
+  const banner = await page.$eval("#banner-text", (text) => text.textContent);
+  assert.equal(banner, "Disconnected: Closed after 1 seconds without a line");
+  assert.equal(await page.$eval("#banner-button", (button) => button.textContent), "Rejoin");
+  await page.click("#banner-button"); // the person rejoins (and has a second to speak again)
+  await waitForLine(page, "Reconnected"); // in the room again, the banner gone
+  assert.deepEqual(chromium.errors.filter((error) => !/WebSocket/.test(error)), []);
+});
+
 Deno.test("page screenshot for the README, taken in the tests' browser", async () => {
   await using site = Site.start();
   await using chromium = await Chromium.launch();
