@@ -26,6 +26,7 @@ import {
   startTestServer,
   TestClient,
   unusedPort,
+  waitUntil,
   withDeadline,
 } from "./_helpers.ts";
 
@@ -544,6 +545,38 @@ Deno.test("WebSocket and TCP members share the per-address and global connection
   await a.expect("* b has entered the room");
   await b.send("hi a");
   await a.expect("[b] hi a");
+});
+
+Deno.test("a WebSocket the server gave up on counts against its address until it has really closed", async () => {
+  await using site = Site.start({ maxPerAddress: 2 }, { maxPerAddress: 2 });
+  const port = site.web.addr.port;
+  const origin = site.url.slice(0, -1);
+  // Two clients the server closes (a binary frame is not a line) and that never answer the
+  // WebSocket close, nor read: their sockets stay open, though the chat has dropped them.
+  const binary = new Uint8Array([0x82, 0x82, 0, 0, 0, 0, 0x68, 0x69]); // masked, with a zero mask
+  const lingering: Deno.TcpConn[] = [];
+  try {
+    for (let i = 0; i < 2; i++) {
+      const { conn, status } = await rawSocket(port, { origin });
+      lingering.push(conn);
+      assert.match(status, /^HTTP\/1.1 101 /);
+      await conn.write(binary);
+    }
+    await waitUntil(() => site.server.connectionCount === 0, "the chat to drop both");
+    // The chat holds no connection from this address, but the sockets are still there.
+    const { conn, status } = await rawSocket(port, { origin });
+    closeQuietly(conn);
+    assert.match(status, /^HTTP\/1.1 429 /);
+    closeQuietly(lingering.pop()!);
+    // Once one has really closed, its address may open another.
+    await waitUntil(async () => {
+      const { conn, status } = await rawSocket(port, { origin });
+      closeQuietly(conn);
+      return status.startsWith("HTTP/1.1 101 ");
+    }, "a socket to be let in again");
+  } finally {
+    for (const conn of lingering) closeQuietly(conn);
+  }
 });
 
 Deno.test("flood control slows a WebSocket member, then disconnects it; the others chat on", async () => {
