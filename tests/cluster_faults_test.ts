@@ -386,6 +386,81 @@ Deno.test("cluster: a Redis that refuses the password stops the server at startu
   }
 });
 
+Deno.test("cluster: a Redis user with exactly the README's permissions runs the room; one without a permission is named at startup", async () => {
+  await using redis = await new Redis().start();
+  // The README's list: these commands on the chat:* keys and channel, and for the scripts these.
+  const commands = [
+    "subscribe",
+    "ping",
+    "time",
+    "scan",
+    "mget",
+    "lrange",
+    "script|load",
+    "evalsha",
+  ];
+  const inScripts = ["get", "set", "del", "rpush", "ltrim", "publish"];
+  const rules = [
+    ...["on", "resetkeys", "~chat:*", "resetchannels", "&chat:*", "-@all"],
+    ...[...commands, ...inScripts].map((command) => `+${command}`),
+  ];
+  await redis.cli("ACL", "SETUSER", "chat", ">secret", ...rules);
+  const chat = { port: redis.port, url: `redis://chat:secret@127.0.0.1:${redis.port}` };
+  const [a, b] = await Promise.all([clusterServer(chat, ["--history", "5"]), clusterServer(chat)]);
+  await using _a = a.child;
+  await using _b = b.child;
+  await using alice = await joinAs(a.port, "alice");
+  await using bob = await joinKnowing(b.port, "bob", ["alice"]);
+  await alice.expect("* bob has entered the room");
+  await alice.send("hello across");
+  await bob.expect("[alice] hello across");
+  await bob.send("/msg alice psst");
+  await alice.expect("* private from bob: psst");
+  await bob.expect("* private to alice: psst");
+  const [carol, , history] = await joinReadingRoom(a.port, "carol");
+  await using _carol = carol;
+  assert.equal(history.length, 1);
+  await alice.expect("* carol has entered the room");
+  await bob.expect("* carol has entered the room");
+  await bob.send("/quit");
+  await alice.expect("* bob has left the room");
+
+  // A user without one of them is refused at startup, in one line that gives Redis's reason: a
+  // command of the chat's own (TIME), or one its publishing script calls (PUBLISH), which Redis
+  // reports in other words.
+  const host = `127.0.0.1:${redis.port}`;
+  const cases = [
+    ["+time", /refused this server: the Redis user lacks a permission \(NOPERM [^\n]*time/i],
+    ["+publish", /refused this server: ERR The user executing the script can't run this command/],
+  ] as const;
+  for (const [missing, reason] of cases) {
+    const user = `without${missing.slice(1)}`;
+    await redis.cli("ACL", "SETUSER", user, ">secret", ...rules.filter((rule) => rule !== missing));
+    await using server = denoChild([
+      "run",
+      "-q",
+      `--allow-net=127.0.0.1:0,${host}`,
+      "--allow-env=CHAT_REDIS_URL,REDIS_DEBUG_MAINTENANCE,REDIS_EMIT_DIAGNOSTICS",
+      "main.ts",
+      "server",
+      "--host",
+      "127.0.0.1",
+      "--port",
+      "0",
+      "--redis",
+      `redis://${user}:secret@${host}`,
+    ]);
+    const { code, stdout, stderr } = await server.finish();
+    assert.equal(code, 1, user);
+    assert.equal(stdout, "", user);
+    assert.match(
+      stderr,
+      /^error: Redis at redis:\/\/\w+:\*\*\*@\S+ refused this server: [^\n]*\n$/,
+    );
+    assert.match(stderr, reason);
+  }
+});
+
 Deno.test("cluster: a running server says once why Redis refuses it, serves alone, and joins once let in", async () => {
   await using redis = new Redis(); // not started yet
   const url = `redis://:secret@127.0.0.1:${redis.port}`;
