@@ -12,10 +12,14 @@
  */
 import { parseArgs } from "node:util";
 
-/** One replacement: `search` must occur exactly once in the file, else the mutant is stale. */
+/**
+ * One replacement: `search` must occur exactly once in the file, else the mutant is stale. The
+ * file is the mutant's unless the edit names another (a bug that spans two files).
+ */
 interface Edit {
   search: string;
   replace: string;
+  file?: string;
 }
 
 /** A test expected to catch a mutant: a test file, and the test's exact name (all of it if none). */
@@ -155,14 +159,8 @@ async function loadMutants(): Promise<Mutant[]> {
 async function checkStale(mutants: Mutant[]): Promise<number> {
   let stale = 0;
   for (const mutant of mutants) {
-    let code: string;
-    try {
-      code = await Deno.readTextFile(new URL(mutant.file, ROOT));
-    } catch {
-      code = "";
-    }
-    const outcome = applyEdits(code, mutant);
-    if (typeof outcome === "string") continue;
+    const outcome = await mutate(ROOT.pathname.replace(/\/$/, ""), mutant);
+    if (!("kind" in outcome)) continue;
     stale++;
     console.log(`${mutant.id}: ${describe(outcome)}`);
   }
@@ -170,18 +168,34 @@ async function checkStale(mutants: Mutant[]): Promise<number> {
   return stale === 0 ? 0 : 1;
 }
 
-/** The code with the mutant's edits applied, or why they cannot be (a stale mutant). */
-function applyEdits(code: string, mutant: Mutant): string | Outcome {
-  let mutated = code;
-  for (const { search, replace } of editsOf(mutant)) {
-    const count = mutated.split(search).length - 1;
+/**
+ * Each file the mutant changes (under `root`), with its code before and after the edits; or why
+ * they cannot be made (a stale mutant). Nothing is written.
+ */
+async function mutate(
+  root: string,
+  mutant: Mutant,
+): Promise<Map<string, { original: string; mutated: string }> | Outcome> {
+  const files = new Map<string, { original: string; mutated: string }>();
+  for (const { search, replace, file = mutant.file } of editsOf(mutant)) {
+    let entry = files.get(file);
+    if (!entry) {
+      let original: string;
+      try {
+        original = await Deno.readTextFile(`${root}/${file}`);
+      } catch {
+        return { kind: "stale", why: `${file} does not exist` };
+      }
+      files.set(file, entry = { original, mutated: original });
+    }
+    const count = entry.mutated.split(search).length - 1;
     if (count !== 1) {
       const found = count === 0 ? "not found" : `found ${count} times`;
       return { kind: "stale", why: `${JSON.stringify(abbreviate(search))} ${found}` };
     }
-    mutated = mutated.replace(search, () => replace);
+    entry.mutated = entry.mutated.replace(search, () => replace);
   }
-  return mutated;
+  return files;
 }
 
 function editsOf(mutant: Mutant): Edit[] {
@@ -247,26 +261,22 @@ function groupByFile(tests: TestRef[]): Map<string, string[] | undefined> {
   return byFile;
 }
 
-/** Applies the mutant in the copy, runs its tests until one fails, and restores the file. */
+/** Applies the mutant in the copy, runs its tests until one fails, and restores its files. */
 async function runMutant(runner: TestRunner, copy: string, mutant: Mutant): Promise<Outcome> {
-  const path = `${copy}/${mutant.file}`;
-  let original: string;
-  try {
-    original = await Deno.readTextFile(path);
-  } catch {
-    return { kind: "stale", why: `${mutant.file} does not exist` };
-  }
-  const mutated = applyEdits(original, mutant);
-  if (typeof mutated !== "string") return mutated;
-  await Deno.writeTextFile(path, mutated);
+  const files = await mutate(copy, mutant);
+  if ("kind" in files) return files;
   let outcome: Outcome;
   try {
+    for (const [file, { mutated }] of files) await Deno.writeTextFile(`${copy}/${file}`, mutated);
     outcome = await runTests(runner, mutant);
   } finally {
-    await Deno.writeTextFile(path, original);
+    for (const [file, { original }] of files) await Deno.writeTextFile(`${copy}/${file}`, original);
   }
   // The next mutant must start from the unmutated code, so the restore is checked.
-  if (await Deno.readTextFile(path) !== original) throw new Error(`Could not restore ${path}`);
+  for (const [file, { original }] of files) {
+    const path = `${copy}/${file}`;
+    if (await Deno.readTextFile(path) !== original) throw new Error(`Could not restore ${path}`);
+  }
   return outcome;
 }
 
