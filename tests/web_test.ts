@@ -231,7 +231,19 @@ class Chromium implements AsyncDisposable {
   async [Symbol.asyncDispose](): Promise<void> {
     await this.browser.close().catch(() => {});
     await this.#child[Symbol.asyncDispose]();
-    await run("rm", ["-rf", this.#profile]);
+    // Chromium's helper processes may write their last files (local storage, say) for a moment
+    // after the browser has ended, so that a removal can meet a file that was not there yet.
+    let failure = "";
+    await waitUntil(
+      () =>
+        run("rm", ["-rf", this.#profile]).then(
+          () => true,
+          (error) => (failure = String(error), false),
+        ),
+      () => `the profile ${this.#profile} to be removed: ${failure}`,
+      DEADLINE_MS,
+      50,
+    );
   }
 }
 
