@@ -19,6 +19,7 @@ import {
   Tmux,
   unusedPort,
   waitOutNameTimeout,
+  withDeadline,
 } from "./_helpers.ts";
 
 /** The limits line at the default limits. */
@@ -429,6 +430,72 @@ Deno.test("client paces piped lines within the server's flood limits, refuses a 
     "error: Not sent: that line is 4001 bytes and the server takes at most 4000\n",
   );
   assert.doesNotMatch(end.stdout, /Slow down|flooding/);
+});
+
+Deno.test("client reconnects after a loss, waiting twice as long each time, and gives up after its attempts in one line", async () => {
+  // A server of our own: it lets the client in once and drops it, then takes each attempt to
+  // reconnect and closes it at once, noting when it came.
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  await using emil = clientChild("Emil", listener.addr.port, ["--reconnect", "4"]);
+  const attempts: number[] = [];
+  let accepting = Promise.resolve();
+  try {
+    {
+      await using first = new TestClient(await withDeadline(listener.accept(), "Emil"));
+      await first.write("* Welcome to chat! What shall I call you?\n");
+      assert.equal(await first.readLine(), "Emil");
+      await first.write("* The room contains:\n* Welcome, Emil! 1 user online\n");
+      await emil.stdout.readUntil("* Welcome, Emil! 1 user online");
+    }
+    attempts.push(performance.now()); // lost here
+    accepting = (async () => {
+      for (;;) {
+        const conn = await listener.accept();
+        attempts.push(performance.now());
+        conn.close();
+      }
+    })().catch(() => {}); // the listener closed
+    const { code, stdout, stderr } = await emil.finish(60_000);
+    assert.equal(code, 1);
+    assert.equal(stdout, "");
+    const lines = stderr.trimEnd().split("\n");
+    assert.equal(lines[0], "error: The server closed the connection: reconnecting");
+    assert.match(
+      lines.at(-1)!,
+      /^error: Gave up reconnecting to 127\.0\.0\.1:\d+ after 4 attempts: /,
+    );
+  } finally {
+    listener.close();
+    await accepting;
+  }
+  assert.equal(attempts.length, 1 + 4, "4 attempts, and no more");
+  // Each wait is 0.5 s, 1 s, 2 s and 4 s, spread by -25% to +25% so that a restarted server is not
+  // hit by every client at once; a loaded machine can only make it longer.
+  const waits = attempts.slice(1).map((at, i) => at - attempts[i]!);
+  [500, 1000, 2000, 4000].forEach((base, i) =>
+    assert.ok(waits[i]! >= 0.75 * base - 10, `wait ${i + 1}: ${waits.map(Math.round)} ms`)
+  );
+});
+
+Deno.test("client says how many lines it could not send when the server is gone", async () => {
+  // A server of our own, whose flood limits make the client keep all but its first line waiting.
+  using listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  await using emil = clientChild("Emil", listener.addr.port);
+  {
+    await using conn = new TestClient(await withDeadline(listener.accept(), "Emil"));
+    await conn.write("* Welcome to chat! What shall I call you?\n");
+    assert.equal(await conn.readLine(), "Emil");
+    await conn.write(
+      "* The room contains:\n* Limits: lines of up to 4096 bytes, 1 at once, then 0.1 a second\n" +
+        "* Welcome, Emil! 1 user online\n",
+    );
+    await emil.stdout.readUntil("* Welcome, Emil! 1 user online");
+    await emil.write("one\ntwo\nthree\nfour\n");
+    assert.equal(await conn.readLine(), "one"); // the others wait 11 s each for their turn
+  } // the server goes
+  const { code, stderr } = await emil.finish();
+  assert.equal(code, 1);
+  assert.equal(stderr, "error: 3 lines were not sent\nerror: The server closed the connection\n");
 });
 
 Deno.test("Pacer sends a burst less its headroom, then a little under the rate, and backs off when told", () => {

@@ -300,6 +300,57 @@ Deno.test("cluster: a member there before a partition keeps the name over a newc
   await bob.expect("[alice] still alice");
 });
 
+Deno.test("cluster: a name taken on both sides of a partition stays with whoever took it first", async () => {
+  await using redis = await new Redis().start();
+  const [a, b] = await Promise.all([clusterServer(redis), clusterServer(redis)]);
+  await using _a = a.child;
+  await using _b = b.child;
+  await using alice = await joinAs(a.port, "alice");
+  await using bob = await joinKnowing(b.port, "bob", ["alice"]);
+  await alice.expect("* bob has entered the room");
+
+  await redis.stop();
+  for (const client of [alice, bob]) await client.expect(PARTITION_NOTICE);
+  // Neither server can ask the other, so each lets the name in: first on A, then on B (in
+  // another case: it is one name). B's comes later by more than the servers' readings of Redis's
+  // clock, by which they tell who came first, can differ (50 ms each at most).
+  const [zed] = await joinReadingRoom(a.port, "zed");
+  await using _zed = zed;
+  await zed.expect(PARTITION_NOTICE);
+  await alice.expect("* zed has entered the room");
+  await holdFault(300);
+  const [late] = await joinReadingRoom(b.port, "Zed");
+  await using _late = late;
+  await late.expect(PARTITION_NOTICE);
+  await bob.expect("* Zed has entered the room");
+
+  await redis.start();
+  // Whichever server heals first, the later one goes, told why, and B's room hears it; A's room
+  // hears nothing of it.
+  const end = await late.readToEnd(15_000);
+  assert.equal(
+    end.at(-1),
+    '* error: Someone on another server had the name "Zed" first, while the room was ' +
+      "partitioned; rejoin with another name",
+  );
+  assert.ok(end.slice(0, -1).every((line) => line === HEAL_NOTICE), JSON.stringify(end));
+  const seen = await readUntil(bob, "* zed has entered the room", 15_000);
+  assert.deepEqual(seen.filter((line) => line !== HEAL_NOTICE), [
+    "* Zed has left the room (name taken during a partition)",
+    "* zed has entered the room",
+  ]);
+  assert.equal(seen.filter((line) => line === HEAL_NOTICE).length, 1, JSON.stringify(seen));
+  await alice.expect(HEAL_NOTICE, 15_000);
+  await zed.expect(HEAL_NOTICE);
+  await zed.send("still zed");
+  await alice.expect("[zed] still zed");
+  await bob.expect("[zed] still zed");
+  for (const client of [alice, bob]) {
+    await client.send("/who");
+    await client.expect("* 3 online: alice, bob, zed");
+  }
+});
+
 Deno.test("cluster: a Redis that refuses the password stops the server at startup, in one line", async () => {
   await using redis = await new Redis().start(["--requirepass", "right"]);
   const host = `127.0.0.1:${redis.port}`;
@@ -332,6 +383,81 @@ Deno.test("cluster: a Redis that refuses the password stops the server at startu
       !stderr.includes("wrong@") && !stderr.includes("right@"),
       "the password is not shown",
     );
+  }
+});
+
+Deno.test("cluster: a Redis user with exactly the README's permissions runs the room; one without a permission is named at startup", async () => {
+  await using redis = await new Redis().start();
+  // The README's list: these commands on the chat:* keys and channel, and for the scripts these.
+  const commands = [
+    "subscribe",
+    "ping",
+    "time",
+    "scan",
+    "mget",
+    "lrange",
+    "script|load",
+    "evalsha",
+  ];
+  const inScripts = ["get", "set", "del", "rpush", "ltrim", "publish"];
+  const rules = [
+    ...["on", "resetkeys", "~chat:*", "resetchannels", "&chat:*", "-@all"],
+    ...[...commands, ...inScripts].map((command) => `+${command}`),
+  ];
+  await redis.cli("ACL", "SETUSER", "chat", ">secret", ...rules);
+  const chat = { port: redis.port, url: `redis://chat:secret@127.0.0.1:${redis.port}` };
+  const [a, b] = await Promise.all([clusterServer(chat, ["--history", "5"]), clusterServer(chat)]);
+  await using _a = a.child;
+  await using _b = b.child;
+  await using alice = await joinAs(a.port, "alice");
+  await using bob = await joinKnowing(b.port, "bob", ["alice"]);
+  await alice.expect("* bob has entered the room");
+  await alice.send("hello across");
+  await bob.expect("[alice] hello across");
+  await bob.send("/msg alice psst");
+  await alice.expect("* private from bob: psst");
+  await bob.expect("* private to alice: psst");
+  const [carol, , history] = await joinReadingRoom(a.port, "carol");
+  await using _carol = carol;
+  assert.equal(history.length, 1);
+  await alice.expect("* carol has entered the room");
+  await bob.expect("* carol has entered the room");
+  await bob.send("/quit");
+  await alice.expect("* bob has left the room");
+
+  // A user without one of them is refused at startup, in one line that gives Redis's reason: a
+  // command of the chat's own (TIME), or one its publishing script calls (PUBLISH), which Redis
+  // reports in other words.
+  const host = `127.0.0.1:${redis.port}`;
+  const cases = [
+    ["+time", /refused this server: the Redis user lacks a permission \(NOPERM [^\n]*time/i],
+    ["+publish", /refused this server: ERR The user executing the script can't run this command/],
+  ] as const;
+  for (const [missing, reason] of cases) {
+    const user = `without${missing.slice(1)}`;
+    await redis.cli("ACL", "SETUSER", user, ">secret", ...rules.filter((rule) => rule !== missing));
+    await using server = denoChild([
+      "run",
+      "-q",
+      `--allow-net=127.0.0.1:0,${host}`,
+      "--allow-env=CHAT_REDIS_URL,REDIS_DEBUG_MAINTENANCE,REDIS_EMIT_DIAGNOSTICS",
+      "main.ts",
+      "server",
+      "--host",
+      "127.0.0.1",
+      "--port",
+      "0",
+      "--redis",
+      `redis://${user}:secret@${host}`,
+    ]);
+    const { code, stdout, stderr } = await server.finish();
+    assert.equal(code, 1, user);
+    assert.equal(stdout, "", user);
+    assert.match(
+      stderr,
+      /^error: Redis at redis:\/\/\w+:\*\*\*@\S+ refused this server: [^\n]*\n$/,
+    );
+    assert.match(stderr, reason);
   }
 });
 

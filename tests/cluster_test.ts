@@ -134,6 +134,9 @@ Deno.test("cluster: Redis stops and starts: partition and heal notices, local ch
   await a1.send("/who");
   await a1.expect("* 3 online: a1, a2, b");
   await a1.expect("* The room is partitioned: only people on this server hear you");
+  // A private message to someone on the other side is refused at once, saying why.
+  await a1.send("/msg b are you there?");
+  await a1.expect('* error: Cannot reach "b" on another server: the room is partitioned');
   const [newbie, room, history] = await joinReadingRoom(s1.port, "newbie");
   await using _newbie = newbie;
   assert.equal(room, "* The room contains: a1, a2, b");

@@ -291,8 +291,12 @@ Deno.test("e2e: --write-timeout takes seconds: a reader that pauses is kept, one
   const { child: server, port } = await startServerProcess([
     "--write-timeout",
     "3",
+    // The room log (64 MiB, for 24 MiB of talk) and the limit on private lines out of reach:
+    // only the write timeout can drop the reader.
+    "--log-size",
+    String(2 ** 26),
     "--max-backlog",
-    String(2 ** 30), // out of reach: only the write timeout can drop the reader
+    String(2 ** 30),
     "--flood-rate",
     "0",
   ]);

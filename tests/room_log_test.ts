@@ -35,6 +35,8 @@ class FastReader implements LogReader {
         continue;
       }
       const end = Math.min(log.end(at), this.#own[0] ?? Infinity);
+      // A log that gives a reader nothing to send below its head would keep it here for ever.
+      assert.ok(end > at, `stuck at ${at} of ${log.head}`);
       this.text += decoder.decode(log.bytes(at, end));
       at = log.position(end);
     }
@@ -267,6 +269,9 @@ Deno.test("a peer's writer sends the room and its private lines in order, never 
             assert.equal(member.conn.received, member.expected, `member ${i}`);
           }
         }
+        // The log lets go of every member that left and sent its part, or was cut or closed.
+        const staying = members.filter((member) => member.isIn && !member.conn.isClosed);
+        assert.equal(log.readerCount, staying.length, "the log's readers are not the members in");
       },
     ),
     { numRuns: 300 },

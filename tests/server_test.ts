@@ -10,6 +10,9 @@ import {
   withDeadline,
 } from "./_helpers.ts";
 
+/** A write timeout no test's stall comes near (an hour), for tests of the other limits. */
+const WRITE_TIMEOUT_OUT_OF_REACH = 3_600_000;
+
 Deno.test("server greets, then gives the newcomer the room list even when the room is empty", async () => {
   await using server = startTestServer();
   await using client = await TestClient.connect(server.addr.port);
@@ -235,8 +238,13 @@ Deno.test("server does not relay empty and blank lines", async () => {
 });
 
 Deno.test("server drops a member that stops reading and the others lose nothing", async () => {
-  // A room log far smaller than the traffic, and no write timeout: the log alone cuts slow.
-  await using server = startTestServer({ logSize: 256 * 1024, floodRate: 0, writeTimeoutMs: 0 });
+  // The log size alone: a room log far smaller than the traffic, and the write timeout out of
+  // reach (an hour, on, so that it is not what cuts slow): only the log can drop it.
+  await using server = startTestServer({
+    logSize: 256 * 1024,
+    floodRate: 0,
+    writeTimeoutMs: WRITE_TIMEOUT_OUT_OF_REACH,
+  });
   await using alice = await joinAs(server.addr.port, "alice");
   await using bob = await joinAs(server.addr.port, "bob");
   await using _slow = await joinAs(server.addr.port, "slow"); // never reads from here on
@@ -257,9 +265,50 @@ Deno.test("server drops a member that stops reading and the others lose nothing"
       if (line === "* slow has left the room (stopped reading)") isDropped = true;
       else assert.equal(line, `[alice] ${received++} ${text}`);
     }
-    assert.ok(sent < 20_000, "slow was never dropped");
+    // About 1,100 lines here: what the kernel buffers for slow (about 4 MiB), then the log.
+    assert.ok(sent < 8_000, "slow was never dropped: 32 MB went past it");
   }
   await alice.expect("* slow has left the room (stopped reading)");
+});
+
+Deno.test("server drops a member whose own lines pile up unread past maxBacklogBytes", async () => {
+  // The limit on lines for one member alone (replies, errors, private messages) alone: the room
+  // log (nothing is said in the room) and the write timeout out of reach. greedy sends private
+  // messages to alice and never reads their confirmations; alice reads each before the next.
+  await using server = startTestServer({
+    maxBacklogBytes: 64 * 1024,
+    floodRate: 0,
+    writeTimeoutMs: WRITE_TIMEOUT_OUT_OF_REACH,
+  });
+  await using alice = await joinAs(server.addr.port, "alice");
+  await using bob = await joinAs(server.addr.port, "bob");
+  await using greedy = await joinAs(server.addr.port, "greedy");
+  await alice.expect("* bob has entered the room");
+  await alice.expect("* greedy has entered the room");
+  await bob.expect("* greedy has entered the room");
+  const notice = "* greedy has left the room (stopped reading)";
+  const text = "p".repeat(4000);
+  let sent = 0;
+  let received = 0;
+  let isDropped = false;
+  while (!isDropped) {
+    try {
+      for (const end = sent + 8; sent < end;) await greedy.send(`/msg alice ${sent++} ${text}`);
+    } catch {
+      // The server has closed greedy's socket: the notice is on its way.
+    }
+    while (received < sent && !isDropped) {
+      const line = await alice.readLine();
+      if (line === notice) isDropped = true;
+      else assert.equal(line, `* private from greedy: ${received++} ${text}`);
+    }
+    // About 1,100 here: what the kernel buffers for greedy (about 4 MiB), then the limit.
+    assert.ok(sent < 8_000, "greedy was never dropped: 32 MB of its own lines went unread");
+  }
+  // The others lost nothing and chat on.
+  await bob.expect(notice);
+  await alice.send("after");
+  await bob.expect("[alice] after");
 });
 
 /**

@@ -615,6 +615,53 @@ Deno.test("LineEditor pastes lines as sent, completes names and searches what wa
   assert.deepEqual(editor.handle({ kind: "enter" }), [{ kind: "submit", line: "two" }]);
 });
 
+Deno.test("LineEditor edits as the README's keys table says, from the bytes a terminal sends", () => {
+  const decoder = new KeyDecoder();
+  const editor = new LineEditor();
+  /** Types raw terminal input; answers the line and the cursor shown as "|". */
+  const type = (input: string) => {
+    const events = decoder.decode(new TextEncoder().encode(input)).flatMap((key) =>
+      editor.handle(key)
+    );
+    assert.deepEqual(events.filter((event) => event.kind !== "submit"), []);
+    return `${editor.text.slice(0, editor.cursor)}|${editor.text.slice(editor.cursor)}`;
+  };
+  assert.equal(type("one two three"), "one two three|");
+  assert.equal(type("\x01"), "|one two three"); // Ctrl+A
+  assert.equal(type("\x05"), "one two three|"); // Ctrl+E
+  assert.equal(type("\x1b[H"), "|one two three"); // Home
+  assert.equal(type("\x1b[F"), "one two three|"); // End
+  assert.equal(type("\x02\x02"), "one two thr|ee"); // Ctrl+B
+  assert.equal(type("\x06"), "one two thre|e"); // Ctrl+F
+  assert.equal(type("\x1b[D\x1b[C\x1b[C"), "one two three|"); // Left, Right
+  assert.equal(type("\x1bb"), "one two |three"); // Alt+B
+  assert.equal(type("\x1b[1;5D"), "one |two three"); // Ctrl+Left
+  assert.equal(type("\x1bf"), "one two| three"); // Alt+F
+  assert.equal(type("\x1b[1;5C"), "one two three|"); // Ctrl+Right
+  assert.equal(type("\x17"), "one two |"); // Ctrl+W: the word before
+  assert.equal(type("\x7f"), "one two|"); // Backspace
+  assert.equal(type("\x01\x1b[3~"), "|ne two"); // Delete
+  assert.equal(type("\x04"), "|e two"); // Ctrl+D on a typed line: the character under the cursor
+  assert.equal(type("\x1bf\x0b"), "e|"); // Ctrl+K: to the end
+  assert.equal(type("xyz\x1b[D\x15"), "|z"); // Ctrl+U: to the start
+  assert.deepEqual(editor.handle({ kind: "enter" }), [{ kind: "submit", line: "z" }]);
+  assert.equal(type("draft"), "draft|");
+  assert.equal(type("\x10"), "z|"); // Ctrl+P: the line sent before
+  assert.equal(type("\x0e"), "draft|"); // Ctrl+N: back to the draft
+  assert.equal(type("\x1b[A"), "z|"); // Up
+  assert.equal(type("\x1b[B"), "draft|"); // Down
+  // A character is a grapheme, however many code units: an emoji with a skin tone, a flag.
+  assert.equal(type(" 👋🏽🇫🇷"), "draft 👋🏽🇫🇷|");
+  assert.equal(type("\x7f"), "draft 👋🏽|");
+  assert.equal(type("\x02"), "draft |👋🏽");
+  // Ctrl+L and Ctrl+Z are for the screen, Ctrl+D and Ctrl+C on an empty line leave.
+  const keys = (input: string) =>
+    decoder.decode(new TextEncoder().encode(input)).flatMap((key) => editor.handle(key));
+  assert.deepEqual(keys("\x0c\x1a"), [{ kind: "redraw" }, { kind: "suspend" }]);
+  assert.deepEqual(keys("\x15\x0b\x04"), [{ kind: "leave" }]);
+  assert.deepEqual(keys("\x03"), [{ kind: "leave" }]);
+});
+
 Deno.test("layoutInput breaks rows itself, moving a wide character that does not fit", () => {
   assert.deepEqual(layoutInput("> ", "abcdef", 6, 4), {
     rows: ["> ab", "cdef", ""],

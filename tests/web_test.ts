@@ -553,6 +553,38 @@ Deno.test("WebSocket and TCP members share the per-address and global connection
   await a.expect("[b] hi a");
 });
 
+Deno.test("a WebSocket the server gave up on counts against its address until it has really closed", async () => {
+  await using site = Site.start({ maxPerAddress: 2 }, { maxPerAddress: 2 });
+  const port = site.web.addr.port;
+  const origin = site.url.slice(0, -1);
+  // Two clients the server closes (a binary frame is not a line) and that never answer the
+  // WebSocket close, nor read: their sockets stay open, though the chat has dropped them.
+  const binary = new Uint8Array([0x82, 0x82, 0, 0, 0, 0, 0x68, 0x69]); // masked, with a zero mask
+  const lingering: Deno.TcpConn[] = [];
+  try {
+    for (let i = 0; i < 2; i++) {
+      const { conn, status } = await rawSocket(port, { origin });
+      lingering.push(conn);
+      assert.match(status, /^HTTP\/1.1 101 /);
+      await conn.write(binary);
+    }
+    await waitUntil(() => site.server.connectionCount === 0, "the chat to drop both");
+    // The chat holds no connection from this address, but the sockets are still there.
+    const { conn, status } = await rawSocket(port, { origin });
+    closeQuietly(conn);
+    assert.match(status, /^HTTP\/1.1 429 /);
+    closeQuietly(lingering.pop()!);
+    // Once one has really closed, its address may open another.
+    await waitUntil(async () => {
+      const { conn, status } = await rawSocket(port, { origin });
+      closeQuietly(conn);
+      return status.startsWith("HTTP/1.1 101 ");
+    }, "a socket to be let in again");
+  } finally {
+    for (const conn of lingering) closeQuietly(conn);
+  }
+});
+
 Deno.test("flood control slows a WebSocket member, then disconnects it; the others chat on", async () => {
   await using site = Site.start({ floodBurst: 2, floodRate: 2, floodLimit: 3 });
   await using bob = await joinAs(site.port, "bob");
@@ -1080,6 +1112,22 @@ Deno.test("page: reconnects by itself after the server restarts, and rejoins wit
     chromium.errors.filter((error) => !/WebSocket|ERR_CONNECTION_REFUSED/.test(error)),
     [],
   );
+});
+
+Deno.test("page: closed by the server for its rules, it says why and offers to rejoin rather than rejoin by itself", async () => {
+  await using site = Site.start({ idleTimeoutMs: 1000 });
+  await using chromium = await Chromium.launch();
+  const page = await chromium.open(site.url);
+  await joinPage(page, "calm");
+  // Silent for a second: the server closes it for idling. Rejoining by itself would only be
+  // closed again, so the page waits for the person: the banner says why and offers to rejoin.
+  await page.waitForSelector("#banner:not([hidden])");
+  const banner = await page.$eval("#banner-text", (text) => text.textContent);
+  assert.equal(banner, "Disconnected: Closed after 1 seconds without a line");
+  assert.equal(await page.$eval("#banner-button", (button) => button.textContent), "Rejoin");
+  await page.click("#banner-button"); // the person rejoins (and has a second to speak again)
+  await waitForLine(page, "Reconnected"); // in the room again, the banner gone
+  assert.deepEqual(chromium.errors.filter((error) => !/WebSocket/.test(error)), []);
 });
 
 Deno.test("page screenshot for the README, taken in the tests' browser", async () => {

@@ -12,10 +12,14 @@
  */
 import { parseArgs } from "node:util";
 
-/** One replacement: `search` must occur exactly once in the file, else the mutant is stale. */
+/**
+ * One replacement: `search` must occur exactly once in the file, else the mutant is stale. The
+ * file is the mutant's unless the edit names another (a bug that spans two files).
+ */
 interface Edit {
   search: string;
   replace: string;
+  file?: string;
 }
 
 /** A test expected to catch a mutant: a test file, and the test's exact name (all of it if none). */
@@ -60,10 +64,11 @@ const ROOT = new URL("../../", import.meta.url);
 /** Not copied: the repository itself and build output. */
 const SKIPPED = new Set([".git", "dist", "node_modules"]);
 
-const USAGE = `Usage: deno task mutants [--list] [--timeout SECONDS] [ID...]
+const USAGE = `Usage: deno task mutants [--list | --check] [--timeout SECONDS] [ID...]
   Applies each mutant of tests/mutants/mutants.json (or only the IDs given) to a copy of the
   project, runs the tests meant to catch it, and prints a table. Exit code 1 if any survived,
-  is stale, or could not be run.`;
+  is stale, or could not be run. --check only applies each to the code, in memory, and names
+  those that are stale, in a second.`;
 
 async function main(args: string[]): Promise<number> {
   let parsed;
@@ -72,6 +77,7 @@ async function main(args: string[]): Promise<number> {
       args,
       options: {
         list: { type: "boolean" },
+        check: { type: "boolean" },
         timeout: { type: "string", default: "180" },
         help: { type: "boolean", short: "h" },
       },
@@ -94,6 +100,7 @@ async function main(args: string[]): Promise<number> {
     for (const mutant of mutants) console.log(`${mutant.id.padEnd(36)} ${mutant.description}`);
     return 0;
   }
+  if (values.check) return await checkStale(mutants);
 
   const copy = await Deno.makeTempDir({ dir: "/tmp", prefix: "chat-mutants-" });
   const runner = new TestRunner(copy, timeoutMs);
@@ -146,6 +153,49 @@ async function loadMutants(): Promise<Mutant[]> {
     }
   }
   return list;
+}
+
+/** Applies every mutant to the working tree's code in memory; names the stale ones. */
+async function checkStale(mutants: Mutant[]): Promise<number> {
+  let stale = 0;
+  for (const mutant of mutants) {
+    const outcome = await mutate(ROOT.pathname.replace(/\/$/, ""), mutant);
+    if (!("kind" in outcome)) continue;
+    stale++;
+    console.log(`${mutant.id}: ${describe(outcome)}`);
+  }
+  console.log(`${mutants.length - stale} of ${mutants.length} apply to the code as it is`);
+  return stale === 0 ? 0 : 1;
+}
+
+/**
+ * Each file the mutant changes (under `root`), with its code before and after the edits; or why
+ * they cannot be made (a stale mutant). Nothing is written.
+ */
+async function mutate(
+  root: string,
+  mutant: Mutant,
+): Promise<Map<string, { original: string; mutated: string }> | Outcome> {
+  const files = new Map<string, { original: string; mutated: string }>();
+  for (const { search, replace, file = mutant.file } of editsOf(mutant)) {
+    let entry = files.get(file);
+    if (!entry) {
+      let original: string;
+      try {
+        original = await Deno.readTextFile(`${root}/${file}`);
+      } catch {
+        return { kind: "stale", why: `${file} does not exist` };
+      }
+      files.set(file, entry = { original, mutated: original });
+    }
+    const count = entry.mutated.split(search).length - 1;
+    if (count !== 1) {
+      const found = count === 0 ? "not found" : `found ${count} times`;
+      return { kind: "stale", why: `${JSON.stringify(abbreviate(search))} ${found}` };
+    }
+    entry.mutated = entry.mutated.replace(search, () => replace);
+  }
+  return files;
 }
 
 function editsOf(mutant: Mutant): Edit[] {
@@ -211,33 +261,22 @@ function groupByFile(tests: TestRef[]): Map<string, string[] | undefined> {
   return byFile;
 }
 
-/** Applies the mutant in the copy, runs its tests until one fails, and restores the file. */
+/** Applies the mutant in the copy, runs its tests until one fails, and restores its files. */
 async function runMutant(runner: TestRunner, copy: string, mutant: Mutant): Promise<Outcome> {
-  const path = `${copy}/${mutant.file}`;
-  let original: string;
-  try {
-    original = await Deno.readTextFile(path);
-  } catch {
-    return { kind: "stale", why: `${mutant.file} does not exist` };
-  }
-  let mutated = original;
-  for (const { search, replace } of editsOf(mutant)) {
-    const count = mutated.split(search).length - 1;
-    if (count !== 1) {
-      const found = count === 0 ? "not found" : `found ${count} times`;
-      return { kind: "stale", why: `${JSON.stringify(abbreviate(search))} ${found}` };
-    }
-    mutated = mutated.replace(search, () => replace);
-  }
-  await Deno.writeTextFile(path, mutated);
+  const files = await mutate(copy, mutant);
+  if ("kind" in files) return files;
   let outcome: Outcome;
   try {
+    for (const [file, { mutated }] of files) await Deno.writeTextFile(`${copy}/${file}`, mutated);
     outcome = await runTests(runner, mutant);
   } finally {
-    await Deno.writeTextFile(path, original);
+    for (const [file, { original }] of files) await Deno.writeTextFile(`${copy}/${file}`, original);
   }
   // The next mutant must start from the unmutated code, so the restore is checked.
-  if (await Deno.readTextFile(path) !== original) throw new Error(`Could not restore ${path}`);
+  for (const [file, { original }] of files) {
+    const path = `${copy}/${file}`;
+    if (await Deno.readTextFile(path) !== original) throw new Error(`Could not restore ${path}`);
+  }
   return outcome;
 }
 
@@ -312,7 +351,11 @@ class TestRunner {
           match[1]!
         );
       const [passed, failed] = [named("ok"), named("FAILED")];
-      const error = /^error: (.*)$/m.exec(output.slice(output.indexOf(" ERRORS ")))?.[1] ?? "";
+      const errors = output.slice(output.indexOf(" ERRORS "));
+      let error = /^error: (.*)$/m.exec(errors)?.[1] ?? "";
+      // fast-check says that a property failed; what failed in it comes after "Caused by".
+      const got = /^Caused by: (.*)$/m.exec(errors)?.[1];
+      if (error.startsWith("Error: Property failed") && got) error = `${error}: ${got}`;
       const ran = /^ok \| (\d+) passed/m.exec(output);
       const tail = output.trim().split("\n").slice(-3).join(" / ");
       // A filter that matches nothing "passes" zero tests: that is a stale name, not a pass.
