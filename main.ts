@@ -480,6 +480,19 @@ async function openStore(
 
 /** The password in the first line of a file (`--password-file`), checked as a new password is. */
 async function readPassword(path: string, flag: string): Promise<string> {
+  const line = await readSecret(path);
+  try {
+    return parseNewPassword(line);
+  } catch (error) {
+    if (!(error instanceof ProtocolError)) throw error;
+    throw new UsageError(
+      `${flag} ${path}: ${error.message.replace("that password", "its first line")}`,
+    );
+  }
+}
+
+/** The first line of a file that holds a password, without its line end. */
+async function readSecret(path: string): Promise<string> {
   let text: string;
   try {
     text = await Deno.readTextFile(path);
@@ -489,15 +502,7 @@ async function readPassword(path: string, flag: string): Promise<string> {
     }
     throw new ClientError(`Cannot read ${path}: ${error instanceof Error ? error.message : error}`);
   }
-  const line = text.split("\n")[0]!.replace(/\r$/, "");
-  try {
-    return parseNewPassword(line);
-  } catch (error) {
-    if (!(error instanceof ProtocolError)) throw error;
-    throw new UsageError(
-      `${flag} ${path}: ${error.message.replace("that password", "its first line")}`,
-    );
-  }
+  return text.split("\n")[0]!.replace(/\r$/, "");
 }
 
 /** `--web [HOST:]PORT`: the page's address, on the chat's host when none is given. */
@@ -657,7 +662,15 @@ async function clientCommand(args: string[]): Promise<number> {
     : number(values.reconnect, { flag: "reconnect", min: 0, max: 1000 });
   const caCerts = values.ca === undefined ? [] : [await readPem(values.ca, values)];
   const tls = values.tls ? { caCerts } : undefined;
+  const password = values["password-file"] === undefined
+    ? readEnv("CHAT_PASSWORD")
+    : await readSecret(values["password-file"]);
+  const serverPassword = values["server-password-file"] === undefined
+    ? readEnv("CHAT_SERVER_PASSWORD")
+    : await readSecret(values["server-password-file"]);
   await runClient({
+    ...(password === undefined ? {} : { password }),
+    ...(serverPassword === undefined ? {} : { serverPassword }),
     name,
     hostname: values.host ?? DEFAULT_CLIENT_HOST,
     port,
