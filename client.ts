@@ -22,6 +22,7 @@ import {
   parseName,
   parsePrompt,
   parseServerLine,
+  PRIVATE_GREETING,
   type Prompt,
   ProtocolError,
   type ServerLine,
@@ -413,6 +414,12 @@ class Session {
     this.#current = conn;
     this.#isHeld = false;
     try {
+      // A script's name goes at once, as Budget Chat clients do; a person at a terminal, or anyone
+      // with a private server's password, waits for the server's first line, which may ask for it.
+      if (!this.#screen.askSecret && this.#secrets.server === undefined) {
+        join.isNameSent = true;
+        await send(conn, this.#name);
+      }
       const lines = conn.readable.pipeThrough(
         new LineSplitter({ maxLineBytes: MAX_SERVER_LINE_BYTES }),
       );
@@ -457,6 +464,14 @@ class Session {
     const { join, lastLine, noReply, failure } = options;
     if (this.#inputFailure) return { kind: "fatal", message: this.#inputFailure };
     if (this.#failure) return { kind: "fatal", message: this.#failure };
+    if (join.isPrivate && !this.#screen.askSecret && this.#secrets.server === undefined) {
+      // Our name went out before the server said it is private, and was taken for its password.
+      return {
+        kind: "fatal",
+        message: "The server is private: give its password with CHAT_SERVER_PASSWORD or " +
+          "--server-password-file FILE",
+      };
+    }
     if (this.#isLeaving) return { kind: "left" };
     if (lastLine === SHUTDOWN_NOTICE) return { kind: "fatal", message: "The server shut down" };
     const hasJoined = join.hasRoom;
@@ -715,6 +730,8 @@ class JoinReply {
   #conn: Deno.TcpConn | Deno.TlsConn;
   /** Our name went out (after the greeting, or the private server's password). */
   isNameSent = false;
+  /** The server said it is private. */
+  isPrivate = false;
   #history: { line: string; parsed: ServerLine; key: string }[] = [];
   /** The room list came: we are in. */
   hasRoom = false;
@@ -732,6 +749,7 @@ class JoinReply {
   /** Whether a line of the reply is held back (the greeting, a prompt, a refusal, the history). */
   holds(line: string, parsed: ServerLine | undefined): boolean {
     if (!this.hasRoom) {
+      if (line === PRIVATE_GREETING) this.isPrivate = true;
       if (parsed?.kind === "error") this.rejection = parsed.text;
       else if (parsed?.kind !== "room") this.#session.answer(this.#conn, line, this);
       if (parsed?.kind !== "room") return true;

@@ -438,7 +438,9 @@ async function serverCommand(args: string[]): Promise<number> {
   console.log(
     `listening on ${hostPort(server.addr.hostname, server.addr.port)}${tls ? " (TLS)" : ""}${
       redisUrl ? ` in the cluster on ${redact(redisUrl)}` : ""
-    }${serverPassword === undefined ? "" : ", private"}${store ? `, keeping ${store.path}` : ""}`,
+    }${serverPassword === undefined ? "" : " (private)"}${
+      store ? ` keeping the room in ${store.path}` : ""
+    }`,
   );
   if (page) console.log(`web page on ${page.url}${localUrl(page)}`);
   await closeOnSignal(server, page);

@@ -806,7 +806,7 @@ class Server implements ChatServer {
           `${account.name} is registered already: /password changes its password`,
         );
       }
-      if (password !== undefined) return this.#register(peer, password);
+      if (password !== undefined) return answer(peer, () => this.#register(peer, password));
       this.#awaiting.set(peer, { kind: "new" });
       return peer.send(encodeLine(formatNewPasswordPrompt(peer.name)));
     }

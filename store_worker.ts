@@ -67,8 +67,7 @@ function handle(request: Request): Record<string, unknown> {
     case "remove":
       return { isRemoved: statements.remove!.run(key(request.name), request.hash).changes > 0 };
     case "close":
-      db?.close();
-      db = undefined;
+      close();
       return {};
   }
 }
@@ -113,6 +112,20 @@ function open(path: string, size: number): Record<string, unknown> {
     "SELECT name, salt, hash, cost, block_size AS blockSize, parallelism FROM accounts",
   ).all();
   return { history, accounts, ...(readOnly ? { readOnly } : {}) };
+}
+
+/**
+ * Closes the file, leaving it out of WAL mode: one plain file, which opens even where nothing can
+ * be written (a read-only file system cannot hold the WAL's index). The next open turns WAL on.
+ */
+function close(): void {
+  try {
+    db?.exec("PRAGMA journal_mode = DELETE");
+  } catch {
+    // Read-only, or locked by another process: it stays in WAL mode, which is sound too.
+  }
+  db?.close();
+  db = undefined;
 }
 
 function migrate(from: number): void {
