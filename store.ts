@@ -271,7 +271,7 @@ export class SqliteStore implements HistoryStore, Accounts {
 
   /** A write failed: said once in the log, until one works again. */
   #fail(reason: string): void {
-    if (this.#failure === reason) return;
+    if (this.#failure !== undefined) return; // said already, until a write works
     this.#failure = reason;
     this.#log(
       `store: cannot write ${this.path} (${reason}); the room goes on from memory, and ` +
