@@ -18,6 +18,14 @@ import {
 } from "./_helpers.ts";
 import { Folder, sqlite, startStoreServer } from "./_store.ts";
 import { clusterServer, Redis } from "./_cluster.ts";
+import {
+  GuessBackoff,
+  hashPassword,
+  isOutdated,
+  parseAccount,
+  verifyPassword,
+} from "../accounts.ts";
+import { parseNewPassword, parsePrompt } from "../protocol.ts";
 
 const GREETING = "* Welcome to chat! What shall I call you?";
 const PASSWORD = "correct horse battery";
@@ -326,4 +334,55 @@ Deno.test("cluster: a name registered on one server asks for its password on ano
   );
   const [bob] = await joinWithHistory(b.port, "bob");
   bob.close();
+});
+
+Deno.test("GuessBackoff lets 3 wrong passwords pass, then doubles the wait from 1 s to 60 s, per name and per address", () => {
+  const backoff = new GuessBackoff();
+  const t = 1_000_000;
+  for (let i = 0; i < 3; i++) backoff.fail("alice", "10.0.0.1", t);
+  assert.equal(backoff.wait("alice", "10.0.0.9", t), 0);
+  const waits = [];
+  for (let i = 0; i < 8; i++) {
+    backoff.fail("alice", "10.0.0.1", t);
+    waits.push(backoff.wait("ALICE", "10.0.0.9", t)); // the name, from anywhere, any case
+  }
+  assert.deepEqual(waits, [1000, 2000, 4000, 8000, 16_000, 32_000, 60_000, 60_000]);
+  assert.equal(backoff.wait("bob", "10.0.0.1", t), 60_000, "the address, for any name");
+  backoff.succeed("alice");
+  assert.equal(backoff.wait("alice", "10.0.0.9", t), 0, "the right password clears the name");
+  assert.equal(backoff.wait("alice", "10.0.0.1", t), 60_000, "not the address");
+  assert.equal(backoff.wait("bob", "10.0.0.1", t + 120_001), 0, "forgotten after two waits");
+});
+
+Deno.test("hashPassword salts each hash and keeps its parameters; verifyPassword tells right from wrong", async () => {
+  const [one, two] = await Promise.all([
+    hashPassword("alice", PASSWORD),
+    hashPassword("alice", PASSWORD),
+  ]);
+  assert.notEqual(one.salt, two.salt);
+  assert.notEqual(one.hash, two.hash);
+  assert.deepEqual([one.cost, one.blockSize, one.parallelism], [16384, 8, 5]);
+  assert.equal(await verifyPassword(one, PASSWORD), true);
+  assert.equal(await verifyPassword(one, `${PASSWORD} `), false);
+  // A hash made with other parameters is marked for hashing again; a forged cost is refused.
+  assert.equal(isOutdated(one), false);
+  assert.equal(isOutdated({ ...one, cost: 2 ** 15 }), true);
+  assert.equal(parseAccount({ ...one, cost: 2 ** 21 }), undefined, "a cost no server would use");
+  assert.deepEqual(parseAccount(JSON.parse(JSON.stringify(one))), one);
+});
+
+Deno.test("parsePrompt knows the server's prompts for secrets, and nothing a user could say; parseNewPassword", () => {
+  assert.deepEqual(parsePrompt("* alice is registered: send its password"), {
+    kind: "login",
+    name: "alice",
+  });
+  assert.deepEqual(parsePrompt("* Welcome to chat! This server is private: send its password"), {
+    kind: "server",
+  });
+  assert.equal(parsePrompt("[alice] * bob is registered: send its password"), undefined);
+  assert.equal(parsePrompt("* [alice] is registered: send its password"), undefined);
+  // The same characters typed composed or not are one password.
+  assert.equal(parseNewPassword("e\u0301".repeat(8)), "\u00e9".repeat(8));
+  assert.throws(() => parseNewPassword("seven!!"), /at least 8 characters/);
+  assert.throws(() => parseNewPassword("x".repeat(1025)), /more than 1024 bytes/);
 });

@@ -28,6 +28,7 @@ import {
   unusedPort,
   withDeadline,
 } from "./_helpers.ts";
+import { Folder } from "./_store.ts";
 
 // --- helpers ---
 
@@ -1226,4 +1227,44 @@ Deno.test("with --cert and --key the page is served over HTTPS and joins over WS
   } finally {
     await run("rm", ["-rf", dir]);
   }
+});
+
+Deno.test("page: /register takes the password in a password field, and joining as a registered name asks for it", async () => {
+  await using folder = await Folder.make();
+  const { child, port } = await startServerProcess(
+    ["--store", folder.file, "--web", "127.0.0.1:0"],
+    folder.permissions,
+  );
+  await using _server = child;
+  const url = /^web page on (\S+)$/.exec(await child.stdout.readUntil(/^web page on /))![1]!;
+  await using chromium = await Chromium.launch();
+  await using bob = await joinAs(port, "bob");
+  const page = await chromium.open(url);
+  // Loopback over HTTP: no warning about passwords in clear.
+  assert.equal(await page.$eval("#password-hint", (hint) => hint.hidden), true);
+  await joinPage(page, "alice");
+  await say(page, "/register");
+  await page.waitForSelector("#line[type=password]");
+  await say(page, "correct horse battery");
+  await waitForLine(page, "alice is registered: joining as alice now asks for its password");
+  assert.equal(await page.$eval("#line", (line) => line.type), "text");
+  await say(page, "after registering");
+  await bob.expect("* alice has entered the room");
+  await bob.expect("[alice] after registering"); // and nothing of the password before it
+  assert.ok(!(await lines(page)).some((line) => line.includes("correct horse")));
+  // A second page as alice: asked for the password, then let in (and the first page is replaced).
+  const second = await chromium.open(url);
+  await second.locator("#name").fill("alice");
+  await second.keyboard.press("Enter");
+  await second.waitForFunction(
+    () =>
+      [...(globalThis as unknown as PageGlobals).document.querySelectorAll("#join-error")][0]
+        ?.textContent === "alice is registered: type its password",
+    { polling: "mutation" },
+  );
+  await second.locator("#password").fill("correct horse battery");
+  await second.keyboard.press("Enter");
+  await second.waitForSelector("#chat:not([hidden])");
+  await waitForLine(second, "Welcome, alice!");
+  assert.deepEqual(chromium.errors, []);
 });
