@@ -8,7 +8,7 @@ import {
   runClient,
 } from "./client.ts";
 import { ClusterHub, DEFAULT_CLAIM_TTL_MS, redact, RedisRefusedError } from "./cluster.ts";
-import { DEFAULT_HISTORY_SIZE, LocalHub } from "./hub.ts";
+import { DEFAULT_HISTORY_SIZE, type Hub, LocalHub } from "./hub.ts";
 import { SqliteStore, StoreRefusedError } from "./store.ts";
 import {
   DEFAULT_HOST,
@@ -363,7 +363,7 @@ async function serverCommand(args: string[]): Promise<number> {
     : number(values["claim-ttl"], { flag: "claim-ttl", min: 1, max: 3600, isSeconds: true }) *
       1000;
 
-  let hub: ClusterHub | LocalHub | undefined;
+  let hub: Hub | undefined;
   let store: SqliteStore | undefined;
   if (values.store !== undefined) {
     store = await openStore(values.store, { historySize, listen: hostPort(hostname, port) });
@@ -377,7 +377,7 @@ async function serverCommand(args: string[]): Promise<number> {
     });
   } else if (redisUrl) {
     await checkRedisPermission(redisUrl, hostPort(hostname, port));
-    hub = new ClusterHub({
+    const cluster = new ClusterHub({
       url: redisUrl,
       historySize,
       claimTtlMs,
@@ -386,17 +386,18 @@ async function serverCommand(args: string[]): Promise<number> {
       log,
     });
     try {
-      await (hub as ClusterHub).start();
+      await cluster.start();
     } catch (error) {
       // A wrong password or the like: waiting will not help, so the server does not start.
       if (!(error instanceof RedisRefusedError)) throw error;
-      await hub.close();
+      await cluster.close();
       console.error(`error: ${error.message}`);
       return 1;
     }
-    if (!(hub as ClusterHub).isWhole) {
+    if (!cluster.isWhole) {
       log(`redis: cannot reach ${redact(redisUrl)} yet; serving alone meanwhile`);
     }
+    hub = cluster;
   }
   let server: ChatServer;
   try {
