@@ -22,7 +22,7 @@ import {
   type ServerProcess,
 } from "./servers.ts";
 import { webScenario } from "./web.ts";
-import { storeContenders } from "./store.ts";
+import { storeScenario } from "./store.ts";
 
 const { values } = parseArgs({
   options: {
@@ -635,24 +635,10 @@ if (SCENARIOS.has("web")) {
   });
 }
 if (SCENARIOS.has("store")) {
-  // The same server, its history of 50 lines kept in memory only, or in an SQLite file too.
-  const among = storeContenders();
-  const sizes = values["store-clients"].split(",").map(Number);
-  const note = "History of 50 lines; ratio = without the store against with it.";
-  header("Store: fan-out throughput", `As above, with and without --store. ${note}`, among);
-  for (const size of sizes) {
-    await row(String(size), "deliveries/s", (c) => throughput(c, size), {
-      higherIsBetter: true,
-      format: deliveries,
-      among,
-    });
-  }
-  header("Store: latency at 100 messages a second", `99th percentile. ${note}`, among);
-  for (const size of sizes) {
-    await row(String(size), "p99", (c) => latency(c, size), {
-      higherIsBetter: false,
-      format: millis,
-      among,
-    });
-  }
+  await storeScenario({
+    runs: RUNS,
+    sizes: values["store-clients"].split(",").map(Number),
+    throughput,
+    latency,
+  });
 }
