@@ -407,7 +407,8 @@ class Server implements ChatServer {
           peer.lastLineAt = Date.now();
           // Flood control starts once joined: before that, one bad line ends the connection anyway.
           if (peer.bucket && peer.isJoined && !await this.#throttle(peer)) continue;
-          const awaiting = this.#awaiting.get(peer);
+          // Most lines are chat: the map of prompts is empty then, and not even looked up.
+          const awaiting = this.#awaiting.size > 0 ? this.#awaiting.get(peer) : undefined;
           if (line instanceof LineTooLongError) {
             peer.sendError(line.message);
             if (!peer.isJoined) peer.end();
