@@ -151,6 +151,17 @@ export async function storeScenario(options: {
       higherIsBetter: true,
     });
   }
+  // Where the store costs most: two clients, each line one delivery, every line to keep.
+  console.log(
+    "\n### Store: server CPU per relayed line, two clients\n\nEach line to the other client, " +
+      "as many in flight as above: microseconds of the server's CPU per line (the store's own " +
+      `thread included), the worst case for the store. ${note}\n`,
+  );
+  console.log("| clients | without --store | with --store |\n|---|---|---|");
+  await storeRow("2", contenders, options.runs, async (c) => {
+    const sample = await options.throughput(c, 2);
+    return { ...sample, value: sample.serverCpu / sample.value * 1e6 };
+  }, { format: (value) => `${value.toFixed(2)} µs`, higherIsBetter: false });
   console.log(`\n### Store: latency at 100 messages a second (99th percentile)\n\n${note}\n`);
   console.log("| clients | without --store | with --store |\n|---|---|---|");
   for (const size of options.sizes) {
