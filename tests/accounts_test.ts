@@ -257,7 +257,21 @@ Deno.test("client: a registered name's password from CHAT_PASSWORD when piped, a
     await emil.write("piped in\n");
     await until(anna, "[emil] piped in");
     await emil.closeStdin();
-    assert.equal((await emil.finish()).code, 0);
+    // Over loopback nothing crosses a network: no warning about the password.
+    const { code, stderr } = await emil.finish();
+    assert.deepEqual({ code, stderr }, { code: 0, stderr: "" });
+  }
+  // A wrong one from the environment: one error line, exit 1, and no retry with it.
+  {
+    const env = { CHAT_PASSWORD: "not the password" };
+    const command = ["run", "-q", "-N", "--allow-env=CHAT_PASSWORD", "client.ts", "emil"];
+    await using emil = new Child(Deno.execPath(), [...command, "--port", String(port)], {
+      stdin: true,
+      env,
+    });
+    const { code, stderr } = await emil.finish();
+    assert.equal(code, 1);
+    assert.equal(stderr, 'error: Wrong password for "emil"\n');
   }
   // Piped without it: one line saying how to give it.
   {
@@ -300,6 +314,78 @@ Deno.test("client: a registered name's password from CHAT_PASSWORD when piped, a
   await tmux.waitFor(/^> \/password$/m);
   const everything = await tmux.scrollback();
   assert.ok(!everything.includes(PASSWORD) && !everything.includes("another password"), everything);
+});
+
+/** An IPv4 address of this machine that is not loopback, where a password would cross a network. */
+async function networkAddress(): Promise<string> {
+  const out = await run("ip", ["-4", "-o", "addr", "show", "scope", "global"]);
+  const address = /\binet (\d+\.\d+\.\d+\.\d+)\//.exec(out)?.[1];
+  if (!address) throw new Error(`This test needs an IPv4 address other than loopback:\n${out}`);
+  return address;
+}
+
+Deno.test("client: over plain TCP to an address that is not loopback, it warns once that passwords cross in clear", async () => {
+  const address = await networkAddress();
+  await using folder = await Folder.make();
+  await run("sh", ["-c", `printf 'our secret room\\n' > ${folder.path}/password`]);
+  // The server on every address, private and keeping names: two passwords to send, one warning.
+  await using server = denoChild([
+    "run",
+    "-q",
+    "--allow-net=0.0.0.0:0",
+    ...folder.permissions.filter((flag) => !flag.startsWith("--allow-net")).map((flag) =>
+      flag.startsWith("--allow-read") ? `${flag},${folder.path}/password` : flag
+    ),
+    "main.ts",
+    "server",
+    "--host",
+    "0.0.0.0",
+    "--port",
+    "0",
+    "--store",
+    folder.file,
+    "--password-file",
+    `${folder.path}/password`,
+  ]);
+  const port = Number(/0\.0\.0\.0:(\d+)/.exec(await server.stdout.readUntil(/^listening on /))![1]);
+  const join = async (name: string) => {
+    const client = await TestClient.connect(port);
+    await client.expect("* Welcome to chat! This server is private: send its password");
+    await client.send("our secret room");
+    await client.expect("* What shall I call you?");
+    await client.send(name);
+    await until(client, new RegExp(`^\\* Welcome, ${name}!`));
+    return client;
+  };
+  {
+    await using emil = await join("emil");
+    await emil.send(`/register ${PASSWORD}`);
+    await emil.expect("* emil is registered: joining as emil now asks for its password");
+  }
+  await using anna = await join("anna");
+  const env = { CHAT_PASSWORD: PASSWORD, CHAT_SERVER_PASSWORD: "our secret room" };
+  await using emil = new Child(Deno.execPath(), [
+    "run",
+    "-q",
+    `--allow-net=${address}`,
+    "--allow-env=CHAT_PASSWORD,CHAT_SERVER_PASSWORD",
+    "client.ts",
+    "emil",
+    "--host",
+    address,
+    "--port",
+    String(port),
+  ], { stdin: true, env });
+  await emil.stdout.readUntil("* The room contains: anna");
+  await emil.write("over the network\n");
+  await until(anna, "[emil] over the network");
+  await emil.closeStdin();
+  const { code, stderr } = await emil.finish();
+  assert.equal(code, 0);
+  assert.equal(
+    stderr,
+    "error: Your password crosses the network in clear: connect with --tls to protect it\n",
+  );
 });
 
 Deno.test("cluster: a name registered on one server asks for its password on another, also while that one is cut off from Redis", async () => {
