@@ -1268,3 +1268,35 @@ Deno.test("page: /register takes the password in a password field, and joining a
   await waitForLine(second, "Welcome, alice!");
   assert.deepEqual(chromium.errors, []);
 });
+
+Deno.test("page: over HTTP from an address that is not loopback, it warns that a password crosses in clear", async () => {
+  const interfaces = await run("ip", ["-4", "-o", "addr", "show", "scope", "global"]);
+  const address = /\binet (\d+\.\d+\.\d+\.\d+)\//.exec(interfaces)?.[1];
+  if (!address) {
+    throw new Error(`This test needs an IPv4 address other than loopback:\n${interfaces}`);
+  }
+  // The server on every address, so that the page can be loaded from this machine's network one.
+  await using server = denoChild([
+    "run",
+    "-q",
+    "--allow-net=0.0.0.0:0",
+    "main.ts",
+    "server",
+    "--host",
+    "0.0.0.0",
+    "--port",
+    "0",
+    "--web",
+    "0.0.0.0:0",
+  ]);
+  const line = await server.stdout.readUntil(/^web page on /);
+  const port = /^web page on http:\/\/0\.0\.0\.0:(\d+)\//.exec(line)![1]!;
+  await using chromium = await Chromium.launch();
+  const page = await chromium.open(`http://${address}:${port}/`);
+  assert.equal(await page.$eval("#password-hint", (hint) => hint.hidden), false);
+  const local = await chromium.open(`http://localhost:${port}/`);
+  assert.equal(await local.$eval("#password-hint", (hint) => hint.hidden), true);
+  // Chromium's own notice that an HTTP origin other than localhost gets no COOP: that is the point.
+  const coop = /^The Cross-Origin-Opener-Policy header has been ignored/;
+  assert.deepEqual(chromium.errors.filter((error) => !coop.test(error)), []);
+});
