@@ -45,9 +45,9 @@ async function derive(
     if (waiting.length >= MAX_WAITING) {
       throw new ProtocolError("The server is busy checking passwords: try again in a moment");
     }
+    // Woken with the slot of the hash that ended: handed over, so nobody can take it meanwhile.
     await new Promise<void>((resolve) => waiting.push(resolve));
-  }
-  hashing++;
+  } else hashing++;
   try {
     const { cost: N, blockSize: r, parallelism: p } = parameters;
     // scrypt needs 128 * N * r bytes; node's default ceiling (32 MiB) is lifted just enough.
@@ -62,8 +62,9 @@ async function derive(
       )
     );
   } finally {
-    hashing--;
-    waiting.shift()?.();
+    const next = waiting.shift();
+    if (next) next();
+    else hashing--;
   }
 }
 
