@@ -15,6 +15,7 @@ import {
   waitUntil,
 } from "./_helpers.ts";
 import { Folder, sqlite, startStoreServer, storedLines } from "./_store.ts";
+import { clusterServer, Redis } from "./_cluster.ts";
 
 /** Reads lines until one matches, returning it. */
 async function until(client: TestClient, expected: string | RegExp): Promise<string> {
@@ -69,6 +70,31 @@ Deno.test("store: the history outlives the server, newest --history lines only, 
     "[alice] said 3",
     "[alice] said 4",
     "[alice] said 5",
+  ]);
+});
+
+Deno.test("cluster: the history outlives a server change: every server stopped, a new one shows it from Redis", async () => {
+  await using redis = await new Redis().start();
+  {
+    const { child, port } = await clusterServer(redis, ["--history", "3"]);
+    await using _server = child;
+    await using alice = await joinAs(port, "alice");
+    await using bob = await joinAs(port, "bob");
+    for (let n = 1; n <= 4; n++) await alice.send(`said ${n}`);
+    await alice.send("/msg bob a private word");
+    await until(bob, "* private from alice: a private word");
+    child.process.kill("SIGTERM");
+    assert.equal((await child.finish()).code, 0);
+  }
+  // No server of the room is left: only Redis remembers.
+  const { child, port } = await clusterServer(redis, ["--history", "3"]);
+  await using _server = child;
+  const [carol, history] = await joinWithHistory(port, "carol");
+  await using _carol = carol;
+  assert.deepEqual(history.map((line) => line.replace(/^\* history \S+ /, "")), [
+    "[alice] said 2",
+    "[alice] said 3",
+    "[alice] said 4",
   ]);
 });
 
