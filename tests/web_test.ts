@@ -26,6 +26,7 @@ import {
   startTestServer,
   TestClient,
   unusedPort,
+  waitUntil,
   withDeadline,
 } from "./_helpers.ts";
 import { Folder } from "./_store.ts";
@@ -231,7 +232,17 @@ class Chromium implements AsyncDisposable {
   async [Symbol.asyncDispose](): Promise<void> {
     await this.browser.close().catch(() => {});
     await this.#child[Symbol.asyncDispose]();
-    await run("rm", ["-rf", this.#profile]);
+    // Chromium's helper processes outlive it by a moment on a loaded machine, still writing to the
+    // profile: it is gone once one removal finds nothing more written meanwhile.
+    await waitUntil(
+      async () => {
+        const rm = new Deno.Command("rm", { args: ["-rf", this.#profile], stderr: "null" });
+        return (await rm.output()).code === 0;
+      },
+      `Chromium's profile ${this.#profile} removed`,
+      DEADLINE_MS,
+      50,
+    );
   }
 }
 
