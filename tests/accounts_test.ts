@@ -457,6 +457,26 @@ Deno.test("hashPassword salts each hash and keeps its parameters; verifyPassword
   assert.deepEqual(parseAccount(JSON.parse(JSON.stringify(one))), one);
 });
 
+Deno.test("password checks run two at a time with 64 waiting; more are refused at once as a busy server, burst after burst", async () => {
+  // scrypt's cheapest parameters: the queue is under test, not the hash.
+  const cheap = { name: "alice", salt: "c2FsdA==", hash: "aGFzaA==", cost: 2, blockSize: 1 };
+  const account = { ...cheap, parallelism: 1 };
+  for (let burst = 0; burst < 3; burst++) {
+    const outcomes = await Promise.allSettled(
+      Array.from({ length: 2 + 64 + 3 }, () => verifyPassword(account, PASSWORD)),
+    );
+    const refused = outcomes.flatMap((outcome) =>
+      outcome.status === "rejected" ? [String(outcome.reason.message)] : []
+    );
+    assert.deepEqual(
+      refused,
+      Array(3).fill("The server is busy checking passwords: try again in a moment"),
+      `burst ${burst}`,
+    );
+    assert.ok(outcomes.every((outcome) => outcome.status === "rejected" || !outcome.value));
+  }
+});
+
 Deno.test("parsePrompt knows the server's prompts for secrets, and nothing a user could say; parseNewPassword", () => {
   assert.deepEqual(parsePrompt("* alice is registered: send its password"), {
     kind: "login",
