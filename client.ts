@@ -20,7 +20,10 @@ import {
   nameKey,
   parseCommand,
   parseName,
+  parsePrompt,
   parseServerLine,
+  PRIVATE_GREETING,
+  type Prompt,
   ProtocolError,
   type ServerLine,
   SHUTDOWN_NOTICE,
@@ -85,6 +88,10 @@ export interface ClientOptions {
   joinTimeoutMs?: number;
   /** Attempts to reconnect after losing the server (default 10 at a terminal, 0 otherwise). */
   reconnectTries?: number;
+  /** The name's password, if it is registered; asked at a terminal when not given. */
+  password?: string;
+  /** A private server's password; asked at a terminal when not given. */
+  serverPassword?: string;
 }
 
 /** Where to connect. */
@@ -114,6 +121,10 @@ export async function runClient(options: ClientOptions): Promise<void> {
     joinTimeoutMs: options.joinTimeoutMs ?? DEFAULT_JOIN_TIMEOUT_MS,
     reconnectTries: options.reconnectTries ??
       (screen instanceof PlainScreen ? 0 : DEFAULT_RECONNECT_TRIES),
+    secrets: {
+      ...(options.password === undefined ? {} : { login: options.password }),
+      ...(options.serverPassword === undefined ? {} : { server: options.serverPassword }),
+    },
   });
   try {
     await session.run(conn);
@@ -281,11 +292,29 @@ class Session {
   #hasJoined = false;
   #hasEverJoined = false;
   #wakeReconnect: (() => void) | undefined;
+  /** The passwords given or typed (kept for reconnecting): the name's and the server's. */
+  #secrets: { login?: string; server?: string };
+  #isClearWarned = false;
+  /** A reason to end the session that came from us, not the server (no password to give). */
+  #failure: string | undefined;
+  #joinTimer: ReturnType<typeof setTimeout> | undefined;
+  /**
+   * The server may ask for a password on the next line (after /register, /password, /unregister
+   * or /nick): lines waiting are held until it has answered, so that none is taken for one.
+   */
+  #isHeld = false;
 
   constructor(
     screen: Screen,
-    options: { name: string; target: Target; joinTimeoutMs: number; reconnectTries: number },
+    options: {
+      name: string;
+      target: Target;
+      joinTimeoutMs: number;
+      reconnectTries: number;
+      secrets?: { login?: string; server?: string };
+    },
   ) {
+    this.#secrets = { ...options.secrets };
     this.#screen = screen;
     this.#name = options.name;
     this.#target = options.target;
@@ -375,16 +404,22 @@ class Session {
   /** Joins over `conn` and chats until it ends; answers how it ended. */
   async #serve(conn: Deno.TcpConn | Deno.TlsConn): Promise<Ending> {
     let noReply = false;
-    const timer = setTimeout(() => {
+    const timer = this.#joinTimer = setTimeout(() => {
       noReply = true;
       closeQuietly(conn);
     }, this.#joinTimeoutMs);
-    const join = new JoinReply(this, this.#hasEverJoined);
+    const join = new JoinReply(this, this.#hasEverJoined, conn);
     let lastLine = "";
     let failure: string | undefined;
     this.#current = conn;
+    this.#isHeld = false;
     try {
-      await send(conn, this.#name);
+      // A script's name goes at once, as Budget Chat clients do; a person at a terminal, or anyone
+      // with a private server's password, waits for the server's first line, which may ask for it.
+      if (!this.#screen.askSecret && this.#secrets.server === undefined) {
+        join.isNameSent = true;
+        await send(conn, this.#name);
+      }
       const lines = conn.readable.pipeThrough(
         new LineSplitter({ maxLineBytes: MAX_SERVER_LINE_BYTES }),
       );
@@ -428,6 +463,15 @@ class Session {
   ): Ending {
     const { join, lastLine, noReply, failure } = options;
     if (this.#inputFailure) return { kind: "fatal", message: this.#inputFailure };
+    if (this.#failure) return { kind: "fatal", message: this.#failure };
+    if (join.isPrivate && !this.#screen.askSecret && this.#secrets.server === undefined) {
+      // Our name went out before the server said it is private, and was taken for its password.
+      return {
+        kind: "fatal",
+        message: "The server is private: give its password with CHAT_SERVER_PASSWORD or " +
+          "--server-password-file FILE",
+      };
+    }
     if (this.#isLeaving) return { kind: "left" };
     if (lastLine === SHUTDOWN_NOTICE) return { kind: "fatal", message: "The server shut down" };
     const hasJoined = join.hasRoom;
@@ -458,8 +502,93 @@ class Session {
     this.#pump();
   }
 
+  /**
+   * Answers what the server says before the room list: its password if it is private, then our
+   * name, then the name's password if it is registered. Nothing is sent before the server speaks,
+   * so that no password can be taken for a name, or a name for a password.
+   */
+  async answer(conn: Deno.TcpConn | Deno.TlsConn, line: string, join: JoinReply): Promise<void> {
+    try {
+      const prompt = parsePrompt(line);
+      if (prompt?.kind === "server" || prompt?.kind === "login") {
+        return await send(conn, await this.#secret(conn, prompt));
+      }
+      if (join.isNameSent) return;
+      join.isNameSent = true;
+      await send(conn, this.#name);
+    } catch (error) {
+      if (error instanceof ClientError) this.#failure = error.message;
+      closeQuietly(conn); // the read loop ends, and the session with it
+    }
+  }
+
+  /**
+   * The password a prompt asks for: given (or typed before, when reconnecting), else typed now
+   * without echo at a terminal; elsewhere a ClientError says how to give it.
+   */
+  async #secret(conn: Deno.TcpConn | Deno.TlsConn, prompt: Prompt): Promise<string> {
+    const kind = prompt.kind === "server" ? "server" : "login";
+    let secret = this.#secrets[kind];
+    if (secret === undefined) {
+      const ask = this.#screen.askSecret?.bind(this.#screen);
+      if (!ask) {
+        throw new ClientError(
+          kind === "server"
+            ? "The server is private: give its password with CHAT_SERVER_PASSWORD or " +
+              "--server-password-file FILE"
+            : `${prompt.name} is registered: give its password with CHAT_PASSWORD or ` +
+              "--password-file FILE",
+        );
+      }
+      // The person types it: the server's own deadline is the one that counts meanwhile.
+      clearTimeout(this.#joinTimer);
+      secret = await ask(kind === "server" ? "Server password" : `Password for ${prompt.name}`);
+      if (secret === undefined) throw new ClientError("No password given");
+    }
+    this.#secrets[kind] = secret;
+    this.#warnIfClear(conn);
+    return secret;
+  }
+
+  /** Says once that passwords cross the network unprotected, unless over TLS or loopback. */
+  #warnIfClear(conn: Deno.TcpConn | Deno.TlsConn): void {
+    if (this.#isClearWarned || this.#target.tls) return;
+    if (isLoopback((conn.remoteAddr as Deno.NetAddr).hostname)) return;
+    this.#isClearWarned = true;
+    this.#note(
+      "Your password crosses the network in clear: connect with --tls to protect it",
+      "error",
+    );
+  }
+
+  /**
+   * A prompt for a password once in the room (after /register, /password, /unregister or /nick to
+   * a registered name): asked without echo, and sent at once; an empty answer cancels.
+   */
+  async #answerInRoom(conn: Deno.TcpConn | Deno.TlsConn, prompt: Prompt): Promise<void> {
+    const label = prompt.kind === "new"
+      ? `New password for ${prompt.name}`
+      : prompt.kind === "current"
+      ? `Current password for ${prompt.name}`
+      : `Password for ${prompt.name}`;
+    const secret = await this.#screen.askSecret!(label);
+    if (this.#current !== conn) return;
+    if (secret) this.#warnIfClear(conn);
+    this.#writing = this.#writing.then(() => send(conn, secret ?? "")).catch(() => {});
+  }
+
   /** A line from the server once in the room. */
   #receive(line: string, parsed: ServerLine | undefined): void {
+    if (parsed?.kind === "system" || parsed?.kind === "error" || parsed?.kind === "rename") {
+      const prompt = parsed.kind === "system" ? parsePrompt(line) : undefined;
+      const conn = this.#conn;
+      if (prompt && conn && this.#screen.askSecret) this.#answerInRoom(conn, prompt);
+      else if (this.#isHeld) {
+        // The server answered the command: what waits may go.
+        this.#isHeld = false;
+        queueMicrotask(() => this.#pump());
+      }
+    }
     if (parsed?.kind === "limits") {
       this.#limits = { ...DEFAULT_LIMITS, ...parsed.limits };
       const { floodBurst, floodRate } = this.#limits;
@@ -549,7 +678,7 @@ class Session {
   #pump(): void {
     clearTimeout(this.#pacerTimer);
     const conn = this.#conn;
-    while (conn && !this.#isLeaving && this.#outbox.length > 0) {
+    while (conn && !this.#isLeaving && !this.#isHeld && this.#outbox.length > 0) {
       const wait = this.#pacer.take();
       if (wait > 0) {
         this.#pacerTimer = setTimeout(() => this.#pump(), wait);
@@ -559,6 +688,8 @@ class Session {
       if (this.#isTooLong(line)) continue;
       this.#write(conn, line);
       this.#said(line);
+      // A command that may ask for a password holds what follows until the server answers it.
+      if (this.#screen.askSecret && mayPrompt(line)) this.#isHeld = true;
       if (isQuit(line)) {
         this.#isLeaving = true; // the server says goodbye and closes
         this.#outbox = []; // what was typed after /quit is not sent
@@ -596,6 +727,11 @@ class Session {
 class JoinReply {
   #session: Session;
   #isRejoin: boolean;
+  #conn: Deno.TcpConn | Deno.TlsConn;
+  /** Our name went out (after the greeting, or the private server's password). */
+  isNameSent = false;
+  /** The server said it is private. */
+  isPrivate = false;
   #history: { line: string; parsed: ServerLine; key: string }[] = [];
   /** The room list came: we are in. */
   hasRoom = false;
@@ -604,15 +740,18 @@ class JoinReply {
   /** The server's reason for refusing us, if it did. */
   rejection: string | undefined;
 
-  constructor(session: Session, isRejoin: boolean) {
+  constructor(session: Session, isRejoin: boolean, conn: Deno.TcpConn | Deno.TlsConn) {
     this.#session = session;
     this.#isRejoin = isRejoin;
+    this.#conn = conn;
   }
 
-  /** Whether a line of the reply is held back (the greeting, a refusal, the history). */
+  /** Whether a line of the reply is held back (the greeting, a prompt, a refusal, the history). */
   holds(line: string, parsed: ServerLine | undefined): boolean {
     if (!this.hasRoom) {
+      if (line === PRIVATE_GREETING) this.isPrivate = true;
       if (parsed?.kind === "error") this.rejection = parsed.text;
+      else if (parsed?.kind !== "room") this.#session.answer(this.#conn, line, this);
       if (parsed?.kind !== "room") return true;
       this.hasRoom = true;
       return false;
@@ -643,6 +782,18 @@ function closeQuietly(conn: Deno.Conn): void {
   } catch {
     // Already closed (the server's EOF closes the socket): nothing left to release.
   }
+}
+
+/** Whether a line sent may make the server ask for a password on the next one. */
+function mayPrompt(line: string): boolean {
+  const command = parseCommandQuietly(line);
+  return command?.name === "nick" || command?.name === "password" ||
+    command?.name === "unregister" || (command?.name === "register" && !command.password);
+}
+
+/** Whether a host is this machine, where nothing crosses a network. */
+function isLoopback(hostname: string): boolean {
+  return /^(127\.|::1$|::ffff:127\.)/.test(hostname) || hostname === "localhost";
 }
 
 function isQuit(line: string): boolean {

@@ -16,6 +16,8 @@ import { setImmediate } from "node:timers";
 import { type CommandParser, createClient, defineScript, ErrorReply } from "@redis/client";
 import { DEFAULT_LOG_BYTES, type Hub, type LeaveReason, type Member, sortNames } from "./hub.ts";
 import { RoomLog } from "./room_log.ts";
+import { type Account, parseAccount } from "./accounts.ts";
+import { type Accounts, StoreError } from "./store.ts";
 import { describe } from "./peer.ts";
 import {
   cleanText,
@@ -65,6 +67,9 @@ const PREFIX = "chat:";
 const CHANNEL = `${PREFIX}room`;
 const HISTORY_KEY = `${PREFIX}history`;
 const NAME_PREFIX = `${PREFIX}name:`;
+/** Registered names: `chat:account:KEY` holds the account as JSON (the scrypt hash, never a
+ * password). */
+const ACCOUNT_PREFIX = `${PREFIX}account:`;
 /** The longest claim lifetime a beat may announce (an hour), so a beat cannot silence the check. */
 const MAX_CLAIM_TTL_MS = 3_600_000;
 /** How long shutdown waits for Redis to take the goodbyes before it drops the connection. */
@@ -144,7 +149,19 @@ const PUBLISH = defineScript({
   transformReply: (reply: unknown) => Number(reply),
 });
 
-const SCRIPTS = { claim: CLAIM, release: RELEASE, publishEvent: PUBLISH };
+/** Replaces a value only if it is still exactly the one given (a registered name's account). */
+const REPLACE = defineScript({
+  SCRIPT: "if redis.call('get', KEYS[1]) == ARGV[1] then " +
+    "redis.call('set', KEYS[1], ARGV[2]) return 1 end return 0",
+  NUMBER_OF_KEYS: 1,
+  parseCommand(parser: CommandParser, key: string, previous: string, value: string) {
+    parser.pushKey(key);
+    parser.push(previous, value);
+  },
+  transformReply: (reply: unknown) => reply === 1,
+});
+
+const SCRIPTS = { claim: CLAIM, release: RELEASE, replace: REPLACE, publishEvent: PUBLISH };
 
 /** Options for {@linkcode ClusterHub}. */
 export interface ClusterOptions {
@@ -176,7 +193,17 @@ interface Event {
   /** The origin server's id. */
   o: string;
   /** What happened; `roster` lists every member of a server, `ack` confirms a private message. */
-  k: "say" | "act" | "join" | "leave" | "rename" | "msg" | "ack" | "beat" | "roster";
+  k:
+    | "say"
+    | "act"
+    | "join"
+    | "leave"
+    | "rename"
+    | "msg"
+    | "ack"
+    | "beat"
+    | "roster"
+    | "account";
   /** The member's name (the old one for a rename); empty in a beat, a roster and an ack. */
   n: string;
   /** The deadline, on Redis's clock in ms, past which the event is dropped rather than relayed. */
@@ -290,6 +317,17 @@ export class ClusterHub implements Hub {
   /** The last reason Redis gave for refusing this server, logged once. */
   #refusal: string | undefined;
   #closing: Promise<void> | undefined;
+  /** The registered names as Redis holds them: read at every heal, kept current by events, and
+   * what answers while the room is partitioned. */
+  #accounts = new Map<string, Account>();
+  #areAccountsRead = false;
+
+  /** The registered names, in Redis: changed only while the room is whole. */
+  readonly accounts: Accounts = {
+    get: (name) => this.#accounts.get(nameKey(name)),
+    save: (account, previous) => this.#saveAccount(account, previous),
+    remove: (account) => this.#removeAccount(account),
+  };
 
   constructor(options: ClusterOptions) {
     this.#options = {
@@ -684,6 +722,7 @@ export class ClusterHub implements Hub {
     await this.#sampleClock(link);
     if (!this.#isSeeded) await this.#seed(link);
     await this.#settle(link);
+    await this.#readAccounts(link);
     // Publishing is tried once before it counts: a Redis user without the permission fails here.
     const beat: Batch = { link, deadline: Infinity, messages: [], entries: [] };
     this.#add(beat, { k: "beat", n: "", t: String(this.#options.claimTtlMs) });
@@ -855,19 +894,101 @@ export class ClusterHub implements Hub {
     else link.pending.push(message);
   }
 
-  /** Disconnects a member whose name someone elsewhere has held longer. */
-  #evict(member: Member): void {
+  /**
+   * Reads every registered name from Redis. The first time, a member here under a registered name
+   * joined before this server could know it was (it started while Redis was out of reach), so
+   * without its password: it is sent away, to rejoin with it.
+   */
+  async #readAccounts(link: Link): Promise<void> {
+    const keys: string[] = [];
+    const scan = link.redis.scanIterator({ MATCH: `${ACCOUNT_PREFIX}*`, COUNT: 1000 });
+    await link.within((async () => {
+      for await (const batch of scan) keys.push(...batch);
+    })());
+    const values = keys.length > 0 ? await link.within(link.redis.mGet(keys)) : [];
+    this.#accounts.clear();
+    for (const value of values) {
+      const account = parseStoredAccount(value);
+      if (account) this.#accounts.set(nameKey(account.name), account);
+    }
+    if (this.#areAccountsRead) return;
+    this.#areAccountsRead = true;
+    for (const member of [...this.#members.values()]) {
+      if (this.#accounts.has(nameKey(member.name))) {
+        this.#evict(member, {
+          error: `${member.name} is registered: rejoin, and send its password when asked`,
+          problem: "registered name",
+        });
+      }
+    }
+  }
+
+  /** Reads one registered name again, after another server changed it. */
+  #refreshAccount(name: string): void {
+    const link = this.#link;
+    if (!link || !this.#isWhole) return;
+    link.within(link.redis.get(ACCOUNT_PREFIX + nameKey(name))).then((value) => {
+      const account = parseStoredAccount(value);
+      if (account) this.#accounts.set(nameKey(name), account);
+      else this.#accounts.delete(nameKey(name));
+    }, () => {}); // the link broke: the next heal reads every name again
+  }
+
+  async #saveAccount(account: Account, previous?: Account): Promise<void> {
+    const key = ACCOUNT_PREFIX + nameKey(account.name);
+    const isSaved = await this.#onRedis((link) =>
+      previous
+        ? link.redis.replace(key, accountJson(previous), accountJson(account))
+        : link.redis.set(key, accountJson(account), { NX: true }).then((reply) => reply === "OK")
+    );
+    if (!isSaved) {
+      throw new StoreError(
+        previous ? "The password changed meanwhile: try again" : "That name is registered already",
+      );
+    }
+    this.#accounts.set(nameKey(account.name), account);
+    this.#publish({ k: "account", n: account.name });
+  }
+
+  async #removeAccount(account: Account): Promise<void> {
+    const key = ACCOUNT_PREFIX + nameKey(account.name);
+    await this.#onRedis((link) => link.redis.release(key, accountJson(account)));
+    this.#accounts.delete(nameKey(account.name));
+    this.#publish({ k: "account", n: account.name });
+  }
+
+  /** A change of a registered name, made in Redis while the room is whole, or a StoreError. */
+  async #onRedis<T>(change: (link: Link) => Promise<T>): Promise<T> {
+    const link = this.#link;
+    if (!link || !this.#isWhole || this.#closing) {
+      throw new StoreError(
+        "The room is partitioned: registered names cannot change until it is whole again",
+      );
+    }
+    try {
+      return await link.within(change(link));
+    } catch (error) {
+      throw new StoreError(`Redis did not take it (${describe(error)}): try again later`);
+    }
+  }
+
+  /** Disconnects a member whose name someone elsewhere has held longer (or that is registered). */
+  #evict(
+    member: Member,
+    why = {
+      error: `Someone on another server had the name ${quote(member.name)} first, while the ` +
+        "room was partitioned; rejoin with another name",
+      problem: NAME_TAKEN,
+    },
+  ): void {
     const name = member.name;
     const info = this.#local.get(member)!;
     this.#members.delete(nameKey(name));
     this.#log.remove(member);
     this.#local.delete(member);
-    member.send(encodeLine(formatError(
-      `Someone on another server had the name ${quote(name)} first, while the room was ` +
-        "partitioned; rejoin with another name",
-    )));
-    this.#deliver(member, formatLeave(name, NAME_TAKEN));
-    this.#publish({ k: "leave", n: name, m: info.id, t: NAME_TAKEN });
+    member.send(encodeLine(formatError(why.error)));
+    this.#deliver(member, formatLeave(name, why.problem));
+    this.#publish({ k: "leave", n: name, m: info.id, t: why.problem });
     (member as Partial<Closable>).end?.();
   }
 
@@ -989,6 +1110,10 @@ export class ClusterHub implements Hub {
         return this.#deliverPrivate(event);
       case "ack":
         if (event.s === this.id) this.#awaiting.get(event.i!)?.(text !== "gone");
+        return;
+      case "account":
+        // Another server changed a registered name: read it as Redis has it now.
+        this.#refreshAccount(name);
         return;
     }
   }
@@ -1151,7 +1276,18 @@ interface Closable {
 }
 
 const encoder = new TextEncoder();
-const KINDS = new Set(["say", "act", "join", "leave", "rename", "msg", "ack", "beat", "roster"]);
+const KINDS = new Set([
+  "say",
+  "act",
+  "join",
+  "leave",
+  "rename",
+  "msg",
+  "ack",
+  "beat",
+  "roster",
+  "account",
+]);
 const NAMELESS = new Set(["beat", "roster", "ack"]);
 
 /**
@@ -1236,6 +1372,22 @@ function parseHistoryEntry(
     if (typeof at !== "number" || typeof line !== "string" || !isChatLine(line)) return;
     const isNumbered = typeof o === "string" && Number.isSafeInteger(i);
     return { time: new Date(at), line, origin: isNumbered ? o : "", number: isNumbered ? i : 0 };
+  } catch {
+    return; // not ours: skipped
+  }
+}
+
+/** An account as kept in Redis: the same fields in the same order on every server, so that a
+ * value can be compared as a whole. */
+function accountJson(account: Account): string {
+  const { name, salt, hash, cost, blockSize, parallelism } = account;
+  return JSON.stringify({ name, salt, hash, cost, blockSize, parallelism });
+}
+
+/** An account read from Redis, checked; undefined if it is missing or not one we would write. */
+function parseStoredAccount(value: string | null | undefined): Account | undefined {
+  try {
+    return value ? parseAccount(JSON.parse(value)) : undefined;
   } catch {
     return; // not ours: skipped
   }

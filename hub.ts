@@ -20,6 +20,7 @@ import {
   roomList,
 } from "./protocol.ts";
 import { type LogReader, RoomLog } from "./room_log.ts";
+import type { Accounts, HistoryEntry, HistoryStore } from "./store.ts";
 
 /** Lines of chat a newcomer is shown by default. */
 export const DEFAULT_HISTORY_SIZE = 50;
@@ -76,6 +77,8 @@ export interface Hub {
   who(member: Member): void | Promise<void>;
   /** Stops all delivery, for shutdown. */
   close(): void | Promise<void>;
+  /** The registered names, where the room keeps them (a store or the cluster); none otherwise. */
+  readonly accounts?: Accounts | undefined;
 }
 
 /** Options for {@linkcode LocalHub}. */
@@ -84,6 +87,12 @@ export interface LocalHubOptions {
   historySize?: number;
   /** Bytes of the room log (default {@linkcode DEFAULT_LOG_BYTES}). */
   logSize?: number;
+  /** Where each line of chat is also kept, to outlive the process (`--store`). */
+  store?: HistoryStore;
+  /** The history to start with, oldest first (what the store kept). */
+  history?: readonly HistoryEntry[];
+  /** The registered names, if the server keeps any. */
+  accounts?: Accounts;
 }
 
 /**
@@ -100,11 +109,17 @@ export class LocalHub implements Hub {
   /** The room list's lines and their bytes, for the members in join order; undefined when stale. */
   #roomList: { list: NameList; bytes: Uint8Array[] } | undefined;
   #isClosed = false;
+  #store: HistoryStore | undefined;
+  readonly accounts: Accounts | undefined;
 
-  /** Creates an empty room. */
+  /** Creates an empty room, with the history given, if any. */
   constructor(options: LocalHubOptions = {}) {
     this.#historySize = options.historySize ?? DEFAULT_HISTORY_SIZE;
     this.#log = new RoomLog(options.logSize ?? DEFAULT_LOG_BYTES);
+    this.#store = options.store;
+    this.accounts = options.accounts;
+    const kept = this.#historySize > 0 ? (options.history ?? []).slice(-this.#historySize) : [];
+    this.#history = kept.map(({ at, line }) => encodeKeptLine(formatHistory(new Date(at), line)));
   }
 
   join(member: Member, notices: readonly string[] = []): void {
@@ -188,8 +203,10 @@ export class LocalHub implements Hub {
 
   #relay(from: Member, line: string): void {
     if (this.#historySize > 0) {
-      this.#history.push(encodeKeptLine(formatHistory(new Date(), line)));
+      const at = Date.now();
+      this.#history.push(encodeKeptLine(formatHistory(new Date(at), line)));
       if (this.#history.length > this.#historySize) this.#history.shift();
+      this.#store?.keep({ at, line });
     }
     this.#append(encodeLine(line), from);
   }

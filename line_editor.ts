@@ -221,6 +221,9 @@ function boundaries(text: string): number[] {
   return at;
 }
 
+/** `/register PASSWORD`: a line with a password in it, which the history must not keep. */
+const INLINE_SECRET = /^\s*\/register\s+\S/i;
+
 /** What the editor asks of its owner after a key. */
 export type EditorEvent =
   | { kind: "submit"; line: string }
@@ -279,8 +282,15 @@ export class LineEditor {
     return this.#search && { query: this.#search.query, isFound: this.#search.match !== -1 };
   }
 
+  /**
+   * Whether the line is a secret (a password): shown masked by the owner, never remembered, and
+   * without the keys that would show other lines (history, search, completion).
+   */
+  isMasked = false;
+
   /** Acts on one key, returning what the owner must do. */
   handle(key: Key): EditorEvent[] {
+    if (this.isMasked && ["search", "tab", "up", "down"].includes(key.kind)) return [];
     if (key.kind !== "tab") this.#completion = undefined;
     if (this.#search) return this.#handleSearch(key);
     switch (key.kind) {
@@ -318,6 +328,7 @@ export class LineEditor {
   /** Remembers a line for the up arrow and reverse search (sent ones, and refused ones too). */
   remember(line: string): void {
     if (line.trim() === "" || this.#history.at(-1) === line) return;
+    if (this.isMasked || INLINE_SECRET.test(line)) return; // a password is never kept
     this.#history.push(line);
     if (this.#history.length > this.#historySize) this.#history.shift();
   }

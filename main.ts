@@ -8,13 +8,16 @@ import {
   runClient,
 } from "./client.ts";
 import { ClusterHub, DEFAULT_CLAIM_TTL_MS, redact, RedisRefusedError } from "./cluster.ts";
-import { DEFAULT_HISTORY_SIZE } from "./hub.ts";
+import { DEFAULT_HISTORY_SIZE, type Hub, LocalHub } from "./hub.ts";
+import { SqliteStore, StoreRefusedError } from "./store.ts";
 import {
   DEFAULT_HOST,
   DEFAULT_PORT,
   HELP_LINES,
   MAX_MAX_LINE_BYTES,
   MIN_MAX_LINE_BYTES,
+  parseNewPassword,
+  ProtocolError,
 } from "./protocol.ts";
 import {
   type ChatServer,
@@ -152,6 +155,11 @@ Server options:
   --port PORT              port to listen on, 0 for any free one (default ${DEFAULT_PORT})
   --cert FILE --key FILE   speak TLS with this PEM certificate chain and private key
   --history N              lines of chat shown to newcomers, 0 for none (default ${DEFAULT_HISTORY_SIZE})
+  --store FILE             keep the history and the registered names in this SQLite file, to
+                           outlive restarts (needs read and write permission for FILE, FILE-wal
+                           and FILE-shm; deno task store keeps chat.db)
+  --password-file FILE     make the server private: every connection must first send the
+                           password in FILE's first line
   --redis URL              form one room with every server on this Redis, redis://HOST:PORT
                            (default: the CHAT_REDIS_URL environment variable, else no cluster)
   --claim-ttl SECONDS      with --redis: how long a dead server's names stay taken (default ${
@@ -168,6 +176,9 @@ Client options:
   --port PORT              server port (default ${DEFAULT_PORT})
   --tls                    connect with TLS
   --ca FILE                trust this PEM certificate too (for a self-signed server)
+  --password-file FILE     your name's password, if it is registered (else CHAT_PASSWORD, or
+                           asked at the terminal)
+  --server-password-file FILE  a private server's password (else CHAT_SERVER_PASSWORD, or asked)
   --join-timeout SECONDS   how long the server may take to let you in (default ${
   DEFAULT_JOIN_TIMEOUT_MS / 1000
 })
@@ -233,6 +244,8 @@ const CLIENT_OPTIONS = {
   ca: { type: "string" },
   "join-timeout": { type: "string" },
   reconnect: { type: "string" },
+  "password-file": { type: "string" },
+  "server-password-file": { type: "string" },
   help: { type: "boolean", short: "h" },
 } as const;
 
@@ -243,6 +256,8 @@ const SERVER_OPTIONS = {
   cert: { type: "string" },
   key: { type: "string" },
   history: { type: "string" },
+  store: { type: "string" },
+  "password-file": { type: "string" },
   redis: { type: "string" },
   "claim-ttl": { type: "string" },
   web: { type: "string" },
@@ -325,7 +340,16 @@ async function serverCommand(args: string[]): Promise<number> {
   const tls = values.cert && values.key
     ? { cert: await readPem(values.cert, values), key: await readPem(values.key, values) }
     : undefined;
+  const serverPassword = values["password-file"] === undefined
+    ? undefined
+    : await readPassword(values["password-file"], "--password-file");
   const redisUrl = values.redis ?? readEnv("CHAT_REDIS_URL");
+  if (values.store !== undefined && redisUrl) {
+    throw new UsageError(
+      "--store and --redis do not go together: in a cluster the history and the registered " +
+        "names are kept in Redis",
+    );
+  }
   if (values["claim-ttl"] !== undefined && !redisUrl) {
     throw new UsageError("--claim-ttl goes with --redis");
   }
@@ -339,10 +363,21 @@ async function serverCommand(args: string[]): Promise<number> {
     : number(values["claim-ttl"], { flag: "claim-ttl", min: 1, max: 3600, isSeconds: true }) *
       1000;
 
-  let hub: ClusterHub | undefined;
-  if (redisUrl) {
+  let hub: Hub | undefined;
+  let store: SqliteStore | undefined;
+  if (values.store !== undefined) {
+    store = await openStore(values.store, { historySize, listen: hostPort(hostname, port) });
+    if (!store) return 1;
+    hub = new LocalHub({
+      historySize,
+      logSize: limits.logSize,
+      history: store.history,
+      store,
+      accounts: store,
+    });
+  } else if (redisUrl) {
     await checkRedisPermission(redisUrl, hostPort(hostname, port));
-    hub = new ClusterHub({
+    const cluster = new ClusterHub({
       url: redisUrl,
       historySize,
       claimTtlMs,
@@ -351,15 +386,18 @@ async function serverCommand(args: string[]): Promise<number> {
       log,
     });
     try {
-      await hub.start();
+      await cluster.start();
     } catch (error) {
       // A wrong password or the like: waiting will not help, so the server does not start.
       if (!(error instanceof RedisRefusedError)) throw error;
-      await hub.close();
+      await cluster.close();
       console.error(`error: ${error.message}`);
       return 1;
     }
-    if (!hub.isWhole) log(`redis: cannot reach ${redact(redisUrl)} yet; serving alone meanwhile`);
+    if (!cluster.isWhole) {
+      log(`redis: cannot reach ${redact(redisUrl)} yet; serving alone meanwhile`);
+    }
+    hub = cluster;
   }
   let server: ChatServer;
   try {
@@ -370,10 +408,12 @@ async function serverCommand(args: string[]): Promise<number> {
       ...limits,
       ...(tls ? { tls } : {}),
       ...(hub ? { hub } : {}),
+      ...(serverPassword === undefined ? {} : { serverPassword }),
       log,
     });
   } catch (error) {
     await hub?.close();
+    await store?.close();
     console.error(`error: ${listenFailure(error, { hostname, port, isTls: tls !== undefined })}`);
     return 1;
   }
@@ -390,6 +430,7 @@ async function serverCommand(args: string[]): Promise<number> {
       });
     } catch (error) {
       await server.close();
+      await store?.close();
       const failure = listenFailure(error, { ...web, isTls: tls !== undefined });
       console.error(`error: ${webFailure(error, failure, { hostname, port, web })}`);
       return 1;
@@ -398,11 +439,73 @@ async function serverCommand(args: string[]): Promise<number> {
   console.log(
     `listening on ${hostPort(server.addr.hostname, server.addr.port)}${tls ? " (TLS)" : ""}${
       redisUrl ? ` in the cluster on ${redact(redisUrl)}` : ""
+    }${serverPassword === undefined ? "" : " (private)"}${
+      store ? ` keeping the room in ${store.path}` : ""
     }`,
   );
   if (page) console.log(`web page on ${page.url}${localUrl(page)}`);
   await closeOnSignal(server, page);
+  await store?.close(); // what waits to be kept is committed before the process ends
   return 0;
+}
+
+/**
+ * Opens the store, after checking the permissions it needs (read and write for the file and its
+ * WAL companions); a file that cannot be used is said in one line, and undefined returned.
+ */
+async function openStore(
+  path: string,
+  options: { historySize: number; listen: string },
+): Promise<SqliteStore | undefined> {
+  const files = [path, `${path}-wal`, `${path}-shm`];
+  const statuses = await Promise.all(
+    files.flatMap((file) => [
+      Deno.permissions.query({ name: "read", path: file }),
+      Deno.permissions.query({ name: "write", path: file }),
+    ]),
+  );
+  if (statuses.some((status) => status.state !== "granted")) {
+    const list = files.join(",");
+    throw new ClientError(
+      `No permission to keep ${path}; run: deno run --allow-net=${options.listen} ` +
+        `--allow-read=${list} --allow-write=${list} main.ts server --store ${path} ` +
+        "(deno task store keeps chat.db)",
+    );
+  }
+  try {
+    return await SqliteStore.open(path, { historySize: options.historySize, log });
+  } catch (error) {
+    if (!(error instanceof StoreRefusedError)) throw error;
+    console.error(`error: ${error.message}`);
+    return undefined;
+  }
+}
+
+/** The password in the first line of a file (`--password-file`), checked as a new password is. */
+async function readPassword(path: string, flag: string): Promise<string> {
+  const line = await readSecret(path);
+  try {
+    return parseNewPassword(line);
+  } catch (error) {
+    if (!(error instanceof ProtocolError)) throw error;
+    throw new UsageError(
+      `${flag} ${path}: ${error.message.replace("that password", "its first line")}`,
+    );
+  }
+}
+
+/** The first line of a file that holds a password, without its line end. */
+async function readSecret(path: string): Promise<string> {
+  let text: string;
+  try {
+    text = await Deno.readTextFile(path);
+  } catch (error) {
+    if (error instanceof Deno.errors.NotCapable) {
+      throw new ClientError(`No permission to read ${path}; run with --allow-read=${path}`);
+    }
+    throw new ClientError(`Cannot read ${path}: ${error instanceof Error ? error.message : error}`);
+  }
+  return text.split("\n")[0]!.replace(/\r$/, "");
 }
 
 /** `--web [HOST:]PORT`: the page's address, on the chat's host when none is given. */
@@ -562,7 +665,15 @@ async function clientCommand(args: string[]): Promise<number> {
     : number(values.reconnect, { flag: "reconnect", min: 0, max: 1000 });
   const caCerts = values.ca === undefined ? [] : [await readPem(values.ca, values)];
   const tls = values.tls ? { caCerts } : undefined;
+  const password = values["password-file"] === undefined
+    ? readEnv("CHAT_PASSWORD")
+    : await readSecret(values["password-file"]);
+  const serverPassword = values["server-password-file"] === undefined
+    ? readEnv("CHAT_SERVER_PASSWORD")
+    : await readSecret(values["server-password-file"]);
   await runClient({
+    ...(password === undefined ? {} : { password }),
+    ...(serverPassword === undefined ? {} : { serverPassword }),
     name,
     hostname: values.host ?? DEFAULT_CLIENT_HOST,
     port,

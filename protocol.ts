@@ -232,6 +232,87 @@ export function quote(value: string): string {
 
 /** The first line the server sends: Budget Chat asks for a name before anything else. */
 export const GREETING = "* Welcome to chat! What shall I call you?";
+/** The first line of a private server (`--password-file`): its password comes before the name. */
+export const PRIVATE_GREETING = "* Welcome to chat! This server is private: send its password";
+/** What a private server asks once its password is right. */
+export const NAME_PROMPT = "* What shall I call you?";
+
+/** Shortest password for a registered name, in characters. */
+export const MIN_PASSWORD_LENGTH = 8;
+/** Longest password, in UTF-8 bytes: more adds nothing, and each is hashed. */
+export const MAX_PASSWORD_BYTES = 1024;
+
+/** What a secret the server asks for on the next line is for. */
+export type PromptKind = "server" | "login" | "new" | "current";
+
+/** A request for a secret on the next line: the client answers it without showing or keeping it. */
+export interface Prompt {
+  kind: PromptKind;
+  /** The name it is for (none for the server's password). */
+  name?: string;
+}
+
+/** `* NAME is registered: send its password`, after a registered name (or `/nick` to one). */
+export function formatLoginPrompt(name: string): string {
+  return formatSystemLine(`${name} is registered: send its password`);
+}
+
+/** The prompt for a new password, after `/register` or `/password`. */
+export function formatNewPasswordPrompt(name: string): string {
+  return formatSystemLine(
+    `Send the new password for ${name} on the next line: at least ${MIN_PASSWORD_LENGTH} ` +
+      "characters; it is never shown, relayed or kept (an empty line cancels)",
+  );
+}
+
+/** The prompt for the current password, before `/password` or `/unregister` acts. */
+export function formatCurrentPasswordPrompt(name: string): string {
+  return formatSystemLine(
+    `Send the current password for ${name} on the next line (an empty line cancels)`,
+  );
+}
+
+const LOGIN_PROMPT = /^\* ([A-Za-z0-9_-]{1,32}) is registered: send its password$/;
+const NEW_PROMPT = /^\* Send the new password for ([A-Za-z0-9_-]{1,32}) on the next line: /;
+const CURRENT_PROMPT = /^\* Send the current password for ([A-Za-z0-9_-]{1,32}) on the next line /;
+
+/** The secret a server line asks for, if it is such a prompt. */
+export function parsePrompt(line: string): Prompt | undefined {
+  if (line === PRIVATE_GREETING) return { kind: "server" };
+  for (
+    const [pattern, kind] of [[LOGIN_PROMPT, "login"], [NEW_PROMPT, "new"], [
+      CURRENT_PROMPT,
+      "current",
+    ]] as const
+  ) {
+    const match = pattern.exec(line);
+    if (match) return { kind, name: match[1]! };
+  }
+}
+
+/**
+ * A password as compared and hashed: the line as sent, in Unicode's composed form (NFC), so that
+ * the same characters typed on two systems are the same password.
+ */
+export function normalizePassword(line: string): string {
+  return line.normalize("NFC");
+}
+
+/** Checks a new password and returns it normalized; a {@linkcode ProtocolError} says the rule. */
+export function parseNewPassword(line: string): string {
+  const password = normalizePassword(line);
+  if ([...password].length < MIN_PASSWORD_LENGTH) {
+    throw new ProtocolError(
+      `Cannot use that password: it needs at least ${MIN_PASSWORD_LENGTH} characters`,
+    );
+  }
+  if (utf8Length(password) > MAX_PASSWORD_BYTES) {
+    throw new ProtocolError(
+      `Cannot use that password: it has more than ${MAX_PASSWORD_BYTES} bytes`,
+    );
+  }
+  return password;
+}
 
 /** A line a user said: `[NAME] text`. */
 export function formatUserLine(name: string, text: string): string {
@@ -403,6 +484,9 @@ export const HELP_LINES: readonly string[] = [
   "/me TEXT          an action, shown as * [NAME] TEXT",
   "/msg NAME TEXT    a private message to NAME only",
   "/quit [REASON]    leave, telling the others why",
+  "/register         protect your name with a password (asked on the next line)",
+  "/password         change your name's password",
+  "/unregister       give up your name's password",
   "//TEXT            send TEXT that starts with /",
   "/help             this list",
 ].map(formatSystemLine);
@@ -415,7 +499,10 @@ export type Command =
   | { name: "nick"; newName: string }
   | { name: "me"; text: string }
   | { name: "msg"; to: string; text: string }
-  | { name: "quit"; reason: string };
+  | { name: "quit"; reason: string }
+  | { name: "register"; password?: string }
+  | { name: "password" }
+  | { name: "unregister" };
 
 const COMMAND_USAGE: Record<string, string> = {
   help: "/help",
@@ -424,6 +511,9 @@ const COMMAND_USAGE: Record<string, string> = {
   me: "/me TEXT",
   msg: "/msg NAME TEXT",
   quit: "/quit [REASON]",
+  register: "/register [PASSWORD]",
+  password: "/password",
+  unregister: "/unregister",
 };
 
 /**
@@ -456,6 +546,12 @@ export function parseCommand(line: string): Command {
     }
     case "quit":
       return { name: "quit", reason: args };
+    case "register":
+      return args === "" ? { name: "register" } : { name: "register", password: args };
+    case "password":
+    case "unregister":
+      if (args !== "") throw usage();
+      return { name: word };
     default:
       throw new ProtocolError(`Unknown command ${quote(`/${word}`)}: /help lists the commands`);
   }

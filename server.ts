@@ -20,13 +20,26 @@ import { type ChatConn, describe, isPeerGone, Peer } from "./peer.ts";
 import { type SecureContext } from "node:tls";
 import { TlsConn, tlsContext } from "./tls.ts";
 import {
+  type Account,
+  GuessBackoff,
+  hashPassword,
+  isOutdated,
+  verifyPassword,
+} from "./accounts.ts";
+import { StoreError } from "./store.ts";
+import { createHash, timingSafeEqual } from "node:crypto";
+import {
   cleanText,
   DEFAULT_HOST,
   DEFAULT_MAX_LINE_BYTES,
   DEFAULT_PORT,
   encodeLine,
+  formatCurrentPasswordPrompt,
   formatError,
   formatLimits,
+  formatLoginPrompt,
+  formatNewPasswordPrompt,
+  formatSystemLine,
   GOODBYE,
   GREETING,
   HELP_LINES,
@@ -34,10 +47,15 @@ import {
   LineTooLongError,
   MAX_LINE_OVERHEAD_BYTES,
   MIN_MAX_LINE_BYTES,
+  NAME_PROMPT,
   nameKey,
+  normalizePassword,
   parseCommand,
   parseName,
+  parseNewPassword,
+  PRIVATE_GREETING,
   ProtocolError,
+  quote,
   SHUTDOWN_NOTICE,
 } from "./protocol.ts";
 
@@ -102,6 +120,11 @@ export interface ServerOptions extends Partial<Limits> {
   historySize?: number;
   /** The room; a {@linkcode LocalHub} by default. */
   hub?: Hub;
+  /**
+   * The server's own password (`--password-file`): every connection must send it before its name.
+   * Kept only as its SHA-256 digest.
+   */
+  serverPassword?: string;
   /** Receives one line per notable event (joins, leaves, refusals, errors); silent by default. */
   log?: (message: string) => void;
 }
@@ -147,6 +170,9 @@ export function startServer(options: ServerOptions = {}): ChatServer {
     hub,
     log: options.log ?? (() => {}),
     ...(tls ? { tls } : {}),
+    ...(options.serverPassword === undefined
+      ? {}
+      : { serverPassword: digest(normalizePassword(options.serverPassword)) }),
   });
 }
 
@@ -189,10 +215,30 @@ interface ServerConfig {
   hub: Hub;
   tls?: SecureContext;
   log: (message: string) => void;
+  /** The SHA-256 digest of the server's password, if it is private. */
+  serverPassword?: Uint8Array;
 }
+
+/**
+ * What the next line of a connection is, when it is a secret rather than a name or a chat line:
+ * the server's password, a registered name's password at login or for `/nick`, or the current or
+ * new password of `/register`, `/password` and `/unregister`. Such a line is never logged,
+ * relayed, kept or echoed.
+ */
+type Awaiting =
+  | { kind: "server" }
+  | { kind: "login"; name: string; account: Account }
+  | { kind: "nick"; name: string; account: Account }
+  | { kind: "current"; account: Account; then: "password" | "unregister" }
+  | { kind: "new"; previous?: Account };
+
+/** The key under which the server's password is backed off: no name can be it. */
+const SERVER_PASSWORD_KEY = " server";
 
 const SHUTDOWN_LINE = encodeLine(SHUTDOWN_NOTICE);
 const GREETING_LINE = encodeLine(GREETING);
+const PRIVATE_GREETING_LINE = encodeLine(PRIVATE_GREETING);
+const NAME_PROMPT_LINE = encodeLine(NAME_PROMPT);
 const HELP = encodeLine(HELP_LINES.join("\n"));
 const GOODBYE_LINE = encodeLine(GOODBYE);
 /** Pause after a failed accept (for example out of file descriptors) so the loop does not spin. */
@@ -220,7 +266,16 @@ class Server implements ChatServer {
   #refusedJoins = 0;
   #failedHandshakes = 0;
   #lastHandshakeFailure = "";
+  /** Wrong passwords, and attempts refused while backing off, since the last log line about them;
+   * with the names and addresses they came from. */
+  #wrongPasswords = 0;
+  #backedOff = 0;
+  #guessNames = new Set<string>();
+  #guessAddresses = new Set<string>();
   #countsLoggedAt = 0;
+  #guesses = new GuessBackoff();
+  /** Connections whose next line is a secret, and which one. */
+  #awaiting = new Map<Peer, Awaiting>();
   #trimmedAt = Date.now();
   #hubClosed: Promise<void> = Promise.resolve();
   /** Tells each newcomer the limits its lines must keep to, so a client can pace a paste. */
@@ -342,7 +397,8 @@ class Server implements ChatServer {
       // A chat line must leave now, not wait for an ACK (Nagle); TlsConn sets it on its own socket.
       if ("setNoDelay" in conn) (conn as Deno.TcpConn).setNoDelay(true);
       if (conn instanceof TlsConn && !await this.#handshake(peer, conn)) return;
-      peer.send(GREETING_LINE);
+      if (this.#config.serverPassword) this.#awaiting.set(peer, { kind: "server" });
+      peer.send(this.#config.serverPassword ? PRIVATE_GREETING_LINE : GREETING_LINE);
       const splitter = new LineBuffer({ maxLineBytes });
       // The loop never breaks: it ends when the socket does, so there is no read to cancel.
       for (let chunk = await peer.read(); chunk !== null; chunk = await peer.read()) {
@@ -351,9 +407,15 @@ class Server implements ChatServer {
           peer.lastLineAt = Date.now();
           // Flood control starts once joined: before that, one bad line ends the connection anyway.
           if (peer.bucket && peer.isJoined && !await this.#throttle(peer)) continue;
+          // Most lines are chat: the map of prompts is empty then, and not even looked up.
+          const awaiting = this.#awaiting.size > 0 ? this.#awaiting.get(peer) : undefined;
           if (line instanceof LineTooLongError) {
             peer.sendError(line.message);
             if (!peer.isJoined) peer.end();
+            this.#awaiting.delete(peer);
+          } else if (awaiting) {
+            this.#awaiting.delete(peer);
+            await this.#secret(peer, line, awaiting);
           } else if (peer.isJoined) {
             const pending = this.#handle(peer, cleanText(line));
             if (pending) await pending;
@@ -366,6 +428,7 @@ class Server implements ChatServer {
     } catch (error) {
       if (!isPeerGone(error)) log(`${peer.label}: ${describe(error)}`);
     } finally {
+      this.#awaiting.delete(peer);
       if (peer.isJoined) {
         hub.leave(peer, peer.closeReason ? { problem: peer.closeReason } : {});
         log(`${peer.label} left${peer.closeReason ? ` (${peer.closeReason})` : ""}`);
@@ -478,6 +541,7 @@ class Server implements ChatServer {
     if (isTrimming) {
       this.#trimmedAt = now;
       this.#addresses.prune(now);
+      this.#guesses.prune(now);
     }
     for (const peer of this.#peers) {
       if (isTrimming) peer.trimBuffers();
@@ -492,7 +556,9 @@ class Server implements ChatServer {
         this.#lastHandshakeFailure = `${peer.label}: none within ${handshakeTimeoutMs / 1000} s`;
         peer.close();
       } else if (!peer.isJoined && nameTimeoutMs > 0 && now - peer.connectedAt > nameTimeoutMs) {
-        this.#disconnect(peer, { error: `No valid name within ${nameTimeoutMs / 1000} seconds` });
+        // One deadline for the name and the passwords before it is joined.
+        const what = this.#awaiting.has(peer) ? "No password" : "No valid name";
+        this.#disconnect(peer, { error: `${what} within ${nameTimeoutMs / 1000} seconds` });
       } else if (peer.isJoined && idleTimeoutMs > 0 && now - peer.lastLineAt > idleTimeoutMs) {
         this.#disconnect(peer, {
           error: `Closed after ${idleTimeoutMs / 1000} seconds without a line`,
@@ -516,6 +582,19 @@ class Server implements ChatServer {
       this.#refusals = this.#refusedJoins = 0;
       this.#countsLoggedAt = now;
     }
+    if (this.#wrongPasswords > 0 || this.#backedOff > 0) {
+      const refused = this.#backedOff > 0
+        ? `, ${this.#backedOff} attempt(s) refused while backing off`
+        : "";
+      log(
+        `${this.#wrongPasswords} wrong password(s)${refused}, for ${this.#guessNames.size} ` +
+          `name(s) from ${this.#guessAddresses.size} address(es)`,
+      );
+      this.#wrongPasswords = this.#backedOff = 0;
+      this.#guessNames.clear();
+      this.#guessAddresses.clear();
+      this.#countsLoggedAt = now;
+    }
     if (this.#failedHandshakes > 0) {
       log(
         `${this.#failedHandshakes} TLS handshake(s) failed (last: ${this.#lastHandshakeFailure})`,
@@ -527,26 +606,214 @@ class Server implements ChatServer {
 
   async #join(peer: Peer, line: string): Promise<void> {
     try {
-      peer.name = parseName(line);
-      const joins = peer.address.joins;
-      const wait = joins?.wait(Date.now()) ?? 0;
-      if (wait > 0) {
-        this.#refusedJoins++;
-        throw new ProtocolError(
-          `Too many joins from ${peer.address.key}: at most ${this.#limits.joinRate} a minute; ` +
-            `try again in ${Math.ceil(wait / 1000)} s`,
-        );
+      const name = parseName(line);
+      const account = this.#config.hub.accounts?.get(name);
+      if (account) {
+        // A registered name: its password comes on the next line, under the same deadline.
+        this.#checkBackoff(peer, name);
+        this.#awaiting.set(peer, { kind: "login", name, account });
+        peer.send(encodeLine(formatLoginPrompt(name)));
+        return;
       }
-      await this.#config.hub.join(peer, [this.#limitsNotice]);
-      joins?.take(Date.now());
-      peer.isJoined = true;
-      this.#config.log(`${peer.label} joined`);
+      await this.#enter(peer, name);
     } catch (error) {
       if (!(error instanceof ProtocolError)) throw error;
       // The protocol wants a rejected name to be told and disconnected, and nobody else to hear of it.
       peer.sendError(error.message);
       peer.end();
     }
+  }
+
+  /** Joins a peer under `name`, within the join rate; a ProtocolError says why it cannot. */
+  async #enter(peer: Peer, name: string): Promise<void> {
+    peer.name = name;
+    const joins = peer.address.joins;
+    const wait = joins?.wait(Date.now()) ?? 0;
+    if (wait > 0) {
+      this.#refusedJoins++;
+      throw new ProtocolError(
+        `Too many joins from ${peer.address.key}: at most ${this.#limits.joinRate} a minute; ` +
+          `try again in ${Math.ceil(wait / 1000)} s`,
+      );
+    }
+    await this.#config.hub.join(peer, [this.#limitsNotice]);
+    joins?.take(Date.now());
+    peer.isJoined = true;
+    this.#config.log(`${peer.label} joined`);
+  }
+
+  /**
+   * Refuses an attempt at a password while its name or address is backing off from wrong ones:
+   * the attempt is not even hashed.
+   */
+  #checkBackoff(peer: Peer, name: string): void {
+    const wait = this.#guesses.wait(name, peer.address.key);
+    if (wait === 0) return;
+    this.#backedOff++;
+    this.#guessNames.add(nameKey(name));
+    this.#guessAddresses.add(peer.address.key);
+    const what = name === SERVER_PASSWORD_KEY ? "the server" : quote(name);
+    throw new ProtocolError(
+      `Too many wrong passwords for ${what}: try again in ${Math.ceil(wait / 1000)} s`,
+    );
+  }
+
+  /** Checks a password against an account (or the server's), counting a wrong one. */
+  async #isRight(peer: Peer, name: string, password: string, account?: Account): Promise<boolean> {
+    this.#checkBackoff(peer, name);
+    const expected = this.#config.serverPassword;
+    const isRight = account
+      ? await verifyPassword(account, normalizePassword(password))
+      : expected !== undefined && timingSafeEqual(digest(normalizePassword(password)), expected);
+    if (isRight) {
+      this.#guesses.succeed(name);
+      if (account && isOutdated(account)) this.#rehash(account, password);
+      return true;
+    }
+    this.#guesses.fail(name, peer.address.key);
+    this.#wrongPasswords++;
+    this.#guessNames.add(nameKey(name));
+    this.#guessAddresses.add(peer.address.key);
+    return false;
+  }
+
+  /** Hashes a password again with today's parameters after a good login (best effort). */
+  #rehash(account: Account, password: string): void {
+    const accounts = this.#config.hub.accounts;
+    hashPassword(account.name, normalizePassword(password))
+      .then((fresh) => accounts?.save(fresh, account))
+      .catch(() => {}); // kept as it was: the next good login tries again
+  }
+
+  /**
+   * The line after a prompt: a secret. Whatever happens, the line itself goes nowhere: not to the
+   * room, the log, the history, or back to the peer.
+   */
+  async #secret(peer: Peer, line: string, awaiting: Awaiting): Promise<void> {
+    try {
+      switch (awaiting.kind) {
+        case "server":
+          if (!await this.#isRight(peer, SERVER_PASSWORD_KEY, line)) {
+            throw new ProtocolError("Wrong server password");
+          }
+          return peer.send(NAME_PROMPT_LINE);
+        case "login":
+          if (!await this.#isRight(peer, awaiting.name, line, awaiting.account)) {
+            throw new ProtocolError(`Wrong password for ${quote(awaiting.name)}`);
+          }
+          if (peer.isEnding) return;
+          this.#takeOver(awaiting.name);
+          return await this.#enter(peer, awaiting.name);
+        default:
+          return await this.#command(peer, line, awaiting);
+      }
+    } catch (error) {
+      if (!(error instanceof ProtocolError)) throw error;
+      peer.sendError(error.message);
+      if (!peer.isJoined) peer.end();
+    }
+  }
+
+  /**
+   * The owner of a registered name logs in while a connection of theirs still holds it (a lost
+   * connection not yet noticed, another device): the old one gives way.
+   */
+  #takeOver(name: string): void {
+    for (const other of this.#peers) {
+      if (other.isJoined && nameKey(other.name) === nameKey(name)) {
+        this.#disconnect(other, {
+          error: `${other.name} logged in from elsewhere with its password`,
+          problem: "logged in elsewhere",
+        });
+      }
+    }
+  }
+
+  /** The secrets of /register, /password, /unregister and /nick to a registered name. */
+  async #command(peer: Peer, line: string, awaiting: Awaiting): Promise<void> {
+    const accounts = this.#config.hub.accounts!;
+    const isCancel = line === "" && awaiting.kind !== "nick";
+    if (isCancel) return peer.send(encodeLine(formatSystemLine("Cancelled")));
+    switch (awaiting.kind) {
+      case "nick":
+        if (!await this.#isRight(peer, awaiting.name, line, awaiting.account)) {
+          throw new ProtocolError(`Wrong password for ${quote(awaiting.name)}`);
+        }
+        return this.#rename(peer, awaiting.name);
+      case "current":
+        if (!await this.#isRight(peer, awaiting.account.name, line, awaiting.account)) {
+          throw new ProtocolError(`Wrong password for ${quote(awaiting.account.name)}`);
+        }
+        if (awaiting.then === "password") {
+          this.#awaiting.set(peer, { kind: "new", previous: awaiting.account });
+          return peer.send(encodeLine(formatNewPasswordPrompt(peer.name)));
+        }
+        await this.#stored(() => accounts.remove(awaiting.account));
+        this.#config.log(`${peer.label} gave up the name's password`);
+        return peer.send(encodeLine(formatSystemLine(
+          `${awaiting.account.name} is no longer registered: anyone may take it once you leave it`,
+        )));
+      case "new":
+        return await this.#register(peer, line, awaiting.previous);
+    }
+  }
+
+  /** Registers the peer's name with `password`, or replaces `previous`'s password. */
+  async #register(peer: Peer, password: string, previous?: Account): Promise<void> {
+    const accounts = this.#config.hub.accounts!;
+    const name = peer.name;
+    const account = await hashPassword(name, parseNewPassword(password));
+    if (nameKey(peer.name) !== nameKey(name) || !peer.isJoined) {
+      throw new ProtocolError("Your name changed meanwhile: nothing was registered");
+    }
+    await this.#stored(() => accounts.save(account, previous));
+    this.#config.log(`${peer.label} ${previous ? "changed the name's password" : "registered"}`);
+    peer.send(encodeLine(formatSystemLine(
+      previous
+        ? `The password for ${name} is changed`
+        : `${name} is registered: joining as ${name} now asks for its password`,
+    )));
+  }
+
+  /** Runs a change of the store, turning its failure into an error line for the member. */
+  async #stored(change: () => Promise<void>): Promise<void> {
+    try {
+      await change();
+    } catch (error) {
+      if (error instanceof StoreError) throw new ProtocolError(error.message);
+      throw error;
+    }
+  }
+
+  /** `/nick` once allowed: the hub renames, and everyone is told. */
+  #rename(peer: Peer, newName: string): void | Promise<void> {
+    const oldName = peer.name;
+    const renamed = () => this.#config.log(`${oldName} is now known as ${peer.name}`);
+    return answer(peer, () => this.#config.hub.rename(peer, newName), renamed);
+  }
+
+  /** `/register`, `/password` and `/unregister`: each asks for what it needs on the next line. */
+  #account(peer: Peer, command: "register" | "password" | "unregister", password?: string) {
+    const accounts = this.#config.hub.accounts;
+    if (!accounts) {
+      throw new ProtocolError(
+        "This server keeps no registered names: its operator can start it with --store FILE",
+      );
+    }
+    const account = accounts.get(peer.name);
+    if (command === "register") {
+      if (account) {
+        throw new ProtocolError(
+          `${account.name} is registered already: /password changes its password`,
+        );
+      }
+      if (password !== undefined) return answer(peer, () => this.#register(peer, password));
+      this.#awaiting.set(peer, { kind: "new" });
+      return peer.send(encodeLine(formatNewPasswordPrompt(peer.name)));
+    }
+    if (!account) throw new ProtocolError(`${peer.name} is not registered: /register does it`);
+    this.#awaiting.set(peer, { kind: "current", account, then: command });
+    peer.send(encodeLine(formatCurrentPasswordPrompt(account.name)));
   }
 
   /** Acts on one line from a joined peer; returns a promise only when the hub must be waited for. */
@@ -570,10 +837,22 @@ class Server implements ChatServer {
           }
           return answer(peer, () => hub.whisper(peer, command.to, command.text));
         case "nick": {
-          const oldName = peer.name;
-          const renamed = () => this.#config.log(`${oldName} is now known as ${peer.name}`);
-          return answer(peer, () => hub.rename(peer, command.newName), renamed);
+          const account = hub.accounts?.get(command.newName);
+          if (account && nameKey(command.newName) !== nameKey(peer.name)) {
+            this.#checkBackoff(peer, command.newName);
+            this.#awaiting.set(peer, { kind: "nick", name: command.newName, account });
+            return peer.send(encodeLine(formatLoginPrompt(command.newName)));
+          }
+          return this.#rename(peer, command.newName);
         }
+        case "register":
+        case "password":
+        case "unregister":
+          return this.#account(
+            peer,
+            command.name,
+            command.name === "register" ? command.password : undefined,
+          );
         case "quit":
           hub.leave(peer, { quit: command.reason });
           this.#config.log(`${peer.label} quit${command.reason ? `: ${command.reason}` : ""}`);
@@ -625,6 +904,11 @@ async function refuse(conn: ChatConn, reason: string): Promise<void> {
     clearTimeout(timer);
     closeQuietly(conn);
   }
+}
+
+/** SHA-256 of a password, so that two of any lengths compare in constant time. */
+function digest(password: string): Uint8Array {
+  return new Uint8Array(createHash("sha256").update(password).digest());
 }
 
 function closeQuietly(conn: ChatConn): void {

@@ -26,6 +26,11 @@ export interface Screen {
   input(): AsyncIterable<string>;
   /** Restores the terminal; the session's last words come after this, on a line of their own. */
   close(): void;
+  /**
+   * Asks for a secret (a password) on a line of its own, without showing it; `undefined` if the
+   * user gave up. Only a screen that can hide what is typed has it.
+   */
+  askSecret?(label: string): Promise<string | undefined>;
 }
 
 /** What a note is: a problem, news (reconnecting, reconnected), or a separator line. */
@@ -33,6 +38,7 @@ export type NoteKind = "error" | "info" | "separator";
 
 /** Escape sequences, written by hand: `node:util` styleText has the 16 named colors only. */
 const ESC = "\x1b[";
+const segmenter = new Intl.Segmenter();
 const BRACKETED_PASTE_ON = `${ESC}?2004h`;
 const BRACKETED_PASTE_OFF = `${ESC}?2004l`;
 const HIDE_CURSOR = `${ESC}?25l`;
@@ -333,6 +339,10 @@ export class TerminalScreen implements Screen {
   #cursorRow = 0;
   #cursorColumn = 0;
   #isClosed = false;
+  /** A secret being asked for: its label, its answer, and the line typed before, set aside. */
+  #secret:
+    | { label: string; resolve: (secret: string | undefined) => void; text: string; cursor: number }
+    | undefined;
   #onSignal = () => this.#leave();
   #onResize = () => this.#resize();
   #onContinue = () => this.#resume();
@@ -389,6 +399,7 @@ export class TerminalScreen implements Screen {
 
   close(): void {
     if (this.#isClosed) return;
+    this.#endSecret(undefined);
     this.#isClosed = true;
     for (const signal of LEAVE_SIGNALS) Deno.removeSignalListener(signal, this.#onSignal);
     Deno.removeSignalListener("SIGWINCH", this.#onResize);
@@ -405,6 +416,29 @@ export class TerminalScreen implements Screen {
     );
     this.#pending = [];
     Deno.stdin.setRaw(false);
+  }
+
+  askSecret(label: string): Promise<string | undefined> {
+    this.#endSecret(undefined);
+    const { promise, resolve } = Promise.withResolvers<string | undefined>();
+    const editor = this.#editor;
+    this.#secret = { label, resolve, text: editor.text, cursor: editor.cursor };
+    editor.text = "";
+    editor.cursor = 0;
+    editor.isMasked = true;
+    this.#queueFlush();
+    return promise;
+  }
+
+  /** Answers the secret asked for (or gives up on it), and brings back what was being typed. */
+  #endSecret(answer: string | undefined): void {
+    const secret = this.#secret;
+    if (!secret) return;
+    this.#secret = undefined;
+    this.#editor.isMasked = false;
+    this.#editor.text = secret.text;
+    this.#editor.cursor = secret.cursor;
+    secret.resolve(answer);
   }
 
   /** Keeps the names that Tab completes up to date from what the room says. */
@@ -492,10 +526,17 @@ export class TerminalScreen implements Screen {
       widths.push(textWidth(row));
     }
     const search = this.#editor.search;
-    const prompt = search
+    const prompt = this.#secret
+      ? `${this.#secret.label}: `
+      : search
       ? `(search${search.isFound ? "" : ", no match"}: ${search.query}) `
       : "> ";
-    const { text, cursor } = this.#editor.shown;
+    let { text, cursor } = this.#editor.shown;
+    if (this.#secret) {
+      // Shown as one star per character typed, never the characters.
+      const count = (part: string) => [...segmenter.segment(part)].length;
+      [text, cursor] = ["*".repeat(count(text)), count(text.slice(0, cursor))];
+    }
     const input = layoutInput(prompt, text, cursor, width);
     // The input keeps at least one row for the room's lines above it; the rest scrolls with the cursor.
     const most = Math.max(1, this.#height - 1 - rows.length);
@@ -561,6 +602,9 @@ export class TerminalScreen implements Screen {
   }
 
   #act(event: ReturnType<LineEditor["handle"]>[number]): void {
+    if (this.#secret && (event.kind === "submit" || event.kind === "leave")) {
+      return this.#endSecret(event.kind === "submit" ? event.line : undefined);
+    }
     switch (event.kind) {
       case "submit":
         if (/^\s*\/help\s*$/i.test(event.line)) {

@@ -4,10 +4,10 @@
  * the same run and the CPU share of the server and of the load generator beside it.
  *
  *   deno task bench [--runs 3] [--seconds 4]
- *                   [--scenarios throughput,latency,slow,capacity,wire,cluster,web]
+ *                   [--scenarios throughput,latency,slow,capacity,wire,cluster,web,store]
  *                   [--clients 10,100,500,1000] [--capacity 10000] [--servers ours,seed,ncat]
  *                   [--in-flight 2000] [--cluster-clients 100,500] [--web-clients 100,500]
- *                   [--web-idle 2000]
+ *                   [--web-idle 2000] [--store-clients 10,100,500]
  *                   [--seed-dir ../shared/baselines/java-seed]
  */
 import { parseArgs } from "node:util";
@@ -22,6 +22,7 @@ import {
   type ServerProcess,
 } from "./servers.ts";
 import { webScenario } from "./web.ts";
+import { storeScenario } from "./store.ts";
 
 const { values } = parseArgs({
   options: {
@@ -29,8 +30,9 @@ const { values } = parseArgs({
     seconds: { type: "string", default: "4" },
     scenarios: {
       type: "string",
-      default: "throughput,latency,slow,capacity,wire,cluster,web",
+      default: "throughput,latency,slow,capacity,wire,cluster,web,store",
     },
+    "store-clients": { type: "string", default: "10,100,500" },
     "web-clients": { type: "string", default: "100,500" },
     "web-idle": { type: "string", default: "2000" },
     "cluster-clients": { type: "string", default: "100,500" },
@@ -630,5 +632,13 @@ if (SCENARIOS.has("web")) {
     inFlight: IN_FLIGHT,
     sizes: values["web-clients"].split(",").map(Number),
     idle: Number(values["web-idle"]),
+  });
+}
+if (SCENARIOS.has("store")) {
+  await storeScenario({
+    runs: RUNS,
+    sizes: values["store-clients"].split(",").map(Number),
+    throughput,
+    latency,
   });
 }

@@ -31,6 +31,7 @@ import {
   waitUntil,
   withDeadline,
 } from "./_helpers.ts";
+import { Folder } from "./_store.ts";
 
 // --- helpers ---
 
@@ -1256,4 +1257,76 @@ Deno.test("with --cert and --key the page is served over HTTPS and joins over WS
   );
   tcp.close();
   assert.deepEqual(chromium.errors, []);
+});
+
+Deno.test("page: /register takes the password in a password field, and joining as a registered name asks for it", async () => {
+  await using folder = await Folder.make();
+  const { child, port } = await startServerProcess(
+    ["--store", folder.file, "--web", "127.0.0.1:0"],
+    folder.permissions,
+  );
+  await using _server = child;
+  const url = /^web page on (\S+)$/.exec(await child.stdout.readUntil(/^web page on /))![1]!;
+  await using chromium = await Chromium.launch();
+  await using bob = await joinAs(port, "bob");
+  const page = await chromium.open(url);
+  // Loopback over HTTP: no warning about passwords in clear.
+  assert.equal(await page.$eval("#password-hint", (hint) => hint.hidden), true);
+  await joinPage(page, "alice");
+  await say(page, "/register");
+  await page.waitForSelector("#line[type=password]");
+  await say(page, "correct horse battery");
+  await waitForLine(page, "alice is registered: joining as alice now asks for its password");
+  assert.equal(await page.$eval("#line", (line) => line.type), "text");
+  await say(page, "after registering");
+  await bob.expect("* alice has entered the room");
+  await bob.expect("[alice] after registering"); // and nothing of the password before it
+  assert.ok(!(await lines(page)).some((line) => line.includes("correct horse")));
+  // A second page as alice: asked for the password, then let in (and the first page is replaced).
+  const second = await chromium.open(url);
+  await second.locator("#name").fill("alice");
+  await second.keyboard.press("Enter");
+  await second.waitForFunction(
+    () =>
+      [...(globalThis as unknown as PageGlobals).document.querySelectorAll("#join-error")][0]
+        ?.textContent === "alice is registered: type its password",
+    { polling: "mutation" },
+  );
+  await second.locator("#password").fill("correct horse battery");
+  await second.keyboard.press("Enter");
+  await second.waitForSelector("#chat:not([hidden])");
+  await waitForLine(second, "Welcome, alice!");
+  assert.deepEqual(chromium.errors, []);
+});
+
+Deno.test("page: over HTTP from an address that is not loopback, it warns that a password crosses in clear", async () => {
+  const interfaces = await run("ip", ["-4", "-o", "addr", "show", "scope", "global"]);
+  const address = /\binet (\d+\.\d+\.\d+\.\d+)\//.exec(interfaces)?.[1];
+  if (!address) {
+    throw new Error(`This test needs an IPv4 address other than loopback:\n${interfaces}`);
+  }
+  // The server on every address, so that the page can be loaded from this machine's network one.
+  await using server = denoChild([
+    "run",
+    "-q",
+    "--allow-net=0.0.0.0:0",
+    "main.ts",
+    "server",
+    "--host",
+    "0.0.0.0",
+    "--port",
+    "0",
+    "--web",
+    "0.0.0.0:0",
+  ]);
+  const line = await server.stdout.readUntil(/^web page on /);
+  const port = /^web page on http:\/\/0\.0\.0\.0:(\d+)\//.exec(line)![1]!;
+  await using chromium = await Chromium.launch();
+  const page = await chromium.open(`http://${address}:${port}/`);
+  assert.equal(await page.$eval("#password-hint", (hint) => hint.hidden), false);
+  const local = await chromium.open(`http://localhost:${port}/`);
+  assert.equal(await local.$eval("#password-hint", (hint) => hint.hidden), true);
+  // Chromium's own notice that an HTTP origin other than localhost gets no COOP: that is the point.
+  const coop = /^The Cross-Origin-Opener-Policy header has been ignored/;
+  assert.deepEqual(chromium.errors.filter((error) => !coop.test(error)), []);
 });

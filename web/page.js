@@ -149,6 +149,35 @@ function nameKey(name) {
 function quote(value) {
   return JSON.stringify(value.length > 40 ? `${value.slice(0, 40)}...` : value);
 }
+var PRIVATE_GREETING = "* Welcome to chat! This server is private: send its password";
+var LOGIN_PROMPT = /^\* ([A-Za-z0-9_-]{1,32}) is registered: send its password$/;
+var NEW_PROMPT = /^\* Send the new password for ([A-Za-z0-9_-]{1,32}) on the next line: /;
+var CURRENT_PROMPT = /^\* Send the current password for ([A-Za-z0-9_-]{1,32}) on the next line /;
+function parsePrompt(line) {
+  if (line === PRIVATE_GREETING) return {
+    kind: "server"
+  };
+  for (const [pattern, kind] of [
+    [
+      LOGIN_PROMPT,
+      "login"
+    ],
+    [
+      NEW_PROMPT,
+      "new"
+    ],
+    [
+      CURRENT_PROMPT,
+      "current"
+    ]
+  ]) {
+    const match = pattern.exec(line);
+    if (match) return {
+      kind,
+      name: match[1]
+    };
+  }
+}
 function formatUserLine(name, text) {
   return `[${name}] ${text}`;
 }
@@ -168,6 +197,9 @@ var HELP_LINES = [
   "/me TEXT          an action, shown as * [NAME] TEXT",
   "/msg NAME TEXT    a private message to NAME only",
   "/quit [REASON]    leave, telling the others why",
+  "/register         protect your name with a password (asked on the next line)",
+  "/password         change your name's password",
+  "/unregister       give up your name's password",
   "//TEXT            send TEXT that starts with /",
   "/help             this list"
 ].map(formatSystemLine);
@@ -177,7 +209,10 @@ var COMMAND_USAGE = {
   nick: "/nick NEW",
   me: "/me TEXT",
   msg: "/msg NAME TEXT",
-  quit: "/quit [REASON]"
+  quit: "/quit [REASON]",
+  register: "/register [PASSWORD]",
+  password: "/password",
+  unregister: "/unregister"
 };
 function parseCommand(line) {
   if (!line.startsWith("/")) return {
@@ -225,6 +260,19 @@ function parseCommand(line) {
       return {
         name: "quit",
         reason: args
+      };
+    case "register":
+      return args === "" ? {
+        name: "register"
+      } : {
+        name: "register",
+        password: args
+      };
+    case "password":
+    case "unregister":
+      if (args !== "") throw usage();
+      return {
+        name: word
       };
     default:
       throw new ProtocolError(`Unknown command ${quote(`/${word}`)}: /help lists the commands`);
@@ -408,6 +456,10 @@ var view = {
   name: element("name"),
   joinButton: element("join-button"),
   joinError: element("join-error"),
+  password: element("password"),
+  serverPassword: element("server-password"),
+  serverPasswordRow: element("server-password-row"),
+  passwordHint: element("password-hint"),
   chat: element("chat"),
   log: element("log"),
   newMessages: element("new-messages"),
@@ -432,6 +484,10 @@ var state = {
   isRejoin: false,
   /** The server's error for our name, while joining. */
   rejection: "",
+  /** Our name went out on this connection (after the greeting, or the server's password). */
+  isNameSent: false,
+  /** The server asked for a password once in the room: the next line sent is it. */
+  secretPrompt: void 0,
   hasQuit: false,
   /** The last line, when it was an error: why the server closed us, if it did. */
   lastError: "",
@@ -458,10 +514,11 @@ function connect() {
   state.closeReason = "";
   state.lastError = "";
   state.replay = [];
+  state.isNameSent = false;
+  endSecret();
   const scheme = location.protocol === "https:" ? "wss:" : "ws:";
   const socket = new WebSocket(`${scheme}//${location.host}/chat`);
   state.socket = socket;
-  socket.addEventListener("open", () => socket.send(state.name));
   socket.addEventListener("message", (event) => {
     if (socket === state.socket && typeof event.data === "string") receive(event.data);
   });
@@ -480,6 +537,8 @@ function receive(raw) {
     text: raw
   };
   if (state.phase === "joining") return receiveWhileJoining(raw, line);
+  const prompt = line.kind === "system" ? parsePrompt(raw) : void 0;
+  if (prompt) return askSecret(prompt, raw);
   if (line.kind === "rename" && nameKey(line.oldName) === nameKey(state.name)) {
     setName(line.newName);
   }
@@ -495,8 +554,14 @@ function receive(raw) {
   });
 }
 function receiveWhileJoining(raw, line) {
+  const prompt = line.kind === "system" ? parsePrompt(raw) : void 0;
   if (line.kind === "error") {
     state.rejection = line.text;
+  } else if (prompt?.kind === "server" || prompt?.kind === "login") {
+    answerPrompt(prompt);
+  } else if (!state.isNameSent && line.kind !== "room") {
+    state.isNameSent = true;
+    state.socket?.send(state.name);
   } else if (line.kind === "room") {
     if (!line.isContinued) joined();
     state.roster.apply(line);
@@ -525,6 +590,37 @@ function receiveWhileJoining(raw, line) {
       raw
     });
   }
+}
+function answerPrompt(prompt) {
+  const field = prompt.kind === "server" ? view.serverPassword : view.password;
+  if (field.value === "") {
+    const socket = state.socket;
+    state.socket = void 0;
+    socket?.close();
+    if (prompt.kind === "server") view.serverPasswordRow.hidden = false;
+    showPrompt(prompt.kind === "server" ? "This server is private: type its password" : `${state.name} is registered: type its password`);
+    field.focus();
+    return;
+  }
+  state.socket?.send(field.value);
+}
+function askSecret(prompt, raw) {
+  show({
+    kind: "system",
+    text: raw.slice(2)
+  }, {
+    raw
+  });
+  state.secretPrompt = prompt;
+  view.line.value = "";
+  view.line.type = "password";
+  view.line.placeholder = prompt.kind === "new" ? `New password for ${prompt.name} (not shown; empty cancels)` : `Password for ${prompt.name} (not shown)`;
+  view.line.focus();
+}
+function endSecret() {
+  state.secretPrompt = void 0;
+  view.line.type = "text";
+  view.line.placeholder = "Message, or /help";
 }
 function joined() {
   state.attempt = 0;
@@ -737,13 +833,20 @@ view.joinForm.addEventListener("submit", (event) => {
 });
 view.sayForm.addEventListener("submit", (event) => {
   event.preventDefault();
+  if (state.secretPrompt) {
+    const secret = view.line.value;
+    view.line.value = "";
+    endSecret();
+    if (!send(secret)) showLocalError("Not connected: your password was not sent");
+    return;
+  }
   const line = view.line.value.replaceAll("	", " ");
   if (line.trim() === "") return;
   if (utf8Length(line) > state.maxLineBytes) {
     return showLocalError(`Line too long: at most ${state.maxLineBytes} bytes; it was not sent`);
   }
   if (!send(line)) return showLocalError("Not connected: your line was not sent");
-  state.sent.push(line);
+  if (!/^\s*\/register\s+\S/i.test(line)) state.sent.push(line);
   if (state.sent.length > MAX_SENT) state.sent.shift();
   state.recall = state.sent.length;
   view.line.value = "";
@@ -781,6 +884,7 @@ function showLocalError(text) {
 }
 view.line.addEventListener("keydown", (event) => {
   if (event.key !== "ArrowUp" && event.key !== "ArrowDown") return;
+  if (state.secretPrompt) return;
   if (state.sent.length === 0) return;
   event.preventDefault();
   const step = event.key === "ArrowUp" ? -1 : 1;
@@ -809,4 +913,5 @@ globalThis.addEventListener("online", () => {
 });
 if (matchMedia("(max-width: 40rem)").matches) element("people").open = false;
 view.name.value = localStorage.getItem(NAME_STORE) ?? "";
+view.passwordHint.hidden = location.protocol === "https:" || /^(localhost|127\.[0-9.]+|\[::1\])$/.test(location.hostname);
 view.name.focus();

@@ -12,7 +12,9 @@ import {
   nameColorSlot,
   nameKey,
   parseCommand,
+  parsePrompt,
   parseServerLine,
+  type Prompt,
   type ServerLine,
   utf8Length,
 } from "../protocol.ts";
@@ -44,6 +46,10 @@ const view = {
   name: element<HTMLInputElement>("name"),
   joinButton: element<HTMLButtonElement>("join-button"),
   joinError: element<HTMLElement>("join-error"),
+  password: element<HTMLInputElement>("password"),
+  serverPassword: element<HTMLInputElement>("server-password"),
+  serverPasswordRow: element<HTMLElement>("server-password-row"),
+  passwordHint: element<HTMLElement>("password-hint"),
   chat: element<HTMLElement>("chat"),
   log: element<HTMLOListElement>("log"),
   newMessages: element<HTMLButtonElement>("new-messages"),
@@ -70,6 +76,10 @@ const state = {
   isRejoin: false,
   /** The server's error for our name, while joining. */
   rejection: "",
+  /** Our name went out on this connection (after the greeting, or the server's password). */
+  isNameSent: false,
+  /** The server asked for a password once in the room: the next line sent is it. */
+  secretPrompt: undefined as Prompt | undefined,
   hasQuit: false,
   /** The last line, when it was an error: why the server closed us, if it did. */
   lastError: "",
@@ -99,10 +109,12 @@ function connect(): void {
   state.closeReason = "";
   state.lastError = "";
   state.replay = [];
+  state.isNameSent = false;
+  endSecret();
   const scheme = location.protocol === "https:" ? "wss:" : "ws:";
   const socket = new WebSocket(`${scheme}//${location.host}/chat`);
   state.socket = socket;
-  socket.addEventListener("open", () => socket.send(state.name));
+  // Nothing is sent before the server speaks: a private server wants its password first.
   socket.addEventListener("message", (event) => {
     if (socket === state.socket && typeof event.data === "string") receive(event.data);
   });
@@ -120,6 +132,8 @@ function send(line: string): boolean {
 function receive(raw: string): void {
   const line = parseServerLine(raw) ?? { kind: "system", text: raw };
   if (state.phase === "joining") return receiveWhileJoining(raw, line);
+  const prompt = line.kind === "system" ? parsePrompt(raw) : undefined;
+  if (prompt) return askSecret(prompt, raw);
   if (line.kind === "rename" && nameKey(line.oldName) === nameKey(state.name)) {
     setName(line.newName);
   }
@@ -139,8 +153,14 @@ function receive(raw: string): void {
  * the history is held back until the join is complete, to show only what the page has not shown.
  */
 function receiveWhileJoining(raw: string, line: ServerLine): void {
+  const prompt = line.kind === "system" ? parsePrompt(raw) : undefined;
   if (line.kind === "error") {
     state.rejection = line.text;
+  } else if (prompt?.kind === "server" || prompt?.kind === "login") {
+    answerPrompt(prompt);
+  } else if (!state.isNameSent && line.kind !== "room") {
+    state.isNameSent = true;
+    state.socket?.send(state.name);
   } else if (line.kind === "room") {
     if (!line.isContinued) joined();
     state.roster.apply(line);
@@ -159,6 +179,50 @@ function receiveWhileJoining(raw: string, line: ServerLine): void {
     showRoster();
     show(line, { raw });
   }
+}
+
+/**
+ * The server asks for its password, or the name's, before we are in: sent from the join form's
+ * fields, or, when the field is empty, the form comes back asking for it.
+ */
+function answerPrompt(prompt: Prompt): void {
+  const field = prompt.kind === "server" ? view.serverPassword : view.password;
+  if (field.value === "") {
+    const socket = state.socket;
+    state.socket = undefined;
+    socket?.close();
+    if (prompt.kind === "server") view.serverPasswordRow.hidden = false;
+    showPrompt(
+      prompt.kind === "server"
+        ? "This server is private: type its password"
+        : `${state.name} is registered: type its password`,
+    );
+    field.focus();
+    return;
+  }
+  state.socket?.send(field.value);
+}
+
+/**
+ * The server asks for a password once in the room (after /register, /password, /unregister, or
+ * /nick to a registered name): the message field becomes a password field for one line.
+ */
+function askSecret(prompt: Prompt, raw: string): void {
+  show({ kind: "system", text: raw.slice(2) }, { raw });
+  state.secretPrompt = prompt;
+  view.line.value = "";
+  view.line.type = "password";
+  view.line.placeholder = prompt.kind === "new"
+    ? `New password for ${prompt.name} (not shown; empty cancels)`
+    : `Password for ${prompt.name} (not shown)`;
+  view.line.focus();
+}
+
+/** The message field goes back to being one. */
+function endSecret(): void {
+  state.secretPrompt = undefined;
+  view.line.type = "text";
+  view.line.placeholder = "Message, or /help";
 }
 
 function joined(): void {
@@ -407,13 +471,22 @@ view.joinForm.addEventListener("submit", (event) => {
 
 view.sayForm.addEventListener("submit", (event) => {
   event.preventDefault();
+  if (state.secretPrompt) {
+    // A password: sent as typed, never shown, echoed or kept for the up arrow.
+    const secret = view.line.value;
+    view.line.value = "";
+    endSecret();
+    if (!send(secret)) showLocalError("Not connected: your password was not sent");
+    return;
+  }
   const line = view.line.value.replaceAll("\t", " ");
   if (line.trim() === "") return;
   if (utf8Length(line) > state.maxLineBytes) {
     return showLocalError(`Line too long: at most ${state.maxLineBytes} bytes; it was not sent`);
   }
   if (!send(line)) return showLocalError("Not connected: your line was not sent");
-  state.sent.push(line);
+  // A password typed after /register is not kept for the up arrow.
+  if (!/^\s*\/register\s+\S/i.test(line)) state.sent.push(line);
   if (state.sent.length > MAX_SENT) state.sent.shift();
   state.recall = state.sent.length;
   view.line.value = "";
@@ -445,6 +518,7 @@ function showLocalError(text: string): void {
 
 view.line.addEventListener("keydown", (event) => {
   if (event.key !== "ArrowUp" && event.key !== "ArrowDown") return;
+  if (state.secretPrompt) return;
   if (state.sent.length === 0) return;
   event.preventDefault();
   const step = event.key === "ArrowUp" ? -1 : 1;
@@ -480,4 +554,7 @@ globalThis.addEventListener("online", () => {
 // On a phone the list of who is online starts folded, to leave the screen to the conversation.
 if (matchMedia("(max-width: 40rem)").matches) element<HTMLDetailsElement>("people").open = false;
 view.name.value = localStorage.getItem(NAME_STORE) ?? "";
+// Over plain HTTP to another machine, a password crosses the network readable: say so.
+view.passwordHint.hidden = location.protocol === "https:" ||
+  /^(localhost|127\.[0-9.]+|\[::1\])$/.test(location.hostname);
 view.name.focus();

@@ -1,0 +1,287 @@
+/**
+ * What the server keeps across restarts, behind one interface for both backends: the room's
+ * history and the registered names. `SqliteStore` keeps them in an SQLite file (`--store FILE`),
+ * through a worker, so that the relay never waits for the disk; a cluster keeps them in Redis
+ * (cluster.ts). Without either, nothing is kept and nothing here is loaded.
+ *
+ * The registered names are held in memory too and read from there, so a join never waits for a
+ * store; a change is saved first and then made in memory, so that what a member is told holds.
+ */
+import STORE_WORKER from "./store_worker.ts" with { type: "text" };
+import { type Account, parseAccount } from "./accounts.ts";
+import { nameKey } from "./protocol.ts";
+
+/** A line of chat as kept: when it was said (ms since the epoch) and the line as relayed. */
+export interface HistoryEntry {
+  at: number;
+  line: string;
+}
+
+/** Where the hub hands each line of chat to be kept; it never blocks and never throws. */
+export interface HistoryStore {
+  keep(entry: HistoryEntry): void;
+}
+
+/**
+ * The registered names, the same for SQLite and for Redis. `get` answers from memory; `save` and
+ * `remove` resolve once the change is stored, and reject with a {@linkcode StoreError} (whose
+ * message can be shown to the member) when it cannot be.
+ */
+export interface Accounts {
+  /** The account of a name, regardless of case, if it is registered. */
+  get(name: string): Account | undefined;
+  /** Registers `account` (when `previous` is undefined) or replaces `previous` with it. */
+  save(account: Account, previous?: Account): Promise<void>;
+  /** Gives up a registered name. */
+  remove(account: Account): Promise<void>;
+}
+
+/** A change the store could not make; the message says why, for the member who asked. */
+export class StoreError extends Error {
+  override name = "StoreError";
+}
+
+/** The store's file cannot be used at all (a newer schema, another program's file, unreadable). */
+export class StoreRefusedError extends Error {
+  override name = "StoreRefusedError";
+}
+
+/** How often kept lines are committed, at most this long after they were said. */
+export const COMMIT_INTERVAL_MS = 100;
+
+/** Options for {@linkcode SqliteStore.open}. */
+export interface SqliteStoreOptions {
+  /** The newest lines kept: the history newcomers are shown (`--history N`). */
+  historySize: number;
+  /** One line per event an operator must know of: the store failing, and recovering. */
+  log?: (message: string) => void;
+}
+
+interface Answer {
+  id: number;
+  ok: boolean;
+  error?: string;
+  code?: string;
+  [key: string]: unknown;
+}
+
+/**
+ * The store in an SQLite file, written by a worker. Lines to keep wait in memory and go in one
+ * transaction at most {@linkcode COMMIT_INTERVAL_MS} after the first of them, one batch at a time;
+ * while a batch is out, the next gathers (only the newest `historySize` lines, all that is ever
+ * shown). When the file cannot be written (a full disk, a read-only file, a lock held elsewhere,
+ * corruption), the store says so in one log line, keeps the room's state in memory, and tries the
+ * next batch as usual; it says so again once a write works.
+ */
+export class SqliteStore implements HistoryStore, Accounts {
+  /** The history the file held at startup, oldest first. */
+  readonly history: readonly HistoryEntry[];
+  readonly path: string;
+  #worker: Worker;
+  #accounts = new Map<string, Account>();
+  #historySize: number;
+  #log: (message: string) => void;
+  #pending: HistoryEntry[] = [];
+  #timer: ReturnType<typeof setTimeout> | undefined;
+  #isWriting = false;
+  /** The failure last logged, until a write works again (then it is said to be over). */
+  #failure: string | undefined;
+  /** Why the file is read-only, when it is: every change is refused with it. */
+  #readOnly: string | undefined;
+  #calls = new Map<number, (answer: Answer) => void>();
+  #nextId = 0;
+  #closing: Promise<void> | undefined;
+
+  private constructor(
+    worker: Worker,
+    path: string,
+    opened: { history: HistoryEntry[]; accounts: Account[]; readOnly?: string },
+    options: SqliteStoreOptions,
+  ) {
+    this.#worker = worker;
+    this.path = path;
+    this.history = opened.history;
+    for (const account of opened.accounts) this.#accounts.set(nameKey(account.name), account);
+    this.#historySize = options.historySize;
+    this.#log = options.log ?? (() => {});
+    this.#readOnly = opened.readOnly;
+  }
+
+  /**
+   * Opens (or creates) the store in `path`, migrating its schema. Throws a
+   * {@linkcode StoreRefusedError} with one line when the file cannot be used: a newer schema,
+   * another program's database, a file that is not a database or cannot be read or created.
+   * A file that can be read but not written opens, and says so in the log.
+   */
+  static async open(path: string, options: SqliteStoreOptions): Promise<SqliteStore> {
+    // From its source text: starting the worker then needs no permission to read store_worker.ts.
+    const worker = new Worker(
+      `data:application/typescript,${encodeURIComponent(STORE_WORKER)}`,
+      { type: "module" },
+    );
+    const calls = new Map<number, (answer: Answer) => void>();
+    const first = Promise.withResolvers<Answer>();
+    calls.set(0, first.resolve);
+    worker.onmessage = (event: MessageEvent<Answer>) => calls.get(event.data.id)?.(event.data);
+    worker.onerror = (event) => {
+      event.preventDefault(); // the store fails; the server does not
+      first.reject(new StoreRefusedError(`Cannot use the store ${path}: ${event.message}`));
+    };
+    worker.postMessage({ id: 0, op: "open", path, historySize: options.historySize });
+    let answer: Answer;
+    try {
+      answer = await first.promise;
+      if (!answer.ok) {
+        throw new StoreRefusedError(
+          answer.code === "refused" ? answer.error! : `Cannot use ${path}: ${answer.error}`,
+        );
+      }
+    } catch (error) {
+      worker.terminate();
+      throw error;
+    }
+    const history = (answer.history as HistoryEntry[]).filter((entry) =>
+      Number.isSafeInteger(entry.at) && typeof entry.line === "string"
+    );
+    const accounts = (answer.accounts as unknown[]).flatMap((row) => parseAccount(row) ?? []);
+    const store = new SqliteStore(worker, path, {
+      history,
+      accounts,
+      ...(typeof answer.readOnly === "string" ? { readOnly: answer.readOnly } : {}),
+    }, options);
+    store.#calls = calls;
+    calls.delete(0);
+    worker.onerror = (event) => {
+      event.preventDefault();
+      store.#fail(`the store's worker stopped: ${event.message}`);
+    };
+    if (store.#readOnly) {
+      store.#log(
+        `store: ${path} cannot be written (${store.#readOnly}); its history and names are ` +
+          "served, and nothing new is kept",
+      );
+    }
+    return store;
+  }
+
+  /** Whether the file can be written: false when it opened read-only. */
+  get isWritable(): boolean {
+    return this.#readOnly === undefined;
+  }
+
+  keep(entry: HistoryEntry): void {
+    if (this.#closing || this.#readOnly || this.#historySize === 0) return;
+    this.#pending.push(entry);
+    if (this.#pending.length > this.#historySize) this.#pending.shift();
+    this.#timer ??= setTimeout(() => this.#flush(), COMMIT_INTERVAL_MS);
+  }
+
+  get(name: string): Account | undefined {
+    return this.#accounts.get(nameKey(name));
+  }
+
+  async save(account: Account, previous?: Account): Promise<void> {
+    const answer = await this.#change({
+      op: "save",
+      account,
+      previousHash: previous?.hash ?? null,
+    });
+    if (!answer.isSaved) {
+      throw new StoreError(
+        previous ? "The password changed meanwhile: try again" : "That name is registered already",
+      );
+    }
+    this.#accounts.set(nameKey(account.name), account);
+  }
+
+  async remove(account: Account): Promise<void> {
+    await this.#change({ op: "remove", name: account.name, hash: account.hash });
+    this.#accounts.delete(nameKey(account.name));
+  }
+
+  /** Commits what waits, then closes the file; safe to call twice. */
+  close(): Promise<void> {
+    this.#closing ??= (async () => {
+      clearTimeout(this.#timer);
+      this.#timer = undefined;
+      while (this.#isWriting) await this.#idle();
+      if (this.#pending.length > 0) await this.#write();
+      await this.#call({ op: "close" }).catch(() => {});
+      this.#worker.terminate();
+      for (const resolve of this.#calls.values()) {
+        resolve({ id: -1, ok: false, error: "the store is closed" });
+      }
+    })();
+    return this.#closing;
+  }
+
+  /** A change of an account: refused while read-only, failed as a StoreError with the reason. */
+  async #change(request: Record<string, unknown>): Promise<Answer> {
+    if (this.#readOnly) throw new StoreError("The server cannot save it: its store is read-only");
+    if (this.#closing) throw new StoreError("The server is shutting down");
+    const answer = await this.#call(request);
+    if (!answer.ok) {
+      this.#fail(answer.error ?? "unknown error");
+      throw new StoreError(`The server cannot save it now (${answer.error}): try again later`);
+    }
+    this.#recovered();
+    return answer;
+  }
+
+  #call(request: Record<string, unknown>): Promise<Answer> {
+    const id = ++this.#nextId;
+    const { promise, resolve } = Promise.withResolvers<Answer>();
+    this.#calls.set(id, (answer) => {
+      this.#calls.delete(id);
+      resolve(answer);
+    });
+    this.#worker.postMessage({ id, ...request });
+    return promise;
+  }
+
+  #flush(): void {
+    this.#timer = undefined;
+    if (!this.#isWriting && this.#pending.length > 0) this.#write();
+  }
+
+  /** Sends the lines waiting as one batch; when it is done, the next one (if any) is due. */
+  async #write(): Promise<void> {
+    const entries = this.#pending;
+    this.#pending = [];
+    this.#isWriting = true;
+    const answer = await this.#call({ op: "keep", entries });
+    this.#isWriting = false;
+    if (answer.ok) this.#recovered();
+    else {
+      this.#fail(answer.error ?? "unknown error");
+      // Tried again with the next batch: the newest lines are what the history must hold.
+      this.#pending = [...entries, ...this.#pending].slice(-this.#historySize);
+    }
+    if (this.#pending.length > 0 && !this.#closing) {
+      this.#timer ??= setTimeout(() => this.#flush(), COMMIT_INTERVAL_MS);
+    }
+    this.#onIdle?.();
+  }
+
+  #onIdle: (() => void) | undefined;
+
+  #idle(): Promise<void> {
+    return new Promise((resolve) => this.#onIdle = resolve);
+  }
+
+  /** A write failed: said once in the log, until one works again. */
+  #fail(reason: string): void {
+    if (this.#failure !== undefined) return; // said already, until a write works
+    this.#failure = reason;
+    this.#log(
+      `store: cannot write ${this.path} (${reason}); the room goes on from memory, and ` +
+        "registering and changing passwords fail until it can",
+    );
+  }
+
+  #recovered(): void {
+    if (this.#failure === undefined) return;
+    this.#failure = undefined;
+    this.#log(`store: writing ${this.path} again`);
+  }
+}
