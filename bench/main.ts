@@ -486,7 +486,8 @@ function medianExtra(samples: Sample[], key: string): number {
 /** Megabytes (10^6 bytes, as the targets are stated) from the kernel's KiB. */
 const megabytes = (kib: number) => `${Math.round((kib * 1024) / 1e6)} MB`;
 const STORM_IN_FLIGHT = Number(values["storm-in-flight"]);
-const STORM_TIMEOUT_MS = 120_000;
+/** The storm's deadline: 120 s at 10,000, growing with the join notices (the square of the size). */
+const stormTimeoutMs = (size: number) => Math.max(120_000, 120_000 * (size / 10_000) ** 2);
 
 /** A storm row: KiB per member, then the peak, the storm's duration, what was lost. */
 async function stormRow(
@@ -495,7 +496,7 @@ async function stormRow(
   options: { isNameFirst: boolean; runs?: number; reference?: Contender },
 ) {
   const { isNameFirst, runs = RUNS, reference = OURS } = options;
-  const stormOptions = { inFlight: STORM_IN_FLIGHT, timeoutMs: STORM_TIMEOUT_MS, isNameFirst };
+  const stormOptions = { inFlight: STORM_IN_FLIGHT, timeoutMs: stormTimeoutMs(size), isNameFirst };
   const label = `${size}, ${isNameFirst ? "name at once" : "name after the greeting"}`;
   await row(label, "KiB/member", (c) => storm(c, size, stormOptions), {
     higherIsBetter: false,
