@@ -536,7 +536,7 @@ if (SCENARIOS.has("burst") && roomLogContenders.length > 0) {
   }
 }
 if (SCENARIOS.has("storm") && roomLogContenders.length > 0) {
-  const sizes = values.storm.split(",").map(Number);
+  const sizes = values.storm.split(",").map(Number).filter((size) => size > 0); // --storm 0: none
   header(
     "Join storm",
     `Members join with ${STORM_IN_FLIGHT} joins in flight (Deno's listen backlog is 511), every ` +
