@@ -506,9 +506,16 @@ async function stormRow(
     reference,
     details: (samples) => {
       const lost = samples.map((s) => s.extra?.noticesLost ?? NaN);
+      // The server's CPU time over the storm itself: its share of a core times the storm's wall.
+      const cpu = samples.map((s) => ({
+        ...s,
+        extra: { cpuMs: s.serverCpu * (s.extra?.stormMs ?? NaN) },
+      }));
       return `peak ${megabytes(medianExtra(samples, "peakRssKiB"))}, storm ${
         (medianExtra(samples, "stormMs") / 1000).toFixed(1)
-      } s${lost.some((n) => n !== 0) ? `, join notices lost ${span(lost)}` : ""}`;
+      } s, server CPU ${(medianExtra(cpu, "cpuMs") / 1000).toFixed(1)} s${
+        lost.some((n) => n !== 0) ? `, join notices lost ${span(lost)}` : ""
+      }`;
     },
   });
 }
