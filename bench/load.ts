@@ -21,6 +21,7 @@ const LF = 0x0a;
 const HASH = 0x23;
 const DOT = 0x2e;
 const encoder = new TextEncoder();
+const decoder = new TextDecoder();
 const start = performance.now();
 
 /** Microseconds since the generator started: the send time stamp, on the receivers' own clock. */
@@ -107,7 +108,9 @@ export class Client {
   #next: Int32Array;
   #carry = new Uint8Array(0);
   #buffer: Uint8Array;
-  #waiters: { prefix: Uint8Array; resolve: () => void }[] = [];
+  #waiters: { prefix: Uint8Array; resolve: () => void; reject: (error: Error) => void }[] = [];
+  /** The last line without a payload that came while a waiter waited: the server's reason, if it closes. */
+  #lastWaitedLine = "";
   /** A client that sees this one's join announced, for servers that do not answer the joiner. */
   observer: Client | undefined;
   /** Lines without a payload that came while the client waited for none (after its join: notices). */
@@ -132,8 +135,12 @@ export class Client {
 
   /** Resolves when a line without a payload starts with `prefix`. Register it before it can arrive. */
   waitFor(prefix: string): Promise<void> {
-    const { promise, resolve } = Promise.withResolvers<void>();
-    this.#waiters.push({ prefix: encoder.encode(prefix), resolve });
+    const { promise, resolve, reject } = Promise.withResolvers<void>();
+    if (this.endedAt > 0) {
+      reject(new Error(`the connection had ended before "${prefix}"`));
+      return promise;
+    }
+    this.#waiters.push({ prefix: encoder.encode(prefix), resolve, reject });
     return promise;
   }
 
@@ -225,6 +232,11 @@ export class Client {
       // Closed at the end of a run, or by the server: the counts tell what happened.
     } finally {
       this.endedAt = performance.now();
+      // A wait for a line that can no longer come fails, rather than hanging the scenario.
+      for (const { prefix, reject } of this.#waiters.splice(0)) {
+        const why = this.#lastWaitedLine ? ` (last line: ${this.#lastWaitedLine})` : "";
+        reject(new Error(`the server closed before "${decoder.decode(prefix)}"${why}`));
+      }
     }
   }
 
@@ -251,6 +263,7 @@ export class Client {
 
   #otherLine(line: Uint8Array): void {
     if (this.#waiters.length === 0) this.notices++;
+    else this.#lastWaitedLine = decoder.decode(line);
     for (let i = 0; i < this.#waiters.length; i++) {
       const { prefix, resolve } = this.#waiters[i]!;
       if (line.length >= prefix.length && prefix.every((byte, j) => line[j] === byte)) {

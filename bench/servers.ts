@@ -143,8 +143,8 @@ export function ours(options: OursOptions = {}): Contender {
     dialect: {
       async join(client, name) {
         const welcome = client.waitFor("* Welcome, ");
-        await client.write(`${name}\n`);
-        await welcome;
+        // Both fail if the server closes: the write's failure first, and the wait's is then seen.
+        await Promise.all([client.write(`${name}\n`), welcome]);
       },
     },
     unavailable: () => Promise.resolve(undefined),
@@ -304,8 +304,7 @@ export function seed(seedDir: string, options: { jdk8Println?: boolean } = {}): 
       // instant kills it (DEFECTS.md #3); a pause of 20 ms lets it finish, as a human would.
       async join(client: Client, name: string) {
         const joined = client.observer?.waitFor(`${name} has joined the chat`);
-        await client.write(`${name}\n`);
-        if (joined) await joined;
+        await Promise.all([client.write(`${name}\n`), joined]);
         await new Promise((resolve) => setTimeout(resolve, joined ? 20 : 100));
       },
     },
