@@ -591,21 +591,26 @@ if (SCENARIOS.has("v8")) {
   const capacitySize = Number(values.capacity);
   const sizes = values["v8-clients"].split(",").map(Number);
   const note = `Ours with each value of --v8-flags; ratio = against ${reference.name}.`;
-  header(
-    "V8 flags: join storm",
-    `As in "Join storm", names after the greeting. ${note}`,
-    variants,
-    "members",
-  );
-  await stormRow(stormSize, variants, { isNameFirst: false, reference });
-  header("V8 flags: idle members", `As in "Capacity" (joins in batches). ${note}`, variants);
-  await row(String(capacitySize), "KiB/connection", (c) => capacity(c, capacitySize), {
-    higherIsBetter: false,
-    format: (kib) => `${kib.toFixed(1)} KiB`,
-    among: variants,
-    reference,
-    details: (samples) => `peak ${megabytes(medianExtra(samples, "peakRssKiB"))}`,
-  });
+  // --storm 0 or --capacity 0 leaves that part out.
+  if (stormSize > 0) {
+    header(
+      "V8 flags: join storm",
+      `As in "Join storm", names after the greeting. ${note}`,
+      variants,
+      "members",
+    );
+    await stormRow(stormSize, variants, { isNameFirst: false, reference });
+  }
+  if (capacitySize > 0) {
+    header("V8 flags: idle members", `As in "Capacity" (joins in batches). ${note}`, variants);
+    await row(String(capacitySize), "KiB/connection", (c) => capacity(c, capacitySize), {
+      higherIsBetter: false,
+      format: (kib) => `${kib.toFixed(1)} KiB`,
+      among: variants,
+      reference,
+      details: (samples) => `peak ${megabytes(medianExtra(samples, "peakRssKiB"))}`,
+    });
+  }
   header("V8 flags: fan-out throughput", `As in "Fan-out throughput". ${note}`, variants);
   for (const size of sizes) {
     await row(String(size), "deliveries/s", (c) => throughput(c, size), {
