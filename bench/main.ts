@@ -589,7 +589,7 @@ if (SCENARIOS.has("v8")) {
   const reference = variants[0]!;
   const [stormSize = 10_000] = values.storm.split(",").map(Number);
   const capacitySize = Number(values.capacity);
-  const sizes = values["v8-clients"].split(",").map(Number);
+  const sizes = values["v8-clients"].split(",").map(Number).filter((size) => size > 0);
   const note = `Ours with each value of --v8-flags; ratio = against ${reference.name}.`;
   // --storm 0 or --capacity 0 leaves that part out.
   if (stormSize > 0) {
