@@ -68,7 +68,8 @@ export async function burst(contender: Contender, shape: Burst): Promise<Sample>
       const cut = clients.filter((client) => client.endedAt > 0).length;
       const { tally } = run;
       return {
-        value: tally.lastAt - startedAt,
+        // An incomplete burst has no duration to compare: its cut and lost counts tell the story.
+        value: isComplete ? tally.lastAt - startedAt : NaN,
         ...(isComplete ? {} : { note: "incomplete" }),
         extra: {
           cut,
