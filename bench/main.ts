@@ -1,26 +1,26 @@
 /**
- * `deno task bench`: our server against the seed's Java design and `ncat --chat`, in one run, on
- * loopback. Every figure is the median of several runs, with the ratio to each baseline measured in
- * the same run and the CPU share of the server and of the load generator beside it.
+ * `deno task bench`: our server against its own baseline (the server as it was at a git revision,
+ * before the room log), the seed's Java design and `ncat --chat`, in one run, on loopback. Every
+ * figure is the median of several runs, with the ratio to each baseline measured in the same run
+ * and the CPU share of the server and of the load generator beside it.
  *
  *   deno task bench [--runs 3] [--seconds 4]
- *                   [--scenarios throughput,latency,slow,capacity,wire,cluster,web,store]
- *                   [--clients 10,100,500,1000] [--capacity 10000] [--servers ours,seed,ncat]
- *                   [--in-flight 2000] [--cluster-clients 100,500] [--web-clients 100,500]
- *                   [--web-idle 2000] [--store-clients 10,100,500]
+ *                   [--scenarios throughput,latency,slow,burst,storm,capacity,v8,wire,cluster,web,store]
+ *                   [--clients 10,100,500,1000] [--capacity 10000]
+ *                   [--servers ours,baseline,seed,ncat] [--baseline-rev c498234]
+ *                   [--in-flight 2000] [--storm 10000] [--storm-max 19000] [--storm-in-flight 250]
+ *                   [--storm-name-first]
+ *                   [--v8 VARIANTS] [--v8-clients 100,1000]
+ *                   [--cluster-clients 100,500] [--web-clients 100,500] [--web-idle 2000]
+ *                   [--store-clients 10,100,500]
  *                   [--seed-dir ../shared/baselines/java-seed]
  */
 import { parseArgs } from "node:util";
-import { Client, connect, cpuMillis, Run } from "./load.ts";
-import {
-  cluster,
-  ClusterProcess,
-  type Contender,
-  NCAT,
-  OURS,
-  seed,
-  type ServerProcess,
-} from "./servers.ts";
+import { burst, burstLabel, BURSTS } from "./burst.ts";
+import { closeAll, exec, joinClients, measured, median, type Sample, settle } from "./harness.ts";
+import { type Client, connect, Run } from "./load.ts";
+import { baseline, cluster, type Contender, NCAT, OURS, ours, seed } from "./servers.ts";
+import { storm } from "./storm.ts";
 import { webScenario } from "./web.ts";
 import { storeScenario } from "./store.ts";
 
@@ -30,7 +30,8 @@ const { values } = parseArgs({
     seconds: { type: "string", default: "4" },
     scenarios: {
       type: "string",
-      default: "throughput,latency,slow,capacity,wire,cluster,web,store",
+      // v8 (each V8 flag variant through storm, capacity, throughput and latency) is long: on demand.
+      default: "throughput,latency,slow,burst,storm,capacity,wire,cluster,web,store",
     },
     "store-clients": { type: "string", default: "10,100,500" },
     "web-clients": { type: "string", default: "100,500" },
@@ -39,7 +40,21 @@ const { values } = parseArgs({
     clients: { type: "string", default: "10,100,500,1000" },
     capacity: { type: "string", default: "10000" },
     "in-flight": { type: "string", default: "2000" },
-    servers: { type: "string", default: "ours,seed,ncat" },
+    servers: { type: "string", default: "ours,baseline,seed,ncat" },
+    // The last commit with an outbox per member, before the room log (issue 13).
+    "baseline-rev": { type: "string", default: "c498234" },
+    storm: { type: "string", default: "10000" },
+    // As many members as 20,000 file descriptors allow, each process holding one per member.
+    "storm-max": { type: "string", default: "19000" },
+    "storm-in-flight": { type: "string", default: "250" },
+    // Also storm with each member sending its name at once, before the greeting arrives.
+    "storm-name-first": { type: "boolean", default: false },
+    // Each variant is the --v8-flags value (comma-separated V8 flags), "default" for none.
+    v8: {
+      type: "string",
+      default: "default;--optimize-for-size;--max-semi-space-size=1;--max-semi-space-size=4",
+    },
+    "v8-clients": { type: "string", default: "100,1000" },
     "seed-dir": {
       type: "string",
       default: new URL("../../shared/baselines/java-seed", import.meta.url).pathname,
@@ -51,113 +66,6 @@ const SECONDS = Number(values.seconds);
 const SIZES = values.clients.split(",").map(Number);
 const SCENARIOS = new Set(values.scenarios.split(","));
 const IN_FLIGHT = Number(values["in-flight"]);
-
-/** One measured run: the figure, and the CPU each side used over its wall time. */
-interface Sample {
-  value: number;
-  serverCpu: number;
-  generatorCpu: number;
-  note?: string;
-  extra?: Record<string, number>;
-  /** For a cluster: the CPU share of each server, then of Redis. */
-  parts?: number[];
-}
-
-/** Measures the CPU share of the server and of this process over what `body` does. */
-async function measured(
-  server: ServerProcess,
-  body: () => Promise<Omit<Sample, "serverCpu" | "generatorCpu">>,
-) {
-  // Each measurement starts from a clean heap here, whatever the scenarios before it left.
-  (globalThis as { gc?: () => void }).gc?.();
-  const partsOf = () => server instanceof ClusterProcess ? server.cpuEach() : Promise.resolve([]);
-  const [serverBefore, partsBefore, generatorBefore, startedAt] = [
-    await server.cpuMillis(),
-    await partsOf(),
-    cpuMillis(),
-    performance.now(),
-  ];
-  const result = await body();
-  const wall = performance.now() - startedAt;
-  const serverCpu = ((await server.cpuMillis().catch(() => serverBefore)) - serverBefore) / wall;
-  const parts = (await partsOf().catch(() => partsBefore)).map((ms, i) =>
-    (ms - partsBefore[i]!) / wall
-  );
-  return {
-    ...result,
-    serverCpu,
-    generatorCpu: (cpuMillis() - generatorBefore) / wall,
-    ...(parts.length > 0 ? { parts } : {}),
-  };
-}
-
-/** Opens and joins `count` clients for `run`; joins in parallel unless the server cannot take it. */
-async function joinClients(
-  contender: Contender,
-  server: ServerProcess,
-  count: number,
-  run: Run,
-  options: { bufferBytes?: number; deadline?: number } = {},
-): Promise<Client[]> {
-  const clients: Client[] = [];
-  const joinOne = async (id: number) => {
-    const port = server.portFor(id);
-    const client = new Client(id, await connect(port), run, options.bufferBytes ?? 65536);
-    // The seed writes a join notice to its members in join order: the newest one hears it last,
-    // so once it has, the joiner's thread has finished iterating the member list.
-    client.observer = clients[id - 1];
-    clients[id] = client;
-    await contender.dialect.join(client, `c${id}`);
-  };
-  const batch = contender.joinBatch;
-  for (let id = 0; id < count; id += batch) {
-    if (options.deadline && performance.now() > options.deadline) break;
-    const joins = Promise.all(
-      Array.from({ length: Math.min(batch, count - id) }, (_, k) => joinOne(id + k)),
-    );
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const tooLong = new Promise<never>((_, reject) => {
-      timer = setTimeout(
-        () => reject(new Error(`clients ${id} to ${id + batch - 1} did not get in within 30 s`)),
-        30_000,
-      );
-    });
-    try {
-      await Promise.race([joins, tooLong]);
-    } catch (error) {
-      await closeAll(clients.filter(Boolean));
-      throw error;
-    } finally {
-      clearTimeout(timer);
-    }
-  }
-  return clients;
-}
-
-async function closeAll(clients: Client[]): Promise<void> {
-  for (const client of clients) {
-    try {
-      client.conn.close();
-    } catch {
-      // Closed by the server already.
-    }
-  }
-  await Promise.all(clients.map((client) => client.reading));
-}
-
-/** Waits until `isDone`, or until no delivery has come for `idleMs`; returns whether it is done. */
-async function settle(run: Run, isDone: () => boolean, idleMs = 3000): Promise<boolean> {
-  while (!isDone()) {
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const idle = new Promise<"idle">((resolve) =>
-      timer = setTimeout(() => resolve("idle"), idleMs)
-    );
-    const outcome = await Promise.race([run.progress(), idle]);
-    clearTimeout(timer);
-    if (outcome === "idle") return isDone();
-  }
-  return true;
-}
 
 /**
  * Fan-out throughput: every client sends, each keeping a window of messages in flight (a message
@@ -400,18 +308,6 @@ async function wire(contender: Contender): Promise<Sample> {
   }
 }
 
-async function exec(command: string, args: string[]): Promise<string> {
-  const { code, stdout, stderr } = await new Deno.Command(command, { args, stdin: "null" })
-    .output();
-  if (code !== 0) throw new Error(`${command} failed: ${new TextDecoder().decode(stderr)}`);
-  return new TextDecoder().decode(stdout);
-}
-
-function median(samples: Sample[]): Sample {
-  const sorted = [...samples].sort((a, b) => (a.value || 0) - (b.value || 0));
-  return sorted[Math.floor((sorted.length - 1) / 2)]!;
-}
-
 /** The contenders that can run here, each said why not if one cannot. */
 async function available(candidates: Contender[]): Promise<Contender[]> {
   const contenders: Contender[] = [];
@@ -423,11 +319,20 @@ async function available(candidates: Contender[]): Promise<Contender[]> {
   return contenders;
 }
 
+const BASELINE = baseline(values["baseline-rev"]);
 const allContenders = await available(
   values.servers.split(",").map((name) =>
-    name === "ours" ? OURS : name === "ncat" ? NCAT : seed(values["seed-dir"])
+    name === "ours"
+      ? OURS
+      : name === "ncat"
+      ? NCAT
+      : name === "baseline"
+      ? BASELINE
+      : seed(values["seed-dir"])
   ),
 );
+/** Ours and its baseline: the scenarios of the room log, which only they can run. */
+const roomLogContenders = allContenders.filter((c) => c === OURS || c === BASELINE);
 
 /** Runs a measurement RUNS times for each contender and prints one row with medians and ratios. */
 async function row(
@@ -439,8 +344,13 @@ async function row(
     format: (value: number) => string;
     runs?: number;
     among?: Contender[];
+    /** The contender the ratios compare against (default: ours). */
+    reference?: Contender;
+    /** More figures for the cell, from every run's sample and the median one. */
+    details?: (samples: Sample[], middle: Sample) => string;
   },
 ) {
+  const reference = options.reference ?? OURS;
   const contenders = options.among ?? allContenders;
   const medians = new Map<string, Sample & { all: number[] }>();
   for (const contender of contenders) {
@@ -468,16 +378,18 @@ async function row(
       ? [middle.note, `${damaged} lost, duplicated or corrupted over ${samples.length} runs`]
         .filter(Boolean).join(", ")
       : middle.note;
+    const details = options.details?.(samples, middle);
     medians.set(contender.name, {
       ...middle,
-      ...(note ? { note } : {}),
+      ...(note || details ? { note: [details, note].filter(Boolean).join(", ") } : {}),
       all: samples.map((s) => s.value),
     });
   }
-  const ours = medians.get("ours");
+  const ours = medians.get(reference.name);
   const cells = contenders.map((contender) => {
     const sample = medians.get(contender.name)!;
-    const ratio = ours && contender !== OURS && Number.isFinite(sample.value) && sample.value > 0
+    const ratio = ours && contender !== reference && Number.isFinite(sample.value) &&
+        sample.value > 0
       ? ` (${
         options.higherIsBetter
           ? (ours.value / sample.value).toFixed(1)
@@ -506,9 +418,9 @@ async function row(
   }
 }
 
-function header(title: string, what: string, contenders = allContenders) {
+function header(title: string, what: string, contenders = allContenders, first = "clients") {
   console.log(`\n### ${title}\n\n${what}\n`);
-  console.log(`| clients | ${contenders.map((c) => c.name).join(" | ")} |`);
+  console.log(`| ${first} | ${contenders.map((c) => c.name).join(" | ")} |`);
   console.log(`|---|${contenders.map(() => "---").join("|")}|`);
 }
 
@@ -558,6 +470,112 @@ if (SCENARIOS.has("slow")) {
     format: deliveries,
   });
 }
+/** One figure over the runs: "a", or "least–most" when they differ. */
+function span(values: number[], format: (value: number) => string = String): string {
+  const finite = values.filter(Number.isFinite);
+  if (finite.length === 0) return "-";
+  const [least, most] = [Math.min(...finite), Math.max(...finite)];
+  return least === most ? format(least) : `${format(least)}–${format(most)}`;
+}
+
+/** The median over the runs of one of the samples' extra figures. */
+function medianExtra(samples: Sample[], key: string): number {
+  const values = samples.map((s) => s.extra?.[key] ?? NaN).filter(Number.isFinite).sort((a, b) =>
+    a - b
+  );
+  return values[Math.floor((values.length - 1) / 2)] ?? NaN;
+}
+
+/** Megabytes (10^6 bytes, as the targets are stated) from the kernel's KiB. */
+const megabytes = (kib: number) => `${Math.round((kib * 1024) / 1e6)} MB`;
+const STORM_IN_FLIGHT = Number(values["storm-in-flight"]);
+/** The storm's deadline: 120 s at 10,000, growing with the join notices (the square of the size). */
+const stormTimeoutMs = (size: number) => Math.max(120_000, 120_000 * (size / 10_000) ** 2);
+
+/** A storm row: KiB per member, then the peak, the storm's duration, what was lost. */
+async function stormRow(
+  size: number,
+  among: Contender[],
+  options: { isNameFirst: boolean; runs?: number; reference?: Contender },
+) {
+  const { isNameFirst, runs = RUNS, reference = OURS } = options;
+  const stormOptions = { inFlight: STORM_IN_FLIGHT, timeoutMs: stormTimeoutMs(size), isNameFirst };
+  const label = `${size}, ${isNameFirst ? "name at once" : "name after the greeting"}`;
+  await row(label, "KiB/member", (c) => storm(c, size, stormOptions), {
+    higherIsBetter: false,
+    format: (kib) => `${kib.toFixed(1)} KiB`,
+    among,
+    runs,
+    reference,
+    details: (samples) => {
+      const lost = samples.map((s) => s.extra?.noticesLost ?? NaN);
+      // The server's CPU time over the storm itself: its share of a core times the storm's wall.
+      const cpu = samples.map((s) => ({
+        ...s,
+        extra: { cpuMs: s.serverCpu * (s.extra?.stormMs ?? NaN) },
+      }));
+      return `peak ${megabytes(medianExtra(samples, "peakRssKiB"))}, storm ${
+        (medianExtra(samples, "stormMs") / 1000).toFixed(1)
+      } s, server CPU ${(medianExtra(cpu, "cpuMs") / 1000).toFixed(1)} s${
+        lost.some((n) => n !== 0) ? `, join notices lost ${span(lost)}` : ""
+      }`;
+    },
+  });
+}
+
+if (SCENARIOS.has("burst") && roomLogContenders.length > 0) {
+  header(
+    "Unwindowed bursts",
+    "Every member writes all of its lines at once (members × lines × bytes a line), every member " +
+      "reading as fast as it can: the burst's duration from the first write to the last delivery, " +
+      "members cut, deliveries lost, and the server's peak RSS over the burst.",
+    roomLogContenders,
+    "burst",
+  );
+  for (const shape of BURSTS) {
+    await row(burstLabel(shape), "ms", (c) => burst(c, shape), {
+      higherIsBetter: false,
+      format: (ms) => `${ms.toFixed(0)} ms`,
+      among: roomLogContenders,
+      details: (samples) => {
+        const cut = span(samples.map((s) => s.extra?.cut ?? NaN));
+        const lost = span(samples.map((s) => s.extra?.lost ?? NaN));
+        return `${cut} cut, ${lost} lost, peak ${megabytes(medianExtra(samples, "peakRssKiB"))}`;
+      },
+    });
+  }
+}
+if (SCENARIOS.has("storm") && roomLogContenders.length > 0) {
+  const sizes = values.storm.split(",").map(Number).filter((size) => size > 0); // --storm 0: none
+  header(
+    "Join storm",
+    `Members join with ${STORM_IN_FLIGHT} joins in flight (Deno's listen backlog is 511), every ` +
+      "join announced to all, then one line to all: server RSS per member beyond the idle server, " +
+      "2.5 s after; peak RSS; the storm from the first connect to the last welcome. Each member " +
+      "sends its name once the server's greeting has come (with --storm-name-first, also at " +
+      "once, as our client does).",
+    roomLogContenders,
+    "members",
+  );
+  for (const size of sizes) {
+    // Names sent at once stalled the 10,000 storm past its timeout when tried here (see
+    // BENCHMARKS.md), so that variant runs only when asked for.
+    for (const isNameFirst of values["storm-name-first"] ? [false, true] : [false]) {
+      await stormRow(size, roomLogContenders, { isNameFirst });
+    }
+  }
+  const most = Number(values["storm-max"]);
+  if (most > 0 && allContenders.includes(OURS)) {
+    header(
+      "Join storm, as many members as the file descriptors allow",
+      `Ours alone, ${most} members, 1 run, names after the greeting: the generator and the ` +
+        "server each hold one descriptor per member, out of 20,000.",
+      [OURS],
+      "members",
+    );
+    await stormRow(most, [OURS], { isNameFirst: false, runs: 1 });
+  }
+}
 if (SCENARIOS.has("capacity")) {
   const size = Number(values.capacity);
   header("Capacity", `${size} idle members, then one message to all; server RSS per connection.`);
@@ -565,6 +583,55 @@ if (SCENARIOS.has("capacity")) {
     higherIsBetter: false,
     format: (kib) => `${kib.toFixed(1)} KiB`,
   });
+}
+if (SCENARIOS.has("v8")) {
+  // Each variant is a value of --v8-flags; "default" runs V8 as it comes.
+  const variants = values.v8.split(";").map((flags) =>
+    ours({ name: flags, flags: flags === "default" ? [] : [`--v8-flags=${flags}`] })
+  );
+  const reference = variants[0]!;
+  const [stormSize = 10_000] = values.storm.split(",").map(Number);
+  const capacitySize = Number(values.capacity);
+  const sizes = values["v8-clients"].split(",").map(Number).filter((size) => size > 0);
+  const note = `Ours with each value of --v8-flags; ratio = against ${reference.name}.`;
+  // --storm 0 or --capacity 0 leaves that part out.
+  if (stormSize > 0) {
+    header(
+      "V8 flags: join storm",
+      `As in "Join storm", names after the greeting. ${note}`,
+      variants,
+      "members",
+    );
+    await stormRow(stormSize, variants, { isNameFirst: false, reference });
+  }
+  if (capacitySize > 0) {
+    header("V8 flags: idle members", `As in "Capacity" (joins in batches). ${note}`, variants);
+    await row(String(capacitySize), "KiB/connection", (c) => capacity(c, capacitySize), {
+      higherIsBetter: false,
+      format: (kib) => `${kib.toFixed(1)} KiB`,
+      among: variants,
+      reference,
+      details: (samples) => `peak ${megabytes(medianExtra(samples, "peakRssKiB"))}`,
+    });
+  }
+  header("V8 flags: fan-out throughput", `As in "Fan-out throughput". ${note}`, variants);
+  for (const size of sizes) {
+    await row(String(size), "deliveries/s", (c) => throughput(c, size), {
+      higherIsBetter: true,
+      format: deliveries,
+      among: variants,
+      reference,
+    });
+  }
+  header("V8 flags: latency at 100 messages a second", `99th percentile. ${note}`, variants);
+  for (const size of sizes) {
+    await row(String(size), "p99", (c) => latency(c, size), {
+      higherIsBetter: false,
+      format: millis,
+      among: variants,
+      reference,
+    });
+  }
 }
 if (SCENARIOS.has("wire")) {
   // The seed's report saw two segments per message: JDK 8's println wrote the text and the line

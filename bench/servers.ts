@@ -35,6 +35,14 @@ export class ServerProcess implements AsyncDisposable {
     }
   }
 
+  /**
+   * Starts the peak resident memory (VmHWM) afresh from now, so that it measures one phase. Through
+   * sh for the same reason as above; Linux resets it when 5 is written to clear_refs.
+   */
+  async resetPeak(): Promise<void> {
+    await run("sh", ["-c", `echo 5 > /proc/${this.child.pid}/clear_refs`]);
+  }
+
   /** Whether the process still runs. */
   async isAlive(): Promise<boolean> {
     return (await this.rssKiB()) > 0;
@@ -107,31 +115,91 @@ async function holds(script: string): Promise<boolean> {
 /** Extra `deno run` flags for our server, from the environment (`--cpu-prof` to profile it). */
 const OURS_FLAGS = Deno.env.get("BENCH_DENO_FLAGS")?.split(" ").filter(Boolean) ?? [];
 
-/** Ours: joined once the welcome line arrives. */
-export const OURS: Contender = {
-  name: "ours",
-  joinBatch: 200,
-  dialect: {
-    async join(client, name) {
-      const welcome = client.waitFor("* Welcome, ");
-      await client.write(`${name}\n`);
-      await welcome;
+/**
+ * The V8 flags a task of deno.json in `root` runs the server with: "ours" runs as `deno task
+ * server` runs it, so that the figures are the ones a user gets.
+ */
+export async function taskFlags(task: string, root = ROOT): Promise<string[]> {
+  // Through cat: the bench may read only this checkout, and the baseline's is elsewhere.
+  const config = JSON.parse(await run("cat", [`${root}/deno.json`]));
+  const command: string = config.tasks?.[task]?.command ?? "";
+  return command.split(" ").filter((word) => word.startsWith("--v8-flags="));
+}
+
+/** How to run one of our servers: its name in the tables, its `deno run` flags, its folder. */
+export interface OursOptions {
+  name?: string;
+  /** Flags before the script, such as `--v8-flags=--optimize-for-size` (default: the task's). */
+  flags?: string[];
+  /** The folder with main.ts (default: this checkout). */
+  root?: string;
+}
+
+/** One of our servers: joined once the welcome line arrives. */
+export function ours(options: OursOptions = {}): Contender {
+  return {
+    name: options.name ?? "ours",
+    joinBatch: 200,
+    dialect: {
+      async join(client, name) {
+        const welcome = client.waitFor("* Welcome, ");
+        // Both fail if the server closes: the write's failure first, and the wait's is then seen.
+        await Promise.all([client.write(`${name}\n`), welcome]);
+      },
     },
-  },
-  unavailable: () => Promise.resolve(undefined),
-  start: ({ maxClients }) => startOurs(maxClients),
-};
+    unavailable: () => Promise.resolve(undefined),
+    start: ({ maxClients }) => startOurs(maxClients, options),
+  };
+}
+
+/** Ours, as `deno task server` runs it. */
+export const OURS: Contender = ours();
+
+/**
+ * Our server as it was at git revision `rev` (the baseline row), extracted with `git archive` into
+ * a temporary folder the first time it is asked for, and removed when the benchmark exits.
+ */
+export function baseline(rev: string): Contender {
+  let root: string | undefined;
+  const contender = ours({ name: rev });
+  return {
+    ...contender,
+    async unavailable() {
+      if (!(await holds(`git -C '${ROOT}' rev-parse --verify -q '${rev}^{commit}'`))) {
+        return `no git revision ${rev} here`;
+      }
+      if (!root) {
+        root = (await run("mktemp", ["-d"])).trim();
+        const folder = root;
+        // Sync, in the unload event: the event does not wait for promises.
+        addEventListener("unload", () => {
+          new Deno.Command("rm", { args: ["-rf", folder] }).outputSync();
+        });
+        await run("sh", ["-c", `git -C '${ROOT}' archive '${rev}' | tar -x -C '${folder}'`]);
+      }
+    },
+    start: ({ maxClients }) => startOurs(maxClients, { name: rev, root: root! }), // its task's flags
+  };
+}
 
 /** Starts our server, alone or in the cluster on the Redis at `redisPort`. */
-async function startOurs(maxClients: number, redisPort?: number): Promise<ServerProcess> {
+async function startOurs(
+  maxClients: number,
+  options: OursOptions & { redisPort?: number },
+): Promise<ServerProcess> {
+  const { redisPort } = options;
   const redis = redisPort === undefined ? [] : [
     `--allow-net=127.0.0.1:0,127.0.0.1:${redisPort}`,
     "--allow-env=CHAT_REDIS_URL,REDIS_DEBUG_MAINTENANCE,REDIS_EMIT_DIAGNOSTICS",
   ];
+  const root = options.root ?? ROOT;
+  const flags = options.flags ??
+    await taskFlags(redisPort === undefined ? "server" : "cluster", root);
   const child = new Deno.Command(Deno.execPath(), {
     args: [
       "run",
       "-q",
+      ...flags,
       ...OURS_FLAGS,
       ...(redisPort === undefined ? ["--allow-net=127.0.0.1:0"] : redis),
       "main.ts",
@@ -153,13 +221,13 @@ async function startOurs(maxClients: number, redisPort?: number): Promise<Server
       "--history",
       "0",
     ],
-    cwd: ROOT,
+    cwd: root,
     stdout: "piped",
     stderr: "inherit",
     stdin: "null",
   }).spawn();
   const match = await awaitLine(child.stdout, /listening on 127\.0\.0\.1:(\d+)/);
-  return new ServerProcess("ours", child, Number(match[1]));
+  return new ServerProcess(options.name ?? "ours", child, Number(match[1]));
 }
 
 /** Several of our servers on one Redis, measured as one: CPU and memory are their sums. */
@@ -217,7 +285,7 @@ export function cluster(count: number): Contender {
       await awaitLine(child.stdout, /Ready to accept connections/);
       const redis = new ServerProcess("redis", child, port);
       const servers = await Promise.all(
-        Array.from({ length: count }, () => startOurs(maxClients, port)),
+        Array.from({ length: count }, () => startOurs(maxClients, { redisPort: port })),
       );
       return new ClusterProcess(servers, redis);
     },
@@ -236,8 +304,7 @@ export function seed(seedDir: string, options: { jdk8Println?: boolean } = {}): 
       // instant kills it (DEFECTS.md #3); a pause of 20 ms lets it finish, as a human would.
       async join(client: Client, name: string) {
         const joined = client.observer?.waitFor(`${name} has joined the chat`);
-        await client.write(`${name}\n`);
-        if (joined) await joined;
+        await Promise.all([client.write(`${name}\n`), joined]);
         await new Promise((resolve) => setTimeout(resolve, joined ? 20 : 100));
       },
     },

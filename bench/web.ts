@@ -176,8 +176,7 @@ async function joinMembers(
           const client = new Client(at, await connect(server.port), run, 65536);
           members[at] = client;
           const welcome = client.waitFor("* Welcome, ");
-          await client.write(`c${at}\n`);
-          await welcome;
+          await Promise.all([client.write(`c${at}\n`), welcome]);
         }
       }),
     );
