@@ -97,12 +97,17 @@ export class Peer implements Member {
   /** The log a write in flight comes from, and where its range ends. */
   #sendingFrom: RoomLog | undefined;
   #sendingEnd = 0;
+  /** The log ranges a gathered write in flight holds a copy of, as start and end pairs. */
+  #gathered: number[] | undefined;
+  /** Whether the kernel took the whole of the last write: only then is gathering worth a copy. */
+  #wasWriteWhole = true;
   #smallReadBuffer = new Uint8Array(MIN_READ_BYTES);
   #largeReadBuffer: Uint8Array | undefined;
   /** Whether the last read filled its buffer, so that more is probably waiting. */
   #wasReadFull = false;
   #readSinceTrim = false;
   #isWriting = false;
+  #writingBytes = 0;
   #writeStartedAt = 0;
   #isClosed = false;
   #isReadEnded = false;
@@ -278,9 +283,11 @@ export class Peer implements Member {
         log.release(this); // removed, and it has sent what was said before that
         return this.#pump();
       }
-      let end = Math.min(log.end(cursor), this.stopAt);
+      let limit = Math.min(log.end(cursor), this.stopAt);
+      if (next) limit = Math.min(limit, next.at);
+      let end = limit;
       if (this.#ownHead < this.#own.length) end = Math.min(end, this.#own[this.#ownHead]!);
-      if (next) end = Math.min(end, next.at);
+      if (end < limit && this.#writeGathered(log, cursor, end, limit)) return;
       if (end > cursor) return this.#writeLog(log, cursor, end);
       if (next) return this.#writePrivate(cursor); // due now that its own lines are skipped
       log.wait(this);
@@ -327,6 +334,51 @@ export class Peer implements Member {
     }
   }
 
+  /**
+   * Writes the room's lines from `cursor` to `limit` less the peer's own lines among them, copied
+   * into one write, when they are short: in a small room where everyone talks, the own lines would
+   * otherwise cut every write to a few lines (Deno has no vectored write). A large range is written
+   * from the log itself, and so is everything for a peer whose socket is not keeping up, so that
+   * copies stay small and few. `end` is the start of the first own line. False if not worth it.
+   */
+  #writeGathered(log: RoomLog, cursor: number, end: number, limit: number): boolean {
+    if (!this.#wasWriteWhole || end - cursor > MAX_GATHERED_BYTES / 2) return false;
+    const own = this.#own;
+    const ranges: number[] = [];
+    let size = 0;
+    for (let start = cursor, stop = end, i = this.#ownHead;;) {
+      if (size + stop - start > MAX_GATHERED_BYTES) break;
+      if (stop > start) ranges.push(start, stop);
+      size += stop - start;
+      if (stop >= limit) break;
+      start = own[i + 1]!; // past the own line that starts at `stop`
+      if (start >= limit) break;
+      i += 2;
+      stop = i < own.length ? Math.min(own[i]!, limit) : limit;
+    }
+    if (ranges.length < 4) return false;
+    const gathered = new Uint8Array(size);
+    for (let r = 0, offset = 0; r < ranges.length; r += 2) {
+      gathered.set(log.bytes(ranges[r]!, ranges[r + 1]!), offset);
+      offset += ranges[r + 1]! - ranges[r]!;
+    }
+    this.#sendingFrom = log;
+    this.#sendingEnd = ranges[ranges.length - 1]!;
+    this.#gathered = ranges;
+    this.#write(gathered);
+    return true;
+  }
+
+  /** The kernel took `written` bytes of a gathered write: the cursor moves past them. */
+  #wroteGathered(ranges: number[], written: number): void {
+    for (let r = 0; r < ranges.length; r += 2) {
+      const length = ranges[r + 1]! - ranges[r]!;
+      this.cursor = ranges[r]! + Math.min(written, length);
+      written -= length;
+      if (written <= 0) return;
+    }
+  }
+
   #writeLog(log: RoomLog, start: number, end: number): void {
     this.#sendingFrom = log;
     this.#sendingEnd = end;
@@ -336,15 +388,21 @@ export class Peer implements Member {
   #write(chunk: Uint8Array): void {
     this.#isWriting = true;
     this.#writeStartedAt = Date.now();
+    this.#writingBytes = chunk.length;
     this.#conn.write(chunk).then(this.#wrote, this.#writeFailed);
   }
 
   /** A write has finished: account for what the kernel took, and write what comes next. */
   readonly #wrote = (written: number): void => {
     this.#isWriting = false;
+    this.#wasWriteWhole = written === this.#writingBytes;
     const from = this.#sendingFrom;
     this.#sendingFrom = undefined;
-    if (from) {
+    const gathered = this.#gathered;
+    this.#gathered = undefined;
+    if (gathered) {
+      this.#wroteGathered(gathered, written); // what is left is worked out afresh from the cursor
+    } else if (from) {
       this.cursor += written;
       // The kernel took part of it: the rest goes first.
       if (this.cursor < this.#sendingEnd && !this.#isClosed) {
@@ -359,6 +417,7 @@ export class Peer implements Member {
   readonly #writeFailed = (error: unknown): void => {
     this.#isWriting = false;
     this.#sendingFrom = undefined;
+    this.#gathered = undefined;
     // The peer is gone (reset, broken pipe) or was closed meanwhile: never write to it again.
     this.close(isPeerGone(error) ? undefined : describe(error));
   };
