@@ -130,7 +130,7 @@ export class LocalHub implements Hub {
     const roomList = this.#currentRoomList();
     const last = [...notices, formatWelcome(member.name, this.#members.size + 1)];
     member.welcome([...roomList.bytes, ...this.#history, encodeLine(last.join("\n"))]);
-    this.#append(encodeLine(formatJoin(member.name)));
+    this.#append(encodeLine(formatJoin(member.name)), undefined, true);
     // The newcomer reads the log from here on: it never sees its own join.
     this.#members.set(key, member);
     this.#log.add(member);
@@ -147,7 +147,7 @@ export class LocalHub implements Hub {
     const line = reason.quit
       ? formatQuit(member.name, reason.quit)
       : formatLeave(member.name, reason.problem);
-    this.#append(encodeLine(line));
+    this.#append(encodeLine(line), undefined, true);
   }
 
   say(member: Member, text: string): void {
@@ -189,6 +189,7 @@ export class LocalHub implements Hub {
 
   close(): void {
     this.#isClosed = true;
+    this.#log.close();
   }
 
   /** The room list as it stands, built again only after a leave or a rename. */
@@ -212,8 +213,8 @@ export class LocalHub implements Hub {
   }
 
   /** One append for all the members but `from`: the bytes are never copied per member. */
-  #append(bytes: Uint8Array, from?: Member): void {
-    if (!this.#isClosed) this.#log.append(bytes, from);
+  #append(bytes: Uint8Array, from?: Member, isNotice = false): void {
+    if (!this.#isClosed) this.#log.append(bytes, from, isNotice);
   }
 }
 

@@ -44,6 +44,7 @@ export class RoomLog {
   #readers = new Set<LogReader>();
   /** Readers with nothing left to send from the log: each is woken by the next append. */
   #waiting = new Set<LogReader>();
+  #wakeTimer: ReturnType<typeof setTimeout> | undefined;
   /** No reader's cursor is below this, so appends below it need not look at the readers. */
   #lowestCursor = 0;
 
@@ -116,7 +117,7 @@ export class RoomLog {
    * Appends an encoded line (or several, each with its LF) for every reader but `from`, and
    * returns its position. Readers whose unsent bytes it overwrites are cut first.
    */
-  append(line: Uint8Array, from?: LogReader): number {
+  append(line: Uint8Array, from?: LogReader, isNotice = false): number {
     const size = line.length;
     if (size > this.size) {
       throw new RangeError(`Cannot append ${size} bytes to a log of ${this.size}`);
@@ -137,13 +138,31 @@ export class RoomLog {
       if (this.position(from.cursor) === start) from.cursor = end;
       else from.skip(start, end);
     }
+    if (!isNotice) this.#wakeAll();
+    else this.#wakeTimer ??= setTimeout(this.#wakeAll, 0);
+    return start;
+  }
+
+  /** Stops waking readers: the room is closing. */
+  close(): void {
+    clearTimeout(this.#wakeTimer);
+    this.#wakeTimer = undefined;
+  }
+
+  /**
+   * Wakes every waiting reader that has something to send. A notice (a join, a leave) wakes them a
+   * turn later, so that the joins of a storm, which arrive each in a turn of its own, go out
+   * together: woken at once, each member would get every join notice in a write of its own.
+   */
+  readonly #wakeAll = (): void => {
+    clearTimeout(this.#wakeTimer);
+    this.#wakeTimer = undefined;
     for (const reader of this.#waiting) {
-      if (this.position(reader.cursor) === end) continue; // its own line: still nothing to send
+      if (this.position(reader.cursor) === this.#head) continue; // only its own lines since
       this.#waiting.delete(reader);
       reader.wake();
     }
-    return start;
-  }
+  };
 
   /**
    * Cuts the readers below `oldest` and notes the lowest cursor left. A scan of every reader, but

@@ -3,7 +3,7 @@ import assert from "node:assert/strict";
 import { LocalHub, type Member } from "../hub.ts";
 import type { RoomLog } from "../room_log.ts";
 import { HELP_LINES } from "../protocol.ts";
-import { joinAs, joinWithHistory, startTestServer, TestClient } from "./_helpers.ts";
+import { joinAs, joinWithHistory, startTestServer, TestClient, waitUntil } from "./_helpers.ts";
 
 /** Three members who have seen each other join. */
 async function room(port: number) {
@@ -185,7 +185,9 @@ class Recorder implements Member {
   welcome(lines: readonly Uint8Array[]): void {
     for (const bytes of lines) this.send(bytes);
   }
+  wakes = 0;
   wake(): void {
+    this.wakes++;
     const log = this.log!;
     for (let at = log.position(this.cursor); at < log.head; at = log.position(at)) {
       if (this.#own[0] === at) {
@@ -210,6 +212,7 @@ Deno.test("LocalHub appends each line once to the room log, for every member but
   const hub = new LocalHub();
   const [a, b, c] = [new Recorder("a"), new Recorder("b"), new Recorder("c")];
   for (const member of [a, b, c]) hub.join(member);
+  hub.say(c, "now"); // a line wakes the members at once, with the join notices before it
   for (const member of [a, b, c]) member.text = "";
   const head = a.log!.head;
   hub.say(a, "hi");
@@ -217,6 +220,25 @@ Deno.test("LocalHub appends each line once to the room log, for every member but
   assert.equal(a.text, "");
   assert.equal(b.text, "[a] hi\n");
   assert.equal(c.text, "[a] hi\n");
+  hub.close();
+});
+
+Deno.test("LocalHub wakes the members for joins and leaves a turn later, all of them together", async () => {
+  const hub = new LocalHub();
+  const lurker = new Recorder("lurker");
+  hub.join(lurker);
+  lurker.text = ""; // its join reply
+  const newcomers = ["a", "b", "c"].map((name) => new Recorder(name));
+  for (const member of newcomers) hub.join(member);
+  hub.leave(newcomers[0]!);
+  assert.equal(lurker.text, "", "woken at once by a notice");
+  const notices = "* a has entered the room\n* b has entered the room\n" +
+    "* c has entered the room\n* a has left the room\n";
+  await waitUntil(() => lurker.text === notices, () => `the notices, got ${lurker.text}`);
+  assert.equal(lurker.wakes, 1, "one write for all four notices");
+  hub.say(newcomers[1]!, "at once");
+  assert.equal(lurker.text, notices + "[b] at once\n", "a line waits for nothing");
+  hub.close();
 });
 
 Deno.test("LocalHub keeps at most historySize lines", () => {
@@ -229,4 +251,5 @@ Deno.test("LocalHub keeps at most historySize lines", () => {
   const history = newcomer.text.split("\n").filter((line) => line.startsWith("* history"));
   assert.equal(history.length, 2);
   assert.match(history[1]!, /\[a\] line 999$/);
+  hub.close();
 });
