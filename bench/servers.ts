@@ -182,10 +182,13 @@ export function baseline(rev: string): Contender {
   };
 }
 
-/** Starts our server, alone or in the cluster on the Redis at `redisPort`. */
-async function startOurs(
+/**
+ * Starts our server, alone or in the cluster on the Redis at `redisPort`, with `args` after the
+ * benchmark's own (a later flag wins) and `permissions` beside the network's.
+ */
+export async function startOurs(
   maxClients: number,
-  options: OursOptions & { redisPort?: number },
+  options: OursOptions & { redisPort?: number; args?: string[]; permissions?: string[] },
 ): Promise<ServerProcess> {
   const { redisPort } = options;
   const redis = redisPort === undefined ? [] : [
@@ -202,6 +205,7 @@ async function startOurs(
       ...flags,
       ...OURS_FLAGS,
       ...(redisPort === undefined ? ["--allow-net=127.0.0.1:0"] : redis),
+      ...options.permissions ?? [],
       "main.ts",
       "server",
       "--host",
@@ -220,6 +224,7 @@ async function startOurs(
       "1000000",
       "--history",
       "0",
+      ...options.args ?? [],
     ],
     cwd: root,
     stdout: "piped",

@@ -5,11 +5,8 @@
  * of the two alternate (and which goes first alternates too), so that a machine whose load changes
  * during the run, as a shared one does, weighs on both alike.
  */
-import { type Contender, OURS, ServerProcess } from "./servers.ts";
-
-const ROOT = new URL("..", import.meta.url).pathname;
-/** Extra `deno run` flags for the server, from the environment (`--cpu-prof` to profile it). */
-const FLAGS = Deno.env.get("BENCH_DENO_FLAGS")?.split(" ").filter(Boolean) ?? [];
+import { exec } from "./harness.ts";
+import { type Contender, OURS, ServerProcess, startOurs } from "./servers.ts";
 
 /** Our server with its store in a folder of its own, removed when the server stops. */
 class StoreServerProcess extends ServerProcess {
@@ -23,60 +20,20 @@ class StoreServerProcess extends ServerProcess {
   }
 }
 
-async function exec(command: string, args: string[]): Promise<string> {
-  const { stdout } = await new Deno.Command(command, { args, stdin: "null" }).output();
-  return new TextDecoder().decode(stdout);
-}
-
-/** Starts our server with a history of 50 lines, kept in a new SQLite file when `isStored`. */
+/**
+ * Starts our server with a history of 50 lines, kept in a new SQLite file when `isStored`: with
+ * exactly the permissions `deno task store` grants for it.
+ */
 async function start(name: string, maxClients: number, isStored: boolean) {
   const folder = isStored ? (await exec("mktemp", ["-d"])).trim() : undefined;
   const file = `${folder}/chat.db`;
   const files = [file, `${file}-wal`, `${file}-shm`].join(",");
-  const store = folder ? [`--allow-read=${files}`, `--allow-write=${files}`] : [];
-  const child = new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      "-q",
-      ...FLAGS,
-      "--allow-net=127.0.0.1:0",
-      ...store,
-      "main.ts",
-      "server",
-      "--host",
-      "127.0.0.1",
-      "--port",
-      "0",
-      ...(folder ? ["--store", file] : []),
-      "--history",
-      "50",
-      "--max-connections",
-      String(maxClients + 100),
-      "--max-per-address",
-      "0",
-      "--flood-burst",
-      "1000000",
-      "--flood-rate",
-      "1000000",
-    ],
-    cwd: ROOT,
-    stdout: "piped",
-    stderr: "inherit",
-    stdin: "null",
-  }).spawn();
-  const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
-  let text = "";
-  let match: RegExpExecArray | null = null;
-  while (!match) {
-    const { value, done } = await reader.read();
-    if (done) throw new Error(`The server ended: ${text}`);
-    text += value;
-    match = /listening on 127\.0\.0\.1:(\d+)/.exec(text);
-  }
-  (async () => {
-    while (!(await reader.read()).done); // keep draining its log so it never blocks
-  })();
-  return new StoreServerProcess(name, child, Number(match[1]), folder);
+  const server = await startOurs(maxClients, {
+    name,
+    permissions: folder ? [`--allow-read=${files}`, `--allow-write=${files}`] : [],
+    args: [...(folder ? ["--store", file] : []), "--history", "50"],
+  });
+  return new StoreServerProcess(name, server.child, server.port, folder);
 }
 
 /**
