@@ -542,6 +542,7 @@ class Session {
       }
       // The person types it: the server's own deadline is the one that counts meanwhile.
       clearTimeout(this.#joinTimer);
+      this.#warnIfClear(conn); // before it is typed, while the person can still choose not to
       secret = await ask(kind === "server" ? "Server password" : `Password for ${prompt.name}`);
       if (secret === undefined) throw new ClientError("No password given");
     }
@@ -571,9 +572,9 @@ class Session {
       : prompt.kind === "current"
       ? `Current password for ${prompt.name}`
       : `Password for ${prompt.name}`;
+    this.#warnIfClear(conn); // before it is typed
     const secret = await this.#screen.askSecret!(label);
     if (this.#current !== conn) return;
-    if (secret) this.#warnIfClear(conn);
     this.#writing = this.#writing.then(() => send(conn, secret ?? "")).catch(() => {});
   }
 
