@@ -8,12 +8,32 @@
  * socket, so closing it ends the connection whatever state TLS is in; and Nagle's algorithm can be
  * turned off, which `Deno.TlsConn` cannot do.
  */
+import { createPrivateKey, type KeyObject, X509Certificate } from "node:crypto";
 import { Duplex } from "node:stream";
 import { createSecureContext, type SecureContext, TLSSocket } from "node:tls";
 import type { ChatConn } from "./peer.ts";
 
-/** A certificate chain and key, checked and ready; throws if they are not a usable pair. */
+/**
+ * A certificate chain and key, checked and ready; throws if they are not a usable pair. Checked
+ * here because Deno's `createSecureContext` takes anything, and the mistake would show only as
+ * every handshake failing after the server said it was listening.
+ */
 export function tlsContext(pem: { cert: string; key: string }): SecureContext {
+  let certificate: X509Certificate;
+  let key: KeyObject;
+  try {
+    certificate = new X509Certificate(pem.cert);
+  } catch {
+    throw new Error("the certificate file holds no PEM certificate");
+  }
+  try {
+    key = createPrivateKey(pem.key);
+  } catch {
+    throw new Error("the key file holds no PEM private key");
+  }
+  if (!certificate.checkPrivateKey(key)) {
+    throw new Error("the key does not belong to the certificate");
+  }
   return createSecureContext({ cert: pem.cert, key: pem.key });
 }
 

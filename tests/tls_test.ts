@@ -5,6 +5,7 @@ import {
   Child,
   CLOSE_DEADLINE_MS,
   denoChild,
+  run,
   startTestServer,
   waitUntil,
   withDeadline,
@@ -161,4 +162,39 @@ Deno.test("TLS: reading the certificate needs permission, asked for in one line"
     stderr,
     `error: No permission to read ${certificate.cert}; run with --allow-read=${certificate.cert},${certificate.key}\n`,
   );
+});
+
+Deno.test("TLS: a certificate or key that cannot be used is refused at startup in one line", async () => {
+  await using certificate = await Certificate.make();
+  await using other = await Certificate.make();
+  // In the certificate's own folder, removed with it (the tests may run commands, not write files).
+  const junk = `${certificate.dir}/junk.pem`;
+  await run("sh", ["-c", `echo 'not a certificate' > '${junk}'`]);
+  const cases: [string, string, string][] = [
+    [junk, certificate.key, "the certificate file holds no PEM certificate"],
+    [certificate.cert, junk, "the key file holds no PEM private key"],
+    [certificate.cert, other.key, "the key does not belong to the certificate"],
+  ];
+  for (const [cert, key, reason] of cases) {
+    await using server = denoChild([
+      "run",
+      "-q",
+      "--allow-net=127.0.0.1:0",
+      `--allow-read=${cert},${key}`,
+      "main.ts",
+      "server",
+      "--port",
+      "0",
+      "--host",
+      "127.0.0.1",
+      "--cert",
+      cert,
+      "--key",
+      key,
+    ]);
+    const { code, stdout, stderr } = await server.finish();
+    assert.equal(code, 1);
+    assert.equal(stdout, "", "it never said it was listening");
+    assert.equal(stderr, `error: Cannot use the TLS certificate and key: ${reason}\n`);
+  }
 });
