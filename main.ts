@@ -363,10 +363,27 @@ async function serverCommand(args: string[]): Promise<number> {
     : number(values["claim-ttl"], { flag: "claim-ttl", min: 1, max: 3600, isSeconds: true }) *
       1000;
 
+  const storeFiles = values.store === undefined
+    ? []
+    : [values.store, `${values.store}-wal`, `${values.store}-shm`];
+  const redisHost = redisUrl ? redisAddress(redisUrl) : undefined;
+  const rerun = rerunCommand(args, {
+    net: [
+      hostPort(hostname, port),
+      ...web ? [hostPort(web.hostname, web.port)] : [],
+      ...redisHost ? [redisHost] : [],
+    ],
+    read: [values.cert, values.key, values["password-file"], ...storeFiles].filter((path) =>
+      path !== undefined
+    ),
+    write: storeFiles,
+    env: redisHost ? ["CHAT_REDIS_URL", ...REDIS_ENV] : [],
+  });
+
   let hub: Hub | undefined;
   let store: SqliteStore | undefined;
   if (values.store !== undefined) {
-    store = await openStore(values.store, { historySize, listen: hostPort(hostname, port) });
+    store = await openStore(values.store, { historySize, rerun });
     if (!store) return 1;
     hub = new LocalHub({
       historySize,
@@ -376,7 +393,7 @@ async function serverCommand(args: string[]): Promise<number> {
       accounts: store,
     });
   } else if (redisUrl) {
-    await checkRedisPermission(redisUrl, hostPort(hostname, port));
+    await checkRedisPermission(redisUrl, rerun);
     const cluster = new ClusterHub({
       url: redisUrl,
       historySize,
@@ -414,7 +431,9 @@ async function serverCommand(args: string[]): Promise<number> {
   } catch (error) {
     await hub?.close();
     await store?.close();
-    console.error(`error: ${listenFailure(error, { hostname, port, isTls: tls !== undefined })}`);
+    console.error(
+      `error: ${listenFailure(error, { hostname, port, isTls: tls !== undefined, rerun })}`,
+    );
     return 1;
   }
   let page: WebServer | undefined;
@@ -431,8 +450,8 @@ async function serverCommand(args: string[]): Promise<number> {
     } catch (error) {
       await server.close();
       await store?.close();
-      const failure = listenFailure(error, { ...web, isTls: tls !== undefined });
-      console.error(`error: ${webFailure(error, failure, { hostname, port, web })}`);
+      const failure = listenFailure(error, { ...web, isTls: tls !== undefined, rerun });
+      console.error(`error: ${webFailure(error, failure, { web, rerun })}`);
       return 1;
     }
   }
@@ -455,7 +474,7 @@ async function serverCommand(args: string[]): Promise<number> {
  */
 async function openStore(
   path: string,
-  options: { historySize: number; listen: string },
+  options: { historySize: number; rerun: string },
 ): Promise<SqliteStore | undefined> {
   const files = [path, `${path}-wal`, `${path}-shm`];
   const statuses = await Promise.all(
@@ -465,11 +484,8 @@ async function openStore(
     ]),
   );
   if (statuses.some((status) => status.state !== "granted")) {
-    const list = files.join(",");
     throw new ClientError(
-      `No permission to keep ${path}; run: deno run --allow-net=${options.listen} ` +
-        `--allow-read=${list} --allow-write=${list} main.ts server --store ${path} ` +
-        "(deno task store keeps chat.db)",
+      `No permission to keep ${path} (deno task store keeps chat.db); run: ${options.rerun}`,
     );
   }
   try {
@@ -532,13 +548,12 @@ function localUrl(page: WebServer): string {
 function webFailure(
   error: unknown,
   failure: string,
-  where: { hostname: string; port: number; web: { hostname: string; port: number } },
+  where: { web: { hostname: string; port: number }; rerun: string },
 ): string {
   if (!(error instanceof Deno.errors.NotCapable)) return `the web page: ${failure}`;
-  const chat = hostPort(where.hostname, where.port);
   const page = hostPort(where.web.hostname, where.web.port);
   return `No permission to listen on ${page} for the web page (deno task web allows ${DEFAULT_HOST}:${DEFAULT_WEB_PORT}); ` +
-    `run: deno run --allow-net=${chat},${page} main.ts server --web ${page}`;
+    `run: ${where.rerun}`;
 }
 
 /** An environment variable, or undefined when it is unset or not ours to read. */
@@ -551,28 +566,61 @@ function readEnv(name: string): string | undefined {
  * Cluster mode needs network permission for the Redis address (and the Redis client reads two
  * environment variables of its own). Without it, one line says how to run instead.
  */
-async function checkRedisPermission(url: string, listen: string): Promise<void> {
+async function checkRedisPermission(url: string, rerun: string): Promise<void> {
+  const host = redisAddress(url);
+  const granted = (await Deno.permissions.query({ name: "net", host })).state === "granted" &&
+    (await Promise.all(
+      REDIS_ENV.map((variable) => Deno.permissions.query({ name: "env", variable })),
+    )).every((status) => status.state === "granted");
+  if (!granted) {
+    throw new ClientError(
+      `No permission to reach Redis at ${host} (deno task cluster allows Redis on ` +
+        `127.0.0.1:6379); run: ${rerun}`,
+    );
+  }
+}
+
+/** Environment variables the Redis client reads of its own. */
+const REDIS_ENV = ["REDIS_DEBUG_MAINTENANCE", "REDIS_EMIT_DIAGNOSTICS"];
+
+/** HOST:PORT of a Redis URL; a URL that is not one is a usage error. */
+function redisAddress(url: string): string {
   let redis: URL;
   try {
     redis = new URL(url);
   } catch {
-    throw new UsageError(`Invalid Redis URL ${JSON.stringify(url)}: use redis://HOST:PORT`);
+    throw new UsageError(`Invalid Redis URL ${JSON.stringify(redact(url))}: use redis://HOST:PORT`);
   }
   if (redis.protocol !== "redis:" && redis.protocol !== "rediss:") {
     throw new UsageError(`Invalid Redis URL ${JSON.stringify(redact(url))}: use redis://HOST:PORT`);
   }
-  const host = `${redis.hostname || "localhost"}:${redis.port || 6379}`;
-  const env = ["REDIS_DEBUG_MAINTENANCE", "REDIS_EMIT_DIAGNOSTICS"];
-  const granted = (await Deno.permissions.query({ name: "net", host })).state === "granted" &&
-    (await Promise.all(env.map((variable) => Deno.permissions.query({ name: "env", variable }))))
-      .every((status) => status.state === "granted");
-  if (!granted) {
-    throw new ClientError(
-      `No permission to reach Redis at ${host}; run: deno run --allow-net=${listen},${host} ` +
-        `--allow-env=CHAT_REDIS_URL,${env.join(",")} main.ts server --redis ${redact(url)} ` +
-        `(deno task cluster allows Redis on 127.0.0.1:6379)`,
-    );
-  }
+  return `${redis.hostname || "localhost"}:${redis.port || 6379}`;
+}
+
+/**
+ * The command that runs this server again with every option it was given and every permission
+ * they need, for a permission error to suggest: pasted, it works the first time (a command that
+ * named only the missing permission would fail again on the next one, or drop the other options).
+ */
+function rerunCommand(
+  args: string[],
+  needs: { net: string[]; read: string[]; write: string[]; env: string[] },
+): string {
+  const flags = Object.entries(needs).flatMap(([name, list]) =>
+    list.length > 0 ? [`--allow-${name}=${[...new Set(list)].join(",")}`] : []
+  );
+  const words = ["server", ...args].map((word) => redactArgument(word)).map(shellQuote);
+  return `deno run ${flags.join(" ")} main.ts ${words.join(" ")}`;
+}
+
+/** A Redis URL's password is never printed back. */
+function redactArgument(word: string): string {
+  return /^rediss?:\/\//.test(word) ? redact(word) : word;
+}
+
+/** A word as a POSIX shell reads it back: quoted only when it has to be. */
+function shellQuote(word: string): string {
+  return /^[\w@%+=:,./-]+$/.test(word) ? word : `'${word.replaceAll("'", "'\\''")}'`;
 }
 
 /** Reads a PEM file named on the command line; a missing permission or file is a client error. */
@@ -602,12 +650,11 @@ function hostPort(hostname: string, port: number): string {
 
 function listenFailure(
   error: unknown,
-  where: { hostname: string; port: number; isTls: boolean },
+  where: { hostname: string; port: number; isTls: boolean; rerun: string },
 ): string {
   const address = hostPort(where.hostname, where.port);
   if (error instanceof Deno.errors.NotCapable) {
-    return `No permission to listen on ${address} (deno task server allows ${DEFAULT_HOST}:${DEFAULT_PORT} only); ` +
-      `run: deno run --allow-net=${address} main.ts server --host ${where.hostname} --port ${where.port}`;
+    return `No permission to listen on ${address}; run: ${where.rerun}`;
   }
   if (error instanceof Deno.errors.AddrInUse) {
     return `Cannot listen on ${address}: the address is already in use`;

@@ -114,16 +114,31 @@ Deno.test("e2e: a client.ts user is told in one line when the server is killed",
   );
 });
 
-Deno.test("e2e: deno task server refuses another port with one clear line", async () => {
-  await using task = denoChild(["task", "-q", "server", "--host", "127.0.0.1", "--port", "0"]);
+Deno.test("e2e: deno task server refuses another port with one clear line, whose command works and keeps every option", async () => {
+  const options = ["--host", "127.0.0.1", "--port", "0", "--history", "1", "--join-rate", "0"];
+  await using task = denoChild(["task", "-q", "server", ...options]);
   const { code, stdout, stderr } = await task.finish();
   assert.equal(code, 1);
   assert.equal(stdout, "");
-  assert.equal(
-    stderr,
-    "error: No permission to listen on 127.0.0.1:0 (deno task server allows 0.0.0.0:1234 only); " +
-      "run: deno run --allow-net=127.0.0.1:0 main.ts server --host 127.0.0.1 --port 0\n",
-  );
+  const command = "deno run --allow-net=127.0.0.1:0 main.ts server " + options.join(" ");
+  assert.equal(stderr, `error: No permission to listen on 127.0.0.1:0; run: ${command}\n`);
+  // Pasted as it is, it runs: the history of one line shows the option was kept.
+  await using pasted = new Child("sh", ["-c", `exec '${Deno.execPath()}'${command.slice(4)}`]);
+  const line = await pasted.stdout.readUntil(/^listening on /);
+  const port = Number(/:(\d+)/.exec(line)![1]);
+  await using alice = await joinAs(port, "alice");
+  await using carol = await joinAs(port, "carol");
+  await alice.send("one");
+  await alice.send("two");
+  await carol.expect("[alice] one");
+  await carol.expect("[alice] two"); // in the history before bob joins
+  const newcomer = await TestClient.connect(port);
+  await using _newcomer = newcomer;
+  await newcomer.expect(/^\* Welcome to chat/);
+  await newcomer.send("bob");
+  await newcomer.expect("* The room contains: alice, carol");
+  await newcomer.expect(/^\* history \S+ \[alice\] two$/);
+  await newcomer.expect(/^\* Limits: /);
 });
 
 Deno.test("e2e: a port in use gives one clear line and exit code 1", async () => {

@@ -332,7 +332,7 @@ Deno.test("store: --store with --redis, or without its permissions, is refused w
     assert.equal(code, 1);
     assert.equal(
       stderr,
-      "error: No permission to keep /tmp/x.db; run: deno run --allow-net=127.0.0.1:0 --allow-read=/tmp/x.db,/tmp/x.db-wal,/tmp/x.db-shm --allow-write=/tmp/x.db,/tmp/x.db-wal,/tmp/x.db-shm main.ts server --store /tmp/x.db (deno task store keeps chat.db)\n",
+      "error: No permission to keep /tmp/x.db (deno task store keeps chat.db); run: deno run --allow-net=127.0.0.1:0 --allow-read=/tmp/x.db,/tmp/x.db-wal,/tmp/x.db-shm --allow-write=/tmp/x.db,/tmp/x.db-wal,/tmp/x.db-shm main.ts server --host 127.0.0.1 --port 0 --store /tmp/x.db\n",
     );
   }
   // The module graph of a server without --store: SQLite lives only in the worker's source text.
