@@ -208,6 +208,11 @@ export class Peer implements Member {
     this.#own.push(start, end);
   }
 
+  /** Bytes of the read buffers this peer holds now. */
+  get readBufferBytes(): number {
+    return this.#smallReadBuffer.length + (this.#largeReadBuffer?.length ?? 0);
+  }
+
   /** Lets go of the large read buffer if the peer has sent nothing since the last call. */
   trimBuffers(): void {
     if (!this.#readSinceTrim && !this.#wasReadFull) this.#largeReadBuffer = undefined;

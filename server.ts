@@ -137,6 +137,8 @@ export interface ChatServer extends AsyncDisposable {
   readonly finished: Promise<void>;
   /** Open connections, joined or not. */
   readonly connectionCount: number;
+  /** Bytes of read buffers the connections hold now: what a burst of long lines left behind. */
+  readonly readBufferBytes: number;
   /**
    * Serves a connection that came another way than the listener (a WebSocket, say) under the same
    * limits as the listener's: refused if over them, else a peer like any other.
@@ -307,6 +309,13 @@ class Server implements ChatServer {
 
   get connectionCount(): number {
     return this.#peers.size;
+  }
+
+  /** Bytes of read buffers the connections hold now: what a burst of long lines left behind. */
+  get readBufferBytes(): number {
+    let bytes = 0;
+    for (const peer of this.#peers) bytes += peer.readBufferBytes;
+    return bytes;
   }
 
   close(): Promise<void> {
