@@ -188,8 +188,14 @@ export function baseline(rev: string): Contender {
  */
 export async function startOurs(
   maxClients: number,
-  options: OursOptions & { redisPort?: number; args?: string[]; permissions?: string[] },
-): Promise<ServerProcess> {
+  options: OursOptions & {
+    redisPort?: number;
+    args?: string[];
+    permissions?: string[];
+    /** What the server prints once it serves, the chat's port first (default: its listen line). */
+    ready?: RegExp;
+  },
+): Promise<ServerProcess & { ready: RegExpExecArray }> {
   const { redisPort } = options;
   const redis = redisPort === undefined ? [] : [
     `--allow-net=127.0.0.1:0,127.0.0.1:${redisPort}`,
@@ -231,8 +237,10 @@ export async function startOurs(
     stderr: "inherit",
     stdin: "null",
   }).spawn();
-  const match = await awaitLine(child.stdout, /listening on 127\.0\.0\.1:(\d+)/);
-  return new ServerProcess(options.name ?? "ours", child, Number(match[1]));
+  const ready = await awaitLine(child.stdout, options.ready ?? /listening on 127\.0\.0\.1:(\d+)/);
+  return Object.assign(new ServerProcess(options.name ?? "ours", child, Number(ready[1])), {
+    ready,
+  });
 }
 
 /** Several of our servers on one Redis, measured as one: CPU and memory are their sums. */

@@ -4,89 +4,16 @@
  * memory per idle member of each kind. Run by bench/main.ts (`--scenarios web`).
  */
 import { Client, connect, cpuMillis, payload, Run } from "./load.ts";
+import { type ServerProcess, startOurs } from "./servers.ts";
 
-const ROOT = new URL("..", import.meta.url).pathname;
-/** Extra `deno run` flags for the server, from the environment (`--cpu-prof` to profile it). */
-const FLAGS = Deno.env.get("BENCH_DENO_FLAGS")?.split(" ").filter(Boolean) ?? [];
-
-/** Our server with its page, as a process on loopback ports. */
-class WebServerProcess implements AsyncDisposable {
-  constructor(
-    readonly child: Deno.ChildProcess,
-    readonly port: number,
-    readonly webPort: number,
-  ) {}
-
-  static async start(maxClients: number): Promise<WebServerProcess> {
-    const child = new Deno.Command(Deno.execPath(), {
-      args: [
-        "run",
-        "-q",
-        ...FLAGS,
-        "--allow-net=127.0.0.1:0",
-        "main.ts",
-        "server",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        "0",
-        "--web",
-        "127.0.0.1:0",
-        "--max-connections",
-        String(maxClients + 100),
-        "--max-per-address",
-        "0",
-        "--flood-burst",
-        "1000000",
-        "--flood-rate",
-        "1000000",
-        "--history",
-        "0",
-      ],
-      cwd: ROOT,
-      stdout: "piped",
-      stderr: "inherit",
-      stdin: "null",
-    }).spawn();
-    const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
-    let text = "";
-    let match: RegExpExecArray | null = null;
-    while (!match) {
-      const { value, done } = await reader.read();
-      if (done) throw new Error(`The server ended: ${text}`);
-      text += value;
-      match = /listening on 127\.0\.0\.1:(\d+)[^]*web page on http:\/\/127\.0\.0\.1:(\d+)\//.exec(
-        text,
-      );
-    }
-    (async () => {
-      while (!(await reader.read()).done); // keep draining its log so it never blocks
-    })();
-    return new WebServerProcess(child, Number(match[1]), Number(match[2]));
-  }
-
-  async cpuMillis(): Promise<number> {
-    const stat = await exec("cat", [`/proc/${this.child.pid}/stat`]);
-    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-    return (Number(fields[11]) + Number(fields[12])) * 10;
-  }
-
-  async rssKiB(): Promise<number> {
-    const status = await exec("cat", [`/proc/${this.child.pid}/status`]);
-    return Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0);
-  }
-
-  async [Symbol.asyncDispose](): Promise<void> {
-    this.child.kill("SIGTERM");
-    const timer = setTimeout(() => this.child.kill("SIGKILL"), 3000);
-    await this.child.status;
-    clearTimeout(timer);
-  }
-}
-
-async function exec(command: string, args: string[]): Promise<string> {
-  const { stdout } = await new Deno.Command(command, { args, stdin: "null" }).output();
-  return new TextDecoder().decode(stdout);
+/** Our server with its page, as `deno task web` runs it, on loopback ports. */
+async function startWebServer(maxClients: number): Promise<ServerProcess & { webPort: number }> {
+  const server = await startOurs(maxClients, {
+    permissions: [],
+    args: ["--web", "127.0.0.1:0"],
+    ready: /listening on 127\.0\.0\.1:(\d+)[^]*web page on http:\/\/127\.0\.0\.1:(\d+)\//,
+  });
+  return Object.assign(server, { webPort: Number(server.ready[2]) });
 }
 
 /** A member on a WebSocket: sends each payload as a frame, counts what arrives as Client does. */
@@ -155,7 +82,7 @@ class SocketMember {
 type Member = Client | SocketMember;
 
 async function joinMembers(
-  server: WebServerProcess,
+  server: ServerProcess & { webPort: number },
   count: number,
   socketShare: number,
   run: Run,
@@ -206,7 +133,7 @@ async function throughput(
   socketShare: number,
   options: { seconds: number; inFlight: number },
 ) {
-  await using server = await WebServerProcess.start(size);
+  await using server = await startWebServer(size);
   const window = Math.max(2, Math.ceil(options.inFlight / size));
   const members = await joinMembers(server, size, socketShare, new Run({ senders: size, window }));
   try {
@@ -260,7 +187,7 @@ async function throughput(
 
 /** Server RSS per idle member, beyond the idle server: `count` members of one kind. */
 async function memory(count: number, socketShare: number): Promise<number> {
-  await using server = await WebServerProcess.start(count);
+  await using server = await startWebServer(count);
   const idle = await server.rssKiB();
   const members = await joinMembers(server, count, socketShare, new Run({ senders: 1, window: 1 }));
   try {
