@@ -70,8 +70,6 @@ export class Run {
   keepLatencies = false;
   /** Called when a message has reached every receiver (for windowed senders). */
   onComplete: (sender: number) => void = () => {};
-  /** Called for every line without a payload (joins, greetings, announcements). */
-  onOtherLine: (client: Client, line: Uint8Array) => void = () => {};
   #progress: PromiseWithResolvers<void> | undefined;
 
   constructor(options: { senders: number; window: number }) {
@@ -106,8 +104,9 @@ export class Client {
   run: Run;
   /** Per sender, the next sequence number this client expects. */
   #next: Int32Array;
-  #carry = new Uint8Array(0);
+  /** Read into from `#carried` on: the start of the buffer holds the last read's partial line. */
   #buffer: Uint8Array;
+  #carried = 0;
   #waiters: { prefix: Uint8Array; resolve: () => void; reject: (error: Error) => void }[] = [];
   /** The last line without a payload that came while a waiter waited: the server's reason, if it closes. */
   #lastWaitedLine = "";
@@ -224,9 +223,15 @@ export class Client {
   async #read(): Promise<void> {
     try {
       while (true) {
-        const count = await this.conn.read(this.#buffer);
+        if (this.#carried === this.#buffer.length) {
+          // One line longer than the buffer: grow it, keeping the part already read.
+          const larger = new Uint8Array(this.#buffer.length * 2);
+          larger.set(this.#buffer);
+          this.#buffer = larger;
+        }
+        const count = await this.conn.read(this.#buffer.subarray(this.#carried));
         if (count === null) return;
-        this.#take(this.#buffer.subarray(0, count));
+        this.#take(this.#carried + count);
       }
     } catch {
       // Closed at the end of a run, or by the server: the counts tell what happened.
@@ -240,13 +245,13 @@ export class Client {
     }
   }
 
-  #take(chunk: Uint8Array): void {
-    let bytes = chunk;
-    if (this.#carry.length > 0) {
-      bytes = new Uint8Array(this.#carry.length + chunk.length);
-      bytes.set(this.#carry);
-      bytes.set(chunk, this.#carry.length);
-    }
+  /**
+   * Takes the first `length` bytes of the buffer: every whole line in them; a partial line at the
+   * end is moved to the buffer's start, for the next read to complete. No allocation per read or
+   * per line: a join storm is tens of millions of lines, and the generator shares the server's cores.
+   */
+  #take(length: number): void {
+    const bytes = this.#buffer.subarray(0, length);
     const now = performance.now(); // one reading for the chunk: its lines arrived together
     let start = 0;
     // The next payload mark, found natively once for all the lines before it: a join storm is
@@ -254,16 +259,19 @@ export class Client {
     let hash = bytes.indexOf(HASH);
     for (let lf = bytes.indexOf(LF); lf !== -1; lf = bytes.indexOf(LF, start)) {
       if (hash !== -1 && hash < start) hash = bytes.indexOf(HASH, start);
-      if (hash === -1 || hash > lf) this.#otherLine(bytes.subarray(start, lf));
-      else this.#line(bytes, hash, lf, now);
+      if (hash === -1 || hash > lf) {
+        if (this.#waiters.length === 0) this.notices++;
+        else this.#otherLine(bytes.subarray(start, lf));
+      } else this.#line(bytes, hash, lf, now);
       start = lf + 1;
     }
-    this.#carry = start < bytes.length ? bytes.slice(start) : new Uint8Array(0);
+    this.#carried = length - start;
+    if (this.#carried > 0 && start > 0) bytes.copyWithin(0, start, length);
   }
 
+  /** A line without a payload while a waiter waits: its prefix, or the server's last word. */
   #otherLine(line: Uint8Array): void {
-    if (this.#waiters.length === 0) this.notices++;
-    else this.#lastWaitedLine = decoder.decode(line);
+    this.#lastWaitedLine = decoder.decode(line);
     for (let i = 0; i < this.#waiters.length; i++) {
       const { prefix, resolve } = this.#waiters[i]!;
       if (line.length >= prefix.length && prefix.every((byte, j) => line[j] === byte)) {
@@ -272,7 +280,6 @@ export class Client {
         return;
       }
     }
-    this.run.onOtherLine(this, line);
   }
 
   /** Parses a payload in a single pass over its bytes, from its `#`: `#SENDER.SEQUENCE.MICROS.CHECK`. */
