@@ -399,7 +399,7 @@ export class ClusterHub implements Hub {
       ];
       if (!this.#isWhole) this.#isPartitionTold = true;
       member.welcome([encodeLine(lines.join("\n"))]);
-      this.#deliver(member, formatJoin(name));
+      this.#deliver(member, formatJoin(name), true);
       this.#log.add(member); // it reads the room from here on, after its welcome
       this.#publish({ k: "join", n: name, m: info.id, c: info.since });
     } finally {
@@ -420,7 +420,7 @@ export class ClusterHub implements Hub {
     const line = reason.quit
       ? formatQuit(member.name, reason.quit)
       : formatLeave(member.name, reason.problem);
-    this.#deliver(member, line);
+    this.#deliver(member, line, true);
     this.#publish({
       k: "leave",
       n: member.name,
@@ -530,9 +530,12 @@ export class ClusterHub implements Hub {
     return this.#closing;
   }
 
-  /** Hands a line to every local member but `from`: one append to the room log. */
-  #deliver(from: Member | undefined, line: string): void {
-    if (!this.#closing) this.#log.append(encodeLine(line), from);
+  /**
+   * Hands a line to every local member but `from`: one append to the room log. A notice (a join or
+   * a leave) waits a little to go out with the others, as in the LocalHub.
+   */
+  #deliver(from: Member | undefined, line: string, isNotice = false): void {
+    if (!this.#closing) this.#log.append(encodeLine(line), from, isNotice);
   }
 
   /** A line of chat from a member here: delivered here, kept, and published with its number. */
@@ -987,7 +990,7 @@ export class ClusterHub implements Hub {
     this.#log.remove(member);
     this.#local.delete(member);
     member.send(encodeLine(formatError(why.error)));
-    this.#deliver(member, formatLeave(name, why.problem));
+    this.#deliver(member, formatLeave(name, why.problem), true);
     this.#publish({ k: "leave", n: name, m: info.id, t: why.problem });
     (member as Partial<Closable>).end?.();
   }
@@ -1028,6 +1031,7 @@ export class ClusterHub implements Hub {
     this.#deliver(
       undefined,
       known ? formatRename(known.name, member.name) : formatJoin(member.name),
+      !known,
     );
   }
 
@@ -1040,6 +1044,7 @@ export class ClusterHub implements Hub {
     this.#deliver(
       undefined,
       quit ? formatQuit(member.name, quit) : formatLeave(member.name, problem),
+      true,
     );
   }
 

@@ -268,7 +268,7 @@ export class Peer implements Member {
    * cursor up to the first of the head, the end of the lap, one of the peer's own lines, or the
    * position of the next private line. With nothing to write, it waits for the log.
    */
-  #pump(): void {
+  #pump(isAfterWrite = false): void {
     const log = this.log;
     let cursor = log ? log.position(this.cursor) : 0;
     const next = this.#privates[0];
@@ -293,7 +293,13 @@ export class Peer implements Member {
       let end = limit;
       if (this.#ownHead < this.#own.length) end = Math.min(end, this.#own[this.#ownHead]!);
       if (end < limit && this.#writeGathered(log, cursor, end, limit)) return;
-      if (end > cursor) return this.#writeLog(log, cursor, end);
+      if (end > cursor) {
+        // Only notices since the last write: they go at the next wake, with more of them.
+        if (isAfterWrite && !next && this.stopAt === Infinity && log.hasOnlyNotices(cursor)) {
+          return log.defer(this);
+        }
+        return this.#writeLog(log, cursor, end);
+      }
       if (next) return this.#writePrivate(cursor); // due now that its own lines are skipped
       log.wait(this);
     }
@@ -416,7 +422,7 @@ export class Peer implements Member {
     } else if (!this.#isClosed) {
       this.#wrotePrivate(written);
     }
-    if (!this.#isClosed) this.#pump();
+    if (!this.#isClosed) this.#pump(true);
   };
 
   readonly #writeFailed = (error: unknown): void => {

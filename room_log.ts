@@ -6,6 +6,17 @@
  * reading, and is cut.
  */
 
+/**
+ * How long a notice (a join, a leave) waits before it wakes the readers, in a room of `readers`:
+ * 10 µs a member, at most 100 ms. The joins of a storm arrive each in a turn of their own; woken
+ * at once, each member would get every join in a write of its own, and the writes to a large room
+ * would take the CPU the joins need. A turn in a room of a hundred, 10 ms in a room of a thousand,
+ * 100 ms from ten thousand on: a tenth of a second on a join or a leave goes unnoticed.
+ */
+export function noticeDelayMs(readers: number): number {
+  return Math.min(100, Math.floor(readers / 100));
+}
+
 /** One reader of the log: a member's writer. The log moves its cursor only where said below. */
 export interface LogReader {
   /** Absolute position in the log of the next byte the reader sends. */
@@ -45,6 +56,10 @@ export class RoomLog {
   /** Readers with nothing left to send from the log: each is woken by the next append. */
   #waiting = new Set<LogReader>();
   #wakeTimer: ReturnType<typeof setTimeout> | undefined;
+  /** Where the last line that is not a notice starts: a reader past it has only notices to send. */
+  #lastUrgentAt = -1;
+  /** Bytes appended since the readers were last woken. */
+  #sinceWake = 0;
   /** No reader's cursor is below this, so appends below it need not look at the readers. */
   #lowestCursor = 0;
 
@@ -81,7 +96,7 @@ export class RoomLog {
   remove(reader: LogReader): void {
     if (reader.log !== this || reader.stopAt !== Infinity) return;
     reader.stopAt = this.#head;
-    this.#waiting.delete(reader);
+    // One waiting with notices to send stays so: the wake that is due sends them.
     if (this.position(reader.cursor) >= this.#head && !reader.isSendingLog) this.release(reader);
   }
 
@@ -115,7 +130,8 @@ export class RoomLog {
 
   /**
    * Appends an encoded line (or several, each with its LF) for every reader but `from`, and
-   * returns its position. Readers whose unsent bytes it overwrites are cut first.
+   * returns its position. Readers whose unsent bytes it overwrites are cut first. A line wakes the
+   * readers at once, with whatever notices wait; a notice wakes them after {@linkcode noticeDelayMs}.
    */
   append(line: Uint8Array, from?: LogReader, isNotice = false): number {
     const size = line.length;
@@ -138,9 +154,36 @@ export class RoomLog {
       if (this.position(from.cursor) === start) from.cursor = end;
       else from.skip(start, end);
     }
-    if (!isNotice) this.#wakeAll();
-    else this.#wakeTimer ??= setTimeout(this.#wakeAll, 0);
+    this.#sinceWake += size;
+    // Notices wait for the wake, but never long enough to overtake a reader that keeps up.
+    if (!isNotice || this.#sinceWake > this.size / 4) {
+      if (!isNotice) this.#lastUrgentAt = start;
+      this.#wakeAll();
+    } else this.#scheduleWake();
     return start;
+  }
+
+  /**
+   * Whether all a reader at `position` has left to send are notices (joins, leaves), which can
+   * wait for the next wake; a chat line among them is sent at once.
+   */
+  hasOnlyNotices(position: number): boolean {
+    return position > this.#lastUrgentAt;
+  }
+
+  /**
+   * The reader has only notices to send, and sends them with the others at the next wake: in a
+   * storm of joins, each write then takes many joins instead of the few of one turn.
+   */
+  defer(reader: LogReader): void {
+    if (reader.log !== this || reader.stopAt !== Infinity) return;
+    this.#waiting.add(reader);
+    this.#scheduleWake();
+  }
+
+  /** Whether readers wait for a wake that is due (notices wait for it; see noticeDelayMs). */
+  get isWakeDue(): boolean {
+    return this.#wakeTimer !== undefined;
   }
 
   /** Stops waking readers: the room is closing. */
@@ -149,14 +192,16 @@ export class RoomLog {
     this.#wakeTimer = undefined;
   }
 
-  /**
-   * Wakes every waiting reader that has something to send. A notice (a join, a leave) wakes them a
-   * turn later, so that the joins of a storm, which arrive each in a turn of its own, go out
-   * together: woken at once, each member would get every join notice in a write of its own.
-   */
+  /** Wakes the readers once the notices appended have waited their delay (see noticeDelayMs). */
+  #scheduleWake(): void {
+    this.#wakeTimer ??= setTimeout(this.#wakeAll, noticeDelayMs(this.#readers.size));
+  }
+
+  /** Wakes every waiting reader that has something to send. */
   readonly #wakeAll = (): void => {
     clearTimeout(this.#wakeTimer);
     this.#wakeTimer = undefined;
+    this.#sinceWake = 0;
     for (const reader of this.#waiting) {
       if (this.position(reader.cursor) === this.#head) continue; // only its own lines since
       this.#waiting.delete(reader);

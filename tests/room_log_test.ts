@@ -11,7 +11,8 @@ import assert from "node:assert/strict";
 import fc from "fast-check";
 import type { AddressState } from "../limits.ts";
 import { type ChatConn, Peer } from "../peer.ts";
-import { type LogReader, RoomLog } from "../room_log.ts";
+import { type LogReader, noticeDelayMs, RoomLog } from "../room_log.ts";
+import { waitUntil } from "./_helpers.ts";
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
@@ -162,6 +163,58 @@ async function settle(): Promise<void> {
   for (let i = 0; i < 4; i++) await Promise.resolve();
 }
 
+Deno.test("notices that come while a write is out wait for the wake, and go in one write with those after them", async () => {
+  const log = new RoomLog(4096);
+  const conn = new ScriptedConn();
+  const peer = new Peer(conn, { maxBacklogBytes: 1 << 20, address: ADDRESS });
+  log.add(peer);
+  log.append(line("[a] hello"));
+  assert.equal(writing(conn), "[a] hello\n", "a line is written at once");
+  log.append(line("* b has entered the room"), undefined, true);
+  conn.take(Infinity);
+  await settle();
+  // Only a notice since: no write of it alone right after the last one.
+  assert.equal(writing(conn), "", "a notice was written on its own after a write");
+  log.append(line("* c has entered the room"), undefined, true);
+  await waitUntil(() => writing(conn) !== "", "the wake");
+  assert.equal(
+    writing(conn),
+    "* b has entered the room\n* c has entered the room\n",
+    "the notices in one write",
+  );
+  conn.take(Infinity);
+  await settle();
+  // A line does not wait: the notices around it go with it, right after the write out.
+  log.append(line("[x] one"));
+  assert.equal(writing(conn), "[x] one\n");
+  log.append(line("* d has entered the room"), undefined, true);
+  log.append(line("[e] now"));
+  log.append(line("* f has left the room"), undefined, true);
+  conn.take(Infinity);
+  await settle();
+  assert.equal(
+    writing(conn),
+    "* d has entered the room\n[e] now\n* f has left the room\n",
+    "a line waited for the wake",
+  );
+  conn.take(Infinity);
+  log.close();
+  peer.close();
+});
+
+Deno.test("noticeDelayMs: a turn for a small room, longer for a large one, at most 100 ms", () => {
+  assert.equal(noticeDelayMs(1), 0);
+  assert.equal(noticeDelayMs(99), 0);
+  assert.equal(noticeDelayMs(1000), 10);
+  assert.equal(noticeDelayMs(10_000), 100);
+  assert.equal(noticeDelayMs(100_000), 100);
+});
+
+/** The bytes of the write in flight, as text ("" if none). */
+function writing(conn: ScriptedConn): string {
+  return conn.pending ? decoder.decode(conn.pending.view) : "";
+}
+
 interface Member {
   conn: ScriptedConn;
   peer: Peer;
@@ -222,7 +275,7 @@ Deno.test("a peer's writer sends the room and its private lines in order, never 
             const bytes = line(text(s.size));
             const from = s.kind === "say" ? members[s.from]! : undefined;
             if (from && !from.isIn) continue;
-            log.append(bytes, from?.peer);
+            log.append(bytes, from?.peer, s.kind === "notice");
             for (const member of members) {
               if (member.isIn && member !== from) member.expected += decoder.decode(bytes);
             }
@@ -250,11 +303,17 @@ Deno.test("a peer's writer sends the room and its private lines in order, never 
             if (member.conn.isClosed) member.isIn = false;
           }
         }
-        for (const member of members) {
-          while (member.conn.pending) {
-            member.conn.take(Infinity);
-            await settle();
+        // Then everything is taken, and the notices that wait for the wake go out once it comes.
+        for (let turn = 0;; turn++) {
+          for (const member of members) {
+            while (member.conn.pending) {
+              member.conn.take(Infinity);
+              await settle();
+            }
           }
+          if (!log.isWakeDue) break;
+          assert.ok(turn < 1000, "the wake never came");
+          await new Promise((resolve) => setTimeout(resolve, noticeDelayMs(MEMBERS)));
         }
         for (const [i, member] of members.entries()) {
           assert.equal(member.conn.torn, 0, `member ${i} was sent bytes overwritten in flight`);
