@@ -415,7 +415,9 @@ class Server implements ChatServer {
           if (peer.isEnding) break;
           peer.lastLineAt = Date.now();
           // Flood control starts once joined: before that, one bad line ends the connection anyway.
-          if (peer.bucket && peer.isJoined && !await this.#throttle(peer)) continue;
+          if (peer.bucket && peer.isJoined && !this.#admit(peer) && !await this.#throttle(peer)) {
+            continue;
+          }
           // Most lines are chat: the map of prompts is empty then, and not even looked up.
           const awaiting = this.#awaiting.size > 0 ? this.#awaiting.get(peer) : undefined;
           if (line instanceof LineTooLongError) {
@@ -466,6 +468,21 @@ class Server implements ChatServer {
     } finally {
       peer.isHandshaking = false;
     }
+  }
+
+  /**
+   * Takes a line's tokens when both buckets have them, without a wait: most lines, so that they
+   * are handled in the turn they were read in, together (a promise per line cost throughput).
+   */
+  #admit(peer: Peer): boolean {
+    const bucket = peer.bucket!;
+    const shared = peer.address.lines;
+    const now = peer.lastLineAt;
+    if (bucket.wait(now) > 0 || (shared?.wait(now) ?? 0) > 0) return false;
+    if (bucket.isFull(now)) peer.floodStrikes = 0;
+    bucket.take(now);
+    shared?.take(now);
+    return true;
   }
 
   /**
