@@ -228,7 +228,7 @@ export class Peer implements Member {
     if (this.isEnding || this.#isClosed) return;
     this.isEnding = true;
     this.#endTimer = setTimeout(() => this.close(), END_TIMEOUT_MS);
-    if (!this.#isWriting) this.#afterLastWrite();
+    if (!this.#isWriting) this.#pump(); // notices that wait for the wake go first
   }
 
   /** The read loop has seen the socket end: close as soon as the last lines are out. */
@@ -295,7 +295,8 @@ export class Peer implements Member {
       if (end < limit && this.#writeGathered(log, cursor, end, limit)) return;
       if (end > cursor) {
         // Only notices since the last write: they go at the next wake, with more of them.
-        if (isAfterWrite && !next && this.stopAt === Infinity && log.hasOnlyNotices(cursor)) {
+        const isStaying = this.stopAt === Infinity && !this.isEnding;
+        if (isAfterWrite && !next && isStaying && log.hasOnlyNotices(cursor)) {
           return log.defer(this);
         }
         return this.#writeLog(log, cursor, end);

@@ -147,7 +147,10 @@ class ScriptedConn implements ChatConn {
     this.received += decoder.decode(write.view.subarray(0, taken));
     write.resolve(taken);
   }
+  isWriteClosed = false;
   closeWrite(): Promise<void> {
+    assert.equal(this.pending, undefined, "the write side closed with a write in flight");
+    this.isWriteClosed = true;
     return Promise.resolve();
   }
   close(): void {
@@ -198,6 +201,27 @@ Deno.test("notices that come while a write is out wait for the wake, and go in o
     "a line waited for the wake",
   );
   conn.take(Infinity);
+  log.close();
+  peer.close();
+});
+
+Deno.test("a member that ends while notices wait for the wake sends them before it closes", async () => {
+  const log = new RoomLog(4096);
+  const conn = new ScriptedConn();
+  const peer = new Peer(conn, { maxBacklogBytes: 1 << 20, address: ADDRESS });
+  log.add(peer);
+  log.append(line("[a] hello"));
+  log.append(line("* b has entered the room"), undefined, true);
+  conn.take(Infinity);
+  await settle();
+  assert.equal(writing(conn), "", "the notice did not wait for the wake");
+  peer.end();
+  assert.equal(writing(conn), "* b has entered the room\n", "ending dropped the notice");
+  assert.ok(!conn.isWriteClosed);
+  conn.take(Infinity);
+  await settle();
+  assert.ok(conn.isWriteClosed, "the write side stayed open after the last line");
+  assert.equal(conn.received, "[a] hello\n* b has entered the room\n");
   log.close();
   peer.close();
 });
