@@ -83,6 +83,21 @@ Deno.test("RoomLog gives a reader every line appended after it joined, but its o
   assert.equal(late.text, "two\n");
 });
 
+Deno.test("RoomLog lets go at once of a reader removed with nothing left to send", () => {
+  const log = new RoomLog(1024);
+  const [early, late] = [new FastReader(), new FastReader()];
+  log.add(early);
+  log.add(late);
+  log.append(line("one"));
+  log.remove(early);
+  assert.equal(log.readerCount, 1, "a reader with nothing to send was kept");
+  assert.equal(early.log, undefined);
+  log.append(line("two"));
+  assert.equal(early.text, "one\n");
+  assert.equal(late.text, "one\ntwo\n");
+  log.close();
+});
+
 Deno.test("RoomLog laps its ring without a line straddling the end, for readers that keep up", () => {
   const log = new RoomLog(64);
   const reader = new FastReader();
