@@ -478,8 +478,8 @@ class Server implements ChatServer {
     const bucket = peer.bucket!;
     const shared = peer.address.lines;
     const now = peer.lastLineAt;
+    if (bucket.isFull(now)) peer.floodStrikes = 0; // a pause that refilled it forgives
     if (bucket.wait(now) > 0 || (shared?.wait(now) ?? 0) > 0) return false;
-    if (bucket.isFull(now)) peer.floodStrikes = 0;
     bucket.take(now);
     shared?.take(now);
     return true;
@@ -489,11 +489,11 @@ class Server implements ChatServer {
    * Flood control: takes a token for the line from the peer's bucket and its address's, or stops
    * reading from this peer (which slows the client through TCP) until both have one, warning it
    * once. A peer that keeps flooding is disconnected. Returns whether the line may be handled.
+   * Called for a line that `#admit` could not take at once.
    */
   async #throttle(peer: Peer): Promise<boolean> {
     const bucket = peer.bucket!;
     const shared = peer.address.lines;
-    if (bucket.isFull(peer.lastLineAt)) peer.floodStrikes = 0;
     let now = peer.lastLineAt;
     let wait = Math.max(bucket.wait(now), shared?.wait(now) ?? 0);
     if (wait > 0) {
