@@ -434,26 +434,32 @@ export function denoChild(args: string[], options: { stdin?: boolean } = {}): Ch
 }
 
 /**
- * Starts the server the way the README says, on a free loopback port, and reads its port from its
- * `listening on` line (log lines may come first). `permissions` replace the network permission for
- * the port alone, for a server that needs more (a cluster's Redis).
+ * The `deno` arguments that run the server the way the README says, on a free loopback port, with
+ * `extra` options. `permissions` replace the network permission for the port alone, for a server
+ * that needs more (a cluster's Redis, a store's file) or a test of what it says without them.
+ */
+export function serverArgs(
+  extra: string[] = [],
+  permissions = ["--allow-net=127.0.0.1:0"],
+): string[] {
+  return ["run", "-q", ...permissions, "main.ts", "server", "--host", "127.0.0.1", "--port", "0"]
+    .concat(extra);
+}
+
+/** The server as a child (see {@linkcode serverArgs}), for a test of how it starts or refuses to. */
+export function serverChild(extra: string[] = [], permissions?: string[]): Child {
+  return denoChild(serverArgs(extra, permissions));
+}
+
+/**
+ * Starts the server (see {@linkcode serverArgs}) and reads its port from its `listening on` line
+ * (log lines may come first).
  */
 export async function startServerProcess(
   extra: string[] = [],
-  permissions = ["--allow-net=127.0.0.1:0"],
+  permissions?: string[],
 ): Promise<{ child: Child; port: number }> {
-  const child = denoChild([
-    "run",
-    "-q",
-    ...permissions,
-    "main.ts",
-    "server",
-    "--host",
-    "127.0.0.1",
-    "--port",
-    "0",
-    ...extra,
-  ]);
+  const child = serverChild(extra, permissions);
   try {
     const line = await child.stdout.readUntil(/^listening on /);
     const match = /^listening on 127\.0\.0\.1:(\d+)(?: |$)/.exec(line);

@@ -3,7 +3,7 @@
  * tests run as root, so that it can be filled up or made read-only for real), the server process
  * started with `--store` as the README says, and `sqlite3` to look inside the file.
  */
-import { Child, run, startServerProcess } from "./_helpers.ts";
+import { Child, run, serverArgs, startServerProcess } from "./_helpers.ts";
 
 /**
  * A temporary folder for a store. As root it is a tmpfs of `sizeKiB`, which can be filled to the
@@ -90,8 +90,7 @@ export async function startStoreServer(
   if (maxFileKiB === undefined) {
     return await startServerProcess(["--store", folder.file, ...extra], folder.permissions);
   }
-  const args = ["run", "-q", ...folder.permissions, "main.ts", "server", "--host", "127.0.0.1"];
-  args.push("--port", "0", "--store", folder.file, ...extra);
+  const args = serverArgs(["--store", folder.file, ...extra], folder.permissions);
   const script = `trap '' XFSZ; ulimit -f ${Math.ceil(maxFileKiB)}; exec "$@"`;
   const child = new Child("sh", ["-c", script, "sh", Deno.execPath(), ...args]);
   try {

@@ -6,7 +6,7 @@
  */
 import assert from "node:assert/strict";
 import { HEAL_NOTICE, PARTITION_NOTICE } from "../cluster.ts";
-import { denoChild, joinAs, joinWithHistory, TestClient } from "./_helpers.ts";
+import { joinAs, joinWithHistory, serverChild, TestClient } from "./_helpers.ts";
 import {
   clusterServer,
   holdFault,
@@ -354,26 +354,17 @@ Deno.test("cluster: a name taken on both sides of a partition stays with whoever
 Deno.test("cluster: a Redis that refuses the password stops the server at startup, in one line", async () => {
   await using redis = await new Redis().start(["--requirepass", "right"]);
   const host = `127.0.0.1:${redis.port}`;
+  const redisPermissions = [
+    `--allow-net=127.0.0.1:0,${host}`,
+    "--allow-env=CHAT_REDIS_URL,REDIS_DEBUG_MAINTENANCE,REDIS_EMIT_DIAGNOSTICS",
+  ];
   const cases = [
     [`redis://:wrong@${host}`, /refused this server: wrong user or password \(WRONGPASS /],
     [`redis://${host}`, /refused this server: wrong user or password \(NOAUTH /],
     [`redis://:right@${host}/99`, /refused this server: ERR DB index is out of range/],
   ] as const;
   for (const [url, cause] of cases) {
-    await using server = denoChild([
-      "run",
-      "-q",
-      `--allow-net=127.0.0.1:0,${host}`,
-      "--allow-env=CHAT_REDIS_URL,REDIS_DEBUG_MAINTENANCE,REDIS_EMIT_DIAGNOSTICS",
-      "main.ts",
-      "server",
-      "--host",
-      "127.0.0.1",
-      "--port",
-      "0",
-      "--redis",
-      url,
-    ]);
+    await using server = serverChild(["--redis", url], redisPermissions);
     const { code, stdout, stderr } = await server.finish();
     assert.equal(code, 1, url);
     assert.equal(stdout, "", url);
@@ -429,6 +420,10 @@ Deno.test("cluster: a Redis user with exactly the README's permissions runs the 
   // command of the chat's own (TIME), or one its publishing script calls (PUBLISH), which Redis
   // reports in other words.
   const host = `127.0.0.1:${redis.port}`;
+  const redisPermissions = [
+    `--allow-net=127.0.0.1:0,${host}`,
+    "--allow-env=CHAT_REDIS_URL,REDIS_DEBUG_MAINTENANCE,REDIS_EMIT_DIAGNOSTICS",
+  ];
   const cases = [
     ["+time", /refused this server: the Redis user lacks a permission \(NOPERM [^\n]*time/i],
     ["+publish", /refused this server: ERR The user executing the script can't run this command/],
@@ -436,20 +431,10 @@ Deno.test("cluster: a Redis user with exactly the README's permissions runs the 
   for (const [missing, reason] of cases) {
     const user = `without${missing.slice(1)}`;
     await redis.cli("ACL", "SETUSER", user, ">secret", ...rules.filter((rule) => rule !== missing));
-    await using server = denoChild([
-      "run",
-      "-q",
-      `--allow-net=127.0.0.1:0,${host}`,
-      "--allow-env=CHAT_REDIS_URL,REDIS_DEBUG_MAINTENANCE,REDIS_EMIT_DIAGNOSTICS",
-      "main.ts",
-      "server",
-      "--host",
-      "127.0.0.1",
-      "--port",
-      "0",
-      "--redis",
-      `redis://${user}:secret@${host}`,
-    ]);
+    await using server = serverChild(
+      ["--redis", `redis://${user}:secret@${host}`],
+      redisPermissions,
+    );
     const { code, stdout, stderr } = await server.finish();
     assert.equal(code, 1, user);
     assert.equal(stdout, "", user);

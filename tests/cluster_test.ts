@@ -5,7 +5,7 @@
 import assert from "node:assert/strict";
 import { HEAL_NOTICE, parseEvent, PARTITION_NOTICE } from "../cluster.ts";
 import { ProtocolError } from "../protocol.ts";
-import { Child, denoChild, joinAs, joinWithHistory, TestClient } from "./_helpers.ts";
+import { Child, joinAs, joinWithHistory, serverChild, TestClient } from "./_helpers.ts";
 import { clusterServer, joinKnowing, joinReadingRoom, Redis } from "./_cluster.ts";
 
 Deno.test("cluster: three servers form one room: relay in order, joins, /who, names, /msg, history, leaves", async () => {
@@ -208,19 +208,9 @@ Deno.test("cluster: an event from Redis is checked like a client's line", () => 
 });
 
 Deno.test("cluster: without network permission for Redis, the server says how to run it, in one line", async () => {
-  await using server = denoChild([
-    "run",
-    "-q",
+  await using server = serverChild(["--redis", "redis://127.0.0.1:6399"], [
     "--allow-net=127.0.0.1:0",
     "--allow-env=CHAT_REDIS_URL",
-    "main.ts",
-    "server",
-    "--host",
-    "127.0.0.1",
-    "--port",
-    "0",
-    "--redis",
-    "redis://127.0.0.1:6399",
   ]);
   const { code, stdout, stderr } = await server.finish();
   assert.equal(code, 1);

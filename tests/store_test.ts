@@ -10,6 +10,7 @@ import {
   joinAs,
   joinWithHistory,
   run,
+  serverChild,
   startServerProcess,
   TestClient,
   waitUntil,
@@ -245,20 +246,7 @@ Deno.test("store: a database locked by another process: one log line, the room c
 
 Deno.test("store: a schema from the future, another program's database, or a file that is not one is refused at startup with one line", async () => {
   await using folder = await Folder.make();
-  const start = () =>
-    denoChild([
-      "run",
-      "-q",
-      ...folder.permissions,
-      "main.ts",
-      "server",
-      "--host",
-      "127.0.0.1",
-      "--port",
-      "0",
-      "--store",
-      folder.file,
-    ]);
+  const start = () => serverChild(["--store", folder.file], folder.permissions);
   await sqlite(
     folder.file,
     "CREATE TABLE t (a); PRAGMA user_version = 2; PRAGMA application_id = 1667785076;",
@@ -294,19 +282,7 @@ Deno.test("store: a schema from the future, another program's database, or a fil
 
 Deno.test("store: --store with --redis, or without its permissions, is refused with one line; without --store nothing of it is loaded", async () => {
   {
-    await using server = denoChild([
-      "run",
-      "-q",
-      "--allow-net=127.0.0.1:0",
-      "main.ts",
-      "server",
-      "--port",
-      "0",
-      "--store",
-      "x.db",
-      "--redis",
-      "redis://127.0.0.1:1",
-    ]);
+    await using server = serverChild(["--store", "x.db", "--redis", "redis://127.0.0.1:1"]);
     const { code, stderr } = await server.finish();
     assert.equal(code, 2);
     assert.equal(
@@ -315,19 +291,7 @@ Deno.test("store: --store with --redis, or without its permissions, is refused w
     );
   }
   {
-    await using server = denoChild([
-      "run",
-      "-q",
-      "--allow-net=127.0.0.1:0",
-      "main.ts",
-      "server",
-      "--host",
-      "127.0.0.1",
-      "--port",
-      "0",
-      "--store",
-      "/tmp/x.db",
-    ]);
+    await using server = serverChild(["--store", "/tmp/x.db"]);
     const { code, stderr } = await server.finish();
     assert.equal(code, 1);
     assert.equal(

@@ -6,6 +6,7 @@ import {
   CLOSE_DEADLINE_MS,
   denoChild,
   run,
+  serverChild,
   startTestServer,
   waitUntil,
   withDeadline,
@@ -46,21 +47,9 @@ function tlsClient(certificate: Certificate, name: string, port: number): Child 
 
 Deno.test("TLS: client.ts and ncat --ssl chat through the server process speaking TLS", async () => {
   await using certificate = await Certificate.make();
-  await using server = denoChild([
-    "run",
-    "-q",
+  await using server = serverChild(["--cert", certificate.cert, "--key", certificate.key], [
     "--allow-net=127.0.0.1:0",
     `--allow-read=${certificate.cert},${certificate.key}`,
-    "main.ts",
-    "server",
-    "--host",
-    "127.0.0.1",
-    "--port",
-    "0",
-    "--cert",
-    certificate.cert,
-    "--key",
-    certificate.key,
   ]);
   const port = Number(
     /^listening on 127\.0\.0\.1:(\d+) \(TLS\)$/.exec(await server.stdout.readLine())?.[1],
@@ -141,21 +130,7 @@ Deno.test("TLS: client.ts refuses a certificate it does not trust, in one line",
 
 Deno.test("TLS: reading the certificate needs permission, asked for in one line", async () => {
   await using certificate = await Certificate.make();
-  await using server = denoChild([
-    "run",
-    "-q",
-    "--allow-net=127.0.0.1:0",
-    "main.ts",
-    "server",
-    "--port",
-    "0",
-    "--host",
-    "127.0.0.1",
-    "--cert",
-    certificate.cert,
-    "--key",
-    certificate.key,
-  ]);
+  await using server = serverChild(["--cert", certificate.cert, "--key", certificate.key]);
   const { code, stderr } = await server.finish();
   assert.equal(code, 1);
   assert.equal(
@@ -176,21 +151,9 @@ Deno.test("TLS: a certificate or key that cannot be used is refused at startup i
     [certificate.cert, other.key, "the key does not belong to the certificate"],
   ];
   for (const [cert, key, reason] of cases) {
-    await using server = denoChild([
-      "run",
-      "-q",
+    await using server = serverChild(["--cert", cert, "--key", key], [
       "--allow-net=127.0.0.1:0",
       `--allow-read=${cert},${key}`,
-      "main.ts",
-      "server",
-      "--port",
-      "0",
-      "--host",
-      "127.0.0.1",
-      "--cert",
-      cert,
-      "--key",
-      key,
     ]);
     const { code, stdout, stderr } = await server.finish();
     assert.equal(code, 1);

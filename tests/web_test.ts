@@ -24,6 +24,7 @@ import {
   joinAs,
   ROOT,
   run,
+  serverChild,
   startServerProcess,
   startTestServer,
   TestClient,
@@ -1174,19 +1175,7 @@ Deno.test("chat server --web prints both addresses and serves the page; missing 
   await using _tcp = await joinAs(port, "tcp");
   await ws.expect("* tcp has entered the room");
 
-  const denied = denoChild([
-    "run",
-    "-q",
-    "--allow-net=127.0.0.1:0",
-    "main.ts",
-    "server",
-    "--host",
-    "127.0.0.1",
-    "--port",
-    "0",
-    "--web",
-    `127.0.0.1:${unusedPort()}`,
-  ]);
+  const denied = serverChild(["--web", `127.0.0.1:${unusedPort()}`]);
   const result = await denied.finish();
   assert.equal(result.code, 1);
   assert.match(
