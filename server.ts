@@ -479,8 +479,9 @@ class Server implements ChatServer {
     const shared = peer.address.lines;
     const now = peer.lastLineAt;
     if (bucket.isFull(now)) peer.floodStrikes = 0; // a pause that refilled it forgives
-    if (bucket.wait(now) > 0 || (shared?.wait(now) ?? 0) > 0) return false;
-    bucket.take(now);
+    // take() takes only when it needs no wait; the address's bucket is asked first, so that a line
+    // refused for it takes nothing from the connection's.
+    if ((shared?.wait(now) ?? 0) > 0 || bucket.take(now) > 0) return false;
     shared?.take(now);
     return true;
   }
