@@ -318,6 +318,88 @@ Deno.test("a room of thousands: list lines stay short, and client.ts joins and l
   await waitUntil(() => server.connectionCount === 1, "the members to leave", 60_000);
 });
 
+Deno.test("join storm: in a room of 1,000, everyone hears each later join once and in order, a line after them, and every socket is let go", async () => {
+  // 1,000 members make the notices wait 10 ms for the wake (noticeDelayMs); each sends its name
+  // at once, as our client does, and at most 250 wait to be accepted (the listen backlog is 511).
+  const size = 1000;
+  await using server = startTestServer({ maxPerAddress: 0, joinRate: 0, floodRate: 0 });
+  const port = server.addr.port;
+  const baseline = await fdCount(Deno.pid);
+  let welcomed = 0;
+  let said = ""; // the line the first member says once all are in
+  const members = Array.from({ length: size }, () => ({
+    socket: undefined as Socket | undefined,
+    text: "",
+    joinsHeard: [] as number[],
+    isIn: false,
+    lineAt: -1, // how many joins it had heard when the line came
+  }));
+  const lines = (i: number, chunk: string) => {
+    const member = members[i]!;
+    member.text += chunk;
+    let lf = member.text.indexOf("\n");
+    while (lf !== -1) {
+      const line = member.text.slice(0, lf);
+      member.text = member.text.slice(lf + 1);
+      const join = /^\* m(\d+) has entered the room$/.exec(line);
+      if (join) {
+        assert.ok(member.isIn, `m${i} heard a join before its welcome`);
+        member.joinsHeard.push(Number(join[1]));
+      } else if (line.startsWith(`* Welcome, m${i}!`)) {
+        member.isIn = true;
+        welcomed++;
+      } else if (line === said) {
+        assert.equal(member.lineAt, -1, `m${i} got the line twice`);
+        member.lineAt = member.joinsHeard.length;
+      }
+      lf = member.text.indexOf("\n");
+    }
+  };
+  try {
+    for (let i = 0; i < size; i++) {
+      if (i % 250 === 0) {
+        await waitUntil(() => server.connectionCount === i, `${i} members accepted`, 60_000);
+      }
+      const socket = connect({ host: "127.0.0.1", port });
+      socket.on("error", () => {});
+      socket.setEncoding("utf8");
+      socket.on("data", (chunk: string) => lines(i, chunk));
+      socket.write(`m${i}\n`);
+      members[i]!.socket = socket;
+    }
+    await waitUntil(() => welcomed === size, () => `${welcomed} welcomes`, 60_000);
+    // The first in hears every other join: the order the server took them in, the reference.
+    let first = -1;
+    await waitUntil(
+      () => (first = members.findIndex((member) => member.joinsHeard.length === size - 1)) >= 0,
+      "a member to hear every other join",
+      60_000,
+    );
+    const order = [first, ...members[first]!.joinsHeard];
+    assert.deepEqual([...order].sort((a, b) => a - b), members.map((_, i) => i), "the joins heard");
+    said = `[m${first}] after the storm`;
+    members[first]!.socket!.write("after the storm\n");
+    const isDone = () => members.every((member, i) => i === first || member.lineAt >= 0);
+    await waitUntil(isDone, "the line after the storm to reach everyone", 60_000);
+    for (const [place, i] of order.entries()) {
+      if (place === 0) continue;
+      const member = members[i]!;
+      assert.deepEqual(member.joinsHeard, order.slice(place + 1), `m${i}: the joins after it`);
+      assert.equal(member.lineAt, size - 1 - place, `m${i}: a join after the line`);
+    }
+  } finally {
+    for (const member of members) member.socket?.destroy();
+  }
+  await waitUntil(() => server.connectionCount === 0, "the members to leave", 60_000);
+  let open = 0;
+  await waitUntil(
+    async () => (open = await fdCount(Deno.pid)) <= baseline,
+    () => `the fds: ${open} open, ${baseline} before`,
+    DEADLINE_MS,
+    200,
+  );
+});
+
 /** Bytes outside the JS heap (buffers), after a full garbage collection. */
 Deno.test("an idle member gives back the read buffer a long line made it grow", async () => {
   await using server = startTestServer({ maxPerAddress: 0, joinRate: 0 });
