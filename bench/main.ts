@@ -52,7 +52,8 @@ const { values } = parseArgs({
     // Each variant is the --v8-flags value (comma-separated V8 flags), "default" for none.
     v8: {
       type: "string",
-      default: "default;--optimize-for-size;--max-semi-space-size=1;--max-semi-space-size=4",
+      default:
+        "default;--optimize-for-size;--max-semi-space-size=4,--heap-growing-percent=20;--heap-growing-percent=20",
     },
     "v8-clients": { type: "string", default: "100,1000" },
     "seed-dir": {

@@ -129,7 +129,7 @@ export async function taskFlags(task: string, root = ROOT): Promise<string[]> {
 /** How to run one of our servers: its name in the tables, its `deno run` flags, its folder. */
 export interface OursOptions {
   name?: string;
-  /** Flags before the script, such as `--v8-flags=--optimize-for-size` (default: the task's). */
+  /** Flags before the script, such as `--v8-flags=--heap-growing-percent=20` (default: the task's). */
   flags?: string[];
   /** The folder with main.ts (default: this checkout). */
   root?: string;
