@@ -110,6 +110,8 @@ export class Client {
   #waiters: { prefix: Uint8Array; resolve: () => void; reject: (error: Error) => void }[] = [];
   /** The last line without a payload that came while a waiter waited: the server's reason, if it closes. */
   #lastWaitedLine = "";
+  /** Why the last read failed, if it did (a reset is not a close by the server). */
+  #readError = "";
   /** A client that sees this one's join announced, for servers that do not answer the joiner. */
   observer: Client | undefined;
   /** Lines without a payload that came while the client waited for none (after its join: notices). */
@@ -233,14 +235,19 @@ export class Client {
         if (count === null) return;
         this.#take(this.#carried + count);
       }
-    } catch {
+    } catch (error) {
       // Closed at the end of a run, or by the server: the counts tell what happened.
+      this.#readError = error instanceof Error ? error.name : String(error);
     } finally {
       this.endedAt = performance.now();
       // A wait for a line that can no longer come fails, rather than hanging the scenario.
       for (const { prefix, reject } of this.#waiters.splice(0)) {
-        const why = this.#lastWaitedLine ? ` (last line: ${this.#lastWaitedLine})` : "";
-        reject(new Error(`the server closed before "${decoder.decode(prefix)}"${why}`));
+        const why = [
+          this.#lastWaitedLine && `last line: ${this.#lastWaitedLine}`,
+          this.#readError && `read failed: ${this.#readError}`,
+        ].filter(Boolean).join("; ");
+        const how = this.#readError ? "the connection ended" : "the server closed";
+        reject(new Error(`${how} before "${decoder.decode(prefix)}"${why ? ` (${why})` : ""}`));
       }
     }
   }
