@@ -3,6 +3,7 @@
  * ours, the Java reconstruction of the seed, and `ncat --chat`. Each comes with its dialect: how a
  * client joins it and how the generator knows that it is in.
  */
+import { taskFlags } from "./task_flags.ts";
 import type { Client, Dialect } from "./load.ts";
 
 const ROOT = new URL("..", import.meta.url).pathname;
@@ -114,17 +115,6 @@ async function holds(script: string): Promise<boolean> {
 
 /** Extra `deno run` flags for our server, from the environment (`--cpu-prof` to profile it). */
 const OURS_FLAGS = Deno.env.get("BENCH_DENO_FLAGS")?.split(" ").filter(Boolean) ?? [];
-
-/**
- * The V8 flags a task of deno.json in `root` runs the server with: "ours" runs as `deno task
- * server` runs it, so that the figures are the ones a user gets.
- */
-export async function taskFlags(task: string, root = ROOT): Promise<string[]> {
-  // Through cat: the bench may read only this checkout, and the baseline's is elsewhere.
-  const config = JSON.parse(await run("cat", [`${root}/deno.json`]));
-  const command: string = config.tasks?.[task]?.command ?? "";
-  return command.split(" ").filter((word) => word.startsWith("--v8-flags="));
-}
 
 /** How to run one of our servers: its name in the tables, its `deno run` flags, its folder. */
 export interface OursOptions {

@@ -6,6 +6,7 @@
  */
 import { parseArgs } from "node:util";
 import { encodeLine, LineSplitter, LineTooLongError } from "../protocol.ts";
+import { taskFlags } from "./task_flags.ts";
 
 const { values } = parseArgs({
   options: {
@@ -90,10 +91,12 @@ async function rssKiB(pid: number): Promise<number> {
   return Number(new TextDecoder().decode(stdout).trim());
 }
 
+const root = new URL("..", import.meta.url).pathname;
 const server = new Deno.Command(Deno.execPath(), {
   args: [
     "run",
     "-q",
+    ...await taskFlags("server", root), // the server as `deno task server` runs it
     "--allow-net=127.0.0.1:0",
     "main.ts",
     "server",
@@ -106,7 +109,7 @@ const server = new Deno.Command(Deno.execPath(), {
     "--max-connections",
     "0",
   ],
-  cwd: new URL("..", import.meta.url).pathname,
+  cwd: root,
   stdout: "piped",
   stderr: "inherit",
 }).spawn();
