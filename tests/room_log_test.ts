@@ -176,6 +176,14 @@ class ScriptedConn implements ChatConn {
   }
 }
 
+/** A peer on a scripted connection, reading `log` from its head. */
+function scriptedPeer(log: RoomLog, maxBacklogBytes = 1 << 20): { conn: ScriptedConn; peer: Peer } {
+  const conn = new ScriptedConn();
+  const peer = new Peer(conn, { maxBacklogBytes, address: ADDRESS });
+  log.add(peer);
+  return { conn, peer };
+}
+
 /** Lets the writers' completion callbacks run. */
 async function settle(): Promise<void> {
   for (let i = 0; i < 4; i++) await Promise.resolve();
@@ -183,9 +191,7 @@ async function settle(): Promise<void> {
 
 Deno.test("notices that come while a write is out wait for the wake, and go in one write with those after them", async () => {
   const log = new RoomLog(4096);
-  const conn = new ScriptedConn();
-  const peer = new Peer(conn, { maxBacklogBytes: 1 << 20, address: ADDRESS });
-  log.add(peer);
+  const { conn, peer } = scriptedPeer(log);
   log.append(line("[a] hello"));
   assert.equal(writing(conn), "[a] hello\n", "a line is written at once");
   log.append(line("* b has entered the room"), undefined, true);
@@ -222,9 +228,7 @@ Deno.test("notices that come while a write is out wait for the wake, and go in o
 
 Deno.test("a member that ends while notices wait for the wake sends them before it closes", async () => {
   const log = new RoomLog(4096);
-  const conn = new ScriptedConn();
-  const peer = new Peer(conn, { maxBacklogBytes: 1 << 20, address: ADDRESS });
-  log.add(peer);
+  const { conn, peer } = scriptedPeer(log);
   log.append(line("[a] hello"));
   log.append(line("* b has entered the room"), undefined, true);
   conn.take(Infinity);
@@ -304,9 +308,7 @@ Deno.test("a peer's writer sends the room and its private lines in order, never 
         const log = new RoomLog(size);
         const members: Member[] = [];
         for (let i = 0; i < MEMBERS; i++) {
-          const conn = new ScriptedConn();
-          const peer = new Peer(conn, { maxBacklogBytes: 1 << 30, address: ADDRESS });
-          log.add(peer);
+          const { conn, peer } = scriptedPeer(log, 1 << 30);
           members.push({ conn, peer, expected: "", isIn: true, isFast: i < 2 });
         }
         for (const s of steps) {
