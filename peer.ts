@@ -63,6 +63,8 @@ export class Peer implements Member {
   isEnding = false;
   /** Why the server closed it, for the leave notice and the log. */
   closeReason: string | undefined;
+  /** What the log adds to the reason ("no byte taken for 30 s"): which limit it met. */
+  closeDetail: string | undefined;
   /** Lines that had to wait for the flood bucket since it was last full. */
   floodStrikes = 0;
   /** Since when the peer has been over its byte budget without a pause that refilled it. */
@@ -178,7 +180,7 @@ export class Peer implements Member {
   /** Queues a line for this peer alone, after the room lines already in the log. */
   send(bytes: Uint8Array): void {
     if (this.#privateBytes + bytes.length > this.#maxBacklogBytes) {
-      return this.close("stopped reading");
+      return this.close("stopped reading", `over ${this.#maxBacklogBytes} bytes of its own lines`);
     }
     this.#queue(bytes, true);
   }
@@ -201,7 +203,7 @@ export class Peer implements Member {
   }
 
   overtake(): void {
-    this.close("stopped reading");
+    this.close("stopped reading", "the room log overtook it");
   }
 
   skip(start: number, end: number): void {
@@ -238,11 +240,15 @@ export class Peer implements Member {
     if (!this.#isWriting) this.close();
   }
 
-  /** Closes the socket now, dropping what is queued; the read loop then ends. */
-  close(reason?: string): void {
+  /**
+   * Closes the socket now, dropping what is queued; the read loop then ends. `reason` is for the
+   * room and the log, `detail` for the log alone.
+   */
+  close(reason?: string, detail?: string): void {
     if (this.#isClosed) return;
     this.#isClosed = true;
     this.closeReason ??= reason;
+    if (this.closeReason === reason) this.closeDetail ??= detail;
     clearTimeout(this.#endTimer);
     this.#privates = [];
     this.#privateBytes = 0;

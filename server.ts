@@ -442,7 +442,8 @@ class Server implements ChatServer {
       this.#awaiting.delete(peer);
       if (peer.isJoined) {
         hub.leave(peer, peer.closeReason ? { problem: peer.closeReason } : {});
-        log(`${peer.label} left${peer.closeReason ? ` (${peer.closeReason})` : ""}`);
+        const why = [peer.closeReason, peer.closeDetail].filter(Boolean).join(": ");
+        log(`${peer.label} left${why ? ` (${why})` : ""}`);
       }
       peer.readEnded();
       await peer.closed;
@@ -573,7 +574,8 @@ class Server implements ChatServer {
     for (const peer of this.#peers) {
       if (isTrimming) peer.trimBuffers();
       if (writeTimeoutMs > 0 && peer.writeStalledFor(now) > writeTimeoutMs) {
-        peer.close("stopped reading"); // even while ending: its last lines are not going anywhere
+        // Even while ending: its last lines are not going anywhere.
+        peer.close("stopped reading", `no byte taken for ${writeTimeoutMs / 1000} s`);
       } else if (peer.isEnding) {
         continue;
       } else if (

@@ -450,11 +450,13 @@ async function talkPastStuck(room: Room, notice?: string): Promise<boolean> {
 
 Deno.test("writeTimeout alone drops a member whose writes stall, and the others lose nothing", async () => {
   // The room log and the limit on private lines out of reach: only the write timeout can cut.
+  const logs: string[] = [];
   await using server = startTestServer({
     writeTimeoutMs: 200,
     logSize: LOG_OUT_OF_REACH,
     maxBacklogBytes: BACKLOG_OUT_OF_REACH,
     floodRate: 0,
+    log: (line) => logs.push(line),
   });
   await using room = await roomWithStuckReader(server.addr.port);
   const notice = "* stuck has left the room (stopped reading)";
@@ -463,6 +465,8 @@ Deno.test("writeTimeout alone drops a member whose writes stall, and the others 
     await room.bob.expect(notice, 5000);
   }
   await room.alice.expect(notice);
+  const detail = "stopped reading: no byte taken for 0.2 s";
+  assert.ok(logs.some((line) => line.endsWith(`left (${detail})`)), logs.join("\n"));
   await room.alice.send("after");
   await room.bob.expect("[alice] after");
 });

@@ -240,10 +240,12 @@ Deno.test("server does not relay empty and blank lines", async () => {
 Deno.test("server drops a member that stops reading and the others lose nothing", async () => {
   // The log size alone: a room log far smaller than the traffic, and the write timeout out of
   // reach (an hour, on, so that it is not what cuts slow): only the log can drop it.
+  const logs: string[] = [];
   await using server = startTestServer({
     logSize: 256 * 1024,
     floodRate: 0,
     writeTimeoutMs: WRITE_TIMEOUT_OUT_OF_REACH,
+    log: (line) => logs.push(line),
   });
   await using alice = await joinAs(server.addr.port, "alice");
   await using bob = await joinAs(server.addr.port, "bob");
@@ -269,16 +271,25 @@ Deno.test("server drops a member that stops reading and the others lose nothing"
     assert.ok(sent < 8_000, "slow was never dropped: 32 MB went past it");
   }
   await alice.expect("* slow has left the room (stopped reading)");
+  // The server's log says which limit it met; the room hears only that it stopped reading.
+  assert.ok(
+    logs.some((line) =>
+      /^slow \(.+\) left \(stopped reading: the room log overtook it\)$/.test(line)
+    ),
+    logs.join("\n"),
+  );
 });
 
 Deno.test("server drops a member whose own lines pile up unread past maxBacklogBytes", async () => {
   // The limit on lines for one member alone (replies, errors, private messages) alone: the room
   // log (nothing is said in the room) and the write timeout out of reach. greedy sends private
   // messages to alice and never reads their confirmations; alice reads each before the next.
+  const logs: string[] = [];
   await using server = startTestServer({
     maxBacklogBytes: 64 * 1024,
     floodRate: 0,
     writeTimeoutMs: WRITE_TIMEOUT_OUT_OF_REACH,
+    log: (line) => logs.push(line),
   });
   await using alice = await joinAs(server.addr.port, "alice");
   await using bob = await joinAs(server.addr.port, "bob");
@@ -309,6 +320,8 @@ Deno.test("server drops a member whose own lines pile up unread past maxBacklogB
   await bob.expect(notice);
   await alice.send("after");
   await bob.expect("[alice] after");
+  const detail = "stopped reading: over 65536 bytes of its own lines";
+  assert.ok(logs.some((line) => line.endsWith(`left (${detail})`)), logs.join("\n"));
 });
 
 /**
