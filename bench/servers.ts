@@ -11,7 +11,22 @@ const decoder = new TextDecoder();
 
 /** A running server process. */
 export class ServerProcess implements AsyncDisposable {
-  constructor(readonly name: string, readonly child: Deno.ChildProcess, readonly port: number) {}
+  /**
+   * `cuts`: members our server cut, by the reason in its log ("stopped reading", flooding...), as
+   * {@linkcode countCut} counts them: a scenario that loses members says why, which the
+   * generator's side of a socket cannot tell.
+   */
+  constructor(
+    readonly name: string,
+    readonly child: Deno.ChildProcess,
+    readonly port: number,
+    readonly cuts = new Map<string, number>(),
+  ) {}
+
+  /** The cuts in the server's log, as "7116 stopped reading, 1 flooding" ("" if none). */
+  cutSummary(): string {
+    return [...this.cuts].map(([reason, count]) => `${count} ${reason}`).join(", ");
+  }
 
   /** The port client number `id` connects to. */
   portFor(_id: number): number {
@@ -77,10 +92,14 @@ export interface Contender {
   start(options: { maxClients: number }): Promise<ServerProcess>;
 }
 
-/** Reads a child's output until a line matches, then keeps draining it so it never blocks. */
+/**
+ * Reads a child's output until a line matches, then keeps draining it so it never blocks, handing
+ * each later line to `onLine`.
+ */
 async function awaitLine(
   stream: ReadableStream<Uint8Array>,
   pattern: RegExp,
+  onLine: (line: string) => void = () => {},
 ): Promise<RegExpExecArray> {
   const reader = stream.pipeThrough(new TextDecoderStream()).getReader();
   let text = "";
@@ -91,11 +110,22 @@ async function awaitLine(
     const match = pattern.exec(text);
     if (match) {
       (async () => {
-        while (!(await reader.read()).done);
+        let rest = text.slice(match.index + match[0].length);
+        for (let chunk = await reader.read(); !chunk.done; chunk = await reader.read()) {
+          const lines = (rest + chunk.value).split("\n");
+          rest = lines.pop()!;
+          for (const line of lines) onLine(line);
+        }
       })();
       return match;
     }
   }
+}
+
+/** Counts a line of our server's log if it says that a member was cut, under the reason it gives. */
+function countCut(cuts: Map<string, number>, line: string): void {
+  const reason = / left \((.+)\)$/.exec(line)?.[1];
+  if (reason) cuts.set(reason, (cuts.get(reason) ?? 0) + 1);
 }
 
 function freePort(): number {
@@ -227,10 +257,14 @@ export async function startOurs(
     stderr: "inherit",
     stdin: "null",
   }).spawn();
-  const ready = await awaitLine(child.stdout, options.ready ?? /listening on 127\.0\.0\.1:(\d+)/);
-  return Object.assign(new ServerProcess(options.name ?? "ours", child, Number(ready[1])), {
-    ready,
-  });
+  const cuts = new Map<string, number>();
+  const ready = await awaitLine(
+    child.stdout,
+    options.ready ?? /listening on 127\.0\.0\.1:(\d+)/,
+    (line) => countCut(cuts, line),
+  );
+  const server = new ServerProcess(options.name ?? "ours", child, Number(ready[1]), cuts);
+  return Object.assign(server, { ready });
 }
 
 /** Several of our servers on one Redis, measured as one: CPU and memory are their sums. */
