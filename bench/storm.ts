@@ -4,12 +4,9 @@
  * the storm's duration, the server's peak memory, and its memory per member once idle.
  * Run by bench/main.ts (`--scenarios storm`).
  */
-import { closeAll, measured, type Sample, settle } from "./harness.ts";
-import { Client, connect, Run } from "./load.ts";
+import { measured, type Sample } from "./harness.ts";
 import type { Contender } from "./servers.ts";
-
-/** The start of the server's first line, which asks for a name. */
-const GREETING = "* Welcome to chat!";
+import type { StormReply, StormRequest } from "./storm_worker.ts";
 
 /** Options for {@linkcode storm}. */
 export interface StormOptions {
@@ -27,6 +24,35 @@ export interface StormOptions {
    * client that waits for the prompt does.
    */
   isNameFirst: boolean;
+  /**
+   * Threads of the generator, each with its share of the joins in flight and of the sockets (see
+   * bench/storm_worker.ts for why more than one are needed from about 14,000 members on).
+   */
+  threads: number;
+}
+
+/** A generator thread, and its answers, which come in the order of the requests. */
+class StormThread {
+  readonly #worker = new Worker(new URL("./storm_worker.ts", import.meta.url), { type: "module" });
+  #waiting: ((reply: StormReply) => void)[] = [];
+
+  constructor() {
+    this.#worker.onmessage = (event: MessageEvent<StormReply>) =>
+      this.#waiting.shift()?.(event.data);
+  }
+
+  ask<K extends StormReply["kind"]>(
+    request: StormRequest,
+  ): Promise<Extract<StormReply, { kind: K }>> {
+    const { promise, resolve } = Promise.withResolvers<Extract<StormReply, { kind: K }>>();
+    this.#waiting.push(resolve as (reply: StormReply) => void);
+    this.#worker.postMessage(request);
+    return promise;
+  }
+
+  terminate(): void {
+    this.#worker.terminate();
+  }
 }
 
 /**
@@ -34,6 +60,8 @@ export interface StormOptions {
  * its idle self, read 2.5 s after the line reached all (idle peers give back their buffers on a
  * sweep); beside it the storm's duration from the first connect to the last welcome, the peak
  * memory, and the join notices that did not arrive (each member must hear every later join).
+ * Members join as our server's clients do: the storm is for servers of the room log, ours and its
+ * baselines.
  */
 export async function storm(
   contender: Contender,
@@ -42,49 +70,44 @@ export async function storm(
 ): Promise<Sample> {
   await using server = await contender.start({ maxClients: size });
   const idleRssKiB = await server.rssKiB();
-  const clients: Client[] = [];
+  const threads = Array.from({ length: options.threads }, () => new StormThread());
+  const counter = new SharedArrayBuffer(2 * Int32Array.BYTES_PER_ELEMENT);
+  let isClosing = false;
   try {
     let failure: string | undefined;
-    // How long the generator took to see its slowest connect complete. In a storm of 19,000 it
-    // took 31.5 to 33.6 s in the runs that failed, while the kernel had connected at once (no
-    // socket in SYN-SENT): Deno, busy reading 14,000 sockets, saw it late, past the name deadline.
-    let slowestConnectMs = 0;
+    let joined: Extract<StormReply, { kind: "joined" }>[] = [];
     const sample = await measured(server, async () => {
-      const joinRun = new Run({ senders: 1, window: 1 });
-      const startedAt = performance.now();
-      let lastWelcomeAt = startedAt;
-      let next = 0;
-      const joinInTurn = async () => {
-        while (next < size && !failure) {
-          const id = next++;
-          const connectAt = performance.now();
-          const conn = await connect(server.port);
-          slowestConnectMs = Math.max(slowestConnectMs, performance.now() - connectAt);
-          const client = new Client(id, conn, joinRun, 4096);
-          clients[id] = client;
-          if (!options.isNameFirst) await client.waitFor(GREETING);
-          await contender.dialect.join(client, `c${id}`);
-          lastWelcomeAt = performance.now();
-        }
-      };
-      const joins = Promise.all(Array.from({ length: options.inFlight }, joinInTurn));
+      const startedAt = performance.timeOrigin + performance.now();
+      const joins = Promise.all(threads.map((thread, i) =>
+        thread.ask<"joined">({
+          kind: "join",
+          port: server.port,
+          size,
+          // The joins in flight, shared out: the first threads take one more if they do not divide.
+          inFlight: Math.floor(options.inFlight / threads.length) +
+            (i < options.inFlight % threads.length ? 1 : 0),
+          isNameFirst: options.isNameFirst,
+          counter,
+        })
+      ));
       let timer: ReturnType<typeof setTimeout> | undefined;
-      const tooLong = new Promise<void>((resolve) => {
-        timer = setTimeout(() => {
-          failure = `${clients.length} of ${size} connected in ${options.timeoutMs / 1000} s`;
-          resolve();
-        }, options.timeoutMs);
+      const tooLong = new Promise<"too long">((resolve) => {
+        timer = setTimeout(() => resolve("too long"), options.timeoutMs);
       });
-      try {
-        await Promise.race([joins, tooLong]);
-      } catch (error) {
-        failure = `joins failed: ${error instanceof Error ? error.message : error}`;
-      } finally {
-        clearTimeout(timer);
+      const outcome = await Promise.race([joins, tooLong]);
+      clearTimeout(timer);
+      if (outcome === "too long") {
+        Atomics.store(new Int32Array(counter), 1, 1); // stop joining
+        failure = `${Math.min(size, Atomics.load(new Int32Array(counter), 0))} of ${size} ` +
+          `connected in ${options.timeoutMs / 1000} s`;
+        return { value: NaN };
       }
-      return { value: lastWelcomeAt - startedAt };
+      joined = outcome;
+      failure = joined.find((reply) => reply.failure)?.failure;
+      return { value: Math.max(...joined.map((reply) => reply.lastWelcomeAt)) - startedAt };
     });
     const stormMs = sample.value;
+    const slowestConnectMs = Math.max(0, ...joined.map((reply) => reply.slowestConnectMs));
     const cuts = () => server.cutSummary() && `; the server's log: ${server.cutSummary()}`;
     const connects = () =>
       slowestConnectMs > 1000
@@ -93,35 +116,46 @@ export async function storm(
     if (failure) return { ...sample, value: NaN, note: failure + cuts() + connects() };
     // One line to all: lines reach a member in order, so once it has it, every join notice
     // before it has been delivered, and the server holds nothing in flight.
-    const run = new Run({ senders: 1, window: 1 });
-    for (const client of clients) client.reset(run);
-    const sentAt = performance.now();
-    run.sentBy[0] = 1;
-    await clients[0]!.send(0, 0, 1);
-    const reachedAll = await settle(run, () => run.tally.received >= size - 1, 10_000);
+    await Promise.all(threads.map((thread) => thread.ask<"reset">({ kind: "reset" })));
+    const sender = threads[joined.findIndex((reply) => reply.hasFirst)]!;
+    const { sentAt } = await sender.ask<"sent">({ kind: "send" });
+    const counts = await Promise.all(threads.map((thread, i) =>
+      thread.ask<"counted">({
+        kind: "count",
+        expected: joined[i]!.members - (joined[i]!.hasFirst ? 1 : 0),
+      })
+    ));
     await new Promise((resolve) => setTimeout(resolve, 2500)); // two sweeps of idle peers
     const fullRssKiB = await server.rssKiB();
-    const notices = clients.reduce((sum, client) => sum + client.notices, 0);
-    const cut = clients.filter((client) => client.endedAt > 0).length;
+    const sum = (key: "received" | "notices" | "cut") =>
+      counts.reduce((total, count) => total + count[key], 0);
+    const [received, cut] = [sum("received"), sum("cut")];
+    isClosing = true;
+    await Promise.all(threads.map((thread) => thread.ask<"closed">({ kind: "close" })));
     return {
       ...sample,
       value: (fullRssKiB - idleRssKiB) / size,
-      ...(reachedAll && cut === 0 ? {} : {
-        note: `reached ${run.tally.received} of ${size - 1}, ${cut} cut${cuts()}${connects()}`,
+      ...(received >= size - 1 && cut === 0 ? {} : {
+        note: `reached ${received} of ${size - 1}, ${cut} cut${cuts()}${connects()}`,
       }),
       extra: {
         stormMs,
         peakRssKiB: await server.rssKiB("VmHWM"),
         idleRssKiB,
         fullRssKiB,
-        reached: run.tally.received,
-        reachMs: run.tally.lastAt - sentAt,
-        noticesLost: (size * (size - 1)) / 2 - notices,
+        reached: received,
+        reachMs: Math.max(...counts.map((count) => count.lastAt)) - sentAt,
+        noticesLost: (size * (size - 1)) / 2 - sum("notices"),
         cut,
         slowestConnectMs,
       },
     };
   } finally {
-    await closeAll(clients.filter(Boolean));
+    if (!isClosing) {
+      // A failed storm: ask the threads to close their sockets, but not for longer than a while.
+      const closed = Promise.all(threads.map((thread) => thread.ask<"closed">({ kind: "close" })));
+      await Promise.race([closed, new Promise((resolve) => setTimeout(resolve, 5000))]);
+    }
+    for (const thread of threads) thread.terminate();
   }
 }
