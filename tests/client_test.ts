@@ -208,7 +208,8 @@ Deno.test("client at a terminal keeps a half-typed line intact while a message a
   await terminal.type("half ty");
   await terminal.waitFor(/\n> half ty$/);
   await alice.send("hello Emil");
-  const screen = await terminal.waitFor(/\[alice\] hello Emil/);
+  // The message comes on screen a moment before the prompt is drawn again below it: waits for both.
+  const screen = await terminal.waitFor(/\[alice\] hello Emil\n> half ty$/);
   const lines = screen.split("\n");
   assert.match(lines.at(-2)!, /^\d\d:\d\d {3}\[alice\] hello Emil$/, screen);
   assert.equal(lines.at(-1), "> half ty", screen);
