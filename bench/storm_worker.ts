@@ -134,5 +134,6 @@ const scope = self as unknown as {
   onmessage: (event: MessageEvent<StormRequest>) => void;
   postMessage: (reply: StormReply) => void;
 };
-// The next request comes only once this one is answered: no two run at once.
+// Each request comes once the one before is answered, so the answers keep their order; only a
+// close after a storm that failed may come while a join still runs, and then any answer will do.
 scope.onmessage = async (event) => scope.postMessage(await answer(event.data));
