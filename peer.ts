@@ -248,7 +248,7 @@ export class Peer implements Member {
     if (this.#isClosed) return;
     this.#isClosed = true;
     this.closeReason ??= reason;
-    if (this.closeReason === reason) this.closeDetail ??= detail;
+    this.closeDetail = detail;
     clearTimeout(this.#endTimer);
     this.#privates = [];
     this.#privateBytes = 0;

@@ -23,7 +23,10 @@ export class ServerProcess implements AsyncDisposable {
     readonly cuts = new Map<string, number>(),
   ) {}
 
-  /** The cuts in the server's log, as "7116 stopped reading, 1 flooding" ("" if none). */
+  /**
+   * The cuts in the server's log so far, as "4648 stopped reading: no byte taken for 30 s" ("" if
+   * none). A cut logged in the last moment may not have been read yet.
+   */
   cutSummary(): string {
     return [...this.cuts].map(([reason, count]) => `${count} ${reason}`).join(", ");
   }
@@ -110,11 +113,26 @@ async function awaitLine(
     const match = pattern.exec(text);
     if (match) {
       (async () => {
+        // The lines after the ready line: the rest of that line is nobody's.
         let rest = text.slice(match.index + match[0].length);
-        for (let chunk = await reader.read(); !chunk.done; chunk = await reader.read()) {
-          const lines = (rest + chunk.value).split("\n");
-          rest = lines.pop()!;
-          for (const line of lines) onLine(line);
+        let isInReadyLine = true;
+        const take = (isLast: boolean) => {
+          const lines = rest.split("\n");
+          rest = isLast ? "" : lines.pop()!;
+          for (const line of lines) {
+            if (isInReadyLine) isInReadyLine = false;
+            else if (line) onLine(line);
+          }
+        };
+        try {
+          take(false);
+          for (let chunk = await reader.read(); !chunk.done; chunk = await reader.read()) {
+            rest += chunk.value;
+            take(false);
+          }
+          take(true);
+        } catch {
+          // The process is gone: its output ends here.
         }
       })();
       return match;

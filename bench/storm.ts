@@ -6,7 +6,7 @@
  */
 import { measured, type Sample } from "./harness.ts";
 import type { Contender } from "./servers.ts";
-import type { StormReply, StormRequest } from "./storm_worker.ts";
+import type { StormAnswer, StormReply, StormRequest } from "./storm_worker.ts";
 
 /** Options for {@linkcode storm}. */
 export interface StormOptions {
@@ -31,23 +31,37 @@ export interface StormOptions {
   threads: number;
 }
 
-/** A generator thread, and its answers, which come in the order of the requests. */
+/** A generator thread: each request is answered, or fails, on its own (by its number). */
 class StormThread {
   readonly #worker = new Worker(new URL("./storm_worker.ts", import.meta.url), { type: "module" });
-  #waiting: ((reply: StormReply) => void)[] = [];
+  readonly #waiting = new Map<number, PromiseWithResolvers<StormReply>>();
+  #lastId = 0;
 
   constructor() {
-    this.#worker.onmessage = (event: MessageEvent<StormReply>) =>
-      this.#waiting.shift()?.(event.data);
+    this.#worker.onmessage = ({ data }: MessageEvent<StormAnswer>) => {
+      const waiting = this.#waiting.get(data.id);
+      this.#waiting.delete(data.id);
+      if ("reply" in data) waiting?.resolve(data.reply);
+      else waiting?.reject(new Error(`a generator thread failed: ${data.error}`));
+    };
+    // Not expected (the thread answers its errors), but then nothing waits forever.
+    this.#worker.onerror = (event) => {
+      event.preventDefault();
+      for (const waiting of this.#waiting.values()) {
+        waiting.reject(new Error(`a generator thread failed: ${event.message}`));
+      }
+      this.#waiting.clear();
+    };
   }
 
   ask<K extends StormReply["kind"]>(
     request: StormRequest,
   ): Promise<Extract<StormReply, { kind: K }>> {
-    const { promise, resolve } = Promise.withResolvers<Extract<StormReply, { kind: K }>>();
-    this.#waiting.push(resolve as (reply: StormReply) => void);
-    this.#worker.postMessage(request);
-    return promise;
+    const id = ++this.#lastId;
+    const waiting = Promise.withResolvers<StormReply>();
+    this.#waiting.set(id, waiting);
+    this.#worker.postMessage({ id, request });
+    return waiting.promise as Promise<Extract<StormReply, { kind: K }>>;
   }
 
   terminate(): void {
@@ -98,8 +112,8 @@ export async function storm(
       clearTimeout(timer);
       if (outcome === "too long") {
         Atomics.store(new Int32Array(counter), 1, 1); // stop joining
-        failure = `${Math.min(size, Atomics.load(new Int32Array(counter), 0))} of ${size} ` +
-          `connected in ${options.timeoutMs / 1000} s`;
+        const started = Math.min(size, Atomics.load(new Int32Array(counter), 0));
+        failure = `not over in ${options.timeoutMs / 1000} s (${started} of ${size} joins started)`;
         return { value: NaN };
       }
       joined = outcome;

@@ -33,7 +33,7 @@ export type StormRequest =
   | { kind: "count"; expected: number }
   | { kind: "close" };
 
-/** What a thread answers, in the order of the requests. */
+/** What a thread answers to a request. */
 export type StormReply =
   | {
     kind: "joined";
@@ -50,10 +50,15 @@ export type StormReply =
   | { kind: "counted"; received: number; notices: number; cut: number; lastAt: number }
   | { kind: "closed" };
 
+/** A request's answer, under the request's number: its reply, or why it failed. */
+export type StormAnswer = { id: number } & ({ reply: StormReply } | { error: string });
+
 /** The start of the server's first line, which asks for a name. */
 const GREETING = "* Welcome to chat!";
 
 const clients: Client[] = [];
+/** Set by the close: a connect that completes after it is closed at once. */
+let isClosing = false;
 let run = new Run({ senders: 1, window: 1 });
 
 const wallClock = (at: number) => performance.timeOrigin + at;
@@ -69,6 +74,7 @@ async function join(request: Extract<StormRequest, { kind: "join" }>): Promise<S
       if (id >= request.size) return;
       const connectAt = performance.now();
       const conn = await connect(request.port);
+      if (isClosing) return conn.close();
       slowestConnectMs = Math.max(slowestConnectMs, performance.now() - connectAt);
       const client = new Client(id, conn, run, 4096);
       clients.push(client);
@@ -118,6 +124,7 @@ async function answer(request: StormRequest): Promise<StormReply> {
       };
     }
     case "close":
+      isClosing = true;
       for (const client of clients) {
         try {
           client.conn.close();
@@ -131,9 +138,14 @@ async function answer(request: StormRequest): Promise<StormReply> {
 }
 
 const scope = self as unknown as {
-  onmessage: (event: MessageEvent<StormRequest>) => void;
-  postMessage: (reply: StormReply) => void;
+  onmessage: (event: MessageEvent<{ id: number; request: StormRequest }>) => void;
+  postMessage: (answer: StormAnswer) => void;
 };
-// Each request comes once the one before is answered, so the answers keep their order; only a
-// close after a storm that failed may come while a join still runs, and then any answer will do.
-scope.onmessage = async (event) => scope.postMessage(await answer(event.data));
+// A request that fails is answered with why, rather than left to end the benchmark.
+scope.onmessage = async ({ data: { id, request } }) => {
+  try {
+    scope.postMessage({ id, reply: await answer(request) });
+  } catch (error) {
+    scope.postMessage({ id, error: error instanceof Error ? error.message : String(error) });
+  }
+};
