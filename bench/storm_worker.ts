@@ -9,7 +9,7 @@
  * Each thread has an event loop of its own, with a share of the sockets: on two threads, 10 of 10
  * were clean.
  */
-import { settle } from "./harness.ts";
+import { closeAll, settle } from "./harness.ts";
 import { Client, connect, Run } from "./load.ts";
 import { OURS } from "./servers.ts";
 
@@ -125,14 +125,7 @@ async function answer(request: StormRequest): Promise<StormReply> {
     }
     case "close":
       isClosing = true;
-      for (const client of clients) {
-        try {
-          client.conn.close();
-        } catch {
-          // Closed by the server already.
-        }
-      }
-      await Promise.all(clients.map((client) => client.reading));
+      await closeAll(clients);
       return { kind: "closed" };
   }
 }
