@@ -22,6 +22,7 @@ import {
   parseName,
   parsePrompt,
   parseServerLine,
+  parseTakeOver,
   PRIVATE_GREETING,
   type Prompt,
   ProtocolError,
@@ -411,6 +412,7 @@ class Session {
     const join = new JoinReply(this, this.#hasEverJoined, conn);
     let lastLine = "";
     let failure: string | undefined;
+    let takenOver: string | undefined;
     this.#current = conn;
     this.#isHeld = false;
     try {
@@ -433,6 +435,7 @@ class Session {
             continue;
           }
           lastLine = cleanText(line); // a hostile server must not reach the terminal either
+          takenOver ??= parseTakeOver(lastLine);
           const parsed = parseServerLine(lastLine);
           if (!join.isDone) {
             if (join.holds(lastLine, parsed)) continue;
@@ -455,15 +458,29 @@ class Session {
       clearTimeout(this.#pacerTimer);
       closeQuietly(conn);
     }
-    return this.#ending({ join, lastLine, noReply, failure });
+    return this.#ending({ join, lastLine, noReply, failure, takenOver });
   }
 
   #ending(
-    options: { join: JoinReply; lastLine: string; noReply: boolean; failure: string | undefined },
+    options: {
+      join: JoinReply;
+      lastLine: string;
+      noReply: boolean;
+      failure: string | undefined;
+      takenOver: string | undefined;
+    },
   ): Ending {
-    const { join, lastLine, noReply, failure } = options;
+    const { join, lastLine, noReply, failure, takenOver } = options;
     if (this.#inputFailure) return { kind: "fatal", message: this.#inputFailure };
     if (this.#failure) return { kind: "fatal", message: this.#failure };
+    if (takenOver !== undefined) {
+      // Logging in again would take the name back from the other login, which would do the same.
+      return {
+        kind: "fatal",
+        message: `You logged in as ${takenOver} from elsewhere: not reconnecting, which would ` +
+          "take the name back",
+      };
+    }
     if (join.isPrivate && !this.#screen.askSecret && this.#secrets.server === undefined) {
       // Our name went out before the server said it is private, and was taken for its password.
       return {

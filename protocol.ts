@@ -411,6 +411,23 @@ export function formatLeave(name: string, reason?: string): string {
 /** What every client is told when the server shuts down. */
 export const SHUTDOWN_NOTICE = "* Server is shutting down, goodbye";
 
+/**
+ * What a member is told when the owner of its registered name logs in from elsewhere, before the
+ * server closes it. A client must not log in again by itself after it, or two logins would take
+ * the name from each other forever: so it is a line of its own, told apart by
+ * {@linkcode parseTakeOver}.
+ */
+export function formatTakeOver(name: string): string {
+  return formatError(`${name} logged in from elsewhere with its password`);
+}
+
+const TAKE_OVER = /^\* error: ([A-Za-z0-9_-]{1,32}) logged in from elsewhere with its password$/;
+
+/** The name a take-over notice ({@linkcode formatTakeOver}) is for, if the line is one. */
+export function parseTakeOver(line: string): string | undefined {
+  return TAKE_OVER.exec(line)?.[1];
+}
+
 /** What a member is told after `/quit`, before the server closes its connection. */
 export const GOODBYE = "* Goodbye!";
 

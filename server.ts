@@ -40,6 +40,7 @@ import {
   formatLoginPrompt,
   formatNewPasswordPrompt,
   formatSystemLine,
+  formatTakeOver,
   GOODBYE,
   GREETING,
   HELP_LINES,
@@ -548,8 +549,12 @@ class Server implements ChatServer {
   }
 
   /** Ends a peer for a reason of ours: it is told, and the room hears it left at once. */
-  #disconnect(peer: Peer, why: { error: string; problem?: string }): void {
-    peer.sendError(why.error);
+  #disconnect(
+    peer: Peer,
+    why: { error: string; problem?: string },
+    line = formatError(why.error),
+  ): void {
+    peer.send(encodeLine(line));
     if (peer.isJoined) {
       peer.isJoined = false;
       this.#config.hub.leave(peer, why.problem ? { problem: why.problem } : {});
@@ -750,10 +755,11 @@ class Server implements ChatServer {
   #takeOver(name: string): void {
     for (const other of this.#peers) {
       if (other.isJoined && nameKey(other.name) === nameKey(name)) {
-        this.#disconnect(other, {
-          error: `${other.name} logged in from elsewhere with its password`,
-          problem: "logged in elsewhere",
-        });
+        this.#disconnect(
+          other,
+          { error: "logged in from elsewhere", problem: "logged in elsewhere" },
+          formatTakeOver(other.name),
+        );
       }
     }
   }

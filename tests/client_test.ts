@@ -9,6 +9,7 @@ import {
   formatWho,
   MAX_LINE_OVERHEAD_BYTES,
   MAX_MAX_LINE_BYTES,
+  parseTakeOver,
 } from "../protocol.ts";
 import {
   Child,
@@ -21,6 +22,7 @@ import {
   waitOutNameTimeout,
   withDeadline,
 } from "./_helpers.ts";
+import { Folder, startStoreServer } from "./_store.ts";
 
 /** The limits line at the default limits. */
 const LIMITS = "* Limits: lines of up to 4096 bytes, 10 at once, then 5 a second";
@@ -111,6 +113,85 @@ Deno.test("client says so and exits 1 when the server shuts down", async () => {
       "* Server is shutting down, goodbye\n",
   );
   assert.equal(stderr, "error: The server shut down\n");
+});
+
+const PASSWORD = "correct horse battery";
+
+/** Joins as `name` and registers it with {@linkcode PASSWORD}, as nc users would. */
+async function register(port: number, name: string): Promise<TestClient> {
+  const client = await joinAs(port, name);
+  await client.send("/register");
+  await client.expect(/^\* Send the new password for \w+ on the next line/);
+  await client.send(PASSWORD);
+  await client.expect(`* ${name} is registered: joining as ${name} now asks for its password`);
+  return client;
+}
+
+/** Logs in as registered `name` with its password, as nc users would. */
+async function logIn(port: number, name: string): Promise<TestClient> {
+  const client = await TestClient.connect(port);
+  await client.expect("* Welcome to chat! What shall I call you?");
+  await client.send(name);
+  await client.expect(`* ${name} is registered: send its password`);
+  await client.send(PASSWORD);
+  await client.expect(/^\* The room contains:/);
+  return client;
+}
+
+Deno.test("client stops and says why when its registered name logs in from elsewhere, instead of taking it back", async () => {
+  await using folder = await Folder.make();
+  const { child, port } = await startStoreServer(folder);
+  await using _server = child;
+  await using bob = await joinAs(port, "bob");
+  await using first = await register(port, "alice");
+  // The client logs in with the password (and would reconnect, as after a loss) ...
+  await using alice = new Child(Deno.execPath(), [
+    "run",
+    "-q",
+    "-N",
+    "--allow-env=CHAT_PASSWORD",
+    "client.ts",
+    "alice",
+    "--port",
+    String(port),
+    "--reconnect",
+    "5",
+  ], { stdin: true, env: { CHAT_PASSWORD: PASSWORD } });
+  assert.deepEqual(await first.readToEnd(), [
+    "* error: alice logged in from elsewhere with its password",
+  ]);
+  await alice.stdout.readUntil(/^\* Welcome, alice!/);
+  // ... then the person logs in from another device: the client gives way for good.
+  await using second = await logIn(port, "alice");
+  const end = await alice.finish();
+  assert.equal(end.code, 1);
+  assert.equal(end.stdout, "* error: alice logged in from elsewhere with its password\n");
+  assert.equal(
+    end.stderr,
+    "error: You logged in as alice from elsewhere: not reconnecting, which would take the name " +
+      "back\n",
+  );
+  // The second login keeps the name: the room hears it speak, and no one enters or leaves again.
+  await second.send("still me");
+  let line;
+  while ((line = await bob.readLine()) !== "[alice] still me") {
+    assert.match(line, /^\* alice has (entered|left) the room/);
+  }
+  await bob.send("/who");
+  assert.equal(await bob.readLine(), "* 2 online: alice, bob");
+});
+
+Deno.test("parseTakeOver tells the take-over notice apart from every other error", () => {
+  assert.equal(parseTakeOver("* error: alice logged in from elsewhere with its password"), "alice");
+  assert.equal(parseTakeOver("* error: Disconnected for flooding"), undefined);
+  assert.equal(
+    parseTakeOver("[alice] * error: bob logged in from elsewhere with its password"),
+    undefined,
+  );
+  assert.equal(
+    parseTakeOver("* [bob] error: alice logged in from elsewhere with its password"),
+    undefined,
+  );
 });
 
 Deno.test("client says so and exits 1 when the connection is lost", async () => {

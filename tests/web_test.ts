@@ -275,6 +275,8 @@ interface PageGlobals {
     title: string;
     hidden: boolean;
     querySelectorAll(selector: string): Iterable<{ textContent: string | null }>;
+    querySelector(selector: string): { textContent: string | null } | null;
+    activeElement: { id: string } | null;
     scrollingElement: { scrollWidth: number } | null;
   };
   innerWidth: number;
@@ -1285,6 +1287,24 @@ Deno.test("page: /register takes the password in a password field, and joining a
   await second.keyboard.press("Enter");
   await second.waitForSelector("#chat:not([hidden])");
   await waitForLine(second, "Welcome, alice!");
+  // The first page says why it left, and takes the name back only when asked to.
+  await page.waitForFunction(
+    () => {
+      const document = (globalThis as unknown as PageGlobals).document;
+      return document.querySelector("#banner-text")?.textContent ===
+          "You logged in as alice from elsewhere, so this page left the room." &&
+        document.querySelector("#banner-button")?.textContent === "Take it back";
+    },
+    { polling: "mutation" },
+  );
+  await page.bringToFront();
+  await page.click("#banner-button");
+  await page.waitForFunction(
+    () =>
+      (globalThis as unknown as PageGlobals).document.querySelector("#join-error")
+        ?.textContent === "alice is registered: type its password",
+    { polling: "mutation" },
+  );
   assert.deepEqual(chromium.errors, []);
 });
 

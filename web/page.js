@@ -187,6 +187,10 @@ function formatSystemLine(text) {
 var ROOM_LIST = "The room contains:";
 var ROOM_LIST_MORE = "The room also contains:";
 var WHO_MORE = "also online:";
+var TAKE_OVER = /^\* error: ([A-Za-z0-9_-]{1,32}) logged in from elsewhere with its password$/;
+function parseTakeOver(line) {
+  return TAKE_OVER.exec(line)?.[1];
+}
 var LIMITS_LINE = /^Limits: lines of up to (\d+) bytes(?:, (\d+) at once, then (\d+(?:\.\d+)?) a second)?$/;
 function formatAction(name, text) {
   return formatSystemLine(`[${name}] ${text}`);
@@ -493,6 +497,8 @@ var state = {
   lastError: "",
   /** Why the connection ended, when the server said. */
   closeReason: "",
+  /** The server said our name logged in from elsewhere: rejoining would take it back. */
+  isTakenOver: false,
   attempt: 0,
   timer: void 0,
   maxLineBytes: Infinity,
@@ -512,6 +518,7 @@ function connect() {
   state.rejection = "";
   state.hasQuit = false;
   state.closeReason = "";
+  state.isTakenOver = false;
   state.lastError = "";
   state.replay = [];
   state.isNameSent = false;
@@ -548,6 +555,7 @@ function receive(raw) {
   if (line.kind === "system" && line.text === SHUTDOWN_NOTICE) {
     state.closeReason = "The server shut down";
   }
+  if (parseTakeOver(raw) !== void 0) state.isTakenOver = true;
   state.lastError = line.kind === "error" ? line.text : "";
   show(line, {
     raw
@@ -651,6 +659,10 @@ function closed() {
     if (!state.isRejoin) return showPrompt(state.rejection);
     state.phase = "left";
     return showBanner(`Cannot rejoin as ${state.name}: ${state.rejection}`, "Choose a name", () => showPrompt(""));
+  }
+  if (!wasJoining && state.isTakenOver) {
+    state.phase = "left";
+    return showBanner(`You logged in as ${state.name} from elsewhere, so this page left the room.`, "Take it back", () => rejoinNow());
   }
   if (!wasJoining && state.lastError !== "") {
     state.phase = "left";

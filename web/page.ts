@@ -14,6 +14,7 @@ import {
   parseCommand,
   parsePrompt,
   parseServerLine,
+  parseTakeOver,
   type Prompt,
   type ServerLine,
   utf8Length,
@@ -85,6 +86,8 @@ const state = {
   lastError: "",
   /** Why the connection ended, when the server said. */
   closeReason: "",
+  /** The server said our name logged in from elsewhere: rejoining would take it back. */
+  isTakenOver: false,
   attempt: 0,
   timer: undefined as ReturnType<typeof setTimeout> | undefined,
   maxLineBytes: Infinity,
@@ -107,6 +110,7 @@ function connect(): void {
   state.rejection = "";
   state.hasQuit = false;
   state.closeReason = "";
+  state.isTakenOver = false;
   state.lastError = "";
   state.replay = [];
   state.isNameSent = false;
@@ -143,6 +147,7 @@ function receive(raw: string): void {
   if (line.kind === "system" && line.text === SHUTDOWN_NOTICE) {
     state.closeReason = "The server shut down";
   }
+  if (parseTakeOver(raw) !== undefined) state.isTakenOver = true;
   // The server's last word before it closes a member (flooding, idle, a bad frame) is an error.
   state.lastError = line.kind === "error" ? line.text : "";
   show(line, { raw });
@@ -253,6 +258,15 @@ function closed(): void {
       `Cannot rejoin as ${state.name}: ${state.rejection}`,
       "Choose a name",
       () => showPrompt(""),
+    );
+  }
+  if (!wasJoining && state.isTakenOver) {
+    // Only the person may take the name back: two pages doing it by themselves never stop.
+    state.phase = "left";
+    return showBanner(
+      `You logged in as ${state.name} from elsewhere, so this page left the room.`,
+      "Take it back",
+      () => rejoinNow(),
     );
   }
   if (!wasJoining && state.lastError !== "") {
