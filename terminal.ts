@@ -80,10 +80,22 @@ export function nameColor(name: string): number {
 /** Columns before a line's text: `HH:MM M `. Wrapped lines continue under the text. */
 const TEXT_COLUMN = 8;
 
-/** How lines look: time stamps, marks, colors (or none), and the user's own name in bold. */
+/** The local day of a time, to tell when the date must be shown. */
+function dayOf(time: Date): string {
+  return `${time.getFullYear()}-${time.getMonth()}-${time.getDate()}`;
+}
+
+const dayFormat = new Intl.DateTimeFormat(undefined, { dateStyle: "full" });
+
+/**
+ * How lines look: time stamps, marks, colors (or none), and the user's own name in bold. A stamp
+ * shows the time only; a row with the date comes before the first line of each day but today's.
+ */
 export class LineStyle {
   readonly color: boolean;
   name = "";
+  /** The day of the last line stamped, once there is one. */
+  #day: string | undefined;
 
   constructor(options: { color: boolean }) {
     this.color = options.color;
@@ -141,15 +153,38 @@ export class LineStyle {
     }
   }
 
-  /** `HH:MM M body`, wrapped at word boundaries to `width` with continuation rows indented. */
-  rows(time: Date | undefined, mark: string, body: string, width: number): string[] {
+  /**
+   * `HH:MM M body`, wrapped at word boundaries to `width` with continuation rows indented; after a
+   * row with the date when `time` is on another day than the line before (or, for the first, than
+   * `now`).
+   */
+  rows(
+    time: Date | undefined,
+    mark: string,
+    body: string,
+    width: number,
+    now = new Date(),
+  ): string[] {
     const clock = time
       ? `${String(time.getHours()).padStart(2, "0")}:${String(time.getMinutes()).padStart(2, "0")}`
       : "     ";
+    const dated = time ? this.#dateRows(time, now, width) : [];
     const prefix = `${this.style("gray", clock)} ${mark} `;
-    if (width < TEXT_COLUMN + 12) return wrapAnsi(prefix + body, width, WRAP).split("\n");
+    if (width < TEXT_COLUMN + 12) {
+      return [...dated, ...wrapAnsi(prefix + body, width, WRAP).split("\n")];
+    }
     const rows = wrapAnsi(body, width - TEXT_COLUMN, WRAP).split("\n");
-    return rows.map((row, i) => (i === 0 ? prefix : " ".repeat(TEXT_COLUMN)) + row);
+    return [...dated, ...rows.map((row, i) => (i === 0 ? prefix : " ".repeat(TEXT_COLUMN)) + row)];
+  }
+
+  /** The row saying the date of `time`, when its day is not the day of the line before. */
+  #dateRows(time: Date, now: Date, width: number): string[] {
+    const day = dayOf(time);
+    const previous = this.#day ?? dayOf(now);
+    this.#day = day;
+    if (day === previous) return [];
+    const label = day === dayOf(now) ? "Today" : dayFormat.format(time);
+    return this.rows(undefined, " ", this.style("gray", `── ${label} ──`), width);
   }
 
   /** The user's own line as the room sees it, or nothing for a command (the server answers). */
@@ -163,6 +198,11 @@ export class LineStyle {
 }
 
 const WRAP = { hard: true, trim: true } as const;
+
+/** When a line was said: the time the server gives for history, else now, as it arrives. */
+function timeOf(line: ServerLine | undefined): Date {
+  return line?.kind === "history" ? line.time : new Date();
+}
 
 function parseCommandQuietly(line: string) {
   try {
@@ -245,7 +285,7 @@ export class LineScreen implements Screen {
 
   show(line: string, parsed: ServerLine | undefined): void {
     if (parsed?.kind === "limits") return; // for pacing, not for people
-    this.#print(new Date(), ...this.#style.render(parsed ?? { kind: "system", text: line }));
+    this.#print(timeOf(parsed), ...this.#style.render(parsed ?? { kind: "system", text: line }));
   }
 
   note(text: string, kind: NoteKind): void {
@@ -363,7 +403,7 @@ export class TerminalScreen implements Screen {
   show(line: string, parsed: ServerLine | undefined): void {
     if (parsed) this.#track(parsed);
     if (parsed?.kind === "limits") return; // for pacing, not for people
-    this.#add(new Date(), ...this.#style.render(parsed ?? { kind: "system", text: line }));
+    this.#add(timeOf(parsed), ...this.#style.render(parsed ?? { kind: "system", text: line }));
   }
 
   note(text: string, kind: NoteKind): void {

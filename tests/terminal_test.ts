@@ -5,7 +5,7 @@
  */
 import assert from "node:assert/strict";
 import { KeyDecoder, layoutInput, LineEditor } from "../line_editor.ts";
-import { formatRoomList } from "../protocol.ts";
+import { formatHistory, formatRoomList } from "../protocol.ts";
 import { type ChatServer, type ServerOptions } from "../server.ts";
 import { LineStyle, NAME_COLORS, nameColor } from "../terminal.ts";
 import {
@@ -344,6 +344,43 @@ Deno.test("terminal: a lost connection is reconnected, keeping the typed line an
     end,
     /\n> unsent\n.*\n?error: Gave up reconnecting to 127\.0\.0\.1:\d+ after 2 attempts: /,
   );
+});
+
+Deno.test("terminal: history shows the time each line was said, with the date before lines of another day", async () => {
+  // A server of our own, which replays lines said long ago and today.
+  using listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  await using terminal = await terminalClient("Emil", listener.addr.port, { env: { TZ: "UTC" } });
+  await using conn = new TestClient(await withDeadline(listener.accept(), "Emil"));
+  await conn.write("* Welcome to chat! What shall I call you?\n");
+  assert.equal(await conn.readLine(), "Emil");
+  const today = new Date();
+  await conn.write(
+    "* The room contains: alice\n" +
+      "* history 2020-01-02T03:04:05Z [alice] said long ago\n" +
+      "* history 2020-01-02T23:59:00Z [alice] later that day\n" +
+      "* history 2020-01-03T00:01:00Z [alice] the day after\n" +
+      `${formatHistory(today, "[alice] said today")}\n` +
+      "* Welcome, Emil! 2 users online\n",
+  );
+  const screen = await terminal.waitFor(/Welcome, Emil!/);
+  const clock = today.toISOString().slice(11, 16);
+  const day = (date: string) =>
+    new Intl.DateTimeFormat(undefined, { dateStyle: "full", timeZone: "UTC" }).format(
+      new Date(date),
+    );
+  assert.equal(
+    screen.split("\n").slice(1, 8).join("\n"),
+    [
+      `        ── ${day("2020-01-02")} ──`,
+      "03:04 | [alice] said long ago",
+      "23:59 | [alice] later that day",
+      `        ── ${day("2020-01-03")} ──`,
+      "00:01 | [alice] the day after",
+      "        ── Today ──",
+      `${clock} | [alice] said today`,
+    ].join("\n"),
+  );
+  assert.match(screen.split("\n")[8]!, /^ +─+ history above, live below ─+$/);
 });
 
 Deno.test("terminal: a server shutdown or a taken name ends the client, with the reason on its own line", async () => {

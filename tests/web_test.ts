@@ -802,6 +802,9 @@ Deno.test("page: two browser pages and a raw TCP client chat in one room, both w
     (name) => [...name.classList].find((c) => /^c\d+$/.test(c)),
   );
   assert.equal(slot, `c${nameColorSlot("tcpuser")}`);
+  // The time shows hours and minutes today; its tooltip has the full date.
+  const tooltip = await anna.$eval("#log li.user:not(.own) time", (time) => time.title);
+  assert.match(tooltip, new RegExp(`\\b${new Date().getFullYear()}\\b`));
 
   // Who is online follows joins, renames and leaves.
   assert.deepEqual((await roster(anna)).sort(), ["Anna", "Emil", "tcpuser"]);

@@ -480,6 +480,16 @@ var clock = new Intl.DateTimeFormat(void 0, {
   hour: "2-digit",
   minute: "2-digit"
 });
+var dayClock = new Intl.DateTimeFormat(void 0, {
+  month: "short",
+  day: "numeric",
+  hour: "2-digit",
+  minute: "2-digit"
+});
+var fullDate = new Intl.DateTimeFormat(void 0, {
+  dateStyle: "full",
+  timeStyle: "short"
+});
 var state = {
   phase: "prompt",
   socket: void 0,
@@ -734,7 +744,8 @@ function render(line, options, time = /* @__PURE__ */ new Date()) {
   }
   const stamp = document.createElement("time");
   stamp.dateTime = time.toISOString();
-  stamp.textContent = clock.format(time);
+  stamp.textContent = (time.toDateString() === (/* @__PURE__ */ new Date()).toDateString() ? clock : dayClock).format(time);
+  stamp.title = fullDate.format(time);
   item.append(stamp);
   switch (line.kind) {
     case "user":

@@ -65,6 +65,14 @@ const view = {
 };
 
 const clock = new Intl.DateTimeFormat(undefined, { hour: "2-digit", minute: "2-digit" });
+/** A time on another day than today shows its date too; every time's tooltip has the full date. */
+const dayClock = new Intl.DateTimeFormat(undefined, {
+  month: "short",
+  day: "numeric",
+  hour: "2-digit",
+  minute: "2-digit",
+});
+const fullDate = new Intl.DateTimeFormat(undefined, { dateStyle: "full", timeStyle: "short" });
 
 type Phase = "prompt" | "joining" | "joined" | "waiting" | "left";
 
@@ -365,7 +373,9 @@ function render(line: ServerLine, options: ShowOptions, time = new Date()): HTML
   }
   const stamp = document.createElement("time");
   stamp.dateTime = time.toISOString();
-  stamp.textContent = clock.format(time);
+  stamp.textContent = (time.toDateString() === new Date().toDateString() ? clock : dayClock)
+    .format(time);
+  stamp.title = fullDate.format(time);
   item.append(stamp);
   switch (line.kind) {
     case "user":
