@@ -4,8 +4,8 @@
  * Run it with `deno run -N client.ts NAME [--host HOST] [--port PORT]`; end with Ctrl+D or `/quit`.
  * It sends within the flood limits the server states (a paste of any size arrives whole, only
  * later), refuses a line over the server's line limit itself, and at a terminal reconnects when
- * the server is lost. The screens are in terminal.ts; when stdout is not a terminal it prints the
- * server's lines exactly, one per line, so it can be scripted.
+ * the server is lost or restarts. The screens are in terminal.ts; when stdout is not a terminal it
+ * prints the server's lines exactly, one per line, so it can be scripted.
  */
 import {
   cleanText,
@@ -105,7 +105,7 @@ interface Target {
 /**
  * Joins the room and chats on stdin and stdout until the user leaves (end of input, `/quit`,
  * Ctrl+C on an empty line). Throws a {@linkcode ClientError} when the server cannot be reached,
- * rejects the name, shuts down, or is lost for good.
+ * rejects the name, or is lost (or shut down) for good.
  */
 export async function runClient(options: ClientOptions): Promise<void> {
   const name = checkName(options.name);
@@ -490,8 +490,11 @@ class Session {
       };
     }
     if (this.#isLeaving) return { kind: "left" };
-    if (lastLine === SHUTDOWN_NOTICE) return { kind: "fatal", message: "The server shut down" };
     const hasJoined = join.hasRoom;
+    // A restart is the common case: come back as after a loss (unless reconnecting is off).
+    if (lastLine === SHUTDOWN_NOTICE) {
+      return { kind: "lost", hasJoined, message: "The server shut down" };
+    }
     if (noReply) {
       const seconds = this.#joinTimeoutMs / 1000;
       const message = `No reply from the server within ${seconds} s: is it a chat server?`;

@@ -383,17 +383,33 @@ Deno.test("terminal: history shows the time each line was said, with the date be
   assert.match(screen.split("\n")[8]!, /^ +─+ history above, live below ─+$/);
 });
 
-Deno.test("terminal: a server shutdown or a taken name ends the client, with the reason on its own line", async () => {
+Deno.test("terminal: a server restart is reconnected, keeping the typed line; --reconnect 0 ends the client instead", async () => {
   const { server, clients: [alice] } = await room({}, "alice");
+  const port = server.addr.port;
   await using _alice = alice!;
-  await using terminal = await terminalClient("Emil", server.addr.port);
+  await using terminal = await terminalClient("Emil", port);
   await alice!.expect("* Emil has entered the room");
+  await using once = await terminalClient("Ada", port, { args: ["--reconnect", "0"] });
+  await alice!.expect("* Ada has entered the room");
   await terminal.type("half typed");
   await terminal.waitFor(/> half typed$/);
+  await once.type("typed before the end");
+  await once.waitFor(/> typed before the end$/);
   await server.close();
-  assert.equal(await exitStatus(terminal), 1);
-  assert.match(await terminal.screen(), /\n> half typed\nerror: The server shut down\n/);
+  await terminal.waitFor(/The server shut down: reconnecting\n(.*\n)*> half typed$/);
+  // Without reconnecting, the client ends as before, with the typed line left in sight.
+  assert.equal(await exitStatus(once), 1);
+  assert.match(await once.screen(), /\n> typed before the end\nerror: The server shut down\n/);
 
+  await using again = startTestServer({ port });
+  await using bob = await joinAs(port, "bob");
+  await bob.expect("* Emil has entered the room", SLOW_MS);
+  await terminal.waitFor(/- reconnected\n(.*\n)*> half typed$/);
+  await terminal.type(" and sent", "Enter");
+  await bob.expect("[Emil] half typed and sent");
+});
+
+Deno.test("terminal: a taken name ends the client, with the reason on its own line", async () => {
   await using again = await startTestServer();
   await using _bob = await joinAs(again.addr.port, "bob");
   await using taken = await terminalClient("BOB", again.addr.port);
