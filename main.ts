@@ -649,8 +649,40 @@ function rerunCommand(
   const flags = Object.entries(needs).flatMap(([name, list]) =>
     list.length > 0 ? [`--allow-${name}=${[...new Set(list)].join(",")}`] : []
   );
-  const words = ["server", ...args].map((word) => redactArgument(word)).map(shellQuote);
-  return `deno run ${flags.join(" ")} main.ts ${words.join(" ")}`;
+  const words = ["server", ...lastOfEach(args)].map((word) => redactArgument(word)).map(shellQuote);
+  return `deno run ${flags.join(" ")} --v8-flags=${SERVER_V8_FLAGS} main.ts ${words.join(" ")}`;
+}
+
+/**
+ * The V8 flags of the server tasks in deno.json (a test holds them equal): a young generation of
+ * at most 4 MiB and the heap grown by 20% after each full collection (BENCHMARKS.md, "The young
+ * generation").
+ */
+export const SERVER_V8_FLAGS = "--max-semi-space-size=4,--heap-growing-percent=20";
+
+/**
+ * The server's arguments with only the last of an option given twice (a task's `--web 8080` and
+ * the user's `--web 28001`: the one that counts), as `--name value` words.
+ */
+function lastOfEach(args: string[]): string[] {
+  const { tokens } = parseArgs({
+    args,
+    options: SERVER_OPTIONS,
+    allowPositionals: true,
+    strict: true,
+    tokens: true,
+  });
+  return tokens.flatMap((token, i) => {
+    if (token.kind === "positional") return [token.value];
+    if (token.kind === "option-terminator") return ["--"];
+    const isMultiple = (SERVER_OPTIONS as Record<string, { multiple?: boolean }>)[token.name]
+      ?.multiple;
+    const isRepeated = tokens.slice(i + 1).some((later) =>
+      later.kind === "option" && later.name === token.name
+    );
+    if (isRepeated && !isMultiple) return [];
+    return [`--${token.name}`, ...token.value === undefined ? [] : [token.value]];
+  });
 }
 
 /** A Redis URL's password is never printed back. */
@@ -694,7 +726,9 @@ function listenFailure(
 ): string {
   const address = hostPort(where.hostname, where.port);
   if (error instanceof Deno.errors.NotCapable) {
-    return `No permission to listen on ${address}; run: ${where.rerun}`;
+    return `No permission to listen on ${address} (the deno tasks allow ${
+      hostPort(DEFAULT_HOST, DEFAULT_PORT)
+    } only); run: ${where.rerun}`;
   }
   if (error instanceof Deno.errors.AddrInUse) {
     return `Cannot listen on ${address}: the address is already in use`;
