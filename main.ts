@@ -26,6 +26,7 @@ import {
   resolveLimits,
   startServer,
 } from "./server.ts";
+import { tlsContext } from "./tls.ts";
 import { DEFAULT_WEB_PORT, parseOrigin, startWeb, type WebServer } from "./web.ts";
 
 /** A numeric server flag: the limit it sets, its unit on the command line, and its range. */
@@ -383,7 +384,13 @@ async function serverCommand(args: string[]): Promise<number> {
   let hub: Hub | undefined;
   let store: SqliteStore | undefined;
   if (values.store !== undefined) {
-    store = await openStore(values.store, { historySize, rerun });
+    const claimed = claimAddresses({ hostname, port }, { ...web ? { web } : {}, tls, rerun });
+    if (typeof claimed === "string") return console.error(`error: ${claimed}`), 1;
+    try {
+      store = await openStore(values.store, { historySize, rerun });
+    } finally {
+      for (const listener of claimed) listener.close(); // the server listens on them next
+    }
     if (!store) return 1;
     hub = new LocalHub({
       historySize,
@@ -467,6 +474,39 @@ async function serverCommand(args: string[]): Promise<number> {
   await store?.close(); // what waits to be kept is committed before the process ends
   return 0;
 }
+
+/**
+ * Checks the certificate and binds the addresses the server will listen on, so that a server that
+ * cannot run says so before `--store` creates its file. Returns the listeners, to close just
+ * before the server listens for real, or the line that says why it cannot run.
+ */
+function claimAddresses(
+  chat: { hostname: string; port: number },
+  options: { web?: { hostname: string; port: number }; tls?: TlsFiles | undefined; rerun: string },
+): Deno.Listener[] | string {
+  const { web, tls, rerun } = options;
+  const listeners: Deno.Listener[] = [];
+  const where = { isTls: tls !== undefined, rerun };
+  const refuse = (line: string) => {
+    for (const listener of listeners) listener.close();
+    return line;
+  };
+  try {
+    if (tls) tlsContext(tls);
+    listeners.push(Deno.listen(chat));
+    if (web) listeners.push(Deno.listen(web));
+  } catch (error) {
+    if (listeners.length === 0) return refuse(listenFailure(error, { ...chat, ...where }));
+    const page = web!; // only the page's listen comes after the chat's
+    return refuse(
+      webFailure(error, listenFailure(error, { ...page, ...where }), { web: page, rerun }),
+    );
+  }
+  return listeners;
+}
+
+/** A certificate chain and its private key, as PEM text. */
+type TlsFiles = { cert: string; key: string };
 
 /**
  * Opens the store, after checking the permissions it needs (read and write for the file and its
@@ -609,8 +649,40 @@ function rerunCommand(
   const flags = Object.entries(needs).flatMap(([name, list]) =>
     list.length > 0 ? [`--allow-${name}=${[...new Set(list)].join(",")}`] : []
   );
-  const words = ["server", ...args].map((word) => redactArgument(word)).map(shellQuote);
-  return `deno run ${flags.join(" ")} main.ts ${words.join(" ")}`;
+  const words = ["server", ...lastOfEach(args)].map((word) => redactArgument(word)).map(shellQuote);
+  return `deno run ${flags.join(" ")} --v8-flags=${SERVER_V8_FLAGS} main.ts ${words.join(" ")}`;
+}
+
+/**
+ * The V8 flags of the server tasks in deno.json (a test holds them equal): a young generation of
+ * at most 4 MiB and the heap grown by 20% after each full collection (BENCHMARKS.md, "The young
+ * generation").
+ */
+export const SERVER_V8_FLAGS = "--max-semi-space-size=4,--heap-growing-percent=20";
+
+/**
+ * The server's arguments with only the last of an option given twice (a task's `--web 8080` and
+ * the user's `--web 28001`: the one that counts), as `--name value` words.
+ */
+function lastOfEach(args: string[]): string[] {
+  const { tokens } = parseArgs({
+    args,
+    options: SERVER_OPTIONS,
+    allowPositionals: true,
+    strict: true,
+    tokens: true,
+  });
+  return tokens.flatMap((token, i) => {
+    if (token.kind === "positional") return [token.value];
+    if (token.kind === "option-terminator") return ["--"];
+    const isMultiple = (SERVER_OPTIONS as Record<string, { multiple?: boolean }>)[token.name]
+      ?.multiple;
+    const isRepeated = tokens.slice(i + 1).some((later) =>
+      later.kind === "option" && later.name === token.name
+    );
+    if (isRepeated && !isMultiple) return [];
+    return [`--${token.name}`, ...token.value === undefined ? [] : [token.value]];
+  });
 }
 
 /** A Redis URL's password is never printed back. */
@@ -654,7 +726,9 @@ function listenFailure(
 ): string {
   const address = hostPort(where.hostname, where.port);
   if (error instanceof Deno.errors.NotCapable) {
-    return `No permission to listen on ${address}; run: ${where.rerun}`;
+    return `No permission to listen on ${address} (the deno tasks allow ${
+      hostPort(DEFAULT_HOST, DEFAULT_PORT)
+    } only); run: ${where.rerun}`;
   }
   if (error instanceof Deno.errors.AddrInUse) {
     return `Cannot listen on ${address}: the address is already in use`;

@@ -217,7 +217,7 @@ Deno.test("cluster: without network permission for Redis, the server says how to
   assert.equal(stdout, "");
   assert.match(
     stderr,
-    /^error: No permission to reach Redis at 127\.0\.0\.1:6399 \(deno task cluster allows Redis on 127\.0\.0\.1:6379\); run: deno run --allow-net=127\.0\.0\.1:0,127\.0\.0\.1:6399 --allow-env=CHAT_REDIS_URL,REDIS_DEBUG_MAINTENANCE,REDIS_EMIT_DIAGNOSTICS main\.ts server --host 127\.0\.0\.1 --port 0 --redis redis:\/\/127\.0\.0\.1:6399\n$/,
+    /^error: No permission to reach Redis at 127\.0\.0\.1:6399 \(deno task cluster allows Redis on 127\.0\.0\.1:6379\); run: deno run --allow-net=127\.0\.0\.1:0,127\.0\.0\.1:6399 --allow-env=CHAT_REDIS_URL,REDIS_DEBUG_MAINTENANCE,REDIS_EMIT_DIAGNOSTICS --v8-flags=\S+ main\.ts server --host 127\.0\.0\.1 --port 0 --redis redis:\/\/127\.0\.0\.1:6399\n$/,
   );
 });
 

@@ -296,7 +296,7 @@ Deno.test("store: --store with --redis, or without its permissions, is refused w
     assert.equal(code, 1);
     assert.equal(
       stderr,
-      "error: No permission to keep /tmp/x.db (deno task store keeps chat.db); run: deno run --allow-net=127.0.0.1:0 --allow-read=/tmp/x.db,/tmp/x.db-wal,/tmp/x.db-shm --allow-write=/tmp/x.db,/tmp/x.db-wal,/tmp/x.db-shm main.ts server --host 127.0.0.1 --port 0 --store /tmp/x.db\n",
+      "error: No permission to keep /tmp/x.db (deno task store keeps chat.db); run: deno run --allow-net=127.0.0.1:0 --allow-read=/tmp/x.db,/tmp/x.db-wal,/tmp/x.db-shm --allow-write=/tmp/x.db,/tmp/x.db-wal,/tmp/x.db-shm --v8-flags=--max-semi-space-size=4,--heap-growing-percent=20 main.ts server --host 127.0.0.1 --port 0 --store /tmp/x.db\n",
     );
   }
   // The module graph of a server without --store: SQLite lives only in the worker's source text.

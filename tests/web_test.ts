@@ -1185,7 +1185,7 @@ Deno.test("chat server --web prints both addresses and serves the page; missing 
   assert.equal(result.code, 1);
   assert.match(
     result.stderr,
-    /^error: No permission to listen on 127\.0\.0\.1:\d+ for the web page .*run: deno run --allow-net=127\.0\.0\.1:0,127\.0\.0\.1:\d+ main\.ts server --host 127\.0\.0\.1 --port 0 --web 127\.0\.0\.1:\d+\n$/,
+    /^error: No permission to listen on 127\.0\.0\.1:\d+ for the web page .*run: deno run --allow-net=127\.0\.0\.1:0,127\.0\.0\.1:\d+ --v8-flags=\S+ main\.ts server --host 127\.0\.0\.1 --port 0 --web 127\.0\.0\.1:\d+\n$/,
   );
   for (
     const [args, error] of [

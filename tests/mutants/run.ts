@@ -327,7 +327,8 @@ class TestRunner {
         file,
       ],
       cwd: this.#copy,
-      env: { NO_COLOR: "1" },
+      // No Rust backtrace under deno's own "Test failed": it reads as a crash of the runtime.
+      env: { NO_COLOR: "1", RUST_BACKTRACE: "0" },
       stdin: "null",
       stdout: "piped",
       stderr: "piped",
@@ -346,11 +347,7 @@ class TestRunner {
       ]);
       this.#kill(); // whatever a failed test left running
       const output = `${stdout}\n${stderr}`;
-      const named = (result: string) =>
-        [...output.matchAll(new RegExp(`^(.+?) \\.\\.\\. ${result}\\b`, "gm"))].map((match) =>
-          match[1]!
-        );
-      const [passed, failed] = [named("ok"), named("FAILED")];
+      const { passed, failed } = testResults(output);
       const errors = output.slice(output.indexOf(" ERRORS "));
       let error = /^error: (.*)$/m.exec(errors)?.[1] ?? "";
       // fast-check says that a property failed; what failed in it comes after "Caused by".
@@ -388,6 +385,22 @@ class TestRunner {
       // The group has ended already: nothing left to stop.
     }
   }
+}
+
+/**
+ * The names of the tests that passed and of those that failed, from `deno test`'s report. A test
+ * running over a minute gets a notice in the middle of its line (`NAME ...'NAME' has been running
+ * for over (1m0s)`, then ` FAILED (1m0s)` on a line of its own); such a test is still counted.
+ */
+export function testResults(output: string): { passed: string[]; failed: string[] } {
+  const notice = String.raw`'.*' has been running for over \(.*?\)\n`;
+  const line = new RegExp(String.raw`^(.+?) \.\.\.(?:${notice})* ?(ok|FAILED)\b`, "gm");
+  const passed: string[] = [];
+  const failed: string[] = [];
+  for (const [, name, result] of output.matchAll(line)) {
+    (result === "ok" ? passed : failed).push(name!);
+  }
+  return { passed, failed };
 }
 
 function escapeRegExp(text: string): string {
