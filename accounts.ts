@@ -139,10 +139,18 @@ interface Failures {
  * ones doubles how long the next attempt must wait. Guessing one name from many addresses, or many
  * names from one, is slowed alike. A good password clears its name's count, not its address's (an
  * attacker with an account of its own could otherwise clear its address between guesses).
+ *
+ * An attempt is reserved ({@linkcode GuessBackoff.admit}) before its password is hashed and settled
+ * after: guesses sent together cannot all pass the check before the first of them is counted. Only
+ * as many attempts as free guesses are left may be checked at once for a name or an address, and
+ * one at a time past them.
  */
 export class GuessBackoff {
   #names = new Map<string, Failures>();
   #addresses = new Map<string, Failures>();
+  /** Attempts being checked now, per name key and per address: each may yet be a failure. */
+  #pendingNames = new Map<string, number>();
+  #pendingAddresses = new Map<string, number>();
 
   /** How long an attempt on `name` from `address` must wait, in ms (0: it may go ahead). */
   wait(name: string, address: string, now = Date.now()): number {
@@ -152,6 +160,41 @@ export class GuessBackoff {
       waitOf(this.#current(this.#names, nameKey(name), now)),
       waitOf(this.#current(this.#addresses, address, now)),
     );
+  }
+
+  /**
+   * Reserves an attempt on `name` from `address` before its password is checked: 0 when it may go
+   * ahead (then {@linkcode settle} must follow), else how long to wait, in ms. An attempt over the
+   * number that may be checked at once waits a second, about as long as one check takes.
+   */
+  admit(name: string, address: string, now = Date.now()): number {
+    const wait = this.wait(name, address, now);
+    if (wait > 0) return wait;
+    const keys = this.#keys(name, address);
+    for (const [table, pending, key] of keys) {
+      const left = FREE_GUESSES - (this.#current(table, key, now)?.count ?? 0);
+      if ((pending.get(key) ?? 0) >= Math.max(1, left)) return 1000;
+    }
+    for (const [, pending, key] of keys) pending.set(key, (pending.get(key) ?? 0) + 1);
+    return 0;
+  }
+
+  /** Ends an attempt that {@linkcode admit} let through: right, wrong, or not checked at all. */
+  settle(name: string, address: string, isRight: boolean | undefined, now = Date.now()): void {
+    for (const [, pending, key] of this.#keys(name, address)) {
+      const count = (pending.get(key) ?? 0) - 1;
+      if (count > 0) pending.set(key, count);
+      else pending.delete(key);
+    }
+    if (isRight === true) this.succeed(name);
+    else if (isRight === false) this.fail(name, address, now);
+  }
+
+  #keys(name: string, address: string) {
+    return [
+      [this.#names, this.#pendingNames, nameKey(name)],
+      [this.#addresses, this.#pendingAddresses, address],
+    ] as const;
   }
 
   /** A wrong password for `name` from `address`. */

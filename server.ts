@@ -680,8 +680,7 @@ class Server implements ChatServer {
    * Refuses an attempt at a password while its name or address is backing off from wrong ones:
    * the attempt is not even hashed.
    */
-  #checkBackoff(peer: Peer, name: string): void {
-    const wait = this.#guesses.wait(name, peer.address.key);
+  #checkBackoff(peer: Peer, name: string, wait = this.#guesses.wait(name, peer.address.key)): void {
     if (wait === 0) return;
     this.#backedOff++;
     this.#guessNames.add(nameKey(name));
@@ -692,19 +691,25 @@ class Server implements ChatServer {
     );
   }
 
-  /** Checks a password against an account (or the server's), counting a wrong one. */
+  /**
+   * Checks a password against an account (or the server's), counting a wrong one. The attempt is
+   * reserved before it is hashed, so guesses sent together are counted as they come, not after.
+   */
   async #isRight(peer: Peer, name: string, password: string, account?: Account): Promise<boolean> {
-    this.#checkBackoff(peer, name);
+    this.#checkBackoff(peer, name, this.#guesses.admit(name, peer.address.key));
     const expected = this.#config.serverPassword;
-    const isRight = account
-      ? await verifyPassword(account, normalizePassword(password))
-      : expected !== undefined && timingSafeEqual(digest(normalizePassword(password)), expected);
+    let isRight: boolean | undefined;
+    try {
+      isRight = account
+        ? await verifyPassword(account, normalizePassword(password))
+        : expected !== undefined && timingSafeEqual(digest(normalizePassword(password)), expected);
+    } finally {
+      this.#guesses.settle(name, peer.address.key, isRight);
+    }
     if (isRight) {
-      this.#guesses.succeed(name);
       if (account && isOutdated(account)) this.#rehash(account, password);
       return true;
     }
-    this.#guesses.fail(name, peer.address.key);
     this.#wrongPasswords++;
     this.#guessNames.add(nameKey(name));
     this.#guessAddresses.add(peer.address.key);

@@ -172,6 +172,65 @@ Deno.test("registered names: wrong passwords back off per name and per address, 
   assert.ok(counts.length >= 1 && counts.length <= 3, counts.join("\n"));
 });
 
+/** Open file descriptors of process `pid`, read from /proc by `ls` (the tests may run commands). */
+async function openFds(pid: number): Promise<number> {
+  return (await run("ls", [`/proc/${pid}/fd`])).trim().split("\n").length;
+}
+
+/**
+ * Sends one wrong guess at `name` from each address, all together: every connection gets its
+ * password prompt first, then every guess is written before any answer is read. Returns the
+ * answers, one string per connection.
+ */
+async function guessTogether(port: number, name: string, addresses: string[]): Promise<string[]> {
+  const clients: TestClient<never>[] = [];
+  try {
+    for (const from of addresses) {
+      const client = await sendName(port, name, from);
+      clients.push(client);
+      await client.expect(`* ${name} is registered: send its password`);
+    }
+    await Promise.all(clients.map((client) => client.send("a wrong guess")));
+    // Long enough for every guess to be hashed, two at a time, on a busy machine.
+    const answers = await Promise.all(clients.map((client) => client.readToEnd(60_000)));
+    return answers.map((lines) => lines.join("\n"));
+  } finally {
+    for (const client of clients) client.close();
+  }
+}
+
+Deno.test("registered names: 20 guesses sent at once, from one address or at one name from many, are hashed no more than the free ones; the rest are refused unhashed", async () => {
+  await using folder = await Folder.make();
+  const { child, port } = await startStoreServer(folder, ["--max-per-address", "50"]);
+  await using _server = child;
+  (await register(port, "alice")).close();
+  (await register(port, "carol")).close();
+  const fds = await openFds(child.process.pid);
+  const count = (answers: string[], name: string) => ({
+    wrong: answers.filter((answer) => answer === `* error: Wrong password for "${name}"`).length,
+    refused:
+      answers.filter((answer) =>
+        answer.startsWith(`* error: Too many wrong passwords for "${name}": try again in `)
+      ).length,
+  });
+  // One address, one name: the three free guesses are checked, the other 17 are not.
+  const fromOne = count(await guessTogether(port, "alice", Array(20).fill("127.0.0.1")), "alice");
+  assert.deepEqual(fromOne, { wrong: 3, refused: 17 });
+  // One name from eight fresh addresses: the name's three free guesses, whatever the address.
+  const addresses = Array.from({ length: 20 }, (_, i) => `127.0.0.${2 + i % 8}`);
+  const fromMany = count(await guessTogether(port, "carol", addresses), "carol");
+  assert.deepEqual(fromMany, { wrong: 3, refused: 17 });
+  // The log counts them, once a second at most: 6 hashed and wrong, 34 refused.
+  const total = (pattern: RegExp) =>
+    child.stdout.seen.reduce((sum, line) => sum + Number(pattern.exec(line)?.[1] ?? 0), 0);
+  while (total(/(\d+) wrong password/) < 6 || total(/(\d+) attempt\(s\) refused/) < 34) {
+    await child.stdout.readLine();
+  }
+  assert.deepEqual([total(/(\d+) wrong password/), total(/(\d+) attempt\(s\) refused/)], [6, 34]);
+  // Every connection is gone from the server's descriptors.
+  await waitUntil(async () => await openFds(child.process.pid) <= fds, () => `fds back to ${fds}`);
+});
+
 Deno.test("registered names: the password has the name's deadline; the owner logging in takes the name from a connection still holding it; /nick to a registered name asks for its password", async () => {
   await using folder = await Folder.make();
   const { child, port } = await startStoreServer(folder, ["--name-timeout", "1"]);
@@ -438,6 +497,26 @@ Deno.test("GuessBackoff lets 3 wrong passwords pass, then doubles the wait from 
   assert.equal(backoff.wait("alice", "10.0.0.9", t), 0, "the right password clears the name");
   assert.equal(backoff.wait("alice", "10.0.0.1", t), 60_000, "not the address");
   assert.equal(backoff.wait("bob", "10.0.0.1", t + 120_001), 0, "forgotten after two waits");
+});
+
+Deno.test("GuessBackoff.admit reserves an attempt before it is checked: as many at once as free guesses are left, then one at a time", () => {
+  const backoff = new GuessBackoff();
+  const t = 1_000_000;
+  const admitted = Array.from({ length: 5 }, () => backoff.admit("alice", "10.0.0.1", t));
+  assert.deepEqual(admitted, [0, 0, 0, 1000, 1000]);
+  assert.equal(backoff.admit("ALICE", "10.0.0.2", t), 1000, "the name, from any address");
+  assert.equal(backoff.admit("bob", "10.0.0.1", t), 1000, "the address, for any name");
+  for (let i = 0; i < 3; i++) backoff.settle("alice", "10.0.0.1", false, t);
+  // The free guesses are spent: one attempt at a time, and after a wrong one the wait.
+  assert.deepEqual([backoff.admit("alice", "10.0.0.3", t), backoff.admit("alice", "10.0.0.4", t)], [
+    0,
+    1000,
+  ]);
+  backoff.settle("alice", "10.0.0.3", undefined, t); // not checked (a busy server): not counted
+  assert.equal(backoff.admit("alice", "10.0.0.3", t), 0);
+  backoff.settle("alice", "10.0.0.3", false, t);
+  assert.equal(backoff.admit("alice", "10.0.0.3", t), 1000);
+  assert.equal(backoff.wait("alice", "10.0.0.3", t), 1000);
 });
 
 Deno.test("hashPassword salts each hash and keeps its parameters; verifyPassword tells right from wrong", async () => {
