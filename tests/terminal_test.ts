@@ -19,6 +19,7 @@ import {
   waitOutNameTimeout,
   withDeadline,
 } from "./_helpers.ts";
+import { Folder, startStoreServer } from "./_store.ts";
 
 const TIME = String.raw`\d\d:\d\d`;
 
@@ -407,6 +408,47 @@ Deno.test("terminal: a server restart is reconnected, keeping the typed line; --
   await terminal.waitFor(/- reconnected\n(.*\n)*> half typed$/);
   await terminal.type(" and sent", "Enter");
   await bob.expect("[Emil] half typed and sent");
+});
+
+Deno.test("terminal: /register asks for the new password twice; a wrong password at login is asked again, as ssh does", async () => {
+  await using folder = await Folder.make();
+  const { child, port } = await startStoreServer(folder);
+  await using _server = child;
+  await using bob = await joinAs(port, "bob");
+  {
+    await using terminal = await terminalClient("Emil", port);
+    await bob.expect("* Emil has entered the room");
+    await terminal.type("/register", "Enter");
+    await terminal.waitFor(/\nNew password for Emil:$/);
+    await terminal.type("correct horse battery", "Enter");
+    await terminal.waitFor(/\nNew password for Emil again:$/);
+    await terminal.type("correct horse batterY", "Enter");
+    await terminal.waitFor(/The two passwords differ: nothing changed\n.*Cancelled\n>$/);
+    await terminal.type("/register", "Enter");
+    await terminal.waitFor(/\nNew password for Emil:$/);
+    await terminal.type("correct horse battery", "Enter");
+    await terminal.waitFor(/\nNew password for Emil again:$/);
+    await terminal.type("correct horse battery", "Enter");
+    await terminal.waitFor(/Emil is registered: joining as Emil now asks for its password\n>$/);
+    await terminal.type("/quit", "Enter");
+    assert.equal(await exitStatus(terminal), 0);
+  }
+  await bob.expect("* Emil has left the room");
+  await using terminal = await terminalClient("Emil", port);
+  await terminal.waitFor(/^Password for Emil:$/);
+  await terminal.type("a wrong guess", "Enter");
+  await terminal.waitFor(/Wrong password for "Emil"\nPassword for Emil:$/);
+  await terminal.type("correct horse battery", "Enter");
+  await bob.expect("* Emil has entered the room");
+  await terminal.waitFor(/Welcome, Emil!.*\n>$/);
+  // Three wrong ones end it, as ssh does.
+  await using guesser = await terminalClient("Emil", port);
+  for (let i = 0; i < 3; i++) {
+    await guesser.waitFor(/(^|\n)Password for Emil:$/);
+    await guesser.type(`wrong guess ${i}`, "Enter");
+  }
+  assert.equal(await exitStatus(guesser), 1);
+  assert.match(await guesser.screen(), /^error: Wrong password for "Emil"$/m);
 });
 
 Deno.test("terminal: a taken name ends the client, with the reason on its own line", async () => {
