@@ -459,6 +459,33 @@ Deno.test("terminal: a taken name ends the client, with the reason on its own li
   assert.match(await taken.screen(), /^error: Cannot accept name "BOB": name is taken$/m);
 });
 
+Deno.test("terminal: after Ctrl+L, typing leaves nothing in the scrollback and every line is there once", async () => {
+  const { server, clients: [alice] } = await room({}, "alice");
+  await using _server = server;
+  await using _alice = alice!;
+  await using terminal = await terminalClient("Emil", server.addr.port, { height: 10 });
+  await alice!.expect("* Emil has entered the room");
+  await alice!.send("said before the clear");
+  await terminal.waitFor(/said before the clear\n>$/);
+  await terminal.type("", "C-l");
+  await terminal.waitFor(/^>$/);
+  for (const key of "typed") {
+    await terminal.type(key);
+    await terminal.waitFor(new RegExp(`^> ${"typed".slice(0, "typed".indexOf(key) + 1)}$`));
+  }
+  await alice!.send("said after the clear");
+  await terminal.waitFor(/^.*said after the clear\n> typed$/);
+  await terminal.type("", "Enter");
+  await alice!.expect("[Emil] typed");
+  await terminal.type("more");
+  await terminal.waitFor(/\[Emil\] typed\n> more$/);
+  const all = await terminal.scrollback();
+  assert.equal(count(all, /said before the clear/), 1, all);
+  assert.equal(count(all, /said after the clear/), 1, all);
+  assert.equal(count(all, /\[Emil\] typed/), 1, all);
+  assert.equal(count(all, /^> /), 1, all); // the line being typed, once: at the bottom
+});
+
 Deno.test("terminal: Ctrl+C clears a typed line, then leaves with exit code 0; Enter on nothing keeps the prompt", async () => {
   const { server, clients: [alice] } = await room({}, "alice");
   await using _server = server;
@@ -643,11 +670,11 @@ Deno.test("nameColor: every hue reads on black and on white, and a name keeps it
 Deno.test("LineStyle wraps a long line at words under the text column, breaking only words too long", () => {
   const style = new LineStyle({ color: false });
   const time = new Date(2026, 0, 1, 9, 5);
-  assert.deepEqual(style.rows(time, " ", "[bob] aaa bbb ccc ddd", 20), [
+  assert.deepEqual(style.rows(time, " ", "[bob] aaa bbb ccc ddd", 20, time), [
     "09:05   [bob] aaa",
     "        bbb ccc ddd",
   ]);
-  assert.deepEqual(style.rows(time, " ", "x".repeat(30), 20), [
+  assert.deepEqual(style.rows(time, " ", "x".repeat(30), 20, time), [
     `09:05   ${"x".repeat(12)}`,
     `        ${"x".repeat(12)}`,
     `        ${"x".repeat(6)}`,
