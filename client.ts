@@ -23,6 +23,7 @@ import {
   parsePrompt,
   parseServerLine,
   parseTakeOver,
+  parseWrongSecret,
   PRIVATE_GREETING,
   type Prompt,
   ProtocolError,
@@ -48,6 +49,8 @@ export const DEFAULT_CLIENT_HOST = "127.0.0.1";
 const MAX_SERVER_LINE_BYTES = MAX_MAX_LINE_BYTES + MAX_LINE_OVERHEAD_BYTES;
 /** How long the server may take to answer our name before we give up on it. */
 export const DEFAULT_JOIN_TIMEOUT_MS = 15_000;
+/** Passwords a person may type at a terminal before the client gives up, as ssh allows. */
+const SECRET_TRIES = 3;
 /** Reconnection attempts after the server is lost, at a terminal. */
 export const DEFAULT_RECONNECT_TRIES = 10;
 /** The first wait before reconnecting; each further attempt waits twice as long, up to the most. */
@@ -234,6 +237,7 @@ function usableBurst(burst: number): number {
 /** How one connection ended. */
 type Ending =
   | { kind: "left" }
+  | { kind: "retry"; message: string }
   | { kind: "fatal"; message: string }
   | { kind: "lost"; message: string; hasJoined: boolean };
 
@@ -296,6 +300,9 @@ class Session {
   /** The passwords given or typed (kept for reconnecting): the name's and the server's. */
   #secrets: { login?: string; server?: string };
   #isClearWarned = false;
+  /** The passwords typed at the prompt (not given), and how many were wrong. */
+  #typedSecrets = new Set<"server" | "login">();
+  #wrongSecrets = 0;
   /** A reason to end the session that came from us, not the server (no password to give). */
   #failure: string | undefined;
   #joinTimer: ReturnType<typeof setTimeout> | undefined;
@@ -333,6 +340,12 @@ class Session {
       const ending = await this.#serve(conn);
       if (ending.kind === "left") return;
       if (ending.kind === "fatal") throw new ClientError(ending.message);
+      if (ending.kind === "retry") {
+        // A password typed wrong: the server has closed; ask again on a new connection at once.
+        this.#note(ending.message, "error");
+        conn = await connect(this.#target);
+        continue;
+      }
       if (!this.#hasEverJoined || this.#reconnectTries === 0) {
         throw new ClientError(ending.message);
       }
@@ -500,6 +513,14 @@ class Session {
       const message = `No reply from the server within ${seconds} s: is it a chat server?`;
       return { kind: "lost", hasJoined, message };
     }
+    const wrong = join.rejection === undefined ? undefined : parseWrongSecret(join.rejection);
+    if (
+      !hasJoined && wrong && this.#typedSecrets.has(wrong) && ++this.#wrongSecrets < SECRET_TRIES
+    ) {
+      delete this.#secrets[wrong]; // asked again, as ssh does
+      this.#typedSecrets.delete(wrong);
+      return { kind: "retry", message: join.rejection! };
+    }
     if (!hasJoined && join.rejection) {
       // A name refused at the first join ends it; after a loss it may be our own ghost, still there.
       return this.#hasEverJoined
@@ -565,6 +586,7 @@ class Session {
       this.#warnIfClear(conn); // before it is typed, while the person can still choose not to
       secret = await ask(kind === "server" ? "Server password" : `Password for ${prompt.name}`);
       if (secret === undefined) throw new ClientError("No password given");
+      this.#typedSecrets.add(kind);
     }
     this.#secrets[kind] = secret;
     this.#warnIfClear(conn);
@@ -593,7 +615,15 @@ class Session {
       ? `Current password for ${prompt.name}`
       : `Password for ${prompt.name}`;
     this.#warnIfClear(conn); // before it is typed
-    const secret = await this.#screen.askSecret!(label);
+    let secret = await this.#screen.askSecret!(label);
+    if (prompt.kind === "new" && secret) {
+      // Typed unseen, so typed twice: a mistake would lock the person out of the name.
+      const again = await this.#screen.askSecret!(`${label} again`);
+      if (again !== secret) {
+        this.#note("The two passwords differ: nothing changed", "error");
+        secret = ""; // cancels
+      }
+    }
     if (this.#current !== conn) return;
     this.#writing = this.#writing.then(() => send(conn, secret ?? "")).catch(() => {});
   }

@@ -290,6 +290,12 @@ export function parsePrompt(line: string): Prompt | undefined {
   }
 }
 
+/** Which secret an error from the server says was wrong, if it says one was: ask again for it. */
+export function parseWrongSecret(error: string): "server" | "login" | undefined {
+  if (error === "Wrong server password") return "server";
+  if (/^Wrong password for "[A-Za-z0-9_-]{1,32}"$/.test(error)) return "login";
+}
+
 /**
  * A password as compared and hashed: the line as sent, in Unicode's composed form (NFC), so that
  * the same characters typed on two systems are the same password.

@@ -43,7 +43,8 @@ const BRACKETED_PASTE_ON = `${ESC}?2004h`;
 const BRACKETED_PASTE_OFF = `${ESC}?2004l`;
 const HIDE_CURSOR = `${ESC}?25l`;
 const SHOW_CURSOR = `${ESC}?25h`;
-const CLEAR_DOWN = `${ESC}J`;
+const ERASE_ROW = `${ESC}2K`;
+const DOWN = `${ESC}B`;
 /**
  * Terminals disagree on the width of some emoji sequences (tmux counts a skin-tone modifier as two
  * more columns; grapheme-aware terminals do not). With the terminal's own wrapping off while the
@@ -374,7 +375,8 @@ export class TerminalScreen implements Screen {
   #isFlushQueued = false;
   #width: number;
   #height: number;
-  /** The live area as last drawn: the width of each row, and the row the cursor is on. */
+  /** The live area as last drawn: its rows on the screen, the width of each, the cursor's row. */
+  #drawnRows = 0;
   #drawnWidths: number[] = [];
   #cursorRow = 0;
   #cursorColumn = 0;
@@ -449,9 +451,7 @@ export class TerminalScreen implements Screen {
     const isEmpty = this.#editor.text === "" && this.#waiting.length === 0;
     const live = isEmpty ? [] : this.#live().rows;
     write(
-      `${HIDE_CURSOR}${up(this.#cursorRow)}\r${CLEAR_DOWN}${
-        this.#pending.map((row) => `${row}\r\n`).join("")
-      }` +
+      `${HIDE_CURSOR}${this.#erase()}${this.#pending.map((row) => `${row}\r\n`).join("")}` +
         live.map((row) => `${row}\r\n`).join("") + `${BRACKETED_PASTE_OFF}${SHOW_CURSOR}`,
     );
     this.#pending = [];
@@ -529,12 +529,26 @@ export class TerminalScreen implements Screen {
     const pending = this.#pending.map((row) => `${row}\r\n`).join("");
     this.#pending = [];
     write(
-      `${HIDE_CURSOR}${up(this.#cursorRow)}\r${CLEAR_DOWN}${pending}${WRAP_OFF}` +
+      `${HIDE_CURSOR}${this.#erase()}${pending}${WRAP_OFF}` +
         `${live.rows.join("\r\n")}${WRAP_ON}${up(back)}\r${right(live.cursorColumn)}${SHOW_CURSOR}`,
     );
+    this.#drawnRows = live.rows.length;
     this.#drawnWidths = live.widths;
     this.#cursorRow = live.cursorRow;
     this.#cursorColumn = live.cursorColumn;
+  }
+
+  /**
+   * Moves to the top of the live area and erases its rows one by one. Not with `ESC[J`: at the
+   * screen's first row and column (after Ctrl+L, or a client started on a cleared screen), tmux
+   * takes that for clearing the screen and pushes what it shows to the scrollback, once for every
+   * key. The live area is the last thing on the screen: nothing below it needs erasing.
+   */
+  #erase(): string {
+    const rows = Math.max(1, this.#drawnRows);
+    return `${up(this.#cursorRow)}\r${ERASE_ROW}${`${DOWN}${ERASE_ROW}`.repeat(rows - 1)}${
+      up(rows - 1)
+    }`;
   }
 
   /**
@@ -602,11 +616,10 @@ export class TerminalScreen implements Screen {
     const { columns, rows } = terminalSize();
     if (columns === this.#width && rows === this.#height) return;
     if (columns < this.#width) {
-      let offset = 0;
-      for (let row = 0; row < this.#cursorRow; row++) {
-        offset += Math.max(1, Math.ceil(this.#drawnWidths[row]! / columns));
-      }
+      const reflowed = this.#drawnWidths.map((width) => Math.max(1, Math.ceil(width / columns)));
+      const offset = reflowed.slice(0, this.#cursorRow).reduce((sum, rows) => sum + rows, 0);
       this.#cursorRow = offset + Math.floor(this.#cursorColumn / columns);
+      this.#drawnRows = reflowed.reduce((sum, rows) => sum + rows, 0);
     }
     this.#width = columns;
     this.#height = rows;
@@ -665,11 +678,9 @@ export class TerminalScreen implements Screen {
         // Ctrl+L: the screen scrolls up a whole height, so what it showed goes to the scrollback
         // (erasing it would lose what was not there yet), and the live area starts at the top.
         write(
-          `${up(this.#cursorRow)}\r${CLEAR_DOWN}${ESC}${this.#height};1H${
-            "\n".repeat(this.#height - 1)
-          }${ESC}H`,
+          `${this.#erase()}${ESC}${this.#height};1H${"\n".repeat(this.#height - 1)}${ESC}H`,
         );
-        this.#cursorRow = 0;
+        this.#cursorRow = this.#drawnRows = 0;
         break;
     }
   }
@@ -680,8 +691,8 @@ export class TerminalScreen implements Screen {
 
   /** Ctrl+Z: the terminal as the shell wants it, stop; on `fg`, raw again and draw everything. */
   #suspend(): void {
-    write(`${up(this.#cursorRow)}\r${CLEAR_DOWN}${BRACKETED_PASTE_OFF}`);
-    this.#cursorRow = 0;
+    write(`${this.#erase()}${BRACKETED_PASTE_OFF}`);
+    this.#cursorRow = this.#drawnRows = 0;
     Deno.stdin.setRaw(false);
     Deno.kill(Deno.pid, "SIGTSTP"); // returns once continued (at once if there is no job control)
     this.#resume();

@@ -368,6 +368,8 @@ Deno.test("client: a registered name's password from CHAT_PASSWORD when piped, a
   await tmux.type(PASSWORD, "Enter");
   await tmux.waitFor(/New password for emil:$/m);
   await tmux.type("another password", "Enter");
+  await tmux.waitFor(/New password for emil again:$/m); // typed unseen, so typed twice
+  await tmux.type("another password", "Enter");
   await tmux.waitFor(/The password for emil is changed/);
   await tmux.type("", "Up");
   await tmux.waitFor(/^> \/password$/m);

@@ -19,6 +19,7 @@ import {
   waitOutNameTimeout,
   withDeadline,
 } from "./_helpers.ts";
+import { Folder, startStoreServer } from "./_store.ts";
 
 const TIME = String.raw`\d\d:\d\d`;
 
@@ -409,12 +410,80 @@ Deno.test("terminal: a server restart is reconnected, keeping the typed line; --
   await bob.expect("[Emil] half typed and sent");
 });
 
+Deno.test("terminal: /register asks for the new password twice; a wrong password at login is asked again, as ssh does", async () => {
+  await using folder = await Folder.make();
+  const { child, port } = await startStoreServer(folder);
+  await using _server = child;
+  await using bob = await joinAs(port, "bob");
+  {
+    await using terminal = await terminalClient("Emil", port);
+    await bob.expect("* Emil has entered the room");
+    await terminal.type("/register", "Enter");
+    await terminal.waitFor(/\nNew password for Emil:$/);
+    await terminal.type("correct horse battery", "Enter");
+    await terminal.waitFor(/\nNew password for Emil again:$/);
+    await terminal.type("correct horse batterY", "Enter");
+    await terminal.waitFor(/The two passwords differ: nothing changed\n.*Cancelled\n>$/);
+    await terminal.type("/register", "Enter");
+    await terminal.waitFor(/\nNew password for Emil:$/);
+    await terminal.type("correct horse battery", "Enter");
+    await terminal.waitFor(/\nNew password for Emil again:$/);
+    await terminal.type("correct horse battery", "Enter");
+    await terminal.waitFor(/Emil is registered: joining as Emil now asks for its password\n>$/);
+    await terminal.type("/quit", "Enter");
+    assert.equal(await exitStatus(terminal), 0);
+  }
+  await bob.expect("* Emil has left the room");
+  await using terminal = await terminalClient("Emil", port);
+  await terminal.waitFor(/^Password for Emil:$/);
+  await terminal.type("a wrong guess", "Enter");
+  await terminal.waitFor(/Wrong password for "Emil"\nPassword for Emil:$/);
+  await terminal.type("correct horse battery", "Enter");
+  await bob.expect("* Emil has entered the room");
+  await terminal.waitFor(/Welcome, Emil!.*\n>$/);
+  // Three wrong ones end it, as ssh does.
+  await using guesser = await terminalClient("Emil", port);
+  for (let i = 0; i < 3; i++) {
+    await guesser.waitFor(/(^|\n)Password for Emil:$/);
+    await guesser.type(`wrong guess ${i}`, "Enter");
+  }
+  assert.equal(await exitStatus(guesser), 1);
+  assert.match(await guesser.screen(), /^error: Wrong password for "Emil"$/m);
+});
+
 Deno.test("terminal: a taken name ends the client, with the reason on its own line", async () => {
   await using again = await startTestServer();
   await using _bob = await joinAs(again.addr.port, "bob");
   await using taken = await terminalClient("BOB", again.addr.port);
   assert.equal(await exitStatus(taken), 1);
   assert.match(await taken.screen(), /^error: Cannot accept name "BOB": name is taken$/m);
+});
+
+Deno.test("terminal: after Ctrl+L, typing leaves nothing in the scrollback and every line is there once", async () => {
+  const { server, clients: [alice] } = await room({}, "alice");
+  await using _server = server;
+  await using _alice = alice!;
+  await using terminal = await terminalClient("Emil", server.addr.port, { height: 10 });
+  await alice!.expect("* Emil has entered the room");
+  await alice!.send("said before the clear");
+  await terminal.waitFor(/said before the clear\n>$/);
+  await terminal.type("", "C-l");
+  await terminal.waitFor(/^>$/);
+  for (const key of "typed") {
+    await terminal.type(key);
+    await terminal.waitFor(new RegExp(`^> ${"typed".slice(0, "typed".indexOf(key) + 1)}$`));
+  }
+  await alice!.send("said after the clear");
+  await terminal.waitFor(/^.*said after the clear\n> typed$/);
+  await terminal.type("", "Enter");
+  await alice!.expect("[Emil] typed");
+  await terminal.type("more");
+  await terminal.waitFor(/\[Emil\] typed\n> more$/);
+  const all = await terminal.scrollback();
+  assert.equal(count(all, /said before the clear/), 1, all);
+  assert.equal(count(all, /said after the clear/), 1, all);
+  assert.equal(count(all, /\[Emil\] typed/), 1, all);
+  assert.equal(count(all, /^> /), 1, all); // the line being typed, once: at the bottom
 });
 
 Deno.test("terminal: Ctrl+C clears a typed line, then leaves with exit code 0; Enter on nothing keeps the prompt", async () => {
@@ -601,11 +670,11 @@ Deno.test("nameColor: every hue reads on black and on white, and a name keeps it
 Deno.test("LineStyle wraps a long line at words under the text column, breaking only words too long", () => {
   const style = new LineStyle({ color: false });
   const time = new Date(2026, 0, 1, 9, 5);
-  assert.deepEqual(style.rows(time, " ", "[bob] aaa bbb ccc ddd", 20), [
+  assert.deepEqual(style.rows(time, " ", "[bob] aaa bbb ccc ddd", 20, time), [
     "09:05   [bob] aaa",
     "        bbb ccc ddd",
   ]);
-  assert.deepEqual(style.rows(time, " ", "x".repeat(30), 20), [
+  assert.deepEqual(style.rows(time, " ", "x".repeat(30), 20, time), [
     `09:05   ${"x".repeat(12)}`,
     `        ${"x".repeat(12)}`,
     `        ${"x".repeat(6)}`,

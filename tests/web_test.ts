@@ -1286,6 +1286,17 @@ Deno.test("page: /register takes the password in a password field, and joining a
         ?.textContent === "alice is registered: type its password",
     { polling: "mutation" },
   );
+  // A wrong password: said, and the cursor stays in the password field, to type it again.
+  await second.locator("#password").fill("a wrong guess");
+  await second.keyboard.press("Enter");
+  await second.waitForFunction(
+    () => {
+      const document = (globalThis as unknown as PageGlobals).document;
+      return document.querySelector("#join-error")?.textContent === 'Wrong password for "alice"' &&
+        document.activeElement?.id === "password";
+    },
+    { polling: "mutation" },
+  );
   await second.locator("#password").fill("correct horse battery");
   await second.keyboard.press("Enter");
   await second.waitForSelector("#chat:not([hidden])");

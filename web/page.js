@@ -178,6 +178,10 @@ function parsePrompt(line) {
     };
   }
 }
+function parseWrongSecret(error) {
+  if (error === "Wrong server password") return "server";
+  if (/^Wrong password for "[A-Za-z0-9_-]{1,32}"$/.test(error)) return "login";
+}
 function formatUserLine(name, text) {
   return `[${name}] ${text}`;
 }
@@ -666,7 +670,11 @@ function closed() {
     return showBanner("You left the room.", "Join again", () => rejoinNow());
   }
   if (wasJoining && state.rejection !== "" && !isTransient(state.rejection)) {
-    if (!state.isRejoin) return showPrompt(state.rejection);
+    if (!state.isRejoin) {
+      const wrong = parseWrongSecret(state.rejection);
+      const field = wrong === "login" ? view.password : wrong === "server" ? view.serverPassword : view.name;
+      return showPrompt(state.rejection, field);
+    }
     state.phase = "left";
     return showBanner(`Cannot rejoin as ${state.name}: ${state.rejection}`, "Choose a name", () => showPrompt(""));
   }
@@ -829,7 +837,7 @@ function hideBanner() {
   view.banner.hidden = true;
   view.bannerButton.onclick = null;
 }
-function showPrompt(error) {
+function showPrompt(error, field = view.name) {
   clearTimeout(state.timer);
   state.phase = "prompt";
   state.isRejoin = false;
@@ -838,10 +846,16 @@ function showPrompt(error) {
   view.join.hidden = false;
   view.joinButton.disabled = false;
   view.joinError.textContent = error;
-  view.name.setAttribute("aria-invalid", error === "" ? "false" : "true");
+  for (const input of [
+    view.name,
+    view.password,
+    view.serverPassword
+  ]) {
+    input.setAttribute("aria-invalid", error !== "" && input === field ? "true" : "false");
+  }
   view.name.value = state.name || view.name.value;
-  view.name.focus();
-  view.name.select();
+  field.focus();
+  field.select();
 }
 view.joinForm.addEventListener("submit", (event) => {
   event.preventDefault();

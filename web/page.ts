@@ -15,6 +15,7 @@ import {
   parsePrompt,
   parseServerLine,
   parseTakeOver,
+  parseWrongSecret,
   type Prompt,
   type ServerLine,
   utf8Length,
@@ -260,7 +261,16 @@ function closed(): void {
     return showBanner("You left the room.", "Join again", () => rejoinNow());
   }
   if (wasJoining && state.rejection !== "" && !isTransient(state.rejection)) {
-    if (!state.isRejoin) return showPrompt(state.rejection);
+    if (!state.isRejoin) {
+      // A password typed wrong is typed again where it was, as the name would be.
+      const wrong = parseWrongSecret(state.rejection);
+      const field = wrong === "login"
+        ? view.password
+        : wrong === "server"
+        ? view.serverPassword
+        : view.name;
+      return showPrompt(state.rejection, field);
+    }
     state.phase = "left";
     return showBanner(
       `Cannot rejoin as ${state.name}: ${state.rejection}`,
@@ -464,7 +474,8 @@ function hideBanner(): void {
   view.bannerButton.onclick = null;
 }
 
-function showPrompt(error: string): void {
+/** The join form again, with `error` said and the cursor in `field` (the name's unless given). */
+function showPrompt(error: string, field: HTMLInputElement = view.name): void {
   clearTimeout(state.timer);
   state.phase = "prompt";
   state.isRejoin = false;
@@ -473,10 +484,12 @@ function showPrompt(error: string): void {
   view.join.hidden = false;
   view.joinButton.disabled = false;
   view.joinError.textContent = error;
-  view.name.setAttribute("aria-invalid", error === "" ? "false" : "true");
+  for (const input of [view.name, view.password, view.serverPassword]) {
+    input.setAttribute("aria-invalid", error !== "" && input === field ? "true" : "false");
+  }
   view.name.value = state.name || view.name.value;
-  view.name.focus();
-  view.name.select();
+  field.focus();
+  field.select();
 }
 
 // --- input ---
