@@ -441,6 +441,7 @@ async function serverCommand(given: string[]): Promise<number> {
     }`,
   );
   if (page) console.log(`web page on ${page.url}${localUrl(page)}`);
+  console.log(connectHint(server.addr, tls !== undefined));
   await closeOnSignal(server, page);
   await store?.close(); // what waits to be kept is committed before the process ends
   return 0;
@@ -568,6 +569,19 @@ function webAddress(
     );
   }
   return { hostname, port };
+}
+
+/** How to join the room just started, from this machine: our client's command, and nc's. */
+function connectHint(addr: { hostname: string; port: number }, isTls: boolean): string {
+  const isEvery = addr.hostname === "0.0.0.0" || addr.hostname === "::";
+  const host = isEvery ? DEFAULT_CLIENT_HOST : addr.hostname;
+  const flags = [
+    ...isTls ? ["--tls"] : [],
+    ...host === DEFAULT_CLIENT_HOST ? [] : ["--host", shellQuote(host)],
+    ...addr.port === DEFAULT_PORT ? [] : ["--port", String(addr.port)],
+  ];
+  const nc = `${isTls ? "ncat --ssl" : "nc"} ${shellQuote(host)} ${addr.port}`;
+  return `connect with: deno task client NAME${flags.map((flag) => ` ${flag}`).join("")}, or ${nc}`;
 }
 
 /** For a page on every address, the address to open it at on this machine. */

@@ -1,6 +1,6 @@
 /** Tests of the command line (main.ts) as a newcomer meets it: subprocesses, as the README runs them. */
 import assert from "node:assert/strict";
-import { Child, denoChild, run, unusedPort } from "./_helpers.ts";
+import { Child, denoChild, run, startServerProcess, unusedPort } from "./_helpers.ts";
 import { Folder } from "./_store.ts";
 import { SERVER_V8_FLAGS } from "../main.ts";
 import config from "../deno.json" with { type: "json" };
@@ -206,4 +206,18 @@ Deno.test("main server --help and client --help each list their own options, in 
     const other = command === "server" ? "--server-password-file" : "--store";
     assert.ok(!stdout.includes(other), `${command} --help lists ${other}`);
   }
+});
+
+Deno.test("main server says at startup how to connect, and the command it gives joins the room", async () => {
+  const { child: server, port } = await startServerProcess();
+  await using _server = server;
+  const hint = await server.stdout.readLine();
+  assert.equal(
+    hint,
+    `connect with: deno task client NAME --port ${port}, or nc 127.0.0.1 ${port}`,
+  );
+  // As the hint says, with Emil for NAME.
+  const flags = /^connect with: deno task client NAME (.*), or /.exec(hint)![1]!.split(" ");
+  await using client = denoChild(["task", "-q", "client", "Emil", ...flags], { stdin: true });
+  assert.equal(await client.stdout.readLine(), "* The room contains:");
 });
