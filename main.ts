@@ -1,19 +1,12 @@
-/** The `chat` command line: `chat server ...` and `chat client NAME ...`, the compiled binary's entry. */
+/** The command line: `main.ts server ...` and `main.ts client NAME ...`, the compiled binary's entry. */
 import { parseArgs } from "node:util";
-import {
-  ClientError,
-  DEFAULT_CLIENT_HOST,
-  DEFAULT_JOIN_TIMEOUT_MS,
-  DEFAULT_RECONNECT_TRIES,
-  runClient,
-} from "./client.ts";
+import { ClientError, DEFAULT_CLIENT_HOST, DEFAULT_JOIN_TIMEOUT_MS, runClient } from "./client.ts";
 import { ClusterHub, DEFAULT_CLAIM_TTL_MS, redact, RedisRefusedError } from "./cluster.ts";
 import { DEFAULT_HISTORY_SIZE, type Hub, LocalHub } from "./hub.ts";
 import { SqliteStore, StoreRefusedError } from "./store.ts";
 import {
   DEFAULT_HOST,
   DEFAULT_PORT,
-  HELP_LINES,
   MAX_MAX_LINE_BYTES,
   MIN_MAX_LINE_BYTES,
   parseNewPassword,
@@ -26,6 +19,7 @@ import {
   resolveLimits,
   startServer,
 } from "./server.ts";
+import { CLIENT_HELP, HELP, type OptionRow, serverHelp, unbroken, VERSION } from "./help.ts";
 import { tlsContext } from "./tls.ts";
 import { DEFAULT_WEB_PORT, parseOrigin, startWeb, type WebServer } from "./web.ts";
 
@@ -139,62 +133,11 @@ const LIMIT_FLAGS: LimitFlag[] = [
   },
 ];
 
-function limitHelp({ flag, limit, isSeconds, help }: LimitFlag): string {
+/** A limit flag as a row of the server's help. */
+function limitRow({ flag, limit, isSeconds, help }: LimitFlag): OptionRow {
   const value = DEFAULT_LIMITS[limit] / (isSeconds ? 1000 : 1);
-  return `  --${`${flag} ${isSeconds ? "SECONDS" : "N"}`.padEnd(22)} ${help} (default ${value})`;
+  return [`--${flag} ${isSeconds ? "SECONDS" : "N"}`, `${help} ${unbroken(`(default ${value})`)}`];
 }
-
-const HELP = `chat: a group chat server and terminal client over plain TCP lines
-
-Usage:
-  chat server [options]         run the server
-  chat client NAME [options]    join the room as NAME (1 to 32 letters, digits, _ or -)
-  chat help                     show this help
-
-Server options:
-  --host HOST              address to listen on (default ${DEFAULT_HOST})
-  --port PORT              port to listen on, 0 for any free one (default ${DEFAULT_PORT})
-  --cert FILE --key FILE   speak TLS with this PEM certificate chain and private key
-  --history N              lines of chat shown to newcomers, 0 for none (default ${DEFAULT_HISTORY_SIZE})
-  --store FILE             keep the history and the registered names in this SQLite file, to
-                           outlive restarts (needs read and write permission for FILE, FILE-wal
-                           and FILE-shm; deno task store keeps chat.db)
-  --password-file FILE     make the server private: every connection must first send the
-                           password in FILE's first line
-  --redis URL              form one room with every server on this Redis, redis://HOST:PORT
-                           (default: the CHAT_REDIS_URL environment variable, else no cluster)
-  --claim-ttl SECONDS      with --redis: how long a dead server's names stay taken (default ${
-  DEFAULT_CLAIM_TTL_MS / 1000
-})
-  --web [HOST:]PORT        also serve the chat as a web page on this port (HOST defaults to --host),
-                           over HTTPS with --cert and --key; deno task web serves it on ${DEFAULT_WEB_PORT}
-  --web-origin ORIGIN      with --web: let pages from ORIGIN (https://chat.example) join too; the
-                           page's own origin always may (repeat for more)
-${LIMIT_FLAGS.map(limitHelp).join("\n")}
-
-Client options:
-  --host HOST              server address (default ${DEFAULT_CLIENT_HOST})
-  --port PORT              server port (default ${DEFAULT_PORT})
-  --tls                    connect with TLS
-  --ca FILE                trust this PEM certificate too (for a self-signed server)
-  --password-file FILE     your name's password, if it is registered (else CHAT_PASSWORD, or
-                           asked at the terminal)
-  --server-password-file FILE  a private server's password (else CHAT_SERVER_PASSWORD, or asked)
-  --join-timeout SECONDS   how long the server may take to let you in (default ${
-  DEFAULT_JOIN_TIMEOUT_MS / 1000
-})
-  --reconnect N            attempts to reconnect when the server is lost, 0 for none
-                           (default ${DEFAULT_RECONNECT_TRIES} at a terminal, 0 when stdout is not one)
-  Type a line and press Enter to send it; Ctrl+D, /quit, or Ctrl+C on an empty line leaves
-  (exit code 0). Lines go out as fast as the server allows; the rest wait, shown dimmed. At a
-  terminal: Tab completes names, Up and Down bring back what you sent, Ctrl+R searches it; each
-  line has a time stamp and each name a color (none when NO_COLOR is set or TERM=dumb). When
-  stdout is not a terminal, the server's lines are printed exactly.
-
-Commands (answered by the server, so they work from nc too):
-${HELP_LINES.map((line) => `  ${line.slice(2)}`).join("\n")}
-
-Any client works: nc 127.0.0.1 ${DEFAULT_PORT}, then type your name as the first line.`;
 
 /** A command-line mistake: reported in one line with a pointer to the help, exit code 2. */
 class UsageError extends Error {
@@ -216,6 +159,10 @@ export async function main(args: string[]): Promise<number> {
       case "--help":
         console.log(HELP);
         return 0;
+      case "--version":
+      case "-V":
+        console.log(`chat ${VERSION}`);
+        return 0;
       default:
         throw new UsageError(
           `Unknown command ${JSON.stringify(command)}: use "server" or "client"`,
@@ -223,7 +170,7 @@ export async function main(args: string[]): Promise<number> {
     }
   } catch (error) {
     if (error instanceof UsageError) {
-      console.error(`error: ${error.message} (see chat --help)`);
+      console.error(`error: ${error.message} (see ${helpCommand(command)})`);
       return 2;
     }
     if (error instanceof ClientError) {
@@ -236,6 +183,13 @@ export async function main(args: string[]): Promise<number> {
     );
     return 1;
   }
+}
+
+/** The README's command for the help of `command` (how the user ran it, the program cannot know). */
+function helpCommand(command: string | undefined): string {
+  return command === "server" || command === "client"
+    ? `deno task ${command} --help`
+    : "deno run main.ts --help";
 }
 
 const CLIENT_OPTIONS = {
@@ -265,6 +219,22 @@ const SERVER_OPTIONS = {
   "web-origin": { type: "string", multiple: true },
   ...Object.fromEntries(LIMIT_FLAGS.map(({ flag }) => [flag, { type: "string" }])),
 } as const;
+
+/**
+ * `--history -1` as `--history=-1`: `parseArgs` takes a word that starts with "-" for an option, and
+ * would say the flag needs a value, where the value is there but out of range.
+ */
+function joinNegatives(args: string[], options: Record<string, { type: string }>): string[] {
+  const joined: string[] = [];
+  for (let i = 0; i < args.length; i++) {
+    const [word, next] = [args[i]!, args[i + 1]];
+    if (word === "--") return [...joined, ...args.slice(i)];
+    const isString = word.startsWith("--") && options[word.slice(2)]?.type === "string";
+    if (isString && next !== undefined && /^-\d/.test(next)) joined.push(`${word}=${next}`), i++;
+    else joined.push(word);
+  }
+  return joined;
+}
 
 /** Runs a `parseArgs` call, turning its complaints into usage errors in our own words. */
 function parse<T>(parser: () => T): T {
@@ -311,12 +281,13 @@ function number(
   return parsed;
 }
 
-async function serverCommand(args: string[]): Promise<number> {
+async function serverCommand(given: string[]): Promise<number> {
+  const args = joinNegatives(given, SERVER_OPTIONS);
   const { values, positionals } = parse(() =>
     parseArgs({ args, options: SERVER_OPTIONS, allowPositionals: true, strict: true })
   );
   const flags = values as Record<string, string | boolean | undefined>;
-  if (values.help) return console.log(HELP), 0;
+  if (values.help) return console.log(serverHelp(LIMIT_FLAGS.map(limitRow))), 0;
   if (positionals.length > 0) {
     throw new UsageError(`Unexpected argument ${JSON.stringify(positionals[0])}`);
   }
@@ -354,7 +325,7 @@ async function serverCommand(args: string[]): Promise<number> {
   if (values["claim-ttl"] !== undefined && !redisUrl) {
     throw new UsageError("--claim-ttl goes with --redis");
   }
-  const web = values.web === undefined ? undefined : webAddress(values.web, hostname);
+  const web = values.web === undefined ? undefined : webAddress(values.web, { hostname, port });
   const origins = (values["web-origin"] ?? []).map((origin) => {
     if (!web) throw new UsageError("--web-origin goes with --web");
     return parse(() => parseOrigin(origin));
@@ -470,6 +441,7 @@ async function serverCommand(args: string[]): Promise<number> {
     }`,
   );
   if (page) console.log(`web page on ${page.url}${localUrl(page)}`);
+  console.log(connectHint(server.addr, tls !== undefined));
   await closeOnSignal(server, page);
   await store?.close(); // what waits to be kept is committed before the process ends
   return 0;
@@ -528,11 +500,21 @@ async function openStore(
       `No permission to keep ${path} (deno task store keeps chat.db); run: ${options.rerun}`,
     );
   }
+  const isNew = await Deno.lstat(path).then(() => false, () => true);
   try {
     return await SqliteStore.open(path, { historySize: options.historySize, log });
   } catch (error) {
     if (!(error instanceof StoreRefusedError)) throw error;
-    console.error(`error: ${error.message}`);
+    // SQLite says only "unable to open database file" when it cannot create one.
+    const folder = path.includes("/") ? path.replace(/\/[^/]*$/, "") || "/" : ".";
+    const isFolder = isNew && /unable to open database file/.test(error.message);
+    console.error(
+      `error: ${
+        isFolder
+          ? `Cannot create ${path}: the folder ${folder} does not exist or cannot be written`
+          : error.message
+      }`,
+    );
     return undefined;
   }
 }
@@ -559,22 +541,47 @@ async function readSecret(path: string): Promise<string> {
     if (error instanceof Deno.errors.NotCapable) {
       throw new ClientError(`No permission to read ${path}; run with --allow-read=${path}`);
     }
-    throw new ClientError(`Cannot read ${path}: ${error instanceof Error ? error.message : error}`);
+    throw new ClientError(`Cannot read ${path}: ${fileProblem(error)}`);
   }
   return text.split("\n")[0]!.replace(/\r$/, "");
 }
 
-/** `--web [HOST:]PORT`: the page's address, on the chat's host when none is given. */
-function webAddress(value: string, defaultHost: string): { hostname: string; port: number } {
+/**
+ * `--web [HOST:]PORT`: the page's address, on the chat's host when none is given; the chat's own
+ * port is a usage error (else it would be reported as an address in use).
+ */
+function webAddress(
+  value: string,
+  chat: { hostname: string; port: number },
+): { hostname: string; port: number } {
   const match = /^(?:(\[[^\]]+\]|[^:\[\]]+):)?([^:]*)$/.exec(value);
   if (!match) {
     throw new UsageError(`Invalid --web ${JSON.stringify(value)}: use [HOST:]PORT, as 8080`);
   }
-  const [, host, port] = match;
-  return {
-    hostname: host?.replace(/^\[(.*)\]$/, "$1") ?? defaultHost,
-    port: number(port, { flag: "web", min: 0, max: 65535 }),
-  };
+  const [, host, text] = match;
+  const hostname = host?.replace(/^\[(.*)\]$/, "$1") ?? chat.hostname;
+  const port = number(text, { flag: "web", min: 0, max: 65535 });
+  const isEveryAddress = (name: string) => name === "0.0.0.0" || name === "::";
+  const isSameHost = hostname === chat.hostname || [hostname, chat.hostname].some(isEveryAddress);
+  if (port !== 0 && port === chat.port && isSameHost) {
+    throw new UsageError(
+      `--web ${value} is the chat's own port: give the page a port of its own, as --web ${DEFAULT_WEB_PORT}`,
+    );
+  }
+  return { hostname, port };
+}
+
+/** How to join the room just started, from this machine: our client's command, and nc's. */
+function connectHint(addr: { hostname: string; port: number }, isTls: boolean): string {
+  const isEvery = addr.hostname === "0.0.0.0" || addr.hostname === "::";
+  const host = isEvery ? DEFAULT_CLIENT_HOST : addr.hostname;
+  const flags = [
+    ...isTls ? ["--tls"] : [],
+    ...host === DEFAULT_CLIENT_HOST ? [] : ["--host", shellQuote(host)],
+    ...addr.port === DEFAULT_PORT ? [] : ["--port", String(addr.port)],
+  ];
+  const nc = `${isTls ? "ncat --ssl" : "nc"} ${shellQuote(host)} ${addr.port}`;
+  return `connect with: deno task client NAME${flags.map((flag) => ` ${flag}`).join("")}, or ${nc}`;
 }
 
 /** For a page on every address, the address to open it at on this machine. */
@@ -704,11 +711,20 @@ async function readPem(
     return await Deno.readTextFile(path);
   } catch (error) {
     if (error instanceof Deno.errors.NotCapable) {
-      const all = [files.cert, files.key, files.ca].filter(Boolean).join(",");
+      const all = [...new Set([files.cert, files.key, files.ca].filter(Boolean))].join(",");
       throw new ClientError(`No permission to read ${path}; run with --allow-read=${all}`);
     }
-    throw new ClientError(`Cannot read ${path}: ${error instanceof Error ? error.message : error}`);
+    throw new ClientError(`Cannot read ${path}: ${fileProblem(error)}`);
   }
+}
+
+/** What is wrong with a file that could not be read, in a few words (Deno's own repeat the path). */
+function fileProblem(error: unknown): string {
+  if (error instanceof Deno.errors.NotFound) return "no such file";
+  if (error instanceof Deno.errors.PermissionDenied) return "the file system does not allow it";
+  if (error instanceof Deno.errors.IsADirectory) return "it is a folder";
+  const message = error instanceof Error ? error.message : String(error);
+  return message.replace(/ \(os error \d+\)/, "").replace(/: \w+ '.*'$/, "");
 }
 
 function log(message: string): void {
@@ -765,13 +781,14 @@ async function closeOnSignal(server: ChatServer, page?: WebServer): Promise<void
   }
 }
 
-async function clientCommand(args: string[]): Promise<number> {
+async function clientCommand(given: string[]): Promise<number> {
+  const args = joinNegatives(given, CLIENT_OPTIONS);
   const { values, positionals } = parse(() =>
     parseArgs({ args, options: CLIENT_OPTIONS, allowPositionals: true, strict: true })
   );
-  if (values.help) return console.log(HELP), 0;
+  if (values.help) return console.log(CLIENT_HELP), 0;
   const [name, ...extra] = positionals;
-  if (name === undefined) throw new UsageError("Missing NAME: chat client NAME");
+  if (name === undefined) throw new UsageError("Missing NAME: deno task client NAME");
   if (extra.length > 0) throw new UsageError(`Unexpected argument ${JSON.stringify(extra[0])}`);
   const port = values.port === undefined
     ? DEFAULT_PORT

@@ -556,8 +556,9 @@ export function parseCommand(line: string): Command {
       if (args !== "") throw usage();
       return { name: word };
     case "nick":
-      if (args === "" || args.includes(" ")) throw usage();
-      return { name: "nick", newName: parseName(args) };
+      if (args === "") throw usage();
+      return { name: "nick", newName: parseName(args) }; // a space in it: the name rule says why
+
     case "me":
       if (args === "") throw usage();
       return { name: "me", text: args };

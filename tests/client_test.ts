@@ -250,7 +250,11 @@ Deno.test("client prints usage errors in one line and exits 2", async () => {
     const { code, stdout, stderr } = await child.finish();
     assert.equal(code, 2, `exit code for ${args.join(" ")}`);
     assert.equal(stdout, "");
-    assert.match(stderr, /^error: .* \(see chat --help\)\n$/, `stderr for ${args.join(" ")}`);
+    assert.match(
+      stderr,
+      /^error: .* \(see deno task client --help\)\n$/,
+      `stderr for ${args.join(" ")}`,
+    );
   }
 });
 
@@ -258,7 +262,7 @@ Deno.test("client --help documents the client and exits 0", async () => {
   await using child = denoChild(["run", "-q", "-N", "client.ts", "--help"]);
   const { code, stdout } = await child.finish();
   assert.equal(code, 0);
-  assert.match(stdout, /chat client NAME/);
+  assert.match(stdout, /deno task client NAME/);
   assert.match(stdout, /\/quit/);
 });
 

@@ -1,6 +1,6 @@
 /** Tests of the command line (main.ts) as a newcomer meets it: subprocesses, as the README runs them. */
 import assert from "node:assert/strict";
-import { Child, denoChild, run, unusedPort } from "./_helpers.ts";
+import { Child, denoChild, run, startServerProcess, unusedPort } from "./_helpers.ts";
 import { Folder } from "./_store.ts";
 import { SERVER_V8_FLAGS } from "../main.ts";
 import config from "../deno.json" with { type: "json" };
@@ -84,4 +84,140 @@ Deno.test("main SERVER_V8_FLAGS are the V8 flags of every server task", () => {
   for (const task of ["server", "store", "cluster", "web"] as const) {
     assert.ok(config.tasks[task].command.includes(` --v8-flags=${SERVER_V8_FLAGS} `), task);
   }
+});
+
+/** Runs main.ts with `permissions` and `args` to its end. */
+async function runMain(args: string[], permissions: string[] = []) {
+  await using child = denoChild(["run", "-q", ...permissions, "main.ts", ...args]);
+  return await child.finish();
+}
+
+Deno.test("main startup mistakes are one line each, saying what is wrong and naming a help that exists", async () => {
+  const port = String(unusedPort());
+  const net = ["--allow-net=127.0.0.1"];
+  const cases: [string[], string[], number, string][] = [
+    [
+      ["server", "--history", "-1"],
+      net,
+      2,
+      'Invalid --history "-1": use a whole number from 0 to 10000 (see deno task server --help)',
+    ],
+    [
+      ["client", "x", "--reconnect", "-1"],
+      net,
+      2,
+      'Invalid --reconnect "-1": use a whole number from 0 to 1000 (see deno task client --help)',
+    ],
+    [["server", "--what"], net, 2, 'Unknown option "--what" (see deno task server --help)'],
+    [["client"], net, 2, "Missing NAME: deno task client NAME (see deno task client --help)"],
+    [
+      ["chat"],
+      [],
+      2,
+      'Unknown command "chat": use "server" or "client" (see deno run main.ts --help)',
+    ],
+    [
+      ["server", "--host", "127.0.0.1", "--port", port, "--web", port],
+      net,
+      2,
+      `--web ${port} is the chat's own port: give the page a port of its own, as --web 8080 (see deno task server --help)`,
+    ],
+    [
+      ["server", "--host", "127.0.0.1", "--web", "0.0.0.0:1234"],
+      net,
+      2,
+      "--web 0.0.0.0:1234 is the chat's own port: give the page a port of its own, as --web 8080 (see deno task server --help)",
+    ],
+    [
+      [
+        "server",
+        "--port",
+        "0",
+        "--cert",
+        "/nonexistent/cert.pem",
+        "--key",
+        "/nonexistent/cert.pem",
+      ],
+      [...net, "--allow-read=/nonexistent"],
+      1,
+      "Cannot read /nonexistent/cert.pem: no such file",
+    ],
+    [
+      [
+        "server",
+        "--port",
+        "0",
+        "--cert",
+        "/nonexistent/cert.pem",
+        "--key",
+        "/nonexistent/cert.pem",
+      ],
+      net,
+      1,
+      "No permission to read /nonexistent/cert.pem; run with --allow-read=/nonexistent/cert.pem",
+    ],
+    [
+      ["server", "--host", "127.0.0.1", "--port", "0", "--store", "/nonexistent/chat.db"],
+      [...net, "--allow-read=/nonexistent", "--allow-write=/nonexistent"],
+      1,
+      "Cannot create /nonexistent/chat.db: the folder /nonexistent does not exist or cannot be written",
+    ],
+  ];
+  for (const [args, permissions, code, line] of cases) {
+    const result = await runMain(args, permissions);
+    assert.deepEqual([result.code, result.stderr], [code, `error: ${line}\n`], args.join(" "));
+  }
+});
+
+Deno.test("main --version prints the version deno.json holds", async () => {
+  const { code, stdout } = await runMain(["--version"]);
+  assert.equal(code, 0);
+  assert.equal(stdout, `chat ${config.version}\n`);
+  assert.match(config.version, /^\d+\.\d+\.\d+$/);
+});
+
+Deno.test("main server --help and client --help each list their own options, in lines of at most 100 columns, aligned", async () => {
+  const own = {
+    server: [
+      "--host HOST",
+      "--port PORT",
+      "--store FILE",
+      "--web [HOST:]PORT",
+      "--handshake-timeout SECONDS",
+      "--flood-limit N",
+    ],
+    client: ["--host HOST", "--tls", "--ca FILE", "--server-password-file FILE", "--reconnect N"],
+  };
+  for (const [command, options] of Object.entries(own)) {
+    const { code, stdout } = await runMain([command, "--help"]);
+    assert.equal(code, 0);
+    assert.match(stdout, new RegExp(`^Usage: deno task ${command} `));
+    const lines = stdout.trimEnd().split("\n");
+    for (const line of lines) assert.ok(line.length <= 100, `${command}: ${line}`);
+    // Every option's text starts in one column, as do the lines its text wraps to.
+    const rows = lines.filter((line) => /^ {2}-/.test(line));
+    const column = /^ {2}\S.*? {2,}(?=\S)/.exec(rows[0]!)![0].length;
+    for (const row of rows) {
+      assert.equal(/^ {2}\S.*? {2,}(?=\S)/.exec(row)?.[0].length, column, row);
+    }
+    for (const option of options) {
+      assert.ok(rows.some((row) => row.startsWith(`  ${option} `)), `${command}: ${option}`);
+    }
+    const other = command === "server" ? "--server-password-file" : "--store";
+    assert.ok(!stdout.includes(other), `${command} --help lists ${other}`);
+  }
+});
+
+Deno.test("main server says at startup how to connect, and the command it gives joins the room", async () => {
+  const { child: server, port } = await startServerProcess();
+  await using _server = server;
+  const hint = await server.stdout.readLine();
+  assert.equal(
+    hint,
+    `connect with: deno task client NAME --port ${port}, or nc 127.0.0.1 ${port}`,
+  );
+  // As the hint says, with Emil for NAME.
+  const flags = /^connect with: deno task client NAME (.*), or /.exec(hint)![1]!.split(" ");
+  await using client = denoChild(["task", "-q", "client", "Emil", ...flags], { stdin: true });
+  assert.equal(await client.stdout.readLine(), "* The room contains:");
 });

@@ -271,7 +271,11 @@ Deno.test("parseCommand rejects unknown commands and bad arguments with a hint",
   );
   assert.throws(() => parseCommand("/who me"), /Usage: \/who$/);
   assert.throws(() => parseCommand("/nick"), /Usage: \/nick NEW$/);
-  assert.throws(() => parseCommand("/nick a b"), /Usage: \/nick NEW$/);
+  // A name with a space breaks the name rule, which says what a name may hold.
+  assert.throws(
+    () => parseCommand("/nick a b"),
+    /Cannot accept name "a b": use only ASCII letters/,
+  );
   assert.throws(() => parseCommand("/nick a*b"), /Cannot accept name "a\*b"/);
   assert.throws(() => parseCommand("/me"), /Usage: \/me TEXT$/);
   assert.throws(() => parseCommand("/msg bob"), /Usage: \/msg NAME TEXT$/);

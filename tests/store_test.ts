@@ -287,7 +287,7 @@ Deno.test("store: --store with --redis, or without its permissions, is refused w
     assert.equal(code, 2);
     assert.equal(
       stderr,
-      "error: --store and --redis do not go together: in a cluster the history and the registered names are kept in Redis (see chat --help)\n",
+      "error: --store and --redis do not go together: in a cluster the history and the registered names are kept in Redis (see deno task server --help)\n",
     );
   }
   {
