@@ -37,6 +37,7 @@ import {
   formatUserLine,
   formatWelcome,
   formatWho,
+  isKeptLine,
   nameKey,
   parseName,
   ProtocolError,
@@ -1374,7 +1375,7 @@ function parseHistoryEntry(
 ): (HistoryEntry & { origin: string; number: number }) | undefined {
   try {
     const { at, line, o, i } = JSON.parse(entry);
-    if (typeof at !== "number" || typeof line !== "string" || !isChatLine(line)) return;
+    if (typeof at !== "number" || typeof line !== "string" || !isKeptLine(line)) return;
     const isNumbered = typeof o === "string" && Number.isSafeInteger(i);
     return { time: new Date(at), line, origin: isNumbered ? o : "", number: isNumbered ? i : 0 };
   } catch {
@@ -1412,12 +1413,6 @@ function isValidName(name: string): boolean {
   } catch {
     return false;
   }
-}
-
-/** Whether a history entry is a chat line or an action, from a valid name. */
-function isChatLine(line: string): boolean {
-  const match = /^(?:\* )?\[([^\]]*)\] /.exec(line);
-  return match !== null && isValidName(match[1]!) && cleanText(line) === line;
 }
 
 function taken(name: string): ProtocolError {

@@ -74,6 +74,42 @@ Deno.test("store: the history outlives the server, newest --history lines only, 
   ]);
 });
 
+Deno.test("store: a history row that holds a line feed, an escape or no name is not replayed to newcomers", async () => {
+  await using folder = await Folder.make();
+  {
+    const { child, port } = await startStoreServer(folder);
+    await using _server = child;
+    await using alice = await joinAs(port, "alice");
+    await alice.send("said before");
+    await waitUntil(async () => (await storedLines(folder.file)).length === 1, "the line kept");
+    child.process.kill("SIGTERM");
+    assert.equal((await child.finish()).code, 0);
+  }
+  // Rows no server would write, as anyone with the file could add them.
+  await sqlite(
+    folder.file,
+    "INSERT INTO history (at, line) VALUES " +
+      "(1, '[eve] hi' || char(10) || '* Server is shutting down, goodbye'), " +
+      "(2, '[eve] ' || char(27) || ']0;owned' || char(7) || char(27) || '[2J'), " +
+      "(3, '* Server is shutting down, goodbye'), " +
+      "(4, '[not a name!] hello')",
+  );
+  const { child, port } = await startStoreServer(folder);
+  await using _server = child;
+  await using carol = await TestClient.connect(port);
+  await carol.expect(/^\* Welcome to chat/);
+  await carol.send("carol");
+  const lines: string[] = [];
+  for (let line = ""; !line.startsWith("* Limits: ");) lines.push(line = await carol.readLine());
+  const history = lines.filter((line) => !/^\* (The room contains|Limits):/.test(line));
+  assert.deepEqual(history.map((line) => line.replace(/^\* history \S+ /, "")), [
+    "[alice] said before",
+  ]);
+  assert.ok(!lines.join("").includes("\x1b"), JSON.stringify(lines));
+  // Said once, before the server listens.
+  assert.match(child.stdout.seen.join("\n"), /store: 4 history line\(s\) in .* skipped/);
+});
+
 Deno.test("cluster: the history outlives a server change: every server stopped, a new one shows it from Redis", async () => {
   await using redis = await new Redis().start();
   {
