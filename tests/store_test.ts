@@ -316,6 +316,21 @@ Deno.test("store: a schema from the future, another program's database, or a fil
   }
 });
 
+Deno.test("store: a zero-length file is refused at startup with one line, and left as it was", async () => {
+  await using folder = await Folder.make();
+  await run("truncate", ["-s", "0", folder.file]);
+  await using server = serverChild(["--store", folder.file], folder.permissions);
+  const { code, stdout, stderr } = await server.finish();
+  assert.equal(code, 1);
+  assert.equal(stdout, "");
+  assert.equal(
+    stderr,
+    `error: ${folder.file} is empty (0 bytes), not a chat store: its registered names would be ` +
+      "lost; remove it to start a new store\n",
+  );
+  assert.equal((await run("stat", ["-c", "%s", folder.file])).trim(), "0");
+});
+
 Deno.test("store: --store with --redis, or without its permissions, is refused with one line; without --store nothing of it is loaded", async () => {
   {
     await using server = serverChild(["--store", "x.db", "--redis", "redis://127.0.0.1:1"]);
