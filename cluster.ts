@@ -150,19 +150,37 @@ const PUBLISH = defineScript({
   transformReply: (reply: unknown) => Number(reply),
 });
 
-/** Replaces a value only if it is still exactly the one given (a registered name's account). */
-const REPLACE = defineScript({
-  SCRIPT: "if redis.call('get', KEYS[1]) == ARGV[1] then " +
-    "redis.call('set', KEYS[1], ARGV[2]) return 1 end return 0",
+/**
+ * Changes a registered name's account, in one step: registers it (no previous value: only if the
+ * name is free), replaces it or deletes it (only if it is still exactly the previous value). Unless
+ * Redis's clock is past the deadline: a change that sat in a frozen Redis, or in a network, after
+ * the member was told it failed, must not happen after all. ARGV: deadline (ms), the previous
+ * value or '', the new value or '' to delete. 1 if done, 0 if the value was not as expected, -1
+ * if too late.
+ */
+const CHANGE_ACCOUNT = defineScript({
+  SCRIPT: "local now = redis.call('time') " +
+    "if tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000) > tonumber(ARGV[1]) " +
+    "then return -1 end " +
+    "local held = redis.call('get', KEYS[1]) " +
+    "if ARGV[2] == '' then if held then return 0 end " +
+    "elseif held ~= ARGV[2] then return 0 end " +
+    "if ARGV[3] == '' then redis.call('del', KEYS[1]) else redis.call('set', KEYS[1], ARGV[3]) end " +
+    "return 1",
   NUMBER_OF_KEYS: 1,
-  parseCommand(parser: CommandParser, key: string, previous: string, value: string) {
+  parseCommand(parser: CommandParser, key: string, args: string[]) {
     parser.pushKey(key);
-    parser.push(previous, value);
+    parser.push(...args);
   },
-  transformReply: (reply: unknown) => reply === 1,
+  transformReply: (reply: unknown) => Number(reply),
 });
 
-const SCRIPTS = { claim: CLAIM, release: RELEASE, replace: REPLACE, publishEvent: PUBLISH };
+const SCRIPTS = {
+  claim: CLAIM,
+  release: RELEASE,
+  changeAccount: CHANGE_ACCOUNT,
+  publishEvent: PUBLISH,
+};
 
 /** Options for {@linkcode ClusterHub}. */
 export interface ClusterOptions {
@@ -939,13 +957,8 @@ export class ClusterHub implements Hub {
   }
 
   async #saveAccount(account: Account, previous?: Account): Promise<void> {
-    const key = ACCOUNT_PREFIX + nameKey(account.name);
-    const isSaved = await this.#onRedis((link) =>
-      previous
-        ? link.redis.replace(key, accountJson(previous), accountJson(account))
-        : link.redis.set(key, accountJson(account), { NX: true }).then((reply) => reply === "OK")
-    );
-    if (!isSaved) {
+    const done = await this.#changeAccount(account.name, previous, accountJson(account));
+    if (done === 0) {
       throw new StoreError(
         previous ? "The password changed meanwhile: try again" : "That name is registered already",
       );
@@ -955,25 +968,37 @@ export class ClusterHub implements Hub {
   }
 
   async #removeAccount(account: Account): Promise<void> {
-    const key = ACCOUNT_PREFIX + nameKey(account.name);
-    await this.#onRedis((link) => link.redis.release(key, accountJson(account)));
+    await this.#changeAccount(account.name, account, "");
     this.#accounts.delete(nameKey(account.name));
     this.#publish({ k: "account", n: account.name });
   }
 
-  /** A change of a registered name, made in Redis while the room is whole, or a StoreError. */
-  async #onRedis<T>(change: (link: Link) => Promise<T>): Promise<T> {
+  /**
+   * Changes an account in Redis while the room is whole (see {@linkcode CHANGE_ACCOUNT}): 1 if
+   * done, 0 if its value was not `previous`; a StoreError if it could not be done. Redis must run
+   * it within half the time this server waits for the answer, by Redis's own clock, so that a
+   * change reported as failed does not happen later: what the member is told is what happened.
+   */
+  async #changeAccount(name: string, previous: Account | undefined, value: string) {
     const link = this.#link;
     if (!link || !this.#isWhole || this.#closing) {
       throw new StoreError(
         "The room is partitioned: registered names cannot change until it is whole again",
       );
     }
+    const deadline = String(Math.floor(this.#redisNow() + REDIS_TIMEOUT_MS / 2));
+    const key = ACCOUNT_PREFIX + nameKey(name);
+    const args = [deadline, previous ? accountJson(previous) : "", value];
+    let done: number;
     try {
-      return await link.within(change(link));
+      done = await link.within(link.redis.changeAccount(key, args));
     } catch (error) {
       throw new StoreError(`Redis did not take it (${describe(error)}): try again later`);
     }
+    if (done < 0) {
+      throw new StoreError("Redis took too long: nothing was changed; try again later");
+    }
+    return done;
   }
 
   /** Disconnects a member whose name someone elsewhere has held longer (or that is registered). */

@@ -521,6 +521,30 @@ Deno.test("cluster: a name registered on one server asks for its password on ano
   bob.close();
 });
 
+Deno.test("cluster: /register while Redis is frozen answers what happened: told to try again later, the name is not registered once Redis resumes", async () => {
+  await using redis = await new Redis().start();
+  const { child, port } = await clusterServer(redis);
+  await using _server = child;
+  await using alice = await joinAs(port, "alice");
+  redis.pause();
+  try {
+    await alice.send(`/register ${PASSWORD}`);
+    const answer = await until(alice, /^\* (error: |alice is registered)/);
+    assert.match(answer, /^\* error: .*try again later$/);
+  } finally {
+    redis.resume();
+  }
+  // Once the server is back in the room, Redis holds no account for alice, and the server none.
+  await child.stdout.readUntil(/redis: connected to .* again/);
+  assert.equal((await redis.cli("GET", "chat:account:alice")).trim(), "");
+  await alice.send("/password");
+  await until(alice, "* error: alice is not registered: /register does it");
+  // Registering again works, and is then what both say.
+  await alice.send(`/register ${PASSWORD}`);
+  await alice.expect("* alice is registered: joining as alice now asks for its password");
+  assert.match(await redis.cli("GET", "chat:account:alice"), /"name":"alice"/);
+});
+
 Deno.test("GuessBackoff lets 3 wrong passwords pass, then doubles the wait from 1 s to 60 s, per name and per address", () => {
   const backoff = new GuessBackoff();
   const t = 1_000_000;
