@@ -71,6 +71,12 @@ const NAME_PREFIX = `${PREFIX}name:`;
 /** Registered names: `chat:account:KEY` holds the account as JSON (the scrypt hash, never a
  * password). */
 const ACCOUNT_PREFIX = `${PREFIX}account:`;
+/**
+ * Marks the data this cluster keeps in Redis: set once by the first server to find it missing. A
+ * server that finds another mark on reconnecting knows Redis lost everything (restarted without
+ * saving, flushed), including the registered names.
+ */
+const EPOCH_KEY = `${PREFIX}epoch`;
 /** The longest claim lifetime a beat may announce (an hour), so a beat cannot silence the check. */
 const MAX_CLAIM_TTL_MS = 3_600_000;
 /** How long shutdown waits for Redis to take the goodbyes before it drops the connection. */
@@ -340,6 +346,8 @@ export class ClusterHub implements Hub {
    * what answers while the room is partitioned. */
   #accounts = new Map<string, Account>();
   #areAccountsRead = false;
+  /** Redis's mark of its data (see {@linkcode EPOCH_KEY}) as this server first found it. */
+  #epoch: string | undefined;
 
   /** The registered names, in Redis: changed only while the room is whole. */
   readonly accounts: Accounts = {
@@ -744,6 +752,8 @@ export class ClusterHub implements Hub {
     await this.#sampleClock(link);
     if (!this.#isSeeded) await this.#seed(link);
     await this.#settle(link);
+    const isDataLost = await this.#checkEpoch(link);
+    if (isDataLost) await this.#restoreAccounts(link);
     await this.#readAccounts(link);
     // Publishing is tried once before it counts: a Redis user without the permission fails here.
     const beat: Batch = { link, deadline: Infinity, messages: [], entries: [] };
@@ -914,6 +924,40 @@ export class ClusterHub implements Hub {
     if (!link.pending) return this.#receive(message);
     if (link.pending.length >= MAX_PENDING_EVENTS) link.break("too many events while healing");
     else link.pending.push(message);
+  }
+
+  /**
+   * Reads Redis's mark of its data, setting it if there is none: true if it is not the one this
+   * server found before, so Redis lost what it held (said in one log line).
+   */
+  async #checkEpoch(link: Link): Promise<boolean> {
+    const epoch = await link.within((async () => {
+      await link.redis.set(EPOCH_KEY, crypto.randomUUID(), { NX: true });
+      return await link.redis.get(EPOCH_KEY);
+    })());
+    const wasLost = this.#epoch !== undefined && epoch !== this.#epoch;
+    this.#epoch = epoch ?? undefined;
+    if (wasLost) {
+      this.#options.log(
+        `redis: error: ${redact(this.#options.url)} lost the chat's data (restarted without ` +
+          "saving, or flushed): its history is gone, and the " +
+          `${this.#accounts.size} registered name(s) this server knew are written back from its ` +
+          "own copy; keep Redis' data with appendonly yes or save (see the README)",
+      );
+    }
+    return wasLost;
+  }
+
+  /**
+   * Writes back every registered name this server knew to a Redis that lost them, unless it holds
+   * that name again already: without them, anyone could join as any of them without a password.
+   */
+  async #restoreAccounts(link: Link): Promise<void> {
+    await link.within(Promise.all(
+      [...this.#accounts.values()].map((account) =>
+        link.redis.set(ACCOUNT_PREFIX + nameKey(account.name), accountJson(account), { NX: true })
+      ),
+    ));
   }
 
   /**

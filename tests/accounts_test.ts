@@ -521,6 +521,30 @@ Deno.test("cluster: a name registered on one server asks for its password on ano
   bob.close();
 });
 
+Deno.test("cluster: a Redis restarted empty is said loudly, and the registered names a server knew stay protected, on it and on a server started after", async () => {
+  await using redis = await new Redis().start();
+  const { child, port } = await clusterServer(redis);
+  await using _server = child;
+  (await register(port, "alice")).close();
+  await redis.stop();
+  await child.stdout.readUntil(/redis: lost /);
+  await redis.start(); // with nothing saved (--save "", no append-only file): empty
+  const lost = await child.stdout.readUntil(/redis: error: /);
+  assert.match(lost, /lost the chat's data/);
+  assert.match(lost, /1 registered name\(s\)/);
+  await child.stdout.readUntil(/redis: connected to .* again/);
+  {
+    await using mallory = await sendName(port, "alice");
+    await mallory.expect("* alice is registered: send its password");
+  }
+  // Written back to Redis, so that a server that never knew them protects them too.
+  assert.match(await redis.cli("GET", "chat:account:alice"), /"name":"alice"/);
+  const fresh = await clusterServer(redis);
+  await using _fresh = fresh.child;
+  await using mallory = await sendName(fresh.port, "alice");
+  await mallory.expect("* alice is registered: send its password");
+});
+
 Deno.test("cluster: /register while Redis is frozen answers what happened: told to try again later, the name is not registered once Redis resumes", async () => {
   await using redis = await new Redis().start();
   const { child, port } = await clusterServer(redis);
