@@ -207,8 +207,12 @@ export function parseName(line: string): string {
   return name;
 }
 
-/** A chat line or an action as the room relays it: `[NAME] ` or `* [NAME] ` and clean text. */
-const KEPT_LINE = new RegExp(`^(?:\\* )?\\[[A-Za-z0-9_-]{1,${MAX_NAME_LENGTH}}\\] `);
+/**
+ * A chat line or an action as the room relays it: `[NAME] ` or `* [NAME] ` and clean text (names
+ * of at most {@linkcode MAX_NAME_LENGTH} characters; a literal, so that the page's bundle can leave
+ * it out).
+ */
+const KEPT_LINE = /^(?:\* )?\[[A-Za-z0-9_-]{1,32}\] /;
 
 /**
  * Whether a line read back from a store (SQLite, Redis) is one the room could have said: a chat
