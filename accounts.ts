@@ -29,24 +29,32 @@ const KEY_BYTES = 32;
 const SALT_BYTES = 16;
 /** Hashes computed at once: each takes a core and 16 MiB, and a flood of logins must not take all. */
 const MAX_HASHING = 2;
-/** Hashes waiting for a turn; beyond this a login is refused at once, as a busy server. */
+/** Checks waiting for a turn; beyond this a login is refused at once, as a busy server. */
 const MAX_WAITING = 64;
+/** New hashes (registrations, new passwords) waiting for a turn, behind every check. */
+const MAX_WAITING_NEW = 16;
 
 let hashing = 0;
+/** Password checks (logins, /nick, the current password) waiting: served first, so that owners
+ * get in while a flood of registrations waits. */
 const waiting: (() => void)[] = [];
+/** New hashes waiting: served when no check waits. */
+const waitingNew: (() => void)[] = [];
 
-/** Runs scrypt off the event loop (node:crypto's async scrypt), a few at a time. */
+/** Runs scrypt off the event loop (node:crypto's async scrypt), a few at a time, checks first. */
 async function derive(
   password: string,
   salt: Uint8Array,
   parameters: { cost: number; blockSize: number; parallelism: number },
+  isCheck: boolean,
 ): Promise<Uint8Array> {
   if (hashing >= MAX_HASHING) {
-    if (waiting.length >= MAX_WAITING) {
+    const queue = isCheck ? waiting : waitingNew;
+    if (queue.length >= (isCheck ? MAX_WAITING : MAX_WAITING_NEW)) {
       throw new ProtocolError("The server is busy checking passwords: try again in a moment");
     }
     // Woken with the slot of the hash that ended: handed over, so nobody can take it meanwhile.
-    await new Promise<void>((resolve) => waiting.push(resolve));
+    await new Promise<void>((resolve) => queue.push(resolve));
   } else hashing++;
   try {
     const { cost: N, blockSize: r, parallelism: p } = parameters;
@@ -62,23 +70,23 @@ async function derive(
       )
     );
   } finally {
-    const next = waiting.shift();
+    const next = waiting.shift() ?? waitingNew.shift();
     if (next) next();
     else hashing--;
   }
 }
 
-/** A new account for `name` with `password`, salted afresh. */
+/** A new account for `name` with `password`, salted afresh; hashed after every check waiting. */
 export async function hashPassword(name: string, password: string): Promise<Account> {
   const salt = new Uint8Array(randomBytes(SALT_BYTES));
-  const key = await derive(password, salt, SCRYPT_PARAMETERS);
+  const key = await derive(password, salt, SCRYPT_PARAMETERS, false);
   return { name, salt: toBase64(salt), hash: toBase64(key), ...SCRYPT_PARAMETERS };
 }
 
 /** Whether `password` is the account's, compared in constant time. */
 export async function verifyPassword(account: Account, password: string): Promise<boolean> {
   const expected = fromBase64(account.hash);
-  const key = await derive(password, fromBase64(account.salt), account);
+  const key = await derive(password, fromBase64(account.salt), account, true);
   return key.length === expected.length && timingSafeEqual(key, expected);
 }
 

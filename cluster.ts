@@ -37,6 +37,7 @@ import {
   formatUserLine,
   formatWelcome,
   formatWho,
+  isKeptLine,
   nameKey,
   parseName,
   ProtocolError,
@@ -70,6 +71,12 @@ const NAME_PREFIX = `${PREFIX}name:`;
 /** Registered names: `chat:account:KEY` holds the account as JSON (the scrypt hash, never a
  * password). */
 const ACCOUNT_PREFIX = `${PREFIX}account:`;
+/**
+ * Marks the data this cluster keeps in Redis: set once by the first server to find it missing. A
+ * server that finds another mark on reconnecting knows Redis lost everything (restarted without
+ * saving, flushed), including the registered names.
+ */
+const EPOCH_KEY = `${PREFIX}epoch`;
 /** The longest claim lifetime a beat may announce (an hour), so a beat cannot silence the check. */
 const MAX_CLAIM_TTL_MS = 3_600_000;
 /** How long shutdown waits for Redis to take the goodbyes before it drops the connection. */
@@ -149,19 +156,37 @@ const PUBLISH = defineScript({
   transformReply: (reply: unknown) => Number(reply),
 });
 
-/** Replaces a value only if it is still exactly the one given (a registered name's account). */
-const REPLACE = defineScript({
-  SCRIPT: "if redis.call('get', KEYS[1]) == ARGV[1] then " +
-    "redis.call('set', KEYS[1], ARGV[2]) return 1 end return 0",
+/**
+ * Changes a registered name's account, in one step: registers it (no previous value: only if the
+ * name is free), replaces it or deletes it (only if it is still exactly the previous value). Unless
+ * Redis's clock is past the deadline: a change that sat in a frozen Redis, or in a network, after
+ * the member was told it failed, must not happen after all. ARGV: deadline (ms), the previous
+ * value or '', the new value or '' to delete. 1 if done, 0 if the value was not as expected, -1
+ * if too late.
+ */
+const CHANGE_ACCOUNT = defineScript({
+  SCRIPT: "local now = redis.call('time') " +
+    "if tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000) > tonumber(ARGV[1]) " +
+    "then return -1 end " +
+    "local held = redis.call('get', KEYS[1]) " +
+    "if ARGV[2] == '' then if held then return 0 end " +
+    "elseif held ~= ARGV[2] then return 0 end " +
+    "if ARGV[3] == '' then redis.call('del', KEYS[1]) else redis.call('set', KEYS[1], ARGV[3]) end " +
+    "return 1",
   NUMBER_OF_KEYS: 1,
-  parseCommand(parser: CommandParser, key: string, previous: string, value: string) {
+  parseCommand(parser: CommandParser, key: string, args: string[]) {
     parser.pushKey(key);
-    parser.push(previous, value);
+    parser.push(...args);
   },
-  transformReply: (reply: unknown) => reply === 1,
+  transformReply: (reply: unknown) => Number(reply),
 });
 
-const SCRIPTS = { claim: CLAIM, release: RELEASE, replace: REPLACE, publishEvent: PUBLISH };
+const SCRIPTS = {
+  claim: CLAIM,
+  release: RELEASE,
+  changeAccount: CHANGE_ACCOUNT,
+  publishEvent: PUBLISH,
+};
 
 /** Options for {@linkcode ClusterHub}. */
 export interface ClusterOptions {
@@ -321,6 +346,8 @@ export class ClusterHub implements Hub {
    * what answers while the room is partitioned. */
   #accounts = new Map<string, Account>();
   #areAccountsRead = false;
+  /** Redis's mark of its data (see {@linkcode EPOCH_KEY}) as this server first found it. */
+  #epoch: string | undefined;
 
   /** The registered names, in Redis: changed only while the room is whole. */
   readonly accounts: Accounts = {
@@ -725,6 +752,8 @@ export class ClusterHub implements Hub {
     await this.#sampleClock(link);
     if (!this.#isSeeded) await this.#seed(link);
     await this.#settle(link);
+    const isDataLost = await this.#checkEpoch(link);
+    if (isDataLost) await this.#restoreAccounts(link);
     await this.#readAccounts(link);
     // Publishing is tried once before it counts: a Redis user without the permission fails here.
     const beat: Batch = { link, deadline: Infinity, messages: [], entries: [] };
@@ -898,6 +927,40 @@ export class ClusterHub implements Hub {
   }
 
   /**
+   * Reads Redis's mark of its data, setting it if there is none: true if it is not the one this
+   * server found before, so Redis lost what it held (said in one log line).
+   */
+  async #checkEpoch(link: Link): Promise<boolean> {
+    const epoch = await link.within((async () => {
+      await link.redis.set(EPOCH_KEY, crypto.randomUUID(), { NX: true });
+      return await link.redis.get(EPOCH_KEY);
+    })());
+    const wasLost = this.#epoch !== undefined && epoch !== this.#epoch;
+    this.#epoch = epoch ?? undefined;
+    if (wasLost) {
+      this.#options.log(
+        `redis: error: ${redact(this.#options.url)} lost the chat's data (restarted without ` +
+          "saving, or flushed): its history is gone, and the " +
+          `${this.#accounts.size} registered name(s) this server knew are written back from its ` +
+          "own copy; keep Redis' data with appendonly yes or save (see the README)",
+      );
+    }
+    return wasLost;
+  }
+
+  /**
+   * Writes back every registered name this server knew to a Redis that lost them, unless it holds
+   * that name again already: without them, anyone could join as any of them without a password.
+   */
+  async #restoreAccounts(link: Link): Promise<void> {
+    await link.within(Promise.all(
+      [...this.#accounts.values()].map((account) =>
+        link.redis.set(ACCOUNT_PREFIX + nameKey(account.name), accountJson(account), { NX: true })
+      ),
+    ));
+  }
+
+  /**
    * Reads every registered name from Redis. The first time, a member here under a registered name
    * joined before this server could know it was (it started while Redis was out of reach), so
    * without its password: it is sent away, to rejoin with it.
@@ -938,13 +1001,8 @@ export class ClusterHub implements Hub {
   }
 
   async #saveAccount(account: Account, previous?: Account): Promise<void> {
-    const key = ACCOUNT_PREFIX + nameKey(account.name);
-    const isSaved = await this.#onRedis((link) =>
-      previous
-        ? link.redis.replace(key, accountJson(previous), accountJson(account))
-        : link.redis.set(key, accountJson(account), { NX: true }).then((reply) => reply === "OK")
-    );
-    if (!isSaved) {
+    const done = await this.#changeAccount(account.name, previous, accountJson(account));
+    if (done === 0) {
       throw new StoreError(
         previous ? "The password changed meanwhile: try again" : "That name is registered already",
       );
@@ -954,25 +1012,37 @@ export class ClusterHub implements Hub {
   }
 
   async #removeAccount(account: Account): Promise<void> {
-    const key = ACCOUNT_PREFIX + nameKey(account.name);
-    await this.#onRedis((link) => link.redis.release(key, accountJson(account)));
+    await this.#changeAccount(account.name, account, "");
     this.#accounts.delete(nameKey(account.name));
     this.#publish({ k: "account", n: account.name });
   }
 
-  /** A change of a registered name, made in Redis while the room is whole, or a StoreError. */
-  async #onRedis<T>(change: (link: Link) => Promise<T>): Promise<T> {
+  /**
+   * Changes an account in Redis while the room is whole (see {@linkcode CHANGE_ACCOUNT}): 1 if
+   * done, 0 if its value was not `previous`; a StoreError if it could not be done. Redis must run
+   * it within half the time this server waits for the answer, by Redis's own clock, so that a
+   * change reported as failed does not happen later: what the member is told is what happened.
+   */
+  async #changeAccount(name: string, previous: Account | undefined, value: string) {
     const link = this.#link;
     if (!link || !this.#isWhole || this.#closing) {
       throw new StoreError(
         "The room is partitioned: registered names cannot change until it is whole again",
       );
     }
+    const deadline = String(Math.floor(this.#redisNow() + REDIS_TIMEOUT_MS / 2));
+    const key = ACCOUNT_PREFIX + nameKey(name);
+    const args = [deadline, previous ? accountJson(previous) : "", value];
+    let done: number;
     try {
-      return await link.within(change(link));
+      done = await link.within(link.redis.changeAccount(key, args));
     } catch (error) {
       throw new StoreError(`Redis did not take it (${describe(error)}): try again later`);
     }
+    if (done < 0) {
+      throw new StoreError("Redis took too long: nothing was changed; try again later");
+    }
+    return done;
   }
 
   /** Disconnects a member whose name someone elsewhere has held longer (or that is registered). */
@@ -1374,7 +1444,7 @@ function parseHistoryEntry(
 ): (HistoryEntry & { origin: string; number: number }) | undefined {
   try {
     const { at, line, o, i } = JSON.parse(entry);
-    if (typeof at !== "number" || typeof line !== "string" || !isChatLine(line)) return;
+    if (typeof at !== "number" || typeof line !== "string" || !isKeptLine(line)) return;
     const isNumbered = typeof o === "string" && Number.isSafeInteger(i);
     return { time: new Date(at), line, origin: isNumbered ? o : "", number: isNumbered ? i : 0 };
   } catch {
@@ -1412,12 +1482,6 @@ function isValidName(name: string): boolean {
   } catch {
     return false;
   }
-}
-
-/** Whether a history entry is a chat line or an action, from a valid name. */
-function isChatLine(line: string): boolean {
-  const match = /^(?:\* )?\[([^\]]*)\] /.exec(line);
-  return match !== null && isValidName(match[1]!) && cleanText(line) === line;
 }
 
 function taken(name: string): ProtocolError {

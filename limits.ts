@@ -67,6 +67,8 @@ export interface AddressState {
   readonly lines: TokenBucket | undefined;
   /** Joins from it, when there is a join limit. */
   readonly joins: TokenBucket | undefined;
+  /** Registrations and new passwords from it, when there is a limit: each costs a hash and a row. */
+  readonly registrations: TokenBucket | undefined;
 }
 
 /** The budgets of one address; a rate of 0 means no such budget. */
@@ -75,6 +77,8 @@ export interface AddressBudgets {
   linesPerSecond: number;
   joinBurst: number;
   joinsPerSecond: number;
+  registrationBurst: number;
+  registrationsPerSecond: number;
 }
 
 /** Addresses remembered at most, beside those with a connection open (evicted oldest first). */
@@ -115,6 +119,7 @@ export class AddressTable {
       this.#states.delete(key); // moved to the end: the most recently used
     } else {
       const { lineBurst, linesPerSecond, joinBurst, joinsPerSecond } = this.#budgets;
+      const { registrationBurst: burst, registrationsPerSecond: perSecond } = this.#budgets;
       state = {
         key,
         connections: 0,
@@ -124,6 +129,7 @@ export class AddressTable {
         joins: joinsPerSecond > 0
           ? new TokenBucket({ burst: joinBurst, perSecond: joinsPerSecond, now })
           : undefined,
+        registrations: perSecond > 0 ? new TokenBucket({ burst, perSecond, now }) : undefined,
       };
       if (this.#states.size >= this.#maxRemembered) this.#evict(now);
     }
@@ -150,7 +156,7 @@ export class AddressTable {
 
 function isIdle(state: AddressState, now: number): boolean {
   return state.connections === 0 && (state.lines?.isFull(now) ?? true) &&
-    (state.joins?.isFull(now) ?? true);
+    (state.joins?.isFull(now) ?? true) && (state.registrations?.isFull(now) ?? true);
 }
 
 /**

@@ -79,6 +79,14 @@ const LIMIT_FLAGS: LimitFlag[] = [
     help: "joins a minute from one address, 0 for no limit",
   },
   {
+    flag: "register-rate",
+    limit: "registerRate",
+    min: 0,
+    max: 1_000_000,
+    help:
+      "registrations and new passwords an hour from one address (3 a connection), 0 for no limit",
+  },
+  {
     flag: "handshake-timeout",
     limit: "handshakeTimeoutMs",
     isSeconds: true,

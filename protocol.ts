@@ -207,6 +207,23 @@ export function parseName(line: string): string {
   return name;
 }
 
+/**
+ * A chat line or an action as the room relays it: `[NAME] ` or `* [NAME] ` and clean text (names
+ * of at most {@linkcode MAX_NAME_LENGTH} characters; a literal, so that the page's bundle can leave
+ * it out).
+ */
+const KEPT_LINE = /^(?:\* )?\[[A-Za-z0-9_-]{1,32}\] /;
+
+/**
+ * Whether a line read back from a store (SQLite, Redis) is one the room could have said: a chat
+ * line or an action from a valid name, with no control character or escape, within the longest
+ * line. Anything else (a forged notice, a line feed, a raw escape) is not replayed.
+ */
+export function isKeptLine(line: string): boolean {
+  return line.length <= MAX_MAX_LINE_BYTES + MAX_LINE_OVERHEAD_BYTES && KEPT_LINE.test(line) &&
+    !ANY_UNSAFE.test(line);
+}
+
 /** How many colors names are shown in, by every client of ours (the terminal and the page). */
 export const NAME_COLOR_SLOTS = 12;
 

@@ -86,6 +86,9 @@ export const DEFAULT_LIMITS = {
   /** Joins a minute from one address, in a burst or spread out (0: no limit): reconnecting in a
    * loop cannot flood the room with join and leave notices. */
   joinRate: 20,
+  /** Registrations and new passwords an hour from one address (0: no limit), and at most 3 of
+   * them on one connection: each costs a hash, and a row kept for good. */
+  registerRate: 10,
   /** Time for a TLS client to finish its handshake before the connection is closed; 0: none. */
   handshakeTimeoutMs: 10_000,
   /** Time to send a valid name before the connection is closed (slowloris); 0 turns it off. */
@@ -235,6 +238,9 @@ type Awaiting =
   | { kind: "current"; account: Account; then: "password" | "unregister" }
   | { kind: "new"; previous?: Account };
 
+/** Registrations and new passwords one connection may make in an hour, at most. */
+const REGISTRATIONS_PER_CONNECTION = 3;
+
 /** The key under which the server's password is backed off: no name can be it. */
 const SERVER_PASSWORD_KEY = " server";
 
@@ -277,6 +283,8 @@ class Server implements ChatServer {
   #guessAddresses = new Set<string>();
   #countsLoggedAt = 0;
   #guesses = new GuessBackoff();
+  /** Registrations and new passwords each connection has left (see `registerRate`). */
+  #registrations = new WeakMap<Peer, TokenBucket>();
   /** Connections whose next line is a secret, and which one. */
   #awaiting = new Map<Peer, Awaiting>();
   #trimmedAt = Date.now();
@@ -289,7 +297,8 @@ class Server implements ChatServer {
     this.#config = config;
     this.#limits = config.limits;
     this.addr = listener.addr as Deno.NetAddr;
-    const { maxLineBytes, floodBurst, floodRate, maxPerAddress, joinRate } = this.#limits;
+    const { maxLineBytes, floodBurst, floodRate, maxPerAddress, joinRate, registerRate } =
+      this.#limits;
     this.#limitsNotice = formatLimits({ maxLineBytes, floodBurst, floodRate });
     // Per address: what maxPerAddress members could send, and joinRate joins a minute.
     this.#addresses = new AddressTable({
@@ -297,6 +306,8 @@ class Server implements ChatServer {
       linesPerSecond: floodRate * maxPerAddress,
       joinBurst: joinRate,
       joinsPerSecond: maxPerAddress > 0 ? joinRate / 60 : 0,
+      registrationBurst: registerRate,
+      registrationsPerSecond: maxPerAddress > 0 ? registerRate / 3600 : 0,
     });
     const { nameTimeoutMs, idleTimeoutMs, writeTimeoutMs, handshakeTimeoutMs } = this.#limits;
     const shortest = Math.min(
@@ -802,7 +813,9 @@ class Server implements ChatServer {
   async #register(peer: Peer, password: string, previous?: Account): Promise<void> {
     const accounts = this.#config.hub.accounts!;
     const name = peer.name;
-    const account = await hashPassword(name, parseNewPassword(password));
+    const fresh = parseNewPassword(password);
+    this.#takeRegistration(peer);
+    const account = await hashPassword(name, fresh);
     if (nameKey(peer.name) !== nameKey(name) || !peer.isJoined) {
       throw new ProtocolError("Your name changed meanwhile: nothing was registered");
     }
@@ -813,6 +826,37 @@ class Server implements ChatServer {
         ? `The password for ${name} is changed`
         : `${name} is registered: joining as ${name} now asks for its password`,
     )));
+  }
+
+  /**
+   * Counts a registration or a new password against the connection's budget and its address's,
+   * before it is hashed; a ProtocolError when either is spent. Each costs a hash, and a
+   * registration a row kept for good.
+   */
+  #takeRegistration(peer: Peer): void {
+    const rate = this.#limits.registerRate;
+    if (rate === 0) return;
+    const now = Date.now();
+    let mine = this.#registrations.get(peer);
+    if (!mine) {
+      const burst = Math.min(REGISTRATIONS_PER_CONNECTION, rate);
+      mine = new TokenBucket({ burst, perSecond: rate / 3600, now });
+      this.#registrations.set(peer, mine);
+    }
+    const address = peer.address.registrations;
+    const [byConnection, byAddress] = [mine.wait(now), address?.wait(now) ?? 0];
+    if (byConnection === 0 && byAddress === 0) {
+      mine.take(now);
+      address?.take(now);
+      return;
+    }
+    const [where, most, wait] = byConnection > 0
+      ? ["on this connection", mine.burst, byConnection]
+      : [`from ${peer.address.key}`, rate, byAddress];
+    throw new ProtocolError(
+      `Too many registrations ${where}: at most ${most} an hour; try again in ` +
+        `${Math.ceil(wait / 60_000)} min`,
+    );
   }
 
   /** Runs a change of the store, turning its failure into an error line for the member. */

@@ -9,7 +9,7 @@
  */
 import STORE_WORKER from "./store_worker.ts" with { type: "text" };
 import { type Account, parseAccount } from "./accounts.ts";
-import { nameKey } from "./protocol.ts";
+import { isKeptLine, nameKey } from "./protocol.ts";
 
 /** A line of chat as kept: when it was said (ms since the epoch) and the line as relayed. */
 export interface HistoryEntry {
@@ -140,8 +140,11 @@ export class SqliteStore implements HistoryStore, Accounts {
       worker.terminate();
       throw error;
     }
-    const history = (answer.history as HistoryEntry[]).filter((entry) =>
-      Number.isSafeInteger(entry.at) && typeof entry.line === "string"
+    // Every line is checked as it is read, as Redis' are: a row written by anything else than this
+    // server (a line feed, an escape, a forged notice) would reach every newcomer.
+    const rows = answer.history as HistoryEntry[];
+    const history = rows.filter((entry) =>
+      Number.isSafeInteger(entry.at) && typeof entry.line === "string" && isKeptLine(entry.line)
     );
     const accounts = (answer.accounts as unknown[]).flatMap((row) => parseAccount(row) ?? []);
     const store = new SqliteStore(worker, path, {
@@ -155,6 +158,12 @@ export class SqliteStore implements HistoryStore, Accounts {
       event.preventDefault();
       store.#fail(`the store's worker stopped: ${event.message}`);
     };
+    if (history.length < rows.length) {
+      store.#log(
+        `store: ${rows.length - history.length} history line(s) in ${path} are not lines this ` +
+          "server writes (a control character, an escape, no sender): skipped",
+      );
+    }
     if (store.#readOnly) {
       store.#log(
         `store: ${path} cannot be written (${store.#readOnly}); its history and names are ` +

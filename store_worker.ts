@@ -78,6 +78,7 @@ function handle(request: Request): Record<string, unknown> {
  */
 function open(path: string, size: number): Record<string, unknown> {
   historySize = size;
+  refuseEmpty(path);
   let readOnly: string | undefined;
   try {
     db = new DatabaseSync(path, { timeout: BUSY_TIMEOUT_MS });
@@ -112,6 +113,27 @@ function open(path: string, size: number): Record<string, unknown> {
     "SELECT name, salt, hash, cost, block_size AS blockSize, parallelism FROM accounts",
   ).all();
   return { history, accounts, ...(readOnly ? { readOnly } : {}) };
+}
+
+/**
+ * Refuses a file that exists but is empty. SQLite would take it for a new database, and the server
+ * would start with no registered names at all, where a file that is ours never is empty (it is
+ * given its schema as it is created): it was truncated, or made by something else.
+ */
+function refuseEmpty(path: string): void {
+  let size: number;
+  try {
+    size = Deno.statSync(path).size;
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) return; // a new store: created below
+    throw error;
+  }
+  if (size === 0) {
+    throw new StoreRefusal(
+      `${path} is empty (0 bytes), not a chat store: its registered names would be lost; ` +
+        "remove it to start a new store",
+    );
+  }
 }
 
 /**

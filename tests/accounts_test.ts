@@ -231,6 +231,46 @@ Deno.test("registered names: 20 guesses sent at once, from one address or at one
   await waitUntil(async () => await openFds(child.process.pid) <= fds, () => `fds back to ${fds}`);
 });
 
+Deno.test("registered names: a spam of /register from one address is refused past 10 an hour, and 3 a connection; another address still registers", async () => {
+  await using folder = await Folder.make();
+  const { child, port } = await startStoreServer(folder);
+  await using _server = child;
+  const answers: string[] = [];
+  // Four connections from one address, each registering three names in turn, as a spammer would.
+  for (let connection = 0; connection < 4; connection++) {
+    await using spammer = await joinAs(port, `spam${connection}x0`);
+    for (let i = 0; i < 3; i++) {
+      if (i > 0) {
+        await spammer.send(`/nick spam${connection}x${i}`);
+        await until(spammer, /^\* spam\w+ is now known as /);
+      }
+      await spammer.send(`/register ${PASSWORD}`);
+      answers.push(await until(spammer, /^\* (spam\w+ is registered|error: )/));
+    }
+    // A fourth on one connection is over that connection's budget.
+    await spammer.send(`/nick spam${connection}x3`);
+    await until(spammer, /^\* spam\w+ is now known as /);
+    await spammer.send(`/register ${PASSWORD}`);
+    answers.push(await until(spammer, /^\* (spam\w+ is registered|error: )/));
+  }
+  const registered = answers.filter((answer) => answer.endsWith("now asks for its password"));
+  assert.equal(registered.length, 10, answers.join("\n"));
+  const refused = answers.filter((answer) => answer.startsWith("* error: "));
+  assert.deepEqual(
+    new Set(refused.map((answer) => answer.replace(/\d+ min$/, "N min"))),
+    new Set([
+      "* error: Too many registrations on this connection: at most 3 an hour; try again in N min",
+      "* error: Too many registrations from 127.0.0.1: at most 10 an hour; try again in N min",
+    ]),
+  );
+  assert.equal((await sqlite(folder.file, "SELECT count(*) FROM accounts")).trim(), "10");
+  // Another address is not held back.
+  await using other = await sendName(port, "carol", "127.0.0.2");
+  await until(other, /^\* Welcome, /);
+  await other.send(`/register ${PASSWORD}`);
+  await other.expect("* carol is registered: joining as carol now asks for its password");
+});
+
 Deno.test("registered names: the password has the name's deadline; the owner logging in takes the name from a connection still holding it; /nick to a registered name asks for its password", async () => {
   await using folder = await Folder.make();
   const { child, port } = await startStoreServer(folder, ["--name-timeout", "1"]);
@@ -483,6 +523,54 @@ Deno.test("cluster: a name registered on one server asks for its password on ano
   bob.close();
 });
 
+Deno.test("cluster: a Redis restarted empty is said loudly, and the registered names a server knew stay protected, on it and on a server started after", async () => {
+  await using redis = await new Redis().start();
+  const { child, port } = await clusterServer(redis);
+  await using _server = child;
+  (await register(port, "alice")).close();
+  await redis.stop();
+  await child.stdout.readUntil(/redis: lost /);
+  await redis.start(); // with nothing saved (--save "", no append-only file): empty
+  const lost = await child.stdout.readUntil(/redis: error: /);
+  assert.match(lost, /lost the chat's data/);
+  assert.match(lost, /1 registered name\(s\)/);
+  await child.stdout.readUntil(/redis: connected to .* again/);
+  {
+    await using mallory = await sendName(port, "alice");
+    await mallory.expect("* alice is registered: send its password");
+  }
+  // Written back to Redis, so that a server that never knew them protects them too.
+  assert.match(await redis.cli("GET", "chat:account:alice"), /"name":"alice"/);
+  const fresh = await clusterServer(redis);
+  await using _fresh = fresh.child;
+  await using mallory = await sendName(fresh.port, "alice");
+  await mallory.expect("* alice is registered: send its password");
+});
+
+Deno.test("cluster: /register while Redis is frozen answers what happened: told to try again later, the name is not registered once Redis resumes", async () => {
+  await using redis = await new Redis().start();
+  const { child, port } = await clusterServer(redis);
+  await using _server = child;
+  await using alice = await joinAs(port, "alice");
+  redis.pause();
+  try {
+    await alice.send(`/register ${PASSWORD}`);
+    const answer = await until(alice, /^\* (error: |alice is registered)/);
+    assert.match(answer, /^\* error: .*try again later$/);
+  } finally {
+    redis.resume();
+  }
+  // Once the server is back in the room, Redis holds no account for alice, and the server none.
+  await child.stdout.readUntil(/redis: connected to .* again/);
+  assert.equal((await redis.cli("GET", "chat:account:alice")).trim(), "");
+  await alice.send("/password");
+  await until(alice, "* error: alice is not registered: /register does it");
+  // Registering again works, and is then what both say.
+  await alice.send(`/register ${PASSWORD}`);
+  await alice.expect("* alice is registered: joining as alice now asks for its password");
+  assert.match(await redis.cli("GET", "chat:account:alice"), /"name":"alice"/);
+});
+
 Deno.test("GuessBackoff lets 3 wrong passwords pass, then doubles the wait from 1 s to 60 s, per name and per address", () => {
   const backoff = new GuessBackoff();
   const t = 1_000_000;
@@ -556,6 +644,18 @@ Deno.test("password checks run two at a time with 64 waiting; more are refused a
     );
     assert.ok(outcomes.every((outcome) => outcome.status === "rejected" || !outcome.value));
   }
+});
+
+Deno.test("an owner's password check goes ahead of registrations waiting to be hashed", async () => {
+  const registrations = Array.from({ length: 12 }, () => hashPassword("spam", PASSWORD));
+  let hashed = 0;
+  for (const registration of registrations) registration.then(() => hashed++);
+  // scrypt's cheapest parameters for the login: its place in the queue is under test.
+  const account = { name: "alice", salt: "c2FsdA==", hash: "aGFzaA==", cost: 2, blockSize: 1 };
+  assert.equal(await verifyPassword({ ...account, parallelism: 1 }, PASSWORD), false);
+  // Two were being hashed when it came, and one more may have finished meanwhile.
+  assert.ok(hashed <= 3, `${hashed} registrations were hashed before the login`);
+  await Promise.all(registrations);
 });
 
 Deno.test("parsePrompt knows the server's prompts for secrets, and nothing a user could say; parseNewPassword", () => {

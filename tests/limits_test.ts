@@ -72,7 +72,14 @@ Deno.test("addressKey counts an IPv4 address as it is and an IPv6 one by its /64
 });
 
 Deno.test("AddressTable forgets idle addresses and remembers a bounded number, never one in use", () => {
-  const budgets = { lineBurst: 2, linesPerSecond: 1, joinBurst: 1, joinsPerSecond: 1 };
+  const budgets = {
+    lineBurst: 2,
+    linesPerSecond: 1,
+    joinBurst: 1,
+    joinsPerSecond: 1,
+    registrationBurst: 0,
+    registrationsPerSecond: 0,
+  };
   const table = new AddressTable(budgets, 3);
   // One address per /64 however many it uses, with one bucket for all its connections.
   const first = table.get("2001:db8::1", 0);
@@ -102,6 +109,7 @@ Deno.test("DEFAULT_LIMITS are the defaults the README promises", () => {
     maxConnections: 10_000,
     maxPerAddress: 20,
     joinRate: 20,
+    registerRate: 10,
     handshakeTimeoutMs: 10_000,
     nameTimeoutMs: 30_000,
     idleTimeoutMs: 0,

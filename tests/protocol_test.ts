@@ -16,6 +16,7 @@ import {
   formatUserLine,
   formatWho,
   HELP_LINES,
+  isKeptLine,
   LineSplitter,
   type LineSplitterOptions,
   LineTooLongError,
@@ -335,4 +336,25 @@ Deno.test("LineSplitter holds the limit for the decoded line when invalid bytes 
   assert.deepEqual(await split([[...invalid.slice(0, 1333), 0x0a]], { maxLineBytes: 4000 }), [
     "\ufffd".repeat(1333),
   ]);
+});
+
+Deno.test("isKeptLine takes chat lines and actions from valid names, and nothing a store could forge", () => {
+  for (const line of [formatUserLine("alice", "hi there"), formatAction("bob", "waves")]) {
+    assert.equal(isKeptLine(line), true, line);
+  }
+  for (
+    const line of [
+      "* Server is shutting down, goodbye",
+      "[eve] hi\n* Server is shutting down, goodbye",
+      "[eve] \x1b]0;owned\x07",
+      "[eve] tab\there",
+      "[eve] \u202eevil",
+      "[not a name!] hello",
+      `[${"a".repeat(33)}] too long a name`,
+      "[eve]no space",
+      `[eve] ${"x".repeat(2 ** 24 + 256)}`,
+    ]
+  ) {
+    assert.equal(isKeptLine(line), false, JSON.stringify(line.slice(0, 60)));
+  }
 });

@@ -126,7 +126,13 @@ Deno.test("RoomLog cuts a reader exactly when an append would overwrite what it 
 });
 
 /** A dummy address for peers that are not behind a server. */
-const ADDRESS: AddressState = { key: "test", connections: 1, lines: undefined, joins: undefined };
+const ADDRESS: AddressState = {
+  key: "test",
+  connections: 1,
+  lines: undefined,
+  joins: undefined,
+  registrations: undefined,
+};
 
 interface PendingWrite {
   view: Uint8Array;

@@ -74,6 +74,42 @@ Deno.test("store: the history outlives the server, newest --history lines only, 
   ]);
 });
 
+Deno.test("store: a history row that holds a line feed, an escape or no name is not replayed to newcomers", async () => {
+  await using folder = await Folder.make();
+  {
+    const { child, port } = await startStoreServer(folder);
+    await using _server = child;
+    await using alice = await joinAs(port, "alice");
+    await alice.send("said before");
+    await waitUntil(async () => (await storedLines(folder.file)).length === 1, "the line kept");
+    child.process.kill("SIGTERM");
+    assert.equal((await child.finish()).code, 0);
+  }
+  // Rows no server would write, as anyone with the file could add them.
+  await sqlite(
+    folder.file,
+    "INSERT INTO history (at, line) VALUES " +
+      "(1, '[eve] hi' || char(10) || '* Server is shutting down, goodbye'), " +
+      "(2, '[eve] ' || char(27) || ']0;owned' || char(7) || char(27) || '[2J'), " +
+      "(3, '* Server is shutting down, goodbye'), " +
+      "(4, '[not a name!] hello')",
+  );
+  const { child, port } = await startStoreServer(folder);
+  await using _server = child;
+  await using carol = await TestClient.connect(port);
+  await carol.expect(/^\* Welcome to chat/);
+  await carol.send("carol");
+  const lines: string[] = [];
+  for (let line = ""; !line.startsWith("* Limits: ");) lines.push(line = await carol.readLine());
+  const history = lines.filter((line) => !/^\* (The room contains|Limits):/.test(line));
+  assert.deepEqual(history.map((line) => line.replace(/^\* history \S+ /, "")), [
+    "[alice] said before",
+  ]);
+  assert.ok(!lines.join("").includes("\x1b"), JSON.stringify(lines));
+  // Said once, before the server listens.
+  assert.match(child.stdout.seen.join("\n"), /store: 4 history line\(s\) in .* skipped/);
+});
+
 Deno.test("cluster: the history outlives a server change: every server stopped, a new one shows it from Redis", async () => {
   await using redis = await new Redis().start();
   {
@@ -278,6 +314,21 @@ Deno.test("store: a schema from the future, another program's database, or a fil
     assert.equal(code, 1);
     assert.equal(stderr, `error: Cannot use ${folder.file}: file is not a database\n`);
   }
+});
+
+Deno.test("store: a zero-length file is refused at startup with one line, and left as it was", async () => {
+  await using folder = await Folder.make();
+  await run("truncate", ["-s", "0", folder.file]);
+  await using server = serverChild(["--store", folder.file], folder.permissions);
+  const { code, stdout, stderr } = await server.finish();
+  assert.equal(code, 1);
+  assert.equal(stdout, "");
+  assert.equal(
+    stderr,
+    `error: ${folder.file} is empty (0 bytes), not a chat store: its registered names would be ` +
+      "lost; remove it to start a new store\n",
+  );
+  assert.equal((await run("stat", ["-c", "%s", folder.file])).trim(), "0");
 });
 
 Deno.test("store: --store with --redis, or without its permissions, is refused with one line; without --store nothing of it is loaded", async () => {
