@@ -131,7 +131,7 @@ Deno.test("web counts its connections against the chat's per-address and global 
     encoder.encode(`GET /icon.svg HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\n\r\n`),
   );
   await withDeadline(first.read(new Uint8Array(64 * 1024)), "the first answer");
-  await using member = await joinAs(chat.server.addr.port, "member");
+  await using _member = await joinAs(chat.server.addr.port, "member");
   using refused = await Deno.connect({ hostname: "127.0.0.1", port });
   await writeAll(refused, encoder.encode(`GET / HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\n\r\n`));
   const answer = await readToEnd(refused);
