@@ -428,8 +428,6 @@ async function serverCommand(given: string[]): Promise<number> {
       page = startWeb(server, {
         ...web,
         origins,
-        maxLineBytes: limits.maxLineBytes ?? DEFAULT_LIMITS.maxLineBytes,
-        maxPerAddress: limits.maxPerAddress ?? DEFAULT_LIMITS.maxPerAddress,
         ...(tls ? { tls } : {}),
         log,
       });

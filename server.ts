@@ -19,6 +19,7 @@ import { type AddressState, AddressTable, TokenBucket } from "./limits.ts";
 import { type ChatConn, describe, isPeerGone, Peer } from "./peer.ts";
 import { type SecureContext } from "node:tls";
 import { TlsConn, tlsContext } from "./tls.ts";
+import { acceptAll, pause } from "./server/accept.ts";
 import {
   type Account,
   GuessBackoff,
@@ -148,6 +149,14 @@ export interface ChatServer extends AsyncDisposable {
    * limits as the listener's: refused if over them, else a peer like any other.
    */
   accept(conn: ChatConn): void;
+  /**
+   * Counts a connection that is not a member yet (a request to the web page) against the same
+   * limits: why it cannot be served, or its place, to be given back once it closes or becomes a
+   * member (give it back just before {@linkcode accept}, which takes it again).
+   */
+  hold(hostname: string): string | { release(): void };
+  /** The limits it enforces. */
+  readonly limits: Limits;
   /** Tells every client, closes every socket and waits for all to end; safe to call twice. */
   close(): Promise<void>;
 }
@@ -250,8 +259,6 @@ const PRIVATE_GREETING_LINE = encodeLine(PRIVATE_GREETING);
 const NAME_PROMPT_LINE = encodeLine(NAME_PROMPT);
 const HELP = encodeLine(HELP_LINES.join("\n"));
 const GOODBYE_LINE = encodeLine(GOODBYE);
-/** Pause after a failed accept (for example out of file descriptors) so the loop does not spin. */
-const ACCEPT_RETRY_MS = 100;
 /** How often idle peers give back their write buffers. */
 const TRIM_INTERVAL_MS = 1000;
 /** How long a refused connection may take to receive its one line. */
@@ -264,6 +271,8 @@ class Server implements ChatServer {
   #config: ServerConfig;
   #limits: Limits;
   #peers = new Set<Peer>();
+  /** Connections counted by {@linkcode hold}: the web page's, before they are members. */
+  #held = 0;
   #addresses: AddressTable;
   #tasks = new Set<Promise<void>>();
   #isClosing = false;
@@ -319,6 +328,10 @@ class Server implements ChatServer {
     this.finished = this.#acceptLoop();
   }
 
+  get limits(): Limits {
+    return this.#limits;
+  }
+
   get connectionCount(): number {
     return this.#peers.size;
   }
@@ -356,20 +369,12 @@ class Server implements ChatServer {
   }
 
   async #acceptLoop(): Promise<void> {
-    const { tls } = this.#config;
-    while (!this.#isClosing) {
-      let conn: Deno.Conn;
-      try {
-        conn = await this.#listener.accept();
-      } catch (error) {
-        if (this.#isClosing) break;
-        // Out of file descriptors and the like: log, pause, keep serving the clients we have.
-        this.#config.log(`accept failed: ${describe(error)}`);
-        await pause(ACCEPT_RETRY_MS, this.#stop.signal);
-        continue;
-      }
-      this.accept(tls ? new TlsConn(conn as Deno.TcpConn, tls) : conn);
-    }
+    const { tls, log } = this.#config;
+    await acceptAll(this.#listener, {
+      onConn: (conn) => this.accept(tls ? new TlsConn(conn as Deno.TcpConn, tls) : conn),
+      log,
+      signal: this.#stop.signal,
+    });
     await Promise.all(this.#tasks);
     await this.#hubClosed;
   }
@@ -382,6 +387,27 @@ class Server implements ChatServer {
     if (refusal) this.#refusals++;
   }
 
+  hold(hostname: string): string | { release(): void } {
+    if (this.#isClosing) return "Server is shutting down";
+    const address = this.#addresses.get(hostname);
+    const refusal = this.#refusal(address);
+    if (refusal) {
+      this.#refusals++;
+      return refusal;
+    }
+    address.connections++;
+    this.#held++;
+    let isHeld = true;
+    return {
+      release: () => {
+        if (!isHeld) return;
+        isHeld = false;
+        address.connections--;
+        this.#held--;
+      },
+    };
+  }
+
   #track(task: Promise<void>): void {
     this.#tasks.add(task);
     task.finally(() => this.#tasks.delete(task));
@@ -390,7 +416,7 @@ class Server implements ChatServer {
   /** Why a new connection from `address` cannot be served, if it cannot. */
   #refusal(address: AddressState): string | undefined {
     const { maxConnections, maxPerAddress } = this.#limits;
-    if (maxConnections > 0 && this.#peers.size >= maxConnections) {
+    if (maxConnections > 0 && this.#peers.size + this.#held >= maxConnections) {
       return `Server is full: at most ${maxConnections} connections; try again later`;
     }
     if (maxPerAddress > 0 && address.connections >= maxPerAddress) {
@@ -1008,17 +1034,5 @@ function aborted(signal: AbortSignal): Promise<void> {
   return new Promise((resolve) => {
     if (signal.aborted) return resolve();
     signal.addEventListener("abort", () => resolve(), { once: true });
-  });
-}
-
-function pause(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    const timer = setTimeout(done, ms);
-    signal.addEventListener("abort", done, { once: true });
-    function done() {
-      clearTimeout(timer);
-      signal.removeEventListener("abort", done);
-      resolve();
-    }
   });
 }

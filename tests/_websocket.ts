@@ -36,3 +36,122 @@ export function zeroMaskHeader(opcode: number, length: number, isFinal: boolean)
   else (header[1] = 0x80 | 127, view.setUint32(6, length));
   return header; // the mask key is the last 4 bytes, all zero
 }
+
+/**
+ * Opens the page's socket by hand over TCP: writes the upgrade request and reads the answer's head,
+ * nothing after it. Fails unless the answer is a 101.
+ */
+export async function rawUpgrade(
+  port: number,
+): Promise<{ conn: Deno.TcpConn; frames: ServerFrames }> {
+  const conn = await Deno.connect({ hostname: "127.0.0.1", port });
+  try {
+    await conn.write(new TextEncoder().encode(upgradeRequest(port)));
+    const frames = new ServerFrames(conn);
+    const head = await frames.readHead();
+    if (!head.startsWith("HTTP/1.1 101 ")) {
+      throw new Error(`Not upgraded: ${head.split("\r\n")[0]}`);
+    }
+    return { conn, frames };
+  } catch (error) {
+    conn.close();
+    throw error;
+  }
+}
+
+/** The request a browser sends to open the socket at `/chat` (without an Origin: not a browser). */
+export function upgradeRequest(port: number): string {
+  return [
+    "GET /chat HTTP/1.1",
+    `Host: 127.0.0.1:${port}`,
+    "Upgrade: websocket",
+    "Connection: Upgrade",
+    `Sec-WebSocket-Key: ${btoa("chat-test-key-16")}`,
+    "Sec-WebSocket-Version: 13",
+    "",
+    "",
+  ].join("\r\n");
+}
+
+/** The server's side of a socket read by hand: its answer's head, then its frames as lines. */
+export class ServerFrames {
+  #conn: Deno.Conn;
+  #buffer = new Uint8Array(0);
+
+  constructor(conn: Deno.Conn) {
+    this.#conn = conn;
+  }
+
+  /** The response head, up to its blank line. */
+  async readHead(): Promise<string> {
+    for (;;) {
+      const text = new TextDecoder().decode(this.#buffer);
+      const end = text.indexOf("\r\n\r\n");
+      if (end !== -1) {
+        this.#buffer = this.#buffer.slice(new TextEncoder().encode(text.slice(0, end + 4)).length);
+        return text.slice(0, end);
+      }
+      if (!await this.#more()) throw new Error("The connection ended before the response");
+    }
+  }
+
+  /** The next frame's opcode and text, or null at the end of the stream. */
+  async readFrame(): Promise<{ opcode: number; text: string } | null> {
+    for (;;) {
+      const frame = this.#parse();
+      if (frame) return frame;
+      if (!await this.#more()) return null;
+    }
+  }
+
+  /** The next text frame's text; fails at a close or the end of the stream. */
+  async readLine(): Promise<string> {
+    for (;;) {
+      const frame = await this.readFrame();
+      if (!frame) throw new Error("The stream ended while a line was expected");
+      if (frame.opcode === 1) return frame.text;
+      if (frame.opcode === 8) throw new Error("The socket closed while a line was expected");
+    }
+  }
+
+  /** Reads lines until one matches `pattern`, returning it. */
+  async readUntil(pattern: RegExp): Promise<string> {
+    for (let line = await this.readLine();; line = await this.readLine()) {
+      if (pattern.test(line)) return line;
+    }
+  }
+
+  #parse(): { opcode: number; text: string } | undefined {
+    const bytes = this.#buffer;
+    if (bytes.length < 2) return;
+    const length7 = bytes[1]! & 0x7f;
+    const header = length7 === 126 ? 4 : length7 === 127 ? 10 : 2;
+    if (bytes.length < header) return;
+    const view = new DataView(bytes.buffer, bytes.byteOffset);
+    const length = length7 === 126
+      ? view.getUint16(2)
+      : length7 === 127
+      ? view.getUint32(6)
+      : length7;
+    if (bytes.length < header + length) return;
+    const text = new TextDecoder().decode(bytes.subarray(header, header + length));
+    this.#buffer = bytes.slice(header + length);
+    return { opcode: bytes[0]! & 0x0f, text };
+  }
+
+  async #more(): Promise<boolean> {
+    const chunk = new Uint8Array(64 * 1024);
+    const count = await this.#conn.read(chunk);
+    if (count === null) return false;
+    const buffer = new Uint8Array(this.#buffer.length + count);
+    buffer.set(this.#buffer);
+    buffer.set(chunk.subarray(0, count), this.#buffer.length);
+    this.#buffer = buffer;
+    return true;
+  }
+}
+
+/** Writes all of `bytes` (a socket's write may take only part of them). */
+export async function writeAll(conn: Deno.Conn, bytes: Uint8Array): Promise<void> {
+  for (let at = 0; at < bytes.length;) at += await conn.write(bytes.subarray(at));
+}

@@ -9,7 +9,23 @@ import {
   isValidKey,
   OPCODE,
 } from "../server/websocket.ts";
-import { clientFrame, zeroMaskHeader } from "./_websocket.ts";
+import {
+  clientFrame,
+  rawUpgrade,
+  type ServerFrames,
+  writeAll,
+  zeroMaskHeader,
+} from "./_websocket.ts";
+import {
+  CLOSE_DEADLINE_MS,
+  joinAs,
+  run,
+  startServerProcess,
+  startTestServer,
+  withDeadline,
+} from "./_helpers.ts";
+import type { ServerOptions } from "../server.ts";
+import { startWeb } from "../web.ts";
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
@@ -172,4 +188,129 @@ Deno.test("encodeLines sends each line as a text frame, and encodeClose a close 
   }
   assert.deepEqual(texts, ["one", "", "é".repeat(100), "x".repeat(70_000)]);
   assert.deepEqual([...encodeClose(1003)], [0x88, 2, 0x03, 0xeb]);
+});
+
+// --- the page's socket, driven by hand over TCP ---
+
+/** A chat server and its page in this process; disposing closes both. */
+function site(options: ServerOptions) {
+  const server = startTestServer(options);
+  const web = startWeb(server, { hostname: "127.0.0.1", port: 0 });
+  return {
+    server,
+    web,
+    async [Symbol.asyncDispose]() {
+      await server.close();
+      await web.close();
+    },
+  };
+}
+
+/** Opens the socket by hand and joins as `name`, reading up to the welcome. */
+async function joinByHand(port: number, name: string) {
+  const socket = await rawUpgrade(port);
+  await socket.conn.write(clientFrame(OPCODE.text, name));
+  await withDeadline(socket.frames.readUntil(/^\* Welcome, /), "the welcome");
+  return socket;
+}
+
+/** Reads frames until the server's close frame and the end of the stream; returns the lines. */
+async function linesToEnd(frames: ServerFrames): Promise<string[]> {
+  const lines: string[] = [];
+  for (let frame = await frames.readFrame(); frame; frame = await frames.readFrame()) {
+    if (frame.opcode === OPCODE.text) lines.push(frame.text);
+  }
+  return lines;
+}
+
+function closeQuietly(conn: Deno.Conn): void {
+  try {
+    conn.close();
+  } catch {
+    // Closed by the server already.
+  }
+}
+
+Deno.test("the page's socket cuts a fragmented message at the line limit as it arrives; the member stays", async () => {
+  // Flood control off, so that nothing paces the megabytes below.
+  await using chat = site({ maxLineBytes: 4000, floodRate: 0 });
+  await using bob = await joinAs(chat.server.addr.port, "bob");
+  const { conn, frames } = await joinByHand(chat.web.addr.port, "frag");
+  try {
+    await bob.expect("* frag has entered the room");
+    // One byte over the limit, and the message not finished: the error comes now, not at its end.
+    await writeAll(conn, clientFrame(OPCODE.text, "x".repeat(4002), { isFinal: false }));
+    assert.equal(
+      await withDeadline(frames.readLine(), "the error before the message ends"),
+      "* error: Line too long: the limit is 4000 bytes",
+    );
+    // 16 MiB more in fragments of 1 MiB, sent as they are under a zero mask: dropped as they come.
+    const piece = new Uint8Array(1024 * 1024).fill(0x79);
+    for (let i = 0; i < 16; i++) {
+      await writeAll(conn, zeroMaskHeader(OPCODE.continuation, piece.length, false));
+      await writeAll(conn, piece);
+    }
+    assert.ok(chat.server.readBufferBytes <= 128 * 1024, `${chat.server.readBufferBytes} bytes`);
+    await writeAll(conn, clientFrame(OPCODE.continuation, "end"));
+    await writeAll(conn, clientFrame(OPCODE.text, "still here"));
+    await bob.expect("[frag] still here");
+    await bob.send("welcome back");
+    assert.equal(await withDeadline(frames.readLine(), "bob's line"), "[bob] welcome back");
+  } finally {
+    closeQuietly(conn);
+  }
+});
+
+Deno.test("the page's socket cuts a sender that streams a message it never ends, under the byte budget", async () => {
+  // A byte budget of 8,000 bytes a second, and 3 s over it at most.
+  await using chat = site({ maxLineBytes: 4000, floodBurst: 2, floodRate: 2, floodLimit: 3 });
+  await using bob = await joinAs(chat.server.addr.port, "bob");
+  const { conn, frames } = await joinByHand(chat.web.addr.port, "slow");
+  await bob.expect("* slow has entered the room");
+  // A message without end, 4 KB at a time, for as long as the server takes it (64 MiB at most).
+  const sending = (async () => {
+    await writeAll(conn, clientFrame(OPCODE.text, "", { isFinal: false }));
+    const piece = clientFrame(OPCODE.continuation, "z".repeat(4000), { isFinal: false });
+    for (let i = 0; i < 64 * 1024; i++) await writeAll(conn, piece);
+  })().catch(() => {}); // the server closed the socket: the end this test waits for
+  try {
+    const lines = await withDeadline(linesToEnd(frames), "the server to cut the sender");
+    assert.deepEqual(lines, [
+      "* error: Line too long: the limit is 4000 bytes",
+      "* error: Disconnected for flooding",
+    ]);
+    await bob.expect("* slow has left the room (flooding)");
+  } finally {
+    closeQuietly(conn);
+    await sending;
+  }
+});
+
+Deno.test("the page's socket survives a 512 MiB fragmented message, in a server of bounded memory", async () => {
+  const { child, port } = await startServerProcess(["--web", "127.0.0.1:0", "--flood-rate", "0"]);
+  await using _ = child;
+  const webPort = Number(/:(\d+)\/$/.exec(await child.stdout.readUntil(/^web page on /))![1]);
+  await using bob = await joinAs(port, "bob");
+  const { conn, frames } = await joinByHand(webPort, "huge");
+  try {
+    await bob.expect("* huge has entered the room");
+    const piece = new Uint8Array(8 * 1024 * 1024).fill(0x68); // sent as it is under a zero mask
+    await writeAll(conn, zeroMaskHeader(OPCODE.text, piece.length, false));
+    await writeAll(conn, piece);
+    for (let i = 1; i < 64; i++) {
+      await writeAll(conn, zeroMaskHeader(OPCODE.continuation, piece.length, false));
+      await writeAll(conn, piece);
+    }
+    await writeAll(conn, clientFrame(OPCODE.continuation, "", { isFinal: true }));
+    await writeAll(conn, clientFrame(OPCODE.text, "after 512 MiB"));
+    await bob.expect("[huge] after 512 MiB", 60_000);
+    assert.equal(await frames.readLine(), "* error: Line too long: the limit is 4096 bytes");
+    const status = await run("cat", [`/proc/${child.process.pid}/status`]);
+    const rssKiB = Number(/^VmRSS:\s+(\d+) kB$/m.exec(status)![1]);
+    assert.ok(rssKiB < 200 * 1024, `the server's resident memory is ${rssKiB} KiB`);
+  } finally {
+    closeQuietly(conn);
+  }
+  child.process.kill("SIGTERM");
+  assert.equal((await child.finish(CLOSE_DEADLINE_MS)).code, 0);
 });

@@ -1,0 +1,62 @@
+/** The accept loop every listener of the server shares: it survives a failed accept. */
+import { describe } from "../peer.ts";
+
+/** Pause after a failed accept (for example out of file descriptors) so the loop does not spin. */
+const ACCEPT_RETRY_MS = 100;
+/** At most one log line per this long about failed accepts, however many there were. */
+const LOG_INTERVAL_MS = 1000;
+
+/**
+ * Hands each connection `listener` accepts to `onConn` until `signal` aborts (close the listener
+ * then, which ends the wait). A failed accept (EMFILE: out of file descriptors, and the like)
+ * ends nothing: the loop pauses and tries again, serving the clients it has meanwhile, and logs
+ * the failures once a second at most.
+ */
+export async function acceptAll(
+  listener: Deno.Listener,
+  options: {
+    onConn: (conn: Deno.Conn) => void;
+    log: (message: string) => void;
+    signal: AbortSignal;
+  },
+): Promise<void> {
+  const { onConn, log, signal } = options;
+  let unlogged = 0;
+  let loggedAt = -Infinity;
+  while (!signal.aborted) {
+    let conn: Deno.Conn;
+    try {
+      conn = await listener.accept();
+    } catch (error) {
+      if (signal.aborted) break;
+      unlogged++;
+      if (Date.now() - loggedAt >= LOG_INTERVAL_MS) {
+        const count = unlogged > 1 ? ` ${unlogged} times` : "";
+        log(`accept failed${count} on ${address(listener)}: ${describe(error)}`);
+        unlogged = 0;
+        loggedAt = Date.now();
+      }
+      await pause(ACCEPT_RETRY_MS, signal);
+      continue;
+    }
+    onConn(conn);
+  }
+}
+
+function address(listener: Deno.Listener): string {
+  const { hostname, port } = listener.addr as Deno.NetAddr;
+  return hostname.includes(":") ? `[${hostname}]:${port}` : `${hostname}:${port}`;
+}
+
+/** Settles after `ms`, or at once when `signal` aborts. */
+export function pause(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(done, ms);
+    signal.addEventListener("abort", done, { once: true });
+    function done() {
+      clearTimeout(timer);
+      signal.removeEventListener("abort", done);
+      resolve();
+    }
+  });
+}
