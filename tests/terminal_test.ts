@@ -402,7 +402,7 @@ Deno.test("terminal: a server restart is reconnected, keeping the typed line; --
   assert.equal(await exitStatus(once), 1);
   assert.match(await once.screen(), /\n> typed before the end\nerror: The server shut down\n/);
 
-  await using again = startTestServer({ port });
+  await using _again = startTestServer({ port });
   await using bob = await joinAs(port, "bob");
   await bob.expect("* Emil has entered the room", SLOW_MS);
   await terminal.waitFor(/- reconnected\n(.*\n)*> half typed$/);

@@ -243,11 +243,12 @@ function parseCommand(line) {
         name: word
       };
     case "nick":
-      if (args === "" || args.includes(" ")) throw usage();
+      if (args === "") throw usage();
       return {
         name: "nick",
         newName: parseName(args)
       };
+    // a space in it: the name rule says why
     case "me":
       if (args === "") throw usage();
       return {
