@@ -875,7 +875,11 @@ function openScreen(): Screen {
   const width = () => terminalSize().columns;
   if (readEnv("TERM") === "dumb") return new LineScreen({ color: false, width });
   if (!Deno.stdin.isTerminal()) return new LineScreen({ color: !Deno.noColor, width });
-  return new TerminalScreen({ color: !Deno.noColor });
+  // deno task and npm run set INIT_CWD for the commands they run.
+  return new TerminalScreen({
+    color: !Deno.noColor,
+    canSuspend: readEnv("INIT_CWD") === undefined,
+  });
 }
 
 /** Output for scripts: the server's lines exactly, nothing else on stdout; notes on stderr. */

@@ -388,9 +388,15 @@ export class TerminalScreen implements Screen {
   #onSignal = () => this.#leave();
   #onResize = () => this.#resize();
   #onContinue = () => this.#resume();
+  #canSuspend: boolean;
 
-  constructor(options: { color: boolean }) {
+  /**
+   * `canSuspend` is false under a task runner (`deno task`, `npm run`): it ignores the stop
+   * signal and keeps the terminal, so stopping ourselves would leave the shell waiting for ever.
+   */
+  constructor(options: { color: boolean; canSuspend: boolean }) {
     this.#style = new LineStyle(options);
+    this.#canSuspend = options.canSuspend;
     this.#editor = new LineEditor({ names: () => this.#names.values() });
     ({ columns: this.#width, rows: this.#height } = terminalSize());
     Deno.stdin.setRaw(true);
@@ -691,6 +697,12 @@ export class TerminalScreen implements Screen {
 
   /** Ctrl+Z: the terminal as the shell wants it, stop; on `fg`, raw again and draw everything. */
   #suspend(): void {
+    if (!this.#canSuspend) {
+      return this.note(
+        "Ctrl+Z does not work under deno task, which keeps the terminal: use deno run -N client.ts NAME",
+        "error",
+      );
+    }
     write(`${this.#erase()}${BRACKETED_PASTE_OFF}`);
     this.#cursorRow = this.#drawnRows = 0;
     Deno.stdin.setRaw(false);

@@ -642,6 +642,26 @@ Deno.test("terminal: Ctrl+Z stops the client and fg brings it back whole", async
   await alice!.expect("[Emil] kept and sent");
 });
 
+Deno.test("terminal: Ctrl+Z under deno task says why it cannot suspend, and the client goes on", async () => {
+  // deno task ignores the stop signal and keeps the terminal: a client that stopped itself there
+  // left the shell waiting for a job that never stops.
+  const { server, clients: [alice] } = await room({}, "alice");
+  await using _server = server;
+  await using _alice = alice!;
+  await using shell = await Tmux.start(["bash", "--norc", "--noprofile", "-i"], { width: 120 });
+  await shell.type(
+    `exec 2>&1; ${Deno.execPath()} task -q client Emil --port ${server.addr.port}`,
+    "Enter",
+  );
+  await alice!.expect("* Emil has entered the room");
+  await shell.type("kept");
+  await shell.waitFor(/\n> kept$/);
+  await shell.type("", "C-z");
+  await shell.waitFor(/! Ctrl\+Z does not work under deno task.*\n> kept$/s);
+  await shell.type(" and sent", "Enter");
+  await alice!.expect("[Emil] kept and sent");
+});
+
 Deno.test("nameColor: every hue reads on black and on white, and a name keeps its hue", () => {
   const levels = [0, 95, 135, 175, 215, 255];
   const linear = (c: number) => {
