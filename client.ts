@@ -172,7 +172,11 @@ async function connect({ hostname, port, tls }: Target): Promise<Deno.TcpConn | 
     return conn;
   } catch (error) {
     conn.close();
-    throw new ClientError(`TLS handshake with ${where} failed: ${messageOf(error)}`);
+    // rustls names the first byte of a plain-text answer, which is no TLS record type.
+    const reason = /InvalidContentType/.test(messageOf(error))
+      ? "the server does not speak TLS (it answered in plain text): connect without --tls"
+      : messageOf(error);
+    throw new ClientError(`TLS handshake with ${where} failed: ${reason}`);
   }
 }
 

@@ -128,6 +128,27 @@ Deno.test("TLS: client.ts refuses a certificate it does not trust, in one line",
   assert.match(stderr, /^error: TLS handshake with 127\.0\.0\.1:\d+ failed: .*certificate.*\n$/i);
 });
 
+Deno.test("TLS: client.ts --tls to a server without TLS says so in one line", async () => {
+  await using server = startTestServer();
+  await using emil = denoChild([
+    "run",
+    "-q",
+    "-N",
+    "client.ts",
+    "Emil",
+    "--port",
+    String(server.addr.port),
+    "--tls",
+  ]);
+  const { code, stdout, stderr } = await emil.finish();
+  assert.equal(code, 1);
+  assert.equal(stdout, "");
+  assert.equal(
+    stderr,
+    `error: TLS handshake with 127.0.0.1:${server.addr.port} failed: the server does not speak TLS (it answered in plain text): connect without --tls\n`,
+  );
+});
+
 Deno.test("TLS: reading the certificate needs permission, asked for in one line", async () => {
   await using certificate = await Certificate.make();
   await using server = serverChild(["--cert", certificate.cert, "--key", certificate.key]);
