@@ -207,6 +207,18 @@ export function parseName(line: string): string {
   return name;
 }
 
+/** Whether the first line of a connection is an HTTP request: a browser came to the chat's port. */
+export function isHttpRequestLine(line: string): boolean {
+  return /^[A-Z]{3,7} \S+ HTTP\/\d(?:\.\d)?\r?$/.test(line);
+}
+
+/** What a browser that came to the chat's port is told: where the page is, if there is one. */
+export function formatWrongDoor(webPort: number | undefined): string {
+  return webPort === undefined
+    ? "This port speaks chat lines, not HTTP, and this server has no web page (see --web): use nc or the client"
+    : `This port speaks chat lines, not HTTP: the web page is on port ${webPort}`;
+}
+
 /**
  * A chat line or an action as the room relays it: `[NAME] ` or `* [NAME] ` and clean text (names
  * of at most {@linkcode MAX_NAME_LENGTH} characters; a literal, so that the page's bundle can leave

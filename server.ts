@@ -42,9 +42,11 @@ import {
   formatNewPasswordPrompt,
   formatSystemLine,
   formatTakeOver,
+  formatWrongDoor,
   GOODBYE,
   GREETING,
   HELP_LINES,
+  isHttpRequestLine,
   LineBuffer,
   LineTooLongError,
   MAX_LINE_OVERHEAD_BYTES,
@@ -157,6 +159,8 @@ export interface ChatServer extends AsyncDisposable {
   hold(hostname: string): string | { release(): void };
   /** The limits it enforces. */
   readonly limits: Limits;
+  /** The web page's port, set by `startWeb`: a browser that comes to the chat's port is sent there. */
+  webPort: number | undefined;
   /** Tells every client, closes every socket and waits for all to end; safe to call twice. */
   close(): Promise<void>;
 }
@@ -266,6 +270,7 @@ const REFUSAL_TIMEOUT_MS = 1000;
 
 class Server implements ChatServer {
   readonly addr: Deno.NetAddr;
+  webPort: number | undefined;
   readonly finished: Promise<void>;
   #listener: Deno.Listener;
   #config: ServerConfig;
@@ -677,6 +682,7 @@ class Server implements ChatServer {
 
   async #join(peer: Peer, line: string): Promise<void> {
     try {
+      if (isHttpRequestLine(line)) throw new ProtocolError(formatWrongDoor(this.webPort));
       const name = parseName(line);
       const account = this.#config.hub.accounts?.get(name);
       if (account) {

@@ -143,13 +143,15 @@ export function startWeb(server: ChatServer, options: WebOptions = {}): WebServe
     hostname: options.hostname ?? "0.0.0.0",
     port: options.port ?? DEFAULT_WEB_PORT,
   });
-  return new PageServer(listener, server, {
+  const page = new PageServer(listener, server, {
     origins: new Set(options.origins ?? []),
     log: options.log ?? (() => {}),
     pingMs: 1000 * (options.pingSeconds ?? DEFAULT_PING_SECONDS),
     headTimeoutMs: options.headTimeoutMs ?? server.limits.handshakeTimeoutMs,
     ...(tls ? { tls } : {}),
   });
+  server.webPort = page.addr.port;
+  return page;
 }
 
 interface PageConfig {

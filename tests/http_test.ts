@@ -177,6 +177,17 @@ async function lowFdServer(): Promise<{ child: Child; port: number; webPort: num
   }
 }
 
+Deno.test("web: a browser at the chat's port is told the page's port", async () => {
+  const { child, port, webPort } = await lowFdServer();
+  await using _ = child;
+  await using browser = await TestClient.connect(port);
+  await browser.readLine();
+  await browser.write("GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n");
+  assert.deepEqual(await browser.readToEnd(), [
+    `* error: This port speaks chat lines, not HTTP: the web page is on port ${webPort}`,
+  ]);
+});
+
 Deno.test("web survives running out of file descriptors, logs it once a second, and serves after", async () => {
   const { child, port, webPort } = await lowFdServer();
   await using _ = child;

@@ -145,6 +145,16 @@ Deno.test("server ignores what follows a rejected name in the same packet", asyn
   await alice.expect("* bob has entered the room"); // mallory never joined
 });
 
+Deno.test("server tells a browser at the chat's port, in one line, that it speaks no HTTP", async () => {
+  await using server = startTestServer();
+  await using browser = await TestClient.connect(server.addr.port);
+  await browser.readLine();
+  await browser.write("GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: text/html\r\n\r\n");
+  assert.deepEqual(await browser.readToEnd(), [
+    "* error: This port speaks chat lines, not HTTP, and this server has no web page (see --web): use nc or the client",
+  ]);
+});
+
 Deno.test("server refuses a taken name regardless of case", async () => {
   await using server = startTestServer();
   await using alice = await joinAs(server.addr.port, "Alice");
