@@ -97,10 +97,16 @@ export class Run {
   }
 }
 
+/**
+ * What a client needs of its connection: a TCP one, or the generator's own WebSocket
+ * (`bench/websocket_client.ts`), which reads and writes lines as TCP does.
+ */
+export type ClientConn = Pick<Deno.Conn, "read" | "write" | "close">;
+
 /** One connection of the generator. */
 export class Client {
   readonly id: number;
-  readonly conn: Deno.TcpConn;
+  readonly conn: ClientConn;
   run: Run;
   /** Per sender, the next sequence number this client expects. */
   #next: Int32Array;
@@ -125,7 +131,7 @@ export class Client {
   #drained: PromiseWithResolvers<void> | undefined;
   readonly reading: Promise<void>;
 
-  constructor(id: number, conn: Deno.TcpConn, run: Run, bufferBytes: number) {
+  constructor(id: number, conn: ClientConn, run: Run, bufferBytes: number) {
     this.id = id;
     this.conn = conn;
     this.run = run;
@@ -225,8 +231,9 @@ export class Client {
   async #read(): Promise<void> {
     try {
       while (true) {
-        if (this.#carried === this.#buffer.length) {
-          // One line longer than the buffer: grow it, keeping the part already read.
+        if (this.#buffer.length - this.#carried < 2) {
+          // One line about as long as the buffer: grow it, keeping the part already read (a
+          // WebSocket reads at least 2 bytes: it decodes in place, one byte behind).
           const larger = new Uint8Array(this.#buffer.length * 2);
           larger.set(this.#buffer);
           this.#buffer = larger;

@@ -11,7 +11,8 @@
  *                   [--in-flight 2000] [--storm 10000] [--storm-max 19000] [--storm-in-flight 250]
  *                   [--storm-name-first] [--storm-threads 2]
  *                   [--v8 VARIANTS] [--v8-clients 100,1000]
- *                   [--cluster-clients 100,500] [--web-clients 100,500] [--web-idle 2000]
+ *                   [--cluster-clients 100,500] [--web-clients 100] [--web-idle 2000]
+ *                   [--web-capacity 10000] [--web-generator raw|deno]
  *                   [--store-clients 10,100,500]
  *                   [--seed-dir ../shared/baselines/java-seed]
  */
@@ -34,8 +35,11 @@ const { values } = parseArgs({
       default: "throughput,latency,slow,burst,storm,capacity,wire,cluster,web,store",
     },
     "store-clients": { type: "string", default: "10,100,500" },
-    "web-clients": { type: "string", default: "100,500" },
+    "web-clients": { type: "string", default: "100" },
     "web-idle": { type: "string", default: "2000" },
+    "web-capacity": { type: "string", default: "10000" },
+    // The generator's own WebSocket client, or Deno's (to see whether the generator is the limit).
+    "web-generator": { type: "string", default: "raw" },
     "cluster-clients": { type: "string", default: "100,500" },
     clients: { type: "string", default: "10,100,500,1000" },
     capacity: { type: "string", default: "10000" },
@@ -702,12 +706,16 @@ if (SCENARIOS.has("cluster")) {
   });
 }
 if (SCENARIOS.has("web")) {
+  const generator = values["web-generator"];
+  if (generator !== "raw" && generator !== "deno") {
+    throw new TypeError(`Invalid --web-generator "${generator}": use raw or deno`);
+  }
   await webScenario({
     runs: RUNS,
-    seconds: SECONDS,
-    inFlight: IN_FLIGHT,
     sizes: values["web-clients"].split(",").map(Number),
     idle: Number(values["web-idle"]),
+    capacity: Number(values["web-capacity"]),
+    generator,
   });
 }
 if (SCENARIOS.has("store")) {

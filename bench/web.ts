@@ -1,37 +1,67 @@
 /**
  * The mixed room: WebSocket members beside TCP members on our server with its page (`--web`).
- * Fan-out throughput with none, half and all of the members on WebSockets, and the server's
- * memory per idle member of each kind. Run by bench/main.ts (`--scenarios web`).
+ * A burst (every member writes all of its lines at once) with none, half and all of the members on
+ * WebSockets: deliveries a second, each kind's p99, the server's memory; latency at a light load;
+ * the server's memory per idle member of each kind; and a room of thousands of WebSocket members
+ * that each line must reach. Run by bench/main.ts (`--scenarios web`).
+ *
+ * The WebSocket members are the generator's own (`bench/websocket_client.ts`: frames parsed in
+ * the read buffer, as TCP lines are), or Deno's `WebSocket` with `--web-generator deno`, to show
+ * whether the generator is what limits the figures.
  */
-import { Client, connect, cpuMillis, payload, Run } from "./load.ts";
+import { settle } from "./harness.ts";
+import { Client, connect, cpuMillis, nowMicros, payload, Run } from "./load.ts";
 import { type ServerProcess, startOurs } from "./servers.ts";
+import { openWebSocket } from "./websocket_client.ts";
 
-/** Our server with its page, as `deno task web` runs it, on loopback ports. */
-async function startWebServer(maxClients: number): Promise<ServerProcess & { webPort: number }> {
+/** Which WebSocket client the generator's members use. */
+export type WebGenerator = "raw" | "deno";
+
+type WebServerProcess = ServerProcess & { webPort: number };
+
+/**
+ * Our server with its page, as `deno task web` runs it, on loopback ports, with no per-address
+ * limit, flood control or join rate: the generator's members all come from one address.
+ */
+async function startWebServer(maxClients: number): Promise<WebServerProcess> {
   const server = await startOurs(maxClients, {
     permissions: [],
-    args: ["--web", "127.0.0.1:0"],
+    args: [
+      "--web",
+      "127.0.0.1:0",
+      "--max-per-address",
+      "0",
+      "--flood-rate",
+      "0",
+      "--join-rate",
+      "0",
+    ],
     ready: /listening on 127\.0\.0\.1:(\d+)[^]*web page on http:\/\/127\.0\.0\.1:(\d+)\//,
   });
   return Object.assign(server, { webPort: Number(server.ready[2]) });
 }
 
-/** A member on a WebSocket: sends each payload as a frame, counts what arrives as Client does. */
-class SocketMember {
+/**
+ * A member on Deno's `WebSocket`: sends each line as a frame, splits each frame's text on LF, and
+ * counts what arrives as Client does (on strings: it is the slower of the two generators).
+ */
+class DenoSocketMember {
   readonly socket: WebSocket;
   run: Run;
   #next: Int32Array;
   #welcome = Promise.withResolvers<void>();
-  readonly closed: Promise<void>;
+  readonly reading: Promise<void>;
 
-  constructor(readonly id: number, url: string, run: Run) {
+  constructor(readonly id: number, port: number, run: Run) {
     this.run = run;
     this.#next = new Int32Array(run.senders);
-    this.socket = new WebSocket(url, {
-      headers: { origin: new URL(url).origin.replace("ws", "http") },
+    this.socket = new WebSocket(`ws://127.0.0.1:${port}/chat`, {
+      headers: { origin: `http://127.0.0.1:${port}` },
     });
-    this.socket.addEventListener("message", (event) => this.#line(String(event.data)));
-    this.closed = new Promise((resolve) => this.socket.addEventListener("close", () => resolve()));
+    this.socket.addEventListener("message", (event) => {
+      for (const line of String(event.data).split("\n")) if (line) this.#line(line);
+    });
+    this.reading = new Promise((resolve) => this.socket.addEventListener("close", () => resolve()));
   }
 
   async join(name: string): Promise<void> {
@@ -48,10 +78,19 @@ class SocketMember {
     this.#next = new Int32Array(run.senders);
   }
 
-  send(sender: number, first: number, count: number): void {
+  /** Sends each line of `bytes` (whole lines, each ending in LF) as a frame. */
+  write(bytes: Uint8Array): Promise<void> {
+    for (const line of new TextDecoder().decode(bytes).split("\n")) {
+      if (line) this.socket.send(line);
+    }
+    return Promise.resolve();
+  }
+
+  send(sender: number, first: number, count: number): Promise<void> {
     for (let sequence = first; sequence < first + count; sequence++) {
       this.socket.send(payload(sender, sequence).slice(0, -1));
     }
+    return Promise.resolve();
   }
 
   countMissing(): void {
@@ -61,191 +100,408 @@ class SocketMember {
     }
   }
 
+  close(): void {
+    this.socket.close();
+  }
+
   #line(line: string): void {
     const hash = line.indexOf("#");
     if (hash === -1) {
       if (line.startsWith("* Welcome, ")) this.#welcome.resolve();
       return;
     }
-    const [sender, sequence] = line.slice(hash + 1).split(".").map(Number) as [number, number];
+    const [sender, sequence, sentAt] = line.slice(hash + 1).split(".").map(Number) as number[];
     const tally = this.run.tally;
-    if (!(sender < this.run.senders) || !Number.isInteger(sequence)) return void tally.corrupted++;
-    const expected = this.#next[sender]!;
-    if (sequence < expected) return void tally.duplicated++;
-    if (sequence > expected) tally.missing += sequence - expected;
-    this.#next[sender] = sequence + 1;
+    if (!(sender! < this.run.senders) || !Number.isInteger(sequence)) {
+      return void tally.corrupted++;
+    }
+    const expected = this.#next[sender!]!;
+    if (sequence! < expected) return void tally.duplicated++;
+    if (sequence! > expected) tally.missing += sequence! - expected;
+    this.#next[sender!] = sequence! + 1;
     tally.lastAt = performance.now();
-    this.run.delivered(sender, sequence);
+    if (this.run.keepLatencies) tally.latencies.push(nowMicros() - sentAt!);
+    this.run.delivered(sender!, sequence!);
   }
 }
 
-type Member = Client | SocketMember;
+/** A member of the mixed room, on TCP or a WebSocket, and which. */
+interface Member {
+  isSocket: boolean;
+  client: Client | DenoSocketMember;
+}
 
+/**
+ * Joins `count` members, `socketShare` of them on WebSockets spread evenly among them, 100 at a
+ * time; `runFor` says which run each kind counts in.
+ */
 async function joinMembers(
-  server: ServerProcess & { webPort: number },
+  server: WebServerProcess,
   count: number,
-  socketShare: number,
-  run: Run,
+  options: {
+    socketShare: number;
+    generator: WebGenerator;
+    bufferBytes: number;
+    runFor: (isSocket: boolean) => Run;
+  },
 ): Promise<Member[]> {
   const members: Member[] = [];
-  const url = `ws://127.0.0.1:${server.webPort}/chat`;
-  for (let id = 0; id < count; id += 100) {
-    await Promise.all(
-      Array.from({ length: Math.min(100, count - id) }, async (_, k) => {
-        const at = id + k;
-        // Every other member (or all, or none) on a WebSocket, spread evenly.
-        const isSocket = Math.floor((at + 1) * socketShare) > Math.floor(at * socketShare);
-        if (isSocket) {
-          const member = new SocketMember(at, url, run);
-          members[at] = member;
-          await member.join(`w${at}`);
-        } else {
-          const client = new Client(at, await connect(server.port), run, 65536);
-          members[at] = client;
+  const { socketShare, generator, bufferBytes, runFor } = options;
+  try {
+    for (let id = 0; id < count; id += 100) {
+      await Promise.all(
+        Array.from({ length: Math.min(100, count - id) }, async (_, k) => {
+          const at = id + k;
+          const isSocket = Math.floor((at + 1) * socketShare) > Math.floor(at * socketShare);
+          const run = runFor(isSocket);
+          if (isSocket && generator === "deno") {
+            const member = new DenoSocketMember(at, server.webPort, run);
+            members[at] = { isSocket, client: member };
+            return await member.join(`w${at}`);
+          }
+          const conn = isSocket
+            ? await openWebSocket({ port: server.webPort })
+            : await connect(server.port);
+          const client = new Client(at, conn, run, bufferBytes);
+          members[at] = { isSocket, client };
           const welcome = client.waitFor("* Welcome, ");
-          await Promise.all([client.write(`c${at}\n`), welcome]);
-        }
-      }),
-    );
+          await Promise.all([client.write(`${isSocket ? "w" : "c"}${at}\n`), welcome]);
+        }),
+      );
+    }
+  } catch (error) {
+    await closeMembers(members.filter(Boolean));
+    throw error;
   }
   return members;
 }
 
 async function closeMembers(members: Member[]): Promise<void> {
-  for (const member of members) {
-    if (member instanceof SocketMember) member.socket.close();
-    else {
-      try {
-        member.conn.close();
-      } catch {
-        // Closed by the server already.
-      }
+  for (const { client } of members) {
+    try {
+      if (client instanceof Client) client.conn.close();
+      else client.close();
+    } catch {
+      // Closed by the server already.
     }
   }
-  await Promise.all(
-    members.map((member) => member instanceof SocketMember ? member.closed : member.reading),
-  );
+  await Promise.all(members.map(({ client }) => client.reading));
 }
 
-/** Throughput with `socketShare` of the members on WebSockets: deliveries a second, CPU shares. */
-async function throughput(
+/** One run's figures for a room. */
+export interface RoomSample {
+  /** Deliveries a second, from the first write to the last delivery. */
+  rate: number;
+  /** p50 and p99 of TCP and of WebSocket members, in ms (NaN for a kind with no members). */
+  tcpP50: number;
+  tcpP99: number;
+  socketP50: number;
+  socketP99: number;
+  serverCpu: number;
+  generatorCpu: number;
+  /** The server's CPU time per delivery, in µs: its cost, whatever limited the rate. */
+  serverMicros: number;
+  /** Lost, duplicated and corrupted deliveries together. */
+  lost: number;
+  /** Server RSS after the burst and its peak over it, in KiB. */
+  rssKiB: number;
+  peakKiB: number;
+}
+
+function percentile(latencies: number[], q: number): number {
+  if (latencies.length === 0) return NaN;
+  const sorted = Float64Array.from(latencies).sort();
+  return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]! / 1000;
+}
+
+/** Each member's lines as one buffer: `lines` lines of `bytes` bytes before the LF. */
+function burstChunk(sender: number, lines: number, bytes: number): Uint8Array {
+  const text = Array.from({ length: lines }, (_, k) => {
+    const line = payload(sender, k);
+    return "x".repeat(Math.max(0, bytes + 1 - line.length)) + line;
+  });
+  return new TextEncoder().encode(text.join(""));
+}
+
+/** Waits until `isDone`, or until neither run has had a delivery for 3 s. */
+async function settleBoth(runs: Run[], isDone: () => boolean): Promise<boolean> {
+  const both = new Run({ senders: 1, window: 1 });
+  for (const run of runs) {
+    const onProgress = () => {
+      both.delivered(0, 0);
+      if (!isDone()) run.progress().then(onProgress);
+    };
+    run.progress().then(onProgress);
+  }
+  return await settle(both, isDone);
+}
+
+/**
+ * The issue's burst: `size` members, `socketShare` of them on WebSockets, each writing `lines`
+ * lines of `bytes` bytes at once, every member reading as fast as it can.
+ */
+async function burst(
   size: number,
   socketShare: number,
-  options: { seconds: number; inFlight: number },
-) {
+  options: { lines: number; bytes: number; generator: WebGenerator },
+): Promise<RoomSample> {
   await using server = await startWebServer(size);
-  const window = Math.max(2, Math.ceil(options.inFlight / size));
-  const members = await joinMembers(server, size, socketShare, new Run({ senders: size, window }));
+  const { lines, bytes, generator } = options;
+  const tcp = new Run({ senders: size, window: 1 });
+  const socket = new Run({ senders: size, window: 1 });
+  tcp.keepLatencies = socket.keepLatencies = true;
+  const members = await joinMembers(server, size, {
+    socketShare,
+    generator,
+    bufferBytes: 65536,
+    runFor: (isSocket) => isSocket ? socket : tcp,
+  });
   try {
-    const run = new Run({ senders: size, window });
-    for (const member of members) member.reset(run);
+    for (const { isSocket, client } of members) client.reset(isSocket ? socket : tcp);
+    const chunks = members.map((_, sender) => burstChunk(sender, lines, bytes));
+    const sockets = members.filter((member) => member.isSocket).length;
+    const expected = size * lines * (size - 1);
+    const received = () => tcp.tally.received + socket.tally.received;
+    (globalThis as { gc?: () => void }).gc?.();
+    await server.resetPeak();
     const [serverBefore, generatorBefore, startedAt] = [
       await server.cpuMillis(),
       cpuMillis(),
       performance.now(),
     ];
-    const deadline = startedAt + options.seconds * 1000;
-    const sendFrom = (sender: number, count: number) => {
-      const first = run.sentBy[sender]!;
-      for (let sequence = first; sequence < first + count; sequence++) {
-        run.due[sender * window + (sequence % window)] = size - 1;
-      }
-      run.sentBy[sender] = first + count;
-      const member = members[sender]!;
-      if (member instanceof SocketMember) member.send(sender, first, count);
-      else member.send(sender, first, count).catch(() => {});
-    };
-    run.onComplete = (sender) => {
-      if (performance.now() < deadline) sendFrom(sender, 1);
-    };
-    for (let sender = 0; sender < size; sender++) sendFrom(sender, window);
-    const expected = () => run.sentBy.reduce((sum, sent) => sum + sent, 0) * (size - 1);
-    await new Promise((resolve) => setTimeout(resolve, options.seconds * 1000));
-    while (run.tally.received < expected()) {
-      let timer: ReturnType<typeof setTimeout> | undefined;
-      const idle = new Promise<"idle">((resolve) =>
-        timer = setTimeout(() => resolve("idle"), 3000)
-      );
-      const outcome = await Promise.race([run.progress(), idle]);
-      clearTimeout(timer);
-      if (outcome === "idle") break;
+    for (let sender = 0; sender < size; sender++) {
+      tcp.sentBy[sender] = socket.sentBy[sender] = lines;
+      members[sender]!.client.write(chunks[sender]!).catch(() => {}); // counted as lost below
     }
+    await settleBoth([tcp, socket], () => received() >= expected);
     const wall = performance.now() - startedAt;
-    for (const member of members) member.countMissing();
-    const { tally } = run;
+    const serverMillis = (await server.cpuMillis()) - serverBefore;
+    const serverCpu = serverMillis / wall;
+    const generatorCpu = (cpuMillis() - generatorBefore) / wall;
+    for (const { client } of members) client.countMissing();
+    const lastAt = Math.max(tcp.tally.lastAt, socket.tally.lastAt);
+    const tally = (key: "missing" | "duplicated" | "corrupted") =>
+      tcp.tally[key] + socket.tally[key];
     return {
-      value: tally.received / ((tally.lastAt - startedAt) / 1000),
-      serverCpu: ((await server.cpuMillis()) - serverBefore) / wall,
-      generatorCpu: (cpuMillis() - generatorBefore) / wall,
-      lost: tally.missing + tally.duplicated + tally.corrupted,
-      isComplete: tally.received >= expected(),
+      rate: received() / ((lastAt - startedAt) / 1000),
+      tcpP50: percentile(tcp.tally.latencies, 0.5),
+      tcpP99: percentile(tcp.tally.latencies, 0.99),
+      socketP50: sockets > 0 ? percentile(socket.tally.latencies, 0.5) : NaN,
+      socketP99: sockets > 0 ? percentile(socket.tally.latencies, 0.99) : NaN,
+      serverCpu,
+      generatorCpu,
+      serverMicros: serverMillis * 1000 / received(),
+      lost: tally("missing") + tally("duplicated") + tally("corrupted") +
+        Math.max(0, expected - received()),
+      rssKiB: await server.rssKiB(),
+      peakKiB: await server.rssKiB("VmHWM"),
     };
   } finally {
     await closeMembers(members);
   }
 }
 
-/** Server RSS per idle member, beyond the idle server: `count` members of one kind. */
-async function memory(count: number, socketShare: number): Promise<number> {
+/** Latency at a light load: `size` members, half on WebSockets, `rate` lines a second in all. */
+async function light(
+  size: number,
+  options: { rate: number; seconds: number; generator: WebGenerator },
+): Promise<RoomSample> {
+  await using server = await startWebServer(size);
+  const tcp = new Run({ senders: size, window: 1 });
+  const socket = new Run({ senders: size, window: 1 });
+  tcp.keepLatencies = socket.keepLatencies = true;
+  const members = await joinMembers(server, size, {
+    socketShare: 0.5,
+    generator: options.generator,
+    bufferBytes: 65536,
+    runFor: (isSocket) => isSocket ? socket : tcp,
+  });
+  try {
+    for (const { isSocket, client } of members) client.reset(isSocket ? socket : tcp);
+    const count = options.rate * options.seconds;
+    const [serverBefore, generatorBefore, startedAt] = [
+      await server.cpuMillis(),
+      cpuMillis(),
+      performance.now(),
+    ];
+    for (let k = 0; k < count; k++) {
+      const wait = startedAt + (k * 1000) / options.rate - performance.now();
+      if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait)); // the load's pace
+      const sender = k % size;
+      members[sender]!.client.send(sender, tcp.sentBy[sender]!, 1).catch(() => {});
+      tcp.sentBy[sender]!++;
+      socket.sentBy[sender]!++;
+    }
+    const expected = count * (size - 1);
+    const received = () => tcp.tally.received + socket.tally.received;
+    await settleBoth([tcp, socket], () => received() >= expected);
+    const wall = performance.now() - startedAt;
+    for (const { client } of members) client.countMissing();
+    const serverMillis = (await server.cpuMillis()) - serverBefore;
+    return {
+      rate: received() / (wall / 1000),
+      tcpP50: percentile(tcp.tally.latencies, 0.5),
+      tcpP99: percentile(tcp.tally.latencies, 0.99),
+      socketP50: percentile(socket.tally.latencies, 0.5),
+      socketP99: percentile(socket.tally.latencies, 0.99),
+      serverCpu: serverMillis / wall,
+      generatorCpu: (cpuMillis() - generatorBefore) / wall,
+      serverMicros: serverMillis * 1000 / received(),
+      lost: tcp.tally.missing + socket.tally.missing + Math.max(0, expected - received()),
+      rssKiB: await server.rssKiB(),
+      peakKiB: await server.rssKiB("VmHWM"),
+    };
+  } finally {
+    await closeMembers(members);
+  }
+}
+
+/**
+ * Server RSS per idle member beyond the idle server, `count` members of one kind; then one line
+ * said by the first, which must reach all the others (false if it did not within the settle time).
+ */
+async function memory(
+  count: number,
+  options: { isSocket: boolean; generator: WebGenerator },
+): Promise<{ kiB: number; isReached: boolean; joinSeconds: number }> {
   await using server = await startWebServer(count);
   const idle = await server.rssKiB();
-  const members = await joinMembers(server, count, socketShare, new Run({ senders: 1, window: 1 }));
+  const run = new Run({ senders: 1, window: 1 });
+  const joinedAt = performance.now();
+  const members = await joinMembers(server, count, {
+    socketShare: options.isSocket ? 1 : 0,
+    generator: options.generator,
+    bufferBytes: 4096,
+    runFor: () => run,
+  });
+  const joinSeconds = (performance.now() - joinedAt) / 1000;
   try {
     // Two sweeps for idle peers to give back their buffers, as in the capacity scenario.
     await new Promise((resolve) => setTimeout(resolve, 2500));
-    return ((await server.rssKiB()) - idle) / count;
+    const kiB = ((await server.rssKiB()) - idle) / count;
+    run.sentBy[0] = 1;
+    await members[0]!.client.send(0, 0, 1);
+    await settle(run, () => run.tally.received >= count - 1);
+    return { kiB, isReached: run.tally.received === count - 1, joinSeconds };
   } finally {
     await closeMembers(members);
   }
 }
 
 function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.floor((sorted.length - 1) / 2)]!;
+  const sorted = values.filter((value) => !Number.isNaN(value)).sort((a, b) => a - b);
+  return sorted.length === 0 ? NaN : sorted[Math.floor((sorted.length - 1) / 2)]!;
+}
+
+/** "1.23 (1.01–1.40)": the median and the range. */
+function spread(values: number[], digits: number): string {
+  const finite = values.filter((value) => !Number.isNaN(value));
+  if (finite.length === 0) return "–";
+  const [low, high] = [Math.min(...finite), Math.max(...finite)];
+  const middle = median(finite).toFixed(digits);
+  return low === high ? middle : `${middle} (${low.toFixed(digits)}–${high.toFixed(digits)})`;
+}
+
+const percent = (share: number) => `${Math.round(share * 100)}%`;
+
+/** Options of the web scenario, from bench/main.ts's flags. */
+export interface WebScenarioOptions {
+  runs: number;
+  /** Room sizes of the burst. */
+  sizes: number[];
+  /** Idle members of each kind for the memory figure. */
+  idle: number;
+  /** WebSocket members that one line must reach (0: skip). */
+  capacity: number;
+  generator: WebGenerator;
 }
 
 /** Prints the mixed room's tables. */
-export async function webScenario(
-  options: { runs: number; seconds: number; inFlight: number; sizes: number[]; idle: number },
-): Promise<void> {
+export async function webScenario(options: WebScenarioOptions): Promise<void> {
+  const { runs, generator } = options;
   const shares = [["all TCP", 0], ["half WebSocket", 0.5], ["all WebSocket", 1]] as const;
-  console.log(`\n### Mixed room: fan-out throughput, TCP and WebSocket members\n`);
+  const lines = 200;
+  const bytes = 80;
+  console.log(`\n### Mixed room: a burst, TCP and WebSocket members (${generator} generator)\n`);
   console.log(
-    `Every member sends, ${options.inFlight} messages in flight in all, for ${options.seconds} s; ` +
-      "deliveries per second; cpu = server/generator share of one core.\n",
+    `Every member writes ${lines} lines of ${bytes} bytes at once; deliveries a second from the ` +
+      "first write to the last delivery, p99 of each kind in ms, server RSS after the burst " +
+      "(peak), cpu = server/generator share of one core, and the server's CPU time per delivery " +
+      "(what a delivery costs it, whatever limited the rate). Medians of " +
+      `${runs} runs (range); the ratio is against all TCP in the same runs.\n`,
   );
-  console.log(`| members | ${shares.map(([label]) => label).join(" | ")} |`);
-  console.log(`|---|${shares.map(() => "---").join("|")}|`);
+  console.log(
+    "| members | room | deliveries/s | ratio | p99 TCP | p99 WebSocket | RSS after | cpu | " +
+      "server µs/delivery |",
+  );
+  console.log("|---|---|---|---|---|---|---|---|---|");
   for (const size of options.sizes) {
-    const cells = [];
-    for (const [label, share] of shares) {
-      const samples = [];
-      for (let i = 0; i < options.runs; i++) {
-        samples.push(await throughput(size, share, options));
+    // Interleaved, so that a noisy moment of the machine touches every kind alike.
+    const samples = shares.map(() => [] as RoomSample[]);
+    for (let i = 0; i < runs; i++) {
+      for (const [k, [, share]] of shares.entries()) {
+        samples[k]!.push(await burst(size, share, { lines, bytes, generator }));
       }
-      const middle = samples.sort((a, b) =>
-        a.value - b.value
-      )[Math.floor((samples.length - 1) / 2)]!;
-      const lost = samples.reduce((sum, sample) => sum + sample.lost, 0);
-      const stalled = samples.some((sample) => !sample.isComplete);
-      cells.push(
-        `${(middle.value / 1e6).toFixed(2)} M/s, cpu ${Math.round(middle.serverCpu * 100)}%/${
-          Math.round(middle.generatorCpu * 100)
-        }%${lost > 0 ? `, ${lost} lost` : ""}${stalled ? ", stalled" : ""}`,
-      );
-      console.error(
-        `  web ${size} ${label}: runs ${samples.map((s) => (s.value / 1e6).toFixed(2)).join(", ")}`,
+    }
+    const tcpRate = median(samples[0]!.map((s) => s.rate));
+    for (const [k, [label]] of shares.entries()) {
+      const each = samples[k]!;
+      const rate = median(each.map((s) => s.rate));
+      const lost = each.reduce((sum, s) => sum + s.lost, 0);
+      console.log(
+        `| ${size} | ${label} | ${spread(each.map((s) => s.rate / 1e6), 2)} M${
+          lost > 0 ? `, ${lost} lost` : ""
+        } | ${(rate / tcpRate).toFixed(2)}x | ${spread(each.map((s) => s.tcpP99), 0)} | ${
+          spread(each.map((s) => s.socketP99), 0)
+        } | ${(median(each.map((s) => s.rssKiB)) / 1024).toFixed(0)} MiB (${
+          (median(each.map((s) => s.peakKiB)) / 1024).toFixed(0)
+        }) | ${percent(median(each.map((s) => s.serverCpu)))}/${
+          percent(median(each.map((s) => s.generatorCpu)))
+        } | ${spread(each.map((s) => s.serverMicros), 2)} |`,
       );
     }
-    console.log(`| ${size} | ${cells.join(" | ")} |`);
   }
+
+  console.log(`\n### Mixed room: latency at a light load (10 members, half WebSocket)\n`);
+  const paced = [];
+  for (let i = 0; i < runs; i++) paced.push(await light(10, { rate: 200, seconds: 3, generator }));
+  console.log("| kind | p50 ms | p99 ms |");
+  console.log("|---|---|---|");
+  console.log(
+    `| TCP | ${spread(paced.map((s) => s.tcpP50), 2)} | ${spread(paced.map((s) => s.tcpP99), 2)} |`,
+  );
+  console.log(
+    `| WebSocket | ${spread(paced.map((s) => s.socketP50), 2)} | ${
+      spread(paced.map((s) => s.socketP99), 2)
+    } |`,
+  );
+  const pacedLost = paced.reduce((sum, s) => sum + s.lost, 0);
+  if (pacedLost > 0) console.log(`\n${pacedLost} deliveries lost.`);
+
   console.log(`\n### Mixed room: memory per idle member (${options.idle} members)\n`);
-  console.log("| kind | KiB per member |");
-  console.log("|---|---|");
-  for (const [label, share] of [["TCP", 0], ["WebSocket", 1]] as const) {
-    const samples = [];
-    for (let i = 0; i < options.runs; i++) samples.push(await memory(options.idle, share));
-    console.log(`| ${label} | ${median(samples).toFixed(1)} KiB |`);
-    console.error(`  web memory ${label}: runs ${samples.map((s) => s.toFixed(1)).join(", ")}`);
+  console.log("| kind | KiB per member | ratio |");
+  console.log("|---|---|---|");
+  const kinds = [["TCP", false], ["WebSocket", true]] as const;
+  const idle = kinds.map(() => [] as number[]);
+  for (let i = 0; i < runs; i++) {
+    for (const [k, [, isSocket]] of kinds.entries()) {
+      idle[k]!.push((await memory(options.idle, { isSocket, generator })).kiB);
+    }
+  }
+  for (const [k, [label]] of kinds.entries()) {
+    console.log(
+      `| ${label} | ${spread(idle[k]!, 1)} | ${
+        (median(idle[k]!) / median(idle[0]!)).toFixed(1)
+      }x |`,
+    );
+  }
+  if (options.capacity > 0) {
+    const held = await memory(options.capacity, { isSocket: true, generator });
+    console.log(
+      `\n${options.capacity} WebSocket members joined in ${held.joinSeconds.toFixed(1)} s, ` +
+        `${held.kiB.toFixed(1)} KiB each; one line ${
+          held.isReached ? "reached all of them" : "did NOT reach all of them"
+        }.`,
+    );
   }
 }
