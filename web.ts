@@ -1,6 +1,7 @@
 /**
  * The web page: serves it over HTTP (or HTTPS), and turns each WebSocket from it into one more
- * connection of the chat server, one text frame per line of the same protocol.
+ * connection of the chat server, with the same protocol: a line per text frame from the page, and
+ * whole lines, as many as one write to a TCP member holds, in each text frame to it.
  *
  * Not `Deno.serve` and `Deno.upgradeWebSocket`, but HTTP/1.1 and WebSocket framing of our own over
  * `Deno.listen` (`server/http.ts`, `server/websocket.ts`): `Deno.serve` ended the process when it
@@ -280,6 +281,8 @@ class PageServer implements WebServer {
             continue;
           }
           await writeAll(conn, socket.response);
+          // A chat line must leave now, not wait for an ACK (Nagle), as on the chat's port.
+          if (conn === tcp) (tcp as Deno.TcpConn).setNoDelay(true); // TlsConn sets its own
           // Its place passes to the chat, which refuses it in a line if it is over the limits.
           this.#http.delete(conn);
           if (typeof held !== "string") held.release();

@@ -1,6 +1,8 @@
 /**
  * WebSocket framing (RFC 6455) for the page's socket: the opening handshake's answer, a frame
  * decoder that turns a client's text messages into lines as their bytes arrive, and the encoder.
+ * From the server, a text frame holds one or more whole lines, each ended by LF (what one write to
+ * a TCP member holds); from the page, a text message is one line, without its line end.
  *
  * Written by hand rather than `Deno.upgradeWebSocket`: Deno's WebSocket assembles a whole message
  * (any number of fragments) before JavaScript sees it, and cannot be paused or aborted, so no line
@@ -253,32 +255,12 @@ export function encodeClose(code: number): Uint8Array {
   return encodeFrame(OPCODE.close, new Uint8Array([code >> 8, code & 0xff]));
 }
 
-/** Text frames, one per line, for whole lines that each end in LF (the LF is not sent). */
-export function encodeLines(lines: Uint8Array): Uint8Array {
-  let size = 0;
-  let count = 0;
-  for (let start = 0, lf = lines.indexOf(LF); lf !== -1; lf = lines.indexOf(LF, start)) {
-    size += frameHeaderBytes(lf - start) + lf - start;
-    count++;
-    start = lf + 1;
-  }
-  const frames = new Uint8Array(size);
-  for (let start = 0, offset = 0, lf = lines.indexOf(LF); count > 0; count--) {
-    const header = frameHeader(OPCODE.text, lf - start);
-    frames.set(header, offset);
-    frames.set(lines.subarray(start, lf), offset + header.length);
-    offset += header.length + lf - start;
-    start = lf + 1;
-    lf = lines.indexOf(LF, start);
-  }
-  return frames;
-}
-
 function frameHeaderBytes(length: number): number {
   return length < 126 ? 2 : length < 65536 ? 4 : 10;
 }
 
-function frameHeader(opcode: number, length: number): Uint8Array {
+/** The header of an unmasked frame from the server of `length` bytes, FIN set. */
+export function frameHeader(opcode: number, length: number): Uint8Array {
   const header = new Uint8Array(frameHeaderBytes(length));
   header[0] = 0x80 | opcode;
   const view = new DataView(header.buffer);

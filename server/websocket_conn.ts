@@ -1,6 +1,6 @@
 /**
  * A WebSocket as a chat connection, shaped like a TCP one: `read` gives the client's lines as
- * bytes (each text message, then a LF), `write` sends each line it is given as a text frame.
+ * bytes (each text message, then a LF), `write` sends the lines it is given as one text frame.
  */
 import type { ChatConn } from "../peer.ts";
 import { encodeLine, formatError } from "../protocol.ts";
@@ -10,9 +10,9 @@ import {
   type ControlFrame,
   encodeClose,
   encodeFrame,
-  encodeLines,
   FrameDecoder,
   type FrameError,
+  frameHeader,
   OPCODE,
 } from "./websocket.ts";
 
@@ -24,6 +24,12 @@ const LINGER_MS = 1000;
  * here.
  */
 const MAX_EMPTY_BYTES = 64 * 1024;
+/**
+ * A write of up to this many bytes goes out as one frame in one buffer (a copy costs less than a
+ * second write); a longer one is written as its header and then the bytes it was given (a view of
+ * the room log, which keeps them while the write is in flight), copied nowhere.
+ */
+const MAX_COPIED_BYTES = 16 * 1024;
 
 /**
  * A WebSocket over `conn` (TCP or TLS), after the opening handshake. The payload of a message is
@@ -102,15 +108,18 @@ export class WebSocketConn implements ChatConn {
   }
 
   /**
-   * Sends each line in `bytes` (whole lines, each ending in LF) as a text frame, and settles once
-   * the socket has taken them all: while the client is not reading, the write stays pending, as a
-   * TCP write to a full socket does.
+   * Sends `bytes` (whole lines, each ending in LF) as one text frame, and settles once the socket
+   * has taken all of it: while the client is not reading, the write stays pending, as a TCP write
+   * to a full socket does.
    */
   write(bytes: Uint8Array): Promise<number> {
     if (this.#isClosed || this.#isCloseSent) {
       return Promise.reject(new Deno.errors.BrokenPipe("The WebSocket is closed"));
     }
-    return this.#send(encodeLines(bytes)).then(() => bytes.length);
+    const sent = bytes.length <= MAX_COPIED_BYTES
+      ? this.#send(encodeFrame(OPCODE.text, bytes))
+      : this.#send(frameHeader(OPCODE.text, bytes.length), bytes);
+    return sent.then(() => bytes.length);
   }
 
   /** Sends the close frame once what was written is out; the client's answer ends the input. */
@@ -166,12 +175,12 @@ export class WebSocketConn implements ChatConn {
     }
   }
 
-  /** Writes `frame` after every frame before it: the socket has one writer. */
-  #send(frame: Uint8Array): Promise<void> {
+  /** Writes `parts` (one frame) after every frame before it: the socket has one writer. */
+  #send(...parts: Uint8Array[]): Promise<void> {
     this.#pendingWrites++;
-    const sent = this.#tail.then(() => writeAll(this.#conn, frame)).finally(() =>
-      this.#pendingWrites--
-    );
+    const sent = this.#tail.then(async () => {
+      for (const part of parts) await writeAll(this.#conn, part);
+    }).finally(() => this.#pendingWrites--);
     this.#tail = sent.catch(() => {}); // the caller hears of a failure; the next write still runs
     return sent;
   }
@@ -198,7 +207,7 @@ export class WebSocketConn implements ChatConn {
     if (this.#isCloseSent) return;
     this.#isCloseSent = true;
     this.#closeCode = error.code;
-    this.#send(encodeLines(encodeLine(formatError(error.message)))).catch(() => {});
+    this.#send(encodeFrame(OPCODE.text, encodeLine(formatError(error.message)))).catch(() => {});
     this.#send(encodeClose(error.code)).catch(() => {}); // gone: there is nobody left to tell
   }
 }

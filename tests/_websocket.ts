@@ -73,10 +73,18 @@ export function upgradeRequest(port: number): string {
   ].join("\r\n");
 }
 
-/** The server's side of a socket read by hand: its answer's head, then its frames as lines. */
+/**
+ * The server's side of a socket read by hand: its answer's head, then its frames, and the lines in
+ * its text frames (each frame holds whole lines, each ended by LF).
+ */
 export class ServerFrames {
   #conn: Deno.Conn;
-  #buffer = new Uint8Array(0);
+  /** Bytes read and not yet parsed: `#buffer[#start, #end)`. */
+  #buffer = new Uint8Array(64 * 1024);
+  #start = 0;
+  #end = 0;
+  /** Lines of the last text frames, not yet taken by readLine. */
+  #lines: string[] = [];
 
   constructor(conn: Deno.Conn) {
     this.#conn = conn;
@@ -85,11 +93,12 @@ export class ServerFrames {
   /** The response head, up to its blank line. */
   async readHead(): Promise<string> {
     for (;;) {
-      const text = new TextDecoder().decode(this.#buffer);
-      const end = text.indexOf("\r\n\r\n");
-      if (end !== -1) {
-        this.#buffer = this.#buffer.slice(new TextEncoder().encode(text.slice(0, end + 4)).length);
-        return text.slice(0, end);
+      const bytes = this.#buffer.subarray(this.#start, this.#end);
+      for (let i = 3; i < bytes.length; i++) {
+        if (bytes[i] === 0x0a && bytes[i - 1] === 0x0d && bytes[i - 2] === 0x0a) {
+          this.#start += i + 1;
+          return new TextDecoder().decode(bytes.subarray(0, i - 3));
+        }
       }
       if (!await this.#more()) throw new Error("The connection ended before the response");
     }
@@ -104,14 +113,18 @@ export class ServerFrames {
     }
   }
 
-  /** The next text frame's text; fails at a close or the end of the stream. */
+  /**
+   * The next line of the text frames; fails at a close or the end of the stream, or at a text
+   * frame that does not hold whole lines.
+   */
   async readLine(): Promise<string> {
-    for (;;) {
+    while (this.#lines.length === 0) {
       const frame = await this.readFrame();
       if (!frame) throw new Error("The stream ended while a line was expected");
-      if (frame.opcode === 1) return frame.text;
       if (frame.opcode === 8) throw new Error("The socket closed while a line was expected");
+      if (frame.opcode === 1) this.#lines = linesOf(frame.text);
     }
+    return this.#lines.shift()!;
   }
 
   /** Reads lines until one matches `pattern`, returning it. */
@@ -122,7 +135,7 @@ export class ServerFrames {
   }
 
   #parse(): { opcode: number; text: string } | undefined {
-    const bytes = this.#buffer;
+    const bytes = this.#buffer.subarray(this.#start, this.#end);
     if (bytes.length < 2) return;
     const length7 = bytes[1]! & 0x7f;
     const header = length7 === 126 ? 4 : length7 === 127 ? 10 : 2;
@@ -135,20 +148,34 @@ export class ServerFrames {
       : length7;
     if (bytes.length < header + length) return;
     const text = new TextDecoder().decode(bytes.subarray(header, header + length));
-    this.#buffer = bytes.slice(header + length);
+    this.#start += header + length;
     return { opcode: bytes[0]! & 0x0f, text };
   }
 
   async #more(): Promise<boolean> {
-    const chunk = new Uint8Array(64 * 1024);
-    const count = await this.#conn.read(chunk);
+    if (this.#start > 0) {
+      this.#buffer.copyWithin(0, this.#start, this.#end);
+      this.#end -= this.#start;
+      this.#start = 0;
+    }
+    if (this.#end === this.#buffer.length) {
+      const larger = new Uint8Array(this.#buffer.length * 2);
+      larger.set(this.#buffer);
+      this.#buffer = larger;
+    }
+    const count = await this.#conn.read(this.#buffer.subarray(this.#end));
     if (count === null) return false;
-    const buffer = new Uint8Array(this.#buffer.length + count);
-    buffer.set(this.#buffer);
-    buffer.set(chunk.subarray(0, count), this.#buffer.length);
-    this.#buffer = buffer;
+    this.#end += count;
     return true;
   }
+}
+
+/** The lines of a text frame from the server: whole lines, each ended by LF. */
+export function linesOf(text: string): string[] {
+  if (!text.endsWith("\n")) {
+    throw new Error(`A frame that does not end a line: ${JSON.stringify(text.slice(-80))}`);
+  }
+  return text.slice(0, -1).split("\n");
 }
 
 /** Writes all of `bytes` (a socket's write may take only part of them). */

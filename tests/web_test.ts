@@ -33,6 +33,7 @@ import {
   withDeadline,
 } from "./_helpers.ts";
 import { Folder } from "./_store.ts";
+import { linesOf } from "./_websocket.ts";
 
 // --- helpers ---
 
@@ -93,7 +94,8 @@ class SocketClient implements AsyncDisposable {
       })
     );
     socket.addEventListener("message", (event) => {
-      this.#lines.push(String(event.data));
+      // A frame holds whole lines, each ended by LF.
+      this.#lines.push(...linesOf(String(event.data)));
       this.#waiter?.();
     });
   }

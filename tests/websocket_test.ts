@@ -4,13 +4,15 @@ import {
   acceptKey,
   CLOSE_CODE,
   encodeClose,
-  encodeLines,
+  encodeFrame,
   FrameDecoder,
+  frameHeader,
   isValidKey,
   OPCODE,
 } from "../server/websocket.ts";
 import {
   clientFrame,
+  linesOf,
   rawUpgrade,
   type ServerFrames,
   writeAll,
@@ -22,6 +24,7 @@ import {
   run,
   startServerProcess,
   startTestServer,
+  TestClient,
   withDeadline,
 } from "./_helpers.ts";
 import type { ServerOptions } from "../server.ts";
@@ -169,24 +172,23 @@ Deno.test("FrameDecoder stops at what the chat refuses or the RFC forbids, with 
   }
 });
 
-Deno.test("encodeLines sends each line as a text frame, and encodeClose a close frame", () => {
-  const lines = `one\n\n${"é".repeat(100)}\n${"x".repeat(70_000)}\n`;
-  const frames = encodeLines(encoder.encode(lines));
-  // The server's frames are unmasked: masked again here, they decode as the client's would.
-  const texts: string[] = [];
-  for (let at = 0; at < frames.length;) {
-    assert.equal(frames[at]! & 0xff, 0x81);
-    const length7 = frames[at + 1]!;
-    const view = new DataView(frames.buffer, frames.byteOffset + at);
-    const [length, header] = length7 === 126
+Deno.test("encodeFrame and frameHeader frame text of every length, and encodeClose a close frame", () => {
+  for (const length of [0, 125, 126, 65_535, 65_536, 70_000]) {
+    const text = "x".repeat(length);
+    const frame = encodeFrame(OPCODE.text, encoder.encode(text));
+    const header = frameHeader(OPCODE.text, length);
+    assert.deepEqual(frame.subarray(0, header.length), header);
+    assert.equal(frame[0], 0x81);
+    // The server's frames are unmasked: the length is 7 bits, then 16, then 64.
+    const view = new DataView(frame.buffer);
+    const [declared, size] = frame[1] === 126
       ? [view.getUint16(2), 4]
-      : length7 === 127
-      ? [view.getUint32(6), 10]
-      : [length7, 2];
-    texts.push(decoder.decode(frames.subarray(at + header, at + header + length)));
-    at += header + length;
+      : frame[1] === 127
+      ? [view.getUint32(2) * 2 ** 32 + view.getUint32(6), 10]
+      : [frame[1]!, 2];
+    assert.deepEqual([declared, size], [length, length < 126 ? 2 : length < 65_536 ? 4 : 10]);
+    assert.equal(decoder.decode(frame.subarray(size)), text);
   }
-  assert.deepEqual(texts, ["one", "", "é".repeat(100), "x".repeat(70_000)]);
   assert.deepEqual([...encodeClose(1003)], [0x88, 2, 0x03, 0xeb]);
 });
 
@@ -218,7 +220,7 @@ async function joinByHand(port: number, name: string) {
 async function linesToEnd(frames: ServerFrames): Promise<string[]> {
   const lines: string[] = [];
   for (let frame = await frames.readFrame(); frame; frame = await frames.readFrame()) {
-    if (frame.opcode === OPCODE.text) lines.push(frame.text);
+    if (frame.opcode === OPCODE.text) lines.push(...linesOf(frame.text));
   }
   return lines;
 }
@@ -313,4 +315,49 @@ Deno.test("the page's socket survives a 512 MiB fragmented message, in a server 
   }
   child.process.kill("SIGTERM");
   assert.equal((await child.finish(CLOSE_DEADLINE_MS)).code, 0);
+});
+
+Deno.test("the page's socket gets every line of a burst of 100 x 200 in order, in frames of whole lines", async () => {
+  await using chat = site({ floodRate: 0, maxPerAddress: 0, joinRate: 0 });
+  const { conn, frames } = await joinByHand(chat.web.addr.port, "web");
+  const senders: TestClient[] = [];
+  try {
+    for (let i = 0; i < 100; i++) senders.push(await joinAs(chat.server.addr.port, `m${i}`));
+    for (let i = 0; i < 100; i++) {
+      await withDeadline(
+        frames.readUntil(new RegExp(`^\\* m${i} has entered the room$`)),
+        "a join",
+      );
+    }
+    const text = "x".repeat(70);
+    await Promise.all(
+      senders.map((sender, i) =>
+        sender.write(Array.from({ length: 200 }, (_, n) => `${n} ${text} m${i}\n`).join(""))
+      ),
+    );
+    const next = new Map<string, number>();
+    let [received, longest] = [0, 0];
+    const reading = (async () => {
+      while (received < 100 * 200) {
+        const frame = await frames.readFrame();
+        assert.ok(frame, "the socket ended before every line came");
+        assert.equal(frame.opcode, OPCODE.text);
+        const lines = linesOf(frame.text); // fails unless the frame holds whole lines
+        longest = Math.max(longest, lines.length);
+        for (const line of lines) {
+          const [, from, n] = /^\[(m\d+)\] (\d+) x+ (m\d+)$/.exec(line) ?? [];
+          assert.ok(from, `not a chat line: ${line}`);
+          assert.equal(Number(n), next.get(from) ?? 0, `out of order from ${from}`);
+          next.set(from, Number(n) + 1);
+          received++;
+        }
+      }
+    })();
+    await withDeadline(reading, "every line", 60_000);
+    // A write to the page holds what one write to a TCP member would: many lines at once.
+    assert.ok(longest > 1, "each frame held one line");
+  } finally {
+    closeQuietly(conn);
+    for (const sender of senders) sender.close();
+  }
 });

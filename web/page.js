@@ -542,7 +542,10 @@ function connect() {
   const socket = new WebSocket(`${scheme}//${location.host}/chat`);
   state.socket = socket;
   socket.addEventListener("message", (event) => {
-    if (socket === state.socket && typeof event.data === "string") receive(event.data);
+    if (typeof event.data !== "string") return;
+    for (const line of event.data.split("\n")) {
+      if (socket === state.socket && line !== "") receive(line);
+    }
   });
   socket.addEventListener("close", () => {
     if (socket === state.socket) closed();

@@ -129,7 +129,11 @@ function connect(): void {
   state.socket = socket;
   // Nothing is sent before the server speaks: a private server wants its password first.
   socket.addEventListener("message", (event) => {
-    if (socket === state.socket && typeof event.data === "string") receive(event.data);
+    if (typeof event.data !== "string") return;
+    // A frame holds whole lines, each ended by LF: as many as the server wrote at once.
+    for (const line of event.data.split("\n")) {
+      if (socket === state.socket && line !== "") receive(line);
+    }
   });
   socket.addEventListener("close", () => {
     if (socket === state.socket) closed();
