@@ -70,13 +70,15 @@ export interface DecodeResult {
  * end inside a message, or a frame the RFC forbids is an error.
  */
 export class FrameDecoder {
+  /** The current frame's header, its mask key last: kept until the next header begins. */
   #header = new Uint8Array(14);
   #headerBytes = 0;
   /** Payload bytes of the current frame still to come; -1 while reading a header. */
   #payloadLeft = -1;
   #opcode = 0;
   #isFinal = false;
-  #mask = new Uint8Array(4);
+  /** Where the mask key starts in `#header`, and the next payload byte's place in the key. */
+  #maskAt = 0;
   #maskIndex = 0;
   /** Whether a text message has begun and its last frame has not. */
   #isInMessage = false;
@@ -86,7 +88,11 @@ export class FrameDecoder {
   #controlBytes = 0;
   #error: FrameError | undefined;
 
-  /** Decodes from `input` into `output` until either is used up or a control frame is read. */
+  /**
+   * Decodes from `input` into `output` until either is used up or a control frame is read.
+   * `output` may share `input`'s buffer, starting before it: each byte is read before the byte at
+   * its place in `output` is written, so decoding in place is safe while the output stays behind.
+   */
   decode(input: Uint8Array, output: Uint8Array): DecodeResult {
     let read = 0;
     let written = 0;
@@ -140,13 +146,12 @@ export class FrameDecoder {
   #startFrame(header: Uint8Array): void {
     const opcode = header[0]! & 0x0f;
     const length7 = header[1]! & 0x7f;
-    const view = new DataView(header.buffer);
     const length = length7 === 126
-      ? view.getUint16(2)
+      ? header[2]! * 256 + header[3]!
       : length7 === 127
-      ? view.getUint32(2) * 2 ** 32 + view.getUint32(6)
+      ? header.subarray(2, 10).reduce((sum, byte) => sum * 256 + byte, 0)
       : length7;
-    this.#mask.set(header.subarray(headerLength(header) - 4, headerLength(header)));
+    this.#maskAt = headerLength(header) - 4;
     this.#maskIndex = 0;
     this.#opcode = opcode;
     this.#isFinal = (header[0]! & 0x80) !== 0;
@@ -177,18 +182,20 @@ export class FrameDecoder {
 
   /** Unmasks `part` of a control frame into `target` at `offset`. */
   #unmask(part: Uint8Array, target: Uint8Array, offset: number): void {
-    const mask = this.#mask;
+    const header = this.#header;
+    const at = this.#maskAt;
     for (let i = 0; i < part.length; i++) {
-      target[offset + i] = part[i]! ^ mask[this.#maskIndex++ & 3]!;
+      target[offset + i] = part[i]! ^ header[at + (this.#maskIndex++ & 3)]!;
     }
   }
 
   /** Unmasks `part` of a message into `output`; false (with the error set) at a line end in it. */
   #unmaskLine(part: Uint8Array, output: Uint8Array): boolean {
-    const mask = this.#mask;
+    const header = this.#header;
+    const at = this.#maskAt;
     let index = this.#maskIndex;
     for (let i = 0; i < part.length; i++) {
-      const byte = part[i]! ^ mask[index++ & 3]!;
+      const byte = part[i]! ^ header[at + (index++ & 3)]!;
       if (byte === LF || byte === CR) {
         this.#error = {
           code: CLOSE_CODE.policyViolation,

@@ -45,66 +45,86 @@ export class WebSocketConn implements ChatConn {
   pingedAt = 0;
   #conn: ChatConn;
   #frames = new FrameDecoder();
-  /** Bytes read from the socket, from `#rawStart` to `#rawEnd` not yet decoded. */
-  #raw: Uint8Array;
-  #rawStart = 0;
-  #rawEnd: number;
+  /** Bytes that came after the request head (the first frames), until a read has taken them. */
+  #pending: Uint8Array | undefined;
+  /** Ends the read in flight with `null`: the input ends though the socket stays open a moment. */
+  #stopReading: ((count: null) => void) | undefined;
   #emptyBytes = 0;
   #isInputEnded = false;
   #isCloseSent = false;
   #isPongPending = false;
   #closeCode = CLOSE_CODE.normal;
   #pendingWrites = 0;
+  /** Whether a write of the member's (`write`, not a frame of our own) is in flight. */
+  #isPeerWriting = false;
   #tail: Promise<void> = Promise.resolve();
   #isClosed = false;
-  #closed = Promise.withResolvers<null>();
   #onClose: () => void;
 
   /** `rest`: bytes that came after the request head, the first frames. */
   constructor(conn: ChatConn, options: { rest: Uint8Array; onClose: () => void }) {
     this.#conn = conn;
     this.remoteAddr = conn.remoteAddr;
-    this.#raw = options.rest;
-    this.#rawEnd = options.rest.length;
+    if (options.rest.length > 0) this.#pending = options.rest;
     this.#onClose = options.onClose;
   }
 
-  /** Reads the next bytes of the client's lines into `buffer`; `null` once its input has ended. */
+  /**
+   * Reads the next bytes of the client's lines into `buffer`; `null` once its input has ended.
+   * The frames are read into `buffer` itself, one byte in, and decoded in place: a line is never
+   * longer than the frame it came in (whose header is 6 bytes at least) plus its LF, so what is
+   * written never overtakes what is still to decode, and a member keeps no buffer of its own.
+   */
   async read(buffer: Uint8Array): Promise<number | null> {
+    if (buffer.length < 2) throw new RangeError("Cannot read frames into fewer than 2 bytes");
+    const target = buffer.subarray(1);
     while (!this.#isInputEnded) {
-      if (this.#rawStart === this.#rawEnd && !await this.#readRaw(buffer.length)) break;
-      const raw = this.#raw.subarray(this.#rawStart, this.#rawEnd);
-      const { read, written, control, error } = this.#frames.decode(raw, buffer);
-      this.#rawStart += read;
-      this.#emptyBytes = written > 0 ? 0 : this.#emptyBytes + read;
-      if (error) this.#refuse(error);
-      else if (control) this.#answer(control);
+      let count: number | null;
+      const pending = this.#pending;
+      if (pending) {
+        count = Math.min(pending.length, target.length);
+        target.set(pending.subarray(0, count));
+        this.#pending = count < pending.length ? pending.subarray(count) : undefined;
+      } else {
+        const reading = this.#conn.read(target);
+        reading.catch(() => {}); // when stopped meanwhile, the race below has answered already
+        // A promise of this read's own: one kept for the socket's life would gather a reaction
+        // a read.
+        count = await Promise.race([
+          reading,
+          new Promise<null>((resolve) => this.#stopReading = resolve),
+        ]);
+        this.#stopReading = undefined;
+        if (count === null || this.#isInputEnded) break;
+        this.heardAt = Date.now();
+        this.pingedAt = 0; // whatever it sent shows it is there
+      }
+      const written = this.#decode(buffer, 1 + count);
+      if (written > 0) return written;
+    }
+    this.#isInputEnded = true;
+    return null;
+  }
+
+  /** Decodes the frames in `buffer[1, end)` into lines from `buffer[0]` on; returns their length. */
+  #decode(buffer: Uint8Array, end: number): number {
+    let read = 1;
+    let written = 0;
+    while (read < end && !this.#isInputEnded) {
+      const result = this.#frames.decode(buffer.subarray(read, end), buffer.subarray(written));
+      read += result.read;
+      written += result.written;
+      this.#emptyBytes = result.written > 0 ? 0 : this.#emptyBytes + result.read;
+      if (result.error) this.#refuse(result.error);
+      else if (result.control) this.#answer(result.control);
       else if (this.#emptyBytes > MAX_EMPTY_BYTES) {
         this.#refuse({
           code: CLOSE_CODE.policyViolation,
           message: `Over ${MAX_EMPTY_BYTES} bytes of frames without text`,
         });
       }
-      if (written > 0) return written;
     }
-    return null;
-  }
-
-  /** Reads from the socket into a buffer of `size`; false at its end or when closed meanwhile. */
-  async #readRaw(size: number): Promise<boolean> {
-    if (this.#raw.length !== size) this.#raw = new Uint8Array(size);
-    const reading = this.#conn.read(this.#raw);
-    reading.catch(() => {}); // when closed meanwhile, the race below has answered already
-    const count = await Promise.race([reading, this.#closed.promise]);
-    if (count === null || this.#isClosed) {
-      this.#isInputEnded = true;
-      return false;
-    }
-    this.#rawStart = 0;
-    this.#rawEnd = count;
-    this.heardAt = Date.now();
-    this.pingedAt = 0; // whatever it sent shows it is there
-    return true;
+    return written;
   }
 
   /**
@@ -119,7 +139,14 @@ export class WebSocketConn implements ChatConn {
     const sent = bytes.length <= MAX_COPIED_BYTES
       ? this.#send(encodeFrame(OPCODE.text, bytes))
       : this.#send(frameHeader(OPCODE.text, bytes.length), bytes);
-    return sent.then(() => bytes.length);
+    this.#isPeerWriting = true;
+    return sent.then(() => {
+      this.#isPeerWriting = false;
+      return bytes.length;
+    }, (error) => {
+      this.#isPeerWriting = false;
+      throw error;
+    });
   }
 
   /** Sends the close frame once what was written is out; the client's answer ends the input. */
@@ -131,15 +158,16 @@ export class WebSocketConn implements ChatConn {
   }
 
   /**
-   * Closes the socket: input still unread is dropped, and the last frames (an error line, the
-   * close) get a moment to go out. Throws if it was closed already.
+   * Closes the socket: input still unread is dropped, and the last frames of our own (an error
+   * line, the close) get a moment to go out. A write of the member's is not waited for: its
+   * client has stopped reading, or it was given up on, and the socket closes at once, as a TCP
+   * one does. Throws if it was closed already.
    */
   close(): void {
     if (this.#isClosed) throw new Deno.errors.BadResource("The WebSocket is closed");
     this.#isClosed = true;
-    this.#isInputEnded = true;
-    this.#closed.resolve(null);
-    if (this.#pendingWrites === 0) return this.abort();
+    this.#endInput();
+    if (this.#pendingWrites === 0 || this.#isPeerWriting) return this.abort();
     const timer = setTimeout(() => this.abort(), LINGER_MS);
     this.#tail.then(() => {
       clearTimeout(timer);
@@ -150,8 +178,7 @@ export class WebSocketConn implements ChatConn {
   /** Closes the socket at once, whatever waits to go out (the server is shutting down). */
   abort(): void {
     this.#isClosed = true;
-    this.#isInputEnded = true;
-    this.#closed.resolve(null);
+    this.#endInput();
     try {
       this.#conn.close();
     } catch {
@@ -167,12 +194,17 @@ export class WebSocketConn implements ChatConn {
   tick(now: number, pingMs: number): void {
     if (this.#isClosed) return;
     if (this.pingedAt > 0 && now - this.pingedAt >= pingMs) {
-      this.#isInputEnded = true;
-      this.#closed.resolve(null); // the read loop ends, and the server closes the socket
+      this.#endInput(); // the read loop ends, and the server closes the socket
     } else if (this.pingedAt === 0 && now - this.heardAt >= pingMs && !this.#isCloseSent) {
       this.pingedAt = now;
       this.#send(encodeFrame(OPCODE.ping)).catch(() => {}); // a failed write ends the read too
     }
+  }
+
+  /** Ends the input: a read in flight answers `null` now. */
+  #endInput(): void {
+    this.#isInputEnded = true;
+    this.#stopReading?.(null);
   }
 
   /** Writes `parts` (one frame) after every frame before it: the socket has one writer. */

@@ -100,6 +100,42 @@ Deno.test("FrameDecoder turns text messages into lines, whole, fragmented or a b
   }
 });
 
+Deno.test("FrameDecoder decodes in place, into the buffer it reads from, one byte behind", () => {
+  const stream = concat(
+    clientFrame(OPCODE.text, "a"),
+    clientFrame(OPCODE.text, "bc", { isFinal: false }),
+    clientFrame(OPCODE.ping, "?"),
+    clientFrame(OPCODE.continuation, "d"),
+    clientFrame(OPCODE.text, ""),
+    clientFrame(OPCODE.text, "é".repeat(100)),
+  );
+  const expected = `a\nbcd\n\n${"é".repeat(100)}\n`;
+  // As a connection reads: each chunk into a buffer at 1, its lines written from 0. The first
+  // frame of a chunk may have had its header in the chunk before, so the LF that ends it can
+  // only have the one byte of room: a chunk of one payload byte is the tightest case.
+  for (const size of [1, 2, 3, 5, 8, stream.length]) {
+    const frames = new FrameDecoder();
+    const buffer = new Uint8Array(size + 1);
+    let text = "";
+    for (let at = 0; at < stream.length; at += size) {
+      const chunk = stream.subarray(at, at + size);
+      buffer.fill(0xff).set(chunk, 1);
+      let [read, written] = [1, 0];
+      while (read < 1 + chunk.length) {
+        const result = frames.decode(
+          buffer.subarray(read, 1 + chunk.length),
+          buffer.subarray(written),
+        );
+        assert.equal(result.error, undefined);
+        read += result.read;
+        written += result.written;
+      }
+      text += decoder.decode(buffer.subarray(0, written), { stream: true });
+    }
+    assert.equal(text, expected, `chunks of ${size}`);
+  }
+});
+
 Deno.test("FrameDecoder passes a long fragmented message on as it arrives, holding none of it", () => {
   const frames = new FrameDecoder();
   const output = new Uint8Array(4096);
@@ -360,4 +396,56 @@ Deno.test("the page's socket gets every line of a burst of 100 x 200 in order, i
     closeQuietly(conn);
     for (const sender of senders) sender.close();
   }
+});
+
+/** The server's open file descriptors, from /proc. */
+async function openFds(pid: number): Promise<number> {
+  return (await run("ls", [`/proc/${pid}/fd`])).trim().split("\n").length;
+}
+
+Deno.test("the page's sockets that stop reading are cut and closed before the room hears of it", async () => {
+  // Each socket is cut once its kernel buffers are full and a write has waited a second.
+  const { child, port } = await startServerProcess([
+    "--web",
+    "127.0.0.1:0",
+    "--flood-rate",
+    "0",
+    "--write-timeout",
+    "1",
+    "--max-per-address",
+    "30",
+    "--join-rate",
+    "0",
+  ]);
+  await using _ = child;
+  const webPort = Number(/:(\d+)\/$/.exec(await child.stdout.readUntil(/^web page on /))![1]);
+  await using bob = await joinAs(port, "bob");
+  const baseline = await openFds(child.process.pid);
+  const sloths: Deno.Conn[] = [];
+  try {
+    for (let i = 0; i < 20; i++) {
+      sloths.push((await joinByHand(webPort, `sloth${i}`)).conn); // and never read again
+      await bob.expect(`* sloth${i} has entered the room`);
+    }
+    const text = "x".repeat(4000);
+    let cut = 0;
+    // Batches of 400 KB until all 20 are cut: more than the kernel's buffers hold for each.
+    for (let batch = 0; batch < 100 && cut < 20; batch++) {
+      await bob.write(`${text}\n`.repeat(100));
+      await bob.send("/who"); // its answer says when the batch is through
+      for (let line = await bob.readLine(); !/^\* \d+ online: /.test(line);) {
+        assert.match(line, /^\* sloth\d+ has left the room \(stopped reading\)$/);
+        cut++;
+        // Its socket was closed before its leave notice went out, not a moment later.
+        const fds = await openFds(child.process.pid);
+        assert.ok(fds <= baseline + 20 - cut, `${fds} fds open, ${cut} cut, ${baseline} before`);
+        line = await bob.readLine();
+      }
+    }
+    assert.equal(cut, 20);
+  } finally {
+    for (const sloth of sloths) closeQuietly(sloth);
+  }
+  child.process.kill("SIGTERM");
+  assert.equal((await child.finish(CLOSE_DEADLINE_MS)).code, 0);
 });
