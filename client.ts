@@ -4,7 +4,7 @@
  * Run it with `deno run -N client.ts NAME [--host HOST] [--port PORT]`; end with Ctrl+D or `/quit`.
  * It sends within the flood limits the server states (a paste of any size arrives whole, only
  * later), refuses a line over the server's line limit itself, and at a terminal reconnects when
- * the server is lost or restarts. The screens are in terminal.ts; when stdout is not a terminal it
+ * the server is lost or restarts. The screens are in client/terminal.ts; when stdout is not a terminal it
  * prints the server's lines exactly, one per line, so it can be scripted.
  */
 import {
@@ -38,7 +38,7 @@ import {
   stdinLines,
   TerminalScreen,
   terminalSize,
-} from "./terminal.ts";
+} from "./client/terminal.ts";
 
 /** Where the client connects when no host is given. */
 export const DEFAULT_CLIENT_HOST = "127.0.0.1";

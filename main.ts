@@ -1,9 +1,14 @@
 /** The command line: `main.ts server ...` and `main.ts client NAME ...`, the compiled binary's entry. */
 import { parseArgs } from "node:util";
 import { ClientError, DEFAULT_CLIENT_HOST, DEFAULT_JOIN_TIMEOUT_MS, runClient } from "./client.ts";
-import { ClusterHub, DEFAULT_CLAIM_TTL_MS, redact, RedisRefusedError } from "./cluster.ts";
-import { DEFAULT_HISTORY_SIZE, type Hub, LocalHub } from "./hub.ts";
-import { SqliteStore, StoreRefusedError } from "./store.ts";
+import {
+  ClusterHub,
+  DEFAULT_CLAIM_TTL_MS,
+  redact,
+  RedisRefusedError,
+} from "./cluster/cluster_hub.ts";
+import { DEFAULT_HISTORY_SIZE, type Hub, LocalHub } from "./server/hub.ts";
+import { SqliteStore, StoreRefusedError } from "./server/store.ts";
 import {
   DEFAULT_HOST,
   DEFAULT_PORT,
@@ -19,9 +24,9 @@ import {
   resolveLimits,
   startServer,
 } from "./server.ts";
-import { CLIENT_HELP, HELP, type OptionRow, serverHelp, unbroken, VERSION } from "./help.ts";
-import { tlsContext } from "./tls.ts";
-import { DEFAULT_WEB_PORT, parseOrigin, startWeb, type WebServer } from "./web.ts";
+import { CLIENT_HELP, HELP, type OptionRow, serverHelp, unbroken, VERSION } from "./cli/help.ts";
+import { tlsContext } from "./server/tls_conn.ts";
+import { DEFAULT_WEB_PORT, parseOrigin, startWeb, type WebServer } from "./server/web.ts";
 
 /** A numeric server flag: the limit it sets, its unit on the command line, and its range. */
 interface LimitFlag {

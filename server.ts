@@ -14,11 +14,11 @@
  * stream pipeline: streams cost about 10 KB per connection, more than an idle connection's budget.
  * This file owns the policy around it: limits on connections, flood control and time limits.
  */
-import { DEFAULT_HISTORY_SIZE, DEFAULT_LOG_BYTES, type Hub, LocalHub } from "./hub.ts";
-import { type AddressState, AddressTable, TokenBucket } from "./limits.ts";
-import { type ChatConn, describe, isPeerGone, Peer } from "./peer.ts";
+import { DEFAULT_HISTORY_SIZE, DEFAULT_LOG_BYTES, type Hub, LocalHub } from "./server/hub.ts";
+import { type AddressState, AddressTable, TokenBucket } from "./server/limits.ts";
+import { type ChatConn, describe, isPeerGone, Peer } from "./server/peer.ts";
 import { type SecureContext } from "node:tls";
-import { TlsConn, tlsContext } from "./tls.ts";
+import { TlsConn, tlsContext } from "./server/tls_conn.ts";
 import { acceptAll, pause } from "./server/accept.ts";
 import {
   type Account,
@@ -26,8 +26,8 @@ import {
   hashPassword,
   isOutdated,
   verifyPassword,
-} from "./accounts.ts";
-import { StoreError } from "./store.ts";
+} from "./server/passwords.ts";
+import { StoreError } from "./server/store.ts";
 import { createHash, timingSafeEqual } from "node:crypto";
 import {
   cleanText,

@@ -1,5 +1,5 @@
 /** The accept loop every listener of the server shares: it survives a failed accept. */
-import { describe } from "../peer.ts";
+import { describe } from "./peer.ts";
 
 /** Pause after a failed accept (for example out of file descriptors) so the loop does not spin. */
 const ACCEPT_RETRY_MS = 100;

@@ -2,7 +2,7 @@
  * A WebSocket as a chat connection, shaped like a TCP one: `read` gives the client's lines as
  * bytes (each text message, then a LF), `write` sends the lines it is given as one text frame.
  */
-import type { ChatConn } from "../peer.ts";
+import type { ChatConn } from "./peer.ts";
 import { encodeLine, formatError } from "../protocol.ts";
 import { writeAll } from "./http.ts";
 import {

@@ -24,7 +24,7 @@ import {
   isOutdated,
   parseAccount,
   verifyPassword,
-} from "../accounts.ts";
+} from "../server/passwords.ts";
 import { parseNewPassword, parsePrompt } from "../protocol.ts";
 
 const GREETING = "* Welcome to chat! What shall I call you?";

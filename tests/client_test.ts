@@ -1,6 +1,6 @@
 /** Tests of client.ts run as a real subprocess: piped, and at a real terminal under tmux. */
 import assert from "node:assert/strict";
-import { nameColor } from "../terminal.ts";
+import { nameColor } from "../client/terminal.ts";
 import { Pacer, seenCount } from "../client.ts";
 import {
   formatHistory,

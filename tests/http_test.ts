@@ -6,7 +6,7 @@ import assert from "node:assert/strict";
 import { connect } from "node:net";
 import { HeadReader, HttpError, parseHead } from "../server/http.ts";
 import type { ServerOptions } from "../server.ts";
-import { startWeb } from "../web.ts";
+import { startWeb } from "../server/web.ts";
 import {
   Child,
   CLOSE_DEADLINE_MS,

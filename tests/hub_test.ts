@@ -1,7 +1,7 @@
 /** Tests of the room: every command and the history, over real sockets, and LocalHub itself. */
 import assert from "node:assert/strict";
-import { LocalHub, type Member } from "../hub.ts";
-import type { RoomLog } from "../room_log.ts";
+import { LocalHub, type Member } from "../server/hub.ts";
+import type { RoomLog } from "../server/room_log.ts";
 import { HELP_LINES } from "../protocol.ts";
 import { joinAs, joinWithHistory, startTestServer, TestClient, waitUntil } from "./_helpers.ts";
 

@@ -4,7 +4,7 @@
  * loaded machine fire late, so the tests assert what a policy guarantees, never one schedule.
  */
 import assert from "node:assert/strict";
-import { addressKey, AddressTable, TokenBucket } from "../limits.ts";
+import { addressKey, AddressTable, TokenBucket } from "../server/limits.ts";
 import { DEFAULT_LIMITS } from "../server.ts";
 import {
   Child,

@@ -9,9 +9,9 @@
  */
 import assert from "node:assert/strict";
 import fc from "fast-check";
-import type { AddressState } from "../limits.ts";
-import { type ChatConn, Peer } from "../peer.ts";
-import { type LogReader, noticeDelayMs, RoomLog } from "../room_log.ts";
+import type { AddressState } from "../server/limits.ts";
+import { type ChatConn, Peer } from "../server/peer.ts";
+import { type LogReader, noticeDelayMs, RoomLog } from "../server/room_log.ts";
 import { waitUntil } from "./_helpers.ts";
 
 const encoder = new TextEncoder();

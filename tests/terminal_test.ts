@@ -4,10 +4,10 @@
  * line_editor.ts and terminal.ts.
  */
 import assert from "node:assert/strict";
-import { KeyDecoder, layoutInput, LineEditor } from "../line_editor.ts";
+import { KeyDecoder, layoutInput, LineEditor } from "../client/line_editor.ts";
 import { formatHistory, formatRoomList } from "../protocol.ts";
 import { type ChatServer, type ServerOptions } from "../server.ts";
-import { LineStyle, NAME_COLORS, nameColor } from "../terminal.ts";
+import { LineStyle, NAME_COLORS, nameColor } from "../client/terminal.ts";
 import {
   DEADLINE_MS,
   joinAs,

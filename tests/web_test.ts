@@ -11,9 +11,9 @@
 import assert from "node:assert/strict";
 import puppeteer, { type Browser, type Page } from "puppeteer-core";
 import css from "../web/style.css" with { type: "text" };
-import { NAME_COLORS, nameColor } from "../terminal.ts";
+import { NAME_COLORS, nameColor } from "../client/terminal.ts";
 import type { ChatServer, ServerOptions } from "../server.ts";
-import { startWeb, type WebOptions, type WebServer } from "../web.ts";
+import { startWeb, type WebOptions, type WebServer } from "../server/web.ts";
 import { firstNewLine, reconnectDelay, Roster } from "../web/room.ts";
 import { nameColorSlot, parseServerLine } from "../protocol.ts";
 import {
@@ -442,7 +442,7 @@ Deno.test("web lets only the page's origin open the socket, and those --web-orig
 });
 
 Deno.test("parseOrigin takes an origin as browsers send it and explains any other", async () => {
-  const { parseOrigin } = await import("../web.ts");
+  const { parseOrigin } = await import("../server/web.ts");
   assert.equal(parseOrigin("https://chat.example"), "https://chat.example");
   assert.equal(parseOrigin("http://chat.example:8080/"), "http://chat.example:8080");
   for (const bad of ["chat.example", "https://chat.example/path", "*", "null", "file:///x"]) {

@@ -28,7 +28,7 @@ import {
   withDeadline,
 } from "./_helpers.ts";
 import type { ServerOptions } from "../server.ts";
-import { startWeb } from "../web.ts";
+import { startWeb } from "../server/web.ts";
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();

@@ -2,14 +2,14 @@
  * What the server keeps across restarts, behind one interface for both backends: the room's
  * history and the registered names. `SqliteStore` keeps them in an SQLite file (`--store FILE`),
  * through a worker, so that the relay never waits for the disk; a cluster keeps them in Redis
- * (cluster.ts). Without either, nothing is kept and nothing here is loaded.
+ * (cluster/cluster_hub.ts). Without either, nothing is kept and nothing here is loaded.
  *
  * The registered names are held in memory too and read from there, so a join never waits for a
  * store; a change is saved first and then made in memory, so that what a member is told holds.
  */
 import STORE_WORKER from "./store_worker.ts" with { type: "text" };
-import { type Account, parseAccount } from "./accounts.ts";
-import { isKeptLine, nameKey } from "./protocol.ts";
+import { type Account, parseAccount } from "./passwords.ts";
+import { isKeptLine, nameKey } from "../protocol.ts";
 
 /** A line of chat as kept: when it was said (ms since the epoch) and the line as relayed. */
 export interface HistoryEntry {

@@ -18,7 +18,7 @@ import {
   ProtocolError,
   quote,
   roomList,
-} from "./protocol.ts";
+} from "../protocol.ts";
 import { type LogReader, RoomLog } from "./room_log.ts";
 import type { Accounts, HistoryEntry, HistoryStore } from "./store.ts";
 

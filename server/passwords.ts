@@ -4,7 +4,7 @@
  * guessing, per name and per address.
  */
 import { randomBytes, scrypt, timingSafeEqual } from "node:crypto";
-import { nameKey, ProtocolError } from "./protocol.ts";
+import { nameKey, ProtocolError } from "../protocol.ts";
 
 /** A registered name, as the store keeps it: never the password, only its scrypt hash. */
 export interface Account {

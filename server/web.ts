@@ -18,23 +18,17 @@
  * permission, and the compiled binary carries them. `web/page.js` is built from `web/page.ts` by
  * `deno task bundle` and committed; a test checks that it matches its source.
  */
-import INDEX_HTML from "./web/index.html" with { type: "text" };
-import PAGE_JS from "./web/page.js" with { type: "text" };
-import STYLE_CSS from "./web/style.css" with { type: "text" };
-import ICON_SVG from "./web/icon.svg" with { type: "text" };
+import INDEX_HTML from "../web/index.html" with { type: "text" };
+import PAGE_JS from "../web/page.js" with { type: "text" };
+import STYLE_CSS from "../web/style.css" with { type: "text" };
+import ICON_SVG from "../web/icon.svg" with { type: "text" };
 import { type ChatConn, describe, isPeerGone } from "./peer.ts";
-import type { ChatServer } from "./server.ts";
-import { TlsConn, tlsContext } from "./tls.ts";
-import { acceptAll } from "./server/accept.ts";
-import {
-  formatResponse,
-  HeadReader,
-  HttpError,
-  type RequestHead,
-  writeAll,
-} from "./server/http.ts";
-import { acceptKey, isValidKey } from "./server/websocket.ts";
-import { WebSocketConn } from "./server/websocket_conn.ts";
+import type { ChatServer } from "../server.ts";
+import { TlsConn, tlsContext } from "./tls_conn.ts";
+import { acceptAll } from "./accept.ts";
+import { formatResponse, HeadReader, HttpError, type RequestHead, writeAll } from "./http.ts";
+import { acceptKey, isValidKey } from "./websocket.ts";
+import { WebSocketConn } from "./websocket_conn.ts";
 import type { SecureContext } from "node:tls";
 
 /** The page's port when `--web` names none. */

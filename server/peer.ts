@@ -2,7 +2,7 @@
 import type { Member } from "./hub.ts";
 import type { AddressState, TokenBucket } from "./limits.ts";
 import type { RoomLog } from "./room_log.ts";
-import { encodeLine, formatError } from "./protocol.ts";
+import { encodeLine, formatError } from "../protocol.ts";
 
 /** How long a closing peer may take to receive its last lines before its socket is closed anyway. */
 const END_TIMEOUT_MS = 2000;

@@ -1,10 +1,14 @@
 /** The command line's help texts: one for the whole, one for the server, one for the client. */
-import { DEFAULT_CLIENT_HOST, DEFAULT_JOIN_TIMEOUT_MS, DEFAULT_RECONNECT_TRIES } from "./client.ts";
-import { DEFAULT_CLAIM_TTL_MS } from "./cluster.ts";
-import { DEFAULT_HISTORY_SIZE } from "./hub.ts";
-import { DEFAULT_HOST, DEFAULT_PORT, HELP_LINES } from "./protocol.ts";
-import { DEFAULT_WEB_PORT } from "./web.ts";
-import config from "./deno.json" with { type: "json" };
+import {
+  DEFAULT_CLIENT_HOST,
+  DEFAULT_JOIN_TIMEOUT_MS,
+  DEFAULT_RECONNECT_TRIES,
+} from "../client.ts";
+import { DEFAULT_CLAIM_TTL_MS } from "../cluster/cluster_hub.ts";
+import { DEFAULT_HISTORY_SIZE } from "../server/hub.ts";
+import { DEFAULT_HOST, DEFAULT_PORT, HELP_LINES } from "../protocol.ts";
+import { DEFAULT_WEB_PORT } from "../server/web.ts";
+import config from "../deno.json" with { type: "json" };
 
 /** This program's version, kept in deno.json alone. */
 export const VERSION: string = config.version;

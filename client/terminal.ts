@@ -5,7 +5,7 @@
  */
 import wrapAnsi from "wrap-ansi";
 import { type Key, KeyDecoder, layoutInput, LineEditor, textWidth } from "./line_editor.ts";
-import { HELP_LINES, nameColorSlot, nameKey, parseCommand, type ServerLine } from "./protocol.ts";
+import { HELP_LINES, nameColorSlot, nameKey, parseCommand, type ServerLine } from "../protocol.ts";
 
 /** Where the session's lines appear and where the user's lines come from. */
 export interface Screen {

@@ -14,11 +14,17 @@
  */
 import { setImmediate } from "node:timers";
 import { type CommandParser, createClient, defineScript, ErrorReply } from "@redis/client";
-import { DEFAULT_LOG_BYTES, type Hub, type LeaveReason, type Member, sortNames } from "./hub.ts";
-import { RoomLog } from "./room_log.ts";
-import { type Account, parseAccount } from "./accounts.ts";
-import { type Accounts, StoreError } from "./store.ts";
-import { describe } from "./peer.ts";
+import {
+  DEFAULT_LOG_BYTES,
+  type Hub,
+  type LeaveReason,
+  type Member,
+  sortNames,
+} from "../server/hub.ts";
+import { RoomLog } from "../server/room_log.ts";
+import { type Account, parseAccount } from "../server/passwords.ts";
+import { type Accounts, StoreError } from "../server/store.ts";
+import { describe } from "../server/peer.ts";
 import {
   cleanText,
   DEFAULT_MAX_LINE_BYTES,
@@ -42,7 +48,7 @@ import {
   parseName,
   ProtocolError,
   quote,
-} from "./protocol.ts";
+} from "../protocol.ts";
 
 /** How long a name claim lives without renewal: a dead server's names are free after this. */
 export const DEFAULT_CLAIM_TTL_MS = 10_000;
