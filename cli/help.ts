@@ -78,8 +78,8 @@ export function serverHelp(limits: OptionRow[]): string {
     ],
     [
       "--web-origin ORIGIN",
-      "with --web: let pages from ORIGIN (https://chat.example) join too; the page's own " +
-      "origin always may (repeat for more)",
+      "with --web: let pages from ORIGIN (http://chat.lan:8080) join too; the page opened by " +
+      "the server's address, or over HTTPS by its name, always may (repeat for more)",
     ],
     ...limits,
     ["-h, --help", "this help"],

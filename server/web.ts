@@ -269,7 +269,8 @@ class PageServer implements WebServer {
         }
         isLast = refusal !== undefined || isLastRequest(head);
         if (head.path === SOCKET_PATH) {
-          const socket = this.#socket(conn, head, heads.rest());
+          const local = (tcp.localAddr as Deno.NetAddr).hostname;
+          const socket = this.#socket(conn, head, { rest: heads.rest(), local });
           if (socket instanceof Uint8Array) {
             await writeAll(conn, socket);
             continue;
@@ -305,15 +306,20 @@ class PageServer implements WebServer {
     }
   }
 
-  /** The answer to a request for the socket: a refusal, or the 101 and the socket it opens. */
+  /**
+   * The answer to a request for the socket: a refusal, or the 101 and the socket it opens. `rest`:
+   * what came after the request; `local`: the address the connection came in on.
+   */
   #socket(
     conn: ChatConn,
     head: RequestHead,
-    rest: Uint8Array,
+    options: { rest: Uint8Array; local: string },
   ): Uint8Array | { response: Uint8Array; conn: WebSocketConn } {
     const refusal = socketRefusal(head, {
       isTls: this.#config.tls !== undefined,
       origins: this.#config.origins,
+      port: this.addr.port,
+      local: options.local,
     });
     if (refusal) return refusal;
     const key = head.headers.get("sec-websocket-key") ?? "";
@@ -323,7 +329,7 @@ class PageServer implements WebServer {
       });
     }
     const socket = new WebSocketConn(conn, {
-      rest,
+      rest: options.rest,
       onClose: () => this.#sockets.delete(socket),
     });
     const response = formatResponse(101, {
@@ -381,7 +387,7 @@ function plain(status: number, text: string, extra: Record<string, string> = {})
 /** Why a request for the socket cannot have it: not a WebSocket, or from another site. */
 function socketRefusal(
   head: RequestHead,
-  options: { isTls: boolean; origins: ReadonlySet<string> },
+  options: OwnOrigins & { origins: ReadonlySet<string> },
 ): Uint8Array | undefined {
   if (head.method !== "GET") {
     return plain(405, `Method ${head.method} not allowed: use GET`, { allow: "GET" });
@@ -392,7 +398,7 @@ function socketRefusal(
     });
   }
   const origin = head.headers.get("origin");
-  if (origin === null || isSameOrigin(origin, head, options.isTls)) return;
+  if (origin === null || isOwnOrigin(origin, head, options)) return;
   if (options.origins.has(origin)) return;
   return plain(
     403,
@@ -402,15 +408,39 @@ function socketRefusal(
   );
 }
 
+/** What the page's own origins are made of: its scheme and port, and the address it was reached at. */
+interface OwnOrigins {
+  isTls: boolean;
+  port: number;
+  /** The address the connection came in on (the listener's, or one of the machine's for 0.0.0.0). */
+  local: string;
+}
+
 /**
- * Whether `origin` is the page's own: the scheme it is served with and the host it was asked for.
+ * Whether `origin` is the page's own: its scheme and port, and a host that is the server's. Over
+ * HTTP that is the address the connection came in on (or `localhost` on loopback), never a name
+ * from the request's Host header: a page of a domain whose DNS now points at this server (DNS
+ * rebinding) sends a Host and an Origin that agree, and a name is the page's only if --web-origin
+ * says so. Over HTTPS the Host is the name the browser checked the certificate for, so it stands.
  * A browser always sends Origin with a WebSocket; a request without one is not from a browser, and
  * could claim any origin it liked, so it is let in as gorilla/websocket does.
  */
-function isSameOrigin(origin: string, head: RequestHead, isTls: boolean): boolean {
-  const host = head.headers.get("host");
-  return host !== null &&
-    origin.toLowerCase() === `${isTls ? "https" : "http"}://${host}`.toLowerCase();
+function isOwnOrigin(origin: string, head: RequestHead, own: OwnOrigins): boolean {
+  let url: URL;
+  try {
+    url = new URL(origin);
+  } catch {
+    return false;
+  }
+  const scheme = own.isTls ? "https:" : "http:";
+  const port = Number(url.port || (own.isTls ? 443 : 80));
+  if (url.protocol !== scheme || port !== own.port || url.origin !== origin.toLowerCase()) {
+    return false;
+  }
+  if (own.isTls) return url.host === head.headers.get("host")?.toLowerCase();
+  const host = url.hostname.replace(/^\[(.*)\]$/, "$1");
+  const local = own.local.replace(/^::ffff:/, ""); // an IPv4 client of a dual-stack listener
+  return host === local || (host === "localhost" && /^(127\.|::1$)/.test(local));
 }
 
 /**
