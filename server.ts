@@ -16,10 +16,11 @@
  */
 import { DEFAULT_HISTORY_SIZE, DEFAULT_LOG_BYTES, type Hub, LocalHub } from "./server/hub.ts";
 import { type AddressState, AddressTable, TokenBucket } from "./server/limits.ts";
-import { type ChatConn, describe, isPeerGone, Peer } from "./server/peer.ts";
+import { Peer } from "./server/peer.ts";
+import { type ChatConn, closeQuietly, isPeerGone, pause } from "./server/conn.ts";
 import { type SecureContext } from "node:tls";
 import { TlsConn, tlsContext } from "./server/tls_conn.ts";
-import { acceptAll, pause } from "./server/accept.ts";
+import { acceptAll } from "./server/accept.ts";
 import {
   type Account,
   GuessBackoff,
@@ -34,6 +35,7 @@ import {
   DEFAULT_HOST,
   DEFAULT_MAX_LINE_BYTES,
   DEFAULT_PORT,
+  describe,
   encodeLine,
   formatCurrentPasswordPrompt,
   formatError,
@@ -353,11 +355,7 @@ class Server implements ChatServer {
     this.#isClosing = true;
     this.#stop.abort();
     clearInterval(this.#sweeper);
-    try {
-      this.#listener.close();
-    } catch {
-      // Already closed: the accept loop has ended.
-    }
+    closeQuietly(this.#listener); // the accept loop then ends
     // The hub says goodbye for the members first (a cluster hub tells the other servers).
     this.#hubClosed = Promise.resolve(this.#config.hub.close()).catch((error) =>
       this.#config.log(`hub: ${describe(error)}`)
@@ -1025,14 +1023,6 @@ async function refuse(conn: ChatConn, reason: string): Promise<void> {
 /** SHA-256 of a password, so that two of any lengths compare in constant time. */
 function digest(password: string): Uint8Array {
   return new Uint8Array(createHash("sha256").update(password).digest());
-}
-
-function closeQuietly(conn: ChatConn): void {
-  try {
-    conn.close();
-  } catch {
-    // Already closed: closing is all we wanted.
-  }
 }
 
 /** Settles when `signal` aborts. */

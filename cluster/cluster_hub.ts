@@ -24,10 +24,12 @@ import {
 import { RoomLog } from "../server/room_log.ts";
 import { type Account, parseAccount } from "../server/passwords.ts";
 import { type Accounts, StoreError } from "../server/store.ts";
-import { describe } from "../server/peer.ts";
+import { pause } from "../server/conn.ts";
 import {
+  backoffDelay,
   cleanText,
   DEFAULT_MAX_LINE_BYTES,
+  describe,
   encodeLine,
   formatAction,
   formatError,
@@ -45,9 +47,12 @@ import {
   formatWho,
   isKeptLine,
   nameKey,
+  nameTaken,
+  noSuchUser,
   parseName,
   ProtocolError,
   quote,
+  sameName,
 } from "../protocol.ts";
 
 /** How long a name claim lives without renewal: a dead server's names are free after this. */
@@ -407,16 +412,16 @@ export class ClusterHub implements Hub {
     const name = member.name;
     const key = nameKey(name);
     if (this.#closing) throw new ProtocolError("Server is shutting down");
-    if (this.#isTaken(key)) throw taken(name);
+    if (this.#isTaken(key)) throw nameTaken(name);
     this.#isAwake();
     this.#joining.add(key);
     try {
       const info = { id: (++this.#memberCount).toString(36), since: this.#redisNow() };
       // Redis decides while it can be reached; in a partition the name is claimed on healing.
-      if (!await this.#tryClaim(name, info)) throw taken(name);
+      if (!await this.#tryClaim(name, info)) throw nameTaken(name);
       if (this.#closing || this.#remote.has(key)) {
         this.#release(name, info);
-        throw this.#closing ? new ProtocolError("Server is shutting down") : taken(name);
+        throw this.#closing ? new ProtocolError("Server is shutting down") : nameTaken(name);
       }
       // The newcomer is a member from here on, all at once: it has seen every line this server
       // relayed until now in the history, and hears every later one live.
@@ -473,19 +478,19 @@ export class ClusterHub implements Hub {
 
   async rename(member: Member, newName: string): Promise<void> {
     const oldName = member.name;
-    if (newName === oldName) throw new ProtocolError(`Your name is already ${quote(newName)}`);
+    if (newName === oldName) throw sameName(newName);
     const oldKey = nameKey(oldName);
     const newKey = nameKey(newName);
     const isNewKey = newKey !== oldKey;
     const info = this.#local.get(member);
     if (!info) return;
-    if (isNewKey && this.#isTaken(newKey)) throw taken(newName);
+    if (isNewKey && this.#isTaken(newKey)) throw nameTaken(newName);
     this.#isAwake();
     // A change of case keeps the name, and so the time it was taken.
     const renamed = { id: info.id, since: isNewKey ? this.#redisNow() : info.since };
     if (isNewKey) this.#joining.add(newKey);
     try {
-      if (!await this.#tryClaim(newName, renamed)) throw taken(newName);
+      if (!await this.#tryClaim(newName, renamed)) throw nameTaken(newName);
     } finally {
       if (isNewKey) this.#joining.delete(newKey);
     }
@@ -493,7 +498,7 @@ export class ClusterHub implements Hub {
     if (isGone || (isNewKey && this.#remote.has(newKey))) {
       if (isNewKey) this.#release(newName, renamed);
       if (isGone) return; // it left, or was renamed, while we waited
-      throw taken(newName);
+      throw nameTaken(newName);
     }
     if (isNewKey) this.#release(oldName, info);
     info.since = renamed.since;
@@ -512,7 +517,7 @@ export class ClusterHub implements Hub {
       return member.send(encodeLine(formatPrivateTo(local.name, text)));
     }
     const remote = this.#remote.get(nameKey(to));
-    if (!remote) throw new ProtocolError(`No user named ${quote(to)} is online: /who lists who is`);
+    if (!remote) throw noSuchUser(to);
     if (!this.#isWhole) {
       throw new ProtocolError(
         `Cannot reach ${quote(remote.name)} on another server: the room is partitioned`,
@@ -525,7 +530,7 @@ export class ClusterHub implements Hub {
           `${REDIS_TIMEOUT_MS / 1000} seconds; it may not have arrived`,
       );
     }
-    if (!answer) throw new ProtocolError(`No user named ${quote(to)} is online: /who lists who is`);
+    if (!answer) throw noSuchUser(to);
     member.send(encodeLine(formatPrivateTo(remote.name, text)));
   }
 
@@ -719,7 +724,7 @@ export class ClusterHub implements Hub {
         link.break(describe(error));
         if (this.#isRefused(link.cause ?? error)) failures = Infinity;
       }
-      if (!this.#closing) await this.#wait(backoff(failures++));
+      if (!this.#closing) await pause(backoff(failures++), this.#stopWaiting.signal);
     }
   }
 
@@ -734,19 +739,6 @@ export class ClusterHub implements Hub {
     }
     this.#refusal = refusal;
     return true;
-  }
-
-  #wait(ms: number): Promise<void> {
-    return new Promise((resolve) => {
-      const signal = this.#stopWaiting.signal;
-      const timer = setTimeout(done, ms);
-      signal.addEventListener("abort", done, { once: true });
-      function done() {
-        clearTimeout(timer);
-        signal.removeEventListener("abort", done);
-        resolve();
-      }
-    });
   }
 
   /**
@@ -1319,7 +1311,7 @@ function connectRedis(url: string) {
 
 /** The wait before the next attempt to reach Redis: doubling, with jitter so that servers spread. */
 function backoff(failures: number): number {
-  return Math.min(MAX_BACKOFF_MS, 100 * 2 ** failures) * (0.5 + Math.random() / 2);
+  return backoffDelay(failures, { firstMs: 100, mostMs: MAX_BACKOFF_MS, jitter: [0.5, 1] });
 }
 
 /**
@@ -1488,10 +1480,6 @@ function isValidName(name: string): boolean {
   } catch {
     return false;
   }
-}
-
-function taken(name: string): ProtocolError {
-  return new ProtocolError(`Cannot accept name ${quote(name)}: name is taken`);
 }
 
 /** The URL without its password, for the log. */

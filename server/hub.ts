@@ -15,9 +15,10 @@ import {
   formatWho,
   nameKey,
   type NameList,
-  ProtocolError,
-  quote,
+  nameTaken,
+  noSuchUser,
   roomList,
+  sameName,
 } from "../protocol.ts";
 import { type LogReader, RoomLog } from "./room_log.ts";
 import type { Accounts, HistoryEntry, HistoryStore } from "./store.ts";
@@ -125,7 +126,7 @@ export class LocalHub implements Hub {
   join(member: Member, notices: readonly string[] = []): void {
     const key = nameKey(member.name);
     if (this.#members.has(key)) {
-      throw new ProtocolError(`Cannot accept name ${quote(member.name)}: name is taken`);
+      throw nameTaken(member.name);
     }
     const roomList = this.#currentRoomList();
     const last = [...notices, formatWelcome(member.name, this.#members.size + 1)];
@@ -160,11 +161,11 @@ export class LocalHub implements Hub {
 
   rename(member: Member, newName: string): void {
     const oldName = member.name;
-    if (newName === oldName) throw new ProtocolError(`Your name is already ${quote(newName)}`);
+    if (newName === oldName) throw sameName(newName);
     const oldKey = nameKey(oldName);
     const newKey = nameKey(newName);
     if (newKey !== oldKey && this.#members.has(newKey)) {
-      throw new ProtocolError(`Cannot accept name ${quote(newName)}: name is taken`);
+      throw nameTaken(newName);
     }
     this.#members.delete(oldKey);
     this.#members.set(newKey, member);
@@ -175,9 +176,7 @@ export class LocalHub implements Hub {
 
   whisper(member: Member, to: string, text: string): void {
     const recipient = this.#members.get(nameKey(to));
-    if (!recipient) {
-      throw new ProtocolError(`No user named ${quote(to)} is online: /who lists who is`);
-    }
+    if (!recipient) throw noSuchUser(to);
     recipient.send(encodeLine(formatPrivateFrom(member.name, text)));
     member.send(encodeLine(formatPrivateTo(recipient.name, text)));
   }

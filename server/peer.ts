@@ -2,7 +2,8 @@
 import type { Member } from "./hub.ts";
 import type { AddressState, TokenBucket } from "./limits.ts";
 import type { RoomLog } from "./room_log.ts";
-import { encodeLine, formatError } from "../protocol.ts";
+import { describe, encodeLine, formatError, hostPort } from "../protocol.ts";
+import { type ChatConn, closeQuietly, isPeerGone } from "./conn.ts";
 
 /** How long a closing peer may take to receive its last lines before its socket is closed anyway. */
 const END_TIMEOUT_MS = 2000;
@@ -14,24 +15,6 @@ const END_TIMEOUT_MS = 2000;
 const MIN_READ_BYTES = 512;
 const LARGE_READ_BYTES = 4096;
 const MAX_READ_BYTES = 64 * 1024;
-
-/**
- * What a peer needs of its connection: a `Deno.Conn` (TCP or TLS) has all of it, and another
- * transport (a WebSocket carrying one line per message) can offer the same, so that every member
- * goes through the same limits and the same writer.
- */
-export interface ChatConn {
-  /** The client's address: its `hostname` is what the per-address limits count. */
-  readonly remoteAddr: Deno.Addr;
-  /** Reads into `buffer`: the number of bytes read, or `null` at the end of the input. */
-  read(buffer: Uint8Array): Promise<number | null>;
-  /** Writes from `bytes` (whole lines, each ending in LF): the number of bytes taken. */
-  write(bytes: Uint8Array): Promise<number>;
-  /** Says that nothing more will be written, while the client may still be sending. */
-  closeWrite(): Promise<void>;
-  /** Closes the connection now; throws if it is closed already. */
-  close(): void;
-}
 
 /** Lines for one peer alone, due once its cursor has reached the log position they were sent at. */
 interface PrivateLines {
@@ -134,9 +117,7 @@ export class Peer implements Member {
     const { promise, resolve } = Promise.withResolvers<void>();
     this.closed = promise;
     this.#resolveClosed = resolve;
-    this.#where = remote.hostname.includes(":")
-      ? `[${remote.hostname}]:${remote.port}`
-      : `${remote.hostname}:${remote.port}`;
+    this.#where = hostPort(remote.hostname, remote.port);
   }
 
   /** For logs: the remote address, with the current name once it has one. */
@@ -252,11 +233,7 @@ export class Peer implements Member {
     clearTimeout(this.#endTimer);
     this.#privates = [];
     this.#privateBytes = 0;
-    try {
-      this.#conn.close();
-    } catch {
-      // Already closed (for example by the other side's reset): closing is all we wanted.
-    }
+    closeQuietly(this.#conn);
     this.log?.release(this);
     this.#stop.abort();
     this.#resolveClosed();
@@ -446,25 +423,4 @@ export class Peer implements Member {
     this.#isWriteClosed = true;
     this.#conn.closeWrite().catch(() => this.close()); // a failure means the socket is gone
   }
-}
-
-/** Errors that mean the other side went away: a normal ending, not worth a stack trace. */
-const PEER_GONE: ReadonlyArray<new (...args: never[]) => Error> = [
-  Deno.errors.BadResource,
-  Deno.errors.BrokenPipe,
-  Deno.errors.ConnectionReset,
-  Deno.errors.ConnectionAborted,
-  Deno.errors.NotConnected,
-  Deno.errors.UnexpectedEof,
-  Deno.errors.Interrupted,
-];
-
-/** Whether an error only means that the other side went away. */
-export function isPeerGone(error: unknown): boolean {
-  return PEER_GONE.some((kind) => error instanceof kind);
-}
-
-/** An error in one line: its name and message. */
-export function describe(error: unknown): string {
-  return error instanceof Error ? `${error.name}: ${error.message}` : String(error);
 }

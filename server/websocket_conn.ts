@@ -2,7 +2,7 @@
  * A WebSocket as a chat connection, shaped like a TCP one: `read` gives the client's lines as
  * bytes (each text message, then a LF), `write` sends each line it is given as a text frame.
  */
-import type { ChatConn } from "./peer.ts";
+import { type ChatConn, closeQuietly } from "./conn.ts";
 import { encodeLine, formatError } from "../protocol.ts";
 import { writeAll } from "./http.ts";
 import {
@@ -143,11 +143,7 @@ export class WebSocketConn implements ChatConn {
     this.#isClosed = true;
     this.#isInputEnded = true;
     this.#closed.resolve(null);
-    try {
-      this.#conn.close();
-    } catch {
-      // Closed already: closing is all we wanted.
-    }
+    closeQuietly(this.#conn);
     this.#onClose();
   }
 
