@@ -14,7 +14,13 @@
  * stream pipeline: streams cost about 10 KB per connection, more than an idle connection's budget.
  * This file owns the policy around it: limits on connections, flood control and time limits.
  */
-import { DEFAULT_HISTORY_SIZE, DEFAULT_LOG_BYTES, type Hub, LocalHub } from "./server/hub.ts";
+import {
+  type CloseReason,
+  DEFAULT_HISTORY_SIZE,
+  DEFAULT_LOG_BYTES,
+  type Hub,
+  LocalHub,
+} from "./server/hub.ts";
 import { type AddressState, AddressTable, TokenBucket } from "./server/limits.ts";
 import { Peer } from "./server/peer.ts";
 import { type ChatConn, closeQuietly, isPeerGone, pause } from "./server/conn.ts";
@@ -591,7 +597,7 @@ class Server implements ChatServer {
   /** Ends a peer for a reason of ours: it is told, and the room hears it left at once. */
   #disconnect(
     peer: Peer,
-    why: { error: string; problem?: string },
+    why: { error: string; problem?: CloseReason },
     line = formatError(why.error),
   ): void {
     peer.send(encodeLine(line));

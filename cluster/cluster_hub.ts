@@ -15,6 +15,7 @@
 import { setImmediate } from "node:timers";
 import { type CommandParser, createClient, defineScript, ErrorReply } from "@redis/client";
 import {
+  type CloseReason,
   DEFAULT_LOG_BYTES,
   type Hub,
   type LeaveReason,
@@ -103,8 +104,10 @@ export const PARTITION_NOTICE = formatSystemLine(
 );
 export const HEAL_NOTICE = formatSystemLine("The room is whole again");
 /** Why the room is told someone left whom a partition hid: their own reason was not heard here. */
-const LEFT_IN_PARTITION = "during a partition";
-const NAME_TAKEN = "name taken during a partition";
+const LEFT_IN_PARTITION: CloseReason = "during a partition";
+const NAME_TAKEN: CloseReason = "name taken during a partition";
+const SERVER_LOST: CloseReason = "server lost";
+const SERVER_SHUT_DOWN: CloseReason = "server shut down";
 
 /**
  * Takes or renews a claim: `SERVER MEMBER SINCE NAME` for a lifetime. Taken if free or this
@@ -555,7 +558,7 @@ export class ClusterHub implements Hub {
       for (const member of this.#members.values()) {
         const info = this.#local.get(member)!;
         this.#release(member.name, info);
-        this.#publish({ k: "leave", n: member.name, m: info.id, t: "server shut down" });
+        this.#publish({ k: "leave", n: member.name, m: info.id, t: SERVER_SHUT_DOWN });
       }
       this.#members.clear();
       this.#local.clear();
@@ -875,7 +878,7 @@ export class ClusterHub implements Hub {
     for (const [origin, other] of this.#others) {
       if (this.#confirmedAt - other.heardAt <= other.ttl) continue;
       this.#others.delete(origin);
-      for (const member of other.members.values()) this.#forget(member, "server lost");
+      for (const member of other.members.values()) this.#forget(member, SERVER_LOST);
     }
   }
 
@@ -1046,7 +1049,7 @@ export class ClusterHub implements Hub {
   /** Disconnects a member whose name someone elsewhere has held longer (or that is registered). */
   #evict(
     member: Member,
-    why = {
+    why: { error: string; problem: CloseReason } = {
       error: `Someone on another server had the name ${quote(member.name)} first, while the ` +
         "room was partitioned; rejoin with another name",
       problem: NAME_TAKEN,
@@ -1060,7 +1063,7 @@ export class ClusterHub implements Hub {
     member.send(encodeLine(formatError(why.error)));
     this.#deliver(member, formatLeave(name, why.problem), true);
     this.#publish({ k: "leave", n: name, m: info.id, t: why.problem });
-    (member as Partial<Closable>).end?.();
+    member.end();
   }
 
   /** Notes that another server spoke, and returns what is known of it. */
@@ -1104,6 +1107,7 @@ export class ClusterHub implements Hub {
   }
 
   /** Takes another server's member out of the view, telling the members here why. */
+  /** `problem` is ours, or the other server's words (its event's text, checked as a client's). */
   #forget(member: RemoteMember, problem?: string, quit?: string): void {
     this.#others.get(member.server)?.members.delete(member.id);
     if (this.#remote.get(nameKey(member.name)) === member) {
@@ -1341,11 +1345,6 @@ function isInHistory(message: string, newest: Map<string, number>): boolean {
   } catch {
     return false; // not ours: its own check rejects it
   }
-}
-
-/** A closable member (the server's peers are). */
-interface Closable {
-  end(): void;
 }
 
 const encoder = new TextEncoder();

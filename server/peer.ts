@@ -1,5 +1,5 @@
 /** One client connection: its single writer from the room log and its own lines, its budgets, and its closing. */
-import type { Member } from "./hub.ts";
+import type { CloseReason, Member } from "./hub.ts";
 import type { AddressState, TokenBucket } from "./limits.ts";
 import type { RoomLog } from "./room_log.ts";
 import { describe, encodeLine, formatError, hostPort } from "../protocol.ts";
@@ -45,7 +45,7 @@ export class Peer implements Member {
   isJoined = false;
   isEnding = false;
   /** Why the server closed it, for the leave notice and the log. */
-  closeReason: string | undefined;
+  closeReason: CloseReason | undefined;
   /** What the log adds to the reason ("no byte taken for 30 s"): which limit it met. */
   closeDetail: string | undefined;
   /** Lines that had to wait for the flood bucket since it was last full. */
@@ -225,7 +225,7 @@ export class Peer implements Member {
    * Closes the socket now, dropping what is queued; the read loop then ends. `reason` is for the
    * room and the log, `detail` for the log alone.
    */
-  close(reason?: string, detail?: string): void {
+  close(reason?: CloseReason, detail?: string): void {
     if (this.#isClosed) return;
     this.#isClosed = true;
     this.closeReason ??= reason;
@@ -414,7 +414,8 @@ export class Peer implements Member {
     this.#sendingFrom = undefined;
     this.#gathered = undefined;
     // The peer is gone (reset, broken pipe) or was closed meanwhile: never write to it again.
-    this.close(isPeerGone(error) ? undefined : describe(error));
+    // Anything else was not expected: the reason is the error itself, described.
+    this.close(isPeerGone(error) ? undefined : describe(error) as CloseReason);
   };
 
   #afterLastWrite(): void {
