@@ -1,6 +1,6 @@
 /** One client connection: its single writer from the room log and its own lines, its budgets, and its closing. */
 import type { CloseReason, Member } from "./hub.ts";
-import type { AddressState, TokenBucket } from "./limits.ts";
+import type { AddressState } from "./limits.ts";
 import type { RoomLog } from "./room_log.ts";
 import { describe, encodeLine, formatError, hostPort } from "../protocol.ts";
 import { type ChatConn, closeQuietly, isPeerGone } from "./conn.ts";
@@ -48,10 +48,6 @@ export class Peer implements Member {
   closeReason: CloseReason | undefined;
   /** What the log adds to the reason ("no byte taken for 30 s"): which limit it met. */
   closeDetail: string | undefined;
-  /** Lines that had to wait for the flood bucket since it was last full. */
-  floodStrikes = 0;
-  /** Since when the peer has been over its byte budget without a pause that refilled it. */
-  overBudgetSince: number | undefined;
   /** Whether a TLS handshake is under way, which has a deadline of its own. */
   isHandshaking = false;
   /** When the last line arrived (`Date.now()`, cheaper than `performance.now()`), or connected. */
@@ -60,9 +56,6 @@ export class Peer implements Member {
   /** What the server knows of the peer's address, shared by every connection from it. */
   readonly address: AddressState;
   readonly closed: Promise<void>;
-  /** Its flood control: lines, and bytes; none when flood control is off. */
-  readonly bucket: TokenBucket | undefined;
-  readonly bytes: TokenBucket | undefined;
   /** Its place in the room log (see {@linkcode LogReader}). */
   cursor = 0;
   log: RoomLog | undefined;
@@ -104,15 +97,11 @@ export class Peer implements Member {
     options: {
       maxBacklogBytes: number;
       address: AddressState;
-      bucket?: TokenBucket;
-      bytes?: TokenBucket;
     },
   ) {
     this.#conn = conn;
     this.#maxBacklogBytes = options.maxBacklogBytes;
     this.address = options.address;
-    this.bucket = options.bucket;
-    this.bytes = options.bytes;
     const remote = conn.remoteAddr as Deno.NetAddr;
     const { promise, resolve } = Promise.withResolvers<void>();
     this.closed = promise;
