@@ -8,17 +8,20 @@
  * prints the server's lines exactly, one per line, so it can be scripted.
  */
 import {
+  backoffDelay,
   cleanText,
   type ClientLimits,
   DEFAULT_MAX_LINE_BYTES,
   DEFAULT_PORT,
   encodeLine,
+  firstNewLine,
   LineSplitter,
   LineTooLongError,
   MAX_LINE_OVERHEAD_BYTES,
   MAX_MAX_LINE_BYTES,
+  messageOf,
   nameKey,
-  parseCommand,
+  parseCommandQuietly,
   parseName,
   parsePrompt,
   parseServerLine,
@@ -54,8 +57,7 @@ const SECRET_TRIES = 3;
 /** Reconnection attempts after the server is lost, at a terminal. */
 export const DEFAULT_RECONNECT_TRIES = 10;
 /** The first wait before reconnecting; each further attempt waits twice as long, up to the most. */
-const RECONNECT_FIRST_MS = 500;
-const RECONNECT_MOST_MS = 15_000;
+const RECONNECT_BACKOFF = { firstMs: 500, mostMs: 15_000, jitter: [0.75, 1.25] } as const;
 /** The limits of a server that does not state its own: the defaults of ours. */
 const DEFAULT_LIMITS: Required<ClientLimits> = {
   maxLineBytes: DEFAULT_MAX_LINE_BYTES,
@@ -180,10 +182,6 @@ async function connect({ hostname, port, tls }: Target): Promise<Deno.TcpConn | 
   }
 }
 
-function messageOf(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
-}
-
 /**
  * The server's flood control as a token bucket of our own: `burst` lines at once, then `rate` a
  * second. A line is sent only with a token in it, so the server never has to delay one.
@@ -252,21 +250,6 @@ type Ending =
 function historyKey(line: ServerLine): string | undefined {
   if (line.kind === "user") return `[${line.name}] ${line.text}`;
   if (line.kind === "action") return `* [${line.name}] ${line.text}`;
-}
-
-/**
- * How many of `history`'s first lines we saw already: the longest start of it that ends with the
- * last lines we saw, in order. History is the room's latest lines, so what follows is new.
- */
-export function seenCount(seen: readonly string[], history: readonly string[]): number {
-  for (let end = history.length; end > 0; end--) {
-    const length = Math.min(end, seen.length);
-    if (length === 0) break;
-    let isMatch = true;
-    for (let i = 1; i <= length && isMatch; i++) isMatch = history[end - i] === seen.at(-i);
-    if (isMatch) return end;
-  }
-  return 0;
 }
 
 /**
@@ -381,8 +364,8 @@ class Session {
     this.#screen.note(`${why}: reconnecting`, "error");
     let reason = why;
     while (failures < this.#reconnectTries) {
-      const delay = Math.min(RECONNECT_MOST_MS, RECONNECT_FIRST_MS * 2 ** failures) *
-        (0.75 + Math.random() / 2); // spread out, so that a restarted server is not hit at once
+      // Spread out, so that a restarted server is not hit by every client at once.
+      const delay = backoffDelay(failures, RECONNECT_BACKOFF);
       failures++;
       this.#setStatus(
         `reconnecting (attempt ${failures} of ${this.#reconnectTries} in ${
@@ -662,7 +645,7 @@ class Session {
 
   /** Shows what the join reply held back: the history not seen yet, and a separator. */
   showHistory(lines: { line: string; parsed: ServerLine; key: string }[], isRejoin: boolean): void {
-    const news = isRejoin ? lines.slice(seenCount(this.#seen, lines.map((l) => l.key))) : lines;
+    const news = isRejoin ? lines.slice(firstNewLine(this.#seen, lines.map((l) => l.key))) : lines;
     for (const { line, parsed, key } of news) {
       this.#remember(key);
       this.#screen.show(line, parsed);
@@ -768,7 +751,7 @@ class Session {
   /** A line handed to the socket: shown as said, and kept to match the history after a loss. */
   #said(line: string): void {
     this.#screen.said(line);
-    const command = parseCommandQuietly(line);
+    const command = commandOf(line);
     if (command?.name === "say") this.#remember(`[${this.#name}] ${command.text}`);
     if (command?.name === "me") this.#remember(`* [${this.#name}] ${command.text}`);
   }
@@ -841,7 +824,7 @@ function closeQuietly(conn: Deno.Conn): void {
 
 /** Whether a line sent may make the server ask for a password on the next one. */
 function mayPrompt(line: string): boolean {
-  const command = parseCommandQuietly(line);
+  const command = commandOf(line);
   return command?.name === "nick" || command?.name === "password" ||
     command?.name === "unregister" || (command?.name === "register" && !command.password);
 }
@@ -852,16 +835,12 @@ function isLoopback(hostname: string): boolean {
 }
 
 function isQuit(line: string): boolean {
-  return parseCommandQuietly(line)?.name === "quit";
+  return commandOf(line)?.name === "quit";
 }
 
-/** The command a typed line is, or `undefined` when it is malformed (the server will say why). */
-function parseCommandQuietly(line: string) {
-  try {
-    return parseCommand(cleanText(line));
-  } catch {
-    return undefined;
-  }
+/** The command a typed line is, read as the server reads it (cleaned first). */
+function commandOf(line: string) {
+  return parseCommandQuietly(cleanText(line));
 }
 
 /** The value of an environment variable we may read, or `undefined` (no permission asked for). */

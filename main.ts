@@ -12,7 +12,10 @@ import { SqliteStore, StoreRefusedError } from "./server/store.ts";
 import {
   DEFAULT_HOST,
   DEFAULT_PORT,
+  describe,
+  hostPort,
   MAX_MAX_LINE_BYTES,
+  messageOf,
   MIN_MAX_LINE_BYTES,
   parseNewPassword,
   ProtocolError,
@@ -191,9 +194,7 @@ export async function main(args: string[]): Promise<number> {
       return 1;
     }
     // Not expected, so not pretty, but still one line: the name says where to look.
-    console.error(
-      `error: unexpected ${error instanceof Error ? `${error.name}: ${error.message}` : error}`,
-    );
+    console.error(`error: unexpected ${describe(error)}`);
     return 1;
   }
 }
@@ -260,7 +261,7 @@ function parse<T>(parser: () => T): T {
 
 /** `parseArgs`' complaint, said in one short line (its own sentences give advice that misleads). */
 function parseArgsComplaint(error: unknown): string {
-  const message = error instanceof Error ? error.message : String(error);
+  const message = messageOf(error);
   const option = /'(-[^' ]*)/.exec(message)?.[1];
   const code = (error as { code?: string }).code;
   if (code === "ERR_PARSE_ARGS_UNKNOWN_OPTION" && option) {
@@ -545,15 +546,7 @@ async function readPassword(path: string, flag: string): Promise<string> {
 
 /** The first line of a file that holds a password, without its line end. */
 async function readSecret(path: string): Promise<string> {
-  let text: string;
-  try {
-    text = await Deno.readTextFile(path);
-  } catch (error) {
-    if (error instanceof Deno.errors.NotCapable) {
-      throw new ClientError(`No permission to read ${path}; run with --allow-read=${path}`);
-    }
-    throw new ClientError(`Cannot read ${path}: ${fileProblem(error)}`);
-  }
+  const text = await readFile(path, [path]);
   return text.split("\n")[0]!.replace(/\r$/, "");
 }
 
@@ -713,16 +706,24 @@ function shellQuote(word: string): string {
   return /^[\w@%+=:,./-]+$/.test(word) ? word : `'${word.replaceAll("'", "'\\''")}'`;
 }
 
-/** Reads a PEM file named on the command line; a missing permission or file is a client error. */
-async function readPem(
+/** Reads a PEM file named on the command line, one of `files` (all of which need reading). */
+function readPem(
   path: string,
   files: { cert?: string; key?: string; ca?: string },
 ): Promise<string> {
+  return readFile(path, [files.cert, files.key, files.ca]);
+}
+
+/**
+ * Reads a file named on the command line; a missing permission or file is a client error, whose
+ * advice grants reading all of `together` (the files the command needs with it) at once.
+ */
+async function readFile(path: string, together: (string | undefined)[]): Promise<string> {
   try {
     return await Deno.readTextFile(path);
   } catch (error) {
     if (error instanceof Deno.errors.NotCapable) {
-      const all = [...new Set([files.cert, files.key, files.ca].filter(Boolean))].join(",");
+      const all = [...new Set(together.filter(Boolean))].join(",");
       throw new ClientError(`No permission to read ${path}; run with --allow-read=${all}`);
     }
     throw new ClientError(`Cannot read ${path}: ${fileProblem(error)}`);
@@ -734,17 +735,11 @@ function fileProblem(error: unknown): string {
   if (error instanceof Deno.errors.NotFound) return "no such file";
   if (error instanceof Deno.errors.PermissionDenied) return "the file system does not allow it";
   if (error instanceof Deno.errors.IsADirectory) return "it is a folder";
-  const message = error instanceof Error ? error.message : String(error);
-  return message.replace(/ \(os error \d+\)/, "").replace(/: \w+ '.*'$/, "");
+  return messageOf(error).replace(/ \(os error \d+\)/, "").replace(/: \w+ '.*'$/, "");
 }
 
 function log(message: string): void {
   console.log(`${new Date().toISOString()} ${message}`);
-}
-
-/** `HOST:PORT`, with an IPv6 host in brackets as URLs and `--allow-net` want it. */
-function hostPort(hostname: string, port: number): string {
-  return hostname.includes(":") ? `[${hostname}]:${port}` : `${hostname}:${port}`;
 }
 
 function listenFailure(
@@ -763,7 +758,7 @@ function listenFailure(
   if (error instanceof Deno.errors.AddrNotAvailable) {
     return `Cannot listen on ${address}: no such local address`;
   }
-  const message = error instanceof Error ? error.message : String(error);
+  const message = messageOf(error);
   if (where.isTls) return `Cannot use the TLS certificate and key: ${message}`;
   return `Cannot listen on ${address}: ${message}`;
 }

@@ -33,6 +33,16 @@ export class LineTooLongError extends ProtocolError {
   }
 }
 
+/** An error in one line, for a log: its name and message. */
+export function describe(error: unknown): string {
+  return error instanceof Error ? `${error.name}: ${error.message}` : String(error);
+}
+
+/** An error's message alone, for a person: the name of an expected error says nothing to them. */
+export function messageOf(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
+
 const LF = 0x0a;
 const CR = 0x0d;
 const encoder = new TextEncoder();
@@ -258,6 +268,29 @@ export function nameKey(name: string): string {
 export function quote(value: string): string {
   return JSON.stringify(value.length > 40 ? `${value.slice(0, 40)}...` : value);
 }
+
+/** Another member holds the name (any hub: one server's, or the cluster's). */
+export function nameTaken(name: string): ProtocolError {
+  return new ProtocolError(`Cannot accept name ${quote(name)}: name is taken`);
+}
+
+/** Nobody online has the name a private message is for. */
+export function noSuchUser(name: string): ProtocolError {
+  return new ProtocolError(`No user named ${quote(name)} is online: /who lists who is`);
+}
+
+/** A rename to the name the member has already. */
+export function sameName(name: string): ProtocolError {
+  return new ProtocolError(`Your name is already ${quote(name)}`);
+}
+
+/** `HOST:PORT`, with an IPv6 host in brackets as URLs, logs and `--allow-net` want it. */
+export function hostPort(hostname: string, port: number): string {
+  return hostname.includes(":") ? `[${hostname}]:${port}` : `${hostname}:${port}`;
+}
+
+/** The path of the web page's WebSocket, where it carries one line of the protocol per message. */
+export const SOCKET_PATH = "/chat";
 
 /** The first line the server sends: Budget Chat asks for a name before anything else. */
 export const GREETING = "* Welcome to chat! What shall I call you?";
@@ -608,6 +641,47 @@ export function parseCommand(line: string): Command {
     default:
       throw new ProtocolError(`Unknown command ${quote(`/${word}`)}: /help lists the commands`);
   }
+}
+
+/** The command a typed line is, or `undefined` when it is malformed (the server will say why). */
+export function parseCommandQuietly(line: string): Command | undefined {
+  try {
+    return parseCommand(line);
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * On rejoining, the server replays its history, most of which a client has shown already. Given
+ * the chat lines seen before (`seen`, oldest first, as the history has them) and the replayed ones,
+ * returns the index of the first replayed line that is new: the replay after the longest run that
+ * ends where `seen` ends. History is the room's latest lines, so what follows is new.
+ */
+export function firstNewLine(seen: readonly string[], replayed: readonly string[]): number {
+  for (let end = replayed.length; end > 0; end--) {
+    const length = Math.min(end, seen.length);
+    if (length === 0) break;
+    let isMatch = true;
+    for (let k = 1; k <= length && isMatch; k++) {
+      isMatch = replayed[end - k] === seen[seen.length - k];
+    }
+    if (isMatch) return end;
+  }
+  return 0;
+}
+
+/**
+ * The wait before retry `attempt` (0, 1, ...): doubling from `firstMs` up to `mostMs`, times a
+ * random factor from `jitter`'s low to its high, so that many who retry together spread out.
+ */
+export function backoffDelay(
+  attempt: number,
+  options: { firstMs: number; mostMs: number; jitter: readonly [number, number] },
+  random: number = Math.random(),
+): number {
+  const [low, high] = options.jitter;
+  return Math.min(options.mostMs, options.firstMs * 2 ** attempt) * (low + random * (high - low));
 }
 
 /** A line as the client sees it: said by a user, or from the server in one of its forms. */

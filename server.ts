@@ -14,12 +14,20 @@
  * stream pipeline: streams cost about 10 KB per connection, more than an idle connection's budget.
  * This file owns the policy around it: limits on connections, flood control and time limits.
  */
-import { DEFAULT_HISTORY_SIZE, DEFAULT_LOG_BYTES, type Hub, LocalHub } from "./server/hub.ts";
+import {
+  type CloseReason,
+  DEFAULT_HISTORY_SIZE,
+  DEFAULT_LOG_BYTES,
+  type Hub,
+  LocalHub,
+} from "./server/hub.ts";
 import { type AddressState, AddressTable, TokenBucket } from "./server/limits.ts";
-import { type ChatConn, describe, isPeerGone, Peer } from "./server/peer.ts";
+import { FloodControl } from "./server/flood.ts";
+import { Peer } from "./server/peer.ts";
+import { type ChatConn, closeQuietly, isPeerGone, pause } from "./server/conn.ts";
 import { type SecureContext } from "node:tls";
 import { TlsConn, tlsContext } from "./server/tls_conn.ts";
-import { acceptAll, pause } from "./server/accept.ts";
+import { acceptAll } from "./server/accept.ts";
 import {
   type Account,
   GuessBackoff,
@@ -34,6 +42,7 @@ import {
   DEFAULT_HOST,
   DEFAULT_MAX_LINE_BYTES,
   DEFAULT_PORT,
+  describe,
   encodeLine,
   formatCurrentPasswordPrompt,
   formatError,
@@ -265,6 +274,8 @@ const HELP = encodeLine(HELP_LINES.join("\n"));
 const GOODBYE_LINE = encodeLine(GOODBYE);
 /** How often idle peers give back their write buffers. */
 const TRIM_INTERVAL_MS = 1000;
+/** What a flooder is told, and the room. */
+const FLOODING = { error: "Disconnected for flooding", problem: "flooding" } as const;
 /** How long a refused connection may take to receive its one line. */
 const REFUSAL_TIMEOUT_MS = 1000;
 
@@ -353,11 +364,7 @@ class Server implements ChatServer {
     this.#isClosing = true;
     this.#stop.abort();
     clearInterval(this.#sweeper);
-    try {
-      this.#listener.close();
-    } catch {
-      // Already closed: the accept loop has ended.
-    }
+    closeQuietly(this.#listener); // the accept loop then ends
     // The hub says goodbye for the members first (a cluster hub tells the other servers).
     this.#hubClosed = Promise.resolve(this.#config.hub.close()).catch((error) =>
       this.#config.log(`hub: ${describe(error)}`)
@@ -430,18 +437,9 @@ class Server implements ChatServer {
   }
 
   async #serve(conn: ChatConn, address: AddressState): Promise<void> {
-    const { floodBurst, floodRate, maxBacklogBytes, maxLineBytes } = this.#limits;
-    const burst = Math.max(1, floodBurst);
-    const budgets = floodRate > 0
-      ? {
-        bucket: new TokenBucket({ burst, perSecond: floodRate }),
-        bytes: new TokenBucket({
-          burst: burst * maxLineBytes,
-          perSecond: floodRate * maxLineBytes,
-        }),
-      }
-      : {};
-    const peer = new Peer(conn, { maxBacklogBytes, address, ...budgets });
+    const { maxBacklogBytes, maxLineBytes } = this.#limits;
+    const peer = new Peer(conn, { maxBacklogBytes, address });
+    const flood = FloodControl.for(this.#limits, address);
     const { hub, log } = this.#config;
     this.#peers.add(peer);
     address.connections++;
@@ -458,8 +456,8 @@ class Server implements ChatServer {
           if (peer.isEnding) break;
           peer.lastLineAt = Date.now();
           // Flood control starts once joined: before that, one bad line ends the connection anyway.
-          if (peer.bucket && peer.isJoined && !this.#admit(peer) && !await this.#throttle(peer)) {
-            continue;
+          if (flood && peer.isJoined && !flood.admit(peer.lastLineAt)) {
+            if (!await this.#throttle(peer, flood)) continue;
           }
           // Most lines are chat: the map of prompts is empty then, and not even looked up.
           const awaiting = this.#awaiting.size > 0 ? this.#awaiting.get(peer) : undefined;
@@ -477,7 +475,7 @@ class Server implements ChatServer {
             await this.#join(peer, line);
           }
         }
-        if (peer.bytes) await this.#throttleBytes(peer, chunk.length);
+        if (flood) await this.#throttleBytes(peer, flood, chunk.length);
       }
     } catch (error) {
       if (!isPeerGone(error)) log(`${peer.label}: ${describe(error)}`);
@@ -515,85 +513,41 @@ class Server implements ChatServer {
   }
 
   /**
-   * Takes a line's tokens when both buckets have them, without a wait: most lines, so that they
-   * are handled in the turn they were read in, together (a promise per line cost throughput).
+   * A line flood control could not take at once: stops reading from this peer (which slows the
+   * client through TCP) until both buckets have a token, warning it once, or disconnects a peer
+   * that keeps flooding. Returns whether the line may be handled.
    */
-  #admit(peer: Peer): boolean {
-    const bucket = peer.bucket!;
-    const shared = peer.address.lines;
-    const now = peer.lastLineAt;
-    if (bucket.isFull(now)) peer.floodStrikes = 0; // a pause that refilled it forgives
-    // take() takes only when it needs no wait; the address's bucket is asked first, so that a line
-    // refused for it takes nothing from the connection's.
-    if ((shared?.wait(now) ?? 0) > 0 || bucket.take(now) > 0) return false;
-    shared?.take(now);
-    return true;
-  }
-
-  /**
-   * Flood control: takes a token for the line from the peer's bucket and its address's, or stops
-   * reading from this peer (which slows the client through TCP) until both have one, warning it
-   * once. A peer that keeps flooding is disconnected. Returns whether the line may be handled.
-   * Called for a line that `#admit` could not take at once.
-   */
-  async #throttle(peer: Peer): Promise<boolean> {
-    const bucket = peer.bucket!;
-    const shared = peer.address.lines;
+  async #throttle(peer: Peer, flood: FloodControl): Promise<boolean> {
     let now = peer.lastLineAt;
-    let wait = Math.max(bucket.wait(now), shared?.wait(now) ?? 0);
-    if (wait > 0) {
-      if (++peer.floodStrikes > this.#limits.floodLimit) {
-        this.#disconnect(peer, { error: "Disconnected for flooding", problem: "flooding" });
-        return false;
-      }
-      if (peer.floodStrikes === 1) peer.sendError(this.#slowDown(peer, now));
-      while (wait > 0 && !peer.signal.aborted && !peer.isEnding) {
-        await pause(wait, peer.signal);
-        now = Date.now();
-        wait = Math.max(bucket.wait(now), shared?.wait(now) ?? 0);
-      }
-      if (wait > 0 || peer.isEnding) return false;
+    const delay = flood.delay(now);
+    if (delay.kind === "flooding") {
+      this.#disconnect(peer, FLOODING);
+      return false;
     }
-    bucket.take(now);
-    shared?.take(now);
+    if (delay.warning) peer.sendError(delay.warning);
+    let wait = delay.ms;
+    while (wait > 0 && !peer.signal.aborted && !peer.isEnding) {
+      await pause(wait, peer.signal);
+      now = Date.now();
+      wait = flood.wait(now);
+    }
+    if (wait > 0 || peer.isEnding) return false;
+    flood.take(now);
     return true;
   }
 
-  /** The warning for a member whose lines are being delayed, naming the limit it hit. */
-  #slowDown(peer: Peer, now: number): string {
-    const { floodRate, maxPerAddress } = this.#limits;
-    return peer.bucket!.wait(now) > 0
-      ? `Slow down: at most ${floodRate} lines a second; your lines are being delayed`
-      : `Slow down: at most ${
-        floodRate * maxPerAddress
-      } lines a second from ${peer.address.key}; ` +
-        "your lines are being delayed";
-  }
-
-  /**
-   * The byte budget: after reading `count` bytes, stops reading from the peer until its budget has
-   * paid for them, so that a stream of bytes costs its sender time, not the server a core. A peer
-   * over its budget for too long is disconnected.
-   */
-  async #throttleBytes(peer: Peer, count: number): Promise<void> {
-    const bytes = peer.bytes!;
-    const now = Date.now();
-    if (bytes.isFull(now)) peer.overBudgetSince = undefined;
-    const wait = bytes.spend(now, count);
+  /** The byte budget after a read of `count` bytes: a pause in the reading, or a disconnection. */
+  async #throttleBytes(peer: Peer, flood: FloodControl, count: number): Promise<void> {
+    const wait = flood.spend(Date.now(), count);
     if (wait === 0 || peer.isEnding) return;
-    peer.overBudgetSince ??= now;
-    const { floodLimit, floodRate } = this.#limits;
-    if (now + wait - peer.overBudgetSince > 2000 * floodLimit / floodRate) {
-      this.#disconnect(peer, { error: "Disconnected for flooding", problem: "flooding" });
-      return;
-    }
+    if (wait === "flooding") return this.#disconnect(peer, FLOODING);
     await pause(wait, peer.signal);
   }
 
   /** Ends a peer for a reason of ours: it is told, and the room hears it left at once. */
   #disconnect(
     peer: Peer,
-    why: { error: string; problem?: string },
+    why: { error: string; problem?: CloseReason },
     line = formatError(why.error),
   ): void {
     peer.send(encodeLine(line));
@@ -1025,14 +979,6 @@ async function refuse(conn: ChatConn, reason: string): Promise<void> {
 /** SHA-256 of a password, so that two of any lengths compare in constant time. */
 function digest(password: string): Uint8Array {
   return new Uint8Array(createHash("sha256").update(password).digest());
-}
-
-function closeQuietly(conn: ChatConn): void {
-  try {
-    conn.close();
-  } catch {
-    // Already closed: closing is all we wanted.
-  }
 }
 
 /** Settles when `signal` aborts. */

@@ -5,7 +5,13 @@
  */
 import wrapAnsi from "wrap-ansi";
 import { type Key, KeyDecoder, layoutInput, LineEditor, textWidth } from "./line_editor.ts";
-import { HELP_LINES, nameColorSlot, nameKey, parseCommand, type ServerLine } from "../protocol.ts";
+import {
+  HELP_LINES,
+  nameColorSlot,
+  nameKey,
+  parseCommandQuietly,
+  type ServerLine,
+} from "../protocol.ts";
 
 /** Where the session's lines appear and where the user's lines come from. */
 export interface Screen {
@@ -203,14 +209,6 @@ const WRAP = { hard: true, trim: true } as const;
 /** When a line was said: the time the server gives for history, else now, as it arrives. */
 function timeOf(line: ServerLine | undefined): Date {
   return line?.kind === "history" ? line.time : new Date();
-}
-
-function parseCommandQuietly(line: string) {
-  try {
-    return parseCommand(line);
-  } catch {
-    return undefined; // the server says what is wrong with it
-  }
 }
 
 /** What `/help` shows: the server's commands as this client shows them, and its keys. */

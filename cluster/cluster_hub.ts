@@ -15,6 +15,7 @@
 import { setImmediate } from "node:timers";
 import { type CommandParser, createClient, defineScript, ErrorReply } from "@redis/client";
 import {
+  type CloseReason,
   DEFAULT_LOG_BYTES,
   type Hub,
   type LeaveReason,
@@ -24,10 +25,12 @@ import {
 import { RoomLog } from "../server/room_log.ts";
 import { type Account, parseAccount } from "../server/passwords.ts";
 import { type Accounts, StoreError } from "../server/store.ts";
-import { describe } from "../server/peer.ts";
+import { pause } from "../server/conn.ts";
 import {
+  backoffDelay,
   cleanText,
   DEFAULT_MAX_LINE_BYTES,
+  describe,
   encodeLine,
   formatAction,
   formatError,
@@ -45,9 +48,12 @@ import {
   formatWho,
   isKeptLine,
   nameKey,
+  nameTaken,
+  noSuchUser,
   parseName,
   ProtocolError,
   quote,
+  sameName,
 } from "../protocol.ts";
 
 /** How long a name claim lives without renewal: a dead server's names are free after this. */
@@ -98,8 +104,10 @@ export const PARTITION_NOTICE = formatSystemLine(
 );
 export const HEAL_NOTICE = formatSystemLine("The room is whole again");
 /** Why the room is told someone left whom a partition hid: their own reason was not heard here. */
-const LEFT_IN_PARTITION = "during a partition";
-const NAME_TAKEN = "name taken during a partition";
+const LEFT_IN_PARTITION: CloseReason = "during a partition";
+const NAME_TAKEN: CloseReason = "name taken during a partition";
+const SERVER_LOST: CloseReason = "server lost";
+const SERVER_SHUT_DOWN: CloseReason = "server shut down";
 
 /**
  * Takes or renews a claim: `SERVER MEMBER SINCE NAME` for a lifetime. Taken if free or this
@@ -407,16 +415,16 @@ export class ClusterHub implements Hub {
     const name = member.name;
     const key = nameKey(name);
     if (this.#closing) throw new ProtocolError("Server is shutting down");
-    if (this.#isTaken(key)) throw taken(name);
+    if (this.#isTaken(key)) throw nameTaken(name);
     this.#isAwake();
     this.#joining.add(key);
     try {
       const info = { id: (++this.#memberCount).toString(36), since: this.#redisNow() };
       // Redis decides while it can be reached; in a partition the name is claimed on healing.
-      if (!await this.#tryClaim(name, info)) throw taken(name);
+      if (!await this.#tryClaim(name, info)) throw nameTaken(name);
       if (this.#closing || this.#remote.has(key)) {
         this.#release(name, info);
-        throw this.#closing ? new ProtocolError("Server is shutting down") : taken(name);
+        throw this.#closing ? new ProtocolError("Server is shutting down") : nameTaken(name);
       }
       // The newcomer is a member from here on, all at once: it has seen every line this server
       // relayed until now in the history, and hears every later one live.
@@ -473,19 +481,19 @@ export class ClusterHub implements Hub {
 
   async rename(member: Member, newName: string): Promise<void> {
     const oldName = member.name;
-    if (newName === oldName) throw new ProtocolError(`Your name is already ${quote(newName)}`);
+    if (newName === oldName) throw sameName(newName);
     const oldKey = nameKey(oldName);
     const newKey = nameKey(newName);
     const isNewKey = newKey !== oldKey;
     const info = this.#local.get(member);
     if (!info) return;
-    if (isNewKey && this.#isTaken(newKey)) throw taken(newName);
+    if (isNewKey && this.#isTaken(newKey)) throw nameTaken(newName);
     this.#isAwake();
     // A change of case keeps the name, and so the time it was taken.
     const renamed = { id: info.id, since: isNewKey ? this.#redisNow() : info.since };
     if (isNewKey) this.#joining.add(newKey);
     try {
-      if (!await this.#tryClaim(newName, renamed)) throw taken(newName);
+      if (!await this.#tryClaim(newName, renamed)) throw nameTaken(newName);
     } finally {
       if (isNewKey) this.#joining.delete(newKey);
     }
@@ -493,7 +501,7 @@ export class ClusterHub implements Hub {
     if (isGone || (isNewKey && this.#remote.has(newKey))) {
       if (isNewKey) this.#release(newName, renamed);
       if (isGone) return; // it left, or was renamed, while we waited
-      throw taken(newName);
+      throw nameTaken(newName);
     }
     if (isNewKey) this.#release(oldName, info);
     info.since = renamed.since;
@@ -512,7 +520,7 @@ export class ClusterHub implements Hub {
       return member.send(encodeLine(formatPrivateTo(local.name, text)));
     }
     const remote = this.#remote.get(nameKey(to));
-    if (!remote) throw new ProtocolError(`No user named ${quote(to)} is online: /who lists who is`);
+    if (!remote) throw noSuchUser(to);
     if (!this.#isWhole) {
       throw new ProtocolError(
         `Cannot reach ${quote(remote.name)} on another server: the room is partitioned`,
@@ -525,7 +533,7 @@ export class ClusterHub implements Hub {
           `${REDIS_TIMEOUT_MS / 1000} seconds; it may not have arrived`,
       );
     }
-    if (!answer) throw new ProtocolError(`No user named ${quote(to)} is online: /who lists who is`);
+    if (!answer) throw noSuchUser(to);
     member.send(encodeLine(formatPrivateTo(remote.name, text)));
   }
 
@@ -550,7 +558,7 @@ export class ClusterHub implements Hub {
       for (const member of this.#members.values()) {
         const info = this.#local.get(member)!;
         this.#release(member.name, info);
-        this.#publish({ k: "leave", n: member.name, m: info.id, t: "server shut down" });
+        this.#publish({ k: "leave", n: member.name, m: info.id, t: SERVER_SHUT_DOWN });
       }
       this.#members.clear();
       this.#local.clear();
@@ -719,7 +727,7 @@ export class ClusterHub implements Hub {
         link.break(describe(error));
         if (this.#isRefused(link.cause ?? error)) failures = Infinity;
       }
-      if (!this.#closing) await this.#wait(backoff(failures++));
+      if (!this.#closing) await pause(backoff(failures++), this.#stopWaiting.signal);
     }
   }
 
@@ -734,19 +742,6 @@ export class ClusterHub implements Hub {
     }
     this.#refusal = refusal;
     return true;
-  }
-
-  #wait(ms: number): Promise<void> {
-    return new Promise((resolve) => {
-      const signal = this.#stopWaiting.signal;
-      const timer = setTimeout(done, ms);
-      signal.addEventListener("abort", done, { once: true });
-      function done() {
-        clearTimeout(timer);
-        signal.removeEventListener("abort", done);
-        resolve();
-      }
-    });
   }
 
   /**
@@ -883,7 +878,7 @@ export class ClusterHub implements Hub {
     for (const [origin, other] of this.#others) {
       if (this.#confirmedAt - other.heardAt <= other.ttl) continue;
       this.#others.delete(origin);
-      for (const member of other.members.values()) this.#forget(member, "server lost");
+      for (const member of other.members.values()) this.#forget(member, SERVER_LOST);
     }
   }
 
@@ -1054,7 +1049,7 @@ export class ClusterHub implements Hub {
   /** Disconnects a member whose name someone elsewhere has held longer (or that is registered). */
   #evict(
     member: Member,
-    why = {
+    why: { error: string; problem: CloseReason } = {
       error: `Someone on another server had the name ${quote(member.name)} first, while the ` +
         "room was partitioned; rejoin with another name",
       problem: NAME_TAKEN,
@@ -1068,7 +1063,7 @@ export class ClusterHub implements Hub {
     member.send(encodeLine(formatError(why.error)));
     this.#deliver(member, formatLeave(name, why.problem), true);
     this.#publish({ k: "leave", n: name, m: info.id, t: why.problem });
-    (member as Partial<Closable>).end?.();
+    member.end();
   }
 
   /** Notes that another server spoke, and returns what is known of it. */
@@ -1112,6 +1107,7 @@ export class ClusterHub implements Hub {
   }
 
   /** Takes another server's member out of the view, telling the members here why. */
+  /** `problem` is ours, or the other server's words (its event's text, checked as a client's). */
   #forget(member: RemoteMember, problem?: string, quit?: string): void {
     this.#others.get(member.server)?.members.delete(member.id);
     if (this.#remote.get(nameKey(member.name)) === member) {
@@ -1319,7 +1315,7 @@ function connectRedis(url: string) {
 
 /** The wait before the next attempt to reach Redis: doubling, with jitter so that servers spread. */
 function backoff(failures: number): number {
-  return Math.min(MAX_BACKOFF_MS, 100 * 2 ** failures) * (0.5 + Math.random() / 2);
+  return backoffDelay(failures, { firstMs: 100, mostMs: MAX_BACKOFF_MS, jitter: [0.5, 1] });
 }
 
 /**
@@ -1349,11 +1345,6 @@ function isInHistory(message: string, newest: Map<string, number>): boolean {
   } catch {
     return false; // not ours: its own check rejects it
   }
-}
-
-/** A closable member (the server's peers are). */
-interface Closable {
-  end(): void;
 }
 
 const encoder = new TextEncoder();
@@ -1488,10 +1479,6 @@ function isValidName(name: string): boolean {
   } catch {
     return false;
   }
-}
-
-function taken(name: string): ProtocolError {
-  return new ProtocolError(`Cannot accept name ${quote(name)}: name is taken`);
 }
 
 /** The URL without its password, for the log. */

@@ -1,5 +1,6 @@
 /** The accept loop every listener of the server shares: it survives a failed accept. */
-import { describe } from "./peer.ts";
+import { describe, hostPort } from "../protocol.ts";
+import { pause } from "./conn.ts";
 
 /** Pause after a failed accept (for example out of file descriptors) so the loop does not spin. */
 const ACCEPT_RETRY_MS = 100;
@@ -32,7 +33,8 @@ export async function acceptAll(
       unlogged++;
       if (Date.now() - loggedAt >= LOG_INTERVAL_MS) {
         const count = unlogged > 1 ? ` ${unlogged} times` : "";
-        log(`accept failed${count} on ${address(listener)}: ${describe(error)}`);
+        const { hostname, port } = listener.addr as Deno.NetAddr;
+        log(`accept failed${count} on ${hostPort(hostname, port)}: ${describe(error)}`);
         unlogged = 0;
         loggedAt = Date.now();
       }
@@ -41,22 +43,4 @@ export async function acceptAll(
     }
     onConn(conn);
   }
-}
-
-function address(listener: Deno.Listener): string {
-  const { hostname, port } = listener.addr as Deno.NetAddr;
-  return hostname.includes(":") ? `[${hostname}]:${port}` : `${hostname}:${port}`;
-}
-
-/** Settles after `ms`, or at once when `signal` aborts. */
-export function pause(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    const timer = setTimeout(done, ms);
-    signal.addEventListener("abort", done, { once: true });
-    function done() {
-      clearTimeout(timer);
-      signal.removeEventListener("abort", done);
-      resolve();
-    }
-  });
 }

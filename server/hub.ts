@@ -15,9 +15,10 @@ import {
   formatWho,
   nameKey,
   type NameList,
-  ProtocolError,
-  quote,
+  nameTaken,
+  noSuchUser,
   roomList,
+  sameName,
 } from "../protocol.ts";
 import { type LogReader, RoomLog } from "./room_log.ts";
 import type { Accounts, HistoryEntry, HistoryStore } from "./store.ts";
@@ -41,14 +42,42 @@ export interface Member extends LogReader {
   send(bytes: Uint8Array): void;
   /** Queues the join reply, which no limit on queued output may refuse. */
   welcome(lines: readonly Uint8Array[]): void;
+  /** Accepts nothing more, and closes once what is queued is out (the hub sends it away). */
+  end(): void;
 }
 
-/** Why a member left: its own words (`/quit REASON`) or a problem the server saw. */
+/**
+ * Why a member was closed, or seen to go, when it did not say why itself: one name per cause, as
+ * the room hears it in the leave notice and the log reads it (nats-server's `ClosedState`).
+ */
+export type CloseReason =
+  /** The room log overtook it, its own lines passed their limit, or a write stalled. */
+  | "stopped reading"
+  /** Over its line or byte budget for too long. */
+  | "flooding"
+  /** No line within the idle timeout. */
+  | "idle"
+  /** The owner of its registered name logged in again. */
+  | "logged in elsewhere"
+  /** Cluster: it joined under a name it then turned out to be registered. */
+  | "registered name"
+  /** Cluster: someone else held its name longer, across a partition. */
+  | "name taken during a partition"
+  /** Cluster: another server's roster no longer lists it after a partition. */
+  | "during a partition"
+  /** Cluster: its server went silent. */
+  | "server lost"
+  /** Cluster: its server shut down. */
+  | "server shut down"
+  /** A write failed in a way nobody expected: the error, described (`Name: message`). */
+  | `${string}: ${string}`;
+
+/** Why a member left: its own words (`/quit REASON`) or a reason the server saw. */
 export interface LeaveReason {
   /** The member's reason, from `/quit`. */
   quit?: string;
-  /** What the server saw, such as "stopped reading". */
-  problem?: string;
+  /** What the server saw. */
+  problem?: CloseReason;
 }
 
 /**
@@ -125,7 +154,7 @@ export class LocalHub implements Hub {
   join(member: Member, notices: readonly string[] = []): void {
     const key = nameKey(member.name);
     if (this.#members.has(key)) {
-      throw new ProtocolError(`Cannot accept name ${quote(member.name)}: name is taken`);
+      throw nameTaken(member.name);
     }
     const roomList = this.#currentRoomList();
     const last = [...notices, formatWelcome(member.name, this.#members.size + 1)];
@@ -160,11 +189,11 @@ export class LocalHub implements Hub {
 
   rename(member: Member, newName: string): void {
     const oldName = member.name;
-    if (newName === oldName) throw new ProtocolError(`Your name is already ${quote(newName)}`);
+    if (newName === oldName) throw sameName(newName);
     const oldKey = nameKey(oldName);
     const newKey = nameKey(newName);
     if (newKey !== oldKey && this.#members.has(newKey)) {
-      throw new ProtocolError(`Cannot accept name ${quote(newName)}: name is taken`);
+      throw nameTaken(newName);
     }
     this.#members.delete(oldKey);
     this.#members.set(newKey, member);
@@ -175,9 +204,7 @@ export class LocalHub implements Hub {
 
   whisper(member: Member, to: string, text: string): void {
     const recipient = this.#members.get(nameKey(to));
-    if (!recipient) {
-      throw new ProtocolError(`No user named ${quote(to)} is online: /who lists who is`);
-    }
+    if (!recipient) throw noSuchUser(to);
     recipient.send(encodeLine(formatPrivateFrom(member.name, text)));
     member.send(encodeLine(formatPrivateTo(recipient.name, text)));
   }

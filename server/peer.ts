@@ -1,8 +1,9 @@
 /** One client connection: its single writer from the room log and its own lines, its budgets, and its closing. */
-import type { Member } from "./hub.ts";
-import type { AddressState, TokenBucket } from "./limits.ts";
+import type { CloseReason, Member } from "./hub.ts";
+import type { AddressState } from "./limits.ts";
 import type { RoomLog } from "./room_log.ts";
-import { encodeLine, formatError } from "../protocol.ts";
+import { describe, encodeLine, formatError, hostPort } from "../protocol.ts";
+import { type ChatConn, closeQuietly, isPeerGone } from "./conn.ts";
 
 /** How long a closing peer may take to receive its last lines before its socket is closed anyway. */
 const END_TIMEOUT_MS = 2000;
@@ -14,24 +15,6 @@ const END_TIMEOUT_MS = 2000;
 const MIN_READ_BYTES = 512;
 const LARGE_READ_BYTES = 4096;
 const MAX_READ_BYTES = 64 * 1024;
-
-/**
- * What a peer needs of its connection: a `Deno.Conn` (TCP or TLS) has all of it, and another
- * transport (a WebSocket carrying one line per message) can offer the same, so that every member
- * goes through the same limits and the same writer.
- */
-export interface ChatConn {
-  /** The client's address: its `hostname` is what the per-address limits count. */
-  readonly remoteAddr: Deno.Addr;
-  /** Reads into `buffer`: the number of bytes read, or `null` at the end of the input. */
-  read(buffer: Uint8Array): Promise<number | null>;
-  /** Writes from `bytes` (whole lines, each ending in LF): the number of bytes taken. */
-  write(bytes: Uint8Array): Promise<number>;
-  /** Says that nothing more will be written, while the client may still be sending. */
-  closeWrite(): Promise<void>;
-  /** Closes the connection now; throws if it is closed already. */
-  close(): void;
-}
 
 /** Lines for one peer alone, due once its cursor has reached the log position they were sent at. */
 interface PrivateLines {
@@ -62,13 +45,9 @@ export class Peer implements Member {
   isJoined = false;
   isEnding = false;
   /** Why the server closed it, for the leave notice and the log. */
-  closeReason: string | undefined;
+  closeReason: CloseReason | undefined;
   /** What the log adds to the reason ("no byte taken for 30 s"): which limit it met. */
   closeDetail: string | undefined;
-  /** Lines that had to wait for the flood bucket since it was last full. */
-  floodStrikes = 0;
-  /** Since when the peer has been over its byte budget without a pause that refilled it. */
-  overBudgetSince: number | undefined;
   /** Whether a TLS handshake is under way, which has a deadline of its own. */
   isHandshaking = false;
   /** When the last line arrived (`Date.now()`, cheaper than `performance.now()`), or connected. */
@@ -77,9 +56,6 @@ export class Peer implements Member {
   /** What the server knows of the peer's address, shared by every connection from it. */
   readonly address: AddressState;
   readonly closed: Promise<void>;
-  /** Its flood control: lines, and bytes; none when flood control is off. */
-  readonly bucket: TokenBucket | undefined;
-  readonly bytes: TokenBucket | undefined;
   /** Its place in the room log (see {@linkcode LogReader}). */
   cursor = 0;
   log: RoomLog | undefined;
@@ -121,22 +97,16 @@ export class Peer implements Member {
     options: {
       maxBacklogBytes: number;
       address: AddressState;
-      bucket?: TokenBucket;
-      bytes?: TokenBucket;
     },
   ) {
     this.#conn = conn;
     this.#maxBacklogBytes = options.maxBacklogBytes;
     this.address = options.address;
-    this.bucket = options.bucket;
-    this.bytes = options.bytes;
     const remote = conn.remoteAddr as Deno.NetAddr;
     const { promise, resolve } = Promise.withResolvers<void>();
     this.closed = promise;
     this.#resolveClosed = resolve;
-    this.#where = remote.hostname.includes(":")
-      ? `[${remote.hostname}]:${remote.port}`
-      : `${remote.hostname}:${remote.port}`;
+    this.#where = hostPort(remote.hostname, remote.port);
   }
 
   /** For logs: the remote address, with the current name once it has one. */
@@ -244,7 +214,7 @@ export class Peer implements Member {
    * Closes the socket now, dropping what is queued; the read loop then ends. `reason` is for the
    * room and the log, `detail` for the log alone.
    */
-  close(reason?: string, detail?: string): void {
+  close(reason?: CloseReason, detail?: string): void {
     if (this.#isClosed) return;
     this.#isClosed = true;
     this.closeReason ??= reason;
@@ -252,11 +222,7 @@ export class Peer implements Member {
     clearTimeout(this.#endTimer);
     this.#privates = [];
     this.#privateBytes = 0;
-    try {
-      this.#conn.close();
-    } catch {
-      // Already closed (for example by the other side's reset): closing is all we wanted.
-    }
+    closeQuietly(this.#conn);
     this.log?.release(this);
     this.#stop.abort();
     this.#resolveClosed();
@@ -437,7 +403,8 @@ export class Peer implements Member {
     this.#sendingFrom = undefined;
     this.#gathered = undefined;
     // The peer is gone (reset, broken pipe) or was closed meanwhile: never write to it again.
-    this.close(isPeerGone(error) ? undefined : describe(error));
+    // Anything else was not expected: the reason is the error itself, described.
+    this.close(isPeerGone(error) ? undefined : describe(error) as CloseReason);
   };
 
   #afterLastWrite(): void {
@@ -446,25 +413,4 @@ export class Peer implements Member {
     this.#isWriteClosed = true;
     this.#conn.closeWrite().catch(() => this.close()); // a failure means the socket is gone
   }
-}
-
-/** Errors that mean the other side went away: a normal ending, not worth a stack trace. */
-const PEER_GONE: ReadonlyArray<new (...args: never[]) => Error> = [
-  Deno.errors.BadResource,
-  Deno.errors.BrokenPipe,
-  Deno.errors.ConnectionReset,
-  Deno.errors.ConnectionAborted,
-  Deno.errors.NotConnected,
-  Deno.errors.UnexpectedEof,
-  Deno.errors.Interrupted,
-];
-
-/** Whether an error only means that the other side went away. */
-export function isPeerGone(error: unknown): boolean {
-  return PEER_GONE.some((kind) => error instanceof kind);
-}
-
-/** An error in one line: its name and message. */
-export function describe(error: unknown): string {
-  return error instanceof Error ? `${error.name}: ${error.message}` : String(error);
 }

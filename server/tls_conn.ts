@@ -11,7 +11,7 @@
 import { createPrivateKey, type KeyObject, X509Certificate } from "node:crypto";
 import { Duplex } from "node:stream";
 import { createSecureContext, type SecureContext, TLSSocket } from "node:tls";
-import type { ChatConn } from "./peer.ts";
+import { type ChatConn, closeQuietly } from "./conn.ts";
 
 /**
  * A certificate chain and key, checked and ready; throws if they are not a usable pair. Checked
@@ -127,11 +127,7 @@ export class TlsConn implements ChatConn {
     if (this.#isClosed) throw new Deno.errors.BadResource("Connection already closed");
     this.#isClosed = true;
     this.#tls.destroy();
-    try {
-      this.#tcp.close();
-    } catch {
-      // The transport closed it first: closing is all we wanted.
-    }
+    closeQuietly(this.#tcp); // the transport may have closed it first
     this.#notify();
   }
 
@@ -168,11 +164,7 @@ function transport(tcp: Deno.TcpConn): Duplex {
       tcp.closeWrite().then(() => done(), (error) => done(translate(error)));
     },
     destroy(error, done) {
-      try {
-        tcp.close();
-      } catch {
-        // Already closed: closing is all we wanted.
-      }
+      closeQuietly(tcp);
       done(error);
     },
   });

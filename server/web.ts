@@ -22,7 +22,7 @@ import INDEX_HTML from "../web/index.html" with { type: "text" };
 import PAGE_JS from "../web/page.js" with { type: "text" };
 import STYLE_CSS from "../web/style.css" with { type: "text" };
 import ICON_SVG from "../web/icon.svg" with { type: "text" };
-import { type ChatConn, describe, isPeerGone } from "./peer.ts";
+import { type ChatConn, closeQuietly, isPeerGone } from "./conn.ts";
 import type { ChatServer } from "../server.ts";
 import { TlsConn, tlsContext } from "./tls_conn.ts";
 import { acceptAll } from "./accept.ts";
@@ -30,11 +30,10 @@ import { formatResponse, HeadReader, HttpError, type RequestHead, writeAll } fro
 import { acceptKey, isValidKey } from "./websocket.ts";
 import { WebSocketConn } from "./websocket_conn.ts";
 import type { SecureContext } from "node:tls";
+import { describe, hostPort, SOCKET_PATH } from "../protocol.ts";
 
 /** The page's port when `--web` names none. */
 export const DEFAULT_WEB_PORT = 8080;
-/** Where the page opens its WebSocket. */
-export const SOCKET_PATH = "/chat";
 /** Seconds between pings to a quiet WebSocket; one that does not answer within them is closed. */
 const DEFAULT_PING_SECONDS = 30;
 /** Longest request head: a browser's is well under 2 KB, cookies and all. */
@@ -182,8 +181,9 @@ class PageServer implements WebServer {
     this.#server = server;
     this.#config = config;
     this.addr = listener.addr as Deno.NetAddr;
-    const host = this.addr.hostname.includes(":") ? `[${this.addr.hostname}]` : this.addr.hostname;
-    this.url = `${config.tls ? "https" : "http"}://${host}:${this.addr.port}/`;
+    this.url = `${config.tls ? "https" : "http"}://${
+      hostPort(this.addr.hostname, this.addr.port)
+    }/`;
     const shortest = Math.min(config.pingMs, config.headTimeoutMs || Infinity);
     // A quarter of the shortest time limit keeps each within 25% of its value, at a second at most.
     this.#sweeper = setInterval(() => this.#sweep(), Math.min(1000, Math.max(10, shortest / 4)));
@@ -209,11 +209,7 @@ class PageServer implements WebServer {
   async #close(): Promise<void> {
     this.#stop.abort();
     clearInterval(this.#sweeper);
-    try {
-      this.#listener.close();
-    } catch {
-      // Closed already: the accept loop has ended.
-    }
+    closeQuietly(this.#listener); // the accept loop then ends
     await this.#accepting;
     for (const conn of this.#http.keys()) closeQuietly(conn);
     for (const socket of this.#sockets) socket.abort();
@@ -462,12 +458,4 @@ export function parseOrigin(text: string): string {
     );
   }
   return url.origin;
-}
-
-function closeQuietly(conn: ChatConn): void {
-  try {
-    conn.close();
-  } catch {
-    // Closed already: closing is all we wanted.
-  }
 }

@@ -2,7 +2,7 @@
  * A WebSocket as a chat connection, shaped like a TCP one: `read` gives the client's lines as
  * bytes (each text message, then a LF), `write` sends the lines it is given as one text frame.
  */
-import type { ChatConn } from "./peer.ts";
+import { type ChatConn, closeQuietly } from "./conn.ts";
 import { encodeLine, formatError } from "../protocol.ts";
 import { writeAll } from "./http.ts";
 import {
@@ -179,11 +179,7 @@ export class WebSocketConn implements ChatConn {
   abort(): void {
     this.#isClosed = true;
     this.#endInput();
-    try {
-      this.#conn.close();
-    } catch {
-      // Closed already: closing is all we wanted.
-    }
+    closeQuietly(this.#conn);
     this.#onClose();
   }
 

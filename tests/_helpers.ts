@@ -672,3 +672,12 @@ export async function run(command: string, args: string[]): Promise<string> {
   if (code !== 0) throw new Error(`${command} failed: ${new TextDecoder().decode(stderr)}`);
   return new TextDecoder().decode(stdout);
 }
+
+/** Closes a connection the server may have closed already. */
+export function closeQuietly(conn: Deno.Conn): void {
+  try {
+    conn.close();
+  } catch {
+    // Closed by the server already.
+  }
+}

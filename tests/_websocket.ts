@@ -1,4 +1,50 @@
-/** Test helpers for the page's socket: client frames written by hand, as RFC 6455 has them. */
+/**
+ * Test helpers for the page's server and socket: the server and its page in this process, client
+ * frames written by hand, as RFC 6455 has them.
+ */
+import type { ChatServer, ServerOptions } from "../server.ts";
+import { startWeb, type WebOptions, type WebServer } from "../server/web.ts";
+import { SOCKET_PATH } from "../protocol.ts";
+import { startTestServer } from "./_helpers.ts";
+
+/** A chat server with its page, in this process, on free loopback ports. */
+export class Site implements AsyncDisposable {
+  constructor(readonly server: ChatServer, readonly web: WebServer) {}
+
+  static start(options: ServerOptions = {}, web: WebOptions = {}): Site {
+    const server = startTestServer(options);
+    try {
+      return new Site(
+        server,
+        startWeb(server, {
+          hostname: "127.0.0.1",
+          port: 0,
+          ...web,
+        }),
+      );
+    } catch (error) {
+      server.close();
+      throw error;
+    }
+  }
+
+  get port(): number {
+    return this.server.addr.port;
+  }
+
+  get url(): string {
+    return this.web.url;
+  }
+
+  get socketUrl(): string {
+    return `${this.url.replace(/^http/, "ws")}chat`;
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.server.close();
+    await this.web.close();
+  }
+}
 
 /** One client frame: masked (with `mask`, random by default), FIN set unless `isFinal` is false. */
 export function clientFrame(
@@ -59,15 +105,22 @@ export async function rawUpgrade(
   }
 }
 
-/** The request a browser sends to open the socket at `/chat` (without an Origin: not a browser). */
-export function upgradeRequest(port: number): string {
+/**
+ * The request a browser sends to open the socket at `/chat`: without an Origin (not a browser)
+ * unless one is given, to `Host: 127.0.0.1:PORT` unless another is.
+ */
+export function upgradeRequest(
+  port: number,
+  headers: { origin?: string; host?: string } = {},
+): string {
   return [
-    "GET /chat HTTP/1.1",
-    `Host: 127.0.0.1:${port}`,
+    `GET ${SOCKET_PATH} HTTP/1.1`,
+    `Host: ${headers.host ?? `127.0.0.1:${port}`}`,
     "Upgrade: websocket",
     "Connection: Upgrade",
     `Sec-WebSocket-Key: ${btoa("chat-test-key-16")}`,
     "Sec-WebSocket-Version: 13",
+    ...(headers.origin ? [`Origin: ${headers.origin}`] : []),
     "",
     "",
   ].join("\r\n");

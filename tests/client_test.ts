@@ -1,7 +1,7 @@
 /** Tests of client.ts run as a real subprocess: piped, and at a real terminal under tmux. */
 import assert from "node:assert/strict";
 import { nameColor } from "../client/terminal.ts";
-import { Pacer, seenCount } from "../client.ts";
+import { Pacer } from "../client.ts";
 import {
   formatHistory,
   formatRoomList,
@@ -605,14 +605,4 @@ Deno.test("Pacer sends a burst less its headroom, then a little under the rate, 
   // A server without flood control: no waiting at all.
   pacer.setLimits({ burst: 10, rate: 0 }, time);
   assert.equal(pacer.take(time), 0);
-});
-
-Deno.test("seenCount finds where the history goes past what was seen", () => {
-  const seen = ["[a] 1", "[b] 2", "[a] 3"];
-  assert.equal(seenCount(seen, ["[b] 2", "[a] 3", "[c] new"]), 2);
-  assert.equal(seenCount(seen, ["[x] 0", "[a] 1", "[b] 2", "[a] 3"]), 4);
-  assert.equal(seenCount(seen, ["[c] all new"]), 0); // a restarted server: nothing in common
-  assert.equal(seenCount([], ["[c] new"]), 0);
-  // A repeated line is matched with what came before it, not taken for the last one seen.
-  assert.equal(seenCount(["[a] ok", "[b] hm"], ["[a] ok", "[b] hm", "[a] ok"]), 2);
 });

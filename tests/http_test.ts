@@ -5,37 +5,21 @@
 import assert from "node:assert/strict";
 import { connect } from "node:net";
 import { HeadReader, HttpError, parseHead } from "../server/http.ts";
-import type { ServerOptions } from "../server.ts";
-import { startWeb } from "../server/web.ts";
 import {
   Child,
   CLOSE_DEADLINE_MS,
+  closeQuietly,
   DEADLINE_MS,
   joinAs,
   run,
   serverArgs,
-  startTestServer,
   TestClient,
   waitUntil,
   withDeadline,
 } from "./_helpers.ts";
-import { upgradeRequest, writeAll } from "./_websocket.ts";
+import { Site, upgradeRequest, writeAll } from "./_websocket.ts";
 
 const encoder = new TextEncoder();
-
-/** A chat server and its page in this process; disposing closes both. */
-function site(options: ServerOptions) {
-  const server = startTestServer(options);
-  const web = startWeb(server, { hostname: "127.0.0.1", port: 0 });
-  return {
-    server,
-    web,
-    async [Symbol.asyncDispose]() {
-      await server.close();
-      await web.close();
-    },
-  };
-}
 
 /** Reads until the server closes the connection; returns what it sent. */
 async function readToEnd(conn: Deno.Conn, ms = CLOSE_DEADLINE_MS): Promise<string> {
@@ -52,14 +36,6 @@ async function readToEnd(conn: Deno.Conn, ms = CLOSE_DEADLINE_MS): Promise<strin
   })();
   await withDeadline(reading, "the server to close the connection", ms);
   return text;
-}
-
-function closeQuietly(conn: Deno.Conn): void {
-  try {
-    conn.close();
-  } catch {
-    // Closed by the server already.
-  }
 }
 
 Deno.test("HeadReader reads heads one after another, within its limit, and parseHead checks them", async () => {
@@ -91,7 +67,7 @@ Deno.test("HeadReader reads heads one after another, within its limit, and parse
 });
 
 Deno.test("web closes a connection whose request head is late: idle, trickling, or after a response", async () => {
-  await using chat = site({ handshakeTimeoutMs: 500 });
+  await using chat = Site.start({ handshakeTimeoutMs: 500 });
   const port = chat.web.addr.port;
   using idle = await Deno.connect({ hostname: "127.0.0.1", port });
   using trickle = await Deno.connect({ hostname: "127.0.0.1", port });
@@ -122,7 +98,7 @@ Deno.test("web closes a connection whose request head is late: idle, trickling, 
 });
 
 Deno.test("web counts its connections against the chat's per-address and global limits", async () => {
-  await using chat = site({ maxPerAddress: 2 });
+  await using chat = Site.start({ maxPerAddress: 2 });
   const port = chat.web.addr.port;
   // One connection kept open after its request, and one member: the address's two places.
   using first = await Deno.connect({ hostname: "127.0.0.1", port });
@@ -147,7 +123,7 @@ Deno.test("web counts its connections against the chat's per-address and global 
   assert.equal(response.status, 200);
   await response.body?.cancel();
 
-  await using full = site({ maxConnections: 1, maxPerAddress: 0 });
+  await using full = Site.start({ maxConnections: 1, maxPerAddress: 0 });
   using only = await Deno.connect({ hostname: "127.0.0.1", port: full.web.addr.port });
   await waitUntil(() => full.web.connectionCount === 1, "the connection to be counted");
   await using over = await TestClient.connect(full.server.addr.port);

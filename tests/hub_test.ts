@@ -185,6 +185,7 @@ class Recorder implements Member {
   welcome(lines: readonly Uint8Array[]): void {
     for (const bytes of lines) this.send(bytes);
   }
+  end(): void {}
   wakes = 0;
   wake(): void {
     this.wakes++;

@@ -4,6 +4,7 @@
  * loaded machine fire late, so the tests assert what a policy guarantees, never one schedule.
  */
 import assert from "node:assert/strict";
+import { FloodControl } from "../server/flood.ts";
 import { addressKey, AddressTable, TokenBucket } from "../server/limits.ts";
 import { DEFAULT_LIMITS } from "../server.ts";
 import {
@@ -515,4 +516,40 @@ Deno.test("connections are served again after a burst of refusals", async () => 
   await waitUntil(() => server.connectionCount === 1, "bob's connection to end");
   await using _carol = await joinAs(server.addr.port, "carol");
   await alice.expect("* carol has entered the room");
+});
+
+Deno.test("FloodControl answers go, wait with one warning, or flooding, and never calls back", () => {
+  const address = {
+    key: "10.0.0.1",
+    connections: 1,
+    lines: undefined,
+    joins: undefined,
+    registrations: undefined,
+  };
+  const limits = {
+    maxLineBytes: 10,
+    floodBurst: 2,
+    floodRate: 1,
+    floodLimit: 2,
+    maxPerAddress: 20,
+  };
+  assert.equal(FloodControl.for({ ...limits, floodRate: 0 }, address), undefined);
+  const flood = FloodControl.for(limits, address, 0)!;
+  assert.deepEqual([flood.admit(0), flood.admit(0), flood.admit(0)], [true, true, false]);
+  const first = flood.delay(0);
+  assert.deepEqual(first, {
+    kind: "wait",
+    ms: 1000,
+    warning: "Slow down: at most 1 lines a second; your lines are being delayed",
+  });
+  assert.deepEqual(flood.delay(0), { kind: "wait", ms: 1000, warning: undefined });
+  assert.deepEqual(flood.delay(0), { kind: "flooding" }, "one delayed line over the limit");
+  assert.equal(flood.wait(1000), 0);
+  flood.take(1000);
+  assert.equal(flood.wait(1000), 1000);
+  // Bytes: a burst of two lines' worth at once, then 10 a second, over budget for 4 s at most.
+  assert.equal(flood.spend(0, 20), 0);
+  assert.equal(flood.spend(0, 10), 1000);
+  assert.equal(flood.spend(0, 30), 4000);
+  assert.equal(flood.spend(0, 1), "flooding");
 });

@@ -1,8 +1,10 @@
 /** Pure tests of protocol.ts: the line splitter, names, commands and line formats. */
 import assert from "node:assert/strict";
 import {
+  backoffDelay,
   cleanText,
   encodeLine,
+  firstNewLine,
   formatAction,
   formatHistory,
   formatJoin,
@@ -357,4 +359,32 @@ Deno.test("isKeptLine takes chat lines and actions from valid names, and nothing
   ) {
     assert.equal(isKeptLine(line), false, JSON.stringify(line.slice(0, 60)));
   }
+});
+
+// The client's and the page's (seenCount and firstNewLine were one function written twice).
+Deno.test("firstNewLine finds where the history goes past what was seen", () => {
+  const seen = ["[a] 1", "[b] 2", "[a] 3"];
+  assert.equal(firstNewLine(seen, ["[b] 2", "[a] 3", "[c] new"]), 2);
+  assert.equal(firstNewLine(seen, ["[x] 0", "[a] 1", "[b] 2", "[a] 3"]), 4);
+  assert.equal(firstNewLine(seen, ["[c] all new"]), 0); // a restarted server: nothing in common
+  assert.equal(firstNewLine([], ["[c] new"]), 0);
+  // A repeated line is matched with what came before it, not taken for the last one seen.
+  assert.equal(firstNewLine(["[a] ok", "[b] hm"], ["[a] ok", "[b] hm", "[a] ok"]), 2);
+  assert.equal(firstNewLine(["[a] 1", "[a] 2"], ["[a] 1", "[a] 2", "[b] 3"]), 2);
+  assert.equal(firstNewLine(["[x] 0", "[a] 1", "[a] 2"], ["[a] 1", "[a] 2"]), 2);
+  assert.equal(firstNewLine(["[a] 1"], ["[b] 9", "[a] 1", "[b] 4", "[b] 5"]), 2);
+  assert.equal(firstNewLine(["[z] gone"], ["[a] 1", "[a] 2"]), 0);
+});
+
+Deno.test("backoffDelay doubles from the first wait up to the most, spread by its jitter", () => {
+  const client = { firstMs: 500, mostMs: 15_000, jitter: [0.75, 1.25] } as const;
+  assert.equal(backoffDelay(0, client, 0.5), 500);
+  assert.equal(backoffDelay(3, client, 0.5), 4000);
+  assert.equal(backoffDelay(10, client, 0.5), 15_000);
+  assert.equal(backoffDelay(1, client, 0), 750);
+  assert.equal(backoffDelay(1, client, 1), 1250);
+  // The cluster's: a server refused for good waits the most, never longer.
+  const cluster = { firstMs: 100, mostMs: 5000, jitter: [0.5, 1] } as const;
+  assert.equal(backoffDelay(Infinity, cluster, 1), 5000);
+  assert.equal(backoffDelay(0, cluster, 0), 50);
 });

@@ -10,7 +10,8 @@
 import assert from "node:assert/strict";
 import fc from "fast-check";
 import type { AddressState } from "../server/limits.ts";
-import { type ChatConn, Peer } from "../server/peer.ts";
+import { Peer } from "../server/peer.ts";
+import type { ChatConn } from "../server/conn.ts";
 import { type LogReader, noticeDelayMs, RoomLog } from "../server/room_log.ts";
 import { waitUntil } from "./_helpers.ts";
 

@@ -12,13 +12,12 @@ import assert from "node:assert/strict";
 import puppeteer, { type Browser, type Page } from "puppeteer-core";
 import css from "../web/style.css" with { type: "text" };
 import { NAME_COLORS, nameColor } from "../client/terminal.ts";
-import type { ChatServer, ServerOptions } from "../server.ts";
-import { startWeb, type WebOptions, type WebServer } from "../server/web.ts";
-import { firstNewLine, reconnectDelay, Roster } from "../web/room.ts";
+import { reconnectDelay, Roster } from "../web/room.ts";
 import { nameColorSlot, parseServerLine } from "../protocol.ts";
 import {
   Certificate,
   Child,
+  closeQuietly,
   DEADLINE_MS,
   denoChild,
   joinAs,
@@ -26,55 +25,16 @@ import {
   run,
   serverChild,
   startServerProcess,
-  startTestServer,
   TestClient,
   unusedPort,
   waitUntil,
   withDeadline,
 } from "./_helpers.ts";
 import { Folder } from "./_store.ts";
-import { linesOf } from "./_websocket.ts";
+import { clientFrame, linesOf, Site, upgradeRequest } from "./_websocket.ts";
+import { OPCODE } from "../server/websocket.ts";
 
 // --- helpers ---
-
-/** A chat server with its page, in this process, on free loopback ports. */
-class Site implements AsyncDisposable {
-  constructor(readonly server: ChatServer, readonly web: WebServer) {}
-
-  static start(options: ServerOptions = {}, web: WebOptions = {}): Site {
-    const server = startTestServer(options);
-    try {
-      return new Site(
-        server,
-        startWeb(server, {
-          hostname: "127.0.0.1",
-          port: 0,
-          ...web,
-        }),
-      );
-    } catch (error) {
-      server.close();
-      throw error;
-    }
-  }
-
-  get port(): number {
-    return this.server.addr.port;
-  }
-
-  get url(): string {
-    return this.web.url;
-  }
-
-  get socketUrl(): string {
-    return `${this.url.replace(/^http/, "ws")}chat`;
-  }
-
-  async [Symbol.asyncDispose](): Promise<void> {
-    await this.server.close();
-    await this.web.close();
-  }
-}
 
 /** A WebSocket client of the chat, reading lines as a TestClient does. */
 class SocketClient implements AsyncDisposable {
@@ -316,45 +276,11 @@ async function rawSocket(
   headers: { origin?: string; host?: string } = {},
 ): Promise<{ conn: Deno.TcpConn; status: string }> {
   const conn = await Deno.connect({ hostname: "127.0.0.1", port });
-  const request = [
-    "GET /chat HTTP/1.1",
-    `Host: ${headers.host ?? `127.0.0.1:${port}`}`,
-    "Upgrade: websocket",
-    "Connection: Upgrade",
-    `Sec-WebSocket-Key: ${btoa("chat-test-key-16")}`,
-    "Sec-WebSocket-Version: 13",
-    ...(headers.origin ? [`Origin: ${headers.origin}`] : []),
-    "",
-    "",
-  ].join("\r\n");
-  await conn.write(new TextEncoder().encode(request));
+  await conn.write(new TextEncoder().encode(upgradeRequest(port, headers)));
   const buffer = new Uint8Array(4096);
   const count = await withDeadline(conn.read(buffer), "the handshake's answer");
   const status = new TextDecoder().decode(buffer.subarray(0, count ?? 0)).split("\r\n")[0]!;
   return { conn, status };
-}
-
-/** One masked text frame, as a client must send it (RFC 6455, 5.2). */
-function maskedFrame(text: string): Uint8Array {
-  const payload = new TextEncoder().encode(text);
-  const length = payload.length;
-  const header = length < 126
-    ? [0x81, 0x80 | length]
-    : [0x81, 0x80 | 126, length >> 8, length & 0xff];
-  const mask = crypto.getRandomValues(new Uint8Array(4));
-  const frame = new Uint8Array(header.length + 4 + length);
-  frame.set(header);
-  frame.set(mask, header.length);
-  for (let i = 0; i < length; i++) frame[header.length + 4 + i] = payload[i]! ^ mask[i % 4]!;
-  return frame;
-}
-
-function closeQuietly(conn: Deno.Conn): void {
-  try {
-    conn.close();
-  } catch {
-    // Closed by the server already.
-  }
 }
 
 // --- HTTP and the socket ---
@@ -620,7 +546,7 @@ Deno.test("a WebSocket member that stops reading is dropped as a TCP one is; the
   });
   try {
     assert.match(status, /^HTTP\/1.1 101 /);
-    await sloth.write(maskedFrame("sloth"));
+    await sloth.write(clientFrame(OPCODE.text, "sloth"));
     await bob.expect("* sloth has entered the room");
     await carol.expect("* sloth has entered the room");
     // Batches of 400 KB, each read by carol before the next, until the sloth is dropped: it
@@ -650,7 +576,7 @@ Deno.test("a WebSocket that answers no ping is closed; one that does stays past 
   await using alive = await SocketClient.join(site.socketUrl, "alive");
   const { conn: mute } = await rawSocket(site.web.addr.port);
   try {
-    await mute.write(maskedFrame("mute"));
+    await mute.write(clientFrame(OPCODE.text, "mute"));
     await bob.expect("* alive has entered the room");
     await bob.expect("* mute has entered the room");
     await alive.expect("* mute has entered the room");
@@ -750,14 +676,6 @@ Deno.test("Roster follows the room list, joins, leaves and renames, and nothing 
   assert.deepEqual(roster.names, ["Alice2"]);
   feed("* The room contains: ");
   assert.deepEqual(roster.names, []);
-});
-
-Deno.test("firstNewLine skips the history the page has shown already", () => {
-  assert.equal(firstNewLine([], ["[a] 1", "[a] 2"]), 0);
-  assert.equal(firstNewLine(["[a] 1", "[a] 2"], ["[a] 1", "[a] 2", "[b] 3"]), 2);
-  assert.equal(firstNewLine(["[x] 0", "[a] 1", "[a] 2"], ["[a] 1", "[a] 2"]), 2);
-  assert.equal(firstNewLine(["[a] 1"], ["[b] 9", "[a] 1", "[b] 4", "[b] 5"]), 2);
-  assert.equal(firstNewLine(["[z] gone"], ["[a] 1", "[a] 2"]), 0);
 });
 
 Deno.test("reconnectDelay doubles from about a second to at most 30 seconds", () => {

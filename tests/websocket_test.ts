@@ -15,20 +15,19 @@ import {
   linesOf,
   rawUpgrade,
   type ServerFrames,
+  Site,
   writeAll,
   zeroMaskHeader,
 } from "./_websocket.ts";
 import {
   CLOSE_DEADLINE_MS,
+  closeQuietly,
   joinAs,
   run,
   startServerProcess,
-  startTestServer,
   TestClient,
   withDeadline,
 } from "./_helpers.ts";
-import type { ServerOptions } from "../server.ts";
-import { startWeb } from "../server/web.ts";
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
@@ -230,20 +229,6 @@ Deno.test("encodeFrame and frameHeader frame text of every length, and encodeClo
 
 // --- the page's socket, driven by hand over TCP ---
 
-/** A chat server and its page in this process; disposing closes both. */
-function site(options: ServerOptions) {
-  const server = startTestServer(options);
-  const web = startWeb(server, { hostname: "127.0.0.1", port: 0 });
-  return {
-    server,
-    web,
-    async [Symbol.asyncDispose]() {
-      await server.close();
-      await web.close();
-    },
-  };
-}
-
 /** Opens the socket by hand and joins as `name`, reading up to the welcome. */
 async function joinByHand(port: number, name: string) {
   const socket = await rawUpgrade(port);
@@ -261,17 +246,9 @@ async function linesToEnd(frames: ServerFrames): Promise<string[]> {
   return lines;
 }
 
-function closeQuietly(conn: Deno.Conn): void {
-  try {
-    conn.close();
-  } catch {
-    // Closed by the server already.
-  }
-}
-
 Deno.test("the page's socket cuts a fragmented message at the line limit as it arrives; the member stays", async () => {
   // Flood control off, so that nothing paces the megabytes below.
-  await using chat = site({ maxLineBytes: 4000, floodRate: 0 });
+  await using chat = Site.start({ maxLineBytes: 4000, floodRate: 0 });
   await using bob = await joinAs(chat.server.addr.port, "bob");
   const { conn, frames } = await joinByHand(chat.web.addr.port, "frag");
   try {
@@ -301,7 +278,7 @@ Deno.test("the page's socket cuts a fragmented message at the line limit as it a
 
 Deno.test("the page's socket cuts a sender that streams a message it never ends, under the byte budget", async () => {
   // A byte budget of 8,000 bytes a second, and 3 s over it at most.
-  await using chat = site({ maxLineBytes: 4000, floodBurst: 2, floodRate: 2, floodLimit: 3 });
+  await using chat = Site.start({ maxLineBytes: 4000, floodBurst: 2, floodRate: 2, floodLimit: 3 });
   await using bob = await joinAs(chat.server.addr.port, "bob");
   const { conn, frames } = await joinByHand(chat.web.addr.port, "slow");
   await bob.expect("* slow has entered the room");
@@ -354,7 +331,7 @@ Deno.test("the page's socket survives a 512 MiB fragmented message, in a server 
 });
 
 Deno.test("the page's socket gets every line of a burst of 100 x 200 in order, in frames of whole lines", async () => {
-  await using chat = site({ floodRate: 0, maxPerAddress: 0, joinRate: 0 });
+  await using chat = Site.start({ floodRate: 0, maxPerAddress: 0, joinRate: 0 });
   const { conn, frames } = await joinByHand(chat.web.addr.port, "web");
   const senders: TestClient[] = [];
   try {

@@ -149,6 +149,7 @@ function nameKey(name) {
 function quote(value) {
   return JSON.stringify(value.length > 40 ? `${value.slice(0, 40)}...` : value);
 }
+var SOCKET_PATH = "/chat";
 var PRIVATE_GREETING = "* Welcome to chat! This server is private: send its password";
 var LOGIN_PROMPT = /^\* ([A-Za-z0-9_-]{1,32}) is registered: send its password$/;
 var NEW_PROMPT = /^\* Send the new password for ([A-Za-z0-9_-]{1,32}) on the next line: /;
@@ -191,13 +192,18 @@ function formatSystemLine(text) {
 var ROOM_LIST = "The room contains:";
 var ROOM_LIST_MORE = "The room also contains:";
 var WHO_MORE = "also online:";
+var SHUTDOWN_NOTICE = "* Server is shutting down, goodbye";
 var TAKE_OVER = /^\* error: ([A-Za-z0-9_-]{1,32}) logged in from elsewhere with its password$/;
 function parseTakeOver(line) {
   return TAKE_OVER.exec(line)?.[1];
 }
+var GOODBYE = "* Goodbye!";
 var LIMITS_LINE = /^Limits: lines of up to (\d+) bytes(?:, (\d+) at once, then (\d+(?:\.\d+)?) a second)?$/;
 function formatAction(name, text) {
   return formatSystemLine(`[${name}] ${text}`);
+}
+function formatHistory(time, line) {
+  return formatSystemLine(`history ${time.toISOString().slice(0, 19)}Z ${line}`);
 }
 var HELP_LINES = [
   "/who              who is online",
@@ -286,6 +292,22 @@ function parseCommand(line) {
     default:
       throw new ProtocolError(`Unknown command ${quote(`/${word}`)}: /help lists the commands`);
   }
+}
+function firstNewLine(seen, replayed) {
+  for (let end = replayed.length; end > 0; end--) {
+    const length = Math.min(end, seen.length);
+    if (length === 0) break;
+    let isMatch = true;
+    for (let k = 1; k <= length && isMatch; k++) {
+      isMatch = replayed[end - k] === seen[seen.length - k];
+    }
+    if (isMatch) return end;
+  }
+  return 0;
+}
+function backoffDelay(attempt, options, random = Math.random()) {
+  const [low, high] = options.jitter;
+  return Math.min(options.mostMs, options.firstMs * 2 ** attempt) * (low + random * (high - low));
 }
 var NAME = "([A-Za-z0-9_-]{1,32})";
 var USER_LINE = new RegExp(`^\\[${NAME}\\] (.*)$`, "s");
@@ -428,21 +450,15 @@ var Roster = class {
     }
   }
 };
-function firstNewLine(seen, replayed) {
-  for (let end = replayed.length; end > 0; end--) {
-    const length = Math.min(end, seen.length);
-    if (length === 0) break;
-    let isMatch = true;
-    for (let k = 1; k <= length && isMatch; k++) {
-      isMatch = replayed[end - k] === seen[seen.length - k];
-    }
-    if (isMatch) return end;
-  }
-  return 0;
-}
 function reconnectDelay(attempt, random = Math.random()) {
-  const base = Math.min(3e4, 1e3 * 2 ** attempt);
-  return Math.round(base * (0.75 + random / 2));
+  return Math.round(backoffDelay(attempt, {
+    firstMs: 1e3,
+    mostMs: 3e4,
+    jitter: [
+      0.75,
+      1.25
+    ]
+  }, random));
 }
 
 // web/page.ts
@@ -450,8 +466,7 @@ var MAX_LINES = 2e3;
 var MAX_SEEN = 500;
 var MAX_SENT = 200;
 var AT_BOTTOM_PX = 48;
-var HISTORY_PREFIX = "* history 2026-01-01T00:00:00Z ".length;
-var SHUTDOWN_NOTICE = "Server is shutting down, goodbye";
+var HISTORY_PREFIX = formatHistory(/* @__PURE__ */ new Date(0), "").length;
 var TITLE = document.title;
 var NAME_STORE = "chat.name";
 function element(id) {
@@ -539,7 +554,7 @@ function connect() {
   state.isNameSent = false;
   endSecret();
   const scheme = location.protocol === "https:" ? "wss:" : "ws:";
-  const socket = new WebSocket(`${scheme}//${location.host}/chat`);
+  const socket = new WebSocket(`${scheme}//${location.host}${SOCKET_PATH}`);
   state.socket = socket;
   socket.addEventListener("message", (event) => {
     if (typeof event.data !== "string") return;
@@ -569,8 +584,8 @@ function receive(raw) {
   }
   if (line.kind === "limits") state.maxLineBytes = line.limits.maxLineBytes;
   if (state.roster.apply(line)) showRoster();
-  if (line.kind === "system" && line.text === "Goodbye!") state.hasQuit = true;
-  if (line.kind === "system" && line.text === SHUTDOWN_NOTICE) {
+  if (raw === GOODBYE) state.hasQuit = true;
+  if (raw === SHUTDOWN_NOTICE) {
     state.closeReason = "The server shut down";
   }
   if (parseTakeOver(raw) !== void 0) state.isTakenOver = true;

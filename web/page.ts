@@ -7,8 +7,11 @@
  * Built into `web/page.js` by `deno task bundle`.
  */
 import {
+  firstNewLine,
   formatAction,
+  formatHistory,
   formatUserLine,
+  GOODBYE,
   nameColorSlot,
   nameKey,
   parseCommand,
@@ -18,9 +21,11 @@ import {
   parseWrongSecret,
   type Prompt,
   type ServerLine,
+  SHUTDOWN_NOTICE,
+  SOCKET_PATH,
   utf8Length,
 } from "../protocol.ts";
-import { firstNewLine, reconnectDelay, Roster } from "./room.ts";
+import { reconnectDelay, Roster } from "./room.ts";
 
 /** Lines the page keeps; older ones are removed, so a long session does not grow without end. */
 const MAX_LINES = 2000;
@@ -31,8 +36,7 @@ const MAX_SENT = 200;
 /** How close to the bottom counts as reading the newest line, in pixels. */
 const AT_BOTTOM_PX = 48;
 /** Length of `* history YYYY-MM-DDTHH:MM:SSZ `, before the line that was said. */
-const HISTORY_PREFIX = "* history 2026-01-01T00:00:00Z ".length;
-const SHUTDOWN_NOTICE = "Server is shutting down, goodbye";
+const HISTORY_PREFIX = formatHistory(new Date(0), "").length;
 const TITLE = document.title;
 const NAME_STORE = "chat.name";
 
@@ -125,7 +129,7 @@ function connect(): void {
   state.isNameSent = false;
   endSecret();
   const scheme = location.protocol === "https:" ? "wss:" : "ws:";
-  const socket = new WebSocket(`${scheme}//${location.host}/chat`);
+  const socket = new WebSocket(`${scheme}//${location.host}${SOCKET_PATH}`);
   state.socket = socket;
   // Nothing is sent before the server speaks: a private server wants its password first.
   socket.addEventListener("message", (event) => {
@@ -156,8 +160,8 @@ function receive(raw: string): void {
   }
   if (line.kind === "limits") state.maxLineBytes = line.limits.maxLineBytes;
   if (state.roster.apply(line)) showRoster();
-  if (line.kind === "system" && line.text === "Goodbye!") state.hasQuit = true;
-  if (line.kind === "system" && line.text === SHUTDOWN_NOTICE) {
+  if (raw === GOODBYE) state.hasQuit = true;
+  if (raw === SHUTDOWN_NOTICE) {
     state.closeReason = "The server shut down";
   }
   if (parseTakeOver(raw) !== undefined) state.isTakenOver = true;

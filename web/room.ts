@@ -1,5 +1,5 @@
 /** What the page knows of the room, with no DOM: who is online, history to skip, reconnecting. */
-import { nameKey, type ServerLine } from "../protocol.ts";
+import { backoffDelay, nameKey, type ServerLine } from "../protocol.ts";
 
 /**
  * Who is online besides you, kept from the room list at join and the join, leave and rename lines
@@ -35,26 +35,9 @@ export class Roster {
   }
 }
 
-/**
- * On rejoining, the server replays its history, most of which the page shows already. Given the
- * chat lines shown before (`seen`, oldest first) and the replayed ones, returns the index of the
- * first replayed line that is new: the replay after the longest run that ends where `seen` ends.
- */
-export function firstNewLine(seen: readonly string[], replayed: readonly string[]): number {
-  for (let end = replayed.length; end > 0; end--) {
-    const length = Math.min(end, seen.length);
-    if (length === 0) break;
-    let isMatch = true;
-    for (let k = 1; k <= length && isMatch; k++) {
-      isMatch = replayed[end - k] === seen[seen.length - k];
-    }
-    if (isMatch) return end;
-  }
-  return 0;
-}
-
 /** Milliseconds before reconnection attempt `attempt` (0, 1, ...): doubling from 1 s to 30 s, with jitter. */
 export function reconnectDelay(attempt: number, random = Math.random()): number {
-  const base = Math.min(30_000, 1000 * 2 ** attempt);
-  return Math.round(base * (0.75 + random / 2));
+  return Math.round(
+    backoffDelay(attempt, { firstMs: 1000, mostMs: 30_000, jitter: [0.75, 1.25] }, random),
+  );
 }
