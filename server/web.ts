@@ -265,11 +265,18 @@ class PageServer implements WebServer {
         }
         isLast = refusal !== undefined || isLastRequest(head);
         if (head.path === SOCKET_PATH) {
-          const local = (tcp.localAddr as Deno.NetAddr).hostname;
-          const socket = this.#socket(conn, head, { rest: heads.rest(), local });
+          const socket = this.#socket(conn, head, {
+            rest: heads.rest(),
+            local: (tcp.localAddr as Deno.NetAddr).hostname,
+            remote: (tcp.remoteAddr as Deno.NetAddr).hostname,
+          });
           if (socket instanceof Uint8Array) {
             await writeAll(conn, socket);
             continue;
+          }
+          if ("overRate" in socket) {
+            await writeAll(conn, socket.overRate);
+            break; // one opening sockets in a loop keeps no connection either
           }
           await writeAll(conn, socket.response);
           // A chat line must leave now, not wait for an ACK (Nagle), as on the chat's port.
@@ -279,7 +286,7 @@ class PageServer implements WebServer {
           if (typeof held !== "string") held.release();
           this.#sockets.add(socket.conn);
           isUpgraded = true;
-          return this.#server.accept(socket.conn);
+          return this.#server.accept(socket.conn, { isJoinTaken: true });
         }
         const extra: Record<string, string> = isLast ? { connection: "close" } : {};
         await writeAll(
@@ -303,14 +310,15 @@ class PageServer implements WebServer {
   }
 
   /**
-   * The answer to a request for the socket: a refusal, or the 101 and the socket it opens. `rest`:
-   * what came after the request; `local`: the address the connection came in on.
+   * The answer to a request for the socket: a refusal, one over the join rate (after which the
+   * connection closes), or the 101 and the socket it opens. `rest`: what came after the request;
+   * `local`, `remote`: the addresses the connection came in on and came from.
    */
   #socket(
     conn: ChatConn,
     head: RequestHead,
-    options: { rest: Uint8Array; local: string },
-  ): Uint8Array | { response: Uint8Array; conn: WebSocketConn } {
+    options: { rest: Uint8Array; local: string; remote: string },
+  ): Uint8Array | { overRate: Uint8Array } | { response: Uint8Array; conn: WebSocketConn } {
     const refusal = socketRefusal(head, {
       isTls: this.#config.tls !== undefined,
       origins: this.#config.origins,
@@ -324,6 +332,10 @@ class PageServer implements WebServer {
         "sec-websocket-version": "13",
       });
     }
+    // Each socket opened takes a join (its member's join then takes none), so that opening them
+    // in a loop, joining or not, is held to the join rate.
+    const tooMany = this.#server.takeJoin(options.remote);
+    if (tooMany) return { overRate: plain(429, tooMany, { connection: "close" }) };
     const socket = new WebSocketConn(conn, {
       rest: options.rest,
       onClose: () => this.#sockets.delete(socket),

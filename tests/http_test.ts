@@ -17,7 +17,8 @@ import {
   waitUntil,
   withDeadline,
 } from "./_helpers.ts";
-import { Site, upgradeRequest, writeAll } from "./_websocket.ts";
+import { clientFrame, rawUpgrade, Site, upgradeRequest, writeAll } from "./_websocket.ts";
+import { OPCODE } from "../server/websocket.ts";
 
 const encoder = new TextEncoder();
 
@@ -221,4 +222,34 @@ Deno.test("SIGTERM ends the server promptly though upgrade requests were reset b
   const { code } = await child.finish(DEADLINE_MS);
   assert.equal(code, 0);
   closeQuietly(idle);
+});
+
+Deno.test("web counts each WebSocket it opens against the join rate, and its join not again", async () => {
+  await using chat = Site.start({ joinRate: 2 });
+  const port = chat.web.addr.port;
+  // Two sockets open (no name sent yet); a third from the address is refused before its 101.
+  const first = await rawUpgrade(port);
+  const second = await rawUpgrade(port);
+  using third = await Deno.connect({ hostname: "127.0.0.1", port });
+  try {
+    await writeAll(third, encoder.encode(upgradeRequest(port)));
+    const refused = await readToEnd(third, DEADLINE_MS);
+    assert.match(refused, /^HTTP\/1\.1 429 /);
+    assert.match(
+      refused,
+      /\r\n\r\nToo many joins from 127\.0\.0\.1: at most 2 a minute; try again in \d+ s\n$/,
+    );
+    // The sockets opened join on the tokens their opening took; a TCP join has none left.
+    for (const [i, { conn, frames }] of [first, second].entries()) {
+      await writeAll(conn, clientFrame(OPCODE.text, `web${i}`));
+      await withDeadline(frames.readUntil(new RegExp(`^\\* Welcome, web${i}! `)), "the welcome");
+    }
+    await using late = await TestClient.connect(chat.port);
+    await late.expect(/^\* Welcome to chat/);
+    await late.send("late");
+    await late.expect(/^\* error: Too many joins from 127\.0\.0\.1: at most 2 a minute/);
+  } finally {
+    first.conn.close();
+    second.conn.close();
+  }
 });
