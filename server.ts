@@ -85,7 +85,13 @@ export interface ChatServer extends AsyncDisposable {
    * Serves a connection that came another way than the listener (a WebSocket, say) under the same
    * limits as the listener's: refused if over them, else a peer like any other.
    */
-  accept(conn: ChatConn): void;
+  accept(conn: ChatConn, options?: { isJoinTaken?: boolean }): void;
+  /**
+   * Takes a join of the address's join rate for a connection that is to join (a WebSocket being
+   * opened, so that opening them in a loop is held to the join rate, joined or not): why it cannot,
+   * if it cannot. Accept the connection with `isJoinTaken`, and its join takes no other.
+   */
+  takeJoin(hostname: string): string | undefined;
   /**
    * Counts a connection that is not a member yet (a request to the web page) against the same
    * limits: why it cannot be served, or its place, to be given back once it closes or becomes a
@@ -173,6 +179,8 @@ class Server implements ChatServer {
   #countsLoggedAt = 0;
   /** The server's password, registered names' passwords, and the account commands. */
   #login: Login;
+  /** Connections that took their join of the join rate when they opened (see `takeJoin`). */
+  #joinTaken = new WeakSet<Peer>();
   #trimmedAt = Date.now();
   #hubClosed: Promise<void> = Promise.resolve();
   /** Tells each newcomer the limits its lines must keep to, so a client can pace a paste. */
@@ -258,12 +266,25 @@ class Server implements ChatServer {
     await this.#hubClosed;
   }
 
-  accept(conn: ChatConn): void {
+  accept(conn: ChatConn, options: { isJoinTaken?: boolean } = {}): void {
     if (this.#isClosing) return closeQuietly(conn);
     const address = this.#addresses.get((conn.remoteAddr as Deno.NetAddr).hostname);
     const refusal = this.#refusal(address);
-    this.#track(refusal ? refuse(conn, refusal) : this.#serve(conn, address));
+    this.#track(refusal ? refuse(conn, refusal) : this.#serve(conn, address, options));
     if (refusal) this.#refusals++;
+  }
+
+  takeJoin(hostname: string): string | undefined {
+    const address = this.#addresses.get(hostname);
+    const wait = address.joins?.take(Date.now()) ?? 0;
+    if (wait === 0) return;
+    this.#refusedJoins++;
+    return this.#tooManyJoins(address, wait);
+  }
+
+  #tooManyJoins(address: AddressState, wait: number): string {
+    return `Too many joins from ${address.key}: at most ${this.#limits.joinRate} a minute; ` +
+      `try again in ${Math.ceil(wait / 1000)} s`;
   }
 
   hold(hostname: string): string | { release(): void } {
@@ -303,9 +324,14 @@ class Server implements ChatServer {
     }
   }
 
-  async #serve(conn: ChatConn, address: AddressState): Promise<void> {
+  async #serve(
+    conn: ChatConn,
+    address: AddressState,
+    options: { isJoinTaken?: boolean },
+  ): Promise<void> {
     const { maxBacklogBytes, maxLineBytes } = this.#limits;
     const peer = new Peer(conn, { maxBacklogBytes, address });
+    if (options.isJoinTaken) this.#joinTaken.add(peer);
     const flood = FloodControl.for(this.#limits, address);
     const { hub, log } = this.#config;
     const login = this.#login;
@@ -505,17 +531,17 @@ class Server implements ChatServer {
     }
   }
 
-  /** Joins a peer under `name`, within the join rate; a ProtocolError says why it cannot. */
+  /**
+   * Joins a peer under `name`, within the join rate (unless its connection took its join when it
+   * opened); a ProtocolError says why it cannot.
+   */
   async #enter(peer: Peer, name: string): Promise<void> {
     peer.name = name;
-    const joins = peer.address.joins;
+    const joins = this.#joinTaken.delete(peer) ? undefined : peer.address.joins;
     const wait = joins?.wait(Date.now()) ?? 0;
     if (wait > 0) {
       this.#refusedJoins++;
-      throw new ProtocolError(
-        `Too many joins from ${peer.address.key}: at most ${this.#limits.joinRate} a minute; ` +
-          `try again in ${Math.ceil(wait / 1000)} s`,
-      );
+      throw new ProtocolError(this.#tooManyJoins(peer.address, wait));
     }
     await this.#config.hub.join(peer, [this.#limitsNotice]);
     joins?.take(Date.now());

@@ -265,11 +265,14 @@ class PageServer implements WebServer {
         }
         isLast = refusal !== undefined || isLastRequest(head);
         if (head.path === SOCKET_PATH) {
-          const local = (tcp.localAddr as Deno.NetAddr).hostname;
-          const socket = this.#socket(conn, head, { rest: heads.rest(), local });
+          const socket = this.#socket(conn, head, {
+            rest: heads.rest(),
+            local: (tcp.localAddr as Deno.NetAddr).hostname,
+            remote: (tcp.remoteAddr as Deno.NetAddr).hostname,
+          });
           if (socket instanceof Uint8Array) {
             await writeAll(conn, socket);
-            continue;
+            break; // a socket refused: its connection closes too, as a browser's would
           }
           await writeAll(conn, socket.response);
           // A chat line must leave now, not wait for an ACK (Nagle), as on the chat's port.
@@ -279,7 +282,7 @@ class PageServer implements WebServer {
           if (typeof held !== "string") held.release();
           this.#sockets.add(socket.conn);
           isUpgraded = true;
-          return this.#server.accept(socket.conn);
+          return this.#server.accept(socket.conn, { isJoinTaken: true });
         }
         const extra: Record<string, string> = isLast ? { connection: "close" } : {};
         await writeAll(
@@ -303,13 +306,14 @@ class PageServer implements WebServer {
   }
 
   /**
-   * The answer to a request for the socket: a refusal, or the 101 and the socket it opens. `rest`:
-   * what came after the request; `local`: the address the connection came in on.
+   * The answer to a request for the socket: a refusal (after which the connection closes), or the
+   * 101 and the socket it opens. `rest`: what came after the request; `local`, `remote`: the
+   * addresses the connection came in on and came from.
    */
   #socket(
     conn: ChatConn,
     head: RequestHead,
-    options: { rest: Uint8Array; local: string },
+    options: { rest: Uint8Array; local: string; remote: string },
   ): Uint8Array | { response: Uint8Array; conn: WebSocketConn } {
     const refusal = socketRefusal(head, {
       isTls: this.#config.tls !== undefined,
@@ -322,8 +326,13 @@ class PageServer implements WebServer {
     if (head.headers.get("sec-websocket-version") !== "13" || !isValidKey(key)) {
       return plain(400, "Cannot open a WebSocket: it needs version 13 and a valid key", {
         "sec-websocket-version": "13",
+        connection: "close",
       });
     }
+    // Each socket opened takes a join (its member's join then takes none), so that opening them
+    // in a loop, joining or not, is held to the join rate.
+    const tooMany = this.#server.takeJoin(options.remote);
+    if (tooMany) return plain(429, tooMany, { connection: "close" });
     const socket = new WebSocketConn(conn, {
       rest: options.rest,
       onClose: () => this.#sockets.delete(socket),
@@ -385,12 +394,14 @@ function socketRefusal(
   head: RequestHead,
   options: OwnOrigins & { origins: ReadonlySet<string> },
 ): Uint8Array | undefined {
+  const close = { connection: "close" };
   if (head.method !== "GET") {
-    return plain(405, `Method ${head.method} not allowed: use GET`, { allow: "GET" });
+    return plain(405, `Method ${head.method} not allowed: use GET`, { allow: "GET", ...close });
   }
   if (head.headers.get("upgrade")?.toLowerCase() !== "websocket") {
     return plain(426, `${SOCKET_PATH} takes WebSocket connections only`, {
       upgrade: "websocket",
+      ...close,
     });
   }
   const origin = head.headers.get("origin");
@@ -401,6 +412,7 @@ function socketRefusal(
     `Origin ${
       JSON.stringify(origin)
     } may not open the chat: start the server with --web-origin ${origin}`,
+    close,
   );
 }
 

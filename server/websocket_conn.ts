@@ -25,11 +25,14 @@ const LINGER_MS = 1000;
  */
 const MAX_EMPTY_BYTES = 64 * 1024;
 /**
- * A write of up to this many bytes goes out as one frame in one buffer (a copy costs less than a
- * second write); a longer one is written as its header and then the bytes it was given (a view of
- * the room log, which keeps them while the write is in flight), copied nowhere.
+ * A write of up to this many bytes goes out as one frame in one buffer (a line or a few at a light
+ * load: one write, one segment); a longer one is written as its header and then the bytes it was
+ * given (a view of the room log, which keeps them while the write is in flight), copied nowhere.
+ * Copies of up to 16 KiB cost more than the second write saves: in a burst of 100 x 200 lines the
+ * server's CPU a delivery was 0.14 µs at 1 KiB against 0.18 at 4 KiB and 16 KiB, and their
+ * buffers, freed but not given back, raised an idle member's memory (BENCHMARKS.md).
  */
-const MAX_COPIED_BYTES = 16 * 1024;
+const MAX_COPIED_BYTES = 1024;
 
 /**
  * A WebSocket over `conn` (TCP or TLS), after the opening handshake. The payload of a message is

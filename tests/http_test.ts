@@ -17,7 +17,8 @@ import {
   waitUntil,
   withDeadline,
 } from "./_helpers.ts";
-import { Site, upgradeRequest, writeAll } from "./_websocket.ts";
+import { clientFrame, rawUpgrade, Site, upgradeRequest, writeAll } from "./_websocket.ts";
+import { OPCODE } from "../server/websocket.ts";
 
 const encoder = new TextEncoder();
 
@@ -221,4 +222,80 @@ Deno.test("SIGTERM ends the server promptly though upgrade requests were reset b
   const { code } = await child.finish(DEADLINE_MS);
   assert.equal(code, 0);
   closeQuietly(idle);
+});
+
+Deno.test("web counts each WebSocket it opens against the join rate, and its join not again", async () => {
+  await using chat = Site.start({ joinRate: 2 });
+  const port = chat.web.addr.port;
+  // Two sockets open (no name sent yet); a third from the address is refused before its 101.
+  const first = await rawUpgrade(port);
+  const second = await rawUpgrade(port);
+  using third = await Deno.connect({ hostname: "127.0.0.1", port });
+  try {
+    await writeAll(third, encoder.encode(upgradeRequest(port)));
+    const refused = await readToEnd(third, DEADLINE_MS);
+    assert.match(refused, /^HTTP\/1\.1 429 /);
+    assert.match(
+      refused,
+      /\r\n\r\nToo many joins from 127\.0\.0\.1: at most 2 a minute; try again in \d+ s\n$/,
+    );
+    // The sockets opened join on the tokens their opening took; a TCP join has none left.
+    for (const [i, { conn, frames }] of [first, second].entries()) {
+      await writeAll(conn, clientFrame(OPCODE.text, `web${i}`));
+      await withDeadline(frames.readUntil(new RegExp(`^\\* Welcome, web${i}! `)), "the welcome");
+    }
+    await using late = await TestClient.connect(chat.port);
+    await late.expect(/^\* Welcome to chat/);
+    await late.send("late");
+    await late.expect(/^\* error: Too many joins from 127\.0\.0\.1: at most 2 a minute/);
+  } finally {
+    first.conn.close();
+    second.conn.close();
+  }
+});
+
+Deno.test("web answers each broken or refused socket request with its status, then closes", async () => {
+  // A head's deadline longer than the wait for each close: the server closes them itself.
+  await using chat = Site.start({ handshakeTimeoutMs: 3 * CLOSE_DEADLINE_MS });
+  await using slow = Site.start({ handshakeTimeoutMs: 500 });
+  const port = chat.web.addr.port;
+  const request = (lines: string[]) => [...lines, "", ""].join("\r\n");
+  const upgrade = upgradeRequest(port).trimEnd().split("\r\n");
+  const without = (name: string) => upgrade.filter((line) => !line.startsWith(`${name}:`));
+  const cases: [string, string, RegExp][] = [
+    ["no key", request(without("Sec-WebSocket-Key")), /^HTTP\/1\.1 400 /],
+    [
+      "a key of 15 bytes",
+      request([...without("Sec-WebSocket-Key"), `Sec-WebSocket-Key: ${btoa("x".repeat(15))}`]),
+      /^HTTP\/1\.1 400 /,
+    ],
+    [
+      "version 8",
+      request([...without("Sec-WebSocket-Version"), "Sec-WebSocket-Version: 8"]),
+      /^HTTP\/1\.1 400 [^]*\r\nsec-websocket-version: 13\r\n/,
+    ],
+    ["another origin", request([...upgrade, "Origin: http://evil.example"]), /^HTTP\/1\.1 403 /],
+    ["no upgrade", request(without("Upgrade")), /^HTTP\/1\.1 426 /],
+    ["a POST", request(["POST /chat HTTP/1.1", ...upgrade.slice(1)]), /^HTTP\/1\.1 405 /],
+    [
+      "a head over 16 KiB",
+      request([...upgrade, `X-Big: ${"b".repeat(17 * 1024)}`]),
+      /^HTTP\/1\.1 431 /,
+    ],
+  ];
+  for (const [what, text, expected] of cases) {
+    using conn = await Deno.connect({ hostname: "127.0.0.1", port });
+    await writeAll(conn, encoder.encode(text));
+    const answer = await readToEnd(conn);
+    assert.match(answer, expected, what);
+    assert.match(answer, /\r\nconnection: close\r\n/i, what);
+  }
+  // A head that never ends is closed at its deadline, unanswered.
+  using late = await Deno.connect({ hostname: "127.0.0.1", port: slow.web.addr.port });
+  await writeAll(late, encoder.encode(upgrade.slice(0, 3).join("\r\n")));
+  assert.equal(await readToEnd(late), "");
+  // Without an Origin (not a browser), the socket opens.
+  const { conn } = await rawUpgrade(port);
+  conn.close();
+  await waitUntil(() => chat.web.connectionCount === 0, "the page's connections to close");
 });

@@ -426,3 +426,39 @@ Deno.test("the page's sockets that stop reading are cut and closed before the ro
   child.process.kill("SIGTERM");
   assert.equal((await child.finish(CLOSE_DEADLINE_MS)).code, 0);
 });
+
+Deno.test("the page's socket refuses a 60 MiB frame as it arrives, holding none of it while it is open", async () => {
+  await using chat = Site.start({ maxLineBytes: 4000, floodRate: 0 });
+  await using bob = await joinAs(chat.server.addr.port, "bob");
+  const { conn, frames } = await joinByHand(chat.web.addr.port, "huge");
+  try {
+    await bob.expect("* huge has entered the room");
+    const piece = new Uint8Array(1024 * 1024).fill(0x68); // sent as it is under a zero mask
+    const gc = (globalThis as { gc?: () => void }).gc!;
+    gc();
+    const before = Deno.memoryUsage();
+    // One frame of 60 MiB, its first 16 MiB sent: the error comes now, not at the frame's end.
+    await writeAll(conn, zeroMaskHeader(OPCODE.text, 60 * 1024 * 1024, true));
+    await writeAll(conn, piece.subarray(0, 4002));
+    assert.equal(
+      await withDeadline(frames.readLine(), "the error while the frame is open"),
+      "* error: Line too long: the limit is 4000 bytes",
+    );
+    for (let i = 0; i < 16; i++) await writeAll(conn, piece);
+    gc();
+    const after = Deno.memoryUsage();
+    const grown = after.heapUsed + after.external - before.heapUsed - before.external;
+    assert.ok(grown < 4 * 1024 * 1024, `${grown} bytes more while 16 MiB of the frame came`);
+    assert.ok(chat.server.readBufferBytes <= 128 * 1024, `${chat.server.readBufferBytes} bytes`);
+    // The rest of it, then a line: the member stays.
+    for (let sent = 4002 + 16 * piece.length; sent < 60 * 1024 * 1024;) {
+      const part = piece.subarray(0, Math.min(piece.length, 60 * 1024 * 1024 - sent));
+      await writeAll(conn, part);
+      sent += part.length;
+    }
+    await writeAll(conn, clientFrame(OPCODE.text, "still here"));
+    await bob.expect("[huge] still here");
+  } finally {
+    closeQuietly(conn);
+  }
+});
