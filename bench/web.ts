@@ -13,6 +13,7 @@ import { settle } from "./harness.ts";
 import { Client, connect, cpuMillis, nowMicros, payload, Run } from "./load.ts";
 import { type ServerProcess, startOurs } from "./servers.ts";
 import { openWebSocket } from "./websocket_client.ts";
+import { attackScenario } from "./web_attacks.ts";
 
 /** Which WebSocket client the generator's members use. */
 export type WebGenerator = "raw" | "deno";
@@ -417,11 +418,26 @@ export interface WebScenarioOptions {
   idle: number;
   /** WebSocket members that one line must reach (0: skip). */
   capacity: number;
+  /** Seconds of each attack on the page and on the chat's port. */
+  attackSeconds: number;
+  /** Which parts to run: burst, light, memory, capacity, attacks. */
+  parts: ReadonlySet<string>;
   generator: WebGenerator;
 }
 
 /** Prints the mixed room's tables. */
 export async function webScenario(options: WebScenarioOptions): Promise<void> {
+  const { runs } = options;
+  if (options.parts.has("burst")) await bursts(options);
+  if (options.parts.has("light")) await lightLoad(options);
+  if (options.parts.has("memory")) await idleMemory(options);
+  if (options.parts.has("capacity")) await capacity(options);
+  if (options.parts.has("attacks")) {
+    await attackScenario({ runs, seconds: options.attackSeconds });
+  }
+}
+
+async function bursts(options: WebScenarioOptions): Promise<void> {
   const { runs, generator } = options;
   const shares = [["all TCP", 0], ["half WebSocket", 0.5], ["all WebSocket", 1]] as const;
   const lines = 200;
@@ -465,7 +481,9 @@ export async function webScenario(options: WebScenarioOptions): Promise<void> {
       );
     }
   }
+}
 
+async function lightLoad({ runs, generator }: WebScenarioOptions): Promise<void> {
   console.log(`\n### Mixed room: latency at a light load (10 members, half WebSocket)\n`);
   const paced = [];
   for (let i = 0; i < runs; i++) paced.push(await light(10, { rate: 200, seconds: 3, generator }));
@@ -481,7 +499,10 @@ export async function webScenario(options: WebScenarioOptions): Promise<void> {
   );
   const pacedLost = paced.reduce((sum, s) => sum + s.lost, 0);
   if (pacedLost > 0) console.log(`\n${pacedLost} deliveries lost.`);
+}
 
+async function idleMemory(options: WebScenarioOptions): Promise<void> {
+  const { runs, generator } = options;
   console.log(`\n### Mixed room: memory per idle member (${options.idle} members)\n`);
   console.log("| kind | KiB per member | ratio |");
   console.log("|---|---|---|");
@@ -499,15 +520,15 @@ export async function webScenario(options: WebScenarioOptions): Promise<void> {
       }x |`,
     );
   }
-  if (options.capacity > 0) {
-    const held = await memory(options.capacity, { isSocket: true, generator });
-    console.log(
-      `\n${options.capacity} WebSocket members joined in ${held.joinSeconds.toFixed(1)} s; ` +
-        `one line ${
-          held.isReached
-            ? `reached all of them in ${held.lineSeconds.toFixed(1)} s`
-            : "did NOT reach all of them"
-        }, behind the join notices; then ${held.kiB.toFixed(1)} KiB each.`,
-    );
-  }
+}
+
+async function capacity({ capacity, generator }: WebScenarioOptions): Promise<void> {
+  const held = await memory(capacity, { isSocket: true, generator });
+  console.log(
+    `\n${capacity} WebSocket members joined in ${held.joinSeconds.toFixed(1)} s; one line ${
+      held.isReached
+        ? `reached all of them in ${held.lineSeconds.toFixed(1)} s`
+        : "did NOT reach all of them"
+    }, behind the join notices; then ${held.kiB.toFixed(1)} KiB each.`,
+  );
 }
