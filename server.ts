@@ -9,120 +9,46 @@
  * Every line the server sends is "[NAME] text" from a user or a "* " system line.
  * Try it: `deno task server`, then `nc 127.0.0.1 1234` in two terminals.
  *
- * Data flows one way: socket -> line splitter -> read loop -> hub -> each peer's outbox -> writer.
+ * Data flows one way: socket -> line splitter -> read loop -> hub -> room log -> each peer's writer.
  * Each connection reads into a plain loop with the splitter's core (`LineBuffer`) rather than a
  * stream pipeline: streams cost about 10 KB per connection, more than an idle connection's budget.
- * This file owns the policy around it: limits on connections, flood control and time limits.
+ * This file owns one connection's life and the limits around it (connections, time limits); the
+ * read loop asks flood control (server/flood.ts) and the login flow (server/login.ts) about each
+ * line, and hands commands to the hub (server/hub.ts, or the cluster's).
  */
-import {
-  type CloseReason,
-  DEFAULT_HISTORY_SIZE,
-  DEFAULT_LOG_BYTES,
-  type Hub,
-  LocalHub,
-} from "./server/hub.ts";
-import { type AddressState, AddressTable, TokenBucket } from "./server/limits.ts";
+import { type CloseReason, DEFAULT_HISTORY_SIZE, type Hub, LocalHub } from "./server/hub.ts";
+import { type AddressState, AddressTable, type Limits, resolveLimits } from "./server/limits.ts";
 import { FloodControl } from "./server/flood.ts";
-import { Peer } from "./server/peer.ts";
+import { digest, Login, type LoginOutcome } from "./server/login.ts";
+import { Peer, replyTo } from "./server/peer.ts";
 import { type ChatConn, closeQuietly, isPeerGone, pause } from "./server/conn.ts";
 import { type SecureContext } from "node:tls";
 import { TlsConn, tlsContext } from "./server/tls_conn.ts";
 import { acceptAll } from "./server/accept.ts";
 import {
-  type Account,
-  GuessBackoff,
-  hashPassword,
-  isOutdated,
-  verifyPassword,
-} from "./server/passwords.ts";
-import { StoreError } from "./server/store.ts";
-import { createHash, timingSafeEqual } from "node:crypto";
-import {
   cleanText,
   DEFAULT_HOST,
-  DEFAULT_MAX_LINE_BYTES,
   DEFAULT_PORT,
   describe,
   encodeLine,
-  formatCurrentPasswordPrompt,
   formatError,
   formatLimits,
-  formatLoginPrompt,
-  formatNewPasswordPrompt,
-  formatSystemLine,
   formatTakeOver,
   formatWrongDoor,
   GOODBYE,
-  GREETING,
   HELP_LINES,
   isHttpRequestLine,
   LineBuffer,
   LineTooLongError,
-  MAX_LINE_OVERHEAD_BYTES,
-  MIN_MAX_LINE_BYTES,
-  NAME_PROMPT,
   nameKey,
   normalizePassword,
   parseCommand,
   parseName,
-  parseNewPassword,
-  PRIVATE_GREETING,
   ProtocolError,
-  quote,
   SHUTDOWN_NOTICE,
 } from "./protocol.ts";
 
-/** Every limit the server enforces, with its default. Each is a flag of `chat server`. */
-export const DEFAULT_LIMITS = {
-  /** Longest accepted line in bytes (a line of 1000 characters of any script fits). */
-  maxLineBytes: DEFAULT_MAX_LINE_BYTES,
-  /**
-   * Bytes of the room log: the room's queued output, whatever the number of members; a member that
-   * falls further behind than this has stopped reading and is dropped. At least 16 times the
-   * longest line unless set.
-   */
-  logSize: DEFAULT_LOG_BYTES,
-  /**
-   * Lines meant for one member alone (replies, errors, private messages) queued before it counts
-   * as not reading and is dropped; its join reply never counts.
-   */
-  maxBacklogBytes: 1024 * 1024,
-  /** Connections at once (0: no limit); each costs memory and a file descriptor. */
-  maxConnections: 10_000,
-  /**
-   * Connections at once from one address (0: no limit), so one host cannot take every slot. The
-   * address's lines together may also be no more than this many members could send (flood burst
-   * and rate times this), however often it reconnects.
-   */
-  maxPerAddress: 20,
-  /** Joins a minute from one address, in a burst or spread out (0: no limit): reconnecting in a
-   * loop cannot flood the room with join and leave notices. */
-  joinRate: 20,
-  /** Registrations and new passwords an hour from one address (0: no limit), and at most 3 of
-   * them on one connection: each costs a hash, and a row kept for good. */
-  registerRate: 10,
-  /** Time for a TLS client to finish its handshake before the connection is closed; 0: none. */
-  handshakeTimeoutMs: 10_000,
-  /** Time to send a valid name before the connection is closed (slowloris); 0 turns it off. */
-  nameTimeoutMs: 30_000,
-  /** Time without a line before a member is closed; 0 (the default) turns it off. */
-  idleTimeoutMs: 0,
-  /** Time one write may wait for the client to take anything before it is dropped; 0: off. */
-  writeTimeoutMs: 30_000,
-  /** Lines a client may send at once before flood control slows it down. */
-  floodBurst: 10,
-  /** Lines a second a client may send on average; 0 turns flood control off. */
-  floodRate: 5,
-  /**
-   * Lines delayed by flood control, without a pause that refills the bucket, before disconnection.
-   * The bytes a connection sends are budgeted too (flood burst and rate times the line limit), and
-   * one over that budget for twice as long as this many delayed lines take is disconnected.
-   */
-  floodLimit: 50,
-};
-
-/** The limits, each of which can be set. */
-export type Limits = typeof DEFAULT_LIMITS;
+export { DEFAULT_LIMITS, type Limits, resolveLimits } from "./server/limits.ts";
 
 /** Options for {@linkcode startServer}. */
 export interface ServerOptions extends Partial<Limits> {
@@ -210,40 +136,6 @@ export function startServer(options: ServerOptions = {}): ChatServer {
   });
 }
 
-/**
- * The limits `options` ask for, the others at their defaults, checked: throws a `RangeError` for
- * one out of range or a combination that cannot work. The room log is at least 16 times the
- * longest line unless its size is given, and must hold at least 4 of them.
- */
-export function resolveLimits(options: Partial<Limits>): Limits {
-  const limits = { ...DEFAULT_LIMITS };
-  for (const key of Object.keys(limits) as (keyof Limits)[]) {
-    const value = options[key] ?? limits[key];
-    if (!(Number.isFinite(value) && value >= 0)) throw new RangeError(`Cannot use ${key} ${value}`);
-    limits[key] = value;
-  }
-  const { maxLineBytes, maxBacklogBytes } = limits;
-  if (maxLineBytes < MIN_MAX_LINE_BYTES) {
-    throw new RangeError(
-      `Cannot use line limit ${maxLineBytes}: it must be at least ${MIN_MAX_LINE_BYTES} bytes`,
-    );
-  }
-  if (maxBacklogBytes < maxLineBytes) {
-    throw new RangeError(
-      `Cannot use backlog limit ${maxBacklogBytes}: it must be at least the line limit`,
-    );
-  }
-  const longest = maxLineBytes + MAX_LINE_OVERHEAD_BYTES + 1;
-  limits.logSize = options.logSize ?? Math.max(DEFAULT_LOG_BYTES, 16 * longest);
-  if (limits.logSize < 4 * longest) {
-    throw new RangeError(
-      `Cannot use log size ${limits.logSize}: it must hold at least 4 of the longest lines ` +
-        `(${4 * longest} bytes with a line limit of ${maxLineBytes})`,
-    );
-  }
-  return limits;
-}
-
 interface ServerConfig {
   limits: Limits;
   hub: Hub;
@@ -253,29 +145,7 @@ interface ServerConfig {
   serverPassword?: Uint8Array;
 }
 
-/**
- * What the next line of a connection is, when it is a secret rather than a name or a chat line:
- * the server's password, a registered name's password at login or for `/nick`, or the current or
- * new password of `/register`, `/password` and `/unregister`. Such a line is never logged,
- * relayed, kept or echoed.
- */
-type Awaiting =
-  | { kind: "server" }
-  | { kind: "login"; name: string; account: Account }
-  | { kind: "nick"; name: string; account: Account }
-  | { kind: "current"; account: Account; then: "password" | "unregister" }
-  | { kind: "new"; previous?: Account };
-
-/** Registrations and new passwords one connection may make in an hour, at most. */
-const REGISTRATIONS_PER_CONNECTION = 3;
-
-/** The key under which the server's password is backed off: no name can be it. */
-const SERVER_PASSWORD_KEY = " server";
-
 const SHUTDOWN_LINE = encodeLine(SHUTDOWN_NOTICE);
-const GREETING_LINE = encodeLine(GREETING);
-const PRIVATE_GREETING_LINE = encodeLine(PRIVATE_GREETING);
-const NAME_PROMPT_LINE = encodeLine(NAME_PROMPT);
 const HELP = encodeLine(HELP_LINES.join("\n"));
 const GOODBYE_LINE = encodeLine(GOODBYE);
 /** How often idle peers give back their write buffers. */
@@ -306,18 +176,9 @@ class Server implements ChatServer {
   #refusedJoins = 0;
   #failedHandshakes = 0;
   #lastHandshakeFailure = "";
-  /** Wrong passwords, and attempts refused while backing off, since the last log line about them;
-   * with the names and addresses they came from. */
-  #wrongPasswords = 0;
-  #backedOff = 0;
-  #guessNames = new Set<string>();
-  #guessAddresses = new Set<string>();
   #countsLoggedAt = 0;
-  #guesses = new GuessBackoff();
-  /** Registrations and new passwords each connection has left (see `registerRate`). */
-  #registrations = new WeakMap<Peer, TokenBucket>();
-  /** Connections whose next line is a secret, and which one. */
-  #awaiting = new Map<Peer, Awaiting>();
+  /** The server's password, registered names' passwords, and the account commands. */
+  #login: Login;
   /** Connections that took their join of the join rate when they opened (see `takeJoin`). */
   #joinTaken = new WeakSet<Peer>();
   #trimmedAt = Date.now();
@@ -349,6 +210,12 @@ class Server implements ChatServer {
     );
     // A quarter of the shortest time limit keeps each within 25% of its value, at a second at most.
     this.#sweeper = setInterval(() => this.#sweep(), Math.max(10, shortest / 4));
+    this.#login = new Login({
+      hub: config.hub,
+      serverPassword: config.serverPassword,
+      registerRate,
+      log: config.log,
+    });
     this.finished = this.#acceptLoop();
   }
 
@@ -467,14 +334,14 @@ class Server implements ChatServer {
     if (options.isJoinTaken) this.#joinTaken.add(peer);
     const flood = FloodControl.for(this.#limits, address);
     const { hub, log } = this.#config;
+    const login = this.#login;
     this.#peers.add(peer);
     address.connections++;
     try {
       // A chat line must leave now, not wait for an ACK (Nagle); TlsConn sets it on its own socket.
       if ("setNoDelay" in conn) (conn as Deno.TcpConn).setNoDelay(true);
       if (conn instanceof TlsConn && !await this.#handshake(peer, conn)) return;
-      if (this.#config.serverPassword) this.#awaiting.set(peer, { kind: "server" });
-      peer.send(this.#config.serverPassword ? PRIVATE_GREETING_LINE : GREETING_LINE);
+      peer.send(login.greet(peer));
       const splitter = new LineBuffer({ maxLineBytes });
       // The loop never breaks: it ends when the socket does, so there is no read to cancel.
       for (let chunk = await peer.read(); chunk !== null; chunk = await peer.read()) {
@@ -485,15 +352,12 @@ class Server implements ChatServer {
           if (flood && peer.isJoined && !flood.admit(peer.lastLineAt)) {
             if (!await this.#throttle(peer, flood)) continue;
           }
-          // Most lines are chat: the map of prompts is empty then, and not even looked up.
-          const awaiting = this.#awaiting.size > 0 ? this.#awaiting.get(peer) : undefined;
           if (line instanceof LineTooLongError) {
             peer.sendError(line.message);
             if (!peer.isJoined) peer.end();
-            this.#awaiting.delete(peer);
-          } else if (awaiting) {
-            this.#awaiting.delete(peer);
-            await this.#secret(peer, line, awaiting);
+            login.forget(peer);
+          } else if (login.isAwaiting(peer)) {
+            await this.#afterSecret(peer, await login.answer(peer, line));
           } else if (peer.isJoined) {
             const pending = this.#handle(peer, cleanText(line));
             if (pending) await pending;
@@ -506,7 +370,7 @@ class Server implements ChatServer {
     } catch (error) {
       if (!isPeerGone(error)) log(`${peer.label}: ${describe(error)}`);
     } finally {
-      this.#awaiting.delete(peer);
+      login.forget(peer);
       if (peer.isJoined) {
         hub.leave(peer, peer.closeReason ? { problem: peer.closeReason } : {});
         const why = [peer.closeReason, peer.closeDetail].filter(Boolean).join(": ");
@@ -596,7 +460,7 @@ class Server implements ChatServer {
     if (isTrimming) {
       this.#trimmedAt = now;
       this.#addresses.prune(now);
-      this.#guesses.prune(now);
+      this.#login.prune(now);
     }
     for (const peer of this.#peers) {
       if (isTrimming) peer.trimBuffers();
@@ -613,7 +477,7 @@ class Server implements ChatServer {
         peer.close();
       } else if (!peer.isJoined && nameTimeoutMs > 0 && now - peer.connectedAt > nameTimeoutMs) {
         // One deadline for the name and the passwords before it is joined.
-        const what = this.#awaiting.has(peer) ? "No password" : "No valid name";
+        const what = this.#login.isAwaiting(peer) ? "No password" : "No valid name";
         this.#disconnect(peer, { error: `${what} within ${nameTimeoutMs / 1000} seconds` });
       } else if (peer.isJoined && idleTimeoutMs > 0 && now - peer.lastLineAt > idleTimeoutMs) {
         this.#disconnect(peer, {
@@ -638,17 +502,9 @@ class Server implements ChatServer {
       this.#refusals = this.#refusedJoins = 0;
       this.#countsLoggedAt = now;
     }
-    if (this.#wrongPasswords > 0 || this.#backedOff > 0) {
-      const refused = this.#backedOff > 0
-        ? `, ${this.#backedOff} attempt(s) refused while backing off`
-        : "";
-      log(
-        `${this.#wrongPasswords} wrong password(s)${refused}, for ${this.#guessNames.size} ` +
-          `name(s) from ${this.#guessAddresses.size} address(es)`,
-      );
-      this.#wrongPasswords = this.#backedOff = 0;
-      this.#guessNames.clear();
-      this.#guessAddresses.clear();
+    const guesses = this.#login.takeCounts();
+    if (guesses) {
+      log(guesses);
       this.#countsLoggedAt = now;
     }
     if (this.#failedHandshakes > 0) {
@@ -664,14 +520,8 @@ class Server implements ChatServer {
     try {
       if (isHttpRequestLine(line)) throw new ProtocolError(formatWrongDoor(this.webPort));
       const name = parseName(line);
-      const account = this.#config.hub.accounts?.get(name);
-      if (account) {
-        // A registered name: its password comes on the next line, under the same deadline.
-        this.#checkBackoff(peer, name);
-        this.#awaiting.set(peer, { kind: "login", name, account });
-        peer.send(encodeLine(formatLoginPrompt(name)));
-        return;
-      }
+      // A registered name: its password comes on the next line, under the same deadline.
+      if (this.#login.asksPassword(peer, name)) return;
       await this.#enter(peer, name);
     } catch (error) {
       if (!(error instanceof ProtocolError)) throw error;
@@ -700,83 +550,6 @@ class Server implements ChatServer {
   }
 
   /**
-   * Refuses an attempt at a password while its name or address is backing off from wrong ones:
-   * the attempt is not even hashed.
-   */
-  #checkBackoff(peer: Peer, name: string, wait = this.#guesses.wait(name, peer.address.key)): void {
-    if (wait === 0) return;
-    this.#backedOff++;
-    this.#guessNames.add(nameKey(name));
-    this.#guessAddresses.add(peer.address.key);
-    const what = name === SERVER_PASSWORD_KEY ? "the server" : quote(name);
-    throw new ProtocolError(
-      `Too many wrong passwords for ${what}: try again in ${Math.ceil(wait / 1000)} s`,
-    );
-  }
-
-  /**
-   * Checks a password against an account (or the server's), counting a wrong one. The attempt is
-   * reserved before it is hashed, so guesses sent together are counted as they come, not after.
-   */
-  async #isRight(peer: Peer, name: string, password: string, account?: Account): Promise<boolean> {
-    this.#checkBackoff(peer, name, this.#guesses.admit(name, peer.address.key));
-    const expected = this.#config.serverPassword;
-    let isRight: boolean | undefined;
-    try {
-      isRight = account
-        ? await verifyPassword(account, normalizePassword(password))
-        : expected !== undefined && timingSafeEqual(digest(normalizePassword(password)), expected);
-    } finally {
-      this.#guesses.settle(name, peer.address.key, isRight);
-    }
-    if (isRight) {
-      if (account && isOutdated(account)) this.#rehash(account, password);
-      return true;
-    }
-    this.#wrongPasswords++;
-    this.#guessNames.add(nameKey(name));
-    this.#guessAddresses.add(peer.address.key);
-    return false;
-  }
-
-  /** Hashes a password again with today's parameters after a good login (best effort). */
-  #rehash(account: Account, password: string): void {
-    const accounts = this.#config.hub.accounts;
-    hashPassword(account.name, normalizePassword(password))
-      .then((fresh) => accounts?.save(fresh, account))
-      .catch(() => {}); // kept as it was: the next good login tries again
-  }
-
-  /**
-   * The line after a prompt: a secret. Whatever happens, the line itself goes nowhere: not to the
-   * room, the log, the history, or back to the peer.
-   */
-  async #secret(peer: Peer, line: string, awaiting: Awaiting): Promise<void> {
-    try {
-      switch (awaiting.kind) {
-        case "server":
-          if (!await this.#isRight(peer, SERVER_PASSWORD_KEY, line)) {
-            throw new ProtocolError("Wrong server password");
-          }
-          return peer.send(NAME_PROMPT_LINE);
-        case "login":
-          if (!await this.#isRight(peer, awaiting.name, line, awaiting.account)) {
-            throw new ProtocolError(`Wrong password for ${quote(awaiting.name)}`);
-          }
-          if (peer.isEnding) return;
-          this.#takeOver(awaiting.name);
-          return await this.#enter(peer, awaiting.name);
-        default:
-          return await this.#command(peer, line, awaiting);
-      }
-    } catch (error) {
-      if (!(error instanceof ProtocolError)) throw error;
-      peer.sendError(error.message);
-      if (!peer.isJoined) peer.end();
-    }
-  }
-
-  /**
    * The owner of a registered name logs in while a connection of theirs still holds it (a lost
    * connection not yet noticed, another device): the old one gives way.
    */
@@ -792,92 +565,17 @@ class Server implements ChatServer {
     }
   }
 
-  /** The secrets of /register, /password, /unregister and /nick to a registered name. */
-  async #command(peer: Peer, line: string, awaiting: Awaiting): Promise<void> {
-    const accounts = this.#config.hub.accounts!;
-    const isCancel = line === "" && awaiting.kind !== "nick";
-    if (isCancel) return peer.send(encodeLine(formatSystemLine("Cancelled")));
-    switch (awaiting.kind) {
-      case "nick":
-        if (!await this.#isRight(peer, awaiting.name, line, awaiting.account)) {
-          throw new ProtocolError(`Wrong password for ${quote(awaiting.name)}`);
-        }
-        return this.#rename(peer, awaiting.name);
-      case "current":
-        if (!await this.#isRight(peer, awaiting.account.name, line, awaiting.account)) {
-          throw new ProtocolError(`Wrong password for ${quote(awaiting.account.name)}`);
-        }
-        if (awaiting.then === "password") {
-          this.#awaiting.set(peer, { kind: "new", previous: awaiting.account });
-          return peer.send(encodeLine(formatNewPasswordPrompt(peer.name)));
-        }
-        await this.#stored(() => accounts.remove(awaiting.account));
-        this.#config.log(`${peer.label} gave up the name's password`);
-        return peer.send(encodeLine(formatSystemLine(
-          `${awaiting.account.name} is no longer registered: anyone may take it once you leave it`,
-        )));
-      case "new":
-        return await this.#register(peer, line, awaiting.previous);
-    }
-  }
-
-  /** Registers the peer's name with `password`, or replaces `previous`'s password. */
-  async #register(peer: Peer, password: string, previous?: Account): Promise<void> {
-    const accounts = this.#config.hub.accounts!;
-    const name = peer.name;
-    const fresh = parseNewPassword(password);
-    this.#takeRegistration(peer);
-    const account = await hashPassword(name, fresh);
-    if (nameKey(peer.name) !== nameKey(name) || !peer.isJoined) {
-      throw new ProtocolError("Your name changed meanwhile: nothing was registered");
-    }
-    await this.#stored(() => accounts.save(account, previous));
-    this.#config.log(`${peer.label} ${previous ? "changed the name's password" : "registered"}`);
-    peer.send(encodeLine(formatSystemLine(
-      previous
-        ? `The password for ${name} is changed`
-        : `${name} is registered: joining as ${name} now asks for its password`,
-    )));
-  }
-
-  /**
-   * Counts a registration or a new password against the connection's budget and its address's,
-   * before it is hashed; a ProtocolError when either is spent. Each costs a hash, and a
-   * registration a row kept for good.
-   */
-  #takeRegistration(peer: Peer): void {
-    const rate = this.#limits.registerRate;
-    if (rate === 0) return;
-    const now = Date.now();
-    let mine = this.#registrations.get(peer);
-    if (!mine) {
-      const burst = Math.min(REGISTRATIONS_PER_CONNECTION, rate);
-      mine = new TokenBucket({ burst, perSecond: rate / 3600, now });
-      this.#registrations.set(peer, mine);
-    }
-    const address = peer.address.registrations;
-    const [byConnection, byAddress] = [mine.wait(now), address?.wait(now) ?? 0];
-    if (byConnection === 0 && byAddress === 0) {
-      mine.take(now);
-      address?.take(now);
-      return;
-    }
-    const [where, most, wait] = byConnection > 0
-      ? ["on this connection", mine.burst, byConnection]
-      : [`from ${peer.address.key}`, rate, byAddress];
-    throw new ProtocolError(
-      `Too many registrations ${where}: at most ${most} an hour; try again in ` +
-        `${Math.ceil(wait / 60_000)} min`,
-    );
-  }
-
-  /** Runs a change of the store, turning its failure into an error line for the member. */
-  async #stored(change: () => Promise<void>): Promise<void> {
+  /** What the login flow decided after a secret: let the peer in under its name, or rename it. */
+  async #afterSecret(peer: Peer, outcome: LoginOutcome): Promise<void> {
+    if (outcome?.kind === "rename") return this.#rename(peer, outcome.name);
+    if (outcome?.kind !== "enter") return;
     try {
-      await change();
+      this.#takeOver(outcome.name);
+      await this.#enter(peer, outcome.name);
     } catch (error) {
-      if (error instanceof StoreError) throw new ProtocolError(error.message);
-      throw error;
+      if (!(error instanceof ProtocolError)) throw error;
+      peer.sendError(error.message);
+      if (!peer.isJoined) peer.end();
     }
   }
 
@@ -885,31 +583,7 @@ class Server implements ChatServer {
   #rename(peer: Peer, newName: string): void | Promise<void> {
     const oldName = peer.name;
     const renamed = () => this.#config.log(`${oldName} is now known as ${peer.name}`);
-    return answer(peer, () => this.#config.hub.rename(peer, newName), renamed);
-  }
-
-  /** `/register`, `/password` and `/unregister`: each asks for what it needs on the next line. */
-  #account(peer: Peer, command: "register" | "password" | "unregister", password?: string) {
-    const accounts = this.#config.hub.accounts;
-    if (!accounts) {
-      throw new ProtocolError(
-        "This server keeps no registered names: its operator can start it with --store FILE",
-      );
-    }
-    const account = accounts.get(peer.name);
-    if (command === "register") {
-      if (account) {
-        throw new ProtocolError(
-          `${account.name} is registered already: /password changes its password`,
-        );
-      }
-      if (password !== undefined) return answer(peer, () => this.#register(peer, password));
-      this.#awaiting.set(peer, { kind: "new" });
-      return peer.send(encodeLine(formatNewPasswordPrompt(peer.name)));
-    }
-    if (!account) throw new ProtocolError(`${peer.name} is not registered: /register does it`);
-    this.#awaiting.set(peer, { kind: "current", account, then: command });
-    peer.send(encodeLine(formatCurrentPasswordPrompt(account.name)));
+    return replyTo(peer, () => this.#config.hub.rename(peer, newName), renamed);
   }
 
   /** Acts on one line from a joined peer; returns a promise only when the hub must be waited for. */
@@ -926,25 +600,21 @@ class Server implements ChatServer {
         case "help":
           return peer.send(HELP);
         case "who":
-          return answer(peer, () => hub.who(peer));
+          return replyTo(peer, () => hub.who(peer));
         case "msg":
           if (nameKey(command.to) === nameKey(peer.name)) {
             throw new ProtocolError("That is you: /msg sends to someone else");
           }
-          return answer(peer, () => hub.whisper(peer, command.to, command.text));
+          return replyTo(peer, () => hub.whisper(peer, command.to, command.text));
         case "nick": {
-          const account = hub.accounts?.get(command.newName);
-          if (account && nameKey(command.newName) !== nameKey(peer.name)) {
-            this.#checkBackoff(peer, command.newName);
-            this.#awaiting.set(peer, { kind: "nick", name: command.newName, account });
-            return peer.send(encodeLine(formatLoginPrompt(command.newName)));
-          }
+          const isOther = nameKey(command.newName) !== nameKey(peer.name);
+          if (isOther && this.#login.asksPassword(peer, command.newName, "nick")) return;
           return this.#rename(peer, command.newName);
         }
         case "register":
         case "password":
         case "unregister":
-          return this.#account(
+          return this.#login.account(
             peer,
             command.name,
             command.name === "register" ? command.password : undefined,
@@ -964,28 +634,6 @@ class Server implements ChatServer {
 }
 
 /**
- * Runs a hub call that may be asynchronous, sending a {@linkcode ProtocolError} from it to the peer
- * as an error line, and calling `then` when it succeeds.
- */
-function answer(
-  peer: Peer,
-  call: () => void | Promise<void>,
-  then = () => {},
-): void | Promise<void> {
-  const onError = (error: unknown) => {
-    if (!(error instanceof ProtocolError)) throw error;
-    peer.sendError(error.message);
-  };
-  try {
-    const pending = call();
-    if (pending) return pending.then(then, onError);
-    then();
-  } catch (error) {
-    onError(error);
-  }
-}
-
-/**
  * Tells a connection over the limits why, in one line, and closes it. It never becomes a peer: it
  * costs one small write and, at most, a second.
  */
@@ -1000,11 +648,6 @@ async function refuse(conn: ChatConn, reason: string): Promise<void> {
     clearTimeout(timer);
     closeQuietly(conn);
   }
-}
-
-/** SHA-256 of a password, so that two of any lengths compare in constant time. */
-function digest(password: string): Uint8Array {
-  return new Uint8Array(createHash("sha256").update(password).digest());
 }
 
 /** Settles when `signal` aborts. */

@@ -1,8 +1,15 @@
 /**
- * The server's budgets: token buckets, and what it remembers of each client address across
- * connections (open connections, and the line and join buckets that outlive a connection, so that
- * reconnecting buys nothing), in a table of bounded size.
+ * The server's limits and budgets: every limit with its default and its checks, token buckets, and
+ * what it remembers of each client address across connections (open connections, and the line and
+ * join buckets that outlive a connection, so that reconnecting buys nothing), in a table of
+ * bounded size.
  */
+import { DEFAULT_LOG_BYTES } from "./hub.ts";
+import {
+  DEFAULT_MAX_LINE_BYTES,
+  MAX_LINE_OVERHEAD_BYTES,
+  MIN_MAX_LINE_BYTES,
+} from "../protocol.ts";
 
 /**
  * A token bucket: `burst` tokens at once, then `perSecond` a second. `take` answers how long the
@@ -175,4 +182,90 @@ export function addressKey(hostname: string): string {
     groups.push(...Array(Math.max(0, 8 - groups.length - rest.length)).fill("0"), ...rest);
   }
   return `${groups.slice(0, 4).map((group) => group.replace(/^0+(?=.)/, "")).join(":")}::/64`;
+}
+
+/** Every limit the server enforces, with its default. Each is a flag of `chat server`. */
+export const DEFAULT_LIMITS = {
+  /** Longest accepted line in bytes (a line of 1000 characters of any script fits). */
+  maxLineBytes: DEFAULT_MAX_LINE_BYTES,
+  /**
+   * Bytes of the room log: the room's queued output, whatever the number of members; a member that
+   * falls further behind than this has stopped reading and is dropped. At least 16 times the
+   * longest line unless set.
+   */
+  logSize: DEFAULT_LOG_BYTES,
+  /**
+   * Lines meant for one member alone (replies, errors, private messages) queued before it counts
+   * as not reading and is dropped; its join reply never counts.
+   */
+  maxBacklogBytes: 1024 * 1024,
+  /** Connections at once (0: no limit); each costs memory and a file descriptor. */
+  maxConnections: 10_000,
+  /**
+   * Connections at once from one address (0: no limit), so one host cannot take every slot. The
+   * address's lines together may also be no more than this many members could send (flood burst
+   * and rate times this), however often it reconnects.
+   */
+  maxPerAddress: 20,
+  /** Joins a minute from one address, in a burst or spread out (0: no limit): reconnecting in a
+   * loop cannot flood the room with join and leave notices. */
+  joinRate: 20,
+  /** Registrations and new passwords an hour from one address (0: no limit), and at most 3 of
+   * them on one connection: each costs a hash, and a row kept for good. */
+  registerRate: 10,
+  /** Time for a TLS client to finish its handshake before the connection is closed; 0: none. */
+  handshakeTimeoutMs: 10_000,
+  /** Time to send a valid name before the connection is closed (slowloris); 0 turns it off. */
+  nameTimeoutMs: 30_000,
+  /** Time without a line before a member is closed; 0 (the default) turns it off. */
+  idleTimeoutMs: 0,
+  /** Time one write may wait for the client to take anything before it is dropped; 0: off. */
+  writeTimeoutMs: 30_000,
+  /** Lines a client may send at once before flood control slows it down. */
+  floodBurst: 10,
+  /** Lines a second a client may send on average; 0 turns flood control off. */
+  floodRate: 5,
+  /**
+   * Lines delayed by flood control, without a pause that refills the bucket, before disconnection.
+   * The bytes a connection sends are budgeted too (flood burst and rate times the line limit), and
+   * one over that budget for twice as long as this many delayed lines take is disconnected.
+   */
+  floodLimit: 50,
+};
+
+/** The limits, each of which can be set. */
+export type Limits = typeof DEFAULT_LIMITS;
+
+/**
+ * The limits `options` ask for, the others at their defaults, checked: throws a `RangeError` for
+ * one out of range or a combination that cannot work. The room log is at least 16 times the
+ * longest line unless its size is given, and must hold at least 4 of them.
+ */
+export function resolveLimits(options: Partial<Limits>): Limits {
+  const limits = { ...DEFAULT_LIMITS };
+  for (const key of Object.keys(limits) as (keyof Limits)[]) {
+    const value = options[key] ?? limits[key];
+    if (!(Number.isFinite(value) && value >= 0)) throw new RangeError(`Cannot use ${key} ${value}`);
+    limits[key] = value;
+  }
+  const { maxLineBytes, maxBacklogBytes } = limits;
+  if (maxLineBytes < MIN_MAX_LINE_BYTES) {
+    throw new RangeError(
+      `Cannot use line limit ${maxLineBytes}: it must be at least ${MIN_MAX_LINE_BYTES} bytes`,
+    );
+  }
+  if (maxBacklogBytes < maxLineBytes) {
+    throw new RangeError(
+      `Cannot use backlog limit ${maxBacklogBytes}: it must be at least the line limit`,
+    );
+  }
+  const longest = maxLineBytes + MAX_LINE_OVERHEAD_BYTES + 1;
+  limits.logSize = options.logSize ?? Math.max(DEFAULT_LOG_BYTES, 16 * longest);
+  if (limits.logSize < 4 * longest) {
+    throw new RangeError(
+      `Cannot use log size ${limits.logSize}: it must hold at least 4 of the longest lines ` +
+        `(${4 * longest} bytes with a line limit of ${maxLineBytes})`,
+    );
+  }
+  return limits;
 }

@@ -2,7 +2,7 @@
 import type { CloseReason, Member } from "./hub.ts";
 import type { AddressState } from "./limits.ts";
 import type { RoomLog } from "./room_log.ts";
-import { describe, encodeLine, formatError, hostPort } from "../protocol.ts";
+import { describe, encodeLine, formatError, hostPort, ProtocolError } from "../protocol.ts";
 import { type ChatConn, closeQuietly, isPeerGone } from "./conn.ts";
 
 /** How long a closing peer may take to receive its last lines before its socket is closed anyway. */
@@ -412,5 +412,28 @@ export class Peer implements Member {
     if (this.#isWriteClosed) return;
     this.#isWriteClosed = true;
     this.#conn.closeWrite().catch(() => this.close()); // a failure means the socket is gone
+  }
+}
+
+/**
+ * Runs a call for a peer (a hub call, a registration) that may be asynchronous, sending a
+ * {@linkcode ProtocolError} from it to the peer as an error line, and calling `then` when it
+ * succeeds.
+ */
+export function replyTo(
+  peer: Peer,
+  call: () => void | Promise<void>,
+  then = () => {},
+): void | Promise<void> {
+  const onError = (error: unknown) => {
+    if (!(error instanceof ProtocolError)) throw error;
+    peer.sendError(error.message);
+  };
+  try {
+    const pending = call();
+    if (pending) return pending.then(then, onError);
+    then();
+  } catch (error) {
+    onError(error);
   }
 }

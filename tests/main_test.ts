@@ -2,7 +2,7 @@
 import assert from "node:assert/strict";
 import { Child, denoChild, run, startServerProcess, unusedPort } from "./_helpers.ts";
 import { Folder } from "./_store.ts";
-import { SERVER_V8_FLAGS } from "../main.ts";
+import { SERVER_V8_FLAGS } from "../cli/flags.ts";
 import config from "../deno.json" with { type: "json" };
 
 /** The names in a folder, sorted (by ls: the tests have no read permission of their own). */
