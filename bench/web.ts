@@ -202,6 +202,8 @@ export interface RoomSample {
   generatorCpu: number;
   /** The server's CPU time per delivery, in µs: its cost, whatever limited the rate. */
   serverMicros: number;
+  /** The generator's CPU time per delivery, in µs: what it can drive is about 1 / this. */
+  generatorMicros: number;
   /** Lost, duplicated and corrupted deliveries together. */
   lost: number;
   /** Server RSS after the burst and its peak over it, in KiB. */
@@ -278,7 +280,8 @@ async function burst(
     const wall = performance.now() - startedAt;
     const serverMillis = (await server.cpuMillis()) - serverBefore;
     const serverCpu = serverMillis / wall;
-    const generatorCpu = (cpuMillis() - generatorBefore) / wall;
+    const generatorMillis = cpuMillis() - generatorBefore;
+    const generatorCpu = generatorMillis / wall;
     for (const { client } of members) client.countMissing();
     const lastAt = Math.max(tcp.tally.lastAt, socket.tally.lastAt);
     const tally = (key: "missing" | "duplicated" | "corrupted") =>
@@ -292,6 +295,7 @@ async function burst(
       serverCpu,
       generatorCpu,
       serverMicros: serverMillis * 1000 / received(),
+      generatorMicros: generatorMillis * 1000 / received(),
       lost: tally("missing") + tally("duplicated") + tally("corrupted") +
         Math.max(0, expected - received()),
       rssKiB: await server.rssKiB(),
@@ -348,6 +352,7 @@ async function light(
       serverCpu: serverMillis / wall,
       generatorCpu: (cpuMillis() - generatorBefore) / wall,
       serverMicros: serverMillis * 1000 / received(),
+      generatorMicros: (cpuMillis() - generatorBefore) * 1000 / received(),
       lost: tcp.tally.missing + socket.tally.missing + Math.max(0, expected - received()),
       rssKiB: await server.rssKiB(),
       peakKiB: await server.rssKiB("VmHWM"),
@@ -446,13 +451,14 @@ async function bursts(options: WebScenarioOptions): Promise<void> {
   console.log(
     `Every member writes ${lines} lines of ${bytes} bytes at once; deliveries a second from the ` +
       "first write to the last delivery, p99 of each kind in ms, server RSS after the burst " +
-      "(peak), cpu = server/generator share of one core, and the server's CPU time per delivery " +
-      "(what a delivery costs it, whatever limited the rate). Medians of " +
+      "(peak), cpu = server/generator share of one core, and the CPU time per delivery of the " +
+      "server (what a delivery costs it, whatever limited the rate) and of the generator (1 / " +
+      "this: the millions of deliveries a second one core of it can take). Medians of " +
       `${runs} runs (range); the ratio is against all TCP in the same runs.\n`,
   );
   console.log(
     "| members | room | deliveries/s | ratio | p99 TCP | p99 WebSocket | RSS after | cpu | " +
-      "server µs/delivery |",
+      "µs/delivery server/generator |",
   );
   console.log("|---|---|---|---|---|---|---|---|---|");
   for (const size of options.sizes) {
@@ -477,7 +483,9 @@ async function bursts(options: WebScenarioOptions): Promise<void> {
           (median(each.map((s) => s.peakKiB)) / 1024).toFixed(0)
         }) | ${percent(median(each.map((s) => s.serverCpu)))}/${
           percent(median(each.map((s) => s.generatorCpu)))
-        } | ${spread(each.map((s) => s.serverMicros), 2)} |`,
+        } | ${spread(each.map((s) => s.serverMicros), 2)} / ${
+          median(each.map((s) => s.generatorMicros)).toFixed(2)
+        } |`,
       );
     }
   }

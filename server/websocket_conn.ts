@@ -89,14 +89,13 @@ export class WebSocketConn implements ChatConn {
         target.set(pending.subarray(0, count));
         this.#pending = count < pending.length ? pending.subarray(count) : undefined;
       } else {
-        const reading = this.#conn.read(target);
-        reading.catch(() => {}); // when stopped meanwhile, the race below has answered already
-        // A promise of this read's own: one kept for the socket's life would gather a reaction
-        // a read.
-        count = await Promise.race([
-          reading,
-          new Promise<null>((resolve) => this.#stopReading = resolve),
-        ]);
+        // The read, or `null` if the input is ended meanwhile: a promise of this read's own (one
+        // kept for the socket's life would gather a reaction a read), and no more than that, as
+        // every idle member has one waiting.
+        count = await new Promise<number | null>((resolve, reject) => {
+          this.#stopReading = resolve;
+          this.#conn.read(target).then(resolve, reject);
+        });
         this.#stopReading = undefined;
         if (count === null || this.#isInputEnded) break;
         this.heardAt = Date.now();
