@@ -110,6 +110,7 @@ async function startAll(plan: ServerPlan): Promise<number> {
       port,
       historySize: plan.historySize,
       ...plan.limits,
+      exempt: plan.exempt,
       ...(tls ? { tls } : {}),
       ...(hub ? { hub } : {}),
       ...(serverPassword === undefined ? {} : { serverPassword }),

@@ -25,6 +25,7 @@ import { type ChatConn, closeQuietly, isPeerGone, pause } from "./server/conn.ts
 import { type SecureContext } from "node:tls";
 import { TlsConn, tlsContext } from "./server/tls_conn.ts";
 import { acceptAll } from "./server/accept.ts";
+import { AddressSet, LOOPBACK } from "./server/cidr.ts";
 import {
   cleanText,
   DEFAULT_HOST,
@@ -49,6 +50,7 @@ import {
 } from "./protocol.ts";
 
 export { DEFAULT_LIMITS, type Limits, resolveLimits } from "./server/limits.ts";
+export { LOOPBACK } from "./server/cidr.ts";
 
 /** Options for {@linkcode startServer}. */
 export interface ServerOptions extends Partial<Limits> {
@@ -69,6 +71,12 @@ export interface ServerOptions extends Partial<Limits> {
   serverPassword?: string;
   /** Receives one line per notable event (joins, leaves, refusals, errors); silent by default. */
   log?: (message: string) => void;
+  /**
+   * Address blocks exempt from the per-address limits (connections, joins, the address's line
+   * bucket, registrations and password backoff by address), not from the global ones or a
+   * connection's own flood control (default: loopback, {@linkcode LOOPBACK}; `[]` for none).
+   */
+  exempt?: readonly string[];
 }
 
 /** A running chat server. */
@@ -108,11 +116,12 @@ export interface ChatServer extends AsyncDisposable {
 
 /**
  * Listens and starts accepting clients. Throws what `Deno.listen` throws (for example `AddrInUse`
- * or `NotCapable`), what `node:tls` throws for an unusable certificate or key, and a `RangeError`
- * for a limit out of range.
+ * or `NotCapable`), what `node:tls` throws for an unusable certificate or key, a `RangeError`
+ * for a limit out of range, and a `TypeError` for an address block that is not one.
  */
 export function startServer(options: ServerOptions = {}): ChatServer {
   const limits = resolveLimits(options);
+  const exempt = new AddressSet(options.exempt ?? LOOPBACK);
   const address = {
     hostname: options.hostname ?? DEFAULT_HOST,
     port: options.port ?? DEFAULT_PORT,
@@ -127,6 +136,7 @@ export function startServer(options: ServerOptions = {}): ChatServer {
     });
   return new Server(listener, {
     limits,
+    exempt,
     hub,
     log: options.log ?? (() => {}),
     ...(tls ? { tls } : {}),
@@ -138,6 +148,7 @@ export function startServer(options: ServerOptions = {}): ChatServer {
 
 interface ServerConfig {
   limits: Limits;
+  exempt: AddressSet;
   hub: Hub;
   tls?: SecureContext;
   log: (message: string) => void;
@@ -202,7 +213,7 @@ class Server implements ChatServer {
       joinsPerSecond: maxPerAddress > 0 ? joinRate / 60 : 0,
       registrationBurst: registerRate,
       registrationsPerSecond: maxPerAddress > 0 ? registerRate / 3600 : 0,
-    });
+    }, { exempt: config.exempt });
     const { nameTimeoutMs, idleTimeoutMs, writeTimeoutMs, handshakeTimeoutMs } = this.#limits;
     const shortest = Math.min(
       ...[nameTimeoutMs, idleTimeoutMs, writeTimeoutMs, handshakeTimeoutMs].filter((ms) => ms > 0),
@@ -319,7 +330,7 @@ class Server implements ChatServer {
     if (maxConnections > 0 && this.#peers.size + this.#held >= maxConnections) {
       return `Server is full: at most ${maxConnections} connections; try again later`;
     }
-    if (maxPerAddress > 0 && address.connections >= maxPerAddress) {
+    if (maxPerAddress > 0 && !address.isExempt && address.connections >= maxPerAddress) {
       return `Too many connections from ${address.key}: at most ${maxPerAddress}`;
     }
   }
