@@ -111,6 +111,7 @@ async function startAll(plan: ServerPlan): Promise<number> {
       historySize: plan.historySize,
       ...plan.limits,
       exempt: plan.exempt,
+      trustProxy: plan.trustProxy,
       ...(tls ? { tls } : {}),
       ...(hub ? { hub } : {}),
       ...(serverPassword === undefined ? {} : { serverPassword }),

@@ -174,6 +174,7 @@ const SERVER_OPTIONS = {
   web: { type: "string" },
   "web-origin": { type: "string", multiple: true },
   exempt: { type: "string", multiple: true },
+  "trust-proxy": { type: "string", multiple: true },
   ...Object.fromEntries(LIMIT_FLAGS.map(({ flag }) => [flag, { type: "string" }])),
 } as const;
 
@@ -319,6 +320,8 @@ export interface ServerPlan {
   origins: string[];
   /** `--exempt`: address blocks free of the per-address limits (loopback unless given). */
   exempt: string[];
+  /** `--trust-proxy`: address blocks of the reverse proxies whose word about a client counts. */
+  trustProxy: string[];
   /** The command that runs the server again with every permission its flags need. */
   rerun: string;
 }
@@ -370,7 +373,19 @@ export function readServerFlags(
     : number(values["claim-ttl"], { flag: "claim-ttl", min: 1, max: 3600, isSeconds: true }) *
       1000;
   const exempt = addressBlocks("exempt", values.exempt, { fallback: [...LOOPBACK] });
-  const plan = { hostname, port, historySize, limits, redisUrl, claimTtlMs, web, origins, exempt };
+  const trustProxy = addressBlocks("trust-proxy", values["trust-proxy"], { fallback: [] });
+  const plan = {
+    hostname,
+    port,
+    historySize,
+    limits,
+    redisUrl,
+    claimTtlMs,
+    web,
+    origins,
+    exempt,
+    trustProxy,
+  };
   const files = { cert: values.cert, key: values.key, password: values["password-file"] };
   return {
     ...plan,

@@ -89,6 +89,12 @@ export function serverHelp(limits: OptionRow[]): string {
       "the global ones or a connection's own flood control; repeat for more, none for no " +
       `address ${unbroken(`(default ${LOOPBACK.join(" and ")})`)}`,
     ],
+    [
+      "--trust-proxy BLOCK",
+      "trust the reverse proxies at these addresses to name their clients: a PROXY header " +
+      "(v1 or v2) first on the chat's port, Forwarded or X-Forwarded-For on the page's; limits " +
+      "and logs then see each client (repeat for more; default none)",
+    ],
     ["-h, --help", "this help"],
   ];
   return `Usage: deno task server [options]    (or: deno run main.ts server [options])

@@ -55,6 +55,32 @@ function wordsOf(groups: string): number[] | undefined {
 }
 
 /**
+ * An address of 4 bytes as IPv4 (`192.0.2.7`), of 16 as IPv6 in its short form (RFC 5952:
+ * `2001:db8::1`, the longest run of zero groups as `::`).
+ */
+export function formatAddress(bytes: Uint8Array): string {
+  if (bytes.length === 4) return bytes.join(".");
+  if (
+    bytes.subarray(0, 10).every((byte) => byte === 0) && bytes[10] === 0xff && bytes[11] === 0xff
+  ) {
+    return `::ffff:${bytes.subarray(12).join(".")}`; // IPv4 mapped, as Deno writes it
+  }
+  const words = Array.from({ length: 8 }, (_, i) => (bytes[2 * i]! << 8) | bytes[2 * i + 1]!);
+  let [run, longest] = [{ at: -1, length: 0 }, { at: -1, length: 0 }];
+  words.forEach((word, i) => {
+    run = word !== 0
+      ? { at: -1, length: 0 }
+      : { at: run.at < 0 ? i : run.at, length: run.length + 1 };
+    if (run.length > longest.length) longest = run;
+  });
+  const hex = words.map((word) => word.toString(16));
+  if (longest.length < 2) return hex.join(":");
+  const head = hex.slice(0, longest.at).join(":");
+  const tail = hex.slice(longest.at + longest.length).join(":");
+  return `${head}::${tail}`;
+}
+
+/**
  * A block from `ADDRESS[/BITS]` (a bare address is a block of one). Bits past the prefix are
  * ignored, as nginx and HAProxy do. Throws a `TypeError` that says what is wrong.
  */

@@ -31,3 +31,16 @@ Deno.test("readServerFlags: --exempt is loopback unless given, repeatable, and n
     /--exempt 10\.0\.0\.0\/8 --exempt ::1$/,
   );
 });
+
+Deno.test("readServerFlags: --trust-proxy is none unless given, repeatable, each block checked", () => {
+  assert.deepEqual(plan([]).trustProxy, []);
+  assert.deepEqual(plan(["--trust-proxy", "127.0.0.1", "--trust-proxy", "10.0.0.0/8"]).trustProxy, [
+    "127.0.0.1",
+    "10.0.0.0/8",
+  ]);
+  assert.throws(() => plan(["--trust-proxy", "localhost"]), {
+    name: "UsageError",
+    message:
+      'Invalid --trust-proxy "localhost": use ADDRESS[/BITS], as 10.0.0.0/8 or fd00::/8, or none',
+  });
+});
