@@ -111,6 +111,8 @@ async function startAll(plan: ServerPlan): Promise<number> {
       port,
       historySize: plan.historySize,
       ...plan.limits,
+      exempt: plan.exempt,
+      trustProxy: plan.trustProxy,
       ...(tls ? { tls } : {}),
       ...(hub ? { hub } : {}),
       ...(serverPassword === undefined ? {} : { serverPassword }),

@@ -457,7 +457,7 @@ Deno.test("a binary WebSocket frame or one with a line end gets one error line a
 });
 
 Deno.test("WebSocket and TCP members share the per-address and global connection limits", async () => {
-  await using site = Site.start({ maxPerAddress: 2 });
+  await using site = Site.start({ maxPerAddress: 2, exempt: [] });
   await using tcp = await joinAs(site.port, "tcp");
   await using ws = await SocketClient.join(site.socketUrl, "ws");
   await using refusedWs = await SocketClient.open(site.socketUrl);
@@ -484,7 +484,7 @@ Deno.test("WebSocket and TCP members share the per-address and global connection
 });
 
 Deno.test("a WebSocket the server gave up on is closed, though its client answers nothing", async () => {
-  await using site = Site.start({ maxPerAddress: 2 });
+  await using site = Site.start({ maxPerAddress: 2, exempt: [] });
   const port = site.web.addr.port;
   const origin = site.url.slice(0, -1);
   // Two clients the server closes (a binary frame is not a line) and that never answer the
