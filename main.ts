@@ -1,4 +1,5 @@
 /** The command line: `main.ts server ...` and `main.ts client NAME ...`, the compiled binary's entry. */
+import { lineLog, type Log, type LogFields } from "./server/log.ts";
 import { ClientError, runClient } from "./client.ts";
 import { ClusterHub } from "./cluster/cluster_hub.ts";
 import { redact, RedisRefusedError } from "./cluster/redis_link.ts";
@@ -92,6 +93,7 @@ async function serverCommand(args: string[]): Promise<number> {
  */
 async function startAll(plan: ServerPlan): Promise<number> {
   const { hostname, port, web, rerun } = plan;
+  const log = lineLog(plan.logFormat, (line) => console.log(line));
   const tls = plan.tlsFiles
     ? {
       cert: await readPem(plan.tlsFiles.cert, plan.tlsFiles),
@@ -101,7 +103,7 @@ async function startAll(plan: ServerPlan): Promise<number> {
   const serverPassword = plan.passwordFile === undefined
     ? undefined
     : await readPassword(plan.passwordFile, "--password-file");
-  const room = await openRoom(plan, tls);
+  const room = await openRoom(plan, { tls, log });
   if (typeof room === "number") return room;
   const { hub, store } = room;
   let server: ChatServer;
@@ -138,8 +140,8 @@ async function startAll(plan: ServerPlan): Promise<number> {
       return 1;
     }
   }
-  announce(plan, { server, page, store, isPrivate: serverPassword !== undefined });
-  await closeOnSignal(server, page);
+  announce(plan, { server, page, store, isPrivate: serverPassword !== undefined, log });
+  await closeOnSignal(server, { page, log });
   await store?.close(); // what waits to be kept is committed before the process ends
   return 0;
 }
@@ -151,8 +153,9 @@ async function startAll(plan: ServerPlan): Promise<number> {
  */
 async function openRoom(
   plan: ServerPlan,
-  tls: TlsFiles | undefined,
+  options: { tls: TlsFiles | undefined; log: Log },
 ): Promise<{ hub?: Hub; store?: SqliteStore } | number> {
+  const { tls, log } = options;
   const { hostname, port, web, historySize, limits, redisUrl, rerun } = plan;
   if (plan.store !== undefined) {
     const claimed = claimAddresses({ hostname, port }, { ...web ? { web } : {}, tls, rerun });
@@ -194,7 +197,11 @@ async function openRoom(
     return 1;
   }
   if (!cluster.isWhole) {
-    log(`redis: cannot reach ${redact(redisUrl)} yet; serving alone meanwhile`);
+    log(`redis: cannot reach ${redact(redisUrl)} yet; serving alone meanwhile`, {
+      event: "redis lost",
+      level: "warn",
+      reason: "cannot reach it yet",
+    });
   }
   return { hub: cluster };
 }
@@ -207,28 +214,34 @@ function announce(
     page?: WebServer | undefined;
     store?: SqliteStore | undefined;
     isPrivate: boolean;
+    log: Log;
   },
 ): void {
   const { server, page, store } = started;
   const isTls = plan.tlsFiles !== undefined;
-  console.log(
+  // The text log starts with these as plain lines; a JSON log has no line that is not an object.
+  const say = (line: string, fields: LogFields) =>
+    plan.logFormat === "json" ? started.log(line, fields) : console.log(line);
+  const address = hostPort(server.addr.hostname, server.addr.port);
+  say(
     `listening on ${hostPort(server.addr.hostname, server.addr.port)}${isTls ? " (TLS)" : ""}${
       plan.redisUrl ? ` in the cluster on ${redact(plan.redisUrl)}` : ""
     }${started.isPrivate ? " (private)" : ""}${store ? ` keeping the room in ${store.path}` : ""}`,
+    { event: "listening", address },
   );
-  if (page) console.log(`web page on ${page.url}${localUrl(page)}`);
-  console.log(connectHint(server.addr, isTls));
-}
-
-function log(message: string): void {
-  console.log(`${new Date().toISOString()} ${message}`);
+  if (page) say(`web page on ${page.url}${localUrl(page)}`, { event: "web listening" });
+  say(connectHint(server.addr, isTls), { event: "connect hint" });
 }
 
 /**
  * Closes the server cleanly at the first SIGINT or SIGTERM, then the page's server (so that the
  * goodbye reaches the page's members first); a second signal exits at once.
  */
-async function closeOnSignal(server: ChatServer, page?: WebServer): Promise<void> {
+async function closeOnSignal(
+  server: ChatServer,
+  options: { page: WebServer | undefined; log: Log },
+): Promise<void> {
+  const { page, log } = options;
   const signals: Deno.Signal[] = Deno.build.os === "windows" ? ["SIGINT"] : ["SIGINT", "SIGTERM"];
   const { promise: signalled, resolve } = Promise.withResolvers<void>();
   let isClosing = false;
@@ -240,7 +253,7 @@ async function closeOnSignal(server: ChatServer, page?: WebServer): Promise<void
   for (const signal of signals) Deno.addSignalListener(signal, onSignal);
   try {
     await signalled;
-    log("shutting down");
+    log("shutting down", { event: "shutdown" });
     await server.close();
     await page?.close();
   } finally {

@@ -25,6 +25,7 @@ import { type ChatConn, closeQuietly, isPeerGone, pause } from "./server/conn.ts
 import { type SecureContext } from "node:tls";
 import { TlsConn, tlsContext } from "./server/tls_conn.ts";
 import { acceptAll } from "./server/accept.ts";
+import { type Log, peerFields } from "./server/log.ts";
 import { AddressSet, LOOPBACK } from "./server/cidr.ts";
 import { TrustedProxies } from "./server/trusted_proxies.ts";
 import { type ProxiedConn, ProxyHeaders } from "./server/proxied_conn.ts";
@@ -72,7 +73,7 @@ export interface ServerOptions extends Partial<Limits> {
    */
   serverPassword?: string;
   /** Receives one line per notable event (joins, leaves, refusals, errors); silent by default. */
-  log?: (message: string) => void;
+  log?: Log;
   /**
    * Address blocks exempt from the per-address limits (connections, joins, the address's line
    * bucket, registrations and password backoff by address), not from the global ones or a
@@ -166,7 +167,7 @@ interface ServerConfig {
   proxies: TrustedProxies;
   hub: Hub;
   tls?: SecureContext;
-  log: (message: string) => void;
+  log: Log;
   /** The SHA-256 digest of the server's password, if it is private. */
   serverPassword?: Uint8Array;
 }
@@ -276,7 +277,7 @@ class Server implements ChatServer {
     this.#proxyHeaders.close();
     // The hub says goodbye for the members first (a cluster hub tells the other servers).
     this.#hubClosed = Promise.resolve(this.#config.hub.close()).catch((error) =>
-      this.#config.log(`hub: ${describe(error)}`)
+      this.#config.log(`hub: ${describe(error)}`, { event: "hub failed", level: "error" })
     );
     for (const peer of this.#peers) {
       peer.send(SHUTDOWN_LINE);
@@ -430,13 +431,24 @@ class Server implements ChatServer {
         if (flood) await this.#throttleBytes(peer, flood, chunk.length);
       }
     } catch (error) {
-      if (!isPeerGone(error)) log(`${peer.label}: ${describe(error)}`);
+      if (!isPeerGone(error)) {
+        log(`${peer.label}: ${describe(error)}`, {
+          event: "peer failed",
+          level: "error",
+          ...peerFields(peer),
+          reason: describe(error),
+        });
+      }
     } finally {
       login.forget(peer);
       if (peer.isJoined) {
         hub.leave(peer, peer.closeReason ? { problem: peer.closeReason } : {});
         const why = [peer.closeReason, peer.closeDetail].filter(Boolean).join(": ");
-        log(`${peer.label} left${why ? ` (${why})` : ""}`);
+        log(`${peer.label} left${why ? ` (${why})` : ""}`, {
+          event: "leave",
+          ...peerFields(peer),
+          reason: peer.closeReason ?? "disconnected",
+        });
       }
       peer.readEnded();
       await peer.closed;
@@ -506,7 +518,12 @@ class Server implements ChatServer {
     if (peer.isJoined) {
       peer.isJoined = false;
       this.#config.hub.leave(peer, why.problem ? { problem: why.problem } : {});
-      this.#config.log(`${peer.label} left (${why.problem ?? why.error})`);
+      const reason = why.problem ?? why.error;
+      this.#config.log(`${peer.label} left (${reason})`, {
+        event: "leave",
+        ...peerFields(peer),
+        reason,
+      });
     }
     peer.end();
   }
@@ -561,25 +578,46 @@ class Server implements ChatServer {
     const { log } = this.#config;
     if (this.#refusals > 0 || this.#refusedJoins > 0) {
       const joins = this.#refusedJoins > 0 ? ` and ${this.#refusedJoins} join(s)` : "";
-      log(`refused ${this.#refusals} connection(s)${joins} over the connection limits`);
+      log(`refused ${this.#refusals} connection(s)${joins} over the connection limits`, {
+        event: "refused",
+        level: "warn",
+        reason: "connection limits",
+        counts: { connections: this.#refusals, joins: this.#refusedJoins },
+      });
       this.#refusals = this.#refusedJoins = 0;
       this.#countsLoggedAt = now;
     }
     const guesses = this.#login.takeCounts();
     if (guesses) {
-      log(guesses);
+      log(guesses.message, {
+        event: "wrong passwords",
+        level: "warn",
+        reason: "wrong password",
+        counts: guesses.counts,
+      });
       this.#countsLoggedAt = now;
     }
     if (this.#failedHandshakes > 0) {
       log(
         `${this.#failedHandshakes} TLS handshake(s) failed (last: ${this.#lastHandshakeFailure})`,
+        {
+          event: "handshakes failed",
+          level: "warn",
+          reason: this.#lastHandshakeFailure,
+          counts: { handshakes: this.#failedHandshakes },
+        },
       );
       this.#failedHandshakes = 0;
       this.#countsLoggedAt = now;
     }
     const headers = this.#proxyHeaders.takeCounts();
     if (headers) {
-      log(headers);
+      log(headers.message, {
+        event: "proxy headers failed",
+        level: "warn",
+        reason: headers.last,
+        counts: { headers: headers.count },
+      });
       this.#countsLoggedAt = now;
     }
   }
@@ -614,7 +652,7 @@ class Server implements ChatServer {
     await this.#config.hub.join(peer, [this.#limitsNotice]);
     joins?.take(Date.now());
     peer.isJoined = true;
-    this.#config.log(`${peer.label} joined`);
+    this.#config.log(`${peer.label} joined`, { event: "join", ...peerFields(peer) });
   }
 
   /**
@@ -650,7 +688,12 @@ class Server implements ChatServer {
   /** `/nick` once allowed: the hub renames, and everyone is told. */
   #rename(peer: Peer, newName: string): void | Promise<void> {
     const oldName = peer.name;
-    const renamed = () => this.#config.log(`${oldName} is now known as ${peer.name}`);
+    const renamed = () =>
+      this.#config.log(`${oldName} is now known as ${peer.name}`, {
+        event: "rename",
+        ...peerFields(peer),
+        reason: `was ${oldName}`,
+      });
     return replyTo(peer, () => this.#config.hub.rename(peer, newName), renamed);
   }
 
@@ -689,7 +732,11 @@ class Server implements ChatServer {
           );
         case "quit":
           hub.leave(peer, { quit: command.reason });
-          this.#config.log(`${peer.label} quit${command.reason ? `: ${command.reason}` : ""}`);
+          this.#config.log(`${peer.label} quit${command.reason ? `: ${command.reason}` : ""}`, {
+            event: "leave",
+            ...peerFields(peer),
+            reason: command.reason ? `quit: ${command.reason}` : "quit",
+          });
           peer.isJoined = false;
           peer.send(GOODBYE_LINE);
           return peer.end();

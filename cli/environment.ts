@@ -3,6 +3,7 @@
  * permissions they need (and the command that grants them), the addresses it would listen on,
  * and what it says when one of those stops it from starting.
  */
+import type { Log } from "../server/log.ts";
 import { DEFAULT_CLIENT_HOST } from "../client.ts";
 import { SqliteStore, StoreRefusedError } from "../server/store.ts";
 import { tlsContext } from "../server/tls_conn.ts";
@@ -103,7 +104,7 @@ export async function checkRedisPermission(url: string, rerun: string): Promise<
  */
 export async function openStore(
   path: string,
-  options: { historySize: number; rerun: string; log: (message: string) => void },
+  options: { historySize: number; rerun: string; log: Log },
 ): Promise<SqliteStore | undefined> {
   const files = [path, `${path}-wal`, `${path}-shm`];
   const statuses = await Promise.all(

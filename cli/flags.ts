@@ -2,6 +2,7 @@
  * The command line's flags, read with no I/O: each `chat server` flag checked into a plan of what
  * to start, and the client's into what to connect to. A mistake is a {@linkcode UsageError}.
  */
+import { LOG_FORMATS, type LogFormat } from "../server/log.ts";
 import { parseArgs } from "node:util";
 import { DEFAULT_CLIENT_HOST, DEFAULT_JOIN_TIMEOUT_MS } from "../client.ts";
 import { DEFAULT_CLAIM_TTL_MS } from "../cluster/cluster_hub.ts";
@@ -176,6 +177,7 @@ const SERVER_OPTIONS = {
   "web-origin": { type: "string", multiple: true },
   exempt: { type: "string", multiple: true },
   "trust-proxy": { type: "string", multiple: true },
+  "log-format": { type: "string" },
   ...Object.fromEntries(LIMIT_FLAGS.map(({ flag }) => [flag, { type: "string" }])),
 } as const;
 
@@ -323,6 +325,8 @@ export interface ServerPlan {
   exempt: string[];
   /** `--trust-proxy`: address blocks of the reverse proxies whose word about a client counts. */
   trustProxy: string[];
+  /** `--log-format`: the log as today's prose lines (`text`), or one JSON object a line. */
+  logFormat: LogFormat;
   /** The command that runs the server again with every permission its flags need. */
   rerun: string;
 }
@@ -375,6 +379,12 @@ export function readServerFlags(
       1000;
   const exempt = addressBlocks("exempt", values.exempt, { fallback: [...LOOPBACK] });
   const trustProxy = addressBlocks("trust-proxy", values["trust-proxy"], { fallback: [] });
+  const logFormat = values["log-format"] ?? "text";
+  if (!isLogFormat(logFormat)) {
+    throw new UsageError(
+      `Invalid --log-format ${JSON.stringify(logFormat)}: use ${LOG_FORMATS.join(" or ")}`,
+    );
+  }
   const plan = {
     hostname,
     port,
@@ -393,6 +403,7 @@ export function readServerFlags(
     tlsFiles: files.cert && files.key ? { cert: files.cert, key: files.key } : undefined,
     passwordFile: files.password,
     store: values.store,
+    logFormat,
     rerun: rerunCommand(args, permissionsOf({ ...plan, store: values.store, files })),
   };
 }
@@ -423,6 +434,10 @@ function addressBlocks(
     }
   }
   return given;
+}
+
+function isLogFormat(format: string): format is LogFormat {
+  return (LOG_FORMATS as readonly string[]).includes(format);
 }
 
 /** The limits the flags set, in the server's units, checked together. */

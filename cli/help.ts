@@ -95,6 +95,11 @@ export function serverHelp(limits: OptionRow[]): string {
       "(v1 or v2) first on the chat's port, Forwarded or X-Forwarded-For on the page's; limits " +
       "and logs then see each client (repeat for more; default none)",
     ],
+    [
+      "--log-format FORMAT",
+      "text (default): one line of prose an event; json: one JSON object a line, with its " +
+      "time, level, event, name, address, reason and counts",
+    ],
     ["-h, --help", "this help"],
   ];
   return `Usage: deno task server [options]    (or: deno run main.ts server [options])

@@ -12,6 +12,7 @@
  * queued for later, so nothing arrives twice or late. On healing, each server claims its members'
  * names again and sends its whole membership; the others tell their members what changed.
  */
+import type { Log } from "../server/log.ts";
 import {
   type CloseReason,
   DEFAULT_LOG_BYTES,
@@ -97,7 +98,7 @@ export interface ClusterOptions {
   /** Bytes of the room log that carries every line to this server's members. */
   logSize?: number;
   /** One line per event worth a log: lost and regained Redis, bad messages. */
-  log?: (message: string) => void;
+  log?: Log;
 }
 
 /** What the hub keeps of a member here: its id for the other servers, and since when it holds its
@@ -488,7 +489,11 @@ export class ClusterHub implements Hub {
     const message = `Redis at ${redact(this.#options.url)} refused this server: ${refusal}`;
     if (!this.#isStarted) this.#startup.reject(new RedisRefusedError(message));
     else if (refusal !== this.#refusal) {
-      this.#options.log(`redis: ${message}; serving this server's members alone and retrying`);
+      this.#options.log(`redis: ${message}; serving this server's members alone and retrying`, {
+        event: "redis refused",
+        level: "error",
+        reason: refusal,
+      });
     }
     this.#refusal = refusal;
     return true;
@@ -521,6 +526,7 @@ export class ClusterHub implements Hub {
     this.#isWhole = true;
     this.#options.log(
       `redis: connected to ${redact(this.#options.url)}${this.#hasBeenWhole ? " again" : ""}`,
+      { event: "redis connected" },
     );
     this.#hasBeenWhole = true;
     this.#refusal = undefined;
@@ -627,6 +633,7 @@ export class ClusterHub implements Hub {
       `redis: lost ${
         redact(this.#options.url)
       } (${reason}); serving this server's members alone and retrying`,
+      { event: "redis lost", level: "warn", reason },
     );
     this.#deliver(undefined, PARTITION_NOTICE);
     this.#isPartitionTold = true;
@@ -727,7 +734,11 @@ export class ClusterHub implements Hub {
     try {
       event = parseEvent(message, this.#options.maxLineBytes);
     } catch (error) {
-      this.#options.log(`redis: ignored a message: ${describe(error)}`);
+      this.#options.log(`redis: ignored a message: ${describe(error)}`, {
+        event: "redis message ignored",
+        level: "warn",
+        reason: describe(error),
+      });
       return;
     }
     if (event.o === this.id) return; // our own after all (not written by us): ignored the same
@@ -741,7 +752,12 @@ export class ClusterHub implements Hub {
     }
     // A name held here speaks only from here: another server cannot speak for our members.
     if (["say", "act", "msg"].includes(event.k) && this.#members.has(nameKey(event.n))) {
-      this.#options.log(`redis: ignored an event for ${event.n}, who is on this server`);
+      this.#options.log(`redis: ignored an event for ${event.n}, who is on this server`, {
+        event: "redis message ignored",
+        level: "warn",
+        name: event.n,
+        reason: "name on this server",
+      });
       return;
     }
     this.#apply(event, this.#others.heardFrom(event.o));

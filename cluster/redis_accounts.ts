@@ -5,6 +5,7 @@
  * first, only while the room is whole, and then in the copy, so that what a member is told holds.
  * Every method that needs Redis is handed the link to use: the hub owns the link, and decides.
  */
+import type { Log } from "../server/log.ts";
 import type { Account } from "../server/passwords.ts";
 import { StoreError } from "../server/store.ts";
 import { describe, nameKey } from "../protocol.ts";
@@ -14,14 +15,14 @@ import { ACCOUNT_PREFIX, EPOCH_KEY, type Link, redact, REDIS_TIMEOUT_MS } from "
 /** The registered names this server knows, and the Redis they come from. */
 export class RedisAccounts {
   #url: string;
-  #log: (message: string) => void;
+  #log: Log;
   #accounts = new Map<string, Account>();
   #areAccountsRead = false;
   /** Redis's mark of its data (see {@linkcode EPOCH_KEY}) as this server first found it. */
   #epoch: string | undefined;
 
   /** The accounts of the Redis at `url` (for the log, without its password). */
-  constructor(url: string, log: (message: string) => void) {
+  constructor(url: string, log: Log) {
     this.#url = url;
     this.#log = log;
   }
@@ -92,6 +93,7 @@ export class RedisAccounts {
           "saving, or flushed): its history is gone, and the " +
           `${this.#accounts.size} registered name(s) this server knew are written back from its ` +
           "own copy; keep Redis' data with appendonly yes or save (see the README)",
+        { event: "redis data lost", level: "error", counts: { names: this.#accounts.size } },
       );
     }
     return wasLost;

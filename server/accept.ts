@@ -1,4 +1,5 @@
 /** The accept loop every listener of the server shares: it survives a failed accept. */
+import type { Log } from "./log.ts";
 import { describe, hostPort } from "../protocol.ts";
 import { pause } from "./conn.ts";
 
@@ -17,7 +18,7 @@ export async function acceptAll(
   listener: Deno.Listener,
   options: {
     onConn: (conn: Deno.Conn) => void;
-    log: (message: string) => void;
+    log: Log;
     signal: AbortSignal;
   },
 ): Promise<void> {
@@ -34,7 +35,13 @@ export async function acceptAll(
       if (Date.now() - loggedAt >= LOG_INTERVAL_MS) {
         const count = unlogged > 1 ? ` ${unlogged} times` : "";
         const { hostname, port } = listener.addr as Deno.NetAddr;
-        log(`accept failed${count} on ${hostPort(hostname, port)}: ${describe(error)}`);
+        log(`accept failed${count} on ${hostPort(hostname, port)}: ${describe(error)}`, {
+          event: "accept failed",
+          level: "error",
+          address: hostPort(hostname, port),
+          reason: describe(error),
+          counts: { failures: unlogged },
+        });
         unlogged = 0;
         loggedAt = Date.now();
       }

@@ -6,6 +6,7 @@
  * it a connection's name, its account commands and the line after each prompt, and acts on what
  * it answers (let the peer in, rename it); it never calls back into the server.
  */
+import { type Log, peerFields } from "./log.ts";
 import { createHash, timingSafeEqual } from "node:crypto";
 import type { Hub } from "./hub.ts";
 import type { Peer } from "./peer.ts";
@@ -65,7 +66,7 @@ export interface LoginOptions {
   serverPassword?: Uint8Array | undefined;
   /** Registrations and new passwords an hour from one address (0: no limit). */
   registerRate: number;
-  log: (message: string) => void;
+  log: Log;
 }
 
 /** Registrations and new passwords one connection may make in an hour, at most. */
@@ -83,7 +84,7 @@ export class Login {
   #hub: Hub;
   #serverPassword: Uint8Array | undefined;
   #registerRate: number;
-  #log: (message: string) => void;
+  #log: Log;
   /** Connections whose next line is a secret, and which one. */
   #awaiting = new Map<Peer, Awaiting>();
   #guesses = new GuessBackoff();
@@ -199,8 +200,14 @@ export class Login {
   }
 
   /** One log line for the wrong passwords since the last one, if there were any; then counts anew. */
-  takeCounts(): string | undefined {
+  takeCounts(): { message: string; counts: Record<string, number> } | undefined {
     if (this.#wrongPasswords === 0 && this.#backedOff === 0) return;
+    const counts = {
+      wrongPasswords: this.#wrongPasswords,
+      backedOff: this.#backedOff,
+      names: this.#guessNames.size,
+      addresses: this.#guessAddresses.size,
+    };
     const refused = this.#backedOff > 0
       ? `, ${this.#backedOff} attempt(s) refused while backing off`
       : "";
@@ -209,7 +216,7 @@ export class Login {
     this.#wrongPasswords = this.#backedOff = 0;
     this.#guessNames.clear();
     this.#guessAddresses.clear();
-    return line;
+    return { message: line, counts };
   }
 
   /** The secrets of /register, /password, /unregister and /nick to a registered name. */
@@ -232,7 +239,10 @@ export class Login {
           return peer.send(encodeLine(formatNewPasswordPrompt(peer.name)));
         }
         await this.#stored(() => accounts.remove(awaiting.account));
-        this.#log(`${peer.label} gave up the name's password`);
+        this.#log(`${peer.label} gave up the name's password`, {
+          event: "unregistered",
+          ...peerFields(peer),
+        });
         return peer.send(encodeLine(formatSystemLine(
           `${awaiting.account.name} is no longer registered: anyone may take it once you leave it`,
         )));
@@ -252,7 +262,10 @@ export class Login {
       throw new ProtocolError("Your name changed meanwhile: nothing was registered");
     }
     await this.#stored(() => accounts.save(account, previous));
-    this.#log(`${peer.label} ${previous ? "changed the name's password" : "registered"}`);
+    this.#log(`${peer.label} ${previous ? "changed the name's password" : "registered"}`, {
+      event: previous ? "password changed" : "registered",
+      ...peerFields(peer),
+    });
     peer.send(encodeLine(formatSystemLine(
       previous
         ? `The password for ${name} is changed`

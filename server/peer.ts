@@ -60,7 +60,8 @@ export class Peer implements Member {
   cursor = 0;
   log: RoomLog | undefined;
   stopAt = Infinity;
-  readonly #where: string;
+  /** The remote address (`host:port`, or the host alone when a proxy gave no port), for logs. */
+  readonly where: string;
   readonly #conn: ChatConn;
   readonly #maxBacklogBytes: number;
   readonly #stop = new AbortController();
@@ -107,12 +108,12 @@ export class Peer implements Member {
     this.closed = promise;
     this.#resolveClosed = resolve;
     // A client a proxy forwarded without its port (X-Forwarded-For) has port 0: none to show.
-    this.#where = remote.port ? hostPort(remote.hostname, remote.port) : remote.hostname;
+    this.where = remote.port ? hostPort(remote.hostname, remote.port) : remote.hostname;
   }
 
   /** For logs: the remote address, with the current name once it has one. */
   get label(): string {
-    return this.name ? `${this.name} (${this.#where})` : this.#where;
+    return this.name ? `${this.name} (${this.where})` : this.where;
   }
 
   /** Aborted when the socket is closed, to cut short whatever waits for this peer. */

@@ -69,11 +69,12 @@ export class ProxyHeaders {
   }
 
   /** A log line for the headers that failed since the last one, if any did. */
-  takeCounts(): string | undefined {
+  takeCounts(): { message: string; count: number; last: string } | undefined {
     if (this.#failures === 0) return;
-    const line = `${this.#failures} PROXY header(s) failed (last: ${this.#lastFailure})`;
+    const count = this.#failures;
+    const message = `${count} PROXY header(s) failed (last: ${this.#lastFailure})`;
     this.#failures = 0;
-    return line;
+    return { message, count, last: this.#lastFailure };
   }
 }
 

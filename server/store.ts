@@ -7,6 +7,7 @@
  * The registered names are held in memory too and read from there, so a join never waits for a
  * store; a change is saved first and then made in memory, so that what a member is told holds.
  */
+import type { Log } from "./log.ts";
 import STORE_WORKER from "./store_worker.ts" with { type: "text" };
 import { type Account, parseAccount } from "./passwords.ts";
 import { isKeptLine, nameKey } from "../protocol.ts";
@@ -54,7 +55,7 @@ export interface SqliteStoreOptions {
   /** The newest lines kept: the history newcomers are shown (`--history N`). */
   historySize: number;
   /** One line per event an operator must know of: the store failing, and recovering. */
-  log?: (message: string) => void;
+  log?: Log;
 }
 
 interface Answer {
@@ -80,7 +81,7 @@ export class SqliteStore implements HistoryStore, Accounts {
   #worker: Worker;
   #accounts = new Map<string, Account>();
   #historySize: number;
-  #log: (message: string) => void;
+  #log: Log;
   #pending: HistoryEntry[] = [];
   #timer: ReturnType<typeof setTimeout> | undefined;
   #isWriting = false;
@@ -162,12 +163,18 @@ export class SqliteStore implements HistoryStore, Accounts {
       store.#log(
         `store: ${rows.length - history.length} history line(s) in ${path} are not lines this ` +
           "server writes (a control character, an escape, no sender): skipped",
+        {
+          event: "store history skipped",
+          level: "warn",
+          counts: { lines: rows.length - history.length },
+        },
       );
     }
     if (store.#readOnly) {
       store.#log(
         `store: ${path} cannot be written (${store.#readOnly}); its history and names are ` +
           "served, and nothing new is kept",
+        { event: "store read-only", level: "warn", reason: store.#readOnly },
       );
     }
     return store;
@@ -285,12 +292,13 @@ export class SqliteStore implements HistoryStore, Accounts {
     this.#log(
       `store: cannot write ${this.path} (${reason}); the room goes on from memory, and ` +
         "registering and changing passwords fail until it can",
+      { event: "store failed", level: "error", reason },
     );
   }
 
   #recovered(): void {
     if (this.#failure === undefined) return;
     this.#failure = undefined;
-    this.#log(`store: writing ${this.path} again`);
+    this.#log(`store: writing ${this.path} again`, { event: "store recovered" });
   }
 }

@@ -4,6 +4,7 @@
  * from any other address, `Forwarded`, `X-Forwarded-For` and PROXY headers are what a client
  * says about itself, which is nothing.
  */
+import type { Log } from "./log.ts";
 import { AddressSet } from "./cidr.ts";
 import { forwardedClient } from "./forwarded.ts";
 import { hostPort } from "../protocol.ts";
@@ -14,11 +15,11 @@ const MAX_WARNED = 256;
 /** The proxies the server trusts, and what it has said about those that forward no client. */
 export class TrustedProxies {
   readonly #blocks: AddressSet;
-  readonly #log: (message: string) => void;
+  readonly #log: Log;
   readonly #warned = new Set<string>();
 
   /** `blocks`: `ADDRESS[/BITS]` each (a `TypeError` for one that is not); none by default. */
-  constructor(blocks: Iterable<string> = [], log: (message: string) => void = () => {}) {
+  constructor(blocks: Iterable<string> = [], log: Log = () => {}) {
     this.#blocks = new AddressSet(blocks);
     this.#log = log;
   }
@@ -50,6 +51,12 @@ export class TrustedProxies {
     this.#log(
       `trusted proxy ${hostPort(remote.hostname, remote.port)} sent ${what}: its connections ` +
         `count as its own address's (said once for this proxy)`,
+      {
+        event: "proxy header missing",
+        level: "warn",
+        address: hostPort(remote.hostname, remote.port),
+        reason: what,
+      },
     );
   }
 }

@@ -18,6 +18,7 @@
  * permission, and the compiled binary carries them. `web/page.js` is built from `web/page.ts` by
  * `deno task bundle` and committed; a test checks that it matches its source.
  */
+import type { Log } from "./log.ts";
 import INDEX_HTML from "../web/index.html" with { type: "text" };
 import PAGE_JS from "../web/page.js" with { type: "text" };
 import STYLE_CSS from "../web/style.css" with { type: "text" };
@@ -116,7 +117,7 @@ export interface WebOptions {
    */
   headTimeoutMs?: number;
   /** Receives one line per notable event; silent by default. */
-  log?: (message: string) => void;
+  log?: Log;
 }
 
 /** The page's server. */
@@ -157,7 +158,7 @@ export function startWeb(server: ChatServer, options: WebOptions = {}): WebServe
 
 interface PageConfig {
   origins: ReadonlySet<string>;
-  log: (message: string) => void;
+  log: Log;
   pingMs: number;
   headTimeoutMs: number;
   tls?: SecureContext;
@@ -317,7 +318,13 @@ class PageServer implements WebServer {
       }
     } catch (error) {
       if (!isPeerGone(error) && !this.#stop.signal.aborted) {
-        this.#config.log(`web: ${hostPort(client.hostname, client.port)}: ${describe(error)}`);
+        const address = hostPort(client.hostname, client.port);
+        this.#config.log(`web: ${address}: ${describe(error)}`, {
+          event: "web failed",
+          level: "error",
+          address,
+          reason: describe(error),
+        });
       }
     } finally {
       if (isRefusing) this.#refusing--;
