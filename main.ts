@@ -1,4 +1,6 @@
 /** The command line: `main.ts server ...` and `main.ts client NAME ...`, the compiled binary's entry. */
+import { gauge, type MetricsServer, startMetrics } from "./server/metrics_server.ts";
+import { type Family, serverFamilies } from "./server/metrics.ts";
 import { lineLog, type Log, type LogFields } from "./server/log.ts";
 import { ClientError, runClient } from "./client.ts";
 import { ClusterHub } from "./cluster/cluster_hub.ts";
@@ -140,8 +142,26 @@ async function startAll(plan: ServerPlan): Promise<number> {
       return 1;
     }
   }
+  let metrics: MetricsServer | undefined;
+  if (plan.metrics) {
+    try {
+      metrics = startMetrics({ ...plan.metrics, ...watch(server, { hub, store }) });
+    } catch (error) {
+      await page?.close();
+      await server.close();
+      await store?.close();
+      const failure = listenFailure(error, { ...plan.metrics, isTls: false, rerun });
+      console.error(`error: --metrics: ${failure}`);
+      return 1;
+    }
+  }
   announce(plan, { server, page, store, isPrivate: serverPassword !== undefined, log });
+  if (metrics) {
+    const where = hostPort(metrics.addr.hostname, metrics.addr.port);
+    log(`metrics on http://${where}/metrics`, { event: "metrics listening", address: where });
+  }
   await closeOnSignal(server, { page, log });
+  await metrics?.close();
   await store?.close(); // what waits to be kept is committed before the process ends
   return 0;
 }
@@ -204,6 +224,51 @@ async function openRoom(
     });
   }
   return { hub: cluster };
+}
+
+/** What the metrics port reads at each scrape: the server's figures, its store's and cluster's. */
+function watch(
+  server: ChatServer,
+  room: { hub?: Hub | undefined; store?: SqliteStore | undefined },
+): { families: () => Family[]; unready: () => string | undefined } {
+  const { hub, store } = room;
+  const cluster = hub instanceof ClusterHub ? hub : undefined;
+  const families = () => [
+    ...serverFamilies(server.tally, server.census()),
+    ...store
+      ? [
+        gauge("chat_store_queued_lines", "Lines waiting for their commit", store.queued),
+        {
+          ...gauge("chat_store_commits_total", "Commits of the history", store.commits),
+          type: "counter" as const,
+        },
+        {
+          ...gauge("chat_store_commit_seconds_total", "Time the commits took", store.commitSeconds),
+          type: "counter" as const,
+        },
+      ]
+      : [],
+    ...cluster
+      ? [
+        gauge(
+          "chat_redis_up",
+          "1 while the cluster is whole (Redis reached)",
+          cluster.isWhole ? 1 : 0,
+        ),
+        gauge(
+          "chat_redis_event_lag_seconds",
+          "How late the last event from another server came",
+          cluster.eventLagMs / 1000,
+        ),
+      ]
+      : [],
+  ];
+  const unready = () => {
+    if (cluster && !cluster.isWhole) return "the cluster is not whole: Redis cannot be reached";
+    const unwritable = store?.unwritable;
+    if (unwritable !== undefined) return `the store cannot be written: ${unwritable}`;
+  };
+  return { families, unready };
 }
 
 /** The lines that say the server runs: where it listens, how, and how to join it. */

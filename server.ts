@@ -20,7 +20,9 @@ import { type CloseReason, DEFAULT_HISTORY_SIZE, type Hub, LocalHub } from "./se
 import { type AddressState, AddressTable, type Limits, resolveLimits } from "./server/limits.ts";
 import { FloodControl } from "./server/flood.ts";
 import { digest, Login, type LoginOutcome } from "./server/login.ts";
-import { Peer, replyTo } from "./server/peer.ts";
+import { type ConnKind, Peer, replyTo } from "./server/peer.ts";
+import { Tally } from "./server/metrics.ts";
+import { WebSocketConn } from "./server/websocket_conn.ts";
 import { type ChatConn, closeQuietly, isPeerGone, pause } from "./server/conn.ts";
 import { type SecureContext } from "node:tls";
 import { TlsConn, tlsContext } from "./server/tls_conn.ts";
@@ -98,6 +100,15 @@ export interface ChatServer extends AsyncDisposable {
   readonly connectionCount: number;
   /** Bytes of read buffers the connections hold now: what a burst of long lines left behind. */
   readonly readBufferBytes: number;
+  /** What it counted so far, for the metrics. */
+  readonly tally: Tally;
+  /** Its members by how they came, and the room log's size and the most any member lags by. */
+  census(): {
+    members: Record<ConnKind, number>;
+    connections: number;
+    logSize: number;
+    logFill: number;
+  };
   /**
    * Serves a connection that came another way than the listener (a WebSocket, say) under the same
    * limits as the listener's: refused if over them, else a peer like any other.
@@ -186,6 +197,7 @@ class Server implements ChatServer {
   readonly addr: Deno.NetAddr;
   webPort: number | undefined;
   readonly finished: Promise<void>;
+  readonly tally = new Tally();
   #listener: Deno.Listener;
   #config: ServerConfig;
   #limits: Limits;
@@ -244,6 +256,7 @@ class Server implements ChatServer {
       serverPassword: config.serverPassword,
       registerRate,
       log: config.log,
+      tally: this.tally,
     });
     this.#proxyHeaders = new ProxyHeaders(config.proxies, { timeoutMs: handshakeTimeoutMs });
     this.finished = this.#acceptLoop();
@@ -266,6 +279,26 @@ class Server implements ChatServer {
     let bytes = 0;
     for (const peer of this.#peers) bytes += peer.readBufferBytes;
     return bytes;
+  }
+
+  census(): {
+    members: Record<ConnKind, number>;
+    connections: number;
+    logSize: number;
+    logFill: number;
+  } {
+    const members = { tcp: 0, tls: 0, websocket: 0 };
+    let logSize = 0;
+    let logFill = 0;
+    for (const peer of this.#peers) {
+      if (!peer.isJoined) continue;
+      members[peer.kind]++;
+      const { log } = peer;
+      if (!log) continue;
+      logSize = log.size;
+      logFill = Math.max(logFill, log.head - peer.cursor);
+    }
+    return { members, connections: this.#peers.size, logSize, logFill };
   }
 
   close(): Promise<void> {
@@ -312,7 +345,7 @@ class Server implements ChatServer {
     const address = this.#addresses.get((conn.remoteAddr as Deno.NetAddr).hostname);
     const refusal = this.#refusal(address);
     this.#track(refusal ? refuse(conn, refusal) : this.#serve(conn, address, options));
-    if (refusal) this.#refusals++;
+    if (refusal) this.#refused(refusal);
   }
 
   takeJoin(hostname: string): string | undefined {
@@ -320,6 +353,7 @@ class Server implements ChatServer {
     const wait = address.joins?.take(Date.now()) ?? 0;
     if (wait === 0) return;
     this.#refusedJoins++;
+    Tally.bump(this.tally.refusals, "join rate");
     return this.#tooManyJoins(address, wait);
   }
 
@@ -333,7 +367,7 @@ class Server implements ChatServer {
     const address = hostname === undefined ? undefined : this.#addresses.get(hostname);
     const refusal = this.#refusal(address);
     if (refusal) {
-      this.#refusals++;
+      this.#refused(refusal);
       return refusal;
     }
     if (address) address.connections++;
@@ -370,6 +404,12 @@ class Server implements ChatServer {
     if (conn) this.accept(tls ? new TlsConn(conn, tls) : conn);
   }
 
+  /** Counts a connection refused over a limit, for the log line and the metrics. */
+  #refused(refusal: string): void {
+    this.#refusals++;
+    Tally.bump(this.tally.refusals, refusal.startsWith("Server is full") ? "full" : "per address");
+  }
+
   #track(task: Promise<void>): void {
     this.#tasks.add(task);
     task.finally(() => this.#tasks.delete(task));
@@ -393,7 +433,12 @@ class Server implements ChatServer {
     options: { isJoinTaken?: boolean },
   ): Promise<void> {
     const { maxBacklogBytes, maxLineBytes } = this.#limits;
-    const peer = new Peer(conn, { maxBacklogBytes, address });
+    const kind = conn instanceof TlsConn
+      ? "tls"
+      : conn instanceof WebSocketConn
+      ? "websocket"
+      : "tcp";
+    const peer = new Peer(conn, { maxBacklogBytes, address, kind, tally: this.tally });
     if (options.isJoinTaken) this.#joinTaken.add(peer);
     const flood = FloodControl.for(this.#limits, address);
     const { hub, log } = this.#config;
@@ -444,6 +489,7 @@ class Server implements ChatServer {
       if (peer.isJoined) {
         hub.leave(peer, peer.closeReason ? { problem: peer.closeReason } : {});
         const why = [peer.closeReason, peer.closeDetail].filter(Boolean).join(": ");
+        Tally.bump(this.tally.leaves, peer.closeReason ?? "disconnected");
         log(`${peer.label} left${why ? ` (${why})` : ""}`, {
           event: "leave",
           ...peerFields(peer),
@@ -519,6 +565,7 @@ class Server implements ChatServer {
       peer.isJoined = false;
       this.#config.hub.leave(peer, why.problem ? { problem: why.problem } : {});
       const reason = why.problem ?? why.error;
+      Tally.bump(this.tally.leaves, why.problem ?? "refused");
       this.#config.log(`${peer.label} left (${reason})`, {
         event: "leave",
         ...peerFields(peer),
@@ -647,11 +694,13 @@ class Server implements ChatServer {
     const wait = joins?.wait(Date.now()) ?? 0;
     if (wait > 0) {
       this.#refusedJoins++;
+      Tally.bump(this.tally.refusals, "join rate");
       throw new ProtocolError(this.#tooManyJoins(peer.address, wait));
     }
     await this.#config.hub.join(peer, [this.#limitsNotice]);
     joins?.take(Date.now());
     peer.isJoined = true;
+    this.tally.joins++;
     this.#config.log(`${peer.label} joined`, { event: "join", ...peerFields(peer) });
   }
 
@@ -705,8 +754,10 @@ class Server implements ChatServer {
       const command = parseCommand(text);
       switch (command.name) {
         case "say":
+          this.tally.linesSaid++;
           return hub.say(peer, command.text);
         case "me":
+          this.tally.linesSaid++;
           return hub.act(peer, command.text);
         case "help":
           return peer.send(HELP);
@@ -732,6 +783,7 @@ class Server implements ChatServer {
           );
         case "quit":
           hub.leave(peer, { quit: command.reason });
+          Tally.bump(this.tally.leaves, "quit");
           this.#config.log(`${peer.label} quit${command.reason ? `: ${command.reason}` : ""}`, {
             event: "leave",
             ...peerFields(peer),

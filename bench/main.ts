@@ -7,7 +7,7 @@
  *   deno task bench [--runs 3] [--seconds 4]
  *                   [--scenarios throughput,latency,slow,burst,storm,capacity,v8,wire,cluster,web,store]
  *                   [--clients 10,100,500,1000] [--capacity 10000]
- *                   [--servers ours,baseline,seed,ncat] [--baseline-rev c498234]
+ *                   [--servers ours,metrics,baseline,seed,ncat] [--baseline-rev c498234]
  *                   [--in-flight 2000] [--storm 10000] [--storm-max 19000] [--storm-in-flight 250]
  *                   [--storm-name-first] [--storm-threads 2]
  *                   [--v8 VARIANTS] [--v8-clients 100,1000]
@@ -333,8 +333,9 @@ async function available(candidates: Contender[]): Promise<Contender[]> {
 const BASELINE = baseline(values["baseline-rev"]);
 const allContenders = await available(
   values.servers.split(",").map((name) =>
-    name === "ours"
-      ? OURS
+    name === "ours" ? OURS : name === "metrics"
+      // Ours with its metrics port open: the counters' cost beside ours without (issue 26).
+      ? ours({ name: "ours --metrics", args: ["--metrics", "0"] })
       : name === "ncat"
       ? NCAT
       : name === "baseline"

@@ -171,6 +171,8 @@ export interface OursOptions {
   flags?: string[];
   /** The folder with main.ts (default: this checkout). */
   root?: string;
+  /** More server flags, such as `--metrics 0`. */
+  args?: string[];
 }
 
 /** One of our servers: joined once the welcome line arrives. */

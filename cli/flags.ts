@@ -178,6 +178,7 @@ const SERVER_OPTIONS = {
   exempt: { type: "string", multiple: true },
   "trust-proxy": { type: "string", multiple: true },
   "log-format": { type: "string" },
+  metrics: { type: "string" },
   ...Object.fromEntries(LIMIT_FLAGS.map(({ flag }) => [flag, { type: "string" }])),
 } as const;
 
@@ -267,6 +268,17 @@ function webAddress(
   return { hostname, port };
 }
 
+/** `--metrics [HOST:]PORT`: loopback unless a host is given, as the figures are for the operator. */
+function metricsAddress(value: string): { hostname: string; port: number } {
+  const match = /^(?:(\[[^\]]+\]|[^:\[\]]+):)?([^:]*)$/.exec(value);
+  if (!match) {
+    throw new UsageError(`Invalid --metrics ${JSON.stringify(value)}: use [HOST:]PORT, as 9464`);
+  }
+  const [, host, text] = match;
+  const hostname = host?.replace(/^\[(.*)\]$/, "$1") ?? "127.0.0.1";
+  return { hostname, port: number(text, { flag: "metrics", min: 0, max: 65535 }) };
+}
+
 /** HOST:PORT of a Redis URL; a URL that is not one is a usage error. */
 export function redisAddress(url: string): string {
   let redis: URL;
@@ -325,6 +337,8 @@ export interface ServerPlan {
   exempt: string[];
   /** `--trust-proxy`: address blocks of the reverse proxies whose word about a client counts. */
   trustProxy: string[];
+  /** `--metrics`: where `/metrics`, `/healthz` and `/readyz` are served, if anywhere. */
+  metrics: { hostname: string; port: number } | undefined;
   /** `--log-format`: the log as today's prose lines (`text`), or one JSON object a line. */
   logFormat: LogFormat;
   /** The command that runs the server again with every permission its flags need. */
@@ -385,9 +399,11 @@ export function readServerFlags(
       `Invalid --log-format ${JSON.stringify(logFormat)}: use ${LOG_FORMATS.join(" or ")}`,
     );
   }
+  const metrics = values.metrics === undefined ? undefined : metricsAddress(values.metrics);
   const plan = {
     hostname,
     port,
+    metrics,
     historySize,
     limits,
     redisUrl,
@@ -457,17 +473,19 @@ function permissionsOf(plan: {
   hostname: string;
   port: number;
   web: { hostname: string; port: number } | undefined;
+  metrics: { hostname: string; port: number } | undefined;
   redisUrl: string | undefined;
   store: string | undefined;
   files: { cert?: string | undefined; key?: string | undefined; password?: string | undefined };
 }): { net: string[]; read: string[]; write: string[]; env: string[] } {
-  const { hostname, port, web, redisUrl, store, files } = plan;
+  const { hostname, port, web, metrics, redisUrl, store, files } = plan;
   const storeFiles = store === undefined ? [] : [store, `${store}-wal`, `${store}-shm`];
   const redisHost = redisUrl ? redisAddress(redisUrl) : undefined;
   return {
     net: [
       hostPort(hostname, port),
       ...web ? [hostPort(web.hostname, web.port)] : [],
+      ...metrics ? [hostPort(metrics.hostname, metrics.port)] : [],
       ...redisHost ? [redisHost] : [],
     ],
     read: [files.cert, files.key, files.password, ...storeFiles].filter((path) =>

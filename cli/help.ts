@@ -96,6 +96,11 @@ export function serverHelp(limits: OptionRow[]): string {
       "and logs then see each client (repeat for more; default none)",
     ],
     [
+      "--metrics [HOST:]PORT",
+      "serve Prometheus metrics at /metrics, /healthz and /readyz on this port (HOST " +
+      "defaults to 127.0.0.1), never on the page's",
+    ],
+    [
       "--log-format FORMAT",
       "text (default): one line of prose an event; json: one JSON object a line, with its " +
       "time, level, event, name, address, reason and counts",

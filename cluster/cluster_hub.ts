@@ -207,6 +207,9 @@ export class ClusterHub implements Hub {
   }
 
   /** Whether Redis is reachable and healed into, so that this server's members are in the whole room. */
+  /** How late the last event from another server came, in ms on Redis' clock (for the metrics). */
+  eventLagMs = 0;
+
   get isWhole(): boolean {
     return this.#isWhole;
   }
@@ -742,6 +745,10 @@ export class ClusterHub implements Hub {
       return;
     }
     if (event.o === this.id) return; // our own after all (not written by us): ignored the same
+    // Every event but a private message is sent with the whole timeout as its budget.
+    if (event.k !== "msg") {
+      this.eventLagMs = Math.max(0, this.#clock.now() - event.d + REDIS_TIMEOUT_MS);
+    }
     // A private message too late to deliver is dropped: its sender was told so, or will be.
     if (event.k === "msg" && this.#clock.now() > event.d) return;
     // Redis relayed the event before its deadline; the way from Redis to here gets as long again.

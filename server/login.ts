@@ -6,6 +6,7 @@
  * it a connection's name, its account commands and the line after each prompt, and acts on what
  * it answers (let the peer in, rename it); it never calls back into the server.
  */
+import type { Tally } from "./metrics.ts";
 import { type Log, peerFields } from "./log.ts";
 import { createHash, timingSafeEqual } from "node:crypto";
 import type { Hub } from "./hub.ts";
@@ -67,6 +68,8 @@ export interface LoginOptions {
   /** Registrations and new passwords an hour from one address (0: no limit). */
   registerRate: number;
   log: Log;
+  /** Where password checks and backoffs are counted for the metrics. */
+  tally?: Tally;
 }
 
 /** Registrations and new passwords one connection may make in an hour, at most. */
@@ -85,6 +88,7 @@ export class Login {
   #serverPassword: Uint8Array | undefined;
   #registerRate: number;
   #log: Log;
+  #tally: Tally | undefined;
   /** Connections whose next line is a secret, and which one. */
   #awaiting = new Map<Peer, Awaiting>();
   #guesses = new GuessBackoff();
@@ -102,6 +106,7 @@ export class Login {
     this.#serverPassword = options.serverPassword;
     this.#registerRate = options.registerRate;
     this.#log = options.log;
+    this.#tally = options.tally;
   }
 
   /** A new connection: its greeting, which on a private server asks for the password first. */
@@ -280,6 +285,7 @@ export class Login {
   #checkBackoff(peer: Peer, name: string, wait = this.#guesses.wait(name, guessKey(peer))): void {
     if (wait === 0) return;
     this.#backedOff++;
+    if (this.#tally) this.#tally.backoffs++;
     this.#guessNames.add(nameKey(name));
     this.#guessAddresses.add(peer.address.key);
     const what = name === SERVER_PASSWORD_KEY ? "the server" : quote(name);
@@ -303,11 +309,13 @@ export class Login {
     } finally {
       this.#guesses.settle(name, guessKey(peer), isRight);
     }
+    if (this.#tally) this.#tally.passwordChecks++;
     if (isRight) {
       if (account && isOutdated(account)) this.#rehash(account, password);
       return true;
     }
     this.#wrongPasswords++;
+    if (this.#tally) this.#tally.wrongPasswords++;
     this.#guessNames.add(nameKey(name));
     this.#guessAddresses.add(peer.address.key);
     return false;

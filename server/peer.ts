@@ -1,4 +1,5 @@
 /** One client connection: its single writer from the room log and its own lines, its budgets, and its closing. */
+import type { Tally } from "./metrics.ts";
 import type { CloseReason, Member } from "./hub.ts";
 import type { AddressState } from "./limits.ts";
 import type { RoomLog } from "./room_log.ts";
@@ -40,6 +41,9 @@ const MAX_GATHERED_BYTES = 16 * 1024;
  * idle; while a write is in flight, the next write takes everything up to the head. A peer the log
  * overtakes, or whose private lines pass their limit, has stopped reading and is closed.
  */
+/** How a member came: plain TCP, TLS or the page's WebSocket. */
+export type ConnKind = "tcp" | "tls" | "websocket";
+
 export class Peer implements Member {
   name = "";
   isJoined = false;
@@ -93,16 +97,24 @@ export class Peer implements Member {
   #endTimer: ReturnType<typeof setTimeout> | undefined;
   #resolveClosed: () => void;
 
+  /** How the member came: plain TCP, TLS or the page's WebSocket (for the metrics). */
+  readonly kind: ConnKind;
+  readonly #tally: Tally | undefined;
+
   constructor(
     conn: ChatConn,
     options: {
       maxBacklogBytes: number;
       address: AddressState;
+      kind?: ConnKind;
+      tally?: Tally;
     },
   ) {
     this.#conn = conn;
     this.#maxBacklogBytes = options.maxBacklogBytes;
     this.address = options.address;
+    this.kind = options.kind ?? "tcp";
+    this.#tally = options.tally;
     const remote = conn.remoteAddr as Deno.NetAddr;
     const { promise, resolve } = Promise.withResolvers<void>();
     this.closed = promise;
@@ -381,6 +393,10 @@ export class Peer implements Member {
   /** A write has finished: account for what the kernel took, and write what comes next. */
   readonly #wrote = (written: number): void => {
     this.#isWriting = false;
+    if (this.#tally) {
+      this.#tally.deliveries++;
+      this.#tally.bytesWritten += written;
+    }
     this.#wasWriteWhole = written === this.#writingBytes;
     const from = this.#sendingFrom;
     this.#sendingFrom = undefined;

@@ -180,6 +180,17 @@ export class SqliteStore implements HistoryStore, Accounts {
     return store;
   }
 
+  /** For the metrics: lines waiting for their commit, commits done and their total time. */
+  get queued(): number {
+    return this.#pending.length;
+  }
+  commits = 0;
+  commitSeconds = 0;
+  /** Why nothing can be kept now (read-only, or the last write failed), if so. */
+  get unwritable(): string | undefined {
+    return this.#readOnly ?? this.#failure;
+  }
+
   /** Whether the file can be written: false when it opened read-only. */
   get isWritable(): boolean {
     return this.#readOnly === undefined;
@@ -265,8 +276,11 @@ export class SqliteStore implements HistoryStore, Accounts {
     const entries = this.#pending;
     this.#pending = [];
     this.#isWriting = true;
+    const startedAt = performance.now();
     const answer = await this.#call({ op: "keep", entries });
     this.#isWriting = false;
+    this.commits++;
+    this.commitSeconds += (performance.now() - startedAt) / 1000;
     if (answer.ok) this.#recovered();
     else {
       this.#fail(answer.error ?? "unknown error");

@@ -1,0 +1,112 @@
+/** `--metrics`: Prometheus' text format at /metrics, /healthz and /readyz, from the server process. */
+import assert from "node:assert/strict";
+import { type Child, joinAs, startServerProcess, withDeadline } from "./_helpers.ts";
+import { Folder, startStoreServer } from "./_store.ts";
+import { clusterServer, Redis } from "./_cluster.ts";
+
+/** The metrics port the server names in its log. */
+async function metricsPort(child: Child): Promise<number> {
+  const line = await child.stdout.readUntil(/metrics on http:\/\/127\.0\.0\.1:\d+\/metrics$/);
+  return Number(/:(\d+)\/metrics$/.exec(line)![1]);
+}
+
+/** GETs `path` on the metrics port: its status and body. */
+async function get(port: number, path: string): Promise<{ status: number; body: string }> {
+  const response = await withDeadline(fetch(`http://127.0.0.1:${port}${path}`), `GET ${path}`);
+  return { status: response.status, body: await response.text() };
+}
+
+/** The value of one sample (`name` with its labels as written) in an exposition. */
+function sample(body: string, name: string): number | undefined {
+  const line = body.split("\n").find((line) => line.startsWith(`${name} `));
+  return line === undefined ? undefined : Number(line.slice(name.length + 1));
+}
+
+/** Runs `promtool check metrics` on an exposition: its complaints, empty when clean. */
+async function promtool(body: string): Promise<string> {
+  const child = new Deno.Command("promtool", {
+    args: ["check", "metrics"],
+    stdin: "piped",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  const writer = child.stdin.getWriter();
+  await writer.write(new TextEncoder().encode(body));
+  await writer.close();
+  const { code, stdout, stderr } = await child.output();
+  const said = new TextDecoder().decode(stdout) + new TextDecoder().decode(stderr);
+  return code === 0 ? said.trim() : `exit ${code}: ${said}`;
+}
+
+Deno.test("server --metrics serves figures that match what members did, which promtool accepts", async () => {
+  const { child, port } = await startServerProcess(
+    ["--metrics", "0", "--idle-timeout", "3"],
+    ["--allow-net=127.0.0.1"],
+  );
+  await using _server = child;
+  const metrics = await metricsPort(child);
+  {
+    // A member cut for being idle: counted as a leave and a cut.
+    await using _idler = await joinAs(port, "idler");
+    await child.stdout.readUntil(/idler \(.*\) left \(idle\)$/);
+  }
+  await using alice = await joinAs(port, "alice");
+  await using bob = await joinAs(port, "bob");
+  for (const text of ["one", "two", "three"]) await alice.send(text);
+  await alice.send("/me waves");
+  for (;;) if ((await bob.readLine()) === "* [alice] waves") break;
+  const { status, body } = await get(metrics, "/metrics");
+  assert.equal(status, 200);
+  assert.equal(await promtool(body), "");
+  assert.equal(sample(body, 'chat_members{kind="tcp"}'), 2);
+  assert.equal(sample(body, 'chat_members{kind="tls"}'), 0);
+  assert.equal(sample(body, "chat_connections"), 2);
+  assert.equal(sample(body, "chat_joins_total"), 3);
+  assert.equal(sample(body, "chat_lines_total"), 4);
+  assert.equal(sample(body, 'chat_leaves_total{reason="idle"}'), 1);
+  assert.equal(sample(body, 'chat_cuts_total{reason="idle"}'), 1);
+  assert.ok(sample(body, "chat_written_bytes_total")! > 0);
+  assert.ok(sample(body, "process_resident_memory_bytes")! > 0);
+  assert.deepEqual(await get(metrics, "/healthz"), { status: 200, body: "ok\n" });
+  assert.deepEqual(await get(metrics, "/readyz"), { status: 200, body: "ready\n" });
+  assert.equal((await get(metrics, "/nothing")).status, 404);
+  // Nothing of it on the chat's port: that speaks the chat.
+});
+
+Deno.test("server --metrics /readyz is 503 while the store cannot be written", async () => {
+  await using folder = await Folder.make();
+  {
+    const { child } = await startStoreServer(folder);
+    await using _first = child; // creates the file
+    child.process.kill("SIGTERM");
+    await child.finish();
+  }
+  await folder.setReadOnly(true);
+  const { child } = await startStoreServer(folder, ["--metrics", "0"]);
+  await using _server = child;
+  const metrics = await metricsPort(child);
+  const ready = await get(metrics, "/readyz");
+  assert.equal(ready.status, 503);
+  assert.match(ready.body, /^not ready: the store cannot be written: /);
+  assert.equal((await get(metrics, "/healthz")).status, 200);
+});
+
+Deno.test("server --metrics /readyz is 503 while the cluster's Redis is down, 200 once it is back", async () => {
+  await using redis = await new Redis().start();
+  const { child } = await clusterServer(redis, ["--metrics", "0"]);
+  await using _server = child;
+  const metrics = await metricsPort(child);
+  assert.equal((await get(metrics, "/readyz")).status, 200);
+  assert.equal(sample((await get(metrics, "/metrics")).body, "chat_redis_up"), 1);
+  await redis.stop();
+  await child.stdout.readUntil(/redis: lost /);
+  const down = await get(metrics, "/readyz");
+  assert.deepEqual(down, {
+    status: 503,
+    body: "not ready: the cluster is not whole: Redis cannot be reached\n",
+  });
+  assert.equal(sample((await get(metrics, "/metrics")).body, "chat_redis_up"), 0);
+  await redis.start();
+  await child.stdout.readUntil(/redis: connected to .* again/, 30_000);
+  assert.equal((await get(metrics, "/readyz")).status, 200);
+});
