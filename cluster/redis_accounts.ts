@@ -6,7 +6,7 @@
  * Every method that needs Redis is handed the link to use: the hub owns the link, and decides.
  */
 import type { Account } from "../server/passwords.ts";
-import { StoreError } from "../server/store.ts";
+import { StoreError } from "../server/hub.ts";
 import { describe, nameKey } from "../protocol.ts";
 import { accountJson, parseStoredAccount } from "./events.ts";
 import { ACCOUNT_PREFIX, EPOCH_KEY, type Link, redact, REDIS_TIMEOUT_MS } from "./redis_link.ts";

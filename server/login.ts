@@ -7,7 +7,7 @@
  * it answers (let the peer in, rename it); it never calls back into the server.
  */
 import { createHash, timingSafeEqual } from "node:crypto";
-import type { Hub } from "./hub.ts";
+import { type Hub, StoreError } from "./hub.ts";
 import type { Peer } from "./peer.ts";
 import { replyTo } from "./peer.ts";
 import { TokenBucket } from "./limits.ts";
@@ -18,7 +18,6 @@ import {
   isOutdated,
   verifyPassword,
 } from "./passwords.ts";
-import { StoreError } from "./store.ts";
 import {
   encodeLine,
   formatCurrentPasswordPrompt,
