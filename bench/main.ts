@@ -12,7 +12,8 @@
  *                   [--storm-name-first] [--storm-threads 2]
  *                   [--v8 VARIANTS] [--v8-clients 100,1000]
  *                   [--cluster-clients 100,500] [--web-clients 100] [--web-idle 2000]
- *                   [--web-capacity 10000] [--web-generator raw|deno]
+ *                   [--web-capacity 10000] [--web-generator raw|deno] [--web-attack-seconds 10]
+ *                   [--web-parts burst,light,memory,capacity,attacks]
  *                   [--store-clients 10,100,500]
  *                   [--seed-dir ../shared/baselines/java-seed]
  */
@@ -38,6 +39,8 @@ const { values } = parseArgs({
     "web-clients": { type: "string", default: "100" },
     "web-idle": { type: "string", default: "2000" },
     "web-capacity": { type: "string", default: "10000" },
+    "web-attack-seconds": { type: "string", default: "10" },
+    "web-parts": { type: "string", default: "burst,light,memory,capacity,attacks" },
     // The generator's own WebSocket client, or Deno's (to see whether the generator is the limit).
     "web-generator": { type: "string", default: "raw" },
     "cluster-clients": { type: "string", default: "100,500" },
@@ -715,6 +718,8 @@ if (SCENARIOS.has("web")) {
     sizes: values["web-clients"].split(",").map(Number),
     idle: Number(values["web-idle"]),
     capacity: Number(values["web-capacity"]),
+    attackSeconds: Number(values["web-attack-seconds"]),
+    parts: new Set(values["web-parts"].split(",")),
     generator,
   });
 }

@@ -13,6 +13,7 @@ import { settle } from "./harness.ts";
 import { Client, connect, cpuMillis, nowMicros, payload, Run } from "./load.ts";
 import { type ServerProcess, startOurs } from "./servers.ts";
 import { openWebSocket } from "./websocket_client.ts";
+import { attackScenario } from "./web_attacks.ts";
 
 /** Which WebSocket client the generator's members use. */
 export type WebGenerator = "raw" | "deno";
@@ -201,6 +202,8 @@ export interface RoomSample {
   generatorCpu: number;
   /** The server's CPU time per delivery, in µs: its cost, whatever limited the rate. */
   serverMicros: number;
+  /** The generator's CPU time per delivery, in µs: what it can drive is about 1 / this. */
+  generatorMicros: number;
   /** Lost, duplicated and corrupted deliveries together. */
   lost: number;
   /** Server RSS after the burst and its peak over it, in KiB. */
@@ -277,7 +280,8 @@ async function burst(
     const wall = performance.now() - startedAt;
     const serverMillis = (await server.cpuMillis()) - serverBefore;
     const serverCpu = serverMillis / wall;
-    const generatorCpu = (cpuMillis() - generatorBefore) / wall;
+    const generatorMillis = cpuMillis() - generatorBefore;
+    const generatorCpu = generatorMillis / wall;
     for (const { client } of members) client.countMissing();
     const lastAt = Math.max(tcp.tally.lastAt, socket.tally.lastAt);
     const tally = (key: "missing" | "duplicated" | "corrupted") =>
@@ -291,6 +295,7 @@ async function burst(
       serverCpu,
       generatorCpu,
       serverMicros: serverMillis * 1000 / received(),
+      generatorMicros: generatorMillis * 1000 / received(),
       lost: tally("missing") + tally("duplicated") + tally("corrupted") +
         Math.max(0, expected - received()),
       rssKiB: await server.rssKiB(),
@@ -347,6 +352,7 @@ async function light(
       serverCpu: serverMillis / wall,
       generatorCpu: (cpuMillis() - generatorBefore) / wall,
       serverMicros: serverMillis * 1000 / received(),
+      generatorMicros: (cpuMillis() - generatorBefore) * 1000 / received(),
       lost: tcp.tally.missing + socket.tally.missing + Math.max(0, expected - received()),
       rssKiB: await server.rssKiB(),
       peakKiB: await server.rssKiB("VmHWM"),
@@ -417,11 +423,26 @@ export interface WebScenarioOptions {
   idle: number;
   /** WebSocket members that one line must reach (0: skip). */
   capacity: number;
+  /** Seconds of each attack on the page and on the chat's port. */
+  attackSeconds: number;
+  /** Which parts to run: burst, light, memory, capacity, attacks. */
+  parts: ReadonlySet<string>;
   generator: WebGenerator;
 }
 
 /** Prints the mixed room's tables. */
 export async function webScenario(options: WebScenarioOptions): Promise<void> {
+  const { runs } = options;
+  if (options.parts.has("burst")) await bursts(options);
+  if (options.parts.has("light")) await lightLoad(options);
+  if (options.parts.has("memory")) await idleMemory(options);
+  if (options.parts.has("capacity")) await capacity(options);
+  if (options.parts.has("attacks")) {
+    await attackScenario({ runs, seconds: options.attackSeconds });
+  }
+}
+
+async function bursts(options: WebScenarioOptions): Promise<void> {
   const { runs, generator } = options;
   const shares = [["all TCP", 0], ["half WebSocket", 0.5], ["all WebSocket", 1]] as const;
   const lines = 200;
@@ -430,13 +451,14 @@ export async function webScenario(options: WebScenarioOptions): Promise<void> {
   console.log(
     `Every member writes ${lines} lines of ${bytes} bytes at once; deliveries a second from the ` +
       "first write to the last delivery, p99 of each kind in ms, server RSS after the burst " +
-      "(peak), cpu = server/generator share of one core, and the server's CPU time per delivery " +
-      "(what a delivery costs it, whatever limited the rate). Medians of " +
+      "(peak), cpu = server/generator share of one core, and the CPU time per delivery of the " +
+      "server (what a delivery costs it, whatever limited the rate) and of the generator (1 / " +
+      "this: the millions of deliveries a second one core of it can take). Medians of " +
       `${runs} runs (range); the ratio is against all TCP in the same runs.\n`,
   );
   console.log(
     "| members | room | deliveries/s | ratio | p99 TCP | p99 WebSocket | RSS after | cpu | " +
-      "server µs/delivery |",
+      "µs/delivery server/generator |",
   );
   console.log("|---|---|---|---|---|---|---|---|---|");
   for (const size of options.sizes) {
@@ -461,11 +483,15 @@ export async function webScenario(options: WebScenarioOptions): Promise<void> {
           (median(each.map((s) => s.peakKiB)) / 1024).toFixed(0)
         }) | ${percent(median(each.map((s) => s.serverCpu)))}/${
           percent(median(each.map((s) => s.generatorCpu)))
-        } | ${spread(each.map((s) => s.serverMicros), 2)} |`,
+        } | ${spread(each.map((s) => s.serverMicros), 2)} / ${
+          median(each.map((s) => s.generatorMicros)).toFixed(2)
+        } |`,
       );
     }
   }
+}
 
+async function lightLoad({ runs, generator }: WebScenarioOptions): Promise<void> {
   console.log(`\n### Mixed room: latency at a light load (10 members, half WebSocket)\n`);
   const paced = [];
   for (let i = 0; i < runs; i++) paced.push(await light(10, { rate: 200, seconds: 3, generator }));
@@ -481,7 +507,10 @@ export async function webScenario(options: WebScenarioOptions): Promise<void> {
   );
   const pacedLost = paced.reduce((sum, s) => sum + s.lost, 0);
   if (pacedLost > 0) console.log(`\n${pacedLost} deliveries lost.`);
+}
 
+async function idleMemory(options: WebScenarioOptions): Promise<void> {
+  const { runs, generator } = options;
   console.log(`\n### Mixed room: memory per idle member (${options.idle} members)\n`);
   console.log("| kind | KiB per member | ratio |");
   console.log("|---|---|---|");
@@ -499,15 +528,15 @@ export async function webScenario(options: WebScenarioOptions): Promise<void> {
       }x |`,
     );
   }
-  if (options.capacity > 0) {
-    const held = await memory(options.capacity, { isSocket: true, generator });
-    console.log(
-      `\n${options.capacity} WebSocket members joined in ${held.joinSeconds.toFixed(1)} s; ` +
-        `one line ${
-          held.isReached
-            ? `reached all of them in ${held.lineSeconds.toFixed(1)} s`
-            : "did NOT reach all of them"
-        }, behind the join notices; then ${held.kiB.toFixed(1)} KiB each.`,
-    );
-  }
+}
+
+async function capacity({ capacity, generator }: WebScenarioOptions): Promise<void> {
+  const held = await memory(capacity, { isSocket: true, generator });
+  console.log(
+    `\n${capacity} WebSocket members joined in ${held.joinSeconds.toFixed(1)} s; one line ${
+      held.isReached
+        ? `reached all of them in ${held.lineSeconds.toFixed(1)} s`
+        : "did NOT reach all of them"
+    }, behind the join notices; then ${held.kiB.toFixed(1)} KiB each.`,
+  );
 }

@@ -4,7 +4,8 @@
  */
 import { parseArgs } from "node:util";
 import { DEFAULT_CLIENT_HOST, DEFAULT_JOIN_TIMEOUT_MS } from "../client.ts";
-import { DEFAULT_CLAIM_TTL_MS, redact } from "../cluster/cluster_hub.ts";
+import { DEFAULT_CLAIM_TTL_MS } from "../cluster/cluster_hub.ts";
+import { redact } from "../cluster/redis_link.ts";
 import { DEFAULT_HISTORY_SIZE } from "../server/hub.ts";
 import { DEFAULT_LIMITS, type Limits, resolveLimits } from "../server/limits.ts";
 import { DEFAULT_WEB_PORT, parseOrigin } from "../server/web.ts";

@@ -22,7 +22,7 @@ import INDEX_HTML from "../web/index.html" with { type: "text" };
 import PAGE_JS from "../web/page.js" with { type: "text" };
 import STYLE_CSS from "../web/style.css" with { type: "text" };
 import ICON_SVG from "../web/icon.svg" with { type: "text" };
-import { type ChatConn, closeQuietly, isPeerGone } from "./conn.ts";
+import { type ChatConn, closeQuietly, isPeerGone, pause } from "./conn.ts";
 import type { ChatServer } from "../server.ts";
 import { TlsConn, tlsContext } from "./tls_conn.ts";
 import { acceptAll } from "./accept.ts";
@@ -44,6 +44,13 @@ const MAX_HEAD_BYTES = 16 * 1024;
  * unread.
  */
 const MAX_REFUSING = 64;
+/**
+ * How long a connection refused a socket for the join rate is kept, unread, before it is closed:
+ * closed at once, a client reconnecting in a loop came back at once, thousands of times a second,
+ * each time costing an accept and a request, where a TCP client cut for junk takes the 2 s a
+ * closing member gets. Kept, it holds a place under the per-address limit meanwhile.
+ */
+const OVER_RATE_HOLD_MS = 2000;
 
 /** Security headers on every response: the page runs our script only and shows no one else's. */
 const SECURITY_HEADERS: Record<string, string> = {
@@ -287,6 +294,11 @@ class PageServer implements WebServer {
             await writeAll(conn, socket);
             break; // a socket refused: its connection closes too, as a browser's would
           }
+          if ("overRate" in socket) {
+            await writeAll(conn, socket.overRate);
+            await pause(OVER_RATE_HOLD_MS, this.#stop.signal);
+            break;
+          }
           await writeAll(conn, socket.response);
           // A chat line must leave now, not wait for an ACK (Nagle), as on the chat's port.
           if (conn === tcp) (tcp as Deno.TcpConn).setNoDelay(true); // TlsConn sets its own
@@ -318,15 +330,16 @@ class PageServer implements WebServer {
   }
 
   /**
-   * The answer to a request for the socket: a refusal (after which the connection closes), or the
-   * 101 and the socket it opens. `rest`: what came after the request; `local`: the address the
-   * connection came in on; `client`: whom it comes from (a trusted proxy's client, if it is one).
+   * The answer to a request for the socket: a refusal (after which the connection closes), one
+   * over the join rate (closed a while later), or the 101 and the socket it opens. `rest`: what
+   * came after the request; `local`: the address the connection came in on; `client`: whom it
+   * comes from (a trusted proxy's client, if it is one).
    */
   #socket(
     conn: ChatConn,
     head: RequestHead,
     options: { rest: Uint8Array; local: string; client: Deno.NetAddr },
-  ): Uint8Array | { response: Uint8Array; conn: WebSocketConn } {
+  ): Uint8Array | { overRate: Uint8Array } | { response: Uint8Array; conn: WebSocketConn } {
     const refusal = socketRefusal(head, {
       isTls: this.#config.tls !== undefined,
       origins: this.#config.origins,
@@ -344,7 +357,7 @@ class PageServer implements WebServer {
     // Each socket opened takes a join (its member's join then takes none), so that opening them
     // in a loop, joining or not, is held to the join rate.
     const tooMany = this.#server.takeJoin(options.client.hostname);
-    if (tooMany) return plain(429, tooMany, { connection: "close" });
+    if (tooMany) return { overRate: plain(429, tooMany, { connection: "close" }) };
     const socket = new WebSocketConn(conn, {
       remoteAddr: options.client,
       rest: options.rest,

@@ -28,9 +28,9 @@ const MAX_EMPTY_BYTES = 64 * 1024;
  * A write of up to this many bytes goes out as one frame in one buffer (a line or a few at a light
  * load: one write, one segment); a longer one is written as its header and then the bytes it was
  * given (a view of the room log, which keeps them while the write is in flight), copied nowhere.
- * Copies of up to 16 KiB cost more than the second write saves: in a burst of 100 x 200 lines the
- * server's CPU a delivery was 0.14 µs at 1 KiB against 0.18 at 4 KiB and 16 KiB, and their
- * buffers, freed but not given back, raised an idle member's memory (BENCHMARKS.md).
+ * Copies of up to 16 KiB, freed but not given back to the system, left an idle member at 2.0
+ * times a TCP member's memory, against 1.7 with copies of up to 1 KiB; the server's CPU a
+ * delivery in a burst was the same within the noise (BENCHMARKS.md).
  */
 const MAX_COPIED_BYTES = 1024;
 
@@ -95,14 +95,13 @@ export class WebSocketConn implements ChatConn {
         target.set(pending.subarray(0, count));
         this.#pending = count < pending.length ? pending.subarray(count) : undefined;
       } else {
-        const reading = this.#conn.read(target);
-        reading.catch(() => {}); // when stopped meanwhile, the race below has answered already
-        // A promise of this read's own: one kept for the socket's life would gather a reaction
-        // a read.
-        count = await Promise.race([
-          reading,
-          new Promise<null>((resolve) => this.#stopReading = resolve),
-        ]);
+        // The read, or `null` if the input is ended meanwhile: a promise of this read's own (one
+        // kept for the socket's life would gather a reaction a read), and no more than that, as
+        // every idle member has one waiting.
+        count = await new Promise<number | null>((resolve, reject) => {
+          this.#stopReading = resolve;
+          this.#conn.read(target).then(resolve, reject);
+        });
         this.#stopReading = undefined;
         if (count === null || this.#isInputEnded) break;
         this.heardAt = Date.now();
@@ -125,13 +124,13 @@ export class WebSocketConn implements ChatConn {
       written += result.written;
       this.#emptyBytes = result.written > 0 ? 0 : this.#emptyBytes + result.read;
       if (result.error) this.#refuse(result.error);
-      else if (result.control) this.#answer(result.control);
       else if (this.#emptyBytes > MAX_EMPTY_BYTES) {
+        // Pings count too: each one is answered, so they are not free to send in a flood.
         this.#refuse({
           code: CLOSE_CODE.policyViolation,
           message: `Over ${MAX_EMPTY_BYTES} bytes of frames without text`,
         });
-      }
+      } else if (result.control) this.#answer(result.control);
     }
     return written;
   }

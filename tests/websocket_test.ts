@@ -462,3 +462,31 @@ Deno.test("the page's socket refuses a 60 MiB frame as it arrives, holding none 
     closeQuietly(conn);
   }
 });
+
+Deno.test("the page's socket refuses a flood of pings past 64 KiB of frames without text", async () => {
+  await using chat = Site.start({});
+  await using bob = await joinAs(chat.server.addr.port, "bob");
+  const { conn, frames } = await joinByHand(chat.web.addr.port, "pinger");
+  try {
+    await bob.expect("* pinger has entered the room");
+    // 128 KiB of pings of one byte, 7 bytes each: a read of the server's (511 bytes, 73 pings)
+    // never ends inside one, so that each of its decodes ends at a control frame.
+    const ping = clientFrame(OPCODE.ping, "p", { mask: new Uint8Array(4) });
+    const flood = new Uint8Array(ping.length * Math.ceil(128 * 1024 / ping.length));
+    for (let at = 0; at < flood.length; at += ping.length) flood.set(ping, at);
+    // The server may close with part of the flood unread: a reset, which may cost the last lines.
+    const sending = writeAll(conn, flood).catch(() => {});
+    const lines = await withDeadline(
+      linesToEnd(frames).catch(() => ["(reset)"]),
+      "the server to cut the pinger",
+    );
+    await sending;
+    assert.ok(
+      ["* error: Over 65536 bytes of frames without text", "(reset)"].includes(lines.at(-1)!),
+      lines.join("\n"),
+    );
+    await bob.expect("* pinger has left the room");
+  } finally {
+    closeQuietly(conn);
+  }
+});
