@@ -14,15 +14,16 @@
  */
 import type { Log } from "../server/log.ts";
 import {
+  type Accounts,
   type CloseReason,
   DEFAULT_LOG_BYTES,
   type Hub,
   type LeaveReason,
   type Member,
   sortNames,
+  StoreError,
 } from "../server/hub.ts";
 import { RoomLog } from "../server/room_log.ts";
-import { type Accounts, StoreError } from "../server/store.ts";
 import { pause } from "../server/conn.ts";
 import {
   type Event,
@@ -37,6 +38,8 @@ import {
   type RemoteMember,
   type RosterEntry,
   SERVER_SHUT_DOWN,
+  unconfirmed,
+  unreachable,
 } from "./events.ts";
 import {
   backoff,
@@ -196,12 +199,11 @@ export class ClusterHub implements Hub {
   async start(timeoutMs = 3000): Promise<void> {
     this.#ticker = setInterval(() => this.#tick(), this.#tickMs);
     this.#running = this.#run();
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const timeout = new Promise<void>((resolve) => timer = setTimeout(resolve, timeoutMs));
+    const started = new AbortController(); // ends the wait's timer
     try {
-      await Promise.race([this.#startup.promise, timeout]);
+      await Promise.race([this.#startup.promise, pause(timeoutMs, started.signal)]);
     } finally {
-      clearTimeout(timer);
+      started.abort();
       this.#isStarted = true;
     }
   }
@@ -324,18 +326,9 @@ export class ClusterHub implements Hub {
     }
     const remote = this.#others.holder(nameKey(to));
     if (!remote) throw noSuchUser(to);
-    if (!this.#isWhole) {
-      throw new ProtocolError(
-        `Cannot reach ${quote(remote.name)} on another server: the room is partitioned`,
-      );
-    }
+    if (!this.#isWhole) throw unreachable(remote.name);
     const answer = await this.#sendPrivate(member.name, remote, text);
-    if (answer === undefined) {
-      throw new ProtocolError(
-        `The server of ${quote(remote.name)} did not confirm the message within ` +
-          `${REDIS_TIMEOUT_MS / 1000} seconds; it may not have arrived`,
-      );
-    }
+    if (answer === undefined) throw unconfirmed(remote.name, REDIS_TIMEOUT_MS);
     if (!answer) throw noSuchUser(to);
     member.send(encodeLine(formatPrivateTo(remote.name, text)));
   }

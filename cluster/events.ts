@@ -94,6 +94,21 @@ export interface HistoryEntry {
   line: string;
 }
 
+/** A private message cannot reach another server's member while the room is partitioned. */
+export function unreachable(name: string): ProtocolError {
+  return new ProtocolError(
+    `Cannot reach ${quote(name)} on another server: the room is partitioned`,
+  );
+}
+
+/** The server of a private message's recipient did not confirm it within `ms`. */
+export function unconfirmed(name: string, ms: number): ProtocolError {
+  return new ProtocolError(
+    `The server of ${quote(name)} did not confirm the message within ${ms / 1000} seconds; ` +
+      "it may not have arrived",
+  );
+}
+
 /** A member's claim on its name, as Redis holds it: `SERVER MEMBER SINCE NAME`. */
 export function formatClaim(
   server: string,

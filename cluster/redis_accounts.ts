@@ -7,7 +7,7 @@
  */
 import type { Log } from "../server/log.ts";
 import type { Account } from "../server/passwords.ts";
-import { StoreError } from "../server/store.ts";
+import { StoreError } from "../server/hub.ts";
 import { describe, nameKey } from "../protocol.ts";
 import { accountJson, parseStoredAccount } from "./events.ts";
 import { ACCOUNT_PREFIX, EPOCH_KEY, type Link, redact, REDIS_TIMEOUT_MS } from "./redis_link.ts";

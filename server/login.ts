@@ -9,7 +9,7 @@
 import type { Tally } from "./metrics.ts";
 import { type Log, peerFields } from "./log.ts";
 import { createHash, timingSafeEqual } from "node:crypto";
-import type { Hub } from "./hub.ts";
+import { type Hub, StoreError } from "./hub.ts";
 import type { Peer } from "./peer.ts";
 import { replyTo } from "./peer.ts";
 import { TokenBucket } from "./limits.ts";
@@ -20,7 +20,6 @@ import {
   isOutdated,
   verifyPassword,
 } from "./passwords.ts";
-import { StoreError } from "./store.ts";
 import {
   encodeLine,
   formatCurrentPasswordPrompt,

@@ -16,6 +16,7 @@ import {
   startServerProcess,
   startTestServer,
   TestClient,
+  type TestConn,
   waitUntil,
   withDeadline,
 } from "./_helpers.ts";
@@ -149,12 +150,12 @@ async function joinAndLeave(port: number, from: string, name: string): Promise<s
 Deno.test("server exempts loopback from the per-address limits by default: 25 joins in a minute, all open at once, are let in", async () => {
   const { child, port } = await startServerProcess();
   await using _server = child;
-  const members: TestClient[] = [];
+  const members: TestClient<TestConn>[] = [];
   try {
     // Over the 20 connections and the 20 joins a minute an address has.
     for (let i = 0; i < 25; i++) {
       const member = await connectFrom(port, "127.0.0.1");
-      members.push(member as TestClient);
+      members.push(member);
       await member.expect(/^\* Welcome to chat/);
       await member.send(`bot${i}`);
       await member.expect(/^\* The room contains/);
