@@ -7,7 +7,7 @@ import { ClusterHub } from "./cluster/cluster_hub.ts";
 import { redact, RedisRefusedError } from "./cluster/redis_link.ts";
 import { type Hub, LocalHub } from "./server/hub.ts";
 import type { SqliteStore } from "./server/store.ts";
-import { describe, hostPort } from "./protocol.ts";
+import { describe, hostPort, messageOf } from "./protocol.ts";
 import { type ChatServer, startServer } from "./server.ts";
 import { startWeb, type WebServer } from "./server/web.ts";
 import { CLIENT_HELP, HELP, serverHelp, VERSION } from "./cli/help.ts";
@@ -96,15 +96,7 @@ async function serverCommand(args: string[]): Promise<number> {
 async function startAll(plan: ServerPlan): Promise<number> {
   const { hostname, port, web, rerun } = plan;
   const log = lineLog(plan.logFormat, (line) => console.log(line));
-  const tls = plan.tlsFiles
-    ? {
-      cert: await readPem(plan.tlsFiles.cert, plan.tlsFiles),
-      key: await readPem(plan.tlsFiles.key, plan.tlsFiles),
-    }
-    : undefined;
-  const serverPassword = plan.passwordFile === undefined
-    ? undefined
-    : await readPassword(plan.passwordFile, "--password-file");
+  const { tls, serverPassword } = await readServerFiles(plan);
   const room = await openRoom(plan, { tls, log });
   if (typeof room === "number") return room;
   const { hub, store } = room;
@@ -155,6 +147,8 @@ async function startAll(plan: ServerPlan): Promise<number> {
       return 1;
     }
   }
+  // Before the first line, so that whoever waits for it may send SIGHUP at once.
+  await using _reloads = reloadOnHangup(plan, { server, page, log });
   announce(plan, { server, page, store, isPrivate: serverPassword !== undefined, log });
   if (metrics) {
     const where = hostPort(metrics.addr.hostname, metrics.addr.port);
@@ -164,6 +158,84 @@ async function startAll(plan: ServerPlan): Promise<number> {
   await metrics?.close();
   await store?.close(); // what waits to be kept is committed before the process ends
   return 0;
+}
+
+/** The certificate, key and server password the plan names, read from their files. */
+async function readServerFiles(
+  plan: ServerPlan,
+): Promise<{ tls: TlsFiles | undefined; serverPassword: string | undefined }> {
+  const { tlsFiles, passwordFile } = plan;
+  return {
+    tls: tlsFiles
+      ? { cert: await readPem(tlsFiles.cert, tlsFiles), key: await readPem(tlsFiles.key, tlsFiles) }
+      : undefined,
+    serverPassword: passwordFile === undefined
+      ? undefined
+      : await readPassword(passwordFile, "--password-file"),
+  };
+}
+
+/**
+ * Re-reads the certificate, key and server password at each SIGHUP, one reload at a time, until
+ * disposed (which waits for the last): certbot renews a certificate without anyone dropped.
+ */
+function reloadOnHangup(
+  plan: ServerPlan,
+  targets: { server: ChatServer; page: WebServer | undefined; log: Log },
+): AsyncDisposable {
+  if (Deno.build.os === "windows") return { [Symbol.asyncDispose]: async () => {} };
+  let reloading = Promise.resolve();
+  const onHangup = () => void (reloading = reloading.then(() => reload(plan, targets)));
+  Deno.addSignalListener("SIGHUP", onHangup);
+  return {
+    [Symbol.asyncDispose]: async () => {
+      Deno.removeSignalListener("SIGHUP", onHangup);
+      await reloading;
+    },
+  };
+}
+
+/**
+ * One reload: every file read and checked first, then handed over, for new connections (open
+ * ones keep what they have); a file that cannot be used is said in one line and nothing changes.
+ */
+async function reload(
+  plan: ServerPlan,
+  targets: { server: ChatServer; page: WebServer | undefined; log: Log },
+): Promise<void> {
+  const { server, page, log } = targets;
+  const { tlsFiles, passwordFile } = plan;
+  const what = [
+    ...tlsFiles ? [`the certificate ${tlsFiles.cert} and key ${tlsFiles.key}`] : [],
+    ...passwordFile === undefined ? [] : [`the server password ${passwordFile}`],
+  ];
+  if (what.length === 0) {
+    const reason = "nothing to reload (no --cert and --key, no --password-file)";
+    return log(`SIGHUP: ${reason}`, { event: "reload refused", level: "warn", reason });
+  }
+  try {
+    const { tls, serverPassword } = await readServerFiles(plan);
+    try {
+      server.reload({
+        ...tls ? { tls } : {},
+        ...serverPassword === undefined ? {} : { serverPassword },
+      });
+      if (tls) page?.reload(tls);
+    } catch (error) {
+      throw new StartupError(`Cannot use the TLS certificate and key: ${messageOf(error)}`);
+    }
+  } catch (error) {
+    const reason = messageOf(error);
+    const level = error instanceof StartupError || error instanceof UsageError ? "warn" : "error";
+    log(`SIGHUP: reload refused, the old certificate and password are kept: ${reason}`, {
+      event: "reload refused",
+      level,
+      reason,
+    });
+    return;
+  }
+  const them = what.length > 1 || tlsFiles ? "them" : "it";
+  log(`SIGHUP: reloaded ${what.join(", and ")}; new connections use ${them}`, { event: "reload" });
 }
 
 /**

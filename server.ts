@@ -133,6 +133,12 @@ export interface ChatServer extends AsyncDisposable {
   readonly limits: Limits;
   /** The web page's port, set by `startWeb`: a browser that comes to the chat's port is sent there. */
   webPort: number | undefined;
+  /**
+   * Takes a renewed certificate and key, or server password (SIGHUP): new connections use them,
+   * open ones keep what they have. Throws, changing nothing, for a certificate and key that are no
+   * pair, or a certificate for a server that does not speak TLS.
+   */
+  reload(options: { tls?: { cert: string; key: string }; serverPassword?: string }): void;
   /** Tells every client, closes every socket and waits for all to end; safe to call twice. */
   close(): Promise<void>;
 }
@@ -323,17 +329,29 @@ class Server implements ChatServer {
     return this.close();
   }
 
+  reload(options: { tls?: { cert: string; key: string }; serverPassword?: string }): void {
+    if (options.tls && !this.#config.tls) {
+      throw new TypeError("Cannot take a certificate: the server does not speak TLS");
+    }
+    // Checked before anything changes, so that a bad pair leaves the server as it was.
+    const tls = options.tls ? tlsContext(options.tls) : undefined;
+    if (tls) this.#config.tls = tls;
+    if (options.serverPassword !== undefined) {
+      this.#login.changeServerPassword(digest(normalizePassword(options.serverPassword)));
+    }
+  }
+
   async #acceptLoop(): Promise<void> {
-    const { tls, log } = this.#config;
     await acceptAll(this.#listener, {
       onConn: (conn) => {
         const tcp = conn as Deno.TcpConn;
         if (this.#config.proxies.has((tcp.remoteAddr as Deno.NetAddr).hostname)) {
           return this.#track(this.#unwrap(tcp));
         }
+        const { tls } = this.#config; // read at each connection: SIGHUP may renew it
         this.accept(tls ? new TlsConn(tcp, tls) : tcp);
       },
-      log,
+      log: this.#config.log,
       signal: this.#stop.signal,
     });
     await Promise.all(this.#tasks);

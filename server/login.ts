@@ -108,6 +108,11 @@ export class Login {
     this.#tally = options.tally;
   }
 
+  /** A renewed server password (its digest), asked of connections from now on. */
+  changeServerPassword(digest: Uint8Array): void {
+    this.#serverPassword = digest;
+  }
+
   /** A new connection: its greeting, which on a private server asks for the password first. */
   greet(peer: Peer): Uint8Array {
     if (!this.#serverPassword) return GREETING_LINE;

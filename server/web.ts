@@ -129,6 +129,11 @@ export interface WebServer extends AsyncDisposable {
   /** Connections open now, HTTP and WebSocket. */
   readonly connectionCount: number;
   /**
+   * Takes a renewed certificate and key (SIGHUP) for new connections; throws, changing nothing, for
+   * a pair that is not one or a page that is not served over HTTPS.
+   */
+  reload(tls: { cert: string; key: string }): void;
+  /**
    * Closes the listener and every connection, half-done upgrades too, and settles once all have
    * ended; close the chat server first, so that its goodbye reaches the page's members.
    */
@@ -200,6 +205,11 @@ class PageServer implements WebServer {
       log: config.log,
       signal: this.#stop.signal,
     });
+  }
+
+  reload(tls: { cert: string; key: string }): void {
+    if (!this.#config.tls) throw new TypeError("Cannot take a certificate: the page is not HTTPS");
+    this.#config.tls = tlsContext(tls); // new connections read it; open ones keep theirs
   }
 
   get connectionCount(): number {

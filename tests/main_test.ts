@@ -1,6 +1,14 @@
 /** Tests of the command line (main.ts) as a newcomer meets it: subprocesses, as the README runs them. */
 import assert from "node:assert/strict";
-import { Child, denoChild, run, startServerProcess, unusedPort } from "./_helpers.ts";
+import {
+  Certificate,
+  Child,
+  denoChild,
+  run,
+  startServerProcess,
+  TestClient,
+  unusedPort,
+} from "./_helpers.ts";
 import { Folder } from "./_store.ts";
 import { SERVER_V8_FLAGS } from "../cli/flags.ts";
 import config from "../deno.json" with { type: "json" };
@@ -220,4 +228,125 @@ Deno.test("main server says at startup how to connect, and the command it gives 
   const flags = /^connect with: deno task client NAME (.*), or /.exec(hint)![1]!.split(" ");
   await using client = denoChild(["task", "-q", "client", "Emil", ...flags], { stdin: true });
   assert.equal(await client.stdout.readLine(), "* The room contains:");
+});
+
+/** Reads lines until one is `expected` (past the limits line a newcomer is told, say). */
+async function until(client: TestClient<Deno.Conn>, expected: string): Promise<void> {
+  while (await client.readLine() !== expected);
+}
+
+/** A TLS client of `port` trusting only `certificate`; resolves once its handshake is done. */
+async function connectTrusting(port: number, certificate: Certificate): Promise<Deno.TlsConn> {
+  const conn = await Deno.connectTls({ hostname: "127.0.0.1", port, caCerts: [certificate.pem] });
+  try {
+    await conn.handshake();
+    return conn;
+  } catch (error) {
+    conn.close();
+    throw error;
+  }
+}
+
+/** Joins as `name` over TLS, trusting only `certificate`. */
+async function joinTrusting(
+  port: number,
+  options: { certificate: Certificate; name: string },
+): Promise<TestClient<Deno.TlsConn>> {
+  const client = new TestClient(await connectTrusting(port, options.certificate));
+  await client.expect("* Welcome to chat! What shall I call you?");
+  await client.send(options.name);
+  await client.expect(/^\* The room contains:/);
+  return client;
+}
+
+Deno.test("main server reloads its certificate on SIGHUP: members stay, new handshakes (chat and page) get the new one, a bad one is refused in one line", async () => {
+  await using certificate = await Certificate.make();
+  await using renewed = await Certificate.make();
+  const { cert, key } = certificate;
+  const { child, port } = await startServerProcess(
+    ["--cert", cert, "--key", key, "--web", "127.0.0.1:0"],
+    ["--allow-net=127.0.0.1:0", `--allow-read=${cert},${key}`],
+  );
+  await using server = child;
+  const webPort = Number(/:(\d+)\/$/.exec(await server.stdout.readUntil(/^web page on /))![1]);
+  await using alice = await joinTrusting(port, { certificate, name: "alice" });
+
+  await run("cp", [renewed.cert, cert]);
+  await run("cp", [renewed.key, key]);
+  server.process.kill("SIGHUP");
+  assert.match(
+    await server.stdout.readUntil(/ SIGHUP: /),
+    new RegExp(
+      ` SIGHUP: reloaded the certificate ${cert} and key ${key}; new connections use them$`,
+    ),
+  );
+  await using bob = await joinTrusting(port, { certificate: renewed, name: "bob" });
+  await until(alice, "* bob has entered the room");
+  await alice.send("still here");
+  await until(bob, "[alice] still here");
+  await assert.rejects(connectTrusting(port, certificate), Deno.errors.InvalidData);
+  (await connectTrusting(webPort, renewed)).close();
+  await assert.rejects(connectTrusting(webPort, certificate), Deno.errors.InvalidData);
+
+  // A key that is not one: said in one line, and the certificate served stays the one before.
+  await run("sh", ["-c", 'echo "not a key" > "$1"', "sh", key]);
+  server.process.kill("SIGHUP");
+  assert.match(
+    await server.stdout.readUntil(/ SIGHUP: /),
+    / SIGHUP: reload refused, the old certificate and password are kept: Cannot use the TLS certificate and key: the key file holds no PEM private key$/,
+  );
+  await using carol = await joinTrusting(port, { certificate: renewed, name: "carol" });
+  (await connectTrusting(webPort, renewed)).close();
+  await bob.send("and me");
+  await until(alice, "* carol has entered the room");
+  await until(alice, "[bob] and me");
+});
+
+Deno.test("main server re-reads --password-file on SIGHUP: new connections need the new password, members stay", async () => {
+  await using folder = await Folder.make();
+  const file = `${folder.path}/password`;
+  await run("sh", ["-c", `printf 'our secret room\\n' > ${file}`]);
+  const { child, port } = await startServerProcess(["--password-file", file], [
+    "--allow-net=127.0.0.1:0",
+    `--allow-read=${file}`,
+  ]);
+  await using server = child;
+  const join = async (password: string, name: string) => {
+    const client = await TestClient.connect(port);
+    await client.expect("* Welcome to chat! This server is private: send its password");
+    await client.send(password);
+    return client;
+  };
+  await using alice = await join("our secret room", "alice");
+  await until(alice, "* What shall I call you?");
+  await alice.send("alice");
+  await until(alice, "* The room contains:");
+
+  await run("sh", ["-c", `printf 'a new secret\\n' > ${file}`]);
+  server.process.kill("SIGHUP");
+  assert.match(
+    await server.stdout.readUntil(/ SIGHUP: /),
+    new RegExp(` SIGHUP: reloaded the server password ${file}; new connections use it$`),
+  );
+  {
+    await using guest = await join("our secret room", "guest");
+    assert.deepEqual(await guest.readToEnd(), ["* error: Wrong server password"]);
+  }
+  await using bob = await join("a new secret", "bob");
+  await until(bob, "* What shall I call you?");
+  await bob.send("bob");
+  await until(bob, "* The room contains: alice");
+  await until(alice, "* bob has entered the room");
+
+  // Too short to be a password: refused, and the one before still holds.
+  await run("sh", ["-c", `printf 'short\\n' > ${file}`]);
+  server.process.kill("SIGHUP");
+  assert.match(
+    await server.stdout.readUntil(/ SIGHUP: /),
+    / SIGHUP: reload refused, the old certificate and password are kept: --password-file .*: /,
+  );
+  await using carol = await join("a new secret", "carol");
+  await carol.expect("* What shall I call you?");
+  await alice.send("hello");
+  await until(bob, "[alice] hello");
 });
