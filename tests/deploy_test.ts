@@ -1,6 +1,7 @@
 /**
  * Tests of the files in deploy/ with the real programs they configure: Debian's nginx in front of
- * the page (deploy/nginx.conf) and HAProxy in front of the chat's port (deploy/haproxy.cfg). Each
+ * the page (deploy/nginx.conf), HAProxy in front of the chat's port (deploy/haproxy.cfg), and
+ * systemd's own check of the service unit (deploy/chat.service). Each
  * runs the shipped file with only its ports and certificate put in, as an unprivileged child of
  * the test in the foreground, with its pid, logs and temporary files in a folder of its own, and
  * is killed on every path.
@@ -21,6 +22,7 @@ import {
 } from "./_helpers.ts";
 import { clientFrame, ServerFrames, upgradeRequest } from "./_websocket.ts";
 import { OPCODE } from "../server/websocket.ts";
+import config from "../deno.json" with { type: "json" };
 
 const encoder = new TextEncoder();
 
@@ -348,4 +350,53 @@ Deno.test("deploy/haproxy.cfg: members through HAProxy's send-proxy-v2 are logge
   assert.match(refusal!, /^\* error: Cannot accept name "PROXY TCP4 /);
   assert.deepEqual(rest, []);
   assert.ok(!server.stdout.seen.some((line) => line.includes("203.0.113.9")));
+});
+
+/** The values of `key=` in a unit file, in order. */
+function unitValues(unit: string, key: string): string[] {
+  return unit.split("\n").flatMap((line) =>
+    line.startsWith(`${key}=`) ? [line.slice(key.length + 1)] : []
+  );
+}
+
+Deno.test("deploy/chat.service: systemd-analyze verify finds nothing to say, and its command is the store task's with the store under StateDirectory", async () => {
+  // systemd checks that ExecStart's program exists: this Deno's path put in for Debian's.
+  await using folder = await TempDir.make();
+  const unit = await folder.write(
+    "chat.service",
+    await shipped("chat.service", [["ExecStart=/usr/bin/deno ", `ExecStart=${Deno.execPath()} `]]),
+  );
+  const verify = await new Deno.Command(await programPath("systemd-analyze"), {
+    args: ["verify", unit],
+    stdin: "null",
+  }).output();
+  const said = new TextDecoder().decode(verify.stdout) + new TextDecoder().decode(verify.stderr);
+  assert.deepEqual([verify.code, said], [0, ""]);
+
+  const text = await shipped("chat.service", []);
+  const state = "/var/lib/chat/";
+  assert.deepEqual(unitValues(text, "StateDirectory"), ["chat"]);
+  assert.deepEqual(unitValues(text, "DynamicUser"), ["yes"]);
+  assert.deepEqual(unitValues(text, "ExecReload"), ["/bin/kill -HUP $MAINPID"]);
+  for (const key of ["NoNewPrivileges", "ProtectHome", "PrivateTmp", "PrivateDevices"]) {
+    assert.deepEqual(unitValues(text, key), ["yes"], key);
+  }
+  assert.deepEqual(unitValues(text, "ProtectSystem"), ["strict"]);
+  assert.deepEqual(unitValues(text, "RestrictAddressFamilies"), ["AF_INET AF_INET6 AF_UNIX"]);
+  assert.deepEqual(unitValues(text, "MemoryDenyWriteExecute"), [], "V8's JIT needs W+X pages");
+  // The store task's command, with -P=store written out and chat.db under StateDirectory.
+  const set = config.permissions.store;
+  assert.deepEqual(Object.keys(set).sort(), ["env", "net", "read", "write"]);
+  const granted = [
+    `--allow-net=${set.net.join(",")}`,
+    `--allow-read=${set.read.map((file) => state + file).join(",")}`,
+    `--allow-write=${set.write.map((file) => state + file).join(",")}`,
+    `--allow-env=${set.env.join(",")}`,
+  ];
+  const task = config.tasks.store.command.split(" ");
+  const expected = task.flatMap((arg) =>
+    arg === "-P=store" ? granted : [arg === "chat.db" ? state + arg : arg]
+  );
+  const [command] = unitValues(text, "ExecStart");
+  assert.deepEqual(command?.split(" "), ["/usr/bin/deno", ...expected.slice(1)]);
 });
