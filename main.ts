@@ -85,6 +85,7 @@ function helpCommand(command: string | undefined): string {
 async function serverCommand(args: string[]): Promise<number> {
   const plan = readServerFlags(args, { redisUrl: readEnv("CHAT_REDIS_URL") });
   if (plan === "help") return console.log(serverHelp(LIMIT_FLAGS.map(limitRow))), 0;
+  if (plan === "version") return console.log(`chat ${VERSION}`), 0;
   return await startAll(plan);
 }
 
@@ -402,6 +403,7 @@ async function closeOnSignal(
 async function clientCommand(args: string[]): Promise<number> {
   const plan = readClientFlags(args);
   if (plan === "help") return console.log(CLIENT_HELP), 0;
+  if (plan === "version") return console.log(`chat ${VERSION}`), 0;
   const { caFile, passwordFile, serverPasswordFile } = plan;
   const caCerts = caFile === undefined ? [] : [await readPem(caFile, { ca: caFile })];
   const password = passwordFile === undefined

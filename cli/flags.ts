@@ -160,12 +160,14 @@ const CLIENT_OPTIONS = {
   "password-file": { type: "string" },
   "server-password-file": { type: "string" },
   help: { type: "boolean", short: "h" },
+  version: { type: "boolean", short: "V" },
 } as const;
 
 const SERVER_OPTIONS = {
   host: { type: "string" },
   port: { type: "string" },
   help: { type: "boolean", short: "h" },
+  version: { type: "boolean", short: "V" },
   cert: { type: "string" },
   key: { type: "string" },
   history: { type: "string" },
@@ -347,17 +349,19 @@ export interface ServerPlan {
 
 /**
  * Reads `chat server`'s flags (`env` is what the environment says where a flag is not given):
- * the plan, or "help" when the help was asked for. Throws a {@linkcode UsageError} for a mistake.
+ * the plan, or "help" or "version" when that was asked for. Throws a {@linkcode UsageError} for a
+ * mistake.
  */
 export function readServerFlags(
   given: string[],
   env: { redisUrl?: string | undefined } = {},
-): ServerPlan | "help" {
+): ServerPlan | "help" | "version" {
   const args = joinNegatives(given, SERVER_OPTIONS);
   const { values, positionals } = parse(() =>
     parseArgs({ args, options: SERVER_OPTIONS, allowPositionals: true, strict: true })
   );
   if (values.help) return "help";
+  if (values.version) return "version";
   if (positionals.length > 0) {
     throw new UsageError(`Unexpected argument ${JSON.stringify(positionals[0])}`);
   }
@@ -509,13 +513,14 @@ export interface ClientPlan {
   serverPasswordFile: string | undefined;
 }
 
-/** Reads `chat client`'s flags: the plan, or "help". Throws a {@linkcode UsageError}. */
-export function readClientFlags(given: string[]): ClientPlan | "help" {
+/** Reads `chat client`'s flags: the plan, "help" or "version". Throws a {@linkcode UsageError}. */
+export function readClientFlags(given: string[]): ClientPlan | "help" | "version" {
   const args = joinNegatives(given, CLIENT_OPTIONS);
   const { values, positionals } = parse(() =>
     parseArgs({ args, options: CLIENT_OPTIONS, allowPositionals: true, strict: true })
   );
   if (values.help) return "help";
+  if (values.version) return "version";
   const [name, ...extra] = positionals;
   if (name === undefined) throw new UsageError("Missing NAME: deno task client NAME");
   if (extra.length > 0) throw new UsageError(`Unexpected argument ${JSON.stringify(extra[0])}`);

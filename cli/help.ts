@@ -106,6 +106,7 @@ export function serverHelp(limits: OptionRow[]): string {
       "time, level, event, name, address, reason and counts",
     ],
     ["-h, --help", "this help"],
+    ["-V, --version", "the version"],
   ];
   return `Usage: deno task server [options]    (or: deno run main.ts server [options])
 
@@ -147,6 +148,7 @@ ${
         `${DEFAULT_RECONNECT_TRIES} at a terminal, 0 when stdout is not one)`,
       ],
       ["-h, --help", "this help"],
+      ["-V, --version", "the version"],
     ])
   }
 

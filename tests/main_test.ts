@@ -184,6 +184,14 @@ Deno.test("main --version prints the version deno.json holds", async () => {
   assert.match(config.version, /^\d+\.\d+\.\d+$/);
 });
 
+Deno.test("main deno task server --version and deno task client --version print the version and start nothing", async () => {
+  for (const args of [["server", "--version"], ["client", "-V"], ["server", "--port", "1", "-V"]]) {
+    await using child = denoChild(["task", "-q", ...args]);
+    const { code, stdout, stderr } = await child.finish();
+    assert.deepEqual([code, stdout, stderr], [0, `chat ${config.version}\n`, ""], args.join(" "));
+  }
+});
+
 Deno.test("main server --help and client --help each list their own options, in lines of at most 100 columns, aligned", async () => {
   const own = {
     server: [
