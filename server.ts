@@ -794,7 +794,7 @@ class Server implements ChatServer {
         case "register":
         case "password":
         case "unregister":
-          return this.#login.account(
+          return this.#login.runAccountCommand(
             peer,
             command.name,
             command.name === "register" ? command.password : undefined,

@@ -166,7 +166,7 @@ export class Login {
           if (peer.isEnding) return;
           return { kind: "enter", name: awaiting.name };
         default:
-          return await this.#command(peer, line, awaiting);
+          return await this.#answerCommand(peer, line, awaiting);
       }
     } catch (error) {
       if (!(error instanceof ProtocolError)) throw error;
@@ -176,7 +176,7 @@ export class Login {
   }
 
   /** `/register`, `/password` and `/unregister`: each asks for what it needs on the next line. */
-  account(
+  runAccountCommand(
     peer: Peer,
     command: "register" | "password" | "unregister",
     password?: string,
@@ -229,7 +229,7 @@ export class Login {
   }
 
   /** The secrets of /register, /password, /unregister and /nick to a registered name. */
-  async #command(peer: Peer, line: string, awaiting: Awaiting): Promise<LoginOutcome> {
+  async #answerCommand(peer: Peer, line: string, awaiting: Awaiting): Promise<LoginOutcome> {
     const accounts = this.#hub.accounts!;
     const isCancel = line === "" && awaiting.kind !== "nick";
     if (isCancel) return peer.send(encodeLine(formatSystemLine("Cancelled")));
@@ -247,7 +247,7 @@ export class Login {
           this.#awaiting.set(peer, { kind: "new", previous: awaiting.account });
           return peer.send(encodeLine(formatNewPasswordPrompt(peer.name)));
         }
-        await this.#stored(() => accounts.remove(awaiting.account));
+        await this.#store(() => accounts.remove(awaiting.account));
         this.#log(`${peer.label} gave up the name's password`, {
           event: "unregistered",
           ...peerFields(peer),
@@ -270,7 +270,7 @@ export class Login {
     if (nameKey(peer.name) !== nameKey(name) || !peer.isJoined) {
       throw new ProtocolError("Your name changed meanwhile: nothing was registered");
     }
-    await this.#stored(() => accounts.save(account, previous));
+    await this.#store(() => accounts.save(account, previous));
     this.#log(`${peer.label} ${previous ? "changed the name's password" : "registered"}`, {
       event: previous ? "password changed" : "registered",
       ...peerFields(peer),
@@ -365,7 +365,7 @@ export class Login {
   }
 
   /** Runs a change of the store, turning its failure into an error line for the member. */
-  async #stored(change: () => Promise<void>): Promise<void> {
+  async #store(change: () => Promise<void>): Promise<void> {
     try {
       await change();
     } catch (error) {
