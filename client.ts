@@ -2,46 +2,36 @@
  * Terminal chat client: sends your name, then your lines, while printing what the room says.
  *
  * Run it with `deno run -N client.ts NAME [--host HOST] [--port PORT]`; end with Ctrl+D or `/quit`.
- * It sends within the flood limits the server states (a paste of any size arrives whole, only
- * later), refuses a line over the server's line limit itself, and at a terminal reconnects when
- * the server is lost or restarts. The screens are in client/terminal.ts; when stdout is not a terminal it
- * prints the server's lines exactly, one per line, so it can be scripted.
+ * At a terminal it reconnects when the server is lost or restarts. The session here reads the
+ * server's lines and answers the join reply (client/join_reply.ts); what the user types waits in
+ * the outbox (client/outbox.ts), which sends within the flood limits the server states and refuses
+ * a line over its line limit. The screens are in client/terminal.ts (client/screen.ts picks one):
+ * when stdout is not a terminal it prints the server's lines exactly, so it can be scripted.
  */
 import {
   backoffDelay,
   cleanText,
-  type ClientLimits,
-  DEFAULT_MAX_LINE_BYTES,
   DEFAULT_PORT,
-  encodeLine,
-  firstNewLine,
   LineSplitter,
   LineTooLongError,
   MAX_LINE_OVERHEAD_BYTES,
   MAX_MAX_LINE_BYTES,
   messageOf,
   nameKey,
-  parseCommandQuietly,
   parseName,
   parsePrompt,
   parseServerLine,
   parseTakeOver,
   parseWrongSecret,
-  PRIVATE_GREETING,
   type Prompt,
   ProtocolError,
   type ServerLine,
   SHUTDOWN_NOTICE,
-  utf8Length,
 } from "./protocol.ts";
-import {
-  LineScreen,
-  type NoteKind,
-  type Screen,
-  stdinLines,
-  TerminalScreen,
-  terminalSize,
-} from "./client/terminal.ts";
+import type { NoteKind, Screen } from "./client/terminal.ts";
+import { openScreen, PlainScreen } from "./client/screen.ts";
+import { type ClientConn, Outbox, send } from "./client/outbox.ts";
+import { type HeldLine, JoinReply, SeenLines } from "./client/join_reply.ts";
 
 /** Where the client connects when no host is given. */
 export const DEFAULT_CLIENT_HOST = "127.0.0.1";
@@ -58,22 +48,6 @@ const SECRET_TRIES = 3;
 export const DEFAULT_RECONNECT_TRIES = 10;
 /** The first wait before reconnecting; each further attempt waits twice as long, up to the most. */
 const RECONNECT_BACKOFF = { firstMs: 500, mostMs: 15_000, jitter: [0.75, 1.25] } as const;
-/** The limits of a server that does not state its own: the defaults of ours. */
-const DEFAULT_LIMITS: Required<ClientLimits> = {
-  maxLineBytes: DEFAULT_MAX_LINE_BYTES,
-  floodBurst: 10,
-  floodRate: 5,
-};
-/**
- * Our copy of the server's token bucket refills a little slower than the server's and keeps two
- * tokens in hand, so that lines bunched up on the way still find a token there: the server counts
- * from when it reads a line, and a busy server or network reads a burst late and the next line
- * early (measured: a burst read 50 ms late made the 11th line of a paste wait, at 20 a second).
- */
-const PACING_MARGIN = 0.9;
-const PACING_HEADROOM = 2;
-/** Lines said in the room that we keep, to tell what was said while we were away from repeats. */
-const SEEN_LINES = 500;
 
 /** An expected way for a chat session to fail (refused, rejected, lost); its message is for the user. */
 export class ClientError extends Error {
@@ -149,9 +123,9 @@ function checkName(name: string): string {
   }
 }
 
-async function connect({ hostname, port, tls }: Target): Promise<Deno.TcpConn | Deno.TlsConn> {
+async function connect({ hostname, port, tls }: Target): Promise<ClientConn> {
   const where = `${hostname}:${port}`;
-  let conn: Deno.TcpConn | Deno.TlsConn;
+  let conn: ClientConn;
   try {
     conn = tls
       ? await Deno.connectTls({ hostname, port, caCerts: tls.caCerts })
@@ -182,75 +156,12 @@ async function connect({ hostname, port, tls }: Target): Promise<Deno.TcpConn | 
   }
 }
 
-/**
- * The server's flood control as a token bucket of our own: `burst` lines at once, then `rate` a
- * second. A line is sent only with a token in it, so the server never has to delay one.
- */
-export class Pacer {
-  #burst: number;
-  #rate: number;
-  #tokens: number;
-  #updatedAt: number;
-
-  constructor(limits: { burst: number; rate: number }, now = performance.now()) {
-    this.#burst = usableBurst(limits.burst);
-    this.#rate = limits.rate;
-    this.#tokens = this.#burst;
-    this.#updatedAt = now;
-  }
-
-  /** Adopts the limits a server states; what was spent stays spent. */
-  setLimits(limits: { burst: number; rate: number }, now = performance.now()): void {
-    this.#refill(now);
-    this.#burst = usableBurst(limits.burst);
-    this.#rate = limits.rate;
-    this.#tokens = Math.min(this.#tokens, this.#burst);
-  }
-
-  /** The server had to delay a line all the same: send nothing more until a token is earned. */
-  backOff(now = performance.now()): void {
-    this.#refill(now);
-    this.#tokens = Math.min(this.#tokens, 0);
-  }
-
-  /** Takes a token and answers 0, or answers how many ms until there is one (taking nothing). */
-  take(now = performance.now()): number {
-    if (this.#rate <= 0) return 0; // the server has no flood control
-    this.#refill(now);
-    if (this.#tokens >= 1) {
-      this.#tokens -= 1;
-      return 0;
-    }
-    return Math.ceil((1 - this.#tokens) * 1000 / (this.#rate * PACING_MARGIN));
-  }
-
-  #refill(now: number): void {
-    const earned = Math.max(0, now - this.#updatedAt) * this.#rate * PACING_MARGIN / 1000;
-    this.#tokens = Math.min(this.#burst, this.#tokens + earned);
-    this.#updatedAt = now;
-  }
-}
-
-/** The burst we use of the server's: all but the headroom, at least one line. */
-function usableBurst(burst: number): number {
-  return Math.max(1, burst - PACING_HEADROOM);
-}
-
 /** How one connection ended. */
 type Ending =
   | { kind: "left" }
   | { kind: "retry"; message: string }
   | { kind: "fatal"; message: string }
   | { kind: "lost"; message: string; hasJoined: boolean };
-
-/**
- * What the server stores in its history for a line, to match history against what we saw: a
- * user's line or action, or `undefined` for anything else.
- */
-function historyKey(line: ServerLine): string | undefined {
-  if (line.kind === "user") return `[${line.name}] ${line.text}`;
-  if (line.kind === "action") return `* [${line.name}] ${line.text}`;
-}
 
 /**
  * One chat session, across reconnections: the server's lines go to the screen, the user's lines
@@ -262,24 +173,15 @@ class Session {
   #target: Target;
   #joinTimeoutMs: number;
   #reconnectTries: number;
-  #limits = DEFAULT_LIMITS;
-  #pacer = new Pacer({ burst: DEFAULT_LIMITS.floodBurst, rate: DEFAULT_LIMITS.floodRate });
-  /** Lines typed and not sent yet, oldest first. */
-  #outbox: string[] = [];
+  /** The lines typed and not sent yet, and their pacing. */
+  #outbox: Outbox;
   /** The connection being served, and the one lines go to once joined. */
-  #current: Deno.TcpConn | Deno.TlsConn | undefined;
-  #conn: Deno.TcpConn | Deno.TlsConn | undefined;
-  #writing: Promise<unknown> = Promise.resolve();
-  #pacerTimer: ReturnType<typeof setTimeout> | undefined;
-  /** The user has left (end of input or `/quit` sent): the next end of the connection is theirs. */
-  #isLeaving = false;
-  #isInputOver = false;
+  #current: ClientConn | undefined;
+  #conn: ClientConn | undefined;
   #inputFailure: string | undefined;
   #isStopped = false;
-  /** What the waiting lines wait for, when it is not the pacer: joining, reconnecting. */
-  #status = "joining";
   /** The room's lines we saw (as the server's history has them), to show only news after a loss. */
-  #seen: string[] = [];
+  #seen: SeenLines;
   /** In the room on this connection (its room list came), and on any so far. */
   #hasJoined = false;
   #hasEverJoined = false;
@@ -293,11 +195,6 @@ class Session {
   /** A reason to end the session that came from us, not the server (no password to give). */
   #failure: string | undefined;
   #joinTimer: ReturnType<typeof setTimeout> | undefined;
-  /**
-   * The server may ask for a password on the next line (after /register, /password, /unregister
-   * or /nick): lines waiting are held until it has answered, so that none is taken for one.
-   */
-  #isHeld = false;
 
   constructor(
     screen: Screen,
@@ -315,13 +212,15 @@ class Session {
     this.#target = options.target;
     this.#joinTimeoutMs = options.joinTimeoutMs;
     this.#reconnectTries = options.reconnectTries;
+    this.#seen = new SeenLines(options.name);
+    this.#outbox = new Outbox(screen, this.#seen);
     screen.setName(options.name);
   }
 
   /** Chats until the user leaves; throws a ClientError for any other ending. */
-  async run(first: Deno.TcpConn | Deno.TlsConn): Promise<void> {
+  async run(first: ClientConn): Promise<void> {
     this.#readInput(); // ends with the process: a pending read of stdin cannot be cancelled
-    let conn: Deno.TcpConn | Deno.TlsConn | undefined = first;
+    let conn: ClientConn | undefined = first;
     let failures = 0;
     while (conn) {
       const ending = await this.#serve(conn);
@@ -344,13 +243,8 @@ class Session {
   /** Stops timers; lines still waiting are reported. */
   stop(): void {
     this.#isStopped = true;
-    clearTimeout(this.#pacerTimer);
     this.#wakeReconnect?.();
-    if (this.#outbox.length > 0) {
-      const count = this.#outbox.length;
-      this.#screen.note(`${count === 1 ? "1 line was" : `${count} lines were`} not sent`, "error");
-      this.#outbox = [];
-    }
+    this.#outbox.stop();
   }
 
   /**
@@ -360,14 +254,14 @@ class Session {
   async #reconnect(
     why: string,
     failures: number,
-  ): Promise<[Deno.TcpConn | Deno.TlsConn | undefined, number]> {
+  ): Promise<[ClientConn | undefined, number]> {
     this.#screen.note(`${why}: reconnecting`, "error");
     let reason = why;
     while (failures < this.#reconnectTries) {
       // Spread out, so that a restarted server is not hit by every client at once.
       const delay = backoffDelay(failures, RECONNECT_BACKOFF);
       failures++;
-      this.#setStatus(
+      this.#outbox.setStatus(
         `reconnecting (attempt ${failures} of ${this.#reconnectTries} in ${
           Math.ceil(delay / 1000)
         } s)`,
@@ -378,7 +272,7 @@ class Session {
       });
       this.#wakeReconnect = undefined;
       if (this.#inputFailure) throw new ClientError(this.#inputFailure);
-      if (this.#isLeaving || this.#isStopped) return [undefined, failures];
+      if (this.#outbox.isLeaving || this.#isStopped) return [undefined, failures];
       try {
         return [await connect(this.#target), failures];
       } catch (error) {
@@ -391,30 +285,19 @@ class Session {
     );
   }
 
-  #setStatus(status: string): void {
-    this.#status = status;
-    this.#showWaiting();
-  }
-
-  /** Shows the lines waiting, and what for: the pacer, or the connection while it is down. */
-  #showWaiting(): void {
-    const reason = this.#status || `the server takes ${this.#limits.floodRate} a second`;
-    this.#screen.setWaiting(this.#outbox, reason, this.#status !== "");
-  }
-
   /** Joins over `conn` and chats until it ends; answers how it ended. */
-  async #serve(conn: Deno.TcpConn | Deno.TlsConn): Promise<Ending> {
+  async #serve(conn: ClientConn): Promise<Ending> {
     let noReply = false;
     const timer = this.#joinTimer = setTimeout(() => {
       noReply = true;
       closeQuietly(conn);
     }, this.#joinTimeoutMs);
-    const join = new JoinReply(this, this.#hasEverJoined, conn);
+    const join = new JoinReply(this.#hasEverJoined);
     let lastLine = "";
     let failure: string | undefined;
     let takenOver: string | undefined;
     this.#current = conn;
-    this.#isHeld = false;
+    this.#outbox.connecting();
     try {
       // A script's name goes at once, as Budget Chat clients do; a person at a terminal, or anyone
       // with a private server's password, waits for the server's first line, which may ask for it.
@@ -438,7 +321,10 @@ class Session {
           takenOver ??= parseTakeOver(lastLine);
           const parsed = parseServerLine(lastLine);
           if (!join.isDone) {
-            if (join.holds(lastLine, parsed)) continue;
+            const step = join.read(lastLine, parsed);
+            if (step.kind === "answer") this.#answer(conn, lastLine, join);
+            if (step.kind === "answer" || step.kind === "hold") continue;
+            if (step.kind === "done") this.#showHistory(step.history, join.isRejoin);
             if (!this.#hasJoined) {
               clearTimeout(timer); // in the room: the join timer is done with
               this.#hasJoined = this.#hasEverJoined = true;
@@ -455,7 +341,7 @@ class Session {
       clearTimeout(timer);
       this.#current = this.#conn = undefined;
       this.#hasJoined = false;
-      clearTimeout(this.#pacerTimer);
+      this.#outbox.close();
       closeQuietly(conn);
     }
     return this.#ending({ join, lastLine, noReply, failure, takenOver });
@@ -489,7 +375,7 @@ class Session {
           "--server-password-file FILE",
       };
     }
-    if (this.#isLeaving) return { kind: "left" };
+    if (this.#outbox.isLeaving) return { kind: "left" };
     const hasJoined = join.hasRoom;
     // A restart is the common case: come back as after a loss (unless reconnecting is off).
     if (lastLine === SHUTDOWN_NOTICE) {
@@ -522,12 +408,10 @@ class Session {
   }
 
   /** The join reply is complete: lines waiting from before go out now. */
-  #joined(conn: Deno.TcpConn | Deno.TlsConn): void {
+  #joined(conn: ClientConn): void {
     if (this.#current !== conn) return; // it ended meanwhile
     this.#conn = conn;
-    this.#writing = Promise.resolve();
-    this.#status = "";
-    this.#pump();
+    this.#outbox.open(conn);
   }
 
   /**
@@ -535,7 +419,7 @@ class Session {
    * name, then the name's password if it is registered. Nothing is sent before the server speaks,
    * so that no password can be taken for a name, or a name for a password.
    */
-  async answer(conn: Deno.TcpConn | Deno.TlsConn, line: string, join: JoinReply): Promise<void> {
+  async #answer(conn: ClientConn, line: string, join: JoinReply): Promise<void> {
     try {
       const prompt = parsePrompt(line);
       if (prompt?.kind === "server" || prompt?.kind === "login") {
@@ -554,7 +438,7 @@ class Session {
    * The password a prompt asks for: given (or typed before, when reconnecting), else typed now
    * without echo at a terminal; elsewhere a ClientError says how to give it.
    */
-  async #secret(conn: Deno.TcpConn | Deno.TlsConn, prompt: Prompt): Promise<string> {
+  async #secret(conn: ClientConn, prompt: Prompt): Promise<string> {
     const kind = prompt.kind === "server" ? "server" : "login";
     let secret = this.#secrets[kind];
     if (secret === undefined) {
@@ -581,7 +465,7 @@ class Session {
   }
 
   /** Says once that passwords cross the network unprotected, unless over TLS or loopback. */
-  #warnIfClear(conn: Deno.TcpConn | Deno.TlsConn): void {
+  #warnIfClear(conn: ClientConn): void {
     if (this.#isClearWarned || this.#target.tls) return;
     if (isLoopback((conn.remoteAddr as Deno.NetAddr).hostname)) return;
     this.#isClearWarned = true;
@@ -595,7 +479,7 @@ class Session {
    * A prompt for a password once in the room (after /register, /password, /unregister or /nick to
    * a registered name): asked without echo, and sent at once; an empty answer cancels.
    */
-  async #answerInRoom(conn: Deno.TcpConn | Deno.TlsConn, prompt: Prompt): Promise<void> {
+  async #answerInRoom(conn: ClientConn, prompt: Prompt): Promise<void> {
     const label = prompt.kind === "new"
       ? `New password for ${prompt.name}`
       : prompt.kind === "current"
@@ -612,7 +496,7 @@ class Session {
       }
     }
     if (this.#current !== conn) return;
-    this.#writing = this.#writing.then(() => send(conn, secret ?? "")).catch(() => {});
+    this.#outbox.sendNow(conn, secret ?? "");
   }
 
   /** A line from the server once in the room. */
@@ -621,35 +505,23 @@ class Session {
       const prompt = parsed.kind === "system" ? parsePrompt(line) : undefined;
       const conn = this.#conn;
       if (prompt && conn && this.#screen.askSecret) this.#answerInRoom(conn, prompt);
-      else if (this.#isHeld) {
-        // The server answered the command: what waits may go.
-        this.#isHeld = false;
-        queueMicrotask(() => this.#pump());
-      }
+      else if (this.#outbox.isHeld) this.#outbox.release(); // the server answered the command
     }
-    if (parsed?.kind === "limits") {
-      this.#limits = { ...DEFAULT_LIMITS, ...parsed.limits };
-      const { floodBurst, floodRate } = this.#limits;
-      this.#pacer.setLimits({ burst: floodBurst, rate: parsed.limits.floodRate ? floodRate : 0 });
-    }
-    // The server's warning that it delays our lines (its wording, from server.ts).
-    if (parsed?.kind === "error" && parsed.text.startsWith("Slow down")) this.#pacer.backOff();
+    if (parsed?.kind === "limits") this.#outbox.setLimits(parsed.limits);
+    // The server's warning that it delays our lines (its wording, from server/flood.ts).
+    if (parsed?.kind === "error" && parsed.text.startsWith("Slow down")) this.#outbox.backOff();
     if (parsed?.kind === "rename" && nameKey(parsed.oldName) === nameKey(this.#name)) {
-      this.#name = parsed.newName;
+      this.#name = this.#seen.name = parsed.newName;
       this.#screen.setName(parsed.newName);
     }
-    const key = parsed && historyKey(parsed);
-    if (key) this.#remember(key);
+    this.#seen.saw(parsed);
     this.#screen.show(line, parsed);
   }
 
   /** Shows what the join reply held back: the history not seen yet, and a separator. */
-  showHistory(lines: { line: string; parsed: ServerLine; key: string }[], isRejoin: boolean): void {
-    const news = isRejoin ? lines.slice(firstNewLine(this.#seen, lines.map((l) => l.key))) : lines;
-    for (const { line, parsed, key } of news) {
-      this.#remember(key);
-      this.#screen.show(line, parsed);
-    }
+  #showHistory(history: HeldLine[], isRejoin: boolean): void {
+    const news = this.#seen.news(history, { isRejoin });
+    for (const { line, parsed } of news) this.#screen.show(line, parsed);
     if (isRejoin) {
       this.#note(
         news.length > 0 ? "reconnected: missed lines above" : "reconnected",
@@ -662,17 +534,12 @@ class Session {
     this.#screen.note(text, kind);
   }
 
-  #remember(key: string): void {
-    this.#seen.push(key);
-    if (this.#seen.length > SEEN_LINES * 2) this.#seen.splice(0, SEEN_LINES);
-  }
-
   /** Reads the user's lines into the outbox; at the end of input, leaves once the outbox is sent. */
   async #readInput(): Promise<void> {
     try {
       for await (const line of this.#screen.input()) {
-        if (this.#isLeaving) break;
-        this.#queue(line);
+        if (this.#outbox.isLeaving) break;
+        this.#outbox.queue(line);
       }
     } catch (error) {
       // The session ends with this reason, whatever the connection is doing.
@@ -681,136 +548,12 @@ class Session {
       if (this.#current) closeQuietly(this.#current);
       return;
     }
-    this.#isInputOver = true;
-    this.#pump();
+    this.#outbox.endInput();
     if (!this.#current) {
       // The user left while we wait to reconnect: stop waiting.
-      this.#isLeaving = true;
+      this.#outbox.isLeaving = true;
       this.#wakeReconnect?.();
     }
-  }
-
-  /** A line typed or piped: refused when over the server's limit, else sent in its turn. */
-  #queue(line: string): void {
-    if (this.#isTooLong(line) || line.trim() === "") return;
-    this.#outbox.push(line);
-    this.#pump();
-  }
-
-  /**
-   * Whether a line is over the server's limit, which it is then told. Checked when the line is
-   * typed and again when it is sent: a line piped before the server said its limits is checked
-   * against the defaults first.
-   */
-  #isTooLong(line: string): boolean {
-    const bytes = utf8Length(line);
-    if (bytes <= this.#limits.maxLineBytes) return false;
-    this.#note(
-      `Not sent: that line is ${bytes} bytes and the server takes at most ${this.#limits.maxLineBytes}`,
-      "error",
-    );
-    return true;
-  }
-
-  /** Sends what the pacer allows now, and comes back when the next token is due. */
-  #pump(): void {
-    clearTimeout(this.#pacerTimer);
-    const conn = this.#conn;
-    while (conn && !this.#isLeaving && !this.#isHeld && this.#outbox.length > 0) {
-      const wait = this.#pacer.take();
-      if (wait > 0) {
-        this.#pacerTimer = setTimeout(() => this.#pump(), wait);
-        break;
-      }
-      const line = this.#outbox.shift()!;
-      if (this.#isTooLong(line)) continue;
-      this.#write(conn, line);
-      this.#said(line);
-      // A command that may ask for a password holds what follows until the server answers it.
-      if (this.#screen.askSecret && mayPrompt(line)) this.#isHeld = true;
-      if (isQuit(line)) {
-        this.#isLeaving = true; // the server says goodbye and closes
-        this.#outbox = []; // what was typed after /quit is not sent
-      }
-    }
-    this.#showWaiting();
-    if (conn && this.#isInputOver && this.#outbox.length === 0 && !this.#isLeaving) {
-      this.#isLeaving = true;
-      // The server sees us leave, sends what is left, then closes; receive() then ends.
-      this.#writing = this.#writing.then(() => conn.closeWrite()).catch(() => {});
-    }
-  }
-
-  /** Lines go out in order, each whole: a write may take only part of one. */
-  #write(conn: Deno.TcpConn | Deno.TlsConn, line: string): void {
-    this.#writing = this.#writing.then(() => send(conn, line)).catch(() => {
-      // The connection is gone: the read loop reports how.
-    });
-  }
-
-  /** A line handed to the socket: shown as said, and kept to match the history after a loss. */
-  #said(line: string): void {
-    this.#screen.said(line);
-    const command = commandOf(line);
-    if (command?.name === "say") this.#remember(`[${this.#name}] ${command.text}`);
-    if (command?.name === "me") this.#remember(`* [${this.#name}] ${command.text}`);
-  }
-}
-
-/**
- * The server's reply to our name: the greeting, then the room list, the history, the limits and
- * the welcome. The history is held back until it is complete, so that after a reconnection only
- * what we did not see is shown.
- */
-class JoinReply {
-  #session: Session;
-  #isRejoin: boolean;
-  #conn: Deno.TcpConn | Deno.TlsConn;
-  /** Our name went out (after the greeting, or the private server's password). */
-  isNameSent = false;
-  /** The server said it is private. */
-  isPrivate = false;
-  #history: { line: string; parsed: ServerLine; key: string }[] = [];
-  /** The room list came: we are in. */
-  hasRoom = false;
-  /** The history came too, and was shown. */
-  isDone = false;
-  /** The server's reason for refusing us, if it did. */
-  rejection: string | undefined;
-
-  constructor(session: Session, isRejoin: boolean, conn: Deno.TcpConn | Deno.TlsConn) {
-    this.#session = session;
-    this.#isRejoin = isRejoin;
-    this.#conn = conn;
-  }
-
-  /** Whether a line of the reply is held back (the greeting, a prompt, a refusal, the history). */
-  holds(line: string, parsed: ServerLine | undefined): boolean {
-    if (!this.hasRoom) {
-      if (line === PRIVATE_GREETING) this.isPrivate = true;
-      if (parsed?.kind === "error") this.rejection = parsed.text;
-      else if (parsed?.kind !== "room") this.#session.answer(this.#conn, line, this);
-      if (parsed?.kind !== "room") return true;
-      this.hasRoom = true;
-      return false;
-    }
-    if (parsed?.kind === "room") return false;
-    const key = parsed?.kind === "history" ? historyKey(parsed.line) : undefined;
-    if (parsed?.kind === "history" && key) {
-      this.#history.push({ line, parsed, key });
-      return true;
-    }
-    this.isDone = true;
-    this.#session.showHistory(this.#history, this.#isRejoin);
-    return false;
-  }
-}
-
-/** Sends one line, all of it: a write may take only part of the buffer. */
-async function send(conn: Deno.Conn, line: string): Promise<void> {
-  const bytes = encodeLine(line);
-  for (let offset = 0; offset < bytes.length;) {
-    offset += await conn.write(bytes.subarray(offset));
   }
 }
 
@@ -822,64 +565,9 @@ function closeQuietly(conn: Deno.Conn): void {
   }
 }
 
-/** Whether a line sent may make the server ask for a password on the next one. */
-function mayPrompt(line: string): boolean {
-  const command = commandOf(line);
-  return command?.name === "nick" || command?.name === "password" ||
-    command?.name === "unregister" || (command?.name === "register" && !command.password);
-}
-
 /** Whether a host is this machine, where nothing crosses a network. */
 function isLoopback(hostname: string): boolean {
   return /^(127\.|::1$|::ffff:127\.)/.test(hostname) || hostname === "localhost";
-}
-
-function isQuit(line: string): boolean {
-  return commandOf(line)?.name === "quit";
-}
-
-/** The command a typed line is, read as the server reads it (cleaned first). */
-function commandOf(line: string) {
-  return parseCommandQuietly(cleanText(line));
-}
-
-/** The value of an environment variable we may read, or `undefined` (no permission asked for). */
-function readEnv(name: string): string | undefined {
-  if (Deno.permissions.querySync({ name: "env", variable: name }).state !== "granted") return;
-  return Deno.env.get(name);
-}
-
-/**
- * The screen for where stdout goes: the server's lines exactly for a pipe or a file; formatted
- * lines without escapes for TERM=dumb; the live terminal when both ends are a terminal.
- */
-function openScreen(): Screen {
-  if (!Deno.stdout.isTerminal()) return new PlainScreen();
-  const width = () => terminalSize().columns;
-  if (readEnv("TERM") === "dumb") return new LineScreen({ color: false, width });
-  if (!Deno.stdin.isTerminal()) return new LineScreen({ color: !Deno.noColor, width });
-  // deno task and npm run set INIT_CWD for the commands they run.
-  return new TerminalScreen({
-    color: !Deno.noColor,
-    canSuspend: readEnv("INIT_CWD") === undefined,
-  });
-}
-
-/** Output for scripts: the server's lines exactly, nothing else on stdout; notes on stderr. */
-class PlainScreen implements Screen {
-  show(line: string): void {
-    console.log(line);
-  }
-  note(text: string, kind: NoteKind): void {
-    if (kind === "error") console.error(`error: ${text}`);
-  }
-  setWaiting(): void {}
-  said(): void {}
-  setName(): void {}
-  input(): AsyncIterable<string> {
-    return stdinLines();
-  }
-  close(): void {}
 }
 
 if (import.meta.main) {

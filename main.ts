@@ -1,6 +1,7 @@
 /** The command line: `main.ts server ...` and `main.ts client NAME ...`, the compiled binary's entry. */
 import { ClientError, runClient } from "./client.ts";
-import { ClusterHub, redact, RedisRefusedError } from "./cluster/cluster_hub.ts";
+import { ClusterHub } from "./cluster/cluster_hub.ts";
+import { redact, RedisRefusedError } from "./cluster/redis_link.ts";
 import { type Hub, LocalHub } from "./server/hub.ts";
 import type { SqliteStore } from "./server/store.ts";
 import { describe, hostPort } from "./protocol.ts";
@@ -110,6 +111,8 @@ async function startAll(plan: ServerPlan): Promise<number> {
       port,
       historySize: plan.historySize,
       ...plan.limits,
+      exempt: plan.exempt,
+      trustProxy: plan.trustProxy,
       ...(tls ? { tls } : {}),
       ...(hub ? { hub } : {}),
       ...(serverPassword === undefined ? {} : { serverPassword }),

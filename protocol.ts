@@ -663,9 +663,7 @@ export function firstNewLine(seen: readonly string[], replayed: readonly string[
     const length = Math.min(end, seen.length);
     if (length === 0) break;
     let isMatch = true;
-    for (let k = 1; k <= length && isMatch; k++) {
-      isMatch = replayed[end - k] === seen[seen.length - k];
-    }
+    for (let k = 1; k <= length && isMatch; k++) isMatch = replayed[end - k] === seen.at(-k);
     if (isMatch) return end;
   }
   return 0;

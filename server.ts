@@ -25,6 +25,9 @@ import { type ChatConn, closeQuietly, isPeerGone, pause } from "./server/conn.ts
 import { type SecureContext } from "node:tls";
 import { TlsConn, tlsContext } from "./server/tls_conn.ts";
 import { acceptAll } from "./server/accept.ts";
+import { AddressSet, LOOPBACK } from "./server/cidr.ts";
+import { TrustedProxies } from "./server/trusted_proxies.ts";
+import { type ProxiedConn, ProxyHeaders } from "./server/proxied_conn.ts";
 import {
   cleanText,
   DEFAULT_HOST,
@@ -49,6 +52,7 @@ import {
 } from "./protocol.ts";
 
 export { DEFAULT_LIMITS, type Limits, resolveLimits } from "./server/limits.ts";
+export { LOOPBACK } from "./server/cidr.ts";
 
 /** Options for {@linkcode startServer}. */
 export interface ServerOptions extends Partial<Limits> {
@@ -69,6 +73,18 @@ export interface ServerOptions extends Partial<Limits> {
   serverPassword?: string;
   /** Receives one line per notable event (joins, leaves, refusals, errors); silent by default. */
   log?: (message: string) => void;
+  /**
+   * Address blocks exempt from the per-address limits (connections, joins, the address's line
+   * bucket, registrations and password backoff by address), not from the global ones or a
+   * connection's own flood control (default: loopback, {@linkcode LOOPBACK}; `[]` for none).
+   */
+  exempt?: readonly string[];
+  /**
+   * Address blocks of reverse proxies whose word about their clients counts (none by default): a
+   * TCP connection from one may start with a PROXY header (v1 or v2), and a request to the web
+   * page say its client in `Forwarded` or `X-Forwarded-For`. Limits and logs then use the client.
+   */
+  trustProxy?: readonly string[];
 }
 
 /** A running chat server. */
@@ -95,9 +111,12 @@ export interface ChatServer extends AsyncDisposable {
   /**
    * Counts a connection that is not a member yet (a request to the web page) against the same
    * limits: why it cannot be served, or its place, to be given back once it closes or becomes a
-   * member (give it back just before {@linkcode accept}, which takes it again).
+   * member (give it back just before {@linkcode accept}, which takes it again). `undefined`: a
+   * trusted proxy's connection whose client is not known yet, under the global limit alone.
    */
-  hold(hostname: string): string | { release(): void };
+  hold(hostname: string | undefined): string | { release(): void };
+  /** The reverse proxies it trusts to name their clients (`--trust-proxy`). */
+  readonly proxies: TrustedProxies;
   /** The limits it enforces. */
   readonly limits: Limits;
   /** The web page's port, set by `startWeb`: a browser that comes to the chat's port is sent there. */
@@ -108,11 +127,14 @@ export interface ChatServer extends AsyncDisposable {
 
 /**
  * Listens and starts accepting clients. Throws what `Deno.listen` throws (for example `AddrInUse`
- * or `NotCapable`), what `node:tls` throws for an unusable certificate or key, and a `RangeError`
- * for a limit out of range.
+ * or `NotCapable`), what `node:tls` throws for an unusable certificate or key, a `RangeError`
+ * for a limit out of range, and a `TypeError` for an address block that is not one.
  */
 export function startServer(options: ServerOptions = {}): ChatServer {
   const limits = resolveLimits(options);
+  const exempt = new AddressSet(options.exempt ?? LOOPBACK);
+  const log = options.log ?? (() => {});
+  const proxies = new TrustedProxies(options.trustProxy ?? [], log);
   const address = {
     hostname: options.hostname ?? DEFAULT_HOST,
     port: options.port ?? DEFAULT_PORT,
@@ -127,8 +149,10 @@ export function startServer(options: ServerOptions = {}): ChatServer {
     });
   return new Server(listener, {
     limits,
+    exempt,
+    proxies,
     hub,
-    log: options.log ?? (() => {}),
+    log,
     ...(tls ? { tls } : {}),
     ...(options.serverPassword === undefined
       ? {}
@@ -138,6 +162,8 @@ export function startServer(options: ServerOptions = {}): ChatServer {
 
 interface ServerConfig {
   limits: Limits;
+  exempt: AddressSet;
+  proxies: TrustedProxies;
   hub: Hub;
   tls?: SecureContext;
   log: (message: string) => void;
@@ -165,6 +191,8 @@ class Server implements ChatServer {
   #peers = new Set<Peer>();
   /** Connections counted by {@linkcode hold}: the web page's, before they are members. */
   #held = 0;
+  /** Connections from trusted proxies whose PROXY header is awaited. */
+  #proxyHeaders: ProxyHeaders;
   #addresses: AddressTable;
   #tasks = new Set<Promise<void>>();
   #isClosing = false;
@@ -202,7 +230,7 @@ class Server implements ChatServer {
       joinsPerSecond: maxPerAddress > 0 ? joinRate / 60 : 0,
       registrationBurst: registerRate,
       registrationsPerSecond: maxPerAddress > 0 ? registerRate / 3600 : 0,
-    });
+    }, { exempt: config.exempt });
     const { nameTimeoutMs, idleTimeoutMs, writeTimeoutMs, handshakeTimeoutMs } = this.#limits;
     const shortest = Math.min(
       ...[nameTimeoutMs, idleTimeoutMs, writeTimeoutMs, handshakeTimeoutMs].filter((ms) => ms > 0),
@@ -216,11 +244,16 @@ class Server implements ChatServer {
       registerRate,
       log: config.log,
     });
+    this.#proxyHeaders = new ProxyHeaders(config.proxies, { timeoutMs: handshakeTimeoutMs });
     this.finished = this.#acceptLoop();
   }
 
   get limits(): Limits {
     return this.#limits;
+  }
+
+  get proxies(): TrustedProxies {
+    return this.#config.proxies;
   }
 
   get connectionCount(): number {
@@ -240,6 +273,7 @@ class Server implements ChatServer {
     this.#stop.abort();
     clearInterval(this.#sweeper);
     closeQuietly(this.#listener); // the accept loop then ends
+    this.#proxyHeaders.close();
     // The hub says goodbye for the members first (a cluster hub tells the other servers).
     this.#hubClosed = Promise.resolve(this.#config.hub.close()).catch((error) =>
       this.#config.log(`hub: ${describe(error)}`)
@@ -258,7 +292,13 @@ class Server implements ChatServer {
   async #acceptLoop(): Promise<void> {
     const { tls, log } = this.#config;
     await acceptAll(this.#listener, {
-      onConn: (conn) => this.accept(tls ? new TlsConn(conn as Deno.TcpConn, tls) : conn),
+      onConn: (conn) => {
+        const tcp = conn as Deno.TcpConn;
+        if (this.#config.proxies.has((tcp.remoteAddr as Deno.NetAddr).hostname)) {
+          return this.#track(this.#unwrap(tcp));
+        }
+        this.accept(tls ? new TlsConn(tcp, tls) : tcp);
+      },
       log,
       signal: this.#stop.signal,
     });
@@ -287,25 +327,46 @@ class Server implements ChatServer {
       `try again in ${Math.ceil(wait / 1000)} s`;
   }
 
-  hold(hostname: string): string | { release(): void } {
+  hold(hostname: string | undefined): string | { release(): void } {
     if (this.#isClosing) return "Server is shutting down";
-    const address = this.#addresses.get(hostname);
+    const address = hostname === undefined ? undefined : this.#addresses.get(hostname);
     const refusal = this.#refusal(address);
     if (refusal) {
       this.#refusals++;
       return refusal;
     }
-    address.connections++;
+    if (address) address.connections++;
     this.#held++;
     let isHeld = true;
     return {
       release: () => {
         if (!isHeld) return;
         isHeld = false;
-        address.connections--;
+        if (address) address.connections--;
         this.#held--;
       },
     };
+  }
+
+  /**
+   * A connection from a trusted proxy: its PROXY header is read first (before TLS), under the
+   * handshake deadline and the global limit, then it is served as the client's, under the client's
+   * limits (see {@linkcode ProxyHeaders}).
+   */
+  async #unwrap(tcp: Deno.TcpConn): Promise<void> {
+    const { tls } = this.#config;
+    const held = this.hold(undefined);
+    if (typeof held === "string") {
+      // Refused before its header is read: a plaintext client hears why through the proxy.
+      return tls ? closeQuietly(tcp) : refuse(tcp, held);
+    }
+    let conn: ProxiedConn | undefined;
+    try {
+      conn = await this.#proxyHeaders.unwrap(tcp);
+    } finally {
+      held.release(); // accept takes its place again, under the client's address
+    }
+    if (conn) this.accept(tls ? new TlsConn(conn, tls) : conn);
   }
 
   #track(task: Promise<void>): void {
@@ -313,13 +374,14 @@ class Server implements ChatServer {
     task.finally(() => this.#tasks.delete(task));
   }
 
-  /** Why a new connection from `address` cannot be served, if it cannot. */
-  #refusal(address: AddressState): string | undefined {
+  /** Why a new connection from `address` (unknown yet, if none) cannot be served, if it cannot. */
+  #refusal(address: AddressState | undefined): string | undefined {
     const { maxConnections, maxPerAddress } = this.#limits;
     if (maxConnections > 0 && this.#peers.size + this.#held >= maxConnections) {
       return `Server is full: at most ${maxConnections} connections; try again later`;
     }
-    if (maxPerAddress > 0 && address.connections >= maxPerAddress) {
+    const isCounted = address !== undefined && !address.isExempt;
+    if (maxPerAddress > 0 && isCounted && address.connections >= maxPerAddress) {
       return `Too many connections from ${address.key}: at most ${maxPerAddress}`;
     }
   }
@@ -462,6 +524,7 @@ class Server implements ChatServer {
       this.#addresses.prune(now);
       this.#login.prune(now);
     }
+    this.#proxyHeaders.sweep(now);
     for (const peer of this.#peers) {
       if (isTrimming) peer.trimBuffers();
       if (writeTimeoutMs > 0 && peer.writeStalledFor(now) > writeTimeoutMs) {
@@ -512,6 +575,11 @@ class Server implements ChatServer {
         `${this.#failedHandshakes} TLS handshake(s) failed (last: ${this.#lastHandshakeFailure})`,
       );
       this.#failedHandshakes = 0;
+      this.#countsLoggedAt = now;
+    }
+    const headers = this.#proxyHeaders.takeCounts();
+    if (headers) {
+      log(headers);
       this.#countsLoggedAt = now;
     }
   }

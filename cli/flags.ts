@@ -4,10 +4,12 @@
  */
 import { parseArgs } from "node:util";
 import { DEFAULT_CLIENT_HOST, DEFAULT_JOIN_TIMEOUT_MS } from "../client.ts";
-import { DEFAULT_CLAIM_TTL_MS, redact } from "../cluster/cluster_hub.ts";
+import { DEFAULT_CLAIM_TTL_MS } from "../cluster/cluster_hub.ts";
+import { redact } from "../cluster/redis_link.ts";
 import { DEFAULT_HISTORY_SIZE } from "../server/hub.ts";
 import { DEFAULT_LIMITS, type Limits, resolveLimits } from "../server/limits.ts";
 import { DEFAULT_WEB_PORT, parseOrigin } from "../server/web.ts";
+import { LOOPBACK, parseBlock } from "../server/cidr.ts";
 import {
   DEFAULT_HOST,
   DEFAULT_PORT,
@@ -172,6 +174,8 @@ const SERVER_OPTIONS = {
   "claim-ttl": { type: "string" },
   web: { type: "string" },
   "web-origin": { type: "string", multiple: true },
+  exempt: { type: "string", multiple: true },
+  "trust-proxy": { type: "string", multiple: true },
   ...Object.fromEntries(LIMIT_FLAGS.map(({ flag }) => [flag, { type: "string" }])),
 } as const;
 
@@ -315,6 +319,10 @@ export interface ServerPlan {
   claimTtlMs: number;
   web: { hostname: string; port: number } | undefined;
   origins: string[];
+  /** `--exempt`: address blocks free of the per-address limits (loopback unless given). */
+  exempt: string[];
+  /** `--trust-proxy`: address blocks of the reverse proxies whose word about a client counts. */
+  trustProxy: string[];
   /** The command that runs the server again with every permission its flags need. */
   rerun: string;
 }
@@ -365,7 +373,20 @@ export function readServerFlags(
     ? DEFAULT_CLAIM_TTL_MS
     : number(values["claim-ttl"], { flag: "claim-ttl", min: 1, max: 3600, isSeconds: true }) *
       1000;
-  const plan = { hostname, port, historySize, limits, redisUrl, claimTtlMs, web, origins };
+  const exempt = addressBlocks("exempt", values.exempt, { fallback: [...LOOPBACK] });
+  const trustProxy = addressBlocks("trust-proxy", values["trust-proxy"], { fallback: [] });
+  const plan = {
+    hostname,
+    port,
+    historySize,
+    limits,
+    redisUrl,
+    claimTtlMs,
+    web,
+    origins,
+    exempt,
+    trustProxy,
+  };
   const files = { cert: values.cert, key: values.key, password: values["password-file"] };
   return {
     ...plan,
@@ -374,6 +395,34 @@ export function readServerFlags(
     store: values.store,
     rerun: rerunCommand(args, permissionsOf({ ...plan, store: values.store, files })),
   };
+}
+
+/**
+ * A repeatable flag of address blocks (`--exempt 10.0.0.0/8 --exempt ::1`), each checked: `none`
+ * alone for no block at all, `fallback` when the flag is not given.
+ */
+function addressBlocks(
+  flag: string,
+  given: string[] | undefined,
+  options: { fallback: string[] },
+): string[] {
+  if (given === undefined) return options.fallback;
+  if (given.includes("none")) {
+    if (given.length > 1) throw new UsageError(`--${flag} none goes alone`);
+    return [];
+  }
+  for (const block of given) {
+    try {
+      parseBlock(block);
+    } catch {
+      throw new UsageError(
+        `Invalid --${flag} ${
+          JSON.stringify(block)
+        }: use ADDRESS[/BITS], as 10.0.0.0/8 or fd00::/8, or none`,
+      );
+    }
+  }
+  return given;
 }
 
 /** The limits the flags set, in the server's units, checked together. */

@@ -8,6 +8,7 @@ import { DEFAULT_CLAIM_TTL_MS } from "../cluster/cluster_hub.ts";
 import { DEFAULT_HISTORY_SIZE } from "../server/hub.ts";
 import { DEFAULT_HOST, DEFAULT_PORT, HELP_LINES } from "../protocol.ts";
 import { DEFAULT_WEB_PORT } from "../server/web.ts";
+import { LOOPBACK } from "../server/cidr.ts";
 import config from "../deno.json" with { type: "json" };
 
 /** This program's version, kept in deno.json alone. */
@@ -82,6 +83,18 @@ export function serverHelp(limits: OptionRow[]): string {
       "the server's address, or over HTTPS by its name, always may (repeat for more)",
     ],
     ...limits,
+    [
+      "--exempt BLOCK",
+      "free these addresses (ADDRESS[/BITS], as 10.0.0.0/8) of the per-address limits, not of " +
+      "the global ones or a connection's own flood control; repeat for more, none for no " +
+      `address ${unbroken(`(default ${LOOPBACK.join(" and ")})`)}`,
+    ],
+    [
+      "--trust-proxy BLOCK",
+      "trust the reverse proxies at these addresses to name their clients: a PROXY header " +
+      "(v1 or v2) first on the chat's port, Forwarded or X-Forwarded-For on the page's; limits " +
+      "and logs then see each client (repeat for more; default none)",
+    ],
     ["-h, --help", "this help"],
   ];
   return `Usage: deno task server [options]    (or: deno run main.ts server [options])

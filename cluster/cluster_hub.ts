@@ -12,23 +12,47 @@
  * queued for later, so nothing arrives twice or late. On healing, each server claims its members'
  * names again and sends its whole membership; the others tell their members what changed.
  */
-import { setImmediate } from "node:timers";
-import { type CommandParser, createClient, defineScript, ErrorReply } from "@redis/client";
 import {
+  type Accounts,
   type CloseReason,
   DEFAULT_LOG_BYTES,
   type Hub,
   type LeaveReason,
   type Member,
   sortNames,
+  StoreError,
 } from "../server/hub.ts";
 import { RoomLog } from "../server/room_log.ts";
-import { type Account, parseAccount } from "../server/passwords.ts";
-import { type Accounts, StoreError } from "../server/store.ts";
 import { pause } from "../server/conn.ts";
 import {
-  backoffDelay,
-  cleanText,
+  type Event,
+  formatClaim,
+  HEAL_NOTICE,
+  type HistoryEntry,
+  isOlder,
+  joinHistory,
+  LEFT_IN_PARTITION,
+  parseEvent,
+  PARTITION_NOTICE,
+  type RemoteMember,
+  type RosterEntry,
+  SERVER_SHUT_DOWN,
+  unconfirmed,
+  unreachable,
+} from "./events.ts";
+import {
+  backoff,
+  Link,
+  redact,
+  REDIS_TIMEOUT_MS,
+  RedisClock,
+  RedisRefusedError,
+  refusalOf,
+} from "./redis_link.ts";
+import { Receipts } from "./receipts.ts";
+import { RedisAccounts } from "./redis_accounts.ts";
+import { NAME_TAKEN, type OtherServer, OtherServers, type Told } from "./others.ts";
+import {
   DEFAULT_MAX_LINE_BYTES,
   describe,
   encodeLine,
@@ -46,11 +70,9 @@ import {
   formatUserLine,
   formatWelcome,
   formatWho,
-  isKeptLine,
   nameKey,
   nameTaken,
   noSuchUser,
-  parseName,
   ProtocolError,
   quote,
   sameName,
@@ -58,149 +80,12 @@ import {
 
 /** How long a name claim lives without renewal: a dead server's names are free after this. */
 export const DEFAULT_CLAIM_TTL_MS = 10_000;
-/**
- * How long Redis may take to answer, and how late an event may be relayed. A command unanswered
- * this long breaks the link to Redis (a hang is a partition). An event that reaches Redis later
- * than this after it was said is dropped there, and one that reaches another server later than
- * twice this is dropped there: no event is relayed later than that.
- */
-export const REDIS_TIMEOUT_MS = 2000;
-/** The longest wait between two attempts to reach Redis. */
-const MAX_BACKOFF_MS = 5000;
 /** The longest wait between two health checks of the link (ping, clock, beat). */
 const MAX_TICK_MS = 1000;
-/** The most events published in one call to Redis (Lua takes a few thousand arguments at most). */
-const MAX_BATCH_EVENTS = 1000;
 /** Events that arrive while a link heals wait for it; so many mean the heal is stuck. */
 const MAX_PENDING_EVENTS = 10_000;
-/** The most members one server's roster may list (a server holds 10,000 connections by default). */
-const MAX_ROSTER_MEMBERS = 100_000;
-/** The Redis keys and channel, all under one prefix so that a Redis can be shared. */
-const PREFIX = "chat:";
-const CHANNEL = `${PREFIX}room`;
-const HISTORY_KEY = `${PREFIX}history`;
-const NAME_PREFIX = `${PREFIX}name:`;
-/** Registered names: `chat:account:KEY` holds the account as JSON (the scrypt hash, never a
- * password). */
-const ACCOUNT_PREFIX = `${PREFIX}account:`;
-/**
- * Marks the data this cluster keeps in Redis: set once by the first server to find it missing. A
- * server that finds another mark on reconnecting knows Redis lost everything (restarted without
- * saving, flushed), including the registered names.
- */
-const EPOCH_KEY = `${PREFIX}epoch`;
-/** The longest claim lifetime a beat may announce (an hour), so a beat cannot silence the check. */
-const MAX_CLAIM_TTL_MS = 3_600_000;
 /** How long shutdown waits for Redis to take the goodbyes before it drops the connection. */
 const CLOSE_TIMEOUT_MS = 2000;
-/** Server ids are UUIDs, so that a forged one cannot be anything else. */
-const SERVER_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
-/** A member's id on its server, which stays the same through renames. */
-const MEMBER_ID = /^[0-9a-z]{1,12}$/;
-
-/** What the members of a partitioned server are told, and told again when it heals. */
-export const PARTITION_NOTICE = formatSystemLine(
-  "The room is partitioned: only people on this server hear you until it is whole again",
-);
-export const HEAL_NOTICE = formatSystemLine("The room is whole again");
-/** Why the room is told someone left whom a partition hid: their own reason was not heard here. */
-const LEFT_IN_PARTITION: CloseReason = "during a partition";
-const NAME_TAKEN: CloseReason = "name taken during a partition";
-const SERVER_LOST: CloseReason = "server lost";
-const SERVER_SHUT_DOWN: CloseReason = "server shut down";
-
-/**
- * Takes or renews a claim: `SERVER MEMBER SINCE NAME` for a lifetime. Taken if free or this
- * server's already (under any spelling of the name: a leftover, or a member changing the case of
- * its name), and, when contesting, from another holder who took the name later: after a partition,
- * whoever has held a name longer keeps it. 1 if it is ours now, 0 if not.
- */
-const CLAIM = defineScript({
-  SCRIPT: "local held = redis.call('get', KEYS[1]) " +
-    "if held and string.sub(held, 1, #ARGV[1] + 1) ~= ARGV[1] .. ' ' then " +
-    "if ARGV[5] ~= '1' then return 0 end " +
-    "local server, since = string.match(held, '^(%S+) %S+ (%d+) ') " +
-    "if not since then return 0 end " +
-    "since = tonumber(since) local mine = tonumber(ARGV[4]) " +
-    "if since < mine or (since == mine and server < ARGV[1]) then return 0 end " +
-    "end redis.call('set', KEYS[1], ARGV[2], 'PX', ARGV[3]) return 1",
-  NUMBER_OF_KEYS: 1,
-  parseCommand(parser: CommandParser, key: string, args: string[]) {
-    parser.pushKey(key);
-    parser.push(...args);
-  },
-  transformReply: (reply: unknown) => reply === 1,
-});
-
-/** Deletes a claim only if it is still exactly this one (it may have expired and been taken). */
-const RELEASE = defineScript({
-  SCRIPT:
-    "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end return 0",
-  NUMBER_OF_KEYS: 1,
-  parseCommand(parser: CommandParser, key: string, value: string) {
-    parser.pushKey(key);
-    parser.push(value);
-  },
-  transformReply: (reply: unknown) => reply === 1,
-});
-
-/**
- * Publishes events unless Redis's clock is past their deadline (they sat in a hung Redis, or in a
- * network that held them): -1 then, and nothing happens. The events a server publishes in one turn
- * of its event loop come in one call, which costs Redis little more than one event alone did. Their chat
- * lines also go into the history, in the same step, so that a server reading the history and the
- * channel sees each line once. The history is trimmed once it holds twice its size, not at every
- * call: it is always read from its end. ARGV: channel, deadline (ms), history size, the number of
- * history entries, the entries, the messages.
- */
-const PUBLISH = defineScript({
-  SCRIPT: "local now = redis.call('time') " +
-    "if tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000) > tonumber(ARGV[2]) " +
-    "then return -1 end " +
-    "local entries = tonumber(ARGV[4]) " +
-    "if entries > 0 and redis.call('rpush', KEYS[1], unpack(ARGV, 5, 4 + entries)) > " +
-    "2 * tonumber(ARGV[3]) then redis.call('ltrim', KEYS[1], -tonumber(ARGV[3]), -1) end " +
-    "for i = 5 + entries, #ARGV do redis.call('publish', ARGV[1], ARGV[i]) end " +
-    "return #ARGV - 4 - entries",
-  NUMBER_OF_KEYS: 1,
-  parseCommand(parser: CommandParser, args: string[]) {
-    parser.pushKey(HISTORY_KEY);
-    parser.push(...args);
-  },
-  transformReply: (reply: unknown) => Number(reply),
-});
-
-/**
- * Changes a registered name's account, in one step: registers it (no previous value: only if the
- * name is free), replaces it or deletes it (only if it is still exactly the previous value). Unless
- * Redis's clock is past the deadline: a change that sat in a frozen Redis, or in a network, after
- * the member was told it failed, must not happen after all. ARGV: deadline (ms), the previous
- * value or '', the new value or '' to delete. 1 if done, 0 if the value was not as expected, -1
- * if too late.
- */
-const CHANGE_ACCOUNT = defineScript({
-  SCRIPT: "local now = redis.call('time') " +
-    "if tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000) > tonumber(ARGV[1]) " +
-    "then return -1 end " +
-    "local held = redis.call('get', KEYS[1]) " +
-    "if ARGV[2] == '' then if held then return 0 end " +
-    "elseif held ~= ARGV[2] then return 0 end " +
-    "if ARGV[3] == '' then redis.call('del', KEYS[1]) else redis.call('set', KEYS[1], ARGV[3]) end " +
-    "return 1",
-  NUMBER_OF_KEYS: 1,
-  parseCommand(parser: CommandParser, key: string, args: string[]) {
-    parser.pushKey(key);
-    parser.push(...args);
-  },
-  transformReply: (reply: unknown) => Number(reply),
-});
-
-const SCRIPTS = {
-  claim: CLAIM,
-  release: RELEASE,
-  changeAccount: CHANGE_ACCOUNT,
-  publishEvent: PUBLISH,
-};
 
 /** Options for {@linkcode ClusterHub}. */
 export interface ClusterOptions {
@@ -218,93 +103,11 @@ export interface ClusterOptions {
   log?: (message: string) => void;
 }
 
-/** Thrown by {@linkcode ClusterHub.start} when Redis refuses this server for good (a wrong password,
- * a missing permission, no such database): waiting will not help. */
-export class RedisRefusedError extends Error {
-  override name = "RedisRefusedError";
-}
-
-/** A member in a roster: its id, name, and since when it holds the name (Redis clock, ms). */
-type RosterEntry = [id: string, name: string, since: number];
-
-/** An event as published on the channel: short keys, since every line of chat is one. */
-interface Event {
-  /** The origin server's id. */
-  o: string;
-  /** What happened; `roster` lists every member of a server, `ack` confirms a private message. */
-  k:
-    | "say"
-    | "act"
-    | "join"
-    | "leave"
-    | "rename"
-    | "msg"
-    | "ack"
-    | "beat"
-    | "roster"
-    | "account";
-  /** The member's name (the old one for a rename); empty in a beat, a roster and an ack. */
-  n: string;
-  /** The deadline, on Redis's clock in ms, past which the event is dropped rather than relayed. */
-  d: number;
-  /** The member's id on its server: in a join, a leave and a rename. */
-  m?: string;
-  /** Since when the member has held its name (Redis clock, ms): in a join and a rename. */
-  c?: number;
-  /** Text: the line, the quit reason, the leave problem, the private message; in a beat, the
-   * claims' lifetime in ms; in an ack, "gone" if the recipient was not there. */
-  t?: string;
-  /** The new name of a rename, or the recipient of a private message. */
-  to?: string;
-  /** The server of a private message's recipient, or of an acknowledged message's sender. */
-  s?: string;
-  /** The number of a line from its server (to tell it from the same line in the history), or of
-   * a private message (for its ack). */
-  i?: number;
-  /** Whether a leave was a `/quit` (its text is then the member's own reason). */
-  q?: boolean;
-  /** A roster's members. */
-  l?: RosterEntry[];
-  /** A roster that asks every other server for theirs (it healed and may have missed changes). */
-  r?: boolean;
-}
-
-type Redis = ReturnType<typeof connectRedis>;
-
-/** A member of another server, as this server knows it. */
-interface RemoteMember {
-  server: string;
-  id: string;
-  name: string;
-  since: number;
-}
-
-/** What this server knows of another: when it last spoke, its claims' lifetime, its members. */
-interface OtherServer {
-  heardAt: number;
-  ttl: number;
-  members: Map<string, RemoteMember>;
-}
-
 /** What the hub keeps of a member here: its id for the other servers, and since when it holds its
  * name (Redis clock, ms), which decides who keeps a name two people took in a partition. */
 interface LocalMember {
   id: string;
   since: number;
-}
-
-/** Events to publish in one call: on which link, by when (the earliest deadline), and the chat
- * lines among them for the history. */
-interface Batch {
-  link: Link;
-  deadline: number;
-  messages: string[];
-  entries: string[];
-}
-
-interface HistoryEntry {
-  time: Date;
-  line: string;
 }
 
 /** One server's share of the cluster's room. */
@@ -317,10 +120,9 @@ export class ClusterHub implements Hub {
   #local = new Map<Member, LocalMember>();
   /** Name keys of members whose join is under way, so two cannot take one name meanwhile. */
   #joining = new Set<string>();
-  /** The other servers and their members, and those members by name key. */
-  #others = new Map<string, OtherServer>();
+  /** The other servers and their members, as this server knows them. */
+  #others: OtherServers;
   #log: RoomLog;
-  #remote = new Map<string, RemoteMember>();
   /** The lines this server relayed lately: what a newcomer here is shown, exactly up to its join. */
   #history: HistoryEntry[] = [];
   #options: Required<ClusterOptions>;
@@ -334,13 +136,9 @@ export class ClusterHub implements Hub {
   #isSeeded = false;
   #memberCount = 0;
   #lineCount = 0;
-  #messageCount = 0;
-  /** Events published in this turn of the event loop, to go to Redis in one call at the next. */
-  #batch: Batch | undefined;
-  /** Private messages sent to other servers, waiting for their confirmation. */
-  #awaiting = new Map<number, (isDelivered: boolean) => void>();
-  /** Redis's clock minus `performance.now()`, measured at each tick. */
-  #clockOffset = Date.now() - performance.now();
+  /** Private messages sent to other servers, waiting for their receipts. */
+  #receipts = new Receipts();
+  #clock = new RedisClock();
   #tickMs: number;
   /** How long between two ticks means this server was stopped, not merely busy. */
   #awayMs: number;
@@ -356,18 +154,20 @@ export class ClusterHub implements Hub {
   /** The last reason Redis gave for refusing this server, logged once. */
   #refusal: string | undefined;
   #closing: Promise<void> | undefined;
-  /** The registered names as Redis holds them: read at every heal, kept current by events, and
-   * what answers while the room is partitioned. */
-  #accounts = new Map<string, Account>();
-  #areAccountsRead = false;
-  /** Redis's mark of its data (see {@linkcode EPOCH_KEY}) as this server first found it. */
-  #epoch: string | undefined;
+  /** The registered names as Redis holds them, and this server's copy of them. */
+  #accounts: RedisAccounts;
 
   /** The registered names, in Redis: changed only while the room is whole. */
   readonly accounts: Accounts = {
-    get: (name) => this.#accounts.get(nameKey(name)),
-    save: (account, previous) => this.#saveAccount(account, previous),
-    remove: (account) => this.#removeAccount(account),
+    get: (name) => this.#accounts.get(name),
+    save: async (account, previous) => {
+      await this.#accounts.save(this.#accountLink(), this.#clock.now(), account, previous);
+      this.#publish({ k: "account", n: account.name });
+    },
+    remove: async (account) => {
+      await this.#accounts.remove(this.#accountLink(), this.#clock.now(), account);
+      this.#publish({ k: "account", n: account.name });
+    },
   };
 
   constructor(options: ClusterOptions) {
@@ -379,6 +179,8 @@ export class ClusterHub implements Hub {
       ...options,
     };
     this.#log = new RoomLog(this.#options.logSize);
+    this.#accounts = new RedisAccounts(this.#options.url, this.#options.log);
+    this.#others = new OtherServers(this.#options.claimTtlMs);
     this.#tickMs = Math.min(MAX_TICK_MS, this.#options.claimTtlMs / 3);
     // The others count a server gone after a claim's lifetime without a word from it, and its
     // claims may lapse a little sooner (which its members' place in the others' rooms covers until
@@ -396,12 +198,11 @@ export class ClusterHub implements Hub {
   async start(timeoutMs = 3000): Promise<void> {
     this.#ticker = setInterval(() => this.#tick(), this.#tickMs);
     this.#running = this.#run();
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const timeout = new Promise<void>((resolve) => timer = setTimeout(resolve, timeoutMs));
+    const started = new AbortController(); // ends the wait's timer
     try {
-      await Promise.race([this.#startup.promise, timeout]);
+      await Promise.race([this.#startup.promise, pause(timeoutMs, started.signal)]);
     } finally {
-      clearTimeout(timer);
+      started.abort();
       this.#isStarted = true;
     }
   }
@@ -416,13 +217,13 @@ export class ClusterHub implements Hub {
     const key = nameKey(name);
     if (this.#closing) throw new ProtocolError("Server is shutting down");
     if (this.#isTaken(key)) throw nameTaken(name);
-    this.#isAwake();
+    this.#noticeStop();
     this.#joining.add(key);
     try {
-      const info = { id: (++this.#memberCount).toString(36), since: this.#redisNow() };
+      const info = { id: (++this.#memberCount).toString(36), since: this.#clock.now() };
       // Redis decides while it can be reached; in a partition the name is claimed on healing.
       if (!await this.#tryClaim(name, info)) throw nameTaken(name);
-      if (this.#closing || this.#remote.has(key)) {
+      if (this.#closing || this.#others.holder(key)) {
         this.#release(name, info);
         throw this.#closing ? new ProtocolError("Server is shutting down") : nameTaken(name);
       }
@@ -452,7 +253,7 @@ export class ClusterHub implements Hub {
     const key = nameKey(member.name);
     const info = this.#local.get(member);
     if (this.#members.get(key) !== member || !info) return;
-    this.#isAwake();
+    this.#noticeStop();
     this.#members.delete(key);
     this.#log.remove(member);
     this.#local.delete(member);
@@ -488,9 +289,9 @@ export class ClusterHub implements Hub {
     const info = this.#local.get(member);
     if (!info) return;
     if (isNewKey && this.#isTaken(newKey)) throw nameTaken(newName);
-    this.#isAwake();
+    this.#noticeStop();
     // A change of case keeps the name, and so the time it was taken.
-    const renamed = { id: info.id, since: isNewKey ? this.#redisNow() : info.since };
+    const renamed = { id: info.id, since: isNewKey ? this.#clock.now() : info.since };
     if (isNewKey) this.#joining.add(newKey);
     try {
       if (!await this.#tryClaim(newName, renamed)) throw nameTaken(newName);
@@ -498,7 +299,7 @@ export class ClusterHub implements Hub {
       if (isNewKey) this.#joining.delete(newKey);
     }
     const isGone = this.#members.get(oldKey) !== member || member.name !== oldName;
-    if (isGone || (isNewKey && this.#remote.has(newKey))) {
+    if (isGone || (isNewKey && this.#others.holder(newKey))) {
       if (isNewKey) this.#release(newName, renamed);
       if (isGone) return; // it left, or was renamed, while we waited
       throw nameTaken(newName);
@@ -513,32 +314,23 @@ export class ClusterHub implements Hub {
   }
 
   async whisper(member: Member, to: string, text: string): Promise<void> {
-    this.#isAwake();
+    this.#noticeStop();
     const local = this.#members.get(nameKey(to));
     if (local) {
       local.send(encodeLine(formatPrivateFrom(member.name, text)));
       return member.send(encodeLine(formatPrivateTo(local.name, text)));
     }
-    const remote = this.#remote.get(nameKey(to));
+    const remote = this.#others.holder(nameKey(to));
     if (!remote) throw noSuchUser(to);
-    if (!this.#isWhole) {
-      throw new ProtocolError(
-        `Cannot reach ${quote(remote.name)} on another server: the room is partitioned`,
-      );
-    }
+    if (!this.#isWhole) throw unreachable(remote.name);
     const answer = await this.#sendPrivate(member.name, remote, text);
-    if (answer === undefined) {
-      throw new ProtocolError(
-        `The server of ${quote(remote.name)} did not confirm the message within ` +
-          `${REDIS_TIMEOUT_MS / 1000} seconds; it may not have arrived`,
-      );
-    }
+    if (answer === undefined) throw unconfirmed(remote.name, REDIS_TIMEOUT_MS);
     if (!answer) throw noSuchUser(to);
     member.send(encodeLine(formatPrivateTo(remote.name, text)));
   }
 
   who(member: Member): void {
-    this.#isAwake();
+    this.#noticeStop();
     const lines = formatWho(this.#names());
     if (!this.#isWhole) {
       lines.push(formatSystemLine("The room is partitioned: only people on this server hear you"));
@@ -564,7 +356,7 @@ export class ClusterHub implements Hub {
       this.#local.clear();
       const link = this.#link;
       this.#isWhole = false;
-      this.#flush(); // the goodbyes go before the link starts closing
+      link?.flush(); // the goodbyes go before the link starts closing
       await link?.close(CLOSE_TIMEOUT_MS);
       await this.#running;
     })();
@@ -581,7 +373,7 @@ export class ClusterHub implements Hub {
 
   /** A line of chat from a member here: delivered here, kept, and published with its number. */
   #relay(from: Member, line: string, event: Pick<Event, "k" | "n" | "t">): void {
-    this.#isAwake(); // a server that was stopped says so before anything it read meanwhile
+    this.#noticeStop(); // a server that was stopped says so before anything it read meanwhile
     this.#remember(line);
     this.#deliver(from, line);
     const i = ++this.#lineCount;
@@ -602,17 +394,13 @@ export class ClusterHub implements Hub {
    * order to keep. */
   #names(): string[] {
     const names = [...this.#members.values()].map((member) => member.name);
-    for (const remote of this.#remote.values()) names.push(remote.name);
+    for (const remote of this.#others.members()) names.push(remote.name);
     return sortNames(names);
   }
 
   #isTaken(key: string): boolean {
-    return this.#members.has(key) || this.#joining.has(key) || this.#remote.has(key);
-  }
-
-  /** Redis's clock now, as this server estimates it (ms). */
-  #redisNow(): number {
-    return Math.round(performance.now() + this.#clockOffset);
+    return this.#members.has(key) || this.#joining.has(key) ||
+      this.#others.holder(key) !== undefined;
   }
 
   /**
@@ -622,40 +410,10 @@ export class ClusterHub implements Hub {
    */
   #publish(event: Omit<Event, "o" | "d">, entry = "", budget = REDIS_TIMEOUT_MS): void {
     const link = this.#link;
-    if (!link || !this.#isWhole || !this.#isAwake()) return;
-    let batch = this.#batch;
-    if (!batch || batch.link !== link || batch.messages.length >= MAX_BATCH_EVENTS) {
-      this.#flush();
-      batch = this.#batch = { link, deadline: Infinity, messages: [], entries: [] };
-      // The next turn, not this one's end: lines each read after an await (flood control) still
-      // share a call. setImmediate is not clamped to 4 ms as nested timers are.
-      setImmediate(() => this.#flush());
-    }
-    this.#add(batch, event, entry, budget);
-  }
-
-  #add(batch: Batch, event: Omit<Event, "o" | "d">, entry = "", budget = REDIS_TIMEOUT_MS): void {
-    const d = this.#redisNow() + budget;
-    batch.deadline = Math.min(batch.deadline, d);
+    if (!link || !this.#isWhole || this.#noticeStop()) return;
+    const d = this.#clock.now() + budget;
     // Our own events come back on the channel: their first bytes tell them apart (see #receive).
-    batch.messages.push(JSON.stringify({ o: this.id, d, ...event }));
-    if (entry) batch.entries.push(entry);
-  }
-
-  /** Sends the events waiting to be published (a failed link is heard of by its own events). */
-  #flush(): void {
-    const batch = this.#batch;
-    this.#batch = undefined;
-    if (batch && !batch.link.isBroken) this.#send(batch).catch(() => {});
-  }
-
-  /** Publishes a batch on its link, which breaks if Redis takes it too late to relay. */
-  async #send({ link, deadline, messages, entries }: Batch): Promise<void> {
-    const size = String(this.#options.historySize);
-    const args = [CHANNEL, String(deadline), size, String(entries.length), ...entries, ...messages];
-    if (await link.redis.publishEvent(args) < 0) {
-      link.break("Redis took an event too late to relay it");
-    }
+    link.publish(JSON.stringify({ o: this.id, d, ...event }), d, entry);
   }
 
   /** Claims a name for a member joining or renaming here, when Redis can be reached: false if
@@ -667,43 +425,27 @@ export class ClusterHub implements Hub {
   }
 
   #claim(link: Link, name: string, info: LocalMember, isContested: boolean): Promise<boolean> {
-    return link.redis.claim(NAME_PREFIX + nameKey(name), [
-      this.id,
-      `${this.id} ${info.id} ${info.since} ${name}`,
-      String(this.#options.claimTtlMs),
-      String(info.since),
-      isContested ? "1" : "0",
-    ]);
+    const { claimTtlMs: ttlMs } = this.#options;
+    const options = { server: this.id, since: info.since, ttlMs, isContested };
+    return link.claim(name, formatClaim(this.id, info, name), options);
   }
 
   /** Gives up a claim, if it is still this one; in a partition it expires by itself. */
   #release(name: string, info: LocalMember): void {
     const link = this.#link;
     if (!link || !this.#isWhole) return;
-    link.redis.release(NAME_PREFIX + nameKey(name), `${this.id} ${info.id} ${info.since} ${name}`)
-      .catch(() => {});
+    link.release(name, formatClaim(this.id, info, name));
   }
 
   /** Sends a private message to another server's member: true once that server delivered it,
    * false if the member was gone, undefined if no answer came in time. */
   async #sendPrivate(from: string, to: RemoteMember, text: string): Promise<boolean | undefined> {
-    const i = ++this.#messageCount;
-    const { promise, resolve } = Promise.withResolvers<boolean | undefined>();
-    this.#awaiting.set(i, resolve);
-    const timer = setTimeout(() => resolve(undefined), REDIS_TIMEOUT_MS);
+    const { i, receipt } = this.#receipts.expect(REDIS_TIMEOUT_MS);
     // Half the time to get there, half for the answer: a message that arrives later is dropped
     // unread, so that "did not confirm" means it was not delivered, unless the answer was lost.
-    this.#publish(
-      { k: "msg", n: from, to: to.name, s: to.server, t: text, i },
-      "",
-      REDIS_TIMEOUT_MS / 2,
-    );
-    try {
-      return await promise;
-    } finally {
-      clearTimeout(timer);
-      this.#awaiting.delete(i);
-    }
+    const event = { k: "msg", n: from, to: to.name, s: to.server, t: text, i } as const;
+    this.#publish(event, "", REDIS_TIMEOUT_MS / 2);
+    return await receipt;
   }
 
   /**
@@ -716,6 +458,7 @@ export class ClusterHub implements Hub {
       const link = new Link(this.#options.url, {
         onMessage: (message) => this.#onMessage(link, message),
         onBreak: (reason) => this.#onBreak(link, reason),
+        historySize: this.#options.historySize,
       });
       this.#link = link;
       try {
@@ -750,20 +493,24 @@ export class ClusterHub implements Hub {
    * others for theirs, and only then relays: the events that came meanwhile first.
    */
   async #heal(link: Link): Promise<void> {
-    await this.#sampleClock(link);
+    await this.#clock.sample(link, { isFirst: !this.#hasBeenWhole });
     if (!this.#isSeeded) await this.#seed(link);
     await this.#settle(link);
-    const isDataLost = await this.#checkEpoch(link);
-    if (isDataLost) await this.#restoreAccounts(link);
-    await this.#readAccounts(link);
+    this.#evictRegistered(await this.#accounts.heal(link));
     // Publishing is tried once before it counts: a Redis user without the permission fails here.
-    const beat: Batch = { link, deadline: Infinity, messages: [], entries: [] };
-    this.#add(beat, { k: "beat", n: "", t: String(this.#options.claimTtlMs) });
-    await link.within(this.#send(beat));
+    const d = this.#clock.now() + REDIS_TIMEOUT_MS;
+    const beat = JSON.stringify({
+      o: this.id,
+      d,
+      k: "beat",
+      n: "",
+      t: `${this.#options.claimTtlMs}`,
+    });
+    await link.within(link.send({ deadline: d, messages: [beat], entries: [] }));
     if (link.isBroken || this.#closing) throw new Error("Lost Redis while healing");
     const now = performance.now();
     this.#tickAt = this.#renewedAt = this.#confirmedAt = now;
-    for (const other of this.#others.values()) other.heardAt = now;
+    this.#others.heardAll(now);
     this.#isWhole = true;
     this.#options.log(
       `redis: connected to ${redact(this.#options.url)}${this.#hasBeenWhole ? " again" : ""}`,
@@ -786,41 +533,15 @@ export class ClusterHub implements Hub {
    */
   async #seed(link: Link): Promise<void> {
     const [claims, entries] = await link.within(
-      Promise.all([this.#allClaims(link), this.#readHistory(link)]),
+      Promise.all([link.readClaims(), link.readHistory(this.#options.historySize)]),
     );
-    const newest = new Map<string, number>();
-    for (const { origin, number } of entries) {
-      newest.set(origin, Math.max(number, newest.get(origin) ?? 0));
-    }
-    link.pending = link.pending?.filter((message) => !isInHistory(message, newest));
-    const merged = [...entries, ...this.#history].sort((a, b) =>
-      a.time.getTime() - b.time.getTime()
-    );
-    this.#history = merged.slice(-this.#options.historySize).map(({ time, line }) => ({
-      time,
-      line,
-    }));
+    const size = this.#options.historySize;
+    const seam = joinHistory(entries, this.#history, { size, pending: link.pending });
+    [this.#history, link.pending] = [seam.history, seam.pending];
     for (const claim of claims) {
-      if (claim.server !== this.id) this.#admit(this.#heardFrom(claim.server), claim);
+      if (claim.server !== this.id) this.#admit(this.#others.heardFrom(claim.server), claim);
     }
     this.#isSeeded = true;
-  }
-
-  /** The history in Redis, skipping any entry that is not a line we would write. */
-  async #readHistory(link: Link): Promise<(HistoryEntry & { origin: string; number: number })[]> {
-    const size = this.#options.historySize;
-    if (size === 0) return [];
-    const entries = await link.redis.lRange(HISTORY_KEY, -size, -1);
-    return entries.flatMap((entry) => parseHistoryEntry(entry) ?? []);
-  }
-
-  /** Every claim in the cluster. */
-  async #allClaims(link: Link): Promise<RemoteMember[]> {
-    const keys: string[] = [];
-    const scan = link.redis.scanIterator({ MATCH: `${NAME_PREFIX}*`, COUNT: 1000 });
-    for await (const batch of scan) keys.push(...batch);
-    if (keys.length === 0) return [];
-    return (await link.redis.mGet(keys)).flatMap((value) => parseClaim(value) ?? []);
   }
 
   /**
@@ -859,7 +580,7 @@ export class ClusterHub implements Hub {
    */
   #tick(): void {
     const now = performance.now();
-    if (!this.#isAwake(now)) return;
+    if (this.#noticeStop(now)) return;
     this.#tickAt = now;
     const link = this.#link;
     if (!link || !this.#isWhole) return;
@@ -867,7 +588,7 @@ export class ClusterHub implements Hub {
     link.within(link.subscriber.ping()).then(() => {
       this.#confirmedAt = Math.max(this.#confirmedAt, sentAt);
     }, () => {});
-    this.#sampleClock(link).catch(() => {});
+    this.#clock.sample(link, { isFirst: !this.#hasBeenWhole }).catch(() => {});
     if (now - this.#renewedAt >= this.#options.claimTtlMs / 3) {
       this.#renewedAt = now;
       this.#settle(link).catch(() => {});
@@ -875,34 +596,19 @@ export class ClusterHub implements Hub {
     this.#publish({ k: "beat", n: "", t: String(this.#options.claimTtlMs) });
     // Silent by what the channel certainly delivered: everything published before a ping that our
     // subscription answered has reached us, so a hang of our own cannot pass for their silence.
-    for (const [origin, other] of this.#others) {
-      if (this.#confirmedAt - other.heardAt <= other.ttl) continue;
-      this.#others.delete(origin);
-      for (const member of other.members.values()) this.#forget(member, SERVER_LOST);
-    }
+    this.#tell(this.#others.dropSilent(this.#confirmedAt));
   }
 
   /**
-   * Whether this server ran on time. One that was stopped or starved (SIGSTOP, a paused machine)
-   * for longer than `#awayMs` may have been counted gone by the others, and what waits in its
-   * sockets is late: it drops the link, and heals, before relaying anything.
+   * Notices that this server did not run on time, and breaks the link: true if so. One that was
+   * stopped or starved (SIGSTOP, a paused machine) for longer than `#awayMs` may have been counted
+   * gone by the others, and what waits in its sockets is late: it heals before relaying anything.
    */
-  #isAwake(now = performance.now()): boolean {
+  #noticeStop(now = performance.now()): boolean {
     const away = now - this.#tickAt;
-    if (!this.#isWhole || away <= this.#awayMs) return true;
+    if (!this.#isWhole || away <= this.#awayMs) return false;
     this.#link?.break(`this server was stopped for ${(away / 1000).toFixed(1)} s`);
-    return false;
-  }
-
-  /** Measures Redis's clock, which every server here reads the same: deadlines are set by it.
-   * This is also the command connection's health check. */
-  async #sampleClock(link: Link): Promise<void> {
-    const before = performance.now();
-    const [seconds, micros] = await link.within(link.redis.time());
-    const after = performance.now();
-    // A slow answer says little about when it was read; keep the estimate of a quick one.
-    if (after - before > 100 && this.#hasBeenWhole) return;
-    this.#clockOffset = Number(seconds) * 1000 + Number(micros) / 1000 - (before + after) / 2;
+    return true;
   }
 
   /** The link broke: this server's members are alone until it heals, and are told so. */
@@ -927,123 +633,28 @@ export class ClusterHub implements Hub {
     else link.pending.push(message);
   }
 
-  /**
-   * Reads Redis's mark of its data, setting it if there is none: true if it is not the one this
-   * server found before, so Redis lost what it held (said in one log line).
-   */
-  async #checkEpoch(link: Link): Promise<boolean> {
-    const epoch = await link.within((async () => {
-      await link.redis.set(EPOCH_KEY, crypto.randomUUID(), { NX: true });
-      return await link.redis.get(EPOCH_KEY);
-    })());
-    const wasLost = this.#epoch !== undefined && epoch !== this.#epoch;
-    this.#epoch = epoch ?? undefined;
-    if (wasLost) {
-      this.#options.log(
-        `redis: error: ${redact(this.#options.url)} lost the chat's data (restarted without ` +
-          "saving, or flushed): its history is gone, and the " +
-          `${this.#accounts.size} registered name(s) this server knew are written back from its ` +
-          "own copy; keep Redis' data with appendonly yes or save (see the README)",
-      );
-    }
-    return wasLost;
-  }
-
-  /**
-   * Writes back every registered name this server knew to a Redis that lost them, unless it holds
-   * that name again already: without them, anyone could join as any of them without a password.
-   */
-  async #restoreAccounts(link: Link): Promise<void> {
-    await link.within(Promise.all(
-      [...this.#accounts.values()].map((account) =>
-        link.redis.set(ACCOUNT_PREFIX + nameKey(account.name), accountJson(account), { NX: true })
-      ),
-    ));
-  }
-
-  /**
-   * Reads every registered name from Redis. The first time, a member here under a registered name
-   * joined before this server could know it was (it started while Redis was out of reach), so
-   * without its password: it is sent away, to rejoin with it.
-   */
-  async #readAccounts(link: Link): Promise<void> {
-    const keys: string[] = [];
-    const scan = link.redis.scanIterator({ MATCH: `${ACCOUNT_PREFIX}*`, COUNT: 1000 });
-    await link.within((async () => {
-      for await (const batch of scan) keys.push(...batch);
-    })());
-    const values = keys.length > 0 ? await link.within(link.redis.mGet(keys)) : [];
-    this.#accounts.clear();
-    for (const value of values) {
-      const account = parseStoredAccount(value);
-      if (account) this.#accounts.set(nameKey(account.name), account);
-    }
-    if (this.#areAccountsRead) return;
-    this.#areAccountsRead = true;
-    for (const member of [...this.#members.values()]) {
-      if (this.#accounts.has(nameKey(member.name))) {
-        this.#evict(member, {
-          error: `${member.name} is registered: rejoin, and send its password when asked`,
-          problem: "registered name",
-        });
-      }
-    }
-  }
-
-  /** Reads one registered name again, after another server changed it. */
-  #refreshAccount(name: string): void {
-    const link = this.#link;
-    if (!link || !this.#isWhole) return;
-    link.within(link.redis.get(ACCOUNT_PREFIX + nameKey(name))).then((value) => {
-      const account = parseStoredAccount(value);
-      if (account) this.#accounts.set(nameKey(name), account);
-      else this.#accounts.delete(nameKey(name));
-    }, () => {}); // the link broke: the next heal reads every name again
-  }
-
-  async #saveAccount(account: Account, previous?: Account): Promise<void> {
-    const done = await this.#changeAccount(account.name, previous, accountJson(account));
-    if (done === 0) {
-      throw new StoreError(
-        previous ? "The password changed meanwhile: try again" : "That name is registered already",
-      );
-    }
-    this.#accounts.set(nameKey(account.name), account);
-    this.#publish({ k: "account", n: account.name });
-  }
-
-  async #removeAccount(account: Account): Promise<void> {
-    await this.#changeAccount(account.name, account, "");
-    this.#accounts.delete(nameKey(account.name));
-    this.#publish({ k: "account", n: account.name });
-  }
-
-  /**
-   * Changes an account in Redis while the room is whole (see {@linkcode CHANGE_ACCOUNT}): 1 if
-   * done, 0 if its value was not `previous`; a StoreError if it could not be done. Redis must run
-   * it within half the time this server waits for the answer, by Redis's own clock, so that a
-   * change reported as failed does not happen later: what the member is told is what happened.
-   */
-  async #changeAccount(name: string, previous: Account | undefined, value: string) {
+  /** The link a change of a registered name goes through: only while the room is whole. */
+  #accountLink(): Link {
     const link = this.#link;
     if (!link || !this.#isWhole || this.#closing) {
       throw new StoreError(
         "The room is partitioned: registered names cannot change until it is whole again",
       );
     }
-    const deadline = String(Math.floor(this.#redisNow() + REDIS_TIMEOUT_MS / 2));
-    const key = ACCOUNT_PREFIX + nameKey(name);
-    const args = [deadline, previous ? accountJson(previous) : "", value];
-    let done: number;
-    try {
-      done = await link.within(link.redis.changeAccount(key, args));
-    } catch (error) {
-      throw new StoreError(`Redis did not take it (${describe(error)}): try again later`);
+    return link;
+  }
+
+  /**
+   * Sends away the members here under a name Redis says is registered, read for the first time:
+   * they joined before this server could know (it started while Redis was out of reach), so without
+   * its password; they rejoin with it.
+   */
+  #evictRegistered(registered: Set<string>): void {
+    for (const member of [...this.#members.values()]) {
+      if (!registered.has(nameKey(member.name))) continue;
+      const error = `${member.name} is registered: rejoin, and send its password when asked`;
+      this.#evict(member, { error, problem: "registered name" });
     }
-    if (done < 0) {
-      throw new StoreError("Redis took too long: nothing was changed; try again later");
-    }
-    return done;
   }
 
   /** Disconnects a member whose name someone elsewhere has held longer (or that is registered). */
@@ -1066,58 +677,29 @@ export class ClusterHub implements Hub {
     member.end();
   }
 
-  /** Notes that another server spoke, and returns what is known of it. */
-  #heardFrom(origin: string): OtherServer {
-    let other = this.#others.get(origin);
-    if (!other) {
-      other = { heardAt: 0, ttl: this.#options.claimTtlMs, members: new Map() };
-      this.#others.set(origin, other);
-    }
-    other.heardAt = performance.now();
-    return other;
-  }
-
   /**
    * Brings another server's member into the view and tells the members here: it entered, or was
    * renamed if known. Two people with one name (taken on two sides of a partition) cannot both
    * stay: the one who has held it longer does, and the other's server sends it away.
    */
   #admit(other: OtherServer, member: RemoteMember): void {
-    const known = other.members.get(member.id);
-    if (known?.name === member.name) return;
-    const key = nameKey(member.name);
-    const local = this.#members.get(key);
+    if (this.#others.has(other, member)) return;
+    const local = this.#members.get(nameKey(member.name));
     if (local) {
       if (isOlder({ server: this.id, ...this.#local.get(local)! }, member)) return;
       this.#evict(local);
     }
-    const rival = this.#remote.get(key);
-    if (rival && rival !== known) {
-      if (isOlder(rival, member)) return;
-      this.#forget(rival, NAME_TAKEN);
-    }
-    if (known) this.#remote.delete(nameKey(known.name));
-    other.members.set(member.id, member);
-    this.#remote.set(key, member);
-    this.#deliver(
-      undefined,
-      known ? formatRename(known.name, member.name) : formatJoin(member.name),
-      !known,
-    );
+    this.#tell(this.#others.admit(other, member));
   }
 
   /** Takes another server's member out of the view, telling the members here why. */
-  /** `problem` is ours, or the other server's words (its event's text, checked as a client's). */
   #forget(member: RemoteMember, problem?: string, quit?: string): void {
-    this.#others.get(member.server)?.members.delete(member.id);
-    if (this.#remote.get(nameKey(member.name)) === member) {
-      this.#remote.delete(nameKey(member.name));
-    }
-    this.#deliver(
-      undefined,
-      quit ? formatQuit(member.name, quit) : formatLeave(member.name, problem),
-      true,
-    );
+    this.#tell([this.#others.forget(member, problem, quit)]);
+  }
+
+  /** Tells the members here what changed in the view of the other servers. */
+  #tell(told: Told[]): void {
+    for (const { line, isNotice } of told) this.#deliver(undefined, line, isNotice);
   }
 
   /** What a server's roster says: whoever it no longer lists left, the rest are admitted. */
@@ -1131,7 +713,7 @@ export class ClusterHub implements Hub {
 
   /** Relays another server's event to the members here, once it proves well formed and on time. */
   #receive(message: string): void {
-    if (!this.#isAwake()) return;
+    if (this.#noticeStop()) return;
     // Our own events come back too; they start with our id (see #publish): not parsed.
     if (message.startsWith(this.#ownPrefix)) return;
     let event: Event;
@@ -1143,10 +725,10 @@ export class ClusterHub implements Hub {
     }
     if (event.o === this.id) return; // our own after all (not written by us): ignored the same
     // A private message too late to deliver is dropped: its sender was told so, or will be.
-    if (event.k === "msg" && this.#redisNow() > event.d) return;
+    if (event.k === "msg" && this.#clock.now() > event.d) return;
     // Redis relayed the event before its deadline; the way from Redis to here gets as long again.
     // Later than that, this server's own connection is lagging: it heals rather than relay late.
-    if (this.#redisNow() > event.d + REDIS_TIMEOUT_MS) {
+    if (this.#clock.now() > event.d + REDIS_TIMEOUT_MS) {
       this.#link?.break("an event from another server came too late");
       return;
     }
@@ -1155,7 +737,7 @@ export class ClusterHub implements Hub {
       this.#options.log(`redis: ignored an event for ${event.n}, who is on this server`);
       return;
     }
-    this.#apply(event, this.#heardFrom(event.o));
+    this.#apply(event, this.#others.heardFrom(event.o));
   }
 
   #apply(event: Event, other: OtherServer): void {
@@ -1186,11 +768,11 @@ export class ClusterHub implements Hub {
       case "msg":
         return this.#deliverPrivate(event);
       case "ack":
-        if (event.s === this.id) this.#awaiting.get(event.i!)?.(text !== "gone");
+        if (event.s === this.id) this.#receipts.settle(event.i!, text !== "gone");
         return;
       case "account":
         // Another server changed a registered name: read it as Redis has it now.
-        this.#refreshAccount(name);
+        if (this.#link && this.#isWhole) this.#accounts.refresh(this.#link, name);
         return;
     }
   }
@@ -1207,287 +789,5 @@ export class ClusterHub implements Hub {
       i: event.i!,
       ...(recipient ? {} : { t: "gone" }),
     });
-  }
-}
-
-/** What a link tells the hub: each event from the channel, and that it broke. */
-interface LinkHooks {
-  onMessage(message: string): void;
-  onBreak(reason: string): void;
-}
-
-/**
- * One pair of connections to Redis, commands and the channel's subscription, used until its first
- * fault and then dropped whole. The client's own reconnection is off: a new link starts clean, with
- * no command queued on the old one, and the hub heals on it before relaying anything.
- */
-class Link {
-  readonly redis: Redis;
-  readonly subscriber: Redis;
-  /** Settles when the link breaks. */
-  readonly broken: Promise<void>;
-  /** Events that came before the hub healed on this link; undefined once it has. */
-  pending: string[] | undefined = [];
-  isBroken = false;
-  /** The first error either connection reported: what a failed connect was refused for. */
-  cause: unknown;
-  #hooks: LinkHooks;
-  #isClosing = false;
-  #resolveBroken: () => void;
-
-  constructor(url: string, hooks: LinkHooks) {
-    this.#hooks = hooks;
-    this.redis = connectRedis(url);
-    this.subscriber = this.redis.duplicate();
-    const { promise, resolve } = Promise.withResolvers<void>();
-    this.broken = promise;
-    this.#resolveBroken = resolve;
-    for (const client of [this.redis, this.subscriber]) {
-      client.on("error", (error: unknown) => {
-        this.cause ??= error;
-        if (!this.#isClosing) this.break(describe(error));
-      });
-      // While closing, one connection ends before the other has sent its last commands.
-      client.on("end", () => this.#isClosing || this.break("connection closed"));
-    }
-  }
-
-  /** Connects both and subscribes, each step within the deadline. */
-  async open(): Promise<void> {
-    await this.within(Promise.all([this.redis.connect(), this.subscriber.connect()]));
-    await this.within(this.subscriber.subscribe(CHANNEL, this.#hooks.onMessage));
-    // Loaded now, so that no script waits for a second round trip when it is first used (or
-    // fails it while the link closes), and a user without the permission to script fails here.
-    await this.within(Promise.all(
-      Object.values(SCRIPTS).map((script) => this.redis.scriptLoad(script.SCRIPT)),
-    ));
-  }
-
-  /**
-   * The command's answer, if Redis gives it in time; else the link breaks. The client's own
-   * command timeout cannot do this job: it only covers a command until it is written to the
-   * socket, and a hung Redis takes every write. Commands not awaited get the same deadline
-   * through the health check: their answers come before the next ping's, or the link breaks.
-   */
-  within<T>(promise: Promise<T>): Promise<T> {
-    return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => {
-        const error = new Error(`Redis did not answer within ${REDIS_TIMEOUT_MS / 1000} s`);
-        this.break(error.message);
-        reject(error);
-      }, REDIS_TIMEOUT_MS);
-      promise.then(resolve, reject).finally(() => clearTimeout(timer));
-    });
-  }
-
-  /** Breaks the link for good: both connections are dropped, and whatever waits on them fails. */
-  break(reason: string): void {
-    if (this.isBroken) return;
-    this.isBroken = true;
-    this.#hooks.onBreak(reason);
-    for (const client of [this.redis, this.subscriber]) client.destroy();
-    this.#resolveBroken();
-  }
-
-  /** Closes the link once Redis has taken what was sent, or after `ms` at most. */
-  async close(ms: number): Promise<void> {
-    this.#isClosing = true;
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const late = new Promise<void>((resolve) => timer = setTimeout(resolve, ms));
-    const closed = Promise.all([this.redis, this.subscriber].map(async (client) => {
-      if (client.isOpen) await client.close();
-    })).catch(() => {});
-    await Promise.race([closed, late]);
-    clearTimeout(timer);
-    this.break("closed");
-  }
-}
-
-/** A Redis client with the hub's scripts; it fails at once rather than queue or reconnect. */
-function connectRedis(url: string) {
-  return createClient({
-    url,
-    scripts: SCRIPTS,
-    disableOfflineQueue: true,
-    socket: { reconnectStrategy: false, connectTimeout: REDIS_TIMEOUT_MS },
-  });
-}
-
-/** The wait before the next attempt to reach Redis: doubling, with jitter so that servers spread. */
-function backoff(failures: number): number {
-  return backoffDelay(failures, { firstMs: 100, mostMs: MAX_BACKOFF_MS, jitter: [0.5, 1] });
-}
-
-/**
- * Why Redis refused this server, if it did so for good: a wrong password or user, a missing
- * permission, no such database. Waiting does not help those, unlike a Redis that is down, busy or
- * still loading.
- */
-function refusalOf(error: unknown): string | undefined {
-  if (!(error instanceof ErrorReply)) return;
-  const message = error.message;
-  if (/^(LOADING|BUSY|MASTERDOWN|TRYAGAIN|CLUSTERDOWN)\b/.test(message)) return;
-  if (/^(WRONGPASS|NOAUTH)\b/.test(message)) return `wrong user or password (${message})`;
-  if (/^NOPERM\b/.test(message)) return `the Redis user lacks a permission (${message})`;
-  return message;
-}
-
-/** Whether `a` has held its name longer than `b` (a tie goes to the smaller server id). */
-function isOlder(a: { server: string; since: number }, b: { server: string; since: number }) {
-  return a.since < b.since || (a.since === b.since && a.server < b.server);
-}
-
-/** Whether an event is a line already in the history, by its origin's line numbers. */
-function isInHistory(message: string, newest: Map<string, number>): boolean {
-  try {
-    const { o, k, i } = JSON.parse(message);
-    return (k === "say" || k === "act") && typeof i === "number" && i <= (newest.get(o) ?? 0);
-  } catch {
-    return false; // not ours: its own check rejects it
-  }
-}
-
-const encoder = new TextEncoder();
-const KINDS = new Set([
-  "say",
-  "act",
-  "join",
-  "leave",
-  "rename",
-  "msg",
-  "ack",
-  "beat",
-  "roster",
-  "account",
-]);
-const NAMELESS = new Set(["beat", "roster", "ack"]);
-
-/**
- * Checks an event from the channel as strictly as a client's line: a server id, a known kind,
- * names a client could have chosen, clean text within the line limit, well-formed numbers. So a
- * message in Redis cannot make a server send a line that a client could not have made it send.
- */
-export function parseEvent(message: string, maxLineBytes: number): Event {
-  const limit = maxLineBytes * 2 + 200 +
-    (message.includes('"k":"roster"') ? 64 * MAX_ROSTER_MEMBERS : 0);
-  if (message.length > limit) throw new ProtocolError("message too long");
-  const event = JSON.parse(message);
-  if (typeof event !== "object" || event === null) throw new ProtocolError("not an object");
-  const { o, k, n, d, t, to, m, c, i, s, q, l, r } = event;
-  if (typeof o !== "string" || !SERVER_ID.test(o)) throw new ProtocolError("no server id");
-  if (!KINDS.has(k)) throw new ProtocolError("unknown kind");
-  const parsed: Event = { o, k, n: NAMELESS.has(k) ? "" : strictName(n), d: count(d, "deadline") };
-  if (k === "beat") {
-    const ttl = Number(t);
-    if (!(Number.isInteger(ttl) && ttl >= 1 && ttl <= MAX_CLAIM_TTL_MS)) {
-      throw new ProtocolError("bad claim lifetime");
-    }
-    parsed.t = String(ttl);
-  } else if (t !== undefined) {
-    if (typeof t !== "string") throw new ProtocolError("text is not a string");
-    const text = cleanText(t);
-    if (encoder.encode(text).length > maxLineBytes) throw new ProtocolError("too long");
-    parsed.t = text;
-  }
-  if (k === "join" || k === "leave" || k === "rename") parsed.m = memberId(m);
-  if (k === "join" || k === "rename") parsed.c = count(c, "since");
-  if (k === "rename" || k === "msg") parsed.to = strictName(to);
-  if (k === "say" || k === "act" || k === "msg" || k === "ack") parsed.i = count(i, "number");
-  if (k === "msg" || k === "ack") {
-    if (typeof s !== "string" || !SERVER_ID.test(s)) throw new ProtocolError("no server for it");
-    parsed.s = s;
-  }
-  if (k === "roster") parsed.l = rosterEntries(l);
-  if (q === true) parsed.q = true;
-  if (r === true) parsed.r = true;
-  return parsed;
-}
-
-function rosterEntries(entries: unknown): RosterEntry[] {
-  if (!Array.isArray(entries) || entries.length > MAX_ROSTER_MEMBERS) {
-    throw new ProtocolError("bad roster");
-  }
-  return entries.map((entry) => {
-    if (!Array.isArray(entry) || entry.length !== 3) throw new ProtocolError("bad roster entry");
-    return [memberId(entry[0]), strictName(entry[1]), count(entry[2], "since")];
-  });
-}
-
-/** A whole number from 0 to 2^53, or a {@linkcode ProtocolError} naming `what`. */
-function count(value: unknown, what: string): number {
-  if (!Number.isSafeInteger(value) || (value as number) < 0) {
-    throw new ProtocolError(`bad ${what}`);
-  }
-  return value as number;
-}
-
-function memberId(value: unknown): string {
-  if (typeof value !== "string" || !MEMBER_ID.test(value)) throw new ProtocolError("bad member id");
-  return value;
-}
-
-/** A claim's value, `SERVER MEMBER SINCE NAME`, checked; undefined if it is not one we would write. */
-function parseClaim(value: string | null | undefined): RemoteMember | undefined {
-  const match = /^(\S+) (\S+) (\d+) (\S+)$/.exec(value ?? "");
-  if (!match) return;
-  const [, server, id, since, name] = match as unknown as string[];
-  if (!SERVER_ID.test(server!) || !MEMBER_ID.test(id!) || !isValidName(name!)) return;
-  return { server: server!, id: id!, name: name!, since: Number(since) };
-}
-
-/** A history entry, checked: a chat line or an action from a valid name, with its origin. */
-function parseHistoryEntry(
-  entry: string,
-): (HistoryEntry & { origin: string; number: number }) | undefined {
-  try {
-    const { at, line, o, i } = JSON.parse(entry);
-    if (typeof at !== "number" || typeof line !== "string" || !isKeptLine(line)) return;
-    const isNumbered = typeof o === "string" && Number.isSafeInteger(i);
-    return { time: new Date(at), line, origin: isNumbered ? o : "", number: isNumbered ? i : 0 };
-  } catch {
-    return; // not ours: skipped
-  }
-}
-
-/** An account as kept in Redis: the same fields in the same order on every server, so that a
- * value can be compared as a whole. */
-function accountJson(account: Account): string {
-  const { name, salt, hash, cost, blockSize, parallelism } = account;
-  return JSON.stringify({ name, salt, hash, cost, blockSize, parallelism });
-}
-
-/** An account read from Redis, checked; undefined if it is missing or not one we would write. */
-function parseStoredAccount(value: string | null | undefined): Account | undefined {
-  try {
-    return value ? parseAccount(JSON.parse(value)) : undefined;
-  } catch {
-    return; // not ours: skipped
-  }
-}
-
-/** A name exactly as a client could have chosen it, or a {@linkcode ProtocolError}. */
-function strictName(name: unknown): string {
-  if (typeof name !== "string" || parseName(name) !== name) {
-    throw new ProtocolError(`invalid name ${quote(String(name))}`);
-  }
-  return name;
-}
-
-function isValidName(name: string): boolean {
-  try {
-    return parseName(name) === name;
-  } catch {
-    return false;
-  }
-}
-
-/** The URL without its password, for the log. */
-export function redact(url: string): string {
-  try {
-    const parsed = new URL(url);
-    if (parsed.password) parsed.password = "***";
-    return parsed.href;
-  } catch {
-    return "the Redis URL";
   }
 }

@@ -21,7 +21,42 @@ import {
   sameName,
 } from "../protocol.ts";
 import { type LogReader, RoomLog } from "./room_log.ts";
-import type { Accounts, HistoryEntry, HistoryStore } from "./store.ts";
+import type { Account } from "./passwords.ts";
+
+/*
+ * The seams of the room's storage, implemented by the SQLite store (store.ts) and by the cluster's
+ * Redis: the history kept, and the registered names.
+ */
+
+/** A line of chat as kept: when it was said (ms since the epoch) and the line as relayed. */
+export interface HistoryEntry {
+  at: number;
+  line: string;
+}
+
+/** Where the hub hands each line of chat to be kept; it never blocks and never throws. */
+export interface HistoryStore {
+  keep(entry: HistoryEntry): void;
+}
+
+/**
+ * The registered names, the same for SQLite and for Redis. `get` answers from memory; `save` and
+ * `remove` resolve once the change is stored, and reject with a {@linkcode StoreError} (whose
+ * message can be shown to the member) when it cannot be.
+ */
+export interface Accounts {
+  /** The account of a name, regardless of case, if it is registered. */
+  get(name: string): Account | undefined;
+  /** Registers `account` (when `previous` is undefined) or replaces `previous` with it. */
+  save(account: Account, previous?: Account): Promise<void>;
+  /** Gives up a registered name. */
+  remove(account: Account): Promise<void>;
+}
+
+/** A change the store could not make; the message says why, for the member who asked. */
+export class StoreError extends Error {
+  override name = "StoreError";
+}
 
 /** Lines of chat a newcomer is shown by default. */
 export const DEFAULT_HISTORY_SIZE = 50;

@@ -5,6 +5,7 @@
  * bounded size.
  */
 import { DEFAULT_LOG_BYTES } from "./hub.ts";
+import { AddressSet } from "./cidr.ts";
 import {
   DEFAULT_MAX_LINE_BYTES,
   MAX_LINE_OVERHEAD_BYTES,
@@ -68,6 +69,11 @@ export class TokenBucket {
 export interface AddressState {
   /** The address as the limits count it (see {@linkcode addressKey}). */
   readonly key: string;
+  /**
+   * Whether it is exempt from the per-address limits (`--exempt`): it then has none of the buckets
+   * below, and its connections are counted but never refused for their number.
+   */
+  readonly isExempt: boolean;
   /** Connections open from it now. */
   connections: number;
   /** Lines from all its connections together, when there is a per-address limit. */
@@ -88,6 +94,15 @@ export interface AddressBudgets {
   registrationsPerSecond: number;
 }
 
+const NO_BUDGETS: AddressBudgets = {
+  lineBurst: 0,
+  linesPerSecond: 0,
+  joinBurst: 0,
+  joinsPerSecond: 0,
+  registrationBurst: 0,
+  registrationsPerSecond: 0,
+};
+
 /** Addresses remembered at most, beside those with a connection open (evicted oldest first). */
 export const MAX_REMEMBERED_ADDRESSES = 65_536;
 
@@ -100,12 +115,20 @@ export const MAX_REMEMBERED_ADDRESSES = 65_536;
 export class AddressTable {
   #states = new Map<string, AddressState>();
   #budgets: AddressBudgets;
+  #exempt: AddressSet;
   #maxRemembered: number;
 
-  /** An empty table; `maxRemembered` defaults to {@linkcode MAX_REMEMBERED_ADDRESSES}. */
-  constructor(budgets: AddressBudgets, maxRemembered = MAX_REMEMBERED_ADDRESSES) {
+  /**
+   * An empty table; `exempt`: the addresses free of the budgets (none by default);
+   * `maxRemembered` defaults to {@linkcode MAX_REMEMBERED_ADDRESSES}.
+   */
+  constructor(
+    budgets: AddressBudgets,
+    options: { exempt?: AddressSet; maxRemembered?: number } = {},
+  ) {
     this.#budgets = budgets;
-    this.#maxRemembered = maxRemembered;
+    this.#exempt = options.exempt ?? new AddressSet();
+    this.#maxRemembered = options.maxRemembered ?? MAX_REMEMBERED_ADDRESSES;
   }
 
   /** How many addresses are remembered. */
@@ -115,20 +138,34 @@ export class AddressTable {
 
   /** The state of `hostname`'s address, without creating it. */
   peek(hostname: string): AddressState | undefined {
-    return this.#states.get(addressKey(hostname));
+    return this.#states.get(this.#keyOf(hostname));
+  }
+
+  /**
+   * Where `hostname`'s state is kept: under its key, apart for an exempt one, so that an exempt
+   * host (::1) does not exempt the rest of its /64, nor the other way round.
+   */
+  #keyOf(hostname: string): string {
+    const key = addressKey(hostname);
+    return this.#exempt.has(hostname) ? `exempt ${key}` : key;
   }
 
   /** The state of `hostname`'s address, remembered from now on (most recent last). */
   get(hostname: string, now = Date.now()): AddressState {
-    const key = addressKey(hostname);
-    let state = this.#states.get(key);
+    const at = this.#keyOf(hostname);
+    let state = this.#states.get(at);
     if (state) {
-      this.#states.delete(key); // moved to the end: the most recently used
+      this.#states.delete(at); // moved to the end: the most recently used
     } else {
-      const { lineBurst, linesPerSecond, joinBurst, joinsPerSecond } = this.#budgets;
-      const { registrationBurst: burst, registrationsPerSecond: perSecond } = this.#budgets;
+      const key = addressKey(hostname);
+      const isExempt = at !== key;
+      // An exempt address has no budgets at all, as if every rate were 0.
+      const budgets = isExempt ? NO_BUDGETS : this.#budgets;
+      const { lineBurst, linesPerSecond, joinBurst, joinsPerSecond } = budgets;
+      const { registrationBurst: burst, registrationsPerSecond: perSecond } = budgets;
       state = {
         key,
+        isExempt,
         connections: 0,
         lines: linesPerSecond > 0
           ? new TokenBucket({ burst: lineBurst, perSecond: linesPerSecond, now })
@@ -140,7 +177,7 @@ export class AddressTable {
       };
       if (this.#states.size >= this.#maxRemembered) this.#evict(now);
     }
-    this.#states.set(key, state);
+    this.#states.set(at, state);
     return state;
   }
 

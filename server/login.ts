@@ -7,7 +7,7 @@
  * it answers (let the peer in, rename it); it never calls back into the server.
  */
 import { createHash, timingSafeEqual } from "node:crypto";
-import type { Hub } from "./hub.ts";
+import { type Hub, StoreError } from "./hub.ts";
 import type { Peer } from "./peer.ts";
 import { replyTo } from "./peer.ts";
 import { TokenBucket } from "./limits.ts";
@@ -18,7 +18,6 @@ import {
   isOutdated,
   verifyPassword,
 } from "./passwords.ts";
-import { StoreError } from "./store.ts";
 import {
   encodeLine,
   formatCurrentPasswordPrompt,
@@ -264,7 +263,7 @@ export class Login {
    * Refuses an attempt at a password while its name or address is backing off from wrong ones:
    * the attempt is not even hashed.
    */
-  #checkBackoff(peer: Peer, name: string, wait = this.#guesses.wait(name, peer.address.key)): void {
+  #checkBackoff(peer: Peer, name: string, wait = this.#guesses.wait(name, guessKey(peer))): void {
     if (wait === 0) return;
     this.#backedOff++;
     this.#guessNames.add(nameKey(name));
@@ -280,7 +279,7 @@ export class Login {
    * reserved before it is hashed, so guesses sent together are counted as they come, not after.
    */
   async #isRight(peer: Peer, name: string, password: string, account?: Account): Promise<boolean> {
-    this.#checkBackoff(peer, name, this.#guesses.admit(name, peer.address.key));
+    this.#checkBackoff(peer, name, this.#guesses.admit(name, guessKey(peer)));
     const expected = this.#serverPassword;
     let isRight: boolean | undefined;
     try {
@@ -288,7 +287,7 @@ export class Login {
         ? await verifyPassword(account, normalizePassword(password))
         : expected !== undefined && timingSafeEqual(digest(normalizePassword(password)), expected);
     } finally {
-      this.#guesses.settle(name, peer.address.key, isRight);
+      this.#guesses.settle(name, guessKey(peer), isRight);
     }
     if (isRight) {
       if (account && isOutdated(account)) this.#rehash(account, password);
@@ -353,4 +352,9 @@ export class Login {
 /** SHA-256 of a password, so that two of any lengths compare in constant time. */
 export function digest(password: string): Uint8Array {
   return new Uint8Array(createHash("sha256").update(password).digest());
+}
+
+/** The address a peer's wrong passwords count against: none if it is exempt from those limits. */
+function guessKey(peer: Peer): string | undefined {
+  return peer.address.isExempt ? undefined : peer.address.key;
 }

@@ -160,13 +160,16 @@ export class GuessBackoff {
   #pendingNames = new Map<string, number>();
   #pendingAddresses = new Map<string, number>();
 
-  /** How long an attempt on `name` from `address` must wait, in ms (0: it may go ahead). */
-  wait(name: string, address: string, now = Date.now()): number {
+  /**
+   * How long an attempt on `name` from `address` must wait, in ms (0: it may go ahead). An
+   * `address` of `undefined` (one exempt from per-address limits) counts for the name alone.
+   */
+  wait(name: string, address: string | undefined, now = Date.now()): number {
     const waitOf = (failures: Failures | undefined) =>
       failures ? Math.max(0, failures.until - now) : 0;
     return Math.max(
       waitOf(this.#current(this.#names, nameKey(name), now)),
-      waitOf(this.#current(this.#addresses, address, now)),
+      waitOf(address === undefined ? undefined : this.#current(this.#addresses, address, now)),
     );
   }
 
@@ -175,7 +178,7 @@ export class GuessBackoff {
    * ahead (then {@linkcode settle} must follow), else how long to wait, in ms. An attempt over the
    * number that may be checked at once waits a second, about as long as one check takes.
    */
-  admit(name: string, address: string, now = Date.now()): number {
+  admit(name: string, address: string | undefined, now = Date.now()): number {
     const wait = this.wait(name, address, now);
     if (wait > 0) return wait;
     const keys = this.#keys(name, address);
@@ -188,7 +191,12 @@ export class GuessBackoff {
   }
 
   /** Ends an attempt that {@linkcode admit} let through: right, wrong, or not checked at all. */
-  settle(name: string, address: string, isRight: boolean | undefined, now = Date.now()): void {
+  settle(
+    name: string,
+    address: string | undefined,
+    isRight: boolean | undefined,
+    now = Date.now(),
+  ): void {
     for (const [, pending, key] of this.#keys(name, address)) {
       const count = (pending.get(key) ?? 0) - 1;
       if (count > 0) pending.set(key, count);
@@ -198,18 +206,15 @@ export class GuessBackoff {
     else if (isRight === false) this.fail(name, address, now);
   }
 
-  #keys(name: string, address: string) {
-    return [
-      [this.#names, this.#pendingNames, nameKey(name)],
-      [this.#addresses, this.#pendingAddresses, address],
-    ] as const;
+  #keys(name: string, address: string | undefined) {
+    const keys = [[this.#names, this.#pendingNames, nameKey(name)] as const];
+    if (address !== undefined) keys.push([this.#addresses, this.#pendingAddresses, address]);
+    return keys;
   }
 
   /** A wrong password for `name` from `address`. */
-  fail(name: string, address: string, now = Date.now()): void {
-    for (
-      const [table, key] of [[this.#names, nameKey(name)], [this.#addresses, address]] as const
-    ) {
+  fail(name: string, address: string | undefined, now = Date.now()): void {
+    for (const [table, , key] of this.#keys(name, address)) {
       const failures = this.#current(table, key, now) ?? { count: 0, until: 0, at: now };
       failures.count++;
       failures.at = now;

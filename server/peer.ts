@@ -106,7 +106,8 @@ export class Peer implements Member {
     const { promise, resolve } = Promise.withResolvers<void>();
     this.closed = promise;
     this.#resolveClosed = resolve;
-    this.#where = hostPort(remote.hostname, remote.port);
+    // A client a proxy forwarded without its port (X-Forwarded-For) has port 0: none to show.
+    this.#where = remote.port ? hostPort(remote.hostname, remote.port) : remote.hostname;
   }
 
   /** For logs: the remote address, with the current name once it has one. */

@@ -9,37 +9,9 @@
  */
 import STORE_WORKER from "./store_worker.ts" with { type: "text" };
 import { type Account, parseAccount } from "./passwords.ts";
+import type { Accounts, HistoryEntry, HistoryStore } from "./hub.ts";
+import { StoreError } from "./hub.ts";
 import { isKeptLine, nameKey } from "../protocol.ts";
-
-/** A line of chat as kept: when it was said (ms since the epoch) and the line as relayed. */
-export interface HistoryEntry {
-  at: number;
-  line: string;
-}
-
-/** Where the hub hands each line of chat to be kept; it never blocks and never throws. */
-export interface HistoryStore {
-  keep(entry: HistoryEntry): void;
-}
-
-/**
- * The registered names, the same for SQLite and for Redis. `get` answers from memory; `save` and
- * `remove` resolve once the change is stored, and reject with a {@linkcode StoreError} (whose
- * message can be shown to the member) when it cannot be.
- */
-export interface Accounts {
-  /** The account of a name, regardless of case, if it is registered. */
-  get(name: string): Account | undefined;
-  /** Registers `account` (when `previous` is undefined) or replaces `previous` with it. */
-  save(account: Account, previous?: Account): Promise<void>;
-  /** Gives up a registered name. */
-  remove(account: Account): Promise<void>;
-}
-
-/** A change the store could not make; the message says why, for the member who asked. */
-export class StoreError extends Error {
-  override name = "StoreError";
-}
 
 /** The store's file cannot be used at all (a newer schema, another program's file, unreadable). */
 export class StoreRefusedError extends Error {

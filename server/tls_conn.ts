@@ -42,10 +42,15 @@ const MAX_QUEUED_BYTES = 64 * 1024;
 /** Ciphertext read from the socket at once (a TLS record is at most 16 KiB and a header). */
 const RECORD_BYTES = 17 * 1024;
 
+/** What TLS runs over: a TCP connection, or one whose PROXY header has been read (`ProxiedConn`). */
+export interface TcpTransport extends ChatConn {
+  setNoDelay(noDelay?: boolean): void;
+}
+
 /** A server-side TLS connection over `tcp`, which it owns; it speaks once the handshake is done. */
 export class TlsConn implements ChatConn {
   readonly remoteAddr: Deno.Addr;
-  readonly #tcp: Deno.TcpConn;
+  readonly #tcp: TcpTransport;
   readonly #tls: TLSSocket;
   readonly #handshake: Promise<void>;
   #chunks: Uint8Array[] = [];
@@ -55,7 +60,7 @@ export class TlsConn implements ChatConn {
   #error: Error | undefined;
   #wake: (() => void) | undefined;
 
-  constructor(tcp: Deno.TcpConn, context: SecureContext) {
+  constructor(tcp: TcpTransport, context: SecureContext) {
     this.#tcp = tcp;
     this.remoteAddr = tcp.remoteAddr;
     tcp.setNoDelay(true); // a chat line must leave now, not wait for an ACK
@@ -144,7 +149,7 @@ export class TlsConn implements ChatConn {
 }
 
 /** The TCP connection as the Duplex stream that `TLSSocket` encrypts over. */
-function transport(tcp: Deno.TcpConn): Duplex {
+function transport(tcp: TcpTransport): Duplex {
   let isReading = false;
   const duplex: Duplex = new Duplex({
     read() {
@@ -171,7 +176,7 @@ function transport(tcp: Deno.TcpConn): Duplex {
   return duplex;
 }
 
-async function writeAll(tcp: Deno.TcpConn, bytes: Uint8Array): Promise<void> {
+async function writeAll(tcp: TcpTransport, bytes: Uint8Array): Promise<void> {
   for (let offset = 0; offset < bytes.length;) offset += await tcp.write(bytes.subarray(offset));
 }
 

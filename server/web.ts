@@ -246,13 +246,20 @@ class PageServer implements WebServer {
    * request is read to say why (a page's socket hears it from the chat itself), then it is closed.
    */
   async #serve(tcp: Deno.Conn): Promise<void> {
-    const held = this.#server.hold((tcp.remoteAddr as Deno.NetAddr).hostname);
+    const remote = tcp.remoteAddr as Deno.NetAddr;
+    const { proxies } = this.#server;
+    // A trusted proxy's connection counts under the global limit alone until a request of it says
+    // whose it is; then its place is that client's.
+    const isProxied = proxies.has(remote.hostname);
+    let client = remote;
+    let held = this.#server.hold(isProxied ? undefined : remote.hostname);
     const conn: ChatConn = this.#config.tls
       ? new TlsConn(tcp as Deno.TcpConn, this.#config.tls)
       : tcp;
-    const refusal = typeof held === "string" ? held : undefined;
+    let refusal = typeof held === "string" ? held : undefined;
     if (refusal && this.#refusing >= MAX_REFUSING) return closeQuietly(conn);
-    if (refusal) this.#refusing++;
+    const isRefusing = refusal !== undefined;
+    if (isRefusing) this.#refusing++;
     const state: HttpState = { since: Date.now() };
     this.#http.set(conn, state);
     let isUpgraded = false;
@@ -270,12 +277,18 @@ class PageServer implements WebServer {
           await writeAll(conn, plain(head.status, head.message, { connection: "close" }));
           break;
         }
+        if (isProxied && !refusal) {
+          client = proxies.clientOf(remote, head.headers);
+          if (typeof held !== "string") held.release();
+          held = this.#server.hold(client.hostname);
+          if (typeof held === "string") refusal = held;
+        }
         isLast = refusal !== undefined || isLastRequest(head);
         if (head.path === SOCKET_PATH) {
           const socket = this.#socket(conn, head, {
             rest: heads.rest(),
             local: (tcp.localAddr as Deno.NetAddr).hostname,
-            remote: (tcp.remoteAddr as Deno.NetAddr).hostname,
+            client,
           });
           if (socket instanceof Uint8Array) {
             await writeAll(conn, socket);
@@ -304,11 +317,10 @@ class PageServer implements WebServer {
       }
     } catch (error) {
       if (!isPeerGone(error) && !this.#stop.signal.aborted) {
-        const { hostname, port } = tcp.remoteAddr as Deno.NetAddr;
-        this.#config.log(`web: ${hostname}:${port}: ${describe(error)}`);
+        this.#config.log(`web: ${hostPort(client.hostname, client.port)}: ${describe(error)}`);
       }
     } finally {
-      if (refusal) this.#refusing--;
+      if (isRefusing) this.#refusing--;
       if (!isUpgraded) {
         this.#http.delete(conn);
         if (typeof held !== "string") held.release();
@@ -319,13 +331,14 @@ class PageServer implements WebServer {
 
   /**
    * The answer to a request for the socket: a refusal (after which the connection closes), one
-   * over the join rate (closed a while later), or the 101 and the socket it opens. `rest`: what came after the request; `local`, `remote`: the
-   * addresses the connection came in on and came from.
+   * over the join rate (closed a while later), or the 101 and the socket it opens. `rest`: what
+   * came after the request; `local`: the address the connection came in on; `client`: whom it
+   * comes from (a trusted proxy's client, if it is one).
    */
   #socket(
     conn: ChatConn,
     head: RequestHead,
-    options: { rest: Uint8Array; local: string; remote: string },
+    options: { rest: Uint8Array; local: string; client: Deno.NetAddr },
   ): Uint8Array | { overRate: Uint8Array } | { response: Uint8Array; conn: WebSocketConn } {
     const refusal = socketRefusal(head, {
       isTls: this.#config.tls !== undefined,
@@ -343,9 +356,10 @@ class PageServer implements WebServer {
     }
     // Each socket opened takes a join (its member's join then takes none), so that opening them
     // in a loop, joining or not, is held to the join rate.
-    const tooMany = this.#server.takeJoin(options.remote);
+    const tooMany = this.#server.takeJoin(options.client.hostname);
     if (tooMany) return { overRate: plain(429, tooMany, { connection: "close" }) };
     const socket = new WebSocketConn(conn, {
+      remoteAddr: options.client,
       rest: options.rest,
       onClose: () => this.#sockets.delete(socket),
     });

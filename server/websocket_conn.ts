@@ -64,10 +64,16 @@ export class WebSocketConn implements ChatConn {
   #isClosed = false;
   #onClose: () => void;
 
-  /** `rest`: bytes that came after the request head, the first frames. */
-  constructor(conn: ChatConn, options: { rest: Uint8Array; onClose: () => void }) {
+  /**
+   * `rest`: bytes that came after the request head, the first frames; `remoteAddr`: the client's
+   * address, if not the connection's (a trusted proxy's client).
+   */
+  constructor(
+    conn: ChatConn,
+    options: { rest: Uint8Array; onClose: () => void; remoteAddr?: Deno.Addr },
+  ) {
     this.#conn = conn;
-    this.remoteAddr = conn.remoteAddr;
+    this.remoteAddr = options.remoteAddr ?? conn.remoteAddr;
     if (options.rest.length > 0) this.#pending = options.rest;
     this.#onClose = options.onClose;
   }

@@ -252,7 +252,7 @@ export async function joinAs(port: number, name: string): Promise<TestClient> {
 export async function connectFrom(
   port: number,
   localAddress: string,
-): Promise<TestClient<TestConn>> {
+): Promise<TestClient<TestConn & { readonly localPort: number }>> {
   const socket = connect({ host: "127.0.0.1", port, localAddress, noDelay: true });
   await new Promise<void>((resolve, reject) => {
     socket.once("connect", resolve);
@@ -279,6 +279,7 @@ export async function connectFrom(
         socket.write(bytes, (error) => error ? reject(error) : resolve(bytes.length))
       ),
     close: () => void socket.destroy(),
+    localPort: socket.localPort!, // what the server sees, with localAddress
   });
 }
 

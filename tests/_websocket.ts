@@ -131,7 +131,7 @@ export function upgradeRequest(
  * its text frames (each frame holds whole lines, each ended by LF).
  */
 export class ServerFrames {
-  #conn: Deno.Conn;
+  #conn: { read(buffer: Uint8Array): Promise<number | null> };
   /** Bytes read and not yet parsed: `#buffer[#start, #end)`. */
   #buffer = new Uint8Array(64 * 1024);
   #start = 0;
@@ -139,7 +139,8 @@ export class ServerFrames {
   /** Lines of the last text frames, not yet taken by readLine. */
   #lines: string[] = [];
 
-  constructor(conn: Deno.Conn) {
+  /** `conn`: a `Deno.Conn`, or anything that reads as one does. */
+  constructor(conn: { read(buffer: Uint8Array): Promise<number | null> }) {
     this.#conn = conn;
   }
 
@@ -155,6 +156,16 @@ export class ServerFrames {
       }
       if (!await this.#more()) throw new Error("The connection ended before the response");
     }
+  }
+
+  /** The body after the head, of the length its `content-length` gives (a refusal's text). */
+  async readBody(head: string): Promise<string> {
+    const length = Number(/\r\ncontent-length: *(\d+)/i.exec(head)?.[1] ?? 0);
+    while (this.#end - this.#start < length) {
+      if (!await this.#more()) throw new Error("The connection ended inside the body");
+    }
+    this.#start += length;
+    return new TextDecoder().decode(this.#buffer.subarray(this.#start - length, this.#start));
   }
 
   /** The next frame's opcode and text, or null at the end of the stream. */

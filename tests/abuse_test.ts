@@ -52,6 +52,8 @@ Deno.test("TLS: handshakes given up on, refused or timed out, close their socket
       "5",
       "--handshake-timeout",
       "0.5",
+      "--exempt",
+      "none",
     ],
     ["--allow-net=127.0.0.1:0", `--allow-read=${certificate.cert},${certificate.key}`],
   );
@@ -103,7 +105,11 @@ Deno.test("TLS: handshakes given up on, refused or timed out, close their socket
 
 Deno.test("joins from one address are limited, refused with one line, and the log counts them", async () => {
   const logs: string[] = [];
-  await using server = startTestServer({ joinRate: 6, log: (line) => logs.push(line) });
+  await using server = startTestServer({
+    joinRate: 6,
+    exempt: [],
+    log: (line) => logs.push(line),
+  });
   const port = server.addr.port;
   await using watcher = await joinAs(port, "watcher");
   const started = Date.now();
@@ -154,6 +160,7 @@ Deno.test("flood control holds per address across reconnects", async () => {
     floodRate: 5,
     maxPerAddress: 2,
     joinRate: 0,
+    exempt: [],
   });
   const port = server.addr.port;
   await using watcher = await joinAs(port, "watcher");

@@ -131,7 +131,7 @@ Deno.test("registered names: /register PASSWORD, /password and /unregister ask f
 
 Deno.test("registered names: wrong passwords back off per name and per address, and are logged as counts", async () => {
   await using folder = await Folder.make();
-  const { child, port } = await startStoreServer(folder, ["--join-rate", "0"]);
+  const { child, port } = await startStoreServer(folder, ["--join-rate", "0", "--exempt", "none"]);
   await using _server = child;
   (await register(port, "alice")).close();
   (await register(port, "carol")).close();
@@ -172,6 +172,30 @@ Deno.test("registered names: wrong passwords back off per name and per address, 
   assert.ok(counts.length >= 1 && counts.length <= 3, counts.join("\n"));
 });
 
+Deno.test("registered names: wrong passwords from an exempt address back off for the name, not for the address", async () => {
+  await using folder = await Folder.make();
+  const { child, port } = await startStoreServer(folder); // loopback is exempt by default
+  await using _server = child;
+  (await register(port, "alice")).close();
+  (await register(port, "carol")).close();
+  for (let i = 0; i < 4; i++) {
+    await using client = await sendName(port, "alice");
+    await client.expect("* alice is registered: send its password");
+    await client.send("wrong guess");
+    assert.deepEqual(await client.readToEnd(), ['* error: Wrong password for "alice"']);
+  }
+  {
+    await using again = await sendName(port, "alice");
+    assert.deepEqual(await again.readToEnd(), [
+      '* error: Too many wrong passwords for "alice": try again in 1 s',
+    ]);
+  }
+  await using carol = await sendName(port, "carol");
+  await carol.expect("* carol is registered: send its password");
+  await carol.send(PASSWORD);
+  await carol.expect(/^\* The room contains:/);
+});
+
 /** Open file descriptors of process `pid`, read from /proc by `ls` (the tests may run commands). */
 async function openFds(pid: number): Promise<number> {
   return (await run("ls", [`/proc/${pid}/fd`])).trim().split("\n").length;
@@ -201,7 +225,12 @@ async function guessTogether(port: number, name: string, addresses: string[]): P
 
 Deno.test("registered names: 20 guesses sent at once, from one address or at one name from many, are hashed no more than the free ones; the rest are refused unhashed", async () => {
   await using folder = await Folder.make();
-  const { child, port } = await startStoreServer(folder, ["--max-per-address", "50"]);
+  const { child, port } = await startStoreServer(folder, [
+    "--max-per-address",
+    "50",
+    "--exempt",
+    "none",
+  ]);
   await using _server = child;
   (await register(port, "alice")).close();
   (await register(port, "carol")).close();
@@ -233,7 +262,7 @@ Deno.test("registered names: 20 guesses sent at once, from one address or at one
 
 Deno.test("registered names: a spam of /register from one address is refused past 10 an hour, and 3 a connection; another address still registers", async () => {
   await using folder = await Folder.make();
-  const { child, port } = await startStoreServer(folder);
+  const { child, port } = await startStoreServer(folder, ["--exempt", "none"]);
   await using _server = child;
   const answers: string[] = [];
   // Four connections from one address, each registering three names in turn, as a spammer would.
@@ -587,6 +616,19 @@ Deno.test("GuessBackoff lets 3 wrong passwords pass, then doubles the wait from 
   assert.equal(backoff.wait("alice", "10.0.0.9", t), 0, "the right password clears the name");
   assert.equal(backoff.wait("alice", "10.0.0.1", t), 60_000, "not the address");
   assert.equal(backoff.wait("bob", "10.0.0.1", t + 120_001), 0, "forgotten after two waits");
+});
+
+Deno.test("GuessBackoff counts the wrong passwords of an exempt address (none given) against the name alone", () => {
+  const backoff = new GuessBackoff();
+  const t = 1_000_000;
+  for (let i = 0; i < 4; i++) {
+    assert.equal(backoff.admit("alice", undefined, t), 0);
+    backoff.settle("alice", undefined, false, t);
+  }
+  assert.equal(backoff.wait("alice", undefined, t), 1000);
+  assert.equal(backoff.wait("alice", "10.0.0.1", t), 1000, "the name, from anywhere");
+  assert.equal(backoff.wait("bob", undefined, t), 0, "no address held back");
+  assert.equal(backoff.admit("bob", undefined, t), 0);
 });
 
 Deno.test("GuessBackoff.admit reserves an attempt before it is checked: as many at once as free guesses are left, then one at a time", () => {

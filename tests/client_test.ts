@@ -1,7 +1,7 @@
 /** Tests of client.ts run as a real subprocess: piped, and at a real terminal under tmux. */
 import assert from "node:assert/strict";
 import { nameColor } from "../client/terminal.ts";
-import { Pacer } from "../client.ts";
+import { Pacer } from "../client/outbox.ts";
 import {
   formatHistory,
   formatRoomList,

@@ -5,7 +5,7 @@
  * processes, a TCP proxy that stalls.
  */
 import assert from "node:assert/strict";
-import { HEAL_NOTICE, PARTITION_NOTICE } from "../cluster/cluster_hub.ts";
+import { HEAL_NOTICE, PARTITION_NOTICE } from "../cluster/events.ts";
 import { joinAs, joinWithHistory, serverChild, TestClient } from "./_helpers.ts";
 import {
   clusterServer,

@@ -3,7 +3,7 @@
  * test, on a free port, so a test can stop and restart it), real server processes, raw clients.
  */
 import assert from "node:assert/strict";
-import { HEAL_NOTICE, parseEvent, PARTITION_NOTICE } from "../cluster/cluster_hub.ts";
+import { HEAL_NOTICE, parseEvent, PARTITION_NOTICE } from "../cluster/events.ts";
 import { ProtocolError } from "../protocol.ts";
 import { Child, joinAs, joinWithHistory, serverChild, TestClient } from "./_helpers.ts";
 import { clusterServer, joinKnowing, joinReadingRoom, Redis } from "./_cluster.ts";

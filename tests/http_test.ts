@@ -99,7 +99,7 @@ Deno.test("web closes a connection whose request head is late: idle, trickling, 
 });
 
 Deno.test("web counts its connections against the chat's per-address and global limits", async () => {
-  await using chat = Site.start({ maxPerAddress: 2 });
+  await using chat = Site.start({ maxPerAddress: 2, exempt: [] });
   const port = chat.web.addr.port;
   // One connection kept open after its request, and one member: the address's two places.
   using first = await Deno.connect({ hostname: "127.0.0.1", port });
@@ -225,7 +225,7 @@ Deno.test("SIGTERM ends the server promptly though upgrade requests were reset b
 });
 
 Deno.test("web counts each WebSocket it opens against the join rate, and its join not again", async () => {
-  await using chat = Site.start({ joinRate: 2 });
+  await using chat = Site.start({ joinRate: 2, exempt: [] });
   const port = chat.web.addr.port;
   // Two sockets open (no name sent yet); a third from the address is refused before its 101.
   const first = await rawUpgrade(port);

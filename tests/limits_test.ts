@@ -6,13 +6,17 @@
 import assert from "node:assert/strict";
 import { FloodControl } from "../server/flood.ts";
 import { addressKey, AddressTable, TokenBucket } from "../server/limits.ts";
+import { AddressSet } from "../server/cidr.ts";
 import { DEFAULT_LIMITS } from "../server.ts";
 import {
   Child,
+  connectFrom,
   DEADLINE_MS,
   joinAs,
+  startServerProcess,
   startTestServer,
   TestClient,
+  type TestConn,
   waitUntil,
   withDeadline,
 } from "./_helpers.ts";
@@ -81,7 +85,7 @@ Deno.test("AddressTable forgets idle addresses and remembers a bounded number, n
     registrationBurst: 0,
     registrationsPerSecond: 0,
   };
-  const table = new AddressTable(budgets, 3);
+  const table = new AddressTable(budgets, { maxRemembered: 3 });
   // One address per /64 however many it uses, with one bucket for all its connections.
   const first = table.get("2001:db8::1", 0);
   assert.equal(table.get("2001:db8::2", 0), first);
@@ -100,6 +104,110 @@ Deno.test("AddressTable forgets idle addresses and remembers a bounded number, n
   first.connections--;
   table.prune(10_000);
   assert.equal(table.size, 0);
+});
+
+Deno.test("AddressTable gives an exempt address no budget, and keeps it apart from its /64", () => {
+  const budgets = {
+    lineBurst: 2,
+    linesPerSecond: 1,
+    joinBurst: 1,
+    joinsPerSecond: 1,
+    registrationBurst: 1,
+    registrationsPerSecond: 1,
+  };
+  const table = new AddressTable(budgets, { exempt: new AddressSet(["127.0.0.0/8", "::1"]) });
+  for (const hostname of ["127.0.0.1", "::ffff:127.0.0.9", "::1"]) {
+    const state = table.get(hostname, 0);
+    assert.deepEqual(
+      [state.isExempt, state.lines, state.joins, state.registrations],
+      [true, undefined, undefined, undefined],
+      hostname,
+    );
+  }
+  const other = table.get("10.0.0.1", 0);
+  assert.equal(other.isExempt, false);
+  assert.ok(other.lines && other.joins && other.registrations);
+  // ::1 and ::2 are one /64 to the limits, but only ::1 is exempt: ::2 keeps its budgets.
+  const neighbour = table.get("::2", 0);
+  assert.equal(neighbour.isExempt, false);
+  assert.notEqual(neighbour, table.get("::1", 0));
+  assert.equal(neighbour.key, table.get("::1", 0).key);
+  assert.ok(neighbour.joins);
+  assert.ok(!new AddressTable(budgets).get("127.0.0.1", 0).isExempt, "none by default");
+});
+
+/** Joins as `name` from `from` (a loopback address), leaving again: the answer to the name. */
+async function joinAndLeave(port: number, from: string, name: string): Promise<string> {
+  await using client = await connectFrom(port, from);
+  await client.expect(/^\* Welcome to chat/);
+  await client.send(name);
+  const answer = await client.readLine();
+  if (answer.startsWith("* The room contains")) await client.send("/quit");
+  await client.readToEnd();
+  return answer;
+}
+
+Deno.test("server exempts loopback from the per-address limits by default: 25 joins in a minute, all open at once, are let in", async () => {
+  const { child, port } = await startServerProcess();
+  await using _server = child;
+  const members: TestClient<TestConn>[] = [];
+  try {
+    // Over the 20 connections and the 20 joins a minute an address has.
+    for (let i = 0; i < 25; i++) {
+      const member = await connectFrom(port, "127.0.0.1");
+      members.push(member);
+      await member.expect(/^\* Welcome to chat/);
+      await member.send(`bot${i}`);
+      await member.expect(/^\* The room contains/);
+    }
+    await child.stdout.readUntil(/ bot24 \(127\.0\.0\.1:\d+\) joined$/);
+  } finally {
+    for (const member of members) member.close();
+  }
+});
+
+Deno.test("server holds an address that is not exempt to the per-address limits: the 21st join in a minute is refused", async () => {
+  const { child, port } = await startServerProcess(["--exempt", "127.0.0.1"]);
+  await using _server = child;
+  for (let i = 0; i < 20; i++) {
+    assert.match(await joinAndLeave(port, "127.0.0.2", `guest${i}`), /^\* The room contains/);
+  }
+  assert.match(
+    await joinAndLeave(port, "127.0.0.2", "guest20"),
+    /^\* error: Too many joins from 127\.0\.0\.2: at most 20 a minute; try again in \d+ s$/,
+  );
+  // The exempt address is not: it joins on.
+  for (let i = 0; i < 21; i++) {
+    assert.match(await joinAndLeave(port, "127.0.0.1", `bot${i}`), /^\* The room contains/);
+  }
+});
+
+Deno.test("server holds exempt addresses to the global limit and to each connection's flood control", async () => {
+  await using server = startTestServer({
+    maxConnections: 4,
+    maxPerAddress: 1,
+    joinRate: 1,
+    floodBurst: 2,
+    floodRate: 2,
+    floodLimit: 100,
+  });
+  const port = server.addr.port;
+  await using alice = await joinAs(port, "alice");
+  await using _bob = await joinAs(port, "bob");
+  await using carol = await joinAs(port, "carol");
+  await alice.expect("* bob has entered the room");
+  await alice.expect("* carol has entered the room");
+  await using _dave = await TestClient.connect(port);
+  await using over = await TestClient.connect(port);
+  assert.deepEqual(await over.readToEnd(), [
+    "* error: Server is full: at most 4 connections; try again later",
+  ]);
+  await carol.write(paste("burst", 4));
+  assert.equal(
+    await carol.readLine(),
+    "* error: Slow down: at most 2 lines a second; your lines are being delayed",
+  );
+  for (let i = 0; i < 4; i++) await alice.expect(`[carol] burst ${i}`);
 });
 
 Deno.test("DEFAULT_LIMITS are the defaults the README promises", () => {
@@ -237,7 +345,7 @@ function socatFrom(bindAddress: string, port: number): Child {
 }
 
 Deno.test("maxPerAddress refuses a third connection from one address, not from another", async () => {
-  await using server = startTestServer({ maxPerAddress: 2 });
+  await using server = startTestServer({ maxPerAddress: 2, exempt: [] });
   await using alice = await joinAs(server.addr.port, "alice");
   await using _second = await TestClient.connect(server.addr.port);
   await using third = await TestClient.connect(server.addr.port);
@@ -260,7 +368,7 @@ Deno.test("maxPerAddress refuses a third connection from one address, not from a
 
 Deno.test("maxPerAddress gives an address its slot back each time a connection closes", async () => {
   // Joins are limited per address too: out of reach here, where 21 join in a row.
-  await using server = startTestServer({ maxPerAddress: 2, joinRate: 0 });
+  await using server = startTestServer({ maxPerAddress: 2, joinRate: 0, exempt: [] });
   await using alice = await joinAs(server.addr.port, "alice");
   // Ten times the limit, one after another: every closed connection must give its slot back.
   for (let i = 0; i < 20; i++) {
@@ -273,7 +381,8 @@ Deno.test("maxPerAddress gives an address its slot back each time a connection c
 });
 
 Deno.test("maxConnections 0 and maxPerAddress 0 turn the connection limits off", async () => {
-  await using server = startTestServer({ maxConnections: 0, maxPerAddress: 0 });
+  // Loopback is not exempt here, so that only the 0 can let them in.
+  await using server = startTestServer({ maxConnections: 0, maxPerAddress: 0, exempt: [] });
   const clients: TestClient[] = [];
   try {
     // More than the default 20 from one address.
@@ -501,7 +610,7 @@ Deno.test("writeTimeout 0 turns the write timeout off: a stalled member stays", 
 
 Deno.test("connections are served again after a burst of refusals", async () => {
   // Each limit's refusals cost the server nothing it keeps: after many, the slots are all there.
-  await using server = startTestServer({ maxConnections: 3, maxPerAddress: 2 });
+  await using server = startTestServer({ maxConnections: 3, maxPerAddress: 2, exempt: [] });
   await using alice = await joinAs(server.addr.port, "alice");
   const bob = await joinAs(server.addr.port, "bob");
   await alice.expect("* bob has entered the room");
@@ -521,6 +630,7 @@ Deno.test("connections are served again after a burst of refusals", async () => 
 Deno.test("FloodControl answers go, wait with one warning, or flooding, and never calls back", () => {
   const address = {
     key: "10.0.0.1",
+    isExempt: false,
     connections: 1,
     lines: undefined,
     joins: undefined,

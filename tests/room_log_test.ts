@@ -128,6 +128,7 @@ Deno.test("RoomLog cuts a reader exactly when an append would overwrite what it 
 
 /** A dummy address for peers that are not behind a server. */
 const ADDRESS: AddressState = {
+  isExempt: false,
   key: "test",
   connections: 1,
   lines: undefined,

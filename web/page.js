@@ -298,9 +298,7 @@ function firstNewLine(seen, replayed) {
     const length = Math.min(end, seen.length);
     if (length === 0) break;
     let isMatch = true;
-    for (let k = 1; k <= length && isMatch; k++) {
-      isMatch = replayed[end - k] === seen[seen.length - k];
-    }
+    for (let k = 1; k <= length && isMatch; k++) isMatch = replayed[end - k] === seen.at(-k);
     if (isMatch) return end;
   }
   return 0;
