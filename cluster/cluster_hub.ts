@@ -208,10 +208,10 @@ export class ClusterHub implements Hub {
     }
   }
 
-  /** Whether Redis is reachable and healed into, so that this server's members are in the whole room. */
   /** How late the last event from another server came, in ms on Redis' clock (for the metrics). */
   eventLagMs = 0;
 
+  /** Whether Redis is reachable and healed into, so that this server's members are in the whole room. */
   get isWhole(): boolean {
     return this.#isWhole;
   }
