@@ -17,10 +17,19 @@
  * line, and hands commands to the hub (server/hub.ts, or the cluster's).
  */
 import { type CloseReason, DEFAULT_HISTORY_SIZE, type Hub, LocalHub } from "./server/hub.ts";
-import { type AddressState, AddressTable, type Limits, resolveLimits } from "./server/limits.ts";
+import { type AddressState, type Limits, resolveLimits } from "./server/limits.ts";
+import { Admission } from "./server/admission.ts";
+import { CountLog } from "./server/count_log.ts";
 import { FloodControl } from "./server/flood.ts";
 import { digest, Login, type LoginOutcome } from "./server/login.ts";
-import { type ConnKind, Peer, replyTo } from "./server/peer.ts";
+import {
+  type Census,
+  census,
+  type ConnKind,
+  Peer,
+  readBufferBytes,
+  replyTo,
+} from "./server/peer.ts";
 import { Tally } from "./server/metrics.ts";
 import { WebSocketConn } from "./server/websocket_conn.ts";
 import { type ChatConn, closeQuietly, isPeerGone, pause } from "./server/conn.ts";
@@ -103,12 +112,7 @@ export interface ChatServer extends AsyncDisposable {
   /** What it counted so far, for the metrics. */
   readonly tally: Tally;
   /** Its members by how they came, and the room log's size and the most any member lags by. */
-  census(): {
-    members: Record<ConnKind, number>;
-    connections: number;
-    logSize: number;
-    logFill: number;
-  };
+  census(): Census;
   /**
    * Serves a connection that came another way than the listener (a WebSocket, say) under the same
    * limits as the listener's: refused if over them, else a peer like any other.
@@ -208,22 +212,16 @@ class Server implements ChatServer {
   #config: ServerConfig;
   #limits: Limits;
   #peers = new Set<Peer>();
-  /** Connections counted by {@linkcode hold}: the web page's, before they are members. */
-  #held = 0;
   /** Connections from trusted proxies whose PROXY header is awaited. */
   #proxyHeaders: ProxyHeaders;
-  #addresses: AddressTable;
+  /** The connection limits and the join rate. */
+  #admission: Admission;
   #tasks = new Set<Promise<void>>();
   #isClosing = false;
   #stop = new AbortController();
   #sweeper: ReturnType<typeof setInterval> | undefined;
-  /** Connections and joins refused, and TLS handshakes failed, since the last log line about them
-   * (with the last failure's reason): a flood of them cannot flood the log. */
-  #refusals = 0;
-  #refusedJoins = 0;
-  #failedHandshakes = 0;
-  #lastHandshakeFailure = "";
-  #countsLoggedAt = 0;
+  /** What was refused or failed, logged at most once a second. */
+  #counts: CountLog;
   /** The server's password, registered names' passwords, and the account commands. */
   #login: Login;
   /** Connections that took their join of the join rate when they opened (see `takeJoin`). */
@@ -238,18 +236,13 @@ class Server implements ChatServer {
     this.#config = config;
     this.#limits = config.limits;
     this.addr = listener.addr as Deno.NetAddr;
-    const { maxLineBytes, floodBurst, floodRate, maxPerAddress, joinRate, registerRate } =
-      this.#limits;
+    const { maxLineBytes, floodBurst, floodRate, registerRate } = this.#limits;
     this.#limitsNotice = formatLimits({ maxLineBytes, floodBurst, floodRate });
-    // Per address: what maxPerAddress members could send, and joinRate joins a minute.
-    this.#addresses = new AddressTable({
-      lineBurst: Math.max(1, floodBurst) * maxPerAddress,
-      linesPerSecond: floodRate * maxPerAddress,
-      joinBurst: joinRate,
-      joinsPerSecond: maxPerAddress > 0 ? joinRate / 60 : 0,
-      registrationBurst: registerRate,
-      registrationsPerSecond: maxPerAddress > 0 ? registerRate / 3600 : 0,
-    }, { exempt: config.exempt });
+    this.#admission = new Admission(this.#limits, {
+      exempt: config.exempt,
+      tally: this.tally,
+      log: config.log,
+    });
     const { nameTimeoutMs, idleTimeoutMs, writeTimeoutMs, handshakeTimeoutMs } = this.#limits;
     const shortest = Math.min(
       ...[nameTimeoutMs, idleTimeoutMs, writeTimeoutMs, handshakeTimeoutMs].filter((ms) => ms > 0),
@@ -265,6 +258,12 @@ class Server implements ChatServer {
       tally: this.tally,
     });
     this.#proxyHeaders = new ProxyHeaders(config.proxies, { timeoutMs: handshakeTimeoutMs });
+    this.#counts = new CountLog({
+      log: config.log,
+      admission: this.#admission,
+      login: this.#login,
+      proxyHeaders: this.#proxyHeaders,
+    });
     this.finished = this.#acceptLoop();
   }
 
@@ -282,29 +281,11 @@ class Server implements ChatServer {
 
   /** Bytes of read buffers the connections hold now: what a burst of long lines left behind. */
   get readBufferBytes(): number {
-    let bytes = 0;
-    for (const peer of this.#peers) bytes += peer.readBufferBytes;
-    return bytes;
+    return readBufferBytes(this.#peers);
   }
 
-  census(): {
-    members: Record<ConnKind, number>;
-    connections: number;
-    logSize: number;
-    logFill: number;
-  } {
-    const members = { tcp: 0, tls: 0, websocket: 0 };
-    let logSize = 0;
-    let logFill = 0;
-    for (const peer of this.#peers) {
-      if (!peer.isJoined) continue;
-      members[peer.kind]++;
-      const { log } = peer;
-      if (!log) continue;
-      logSize = log.size;
-      logFill = Math.max(logFill, log.head - peer.cursor);
-    }
-    return { members, connections: this.#peers.size, logSize, logFill };
+  census(): Census {
+    return census(this.#peers);
   }
 
   close(): Promise<void> {
@@ -360,45 +341,19 @@ class Server implements ChatServer {
 
   accept(conn: ChatConn, options: { isJoinTaken?: boolean } = {}): void {
     if (this.#isClosing) return closeQuietly(conn);
-    const address = this.#addresses.get((conn.remoteAddr as Deno.NetAddr).hostname);
-    const refusal = this.#refusal(address);
+    const address = this.#admission.address((conn.remoteAddr as Deno.NetAddr).hostname);
+    const refusal = this.#admission.refusal(address, this.#peers.size);
     this.#track(refusal ? refuse(conn, refusal) : this.#serve(conn, address, options));
-    if (refusal) this.#refused(refusal);
+    if (refusal) this.#admission.refused(refusal);
   }
 
   takeJoin(hostname: string): string | undefined {
-    const address = this.#addresses.get(hostname);
-    const wait = address.joins?.take(Date.now()) ?? 0;
-    if (wait === 0) return;
-    this.#refusedJoins++;
-    Tally.bump(this.tally.refusals, "join rate");
-    return this.#tooManyJoins(address, wait);
-  }
-
-  #tooManyJoins(address: AddressState, wait: number): string {
-    return `Too many joins from ${address.key}: at most ${this.#limits.joinRate} a minute; ` +
-      `try again in ${Math.ceil(wait / 1000)} s`;
+    return this.#admission.takeJoin(hostname);
   }
 
   hold(hostname: string | undefined): string | { release(): void } {
     if (this.#isClosing) return "Server is shutting down";
-    const address = hostname === undefined ? undefined : this.#addresses.get(hostname);
-    const refusal = this.#refusal(address);
-    if (refusal) {
-      this.#refused(refusal);
-      return refusal;
-    }
-    if (address) address.connections++;
-    this.#held++;
-    let isHeld = true;
-    return {
-      release: () => {
-        if (!isHeld) return;
-        isHeld = false;
-        if (address) address.connections--;
-        this.#held--;
-      },
-    };
+    return this.#admission.hold(hostname, this.#peers.size);
   }
 
   /**
@@ -422,27 +377,9 @@ class Server implements ChatServer {
     if (conn) this.accept(tls ? new TlsConn(conn, tls) : conn);
   }
 
-  /** Counts a connection refused over a limit, for the log line and the metrics. */
-  #refused(refusal: string): void {
-    this.#refusals++;
-    Tally.bump(this.tally.refusals, refusal.startsWith("Server is full") ? "full" : "per address");
-  }
-
   #track(task: Promise<void>): void {
     this.#tasks.add(task);
     task.finally(() => this.#tasks.delete(task));
-  }
-
-  /** Why a new connection from `address` (unknown yet, if none) cannot be served, if it cannot. */
-  #refusal(address: AddressState | undefined): string | undefined {
-    const { maxConnections, maxPerAddress } = this.#limits;
-    if (maxConnections > 0 && this.#peers.size + this.#held >= maxConnections) {
-      return `Server is full: at most ${maxConnections} connections; try again later`;
-    }
-    const isCounted = address !== undefined && !address.isExempt;
-    if (maxPerAddress > 0 && isCounted && address.connections >= maxPerAddress) {
-      return `Too many connections from ${address.key}: at most ${maxPerAddress}`;
-    }
   }
 
   async #serve(
@@ -451,15 +388,11 @@ class Server implements ChatServer {
     options: { isJoinTaken?: boolean },
   ): Promise<void> {
     const { maxBacklogBytes, maxLineBytes } = this.#limits;
-    const kind = conn instanceof TlsConn
-      ? "tls"
-      : conn instanceof WebSocketConn
-      ? "websocket"
-      : "tcp";
+    const kind = kindOf(conn);
     const peer = new Peer(conn, { maxBacklogBytes, address, kind, tally: this.tally });
     if (options.isJoinTaken) this.#joinTaken.add(peer);
     const flood = FloodControl.for(this.#limits, address);
-    const { hub, log } = this.#config;
+    const { log } = this.#config;
     const login = this.#login;
     this.#peers.add(peer);
     address.connections++;
@@ -478,18 +411,8 @@ class Server implements ChatServer {
           if (flood && peer.isJoined && !flood.admit(peer.lastLineAt)) {
             if (!await this.#throttle(peer, flood)) continue;
           }
-          if (line instanceof LineTooLongError) {
-            peer.sendError(line.message);
-            if (!peer.isJoined) peer.end();
-            login.forget(peer);
-          } else if (login.isAwaiting(peer)) {
-            await this.#afterSecret(peer, await login.answer(peer, line));
-          } else if (peer.isJoined) {
-            const pending = this.#handle(peer, cleanText(line));
-            if (pending) await pending;
-          } else {
-            await this.#join(peer, line);
-          }
+          const pending = this.#take(peer, line);
+          if (pending) await pending;
         }
         if (flood) await this.#throttleBytes(peer, flood, chunk.length);
       }
@@ -504,21 +427,40 @@ class Server implements ChatServer {
       }
     } finally {
       login.forget(peer);
-      if (peer.isJoined) {
-        hub.leave(peer, peer.closeReason ? { problem: peer.closeReason } : {});
-        const why = [peer.closeReason, peer.closeDetail].filter(Boolean).join(": ");
-        Tally.bump(this.tally.leaves, peer.closeReason ?? "disconnected");
-        log(`${peer.label} left${why ? ` (${why})` : ""}`, {
-          event: "leave",
-          ...peerFields(peer),
-          reason: peer.closeReason ?? "disconnected",
-        });
-      }
+      if (peer.isJoined) this.#left(peer);
       peer.readEnded();
       await peer.closed;
       this.#peers.delete(peer);
       address.connections--;
     }
+  }
+
+  /** Acts on a line flood control let through; a promise only when it must be waited for. */
+  #take(peer: Peer, line: string | LineTooLongError): void | Promise<void> {
+    const login = this.#login;
+    if (line instanceof LineTooLongError) {
+      peer.sendError(line.message);
+      if (!peer.isJoined) peer.end();
+      login.forget(peer);
+    } else if (login.isAwaiting(peer)) {
+      return login.answer(peer, line).then((outcome) => this.#afterSecret(peer, outcome));
+    } else if (peer.isJoined) {
+      return this.#handle(peer, cleanText(line));
+    } else {
+      return this.#join(peer, line);
+    }
+  }
+
+  /** A member's connection ended: the room hears it left, and why, if the server cut it. */
+  #left(peer: Peer): void {
+    this.#config.hub.leave(peer, peer.closeReason ? { problem: peer.closeReason } : {});
+    const why = [peer.closeReason, peer.closeDetail].filter(Boolean).join(": ");
+    Tally.bump(this.tally.leaves, peer.closeReason ?? "disconnected");
+    this.#config.log(`${peer.label} left${why ? ` (${why})` : ""}`, {
+      event: "leave",
+      ...peerFields(peer),
+      reason: peer.closeReason ?? "disconnected",
+    });
   }
 
   /** Waits for a TLS client's handshake; false (the connection closed, with a log line) if it fails. */
@@ -530,8 +472,7 @@ class Server implements ChatServer {
       return !peer.signal.aborted;
     } catch (error) {
       if (!peer.signal.aborted && !isPeerGone(error)) {
-        this.#failedHandshakes++;
-        this.#lastHandshakeFailure = `${peer.label}: ${describe(error)}`;
+        this.#counts.handshakeFailed(`${peer.label}: ${describe(error)}`);
       }
       peer.close();
       return false;
@@ -603,7 +544,7 @@ class Server implements ChatServer {
     const isTrimming = now - this.#trimmedAt >= TRIM_INTERVAL_MS;
     if (isTrimming) {
       this.#trimmedAt = now;
-      this.#addresses.prune(now);
+      this.#admission.prune(now);
       this.#login.prune(now);
     }
     this.#proxyHeaders.sweep(now);
@@ -617,8 +558,7 @@ class Server implements ChatServer {
       } else if (
         handshakeTimeoutMs > 0 && peer.isHandshaking && now - peer.connectedAt > handshakeTimeoutMs
       ) {
-        this.#failedHandshakes++;
-        this.#lastHandshakeFailure = `${peer.label}: none within ${handshakeTimeoutMs / 1000} s`;
+        this.#counts.handshakeFailed(`${peer.label}: none within ${handshakeTimeoutMs / 1000} s`);
         peer.close();
       } else if (!peer.isJoined && nameTimeoutMs > 0 && now - peer.connectedAt > nameTimeoutMs) {
         // One deadline for the name and the passwords before it is joined.
@@ -631,60 +571,7 @@ class Server implements ChatServer {
         });
       }
     }
-    this.#logCounts(now);
-  }
-
-  /**
-   * One log line for what was refused or failed since the last one, if anything was and the last
-   * was a second ago or more: sweeps come faster than that when a time limit is short.
-   */
-  #logCounts(now: number): void {
-    if (now - this.#countsLoggedAt < TRIM_INTERVAL_MS) return;
-    const { log } = this.#config;
-    if (this.#refusals > 0 || this.#refusedJoins > 0) {
-      const joins = this.#refusedJoins > 0 ? ` and ${this.#refusedJoins} join(s)` : "";
-      log(`refused ${this.#refusals} connection(s)${joins} over the connection limits`, {
-        event: "refused",
-        level: "warn",
-        reason: "connection limits",
-        counts: { connections: this.#refusals, joins: this.#refusedJoins },
-      });
-      this.#refusals = this.#refusedJoins = 0;
-      this.#countsLoggedAt = now;
-    }
-    const guesses = this.#login.takeCounts();
-    if (guesses) {
-      log(guesses.message, {
-        event: "wrong passwords",
-        level: "warn",
-        reason: "wrong password",
-        counts: guesses.counts,
-      });
-      this.#countsLoggedAt = now;
-    }
-    if (this.#failedHandshakes > 0) {
-      log(
-        `${this.#failedHandshakes} TLS handshake(s) failed (last: ${this.#lastHandshakeFailure})`,
-        {
-          event: "handshakes failed",
-          level: "warn",
-          reason: this.#lastHandshakeFailure,
-          counts: { handshakes: this.#failedHandshakes },
-        },
-      );
-      this.#failedHandshakes = 0;
-      this.#countsLoggedAt = now;
-    }
-    const headers = this.#proxyHeaders.takeCounts();
-    if (headers) {
-      log(headers.message, {
-        event: "proxy headers failed",
-        level: "warn",
-        reason: headers.last,
-        counts: { headers: headers.count },
-      });
-      this.#countsLoggedAt = now;
-    }
+    this.#counts.logCounts(now);
   }
 
   async #join(peer: Peer, line: string): Promise<void> {
@@ -709,12 +596,8 @@ class Server implements ChatServer {
   async #enter(peer: Peer, name: string): Promise<void> {
     peer.name = name;
     const joins = this.#joinTaken.delete(peer) ? undefined : peer.address.joins;
-    const wait = joins?.wait(Date.now()) ?? 0;
-    if (wait > 0) {
-      this.#refusedJoins++;
-      Tally.bump(this.tally.refusals, "join rate");
-      throw new ProtocolError(this.#tooManyJoins(peer.address, wait));
-    }
+    const refusal = this.#admission.joinRefusal(peer.address, joins);
+    if (refusal) throw new ProtocolError(refusal);
     await this.#config.hub.join(peer, [this.#limitsNotice]);
     joins?.take(Date.now());
     peer.isJoined = true;
@@ -833,6 +716,11 @@ async function refuse(conn: ChatConn, reason: string): Promise<void> {
     clearTimeout(timer);
     closeQuietly(conn);
   }
+}
+
+/** How a connection came. */
+function kindOf(conn: ChatConn): ConnKind {
+  return conn instanceof TlsConn ? "tls" : conn instanceof WebSocketConn ? "websocket" : "tcp";
 }
 
 /** Settles when `signal` aborts. */

@@ -455,3 +455,34 @@ export function replyTo(
     onError(error);
   }
 }
+
+/** Members by how they came, and the room log's size and the most any member lags by. */
+export interface Census {
+  members: Record<ConnKind, number>;
+  connections: number;
+  logSize: number;
+  logFill: number;
+}
+
+/** The census of `peers`, for the metrics. */
+export function census(peers: ReadonlySet<Peer>): Census {
+  const members = { tcp: 0, tls: 0, websocket: 0 };
+  let logSize = 0;
+  let logFill = 0;
+  for (const peer of peers) {
+    if (!peer.isJoined) continue;
+    members[peer.kind]++;
+    const { log } = peer;
+    if (!log) continue;
+    logSize = log.size;
+    logFill = Math.max(logFill, log.head - peer.cursor);
+  }
+  return { members, connections: peers.size, logSize, logFill };
+}
+
+/** Bytes of read buffers `peers` hold now: what a burst of long lines left behind. */
+export function readBufferBytes(peers: Iterable<Peer>): number {
+  let bytes = 0;
+  for (const peer of peers) bytes += peer.readBufferBytes;
+  return bytes;
+}
