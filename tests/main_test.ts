@@ -303,7 +303,7 @@ Deno.test("main server reloads its certificate on SIGHUP: members stay, new hand
     await server.stdout.readUntil(/ SIGHUP: /),
     / SIGHUP: reload refused, the old certificate and password are kept: Cannot use the TLS certificate and key: the key file holds no PEM private key$/,
   );
-  await using carol = await joinTrusting(port, { certificate: renewed, name: "carol" });
+  await using _carol = await joinTrusting(port, { certificate: renewed, name: "carol" });
   (await connectTrusting(webPort, renewed)).close();
   await bob.send("and me");
   await until(alice, "* carol has entered the room");
@@ -319,7 +319,7 @@ Deno.test("main server re-reads --password-file on SIGHUP: new connections need 
     `--allow-read=${file}`,
   ]);
   await using server = child;
-  const join = async (password: string, name: string) => {
+  const join = async (password: string, _name: string) => {
     const client = await TestClient.connect(port);
     await client.expect("* Welcome to chat! This server is private: send its password");
     await client.send(password);
