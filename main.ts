@@ -110,6 +110,7 @@ async function startAll(plan: ServerPlan): Promise<number> {
       ...plan.limits,
       exempt: plan.exempt,
       trustProxy: plan.trustProxy,
+      proxyProtocol: plan.proxyProtocol,
       ...(tls ? { tls } : {}),
       ...(hub ? { hub } : {}),
       ...(serverPassword === undefined ? {} : { serverPassword }),

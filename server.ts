@@ -92,11 +92,17 @@ export interface ServerOptions extends Partial<Limits> {
    */
   exempt?: readonly string[];
   /**
-   * Address blocks of reverse proxies whose word about their clients counts (none by default): a
-   * TCP connection from one may start with a PROXY header (v1 or v2), and a request to the web
-   * page say its client in `Forwarded` or `X-Forwarded-For`. Limits and logs then use the client.
+   * Address blocks of reverse proxies in front of the web page whose `X-Forwarded-For` names each
+   * request's client (none by default). Limits and logs then use the client.
    */
   trustProxy?: readonly string[];
+  /**
+   * Address blocks of proxies in front of the chat's TCP port (none by default): a connection from
+   * one must start with a PROXY header (v1 or v2), and is served as the client it names; one
+   * without is refused. Required, not optional: a client that waits for the greeting would wait
+   * for nothing, and a receiver must not guess (HAProxy's PROXY protocol spec).
+   */
+  proxyProtocol?: readonly string[];
 }
 
 /** A running chat server. */
@@ -173,6 +179,7 @@ export function startServer(options: ServerOptions = {}): ChatServer {
     limits,
     exempt,
     proxies,
+    proxyProtocol: new AddressSet(options.proxyProtocol ?? []),
     hub,
     log,
     ...(tls ? { tls } : {}),
@@ -186,6 +193,8 @@ interface ServerConfig {
   limits: Limits;
   exempt: AddressSet;
   proxies: TrustedProxies;
+  /** `--proxy-protocol`: where a connection to the chat's port must start with a PROXY header. */
+  proxyProtocol: AddressSet;
   hub: Hub;
   tls?: SecureContext;
   log: Log;
@@ -257,7 +266,7 @@ class Server implements ChatServer {
       log: config.log,
       tally: this.tally,
     });
-    this.#proxyHeaders = new ProxyHeaders(config.proxies, { timeoutMs: handshakeTimeoutMs });
+    this.#proxyHeaders = new ProxyHeaders({ timeoutMs: handshakeTimeoutMs });
     this.#counts = new CountLog({
       log: config.log,
       admission: this.#admission,
@@ -326,7 +335,7 @@ class Server implements ChatServer {
     await acceptAll(this.#listener, {
       onConn: (conn) => {
         const tcp = conn as Deno.TcpConn;
-        if (this.#config.proxies.has((tcp.remoteAddr as Deno.NetAddr).hostname)) {
+        if (this.#config.proxyProtocol.has((tcp.remoteAddr as Deno.NetAddr).hostname)) {
           return this.#track(this.#unwrap(tcp));
         }
         const { tls } = this.#config; // read at each connection: SIGHUP may renew it
@@ -357,7 +366,7 @@ class Server implements ChatServer {
   }
 
   /**
-   * A connection from a trusted proxy: its PROXY header is read first (before TLS), under the
+   * A connection from a `--proxy-protocol` proxy: its PROXY header is read first (before TLS), under the
    * handshake deadline and the global limit, then it is served as the client's, under the client's
    * limits (see {@linkcode ProxyHeaders}).
    */

@@ -179,6 +179,7 @@ const SERVER_OPTIONS = {
   "web-origin": { type: "string", multiple: true },
   exempt: { type: "string", multiple: true },
   "trust-proxy": { type: "string", multiple: true },
+  "proxy-protocol": { type: "string", multiple: true },
   "log-format": { type: "string" },
   metrics: { type: "string" },
   ...Object.fromEntries(LIMIT_FLAGS.map(({ flag }) => [flag, { type: "string" }])),
@@ -337,8 +338,10 @@ export interface ServerPlan {
   origins: string[];
   /** `--exempt`: address blocks free of the per-address limits (loopback unless given). */
   exempt: string[];
-  /** `--trust-proxy`: address blocks of the reverse proxies whose word about a client counts. */
+  /** `--trust-proxy`: address blocks of the page's reverse proxies, whose X-Forwarded-For counts. */
   trustProxy: string[];
+  /** `--proxy-protocol`: address blocks whose connections to the chat's port start with a PROXY header. */
+  proxyProtocol: string[];
   /** `--metrics`: where `/metrics`, `/healthz` and `/readyz` are served, if anywhere. */
   metrics: { hostname: string; port: number } | undefined;
   /** `--log-format`: the log as today's prose lines (`text`), or one JSON object a line. */
@@ -397,6 +400,9 @@ export function readServerFlags(
       1000;
   const exempt = addressBlocks("exempt", values.exempt, { fallback: [...LOOPBACK] });
   const trustProxy = addressBlocks("trust-proxy", values["trust-proxy"], { fallback: [] });
+  const proxyProtocol = addressBlocks("proxy-protocol", values["proxy-protocol"], {
+    fallback: [],
+  });
   const logFormat = values["log-format"] ?? "text";
   if (!isLogFormat(logFormat)) {
     throw new UsageError(
@@ -416,6 +422,7 @@ export function readServerFlags(
     origins,
     exempt,
     trustProxy,
+    proxyProtocol,
   };
   const files = { cert: values.cert, key: values.key, password: values["password-file"] };
   return {

@@ -91,9 +91,15 @@ export function serverHelp(limits: OptionRow[]): string {
     ],
     [
       "--trust-proxy BLOCK",
-      "trust the reverse proxies at these addresses to name their clients: a PROXY header " +
-      "(v1 or v2) first on the chat's port, Forwarded or X-Forwarded-For on the page's; limits " +
-      "and logs then see each client (repeat for more; default none)",
+      "trust the reverse proxies at these addresses in front of the page to name each request's " +
+      "client in X-Forwarded-For (Forwarded is not read); limits and logs then see each client " +
+      "(repeat for more; default none)",
+    ],
+    [
+      "--proxy-protocol BLOCK",
+      "require a PROXY header (v1 or v2) first on each connection to the chat's port from these " +
+      "addresses, and serve it as the client the header names; one without is refused (repeat " +
+      "for more; default none)",
     ],
     [
       "--metrics [HOST:]PORT",

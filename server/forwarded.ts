@@ -1,6 +1,6 @@
 /**
- * The client a reverse proxy forwards a request for, from its `Forwarded` (RFC 7239) or
- * `X-Forwarded-For` header. Pure: reads headers, does no I/O.
+ * The client a reverse proxy forwards a request for, from its `X-Forwarded-For` header. Pure:
+ * reads headers, does no I/O.
  */
 import { type AddressSet, parseAddress } from "./cidr.ts";
 
@@ -11,18 +11,14 @@ export interface ForwardedNode {
 }
 
 /**
- * The addresses a request came from and through, client first, as the headers list them:
- * `Forwarded`'s `for=` if there is a `Forwarded`, else `X-Forwarded-For`. An element that names no
- * address (`unknown`, an obfuscated name, no `for=`, garbage) is `undefined`. `undefined` when
- * neither header is there.
+ * The addresses a request came from and through, client first, as `X-Forwarded-For` lists them
+ * (what nginx, Caddy and HAProxy append). `Forwarded` is not read: those proxies pass a client's
+ * own `Forwarded` through untouched, so from behind them it says whatever the client likes. An
+ * element that names no address (`unknown`, garbage) is `undefined`. `undefined` when there is no
+ * `X-Forwarded-For`.
  */
 export function forwardedChain(headers: Headers): (ForwardedNode | undefined)[] | undefined {
-  const forwarded = headers.get("forwarded");
-  if (forwarded !== null) {
-    return split(forwarded, ",").map((element) => parseNode(forParameter(element)));
-  }
-  const list = headers.get("x-forwarded-for");
-  if (list !== null) return list.split(",").map((item) => parseNode(item.trim()));
+  return headers.get("x-forwarded-for")?.split(",").map((item) => parseNode(item.trim()));
 }
 
 /**
@@ -30,7 +26,7 @@ export function forwardedChain(headers: Headers): (ForwardedNode | undefined)[] 
  * nearest to us), the first address that is not itself a trusted proxy, or the left-most if every
  * one is. Only the right-most addresses were written by proxies we trust; whatever is left of the
  * client's own could be anything the client sent. A hop that names no address ends the walk with
- * `undefined`, as does a request without either header.
+ * `undefined`, as does a request without the header.
  */
 export function forwardedClient(
   headers: Headers,
@@ -44,38 +40,9 @@ export function forwardedClient(
   }
 }
 
-/** `text` split at each `separator` outside a quoted string. */
-function split(text: string, separator: string): string[] {
-  const parts: string[] = [];
-  let [start, isQuoted] = [0, false];
-  for (let i = 0; i < text.length; i++) {
-    const char = text[i];
-    if (char === "\\" && isQuoted) i++; // a quoted pair: the next character is taken as it is
-    else if (char === '"') isQuoted = !isQuoted;
-    else if (char === separator && !isQuoted) {
-      parts.push(text.slice(start, i));
-      start = i + 1;
-    }
-  }
-  return [...parts, text.slice(start)];
-}
-
-/** The value of a `Forwarded` element's `for` parameter, unquoted, if it has one. */
-function forParameter(element: string): string | undefined {
-  for (const pair of split(element, ";")) {
-    const equals = pair.indexOf("=");
-    if (pair.slice(0, equals).trim().toLowerCase() !== "for") continue;
-    const value = pair.slice(equals + 1).trim();
-    if (!value.startsWith('"')) return value;
-    return value.endsWith('"') && value.length >= 2
-      ? value.slice(1, -1).replace(/\\(.)/g, "$1")
-      : undefined;
-  }
-}
-
 /**
- * A node as RFC 7239 writes it (`192.0.2.43`, `192.0.2.43:47011`, `[2001:db8::17]:4711`), or a
- * bare IPv6 address as X-Forwarded-For has it. A port that is not a number (obfuscated) is 0.
+ * A node as X-Forwarded-For has it: an address, bare (IPv6 too) or with a port (`192.0.2.43:47011`,
+ * `[2001:db8::17]:4711`). A port that is not a number (obfuscated) is 0.
  */
 function parseNode(text: string | undefined): ForwardedNode | undefined {
   if (text === undefined || text.includes("%")) return; // a zone means nothing to us

@@ -1,19 +1,17 @@
 /**
- * TCP connections from trusted proxies: their PROXY header read first, under a deadline, then each
- * served as the connection of the client it names. TLS, if any, runs after the header.
+ * TCP connections from `--proxy-protocol` proxies: their PROXY header read first, under a deadline,
+ * then each served as the connection of the client it names. TLS, if any, runs after the header.
  */
 import { type ChatConn, closeQuietly, isPeerGone } from "./conn.ts";
 import { MAX_V2_BYTES, parseProxyHeader, type ProxySource } from "./proxy_protocol.ts";
-import type { TrustedProxies } from "./trusted_proxies.ts";
-import { describe, hostPort } from "../protocol.ts";
+import { describe, hostPort, ProtocolError } from "../protocol.ts";
 
 /**
- * Connections from trusted proxies whose PROXY header is awaited. A proxy that sends no header
- * has its connection served as its own (the log says so once); one whose header is malformed,
- * cut off, or not there by the deadline has it closed, counted for the log.
+ * Connections from `--proxy-protocol` proxies whose PROXY header is awaited. The header is
+ * required: a connection that starts with anything else, or whose header is malformed, cut off, or
+ * not there by the deadline, is closed, counted for the log.
  */
 export class ProxyHeaders {
-  #proxies: TrustedProxies;
   #timeoutMs: number;
   /** Each connection awaited, since when, and whether its deadline closed it. */
   #pending = new Map<Deno.TcpConn, { since: number; isLate: boolean }>();
@@ -22,8 +20,7 @@ export class ProxyHeaders {
   #lastFailure = "";
 
   /** `timeoutMs`: the time a header has to arrive (the handshake timeout; 0 for none). */
-  constructor(proxies: TrustedProxies, options: { timeoutMs: number }) {
-    this.#proxies = proxies;
+  constructor(options: { timeoutMs: number }) {
     this.#timeoutMs = options.timeoutMs;
   }
 
@@ -34,14 +31,13 @@ export class ProxyHeaders {
     this.#pending.set(tcp, state);
     try {
       const start = await readProxyStart(tcp);
-      if (!start.isHeader) this.#proxies.warn(remote, "no PROXY header");
+      if (!start.isHeader) throw new ProtocolError("no PROXY header");
       const source = start.source ? { transport: "tcp" as const, ...start.source } : remote;
       return new ProxiedConn(tcp, { remoteAddr: source, rest: start.rest });
     } catch (error) {
       closeQuietly(tcp);
       if (this.#isClosed || (isPeerGone(error) && !state.isLate)) return;
       const late = `no PROXY header within ${this.#timeoutMs / 1000} s`;
-      if (state.isLate) this.#proxies.warn(remote, late);
       this.#failures++;
       this.#lastFailure = `${hostPort(remote.hostname, remote.port)}: ${
         state.isLate ? late : describe(error)

@@ -1,8 +1,7 @@
 /**
- * `--trust-proxy`: which connections come from a reverse proxy of ours, and which client each
- * request or connection of theirs stands for. Only a trusted proxy's word about its client counts:
- * from any other address, `Forwarded`, `X-Forwarded-For` and PROXY headers are what a client
- * says about itself, which is nothing.
+ * `--trust-proxy`: which connections to the page come from a reverse proxy of ours, and which client
+ * each request of theirs stands for. Only a trusted proxy's word about its client counts: from any
+ * other address, `X-Forwarded-For` is what a client says about itself, which is nothing.
  */
 import type { Log } from "./log.ts";
 import { AddressSet } from "./cidr.ts";
@@ -30,27 +29,25 @@ export class TrustedProxies {
   }
 
   /**
-   * The client a request from `remote` stands for: from a trusted proxy, the one its `Forwarded`
-   * or `X-Forwarded-For` names (see {@linkcode forwardedClient}), else `remote` itself.
+   * The client a request from `remote` stands for: from a trusted proxy, the one its
+   * `X-Forwarded-For` names (see {@linkcode forwardedClient}), else `remote` itself. `undefined`
+   * for a trusted proxy's request that names none: it is refused, since counting it as the proxy's
+   * own would give it the proxy's exemption (a proxy on loopback is exempt by default).
    */
-  clientOf(remote: Deno.NetAddr, headers: Headers): Deno.NetAddr {
+  clientOf(remote: Deno.NetAddr, headers: Headers): Deno.NetAddr | undefined {
     if (!this.has(remote.hostname)) return remote;
     const client = forwardedClient(headers, this.#blocks);
     if (client) return { transport: "tcp", ...client };
-    this.warn(remote, "a request that names no client in Forwarded or X-Forwarded-For");
-    return remote;
+    this.#warn(remote, "a request that names no client in X-Forwarded-For");
   }
 
-  /**
-   * Says once per proxy that a trusted proxy sent `what` (no header, say): its connections then
-   * count as its own, every one under its address's limits, which is rarely what was meant.
-   */
-  warn(remote: Deno.NetAddr, what: string): void {
+  /** Says once per proxy that a trusted proxy sent `what`, refused. */
+  #warn(remote: Deno.NetAddr, what: string): void {
     if (this.#warned.has(remote.hostname) || this.#warned.size >= MAX_WARNED) return;
     this.#warned.add(remote.hostname);
     this.#log(
-      `trusted proxy ${hostPort(remote.hostname, remote.port)} sent ${what}: its connections ` +
-        `count as its own address's (said once for this proxy)`,
+      `trusted proxy ${hostPort(remote.hostname, remote.port)} sent ${what}: such requests ` +
+        `are refused (said once for this proxy)`,
       {
         event: "proxy header missing",
         level: "warn",

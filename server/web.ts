@@ -52,6 +52,11 @@ const MAX_REFUSING = 64;
  * closing member gets. Kept, it holds a place under the per-address limit meanwhile.
  */
 const OVER_RATE_HOLD_MS = 2000;
+/**
+ * The answer to a trusted proxy's request that names no client: counted as the proxy's own, it
+ * would share the proxy's exemption (loopback is exempt by default), so it is refused instead.
+ */
+const NO_CLIENT = "The proxy named no client in X-Forwarded-For";
 
 /** Security headers on every response: the page runs our script only and shows no one else's. */
 const SECURITY_HEADERS: Record<string, string> = {
@@ -289,13 +294,14 @@ class PageServer implements WebServer {
           break;
         }
         if (isProxied && !refusal) {
-          client = proxies.clientOf(remote, head.headers);
+          const named = proxies.clientOf(remote, head.headers);
           if (typeof held !== "string") held.release();
-          held = this.#server.hold(client.hostname);
+          held = named ? this.#server.hold(named.hostname) : NO_CLIENT;
           if (typeof held === "string") refusal = held;
+          client = named ?? remote;
         }
         isLast = refusal !== undefined || isLastRequest(head);
-        if (head.path === SOCKET_PATH) {
+        if (head.path === SOCKET_PATH && refusal !== NO_CLIENT) {
           const socket = this.#socket(conn, head, {
             rest: heads.rest(),
             local: (tcp.localAddr as Deno.NetAddr).hostname,
@@ -399,6 +405,7 @@ function isLastRequest(head: RequestHead): boolean {
 }
 
 function refusalStatus(refusal: string): number {
+  if (refusal === NO_CLIENT) return 400;
   return refusal.startsWith("Too many") ? 429 : 503;
 }
 

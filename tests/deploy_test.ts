@@ -294,7 +294,7 @@ Deno.test("deploy/nginx.conf: 30 WebSocket members through nginx all join under 
 Deno.test("deploy/haproxy.cfg: members through HAProxy's send-proxy-v2 are logged and limited by their own address; a PROXY header from an address not trusted is refused", async () => {
   await using dir = await TempDir.make();
   const { child: server, port } = await startServerProcess([
-    "--trust-proxy",
+    "--proxy-protocol",
     "127.0.0.1",
     "--exempt",
     "none",

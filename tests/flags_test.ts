@@ -32,6 +32,19 @@ Deno.test("readServerFlags: --exempt is loopback unless given, repeatable, and n
   );
 });
 
+Deno.test("readServerFlags: --proxy-protocol is none unless given, repeatable, apart from --trust-proxy", () => {
+  assert.deepEqual(plan([]).proxyProtocol, []);
+  const given = plan(["--proxy-protocol", "127.0.0.1", "--proxy-protocol", "::1"]);
+  assert.deepEqual(given.proxyProtocol, ["127.0.0.1", "::1"]);
+  assert.deepEqual(given.trustProxy, []);
+  assert.deepEqual(plan(["--trust-proxy", "127.0.0.1"]).proxyProtocol, []);
+  assert.throws(() => plan(["--proxy-protocol", "localhost"]), {
+    name: "UsageError",
+    message:
+      'Invalid --proxy-protocol "localhost": use ADDRESS[/BITS], as 10.0.0.0/8 or fd00::/8, or none',
+  });
+});
+
 Deno.test("readServerFlags: --trust-proxy is none unless given, repeatable, each block checked", () => {
   assert.deepEqual(plan([]).trustProxy, []);
   assert.deepEqual(plan(["--trust-proxy", "127.0.0.1", "--trust-proxy", "10.0.0.0/8"]).trustProxy, [

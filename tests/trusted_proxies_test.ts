@@ -1,7 +1,7 @@
 /**
- * Tests of trusted proxies in the server itself, over real sockets: PROXY headers on the chat's
- * port (plain and TLS), Forwarded and X-Forwarded-For on the page's, from trusted addresses and
- * from others. `deploy_test.ts` puts real nginx and HAProxy in front.
+ * Tests of proxies in the server itself, over real sockets: PROXY headers on the chat's port
+ * (`proxyProtocol`, plain and TLS), X-Forwarded-For on the page's (`trustProxy`), from those
+ * addresses and from others. `deploy_test.ts` puts real nginx and HAProxy in front.
  */
 import assert from "node:assert/strict";
 import {
@@ -36,10 +36,10 @@ async function joined(client: TestClient): Promise<void> {
   while (!(await client.readLine()).startsWith("* Welcome, "));
 }
 
-Deno.test("server takes a trusted proxy's PROXY header, v1 or v2, for its client: limits and log see the client, not the proxy", async () => {
+Deno.test("server takes a --proxy-protocol proxy's PROXY header, v1 or v2, for its client: limits and log see the client, not the proxy", async () => {
   const log: string[] = [];
   await using server = startTestServer({
-    trustProxy: ["127.0.0.1"],
+    proxyProtocol: ["127.0.0.1"],
     exempt: [],
     maxPerAddress: 1,
     log: (line) => log.push(line),
@@ -67,11 +67,11 @@ Deno.test("server takes a trusted proxy's PROXY header, v1 or v2, for its client
   assert.ok(log.includes("bob ([2001:db8::17]:4711) joined"), log.join("\n"));
 });
 
-Deno.test("server hears a PROXY header from an address it does not trust as a bad name, v1 or v2", async () => {
+Deno.test("server hears a PROXY header from an address not under --proxy-protocol as a bad name, v1 or v2", async () => {
   const log: string[] = [];
-  // 127.0.0.2 is trusted; the clients here come from 127.0.0.1, which is not.
+  // 127.0.0.2 sends PROXY headers; the clients here come from 127.0.0.1, which does not.
   await using server = startTestServer({
-    trustProxy: ["127.0.0.2"],
+    proxyProtocol: ["127.0.0.2"],
     log: (line) => log.push(line),
   });
   await using v1 = await TestClient.connect(server.addr.port);
@@ -95,29 +95,32 @@ Deno.test("server hears a PROXY header from an address it does not trust as a ba
   assert.match((await v1Again.readToEnd())[0]!, /^\* error: Cannot accept name "PROXY TCP4/);
 });
 
-Deno.test("server serves a trusted proxy that sends no PROXY header as itself, saying so once; a late or malformed header closes the connection, counted", async () => {
-  const log: string[] = [];
+Deno.test("server greets a plain client from a --trust-proxy address at once: --trust-proxy is the page's alone", async () => {
+  // The README's --trust-proxy 127.0.0.1 is for nginx in front of the page; the handshake timeout
+  // is longer than the test's deadline, so waiting for a PROXY header would fail it.
   await using server = startTestServer({
     trustProxy: ["127.0.0.1"],
+    handshakeTimeoutMs: 2 * DEADLINE_MS,
+  });
+  await using client = await TestClient.connect(server.addr.port);
+  await client.expect(/^\* Welcome to chat/);
+  await client.write(V1_ALICE); // and a PROXY header here is a bad name
+  assert.match((await client.readToEnd())[0]!, /^\* error: Cannot accept name "PROXY TCP4/);
+});
+
+Deno.test("server requires the PROXY header from a --proxy-protocol address: a connection without one, or with a late or malformed one, is closed, counted", async () => {
+  const log: string[] = [];
+  await using server = startTestServer({
+    proxyProtocol: ["127.0.0.1"],
     exempt: [],
     handshakeTimeoutMs: 300,
     log: (line) => log.push(line),
   });
   const port = server.addr.port;
-  for (const name of ["alice", "bob"]) {
-    await using client = await TestClient.connect(port);
-    await client.write(`${name}\n`); // its first bytes, before the greeting: no header
-    await joined(client);
-    await client.send("/quit");
-    await client.readToEnd();
-  }
-  const warnings = log.filter((line) => line.startsWith("trusted proxy 127.0.0.1:"));
-  assert.equal(warnings.length, 1, log.join("\n"));
-  assert.match(
-    warnings[0]!,
-    /^trusted proxy 127\.0\.0\.1:\d+ sent no PROXY header: its connections count as its own address's \(said once for this proxy\)$/,
-  );
-  assert.ok(log.some((line) => /^alice \(127\.0\.0\.1:\d+\) joined$/.test(line)));
+  // A name first, with no header: refused, never served as the proxy's own.
+  await using named = await TestClient.connect(port);
+  await named.write("alice\n");
+  assert.deepEqual(await named.readToEnd(), []);
   // Nothing at all by the deadline, or a header that is not one: closed without a word.
   await using silent = await TestClient.connect(port);
   assert.deepEqual(await silent.readToEnd(), []);
@@ -129,15 +132,20 @@ Deno.test("server serves a trusted proxy that sends no PROXY header as itself, s
       (sum, line) => sum + Number(/^(\d+) PROXY header\(s\) failed/.exec(line)?.[1] ?? 0),
       0,
     );
-  await waitUntil(() => failed() === 2, () => `2 failed headers in the log: ${log.join("\n")}`);
+  await waitUntil(() => failed() === 3, () => `3 failed headers in the log: ${log.join("\n")}`);
   assert.ok(
     log.some((line) =>
-      /PROXY header\(s\) failed \(last: 127\.0\.0\.1:\d+: (no PROXY header within 0\.3 s|ProtocolError: Invalid PROXY header "PROXY TCP4 192\.0\.2\.7")\)$/
+      /PROXY header\(s\) failed \(last: 127\.0\.0\.1:\d+: (ProtocolError: no PROXY header|no PROXY header within 0\.3 s|ProtocolError: Invalid PROXY header "PROXY TCP4 192\.0\.2\.7")\)$/
         .test(line)
     ),
     log.join("\n"),
   );
-  await waitUntil(() => server.connectionCount === 0, "every connection to end");
+  assert.ok(!log.some((line) => line.includes("joined")), log.join("\n"));
+  // With a valid header, served under the address it names.
+  await using bob = await TestClient.connect(port);
+  await bob.write(`${V1_ALICE}bob\n`);
+  await joined(bob);
+  await waitUntil(() => log.includes("bob (192.0.2.7:56324) joined"), () => log.join("\n"));
 });
 
 Deno.test("server reads a trusted proxy's PROXY header before the TLS handshake", async () => {
@@ -145,7 +153,7 @@ Deno.test("server reads a trusted proxy's PROXY header before the TLS handshake"
   const log: string[] = [];
   await using server = startTestServer({
     tls: { cert: certificate.pem, key: await certificate.keyPem() },
-    trustProxy: ["127.0.0.1"],
+    proxyProtocol: ["127.0.0.1"],
     log: (line) => log.push(line),
   });
   const tcp = await Deno.connect({ hostname: "127.0.0.1", port: server.addr.port });
@@ -189,7 +197,7 @@ async function get(port: number, headers: string[]): Promise<string> {
   return new TextDecoder().decode(Uint8Array.from(chunks.flatMap((chunk) => [...chunk])));
 }
 
-Deno.test("web takes a trusted proxy's Forwarded or X-Forwarded-For for each request's client: limits and log see the client", async () => {
+Deno.test("web takes a trusted proxy's X-Forwarded-For for each request's client: limits and log see the client", async () => {
   const log: string[] = [];
   await using site = Site.start({
     trustProxy: ["127.0.0.1"],
@@ -206,13 +214,13 @@ Deno.test("web takes a trusted proxy's Forwarded or X-Forwarded-For for each req
     assert.match(alice.head, /^HTTP\/1\.1 101 /);
     await joinSocket(alice.frames, alice.conn, "alice");
     // The same client again: over its limit of 1, told so by the chat.
-    const again = await upgradeWith(port, ['Forwarded: for="192.0.2.7:5000"']);
+    const again = await upgradeWith(port, ["X-Forwarded-For: 192.0.2.7:5000"]);
     sockets.push(again.conn);
     assert.equal(
       await withDeadline(again.frames.readLine(), "the refusal"),
       "* error: Too many connections from 192.0.2.7: at most 1",
     );
-    const bob = await upgradeWith(port, ['Forwarded: for="[2001:db8::17]:4711";proto=https']);
+    const bob = await upgradeWith(port, ["X-Forwarded-For: [2001:db8::17]:4711"]);
     sockets.push(bob.conn);
     await joinSocket(bob.frames, bob.conn, "bob");
     // A page request counts under its client's address too.
@@ -226,6 +234,39 @@ Deno.test("web takes a trusted proxy's Forwarded or X-Forwarded-For for each req
   } finally {
     for (const conn of sockets) closeQuietly(conn as Deno.TcpConn);
   }
+});
+
+Deno.test("web ignores a trusted proxy's Forwarded: X-Forwarded-For names the client, and a request that names none is refused, not exempt", async () => {
+  const log: string[] = [];
+  // Loopback is exempt by default; the proxy is on it.
+  await using site = Site.start({
+    trustProxy: ["127.0.0.1"],
+    maxPerAddress: 1,
+    log: (line) => log.push(line),
+  });
+  const port = site.web.addr.port;
+  // The client wrote Forwarded itself, and the proxy passed it through, appending X-Forwarded-For.
+  const forged = ["Forwarded: for=127.0.0.1", "X-Forwarded-For: 198.51.100.7"];
+  const carol = await upgradeWith(port, forged);
+  try {
+    await joinSocket(carol.frames, carol.conn, "carol");
+    assert.ok(log.includes("carol (198.51.100.7) joined"), log.join("\n"));
+    assert.match(
+      await get(port, forged),
+      /^HTTP\/1\.1 429 [^]*Too many connections from 198\.51\.100\.7: at most 1\n$/,
+    );
+    // No client named: refused, page and socket alike, not served as the (exempt) proxy.
+    const unnamed = "The proxy named no client in X-Forwarded-For";
+    for (const headers of [[], ["Forwarded: for=127.0.0.1"]]) {
+      assert.match(await get(port, headers), new RegExp(`^HTTP/1\\.1 400 [^]*${unnamed}\n$`));
+      const socket = await upgradeWith(port, headers);
+      closeQuietly(socket.conn);
+      assert.match(socket.head, /^HTTP\/1\.1 400 /);
+    }
+  } finally {
+    closeQuietly(carol.conn);
+  }
+  await waitUntil(() => site.web.connectionCount === 0, "the socket to close", DEADLINE_MS);
 });
 
 Deno.test("web ignores Forwarded and X-Forwarded-For from an address it does not trust", async () => {
