@@ -139,7 +139,7 @@ async function startAll(plan: ServerPlan): Promise<number> {
   let metrics: MetricsServer | undefined;
   if (plan.metrics) {
     try {
-      metrics = startMetrics({ ...plan.metrics, ...watch(server, { hub, store }) });
+      metrics = startMetrics({ ...plan.metrics, ...watch(server, { hub, store }), log });
     } catch (error) {
       await page?.close();
       await server.close();

@@ -3,6 +3,7 @@ import assert from "node:assert/strict";
 import { type Child, joinAs, startServerProcess, withDeadline } from "./_helpers.ts";
 import { Folder, startStoreServer } from "./_store.ts";
 import { clusterServer, Redis } from "./_cluster.ts";
+import { METRICS_MAX_CONNECTIONS, startMetrics } from "../server/metrics_server.ts";
 
 /** The metrics port the server names in its log. */
 async function metricsPort(child: Child): Promise<number> {
@@ -109,4 +110,96 @@ Deno.test("server --metrics /readyz is 503 while the cluster's Redis is down, 20
   await redis.start();
   await child.stdout.readUntil(/redis: connected to .* again/, 30_000);
   assert.equal((await get(metrics, "/readyz")).status, 200);
+});
+
+/** A metrics server on a free loopback port, with a short head deadline, for the tests below. */
+function metricsServer(headTimeoutMs = 60_000) {
+  return startMetrics({
+    hostname: "127.0.0.1",
+    port: 0,
+    families: () => [],
+    unready: () => undefined,
+    headTimeoutMs,
+  });
+}
+
+/** Reads `conn` to its end: the text it got. */
+async function readToEnd(conn: Deno.Conn): Promise<string> {
+  const chunks: Uint8Array[] = [];
+  const buffer = new Uint8Array(4096);
+  for (let count; (count = await conn.read(buffer)) !== null;) chunks.push(buffer.slice(0, count));
+  return new TextDecoder().decode(new Uint8Array(chunks.flatMap((chunk) => [...chunk])));
+}
+
+/** Sends `request` on `conn` and reads the answer to its end (the server closes after one). */
+async function ask(conn: Deno.Conn, request: string): Promise<string> {
+  await conn.write(new TextEncoder().encode(request));
+  return await withDeadline(readToEnd(conn), request.split("\r\n")[0]!);
+}
+
+Deno.test("metrics: a connection that sends no request head is closed after the deadline", async () => {
+  await using metrics = metricsServer(200);
+  using conn = await Deno.connect({ hostname: "127.0.0.1", port: metrics.addr.port });
+  assert.equal(await withDeadline(readToEnd(conn), "the close of a silent connection"), "");
+});
+
+Deno.test("metrics: connections over the cap are closed at once; a scrape works once they are gone", async () => {
+  await using metrics = metricsServer();
+  const { port } = metrics.addr;
+  const held: Deno.Conn[] = [];
+  try {
+    for (let i = 0; i < METRICS_MAX_CONNECTIONS; i++) {
+      held.push(await Deno.connect({ hostname: "127.0.0.1", port }));
+    }
+    {
+      using over = await Deno.connect({ hostname: "127.0.0.1", port });
+      assert.equal(await withDeadline(readToEnd(over), "the close of one over the cap"), "");
+    }
+    // Each held one is answered once, then closed: the places are free before the client sees EOF.
+    for (const conn of held) {
+      const answer = await ask(conn, "GET /healthz HTTP/1.1\r\nhost: x\r\n\r\n");
+      assert.match(answer, /^HTTP\/1\.1 200 OK\r\n/);
+      assert.match(answer, /\r\nconnection: close\r\n/i);
+      assert.ok(answer.endsWith("\r\n\r\nok\n"));
+    }
+  } finally {
+    for (const conn of held) conn.close();
+  }
+  assert.deepEqual(await get(port, "/healthz"), { status: 200, body: "ok\n" });
+  assert.equal((await get(port, "/metrics")).status, 200);
+});
+
+Deno.test("metrics: GET and HEAD only, one request per connection", async () => {
+  await using metrics = metricsServer();
+  const { port } = metrics.addr;
+  {
+    using conn = await Deno.connect({ hostname: "127.0.0.1", port });
+    assert.match(await ask(conn, "POST /metrics HTTP/1.1\r\n\r\n"), /^HTTP\/1\.1 405 /);
+  }
+  {
+    using conn = await Deno.connect({ hostname: "127.0.0.1", port });
+    const answer = await ask(conn, "HEAD /healthz HTTP/1.1\r\n\r\n");
+    assert.match(answer, /^HTTP\/1\.1 200 OK\r\n/);
+    assert.ok(answer.endsWith("\r\n\r\n"), "no body for HEAD");
+  }
+  {
+    using conn = await Deno.connect({ hostname: "127.0.0.1", port });
+    // Two requests at once: the first is answered, then the connection closes.
+    const answer = await ask(conn, "GET /healthz HTTP/1.1\r\n\r\nGET /readyz HTTP/1.1\r\n\r\n");
+    assert.equal(answer.match(/HTTP\/1\.1 /g)?.length, 1);
+  }
+  {
+    using conn = await Deno.connect({ hostname: "127.0.0.1", port });
+    assert.match(await ask(conn, "junk\r\n\r\n"), /^HTTP\/1\.1 400 /);
+  }
+});
+
+Deno.test("metrics: a port in use throws and leaves no timer behind", () => {
+  using taken = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const { port } = taken.addr;
+  assert.throws(
+    () =>
+      startMetrics({ hostname: "127.0.0.1", port, families: () => [], unready: () => undefined }),
+    Deno.errors.AddrInUse,
+  );
 });
