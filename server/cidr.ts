@@ -60,9 +60,7 @@ function wordsOf(groups: string): number[] | undefined {
  */
 export function formatAddress(bytes: Uint8Array): string {
   if (bytes.length === 4) return bytes.join(".");
-  if (
-    bytes.subarray(0, 10).every((byte) => byte === 0) && bytes[10] === 0xff && bytes[11] === 0xff
-  ) {
+  if (isMapped(bytes)) {
     return `::ffff:${bytes.subarray(12).join(".")}`; // IPv4 mapped, as Deno writes it
   }
   const words = Array.from({ length: 8 }, (_, i) => (bytes[2 * i]! << 8) | bytes[2 * i + 1]!);
@@ -100,8 +98,19 @@ export function parseBlock(text: string): Block {
   return { bytes, bits: isV4 ? 96 + prefix : prefix };
 }
 
-/** Whether `address` is in `block`: its first `bits` bits are the block's. */
+/** Whether 16 bytes are an IPv4 address mapped into IPv6 (`::ffff:a.b.c.d`). */
+function isMapped(bytes: Uint8Array): boolean {
+  return bytes.subarray(0, 10).every((byte) => byte === 0) && bytes[10] === 0xff &&
+    bytes[11] === 0xff;
+}
+
+/**
+ * Whether `address` is in `block`: its first `bits` bits are the block's. An IPv6 block wider
+ * than the mapped IPv4 space (`::/0`, `::/64`) holds no IPv4 address, as in nginx: IPv4 clients
+ * match IPv4 blocks (or `::ffff:` ones) only.
+ */
 function isWithin(address: Uint8Array, block: Block): boolean {
+  if (block.bits < 96 && isMapped(address)) return false;
   const whole = block.bits >> 3;
   for (let i = 0; i < whole; i++) if (address[i] !== block.bytes[i]) return false;
   const rest = block.bits & 7;

@@ -120,6 +120,10 @@ function parseV2(bytes: Uint8Array): ProxyHeader {
   if (!isLocal && family >> 4 > 3) {
     throw new ProtocolError(`Invalid PROXY header: address family ${family >> 4}`);
   }
+  // A datagram's source is no TCP client (the PROXY header of a UDP proxy).
+  if (!isLocal && size !== undefined && (family & 0x0f) !== 1) {
+    throw new ProtocolError(`Invalid PROXY header: transport ${family & 0x0f}, not a stream`);
+  }
   // UNSPEC or a UNIX socket names no client we could count.
   if (isLocal || size === undefined) return { kind: "header", length, source: undefined };
   if (body.length < 2 * size + 4) {

@@ -82,6 +82,12 @@ Deno.test("AddressSet has the addresses of its blocks, to the bit, IPv4 mapped i
   assert.ok(new AddressSet(["0.0.0.0/0"]).has("203.0.113.9"));
   assert.ok(!new AddressSet(["0.0.0.0/0"]).has("2001:db8::1")); // every IPv4 address, no IPv6 one
   assert.ok(new AddressSet(["::/0"]).has("2001:db8::1"));
+  // An IPv6 block holds no IPv4 client, even one mapped into IPv6 (as nginx matches them).
+  for (const block of ["::/0", "::/64", "::/80"]) {
+    assert.ok(!new AddressSet([block]).has("203.0.113.9"), block);
+    assert.ok(!new AddressSet([block]).has("::ffff:203.0.113.9"), block);
+  }
+  assert.ok(new AddressSet(["::ffff:0:0/96"]).has("203.0.113.9")); // all of IPv4, said so
   assert.ok(!new AddressSet().has("127.0.0.1"));
   assert.ok(new AddressSet().isEmpty);
   assert.throws(() => new AddressSet(["10.0.0.0/8", "nonsense"]), TypeError);

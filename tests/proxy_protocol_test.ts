@@ -145,6 +145,7 @@ Deno.test("parseProxyHeader refuses a malformed or oversized header in one line"
   refuses(Uint8Array.of(...SIGNATURE, 0x11, 0x11, 0, 12), /version 1, not 2/);
   refuses(Uint8Array.of(...SIGNATURE, 0x22, 0x11, 0, 12), /command 2/);
   refuses(v2(1, 0x41, []), /address family 4/);
+  refuses(v2(1, 0x12, [192, 0, 2, 7, 198, 51, 100, 1, 0, 80, 4, 210]), /transport 2, not a stream/);
   refuses(v2(1, 0x11, [192, 0, 2, 7, 198, 51, 100, 1, 0, 80]), /10 bytes of addresses/);
   refuses(v2(1, 0x21, Array(35).fill(0)), /35 bytes of addresses/);
   // A header that says it is longer than the limit is refused at its 16th byte, before its body.
