@@ -25,6 +25,7 @@ const MIGRATIONS = [
      parallelism INTEGER NOT NULL) WITHOUT ROWID;`,
 ];
 
+/** passwords.ts's `Account`, written again: this worker imports nothing but `node:sqlite`. */
 interface Account {
   name: string;
   salt: string;

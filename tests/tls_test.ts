@@ -107,21 +107,17 @@ Deno.test("TLS: a plaintext client fails cleanly and the server goes on serving"
   assert.ok(logs.every((line) => !line.includes("\n")), "each log entry is one line");
 });
 
+/** client.ts with --tls and no certificate of its own to trust, joining as Emil. */
+function clientWithTls(port: number) {
+  return denoChild(["run", "-q", "-N", "client.ts", "Emil", "--port", String(port), "--tls"]);
+}
+
 Deno.test("TLS: client.ts refuses a certificate it does not trust, in one line", async () => {
   await using certificate = await Certificate.make();
   await using server = startTestServer({
     tls: { cert: certificate.pem, key: await certificate.keyPem() },
   });
-  await using emil = denoChild([
-    "run",
-    "-q",
-    "-N",
-    "client.ts",
-    "Emil",
-    "--port",
-    String(server.addr.port),
-    "--tls",
-  ]);
+  await using emil = clientWithTls(server.addr.port);
   const { code, stdout, stderr } = await emil.finish();
   assert.equal(code, 1);
   assert.equal(stdout, "");
@@ -130,16 +126,7 @@ Deno.test("TLS: client.ts refuses a certificate it does not trust, in one line",
 
 Deno.test("TLS: client.ts --tls to a server without TLS says so in one line", async () => {
   await using server = startTestServer();
-  await using emil = denoChild([
-    "run",
-    "-q",
-    "-N",
-    "client.ts",
-    "Emil",
-    "--port",
-    String(server.addr.port),
-    "--tls",
-  ]);
+  await using emil = clientWithTls(server.addr.port);
   const { code, stdout, stderr } = await emil.finish();
   assert.equal(code, 1);
   assert.equal(stdout, "");
