@@ -16,6 +16,8 @@ export class Folder implements AsyncDisposable {
 
   static async make(sizeKiB = 4096): Promise<Folder> {
     const path = (await run("mktemp", ["-d", "/tmp/chat-store-XXXXXX"])).trim();
+    // CHAT_TEST_TMPFS=0 runs the tests as on a machine that cannot mount (root in a container).
+    if (Deno.env.get("CHAT_TEST_TMPFS") === "0") return new Folder(path, false);
     const mounted = await new Deno.Command("mount", {
       args: ["-t", "tmpfs", "-o", `size=${sizeKiB}k,mode=0755`, "tmpfs", path],
       stdout: "null",
