@@ -14,14 +14,12 @@
  */
 import type { Log } from "../server/log.ts";
 import {
-  type Accounts,
   type CloseReason,
   DEFAULT_LOG_BYTES,
   type Hub,
   type LeaveReason,
   type Member,
   sortNames,
-  StoreError,
 } from "../server/hub.ts";
 import { RoomLog } from "../server/room_log.ts";
 import { pause } from "../server/conn.ts";
@@ -51,7 +49,8 @@ import {
   refusalOf,
 } from "./redis_link.ts";
 import { Receipts } from "./receipts.ts";
-import { RedisAccounts } from "./redis_accounts.ts";
+import { RedisAccounts, type StoreHooks } from "./redis_accounts.ts";
+import { RedisModeration } from "./redis_moderation.ts";
 import { NAME_TAKEN, type OtherServer, OtherServers, type Told } from "./others.ts";
 import {
   DEFAULT_MAX_LINE_BYTES,
@@ -155,21 +154,10 @@ export class ClusterHub implements Hub {
   /** The last reason Redis gave for refusing this server, logged once. */
   #refusal: string | undefined;
   #closing: Promise<void> | undefined;
-  /** The registered names as Redis holds them, and this server's copy of them. */
-  #accounts: RedisAccounts;
-
   /** The registered names, in Redis: changed only while the room is whole. */
-  readonly accounts: Accounts = {
-    get: (name) => this.#accounts.get(name),
-    save: async (account, previous) => {
-      await this.#accounts.save(this.#accountLink(), this.#clock.now(), account, previous);
-      this.#publish({ k: "account", n: account.name });
-    },
-    remove: async (account) => {
-      await this.#accounts.remove(this.#accountLink(), this.#clock.now(), account);
-      this.#publish({ k: "account", n: account.name });
-    },
-  };
+  readonly accounts: RedisAccounts;
+  /** The operators, bans, mutes and topic, in Redis: changed only while the room is whole. */
+  readonly moderation: RedisModeration;
 
   constructor(options: ClusterOptions) {
     this.#options = {
@@ -180,7 +168,14 @@ export class ClusterHub implements Hub {
       ...options,
     };
     this.#log = new RoomLog(this.#options.logSize);
-    this.#accounts = new RedisAccounts(this.#options.url, this.#options.log);
+    const hooks: StoreHooks = {
+      link: () => this.#isWhole && !this.#closing ? this.#link : undefined,
+      now: () => this.#clock.now(),
+      origin: this.id,
+      changed: (name) => this.#publish({ k: "account", n: name }),
+    };
+    this.accounts = new RedisAccounts(this.#options.url, this.#options.log, hooks);
+    this.moderation = new RedisModeration(hooks);
     this.#others = new OtherServers(this.#options.claimTtlMs);
     this.#tickMs = Math.min(MAX_TICK_MS, this.#options.claimTtlMs / 3);
     // The others count a server gone after a claim's lifetime without a word from it, and its
@@ -504,7 +499,8 @@ export class ClusterHub implements Hub {
     await this.#clock.sample(link, { isFirst: !this.#hasBeenWhole });
     if (!this.#isSeeded) await this.#seed(link);
     await this.#settle(link);
-    this.#evictRegistered(await this.#accounts.heal(link));
+    this.#evictRegistered(await this.accounts.heal(link));
+    await this.moderation.heal(link); // and who a ban made meanwhile matches is sent away
     // Publishing is tried once before it counts: a Redis user without the permission fails here.
     const d = this.#clock.now() + REDIS_TIMEOUT_MS;
     const beat = JSON.stringify({
@@ -643,17 +639,6 @@ export class ClusterHub implements Hub {
     else link.pending.push(message);
   }
 
-  /** The link a change of a registered name goes through: only while the room is whole. */
-  #accountLink(): Link {
-    const link = this.#link;
-    if (!link || !this.#isWhole || this.#closing) {
-      throw new StoreError(
-        "The room is partitioned: registered names cannot change until it is whole again",
-      );
-    }
-    return link;
-  }
-
   /**
    * Sends away the members here under a name Redis says is registered, read for the first time:
    * they joined before this server could know (it started while Redis was out of reach), so without
@@ -738,6 +723,8 @@ export class ClusterHub implements Hub {
       return;
     }
     if (event.o === this.id) return; // our own after all (not written by us): ignored the same
+    // A moderation change may come from `chat admin`, which is no server: it is not heard from.
+    if (event.k === "mod") return this.moderation.changed(event.t!, event.v);
     // Every event but a private message is sent with the whole timeout as its budget.
     if (event.k !== "msg") {
       this.eventLagMs = Math.max(0, this.#clock.now() - event.d + REDIS_TIMEOUT_MS);
@@ -795,7 +782,7 @@ export class ClusterHub implements Hub {
         return;
       case "account":
         // Another server changed a registered name: read it as Redis has it now.
-        if (this.#link && this.#isWhole) this.#accounts.refresh(this.#link, name);
+        if (this.#link && this.#isWhole) this.accounts.refresh(this.#link, name);
         return;
     }
   }

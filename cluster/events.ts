@@ -14,6 +14,7 @@ import {
   quote,
 } from "../protocol.ts";
 import type { CloseReason } from "../server/hub.ts";
+import { isModerationKey, MAX_VALUE_LENGTH } from "./moderation_values.ts";
 
 /** What the members of a partitioned server are told, and told again when it heals. */
 export const PARTITION_NOTICE = formatSystemLine(
@@ -54,7 +55,8 @@ export interface Event {
     | "ack"
     | "beat"
     | "roster"
-    | "account";
+    | "account"
+    | "mod";
   /** The member's name (the old one for a rename); empty in a beat, a roster and an ack. */
   n: string;
   /** The deadline, on Redis's clock in ms, past which the event is dropped rather than relayed. */
@@ -79,6 +81,8 @@ export interface Event {
   l?: RosterEntry[];
   /** A roster that asks every other server for theirs (it healed and may have missed changes). */
   r?: boolean;
+  /** A moderation change's new value (its key is the text); none when it was removed. */
+  v?: string;
 }
 
 /** A member of another server, as this server knows it. */
@@ -192,9 +196,10 @@ const KINDS = new Set([
   "beat",
   "roster",
   "account",
+  "mod",
 ]);
 
-const NAMELESS = new Set(["beat", "roster", "ack"]);
+const NAMELESS = new Set(["beat", "roster", "ack", "mod"]);
 
 /**
  * Checks an event from the channel as strictly as a client's line: a server id, a known kind,
@@ -207,7 +212,7 @@ export function parseEvent(message: string, maxLineBytes: number): Event {
   if (message.length > limit) throw new ProtocolError("message too long");
   const event = JSON.parse(message);
   if (typeof event !== "object" || event === null) throw new ProtocolError("not an object");
-  const { o, k, n, d, t, to, m, c, i, s, q, l, r } = event;
+  const { o, k, n, d, t, to, m, c, i, s, q, l, r, v } = event;
   if (typeof o !== "string" || !SERVER_ID.test(o)) throw new ProtocolError("no server id");
   if (!KINDS.has(k)) throw new ProtocolError("unknown kind");
   const parsed: Event = { o, k, n: NAMELESS.has(k) ? "" : strictName(n), d: count(d, "deadline") };
@@ -232,6 +237,13 @@ export function parseEvent(message: string, maxLineBytes: number): Event {
     parsed.s = s;
   }
   if (k === "roster") parsed.l = rosterEntries(l);
+  if (k === "mod") {
+    if (!isModerationKey(parsed.t ?? "")) throw new ProtocolError("bad moderation key");
+    if (v !== undefined && (typeof v !== "string" || v.length > MAX_VALUE_LENGTH)) {
+      throw new ProtocolError("bad moderation value");
+    }
+    if (v !== undefined) parsed.v = v;
+  }
   if (q === true) parsed.q = true;
   if (r === true) parsed.r = true;
   return parsed;

@@ -3,28 +3,42 @@
  * never a password), with this server's copy of them: read at every heal, kept current by the
  * other servers' events, and what answers while the room is partitioned. A change is made in Redis
  * first, only while the room is whole, and then in the copy, so that what a member is told holds.
- * Every method that needs Redis is handed the link to use: the hub owns the link, and decides.
+ * The hub owns the link, and decides when it may be used (see {@linkcode StoreHooks}).
  */
 import type { Log } from "../server/log.ts";
 import type { Account } from "../server/passwords.ts";
-import { StoreError } from "../server/hub.ts";
+import { type Accounts, StoreError } from "../server/hub.ts";
 import { describe, nameKey } from "../protocol.ts";
 import { accountJson, parseStoredAccount } from "./events.ts";
 import { ACCOUNT_PREFIX, EPOCH_KEY, type Link, redact, REDIS_TIMEOUT_MS } from "./redis_link.ts";
 
+/** What a store in Redis needs of the hub. */
+export interface StoreHooks {
+  /** The link to change Redis through: none while the room is partitioned. */
+  link(): Link | undefined;
+  /** Redis's clock, as this server estimates it (ms). */
+  now(): number;
+  /** This server's id, carried by the events it publishes. */
+  origin: string;
+  /** Tells the other servers that a registered name changed. */
+  changed(name: string): void;
+}
+
 /** The registered names this server knows, and the Redis they come from. */
-export class RedisAccounts {
+export class RedisAccounts implements Accounts {
   #url: string;
   #log: Log;
+  #hooks: StoreHooks;
   #accounts = new Map<string, Account>();
   #areAccountsRead = false;
   /** Redis's mark of its data (see {@linkcode EPOCH_KEY}) as this server first found it. */
   #epoch: string | undefined;
 
   /** The accounts of the Redis at `url` (for the log, without its password). */
-  constructor(url: string, log: Log) {
+  constructor(url: string, log: Log, hooks: StoreHooks) {
     this.#url = url;
     this.#log = log;
+    this.#hooks = hooks;
   }
 
   /** The account of a registered name, as this server knows it. */
@@ -56,8 +70,8 @@ export class RedisAccounts {
   }
 
   /** Registers a name, or replaces `previous`'s password, in Redis and then here. */
-  async save(link: Link, redisNow: number, account: Account, previous?: Account): Promise<void> {
-    const done = await this.#change(link, redisNow, {
+  async save(account: Account, previous?: Account): Promise<void> {
+    const done = await this.#change({
       name: account.name,
       previous,
       value: accountJson(account),
@@ -68,12 +82,14 @@ export class RedisAccounts {
       );
     }
     this.#accounts.set(nameKey(account.name), account);
+    this.#hooks.changed(account.name);
   }
 
   /** Gives up a name's password, in Redis and then here. */
-  async remove(link: Link, redisNow: number, account: Account): Promise<void> {
-    await this.#change(link, redisNow, { name: account.name, previous: account, value: "" });
+  async remove(account: Account): Promise<void> {
+    await this.#change({ name: account.name, previous: account, value: "" });
     this.#accounts.delete(nameKey(account.name));
+    this.#hooks.changed(account.name);
   }
 
   /**
@@ -133,11 +149,15 @@ export class RedisAccounts {
    * does not happen later: what the member is told is what happened.
    */
   async #change(
-    link: Link,
-    redisNow: number,
     change: { name: string; previous: Account | undefined; value: string },
   ): Promise<number> {
-    const deadline = String(Math.floor(redisNow + REDIS_TIMEOUT_MS / 2));
+    const link = this.#hooks.link();
+    if (!link) {
+      throw new StoreError(
+        "The room is partitioned: registered names cannot change until it is whole again",
+      );
+    }
+    const deadline = String(Math.floor(this.#hooks.now() + REDIS_TIMEOUT_MS / 2));
     const key = ACCOUNT_PREFIX + nameKey(change.name);
     const args = [deadline, change.previous ? accountJson(change.previous) : "", change.value];
     let done: number;

@@ -129,14 +129,44 @@ const CHANGE_ACCOUNT = defineScript({
   transformReply: (reply: unknown) => Number(reply),
 });
 
+/** Operators, bans, mutes and the topic: `chat:mod:op:KEY`, `chat:mod:ban:n:KEY` (by name) or
+ * `chat:mod:ban:a:ADDRESS` (by address), `chat:mod:mute:KEY` and `chat:mod:topic`. */
+export const MODERATION_PREFIX = `${PREFIX}mod:`;
+
+/**
+ * Makes a moderation change and announces it on the channel, in one step, so that the events come
+ * in the order of the changes and no change goes unannounced. Unless Redis's clock is past the
+ * deadline (see {@linkcode CHANGE_ACCOUNT}). ARGV: deadline (ms), the value ('' deletes), when it
+ * expires (ms since the epoch, '' never), the channel, the event, and '1' if KEYS[2] must exist
+ * (the account of a name made an operator). 1 if done, 0 if there was nothing to delete or no
+ * such account, -1 if too late.
+ */
+const MODERATE = defineScript({
+  SCRIPT: "local now = redis.call('time') " +
+    "if tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000) > tonumber(ARGV[1]) " +
+    "then return -1 end " +
+    "if ARGV[6] == '1' and not redis.call('get', KEYS[2]) then return 0 end " +
+    "if ARGV[2] == '' then if redis.call('del', KEYS[1]) == 0 then return 0 end " +
+    "elseif ARGV[3] == '' then redis.call('set', KEYS[1], ARGV[2]) " +
+    "else redis.call('set', KEYS[1], ARGV[2], 'PXAT', ARGV[3]) end " +
+    "redis.call('publish', ARGV[4], ARGV[5]) return 1",
+  NUMBER_OF_KEYS: 2,
+  parseCommand(parser: CommandParser, keys: [string, string], args: string[]) {
+    parser.pushKeys(keys);
+    parser.push(...args);
+  },
+  transformReply: (reply: unknown) => Number(reply),
+});
+
 const SCRIPTS = {
   claim: CLAIM,
   release: RELEASE,
   changeAccount: CHANGE_ACCOUNT,
   publishEvent: PUBLISH,
+  moderate: MODERATE,
 };
 
-type Redis = ReturnType<typeof connectRedis>;
+export type Redis = ReturnType<typeof connectRedis>;
 
 /** What a link tells the hub: each event from the channel, and that it broke. */
 export interface LinkHooks {
@@ -319,6 +349,55 @@ export class Link {
   }
 }
 
+/** A moderation change as {@linkcode MODERATE} makes it: under `chat:mod:` + `key`. */
+export interface ModerationWrite {
+  key: string;
+  /** The value to keep ('' deletes). */
+  value: string;
+  /** When the value expires by itself (ms since the epoch). */
+  until?: number | undefined;
+  /** The event that announces it. */
+  message: string;
+  /** Redis's clock past which it must not be made (ms). */
+  deadline: number;
+  /** The name whose account must exist (an operator must be registered). */
+  registered?: string | undefined;
+}
+
+/** Makes a moderation change, announced on the channel: 1 if done, 0 if there was nothing to
+ * delete or no such account, -1 if Redis's clock was past the deadline. */
+export function moderate(redis: Redis, write: ModerationWrite): Promise<number> {
+  const key = MODERATION_PREFIX + write.key;
+  const account = write.registered === undefined ? key : ACCOUNT_PREFIX + nameKey(write.registered);
+  return redis.moderate([key, account], [
+    String(Math.floor(write.deadline)),
+    write.value,
+    write.until === undefined ? "" : String(Math.ceil(write.until)),
+    CHANNEL,
+    write.message,
+    write.registered === undefined ? "0" : "1",
+  ]);
+}
+
+/** Every moderation value in Redis, by its key under `chat:mod:`; `most` at most. */
+export async function readModeration(redis: Redis, most: number): Promise<Map<string, string>> {
+  const keys: string[] = [];
+  for await (const batch of redis.scanIterator({ MATCH: `${MODERATION_PREFIX}*`, COUNT: 1000 })) {
+    keys.push(...batch.slice(0, most - keys.length));
+    if (keys.length >= most) break;
+  }
+  const values = new Map<string, string>();
+  for (let start = 0; start < keys.length; start += 1000) {
+    const batch = keys.slice(start, start + 1000);
+    const read = await redis.mGet(batch);
+    batch.forEach((key, index) => {
+      const value = read[index];
+      if (value) values.set(key.slice(MODERATION_PREFIX.length), value);
+    });
+  }
+  return values;
+}
+
 /** Thrown by the hub's `start` when Redis refuses this server for good (a wrong password, a
  * missing permission, no such database): waiting will not help. */
 export class RedisRefusedError extends Error {
@@ -356,6 +435,11 @@ function connectRedis(url: string) {
     disableOfflineQueue: true,
     socket: { reconnectStrategy: false, connectTimeout: REDIS_TIMEOUT_MS },
   });
+}
+
+/** A Redis client with the chat's scripts, for `chat admin` (not connected yet). */
+export function redisClient(url: string): Redis {
+  return connectRedis(url);
 }
 
 /** The wait before the next attempt to reach Redis: doubling, with jitter so that servers spread. */

@@ -1,0 +1,226 @@
+/**
+ * Operators, bans, mutes and the topic of the cluster, in Redis (see moderation_values.ts), with
+ * this server's copy of them: read whole at every heal, kept current by the events that each
+ * change publishes in the same step as it is made, and what answers at once (and while the room
+ * is partitioned). A change is made in Redis first, only while the room is whole, and then in the
+ * copy, so that what an operator is told holds on every server. A timed ban or mute expires in
+ * Redis by itself, and every copy drops it at its end.
+ */
+import { StoreError } from "../server/hub.ts";
+import { describe, nameKey } from "../protocol.ts";
+import type { StoreHooks } from "./redis_accounts.ts";
+import { type Link, moderate, readModeration, REDIS_TIMEOUT_MS } from "./redis_link.ts";
+import {
+  banJson,
+  banKey,
+  banKeyOf,
+  muteJson,
+  muteKey,
+  operatorKey,
+  parseValue,
+  TOPIC_KEY,
+  topicJson,
+  type Value,
+} from "./moderation_values.ts";
+import type { Ban, ModerationChange, ModerationStore, Mute, Topic } from "./moderation_types.ts";
+
+/** The most values read from Redis: the bans and mutes the contract bounds, the operators, the
+ * topic. */
+const MOST_VALUES = 25_000;
+
+/** The moderation of the cluster as this server knows it. */
+export class RedisModeration implements ModerationStore {
+  #hooks: Omit<StoreHooks, "changed">;
+  /** Every value as Redis holds it, by key: what a heal compares with. */
+  #raw = new Map<string, string>();
+  #operators = new Map<string, string>();
+  #bans = new Map<string, Ban>();
+  #mutes = new Map<string, Mute>();
+  #topic: Topic | undefined;
+  onChange?: (change: ModerationChange) => void;
+
+  constructor(hooks: Omit<StoreHooks, "changed">) {
+    this.#hooks = hooks;
+  }
+
+  isOperator(name: string): boolean {
+    return this.#operators.has(nameKey(name));
+  }
+
+  operators(): string[] {
+    return [...this.#operators.values()];
+  }
+
+  bans(): Ban[] {
+    return this.#current(this.#bans);
+  }
+
+  mutes(): Mute[] {
+    return this.#current(this.#mutes);
+  }
+
+  topic(): Topic | undefined {
+    return this.#topic;
+  }
+
+  async setOperator(name: string, isOperator: boolean): Promise<void> {
+    const key = operatorKey(name);
+    const done = await this.#write(key, isOperator ? name : "", { registered: isOperator });
+    if (!done && isOperator) {
+      throw new StoreError(`${name} is not registered: only a registered name can be an operator`);
+    }
+  }
+
+  async addBan(ban: Ban): Promise<void> {
+    await this.#write(banKey(ban), banJson(ban), { until: ban.until });
+  }
+
+  removeBan(target: string): Promise<boolean> {
+    return this.#write(banKeyOf(target), "");
+  }
+
+  async addMute(mute: Mute): Promise<void> {
+    await this.#write(muteKey(mute.name), muteJson(mute), { until: mute.until });
+  }
+
+  removeMute(name: string): Promise<boolean> {
+    return this.#write(muteKey(name), "");
+  }
+
+  async setTopic(topic: Topic | undefined): Promise<void> {
+    await this.#write(TOPIC_KEY, topic ? topicJson(topic) : "");
+  }
+
+  /**
+   * A new link healed: reads every value again, and tells of each that changed meanwhile (a ban
+   * made while this server was cut off, so that it sends away whom it matches).
+   */
+  async heal(link: Link): Promise<void> {
+    const read = await link.within(readModeration(link.redis, MOST_VALUES));
+    for (const key of [...this.#raw.keys()]) {
+      if (!read.has(key)) this.#apply(key, undefined);
+    }
+    for (const [key, value] of read) this.#apply(key, value);
+  }
+
+  /** Another server (or `chat admin`) changed a value: announced on the channel. */
+  changed(key: string, value: string | undefined): void {
+    this.#apply(key, value);
+  }
+
+  /** Those not expired; the expired ones are dropped from the copy (Redis dropped them too). */
+  #current<T extends { until?: number }>(values: Map<string, T>): T[] {
+    const now = this.#hooks.now();
+    const current: T[] = [];
+    for (const [key, value] of values) {
+      if (value.until === undefined || value.until > now) current.push(value);
+      else this.#forget(key);
+    }
+    return current;
+  }
+
+  /**
+   * Makes a change in Redis, announced to the other servers in the same step, and then in the
+   * copy: true if done, false if there was nothing to remove (or no such account). Redis must
+   * make it within half the time this server waits for the answer, by its own clock, so that a
+   * change reported as failed does not happen later.
+   */
+  async #write(
+    key: string,
+    value: string,
+    options: { until?: number | undefined; registered?: boolean } = {},
+  ): Promise<boolean> {
+    const link = this.#hooks.link();
+    if (!link) throw cannotSave("the room is partitioned");
+    const now = this.#hooks.now();
+    const message = JSON.stringify({
+      o: this.#hooks.origin,
+      d: now + REDIS_TIMEOUT_MS,
+      k: "mod",
+      n: "",
+      t: key,
+      ...value ? { v: value } : {},
+    });
+    let done: number;
+    try {
+      done = await link.within(moderate(link.redis, {
+        key,
+        value,
+        until: options.until,
+        message,
+        deadline: now + REDIS_TIMEOUT_MS / 2,
+        registered: options.registered ? value : undefined,
+      }));
+    } catch (error) {
+      throw cannotSave(describe(error));
+    }
+    if (done < 0) throw cannotSave("Redis took too long; nothing was changed");
+    if (done > 0) this.#apply(key, value || undefined, false);
+    return done > 0;
+  }
+
+  /** Takes a value into the copy, telling of the change unless it is this server's own. */
+  #apply(key: string, value: string | undefined, isTold = true): void {
+    if (this.#raw.get(key) === value) return;
+    const parsed = value === undefined ? undefined : parseValue(key, value);
+    const before = this.#forget(key);
+    if (parsed && value !== undefined) {
+      this.#raw.set(key, value);
+      this.#keep(key, parsed);
+    }
+    const change = changeOf(before, parsed, this.#hooks.now());
+    if (change && isTold) this.onChange?.(change);
+  }
+
+  #keep(key: string, value: Value): void {
+    if (value.kind === "operator") this.#operators.set(key.slice(3), value.name);
+    else if (value.kind === "ban") this.#bans.set(key, value.ban);
+    else if (value.kind === "mute") this.#mutes.set(key, value.mute);
+    else this.#topic = value.topic;
+  }
+
+  /** Drops a value from the copy, answering what it was. */
+  #forget(key: string): Value | undefined {
+    const raw = this.#raw.get(key);
+    if (raw === undefined) return;
+    this.#raw.delete(key);
+    const value = parseValue(key, raw);
+    if (value?.kind === "operator") this.#operators.delete(key.slice(3));
+    else if (value?.kind === "ban") this.#bans.delete(key);
+    else if (value?.kind === "mute") this.#mutes.delete(key);
+    else if (value?.kind === "topic") this.#topic = undefined;
+    return value;
+  }
+}
+
+/** What a server is told of a change from `before` to `after`; nothing when a timed value ran out
+ * (it ended by itself, everywhere at once). */
+function changeOf(
+  before: Value | undefined,
+  after: Value | undefined,
+  now: number,
+): ModerationChange | undefined {
+  if (after?.kind === "operator") return { kind: "operator", name: after.name, isOperator: true };
+  if (after?.kind === "ban") return { kind: "ban", ban: after.ban };
+  if (after?.kind === "mute") return { kind: "mute", mute: after.mute };
+  if (after?.kind === "topic") return { kind: "topic", topic: after.topic };
+  if (before?.kind === "operator") {
+    return { kind: "operator", name: before.name, isOperator: false };
+  }
+  if (before?.kind === "topic") return { kind: "topic", topic: undefined };
+  if (before?.kind === "ban" && !hasEnded(before.ban, now)) {
+    return { kind: "unban", ban: before.ban };
+  }
+  if (before?.kind === "mute" && !hasEnded(before.mute, now)) {
+    return { kind: "unmute", mute: before.mute };
+  }
+}
+
+function hasEnded(value: { until?: number }, now: number): boolean {
+  return value.until !== undefined && value.until <= now;
+}
+
+/** A change that could not be made: what the operator is told. */
+function cannotSave(why: string): StoreError {
+  return new StoreError(`The server cannot save it now (${why}): try again later`);
+}

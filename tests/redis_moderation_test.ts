@@ -1,0 +1,203 @@
+/**
+ * The cluster's moderation store against a real redis-server: two servers' copies, each on its own
+ * link, kept current by the events each change publishes with it, re-read at a heal.
+ */
+import assert from "node:assert/strict";
+import { waitUntil } from "./_helpers.ts";
+import { Redis } from "./_cluster.ts";
+import { Link } from "../cluster/redis_link.ts";
+import { parseEvent } from "../cluster/events.ts";
+import { RedisModeration } from "../cluster/redis_moderation.ts";
+import type { ModerationChange } from "../cluster/moderation_types.ts";
+import { StoreError } from "../server/hub.ts";
+
+/** One server's copy: its link (none while cut off) and what it was told. */
+class Copy implements AsyncDisposable {
+  readonly origin = crypto.randomUUID();
+  readonly told: ModerationChange[] = [];
+  readonly store: RedisModeration;
+  link: Link | undefined;
+  #url: string;
+
+  constructor(url: string) {
+    this.#url = url;
+    this.store = new RedisModeration({
+      link: () => this.link,
+      now: () => Date.now(),
+      origin: this.origin,
+    });
+    this.store.onChange = (change) => this.told.push(change);
+  }
+
+  /** Links to Redis and heals, as the hub does; the channel's events are applied from then on. */
+  async connect(): Promise<this> {
+    const link = new Link(this.#url, {
+      onMessage: (message) => {
+        const event = parseEvent(message, 4000);
+        if (event.k === "mod" && event.o !== this.origin) this.store.changed(event.t!, event.v);
+      },
+      onBreak: () => {},
+      historySize: 0,
+    });
+    await link.open();
+    link.pending = undefined;
+    await this.store.heal(link);
+    this.link = link;
+    return this;
+  }
+
+  /** Cut off from Redis: changes are refused, and the channel goes unheard. */
+  async cut(): Promise<void> {
+    const link = this.link;
+    this.link = undefined;
+    await link?.close(1000);
+  }
+
+  async waitTold(count: number): Promise<ModerationChange[]> {
+    await waitUntil(() => this.told.length >= count, () => `${count} changes: ${this.json()}`);
+    return this.told.splice(0);
+  }
+
+  json(): string {
+    return JSON.stringify(this.told);
+  }
+
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.cut();
+  }
+}
+
+const PARTITIONED = "The server cannot save it now (the room is partitioned): try again later";
+
+Deno.test("cluster moderation: an operator must be registered; a change made on one server is told to the other at once", async () => {
+  await using redis = await new Redis().start();
+  await using a = await new Copy(redis.url).connect();
+  await using b = await new Copy(redis.url).connect();
+  await assert.rejects(
+    a.store.setOperator("Alice", true),
+    new StoreError("Alice is not registered: only a registered name can be an operator"),
+  );
+  assert.equal((await redis.cli("KEYS", "chat:mod:*")).trim(), "");
+  await redis.cli("SET", "chat:account:alice", "{}");
+  await a.store.setOperator("Alice", true);
+  assert.ok(a.store.isOperator("alice"));
+  assert.deepEqual(await b.waitTold(1), [{ kind: "operator", name: "Alice", isOperator: true }]);
+  assert.ok(b.store.isOperator("ALICE"));
+  assert.deepEqual(b.store.operators(), ["Alice"]);
+
+  const at = Date.now();
+  const ban = { target: "Mallory", kind: "name", by: "Alice", at, reason: "spam" } as const;
+  const net = { target: "10.0.0.0/8", kind: "address", by: "Alice", at } as const;
+  const mute = { name: "carol", by: "Alice", at, until: at + 3_600_000 };
+  const topic = { text: "Be kind", by: "Alice", at };
+  await a.store.addBan(ban);
+  await a.store.addBan(net);
+  await a.store.addMute(mute);
+  await a.store.setTopic(topic);
+  assert.deepEqual(await b.waitTold(4), [
+    { kind: "ban", ban },
+    { kind: "ban", ban: net },
+    { kind: "mute", mute },
+    { kind: "topic", topic },
+  ]);
+  assert.deepEqual(b.store.bans(), [ban, net]);
+  assert.deepEqual(b.store.mutes(), [mute]);
+  assert.deepEqual(b.store.topic(), topic);
+  // Nothing was told to the server that made the changes: it acts on them itself.
+  assert.deepEqual(a.told, []);
+
+  // A ban by name is one ban for every case of it.
+  assert.equal(await a.store.removeBan("MALLORY"), true);
+  assert.equal(await a.store.removeBan("mallory"), false);
+  assert.equal(await a.store.removeMute("Carol"), true);
+  await a.store.setTopic(undefined);
+  await a.store.setOperator("alice", false);
+  assert.deepEqual(await b.waitTold(4), [
+    { kind: "unban", ban },
+    { kind: "unmute", mute },
+    { kind: "topic", topic: undefined },
+    { kind: "operator", name: "Alice", isOperator: false },
+  ]);
+  assert.deepEqual(b.store.bans(), [net]);
+  assert.deepEqual([a.store.operators(), b.store.operators()], [[], []]);
+});
+
+Deno.test("cluster moderation: a timed ban expires in Redis and in every copy, untold", async () => {
+  await using redis = await new Redis().start();
+  await using a = await new Copy(redis.url).connect();
+  await using b = await new Copy(redis.url).connect();
+  const at = Date.now();
+  const ban = {
+    target: "203.0.113.7",
+    kind: "address",
+    by: "alice",
+    at,
+    until: at + 1500,
+  } as const;
+  await a.store.addBan(ban);
+  const ttl = Number(await redis.cli("PTTL", "chat:mod:ban:a:203.0.113.7"));
+  assert.ok(ttl > 0 && ttl <= 1500, `PTTL ${ttl}`);
+  await b.waitTold(1);
+  assert.deepEqual(b.store.bans(), [ban]);
+  await waitUntil(() => a.store.bans().length === 0 && b.store.bans().length === 0, "the end");
+  assert.ok(Date.now() >= ban.until);
+  assert.equal((await redis.cli("EXISTS", "chat:mod:ban:a:203.0.113.7")).trim(), "0");
+  // A server that heals after the end reads nothing of it, and tells nothing.
+  await b.cut();
+  await b.connect();
+  assert.deepEqual([b.store.bans(), b.told], [[], []]);
+});
+
+Deno.test("cluster moderation: cut off from Redis, a change is refused in one line; at the heal a server reads what changed meanwhile", async () => {
+  await using redis = await new Redis().start();
+  await redis.cli("SET", "chat:account:dave", "{}");
+  await using a = await new Copy(redis.url).connect();
+  await using b = await new Copy(redis.url).connect();
+  const at = Date.now();
+  const old = { target: "old", kind: "name", by: "alice", at } as const;
+  await a.store.addBan(old);
+  await b.waitTold(1);
+
+  await b.cut();
+  const ban = { target: "carol", kind: "name", by: "alice", at, reason: "made meanwhile" } as const;
+  await assert.rejects(b.store.addBan(ban), new StoreError(PARTITIONED));
+  await assert.rejects(b.store.setTopic({ text: "x", by: "bob", at }), new StoreError(PARTITIONED));
+  await a.store.addBan(ban);
+  assert.equal(await a.store.removeBan("old"), true);
+  await a.store.setOperator("dave", true);
+  // Written straight into Redis: not ours, so skipped.
+  await redis.cli("SET", "chat:mod:ban:n:eve", "not json");
+  await redis.cli("SET", "chat:mod:op:frank", "Someone-else");
+  assert.deepEqual(b.told, []);
+
+  await b.connect();
+  // In no particular order: Redis lists its keys as it likes.
+  assert.deepEqual(
+    new Set(b.told),
+    new Set([
+      { kind: "unban", ban: old },
+      { kind: "ban", ban },
+      { kind: "operator", name: "dave", isOperator: true },
+    ]),
+  );
+  assert.deepEqual(b.store.bans(), [ban]);
+  assert.deepEqual(b.store.operators(), ["dave"]);
+});
+
+Deno.test("cluster moderation: a change that Redis, frozen, takes too late is not made", async () => {
+  await using redis = await new Redis().start();
+  await using a = await new Copy(redis.url).connect();
+  redis.pause();
+  try {
+    const ban = { target: "carol", kind: "name", by: "alice", at: Date.now() } as const;
+    await assert.rejects(a.store.addBan(ban), (error: Error) => {
+      assert.ok(error instanceof StoreError);
+      assert.match(error.message, /^The server cannot save it now \(.*\): try again later$/);
+      return true;
+    });
+  } finally {
+    redis.resume();
+  }
+  assert.equal((await redis.cli("EXISTS", "chat:mod:ban:n:carol")).trim(), "0");
+  assert.deepEqual(a.store.bans(), []);
+});
