@@ -31,7 +31,6 @@ import {
   isOlder,
   joinHistory,
   LEFT_IN_PARTITION,
-  parseEvent,
   PARTITION_NOTICE,
   type RemoteMember,
   type RosterEntry,
@@ -49,6 +48,7 @@ import {
   refusalOf,
 } from "./redis_link.ts";
 import { Receipts } from "./receipts.ts";
+import { takeIn } from "./intake.ts";
 import { RedisAccounts, type StoreHooks } from "./redis_accounts.ts";
 import { RedisModeration } from "./redis_moderation.ts";
 import { NAME_TAKEN, type OtherServer, OtherServers, type Told } from "./others.ts";
@@ -114,8 +114,6 @@ interface LocalMember {
 export class ClusterHub implements Hub {
   /** This server's id, random per process, carried by every event it publishes. */
   readonly id = crypto.randomUUID();
-  /** How every event this server publishes begins. */
-  #ownPrefix = `{"o":"${this.id}",`;
   #members = new Map<string, Member>();
   #local = new Map<Member, LocalMember>();
   /** Name keys of members whose join is under way, so two cannot take one name meanwhile. */
@@ -411,7 +409,7 @@ export class ClusterHub implements Hub {
     const link = this.#link;
     if (!link || !this.#isWhole || this.#noticeStop()) return;
     const d = this.#clock.now() + budget;
-    // Our own events come back on the channel: their first bytes tell them apart (see #receive).
+    // Our own events come back on the channel: their first bytes tell them apart (see takeIn).
     link.publish(JSON.stringify({ o: this.id, d, ...event }), d, entry);
   }
 
@@ -709,45 +707,18 @@ export class ClusterHub implements Hub {
   /** Relays another server's event to the members here, once it proves well formed and on time. */
   #receive(message: string): void {
     if (this.#noticeStop()) return;
-    // Our own events come back too; they start with our id (see #publish): not parsed.
-    if (message.startsWith(this.#ownPrefix)) return;
-    let event: Event;
-    try {
-      event = parseEvent(message, this.#options.maxLineBytes);
-    } catch (error) {
-      this.#options.log(`redis: ignored a message: ${describe(error)}`, {
-        event: "redis message ignored",
-        level: "warn",
-        reason: describe(error),
-      });
-      return;
-    }
-    if (event.o === this.id) return; // our own after all (not written by us): ignored the same
+    const { event, isLate, lagMs } = takeIn(message, {
+      id: this.id,
+      now: this.#clock.now(),
+      maxLineBytes: this.#options.maxLineBytes,
+      log: this.#options.log,
+      holds: (name) => this.#members.has(nameKey(name)),
+    });
+    if (lagMs !== undefined) this.eventLagMs = lagMs;
+    if (isLate) return this.#link?.break("an event from another server came too late");
     // A moderation change may come from `chat admin`, which is no server: it is not heard from.
-    if (event.k === "mod") return this.moderation.changed(event.t!, event.v);
-    // Every event but a private message is sent with the whole timeout as its budget.
-    if (event.k !== "msg") {
-      this.eventLagMs = Math.max(0, this.#clock.now() - event.d + REDIS_TIMEOUT_MS);
-    }
-    // A private message too late to deliver is dropped: its sender was told so, or will be.
-    if (event.k === "msg" && this.#clock.now() > event.d) return;
-    // Redis relayed the event before its deadline; the way from Redis to here gets as long again.
-    // Later than that, this server's own connection is lagging: it heals rather than relay late.
-    if (this.#clock.now() > event.d + REDIS_TIMEOUT_MS) {
-      this.#link?.break("an event from another server came too late");
-      return;
-    }
-    // A name held here speaks only from here: another server cannot speak for our members.
-    if (["say", "act", "msg"].includes(event.k) && this.#members.has(nameKey(event.n))) {
-      this.#options.log(`redis: ignored an event for ${event.n}, who is on this server`, {
-        event: "redis message ignored",
-        level: "warn",
-        name: event.n,
-        reason: "name on this server",
-      });
-      return;
-    }
-    this.#apply(event, this.#others.heardFrom(event.o));
+    if (event?.k === "mod") return this.moderation.changed(event.t!, event.v, event.b);
+    if (event) this.#apply(event, this.#others.heardFrom(event.o));
   }
 
   #apply(event: Event, other: OtherServer): void {

@@ -83,6 +83,8 @@ export interface Event {
   r?: boolean;
   /** A moderation change's new value (its key is the text); none when it was removed. */
   v?: string;
+  /** The operator who made a moderation change ("" if not said); none from `chat admin`. */
+  b?: string;
 }
 
 /** A member of another server, as this server knows it. */
@@ -212,7 +214,7 @@ export function parseEvent(message: string, maxLineBytes: number): Event {
   if (message.length > limit) throw new ProtocolError("message too long");
   const event = JSON.parse(message);
   if (typeof event !== "object" || event === null) throw new ProtocolError("not an object");
-  const { o, k, n, d, t, to, m, c, i, s, q, l, r, v } = event;
+  const { o, k, n, d, t, to, m, c, i, s, q, l, r, v, b } = event;
   if (typeof o !== "string" || !SERVER_ID.test(o)) throw new ProtocolError("no server id");
   if (!KINDS.has(k)) throw new ProtocolError("unknown kind");
   const parsed: Event = { o, k, n: NAMELESS.has(k) ? "" : strictName(n), d: count(d, "deadline") };
@@ -243,6 +245,7 @@ export function parseEvent(message: string, maxLineBytes: number): Event {
       throw new ProtocolError("bad moderation value");
     }
     if (v !== undefined) parsed.v = v;
+    if (b !== undefined) parsed.b = b === "" ? b : strictName(b);
   }
   if (q === true) parsed.q = true;
   if (r === true) parsed.r = true;

@@ -4,7 +4,7 @@
  * Redis or the channel is checked as strictly as a member's command, and anything else is skipped.
  */
 import { cleanText, nameKey, parseName } from "../protocol.ts";
-import type { Ban, Mute, Topic } from "./moderation_types.ts";
+import type { Ban, Mute, Topic } from "../server/moderation_store.ts";
 
 /** The longest reason kept, and the longest topic (the contract's bounds). */
 const MAX_REASON = 200;

@@ -22,7 +22,14 @@ import {
   topicJson,
   type Value,
 } from "./moderation_values.ts";
-import type { Ban, ModerationChange, ModerationStore, Mute, Topic } from "./moderation_types.ts";
+import {
+  type Ban,
+  hasEnded,
+  type ModerationChange,
+  type ModerationStore,
+  type Mute,
+  type Topic,
+} from "../server/moderation_store.ts";
 
 /** The most values read from Redis: the bans and mutes the contract bounds, the operators, the
  * topic. */
@@ -63,9 +70,10 @@ export class RedisModeration implements ModerationStore {
     return this.#topic;
   }
 
-  async setOperator(name: string, isOperator: boolean): Promise<void> {
+  /** `by`: the operator who did it, for the other servers (none: `chat admin`). */
+  async setOperator(name: string, isOperator: boolean, by?: string): Promise<void> {
     const key = operatorKey(name);
-    const done = await this.#write(key, isOperator ? name : "", { registered: isOperator });
+    const done = await this.#write(key, isOperator ? name : "", { registered: isOperator, by });
     if (!done && isOperator) {
       throw new StoreError(`${name} is not registered: only a registered name can be an operator`);
     }
@@ -75,16 +83,16 @@ export class RedisModeration implements ModerationStore {
     await this.#write(banKey(ban), banJson(ban), { until: ban.until });
   }
 
-  removeBan(target: string): Promise<boolean> {
-    return this.#write(banKeyOf(target), "");
+  removeBan(target: string, by?: string): Promise<boolean> {
+    return this.#write(banKeyOf(target), "", { by });
   }
 
   async addMute(mute: Mute): Promise<void> {
     await this.#write(muteKey(mute.name), muteJson(mute), { until: mute.until });
   }
 
-  removeMute(name: string): Promise<boolean> {
-    return this.#write(muteKey(name), "");
+  removeMute(name: string, by?: string): Promise<boolean> {
+    return this.#write(muteKey(name), "", { by });
   }
 
   async setTopic(topic: Topic | undefined): Promise<void> {
@@ -92,20 +100,26 @@ export class RedisModeration implements ModerationStore {
   }
 
   /**
-   * A new link healed: reads every value again, and tells of each that changed meanwhile (a ban
-   * made while this server was cut off, so that it sends away whom it matches).
+   * A new link healed: reads every value again, and if any changed meanwhile (a ban made while
+   * this server was cut off), tells the server to apply them all again (it sends away whom such a
+   * ban matches).
    */
   async heal(link: Link): Promise<void> {
     const read = await link.within(readModeration(link.redis, MOST_VALUES));
+    let isChanged = false;
     for (const key of [...this.#raw.keys()]) {
-      if (!read.has(key)) this.#apply(key, undefined);
+      if (!read.has(key)) isChanged = this.#apply(key, undefined, false) || isChanged;
     }
-    for (const [key, value] of read) this.#apply(key, value);
+    for (const [key, value] of read) isChanged = this.#apply(key, value, false) || isChanged;
+    if (isChanged) this.onChange?.({ kind: "reload" });
   }
 
-  /** Another server (or `chat admin`) changed a value: announced on the channel. */
-  changed(key: string, value: string | undefined): void {
-    this.#apply(key, value);
+  /**
+   * Another server (or `chat admin`) changed a value: announced on the channel, with the operator
+   * who did it (`by`; none from `chat admin`, "" if that server did not say).
+   */
+  changed(key: string, value: string | undefined, by?: string): void {
+    this.#apply(key, value, true, by);
   }
 
   /** Those not expired; the expired ones are dropped from the copy (Redis dropped them too). */
@@ -128,7 +142,7 @@ export class RedisModeration implements ModerationStore {
   async #write(
     key: string,
     value: string,
-    options: { until?: number | undefined; registered?: boolean } = {},
+    options: { until?: number | undefined; registered?: boolean; by?: string | undefined } = {},
   ): Promise<boolean> {
     const link = this.#hooks.link();
     if (!link) throw cannotSave("the room is partitioned");
@@ -139,6 +153,7 @@ export class RedisModeration implements ModerationStore {
       k: "mod",
       n: "",
       t: key,
+      b: options.by ?? "",
       ...value ? { v: value } : {},
     });
     let done: number;
@@ -159,17 +174,19 @@ export class RedisModeration implements ModerationStore {
     return done > 0;
   }
 
-  /** Takes a value into the copy, telling of the change unless it is this server's own. */
-  #apply(key: string, value: string | undefined, isTold = true): void {
-    if (this.#raw.get(key) === value) return;
+  /** Takes a value into the copy, telling of the change unless it is this server's own: whether
+   * the copy changed. */
+  #apply(key: string, value: string | undefined, isTold: boolean, by?: string): boolean {
+    if (this.#raw.get(key) === value) return false;
     const parsed = value === undefined ? undefined : parseValue(key, value);
     const before = this.#forget(key);
     if (parsed && value !== undefined) {
       this.#raw.set(key, value);
       this.#keep(key, parsed);
     }
-    const change = changeOf(before, parsed, this.#hooks.now());
+    const change = changeOf(before, parsed, { now: this.#hooks.now(), by });
     if (change && isTold) this.onChange?.(change);
+    return change !== undefined;
   }
 
   #keep(key: string, value: Value): void {
@@ -198,26 +215,25 @@ export class RedisModeration implements ModerationStore {
 function changeOf(
   before: Value | undefined,
   after: Value | undefined,
-  now: number,
+  { now, by }: { now: number; by: string | undefined },
 ): ModerationChange | undefined {
-  if (after?.kind === "operator") return { kind: "operator", name: after.name, isOperator: true };
+  const byWhom = by === undefined ? {} : { by };
+  if (after?.kind === "operator") {
+    return { kind: "operator", name: after.name, isOperator: true, ...byWhom };
+  }
   if (after?.kind === "ban") return { kind: "ban", ban: after.ban };
   if (after?.kind === "mute") return { kind: "mute", mute: after.mute };
   if (after?.kind === "topic") return { kind: "topic", topic: after.topic };
   if (before?.kind === "operator") {
-    return { kind: "operator", name: before.name, isOperator: false };
+    return { kind: "operator", name: before.name, isOperator: false, ...byWhom };
   }
   if (before?.kind === "topic") return { kind: "topic", topic: undefined };
   if (before?.kind === "ban" && !hasEnded(before.ban, now)) {
-    return { kind: "unban", ban: before.ban };
+    return { kind: "unban", target: before.ban.target, ...byWhom };
   }
   if (before?.kind === "mute" && !hasEnded(before.mute, now)) {
-    return { kind: "unmute", mute: before.mute };
+    return { kind: "unmute", name: before.mute.name, ...byWhom };
   }
-}
-
-function hasEnded(value: { until?: number }, now: number): boolean {
-  return value.until !== undefined && value.until <= now;
 }
 
 /** A change that could not be made: what the operator is told. */
