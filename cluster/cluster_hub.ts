@@ -14,18 +14,17 @@
  */
 import type { Log } from "../server/log.ts";
 import {
-  type CloseReason,
   DEFAULT_LOG_BYTES,
   type Hub,
   type LeaveReason,
   type Member,
   sortNames,
+  StoreError,
 } from "../server/hub.ts";
 import { RoomLog } from "../server/room_log.ts";
 import { pause } from "../server/conn.ts";
 import {
   type Event,
-  formatClaim,
   HEAL_NOTICE,
   type HistoryEntry,
   isOlder,
@@ -48,6 +47,7 @@ import {
   refusalOf,
 } from "./redis_link.ts";
 import { Receipts } from "./receipts.ts";
+import { Claims, type LocalMember } from "./claims.ts";
 import { takeIn } from "./intake.ts";
 import { RedisAccounts, type StoreHooks } from "./redis_accounts.ts";
 import { RedisModeration } from "./redis_moderation.ts";
@@ -70,6 +70,7 @@ import {
   formatUserLine,
   formatWelcome,
   formatWho,
+  markOperator,
   nameKey,
   nameTaken,
   noSuchUser,
@@ -101,13 +102,6 @@ export interface ClusterOptions {
   logSize?: number;
   /** One line per event worth a log: lost and regained Redis, bad messages. */
   log?: Log;
-}
-
-/** What the hub keeps of a member here: its id for the other servers, and since when it holds its
- * name (Redis clock, ms), which decides who keeps a name two people took in a partition. */
-interface LocalMember {
-  id: string;
-  since: number;
 }
 
 /** One server's share of the cluster's room. */
@@ -149,6 +143,7 @@ export class ClusterHub implements Hub {
   #stopWaiting = new AbortController();
   #startup = Promise.withResolvers<void>();
   #isStarted = false;
+  #claims: Claims;
   /** The last reason Redis gave for refusing this server, logged once. */
   #refusal: string | undefined;
   #closing: Promise<void> | undefined;
@@ -175,6 +170,7 @@ export class ClusterHub implements Hub {
     this.accounts = new RedisAccounts(this.#options.url, this.#options.log, hooks);
     this.moderation = new RedisModeration(hooks);
     this.#others = new OtherServers(this.#options.claimTtlMs);
+    this.#claims = new Claims(this.id, this.#options.claimTtlMs, hooks.link);
     this.#tickMs = Math.min(MAX_TICK_MS, this.#options.claimTtlMs / 3);
     // The others count a server gone after a claim's lifetime without a word from it, and its
     // claims may lapse a little sooner (which its members' place in the others' rooms covers until
@@ -219,9 +215,9 @@ export class ClusterHub implements Hub {
     try {
       const info = { id: (++this.#memberCount).toString(36), since: this.#clock.now() };
       // Redis decides while it can be reached; in a partition the name is claimed on healing.
-      if (!await this.#tryClaim(name, info)) throw nameTaken(name);
+      if (!await this.#claims.tryClaim(name, info)) throw nameTaken(name);
       if (this.#closing || this.#others.holder(key)) {
-        this.#release(name, info);
+        this.#claims.release(name, info);
         throw this.#closing ? new ProtocolError("Server is shutting down") : nameTaken(name);
       }
       // The newcomer is a member from here on, all at once: it has seen every line this server
@@ -230,7 +226,7 @@ export class ClusterHub implements Hub {
       this.#local.set(member, info);
       const others = this.#names().filter((other) => nameKey(other) !== key);
       const lines = [
-        ...formatRoomList(others),
+        ...formatRoomList(others.map((other) => this.#marked(other))),
         ...this.#history.map((entry) => formatHistory(entry.time, entry.line)),
         ...notices,
         formatWelcome(name, others.length + 1),
@@ -254,19 +250,50 @@ export class ClusterHub implements Hub {
     this.#members.delete(key);
     this.#log.remove(member);
     this.#local.delete(member);
-    this.#release(member.name, info);
+    this.#claims.release(member.name, info);
     const text = reason.quit ?? reason.problem;
-    const line = reason.quit
-      ? formatQuit(member.name, reason.quit)
-      : formatLeave(member.name, reason.problem);
-    this.#deliver(member, line, true);
+    const line = reason.notice ??
+      (reason.quit
+        ? formatQuit(member.name, reason.quit)
+        : formatLeave(member.name, reason.problem));
+    if (line !== "") this.#deliver(member, line, true);
     this.#publish({
       k: "leave",
       n: member.name,
       m: info.id,
       ...(text ? { t: text } : {}),
       ...(reason.quit ? { q: true } : {}),
+      ...(reason.notice === undefined ? {} : { x: reason.notice }),
     });
+  }
+
+  /** A notice for the whole room, here and on every other server. */
+  announce(line: string): void {
+    this.#deliver(undefined, line, true);
+    this.#publish({ k: "note", n: "", t: line });
+  }
+
+  /** Why no moderation act can be made now, if so: every act needs Redis. */
+  canModerate(): string | undefined {
+    if (this.#isWhole && !this.#closing) return undefined;
+    return "The server cannot save it now (the room is partitioned): try again later";
+  }
+
+  /**
+   * Has the server of a member of another server put it out: it is told `line`, and the room hears
+   * `notice` instead of its leave. True once that server did, false if it was not there.
+   */
+  async expel(name: string, options: { line: string; notice: string }): Promise<boolean> {
+    const remote = this.#others.holder(nameKey(name));
+    if (!remote) return false;
+    const cannot = this.canModerate();
+    if (cannot) throw new StoreError(cannot);
+    const { i, receipt } = this.#receipts.expect(REDIS_TIMEOUT_MS);
+    const { line: t, notice: x } = options;
+    this.#publish({ k: "expel", n: remote.name, s: remote.server, i, t, x });
+    const answer = await receipt;
+    if (answer === undefined) throw unconfirmed(remote.name, REDIS_TIMEOUT_MS);
+    return answer;
   }
 
   say(member: Member, text: string): void {
@@ -291,17 +318,17 @@ export class ClusterHub implements Hub {
     const renamed = { id: info.id, since: isNewKey ? this.#clock.now() : info.since };
     if (isNewKey) this.#joining.add(newKey);
     try {
-      if (!await this.#tryClaim(newName, renamed)) throw nameTaken(newName);
+      if (!await this.#claims.tryClaim(newName, renamed)) throw nameTaken(newName);
     } finally {
       if (isNewKey) this.#joining.delete(newKey);
     }
     const isGone = this.#members.get(oldKey) !== member || member.name !== oldName;
     if (isGone || (isNewKey && this.#others.holder(newKey))) {
-      if (isNewKey) this.#release(newName, renamed);
+      if (isNewKey) this.#claims.release(newName, renamed);
       if (isGone) return; // it left, or was renamed, while we waited
       throw nameTaken(newName);
     }
-    if (isNewKey) this.#release(oldName, info);
+    if (isNewKey) this.#claims.release(oldName, info);
     info.since = renamed.since;
     this.#members.delete(oldKey);
     this.#members.set(newKey, member);
@@ -328,7 +355,7 @@ export class ClusterHub implements Hub {
 
   who(member: Member): void {
     this.#noticeStop();
-    const lines = formatWho(this.#names());
+    const lines = formatWho(this.#names().map((name) => this.#marked(name)));
     if (!this.#isWhole) {
       lines.push(formatSystemLine("The room is partitioned: only people on this server hear you"));
     }
@@ -346,7 +373,7 @@ export class ClusterHub implements Hub {
       this.#stopWaiting.abort();
       for (const member of this.#members.values()) {
         const info = this.#local.get(member)!;
-        this.#release(member.name, info);
+        this.#claims.release(member.name, info);
         this.#publish({ k: "leave", n: member.name, m: info.id, t: SERVER_SHUT_DOWN });
       }
       this.#members.clear();
@@ -411,27 +438,6 @@ export class ClusterHub implements Hub {
     const d = this.#clock.now() + budget;
     // Our own events come back on the channel: their first bytes tell them apart (see takeIn).
     link.publish(JSON.stringify({ o: this.id, d, ...event }), d, entry);
-  }
-
-  /** Claims a name for a member joining or renaming here, when Redis can be reached: false if
-   * someone holds it. In a partition, or if Redis fails to answer, the name is claimed on healing. */
-  async #tryClaim(name: string, info: LocalMember): Promise<boolean> {
-    const link = this.#link;
-    if (!link || !this.#isWhole) return true;
-    return await link.within(this.#claim(link, name, info, false)).catch(() => true);
-  }
-
-  #claim(link: Link, name: string, info: LocalMember, isContested: boolean): Promise<boolean> {
-    const { claimTtlMs: ttlMs } = this.#options;
-    const options = { server: this.id, since: info.since, ttlMs, isContested };
-    return link.claim(name, formatClaim(this.id, info, name), options);
-  }
-
-  /** Gives up a claim, if it is still this one; in a partition it expires by itself. */
-  #release(name: string, info: LocalMember): void {
-    const link = this.#link;
-    if (!link || !this.#isWhole) return;
-    link.release(name, formatClaim(this.id, info, name));
   }
 
   /** Sends a private message to another server's member: true once that server delivered it,
@@ -559,11 +565,11 @@ export class ClusterHub implements Hub {
       info: { ...this.#local.get(member)! },
     }));
     const held = await link.within(
-      Promise.all(members.map(({ name, info }) => this.#claim(link, name, info, true))),
+      Promise.all(members.map(({ name, info }) => this.#claims.claim(link, name, info, true))),
     );
     members.forEach(({ member, name, info }, index) => {
       const isCurrent = this.#members.get(nameKey(name)) === member && member.name === name;
-      if (!isCurrent && held[index]) this.#release(name, info); // it left or was renamed meanwhile
+      if (!isCurrent && held[index]) this.#claims.release(name, info); // it left or was renamed meanwhile
       else if (isCurrent && !held[index]) this.#evict(member);
     });
   }
@@ -646,27 +652,21 @@ export class ClusterHub implements Hub {
     for (const member of [...this.#members.values()]) {
       if (!registered.has(nameKey(member.name))) continue;
       const error = `${member.name} is registered: rejoin, and send its password when asked`;
-      this.#evict(member, { error, problem: "registered name" });
+      this.#sendAway(member, formatError(error), { problem: "registered name" });
     }
   }
 
-  /** Disconnects a member whose name someone elsewhere has held longer (or that is registered). */
-  #evict(
-    member: Member,
-    why: { error: string; problem: CloseReason } = {
-      error: `Someone on another server had the name ${quote(member.name)} first, while the ` +
-        "room was partitioned; rejoin with another name",
-      problem: NAME_TAKEN,
-    },
-  ): void {
-    const name = member.name;
-    const info = this.#local.get(member)!;
-    this.#members.delete(nameKey(name));
-    this.#log.remove(member);
-    this.#local.delete(member);
-    member.send(encodeLine(formatError(why.error)));
-    this.#deliver(member, formatLeave(name, why.problem), true);
-    this.#publish({ k: "leave", n: name, m: info.id, t: why.problem });
+  /** Disconnects a member whose name someone elsewhere has held longer. */
+  #evict(member: Member): void {
+    const error = `Someone on another server had the name ${quote(member.name)} first, while ` +
+      "the room was partitioned; rejoin with another name";
+    this.#sendAway(member, formatError(error), { problem: NAME_TAKEN });
+  }
+
+  /** Sends a member away: it is told `line`, and leaves for `reason`. */
+  #sendAway(member: Member, line: string, reason: LeaveReason): void {
+    member.send(encodeLine(line));
+    this.leave(member, reason);
     member.end();
   }
 
@@ -686,13 +686,13 @@ export class ClusterHub implements Hub {
   }
 
   /** Takes another server's member out of the view, telling the members here why. */
-  #forget(member: RemoteMember, problem?: string, quit?: string): void {
-    this.#tell([this.#others.forget(member, problem, quit)]);
+  #forget(member: RemoteMember, problem?: string, quit?: string, notice?: string): void {
+    this.#tell([this.#others.forget(member, { problem, quit, notice })]);
   }
 
   /** Tells the members here what changed in the view of the other servers. */
   #tell(told: Told[]): void {
-    for (const { line, isNotice } of told) this.#deliver(undefined, line, isNotice);
+    for (const { line, isNotice } of told) if (line) this.#deliver(undefined, line, isNotice);
   }
 
   /** What a server's roster says: whoever it no longer lists left, the rest are admitted. */
@@ -743,11 +743,15 @@ export class ClusterHub implements Hub {
         return this.#admit(other, { server, id, name: event.to!, since });
       case "leave": {
         const known = other.members.get(id);
-        if (known) this.#forget(known, text || undefined, event.q ? text : undefined);
+        if (known) this.#forget(known, text || undefined, event.q ? text : undefined, event.x);
         return;
       }
       case "msg":
         return this.#deliverPrivate(event);
+      case "note":
+        return this.#deliver(undefined, text, true);
+      case "expel":
+        return this.#putOut(event);
       case "ack":
         if (event.s === this.id) this.#receipts.settle(event.i!, text !== "gone");
         return;
@@ -756,6 +760,20 @@ export class ClusterHub implements Hub {
         if (this.#link && this.#isWhole) this.accounts.refresh(this.#link, name);
         return;
     }
+  }
+
+  /** Another server asks to put out a member here (a kick): done, and confirmed to it. */
+  #putOut(event: Event): void {
+    if (event.s !== this.id) return;
+    const member = this.#members.get(nameKey(event.n));
+    const problem = event.t!.includes("kicked") ? "kicked" : "banned";
+    if (member) this.#sendAway(member, event.t!, { problem, notice: event.x ?? "" });
+    this.#publish({ k: "ack", n: "", s: event.o, i: event.i!, ...(member ? {} : { t: "gone" }) });
+  }
+
+  /** A name as the room list and `/who` show it: `@alice` for an operator. */
+  #marked(name: string): string {
+    return markOperator(name, this.moderation.isOperator(name));
   }
 
   /** A private message for a member here: delivered, and confirmed to its sender's server. */

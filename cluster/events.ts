@@ -14,7 +14,12 @@ import {
   quote,
 } from "../protocol.ts";
 import type { CloseReason } from "../server/hub.ts";
-import { isModerationKey, MAX_VALUE_LENGTH } from "./moderation_values.ts";
+import {
+  isModerationKey,
+  isModerationNotice,
+  isPutOutLine,
+  MAX_VALUE_LENGTH,
+} from "./moderation_values.ts";
 
 /** What the members of a partitioned server are told, and told again when it heals. */
 export const PARTITION_NOTICE = formatSystemLine(
@@ -56,7 +61,9 @@ export interface Event {
     | "beat"
     | "roster"
     | "account"
-    | "mod";
+    | "mod"
+    | "note"
+    | "expel";
   /** The member's name (the old one for a rename); empty in a beat, a roster and an ack. */
   n: string;
   /** The deadline, on Redis's clock in ms, past which the event is dropped rather than relayed. */
@@ -85,6 +92,9 @@ export interface Event {
   v?: string;
   /** The operator who made a moderation change ("" if not said); none from `chat admin`. */
   b?: string;
+  /** What the room hears instead of a leave line (a kick's notice; "" for none): in a leave, and
+   * in an expel, which asks the server of `n` to put it out (`t` is what it is told). */
+  x?: string;
 }
 
 /** A member of another server, as this server knows it. */
@@ -199,9 +209,11 @@ const KINDS = new Set([
   "roster",
   "account",
   "mod",
+  "note",
+  "expel",
 ]);
 
-const NAMELESS = new Set(["beat", "roster", "ack", "mod"]);
+const NAMELESS = new Set(["beat", "roster", "ack", "mod", "note"]);
 
 /**
  * Checks an event from the channel as strictly as a client's line: a server id, a known kind,
@@ -214,7 +226,7 @@ export function parseEvent(message: string, maxLineBytes: number): Event {
   if (message.length > limit) throw new ProtocolError("message too long");
   const event = JSON.parse(message);
   if (typeof event !== "object" || event === null) throw new ProtocolError("not an object");
-  const { o, k, n, d, t, to, m, c, i, s, q, l, r, v, b } = event;
+  const { o, k, n, d, t, to, m, c, i, s, q, l, r, v, b, x } = event;
   if (typeof o !== "string" || !SERVER_ID.test(o)) throw new ProtocolError("no server id");
   if (!KINDS.has(k)) throw new ProtocolError("unknown kind");
   const parsed: Event = { o, k, n: NAMELESS.has(k) ? "" : strictName(n), d: count(d, "deadline") };
@@ -233,12 +245,20 @@ export function parseEvent(message: string, maxLineBytes: number): Event {
   if (k === "join" || k === "leave" || k === "rename") parsed.m = memberId(m);
   if (k === "join" || k === "rename") parsed.c = count(c, "since");
   if (k === "rename" || k === "msg") parsed.to = strictName(to);
-  if (k === "say" || k === "act" || k === "msg" || k === "ack") parsed.i = count(i, "number");
-  if (k === "msg" || k === "ack") {
+  if (["say", "act", "msg", "ack", "expel"].includes(k)) parsed.i = count(i, "number");
+  if (k === "msg" || k === "ack" || k === "expel") {
     if (typeof s !== "string" || !SERVER_ID.test(s)) throw new ProtocolError("no server for it");
     parsed.s = s;
   }
   if (k === "roster") parsed.l = rosterEntries(l);
+  if (k === "note" && !isModerationNotice(parsed.t ?? "")) throw new ProtocolError("bad notice");
+  if (k === "expel" && !isPutOutLine(parsed.t ?? "")) throw new ProtocolError("bad expel line");
+  if ((k === "leave" || k === "expel") && x !== undefined) {
+    if (x !== "" && !(typeof x === "string" && isModerationNotice(x))) {
+      throw new ProtocolError("bad notice");
+    }
+    parsed.x = x;
+  }
   if (k === "mod") {
     if (!isModerationKey(parsed.t ?? "")) throw new ProtocolError("bad moderation key");
     if (v !== undefined && (typeof v !== "string" || v.length > MAX_VALUE_LENGTH)) {

@@ -122,3 +122,33 @@ function isText(text: unknown, most: number): text is string {
 function isOptional(value: unknown, check: (value: unknown) => boolean): boolean {
   return value === undefined || check(value);
 }
+
+const NAME = "[A-Za-z0-9_-]{1,32}";
+const NAMES = `${NAME}(?:, ${NAME})*(?: and ${NAME})?`;
+const UNTIL = "(?: until \\d{4}-\\d\\d-\\d\\d \\d\\d:\\d\\d:\\d\\d UTC)?";
+const REASON = "(?:: [^\\n]{1,200})?";
+/** The room's notices of moderation acts (see protocol/moderation.ts), and nothing else. */
+const NOTICES = [
+  `${NAME} was kicked by ${NAME}${REASON}`,
+  `${NAMES} (?:was|were) banned by ${NAME}${UNTIL}${REASON}`,
+  `${NAME} was (?:unbanned|unmuted) by ${NAME}`,
+  `${NAME} was muted by ${NAME}${UNTIL}${REASON}`,
+  `${NAME} set the topic: [^\\n]{1,300}`,
+  `${NAME} cleared the topic`,
+  `${NAME} is (?:now|no longer) an operator \\(by (?:${NAME}|the server)\\)`,
+].map((pattern) => new RegExp(`^\\* ${pattern}$`));
+/** What a member put out by another server is told: kicked, or banned. */
+const PUT_OUT = [
+  `error: You were kicked by ${NAME}${REASON}`,
+  `error: You are banned${UNTIL}${REASON}`,
+].map((pattern) => new RegExp(`^\\* ${pattern}$`));
+
+/** Whether another server may have this server's room hear `line`: a moderation notice, clean. */
+export function isModerationNotice(line: string): boolean {
+  return cleanText(line) === line && NOTICES.some((notice) => notice.test(line));
+}
+
+/** Whether another server may have a member here told `line` as it is put out. */
+export function isPutOutLine(line: string): boolean {
+  return cleanText(line) === line && PUT_OUT.some((notice) => notice.test(line));
+}

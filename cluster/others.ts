@@ -71,7 +71,9 @@ export class OtherServers {
     for (const [origin, other] of this.#servers) {
       if (confirmedAt - other.heardAt <= other.ttl) continue;
       this.#servers.delete(origin);
-      for (const member of other.members.values()) told.push(this.forget(member, SERVER_LOST));
+      for (const member of other.members.values()) {
+        told.push(this.forget(member, { problem: SERVER_LOST }));
+      }
     }
     return told;
   }
@@ -93,7 +95,7 @@ export class OtherServers {
     const rival = this.#byName.get(key);
     if (rival && rival !== known) {
       if (isOlder(rival, member)) return told;
-      told.push(this.forget(rival, NAME_TAKEN));
+      told.push(this.forget(rival, { problem: NAME_TAKEN }));
     }
     if (known) this.#byName.delete(nameKey(known.name));
     other.members.set(member.id, member);
@@ -105,14 +107,21 @@ export class OtherServers {
 
   /**
    * Takes another server's member out of the view: why it left, for the members here. `problem`
-   * is ours, or the other server's words (its event's text, checked as a client's).
+   * is ours, or the other server's words (its event's text, checked as a client's); `notice` is
+   * what the room hears instead of a leave line (a kick's; "" for nothing).
    */
-  forget(member: RemoteMember, problem?: string, quit?: string): Told {
+  forget(
+    member: RemoteMember,
+    why: { problem?: string | undefined; quit?: string | undefined; notice?: string | undefined } =
+      {},
+  ): Told {
     this.#servers.get(member.server)?.members.delete(member.id);
     if (this.#byName.get(nameKey(member.name)) === member) {
       this.#byName.delete(nameKey(member.name));
     }
-    const line = quit ? formatQuit(member.name, quit) : formatLeave(member.name, problem);
+    const { problem, quit, notice } = why;
+    const line = notice ??
+      (quit ? formatQuit(member.name, quit) : formatLeave(member.name, problem));
     return { line, isNotice: true };
   }
 }

@@ -167,6 +167,11 @@ export interface Hub {
    * its own members itself.
    */
   expel?(name: string, options: { line: string; notice: string }): Promise<boolean>;
+  /**
+   * Cluster: why no moderation act can be made now (cut off from Redis: the message for the
+   * operator), or undefined when it can.
+   */
+  canModerate?(): string | undefined;
 }
 
 /** Options for {@linkcode LocalHub}. */
