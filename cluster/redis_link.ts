@@ -437,9 +437,33 @@ function connectRedis(url: string) {
   });
 }
 
-/** A Redis client with the chat's scripts, for `chat admin` (not connected yet). */
-export function redisClient(url: string): Redis {
-  return connectRedis(url);
+/**
+ * A Redis client with the chat's scripts loaded, for `chat admin`; each step within the deadline
+ * (an error that says so, and the client dropped, if not).
+ */
+export async function connectAdmin(url: string): Promise<Redis> {
+  const redis = connectRedis(url);
+  redis.on("error", () => {}); // each command's own failure says it
+  try {
+    await withDeadline(redis.connect());
+    await withDeadline(redis.scriptLoad(MODERATE.SCRIPT));
+    return redis;
+  } catch (error) {
+    redis.destroy();
+    throw error;
+  }
+}
+
+/** The answer, or an error if Redis does not give it within {@linkcode REDIS_TIMEOUT_MS}. */
+export function withDeadline<T>(promise: Promise<T>): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(
+      () => reject(new Error(`Redis did not answer within ${REDIS_TIMEOUT_MS / 1000} s`)),
+      REDIS_TIMEOUT_MS,
+    );
+  });
+  return Promise.race([promise, late]).finally(() => clearTimeout(timer));
 }
 
 /** The wait before the next attempt to reach Redis: doubling, with jitter so that servers spread. */

@@ -8,6 +8,7 @@ import { Redis } from "./_cluster.ts";
 import { Link } from "../cluster/redis_link.ts";
 import { parseEvent } from "../cluster/events.ts";
 import { RedisModeration } from "../cluster/redis_moderation.ts";
+import { AdminError, deopInRedis, operatorsInRedis, opInRedis } from "../cluster/redis_admin.ts";
 import type { ModerationChange } from "../server/moderation_store.ts";
 import { StoreError } from "../server/hub.ts";
 
@@ -202,4 +203,27 @@ Deno.test("cluster moderation: a change that Redis, frozen, takes too late is no
   }
   assert.equal((await redis.cli("EXISTS", "chat:mod:ban:n:carol")).trim(), "0");
   assert.deepEqual(a.store.bans(), []);
+});
+
+Deno.test("cluster moderation: chat admin's op, deop and list in Redis, seen by a running server at once as the server's doing", async () => {
+  await using redis = await new Redis().start();
+  await using b = await new Copy(redis.url).connect();
+  await assert.rejects(
+    opInRedis(redis.url, "Alice"),
+    new AdminError("Alice is not registered: only a registered name can be an operator"),
+  );
+  await redis.cli("SET", "chat:account:alice", "{}");
+  await redis.cli("SET", "chat:account:bob", "{}");
+  await opInRedis(redis.url, "Alice");
+  await opInRedis(redis.url, "bob");
+  assert.deepEqual(await b.waitTold(2), [
+    { kind: "operator", name: "Alice", isOperator: true },
+    { kind: "operator", name: "bob", isOperator: true },
+  ]);
+  assert.deepEqual(await operatorsInRedis(redis.url), ["Alice", "bob"]);
+  await deopInRedis(redis.url, "ALICE");
+  assert.deepEqual(await b.waitTold(1), [{ kind: "operator", name: "Alice", isOperator: false }]);
+  await assert.rejects(deopInRedis(redis.url, "alice"), new AdminError("alice is not an operator"));
+  assert.deepEqual(await operatorsInRedis(redis.url), ["bob"]);
+  assert.deepEqual(b.store.operators(), ["bob"]);
 });

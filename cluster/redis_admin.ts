@@ -1,0 +1,87 @@
+/**
+ * `chat admin --redis URL op NAME | deop NAME | list`: the cluster's operators, changed in Redis
+ * from the machine and announced on the channel in the same step, so that every running server
+ * marks them at once. Only a registered name can be made an operator.
+ */
+import { nameKey, parseName } from "../protocol.ts";
+import { operatorKey, parseValue } from "./moderation_values.ts";
+import {
+  connectAdmin,
+  moderate,
+  readModeration,
+  type Redis,
+  REDIS_TIMEOUT_MS,
+  withDeadline,
+} from "./redis_link.ts";
+
+/** A change `chat admin` cannot make: the message says why, in one line. */
+export class AdminError extends Error {
+  override name = "AdminError";
+}
+
+/** The most values read to list the operators (as a server reads them). */
+const MOST_VALUES = 25_000;
+
+/** Makes `name` an operator: an {@linkcode AdminError} if it is not registered. */
+export async function opInRedis(url: string, name: string): Promise<void> {
+  const done = await withRedis(url, (redis) => setOperator(redis, parseName(name), true));
+  if (!done) {
+    throw new AdminError(`${name} is not registered: only a registered name can be an operator`);
+  }
+}
+
+/** Makes `name` an operator no longer: an {@linkcode AdminError} if it was none. */
+export async function deopInRedis(url: string, name: string): Promise<void> {
+  const done = await withRedis(url, (redis) => setOperator(redis, parseName(name), false));
+  if (!done) throw new AdminError(`${name} is not an operator`);
+}
+
+/** The operators' names, sorted regardless of case. */
+export function operatorsInRedis(url: string): Promise<string[]> {
+  return withRedis(url, async (redis) => {
+    const values = await withDeadline(readModeration(redis, MOST_VALUES));
+    const names: string[] = [];
+    for (const [key, value] of values) {
+      const parsed = key.startsWith("op:") ? parseValue(key, value) : undefined;
+      if (parsed?.kind === "operator") names.push(parsed.name);
+    }
+    return names.sort((a, b) => nameKey(a).localeCompare(nameKey(b)));
+  });
+}
+
+/** Sets or clears an operator in Redis, announced (with no operator's name: the server did it). */
+async function setOperator(redis: Redis, name: string, isOperator: boolean): Promise<boolean> {
+  const [seconds, micros] = await withDeadline(redis.time());
+  const now = Number(seconds) * 1000 + Math.floor(Number(micros) / 1000);
+  const key = operatorKey(name);
+  const value = isOperator ? name : "";
+  // An id of its own, as a server's: the servers check every event's origin.
+  const origin = crypto.randomUUID();
+  const message = JSON.stringify({
+    o: origin,
+    d: now + REDIS_TIMEOUT_MS,
+    k: "mod",
+    n: "",
+    t: key,
+    ...isOperator ? { v: value } : {},
+  });
+  const done = await withDeadline(moderate(redis, {
+    key,
+    value,
+    message,
+    deadline: now + REDIS_TIMEOUT_MS,
+    registered: isOperator ? name : undefined,
+  }));
+  if (done < 0) throw new AdminError("Redis took too long: nothing was changed; try again");
+  return done > 0;
+}
+
+/** Runs `task` on a connection to the Redis at `url`, closed after. */
+async function withRedis<T>(url: string, task: (redis: Redis) => Promise<T>): Promise<T> {
+  const redis = await connectAdmin(url);
+  try {
+    return await task(redis);
+  } finally {
+    await withDeadline(redis.close()).catch(() => redis.destroy());
+  }
+}
