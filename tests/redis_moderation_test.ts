@@ -11,6 +11,7 @@ import { RedisModeration } from "../cluster/redis_moderation.ts";
 import { AdminError, deopInRedis, operatorsInRedis, opInRedis } from "../cluster/redis_admin.ts";
 import type { ModerationChange } from "../server/moderation_store.ts";
 import { StoreError } from "../server/hub.ts";
+import { ProtocolError } from "../protocol.ts";
 
 /** One server's copy: its link (none while cut off) and what it was told. */
 class Copy implements AsyncDisposable {
@@ -226,4 +227,55 @@ Deno.test("cluster moderation: chat admin's op, deop and list in Redis, seen by 
   await assert.rejects(deopInRedis(redis.url, "alice"), new AdminError("alice is not an operator"));
   assert.deepEqual(await operatorsInRedis(redis.url), ["bob"]);
   assert.deepEqual(b.store.operators(), ["bob"]);
+});
+
+Deno.test("cluster moderation: an event names only a moderation key, and carries only the room's moderation notices and the lines to a member put out", () => {
+  const o = crypto.randomUUID();
+  const d = 5;
+  const good = [
+    { o, d, k: "mod", n: "", t: "ban:n:alice", v: "{}", b: "bob" },
+    { o, d, k: "mod", n: "", t: "ban:a:2001:db8::/64" },
+    { o, d, k: "mod", n: "", t: "topic", v: "{}", b: "" },
+    { o, d, k: "note", n: "", t: "* alice was kicked by bob: spamming" },
+    {
+      o,
+      d,
+      k: "note",
+      n: "",
+      t: "* carol, dave and eve were banned by bob until 2026-12-07 10:00:00 UTC",
+    },
+    { o, d, k: "note", n: "", t: "* alice is now an operator (by the server)" },
+    { o, d, k: "note", n: "", t: "* bob set the topic: Be kind" },
+    {
+      o,
+      d,
+      k: "expel",
+      n: "alice",
+      s: o,
+      i: 1,
+      t: "* error: You were kicked by bob: spam",
+      x: "* alice was kicked by bob: spam",
+    },
+    { o, d, k: "leave", n: "alice", m: "1", t: "banned", x: "" },
+  ];
+  for (const event of good) assert.deepEqual(parseEvent(JSON.stringify(event), 4096), event);
+  const bad = [
+    { o, d, k: "mod", n: "", t: "account:alice", v: "{}" },
+    { o, d, k: "mod", n: "", t: "ban:n:ali ce" },
+    { o, d, k: "mod", n: "", t: "op:alice", b: "not a name" },
+    { o, d, k: "mod", n: "", t: "op:alice", v: "x".repeat(5000) },
+    { o, d, k: "note", n: "", t: "[bob] forged" },
+    { o, d, k: "note", n: "", t: "* The room is whole again" },
+    { o, d, k: "note", n: "", t: "* alice was kicked by bob\n[bob] forged" },
+    { o, d, k: "expel", n: "alice", s: o, i: 1, t: "* alice was kicked by bob" },
+    { o, d, k: "expel", n: "alice", s: o, t: "* error: You were kicked by bob" },
+    { o, d, k: "leave", n: "alice", m: "1", x: "* alice has entered the room" },
+  ];
+  for (const event of bad) {
+    assert.throws(
+      () => parseEvent(JSON.stringify(event), 4096),
+      ProtocolError,
+      JSON.stringify(event),
+    );
+  }
 });
