@@ -11,13 +11,16 @@ import type { Accounts } from "../server/hub.ts";
 import type { ModerationStore } from "../server/moderation_store.ts";
 import { openStore, StartupError } from "./environment.ts";
 import { shellQuote, UsageError } from "./flags.ts";
+import { redisAdmin } from "./admin_redis.ts";
 
 /** `chat admin`'s help. */
 export const ADMIN_HELP = `Usage: deno task admin --store FILE op NAME | deop NAME | list
+       deno run -N -E main.ts admin --redis URL op NAME | deop NAME | list
        deno task admin hash [NAME]      (or: deno run main.ts admin ...)
 
 Makes a registered name an operator of the room (op), or no longer one (deop), or lists the
-operators, in the server's store FILE: a server running on it sees the change within a second.
+operators, in the server's store FILE (a server running on it sees the change within a second),
+or in a cluster's Redis at URL (every server of it sees the change at once).
 Only a name registered in the room (/register) can be an operator. Without --store, hash asks
 for a password (or reads one line from standard input) and prints the hash to put in an
 --operators-file line, NAME:HASH (with NAME given, the whole line).`;
@@ -48,6 +51,9 @@ export async function adminCommand(args: string[]): Promise<number> {
   }
   if (isNamed !== (name !== undefined) || extra.length > 0) {
     throw new UsageError(isNamed ? `${action} needs one NAME` : "list takes no NAME");
+  }
+  if (values.redis !== undefined && values.store === undefined) {
+    return await redisAdmin(values.redis, action, isNamed ? checkedName(name!) : undefined, args);
   }
   const backend = await open(values, args);
   if (!backend) return 1;
@@ -92,9 +98,6 @@ async function open(
 ): Promise<Backend | undefined> {
   if (values.store !== undefined && values.redis !== undefined) {
     throw new UsageError("--store and --redis do not go together: a server keeps one of them");
-  }
-  if (values.redis !== undefined) {
-    throw new UsageError("--redis: operators in a cluster are not kept by this version yet");
   }
   if (values.store === undefined) {
     throw new UsageError("Give the server's store: --store FILE (or --redis URL for a cluster)");

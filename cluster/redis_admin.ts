@@ -3,37 +3,50 @@
  * from the machine and announced on the channel in the same step, so that every running server
  * marks them at once. Only a registered name can be made an operator.
  */
-import { nameKey, parseName } from "../protocol.ts";
+import { nameKey } from "../protocol.ts";
+import { parseStoredAccount } from "./events.ts";
 import { operatorKey, parseValue } from "./moderation_values.ts";
 import {
+  ACCOUNT_PREFIX,
   connectAdmin,
   moderate,
+  MODERATION_PREFIX,
   readModeration,
   type Redis,
   REDIS_TIMEOUT_MS,
   withDeadline,
 } from "./redis_link.ts";
 
-/** A change `chat admin` cannot make: the message says why, in one line. */
-export class AdminError extends Error {
-  override name = "AdminError";
+/** What became of an operator change: made, or already so (`name` is as registered, or as the
+ * operator was made), or refused because the name is not registered. */
+export interface OperatorChange {
+  status: "done" | "already" | "unregistered";
+  name: string;
 }
 
 /** The most values read to list the operators (as a server reads them). */
 const MOST_VALUES = 25_000;
 
-/** Makes `name` an operator: an {@linkcode AdminError} if it is not registered. */
-export async function opInRedis(url: string, name: string): Promise<void> {
-  const done = await withRedis(url, (redis) => setOperator(redis, parseName(name), true));
-  if (!done) {
-    throw new AdminError(`${name} is not registered: only a registered name can be an operator`);
-  }
-}
-
-/** Makes `name` an operator no longer: an {@linkcode AdminError} if it was none. */
-export async function deopInRedis(url: string, name: string): Promise<void> {
-  const done = await withRedis(url, (redis) => setOperator(redis, parseName(name), false));
-  if (!done) throw new AdminError(`${name} is not an operator`);
+/**
+ * Makes `name` an operator, or no longer one, in Redis, announced to the running servers (as the
+ * server's doing). Only a registered name can be made one.
+ */
+export function setOperatorInRedis(
+  url: string,
+  name: string,
+  isOperator: boolean,
+): Promise<OperatorChange> {
+  return withRedis(url, async (redis) => {
+    const [account, operator] = await withDeadline(
+      redis.mGet([ACCOUNT_PREFIX + nameKey(name), MODERATION_PREFIX + operatorKey(name)]),
+    );
+    const registered = parseStoredAccount(account)?.name;
+    const shown = (isOperator ? registered : operator) ?? registered ?? name;
+    if (isOperator && !registered) return { status: "unregistered", name };
+    if (isOperator === (operator !== null)) return { status: "already", name: shown };
+    const done = await setOperator(redis, shown, isOperator);
+    return { status: done ? "done" : "unregistered", name: shown };
+  });
 }
 
 /** The operators' names, sorted regardless of case. */
@@ -72,7 +85,7 @@ async function setOperator(redis: Redis, name: string, isOperator: boolean): Pro
     deadline: now + REDIS_TIMEOUT_MS,
     registered: isOperator ? name : undefined,
   }));
-  if (done < 0) throw new AdminError("Redis took too long: nothing was changed; try again");
+  if (done < 0) throw new Error("Redis took too long: nothing was changed; try again");
   return done > 0;
 }
 

@@ -5,11 +5,11 @@
  * a timed ban ends on every server; `chat admin --redis` is seen by every server at once.
  */
 import assert from "node:assert/strict";
-import { type Child, TestClient, waitUntil } from "./_helpers.ts";
+import { type Child, denoChild, TestClient, unusedPort, waitUntil } from "./_helpers.ts";
 import { clusterServer, Proxy, Redis } from "./_cluster.ts";
 import { hashPassword } from "../server/passwords.ts";
 import { accountJson } from "../cluster/events.ts";
-import { deopInRedis, opInRedis } from "../cluster/redis_admin.ts";
+import { setOperatorInRedis } from "../cluster/redis_admin.ts";
 import { HEAL_NOTICE, PARTITION_NOTICE } from "../cluster/events.ts";
 
 const PASSWORD = "correct horse";
@@ -23,6 +23,11 @@ async function register(redis: Redis, ...names: string[]): Promise<void> {
     const account = await hashPassword(name, PASSWORD);
     await redis.cli("SET", `chat:account:${name.toLowerCase()}`, accountJson(account));
   }
+}
+
+/** Makes `name` an operator, as chat admin --redis does. */
+async function op(redis: Redis, name: string): Promise<void> {
+  assert.equal((await setOperatorInRedis(redis.url, name, true)).status, "done");
 }
 
 /** Joins as `name` (with its password if registered), reading up to the welcome. */
@@ -81,7 +86,7 @@ async function stop(child: Child): Promise<void> {
 Deno.test("cluster moderation: an operator on one server kicks and bans a member on another; the ban holds on every server, across restarts of them all", async () => {
   await using redis = await new Redis().start();
   await register(redis, "bob");
-  await opInRedis(redis.url, "bob");
+  await op(redis, "bob");
   let { a, b } = await twoServers(redis);
   try {
     await using bob = await join(a.port, "bob", true);
@@ -113,7 +118,7 @@ Deno.test("cluster moderation: an operator on one server kicks and bans a member
     for (const client of [dave, carol]) assert.equal(await hear(client), "[bob] after the ban");
     // An operator cannot be put out, not even by one on another server.
     await register(redis, "eve");
-    await opInRedis(redis.url, "eve");
+    await op(redis, "eve");
     await using _eve = await join(b.port, "eve", true);
     await bob.send("/kick eve");
     assert.equal(
@@ -141,8 +146,8 @@ Deno.test("cluster moderation: a ban made while a server was cut off from Redis 
   await using redis = await new Redis().start();
   await using proxy = new Proxy(redis.port);
   await register(redis, "bob", "eve");
-  await opInRedis(redis.url, "bob");
-  await opInRedis(redis.url, "eve");
+  await op(redis, "bob");
+  await op(redis, "eve");
   const { a, b } = await twoServers(redis, proxy, ["--claim-ttl", "2"]);
   await using _a = a.child;
   await using _b = b.child;
@@ -180,7 +185,7 @@ Deno.test("cluster moderation: a ban made while a server was cut off from Redis 
 Deno.test("cluster moderation: a timed ban ends on every server by itself", async () => {
   await using redis = await new Redis().start();
   await register(redis, "bob");
-  await opInRedis(redis.url, "bob");
+  await op(redis, "bob");
   const { a, b } = await twoServers(redis);
   await using _a = a.child;
   await using _b = b.child;
@@ -207,6 +212,23 @@ Deno.test("cluster moderation: a timed ban ends on every server by itself", asyn
   assert.equal((await redis.cli("KEYS", "chat:mod:*")).trim(), "chat:mod:op:bob");
 });
 
+/** `chat admin --redis URL ARGS`, with the permissions it asks for: its exit code and output. */
+async function admin(redis: Redis, args: string[]) {
+  await using child = denoChild([
+    "run",
+    "-q",
+    `--allow-net=127.0.0.1:${redis.port}`,
+    "--allow-env=REDIS_DEBUG_MAINTENANCE,REDIS_EMIT_DIAGNOSTICS",
+    "main.ts",
+    "admin",
+    "--redis",
+    redis.url,
+    ...args,
+  ]);
+  const { code, stdout, stderr } = await child.finish();
+  return { code, stdout, stderr };
+}
+
 Deno.test("cluster moderation: an operator made or unmade by chat admin --redis is seen by every server at once", async () => {
   await using redis = await new Redis().start();
   await register(redis, "bob");
@@ -216,20 +238,59 @@ Deno.test("cluster moderation: an operator made or unmade by chat admin --redis 
   await using bob = await join(a.port, "bob", true);
   await using carol = await join(b.port, "carol");
   await readUntil(bob, "* carol has entered the room");
-  await opInRedis(redis.url, "bob");
+  assert.deepEqual(await admin(redis, ["op", "carol"]), {
+    code: 1,
+    stdout: "",
+    stderr: `error: Cannot make carol an operator: the name is not registered in ${redis.url} ` +
+      "(its owner registers it in the room with /register)\n",
+  });
+  assert.deepEqual(await admin(redis, ["op", "BOB"]), {
+    code: 0,
+    stdout: "bob is now an operator\n",
+    stderr: "",
+  });
   for (const client of [bob, carol]) {
     assert.equal(await hear(client), "* bob is now an operator (by the server)");
     await client.send("/who");
     assert.equal(await readUntil(client, /^\* 2 online: /), "* 2 online: @bob, carol");
   }
+  assert.deepEqual(await admin(redis, ["list"]), { code: 0, stdout: "bob\n", stderr: "" });
   await bob.send("/topic Be kind");
   for (const client of [bob, carol]) {
     assert.equal(await hear(client), "* bob set the topic: Be kind");
   }
-  await deopInRedis(redis.url, "bob");
+  assert.equal((await admin(redis, ["deop", "bob"])).stdout, "bob is no longer an operator\n");
   for (const client of [bob, carol]) {
     assert.equal(await hear(client), "* bob is no longer an operator (by the server)");
   }
   await bob.send("/topic Be rude");
   assert.equal(await readUntil(bob, /^\* error: /), "* error: /topic is for operators only");
+  assert.equal((await admin(redis, ["list"])).stdout, `No operators in ${redis.url}\n`);
+});
+
+Deno.test("chat admin --redis: without the permission for Redis it says how to run it; an unreachable Redis is said in one line", async () => {
+  const port = unusedPort();
+  await using denied = denoChild([
+    "run",
+    "-q",
+    "main.ts",
+    "admin",
+    "--redis",
+    `redis://127.0.0.1:${port}`,
+    "list",
+  ]);
+  const refused = await denied.finish();
+  assert.equal(refused.code, 1);
+  assert.match(
+    refused.stderr,
+    new RegExp(
+      `^error: No permission to reach Redis at 127\\.0\\.0\\.1:${port} .*run: deno run --allow-net=127\\.0\\.0\\.1:${port} --allow-env=\\S+ main\\.ts admin --redis redis://127\\.0\\.0\\.1:${port} list\\n$`,
+    ),
+  );
+  const down = await admin({ port, url: `redis://127.0.0.1:${port}` } as Redis, ["op", "bob"]);
+  assert.equal(down.code, 1);
+  assert.match(
+    down.stderr,
+    /^error: Cannot change the operators in Redis at redis:\/\/127\.0\.0\.1:\d+: [^\n]+\n$/,
+  );
 });
