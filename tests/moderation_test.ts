@@ -17,7 +17,10 @@ import type { ChatServer } from "../server.ts";
 import { hashPassword } from "../server/passwords.ts";
 import { FixedAccounts } from "../server/operators_file.ts";
 import { MemoryModerationStore } from "../server/moderation_store.ts";
-import { normalizeAddress } from "../server/moderation.ts";
+import { Moderation, normalizeAddress } from "../server/moderation.ts";
+import { LocalHub } from "../server/hub.ts";
+import type { LogFields } from "../server/log.ts";
+import { formatMetrics, serverFamilies } from "../server/metrics.ts";
 
 const PASSWORD = "correct horse";
 /** alice and carol are operators; dave is registered, and no operator. */
@@ -398,4 +401,111 @@ Deno.test("moderation: /op and /deop make a registered name an operator, marked 
   await hear(alice, "* dave is now an operator (by alice)");
   await alice.send("/op dave");
   await hear(alice, "* error: dave is an operator already");
+});
+
+Deno.test("moderation: a ban by address holds for the client a trusted proxy reports", async () => {
+  // Connections from 127.0.0.1 come through a proxy (a PROXY header first); the operator, from
+  // 127.0.0.2, comes straight.
+  await using server = startTestServer({
+    accounts: new FixedAccounts(ACCOUNTS),
+    moderation: new MemoryModerationStore(["alice"]),
+    proxyProtocol: ["127.0.0.1"],
+    floodRate: 0,
+  });
+  const { port } = server.addr;
+  await using alice = await loginAs(await connectFrom(port, "127.0.0.2"), "alice");
+  const proxied = async () => {
+    const client = await TestClient.connect(port);
+    await client.write("PROXY TCP4 203.0.113.7 127.0.0.1 40000 1234\r\n");
+    return client;
+  };
+  await using eve = await proxied();
+  await eve.expect("* Welcome to chat! What shall I call you?");
+  await eve.send("eve");
+  await readUntil(eve, /^\* Welcome, eve!/);
+  await alice.send("/whois eve");
+  await hear(alice, "* eve: from 203.0.113.7, TCP, not registered, not an operator");
+  await alice.send("/ban 203.0.113.0/24");
+  await hear(alice, "* eve was banned by alice");
+  assert.deepEqual(await eve.readToEnd(), ["* error: You are banned"]);
+  await using again = await proxied();
+  assert.deepEqual(await again.readToEnd(), ["* error: You are banned"]);
+  // The proxy's own address is not banned: another client through it gets in.
+  await using other = await TestClient.connect(port);
+  await other.write("PROXY TCP4 198.51.100.1 127.0.0.1 40001 1234\r\n");
+  await other.expect("* Welcome to chat! What shall I call you?");
+});
+
+Deno.test("Moderation.addressRefusal holds an IPv6 ban for its /64 and an IPv4 one for IPv4 only", async () => {
+  const store = new MemoryModerationStore();
+  await using server = startTestServer({ moderation: store });
+  const at = Date.now();
+  await store.addBan({ target: "2001:db8::/64", kind: "address", by: "alice", at });
+  await store.addBan({ target: "198.51.100.0/24", kind: "address", by: "alice", at });
+  const moderation = new Moderation({
+    store,
+    hub: new LocalHub({ moderation: store }),
+    members: () => [],
+    expel: () => {},
+    log: () => {},
+    tally: server.tally,
+  });
+  assert.equal(moderation.addressRefusal("2001:db8::1234"), "You are banned");
+  assert.equal(moderation.addressRefusal("2001:DB8:0:0:ffff::1"), "You are banned");
+  assert.equal(moderation.addressRefusal("2001:db8:0:1::1"), undefined);
+  assert.equal(moderation.addressRefusal("198.51.100.200"), "You are banned");
+  assert.equal(moderation.addressRefusal("::ffff:198.51.100.7"), "You are banned");
+  assert.equal(moderation.addressRefusal("198.51.101.1"), undefined);
+});
+
+Deno.test("moderation: each act is one log line (who, what, whom, why, until when) and counted in the metrics", async () => {
+  const events: LogFields[] = [];
+  await using server = startTestServer({
+    accounts: new FixedAccounts(ACCOUNTS),
+    moderation: new MemoryModerationStore(["alice"]),
+    floodRate: 0,
+    log: (_, fields) => void (fields.event === "moderation" && events.push(fields)),
+  });
+  const { port } = server.addr;
+  await using alice = await loginAs(await TestClient.connect(port), "alice");
+  await using bob = await joinAs(port, "bob");
+  await alice.send("/ban mallory 2h spam");
+  await hear(alice, /^\* mallory was banned by alice until /);
+  await alice.send("/kick bob too loud");
+  await hear(alice, "* bob was kicked by alice: too loud");
+  await alice.send("/topic hi");
+  await hear(alice, "* alice set the topic: hi");
+  assert.deepEqual(
+    events.map(({ until, ...rest }) => ({ ...rest, hasUntil: until !== undefined })),
+    [
+      {
+        event: "moderation",
+        act: "ban",
+        by: "alice",
+        target: "mallory",
+        reason: "spam",
+        hasUntil: true,
+      },
+      {
+        event: "moderation",
+        act: "kick",
+        by: "alice",
+        target: "bob",
+        reason: "too loud",
+        hasUntil: false,
+      },
+      {
+        event: "moderation",
+        act: "topic",
+        by: "alice",
+        target: "the room",
+        reason: "hi",
+        hasUntil: false,
+      },
+    ],
+  );
+  const metrics = formatMetrics(serverFamilies(server.tally, server.census()));
+  assert.match(metrics, /^chat_moderation_total\{act="ban"\} 1$/m);
+  assert.match(metrics, /^chat_moderation_total\{act="kick"\} 1$/m);
+  assert.match(metrics, /^chat_bans 1$/m);
 });
