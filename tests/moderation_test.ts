@@ -509,3 +509,30 @@ Deno.test("moderation: each act is one log line (who, what, whom, why, until whe
   assert.match(metrics, /^chat_moderation_total\{act="kick"\} 1$/m);
   assert.match(metrics, /^chat_bans 1$/m);
 });
+
+Deno.test("moderation: at most 10,000 bans are kept, then one error line; /bans lists the newest 100", async () => {
+  const store = new MemoryModerationStore(["alice"]);
+  const at = Date.now();
+  for (let n = 0; n < 10_000; n++) {
+    await store.addBan({ target: `troll-${n}`, kind: "name", by: "alice", at: at - 20_000 + n });
+  }
+  await using server = startTestServer({
+    accounts: new FixedAccounts(ACCOUNTS),
+    moderation: store,
+    floodRate: 0,
+  });
+  await using alice = await loginAs(await TestClient.connect(server.addr.port), "alice");
+  await alice.send("/ban one-more");
+  await hear(alice, "* error: There are 10000 bans already: lift some first");
+  await alice.send("/ban 10.0.0.0/8");
+  await hear(alice, "* error: There are 10000 bans already: lift some first");
+  // A ban made again replaces itself, and counts once.
+  await alice.send("/ban troll-0 1h");
+  await hear(alice, /^\* troll-0 was banned by alice until /);
+  await alice.send("/bans");
+  await hear(alice, "* 10000 bans (the newest 100 shown):");
+  await hear(alice, /^\* troll-0 by alice until /);
+  for (let n = 9999; n > 9900; n--) await hear(alice, `* troll-${n} by alice`);
+  await alice.send("/ops");
+  await hear(alice, "* 1 operator online: alice");
+});
