@@ -80,6 +80,17 @@ Deno.test("chat admin: op, list and deop in the store, seen by the running serve
   await alice.send("/kick nobody");
   await until(alice, "* error: /kick is for operators only");
   assert.deepEqual((await admin(folder, ["list"])).stdout, `No operators in ${folder.file}\n`);
+  // A name given up is no operator any more.
+  assert.equal((await admin(folder, ["op", "alice"])).code, 0);
+  await until(alice, "* alice is now an operator (by the server)");
+  await alice.send("/unregister");
+  await until(
+    alice,
+    "* Send the current password for alice on the next line (an empty line cancels)",
+  );
+  await alice.send(PASSWORD);
+  await until(alice, /^\* alice is no longer registered/);
+  assert.deepEqual((await admin(folder, ["list"])).stdout, `No operators in ${folder.file}\n`);
 });
 
 Deno.test("store: bans, mutes, the topic and the operators outlive a restart", async () => {
