@@ -132,6 +132,11 @@ export class Moderation {
 
   /** Runs a moderation command; the command's word was checked against the operator rule. */
   run(peer: Peer, command: ModerationCommand): void | Promise<void> {
+    // Every act needs the whole cluster: one cut off from Redis says so (a kick stores nothing).
+    const isLook = ["ops", "whois", "bans"].includes(command.name) ||
+      (command.name === "topic" && command.text === undefined);
+    const cannot = isLook ? undefined : this.#options.hub.canModerate?.();
+    if (cannot) throw new ProtocolError(cannot);
     switch (command.name) {
       case "topic":
         return command.text === undefined
@@ -222,7 +227,8 @@ export class Moderation {
     const line = formatYouAreBanned(ban.until, ban.reason);
     const member = this.#member(ban.target);
     if (member) this.#options.expel(member, { line, notice, reason: "banned" });
-    else if (!await this.#options.hub.expel?.(ban.target, { line, notice })) this.#announce(notice);
+    // Elsewhere in a cluster, the member's server puts it out when told of the ban (see #apply).
+    else this.#announce(notice);
     this.#record({ act: "ban", ...ban });
   }
 
@@ -361,22 +367,36 @@ export class Moderation {
         }
         return;
       case "ban":
-        return this.#enforce([change.ban]);
+        return this.#enforce([change.ban], false);
       case "reload":
         this.#options.hub.operatorsChanged?.();
-        return this.#enforce(this.#store.bans());
+        return this.#enforce(this.#store.bans(), true);
     }
   }
 
-  /** Puts out the members of this server that `bans` hold for (made elsewhere, or meanwhile). */
-  #enforce(bans: readonly Ban[]): void {
+  /**
+   * Puts out the members of this server that `bans` hold for (made elsewhere, or meanwhile). The
+   * banning server told the whole room of a ban by name, but of a ban by address only the names
+   * it put out itself: those put out here are named here, to every server. After a heal
+   * (`isMeanwhile`) this server's members missed the ban by name's notice, and hear it now.
+   */
+  #enforce(bans: readonly Ban[], isMeanwhile: boolean): void {
     for (const ban of bans) {
       const members = [...this.#options.members()].filter((m) =>
         ban.kind === "name"
           ? nameKey(m.name) === nameKey(ban.target)
           : new AddressSet([ban.target]).has(m.hostname)
       );
-      if (members.length > 0) this.#expelMatches(ban, members);
+      if (members.length === 0) continue;
+      if (ban.kind === "address") {
+        this.#expelMatches(ban, members);
+        continue;
+      }
+      const line = formatYouAreBanned(ban.until, ban.reason);
+      for (const member of members) {
+        this.#options.expel(member, { line, notice: "", reason: "banned" });
+      }
+      if (isMeanwhile) this.#tellMembers(formatBan(members.map((m) => m.name), ban.by, ban));
     }
   }
 
