@@ -504,7 +504,7 @@ export class ClusterHub implements Hub {
     if (!this.#isSeeded) await this.#seed(link);
     await this.#settle(link);
     this.#evictRegistered(await this.accounts.heal(link));
-    await this.moderation.heal(link); // and who a ban made meanwhile matches is sent away
+    await this.moderation.heal(link, this.accounts.wasLost); // puts out whom a new ban matches
     // Publishing is tried once before it counts: a Redis user without the permission fails here.
     const d = this.#clock.now() + REDIS_TIMEOUT_MS;
     const beat = JSON.stringify({

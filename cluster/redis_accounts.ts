@@ -41,6 +41,9 @@ export class RedisAccounts implements Accounts {
     this.#hooks = hooks;
   }
 
+  /** Whether the last heal found that Redis had lost the chat's data (see {@linkcode EPOCH_KEY}). */
+  wasLost = false;
+
   /** The account of a registered name, as this server knows it. */
   get(name: string): Account | undefined {
     return this.#accounts.get(nameKey(name));
@@ -53,7 +56,8 @@ export class RedisAccounts implements Accounts {
    * reach), so without its password.
    */
   async heal(link: Link): Promise<Set<string>> {
-    if (await this.#checkEpoch(link)) await this.#restoreAccounts(link);
+    this.wasLost = await this.#checkEpoch(link);
+    if (this.wasLost) await this.#restoreAccounts(link);
     await this.#readAccounts(link);
     if (this.#areAccountsRead) return new Set();
     this.#areAccountsRead = true;

@@ -9,7 +9,13 @@
 import { StoreError } from "../server/hub.ts";
 import { describe, nameKey } from "../protocol.ts";
 import type { StoreHooks } from "./redis_accounts.ts";
-import { type Link, moderate, readModeration, REDIS_TIMEOUT_MS } from "./redis_link.ts";
+import {
+  type Link,
+  moderate,
+  MODERATION_PREFIX,
+  readModeration,
+  REDIS_TIMEOUT_MS,
+} from "./redis_link.ts";
 import {
   banJson,
   banKey,
@@ -102,9 +108,10 @@ export class RedisModeration implements ModerationStore {
   /**
    * A new link healed: reads every value again, and if any changed meanwhile (a ban made while
    * this server was cut off), tells the server to apply them all again (it sends away whom such a
-   * ban matches).
+   * ban matches). Into a Redis that lost the chat's data, it first writes back what it knew.
    */
-  async heal(link: Link): Promise<void> {
+  async heal(link: Link, wasLost = false): Promise<void> {
+    if (wasLost) await this.#restore(link);
     const read = await link.within(readModeration(link.redis, MOST_VALUES));
     let isChanged = false;
     for (const key of [...this.#raw.keys()]) {
@@ -120,6 +127,27 @@ export class RedisModeration implements ModerationStore {
    */
   changed(key: string, value: string | undefined, by?: string): void {
     this.#apply(key, value, true, by);
+  }
+
+  /**
+   * Writes back every value this server knew, unless Redis holds that key again already: without
+   * them, every ban would be lifted and every operator unmade by Redis's loss.
+   */
+  async #restore(link: Link): Promise<void> {
+    const now = this.#hooks.now();
+    await link.within(Promise.all([...this.#raw].map(([key, raw]) => {
+      const value = parseValue(key, raw);
+      const until = value?.kind === "ban"
+        ? value.ban.until
+        : value?.kind === "mute"
+        ? value.mute.until
+        : undefined;
+      if (until !== undefined && until <= now) return;
+      const expiry = until === undefined
+        ? {}
+        : { expiration: { type: "PXAT" as const, value: until } };
+      return link.redis.set(MODERATION_PREFIX + key, raw, { condition: "NX" as const, ...expiry });
+    })));
   }
 
   /** Those not expired; the expired ones are dropped from the copy (Redis dropped them too). */

@@ -211,6 +211,30 @@ Deno.test("cluster moderation: a timed ban ends on every server by itself", asyn
   assert.equal((await redis.cli("KEYS", "chat:mod:*")).trim(), "chat:mod:op:bob");
 });
 
+Deno.test("cluster moderation: a Redis restarted empty gets the operators and bans back from the server that knew them", async () => {
+  await using redis = await new Redis().start();
+  await register(redis, "bob");
+  await op(redis, "bob");
+  const { child, port } = await clusterServer(redis, ["--flood-rate", "0"]);
+  await using _server = child;
+  {
+    await using bob = await join(port, "bob", true);
+    await bob.send("/ban mallory 1h spam");
+    assert.match(await hear(bob), /^\* mallory was banned by bob until /);
+  }
+  await redis.stop();
+  await child.stdout.readUntil(/redis: lost /);
+  await redis.start(); // with nothing saved: empty
+  await child.stdout.readUntil(/redis: connected to .* again/);
+  assert.match(await redis.cli("GET", "chat:mod:op:bob"), /^bob$/m);
+  const ttl = Number(await redis.cli("PTTL", "chat:mod:ban:n:mallory"));
+  assert.ok(ttl > 3_500_000 && ttl <= 3_600_000, `PTTL ${ttl}`);
+  // A server that never knew them holds them too.
+  const fresh = await clusterServer(redis);
+  await using _fresh = fresh.child;
+  assert.match(await tryJoin(fresh.port, "mallory"), /^\* error: You are banned until .*: spam$/);
+});
+
 /** `chat admin --redis URL ARGS`, with the permissions it asks for: its exit code and output. */
 async function admin(redis: Redis, args: string[]) {
   await using child = denoChild([
