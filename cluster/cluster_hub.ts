@@ -224,7 +224,7 @@ export class ClusterHub implements Hub {
       // relayed until now in the history, and hears every later one live.
       this.#members.set(key, member);
       this.#local.set(member, info);
-      const others = this.#names().filter((other) => nameKey(other) !== key);
+      const others = this.names().filter((other) => nameKey(other) !== key);
       const lines = [
         ...formatRoomList(others.map((other) => this.#marked(other))),
         ...this.#history.map((entry) => formatHistory(entry.time, entry.line)),
@@ -271,6 +271,14 @@ export class ClusterHub implements Hub {
   announce(line: string): void {
     this.#deliver(undefined, line, true);
     this.#publish({ k: "note", n: "", t: line });
+  }
+
+  /** Every name in the room as this server knows it, sorted: across servers there is no one join
+   * order to keep. */
+  names(): string[] {
+    const names = [...this.#members.values()].map((member) => member.name);
+    for (const remote of this.#others.members()) names.push(remote.name);
+    return sortNames(names);
   }
 
   /** Why no moderation act can be made now, if so: every act needs Redis. */
@@ -355,7 +363,7 @@ export class ClusterHub implements Hub {
 
   who(member: Member): void {
     this.#noticeStop();
-    const lines = formatWho(this.#names().map((name) => this.#marked(name)));
+    const lines = formatWho(this.names().map((name) => this.#marked(name)));
     if (!this.#isWhole) {
       lines.push(formatSystemLine("The room is partitioned: only people on this server hear you"));
     }
@@ -412,14 +420,6 @@ export class ClusterHub implements Hub {
     if (size === 0) return;
     this.#history.push({ time, line });
     if (this.#history.length > size) this.#history.shift();
-  }
-
-  /** Every name in the room as this server knows it, sorted: across servers there is no one join
-   * order to keep. */
-  #names(): string[] {
-    const names = [...this.#members.values()].map((member) => member.name);
-    for (const remote of this.#others.members()) names.push(remote.name);
-    return sortNames(names);
   }
 
   #isTaken(key: string): boolean {

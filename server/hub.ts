@@ -172,6 +172,8 @@ export interface Hub {
    * operator), or undefined when it can.
    */
   canModerate?(): string | undefined;
+  /** Cluster: every name in the room, on every server (`/ops` lists the operators among them). */
+  names?(): string[];
 }
 
 /** Options for {@linkcode LocalHub}. */

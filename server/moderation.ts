@@ -179,7 +179,11 @@ export class Moderation {
   }
 
   #ops(peer: Peer): void {
-    const names = [...this.#options.members()].filter((m) => this.isOperator(m)).map((m) => m.name);
+    // A cluster's operators online are on every server; a registered name joins only as itself.
+    const { hub } = this.#options;
+    const names = hub.names
+      ? hub.names().filter((name) => this.#store.isOperator(name))
+      : [...this.#options.members()].filter((m) => this.isOperator(m)).map((m) => m.name);
     peer.send(encodeLine(formatOps(names.sort((a, b) => nameKey(a).localeCompare(nameKey(b))))));
   }
 

@@ -181,6 +181,40 @@ Deno.test("cluster moderation: a ban made while a server was cut off from Redis 
   assert.match(await tryJoin(b.port, "alice"), /^\* error: You are banned until /);
 });
 
+Deno.test("cluster moderation: a mute, the topic and the operators online, made and seen across servers", async () => {
+  await using redis = await new Redis().start();
+  await register(redis, "bob");
+  await op(redis, "bob");
+  const { a, b } = await twoServers(redis);
+  await using _a = a.child;
+  await using _b = b.child;
+  await using bob = await join(a.port, "bob", true);
+  await using carol = await join(b.port, "carol");
+  await readUntil(bob, "* carol has entered the room");
+  await carol.send("/ops");
+  assert.equal(await hear(carol), "* 1 operator online: bob");
+
+  await bob.send("/mute carol 1h shouting");
+  const muted = new RegExp(`^\\* carol was muted by bob until ${UNTIL}: shouting$`);
+  for (const client of [bob, carol]) assert.match(await hear(client), muted);
+  await carol.send("LOUD");
+  assert.match(await hear(carol), /^\* error: You are muted until .*: your line was not sent$/);
+  await bob.send("/unmute carol");
+  for (const client of [bob, carol]) assert.equal(await hear(client), "* carol was unmuted by bob");
+  await carol.send("quiet now");
+  assert.equal(await hear(bob), "[carol] quiet now");
+
+  await bob.send("/topic Be kind");
+  for (const client of [bob, carol]) {
+    assert.equal(await hear(client), "* bob set the topic: Be kind");
+  }
+  await using dave = await TestClient.connect(b.port);
+  await dave.expect(GREETING);
+  await dave.send("dave");
+  await readUntil(dave, /^\* Welcome, dave!/);
+  assert.equal(await dave.readLine(), "* Topic: Be kind");
+});
+
 Deno.test("cluster moderation: a timed ban ends on every server by itself", async () => {
   await using redis = await new Redis().start();
   await register(redis, "bob");
