@@ -104,10 +104,11 @@ export class Moderation {
   /** The refusal of a connection from `hostname`, if a ban holds for its address. */
   addressRefusal(hostname: string): string | undefined {
     const { addresses, anyAddress } = this.#current();
-    if (anyAddress.isEmpty || !anyAddress.has(hostname)) return undefined;
-    const now = Date.now();
-    const found = addresses.find(({ ban, block }) => !hasEnded(ban, now) && block.has(hostname));
-    return found && bannedMessage(found.ban);
+    const found = addresses[anyAddress.indexOf(hostname)];
+    if (!found) return undefined;
+    if (!hasEnded(found.ban)) return bannedMessage(found.ban);
+    this.#changed(); // it ended: the index is built again without it, and asked again
+    return this.addressRefusal(hostname);
   }
 
   /** Throws the refusal of `name` (at joining, or as a `/nick`), if a ban holds for it. */
@@ -408,7 +409,10 @@ export class Moderation {
     if (this.#index) return this.#index;
     const names = new Map<string, Ban>();
     const addresses: Index["addresses"] = [];
+    // What has ended is left out: an address ban found ended builds the index again, once.
+    const now = Date.now();
     for (const ban of this.#store.bans()) {
+      if (hasEnded(ban, now)) continue;
       if (ban.kind === "name") names.set(nameKey(ban.target), ban);
       else {
         const block = blockOf(ban.target);
