@@ -19,7 +19,6 @@ import {
   type LeaveReason,
   type Member,
   sortNames,
-  StoreError,
 } from "../server/hub.ts";
 import { RoomLog } from "../server/room_log.ts";
 import { pause } from "../server/conn.ts";
@@ -295,12 +294,12 @@ export class ClusterHub implements Hub {
     const remote = this.#others.holder(nameKey(name));
     if (!remote) return false;
     const cannot = this.canModerate();
-    if (cannot) throw new StoreError(cannot);
+    if (cannot) throw new ProtocolError(cannot);
     const { i, receipt } = this.#receipts.expect(REDIS_TIMEOUT_MS);
     const { line: t, notice: x } = options;
     this.#publish({ k: "expel", n: remote.name, s: remote.server, i, t, x });
     const answer = await receipt;
-    if (answer === undefined) throw unconfirmed(remote.name, REDIS_TIMEOUT_MS);
+    if (answer === undefined) throw unconfirmed(remote.name, REDIS_TIMEOUT_MS, "the kick");
     return answer;
   }
 

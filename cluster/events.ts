@@ -117,10 +117,11 @@ export function unreachable(name: string): ProtocolError {
   );
 }
 
-/** The server of a private message's recipient did not confirm it within `ms`. */
-export function unconfirmed(name: string, ms: number): ProtocolError {
+/** The server of a private message's recipient (or of a member kicked) did not confirm it
+ * within `ms`. */
+export function unconfirmed(name: string, ms: number, what = "the message"): ProtocolError {
   return new ProtocolError(
-    `The server of ${quote(name)} did not confirm the message within ${ms / 1000} seconds; ` +
+    `The server of ${quote(name)} did not confirm ${what} within ${ms / 1000} seconds; ` +
       "it may not have arrived",
   );
 }

@@ -147,7 +147,7 @@ Deno.test("cluster moderation: a ban made while a server was cut off from Redis 
   await register(redis, "bob", "eve");
   await op(redis, "bob");
   await op(redis, "eve");
-  const { a, b } = await twoServers(redis, proxy, ["--claim-ttl", "2"]);
+  const { a, b } = await twoServers(redis, proxy);
   await using _a = a.child;
   await using _b = b.child;
   await using bob = await join(a.port, "bob", true);
@@ -163,6 +163,12 @@ Deno.test("cluster moderation: a ban made while a server was cut off from Redis 
     await eve.send(act);
     assert.equal(await readUntil(eve, /^\* error: /), CUT_OFF, act);
   }
+  // A kick needs the member's server: cut off, it cannot confirm it, and the kicker is told.
+  await bob.send("/kick carol");
+  assert.equal(
+    await readUntil(bob, /^\* error: /, 15_000),
+    '* error: The server of "carol" did not confirm the kick within 2 seconds; it may not have arrived',
+  );
   await bob.send("/ban alice 1h made meanwhile");
   const notice = new RegExp(`^\\* alice was banned by bob until ${UNTIL}: made meanwhile$`);
   assert.match(await readUntil(bob, /^\* alice was banned/, 15_000), notice);
