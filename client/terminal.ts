@@ -216,10 +216,17 @@ export const CLIENT_HELP: readonly string[] = [
   ...HELP_LINES.map((line) =>
     line.slice(2).replace("shown as * [NAME] TEXT", "shown as * NAME TEXT")
   ),
-  "Tab               complete a name (at the start of a line, after /msg)",
+  "Tab               complete a command after /, or a name (at the start of a line, after /msg)",
   "Up, Down          the lines you sent; Ctrl+R searches them",
   "Ctrl+C            clear the line; on an empty line, leave (like Ctrl+D)",
 ];
+
+/** The commands a help list names, as Tab completes them: `/who`, `/nick`, ... */
+export function commandsOf(help: readonly string[]): string[] {
+  return help.flatMap((line) => /^\/[a-z]+/.exec(line)?.[0] ?? []);
+}
+
+const COMMANDS = commandsOf(CLIENT_HELP);
 
 /** A queue of lines from the keyboard, read by the session. */
 class InputQueue {
@@ -395,7 +402,10 @@ export class TerminalScreen implements Screen {
   constructor(options: { color: boolean; canSuspend: boolean }) {
     this.#style = new LineStyle(options);
     this.#canSuspend = options.canSuspend;
-    this.#editor = new LineEditor({ names: () => this.#names.values() });
+    this.#editor = new LineEditor({
+      names: () => this.#names.values(),
+      commands: () => COMMANDS,
+    });
     ({ columns: this.#width, rows: this.#height } = terminalSize());
     Deno.stdin.setRaw(true);
     write(BRACKETED_PASTE_ON);

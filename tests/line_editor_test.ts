@@ -101,6 +101,41 @@ Deno.test("LineEditor pastes lines as sent, completes names and searches what wa
   assert.deepEqual(editor.handle({ kind: "enter" }), [{ kind: "submit", line: "two" }]);
 });
 
+Deno.test("LineEditor completes a command after / at the start of the line, then names after it", () => {
+  let commands = ["/who", "/nick", "/msg", "/me"];
+  const editor = new LineEditor({ names: () => ["kim", "Anna"], commands: () => commands });
+  editor.handle({ kind: "text", text: "/m" });
+  editor.handle({ kind: "tab" });
+  assert.equal(editor.text, "/me ");
+  editor.handle({ kind: "tab" });
+  assert.equal(editor.text, "/msg ");
+  editor.handle({ kind: "text", text: "A" });
+  editor.handle({ kind: "tab" });
+  assert.equal(editor.text, "/msg Anna ");
+  editor.handle({ kind: "interrupt" });
+  // Case does not matter; a word after the start is a name, never a command.
+  editor.handle({ kind: "text", text: "/WH" });
+  editor.handle({ kind: "tab" });
+  assert.equal(editor.text, "/who ");
+  editor.handle({ kind: "interrupt" });
+  editor.handle({ kind: "text", text: "say /k" });
+  editor.handle({ kind: "tab" });
+  assert.equal(editor.text, "say /kim ");
+  editor.handle({ kind: "interrupt" });
+  // The commands are asked for at each Tab: an operator's come once the client knows it is one.
+  editor.handle({ kind: "text", text: "/k" });
+  editor.handle({ kind: "tab" });
+  assert.equal(editor.text, "/k");
+  commands = [...commands, "/kick"];
+  editor.handle({ kind: "tab" });
+  assert.equal(editor.text, "/kick ");
+  editor.handle({ kind: "interrupt" });
+  // "//" says a line that starts with /: nothing to complete there.
+  editor.handle({ kind: "text", text: "//m" });
+  editor.handle({ kind: "tab" });
+  assert.equal(editor.text, "//m");
+});
+
 Deno.test("LineEditor edits as the README's keys table says, from the bytes a terminal sends", () => {
   const decoder = new KeyDecoder();
   const editor = new LineEditor();
