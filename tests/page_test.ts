@@ -11,8 +11,8 @@ import assert from "node:assert/strict";
 import puppeteer, { type Browser, type Page } from "puppeteer-core";
 import css from "../web/style.css" with { type: "text" };
 import { NAME_COLORS, nameColor } from "../client/terminal.ts";
-import { reconnectDelay, Roster } from "../web/room.ts";
-import { nameColorSlot, parseServerLine } from "../protocol.ts";
+import { commandsOf, completions, reconnectDelay, Roster } from "../web/room.ts";
+import { HELP_LINES, nameColorSlot, parseServerLine } from "../protocol.ts";
 import {
   Certificate,
   Child,
@@ -240,6 +240,26 @@ Deno.test("reconnectDelay doubles from about a second to at most 30 seconds", ()
   assert.ok(reconnectDelay(20, 1) <= 37_500 && reconnectDelay(0, 0) >= 750);
 });
 
+Deno.test("completions offer the commands /help lists after a / that starts the line, and names in its arguments", () => {
+  const commands = commandsOf(HELP_LINES);
+  assert.deepEqual(commands.slice(0, 3), ["/who", "/nick", "/me"]);
+  assert.ok(!commands.includes("//"));
+  const names = ["Anna", "andreas", "bob"];
+  assert.deepEqual(completions("/m", { commands, names }), {
+    start: 0,
+    candidates: ["/me", "/msg"],
+  });
+  assert.deepEqual(completions("/WH", { commands, names }), { start: 0, candidates: ["/who"] });
+  assert.deepEqual(completions("/msg an", { commands, names }), {
+    start: 5,
+    candidates: ["andreas", "Anna"],
+  });
+  // Plain text and "//" complete nothing: Tab there moves the focus on, as anywhere on the page.
+  assert.deepEqual(completions("an", { commands, names }).candidates, []);
+  assert.deepEqual(completions("//m", { commands, names }).candidates, []);
+  assert.deepEqual(completions("/x", { commands, names }).candidates, []);
+});
+
 // --- the page in a browser ---
 
 Deno.test("page: two browser pages and a raw TCP client chat in one room, both ways", async () => {
@@ -369,7 +389,7 @@ Deno.test("page: shows the server's own error for a bad or taken name, then join
   assert.deepEqual(chromium.errors, []);
 });
 
-Deno.test("page: keyboard alone joins, sends, recalls lines, and jumps to new messages", async () => {
+Deno.test("page: keyboard alone joins, sends, recalls lines, completes commands, and jumps to new messages", async () => {
   await using site = Site.start({ floodRate: 0 });
   await using chromium = await Chromium.launch();
   await using tcp = await joinAs(site.port, "tcp");
@@ -390,7 +410,24 @@ Deno.test("page: keyboard alone joins, sends, recalls lines, and jumps to new me
   await page.keyboard.press("ArrowUp");
   await page.keyboard.press("Enter");
   await tcp.expect("[keys] first line");
-  // Tab reaches the send button.
+  // After a / that starts the line, Tab completes a command, then a name in its arguments.
+  await page.keyboard.type("/ms");
+  await page.keyboard.press("Tab");
+  assert.equal(await page.$eval("#line", (line) => line.value), "/msg ");
+  await page.keyboard.type("t");
+  await page.keyboard.press("Tab");
+  await page.keyboard.type("psst");
+  await page.keyboard.press("Enter");
+  await tcp.expect("* private from keys: psst");
+  await page.keyboard.type("/m");
+  await page.keyboard.press("Tab");
+  await page.keyboard.press("Tab"); // again: the next match
+  assert.equal(await page.$eval("#line", (line) => line.value), "/msg ");
+  await page.keyboard.down("Control");
+  await page.keyboard.press("a");
+  await page.keyboard.up("Control");
+  await page.keyboard.press("Backspace");
+  // On plain text, Tab reaches the send button.
   await page.keyboard.type("by button");
   await page.keyboard.press("Tab");
   assert.equal(await page.evaluate("document.activeElement.textContent"), "Send");

@@ -458,6 +458,25 @@ function reconnectDelay(attempt, random = Math.random()) {
     ]
   }, random));
 }
+function commandsOf(help) {
+  return help.flatMap((line) => /^(?:\* )?(\/[a-z]+)/.exec(line)?.[1] ?? []);
+}
+function completions(before, options) {
+  const isCommand = /^\/[A-Za-z]*$/.test(before);
+  if (!isCommand && !/^\/[A-Za-z]+ /.test(before)) return {
+    start: before.length,
+    candidates: []
+  };
+  const word = isCommand ? before : /[A-Za-z0-9_-]*$/.exec(before)[0];
+  const prefix = word.toLowerCase();
+  const candidates = [
+    ...new Set(isCommand ? options.commands : options.names)
+  ].filter((candidate) => candidate.toLowerCase().startsWith(prefix)).sort((a, b) => a.toLowerCase().localeCompare(b.toLowerCase()));
+  return {
+    start: before.length - word.length,
+    candidates
+  };
+}
 
 // web/page.ts
 var MAX_LINES = 2e3;
@@ -467,6 +486,7 @@ var AT_BOTTOM_PX = 48;
 var HISTORY_PREFIX = formatHistory(/* @__PURE__ */ new Date(0), "").length;
 var TITLE = document.title;
 var NAME_STORE = "chat.name";
+var COMMANDS = commandsOf(HELP_LINES);
 function element(id) {
   const found = document.getElementById(id);
   if (!found) throw new Error(`The page has no #${id}`);
@@ -537,6 +557,8 @@ var state = {
   replay: [],
   sent: [],
   recall: 0,
+  /** Tab pressed again cycles through what matched: the field's value it left, and the matches. */
+  completion: void 0,
   unread: 0,
   unseenBelow: 0
 };
@@ -946,6 +968,36 @@ view.line.addEventListener("keydown", (event) => {
   view.line.value = state.sent[state.recall] ?? "";
   view.line.setSelectionRange(view.line.value.length, view.line.value.length);
 });
+view.line.addEventListener("keydown", (event) => {
+  if (event.key !== "Tab" || event.shiftKey || state.secretPrompt) return;
+  if (complete()) event.preventDefault();
+});
+function complete() {
+  let completion = state.completion;
+  if (completion?.value === view.line.value) {
+    completion.index = (completion.index + 1) % completion.candidates.length;
+  } else {
+    const caret = view.line.selectionStart ?? view.line.value.length;
+    const before = view.line.value.slice(0, caret);
+    const { start, candidates } = completions(before, {
+      commands: COMMANDS,
+      names: state.roster.names
+    });
+    if (candidates.length === 0) return false;
+    const after = view.line.value.slice(caret).replace(/^ /, "");
+    completion = state.completion = {
+      value: "",
+      before: before.slice(0, start),
+      after,
+      candidates,
+      index: 0
+    };
+  }
+  const head = `${completion.before}${completion.candidates[completion.index]} `;
+  view.line.value = completion.value = head + completion.after;
+  view.line.setSelectionRange(head.length, head.length);
+  return true;
+}
 view.log.addEventListener("scroll", () => {
   const isAtBottom = view.log.scrollHeight - view.log.scrollTop - view.log.clientHeight < AT_BOTTOM_PX;
   if (isAtBottom) {

@@ -12,6 +12,7 @@ import {
   formatHistory,
   formatUserLine,
   GOODBYE,
+  HELP_LINES,
   nameColorSlot,
   nameKey,
   parseCommand,
@@ -25,7 +26,7 @@ import {
   SOCKET_PATH,
   utf8Length,
 } from "../protocol.ts";
-import { reconnectDelay, Roster } from "./room.ts";
+import { commandsOf, completions, reconnectDelay, Roster } from "./room.ts";
 
 /** Lines the page keeps; older ones are removed, so a long session does not grow without end. */
 const MAX_LINES = 2000;
@@ -39,6 +40,8 @@ const AT_BOTTOM_PX = 48;
 const HISTORY_PREFIX = formatHistory(new Date(0), "").length;
 const TITLE = document.title;
 const NAME_STORE = "chat.name";
+/** What Tab completes after a `/` that starts the line: the commands `/help` lists. */
+const COMMANDS = commandsOf(HELP_LINES);
 
 function element<T extends HTMLElement>(id: string): T {
   const found = document.getElementById(id);
@@ -111,6 +114,10 @@ const state = {
   replay: [] as { raw: string; line: ServerLine & { kind: "history" } }[],
   sent: [] as string[],
   recall: 0,
+  /** Tab pressed again cycles through what matched: the field's value it left, and the matches. */
+  completion: undefined as
+    | { value: string; before: string; after: string; candidates: string[]; index: number }
+    | undefined,
   unread: 0,
   unseenBelow: 0,
 };
@@ -571,6 +578,39 @@ view.line.addEventListener("keydown", (event) => {
   view.line.value = state.sent[state.recall] ?? "";
   view.line.setSelectionRange(view.line.value.length, view.line.value.length);
 });
+
+view.line.addEventListener("keydown", (event) => {
+  if (event.key !== "Tab" || event.shiftKey || state.secretPrompt) return;
+  if (complete()) event.preventDefault(); // else Tab moves the focus on, as anywhere else
+});
+
+/** Completes the command or name before the cursor, or the next match; whether it did. */
+function complete(): boolean {
+  let completion = state.completion;
+  if (completion?.value === view.line.value) {
+    completion.index = (completion.index + 1) % completion.candidates.length;
+  } else {
+    const caret = view.line.selectionStart ?? view.line.value.length;
+    const before = view.line.value.slice(0, caret);
+    const { start, candidates } = completions(before, {
+      commands: COMMANDS,
+      names: state.roster.names,
+    });
+    if (candidates.length === 0) return false;
+    const after = view.line.value.slice(caret).replace(/^ /, "");
+    completion = state.completion = {
+      value: "",
+      before: before.slice(0, start),
+      after,
+      candidates,
+      index: 0,
+    };
+  }
+  const head = `${completion.before}${completion.candidates[completion.index]} `;
+  view.line.value = completion.value = head + completion.after;
+  view.line.setSelectionRange(head.length, head.length);
+  return true;
+}
 
 view.log.addEventListener("scroll", () => {
   const isAtBottom = view.log.scrollHeight - view.log.scrollTop - view.log.clientHeight <

@@ -41,3 +41,28 @@ export function reconnectDelay(attempt: number, random = Math.random()): number 
     backoffDelay(attempt, { firstMs: 1000, mostMs: 30_000, jitter: [0.75, 1.25] }, random),
   );
 }
+
+/** The commands a help list names, as Tab completes them: `/who`, `/nick`, ... */
+export function commandsOf(help: readonly string[]): string[] {
+  return help.flatMap((line) => /^(?:\* )?(\/[a-z]+)/.exec(line)?.[1] ?? []);
+}
+
+/**
+ * What Tab may complete at the end of `before` (the text before the cursor): a command when the
+ * line so far is `/` and letters, a name in a command's arguments (`/msg An`). Answers where the
+ * word starts and the matches, sorted regardless of case; none when nothing matches, and for plain
+ * text, where Tab keeps moving the focus on.
+ */
+export function completions(
+  before: string,
+  options: { commands: Iterable<string>; names: Iterable<string> },
+): { start: number; candidates: string[] } {
+  const isCommand = /^\/[A-Za-z]*$/.test(before);
+  if (!isCommand && !/^\/[A-Za-z]+ /.test(before)) return { start: before.length, candidates: [] };
+  const word = isCommand ? before : /[A-Za-z0-9_-]*$/.exec(before)![0];
+  const prefix = word.toLowerCase();
+  const candidates = [...new Set(isCommand ? options.commands : options.names)]
+    .filter((candidate) => candidate.toLowerCase().startsWith(prefix))
+    .sort((a, b) => a.toLowerCase().localeCompare(b.toLowerCase()));
+  return { start: before.length - word.length, candidates };
+}
