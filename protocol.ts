@@ -1,12 +1,21 @@
 /** The chat wire protocol: limits, the line splitter, name rules and line formats, with no I/O. */
 import { stripVTControlCharacters } from "node:util";
+import { ProtocolError, utf8Length } from "./protocol/lines.ts";
+import {
+  type ModerationCommand,
+  type ModerationLine,
+  parseModerationCommand,
+  parseModerationLine,
+  unmarkNames,
+} from "./protocol/moderation.ts";
+
+export * from "./protocol/lines.ts";
+export * from "./protocol/moderation.ts";
 
 /** Port of the seed's server, kept so old habits and firewall rules still work. */
 export const DEFAULT_PORT = 1234;
 /** Listen on every interface by default, as the seed did; `--host` narrows it. */
 export const DEFAULT_HOST = "0.0.0.0";
-/** Longest line accepted, in UTF-8 bytes without the line end: 1000 characters of any script fit. */
-export const DEFAULT_MAX_LINE_BYTES = 4096;
 /** Budget Chat asks for lines of at least 1000 characters, which in UTF-8 take up to 4000 bytes. */
 export const MIN_MAX_LINE_BYTES = 4000;
 /** Largest line limit a server may be given (`--max-line`). */
@@ -19,20 +28,6 @@ export const MAX_LINE_OVERHEAD_BYTES = 256;
 /** Longest name, in characters (all ASCII, so also bytes). */
 export const MAX_NAME_LENGTH = 32;
 
-/** A peer broke a protocol rule; the message is safe to send back to it. */
-export class ProtocolError extends Error {
-  override name = "ProtocolError";
-}
-
-/** What the line splitter emits for a line longer than its limit (the line itself is dropped). */
-export class LineTooLongError extends ProtocolError {
-  override name = "LineTooLongError";
-  /** Creates the error for the given limit in bytes. */
-  constructor(readonly maxLineBytes: number) {
-    super(`Line too long: the limit is ${maxLineBytes} bytes`);
-  }
-}
-
 /** An error in one line, for a log: its name and message. */
 export function describe(error: unknown): string {
   return error instanceof Error ? `${error.name}: ${error.message}` : String(error);
@@ -44,141 +39,7 @@ export function messageOf(error: unknown): string {
 }
 
 const LF = 0x0a;
-const CR = 0x0d;
 const encoder = new TextEncoder();
-
-/** Options for {@linkcode LineSplitter}. */
-export interface LineSplitterOptions {
-  /** Longest line in bytes, without its LF or CRLF. */
-  maxLineBytes?: number;
-  /** Emit a last line that has no line end (stdin); a socket's half line is dropped instead. */
-  keepPartialLine?: boolean;
-}
-
-/** A line from the splitter, or the mark of a line that was too long (and dropped). */
-export type Line = string | LineTooLongError;
-
-const decoder = new TextDecoder(); // stateless as used here: each line is decoded whole
-const NO_LINES: Line[] = [];
-
-/**
- * Splits bytes into lines at LF or CRLF and decodes each as UTF-8, invalid bytes becoming U+FFFD.
- * Hand-written because the web platform and `@std/streams`' `TextLineStream` have no length limit:
- * a line over `maxLineBytes` is never buffered whole; the splitter reports one
- * {@linkcode LineTooLongError} as soon as it is detected and discards the rest of that line.
- *
- * This is the splitter itself, with no stream around it: feed it each chunk, get back the lines the
- * chunk completes. The server uses it directly, as a stream per connection costs about 10 KB of heap
- * (measured), more than the whole budget of an idle connection; {@linkcode LineSplitter} wraps it.
- */
-export class LineBuffer {
-  #maxLineBytes: number;
-  #keepPartialLine: boolean;
-  #pending: Uint8Array[] | undefined;
-  #pendingBytes = 0;
-  #isDiscarding = false;
-
-  /** An empty splitter with the given limit (default {@linkcode DEFAULT_MAX_LINE_BYTES}). */
-  constructor(options: LineSplitterOptions = {}) {
-    this.#maxLineBytes = options.maxLineBytes ?? DEFAULT_MAX_LINE_BYTES;
-    this.#keepPartialLine = options.keepPartialLine ?? false;
-  }
-
-  /** The lines `chunk` completes, in order. The chunk's bytes may be reused once this returns. */
-  push(chunk: Uint8Array): Line[] {
-    let lines = NO_LINES;
-    for (let start = 0; start < chunk.length;) {
-      const lf = chunk.indexOf(LF, start);
-      if (lf === -1) {
-        const tooLong = this.#hold(chunk.subarray(start));
-        if (tooLong) (lines === NO_LINES ? lines = [] : lines).push(tooLong);
-        break;
-      }
-      if (this.#isDiscarding) this.#isDiscarding = false;
-      else (lines === NO_LINES ? lines = [] : lines).push(this.#line(chunk.subarray(start, lf)));
-      start = lf + 1;
-    }
-    return lines;
-  }
-
-  /** At the end of the input: the last line if it has no line end and is kept, else nothing. */
-  finish(): Line[] {
-    return this.#keepPartialLine && this.#pendingBytes > 0
-      ? [this.#line(new Uint8Array(0))]
-      : NO_LINES;
-  }
-
-  /** Keeps the start of a line until its end arrives; reports it once if it is already too long. */
-  #hold(part: Uint8Array): LineTooLongError | undefined {
-    if (this.#isDiscarding) return;
-    if (this.#pendingBytes + part.length > this.#maxLineBytes + 1) {
-      // Over the limit even if a CR ends it: report now, then drop bytes up to the next LF.
-      this.#pending = undefined;
-      this.#pendingBytes = 0;
-      this.#isDiscarding = true;
-      return new LineTooLongError(this.#maxLineBytes);
-    }
-    (this.#pending ??= []).push(part.slice()); // copied: the caller may reuse its buffer
-    this.#pendingBytes += part.length;
-  }
-
-  /** The line that `tail` ends (with what was held before it), decoded, or its too-long mark. */
-  #line(tail: Uint8Array): Line {
-    const length = this.#pendingBytes + tail.length;
-    const parts = this.#pending;
-    this.#pending = undefined;
-    this.#pendingBytes = 0;
-    const max = this.#maxLineBytes;
-    if (length > max + 1) return new LineTooLongError(max);
-    let bytes = parts ? concatBytes([...parts, tail], length) : tail;
-    // A CR before the LF does not count, so the limit is checked once the line end is known.
-    if (bytes.at(-1) === CR) bytes = bytes.subarray(0, -1);
-    if (bytes.length > max) return new LineTooLongError(max);
-    const line = decoder.decode(bytes);
-    // Each invalid byte becomes a 3-byte U+FFFD; the limit holds for the decoded line too.
-    if (bytes.length * 3 > max && line.includes("\ufffd") && utf8Length(line) > max) {
-      return new LineTooLongError(max);
-    }
-    return line;
-  }
-}
-
-/**
- * {@linkcode LineBuffer} as a stream: bytes in, the lines of each chunk out as one batch. A busy
- * connection delivers hundreds of lines per read, and one stream step per batch rather than per
- * line keeps the cost of the stream small.
- */
-export class LineSplitter extends TransformStream<Uint8Array, Line[]> {
-  /** Creates a splitter with the given limit (default {@linkcode DEFAULT_MAX_LINE_BYTES}). */
-  constructor(options: LineSplitterOptions = {}) {
-    const lines = new LineBuffer(options);
-    super({
-      transform(chunk, controller) {
-        const batch = lines.push(chunk);
-        if (batch.length > 0) controller.enqueue(batch);
-      },
-      flush(controller) {
-        const batch = lines.finish();
-        if (batch.length > 0) controller.enqueue(batch);
-      },
-    });
-  }
-}
-
-/** The length of a string in UTF-8 bytes. */
-export function utf8Length(text: string): number {
-  return encoder.encode(text).length;
-}
-
-function concatBytes(parts: Uint8Array[], length: number): Uint8Array {
-  const out = new Uint8Array(length);
-  let offset = 0;
-  for (const part of parts) {
-    out.set(part, offset);
-    offset += part.length;
-  }
-  return out;
-}
 
 // C0 and C1 controls and DEL, Unicode line separators, and the bidi overrides that can make a line
 // read as something else ("Trojan Source"). Tabs become spaces first.
@@ -572,6 +433,8 @@ export const HELP_LINES: readonly string[] = [
   "/register         protect your name with a password (asked on the next line)",
   "/password         change your name's password",
   "/unregister       give up your name's password",
+  "/topic            the room's topic",
+  "/ops              the operators online",
   "//TEXT            send TEXT that starts with /",
   "/help             this list",
 ].map(formatSystemLine);
@@ -587,7 +450,8 @@ export type Command =
   | { name: "quit"; reason: string }
   | { name: "register"; password?: string }
   | { name: "password" }
-  | { name: "unregister" };
+  | { name: "unregister" }
+  | ModerationCommand;
 
 const COMMAND_USAGE: Record<string, string> = {
   help: "/help",
@@ -638,8 +502,11 @@ export function parseCommand(line: string): Command {
     case "unregister":
       if (args !== "") throw usage();
       return { name: word };
-    default:
+    default: {
+      const command = parseModerationCommand(word, args);
+      if (command) return command;
       throw new ProtocolError(`Unknown command ${quote(`/${word}`)}: /help lists the commands`);
+    }
   }
 }
 
@@ -688,14 +555,16 @@ export type ServerLine =
   | { kind: "action"; name: string; text: string }
   | { kind: "private"; direction: "from" | "to"; name: string; text: string }
   | { kind: "rename"; oldName: string; newName: string }
-  | { kind: "room"; names: string[]; isContinued: boolean }
+  /** The room list; `names` bare, `operators` those of them marked `@`. */
+  | { kind: "room"; names: string[]; operators: string[]; isContinued: boolean }
   | { kind: "join"; name: string; text: string }
   | { kind: "leave"; name: string; text: string }
-  | { kind: "who"; names: string[]; isContinued: boolean; text: string }
+  | { kind: "who"; names: string[]; operators: string[]; isContinued: boolean; text: string }
   | { kind: "limits"; limits: ClientLimits }
   | { kind: "history"; time: Date; line: ServerLine }
   | { kind: "error"; text: string }
-  | { kind: "system"; text: string };
+  | { kind: "system"; text: string }
+  | ModerationLine;
 
 const NAME = "([A-Za-z0-9_-]{1,32})";
 const USER_LINE = new RegExp(`^\\[${NAME}\\] (.*)$`, "s");
@@ -728,11 +597,13 @@ export function parseServerLine(line: string): ServerLine | undefined {
   const history = HISTORY_LINE.exec(text);
   const inner = history && parseServerLine(history[2]!);
   if (inner) return { kind: "history", time: new Date(history[1]!), line: inner };
+  const moderation = parseModerationLine(text);
+  if (moderation) return moderation;
   if (text.startsWith("error: ")) return { kind: "error", text: text.slice("error: ".length) };
   for (const [prefix, isContinued] of [[ROOM_LIST, false], [ROOM_LIST_MORE, true]] as const) {
     if (!text.startsWith(prefix)) continue;
     const names = text.slice(prefix.length).trim();
-    return { kind: "room", names: names === "" ? [] : names.split(", "), isContinued };
+    return { kind: "room", ...unmarkNames(names === "" ? [] : names.split(", ")), isContinued };
   }
   const limits = LIMITS_LINE.exec(text);
   if (limits) {
@@ -751,8 +622,8 @@ export function parseServerLine(line: string): ServerLine | undefined {
   if (leave) return { kind: "leave", name: leave[1]!, text };
   const who = WHO_LINE.exec(text);
   if (who) {
-    const names = who[1] ? who[1].split(", ") : [];
-    return { kind: "who", names, isContinued: text.startsWith(WHO_MORE), text };
+    const marked = who[1] ? who[1].split(", ") : [];
+    return { kind: "who", ...unmarkNames(marked), isContinued: text.startsWith(WHO_MORE), text };
   }
   return { kind: "system", text };
 }

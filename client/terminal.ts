@@ -152,6 +152,25 @@ export class LineStyle {
       }
       case "limits":
         return ["-", ""];
+      // Moderation's lines, shown plainly until the client gives them their own look.
+      case "topic":
+        return [
+          "-",
+          this.style(
+            "gray",
+            line.by ? `${line.by} set the topic: ${line.text}` : `Topic: ${line.text}`,
+          ),
+        ];
+      case "kicked":
+        return [
+          "!",
+          this.style(
+            "red",
+            `You were kicked by ${line.by}${line.reason ? `: ${line.reason}` : ""}`,
+          ),
+        ];
+      case "banned":
+        return ["!", this.style("red", `You are banned${line.reason ? `: ${line.reason}` : ""}`)];
       case "join":
       case "leave":
       case "who":

@@ -13,6 +13,7 @@ import {
   formatUserLine,
   formatWelcome,
   formatWho,
+  markOperator,
   nameKey,
   type NameList,
   nameTaken,
@@ -22,6 +23,7 @@ import {
 } from "../protocol.ts";
 import { type LogReader, RoomLog } from "./room_log.ts";
 import type { Account } from "./passwords.ts";
+import type { ModerationStore } from "./moderation_store.ts";
 
 /*
  * The seams of the room's storage, implemented by the SQLite store (store.ts) and by the cluster's
@@ -104,6 +106,10 @@ export type CloseReason =
   | "server lost"
   /** Cluster: its server shut down. */
   | "server shut down"
+  /** An operator kicked it out. */
+  | "kicked"
+  /** An operator banned its name or address. */
+  | "banned"
   /** A write failed in a way nobody expected: the error, described (`Name: message`). */
   | `${string}: ${string}`;
 
@@ -113,6 +119,11 @@ export interface LeaveReason {
   quit?: string;
   /** What the server saw. */
   problem?: CloseReason;
+  /**
+   * The line the room hears instead of a leave notice (`* alice was kicked by bob`); `""` for no
+   * line at all (an address ban names all it put out in one notice).
+   */
+  notice?: string;
 }
 
 /**
@@ -143,6 +154,19 @@ export interface Hub {
   close(): void | Promise<void>;
   /** The registered names, where the room keeps them (a store or the cluster); none otherwise. */
   readonly accounts?: Accounts | undefined;
+  /** Operators, bans, mutes and the topic, where the room keeps them (memory, a store, Redis). */
+  readonly moderation?: ModerationStore | undefined;
+  /** Tells every member of the room (on every server) a notice from the server. */
+  announce?(line: string): void;
+  /** The operators changed: the room list and `/who` mark them anew (`@alice`). */
+  operatorsChanged?(): void;
+  /**
+   * Cluster: puts out the member named `name` held by another server, which sends it `line`,
+   * closes it, and has the room hear `notice` (see {@linkcode LeaveReason}) instead of a leave.
+   * Resolves whether anyone had the name. The local hub has no other server: the server puts out
+   * its own members itself.
+   */
+  expel?(name: string, options: { line: string; notice: string }): Promise<boolean>;
 }
 
 /** Options for {@linkcode LocalHub}. */
@@ -157,6 +181,8 @@ export interface LocalHubOptions {
   history?: readonly HistoryEntry[];
   /** The registered names, if the server keeps any. */
   accounts?: Accounts;
+  /** Operators, bans, mutes and the topic; the operators are marked in the room list and `/who`. */
+  moderation?: ModerationStore;
 }
 
 /**
@@ -175,6 +201,7 @@ export class LocalHub implements Hub {
   #isClosed = false;
   #store: HistoryStore | undefined;
   readonly accounts: Accounts | undefined;
+  readonly moderation: ModerationStore | undefined;
 
   /** Creates an empty room, with the history given, if any. */
   constructor(options: LocalHubOptions = {}) {
@@ -182,6 +209,7 @@ export class LocalHub implements Hub {
     this.#log = new RoomLog(options.logSize ?? DEFAULT_LOG_BYTES);
     this.#store = options.store;
     this.accounts = options.accounts;
+    this.moderation = options.moderation;
     const kept = this.#historySize > 0 ? (options.history ?? []).slice(-this.#historySize) : [];
     this.#history = kept.map(({ at, line }) => encodeKeptLine(formatHistory(new Date(at), line)));
   }
@@ -198,7 +226,7 @@ export class LocalHub implements Hub {
     // The newcomer reads the log from here on: it never sees its own join.
     this.#members.set(key, member);
     this.#log.add(member);
-    const changed = roomList.list.add(member.name);
+    const changed = roomList.list.add(this.#marked(member.name));
     roomList.bytes[changed] = encodeKeptLine(roomList.list.lines[changed]!);
   }
 
@@ -208,10 +236,11 @@ export class LocalHub implements Hub {
     this.#members.delete(key);
     this.#log.remove(member);
     this.#roomList = undefined;
-    const line = reason.quit
-      ? formatQuit(member.name, reason.quit)
-      : formatLeave(member.name, reason.problem);
-    this.#append(encodeLine(line), undefined, true);
+    const line = reason.notice ??
+      (reason.quit
+        ? formatQuit(member.name, reason.quit)
+        : formatLeave(member.name, reason.problem));
+    if (line !== "") this.#append(encodeLine(line), undefined, true);
   }
 
   say(member: Member, text: string): void {
@@ -246,7 +275,15 @@ export class LocalHub implements Hub {
 
   who(member: Member): void {
     const names = sortNames([...this.#members.values()].map((m) => m.name));
-    member.send(encodeLine(formatWho(names).join("\n")));
+    member.send(encodeLine(formatWho(names.map((name) => this.#marked(name))).join("\n")));
+  }
+
+  announce(line: string): void {
+    this.#append(encodeLine(line), undefined, true);
+  }
+
+  operatorsChanged(): void {
+    this.#roomList = undefined;
   }
 
   close(): void {
@@ -258,10 +295,15 @@ export class LocalHub implements Hub {
   #currentRoomList(): { list: NameList; bytes: Uint8Array[] } {
     if (!this.#roomList) {
       const list = roomList();
-      for (const member of this.#members.values()) list.add(member.name);
+      for (const member of this.#members.values()) list.add(this.#marked(member.name));
       this.#roomList = { list, bytes: list.lines.map(encodeKeptLine) };
     }
     return this.#roomList;
+  }
+
+  /** A name as listed: `@alice` for an operator. */
+  #marked(name: string): string {
+    return markOperator(name, this.moderation?.isOperator(name) ?? false);
   }
 
   #relay(from: Member, line: string): void {

@@ -242,6 +242,7 @@ Deno.test("parseServerLine reads joins, leaves and /who answers, for name comple
   assert.deepEqual(parseServerLine("* 1 online: bob"), {
     kind: "who",
     names: ["bob"],
+    operators: [],
     isContinued: false,
     text: "1 online: bob",
   });

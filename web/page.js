@@ -3,10 +3,8 @@ function stripVTControlCharacters(_text) {
   throw new Error("stripVTControlCharacters is not available in the page");
 }
 
-// protocol.ts
+// protocol/lines.ts
 var DEFAULT_MAX_LINE_BYTES = 4096;
-var MAX_MAX_LINE_BYTES = 2 ** 24;
-var MAX_NAME_LENGTH = 32;
 var ProtocolError = class extends Error {
   name = "ProtocolError";
 };
@@ -117,6 +115,231 @@ function concatBytes(parts, length) {
   }
   return out;
 }
+
+// protocol/moderation.ts
+var MAX_DURATION_MS = 365 * 24 * 3600 * 1e3;
+var MAX_REASON_LENGTH = 200;
+var MAX_TOPIC_LENGTH = 300;
+var UNIT_MS = {
+  s: 1e3,
+  m: 6e4,
+  h: 36e5,
+  d: 864e5,
+  w: 7 * 864e5
+};
+var DURATION = /^(\d{1,12})([smhdw])$/;
+function parseDuration(word) {
+  const match = DURATION.exec(word);
+  if (!match) return void 0;
+  const ms = Number(match[1]) * UNIT_MS[match[2]];
+  if (ms === 0) throw new ProtocolError(`Cannot use duration ${quote(word)}: it must be over 0`);
+  if (ms > MAX_DURATION_MS) {
+    throw new ProtocolError(`Cannot use duration ${quote(word)}: the longest is 365d`);
+  }
+  return ms;
+}
+function unmarkNames(marked) {
+  const names = marked.map((name) => name.startsWith("@") ? name.slice(1) : name);
+  return {
+    names,
+    operators: names.filter((_, i) => marked[i].startsWith("@"))
+  };
+}
+var OPERATOR_HELP_LINES = [
+  "Operator commands:",
+  "/kick NAME [REASON]              put NAME out of the room",
+  "/ban TARGET [DURATION] [REASON]  keep out a NAME, ADDRESS or CIDR (10m, 2h, 7d; none: until lifted)",
+  "/unban TARGET                    lift a ban",
+  "/bans                            list the bans",
+  "/mute NAME [DURATION] [REASON]   refuse NAME's lines; they still read",
+  "/unmute NAME                     lift a mute",
+  "/topic TEXT                      set the topic (/topic - clears it)",
+  "/op NAME, /deop NAME             make or unmake a registered name an operator",
+  "/whois NAME                      where NAME connects from"
+].map(formatSystemLine);
+var MODERATION_USAGE = {
+  kick: "/kick NAME [REASON]",
+  ban: "/ban NAME|ADDRESS|CIDR [DURATION] [REASON]",
+  unban: "/unban NAME|ADDRESS|CIDR",
+  bans: "/bans",
+  mute: "/mute NAME [DURATION] [REASON]",
+  unmute: "/unmute NAME",
+  topic: "/topic [TEXT | -]",
+  op: "/op NAME",
+  deop: "/deop NAME",
+  whois: "/whois NAME",
+  ops: "/ops"
+};
+var ADDRESS_TARGET = /^[0-9A-Fa-f:.]+(?:%[\w.-]+)?(?:\/\d{1,3})?$/;
+function parseBanTarget(word) {
+  if (/[.:]/.test(word)) {
+    if (!ADDRESS_TARGET.test(word)) {
+      throw new ProtocolError(`Cannot ban ${quote(word)}: give a name, an address (203.0.113.7, 2001:db8::1) or a CIDR`);
+    }
+    return {
+      target: word,
+      kind: "address"
+    };
+  }
+  return {
+    target: parseName(word),
+    kind: "name"
+  };
+}
+function parseReason(text) {
+  if (text.length > MAX_REASON_LENGTH) {
+    throw new ProtocolError(`Reason too long: at most ${MAX_REASON_LENGTH} characters`);
+  }
+  return text === "" ? void 0 : text;
+}
+function firstWord(args) {
+  const gap = args.search(/\s/);
+  return gap === -1 ? [
+    args,
+    ""
+  ] : [
+    args.slice(0, gap),
+    args.slice(gap + 1).trim()
+  ];
+}
+function parseTerm(rest) {
+  const [word, after] = firstWord(rest);
+  const durationMs = parseDuration(word);
+  const reason = parseReason(durationMs === void 0 ? rest : after);
+  return {
+    ...durationMs === void 0 ? {} : {
+      durationMs
+    },
+    ...reason === void 0 ? {} : {
+      reason
+    }
+  };
+}
+function parseModerationCommand(word, args) {
+  if (!Object.hasOwn(MODERATION_USAGE, word)) return void 0;
+  const name = word;
+  const usage = () => new ProtocolError(`Usage: ${MODERATION_USAGE[name]}`);
+  const [first, rest] = firstWord(args);
+  switch (name) {
+    case "bans":
+    case "ops":
+      if (args !== "") throw usage();
+      return {
+        name
+      };
+    case "topic":
+      return parseTopicArgs(args);
+    case "unban":
+      if (args === "" || rest !== "") throw usage();
+      return {
+        name,
+        target: parseBanTarget(first).target
+      };
+    case "unmute":
+    case "op":
+    case "deop":
+    case "whois":
+      if (args === "" || rest !== "") throw usage();
+      return {
+        name,
+        target: parseName(first)
+      };
+    case "kick": {
+      if (args === "") throw usage();
+      const reason = parseReason(rest);
+      return {
+        name,
+        target: parseName(first),
+        ...reason === void 0 ? {} : {
+          reason
+        }
+      };
+    }
+    case "ban":
+      if (args === "") throw usage();
+      return {
+        name,
+        ...parseBanTarget(first),
+        ...parseTerm(rest)
+      };
+    case "mute":
+      if (args === "") throw usage();
+      return {
+        name,
+        target: parseName(first),
+        ...parseTerm(rest)
+      };
+  }
+}
+function parseTopicArgs(args) {
+  if (args === "") return {
+    name: "topic"
+  };
+  if (args === "-") return {
+    name: "topic",
+    text: ""
+  };
+  if (args.length > MAX_TOPIC_LENGTH) {
+    throw new ProtocolError(`Topic too long: at most ${MAX_TOPIC_LENGTH} characters`);
+  }
+  return {
+    name: "topic",
+    text: args
+  };
+}
+var NAME = "([A-Za-z0-9_-]{1,32})";
+var TOPIC_LINE = /^Topic: (.*)$/s;
+var TOPIC_SET_LINE = new RegExp(`^${NAME} set the topic: (.*)$`, "s");
+var TOPIC_CLEARED_LINE = new RegExp(`^${NAME} cleared the topic$`);
+var KICKED_LINE = new RegExp(`^error: You were kicked by ${NAME}(?:: (.*))?$`, "s");
+var BANNED_LINE = /^error: You are banned(?: until (\d{4}-\d\d-\d\d) (\d\d:\d\d:\d\d) UTC)?(?:: (.*))?$/s;
+function parseModerationLine(text) {
+  const topic = TOPIC_LINE.exec(text);
+  if (topic) return {
+    kind: "topic",
+    text: topic[1]
+  };
+  const set = TOPIC_SET_LINE.exec(text);
+  if (set) return {
+    kind: "topic",
+    text: set[2],
+    by: set[1]
+  };
+  const cleared = TOPIC_CLEARED_LINE.exec(text);
+  if (cleared) return {
+    kind: "topic",
+    text: "",
+    by: cleared[1]
+  };
+  const kicked = KICKED_LINE.exec(text);
+  if (kicked) {
+    return {
+      kind: "kicked",
+      by: kicked[1],
+      ...kicked[2] ? {
+        reason: kicked[2]
+      } : {}
+    };
+  }
+  const banned = BANNED_LINE.exec(text);
+  if (banned) {
+    const [, day, time, reason] = banned;
+    return {
+      kind: "banned",
+      ...day ? {
+        until: /* @__PURE__ */ new Date(`${day}T${time}Z`)
+      } : {},
+      ...reason ? {
+        reason
+      } : {}
+    };
+  }
+}
+
+// protocol.ts
+var MAX_MAX_LINE_BYTES = 2 ** 24;
+var MAX_NAME_LENGTH = 32;
+var encoder2 = new TextEncoder();
 var UNSAFE_CHARACTERS = /[\p{Cc}\u2028\u2029\u202a-\u202e\u2066-\u2069]/gu;
 var ANY_UNSAFE = /[\p{Cc}\u2028\u2029\u202a-\u202e\u2066-\u2069]/u;
 function cleanText(text) {
@@ -214,6 +437,8 @@ var HELP_LINES = [
   "/register         protect your name with a password (asked on the next line)",
   "/password         change your name's password",
   "/unregister       give up your name's password",
+  "/topic            the room's topic",
+  "/ops              the operators online",
   "//TEXT            send TEXT that starts with /",
   "/help             this list"
 ].map(formatSystemLine);
@@ -289,8 +514,11 @@ function parseCommand(line) {
       return {
         name: word
       };
-    default:
+    default: {
+      const command = parseModerationCommand(word, args);
+      if (command) return command;
       throw new ProtocolError(`Unknown command ${quote(`/${word}`)}: /help lists the commands`);
+    }
   }
 }
 function firstNewLine(seen, replayed) {
@@ -307,13 +535,13 @@ function backoffDelay(attempt, options, random = Math.random()) {
   const [low, high] = options.jitter;
   return Math.min(options.mostMs, options.firstMs * 2 ** attempt) * (low + random * (high - low));
 }
-var NAME = "([A-Za-z0-9_-]{1,32})";
-var USER_LINE = new RegExp(`^\\[${NAME}\\] (.*)$`, "s");
-var PRIVATE_LINE = new RegExp(`^private (from|to) ${NAME}: (.*)$`, "s");
-var RENAME_LINE = new RegExp(`^${NAME} is now known as ${NAME}$`);
+var NAME2 = "([A-Za-z0-9_-]{1,32})";
+var USER_LINE = new RegExp(`^\\[${NAME2}\\] (.*)$`, "s");
+var PRIVATE_LINE = new RegExp(`^private (from|to) ${NAME2}: (.*)$`, "s");
+var RENAME_LINE = new RegExp(`^${NAME2} is now known as ${NAME2}$`);
 var HISTORY_LINE = /^history (\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ) (.*)$/s;
-var JOIN_LINE = new RegExp(`^${NAME} has entered the room$`);
-var LEAVE_LINE = new RegExp(`^${NAME} has left the room(?:$|: | \\()`);
+var JOIN_LINE = new RegExp(`^${NAME2} has entered the room$`);
+var LEAVE_LINE = new RegExp(`^${NAME2} has left the room(?:$|: | \\()`);
 var WHO_LINE = new RegExp(`^(?:\\d+ online:|${WHO_MORE})(?: (.*))?$`);
 function parseServerLine(line) {
   const user = USER_LINE.exec(line);
@@ -352,6 +580,8 @@ function parseServerLine(line) {
     time: new Date(history[1]),
     line: inner
   };
+  const moderation = parseModerationLine(text);
+  if (moderation) return moderation;
   if (text.startsWith("error: ")) return {
     kind: "error",
     text: text.slice("error: ".length)
@@ -370,7 +600,7 @@ function parseServerLine(line) {
     const names = text.slice(prefix.length).trim();
     return {
       kind: "room",
-      names: names === "" ? [] : names.split(", "),
+      ...unmarkNames(names === "" ? [] : names.split(", ")),
       isContinued
     };
   }
@@ -402,10 +632,10 @@ function parseServerLine(line) {
   };
   const who = WHO_LINE.exec(text);
   if (who) {
-    const names = who[1] ? who[1].split(", ") : [];
+    const marked = who[1] ? who[1].split(", ") : [];
     return {
       kind: "who",
-      names,
+      ...unmarkNames(marked),
       isContinued: text.startsWith(WHO_MORE),
       text
     };
