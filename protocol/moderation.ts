@@ -405,3 +405,18 @@ export function parseModerationLine(text: string): ModerationLine | undefined {
     };
   }
 }
+
+const OPERATOR_CHANGE_LINE = new RegExp(
+  `^\\* ${NAME} is (now|no longer) an operator \\(by (?:${NAME}|the server)\\)$`,
+);
+
+/**
+ * The name a notice of {@linkcode formatOperatorChange} is about and whether it is an operator now,
+ * if the line is one: the clients mark operators, and learn that they became one, from it.
+ */
+export function parseOperatorChange(
+  line: string,
+): { name: string; isOperator: boolean } | undefined {
+  const match = OPERATOR_CHANGE_LINE.exec(line);
+  if (match) return { name: match[1]!, isOperator: match[2] === "now" };
+}

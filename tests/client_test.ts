@@ -4,11 +4,13 @@ import { nameColor } from "../client/terminal.ts";
 import { Pacer } from "../client/outbox.ts";
 import {
   formatHistory,
+  formatOperatorChange,
   formatRoomList,
   formatUserLine,
   formatWho,
   MAX_LINE_OVERHEAD_BYTES,
   MAX_MAX_LINE_BYTES,
+  parseOperatorChange,
   parseTakeOver,
 } from "../protocol.ts";
 import {
@@ -192,6 +194,23 @@ Deno.test("parseTakeOver tells the take-over notice apart from every other error
     parseTakeOver("* [bob] error: alice logged in from elsewhere with its password"),
     undefined,
   );
+});
+
+Deno.test("parseOperatorChange reads the room's notice of an operator made or unmade, and nothing a user says", () => {
+  const cases: [string, boolean, string | undefined][] = [["alice", true, "bob"], [
+    "al-1",
+    false,
+    undefined,
+  ]];
+  for (const [name, isOperator, by] of cases) {
+    assert.deepEqual(parseOperatorChange(formatOperatorChange(name, isOperator, by)), {
+      name,
+      isOperator,
+    });
+  }
+  assert.equal(parseOperatorChange("[mallory] * alice is now an operator (by bob)"), undefined);
+  assert.equal(parseOperatorChange("* [mallory] alice is now an operator (by bob)"), undefined);
+  assert.equal(parseOperatorChange("* alice is now an operator (by bob) really"), undefined);
 });
 
 Deno.test("client says so and exits 1 when the connection is lost", async () => {
