@@ -233,6 +233,31 @@ Deno.test("Roster follows the room list, joins, leaves and renames, and nothing 
   assert.deepEqual(roster.names, []);
 });
 
+Deno.test("Roster knows who is an operator from the room list, /who and the notices, you included", () => {
+  let own = "Emil";
+  const roster = new Roster(() => own);
+  const feed = (line: string) => roster.apply(parseServerLine(line)!, line);
+  feed("* The room contains: @alice, bob");
+  assert.deepEqual(roster.names, ["alice", "bob"]);
+  assert.ok(roster.isOperator("ALICE") && !roster.isOperator("bob"));
+  assert.ok(!roster.isOperator("Emil"));
+  feed("* 3 online: @alice, bob, @Emil");
+  assert.deepEqual(roster.names, ["alice", "bob"]); // you are shown apart, first
+  assert.ok(roster.isOperator("Emil"));
+  feed("* The room contains: alice"); // a rejoin's list leaves you out, and keeps what /who said
+  assert.ok(roster.isOperator("Emil") && !roster.isOperator("alice"));
+  assert.ok(feed("* bob is now an operator (by Emil)"));
+  assert.ok(roster.isOperator("bob"));
+  feed("* Emil is no longer an operator (by the server)");
+  assert.ok(!roster.isOperator("Emil"));
+  assert.equal(feed("[mallory] * mallory is now an operator (by Emil)"), false);
+  assert.equal(feed("* [mallory] is now an operator (by Emil)"), false);
+  assert.ok(!roster.isOperator("mallory"));
+  own = "Emil2";
+  feed("* bob is now known as robert");
+  assert.ok(!roster.isOperator("robert")); // a name is an operator, not a person: /who says
+});
+
 Deno.test("reconnectDelay doubles from about a second to at most 30 seconds", () => {
   assert.equal(reconnectDelay(0, 0.5), 1000);
   assert.equal(reconnectDelay(3, 0.5), 8000);

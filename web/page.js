@@ -335,6 +335,14 @@ function parseModerationLine(text) {
     };
   }
 }
+var OPERATOR_CHANGE_LINE = new RegExp(`^\\* ${NAME} is (now|no longer) an operator \\(by (?:${NAME}|the server)\\)$`);
+function parseOperatorChange(line) {
+  const match = OPERATOR_CHANGE_LINE.exec(line);
+  if (match) return {
+    name: match[1],
+    isOperator: match[2] === "now"
+  };
+}
 
 // protocol.ts
 var MAX_MAX_LINE_BYTES = 2 ** 24;
@@ -651,20 +659,36 @@ var slab = new Uint8Array(SLAB_BYTES);
 // web/room.ts
 var Roster = class {
   #names = /* @__PURE__ */ new Map();
+  /** The keys of the names known to be operators. */
+  #operators = /* @__PURE__ */ new Set();
+  #own;
+  /** `own` answers your current name, which the list leaves out. */
+  constructor(own = () => "") {
+    this.#own = own;
+  }
   /** The names in the order they came, yours not included. */
   get names() {
     return [
       ...this.#names.values()
     ];
   }
-  /** Updates the list from one parsed server line; returns whether it changed. */
-  apply(line) {
+  /** Whether `name` is an operator, as far as the room said. */
+  isOperator(name) {
+    return this.#operators.has(nameKey(name));
+  }
+  /** Updates the list from one parsed server line (and its text); returns whether it changed. */
+  apply(line, raw = "") {
     switch (line.kind) {
       case "room":
-        if (!line.isContinued) this.#names.clear();
-        for (const name of line.names) this.#names.set(nameKey(name), name);
+      case "who":
+        if (!line.isContinued) this.#clear(line.kind === "room");
+        for (const name of line.names) {
+          if (nameKey(name) !== nameKey(this.#own())) this.#names.set(nameKey(name), name);
+        }
+        for (const name of line.operators) this.#operators.add(nameKey(name));
         return true;
       case "rename":
+        this.#operators.delete(nameKey(line.oldName));
         if (!this.#names.delete(nameKey(line.oldName))) return false;
         this.#names.set(nameKey(line.newName), line.newName);
         return true;
@@ -673,9 +697,24 @@ var Roster = class {
         return true;
       case "leave":
         return this.#names.delete(nameKey(line.name));
+      case "system": {
+        const change = parseOperatorChange(raw);
+        if (!change) return false;
+        if (change.isOperator) this.#operators.add(nameKey(change.name));
+        else this.#operators.delete(nameKey(change.name));
+        return true;
+      }
       default:
         return false;
     }
+  }
+  /** A new list: the room list leaves you out, so it keeps whether you are an operator. */
+  #clear(isOwnKept) {
+    const own = nameKey(this.#own());
+    const isOwn = isOwnKept && this.#operators.has(own);
+    this.#names.clear();
+    this.#operators.clear();
+    if (isOwn) this.#operators.add(own);
   }
 };
 function reconnectDelay(attempt, random = Math.random()) {
@@ -689,7 +728,9 @@ function reconnectDelay(attempt, random = Math.random()) {
   }, random));
 }
 function commandsOf(help) {
-  return help.flatMap((line) => /^(?:\* )?(\/[a-z]+)/.exec(line)?.[1] ?? []);
+  return help.flatMap((line) => [
+    ...line.replace(/^\* /, "").split("  ")[0].matchAll(/(?:^|, )(\/[a-z]+)/g)
+  ].map((match) => match[1]));
 }
 function completions(before, options) {
   const isCommand = /^\/[A-Za-z]*$/.test(before);
@@ -717,6 +758,10 @@ var HISTORY_PREFIX = formatHistory(/* @__PURE__ */ new Date(0), "").length;
 var TITLE = document.title;
 var NAME_STORE = "chat.name";
 var COMMANDS = commandsOf(HELP_LINES);
+var OPERATOR_COMMANDS = commandsOf([
+  ...HELP_LINES,
+  ...OPERATOR_HELP_LINES
+]);
 function element(id) {
   const found = document.getElementById(id);
   if (!found) throw new Error(`The page has no #${id}`);
@@ -742,7 +787,9 @@ var view = {
   banner: element("banner"),
   bannerText: element("banner-text"),
   bannerButton: element("banner-button"),
-  me: element("me")
+  me: element("me"),
+  topic: element("topic"),
+  topicText: element("topic-text")
 };
 var clock = new Intl.DateTimeFormat(void 0, {
   hour: "2-digit",
@@ -766,6 +813,8 @@ var state = {
   isRejoin: false,
   /** The server's error for our name, while joining. */
   rejection: "",
+  /** That error is a ban: it passes only when the ban ends, if it does. */
+  isBanned: false,
   /** Our name went out on this connection (after the greeting, or the server's password). */
   isNameSent: false,
   /** The server asked for a password once in the room: the next line sent is it. */
@@ -780,7 +829,7 @@ var state = {
   attempt: 0,
   timer: void 0,
   maxLineBytes: Infinity,
-  roster: new Roster(),
+  roster: new Roster(() => state.name),
   /** Chat lines shown, as the server sends them, to skip in the history on rejoining. */
   seen: [],
   /** History lines replayed while joining, shown once the join is complete. */
@@ -796,6 +845,7 @@ function connect() {
   clearTimeout(state.timer);
   state.phase = "joining";
   state.rejection = "";
+  state.isBanned = false;
   state.hasQuit = false;
   state.closeReason = "";
   state.isTakenOver = false;
@@ -833,21 +883,23 @@ function receive(raw) {
     setName(line.newName);
   }
   if (line.kind === "limits") state.maxLineBytes = line.limits.maxLineBytes;
-  if (state.roster.apply(line)) showRoster();
+  if (state.roster.apply(line, raw)) showRoster();
+  if (line.kind === "topic") showTopic(line.text);
   if (raw === GOODBYE) state.hasQuit = true;
   if (raw === SHUTDOWN_NOTICE) {
     state.closeReason = "The server shut down";
   }
   if (parseTakeOver(raw) !== void 0) state.isTakenOver = true;
-  state.lastError = line.kind === "error" ? line.text : "";
+  state.lastError = refusalOf(raw, line);
   show(line, {
     raw
   });
 }
 function receiveWhileJoining(raw, line) {
   const prompt = line.kind === "system" ? parsePrompt(raw) : void 0;
-  if (line.kind === "error") {
-    state.rejection = line.text;
+  if (refusalOf(raw, line) !== "") {
+    state.rejection = refusalOf(raw, line);
+    state.isBanned = line.kind === "banned";
   } else if (prompt?.kind === "server" || prompt?.kind === "login") {
     answerPrompt(prompt);
   } else if (!state.isNameSent && line.kind !== "room") {
@@ -855,7 +907,7 @@ function receiveWhileJoining(raw, line) {
     state.socket?.send(state.name);
   } else if (line.kind === "room") {
     if (!line.isContinued) joined();
-    state.roster.apply(line);
+    state.roster.apply(line, raw);
     show(line, {
       raw,
       isLocal: true
@@ -915,7 +967,8 @@ function endSecret() {
 }
 function joined() {
   state.attempt = 0;
-  state.roster = new Roster();
+  if (!state.isRejoin) state.roster = new Roster(() => state.name);
+  showTopic("");
   localStorage.setItem(NAME_STORE, state.name);
   hideBanner();
   if (state.isRejoin) show({
@@ -938,7 +991,7 @@ function closed() {
     state.phase = "left";
     return showBanner("You left the room.", "Join again", () => rejoinNow());
   }
-  if (wasJoining && state.rejection !== "" && !isTransient(state.rejection)) {
+  if (wasJoining && state.rejection !== "" && (state.isBanned || !isTransient(state.rejection))) {
     if (!state.isRejoin) {
       const wrong = parseWrongSecret(state.rejection);
       const field = wrong === "login" ? view.password : wrong === "server" ? view.serverPassword : view.name;
@@ -959,6 +1012,15 @@ function closed() {
     return waitToReconnect(state.rejection || state.closeReason || "Connection lost");
   }
   showPrompt(state.rejection || "Cannot reach the chat server: try again in a moment");
+}
+function refusalOf(raw, line) {
+  if (line.kind === "error") return line.text;
+  return line.kind === "kicked" || line.kind === "banned" ? raw.slice("* error: ".length) : "";
+}
+function showTopic(text) {
+  view.topicText.textContent = text;
+  view.topic.title = text;
+  view.topic.hidden = text === "";
 }
 function isTransient(rejection) {
   return /is taken|Server is full|Too many connections/.test(rejection);
@@ -1048,13 +1110,20 @@ function render(line, options, time = /* @__PURE__ */ new Date()) {
       item.append(span("text", `${line.oldName} is now known as ${line.newName}`));
       break;
     case "room": {
-      const names = line.names.join(", ");
+      const names = line.names.map((name) => line.operators.includes(name) ? `@${name}` : name).join(", ");
       const text = line.isContinued ? `Also in the room: ${names}` : names === "" ? "Nobody else is here yet" : `In the room: ${names}`;
       item.append(span("text", text));
       break;
     }
     case "error":
       item.append(span("mark", "!"), span("text", line.text));
+      break;
+    case "kicked":
+    case "banned":
+      item.append(span("mark", "!"), span("text", refusalOf(options.raw, line)));
+      break;
+    case "topic":
+      item.append(span("text", options.raw.slice(2)));
       break;
     case "join":
     case "leave":
@@ -1083,6 +1152,11 @@ function showRoster() {
     ...names
   ].map((name, index) => {
     const item = document.createElement("li");
+    if (state.roster.isOperator(name)) {
+      const mark = span("op", "@");
+      mark.title = "operator";
+      item.append(mark);
+    }
     item.append(nameTag(name));
     if (index === 0) item.append(span("you", " (you)"));
     return item;
@@ -1210,7 +1284,7 @@ function complete() {
     const caret = view.line.selectionStart ?? view.line.value.length;
     const before = view.line.value.slice(0, caret);
     const { start, candidates } = completions(before, {
-      commands: COMMANDS,
+      commands: state.roster.isOperator(state.name) ? OPERATOR_COMMANDS : COMMANDS,
       names: state.roster.names
     });
     if (candidates.length === 0) return false;
