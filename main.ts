@@ -7,6 +7,8 @@ import { ClusterHub } from "./cluster/cluster_hub.ts";
 import { redact, RedisRefusedError } from "./cluster/redis_link.ts";
 import { type Hub, LocalHub } from "./server/hub.ts";
 import type { SqliteStore } from "./server/store.ts";
+import { FixedAccounts } from "./server/operators_file.ts";
+import { MemoryModerationStore } from "./server/moderation_store.ts";
 import { describe, hostPort, messageOf } from "./protocol.ts";
 import { type ChatServer, startServer } from "./server.ts";
 import { startWeb, type WebServer } from "./server/web.ts";
@@ -27,6 +29,7 @@ import {
   localUrl,
   openStore,
   readEnv,
+  readOperators,
   readPassword,
   readPem,
   readSecret,
@@ -98,6 +101,9 @@ async function startAll(plan: ServerPlan): Promise<number> {
   const { hostname, port, web, rerun } = plan;
   const log = lineLog(plan.logFormat, (line) => console.log(line));
   const { tls, serverPassword } = await readServerFiles(plan);
+  const operators = plan.operatorsFile === undefined
+    ? undefined
+    : await readOperators(plan.operatorsFile);
   const room = await openRoom(plan, { tls, log });
   if (typeof room === "number") return room;
   const { hub, store } = room;
@@ -113,6 +119,12 @@ async function startAll(plan: ServerPlan): Promise<number> {
       proxyProtocol: plan.proxyProtocol,
       ...(tls ? { tls } : {}),
       ...(hub ? { hub } : {}),
+      ...(operators
+        ? {
+          accounts: new FixedAccounts(operators),
+          moderation: new MemoryModerationStore(operators.map((account) => account.name)),
+        }
+        : {}),
       ...(serverPassword === undefined ? {} : { serverPassword }),
       log,
     });

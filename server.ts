@@ -16,7 +16,15 @@
  * read loop asks flood control (server/flood.ts) and the login flow (server/login.ts) about each
  * line, and hands commands to the hub (server/hub.ts, or the cluster's).
  */
-import { type CloseReason, DEFAULT_HISTORY_SIZE, type Hub, LocalHub } from "./server/hub.ts";
+import {
+  type Accounts,
+  type CloseReason,
+  DEFAULT_HISTORY_SIZE,
+  type Hub,
+  LocalHub,
+} from "./server/hub.ts";
+import { Moderation } from "./server/moderation.ts";
+import { MemoryModerationStore, type ModerationStore } from "./server/moderation_store.ts";
 import { type AddressState, type Limits, resolveLimits } from "./server/limits.ts";
 import { Admission } from "./server/admission.ts";
 import { CountLog } from "./server/count_log.ts";
@@ -32,10 +40,10 @@ import {
 } from "./server/peer.ts";
 import { Tally } from "./server/metrics.ts";
 import { WebSocketConn } from "./server/websocket_conn.ts";
-import { type ChatConn, closeQuietly, isPeerGone, pause } from "./server/conn.ts";
+import { aborted, type ChatConn, closeQuietly, isPeerGone, pause } from "./server/conn.ts";
 import { type SecureContext } from "node:tls";
 import { TlsConn, tlsContext } from "./server/tls_conn.ts";
-import { acceptAll } from "./server/accept.ts";
+import { acceptAll, refuse } from "./server/accept.ts";
 import { type Log, peerFields } from "./server/log.ts";
 import { AddressSet, LOOPBACK } from "./server/cidr.ts";
 import { TrustedProxies } from "./server/trusted_proxies.ts";
@@ -57,6 +65,9 @@ import {
   LineTooLongError,
   nameKey,
   normalizePassword,
+  OPERATOR_HELP_LINES,
+  operatorCommandOf,
+  operatorsOnly,
   parseCommand,
   parseName,
   ProtocolError,
@@ -78,6 +89,10 @@ export interface ServerOptions extends Partial<Limits> {
   historySize?: number;
   /** The room; a {@linkcode LocalHub} by default. */
   hub?: Hub;
+  /** The default hub's operators, bans, mutes and topic (in memory, empty, by default). */
+  moderation?: ModerationStore;
+  /** The default hub's registered names (`--operators-file`'s); none by default. */
+  accounts?: Accounts;
   /**
    * The server's own password (`--password-file`): every connection must send it before its name.
    * Kept only as its SHA-256 digest.
@@ -174,6 +189,8 @@ export function startServer(options: ServerOptions = {}): ChatServer {
     new LocalHub({
       historySize: options.historySize ?? DEFAULT_HISTORY_SIZE,
       logSize: limits.logSize,
+      moderation: options.moderation ?? new MemoryModerationStore(),
+      ...options.accounts ? { accounts: options.accounts } : {},
     });
   return new Server(listener, {
     limits,
@@ -204,13 +221,12 @@ interface ServerConfig {
 
 const SHUTDOWN_LINE = encodeLine(SHUTDOWN_NOTICE);
 const HELP = encodeLine(HELP_LINES.join("\n"));
+const OPERATOR_HELP = encodeLine(OPERATOR_HELP_LINES.join("\n"));
 const GOODBYE_LINE = encodeLine(GOODBYE);
 /** How often idle peers give back their write buffers. */
 const TRIM_INTERVAL_MS = 1000;
 /** What a flooder is told, and the room. */
 const FLOODING = { error: "Disconnected for flooding", problem: "flooding" } as const;
-/** How long a refused connection may take to receive its one line. */
-const REFUSAL_TIMEOUT_MS = 1000;
 
 class Server implements ChatServer {
   readonly addr: Deno.NetAddr;
@@ -239,6 +255,8 @@ class Server implements ChatServer {
   #hubClosed: Promise<void> = Promise.resolve();
   /** Tells each newcomer the limits its lines must keep to, so a client can pace a paste. */
   #limitsNotice: string;
+  /** Operators, bans, mutes and the topic. */
+  #moderation: Moderation;
 
   constructor(listener: Deno.Listener, config: ServerConfig) {
     this.#listener = listener;
@@ -267,6 +285,19 @@ class Server implements ChatServer {
       tally: this.tally,
     });
     this.#proxyHeaders = new ProxyHeaders({ timeoutMs: handshakeTimeoutMs });
+    this.#moderation = new Moderation({
+      store: config.hub.moderation ?? new MemoryModerationStore(),
+      hub: config.hub,
+      members: () => [...this.#peers].filter((peer) => peer.isJoined),
+      expel: (peer, why) =>
+        this.#disconnect(
+          peer,
+          { error: why.reason, problem: why.reason, notice: why.notice },
+          why.line,
+        ),
+      log: config.log,
+      tally: this.tally,
+    });
     this.#counts = new CountLog({
       log: config.log,
       admission: this.#admission,
@@ -294,7 +325,7 @@ class Server implements ChatServer {
   }
 
   census(): Census {
-    return census(this.#peers);
+    return { ...census(this.#peers), bans: this.#moderation.banCount };
   }
 
   close(): Promise<void> {
@@ -350,10 +381,13 @@ class Server implements ChatServer {
 
   accept(conn: ChatConn, options: { isJoinTaken?: boolean } = {}): void {
     if (this.#isClosing) return closeQuietly(conn);
-    const address = this.#admission.address((conn.remoteAddr as Deno.NetAddr).hostname);
-    const refusal = this.#admission.refusal(address, this.#peers.size);
+    const { hostname } = conn.remoteAddr as Deno.NetAddr;
+    const banned = this.#moderation.addressRefusal(hostname);
+    const address = this.#admission.address(hostname);
+    const refusal = banned ?? this.#admission.refusal(address, this.#peers.size);
     this.#track(refusal ? refuse(conn, refusal) : this.#serve(conn, address, options));
-    if (refusal) this.#admission.refused(refusal);
+    if (banned) Tally.bump(this.tally.refusals, "banned");
+    else if (refusal) this.#admission.refused(refusal);
   }
 
   takeJoin(hostname: string): string | undefined {
@@ -522,16 +556,22 @@ class Server implements ChatServer {
     await pause(wait, peer.signal);
   }
 
-  /** Ends a peer for a reason of ours: it is told, and the room hears it left at once. */
+  /**
+   * Ends a peer for a reason of ours: it is told, and the room hears it left at once (or `notice`
+   * instead: an operator put it out).
+   */
   #disconnect(
     peer: Peer,
-    why: { error: string; problem?: CloseReason },
+    why: { error: string; problem?: CloseReason; notice?: string },
     line = formatError(why.error),
   ): void {
     peer.send(encodeLine(line));
     if (peer.isJoined) {
       peer.isJoined = false;
-      this.#config.hub.leave(peer, why.problem ? { problem: why.problem } : {});
+      this.#config.hub.leave(peer, {
+        ...why.problem ? { problem: why.problem } : {},
+        ...why.notice === undefined ? {} : { notice: why.notice },
+      });
       const reason = why.problem ?? why.error;
       Tally.bump(this.tally.leaves, why.problem ?? "refused");
       this.#config.log(`${peer.label} left (${reason})`, {
@@ -587,6 +627,7 @@ class Server implements ChatServer {
     try {
       if (isHttpRequestLine(line)) throw new ProtocolError(formatWrongDoor(this.webPort));
       const name = parseName(line);
+      this.#moderation.checkName(name); // before its password: a banned name is not asked for one
       // A registered name: its password comes on the next line, under the same deadline.
       if (this.#login.asksPassword(peer, name)) return;
       await this.#enter(peer, name);
@@ -603,11 +644,14 @@ class Server implements ChatServer {
    * opened); a ProtocolError says why it cannot.
    */
   async #enter(peer: Peer, name: string): Promise<void> {
+    this.#moderation.checkName(name);
     peer.name = name;
     const joins = this.#joinTaken.delete(peer) ? undefined : peer.address.joins;
     const refusal = this.#admission.joinRefusal(peer.address, joins);
     if (refusal) throw new ProtocolError(refusal);
     await this.#config.hub.join(peer, [this.#limitsNotice]);
+    // The topic comes after the welcome, where a reader's eye lands.
+    for (const notice of this.#moderation.welcomeNotices()) peer.send(encodeLine(notice));
     joins?.take(Date.now());
     peer.isJoined = true;
     this.tally.joins++;
@@ -656,29 +700,51 @@ class Server implements ChatServer {
     return replyTo(peer, () => this.#config.hub.rename(peer, newName), renamed);
   }
 
+  /** A `/quit` reason, or none from a muted member (who is told; the quit still happens). */
+  #unmuted(peer: Peer, reason: string): string {
+    try {
+      this.#moderation.checkMute(peer);
+      return reason;
+    } catch (error) {
+      if (!(error instanceof ProtocolError)) throw error;
+      peer.sendError(error.message);
+      return "";
+    }
+  }
+
   /** Acts on one line from a joined peer; returns a promise only when the hub must be waited for. */
   #handle(peer: Peer, text: string): void | Promise<void> {
     if (text.trim() === "") return;
     const { hub } = this.#config;
+    const moderation = this.#moderation;
     try {
+      const word = operatorCommandOf(text);
+      if (word && !moderation.isOperator(peer)) throw operatorsOnly(word);
       const command = parseCommand(text);
       switch (command.name) {
         case "say":
+          moderation.checkMute(peer);
           this.tally.linesSaid++;
           return hub.say(peer, command.text);
         case "me":
+          moderation.checkMute(peer);
           this.tally.linesSaid++;
           return hub.act(peer, command.text);
         case "help":
-          return peer.send(HELP);
+          peer.send(HELP);
+          if (moderation.isOperator(peer)) peer.send(OPERATOR_HELP);
+          return;
         case "who":
           return replyTo(peer, () => hub.who(peer));
         case "msg":
           if (nameKey(command.to) === nameKey(peer.name)) {
             throw new ProtocolError("That is you: /msg sends to someone else");
           }
+          moderation.checkMute(peer);
           return replyTo(peer, () => hub.whisper(peer, command.to, command.text));
         case "nick": {
+          moderation.checkMute(peer);
+          moderation.checkName(command.newName);
           const isOther = nameKey(command.newName) !== nameKey(peer.name);
           if (isOther && this.#login.asksPassword(peer, command.newName, "nick")) return;
           return this.#rename(peer, command.newName);
@@ -692,6 +758,7 @@ class Server implements ChatServer {
             command.name === "register" ? command.password : undefined,
           );
         case "quit":
+          if (command.reason) command.reason = this.#unmuted(peer, command.reason);
           hub.leave(peer, { quit: command.reason });
           Tally.bump(this.tally.leaves, "quit");
           this.#config.log(`${peer.label} quit${command.reason ? `: ${command.reason}` : ""}`, {
@@ -702,6 +769,8 @@ class Server implements ChatServer {
           peer.isJoined = false;
           peer.send(GOODBYE_LINE);
           return peer.end();
+        default:
+          return replyTo(peer, () => moderation.run(peer, command));
       }
     } catch (error) {
       if (!(error instanceof ProtocolError)) throw error;
@@ -710,32 +779,7 @@ class Server implements ChatServer {
   }
 }
 
-/**
- * Tells a connection over the limits why, in one line, and closes it. It never becomes a peer: it
- * costs one small write and, at most, a second.
- */
-async function refuse(conn: ChatConn, reason: string): Promise<void> {
-  const timer = setTimeout(() => closeQuietly(conn), REFUSAL_TIMEOUT_MS);
-  try {
-    await conn.write(encodeLine(formatError(reason)));
-    await conn.closeWrite();
-  } catch {
-    // The client went away first; there is nobody left to tell.
-  } finally {
-    clearTimeout(timer);
-    closeQuietly(conn);
-  }
-}
-
 /** How a connection came. */
 function kindOf(conn: ChatConn): ConnKind {
   return conn instanceof TlsConn ? "tls" : conn instanceof WebSocketConn ? "websocket" : "tcp";
-}
-
-/** Settles when `signal` aborts. */
-function aborted(signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    if (signal.aborted) return resolve();
-    signal.addEventListener("abort", () => resolve(), { once: true });
-  });
 }

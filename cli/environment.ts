@@ -7,6 +7,8 @@ import type { Log } from "../server/log.ts";
 import { DEFAULT_CLIENT_HOST } from "../client.ts";
 import { SqliteStore, StoreRefusedError } from "../server/store.ts";
 import { tlsContext } from "../server/tls_conn.ts";
+import { parseOperatorsFile } from "../server/operators_file.ts";
+import type { Account } from "../server/passwords.ts";
 import { DEFAULT_WEB_PORT, type WebServer } from "../server/web.ts";
 import {
   DEFAULT_HOST,
@@ -39,6 +41,17 @@ export async function readPassword(path: string, flag: string): Promise<string> 
     throw new UsageError(
       `${flag} ${path}: ${error.message.replace("that password", "its first line")}`,
     );
+  }
+}
+
+/** The operators an `--operators-file` names, with their password hashes. */
+export async function readOperators(path: string): Promise<Account[]> {
+  const text = await readFile(path, [path]);
+  try {
+    return parseOperatorsFile(text);
+  } catch (error) {
+    if (!(error instanceof TypeError)) throw error;
+    throw new StartupError(`--operators-file ${path}: ${error.message}`);
   }
 }
 

@@ -173,6 +173,7 @@ const SERVER_OPTIONS = {
   history: { type: "string" },
   store: { type: "string" },
   "password-file": { type: "string" },
+  "operators-file": { type: "string" },
   redis: { type: "string" },
   "claim-ttl": { type: "string" },
   web: { type: "string" },
@@ -331,6 +332,8 @@ export interface ServerPlan {
   tlsFiles: { cert: string; key: string } | undefined;
   passwordFile: string | undefined;
   store: string | undefined;
+  /** `--operators-file`: operators' names and password hashes, for a server with no store. */
+  operatorsFile: string | undefined;
   /** `--redis`, or `CHAT_REDIS_URL`. */
   redisUrl: string | undefined;
   claimTtlMs: number;
@@ -386,6 +389,12 @@ export function readServerFlags(
         "names are kept in Redis",
     );
   }
+  if (values["operators-file"] !== undefined && (values.store !== undefined || redisUrl)) {
+    throw new UsageError(
+      "--operators-file is for a server with no --store and no --redis: those keep their " +
+        "operators themselves (chat admin --store FILE op NAME)",
+    );
+  }
   if (values["claim-ttl"] !== undefined && !redisUrl) {
     throw new UsageError("--claim-ttl goes with --redis");
   }
@@ -424,12 +433,18 @@ export function readServerFlags(
     trustProxy,
     proxyProtocol,
   };
-  const files = { cert: values.cert, key: values.key, password: values["password-file"] };
+  const files = {
+    cert: values.cert,
+    key: values.key,
+    password: values["password-file"],
+    operators: values["operators-file"],
+  };
   return {
     ...plan,
     tlsFiles: files.cert && files.key ? { cert: files.cert, key: files.key } : undefined,
     passwordFile: files.password,
     store: values.store,
+    operatorsFile: files.operators,
     logFormat,
     rerun: rerunCommand(args, permissionsOf({ ...plan, store: values.store, files })),
   };
@@ -487,7 +502,12 @@ function permissionsOf(plan: {
   metrics: { hostname: string; port: number } | undefined;
   redisUrl: string | undefined;
   store: string | undefined;
-  files: { cert?: string | undefined; key?: string | undefined; password?: string | undefined };
+  files: {
+    cert?: string | undefined;
+    key?: string | undefined;
+    password?: string | undefined;
+    operators?: string | undefined;
+  };
 }): { net: string[]; read: string[]; write: string[]; env: string[] } {
   const { hostname, port, web, metrics, redisUrl, store, files } = plan;
   const storeFiles = store === undefined ? [] : [store, `${store}-wal`, `${store}-shm`];
@@ -499,7 +519,7 @@ function permissionsOf(plan: {
       ...metrics ? [hostPort(metrics.hostname, metrics.port)] : [],
       ...redisHost ? [redisHost] : [],
     ],
-    read: [files.cert, files.key, files.password, ...storeFiles].filter((path) =>
+    read: [files.cert, files.key, files.password, files.operators, ...storeFiles].filter((path) =>
       path !== undefined
     ),
     write: storeFiles,

@@ -62,6 +62,11 @@ export function serverHelp(limits: OptionRow[]): string {
       "first line",
     ],
     [
+      "--operators-file FILE",
+      "without --store or --redis: the operators, one NAME:HASH a line (the hash from chat " +
+      "admin hash); each NAME is registered with that password and is an operator",
+    ],
+    [
       "--redis URL",
       "form one room with every server on this Redis, redis://HOST:PORT (default: the " +
       "CHAT_REDIS_URL environment variable, else no cluster)",

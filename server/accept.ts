@@ -1,7 +1,13 @@
-/** The accept loop every listener of the server shares: it survives a failed accept. */
+/**
+ * The accept loop every listener of the server shares, which survives a failed accept, and the
+ * refusal of a connection the server will not serve.
+ */
 import type { Log } from "./log.ts";
-import { describe, hostPort } from "../protocol.ts";
-import { pause } from "./conn.ts";
+import { describe, encodeLine, formatError, hostPort } from "../protocol.ts";
+import { type ChatConn, closeQuietly, pause } from "./conn.ts";
+
+/** How long a refused connection may take to receive its one line. */
+const REFUSAL_TIMEOUT_MS = 1000;
 
 /** Pause after a failed accept (for example out of file descriptors) so the loop does not spin. */
 const ACCEPT_RETRY_MS = 100;
@@ -49,5 +55,22 @@ export async function acceptAll(
       continue;
     }
     onConn(conn);
+  }
+}
+
+/**
+ * Tells a connection over the limits (or banned) why, in one line, and closes it. It never becomes a peer: it
+ * costs one small write and, at most, a second.
+ */
+export async function refuse(conn: ChatConn, reason: string): Promise<void> {
+  const timer = setTimeout(() => closeQuietly(conn), REFUSAL_TIMEOUT_MS);
+  try {
+    await conn.write(encodeLine(formatError(reason)));
+    await conn.closeWrite();
+  } catch {
+    // The client went away first; there is nobody left to tell.
+  } finally {
+    clearTimeout(timer);
+    closeQuietly(conn);
   }
 }

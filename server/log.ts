@@ -18,6 +18,11 @@ export interface LogFields {
   address?: string;
   reason?: string;
   counts?: Record<string, number>;
+  /** A moderation act: which (`kick`, `ban`...), by which operator, on whom, and until when. */
+  act?: string;
+  by?: string;
+  target?: string;
+  until?: string;
 }
 
 /** Logs one event: `message` is the text line, `fields` what a JSON line adds to it. */

@@ -248,6 +248,7 @@ export class Login {
           return peer.send(encodeLine(formatNewPasswordPrompt(peer.name)));
         }
         await this.#store(() => accounts.remove(awaiting.account));
+        await this.#dropOperator(awaiting.account.name);
         this.#log(`${peer.label} gave up the name's password`, {
           event: "unregistered",
           ...peerFields(peer),
@@ -362,6 +363,14 @@ export class Login {
       `Too many registrations ${where}: at most ${most} an hour; try again in ` +
         `${Math.ceil(wait / 60_000)} min`,
     );
+  }
+
+  /** A name given up is no operator any more: operators are registered names. */
+  async #dropOperator(name: string): Promise<void> {
+    const moderation = this.#hub.moderation;
+    if (!moderation?.isOperator(name)) return;
+    await this.#store(() => moderation.setOperator(name, false));
+    this.#hub.operatorsChanged?.();
   }
 
   /** Runs a change of the store, turning its failure into an error line for the member. */

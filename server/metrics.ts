@@ -19,6 +19,8 @@ export class Tally {
   passwordChecks = 0;
   wrongPasswords = 0;
   backoffs = 0;
+  /** Operators' acts, by act (`kick`, `ban`, ...). */
+  moderation = new Map<string, number>();
 
   /** Adds one to `reason`'s count in `counts`. */
   static bump(counts: Map<string, number>, reason: string): void {
@@ -72,6 +74,7 @@ export function serverFamilies(
     connections: number;
     logSize: number;
     logFill: number;
+    bans?: number;
   },
 ): Family[] {
   const counter = (name: string, help: string, samples: Sample[]): Family => ({
@@ -116,6 +119,12 @@ export function serverFamilies(
     counter("chat_password_backoffs_total", "Password attempts refused while backing off", [
       { value: tally.backoffs },
     ]),
+    counter(
+      "chat_moderation_total",
+      "Operators' acts, by act",
+      [...tally.moderation].map(([act, value]) => ({ labels: { act }, value })),
+    ),
+    gauge("chat_bans", "Bans in force", [{ value: census.bans ?? 0 }]),
   ];
 }
 

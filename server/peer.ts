@@ -66,6 +66,8 @@ export class Peer implements Member {
   stopAt = Infinity;
   /** The remote address (`host:port`, or the host alone when a proxy gave no port), for logs. */
   readonly where: string;
+  /** The client's address alone (the one a trusted proxy reports), which address bans match. */
+  readonly hostname: string;
   readonly #conn: ChatConn;
   readonly #maxBacklogBytes: number;
   readonly #stop = new AbortController();
@@ -121,6 +123,7 @@ export class Peer implements Member {
     this.#resolveClosed = resolve;
     // A client a proxy forwarded without its port (X-Forwarded-For) has port 0: none to show.
     this.where = remote.port ? hostPort(remote.hostname, remote.port) : remote.hostname;
+    this.hostname = remote.hostname;
   }
 
   /** For logs: the remote address, with the current name once it has one. */
@@ -462,6 +465,8 @@ export interface Census {
   connections: number;
   logSize: number;
   logFill: number;
+  /** Bans in force. */
+  bans?: number;
 }
 
 /** The census of `peers`, for the metrics. */

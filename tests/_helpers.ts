@@ -186,7 +186,8 @@ export class TestClient<C extends TestConn = Deno.TcpConn> implements AsyncDispo
 }
 
 const NAME = "[A-Za-z0-9_-]{1,32}";
-const NAMES = `(?: ${NAME}(?:, ${NAME})*)?`;
+const LISTED = `@?${NAME}`; // an operator is listed as @NAME
+const NAMES = `(?: ${LISTED}(?:, ${LISTED})*)?`;
 const ROOM_LIST = new RegExp(`^\\* The room contains:(${NAMES})$`);
 const ROOM_LIST_MORE = new RegExp(`^\\* The room also contains:(${NAMES})$`);
 const HISTORY = new RegExp(

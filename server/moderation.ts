@@ -1,0 +1,475 @@
+/**
+ * Moderation's policy (issue 27): who is an operator, the bans, mutes and topic, the checks the
+ * accept loop, the join gate and the read loop call, and the operators' acts. It keeps nothing of
+ * its own (a {@linkcode ModerationStore} does) and does no I/O but telling members and the room.
+ */
+import {
+  encodeLine,
+  formatBan,
+  formatBanned,
+  formatBans,
+  formatKick,
+  formatMute,
+  formatOperatorChange,
+  formatOps,
+  formatTopic,
+  formatTopicChange,
+  formatUnban,
+  formatUnbanned,
+  formatUnmute,
+  formatWhois,
+  formatYouAreBanned,
+  formatYouAreMuted,
+  formatYouWereKicked,
+  type ModerationCommand,
+  nameKey,
+  NO_TOPIC,
+  noSuchUser,
+  ProtocolError,
+  quote,
+} from "../protocol.ts";
+import { type Hub, StoreError } from "./hub.ts";
+import type { Peer } from "./peer.ts";
+import type { Log } from "./log.ts";
+import { Tally } from "./metrics.ts";
+import { AddressSet, formatAddress, parseBlock } from "./cidr.ts";
+import {
+  type Ban,
+  banKey,
+  hasEnded,
+  type ModerationChange,
+  type ModerationStore,
+  type Mute,
+} from "./moderation_store.ts";
+
+/** Bans `/bans` lists, the newest first: the answer stays within what a member may be queued. */
+const MAX_LISTED_BANS = 100;
+
+/** Options for {@linkcode Moderation}. */
+export interface ModerationOptions {
+  store: ModerationStore;
+  hub: Hub;
+  /** This server's joined members. */
+  members: () => Iterable<Peer>;
+  /** Puts out a member of this server: it is sent `line` and closed; the room hears `notice`. */
+  expel: (
+    member: Peer,
+    options: { line: string; notice: string; reason: "kicked" | "banned" },
+  ) => void;
+  log: Log;
+  tally: Tally;
+}
+
+/** What the checks read, built from the store's copy once per change rather than per line. */
+interface Index {
+  names: Map<string, Ban>;
+  addresses: { ban: Ban; block: AddressSet }[];
+  mutes: Map<string, Mute>;
+}
+
+/** An act's record: what, by whom, on whom, until when and why (the log line and the metrics). */
+interface Act {
+  act: "kick" | "ban" | "unban" | "mute" | "unmute" | "topic" | "op" | "deop";
+  by: string;
+  target: string;
+  until?: number | undefined;
+  reason?: string | undefined;
+}
+
+/** The moderation of one server's members, over a store shared with `chat admin` (and a cluster). */
+export class Moderation {
+  #store: ModerationStore;
+  #options: ModerationOptions;
+  #index: Index | undefined;
+
+  constructor(options: ModerationOptions) {
+    this.#store = options.store;
+    this.#options = options;
+    this.#store.onChange = (change) => this.#apply(change);
+  }
+
+  /** Bans in force, for the metrics. */
+  get banCount(): number {
+    return this.#store.bans().length;
+  }
+
+  /** Whether the member is an operator: a registered name in the operators (it logged in as it). */
+  isOperator(member: { name: string }): boolean {
+    return this.#store.isOperator(member.name) &&
+      this.#options.hub.accounts?.get(member.name) !== undefined;
+  }
+
+  /** The refusal of a connection from `hostname`, if a ban holds for its address. */
+  addressRefusal(hostname: string): string | undefined {
+    const now = Date.now();
+    const found = this.#current().addresses.find(({ ban, block }) =>
+      !hasEnded(ban, now) && block.has(hostname)
+    );
+    return found && bannedMessage(found.ban);
+  }
+
+  /** Throws the refusal of `name` (at joining, or as a `/nick`), if a ban holds for it. */
+  checkName(name: string): void {
+    const ban = this.#current().names.get(nameKey(name));
+    if (ban && !hasEnded(ban)) throw new ProtocolError(bannedMessage(ban));
+  }
+
+  /** Throws the refusal of a muted member's line. */
+  checkMute(member: { name: string }): void {
+    const mute = this.#current().mutes.get(nameKey(member.name));
+    if (mute && !hasEnded(mute)) {
+      throw new ProtocolError(formatYouAreMuted(mute.until).slice("* error: ".length));
+    }
+  }
+
+  /** What a newcomer is told after the welcome: the topic, if one is set. */
+  welcomeNotices(): string[] {
+    const topic = this.#store.topic();
+    return topic ? [formatTopic(topic.text)] : [];
+  }
+
+  /** Runs a moderation command; the command's word was checked against the operator rule. */
+  run(peer: Peer, command: ModerationCommand): void | Promise<void> {
+    switch (command.name) {
+      case "topic":
+        return command.text === undefined
+          ? this.#showTopic(peer)
+          : this.#setTopic(peer, command.text);
+      case "ops":
+        return this.#ops(peer);
+      case "whois":
+        return this.#whois(peer, command.target);
+      case "bans":
+        return this.#bans(peer);
+      case "kick":
+        return this.#kick(peer, command.target, command.reason);
+      case "ban":
+        return command.kind === "name"
+          ? this.#banName(peer, command)
+          : this.#banAddress(peer, command);
+      case "unban":
+        return this.#unban(peer, command.target);
+      case "mute":
+        return this.#mute(peer, command);
+      case "unmute":
+        return this.#unmute(peer, command.target);
+      case "op":
+      case "deop":
+        return this.#setOperator(peer, command.target, command.name === "op");
+    }
+  }
+
+  #showTopic(peer: Peer): void {
+    const topic = this.#store.topic();
+    peer.send(encodeLine(topic ? formatTopic(topic.text) : NO_TOPIC));
+  }
+
+  async #setTopic(peer: Peer, text: string): Promise<void> {
+    const topic = text === "" ? undefined : { text, by: peer.name, at: Date.now() };
+    await kept(this.#store.setTopic(topic));
+    this.#announce(formatTopicChange(peer.name, topic?.text));
+    this.#record({ act: "topic", by: peer.name, target: "the room", reason: text || "cleared" });
+  }
+
+  #ops(peer: Peer): void {
+    const names = [...this.#options.members()].filter((m) => this.isOperator(m)).map((m) => m.name);
+    peer.send(encodeLine(formatOps(names.sort((a, b) => nameKey(a).localeCompare(nameKey(b))))));
+  }
+
+  #whois(peer: Peer, name: string): void {
+    const member = this.#member(name);
+    if (!member) throw noSuchUser(name);
+    peer.send(encodeLine(formatWhois({
+      name: member.name,
+      address: member.hostname,
+      door: member.kind === "tls" ? "TLS" : member.kind === "websocket" ? "web" : "TCP",
+      isRegistered: this.#options.hub.accounts?.get(member.name) !== undefined,
+      isOperator: this.isOperator(member),
+    })));
+  }
+
+  #bans(peer: Peer): void {
+    const bans = this.#store.bans().sort((a, b) => b.at - a.at);
+    const lines = formatBans(bans.slice(0, MAX_LISTED_BANS));
+    if (bans.length > MAX_LISTED_BANS) {
+      lines[0] = `* ${bans.length} bans (the newest ${MAX_LISTED_BANS} shown):`;
+    }
+    peer.send(encodeLine(lines.join("\n")));
+  }
+
+  async #kick(peer: Peer, name: string, reason: string | undefined): Promise<void> {
+    this.#refuseOperator(peer, name, "kick");
+    const line = formatYouWereKicked(peer.name, reason);
+    const member = this.#member(name);
+    const shown = member?.name ?? name;
+    const notice = formatKick(shown, peer.name, reason);
+    if (member) this.#options.expel(member, { line, notice, reason: "kicked" });
+    else if (!await this.#options.hub.expel?.(name, { line, notice })) throw noSuchUser(name);
+    this.#record({ act: "kick", by: peer.name, target: shown, reason });
+  }
+
+  async #banName(
+    peer: Peer,
+    command: { target: string; durationMs?: number; reason?: string },
+  ): Promise<void> {
+    this.#refuseOperator(peer, command.target, "ban");
+    const ban = this.#newBan(peer, command, "name");
+    await kept(this.#store.addBan(ban));
+    this.#changed();
+    const notice = formatBan([this.#member(ban.target)?.name ?? ban.target], peer.name, ban);
+    const line = formatYouAreBanned(ban.until, ban.reason);
+    const member = this.#member(ban.target);
+    if (member) this.#options.expel(member, { line, notice, reason: "banned" });
+    else if (!await this.#options.hub.expel?.(ban.target, { line, notice })) this.#announce(notice);
+    this.#record({ act: "ban", ...ban });
+  }
+
+  async #banAddress(
+    peer: Peer,
+    command: { target: string; durationMs?: number; reason?: string },
+  ): Promise<void> {
+    const target = normalizeAddress(command.target);
+    const block = new AddressSet([target]);
+    const members = [...this.#options.members()].filter((m) => block.has(m.hostname));
+    const operators = members.filter((m) => this.isOperator(m)).map((m) => m.name);
+    if (operators.length > 0) {
+      throw new ProtocolError(
+        `Cannot ban ${target}: it holds operator ${operators.join(", ")}, whom no ban may put out`,
+      );
+    }
+    const ban = this.#newBan(peer, { ...command, target }, "address");
+    await kept(this.#store.addBan(ban));
+    this.#changed();
+    this.#expelMatches(ban, members);
+    peer.send(encodeLine(formatBanned(target, ban.until)));
+    this.#record({ act: "ban", ...ban });
+  }
+
+  /** Puts out the members an address ban holds for, silently, naming them in one notice. */
+  #expelMatches(ban: Ban, members: Peer[]): void {
+    const line = formatYouAreBanned(ban.until, ban.reason);
+    for (const member of members) {
+      this.#options.expel(member, { line, notice: "", reason: "banned" });
+    }
+    if (members.length > 0) this.#announce(formatBan(members.map((m) => m.name), ban.by, ban));
+  }
+
+  #newBan(
+    peer: Peer,
+    command: { target: string; durationMs?: number; reason?: string },
+    kind: Ban["kind"],
+  ): Ban {
+    const at = Date.now();
+    return {
+      target: command.target,
+      kind,
+      by: peer.name,
+      at,
+      ...command.durationMs === undefined ? {} : { until: at + command.durationMs },
+      ...command.reason === undefined ? {} : { reason: command.reason },
+    };
+  }
+
+  async #unban(peer: Peer, target: string): Promise<void> {
+    const isAddress = /[.:]/.test(target);
+    const key = isAddress ? normalizeAddress(target) : target;
+    const ban = this.#store.bans().find((b) => banKey(b.target) === banKey(key));
+    if (!await kept(this.#store.removeBan(key))) {
+      throw new ProtocolError(`There is no ban on ${quote(key)}: /bans lists them`);
+    }
+    this.#changed();
+    if (isAddress) peer.send(encodeLine(formatUnbanned(key)));
+    else this.#announce(formatUnban(ban?.target ?? key, peer.name));
+    this.#record({ act: "unban", by: peer.name, target: key });
+  }
+
+  async #mute(
+    peer: Peer,
+    command: { target: string; durationMs?: number; reason?: string },
+  ): Promise<void> {
+    this.#refuseOperator(peer, command.target, "mute");
+    const { by, at, until, reason, target } = this.#newBan(peer, command, "name");
+    const name = this.#member(target)?.name ?? target;
+    const mute: Mute = {
+      name,
+      by,
+      at,
+      ...until === undefined ? {} : { until },
+      ...reason === undefined ? {} : { reason },
+    };
+    await kept(this.#store.addMute(mute));
+    this.#changed();
+    this.#announce(formatMute(name, by, mute));
+    this.#record({ act: "mute", by, target: name, until, reason });
+  }
+
+  async #unmute(peer: Peer, name: string): Promise<void> {
+    const mute = this.#store.mutes().find((m) => nameKey(m.name) === nameKey(name));
+    if (!await kept(this.#store.removeMute(name))) {
+      throw new ProtocolError(`${quote(name)} is not muted`);
+    }
+    this.#changed();
+    this.#announce(formatUnmute(mute?.name ?? name, peer.name));
+    this.#record({ act: "unmute", by: peer.name, target: mute?.name ?? name });
+  }
+
+  async #setOperator(peer: Peer, name: string, isOperator: boolean): Promise<void> {
+    const verb = isOperator ? "op" : "deop";
+    const account = this.#options.hub.accounts?.get(name);
+    if (!account) {
+      throw new ProtocolError(
+        `Cannot ${verb} ${quote(name)}: only a registered name can be an operator`,
+      );
+    }
+    if (!isOperator && nameKey(name) === nameKey(peer.name)) {
+      throw new ProtocolError("You cannot deop yourself: the server's chat admin can");
+    }
+    if (this.#store.isOperator(name) === isOperator) {
+      throw new ProtocolError(
+        `${account.name} is ${isOperator ? "an operator already" : "not an operator"}`,
+      );
+    }
+    await kept(this.#store.setOperator(account.name, isOperator));
+    this.#options.hub.operatorsChanged?.();
+    this.#announce(formatOperatorChange(account.name, isOperator, peer.name));
+    this.#record({ act: verb, by: peer.name, target: account.name });
+  }
+
+  /** Refuses an act on an operator, or on oneself. */
+  #refuseOperator(peer: Peer, name: string, verb: string): void {
+    if (nameKey(name) === nameKey(peer.name)) {
+      throw new ProtocolError(`You cannot ${verb} yourself`);
+    }
+    if (this.#store.isOperator(name)) {
+      throw new ProtocolError(
+        `Cannot ${verb} ${quote(name)}: an operator cannot ${verb} an operator`,
+      );
+    }
+  }
+
+  /** A change made elsewhere (`chat admin`, another server): applied to this server's members. */
+  #apply(change: ModerationChange): void {
+    this.#changed();
+    switch (change.kind) {
+      case "operator":
+        this.#options.hub.operatorsChanged?.();
+        // Another server's operator told the whole room; `chat admin` tells each server's own.
+        if (change.by === undefined) {
+          this.#tellMembers(formatOperatorChange(change.name, change.isOperator));
+        }
+        return;
+      case "ban":
+        return this.#enforce([change.ban]);
+      case "reload":
+        this.#options.hub.operatorsChanged?.();
+        return this.#enforce(this.#store.bans());
+    }
+  }
+
+  /** Puts out the members of this server that `bans` hold for (made elsewhere, or meanwhile). */
+  #enforce(bans: readonly Ban[]): void {
+    for (const ban of bans) {
+      const members = [...this.#options.members()].filter((m) =>
+        ban.kind === "name"
+          ? nameKey(m.name) === nameKey(ban.target)
+          : new AddressSet([ban.target]).has(m.hostname)
+      );
+      if (members.length > 0) this.#expelMatches(ban, members);
+    }
+  }
+
+  #tellMembers(line: string): void {
+    const bytes = encodeLine(line);
+    for (const member of this.#options.members()) member.send(bytes);
+  }
+
+  #announce(line: string): void {
+    const { hub } = this.#options;
+    if (hub.announce) hub.announce(line);
+    else this.#tellMembers(line);
+  }
+
+  /** The member of this server named `name` (any case). */
+  #member(name: string): Peer | undefined {
+    const key = nameKey(name);
+    for (const member of this.#options.members()) if (nameKey(member.name) === key) return member;
+  }
+
+  /** The store's copy changed: the checks' index is built again when next needed. */
+  #changed(): void {
+    this.#index = undefined;
+  }
+
+  #current(): Index {
+    if (this.#index) return this.#index;
+    const index: Index = { names: new Map(), addresses: [], mutes: new Map() };
+    for (const ban of this.#store.bans()) {
+      if (ban.kind === "name") index.names.set(nameKey(ban.target), ban);
+      else index.addresses.push({ ban, block: new AddressSet([ban.target]) });
+    }
+    for (const mute of this.#store.mutes()) index.mutes.set(nameKey(mute.name), mute);
+    return this.#index = index;
+  }
+
+  /** One log line and one count per act. */
+  #record(act: Act): void {
+    const until = act.until === undefined ? undefined : new Date(act.until).toISOString();
+    Tally.bump(this.#options.tally.moderation, act.act);
+    this.#options.log(
+      `moderation: ${act.by} ${act.act} ${act.target}${until ? ` until ${until}` : ""}${
+        act.reason ? `: ${act.reason}` : ""
+      }`,
+      {
+        event: "moderation",
+        act: act.act,
+        by: act.by,
+        target: act.target,
+        ...until ? { until } : {},
+        ...act.reason ? { reason: act.reason } : {},
+      },
+    );
+  }
+}
+
+/** A ban's refusal, as the member is told it (without `* error: `). */
+function bannedMessage(ban: Ban): string {
+  return formatYouAreBanned(ban.until, ban.reason).slice("* error: ".length);
+}
+
+/** Waits for a change of the store, turning its failure into an error line for the operator. */
+async function kept<T>(change: Promise<T>): Promise<T> {
+  try {
+    return await change;
+  } catch (error) {
+    if (error instanceof StoreError) throw new ProtocolError(error.message);
+    throw error;
+  }
+}
+
+/**
+ * An address ban's target as kept and listed: an IPv4 address as it is, an IPv6 address as its
+ * /64 (one host or home has a whole /64, as the per-address limits have it), a block as its first
+ * address and prefix. A ProtocolError for what is no address.
+ */
+export function normalizeAddress(text: string): string {
+  let block;
+  try {
+    block = parseBlock(text.replace(/%[\w.-]+(?=\/|$)/, ""));
+  } catch {
+    throw new ProtocolError(
+      `Cannot ban ${quote(text)}: give a name, an address (203.0.113.7, 2001:db8::1) or a CIDR`,
+    );
+  }
+  const isV4 = block.bits >= 96 && block.bytes.subarray(0, 10).every((byte) => byte === 0) &&
+    block.bytes[10] === 0xff && block.bytes[11] === 0xff;
+  const bits = !isV4 && !text.includes("/") ? 64 : block.bits;
+  const masked = block.bytes.map((byte, i) => {
+    const kept = Math.max(0, Math.min(8, bits - 8 * i));
+    return byte & ((0xff << (8 - kept)) & 0xff);
+  });
+  if (isV4) {
+    const address = formatAddress(masked.subarray(12));
+    return bits === 128 ? address : `${address}/${bits - 96}`;
+  }
+  return `${formatAddress(masked)}/${bits}`;
+}
