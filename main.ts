@@ -13,6 +13,7 @@ import { describe, hostPort, messageOf } from "./protocol.ts";
 import { type ChatServer, startServer } from "./server.ts";
 import { startWeb, type WebServer } from "./server/web.ts";
 import { CLIENT_HELP, HELP, serverHelp, VERSION } from "./cli/help.ts";
+import { adminCommand } from "./cli/admin.ts";
 import {
   LIMIT_FLAGS,
   limitRow,
@@ -47,6 +48,8 @@ export async function main(args: string[]): Promise<number> {
         return await serverCommand(rest);
       case "client":
         return await clientCommand(rest);
+      case "admin":
+        return await adminCommand(rest);
       case undefined:
       case "help":
       case "-h":
@@ -59,7 +62,7 @@ export async function main(args: string[]): Promise<number> {
         return 0;
       default:
         throw new UsageError(
-          `Unknown command ${JSON.stringify(command)}: use "server" or "client"`,
+          `Unknown command ${JSON.stringify(command)}: use "server", "client" or "admin"`,
         );
     }
   } catch (error) {
@@ -79,7 +82,7 @@ export async function main(args: string[]): Promise<number> {
 
 /** The README's command for the help of `command` (how the user ran it, the program cannot know). */
 function helpCommand(command: string | undefined): string {
-  return command === "server" || command === "client"
+  return command === "server" || command === "client" || command === "admin"
     ? `deno task ${command} --help`
     : "deno run main.ts --help";
 }
@@ -280,6 +283,7 @@ async function openRoom(
       history,
       store,
       accounts: store,
+      moderation: store.moderation,
     });
     return { hub, store };
   }

@@ -28,6 +28,10 @@ ${
   table([
     ["deno task server [options]", `run the server, on ${DEFAULT_HOST}:${DEFAULT_PORT}`],
     ["deno task client NAME [options]", "join the room as NAME (1 to 32 letters, digits, _ or -)"],
+    [
+      "deno task admin --store FILE op NAME",
+      "make a registered NAME an operator (also deop, list)",
+    ],
     ["deno task server --help", "the server's options"],
     ["deno task client --help", "the client's options"],
     ["deno run main.ts --version", "the version"],

@@ -268,10 +268,12 @@ const OPERATOR_COMMANDS = new Set(
  * so that the server refuses it before reading its arguments.
  */
 export function operatorCommandOf(line: string): string | undefined {
-  const match = /^\/([A-Za-z]+)(?: +(\S.*))?$/s.exec(line.trim());
+  if (!line.startsWith("/")) return undefined; // a chat line: the common case, checked first
+  const match = /^\/([A-Za-z]+)(\s.*)?$/s.exec(line);
   if (!match) return undefined;
   const word = match[1]!.toLowerCase();
-  if (OPERATOR_COMMANDS.has(word) || (word === "topic" && match[2] !== undefined)) return word;
+  const hasArgs = (match[2] ?? "").trim() !== "";
+  if (OPERATOR_COMMANDS.has(word) || (word === "topic" && hasArgs)) return word;
 }
 
 const ADDRESS_TARGET = /^[0-9A-Fa-f:.]+(?:%[\w.-]+)?(?:\/\d{1,3})?$/;

@@ -80,6 +80,53 @@ export interface ModerationStore {
   onChange?: ((change: ModerationChange) => void) | undefined;
 }
 
+/** Everything a moderation store holds, as it is loaded (from SQLite, from Redis). */
+export interface ModerationState {
+  operators: string[];
+  bans: Ban[];
+  mutes: Mute[];
+  topic?: Topic;
+}
+
+/**
+ * The changes that take `before` to `after`, one per operator, ban, mute or topic that differs: what
+ * a store that reloaded its copy tells the server (`onChange`).
+ */
+export function diffModeration(
+  before: ModerationState,
+  after: ModerationState,
+): ModerationChange[] {
+  const changes: ModerationChange[] = [];
+  const keys = (names: readonly string[]) => new Set(names.map(nameKey));
+  const [was, is] = [keys(before.operators), keys(after.operators)];
+  for (const name of after.operators) {
+    if (!was.has(nameKey(name))) changes.push({ kind: "operator", name, isOperator: true });
+  }
+  for (const name of before.operators) {
+    if (!is.has(nameKey(name))) changes.push({ kind: "operator", name, isOperator: false });
+  }
+  const bans = new Map(before.bans.map((ban) => [banKey(ban.target), ban]));
+  for (const ban of after.bans) {
+    const old = bans.get(banKey(ban.target));
+    bans.delete(banKey(ban.target));
+    if (!old || old.at !== ban.at || old.until !== ban.until) changes.push({ kind: "ban", ban });
+  }
+  for (const ban of bans.values()) changes.push({ kind: "unban", target: ban.target });
+  const mutes = new Map(before.mutes.map((mute) => [nameKey(mute.name), mute]));
+  for (const mute of after.mutes) {
+    const old = mutes.get(nameKey(mute.name));
+    mutes.delete(nameKey(mute.name));
+    if (!old || old.at !== mute.at || old.until !== mute.until) {
+      changes.push({ kind: "mute", mute });
+    }
+  }
+  for (const mute of mutes.values()) changes.push({ kind: "unmute", name: mute.name });
+  if (before.topic?.at !== after.topic?.at || before.topic?.text !== after.topic?.text) {
+    changes.push({ kind: "topic", topic: after.topic });
+  }
+  return changes;
+}
+
 /** Whether a ban or a mute has ended by `now`. */
 export function hasEnded(term: { until?: number }, now: number = Date.now()): boolean {
   return term.until !== undefined && term.until <= now;
@@ -104,6 +151,34 @@ export class MemoryModerationStore implements ModerationStore {
   /** A store holding `operators` (names) and nothing else yet. */
   constructor(operators: Iterable<string> = []) {
     for (const name of operators) this.#operators.set(nameKey(name), name);
+  }
+
+  /** A store holding `state`, as loaded (bounds not checked: it was kept under them). */
+  static from(state: ModerationState): MemoryModerationStore {
+    const store = new MemoryModerationStore(state.operators);
+    for (const ban of state.bans) store.#bans.set(banKey(ban.target), ban);
+    for (const mute of state.mutes) store.#mutes.set(nameKey(mute.name), mute);
+    store.#topic = state.topic;
+    return store;
+  }
+
+  /** Everything it holds now (ended bans and mutes left out). */
+  state(): ModerationState {
+    const topic = this.#topic;
+    return {
+      operators: this.operators(),
+      bans: this.bans(),
+      mutes: this.mutes(),
+      ...topic ? { topic } : {},
+    };
+  }
+
+  /** Throws a {@linkcode StoreError} if a new ban (or mute) of `target` would pass the bound. */
+  checkRoom(kind: "ban" | "mute", target: string): void {
+    const [terms, most] = kind === "ban" ? [this.#bans, MAX_BANS] : [this.#mutes, MAX_MUTES];
+    if (!terms.has(banKey(target)) && this.#count(terms) >= most) {
+      throw new StoreError(`There are ${most} ${kind}s already: lift some first`);
+    }
   }
 
   isOperator(name: string): boolean {
@@ -133,11 +208,12 @@ export class MemoryModerationStore implements ModerationStore {
   }
 
   addBan(ban: Ban): Promise<void> {
-    const key = banKey(ban.target);
-    if (!this.#bans.has(key) && this.#count(this.#bans) >= MAX_BANS) {
-      return Promise.reject(new StoreError(`There are ${MAX_BANS} bans already: lift some first`));
+    try {
+      this.checkRoom("ban", ban.target);
+    } catch (error) {
+      return Promise.reject(error);
     }
-    this.#bans.set(key, ban);
+    this.#bans.set(banKey(ban.target), ban);
     return Promise.resolve();
   }
 
@@ -146,13 +222,12 @@ export class MemoryModerationStore implements ModerationStore {
   }
 
   addMute(mute: Mute): Promise<void> {
-    const key = nameKey(mute.name);
-    if (!this.#mutes.has(key) && this.#count(this.#mutes) >= MAX_MUTES) {
-      return Promise.reject(
-        new StoreError(`There are ${MAX_MUTES} mutes already: lift some first`),
-      );
+    try {
+      this.checkRoom("mute", mute.name);
+    } catch (error) {
+      return Promise.reject(error);
     }
-    this.#mutes.set(key, mute);
+    this.#mutes.set(nameKey(mute.name), mute);
     return Promise.resolve();
   }
 

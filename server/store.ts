@@ -1,6 +1,6 @@
 /**
  * What the server keeps across restarts, behind one interface for both backends: the room's
- * history and the registered names. `SqliteStore` keeps them in an SQLite file (`--store FILE`),
+ * history, the registered names, and moderation's state (store_moderation.ts). `SqliteStore` keeps them in an SQLite file (`--store FILE`),
  * through a worker, so that the relay never waits for the disk; a cluster keeps them in Redis
  * (cluster/cluster_hub.ts). Without either, nothing is kept and nothing here is loaded.
  *
@@ -11,8 +11,13 @@ import type { Log } from "./log.ts";
 import STORE_WORKER from "./store_worker.ts" with { type: "text" };
 import { type Account, parseAccount } from "./passwords.ts";
 import type { Accounts, HistoryEntry, HistoryStore } from "./hub.ts";
+import type { ModerationState } from "./moderation_store.ts";
 import { StoreError } from "./hub.ts";
 import { isKeptLine, nameKey } from "../protocol.ts";
+import { parseModerationState, SqliteModeration } from "./store_moderation.ts";
+
+/** The id of the worker's own message that another process changed moderation's state. */
+const CHANGED_ID = -2;
 
 /** The store's file cannot be used at all (a newer schema, another program's file, unreadable). */
 export class StoreRefusedError extends Error {
@@ -50,6 +55,8 @@ export class SqliteStore implements HistoryStore, Accounts {
   /** The history the file held at startup, oldest first. */
   readonly history: readonly HistoryEntry[];
   readonly path: string;
+  /** Operators, bans, mutes and the topic, kept in the same file. */
+  readonly moderation: SqliteModeration;
   #worker: Worker;
   #accounts = new Map<string, Account>();
   #historySize: number;
@@ -68,7 +75,12 @@ export class SqliteStore implements HistoryStore, Accounts {
   private constructor(
     worker: Worker,
     path: string,
-    opened: { history: HistoryEntry[]; accounts: Account[]; readOnly?: string },
+    opened: {
+      history: HistoryEntry[];
+      accounts: Account[];
+      moderation: ModerationState;
+      readOnly?: string;
+    },
     options: SqliteStoreOptions,
   ) {
     this.#worker = worker;
@@ -78,6 +90,7 @@ export class SqliteStore implements HistoryStore, Accounts {
     this.#historySize = options.historySize;
     this.#log = options.log ?? (() => {});
     this.#readOnly = opened.readOnly;
+    this.moderation = new SqliteModeration(opened.moderation, (request) => this.#change(request));
   }
 
   /**
@@ -123,10 +136,15 @@ export class SqliteStore implements HistoryStore, Accounts {
     const store = new SqliteStore(worker, path, {
       history,
       accounts,
+      moderation: parseModerationState(answer.moderation),
       ...(typeof answer.readOnly === "string" ? { readOnly: answer.readOnly } : {}),
     }, options);
     store.#calls = calls;
     calls.delete(0);
+    // `chat admin` changed the file: the server applies it (a new operator marked, and told).
+    calls.set(CHANGED_ID, (changed) => {
+      if (changed.ok) store.moderation.refresh(parseModerationState(changed.moderation));
+    });
     worker.onerror = (event) => {
       event.preventDefault();
       store.#fail(`the store's worker stopped: ${event.message}`);
@@ -203,6 +221,7 @@ export class SqliteStore implements HistoryStore, Accounts {
     this.#closing ??= (async () => {
       clearTimeout(this.#timer);
       this.#timer = undefined;
+      this.#calls.delete(CHANGED_ID);
       while (this.#isWriting) await this.#idle();
       if (this.#pending.length > 0) await this.#write();
       await this.#call({ op: "close" }).catch(() => {});

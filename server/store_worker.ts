@@ -5,17 +5,25 @@
  * permission to read this file: only the database's own (see store.ts).
  *
  * Requests: open, keep (history entries, one transaction per batch), save and remove (an account),
- * close. Every answer carries the request's id, and an error is one line: never a stack trace.
+ * the moderation changes (an operator, a ban, a mute, the topic), close. Every answer carries the
+ * request's id, and an error is one line: never a stack trace. Unasked, the worker also posts
+ * `changed` (id -2) with the moderation state when another process (`chat admin`) changed it.
  */
 /// <reference lib="deno.worker" />
 import { DatabaseSync, type StatementSync } from "node:sqlite";
 
 /** The schema this program writes. A file with a newer one is refused: it may mean other things. */
-const SCHEMA_VERSION = 1;
+const SCHEMA_VERSION = 2;
 /** Marks the file as a chat store (`PRAGMA application_id`), so another program's file is refused. */
 const APPLICATION_ID = 0x63686174; // "chat"
 /** How long a write waits for another process's lock before it fails (and is tried again later). */
 const BUSY_TIMEOUT_MS = 1000;
+/** How often the file is looked at for another process's change: `chat admin` is seen this soon. */
+const POLL_MS = 250;
+/** How often bans and mutes that have ended are deleted (they are ignored meanwhile anyway). */
+const SWEEP_MS = 60_000;
+/** The id of the worker's own message that the moderation state changed from outside. */
+const CHANGED_ID = -2;
 
 /** Each migration takes the schema from its index to the next version, in one transaction. */
 const MIGRATIONS = [
@@ -23,6 +31,13 @@ const MIGRATIONS = [
    CREATE TABLE accounts (key TEXT PRIMARY KEY, name TEXT NOT NULL, salt TEXT NOT NULL,
      hash TEXT NOT NULL, cost INTEGER NOT NULL, block_size INTEGER NOT NULL,
      parallelism INTEGER NOT NULL) WITHOUT ROWID;`,
+  `CREATE TABLE operators (key TEXT PRIMARY KEY, name TEXT NOT NULL) WITHOUT ROWID;
+   CREATE TABLE bans (key TEXT PRIMARY KEY, target TEXT NOT NULL, kind TEXT NOT NULL,
+     by_name TEXT NOT NULL, at INTEGER NOT NULL, until INTEGER, reason TEXT) WITHOUT ROWID;
+   CREATE TABLE mutes (key TEXT PRIMARY KEY, name TEXT NOT NULL, by_name TEXT NOT NULL,
+     at INTEGER NOT NULL, until INTEGER, reason TEXT) WITHOUT ROWID;
+   CREATE TABLE topic (id INTEGER PRIMARY KEY CHECK (id = 1), text TEXT NOT NULL,
+     by_name TEXT NOT NULL, at INTEGER NOT NULL);`,
 ];
 
 /** passwords.ts's `Account`, written again: this worker imports nothing but `node:sqlite`. */
@@ -35,16 +50,34 @@ interface Account {
   parallelism: number;
 }
 
+/** A ban or a mute as the moderation seam has it (server/moderation_store.ts), written again. */
+interface Term {
+  target?: string;
+  name?: string;
+  kind?: string;
+  by: string;
+  at: number;
+  until?: number;
+  reason?: string;
+}
+
 type Request =
   | { id: number; op: "open"; path: string; historySize: number }
   | { id: number; op: "keep"; entries: { at: number; line: string }[] }
   | { id: number; op: "save"; account: Account; previousHash: string | null }
   | { id: number; op: "remove"; name: string; hash: string }
+  | { id: number; op: "setOperator"; name: string; isOperator: boolean }
+  | { id: number; op: "addBan"; key: string; ban: Term }
+  | { id: number; op: "removeBan"; key: string }
+  | { id: number; op: "addMute"; key: string; mute: Term }
+  | { id: number; op: "removeMute"; key: string }
+  | { id: number; op: "setTopic"; topic: { text: string; by: string; at: number } | null }
   | { id: number; op: "close" };
 
 let db: DatabaseSync | undefined;
 let historySize = 0;
 let statements: Record<string, StatementSync> = {};
+let poller: ReturnType<typeof setInterval> | undefined;
 
 self.onmessage = (event: MessageEvent<Request>) => {
   const request = event.data;
@@ -70,7 +103,90 @@ function handle(request: Request): Record<string, unknown> {
     case "close":
       close();
       return {};
+    default:
+      return moderate(request);
   }
+}
+
+/** A change of the moderation state; `isChanged` says whether there was something to change. */
+function moderate(request: Request): Record<string, unknown> {
+  const run = (name: string, ...values: (string | number | null)[]) =>
+    transaction(() => statements[name]!.run(...values).changes > 0);
+  switch (request.op) {
+    case "setOperator":
+      return {
+        isChanged: request.isOperator
+          ? run("addOperator", key(request.name), request.name)
+          : run("removeOperator", key(request.name)),
+      };
+    case "addBan": {
+      const { target, kind, by, at, until, reason } = request.ban;
+      const values = [target!, kind!, by, at, until ?? null, reason ?? null];
+      return { isChanged: run("addBan", request.key, ...values) };
+    }
+    case "removeBan":
+      return { isChanged: run("removeBan", request.key) };
+    case "addMute": {
+      const { name, by, at, until, reason } = request.mute;
+      return {
+        isChanged: run("addMute", request.key, name!, by, at, until ?? null, reason ?? null),
+      };
+    }
+    case "removeMute":
+      return { isChanged: run("removeMute", request.key) };
+    case "setTopic": {
+      const { topic } = request;
+      return {
+        isChanged: topic ? run("setTopic", topic.text, topic.by, topic.at) : run("clearTopic"),
+      };
+    }
+    default:
+      throw new TypeError(`Unknown request ${JSON.stringify(request.op)}`);
+  }
+}
+
+/** Operators, bans, mutes and the topic, as the file holds them. */
+function moderation(): Record<string, unknown> {
+  const all = (sql: string) => db!.prepare(sql).all();
+  return {
+    operators: all("SELECT name FROM operators").map((row) => row.name),
+    bans: all(
+      "SELECT target, kind, by_name AS by, at, until, reason FROM bans",
+    ),
+    mutes: all("SELECT name, by_name AS by, at, until, reason FROM mutes"),
+    topic: db!.prepare("SELECT text, by_name AS by, at FROM topic WHERE id = 1").get() ?? null,
+  };
+}
+
+/**
+ * Looks at the file for another process's change (`PRAGMA data_version` moves only then) and
+ * posts the moderation state when there was one; deletes ended bans and mutes now and then.
+ */
+function watch(): void {
+  let version = pragma("data_version");
+  let sweptAt = Date.now();
+  poller = setInterval(() => {
+    const now = Date.now();
+    if (now - sweptAt >= SWEEP_MS) {
+      sweptAt = now;
+      try {
+        transaction(() => {
+          statements.sweep!.run(now);
+          statements.sweepMutes!.run(now);
+        });
+      } catch {
+        // Read-only or locked: the ended ones are ignored anyway, and swept next time.
+      }
+    }
+    try {
+      const current = pragma("data_version");
+      if (current === version) return;
+      version = current;
+      self.postMessage({ id: CHANGED_ID, ok: true, moderation: moderation() });
+    } catch {
+      // Locked or read-only for now: looked at again at the next poll.
+    }
+  }, POLL_MS);
 }
 
 /**
@@ -108,12 +224,13 @@ function open(path: string, size: number): Record<string, unknown> {
   // Durable once committed, even through a power cut: the worker takes the wait, not the relay.
   if (!readOnly) db.exec("PRAGMA synchronous = FULL");
   prepare();
+  watch();
   const history = db.prepare("SELECT at, line FROM history ORDER BY id DESC LIMIT ?")
     .all(historySize).reverse();
   const accounts = db.prepare(
     "SELECT name, salt, hash, cost, block_size AS blockSize, parallelism FROM accounts",
   ).all();
-  return { history, accounts, ...(readOnly ? { readOnly } : {}) };
+  return { history, accounts, moderation: moderation(), ...(readOnly ? { readOnly } : {}) };
 }
 
 /**
@@ -142,6 +259,7 @@ function refuseEmpty(path: string): void {
  * be written (a read-only file system cannot hold the WAL's index). The next open turns WAL on.
  */
 function close(): void {
+  clearInterval(poller);
   try {
     db?.exec("PRAGMA journal_mode = DELETE");
   } catch {
@@ -176,6 +294,16 @@ function prepare(): void {
         "parallelism = ? WHERE key = ? AND hash = ?",
     ),
     remove: sql("DELETE FROM accounts WHERE key = ? AND hash = ?"),
+    addOperator: sql("INSERT INTO operators (key, name) VALUES (?, ?) ON CONFLICT DO NOTHING"),
+    removeOperator: sql("DELETE FROM operators WHERE key = ?"),
+    addBan: sql("INSERT OR REPLACE INTO bans VALUES (?, ?, ?, ?, ?, ?, ?)"),
+    removeBan: sql("DELETE FROM bans WHERE key = ?"),
+    addMute: sql("INSERT OR REPLACE INTO mutes VALUES (?, ?, ?, ?, ?, ?)"),
+    removeMute: sql("DELETE FROM mutes WHERE key = ?"),
+    setTopic: sql("INSERT OR REPLACE INTO topic (id, text, by_name, at) VALUES (1, ?, ?, ?)"),
+    clearTopic: sql("DELETE FROM topic WHERE id = 1"),
+    sweep: sql("DELETE FROM bans WHERE until IS NOT NULL AND until <= ?"),
+    sweepMutes: sql("DELETE FROM mutes WHERE until IS NOT NULL AND until <= ?"),
   };
 }
 

@@ -122,7 +122,32 @@ Deno.test("main startup mistakes are one line each, saying what is wrong and nam
       ["chat"],
       [],
       2,
-      'Unknown command "chat": use "server" or "client" (see deno run main.ts --help)',
+      'Unknown command "chat": use "server", "client" or "admin" (see deno run main.ts --help)',
+    ],
+    [
+      ["admin", "op", "alice"],
+      [],
+      2,
+      "Give the server's store: --store FILE (or --redis URL for a cluster) (see deno task admin --help)",
+    ],
+    [
+      ["admin", "promote", "x"],
+      [],
+      2,
+      'Unknown action "promote": use op, deop, list or hash (see deno task admin --help)',
+    ],
+    [["admin", "--store", "x.db", "op"], [], 2, "op needs one NAME (see deno task admin --help)"],
+    [
+      ["admin", "--store", "/nonexistent/chat.db", "list"],
+      ["--allow-read=/nonexistent"],
+      1,
+      "Cannot open /nonexistent/chat.db: no such file (a server run with --store makes it)",
+    ],
+    [
+      ["server", "--operators-file", "ops.txt", "--store", "chat.db"],
+      net,
+      2,
+      "--operators-file is for a server with no --store and no --redis: those keep their operators themselves (chat admin --store FILE op NAME) (see deno task server --help)",
     ],
     [
       ["server", "--host", "127.0.0.1", "--port", port, "--web", port],

@@ -17,7 +17,10 @@ import type { ChatServer } from "../server.ts";
 import { hashPassword } from "../server/passwords.ts";
 import { FixedAccounts } from "../server/operators_file.ts";
 import { MemoryModerationStore } from "../server/moderation_store.ts";
-import { normalizeAddress } from "../server/moderation.ts";
+import { Moderation, normalizeAddress } from "../server/moderation.ts";
+import { LocalHub } from "../server/hub.ts";
+import type { LogFields } from "../server/log.ts";
+import { formatMetrics, serverFamilies } from "../server/metrics.ts";
 
 const PASSWORD = "correct horse";
 /** alice and carol are operators; dave is registered, and no operator. */
@@ -398,4 +401,138 @@ Deno.test("moderation: /op and /deop make a registered name an operator, marked 
   await hear(alice, "* dave is now an operator (by alice)");
   await alice.send("/op dave");
   await hear(alice, "* error: dave is an operator already");
+});
+
+Deno.test("moderation: a ban by address holds for the client a trusted proxy reports", async () => {
+  // Connections from 127.0.0.1 come through a proxy (a PROXY header first); the operator, from
+  // 127.0.0.2, comes straight.
+  await using server = startTestServer({
+    accounts: new FixedAccounts(ACCOUNTS),
+    moderation: new MemoryModerationStore(["alice"]),
+    proxyProtocol: ["127.0.0.1"],
+    floodRate: 0,
+  });
+  const { port } = server.addr;
+  await using alice = await loginAs(await connectFrom(port, "127.0.0.2"), "alice");
+  const proxied = async () => {
+    const client = await TestClient.connect(port);
+    await client.write("PROXY TCP4 203.0.113.7 127.0.0.1 40000 1234\r\n");
+    return client;
+  };
+  await using eve = await proxied();
+  await eve.expect("* Welcome to chat! What shall I call you?");
+  await eve.send("eve");
+  await readUntil(eve, /^\* Welcome, eve!/);
+  await alice.send("/whois eve");
+  await hear(alice, "* eve: from 203.0.113.7, TCP, not registered, not an operator");
+  await alice.send("/ban 203.0.113.0/24");
+  await hear(alice, "* eve was banned by alice");
+  assert.deepEqual(await eve.readToEnd(), ["* error: You are banned"]);
+  await using again = await proxied();
+  assert.deepEqual(await again.readToEnd(), ["* error: You are banned"]);
+  // The proxy's own address is not banned: another client through it gets in.
+  await using other = await TestClient.connect(port);
+  await other.write("PROXY TCP4 198.51.100.1 127.0.0.1 40001 1234\r\n");
+  await other.expect("* Welcome to chat! What shall I call you?");
+});
+
+Deno.test("Moderation.addressRefusal holds an IPv6 ban for its /64 and an IPv4 one for IPv4 only", async () => {
+  const store = new MemoryModerationStore();
+  await using server = startTestServer({ moderation: store });
+  const at = Date.now();
+  await store.addBan({ target: "2001:db8::/64", kind: "address", by: "alice", at });
+  await store.addBan({ target: "198.51.100.0/24", kind: "address", by: "alice", at });
+  const moderation = new Moderation({
+    store,
+    hub: new LocalHub({ moderation: store }),
+    members: () => [],
+    expel: () => {},
+    log: () => {},
+    tally: server.tally,
+  });
+  assert.equal(moderation.addressRefusal("2001:db8::1234"), "You are banned");
+  assert.equal(moderation.addressRefusal("2001:DB8:0:0:ffff::1"), "You are banned");
+  assert.equal(moderation.addressRefusal("2001:db8:0:1::1"), undefined);
+  assert.equal(moderation.addressRefusal("198.51.100.200"), "You are banned");
+  assert.equal(moderation.addressRefusal("::ffff:198.51.100.7"), "You are banned");
+  assert.equal(moderation.addressRefusal("198.51.101.1"), undefined);
+});
+
+Deno.test("moderation: each act is one log line (who, what, whom, why, until when) and counted in the metrics", async () => {
+  const events: LogFields[] = [];
+  await using server = startTestServer({
+    accounts: new FixedAccounts(ACCOUNTS),
+    moderation: new MemoryModerationStore(["alice"]),
+    floodRate: 0,
+    log: (_, fields) => void (fields.event === "moderation" && events.push(fields)),
+  });
+  const { port } = server.addr;
+  await using alice = await loginAs(await TestClient.connect(port), "alice");
+  await using bob = await joinAs(port, "bob");
+  await alice.send("/ban mallory 2h spam");
+  await hear(alice, /^\* mallory was banned by alice until /);
+  await alice.send("/kick bob too loud");
+  await hear(alice, "* bob was kicked by alice: too loud");
+  await alice.send("/topic hi");
+  await hear(alice, "* alice set the topic: hi");
+  assert.deepEqual(
+    events.map(({ until, ...rest }) => ({ ...rest, hasUntil: until !== undefined })),
+    [
+      {
+        event: "moderation",
+        act: "ban",
+        by: "alice",
+        target: "mallory",
+        reason: "spam",
+        hasUntil: true,
+      },
+      {
+        event: "moderation",
+        act: "kick",
+        by: "alice",
+        target: "bob",
+        reason: "too loud",
+        hasUntil: false,
+      },
+      {
+        event: "moderation",
+        act: "topic",
+        by: "alice",
+        target: "the room",
+        reason: "hi",
+        hasUntil: false,
+      },
+    ],
+  );
+  const metrics = formatMetrics(serverFamilies(server.tally, server.census()));
+  assert.match(metrics, /^chat_moderation_total\{act="ban"\} 1$/m);
+  assert.match(metrics, /^chat_moderation_total\{act="kick"\} 1$/m);
+  assert.match(metrics, /^chat_bans 1$/m);
+});
+
+Deno.test("moderation: at most 10,000 bans are kept, then one error line; /bans lists the newest 100", async () => {
+  const store = new MemoryModerationStore(["alice"]);
+  const at = Date.now();
+  for (let n = 0; n < 10_000; n++) {
+    await store.addBan({ target: `troll-${n}`, kind: "name", by: "alice", at: at - 20_000 + n });
+  }
+  await using server = startTestServer({
+    accounts: new FixedAccounts(ACCOUNTS),
+    moderation: store,
+    floodRate: 0,
+  });
+  await using alice = await loginAs(await TestClient.connect(server.addr.port), "alice");
+  await alice.send("/ban one-more");
+  await hear(alice, "* error: There are 10000 bans already: lift some first");
+  await alice.send("/ban 10.0.0.0/8");
+  await hear(alice, "* error: There are 10000 bans already: lift some first");
+  // A ban made again replaces itself, and counts once.
+  await alice.send("/ban troll-0 1h");
+  await hear(alice, /^\* troll-0 was banned by alice until /);
+  await alice.send("/bans");
+  await hear(alice, "* 10000 bans (the newest 100 shown):");
+  await hear(alice, /^\* troll-0 by alice until /);
+  for (let n = 9999; n > 9900; n--) await hear(alice, `* troll-${n} by alice`);
+  await alice.send("/ops");
+  await hear(alice, "* 1 operator online: alice");
 });

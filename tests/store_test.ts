@@ -285,7 +285,7 @@ Deno.test("store: a schema from the future, another program's database, or a fil
   const start = () => serverChild(["--store", folder.file], folder.permissions);
   await sqlite(
     folder.file,
-    "CREATE TABLE t (a); PRAGMA user_version = 2; PRAGMA application_id = 1667785076;",
+    "CREATE TABLE t (a); PRAGMA user_version = 3; PRAGMA application_id = 1667785076;",
   );
   {
     await using server = start();
@@ -294,7 +294,7 @@ Deno.test("store: a schema from the future, another program's database, or a fil
     assert.equal(stdout, "");
     assert.equal(
       stderr,
-      `error: ${folder.file} has schema version 2, newer than this program's 1: run a newer chat on it, or use another file\n`,
+      `error: ${folder.file} has schema version 3, newer than this program's 2: run a newer chat on it, or use another file\n`,
     );
   }
   await sqlite(folder.file, "PRAGMA user_version = 1; PRAGMA application_id = 42;");
