@@ -2,7 +2,7 @@
  * Who is in the room as the terminal client knows it, from what the room says: the names that Tab
  * completes (the others'), and who is an operator, ourselves included once we are one.
  */
-import { nameKey, parseOperatorChange, type ServerLine } from "../protocol.ts";
+import { nameKey, parseOperatorChange, parsePutOut, type ServerLine } from "../protocol.ts";
 
 /** The names of the room and its operators, kept from the server's lines. */
 export class RoomNames {
@@ -74,6 +74,8 @@ export class RoomNames {
       // An operator is a registered name, not a person: the next /who says whether the new one is.
       this.#operators.delete(nameKey(parsed.oldName));
     } else if (parsed?.kind === "system") {
+      // A kick's or a ban's notice stands for the leave notices of those it put out.
+      for (const name of parsePutOut(line) ?? []) this.#names.delete(nameKey(name));
       const change = parseOperatorChange(line);
       if (change?.isOperator) this.#operators.add(nameKey(change.name));
       else if (change) this.#operators.delete(nameKey(change.name));

@@ -227,6 +227,12 @@ Deno.test("RoomNames keeps bare names for Tab and knows who is an operator, ours
   formatWho(["@alice", "bob", "Emil"]).forEach(feed);
   assert.equal(room.isOperator, false);
   feed(formatOperatorChange("Emil", true));
+  // A kick's or a ban's notice is the leave notice of those it put out: Tab offers them no more.
+  feed("* carl has entered the room");
+  feed("* carl was kicked by alice: spam");
+  feed("* bob and zed were banned by alice until 2026-12-07 10:00:00 UTC");
+  assert.deepEqual([...room.names()], ["alice"]);
+  feed("* bob has entered the room");
   own = "Emil2"; // the session renames us before the screen shows the line
   feed("* Emil is now known as Emil2"); // /who will say whether Emil2 is an operator
   assert.equal(room.isOperator, false);

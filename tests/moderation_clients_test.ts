@@ -9,7 +9,10 @@ import type { ChatServer } from "../server.ts";
 import { hashPassword } from "../server/passwords.ts";
 import { FixedAccounts } from "../server/operators_file.ts";
 import { MemoryModerationStore } from "../server/moderation_store.ts";
-import { Child, startTestServer, TestClient, Tmux } from "./_helpers.ts";
+import type { Page } from "puppeteer-core";
+import { Child, DEADLINE_MS, startTestServer, TestClient, Tmux } from "./_helpers.ts";
+import { Chromium, joinPage, type PageGlobals, waitForLine } from "./_browser.ts";
+import { Site } from "./_websocket.ts";
 
 const PASSWORD = "correct horse";
 /** alice is an operator; dave is registered, and no operator until made one. */
@@ -123,6 +126,7 @@ Deno.test("terminal: operators marked @, the topic in bold, operator commands fo
   await terminal.type("spamming", "Enter");
   await readUntil(bob, "* error: You were kicked by dave: spamming");
   await terminal.waitFor(/bob was kicked by dave: spamming/);
+  await tab(terminal, "/msg b", /\n> \/msg bx$/); // put out: Tab offers bob no more
   await terminal.type("", "C-l");
   await terminal.type("/help", "Enter");
   screen = await terminal.waitFor(/Ctrl\+C +clear the line/);
@@ -144,7 +148,7 @@ Deno.test("terminal: operators marked @, the topic in bold, operator commands fo
   assert.doesNotMatch(screen, /reconnecting/);
 });
 
-Deno.test("client: kicked, or banned at a rejoin after a loss, it says why in one line and exits 1 instead of reconnecting", async () => {
+Deno.test("client: kicked, or banned at a rejoin after a loss or at a first join, it says why in one line and exits 1 instead of reconnecting", async () => {
   const store = new MemoryModerationStore(["alice"]);
   let server = moderatedServer(store);
   const { port } = server.addr;
@@ -177,7 +181,113 @@ Deno.test("client: kicked, or banned at a rejoin after a loss, it says why in on
     const end = await emil.finish(30_000);
     assert.equal(end.code, 1);
     assert.match(end.stderr, new RegExp(`^error: You are banned until ${UNTIL}: flood\n$`));
+    // At a first join too, in any case of the name: one line, nothing on stdout.
+    await using again = pipedClient("EMIL", port);
+    const first = await again.finish();
+    assert.equal(first.code, 1);
+    assert.equal(first.stdout, "");
+    assert.match(first.stderr, new RegExp(`^error: You are banned until ${UNTIL}: flood\n$`));
   } finally {
     await server.close();
   }
+});
+
+/** The roster as the page shows it: each entry's text, marks and all. */
+function rosterEntries(page: Page): Promise<string[]> {
+  return page.$$eval("#roster li", (items) => items.map((item) => item.textContent ?? ""));
+}
+
+/** The message field's value. */
+function typed(page: Page): Promise<string> {
+  return page.$eval("#line", (line) => (line as unknown as { value: string }).value);
+}
+
+/** The banner's text, once it shows. */
+async function bannerText(page: Page, pattern: RegExp): Promise<string> {
+  await page.waitForFunction(
+    (source: string) =>
+      new RegExp(source).test(
+        (globalThis as unknown as PageGlobals).document.querySelector("#banner-text")
+          ?.textContent ?? "",
+      ),
+    { timeout: DEADLINE_MS, polling: "mutation" },
+    pattern.source,
+  );
+  return await page.$eval("#banner-text", (text) => text.textContent ?? "");
+}
+
+Deno.test("page: the topic in the header, operators marked @, operator commands for Tab only while an operator, and a kick or a ban ends it with a button to rejoin", async () => {
+  await using site = Site.start({
+    accounts: new FixedAccounts(ACCOUNTS),
+    moderation: new MemoryModerationStore(["alice"]),
+  });
+  await using chromium = await Chromium.launch();
+  await using alice = await logIn(site.port, "alice");
+  await using bob = await TestClient.connect(site.port);
+  await bob.expect("* Welcome to chat! What shall I call you?");
+  await bob.send("bob");
+  await readUntil(bob, /^\* Welcome, bob!/);
+  await alice.send("/topic Be kind");
+  await readUntil(bob, "* alice set the topic: Be kind");
+
+  const page = await chromium.open(site.url);
+  await page.locator("#password").fill(PASSWORD);
+  await joinPage(page, "dave");
+  await page.waitForSelector("#topic:not([hidden])");
+  assert.equal(await page.$eval("#topic", (topic) => topic.textContent), "Topic: Be kind");
+  assert.deepEqual(await rosterEntries(page), ["dave (you)", "@alice", "bob"]);
+  await waitForLine(page, "In the room: @alice, bob");
+  // A member: Tab has no operator command to offer, and moves on as anywhere on the page.
+  await page.focus("#line");
+  await page.keyboard.type("/ki");
+  await page.keyboard.press("Tab");
+  assert.equal(await typed(page), "/ki");
+  assert.equal(await page.evaluate("document.activeElement.textContent"), "Send");
+
+  // Made an operator: Tab completes /kick, then a name, bare.
+  await alice.send("/op dave");
+  await waitForLine(page, "dave is now an operator (by alice)");
+  assert.deepEqual(await rosterEntries(page), ["@dave (you)", "@alice", "bob"]);
+  await page.focus("#line");
+  await page.keyboard.press("Tab");
+  assert.equal(await typed(page), "/kick ");
+  await page.keyboard.type("b");
+  await page.keyboard.press("Tab");
+  await page.keyboard.type("spamming");
+  await page.keyboard.press("Enter");
+  await readUntil(bob, "* error: You were kicked by dave: spamming");
+  await waitForLine(page, "bob was kicked by dave: spamming");
+  // The topic changes in the header with the room's notices.
+  await alice.send("/topic lunch at noon");
+  await waitForLine(page, "alice set the topic: lunch at noon");
+  assert.equal(await page.$eval("#topic-text", (text) => text.textContent), "lunch at noon");
+  await alice.send("/topic -");
+  await waitForLine(page, "alice cleared the topic");
+  await page.waitForSelector("#topic", { hidden: true });
+
+  // Kicked: the page says why and waits for the person, who may rejoin.
+  await alice.send("/deop dave");
+  await waitForLine(page, "dave is no longer an operator (by alice)");
+  assert.deepEqual(await rosterEntries(page), ["dave (you)", "@alice"]);
+  await alice.send("/kick dave bye");
+  assert.equal(
+    await bannerText(page, /kicked/),
+    "Disconnected: You were kicked by alice: bye",
+  );
+  assert.equal(await page.$eval("#banner-button", (button) => button.textContent), "Rejoin");
+  await page.click("#banner-button");
+  await readUntil(alice, "* dave has entered the room");
+  await waitForLine(page, "Reconnected");
+  // Banned, with a reason that reads like a refusal that passes: the page still does not retry.
+  await alice.send("/ban dave 1h Server is full of spam");
+  assert.match(
+    await bannerText(page, /banned/),
+    new RegExp(`^Disconnected: You are banned until ${UNTIL}: Server is full of spam$`),
+  );
+  await page.click("#banner-button");
+  assert.match(
+    await bannerText(page, /Cannot rejoin/),
+    new RegExp(`^Cannot rejoin as dave: You are banned until ${UNTIL}: Server is full of spam$`),
+  );
+  assert.deepEqual(chromium.errors.filter((error) => !/WebSocket/.test(error)), []);
 });

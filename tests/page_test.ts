@@ -112,6 +112,11 @@ Deno.test("Roster knows who is an operator from the room list, /who and the noti
   assert.equal(feed("[mallory] * mallory is now an operator (by Emil)"), false);
   assert.equal(feed("* [mallory] is now an operator (by Emil)"), false);
   assert.ok(!roster.isOperator("mallory"));
+  feed("* carl has entered the room");
+  assert.ok(feed("* carl was kicked by Emil: spam")); // the notice stands for carl's leave
+  assert.ok(feed("* alice and carl were banned by Emil until 2026-12-07 10:00:00 UTC"));
+  assert.deepEqual(roster.names, []);
+  assert.equal(feed("* zed was banned by Emil"), false); // nobody the list had
   own = "Emil2";
   feed("* bob is now known as robert");
   assert.ok(!roster.isOperator("robert")); // a name is an operator, not a person: /who says

@@ -343,6 +343,12 @@ function parseOperatorChange(line) {
     isOperator: match[2] === "now"
   };
 }
+var BARE_NAME = "[A-Za-z0-9_-]{1,32}";
+var PUT_OUT_LINE = new RegExp(`^\\* (${BARE_NAME}(?:(?:, | and )${BARE_NAME})*) (?:was|were) (?:kicked|banned) by ${BARE_NAME}(?: until \\d{4}-\\d\\d-\\d\\d \\d\\d:\\d\\d:\\d\\d UTC)?(?:: .*)?$`, "s");
+function parsePutOut(line) {
+  const match = PUT_OUT_LINE.exec(line);
+  return match ? match[1].split(/, | and /) : void 0;
+}
 
 // protocol.ts
 var MAX_MAX_LINE_BYTES = 2 ** 24;
@@ -698,6 +704,8 @@ var Roster = class {
       case "leave":
         return this.#names.delete(nameKey(line.name));
       case "system": {
+        const out = parsePutOut(raw);
+        if (out) return out.filter((name) => this.#names.delete(nameKey(name))).length > 0;
         const change = parseOperatorChange(raw);
         if (!change) return false;
         if (change.isOperator) this.#operators.add(nameKey(change.name));

@@ -1,9 +1,15 @@
 /** What the page knows of the room, with no DOM: who is online, history to skip, reconnecting. */
-import { backoffDelay, nameKey, parseOperatorChange, type ServerLine } from "../protocol.ts";
+import {
+  backoffDelay,
+  nameKey,
+  parseOperatorChange,
+  parsePutOut,
+  type ServerLine,
+} from "../protocol.ts";
 
 /**
- * Who is online besides you, kept from the room list at join, `/who`, and the join, leave and
- * rename lines after it; and who is an operator (you too, once `/who` marks you or a notice names
+ * Who is online besides you, kept from the room list at join, `/who`, and the join, leave, rename,
+ * kick and ban lines after it; and who is an operator (you too, once `/who` marks you or a notice names
  * you: the room list leaves you out). Only the server writes system lines, so a user cannot fake
  * one of these.
  */
@@ -51,6 +57,9 @@ export class Roster {
       case "leave":
         return this.#names.delete(nameKey(line.name));
       case "system": {
+        // A kick's or a ban's notice stands for the leave notices of those it put out.
+        const out = parsePutOut(raw);
+        if (out) return out.filter((name) => this.#names.delete(nameKey(name))).length > 0;
         const change = parseOperatorChange(raw);
         if (!change) return false;
         if (change.isOperator) this.#operators.add(nameKey(change.name));
