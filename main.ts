@@ -164,14 +164,19 @@ async function startAll(plan: ServerPlan): Promise<number> {
       return 1;
     }
   }
-  // Before the first line, so that whoever waits for it may send SIGHUP at once.
+  // Before the first line, so that whoever waits for it may send SIGHUP, SIGTERM or SIGINT at once
+  // (a signal with no listener yet would end the process there and then, its store unclosed).
   await using _reloads = reloadOnHangup(plan, { server, page, log });
+  using stop = stopSignals();
   announce(plan, { server, page, store, isPrivate: serverPassword !== undefined, log });
   if (metrics) {
     const where = hostPort(metrics.addr.hostname, metrics.addr.port);
     log(`metrics on http://${where}/metrics`, { event: "metrics listening", address: where });
   }
-  await closeOnSignal(server, { page, log });
+  await stop.signalled;
+  log("shutting down", { event: "shutdown" });
+  await server.close(); // before the page's server, so that the goodbye reaches its members
+  await page?.close();
   await metrics?.close();
   await store?.close(); // what waits to be kept is committed before the process ends
   return 0;
@@ -389,14 +394,10 @@ function announce(
 }
 
 /**
- * Closes the server cleanly at the first SIGINT or SIGTERM, then the page's server (so that the
- * goodbye reaches the page's members first); a second signal exits at once.
+ * Listens for SIGINT and SIGTERM until disposed: `signalled` resolves at the first; a second one
+ * ends the process at once, for a shutdown that hangs.
  */
-async function closeOnSignal(
-  server: ChatServer,
-  options: { page: WebServer | undefined; log: Log },
-): Promise<void> {
-  const { page, log } = options;
+function stopSignals(): Disposable & { signalled: Promise<void> } {
   const signals: Deno.Signal[] = Deno.build.os === "windows" ? ["SIGINT"] : ["SIGINT", "SIGTERM"];
   const { promise: signalled, resolve } = Promise.withResolvers<void>();
   let isClosing = false;
@@ -406,14 +407,12 @@ async function closeOnSignal(
     resolve();
   };
   for (const signal of signals) Deno.addSignalListener(signal, onSignal);
-  try {
-    await signalled;
-    log("shutting down", { event: "shutdown" });
-    await server.close();
-    await page?.close();
-  } finally {
-    for (const signal of signals) Deno.removeSignalListener(signal, onSignal);
-  }
+  return {
+    signalled,
+    [Symbol.dispose]: () => {
+      for (const signal of signals) Deno.removeSignalListener(signal, onSignal);
+    },
+  };
 }
 
 /** `chat client NAME`: its flags read, its files and variables too, then the session. */

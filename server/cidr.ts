@@ -135,8 +135,13 @@ export class AddressSet {
 
   /** Whether `hostname` (an address as `Deno.NetAddr` gives it) is in the set. */
   has(hostname: string): boolean {
-    if (this.#blocks.length === 0) return false;
+    return this.indexOf(hostname) !== -1;
+  }
+
+  /** The index (in the order given) of the first block that holds `hostname`, or -1. */
+  indexOf(hostname: string): number {
+    if (this.#blocks.length === 0) return -1;
     const address = parseAddress(hostname);
-    return address !== undefined && this.#blocks.some((block) => isWithin(address, block));
+    return address === undefined ? -1 : this.#blocks.findIndex((block) => isWithin(address, block));
   }
 }

@@ -64,6 +64,8 @@ export interface ModerationOptions {
 interface Index {
   names: Map<string, Ban>;
   addresses: { ban: Ban; block: AddressSet }[];
+  /** Every address ban's block at once: one look at a connection that none holds for. */
+  anyAddress: AddressSet;
   mutes: Map<string, Mute>;
 }
 
@@ -101,11 +103,12 @@ export class Moderation {
 
   /** The refusal of a connection from `hostname`, if a ban holds for its address. */
   addressRefusal(hostname: string): string | undefined {
-    const now = Date.now();
-    const found = this.#current().addresses.find(({ ban, block }) =>
-      !hasEnded(ban, now) && block.has(hostname)
-    );
-    return found && bannedMessage(found.ban);
+    const { addresses, anyAddress } = this.#current();
+    const found = addresses[anyAddress.indexOf(hostname)];
+    if (!found) return undefined;
+    if (!hasEnded(found.ban)) return bannedMessage(found.ban);
+    this.#changed(); // it ended: the index is built again without it, and asked again
+    return this.addressRefusal(hostname);
   }
 
   /** Throws the refusal of `name` (at joining, or as a `/nick`), if a ban holds for it. */
@@ -374,7 +377,7 @@ export class Moderation {
       const members = [...this.#options.members()].filter((m) =>
         ban.kind === "name"
           ? nameKey(m.name) === nameKey(ban.target)
-          : new AddressSet([ban.target]).has(m.hostname)
+          : blockOf(ban.target)?.has(m.hostname) === true
       );
       if (members.length > 0) this.#expelMatches(ban, members);
     }
@@ -404,11 +407,20 @@ export class Moderation {
 
   #current(): Index {
     if (this.#index) return this.#index;
-    const index: Index = { names: new Map(), addresses: [], mutes: new Map() };
+    const names = new Map<string, Ban>();
+    const addresses: Index["addresses"] = [];
+    // What has ended is left out: an address ban found ended builds the index again, once.
+    const now = Date.now();
     for (const ban of this.#store.bans()) {
-      if (ban.kind === "name") index.names.set(nameKey(ban.target), ban);
-      else index.addresses.push({ ban, block: new AddressSet([ban.target]) });
+      if (hasEnded(ban, now)) continue;
+      if (ban.kind === "name") names.set(nameKey(ban.target), ban);
+      else {
+        const block = blockOf(ban.target);
+        if (block) addresses.push({ ban, block });
+      }
     }
+    const anyAddress = new AddressSet(addresses.map(({ ban }) => ban.target));
+    const index: Index = { names, addresses, anyAddress, mutes: new Map() };
     for (const mute of this.#store.mutes()) index.mutes.set(nameKey(mute.name), mute);
     return this.#index = index;
   }
@@ -430,6 +442,15 @@ export class Moderation {
         ...act.reason ? { reason: act.reason } : {},
       },
     );
+  }
+}
+
+/** The block an address ban holds for; undefined for a target that is none (a forged row). */
+function blockOf(target: string): AddressSet | undefined {
+  try {
+    return new AddressSet([target]);
+  } catch {
+    return undefined; // never matched: a ban this server made always parses
   }
 }
 

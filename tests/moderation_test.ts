@@ -5,6 +5,7 @@
  */
 import assert from "node:assert/strict";
 import {
+  Certificate,
   connectFrom,
   DEADLINE_MS,
   joinAs,
@@ -14,6 +15,8 @@ import {
   TimeoutError,
 } from "./_helpers.ts";
 import type { ChatServer } from "../server.ts";
+import { rawUpgrade, Site } from "./_websocket.ts";
+import { formatUntil } from "../protocol.ts";
 import { hashPassword } from "../server/passwords.ts";
 import { FixedAccounts } from "../server/operators_file.ts";
 import { MemoryModerationStore } from "../server/moderation_store.ts";
@@ -535,4 +538,38 @@ Deno.test("moderation: at most 10,000 bans are kept, then one error line; /bans 
   for (let n = 9999; n > 9900; n--) await hear(alice, `* troll-${n} by alice`);
   await alice.send("/ops");
   await hear(alice, "* 1 operator online: alice");
+});
+
+Deno.test("moderation: a banned address is refused at every door: TLS, and the page's socket", async () => {
+  await using certificate = await Certificate.make();
+  const store = new MemoryModerationStore();
+  const until = Date.now() + 3_600_000;
+  await store.addBan({
+    target: "127.0.0.1",
+    kind: "address",
+    by: "alice",
+    at: 0,
+    until,
+    reason: "x",
+  });
+  const refusal = `* error: You are banned until ${formatUntil(until)}: x`;
+  await using server = startTestServer({
+    moderation: store,
+    tls: { cert: certificate.pem, key: await certificate.keyPem() },
+  });
+  const tls = await Deno.connectTls({
+    hostname: "127.0.0.1",
+    port: server.addr.port,
+    caCerts: [certificate.pem],
+  });
+  await using client = new TestClient(tls);
+  assert.deepEqual(await client.readToEnd(), [refusal]);
+  await using site = Site.start({ moderation: store });
+  const { conn, frames } = await rawUpgrade(site.web.addr.port);
+  try {
+    assert.equal(await frames.readLine(), refusal);
+    assert.equal((await frames.readFrame())?.opcode, 8, "then the socket is closed");
+  } finally {
+    conn.close();
+  }
 });
