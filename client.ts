@@ -364,7 +364,10 @@ class Session {
     if (this.#inputFailure) return { kind: "fatal", message: this.#inputFailure };
     if (this.#failure) return { kind: "fatal", message: this.#failure };
     // Coming back by ourselves would defy the operator (and a ban would only refuse it again).
-    if (removal !== undefined) return { kind: "fatal", message: removal };
+    // When we left ourselves, the line was no farewell: a ban refuses a /nick that way too.
+    if (removal !== undefined && !this.#outbox.isLeaving) {
+      return { kind: "fatal", message: removal };
+    }
     if (takenOver !== undefined) {
       // Logging in again would take the name back from the other login, which would do the same.
       return {

@@ -148,7 +148,7 @@ Deno.test("terminal: operators marked @, the topic in bold, operator commands fo
   assert.doesNotMatch(screen, /reconnecting/);
 });
 
-Deno.test("client: kicked, or banned at a rejoin after a loss or at a first join, it says why in one line and exits 1 instead of reconnecting", async () => {
+Deno.test("client: kicked, or banned at a rejoin after a loss or at a first join, it says why in one line and exits 1 instead of reconnecting; a /nick refused by a ban ends nothing", async () => {
   const store = new MemoryModerationStore(["alice"]);
   let server = moderatedServer(store);
   const { port } = server.addr;
@@ -163,6 +163,24 @@ Deno.test("client: kicked, or banned at a rejoin after a loss or at a first join
       assert.equal(end.code, 1);
       assert.match(end.stdout, /\n\* error: You were kicked by alice: bye\n$/);
       assert.equal(end.stderr, "error: You were kicked by alice: bye\n");
+    }
+    {
+      // A /nick to a banned name is refused with the ban's line, but the member stays: so does
+      // the client, which leaves at the end of its input as usual.
+      await using alice = await logIn(port, "alice");
+      await alice.send("/ban zed");
+      await readUntil(alice, "* zed was banned by alice");
+      await using emil = pipedClient("Emil", port);
+      await readUntil(alice, "* Emil has entered the room");
+      await emil.write("/nick ZED\nstill here\n");
+      await readUntil(alice, "[Emil] still here");
+      await emil.closeStdin();
+      const end = await emil.finish();
+      assert.equal(end.code, 0);
+      assert.match(end.stdout, /\n\* error: You are banned\n/);
+      assert.equal(end.stderr, "");
+      await alice.send("/unban zed");
+      await readUntil(alice, "* zed was unbanned by alice");
     }
     // Lost with the server, then banned before it comes back: the rejoin is refused, and ends it.
     await using emil = pipedClient("Emil", port);
