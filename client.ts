@@ -31,7 +31,7 @@ import {
 import type { NoteKind, Screen } from "./client/terminal.ts";
 import { openScreen, PlainScreen } from "./client/screen.ts";
 import { type ClientConn, Outbox, send } from "./client/outbox.ts";
-import { type HeldLine, JoinReply, SeenLines } from "./client/join_reply.ts";
+import { type HeldLine, JoinReply, refusalOf, removalOf, SeenLines } from "./client/join_reply.ts";
 
 /** Where the client connects when no host is given. */
 export const DEFAULT_CLIENT_HOST = "127.0.0.1";
@@ -294,6 +294,7 @@ class Session {
     }, this.#joinTimeoutMs);
     const join = new JoinReply(this.#hasEverJoined);
     let lastLine = "";
+    let lastParsed: ServerLine | undefined;
     let failure: string | undefined;
     let takenOver: string | undefined;
     this.#current = conn;
@@ -319,7 +320,7 @@ class Session {
           }
           lastLine = cleanText(line); // a hostile server must not reach the terminal either
           takenOver ??= parseTakeOver(lastLine);
-          const parsed = parseServerLine(lastLine);
+          const parsed = lastParsed = parseServerLine(lastLine);
           if (!join.isDone) {
             const step = join.read(lastLine, parsed);
             if (step.kind === "answer") this.#answer(conn, lastLine, join);
@@ -344,7 +345,8 @@ class Session {
       this.#outbox.close();
       closeQuietly(conn);
     }
-    return this.#ending({ join, lastLine, noReply, failure, takenOver });
+    const removal = removalOf(lastLine, lastParsed);
+    return this.#ending({ join, lastLine, noReply, failure, takenOver, removal });
   }
 
   #ending(
@@ -354,11 +356,18 @@ class Session {
       noReply: boolean;
       failure: string | undefined;
       takenOver: string | undefined;
+      /** Why an operator put us out (kicked, banned), if the last line said so. */
+      removal: string | undefined;
     },
   ): Ending {
-    const { join, lastLine, noReply, failure, takenOver } = options;
+    const { join, lastLine, noReply, failure, takenOver, removal } = options;
     if (this.#inputFailure) return { kind: "fatal", message: this.#inputFailure };
     if (this.#failure) return { kind: "fatal", message: this.#failure };
+    // Coming back by ourselves would defy the operator (and a ban would only refuse it again).
+    // When we left ourselves, the line was no farewell: a ban refuses a /nick that way too.
+    if (removal !== undefined && !this.#outbox.isLeaving) {
+      return { kind: "fatal", message: removal };
+    }
     if (takenOver !== undefined) {
       // Logging in again would take the name back from the other login, which would do the same.
       return {
@@ -501,8 +510,11 @@ class Session {
 
   /** A line from the server once in the room. */
   #receive(line: string, parsed: ServerLine | undefined): void {
-    if (parsed?.kind === "system" || parsed?.kind === "error" || parsed?.kind === "rename") {
-      const prompt = parsed.kind === "system" ? parsePrompt(line) : undefined;
+    if (
+      parsed?.kind === "system" || refusalOf(line, parsed) !== undefined ||
+      parsed?.kind === "rename"
+    ) {
+      const prompt = parsed?.kind === "system" ? parsePrompt(line) : undefined;
       const conn = this.#conn;
       if (prompt && conn && this.#screen.askSecret) this.#answerInRoom(conn, prompt);
       else if (this.#outbox.isHeld) this.#outbox.release(); // the server answered the command

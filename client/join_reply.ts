@@ -57,8 +57,9 @@ export class JoinReply {
   read(line: string, parsed: ServerLine | undefined): JoinStep {
     if (!this.hasRoom) {
       if (line === PRIVATE_GREETING) this.isPrivate = true;
-      if (parsed?.kind === "error") {
-        this.rejection = parsed.text;
+      const refusal = refusalOf(line, parsed);
+      if (refusal !== undefined) {
+        this.rejection = refusal;
         return HOLD;
       }
       if (parsed?.kind !== "room") return ANSWER;
@@ -74,6 +75,25 @@ export class JoinReply {
     this.isDone = true;
     return { kind: "done", history: this.#history };
   }
+}
+
+/**
+ * The text of an error line from the server (`* error: TEXT`): a refusal, or why it puts us out. A
+ * kick and a ban are errors too, told apart by their kinds.
+ */
+export function refusalOf(line: string, parsed: ServerLine | undefined): string | undefined {
+  if (parsed?.kind === "error") return parsed.text;
+  if (parsed?.kind === "kicked" || parsed?.kind === "banned") return line.slice(ERROR.length);
+}
+
+const ERROR = "* error: ";
+
+/**
+ * Why the server put us out for good, if `line` says so: kicked, or banned (a ban refuses a
+ * `/nick` with the same line without closing, so only a connection's last line counts).
+ */
+export function removalOf(line: string, parsed: ServerLine | undefined): string | undefined {
+  if (parsed?.kind === "kicked" || parsed?.kind === "banned") return refusalOf(line, parsed);
 }
 
 /** The room's lines we saw, as the server's history has them, across reconnections. */

@@ -237,6 +237,8 @@ export interface LineEditorOptions {
   historySize?: number;
   /** The names that Tab completes (the others in the room). */
   names?: () => Iterable<string>;
+  /** The commands that Tab completes after a `/` that starts the line (`/who`, ...). */
+  commands?: () => Iterable<string>;
 }
 
 /** An active Ctrl+R search: what is typed, and the history line it found. */
@@ -246,9 +248,9 @@ interface Search {
   match: number;
 }
 
-/** Tab pressed again cycles through the names that matched the first time. */
+/** Tab pressed again cycles through the names (or commands) that matched the first time. */
 interface Completion {
-  /** Text before the completed word and after it, and the names to cycle through. */
+  /** Text before the completed word and after it, and the words to cycle through. */
   before: string;
   after: string;
   candidates: string[];
@@ -271,10 +273,12 @@ export class LineEditor {
   #search: Search | undefined;
   #completion: Completion | undefined;
   #names: () => Iterable<string>;
+  #commands: () => Iterable<string>;
 
   constructor(options: LineEditorOptions = {}) {
     this.#historySize = options.historySize ?? 500;
     this.#names = options.names ?? (() => []);
+    this.#commands = options.commands ?? (() => []);
   }
 
   /** The search being typed, for display: its query and whether it found a line. */
@@ -498,32 +502,40 @@ export class LineEditor {
   }
 
   /**
-   * Completes the name before the cursor: `Anna: ` at the start of the line, `/msg Anna ` after
-   * `/msg`, `Anna ` elsewhere. Pressed again, it offers the next name that matched.
+   * Completes the word before the cursor: a command (`/who `) when it is the line's first word and
+   * starts with `/`; else a name: `Anna: ` at the start of the line, `/msg Anna ` after `/msg`,
+   * `Anna ` elsewhere. Pressed again, it offers the next one that matched.
    */
   #complete(): void {
     let completion = this.#completion;
     if (completion) {
       completion.index = (completion.index + 1) % completion.candidates.length;
     } else {
-      const before = this.text.slice(0, this.cursor);
-      const word = /[A-Za-z0-9_-]*$/.exec(before)![0];
-      const start = before.length - word.length;
-      const prefix = word.toLowerCase();
-      const candidates = [...new Set(this.#names())]
-        .filter((name) => name.toLowerCase().startsWith(prefix))
-        .sort((a, b) => a.toLowerCase().localeCompare(b.toLowerCase()));
-      if (candidates.length === 0) return;
-      const head = before.slice(0, start);
-      const suffix = head === "" ? ": " : " ";
-      let after = this.text.slice(this.cursor);
-      if (after.startsWith(suffix.trimEnd())) after = after.slice(suffix.trimEnd().length);
-      if (after.startsWith(" ")) after = after.slice(1);
-      completion = this.#completion = { before: head, after, candidates, suffix, index: 0 };
+      completion = this.#completion = this.#completions();
+      if (!completion) return;
     }
-    const name = completion.candidates[completion.index]!;
-    this.text = completion.before + name + completion.suffix + completion.after;
-    this.cursor = completion.before.length + name.length + completion.suffix.length;
+    const word = completion.candidates[completion.index]!;
+    this.text = completion.before + word + completion.suffix + completion.after;
+    this.cursor = completion.before.length + word.length + completion.suffix.length;
+  }
+
+  /** What Tab may put before the cursor, first pressed; `undefined` when nothing matches. */
+  #completions(): Completion | undefined {
+    const before = this.text.slice(0, this.cursor);
+    const isCommand = /^\/[A-Za-z]*$/.test(before);
+    const word = isCommand ? before : /[A-Za-z0-9_-]*$/.exec(before)![0];
+    const start = before.length - word.length;
+    const prefix = word.toLowerCase();
+    const candidates = [...new Set(isCommand ? this.#commands() : this.#names())]
+      .filter((name) => name.toLowerCase().startsWith(prefix))
+      .sort((a, b) => a.toLowerCase().localeCompare(b.toLowerCase()));
+    if (candidates.length === 0) return undefined;
+    const head = before.slice(0, start);
+    const suffix = head === "" && !isCommand ? ": " : " ";
+    let after = this.text.slice(this.cursor);
+    if (after.startsWith(suffix.trimEnd())) after = after.slice(suffix.trimEnd().length);
+    if (after.startsWith(" ")) after = after.slice(1);
+    return { before: head, after, candidates, suffix, index: 0 };
   }
 }
 

@@ -6,12 +6,15 @@
 import wrapAnsi from "wrap-ansi";
 import { type Key, KeyDecoder, layoutInput, LineEditor, textWidth } from "./line_editor.ts";
 import {
+  formatUntil,
   HELP_LINES,
   nameColorSlot,
   nameKey,
+  OPERATOR_HELP_LINES,
   parseCommandQuietly,
   type ServerLine,
 } from "../protocol.ts";
+import { RoomNames } from "./room_names.ts";
 
 /** Where the session's lines appear and where the user's lines come from. */
 export interface Screen {
@@ -142,7 +145,11 @@ export class LineStyle {
       case "rename":
         return ["-", this.style("gray", `${line.oldName} is now known as ${line.newName}`)];
       case "room": {
-        const names = line.names.map((name) => this.nameText(name)).join(", ");
+        // An operator is marked as the server marks it in /who: `@alice`.
+        const operators = new Set(line.operators);
+        const names = line.names
+          .map((name) => `${operators.has(name) ? "@" : ""}${this.nameText(name)}`)
+          .join(", ");
         const text = line.isContinued
           ? `Also in the room: ${names}`
           : names
@@ -152,25 +159,14 @@ export class LineStyle {
       }
       case "limits":
         return ["-", ""];
-      // Moderation's lines, shown plainly until the client gives them their own look.
       case "topic":
-        return [
-          "-",
-          this.style(
-            "gray",
-            line.by ? `${line.by} set the topic: ${line.text}` : `Topic: ${line.text}`,
-          ),
-        ];
+        return [mark("#"), this.style("bold", topicText(line))];
       case "kicked":
-        return [
-          "!",
-          this.style(
-            "red",
-            `You were kicked by ${line.by}${line.reason ? `: ${line.reason}` : ""}`,
-          ),
-        ];
-      case "banned":
-        return ["!", this.style("red", `You are banned${line.reason ? `: ${line.reason}` : ""}`)];
+        return ["!", this.style("red", `You were kicked by ${line.by}${reasonText(line)}`)];
+      case "banned": {
+        const until = line.until ? ` until ${formatUntil(line.until.getTime())}` : "";
+        return ["!", this.style("red", `You are banned${until}${reasonText(line)}`)];
+      }
       case "join":
       case "leave":
       case "who":
@@ -225,6 +221,19 @@ export class LineStyle {
 
 const WRAP = { hard: true, trim: true } as const;
 
+/** A topic line as the server words it: the topic, or who set or cleared it. */
+function topicText(line: ServerLine & { kind: "topic" }): string {
+  if (line.by === undefined) return `Topic: ${line.text}`;
+  return line.text === ""
+    ? `${line.by} cleared the topic`
+    : `${line.by} set the topic: ${line.text}`;
+}
+
+/** `: REASON` after a kick or a ban, or nothing. */
+function reasonText(line: { reason?: string }): string {
+  return line.reason ? `: ${line.reason}` : "";
+}
+
 /** When a line was said: the time the server gives for history, else now, as it arrives. */
 function timeOf(line: ServerLine | undefined): Date {
   return line?.kind === "history" ? line.time : new Date();
@@ -235,10 +244,28 @@ export const CLIENT_HELP: readonly string[] = [
   ...HELP_LINES.map((line) =>
     line.slice(2).replace("shown as * [NAME] TEXT", "shown as * NAME TEXT")
   ),
-  "Tab               complete a name (at the start of a line, after /msg)",
+  "Tab               complete a command after /, or a name (at the start of a line, after /msg)",
   "Up, Down          the lines you sent; Ctrl+R searches them",
   "Ctrl+C            clear the line; on an empty line, leave (like Ctrl+D)",
 ];
+
+/** `/help` for an operator: the operator commands too, after the others and before the keys. */
+export const OPERATOR_CLIENT_HELP: readonly string[] = [
+  ...CLIENT_HELP.slice(0, HELP_LINES.length),
+  ...OPERATOR_HELP_LINES.map((line) => line.slice(2)),
+  ...CLIENT_HELP.slice(HELP_LINES.length),
+];
+
+/** The commands a help list names, as Tab completes them: `/who`, `/nick`, ... */
+export function commandsOf(help: readonly string[]): string[] {
+  // Each line's usage comes before two spaces; one may name two commands (`/op NAME, /deop NAME`).
+  return help.flatMap((line) =>
+    [...line.split("  ")[0]!.matchAll(/(?:^|, )(\/[a-z]+)/g)].map((match) => match[1]!)
+  );
+}
+
+const COMMANDS = commandsOf(CLIENT_HELP);
+const OPERATOR_COMMANDS = commandsOf(OPERATOR_CLIENT_HELP);
 
 /** A queue of lines from the keyboard, read by the session. */
 class InputQueue {
@@ -383,7 +410,8 @@ export class TerminalScreen implements Screen {
   #editor: LineEditor;
   #decoder = new KeyDecoder();
   #input = new InputQueue();
-  #names = new Map<string, string>();
+  /** The others' names for Tab, and who is an operator (are we?). */
+  #room = new RoomNames(() => this.#style.name);
   #waiting: readonly string[] = [];
   #waitingReason = "";
   #isOffline = false;
@@ -414,7 +442,10 @@ export class TerminalScreen implements Screen {
   constructor(options: { color: boolean; canSuspend: boolean }) {
     this.#style = new LineStyle(options);
     this.#canSuspend = options.canSuspend;
-    this.#editor = new LineEditor({ names: () => this.#names.values() });
+    this.#editor = new LineEditor({
+      names: () => this.#room.names(),
+      commands: () => this.#room.isOperator ? OPERATOR_COMMANDS : COMMANDS,
+    });
     ({ columns: this.#width, rows: this.#height } = terminalSize());
     Deno.stdin.setRaw(true);
     write(BRACKETED_PASTE_ON);
@@ -426,7 +457,7 @@ export class TerminalScreen implements Screen {
   }
 
   show(line: string, parsed: ServerLine | undefined): void {
-    if (parsed) this.#track(parsed);
+    this.#room.apply(line, parsed);
     if (parsed?.kind === "limits") return; // for pacing, not for people
     this.#add(timeOf(parsed), ...this.#style.render(parsed ?? { kind: "system", text: line }));
   }
@@ -502,32 +533,6 @@ export class TerminalScreen implements Screen {
     this.#editor.text = secret.text;
     this.#editor.cursor = secret.cursor;
     secret.resolve(answer);
-  }
-
-  /** Keeps the names that Tab completes up to date from what the room says. */
-  #track(line: ServerLine): void {
-    const add = (name: string) => {
-      if (nameKey(name) !== nameKey(this.#style.name)) this.#names.set(nameKey(name), name);
-    };
-    switch (line.kind) {
-      case "room":
-      case "who":
-        if (!line.isContinued) this.#names.clear();
-        line.names.forEach(add);
-        break;
-      case "join":
-      case "user":
-      case "action":
-        add(line.name);
-        break;
-      case "leave":
-        this.#names.delete(nameKey(line.name));
-        break;
-      case "rename":
-        this.#names.delete(nameKey(line.oldName));
-        add(line.newName);
-        break;
-    }
   }
 
   #add(time: Date | undefined, mark: string, body: string): void {
@@ -684,7 +689,7 @@ export class TerminalScreen implements Screen {
     switch (event.kind) {
       case "submit":
         if (/^\s*\/help\s*$/i.test(event.line)) {
-          for (const line of CLIENT_HELP) {
+          for (const line of this.#room.isOperator ? OPERATOR_CLIENT_HELP : CLIENT_HELP) {
             this.#add(undefined, "-", this.#style.style("gray", line));
           }
         } else if (event.line.trim() !== "") {

@@ -407,3 +407,35 @@ export function parseModerationLine(text: string): ModerationLine | undefined {
     };
   }
 }
+
+const OPERATOR_CHANGE_LINE = new RegExp(
+  `^\\* ${NAME} is (now|no longer) an operator \\(by (?:${NAME}|the server)\\)$`,
+);
+
+/**
+ * The name a notice of {@linkcode formatOperatorChange} is about and whether it is an operator now,
+ * if the line is one: the clients mark operators, and learn that they became one, from it.
+ */
+export function parseOperatorChange(
+  line: string,
+): { name: string; isOperator: boolean } | undefined {
+  const match = OPERATOR_CHANGE_LINE.exec(line);
+  if (match) return { name: match[1]!, isOperator: match[2] === "now" };
+}
+
+const BARE_NAME = "[A-Za-z0-9_-]{1,32}";
+const PUT_OUT_LINE = new RegExp(
+  `^\\* (${BARE_NAME}(?:(?:, | and )${BARE_NAME})*) (?:was|were) (?:kicked|banned) by ` +
+    `${BARE_NAME}(?: until \\d{4}-\\d\\d-\\d\\d \\d\\d:\\d\\d:\\d\\d UTC)?(?:: .*)?$`,
+  "s",
+);
+
+/**
+ * The names the room's notice of a kick or a ban ({@linkcode formatKick}, {@linkcode formatBan})
+ * put out, if the line is one: it stands for their leave notices, so clients drop them from who
+ * is online.
+ */
+export function parsePutOut(line: string): string[] | undefined {
+  const match = PUT_OUT_LINE.exec(line);
+  return match ? match[1]!.split(/, | and /) : undefined;
+}

@@ -3,12 +3,19 @@ import assert from "node:assert/strict";
 import { nameColor } from "../client/terminal.ts";
 import { Pacer } from "../client/outbox.ts";
 import {
+  formatBan,
   formatHistory,
+  formatKick,
+  formatMute,
+  formatOperatorChange,
   formatRoomList,
+  formatUnban,
   formatUserLine,
   formatWho,
   MAX_LINE_OVERHEAD_BYTES,
   MAX_MAX_LINE_BYTES,
+  parseOperatorChange,
+  parsePutOut,
   parseTakeOver,
 } from "../protocol.ts";
 import {
@@ -192,6 +199,47 @@ Deno.test("parseTakeOver tells the take-over notice apart from every other error
     parseTakeOver("* [bob] error: alice logged in from elsewhere with its password"),
     undefined,
   );
+});
+
+Deno.test("parseOperatorChange reads the room's notice of an operator made or unmade, and nothing a user says", () => {
+  const cases: [string, boolean, string | undefined][] = [["alice", true, "bob"], [
+    "al-1",
+    false,
+    undefined,
+  ]];
+  for (const [name, isOperator, by] of cases) {
+    assert.deepEqual(parseOperatorChange(formatOperatorChange(name, isOperator, by)), {
+      name,
+      isOperator,
+    });
+  }
+  assert.equal(parseOperatorChange("[mallory] * alice is now an operator (by bob)"), undefined);
+  assert.equal(parseOperatorChange("* [mallory] alice is now an operator (by bob)"), undefined);
+  assert.equal(parseOperatorChange("* alice is now an operator (by bob) really"), undefined);
+});
+
+Deno.test("parsePutOut reads whom the room's notice of a kick or a ban put out, and nothing else", () => {
+  const until = Date.UTC(2026, 11, 7, 10);
+  assert.deepEqual(parsePutOut(formatKick("alice", "bob", "spam: again")), ["alice"]);
+  assert.deepEqual(parsePutOut(formatKick("alice", "bob")), ["alice"]);
+  assert.deepEqual(parsePutOut(formatBan(["alice"], "bob", { until, reason: "x" })), ["alice"]);
+  assert.deepEqual(parsePutOut(formatBan(["carol", "dave", "e-1"], "bob")), [
+    "carol",
+    "dave",
+    "e-1",
+  ]);
+  assert.deepEqual(parsePutOut(formatBan(["carol", "dave"], "bob", { until })), ["carol", "dave"]);
+  for (
+    const line of [
+      formatUnban("alice", "bob"),
+      formatMute("alice", "bob"),
+      "[mallory] * alice was kicked by bob",
+      "* [mallory] alice was kicked by bob",
+      "* alice was kicked by the door",
+    ]
+  ) {
+    assert.equal(parsePutOut(line), undefined, line);
+  }
 });
 
 Deno.test("client says so and exits 1 when the connection is lost", async () => {

@@ -4,7 +4,16 @@
  */
 import assert from "node:assert/strict";
 import { KeyDecoder, layoutInput, LineEditor } from "../client/line_editor.ts";
-import { LineStyle, NAME_COLORS, nameColor } from "../client/terminal.ts";
+import {
+  CLIENT_HELP,
+  commandsOf,
+  LineStyle,
+  NAME_COLORS,
+  nameColor,
+  OPERATOR_CLIENT_HELP,
+} from "../client/terminal.ts";
+import { RoomNames } from "../client/room_names.ts";
+import { formatOperatorChange, formatRoomList, formatWho, parseServerLine } from "../protocol.ts";
 
 Deno.test("nameColor: every hue reads on black and on white, and a name keeps its hue", () => {
   const levels = [0, 95, 135, 175, 215, 255];
@@ -101,6 +110,41 @@ Deno.test("LineEditor pastes lines as sent, completes names and searches what wa
   assert.deepEqual(editor.handle({ kind: "enter" }), [{ kind: "submit", line: "two" }]);
 });
 
+Deno.test("LineEditor completes a command after / at the start of the line, then names after it", () => {
+  let commands = ["/who", "/nick", "/msg", "/me"];
+  const editor = new LineEditor({ names: () => ["kim", "Anna"], commands: () => commands });
+  editor.handle({ kind: "text", text: "/m" });
+  editor.handle({ kind: "tab" });
+  assert.equal(editor.text, "/me ");
+  editor.handle({ kind: "tab" });
+  assert.equal(editor.text, "/msg ");
+  editor.handle({ kind: "text", text: "A" });
+  editor.handle({ kind: "tab" });
+  assert.equal(editor.text, "/msg Anna ");
+  editor.handle({ kind: "interrupt" });
+  // Case does not matter; a word after the start is a name, never a command.
+  editor.handle({ kind: "text", text: "/WH" });
+  editor.handle({ kind: "tab" });
+  assert.equal(editor.text, "/who ");
+  editor.handle({ kind: "interrupt" });
+  editor.handle({ kind: "text", text: "say /k" });
+  editor.handle({ kind: "tab" });
+  assert.equal(editor.text, "say /kim ");
+  editor.handle({ kind: "interrupt" });
+  // The commands are asked for at each Tab: an operator's come once the client knows it is one.
+  editor.handle({ kind: "text", text: "/k" });
+  editor.handle({ kind: "tab" });
+  assert.equal(editor.text, "/k");
+  commands = [...commands, "/kick"];
+  editor.handle({ kind: "tab" });
+  assert.equal(editor.text, "/kick ");
+  editor.handle({ kind: "interrupt" });
+  // "//" says a line that starts with /: nothing to complete there.
+  editor.handle({ kind: "text", text: "//m" });
+  editor.handle({ kind: "tab" });
+  assert.equal(editor.text, "//m");
+});
+
 Deno.test("LineEditor edits as the README's keys table says, from the bytes a terminal sends", () => {
   const decoder = new KeyDecoder();
   const editor = new LineEditor();
@@ -160,4 +204,72 @@ Deno.test("layoutInput breaks rows itself, moving a wide character that does not
   assert.deepEqual([wide.cursorRow, wide.cursorColumn], [0, 2]);
   const after = layoutInput("> ", "a日本", 2, 4);
   assert.deepEqual([after.cursorRow, after.cursorColumn], [1, 2]);
+});
+
+Deno.test("RoomNames keeps bare names for Tab and knows who is an operator, ourselves included", () => {
+  let own = "Emil";
+  const room = new RoomNames(() => own);
+  const feed = (line: string) => room.apply(line, parseServerLine(line));
+  formatRoomList(["@alice", "bob"]).forEach(feed);
+  assert.deepEqual([...room.names()], ["alice", "bob"]); // Tab completes "alice", never "@alice"
+  assert.equal(room.isOperator, false);
+  // The room list leaves us out; /who marks us, and a notice makes or unmakes us.
+  formatWho(["@alice", "bob", "@Emil"]).forEach(feed);
+  assert.equal(room.isOperator, true);
+  formatRoomList(["alice"]).forEach(feed); // a rejoin's room list keeps what /who said of us
+  assert.equal(room.isOperator, true);
+  feed(formatOperatorChange("emil", false, "alice"));
+  assert.equal(room.isOperator, false);
+  feed(formatOperatorChange("Emil", true));
+  assert.equal(room.isOperator, true);
+  feed("[mallory] * Emil is no longer an operator (by alice)");
+  assert.equal(room.isOperator, true);
+  formatWho(["@alice", "bob", "Emil"]).forEach(feed);
+  assert.equal(room.isOperator, false);
+  feed(formatOperatorChange("Emil", true));
+  // A kick's or a ban's notice is the leave notice of those it put out: Tab offers them no more.
+  feed("* carl has entered the room");
+  feed("* carl was kicked by alice: spam");
+  feed("* bob and zed were banned by alice until 2026-12-07 10:00:00 UTC");
+  assert.deepEqual([...room.names()], ["alice"]);
+  feed("* bob has entered the room");
+  own = "Emil2"; // the session renames us before the screen shows the line
+  feed("* Emil is now known as Emil2"); // /who will say whether Emil2 is an operator
+  assert.equal(room.isOperator, false);
+  assert.deepEqual([...room.names()], ["alice", "bob"]);
+});
+
+Deno.test("commandsOf names every command of /help for Tab, an operator's only in theirs", () => {
+  const everyone = commandsOf(CLIENT_HELP);
+  assert.ok(["/who", "/msg", "/topic", "/ops", "/help"].every((c) => everyone.includes(c)));
+  assert.ok(!everyone.includes("/kick") && !everyone.some((c) => c.startsWith("//")));
+  const operator = commandsOf(OPERATOR_CLIENT_HELP);
+  for (const command of ["/kick", "/ban", "/unban", "/bans", "/mute", "/unmute", "/op", "/deop"]) {
+    assert.ok(operator.includes(command), command);
+  }
+  assert.ok(everyone.every((c) => operator.includes(c)));
+  // The operator's commands come after the others, and the keys last.
+  assert.match(OPERATOR_CLIENT_HELP.at(-1)!, /^Ctrl\+C/);
+});
+
+Deno.test("LineStyle marks operators in the room list, and shows the topic and a kick or ban apart", () => {
+  const style = new LineStyle({ color: false });
+  const render = (line: string) => style.render(parseServerLine(line)!);
+  assert.deepEqual(render("* The room contains: @alice, bob"), ["-", "In the room: @alice, bob"]);
+  assert.deepEqual(render("* Topic: be kind"), ["#", "Topic: be kind"]);
+  assert.deepEqual(render("* bob set the topic: be kind"), ["#", "bob set the topic: be kind"]);
+  assert.deepEqual(render("* bob cleared the topic"), ["#", "bob cleared the topic"]);
+  assert.deepEqual(render("* error: You were kicked by bob: spam"), [
+    "!",
+    "You were kicked by bob: spam",
+  ]);
+  assert.deepEqual(render("* error: You are banned until 2026-12-07 10:00:00 UTC: spam"), [
+    "!",
+    "You are banned until 2026-12-07 10:00:00 UTC: spam",
+  ]);
+  // In colour, the topic is in bold, so that it stands out among the server's gray notices.
+  assert.deepEqual(new LineStyle({ color: true }).render(parseServerLine("* Topic: hi")!), [
+    "#",
+    "\x1b[1mTopic: hi\x1b[22m",
+  ]);
 });

@@ -8,172 +8,31 @@
  * environment when it loads.
  */
 import assert from "node:assert/strict";
-import puppeteer, { type Browser, type Page } from "puppeteer-core";
 import css from "../web/style.css" with { type: "text" };
 import { NAME_COLORS, nameColor } from "../client/terminal.ts";
-import { reconnectDelay, Roster } from "../web/room.ts";
-import { nameColorSlot, parseServerLine } from "../protocol.ts";
+import { commandsOf, completions, reconnectDelay, Roster } from "../web/room.ts";
+import { HELP_LINES, nameColorSlot, parseServerLine } from "../protocol.ts";
 import {
   Certificate,
-  Child,
-  DEADLINE_MS,
   denoChild,
   joinAs,
   ROOT,
   run,
   startServerProcess,
   TestClient,
-  waitUntil,
 } from "./_helpers.ts";
+import {
+  Chromium,
+  joinPage,
+  lines,
+  type PageGlobals,
+  roster,
+  say,
+  waitForLine,
+} from "./_browser.ts";
 import { Folder } from "./_store.ts";
 import { Site } from "./_websocket.ts";
 
-// --- helpers ---
-
-const CHROMIUM_FLAGS = [
-  "--headless",
-  "--no-sandbox",
-  "--disable-gpu",
-  "--disable-quic",
-  "--no-first-run",
-  "--disable-background-networking",
-  "--disable-component-update",
-  "--disable-sync",
-  "--remote-debugging-port=0",
-  "--remote-debugging-address=127.0.0.1",
-];
-
-/** A real Chromium, driven through puppeteer-core; disposing it ends the process and its profile. */
-class Chromium implements AsyncDisposable {
-  readonly browser: Browser;
-  /** Errors the pages reported: script errors and console errors (a CSP refusal is one). */
-  readonly errors: string[] = [];
-  readonly #child: Child;
-  readonly #profile: string;
-
-  private constructor(browser: Browser, child: Child, profile: string) {
-    this.browser = browser;
-    this.#child = child;
-    this.#profile = profile;
-  }
-
-  static async launch(flags: string[] = []): Promise<Chromium> {
-    const profile = (await run("mktemp", ["-d", "-t", "chat-chromium-XXXXXX"])).trim();
-    const child = new Child("chromium", [
-      ...CHROMIUM_FLAGS,
-      ...flags,
-      `--user-data-dir=${profile}`,
-    ]);
-    try {
-      const line = await child.stderr.readUntil(/DevTools listening on ws:\/\//, 30_000);
-      const browserWSEndpoint = line.slice(line.indexOf("ws://"));
-      const browser = await puppeteer.connect({ browserWSEndpoint, defaultViewport: null });
-      return new Chromium(browser, child, profile);
-    } catch (error) {
-      await child[Symbol.asyncDispose]();
-      await removeProfile(profile);
-      throw error;
-    }
-  }
-
-  /** A new tab of `width` x `height` on `url`, in the light or the dark scheme. */
-  async open(
-    url: string,
-    options: { width?: number; height?: number; dark?: boolean } = {},
-  ): Promise<Page> {
-    const page = await this.browser.newPage();
-    // A script error in the page fails the test that made it, with the page's own message.
-    page.on("pageerror", (error) => this.errors.push(String(error)));
-    page.on("console", (message) => {
-      if (message.type() === "error") this.errors.push(message.text());
-    });
-    page.setDefaultTimeout(DEADLINE_MS);
-    await page.setViewport({ width: options.width ?? 1000, height: options.height ?? 700 });
-    await page.emulateMediaFeatures([
-      { name: "prefers-color-scheme", value: options.dark ? "dark" : "light" },
-    ]);
-    await page.goto(url);
-    return page;
-  }
-
-  async [Symbol.asyncDispose](): Promise<void> {
-    await this.browser.close().catch(() => {});
-    await this.#child[Symbol.asyncDispose]();
-    await removeProfile(this.#profile);
-  }
-}
-
-/**
- * Removes a browser profile. Chromium's helper processes outlive the browser's by a moment and
- * may still write to it, so "Directory not empty" means: try again once they are gone.
- */
-async function removeProfile(profile: string): Promise<void> {
-  await waitUntil(
-    () => run("rm", ["-rf", profile]).then(() => true, () => false),
-    `the removal of ${profile}`,
-  );
-}
-
-/** Types a name into the page's prompt and waits for the conversation to show. */
-async function joinPage(page: Page, name: string): Promise<void> {
-  await page.locator("#name").fill(name);
-  await page.keyboard.press("Enter");
-  await page.waitForSelector("#chat:not([hidden])");
-  await waitForLine(page, `Welcome, ${name}!`);
-}
-
-/** Types a line into the page's input and presses Enter. */
-async function say(page: Page, text: string): Promise<void> {
-  await page.focus("#line");
-  await page.keyboard.type(text);
-  await page.keyboard.press("Enter");
-}
-
-/**
- * What callbacks that run in the page use of it. The tests are checked without the DOM's types,
- * which would replace Deno's own (WebSocket, streams) for every test file, so each callback casts
- * `globalThis` to this.
- */
-interface PageGlobals {
-  document: {
-    title: string;
-    hidden: boolean;
-    querySelectorAll(selector: string): Iterable<{ textContent: string | null }>;
-    querySelector(selector: string): { textContent: string | null } | null;
-    activeElement: { id: string } | null;
-    scrollingElement: { scrollWidth: number } | null;
-  };
-  innerWidth: number;
-}
-
-/** Waits for a line of the conversation whose text contains `text`; returns its text. */
-async function waitForLine(page: Page, text: string): Promise<string> {
-  const handle = await page.waitForFunction(
-    (wanted: string) =>
-      [...(globalThis as unknown as PageGlobals).document.querySelectorAll("#log li")].find((
-        item,
-      ) => item.textContent?.includes(wanted))?.textContent,
-    // Not the default (each animation frame): a tab in the background gets none.
-    { timeout: DEADLINE_MS, polling: "mutation" },
-    text,
-  );
-  return String(await handle.jsonValue());
-}
-
-/** The conversation's lines as text. */
-function lines(page: Page): Promise<string[]> {
-  return page.$$eval("#log li", (items) => items.map((item) => item.textContent ?? ""));
-}
-
-/** Who is online, as the page lists them. */
-function roster(page: Page): Promise<string[]> {
-  return page.$$eval("#roster li .name", (items) => items.map((item) => item.textContent ?? ""));
-}
-
-/**
- * A WebSocket client written by hand over TCP, for what no browser does: stop reading, or never
- * answer a ping. Returns the connection after the handshake, and the response's status line.
- */
 // --- the page's own logic, without a browser ---
 
 /** The hue of an RGB color, in degrees. */
@@ -233,11 +92,61 @@ Deno.test("Roster follows the room list, joins, leaves and renames, and nothing 
   assert.deepEqual(roster.names, []);
 });
 
+Deno.test("Roster knows who is an operator from the room list, /who and the notices, you included", () => {
+  let own = "Emil";
+  const roster = new Roster(() => own);
+  const feed = (line: string) => roster.apply(parseServerLine(line)!, line);
+  feed("* The room contains: @alice, bob");
+  assert.deepEqual(roster.names, ["alice", "bob"]);
+  assert.ok(roster.isOperator("ALICE") && !roster.isOperator("bob"));
+  assert.ok(!roster.isOperator("Emil"));
+  feed("* 3 online: @alice, bob, @Emil");
+  assert.deepEqual(roster.names, ["alice", "bob"]); // you are shown apart, first
+  assert.ok(roster.isOperator("Emil"));
+  feed("* The room contains: alice"); // a rejoin's list leaves you out, and keeps what /who said
+  assert.ok(roster.isOperator("Emil") && !roster.isOperator("alice"));
+  assert.ok(feed("* bob is now an operator (by Emil)"));
+  assert.ok(roster.isOperator("bob"));
+  feed("* Emil is no longer an operator (by the server)");
+  assert.ok(!roster.isOperator("Emil"));
+  assert.equal(feed("[mallory] * mallory is now an operator (by Emil)"), false);
+  assert.equal(feed("* [mallory] is now an operator (by Emil)"), false);
+  assert.ok(!roster.isOperator("mallory"));
+  feed("* carl has entered the room");
+  assert.ok(feed("* carl was kicked by Emil: spam")); // the notice stands for carl's leave
+  assert.ok(feed("* alice and carl were banned by Emil until 2026-12-07 10:00:00 UTC"));
+  assert.deepEqual(roster.names, []);
+  assert.equal(feed("* zed was banned by Emil"), false); // nobody the list had
+  own = "Emil2";
+  feed("* bob is now known as robert");
+  assert.ok(!roster.isOperator("robert")); // a name is an operator, not a person: /who says
+});
+
 Deno.test("reconnectDelay doubles from about a second to at most 30 seconds", () => {
   assert.equal(reconnectDelay(0, 0.5), 1000);
   assert.equal(reconnectDelay(3, 0.5), 8000);
   assert.equal(reconnectDelay(20, 0.5), 30_000);
   assert.ok(reconnectDelay(20, 1) <= 37_500 && reconnectDelay(0, 0) >= 750);
+});
+
+Deno.test("completions offer the commands /help lists after a / that starts the line, and names in its arguments", () => {
+  const commands = commandsOf(HELP_LINES);
+  assert.deepEqual(commands.slice(0, 3), ["/who", "/nick", "/me"]);
+  assert.ok(!commands.includes("//"));
+  const names = ["Anna", "andreas", "bob"];
+  assert.deepEqual(completions("/m", { commands, names }), {
+    start: 0,
+    candidates: ["/me", "/msg"],
+  });
+  assert.deepEqual(completions("/WH", { commands, names }), { start: 0, candidates: ["/who"] });
+  assert.deepEqual(completions("/msg an", { commands, names }), {
+    start: 5,
+    candidates: ["andreas", "Anna"],
+  });
+  // Plain text and "//" complete nothing: Tab there moves the focus on, as anywhere on the page.
+  assert.deepEqual(completions("an", { commands, names }).candidates, []);
+  assert.deepEqual(completions("//m", { commands, names }).candidates, []);
+  assert.deepEqual(completions("/x", { commands, names }).candidates, []);
 });
 
 // --- the page in a browser ---
@@ -369,7 +278,7 @@ Deno.test("page: shows the server's own error for a bad or taken name, then join
   assert.deepEqual(chromium.errors, []);
 });
 
-Deno.test("page: keyboard alone joins, sends, recalls lines, and jumps to new messages", async () => {
+Deno.test("page: keyboard alone joins, sends, recalls lines, completes commands, and jumps to new messages", async () => {
   await using site = Site.start({ floodRate: 0 });
   await using chromium = await Chromium.launch();
   await using tcp = await joinAs(site.port, "tcp");
@@ -390,7 +299,24 @@ Deno.test("page: keyboard alone joins, sends, recalls lines, and jumps to new me
   await page.keyboard.press("ArrowUp");
   await page.keyboard.press("Enter");
   await tcp.expect("[keys] first line");
-  // Tab reaches the send button.
+  // After a / that starts the line, Tab completes a command, then a name in its arguments.
+  await page.keyboard.type("/ms");
+  await page.keyboard.press("Tab");
+  assert.equal(await page.$eval("#line", (line) => line.value), "/msg ");
+  await page.keyboard.type("t");
+  await page.keyboard.press("Tab");
+  await page.keyboard.type("psst");
+  await page.keyboard.press("Enter");
+  await tcp.expect("* private from keys: psst");
+  await page.keyboard.type("/m");
+  await page.keyboard.press("Tab");
+  await page.keyboard.press("Tab"); // again: the next match
+  assert.equal(await page.$eval("#line", (line) => line.value), "/msg ");
+  await page.keyboard.down("Control");
+  await page.keyboard.press("a");
+  await page.keyboard.up("Control");
+  await page.keyboard.press("Backspace");
+  // On plain text, Tab reaches the send button.
   await page.keyboard.type("by button");
   await page.keyboard.press("Tab");
   assert.equal(await page.evaluate("document.activeElement.textContent"), "Send");

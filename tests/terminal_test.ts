@@ -553,7 +553,7 @@ Deno.test("terminal: long lines wrap at word boundaries under the text column; h
   assert.equal(message.map((row, i) => i === 0 ? row.slice(16) : row.trim()).join(" "), words);
 });
 
-Deno.test("terminal: Tab completes names from the room, joins, leaves and renames; a tab is never sent", async () => {
+Deno.test("terminal: Tab completes names from the room, joins, leaves and renames, and commands after /; a tab is never sent", async () => {
   const { server, clients: [alice, bob] } = await room({}, "alice", "bob");
   await using _server = server;
   await using _alice = alice!;
@@ -582,6 +582,11 @@ Deno.test("terminal: Tab completes names from the room, joins, leaves and rename
   await terminal.type("b", "Tab");
   await terminal.type(" x", "Enter");
   await expectLines(alice!, ["[Emil] alice: hi", "[Emil] cab x"]);
+  // After a / that starts the line, Tab completes the commands /help lists.
+  await terminal.type("/wh", "Tab");
+  await terminal.waitFor(/\n> \/who$/);
+  await terminal.type("", "Enter");
+  await terminal.waitFor(/3 online: .*robert/);
 });
 
 Deno.test("terminal: Ctrl+R finds a line sent before; /help shows the client's own view", async () => {

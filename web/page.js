@@ -335,6 +335,20 @@ function parseModerationLine(text) {
     };
   }
 }
+var OPERATOR_CHANGE_LINE = new RegExp(`^\\* ${NAME} is (now|no longer) an operator \\(by (?:${NAME}|the server)\\)$`);
+function parseOperatorChange(line) {
+  const match = OPERATOR_CHANGE_LINE.exec(line);
+  if (match) return {
+    name: match[1],
+    isOperator: match[2] === "now"
+  };
+}
+var BARE_NAME = "[A-Za-z0-9_-]{1,32}";
+var PUT_OUT_LINE = new RegExp(`^\\* (${BARE_NAME}(?:(?:, | and )${BARE_NAME})*) (?:was|were) (?:kicked|banned) by ${BARE_NAME}(?: until \\d{4}-\\d\\d-\\d\\d \\d\\d:\\d\\d:\\d\\d UTC)?(?:: .*)?$`, "s");
+function parsePutOut(line) {
+  const match = PUT_OUT_LINE.exec(line);
+  return match ? match[1].split(/, | and /) : void 0;
+}
 
 // protocol.ts
 var MAX_MAX_LINE_BYTES = 2 ** 24;
@@ -651,20 +665,36 @@ var slab = new Uint8Array(SLAB_BYTES);
 // web/room.ts
 var Roster = class {
   #names = /* @__PURE__ */ new Map();
+  /** The keys of the names known to be operators. */
+  #operators = /* @__PURE__ */ new Set();
+  #own;
+  /** `own` answers your current name, which the list leaves out. */
+  constructor(own = () => "") {
+    this.#own = own;
+  }
   /** The names in the order they came, yours not included. */
   get names() {
     return [
       ...this.#names.values()
     ];
   }
-  /** Updates the list from one parsed server line; returns whether it changed. */
-  apply(line) {
+  /** Whether `name` is an operator, as far as the room said. */
+  isOperator(name) {
+    return this.#operators.has(nameKey(name));
+  }
+  /** Updates the list from one parsed server line (and its text); returns whether it changed. */
+  apply(line, raw = "") {
     switch (line.kind) {
       case "room":
-        if (!line.isContinued) this.#names.clear();
-        for (const name of line.names) this.#names.set(nameKey(name), name);
+      case "who":
+        if (!line.isContinued) this.#clear(line.kind === "room");
+        for (const name of line.names) {
+          if (nameKey(name) !== nameKey(this.#own())) this.#names.set(nameKey(name), name);
+        }
+        for (const name of line.operators) this.#operators.add(nameKey(name));
         return true;
       case "rename":
+        this.#operators.delete(nameKey(line.oldName));
         if (!this.#names.delete(nameKey(line.oldName))) return false;
         this.#names.set(nameKey(line.newName), line.newName);
         return true;
@@ -673,9 +703,26 @@ var Roster = class {
         return true;
       case "leave":
         return this.#names.delete(nameKey(line.name));
+      case "system": {
+        const out = parsePutOut(raw);
+        if (out) return out.filter((name) => this.#names.delete(nameKey(name))).length > 0;
+        const change = parseOperatorChange(raw);
+        if (!change) return false;
+        if (change.isOperator) this.#operators.add(nameKey(change.name));
+        else this.#operators.delete(nameKey(change.name));
+        return true;
+      }
       default:
         return false;
     }
+  }
+  /** A new list: the room list leaves you out, so it keeps whether you are an operator. */
+  #clear(isOwnKept) {
+    const own = nameKey(this.#own());
+    const isOwn = isOwnKept && this.#operators.has(own);
+    this.#names.clear();
+    this.#operators.clear();
+    if (isOwn) this.#operators.add(own);
   }
 };
 function reconnectDelay(attempt, random = Math.random()) {
@@ -688,6 +735,27 @@ function reconnectDelay(attempt, random = Math.random()) {
     ]
   }, random));
 }
+function commandsOf(help) {
+  return help.flatMap((line) => [
+    ...line.replace(/^\* /, "").split("  ")[0].matchAll(/(?:^|, )(\/[a-z]+)/g)
+  ].map((match) => match[1]));
+}
+function completions(before, options) {
+  const isCommand = /^\/[A-Za-z]*$/.test(before);
+  if (!isCommand && !/^\/[A-Za-z]+ /.test(before)) return {
+    start: before.length,
+    candidates: []
+  };
+  const word = isCommand ? before : /[A-Za-z0-9_-]*$/.exec(before)[0];
+  const prefix = word.toLowerCase();
+  const candidates = [
+    ...new Set(isCommand ? options.commands : options.names)
+  ].filter((candidate) => candidate.toLowerCase().startsWith(prefix)).sort((a, b) => a.toLowerCase().localeCompare(b.toLowerCase()));
+  return {
+    start: before.length - word.length,
+    candidates
+  };
+}
 
 // web/page.ts
 var MAX_LINES = 2e3;
@@ -697,6 +765,11 @@ var AT_BOTTOM_PX = 48;
 var HISTORY_PREFIX = formatHistory(/* @__PURE__ */ new Date(0), "").length;
 var TITLE = document.title;
 var NAME_STORE = "chat.name";
+var COMMANDS = commandsOf(HELP_LINES);
+var OPERATOR_COMMANDS = commandsOf([
+  ...HELP_LINES,
+  ...OPERATOR_HELP_LINES
+]);
 function element(id) {
   const found = document.getElementById(id);
   if (!found) throw new Error(`The page has no #${id}`);
@@ -722,7 +795,9 @@ var view = {
   banner: element("banner"),
   bannerText: element("banner-text"),
   bannerButton: element("banner-button"),
-  me: element("me")
+  me: element("me"),
+  topic: element("topic"),
+  topicText: element("topic-text")
 };
 var clock = new Intl.DateTimeFormat(void 0, {
   hour: "2-digit",
@@ -746,6 +821,8 @@ var state = {
   isRejoin: false,
   /** The server's error for our name, while joining. */
   rejection: "",
+  /** That error is a ban: it passes only when the ban ends, if it does. */
+  isBanned: false,
   /** Our name went out on this connection (after the greeting, or the server's password). */
   isNameSent: false,
   /** The server asked for a password once in the room: the next line sent is it. */
@@ -760,13 +837,15 @@ var state = {
   attempt: 0,
   timer: void 0,
   maxLineBytes: Infinity,
-  roster: new Roster(),
+  roster: new Roster(() => state.name),
   /** Chat lines shown, as the server sends them, to skip in the history on rejoining. */
   seen: [],
   /** History lines replayed while joining, shown once the join is complete. */
   replay: [],
   sent: [],
   recall: 0,
+  /** Tab pressed again cycles through what matched: the field's value it left, and the matches. */
+  completion: void 0,
   unread: 0,
   unseenBelow: 0
 };
@@ -774,6 +853,7 @@ function connect() {
   clearTimeout(state.timer);
   state.phase = "joining";
   state.rejection = "";
+  state.isBanned = false;
   state.hasQuit = false;
   state.closeReason = "";
   state.isTakenOver = false;
@@ -811,21 +891,23 @@ function receive(raw) {
     setName(line.newName);
   }
   if (line.kind === "limits") state.maxLineBytes = line.limits.maxLineBytes;
-  if (state.roster.apply(line)) showRoster();
+  if (state.roster.apply(line, raw)) showRoster();
+  if (line.kind === "topic") showTopic(line.text);
   if (raw === GOODBYE) state.hasQuit = true;
   if (raw === SHUTDOWN_NOTICE) {
     state.closeReason = "The server shut down";
   }
   if (parseTakeOver(raw) !== void 0) state.isTakenOver = true;
-  state.lastError = line.kind === "error" ? line.text : "";
+  state.lastError = refusalOf(raw, line);
   show(line, {
     raw
   });
 }
 function receiveWhileJoining(raw, line) {
   const prompt = line.kind === "system" ? parsePrompt(raw) : void 0;
-  if (line.kind === "error") {
-    state.rejection = line.text;
+  if (refusalOf(raw, line) !== "") {
+    state.rejection = refusalOf(raw, line);
+    state.isBanned = line.kind === "banned";
   } else if (prompt?.kind === "server" || prompt?.kind === "login") {
     answerPrompt(prompt);
   } else if (!state.isNameSent && line.kind !== "room") {
@@ -833,7 +915,7 @@ function receiveWhileJoining(raw, line) {
     state.socket?.send(state.name);
   } else if (line.kind === "room") {
     if (!line.isContinued) joined();
-    state.roster.apply(line);
+    state.roster.apply(line, raw);
     show(line, {
       raw,
       isLocal: true
@@ -893,7 +975,8 @@ function endSecret() {
 }
 function joined() {
   state.attempt = 0;
-  state.roster = new Roster();
+  if (!state.isRejoin) state.roster = new Roster(() => state.name);
+  showTopic("");
   localStorage.setItem(NAME_STORE, state.name);
   hideBanner();
   if (state.isRejoin) show({
@@ -916,7 +999,7 @@ function closed() {
     state.phase = "left";
     return showBanner("You left the room.", "Join again", () => rejoinNow());
   }
-  if (wasJoining && state.rejection !== "" && !isTransient(state.rejection)) {
+  if (wasJoining && state.rejection !== "" && (state.isBanned || !isTransient(state.rejection))) {
     if (!state.isRejoin) {
       const wrong = parseWrongSecret(state.rejection);
       const field = wrong === "login" ? view.password : wrong === "server" ? view.serverPassword : view.name;
@@ -937,6 +1020,15 @@ function closed() {
     return waitToReconnect(state.rejection || state.closeReason || "Connection lost");
   }
   showPrompt(state.rejection || "Cannot reach the chat server: try again in a moment");
+}
+function refusalOf(raw, line) {
+  if (line.kind === "error") return line.text;
+  return line.kind === "kicked" || line.kind === "banned" ? raw.slice("* error: ".length) : "";
+}
+function showTopic(text) {
+  view.topicText.textContent = text;
+  view.topic.title = text;
+  view.topic.hidden = text === "";
 }
 function isTransient(rejection) {
   return /is taken|Server is full|Too many connections/.test(rejection);
@@ -1026,13 +1118,20 @@ function render(line, options, time = /* @__PURE__ */ new Date()) {
       item.append(span("text", `${line.oldName} is now known as ${line.newName}`));
       break;
     case "room": {
-      const names = line.names.join(", ");
+      const names = line.names.map((name) => line.operators.includes(name) ? `@${name}` : name).join(", ");
       const text = line.isContinued ? `Also in the room: ${names}` : names === "" ? "Nobody else is here yet" : `In the room: ${names}`;
       item.append(span("text", text));
       break;
     }
     case "error":
       item.append(span("mark", "!"), span("text", line.text));
+      break;
+    case "kicked":
+    case "banned":
+      item.append(span("mark", "!"), span("text", refusalOf(options.raw, line)));
+      break;
+    case "topic":
+      item.append(span("text", options.raw.slice(2)));
       break;
     case "join":
     case "leave":
@@ -1061,6 +1160,11 @@ function showRoster() {
     ...names
   ].map((name, index) => {
     const item = document.createElement("li");
+    if (state.roster.isOperator(name)) {
+      const mark = span("op", "@");
+      mark.title = "operator";
+      item.append(mark);
+    }
     item.append(nameTag(name));
     if (index === 0) item.append(span("you", " (you)"));
     return item;
@@ -1176,6 +1280,36 @@ view.line.addEventListener("keydown", (event) => {
   view.line.value = state.sent[state.recall] ?? "";
   view.line.setSelectionRange(view.line.value.length, view.line.value.length);
 });
+view.line.addEventListener("keydown", (event) => {
+  if (event.key !== "Tab" || event.shiftKey || state.secretPrompt) return;
+  if (complete()) event.preventDefault();
+});
+function complete() {
+  let completion = state.completion;
+  if (completion?.value === view.line.value) {
+    completion.index = (completion.index + 1) % completion.candidates.length;
+  } else {
+    const caret = view.line.selectionStart ?? view.line.value.length;
+    const before = view.line.value.slice(0, caret);
+    const { start, candidates } = completions(before, {
+      commands: state.roster.isOperator(state.name) ? OPERATOR_COMMANDS : COMMANDS,
+      names: state.roster.names
+    });
+    if (candidates.length === 0) return false;
+    const after = view.line.value.slice(caret).replace(/^ /, "");
+    completion = state.completion = {
+      value: "",
+      before: before.slice(0, start),
+      after,
+      candidates,
+      index: 0
+    };
+  }
+  const head = `${completion.before}${completion.candidates[completion.index]} `;
+  view.line.value = completion.value = head + completion.after;
+  view.line.setSelectionRange(head.length, head.length);
+  return true;
+}
 view.log.addEventListener("scroll", () => {
   const isAtBottom = view.log.scrollHeight - view.log.scrollTop - view.log.clientHeight < AT_BOTTOM_PX;
   if (isAtBottom) {

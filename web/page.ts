@@ -12,8 +12,10 @@ import {
   formatHistory,
   formatUserLine,
   GOODBYE,
+  HELP_LINES,
   nameColorSlot,
   nameKey,
+  OPERATOR_HELP_LINES,
   parseCommand,
   parsePrompt,
   parseServerLine,
@@ -25,7 +27,7 @@ import {
   SOCKET_PATH,
   utf8Length,
 } from "../protocol.ts";
-import { reconnectDelay, Roster } from "./room.ts";
+import { commandsOf, completions, reconnectDelay, Roster } from "./room.ts";
 
 /** Lines the page keeps; older ones are removed, so a long session does not grow without end. */
 const MAX_LINES = 2000;
@@ -39,6 +41,10 @@ const AT_BOTTOM_PX = 48;
 const HISTORY_PREFIX = formatHistory(new Date(0), "").length;
 const TITLE = document.title;
 const NAME_STORE = "chat.name";
+/** What Tab completes after a `/` that starts the line: the commands `/help` lists. */
+const COMMANDS = commandsOf(HELP_LINES);
+/** An operator's `/help` lists theirs too. */
+const OPERATOR_COMMANDS = commandsOf([...HELP_LINES, ...OPERATOR_HELP_LINES]);
 
 function element<T extends HTMLElement>(id: string): T {
   const found = document.getElementById(id);
@@ -67,6 +73,8 @@ const view = {
   bannerText: element<HTMLElement>("banner-text"),
   bannerButton: element<HTMLButtonElement>("banner-button"),
   me: element<HTMLElement>("me"),
+  topic: element<HTMLElement>("topic"),
+  topicText: element<HTMLElement>("topic-text"),
 };
 
 const clock = new Intl.DateTimeFormat(undefined, { hour: "2-digit", minute: "2-digit" });
@@ -90,6 +98,8 @@ const state = {
   isRejoin: false,
   /** The server's error for our name, while joining. */
   rejection: "",
+  /** That error is a ban: it passes only when the ban ends, if it does. */
+  isBanned: false,
   /** Our name went out on this connection (after the greeting, or the server's password). */
   isNameSent: false,
   /** The server asked for a password once in the room: the next line sent is it. */
@@ -104,13 +114,17 @@ const state = {
   attempt: 0,
   timer: undefined as ReturnType<typeof setTimeout> | undefined,
   maxLineBytes: Infinity,
-  roster: new Roster(),
+  roster: new Roster((): string => state.name),
   /** Chat lines shown, as the server sends them, to skip in the history on rejoining. */
   seen: [] as string[],
   /** History lines replayed while joining, shown once the join is complete. */
   replay: [] as { raw: string; line: ServerLine & { kind: "history" } }[],
   sent: [] as string[],
   recall: 0,
+  /** Tab pressed again cycles through what matched: the field's value it left, and the matches. */
+  completion: undefined as
+    | { value: string; before: string; after: string; candidates: string[]; index: number }
+    | undefined,
   unread: 0,
   unseenBelow: 0,
 };
@@ -121,6 +135,7 @@ function connect(): void {
   clearTimeout(state.timer);
   state.phase = "joining";
   state.rejection = "";
+  state.isBanned = false;
   state.hasQuit = false;
   state.closeReason = "";
   state.isTakenOver = false;
@@ -159,14 +174,16 @@ function receive(raw: string): void {
     setName(line.newName);
   }
   if (line.kind === "limits") state.maxLineBytes = line.limits.maxLineBytes;
-  if (state.roster.apply(line)) showRoster();
+  if (state.roster.apply(line, raw)) showRoster();
+  if (line.kind === "topic") showTopic(line.text); // "" once cleared
   if (raw === GOODBYE) state.hasQuit = true;
   if (raw === SHUTDOWN_NOTICE) {
     state.closeReason = "The server shut down";
   }
   if (parseTakeOver(raw) !== undefined) state.isTakenOver = true;
-  // The server's last word before it closes a member (flooding, idle, a bad frame) is an error.
-  state.lastError = line.kind === "error" ? line.text : "";
+  // The server's last word before it closes a member (flooding, idle, a bad frame, a kick, a
+  // ban) is an error.
+  state.lastError = refusalOf(raw, line);
   show(line, { raw });
 }
 
@@ -176,8 +193,9 @@ function receive(raw: string): void {
  */
 function receiveWhileJoining(raw: string, line: ServerLine): void {
   const prompt = line.kind === "system" ? parsePrompt(raw) : undefined;
-  if (line.kind === "error") {
-    state.rejection = line.text;
+  if (refusalOf(raw, line) !== "") {
+    state.rejection = refusalOf(raw, line);
+    state.isBanned = line.kind === "banned";
   } else if (prompt?.kind === "server" || prompt?.kind === "login") {
     answerPrompt(prompt);
   } else if (!state.isNameSent && line.kind !== "room") {
@@ -185,7 +203,7 @@ function receiveWhileJoining(raw: string, line: ServerLine): void {
     state.socket?.send(state.name);
   } else if (line.kind === "room") {
     if (!line.isContinued) joined();
-    state.roster.apply(line);
+    state.roster.apply(line, raw);
     show(line, { raw, isLocal: true });
   } else if (line.kind === "history") {
     state.replay.push({ raw, line });
@@ -249,7 +267,9 @@ function endSecret(): void {
 
 function joined(): void {
   state.attempt = 0;
-  state.roster = new Roster();
+  // Someone new starts afresh; a rejoin keeps what the room said of us (the room list leaves us out).
+  if (!state.isRejoin) state.roster = new Roster((): string => state.name);
+  showTopic(""); // the topic, if there is one, comes after the welcome
   localStorage.setItem(NAME_STORE, state.name);
   hideBanner();
   if (state.isRejoin) show({ kind: "system", text: "Reconnected" }, { raw: "", isLocal: true });
@@ -268,7 +288,7 @@ function closed(): void {
     state.phase = "left";
     return showBanner("You left the room.", "Join again", () => rejoinNow());
   }
-  if (wasJoining && state.rejection !== "" && !isTransient(state.rejection)) {
+  if (wasJoining && state.rejection !== "" && (state.isBanned || !isTransient(state.rejection))) {
     if (!state.isRejoin) {
       // A password typed wrong is typed again where it was, as the name would be.
       const wrong = parseWrongSecret(state.rejection);
@@ -305,6 +325,19 @@ function closed(): void {
   }
   // The first join did not get through (server down, or full): say so and offer to retry.
   showPrompt(state.rejection || "Cannot reach the chat server: try again in a moment");
+}
+
+/** The text of an error line (`* error: TEXT`, a kick and a ban included), or `""`. */
+function refusalOf(raw: string, line: ServerLine): string {
+  if (line.kind === "error") return line.text;
+  return line.kind === "kicked" || line.kind === "banned" ? raw.slice("* error: ".length) : "";
+}
+
+/** The topic in the header (the whole of it in its tooltip), or none. */
+function showTopic(text: string): void {
+  view.topicText.textContent = text;
+  view.topic.title = text;
+  view.topic.hidden = text === "";
 }
 
 /**
@@ -413,7 +446,9 @@ function render(line: ServerLine, options: ShowOptions, time = new Date()): HTML
       item.append(span("text", `${line.oldName} is now known as ${line.newName}`));
       break;
     case "room": {
-      const names = line.names.join(", ");
+      // An operator is marked as the server marks it in /who: `@alice`.
+      const names = line.names.map((name) => line.operators.includes(name) ? `@${name}` : name)
+        .join(", ");
       const text = line.isContinued
         ? `Also in the room: ${names}`
         : names === ""
@@ -424,6 +459,13 @@ function render(line: ServerLine, options: ShowOptions, time = new Date()): HTML
     }
     case "error":
       item.append(span("mark", "!"), span("text", line.text));
+      break;
+    case "kicked":
+    case "banned":
+      item.append(span("mark", "!"), span("text", refusalOf(options.raw, line)));
+      break;
+    case "topic":
+      item.append(span("text", options.raw.slice(2))); // as the server words it
       break;
     case "join":
     case "leave":
@@ -453,6 +495,11 @@ function showRoster(): void {
   const names = state.roster.names.filter((name) => nameKey(name) !== nameKey(state.name));
   const items = [state.name, ...names].map((name, index) => {
     const item = document.createElement("li");
+    if (state.roster.isOperator(name)) {
+      const mark = span("op", "@");
+      mark.title = "operator";
+      item.append(mark);
+    }
     item.append(nameTag(name));
     if (index === 0) item.append(span("you", " (you)"));
     return item;
@@ -571,6 +618,39 @@ view.line.addEventListener("keydown", (event) => {
   view.line.value = state.sent[state.recall] ?? "";
   view.line.setSelectionRange(view.line.value.length, view.line.value.length);
 });
+
+view.line.addEventListener("keydown", (event) => {
+  if (event.key !== "Tab" || event.shiftKey || state.secretPrompt) return;
+  if (complete()) event.preventDefault(); // else Tab moves the focus on, as anywhere else
+});
+
+/** Completes the command or name before the cursor, or the next match; whether it did. */
+function complete(): boolean {
+  let completion = state.completion;
+  if (completion?.value === view.line.value) {
+    completion.index = (completion.index + 1) % completion.candidates.length;
+  } else {
+    const caret = view.line.selectionStart ?? view.line.value.length;
+    const before = view.line.value.slice(0, caret);
+    const { start, candidates } = completions(before, {
+      commands: state.roster.isOperator(state.name) ? OPERATOR_COMMANDS : COMMANDS,
+      names: state.roster.names,
+    });
+    if (candidates.length === 0) return false;
+    const after = view.line.value.slice(caret).replace(/^ /, "");
+    completion = state.completion = {
+      value: "",
+      before: before.slice(0, start),
+      after,
+      candidates,
+      index: 0,
+    };
+  }
+  const head = `${completion.before}${completion.candidates[completion.index]} `;
+  view.line.value = completion.value = head + completion.after;
+  view.line.setSelectionRange(head.length, head.length);
+  return true;
+}
 
 view.log.addEventListener("scroll", () => {
   const isAtBottom = view.log.scrollHeight - view.log.scrollTop - view.log.clientHeight <

@@ -1,26 +1,53 @@
 /** What the page knows of the room, with no DOM: who is online, history to skip, reconnecting. */
-import { backoffDelay, nameKey, type ServerLine } from "../protocol.ts";
+import {
+  backoffDelay,
+  nameKey,
+  parseOperatorChange,
+  parsePutOut,
+  type ServerLine,
+} from "../protocol.ts";
 
 /**
- * Who is online besides you, kept from the room list at join and the join, leave and rename lines
- * after it. Only the server writes system lines, so a user cannot fake one of these.
+ * Who is online besides you, kept from the room list at join, `/who`, and the join, leave, rename,
+ * kick and ban lines after it; and who is an operator (you too, once `/who` marks you or a notice names
+ * you: the room list leaves you out). Only the server writes system lines, so a user cannot fake
+ * one of these.
  */
 export class Roster {
   #names = new Map<string, string>();
+  /** The keys of the names known to be operators. */
+  #operators = new Set<string>();
+  #own: () => string;
+
+  /** `own` answers your current name, which the list leaves out. */
+  constructor(own: () => string = () => "") {
+    this.#own = own;
+  }
 
   /** The names in the order they came, yours not included. */
   get names(): string[] {
     return [...this.#names.values()];
   }
 
-  /** Updates the list from one parsed server line; returns whether it changed. */
-  apply(line: ServerLine): boolean {
+  /** Whether `name` is an operator, as far as the room said. */
+  isOperator(name: string): boolean {
+    return this.#operators.has(nameKey(name));
+  }
+
+  /** Updates the list from one parsed server line (and its text); returns whether it changed. */
+  apply(line: ServerLine, raw = ""): boolean {
     switch (line.kind) {
       case "room":
-        if (!line.isContinued) this.#names.clear();
-        for (const name of line.names) this.#names.set(nameKey(name), name);
+      case "who":
+        if (!line.isContinued) this.#clear(line.kind === "room");
+        for (const name of line.names) {
+          if (nameKey(name) !== nameKey(this.#own())) this.#names.set(nameKey(name), name);
+        }
+        for (const name of line.operators) this.#operators.add(nameKey(name));
         return true;
       case "rename":
+        // An operator is a registered name, not a person: the next /who says if the new one is.
+        this.#operators.delete(nameKey(line.oldName));
         if (!this.#names.delete(nameKey(line.oldName))) return false;
         this.#names.set(nameKey(line.newName), line.newName);
         return true;
@@ -29,9 +56,28 @@ export class Roster {
         return true;
       case "leave":
         return this.#names.delete(nameKey(line.name));
+      case "system": {
+        // A kick's or a ban's notice stands for the leave notices of those it put out.
+        const out = parsePutOut(raw);
+        if (out) return out.filter((name) => this.#names.delete(nameKey(name))).length > 0;
+        const change = parseOperatorChange(raw);
+        if (!change) return false;
+        if (change.isOperator) this.#operators.add(nameKey(change.name));
+        else this.#operators.delete(nameKey(change.name));
+        return true;
+      }
       default:
         return false;
     }
+  }
+
+  /** A new list: the room list leaves you out, so it keeps whether you are an operator. */
+  #clear(isOwnKept: boolean): void {
+    const own = nameKey(this.#own());
+    const isOwn = isOwnKept && this.#operators.has(own);
+    this.#names.clear();
+    this.#operators.clear();
+    if (isOwn) this.#operators.add(own);
   }
 }
 
@@ -40,4 +86,33 @@ export function reconnectDelay(attempt: number, random = Math.random()): number 
   return Math.round(
     backoffDelay(attempt, { firstMs: 1000, mostMs: 30_000, jitter: [0.75, 1.25] }, random),
   );
+}
+
+/** The commands a help list names, as Tab completes them: `/who`, `/nick`, ... */
+export function commandsOf(help: readonly string[]): string[] {
+  // Each line's usage comes before two spaces; one may name two commands (`/op NAME, /deop NAME`).
+  return help.flatMap((line) =>
+    [...line.replace(/^\* /, "").split("  ")[0]!.matchAll(/(?:^|, )(\/[a-z]+)/g)]
+      .map((match) => match[1]!)
+  );
+}
+
+/**
+ * What Tab may complete at the end of `before` (the text before the cursor): a command when the
+ * line so far is `/` and letters, a name in a command's arguments (`/msg An`). Answers where the
+ * word starts and the matches, sorted regardless of case; none when nothing matches, and for plain
+ * text, where Tab keeps moving the focus on.
+ */
+export function completions(
+  before: string,
+  options: { commands: Iterable<string>; names: Iterable<string> },
+): { start: number; candidates: string[] } {
+  const isCommand = /^\/[A-Za-z]*$/.test(before);
+  if (!isCommand && !/^\/[A-Za-z]+ /.test(before)) return { start: before.length, candidates: [] };
+  const word = isCommand ? before : /[A-Za-z0-9_-]*$/.exec(before)![0];
+  const prefix = word.toLowerCase();
+  const candidates = [...new Set(isCommand ? options.commands : options.names)]
+    .filter((candidate) => candidate.toLowerCase().startsWith(prefix))
+    .sort((a, b) => a.toLowerCase().localeCompare(b.toLowerCase()));
+  return { start: before.length - word.length, candidates };
 }
