@@ -32,6 +32,7 @@ import {
 } from "./server/peer.ts";
 import { Tally } from "./server/metrics.ts";
 import { WebSocketConn } from "./server/websocket_conn.ts";
+import { IrcConn } from "./server/irc_conn.ts";
 import { type ChatConn, closeQuietly, isPeerGone, pause } from "./server/conn.ts";
 import { type SecureContext } from "node:tls";
 import { TlsConn, tlsContext } from "./server/tls_conn.ts";
@@ -592,9 +593,10 @@ class Server implements ChatServer {
       await this.#enter(peer, name);
     } catch (error) {
       if (!(error instanceof ProtocolError)) throw error;
-      // The protocol wants a rejected name to be told and disconnected, and nobody else to hear of it.
+      // The protocol wants a rejected name to be told and disconnected, and nobody else to hear of it;
+      // IRC lets a client try another nick.
       peer.sendError(error.message);
-      peer.end();
+      if (peer.kind !== "irc") peer.end();
     }
   }
 
@@ -729,6 +731,7 @@ async function refuse(conn: ChatConn, reason: string): Promise<void> {
 
 /** How a connection came. */
 function kindOf(conn: ChatConn): ConnKind {
+  if (conn instanceof IrcConn) return "irc";
   return conn instanceof TlsConn ? "tls" : conn instanceof WebSocketConn ? "websocket" : "tcp";
 }
 
