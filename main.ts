@@ -10,6 +10,7 @@ import type { SqliteStore } from "./server/store.ts";
 import { describe, hostPort, messageOf } from "./protocol.ts";
 import { type ChatServer, startServer } from "./server.ts";
 import { startWeb, type WebServer } from "./server/web.ts";
+import { type IrcServer, startIrc } from "./server/irc_door.ts";
 import { CLIENT_HELP, HELP, serverHelp, VERSION } from "./cli/help.ts";
 import {
   LIMIT_FLAGS,
@@ -136,11 +137,32 @@ async function startAll(plan: ServerPlan): Promise<number> {
       return 1;
     }
   }
+  let irc: IrcServer | undefined;
+  if (plan.irc) {
+    try {
+      irc = startIrc(server, {
+        ...plan.irc,
+        channel: plan.ircChannel,
+        version: VERSION,
+        ...(hub?.accounts ? { isRegistered: registeredIn(hub) } : {}),
+        ...(tls ? { tls } : {}),
+        log,
+      });
+    } catch (error) {
+      await page?.close();
+      await server.close();
+      await store?.close();
+      const failure = listenFailure(error, { ...plan.irc, isTls: tls !== undefined, rerun });
+      console.error(`error: --irc: ${failure}`);
+      return 1;
+    }
+  }
   let metrics: MetricsServer | undefined;
   if (plan.metrics) {
     try {
       metrics = startMetrics({ ...plan.metrics, ...watch(server, { hub, store }), log });
     } catch (error) {
+      await irc?.close();
       await page?.close();
       await server.close();
       await store?.close();
@@ -150,13 +172,13 @@ async function startAll(plan: ServerPlan): Promise<number> {
     }
   }
   // Before the first line, so that whoever waits for it may send SIGHUP at once.
-  await using _reloads = reloadOnHangup(plan, { server, page, log });
-  announce(plan, { server, page, store, isPrivate: serverPassword !== undefined, log });
+  await using _reloads = reloadOnHangup(plan, { server, page, irc, log });
+  announce(plan, { server, page, irc, store, isPrivate: serverPassword !== undefined, log });
   if (metrics) {
     const where = hostPort(metrics.addr.hostname, metrics.addr.port);
     log(`metrics on http://${where}/metrics`, { event: "metrics listening", address: where });
   }
-  await closeOnSignal(server, { page, log });
+  await closeOnSignal(server, { page, irc, log });
   await metrics?.close();
   await store?.close(); // what waits to be kept is committed before the process ends
   return 0;
@@ -183,7 +205,12 @@ async function readServerFiles(
  */
 function reloadOnHangup(
   plan: ServerPlan,
-  targets: { server: ChatServer; page: WebServer | undefined; log: Log },
+  targets: {
+    server: ChatServer;
+    page: WebServer | undefined;
+    irc?: IrcServer | undefined;
+    log: Log;
+  },
 ): AsyncDisposable {
   if (Deno.build.os === "windows") return { [Symbol.asyncDispose]: async () => {} };
   let reloading = Promise.resolve();
@@ -203,9 +230,14 @@ function reloadOnHangup(
  */
 async function reload(
   plan: ServerPlan,
-  targets: { server: ChatServer; page: WebServer | undefined; log: Log },
+  targets: {
+    server: ChatServer;
+    page: WebServer | undefined;
+    irc?: IrcServer | undefined;
+    log: Log;
+  },
 ): Promise<void> {
-  const { server, page, log } = targets;
+  const { server, page, irc, log } = targets;
   const { tlsFiles, passwordFile } = plan;
   const what = [
     ...tlsFiles ? [`the certificate ${tlsFiles.cert} and key ${tlsFiles.key}`] : [],
@@ -223,6 +255,7 @@ async function reload(
         ...serverPassword === undefined ? {} : { serverPassword },
       });
       if (tls) page?.reload(tls);
+      if (tls) irc?.reload(tls);
     } catch (error) {
       throw new StartupError(`Cannot use the TLS certificate and key: ${messageOf(error)}`);
     }
@@ -351,6 +384,7 @@ function announce(
   started: {
     server: ChatServer;
     page?: WebServer | undefined;
+    irc?: IrcServer | undefined;
     store?: SqliteStore | undefined;
     isPrivate: boolean;
     log: Log;
@@ -369,6 +403,14 @@ function announce(
     { event: "listening", address },
   );
   if (page) say(`web page on ${page.url}${localUrl(page)}`, { event: "web listening" });
+  const { irc } = started;
+  if (irc) {
+    const where = hostPort(irc.addr.hostname, irc.addr.port);
+    say(`irc on ${where}${isTls ? " (TLS)" : ""} as ${irc.channel}`, {
+      event: "irc listening",
+      address: where,
+    });
+  }
   say(connectHint(server.addr, isTls), { event: "connect hint" });
 }
 
@@ -378,9 +420,9 @@ function announce(
  */
 async function closeOnSignal(
   server: ChatServer,
-  options: { page: WebServer | undefined; log: Log },
+  options: { page: WebServer | undefined; irc?: IrcServer | undefined; log: Log },
 ): Promise<void> {
-  const { page, log } = options;
+  const { page, irc, log } = options;
   const signals: Deno.Signal[] = Deno.build.os === "windows" ? ["SIGINT"] : ["SIGINT", "SIGTERM"];
   const { promise: signalled, resolve } = Promise.withResolvers<void>();
   let isClosing = false;
@@ -395,9 +437,15 @@ async function closeOnSignal(
     log("shutting down", { event: "shutdown" });
     await server.close();
     await page?.close();
+    await irc?.close();
   } finally {
     for (const signal of signals) Deno.removeSignalListener(signal, onSignal);
   }
+}
+
+/** Whether a name is registered in the room's accounts: the IRC door refuses it without PASS. */
+function registeredIn(hub: Hub): (name: string) => boolean {
+  return (name) => hub.accounts?.get(name) !== undefined;
 }
 
 /** `chat client NAME`: its flags read, its files and variables too, then the session. */
