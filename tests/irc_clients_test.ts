@@ -3,7 +3,6 @@
  * .ci/packages.sh) in a real terminal (tmux), in the same room as an nc member and a member of the
  * page's door (a WebSocket, as the page speaks it), all against the server as a process.
  */
-import assert from "node:assert/strict";
 import {
   joinAs,
   run,
