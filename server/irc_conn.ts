@@ -184,7 +184,7 @@ export class IrcConn implements ChatConn {
   tick(now: number, pingMs: number): void {
     if (this.#isClosed || this.#isInputEnded) return;
     if (this.pingedAt > 0 && now - this.pingedAt >= pingMs) {
-      this.session.closeReason = `Ping timeout: ${Math.round(pingMs / 1000)} seconds`;
+      this.session.closeReason = `Ping timeout: ${pingMs / 1000} seconds`;
       this.#endInput();
     } else if (this.pingedAt === 0 && now - this.heardAt >= pingMs) {
       this.pingedAt = now;

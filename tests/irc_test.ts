@@ -2,6 +2,25 @@
 import assert from "node:assert/strict";
 import { CLOSE_DEADLINE_MS, joinAs, TestClient } from "./_helpers.ts";
 import { IrcSite, readUntil } from "./_irc.ts";
+import { type Accounts, LocalHub } from "../server/hub.ts";
+import { type Account, hashPassword } from "../server/passwords.ts";
+import { nameKey } from "../protocol.ts";
+
+/** Registered names kept in memory, for a room with accounts and no store. */
+class MemoryAccounts implements Accounts {
+  #accounts = new Map<string, Account>();
+  get(name: string): Account | undefined {
+    return this.#accounts.get(nameKey(name));
+  }
+  save(account: Account): Promise<void> {
+    this.#accounts.set(nameKey(account.name), account);
+    return Promise.resolve();
+  }
+  remove(account: Account): Promise<void> {
+    this.#accounts.delete(nameKey(account.name));
+    return Promise.resolve();
+  }
+}
 
 const encoder = new TextEncoder();
 
@@ -208,7 +227,7 @@ Deno.test("irc PING is answered, and a client that does not answer ours is close
   await alice.write("PONG :chat\r\n");
   await alice.expect("PING :chat");
   const end = await alice.readToEnd();
-  assert.equal(end.at(-1), "ERROR :Closing link: Ping timeout: 0 seconds");
+  assert.equal(end.at(-1), "ERROR :Closing link: Ping timeout: 0.2 seconds");
   await bob.expect("* alice has entered the room");
   await bob.expect("* alice has left the room");
 });
@@ -269,4 +288,41 @@ Deno.test("irc room list of a big room comes in as many 353 lines as it needs", 
   } finally {
     for (const member of members) member.close();
   }
+});
+
+Deno.test("irc registered nick is refused without its password, and PASS logs in with it", async () => {
+  const accounts = new MemoryAccounts();
+  await accounts.save(await hashPassword("alice", "correct horse battery"));
+  const isRegistered = (name: string) => accounts.get(name) !== undefined;
+  await using site = new IrcSite({
+    server: { hub: new LocalHub({ accounts }) },
+    irc: { isRegistered },
+  });
+  await using stranger = await site.connect();
+  await stranger.write("NICK Alice\r\nUSER a 0 * :A\r\n");
+  await stranger.expect(/^:chat 433 \* Alice :Nickname is registered: connect with its password/);
+  await stranger.write("NICK mallory\r\n");
+  await readUntil(stranger, / 366 mallory /);
+  await stranger.write("NICK alice\r\n");
+  await stranger.expect(/^:chat 433 mallory alice :Nickname is registered/);
+  await using wrong = await site.connect();
+  await wrong.write("PASS :not the password\r\nNICK alice\r\nUSER a 0 * :A\r\n");
+  const refused = await wrong.readToEnd();
+  assert.ok(refused.some((line) => / 464 .*Wrong password/.test(line)), JSON.stringify(refused));
+  await using owner = await site.connect();
+  await owner.write("PASS :correct horse battery\r\nNICK alice\r\nUSER a 0 * :A\r\n");
+  await readUntil(owner, / 366 alice /);
+  await stranger.expect(":alice!alice@chat JOIN #chat");
+});
+
+Deno.test("irc commands answered by the door count for flood control as any door's lines", async () => {
+  await using site = new IrcSite({ server: { floodLimit: 2 } });
+  await using bob = await joinAs(site.port, "bob");
+  const [alice] = await site.join("alice");
+  await using _ = alice;
+  await bob.expect("* alice has entered the room");
+  await alice.write("PING :x\r\n".repeat(200));
+  const end = await alice.readToEnd(3 * CLOSE_DEADLINE_MS);
+  assert.equal(end.at(-1), "ERROR :Closing link: Disconnected for flooding");
+  await bob.expect("* alice has left the room (flooding)");
 });
