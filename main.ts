@@ -12,6 +12,7 @@ import { MemoryModerationStore } from "./server/moderation_store.ts";
 import { describe, hostPort, messageOf } from "./protocol.ts";
 import { type ChatServer, startServer } from "./server.ts";
 import { startWeb, type WebServer } from "./server/web.ts";
+import { type IrcServer, startIrc } from "./server/irc_door.ts";
 import { CLIENT_HELP, HELP, serverHelp, VERSION } from "./cli/help.ts";
 import { adminCommand } from "./cli/admin.ts";
 import {
@@ -151,11 +152,32 @@ async function startAll(plan: ServerPlan): Promise<number> {
       return 1;
     }
   }
+  let irc: IrcServer | undefined;
+  if (plan.irc) {
+    try {
+      irc = startIrc(server, {
+        ...plan.irc,
+        channel: plan.ircChannel,
+        version: VERSION,
+        ...(hub?.accounts ? { isRegistered: registeredIn(hub) } : {}),
+        ...(tls ? { tls } : {}),
+        log,
+      });
+    } catch (error) {
+      await page?.close();
+      await server.close();
+      await store?.close();
+      const failure = listenFailure(error, { ...plan.irc, isTls: tls !== undefined, rerun });
+      console.error(`error: --irc: ${failure}`);
+      return 1;
+    }
+  }
   let metrics: MetricsServer | undefined;
   if (plan.metrics) {
     try {
       metrics = startMetrics({ ...plan.metrics, ...watch(server, { hub, store }), log });
     } catch (error) {
+      await irc?.close();
       await page?.close();
       await server.close();
       await store?.close();
@@ -166,17 +188,18 @@ async function startAll(plan: ServerPlan): Promise<number> {
   }
   // Before the first line, so that whoever waits for it may send SIGHUP, SIGTERM or SIGINT at once
   // (a signal with no listener yet would end the process there and then, its store unclosed).
-  await using _reloads = reloadOnHangup(plan, { server, page, log });
+  await using _reloads = reloadOnHangup(plan, { server, page, irc, log });
   using stop = stopSignals();
-  announce(plan, { server, page, store, isPrivate: serverPassword !== undefined, log });
+  announce(plan, { server, page, irc, store, isPrivate: serverPassword !== undefined, log });
   if (metrics) {
     const where = hostPort(metrics.addr.hostname, metrics.addr.port);
     log(`metrics on http://${where}/metrics`, { event: "metrics listening", address: where });
   }
   await stop.signalled;
   log("shutting down", { event: "shutdown" });
-  await server.close(); // before the page's server, so that the goodbye reaches its members
+  await server.close(); // before the doors' servers, so that the goodbye reaches their members
   await page?.close();
+  await irc?.close();
   await metrics?.close();
   await store?.close(); // what waits to be kept is committed before the process ends
   return 0;
@@ -203,7 +226,12 @@ async function readServerFiles(
  */
 function reloadOnHangup(
   plan: ServerPlan,
-  targets: { server: ChatServer; page: WebServer | undefined; log: Log },
+  targets: {
+    server: ChatServer;
+    page: WebServer | undefined;
+    irc?: IrcServer | undefined;
+    log: Log;
+  },
 ): AsyncDisposable {
   if (Deno.build.os === "windows") return { [Symbol.asyncDispose]: async () => {} };
   let reloading = Promise.resolve();
@@ -223,9 +251,14 @@ function reloadOnHangup(
  */
 async function reload(
   plan: ServerPlan,
-  targets: { server: ChatServer; page: WebServer | undefined; log: Log },
+  targets: {
+    server: ChatServer;
+    page: WebServer | undefined;
+    irc?: IrcServer | undefined;
+    log: Log;
+  },
 ): Promise<void> {
-  const { server, page, log } = targets;
+  const { server, page, irc, log } = targets;
   const { tlsFiles, passwordFile } = plan;
   const what = [
     ...tlsFiles ? [`the certificate ${tlsFiles.cert} and key ${tlsFiles.key}`] : [],
@@ -243,6 +276,7 @@ async function reload(
         ...serverPassword === undefined ? {} : { serverPassword },
       });
       if (tls) page?.reload(tls);
+      if (tls) irc?.reload(tls);
     } catch (error) {
       throw new StartupError(`Cannot use the TLS certificate and key: ${messageOf(error)}`);
     }
@@ -372,6 +406,7 @@ function announce(
   started: {
     server: ChatServer;
     page?: WebServer | undefined;
+    irc?: IrcServer | undefined;
     store?: SqliteStore | undefined;
     isPrivate: boolean;
     log: Log;
@@ -390,6 +425,14 @@ function announce(
     { event: "listening", address },
   );
   if (page) say(`web page on ${page.url}${localUrl(page)}`, { event: "web listening" });
+  const { irc } = started;
+  if (irc) {
+    const where = hostPort(irc.addr.hostname, irc.addr.port);
+    say(`irc on ${where}${isTls ? " (TLS)" : ""} as ${irc.channel}`, {
+      event: "irc listening",
+      address: where,
+    });
+  }
   say(connectHint(server.addr, isTls), { event: "connect hint" });
 }
 
@@ -413,6 +456,11 @@ function stopSignals(): Disposable & { signalled: Promise<void> } {
       for (const signal of signals) Deno.removeSignalListener(signal, onSignal);
     },
   };
+}
+
+/** Whether a name is registered in the room's accounts: the IRC door refuses it without PASS. */
+function registeredIn(hub: Hub): (name: string) => boolean {
+  return (name) => hub.accounts?.get(name) !== undefined;
 }
 
 /** `chat client NAME`: its flags read, its files and variables too, then the session. */

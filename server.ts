@@ -40,6 +40,7 @@ import {
 } from "./server/peer.ts";
 import { Tally } from "./server/metrics.ts";
 import { WebSocketConn } from "./server/websocket_conn.ts";
+import { IrcConn } from "./server/irc_conn.ts";
 import { aborted, type ChatConn, closeQuietly, isPeerGone, pause } from "./server/conn.ts";
 import { type SecureContext } from "node:tls";
 import { TlsConn, tlsContext } from "./server/tls_conn.ts";
@@ -633,9 +634,10 @@ class Server implements ChatServer {
       await this.#enter(peer, name);
     } catch (error) {
       if (!(error instanceof ProtocolError)) throw error;
-      // The protocol wants a rejected name to be told and disconnected, and nobody else to hear of it.
+      // The protocol wants a rejected name to be told and disconnected, and nobody else to hear of it;
+      // IRC lets a client try another nick.
       peer.sendError(error.message);
-      peer.end();
+      if (peer.kind !== "irc") peer.end();
     }
   }
 
@@ -781,5 +783,6 @@ class Server implements ChatServer {
 
 /** How a connection came. */
 function kindOf(conn: ChatConn): ConnKind {
+  if (conn instanceof IrcConn) return "irc";
   return conn instanceof TlsConn ? "tls" : conn instanceof WebSocketConn ? "websocket" : "tcp";
 }

@@ -10,6 +10,8 @@ import { redact } from "../cluster/redis_link.ts";
 import { DEFAULT_HISTORY_SIZE } from "../server/hub.ts";
 import { DEFAULT_LIMITS, type Limits, resolveLimits } from "../server/limits.ts";
 import { DEFAULT_WEB_PORT, parseOrigin } from "../server/web.ts";
+import { channelProblem, DEFAULT_IRC_PORT } from "../server/irc_door.ts";
+import { DEFAULT_CHANNEL } from "../server/irc.ts";
 import { LOOPBACK, parseBlock } from "../server/cidr.ts";
 import {
   DEFAULT_HOST,
@@ -178,6 +180,8 @@ const SERVER_OPTIONS = {
   "claim-ttl": { type: "string" },
   web: { type: "string" },
   "web-origin": { type: "string", multiple: true },
+  irc: { type: "string" },
+  "irc-channel": { type: "string" },
   exempt: { type: "string", multiple: true },
   "trust-proxy": { type: "string", multiple: true },
   "proxy-protocol": { type: "string", multiple: true },
@@ -254,22 +258,48 @@ function number(
 function webAddress(
   value: string,
   chat: { hostname: string; port: number },
+  door: { flag: "web" | "irc"; what: string; example: number } = {
+    flag: "web",
+    what: "the page",
+    example: DEFAULT_WEB_PORT,
+  },
 ): { hostname: string; port: number } {
+  const { flag, what, example } = door;
   const match = /^(?:(\[[^\]]+\]|[^:\[\]]+):)?([^:]*)$/.exec(value);
   if (!match) {
-    throw new UsageError(`Invalid --web ${JSON.stringify(value)}: use [HOST:]PORT, as 8080`);
+    throw new UsageError(
+      `Invalid --${flag} ${JSON.stringify(value)}: use [HOST:]PORT, as ${example}`,
+    );
   }
   const [, host, text] = match;
   const hostname = host?.replace(/^\[(.*)\]$/, "$1") ?? chat.hostname;
-  const port = number(text, { flag: "web", min: 0, max: 65535 });
+  const port = number(text, { flag, min: 0, max: 65535 });
   const isEveryAddress = (name: string) => name === "0.0.0.0" || name === "::";
   const isSameHost = hostname === chat.hostname || [hostname, chat.hostname].some(isEveryAddress);
   if (port !== 0 && port === chat.port && isSameHost) {
     throw new UsageError(
-      `--web ${value} is the chat's own port: give the page a port of its own, as --web ${DEFAULT_WEB_PORT}`,
+      `--${flag} ${value} is the chat's own port: give ${what} a port of its own, as --${flag} ${example}`,
     );
   }
   return { hostname, port };
+}
+
+/** `--irc [HOST:]PORT` and `--irc-channel NAME`: the IRC door's address and the room's channel. */
+function ircDoor(
+  values: { irc?: string | undefined; "irc-channel"?: string | undefined },
+  chat: { hostname: string; port: number },
+): { irc: { hostname: string; port: number } | undefined; ircChannel: string } {
+  const door = { flag: "irc", what: "the IRC door", example: DEFAULT_IRC_PORT } as const;
+  const irc = values.irc === undefined ? undefined : webAddress(values.irc, chat, door);
+  const ircChannel = values["irc-channel"] ?? DEFAULT_CHANNEL;
+  if (values["irc-channel"] !== undefined && !irc) {
+    throw new UsageError("--irc-channel goes with --irc");
+  }
+  const problem = channelProblem(ircChannel);
+  if (problem) {
+    throw new UsageError(`Invalid --irc-channel ${JSON.stringify(ircChannel)}: ${problem}`);
+  }
+  return { irc, ircChannel };
 }
 
 /** `--metrics [HOST:]PORT`: loopback unless a host is given, as the figures are for the operator. */
@@ -339,6 +369,9 @@ export interface ServerPlan {
   claimTtlMs: number;
   web: { hostname: string; port: number } | undefined;
   origins: string[];
+  /** `--irc`: where IRC clients come in, if anywhere; `--irc-channel`: the room's channel. */
+  irc: { hostname: string; port: number } | undefined;
+  ircChannel: string;
   /** `--exempt`: address blocks free of the per-address limits (loopback unless given). */
   exempt: string[];
   /** `--trust-proxy`: address blocks of the page's reverse proxies, whose X-Forwarded-For counts. */
@@ -419,10 +452,12 @@ export function readServerFlags(
     );
   }
   const metrics = values.metrics === undefined ? undefined : metricsAddress(values.metrics);
+  const { irc, ircChannel } = ircDoor(values, { hostname, port });
   const plan = {
     hostname,
     port,
     metrics,
+    irc,
     historySize,
     limits,
     redisUrl,
@@ -446,6 +481,7 @@ export function readServerFlags(
     store: values.store,
     operatorsFile: files.operators,
     logFormat,
+    ircChannel,
     rerun: rerunCommand(args, permissionsOf({ ...plan, store: values.store, files })),
   };
 }
@@ -499,6 +535,7 @@ function permissionsOf(plan: {
   hostname: string;
   port: number;
   web: { hostname: string; port: number } | undefined;
+  irc: { hostname: string; port: number } | undefined;
   metrics: { hostname: string; port: number } | undefined;
   redisUrl: string | undefined;
   store: string | undefined;
@@ -509,13 +546,14 @@ function permissionsOf(plan: {
     operators?: string | undefined;
   };
 }): { net: string[]; read: string[]; write: string[]; env: string[] } {
-  const { hostname, port, web, metrics, redisUrl, store, files } = plan;
+  const { hostname, port, web, irc, metrics, redisUrl, store, files } = plan;
   const storeFiles = store === undefined ? [] : [store, `${store}-wal`, `${store}-shm`];
   const redisHost = redisUrl ? redisAddress(redisUrl) : undefined;
   return {
     net: [
       hostPort(hostname, port),
       ...web ? [hostPort(web.hostname, web.port)] : [],
+      ...irc ? [hostPort(irc.hostname, irc.port)] : [],
       ...metrics ? [hostPort(metrics.hostname, metrics.port)] : [],
       ...redisHost ? [redisHost] : [],
     ],

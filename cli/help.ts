@@ -8,6 +8,8 @@ import { DEFAULT_CLAIM_TTL_MS } from "../cluster/cluster_hub.ts";
 import { DEFAULT_HISTORY_SIZE } from "../server/hub.ts";
 import { DEFAULT_HOST, DEFAULT_PORT, HELP_LINES } from "../protocol.ts";
 import { DEFAULT_WEB_PORT } from "../server/web.ts";
+import { DEFAULT_IRC_PORT } from "../server/irc_door.ts";
+import { DEFAULT_CHANNEL } from "../server/irc.ts";
 import { LOOPBACK } from "../server/cidr.ts";
 import config from "../deno.json" with { type: "json" };
 
@@ -90,6 +92,15 @@ export function serverHelp(limits: OptionRow[]): string {
       "--web-origin ORIGIN",
       "with --web: let pages from ORIGIN (http://chat.lan:8080) join too; the page opened by " +
       "the server's address, or over HTTPS by its name, always may (repeat for more)",
+    ],
+    [
+      "--irc [HOST:]PORT",
+      "also let IRC clients (irssi, WeeChat, HexChat) into the room as a channel on this port " +
+      `(HOST defaults to --host; IRC's is ${DEFAULT_IRC_PORT}), over TLS with --cert and --key`,
+    ],
+    [
+      "--irc-channel NAME",
+      `with --irc: the room's channel name (default ${DEFAULT_CHANNEL})`,
     ],
     ...limits,
     [

@@ -41,8 +41,8 @@ const MAX_GATHERED_BYTES = 16 * 1024;
  * idle; while a write is in flight, the next write takes everything up to the head. A peer the log
  * overtakes, or whose private lines pass their limit, has stopped reading and is closed.
  */
-/** How a member came: plain TCP, TLS or the page's WebSocket. */
-export type ConnKind = "tcp" | "tls" | "websocket";
+/** How a member came: plain TCP, TLS, the page's WebSocket or the IRC door. */
+export type ConnKind = "tcp" | "tls" | "websocket" | "irc";
 
 export class Peer implements Member {
   name = "";
@@ -471,7 +471,7 @@ export interface Census {
 
 /** The census of `peers`, for the metrics. */
 export function census(peers: ReadonlySet<Peer>): Census {
-  const members = { tcp: 0, tls: 0, websocket: 0 };
+  const members = { tcp: 0, tls: 0, websocket: 0, irc: 0 };
   let logSize = 0;
   let logFill = 0;
   for (const peer of peers) {

@@ -57,3 +57,34 @@ Deno.test("readServerFlags: --trust-proxy is none unless given, repeatable, each
       'Invalid --trust-proxy "localhost": use ADDRESS[/BITS], as 10.0.0.0/8 or fd00::/8, or none',
   });
 });
+
+Deno.test("readServerFlags: --irc [HOST:]PORT and --irc-channel, checked, granted in the rerun", () => {
+  assert.equal(plan([]).irc, undefined);
+  assert.deepEqual(plan(["--irc", "6667"]).irc, { hostname: "0.0.0.0", port: 6667 });
+  assert.deepEqual(plan(["--irc", "127.0.0.1:6697"]).irc, { hostname: "127.0.0.1", port: 6697 });
+  assert.equal(plan(["--irc", "6667"]).ircChannel, "#chat");
+  assert.equal(plan(["--irc", "6667", "--irc-channel", "#lobby"]).ircChannel, "#lobby");
+  assert.ok(plan(["--irc", "6667"]).rerun.includes("0.0.0.0:6667"));
+  for (
+    const [args, message] of [
+      [["--irc", "x"], /^Invalid --irc "x": use a whole number/],
+      [
+        ["--irc", "1234"],
+        /^--irc 1234 is the chat's own port: give the IRC door a port of its own/,
+      ],
+      [["--irc-channel", "#a"], /^--irc-channel goes with --irc$/],
+      [
+        ["--irc", "6667", "--irc-channel", "lobby"],
+        /^Invalid --irc-channel "lobby": a channel is #/,
+      ],
+      [["--irc", "6667", "--irc-channel", "#a b"], /^Invalid --irc-channel "#a b"/],
+      [["--irc", "6667", "--irc-channel", `#${"x".repeat(50)}`], /at most 50 characters/],
+    ] as const
+  ) {
+    assert.throws(() => readServerFlags([...args]), (error: Error) => {
+      assert.ok(error instanceof UsageError, error.message);
+      assert.match(error.message, message);
+      return true;
+    });
+  }
+});

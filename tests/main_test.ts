@@ -62,11 +62,12 @@ function paste(stderr: string): Child {
 
 Deno.test("main server tasks refuse another port with a command that works first time, with every flag of the task once", async () => {
   await using folder = await Folder.make();
-  const [port, webPort] = [unusedPort(), unusedPort()];
+  const [port, webPort, ircPort] = [unusedPort(), unusedPort(), unusedPort()];
   const chat = ["--host", "127.0.0.1", "--port", String(port)];
   for (
     const [task, args] of [
       ["web", [...chat, "--web", String(webPort)]],
+      ["irc", [...chat, "--irc", String(ircPort)]],
       ["store", [...chat, "--store", folder.file]],
     ] as const
   ) {
@@ -84,12 +85,17 @@ Deno.test("main server tasks refuse another port with a command that works first
         await pasted.stdout.readLine(),
         new RegExp(`^web page on http://127\\.0\\.0\\.1:${webPort}/`),
       );
+    } else if (task === "irc") {
+      assert.match(
+        await pasted.stdout.readLine(),
+        new RegExp(`^irc on 127\\.0\\.0\\.1:${ircPort} as #chat$`),
+      );
     } else assert.ok(line.includes(`keeping the room in ${folder.file}`), line);
   }
 });
 
 Deno.test("main SERVER_V8_FLAGS are the V8 flags of every server task", () => {
-  for (const task of ["server", "store", "cluster", "web"] as const) {
+  for (const task of ["server", "store", "cluster", "web", "irc"] as const) {
     assert.ok(config.tasks[task].command.includes(` --v8-flags=${SERVER_V8_FLAGS} `), task);
   }
 });

@@ -1,0 +1,228 @@
+/**
+ * An IRC client as a chat connection, shaped like a TCP one (as a WebSocket is): `read` gives the
+ * server the room's lines the client's commands amount to, `write` tells the client the room's
+ * lines as IRC messages. The server's read loop, limits, login, hub and writer are the same as for
+ * any member; what only IRC has (registration, PING, numerics) is answered here, by the session.
+ */
+import { type ChatConn, closeQuietly } from "./conn.ts";
+import { writeAll } from "./http.ts";
+import { IrcSession, type IrcSessionOptions } from "./irc_session.ts";
+import { MAX_IRC_LINE_BYTES, MAX_TAG_BYTES } from "./irc.ts";
+import { LineBuffer } from "../protocol.ts";
+
+/**
+ * Bytes of our own replies (PONG, numerics) that may wait for a client that is not reading them:
+ * past this it has stopped reading, and is closed. The room's lines are bounded by the room log.
+ */
+const MAX_QUEUED_REPLY_BYTES = 64 * 1024;
+/** How long the last lines (the ERROR) may take to go out once the socket is closed. */
+const LINGER_MS = 1000;
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+
+/** Options for {@linkcode IrcConn}: the session's, and what to call once it is closed. */
+export interface IrcConnOptions extends IrcSessionOptions {
+  onClose?: () => void;
+}
+
+/** One IRC client's connection (TCP or TLS), with its session. */
+export class IrcConn implements ChatConn {
+  readonly remoteAddr: Deno.Addr;
+  /** When the client last sent anything, and when a PING it has not answered went out (0: none). */
+  heardAt = Date.now();
+  pingedAt = 0;
+  readonly session: IrcSession;
+  #conn: ChatConn;
+  #lines = new LineBuffer({ maxLineBytes: MAX_TAG_BYTES + MAX_IRC_LINE_BYTES });
+  /** A read of the socket still in flight when the last `read` returned, and its buffer. */
+  #socketRead: { promise: Promise<number | null>; buffer: Uint8Array } | undefined;
+  /** Wakes a `read` that waits for the session (a prompt answered) rather than the socket. */
+  #wake: (() => void) | undefined;
+  #isInputEnded = false;
+  #isClosed = false;
+  #isAborted = false;
+  #isErrorSent = false;
+  /** Whether a write of the room's lines (`write`, not a reply of our own) is in flight. */
+  #isRoomWriting = false;
+  #tail: Promise<void> = Promise.resolve();
+  #queuedBytes = 0;
+  /** The end of a room line cut by a partial write (the server writes whole lines; defensive). */
+  #partial = "";
+  #onClose: () => void;
+
+  constructor(conn: ChatConn, options: IrcConnOptions) {
+    this.#conn = conn;
+    this.remoteAddr = conn.remoteAddr;
+    this.session = new IrcSession(options);
+    this.#onClose = options.onClose ?? (() => {});
+  }
+
+  /**
+   * The room's lines the client's commands amount to, into `buffer`; `null` once the client's
+   * input has ended (EOF, QUIT before joining, a ping timeout). While a name or password is with
+   * the server, the client is not read: its next command depends on the answer.
+   */
+  async read(buffer: Uint8Array): Promise<number | null> {
+    const session = this.session;
+    while (true) {
+      this.#flushReplies();
+      if (session.input !== "") {
+        const { read, written } = encoder.encodeInto(session.input, buffer);
+        session.input = session.input.slice(read);
+        return written;
+      }
+      if (this.#isInputEnded || session.isOver) {
+        this.#sayError(); // ended from our side: the client hears why
+        break;
+      }
+      if (session.isHolding) {
+        await new Promise<void>((resolve) => this.#wake = resolve);
+        this.#wake = undefined;
+        continue;
+      }
+      const count = await this.#readSocket(buffer);
+      if (count === undefined) continue; // woken meanwhile
+      if (count === null) break;
+      this.heardAt = Date.now();
+      this.pingedAt = 0;
+      const chunk = this.#socketRead?.buffer ?? buffer;
+      this.#socketRead = undefined;
+      for (const line of this.#lines.push(chunk.subarray(0, count))) {
+        session.fromClient(line);
+        if (session.isOver) break;
+      }
+    }
+    this.#isInputEnded = true;
+    return null;
+  }
+
+  /** The next socket read, or `undefined` if the session woke the reader first. */
+  #readSocket(buffer: Uint8Array): Promise<number | null | undefined> {
+    // A read still in flight from before is awaited again, never a second one started.
+    this.#socketRead ??= { promise: this.#conn.read(buffer), buffer };
+    const { promise } = this.#socketRead;
+    return new Promise((resolve, reject) => {
+      this.#wake = () => resolve(undefined);
+      promise.then(resolve, reject);
+    }).finally(() => this.#wake = undefined) as Promise<number | null | undefined>;
+  }
+
+  /** Tells the client the room's lines in `bytes` (whole lines, each with its LF) as IRC. */
+  async write(bytes: Uint8Array): Promise<number> {
+    if (this.#isClosed) throw new Deno.errors.BrokenPipe("The IRC connection is closed");
+    const text = this.#partial + decoder.decode(bytes);
+    const end = text.lastIndexOf("\n");
+    this.#partial = text.slice(end + 1);
+    const session = this.session;
+    const wasHolding = session.isHolding;
+    for (let start = 0; start <= end;) {
+      const lf = text.indexOf("\n", start);
+      session.fromRoom(text.slice(start, lf));
+      start = lf + 1;
+    }
+    // The reader waits on the session only for what changes it: input, a hold lifted, the end.
+    if (session.input !== "" || (wasHolding && !session.isHolding) || session.isOver) {
+      this.#wake?.();
+    }
+    const replies = this.#takeReplies();
+    if (!replies) return bytes.length;
+    this.#isRoomWriting = true;
+    try {
+      await this.#send(replies);
+    } finally {
+      this.#isRoomWriting = false;
+    }
+    return bytes.length;
+  }
+
+  /** Says goodbye as IRC does (`ERROR`), once what was written is out, then half-closes. */
+  async closeWrite(): Promise<void> {
+    if (this.#isClosed) throw new Deno.errors.BadResource("The IRC connection is closed");
+    this.#sayError();
+    await this.#tail;
+    await this.#conn.closeWrite();
+  }
+
+  /**
+   * Closes the socket: our own last lines (the ERROR) get a moment to go out, a write of the
+   * room's is not waited for (its client has stopped reading). Throws if it was closed already.
+   */
+  close(): void {
+    if (this.#isClosed) throw new Deno.errors.BadResource("The IRC connection is closed");
+    this.#isClosed = true;
+    this.#endInput();
+    if (this.#queuedBytes === 0 || this.#isRoomWriting) return this.#abort();
+    const timer = setTimeout(() => this.#abort(), LINGER_MS);
+    this.#tail.then(() => {
+      clearTimeout(timer);
+      this.#abort();
+    });
+  }
+
+  /** Closes the socket at once, whatever waits to go out. */
+  #abort(): void {
+    closeQuietly(this.#conn);
+    if (this.#isAborted) return;
+    this.#isAborted = true;
+    this.#onClose();
+  }
+
+  /** The session's last replies and the ERROR line that ends an IRC connection, once. */
+  #sayError(): void {
+    if (this.#isErrorSent) return;
+    this.#isErrorSent = true;
+    this.session.replies.push(`ERROR :Closing link: ${this.session.closeReason}`);
+    const replies = this.#takeReplies()!;
+    this.#send(replies).catch(() => {}); // gone: there is nobody left to tell
+  }
+
+  /**
+   * Keeps the connection honest: a PING after `pingMs` without a word from the client, and its
+   * input ended (the server then closes it) if it has not answered `pingMs` later.
+   */
+  tick(now: number, pingMs: number): void {
+    if (this.#isClosed || this.#isInputEnded) return;
+    if (this.pingedAt > 0 && now - this.pingedAt >= pingMs) {
+      this.session.closeReason = `Ping timeout: ${pingMs / 1000} seconds`;
+      this.#endInput();
+    } else if (this.pingedAt === 0 && now - this.heardAt >= pingMs) {
+      this.pingedAt = now;
+      this.session.ping();
+      this.#flushReplies();
+    }
+  }
+
+  #endInput(): void {
+    this.#isInputEnded = true;
+    this.#wake?.();
+  }
+
+  /** The session's replies, encoded as one chunk, or `undefined` if there are none. */
+  #takeReplies(): Uint8Array | undefined {
+    const replies = this.session.replies;
+    if (replies.length === 0) return undefined;
+    this.session.replies = [];
+    return encoder.encode(`${replies.join("\r\n")}\r\n`);
+  }
+
+  /** Sends the session's own replies (to a command, a PING), in turn with the room's lines. */
+  #flushReplies(): void {
+    const replies = this.#takeReplies();
+    if (!replies) return;
+    if (this.#queuedBytes + replies.length > MAX_QUEUED_REPLY_BYTES) {
+      this.session.closeReason = "Not reading its replies";
+      return this.#endInput();
+    }
+    this.#send(replies).catch(() => this.#endInput()); // the socket is gone: so is the input
+  }
+
+  /** Writes `bytes` after everything before it: the socket has one writer. */
+  #send(bytes: Uint8Array): Promise<void> {
+    this.#queuedBytes += bytes.length;
+    const sent = this.#tail.then(() => writeAll(this.#conn, bytes))
+      .finally(() => this.#queuedBytes -= bytes.length);
+    this.#tail = sent.catch(() => {}); // the caller hears of a failure; the next write still runs
+    return sent;
+  }
+}

@@ -1,0 +1,123 @@
+/**
+ * The IRC door with a real IRC client no one here wrote: Debian's irssi (installed by
+ * .ci/packages.sh) in a real terminal (tmux), in the same room as an nc member and a member of the
+ * page's door (a WebSocket, as the page speaks it), all against the server as a process.
+ */
+import {
+  joinAs,
+  run,
+  startServerProcess,
+  type TestClient,
+  Tmux,
+  withDeadline,
+} from "./_helpers.ts";
+
+/** A member of the page's door: one line per WebSocket message, as the page sends and gets them. */
+class PageMember implements AsyncDisposable {
+  #socket: WebSocket;
+  #lines: string[] = [];
+  #waiting: (() => void) | undefined;
+  #closed: Promise<void>;
+
+  private constructor(socket: WebSocket) {
+    this.#socket = socket;
+    const { promise, resolve } = Promise.withResolvers<void>();
+    this.#closed = promise;
+    socket.onclose = () => resolve();
+    socket.onmessage = (event) => {
+      this.#lines.push(...String(event.data).split("\n").filter((line) => line !== ""));
+      this.#waiting?.();
+    };
+  }
+
+  static async join(url: string, name: string): Promise<PageMember> {
+    const socket = new WebSocket(url);
+    const member = new PageMember(socket);
+    await withDeadline(
+      new Promise((resolve, reject) => {
+        socket.onopen = resolve;
+        socket.onerror = () => reject(new Error("The socket did not open"));
+      }),
+      "the page's socket",
+    );
+    socket.send(name);
+    await member.expect(new RegExp(`^\\* Welcome, ${name}!`));
+    return member;
+  }
+
+  send(line: string): void {
+    this.#socket.send(line);
+  }
+
+  /** Waits for a line matching `pattern`, dropping those before it. */
+  async expect(pattern: RegExp): Promise<string> {
+    return await withDeadline(
+      (async () => {
+        while (true) {
+          const index = this.#lines.findIndex((line) => pattern.test(line));
+          if (index !== -1) return this.#lines.splice(0, index + 1).at(-1)!;
+          await new Promise<void>((resolve) => this.#waiting = resolve);
+        }
+      })(),
+      `${pattern} on the page's socket, after ${JSON.stringify(this.#lines)}`,
+    );
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    this.#socket.close();
+    await this.#closed;
+  }
+}
+
+/** Reads lines from nc's member until one matches. */
+async function expectLine(client: TestClient, pattern: RegExp): Promise<string> {
+  while (true) {
+    const line = await client.readLine();
+    if (pattern.test(line)) return line;
+  }
+}
+
+Deno.test("irssi joins #chat beside nc and the page: lines, /me, /msg, /nick and /quit reach all", async () => {
+  const home = (await run("mktemp", ["-d", "-t", "chat-irssi-XXXXXX"])).trim();
+  try {
+    const { child, port } = await startServerProcess(["--irc", "0", "--web", "0"]);
+    await using _server = child;
+    const webPort = Number(/:(\d+)\//.exec(await child.stdout.readUntil(/^web page on /))![1]);
+    const ircPort = Number(/:(\d+) as #chat$/.exec(await child.stdout.readUntil(/^irc on /))![1]);
+    await using bob = await joinAs(port, "bob");
+    await using carol = await PageMember.join(`ws://127.0.0.1:${webPort}/chat`, "carol");
+    await using irssi = await Tmux.start(
+      ["irssi", `--home=${home}`, "-c", "127.0.0.1", "-p", String(ircPort), "-n", "alice"],
+      { width: 120, height: 30 },
+    );
+    await expectLine(bob, /^\* alice has entered the room$/);
+    await carol.expect(/^\* alice has entered the room$/);
+    await irssi.type("/window 2", "Enter");
+    await irssi.waitFor(/Total of 3 nicks/);
+    bob.send("hello from nc");
+    await irssi.waitFor(/< bob> hello from nc/);
+    carol.send("hello from the page");
+    await irssi.waitFor(/< carol> hello from the page/);
+    await irssi.type("hi both", "Enter");
+    await expectLine(bob, /^\[alice\] hi both$/);
+    await carol.expect(/^\[alice\] hi both$/);
+    await irssi.type("/me waves", "Enter");
+    await expectLine(bob, /^\* \[alice\] waves$/);
+    await irssi.type("/msg bob just you", "Enter");
+    await expectLine(bob, /^\* private from alice: just you$/);
+    carol.send("/msg alice and you");
+    await irssi.waitFor(/Act: .*4/); // irssi opens a query window for carol
+    await irssi.type("/window goto carol", "Enter");
+    await irssi.waitFor(/<carol> and you/);
+    await irssi.type("/window goto #chat", "Enter");
+    await irssi.type("/nick alicia", "Enter");
+    await expectLine(bob, /^\* alice is now known as alicia$/);
+    await carol.expect(/^\* alice is now known as alicia$/);
+    await irssi.waitFor(/You're now known as alicia/);
+    await irssi.type("/quit see you", "Enter");
+    await expectLine(bob, /^\* alicia has left the room: see you$/);
+    await carol.expect(/^\* alicia has left the room: see you$/);
+  } finally {
+    await run("rm", ["-rf", home]);
+  }
+});

@@ -1,0 +1,328 @@
+/** The IRC door over real sockets: registration, the room's lines both ways, commands, limits. */
+import assert from "node:assert/strict";
+import { CLOSE_DEADLINE_MS, joinAs, TestClient } from "./_helpers.ts";
+import { IrcSite, readUntil } from "./_irc.ts";
+import { type Accounts, LocalHub } from "../server/hub.ts";
+import { type Account, hashPassword } from "../server/passwords.ts";
+import { nameKey } from "../protocol.ts";
+
+/** Registered names kept in memory, for a room with accounts and no store. */
+class MemoryAccounts implements Accounts {
+  #accounts = new Map<string, Account>();
+  get(name: string): Account | undefined {
+    return this.#accounts.get(nameKey(name));
+  }
+  save(account: Account): Promise<void> {
+    this.#accounts.set(nameKey(account.name), account);
+    return Promise.resolve();
+  }
+  remove(account: Account): Promise<void> {
+    this.#accounts.delete(nameKey(account.name));
+    return Promise.resolve();
+  }
+}
+
+const encoder = new TextEncoder();
+
+Deno.test("irc registration gives 001 to 005, the MOTD or 422, and JOIN #chat with its names", async () => {
+  await using site = new IrcSite();
+  await using bob = await joinAs(site.port, "bob");
+  const [alice, lines] = await site.join("alice");
+  await using _ = alice;
+  const codes = lines.map((line) => line.split(" ")[1]);
+  assert.deepEqual(codes.slice(0, 5), ["001", "002", "003", "004", "005"]);
+  assert.ok(codes.includes("422") || codes.includes("376"), `no MOTD end: ${codes}`);
+  const isupport = lines.find((line) => line.includes(" 005 "))!;
+  for (const token of ["CHANTYPES=#", "NICKLEN=32", "CHANNELLEN=50", "LINELEN=512"]) {
+    assert.ok(isupport.includes(token), `005 lacks ${token}: ${isupport}`);
+  }
+  const join = lines.indexOf(":alice!alice@chat JOIN #chat");
+  assert.ok(join > codes.indexOf("005"), `JOIN after the welcome: ${JSON.stringify(lines)}`);
+  assert.match(lines.at(-2)!, /^:chat 353 alice = #chat :alice bob$/);
+  assert.equal(lines.at(-1), ":chat 366 alice #chat :End of /NAMES list");
+  await bob.expect("* alice has entered the room");
+});
+
+Deno.test("irc lines reach nc members and theirs reach IRC, actions as CTCP ACTION", async () => {
+  await using site = new IrcSite();
+  await using bob = await joinAs(site.port, "bob");
+  const [alice] = await site.join("alice");
+  await using _ = alice;
+  await bob.expect("* alice has entered the room");
+  await alice.write("PRIVMSG #chat :hello from irc\r\n");
+  await bob.expect("[alice] hello from irc");
+  await alice.write("PRIVMSG #chat :\x01ACTION waves\x01\r\n");
+  await bob.expect("* [alice] waves");
+  await alice.write("NOTICE #chat :/not a command\r\n");
+  await bob.expect("[alice] /not a command");
+  await bob.send("hi irc");
+  await alice.expect(":bob!bob@chat PRIVMSG #chat :hi irc");
+  await bob.send("/me nods");
+  await alice.expect(":bob!bob@chat PRIVMSG #chat :\x01ACTION nods\x01");
+});
+
+Deno.test("irc private messages go both ways with members of other doors", async () => {
+  await using site = new IrcSite();
+  await using bob = await joinAs(site.port, "bob");
+  const [alice] = await site.join("alice");
+  await using _ = alice;
+  await bob.expect("* alice has entered the room");
+  await alice.write("PRIVMSG bob :just you\r\n");
+  await bob.expect("* private from alice: just you");
+  await bob.send("/msg alice and you");
+  await alice.expect(":bob!bob@chat PRIVMSG alice :and you");
+  await alice.write("PRIVMSG nobody :hello?\r\n");
+  await alice.expect(/^:chat 401 alice nobody :No such nick/);
+});
+
+Deno.test("irc joins, renames and quits are JOIN, NICK and QUIT for everyone", async () => {
+  await using site = new IrcSite();
+  const [alice] = await site.join("alice");
+  await using _ = alice;
+  const carol = await joinAs(site.port, "carol");
+  await alice.expect(":carol!carol@chat JOIN #chat");
+  await carol.send("/nick caroline");
+  await alice.expect(":carol!carol@chat NICK caroline");
+  await carol.expect("* carol is now known as caroline");
+  await alice.write("NICK alicia\r\n");
+  await alice.expect(":alice!alice@chat NICK alicia");
+  await carol.expect("* alice is now known as alicia");
+  await carol.send("/quit bye now");
+  await alice.expect(":caroline!caroline@chat QUIT :bye now");
+  carol.close();
+  await alice.write("QUIT :done\r\n");
+  const end = await alice.readToEnd(CLOSE_DEADLINE_MS);
+  assert.match(end.at(-1)!, /^ERROR :Closing link/);
+});
+
+Deno.test("irc QUIT and PART are a leave for the room", async () => {
+  await using site = new IrcSite();
+  await using bob = await joinAs(site.port, "bob");
+  const [alice] = await site.join("alice");
+  await using _ = alice;
+  await bob.expect("* alice has entered the room");
+  await alice.write("QUIT :see you\r\n");
+  await bob.expect("* alice has left the room: see you");
+  const [dave] = await site.join("dave");
+  await using __ = dave;
+  await bob.expect("* dave has entered the room");
+  await dave.write("PART #chat :off\r\n");
+  await dave.expect(":dave!dave@chat PART #chat :off");
+  await bob.expect("* dave has left the room: off");
+  assert.match((await dave.readToEnd()).at(-1)!, /^ERROR /);
+});
+
+Deno.test("irc CAP LS 302 holds the registration until CAP END, and REQ is refused", async () => {
+  await using site = new IrcSite();
+  await using client = await site.connect();
+  await client.write("CAP LS 302\r\nNICK alice\r\nUSER a 0 * :A\r\n");
+  await client.expect(":chat CAP * LS :");
+  await client.write("CAP REQ :server-time\r\n");
+  await client.expect(":chat CAP alice NAK :server-time");
+  await client.write("CAP END\r\n");
+  await client.expect(/^:chat 001 alice /);
+});
+
+Deno.test("irc commands before registering get 451, and a client that never registers is closed", async () => {
+  await using site = new IrcSite({ server: { nameTimeoutMs: 300 } });
+  await using client = await site.connect();
+  await client.write("PRIVMSG #chat :hi\r\nPING :x\r\n");
+  await client.expect(":chat 451 * :You have not registered");
+  await client.expect(":chat PONG chat :x");
+  const end = await client.readToEnd();
+  assert.match(end.join("\n"), /No valid name within 0\.3 seconds/);
+  assert.match(end.at(-1)!, /^ERROR :Closing link/);
+});
+
+Deno.test("irc client that sends too much before registering is closed", async () => {
+  await using site = new IrcSite();
+  await using client = await site.connect();
+  await client.write("PING :x\r\n".repeat(100));
+  const end = await client.readToEnd();
+  assert.equal(end.at(-1), "ERROR :Closing link: Too many commands before registering");
+});
+
+Deno.test("irc PASS is the password of a private server", async () => {
+  await using site = new IrcSite({ server: { serverPassword: "let me in please" } });
+  await using without = await site.connect();
+  await without.write("NICK alice\r\nUSER a 0 * :A\r\n");
+  const refused = await without.readToEnd();
+  assert.ok(refused.some((line) => / 464 /.test(line)), JSON.stringify(refused));
+  await using wrong = await site.connect();
+  await wrong.write("PASS :not it\r\nNICK alice\r\nUSER a 0 * :A\r\n");
+  const wrongLines = await wrong.readToEnd();
+  assert.ok(wrongLines.some((line) => / 464 .*Wrong server password/.test(line)));
+  await using right = await site.connect();
+  await right.write("PASS :let me in please\r\nNICK alice\r\nUSER a 0 * :A\r\n");
+  await readUntil(right, / 366 alice #chat /);
+});
+
+Deno.test("irc nick the room refuses gets 432, a taken one 433, and another may follow", async () => {
+  await using site = new IrcSite();
+  await using _bob = await joinAs(site.port, "bob");
+  await using client = await site.connect();
+  await client.write("NICK b@d\r\nUSER a 0 * :A\r\n");
+  await client.expect(/^:chat 432 \* b@d :Erroneous nickname/);
+  await client.write("NICK BOB\r\n");
+  await client.expect(":chat 433 BOB BOB :Nickname is already in use");
+  await client.write("NICK alice\r\n");
+  await readUntil(client, / 366 alice /);
+  await client.write("NICK bob\r\n");
+  await client.expect(":chat 433 alice bob :Nickname is already in use");
+});
+
+Deno.test("irc WHO, WHOIS and NAMES answer from the room", async () => {
+  await using site = new IrcSite();
+  await using _bob = await joinAs(site.port, "bob");
+  const [alice] = await site.join("alice");
+  await using _ = alice;
+  await alice.write("WHO #chat\r\n");
+  const who = await readUntil(alice, / 315 /);
+  assert.deepEqual(who, [
+    ":chat 352 alice #chat alice chat chat alice H :0 alice",
+    ":chat 352 alice #chat bob chat chat bob H :0 bob",
+    ":chat 315 alice #chat :End of WHO list",
+  ]);
+  await alice.write("WHOIS bob\r\n");
+  const whois = await readUntil(alice, / 318 /);
+  assert.equal(whois[0], ":chat 311 alice bob bob chat * :bob");
+  await alice.write("WHOIS nobody\r\n");
+  assert.deepEqual(await readUntil(alice, / 318 /), [
+    ":chat 401 alice nobody :No such nick/channel",
+    ":chat 318 alice nobody :End of /WHOIS list",
+  ]);
+  await alice.write("NAMES #chat\r\n");
+  assert.deepEqual(await readUntil(alice, / 366 /), [
+    ":chat 353 alice = #chat :alice bob",
+    ":chat 366 alice #chat :End of /NAMES list",
+  ]);
+});
+
+Deno.test("irc TOPIC, MODE, JOIN of another channel and unknown commands are answered", async () => {
+  await using site = new IrcSite();
+  const [alice] = await site.join("alice");
+  await using _ = alice;
+  await alice.write("TOPIC #chat\r\n");
+  await alice.expect(":chat 331 alice #chat :No topic is set");
+  await alice.write("MODE #chat\r\n");
+  await alice.expect(":chat 324 alice #chat :+nt");
+  await alice.write("MODE #chat b\r\n");
+  await alice.expect(":chat 368 alice #chat :End of channel ban list");
+  await alice.write("MODE alice +i\r\n");
+  await alice.expect(":chat 221 alice :+i");
+  await alice.write("JOIN #other\r\n");
+  await alice.expect(/^:chat 403 alice #other :No such channel/);
+  await alice.write("JOIN #chat\r\nFROB x\r\n");
+  await alice.expect(":chat 421 alice FROB :Unknown command");
+});
+
+Deno.test("irc PING is answered, and a client that does not answer ours is closed", async () => {
+  await using site = new IrcSite({ irc: { pingSeconds: 0.2 } });
+  await using bob = await joinAs(site.port, "bob");
+  const [alice] = await site.join("alice");
+  await using _ = alice;
+  await alice.write("PING :abc\r\n");
+  await alice.expect(":chat PONG chat :abc");
+  await alice.expect("PING :chat");
+  await alice.write("PONG :chat\r\n");
+  await alice.expect("PING :chat");
+  const end = await alice.readToEnd();
+  assert.equal(end.at(-1), "ERROR :Closing link: Ping timeout: 0.2 seconds");
+  await bob.expect("* alice has entered the room");
+  await bob.expect("* alice has left the room");
+});
+
+Deno.test("irc lines keep to 512 bytes: a long room line is split, a long client line refused", async () => {
+  await using site = new IrcSite();
+  await using bob = await joinAs(site.port, "bob");
+  const [alice] = await site.join("alice");
+  await using _ = alice;
+  await bob.expect("* alice has entered the room");
+  const text = "é".repeat(300) + " " + "x".repeat(900);
+  await bob.send(text);
+  const head = ":bob!bob@chat PRIVMSG #chat :";
+  let joined = "";
+  while (joined.length < text.length) {
+    const line = await alice.readLine();
+    assert.ok(encoder.encode(line).length + 2 <= 512, `over 512 bytes: ${line.length}`);
+    assert.ok(line.startsWith(head));
+    joined += line.slice(head.length);
+  }
+  assert.equal(joined, text);
+  await alice.write(`PRIVMSG #chat :${"y".repeat(500)}\r\n`);
+  await alice.expect(":chat 417 alice :Input line was too long");
+  await alice.write(`PRIVMSG #chat :${"y".repeat(400)}\r\n`);
+  await bob.expect(`[alice] ${"y".repeat(400)}`);
+});
+
+Deno.test("irc malformed input is answered, and nothing else breaks", async () => {
+  await using site = new IrcSite();
+  await using bob = await joinAs(site.port, "bob");
+  const [alice] = await site.join("alice");
+  await using _ = alice;
+  await alice.write(":onlyasource\r\n@tags-only\r\n\r\n!!! x\r\nPRIVMSG\r\nPRIVMSG #chat\r\n");
+  for (let i = 0; i < 3; i++) {
+    await alice.expect(":chat NOTICE alice :Cannot read that line: it is not an IRC message");
+  }
+  await alice.expect(":chat 411 alice :No recipient given");
+  await alice.expect(":chat 412 alice :No text to send");
+  await alice.write("PRIVMSG #chat :still here\r\n");
+  await bob.expect("* alice has entered the room");
+  await bob.expect("[alice] still here");
+});
+
+Deno.test("irc room list of a big room comes in as many 353 lines as it needs", async () => {
+  await using site = new IrcSite();
+  const members: TestClient[] = [];
+  try {
+    for (let i = 0; i < 40; i++) {
+      members.push(await joinAs(site.port, `member${i}`.padEnd(30, "x")));
+    }
+    const [alice, lines] = await site.join("alice");
+    await using _ = alice;
+    const names = lines.filter((line) => / 353 /.test(line));
+    assert.ok(names.length >= 3, `${names.length} lines`);
+    const listed = names.flatMap((line) => line.split(" :")[1]!.split(" "));
+    assert.equal(listed.length, 41);
+    for (const line of names) assert.ok(encoder.encode(line).length + 2 <= 512);
+  } finally {
+    for (const member of members) member.close();
+  }
+});
+
+Deno.test("irc registered nick is refused without its password, and PASS logs in with it", async () => {
+  const accounts = new MemoryAccounts();
+  await accounts.save(await hashPassword("alice", "correct horse battery"));
+  const isRegistered = (name: string) => accounts.get(name) !== undefined;
+  await using site = new IrcSite({
+    server: { hub: new LocalHub({ accounts }) },
+    irc: { isRegistered },
+  });
+  await using stranger = await site.connect();
+  await stranger.write("NICK Alice\r\nUSER a 0 * :A\r\n");
+  await stranger.expect(/^:chat 433 \* Alice :Nickname is registered: connect with its password/);
+  await stranger.write("NICK mallory\r\n");
+  await readUntil(stranger, / 366 mallory /);
+  await stranger.write("NICK alice\r\n");
+  await stranger.expect(/^:chat 433 mallory alice :Nickname is registered/);
+  await using wrong = await site.connect();
+  await wrong.write("PASS :not the password\r\nNICK alice\r\nUSER a 0 * :A\r\n");
+  const refused = await wrong.readToEnd();
+  assert.ok(refused.some((line) => / 464 .*Wrong password/.test(line)), JSON.stringify(refused));
+  await using owner = await site.connect();
+  await owner.write("PASS :correct horse battery\r\nNICK alice\r\nUSER a 0 * :A\r\n");
+  await readUntil(owner, / 366 alice /);
+  await stranger.expect(":alice!alice@chat JOIN #chat");
+});
+
+Deno.test("irc commands answered by the door count for flood control as any door's lines", async () => {
+  await using site = new IrcSite({ server: { floodLimit: 2 } });
+  await using bob = await joinAs(site.port, "bob");
+  const [alice] = await site.join("alice");
+  await using _ = alice;
+  await bob.expect("* alice has entered the room");
+  await alice.write("PING :x\r\n".repeat(200));
+  const end = await alice.readToEnd(3 * CLOSE_DEADLINE_MS);
+  assert.equal(end.at(-1), "ERROR :Closing link: Disconnected for flooding");
+  await bob.expect("* alice has left the room (flooding)");
+});
