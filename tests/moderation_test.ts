@@ -471,7 +471,7 @@ Deno.test("moderation: each act is one log line (who, what, whom, why, until whe
   });
   const { port } = server.addr;
   await using alice = await loginAs(await TestClient.connect(port), "alice");
-  await using bob = await joinAs(port, "bob");
+  await using _bob = await joinAs(port, "bob");
   await alice.send("/ban mallory 2h spam");
   await hear(alice, /^\* mallory was banned by alice until /);
   await alice.send("/kick bob too loud");
