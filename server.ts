@@ -386,8 +386,10 @@ class Server implements ChatServer {
     const address = this.#admission.address(hostname);
     const refusal = banned ?? this.#admission.refusal(address, this.#peers.size);
     this.#track(refusal ? refuse(conn, refusal) : this.#serve(conn, address, options));
-    if (banned) Tally.bump(this.tally.refusals, "banned");
-    else if (refusal) this.#admission.refused(refusal);
+    if (banned) {
+      Tally.bump(this.tally.refusals, "banned");
+      this.#counts.bannedRefused();
+    } else if (refusal) this.#admission.refused(refusal);
   }
 
   takeJoin(hostname: string): string | undefined {

@@ -361,6 +361,8 @@ export class Moderation {
         // Another server's operator told the whole room; `chat admin` tells each server's own.
         if (change.by === undefined) {
           this.#tellMembers(formatOperatorChange(change.name, change.isOperator));
+          const act = change.isOperator ? "op" : "deop";
+          this.#record({ act, by: "chat admin", target: change.name });
         }
         return;
       case "ban":

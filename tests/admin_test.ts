@@ -77,6 +77,7 @@ Deno.test("chat admin: op, list and deop in the store, seen by the running serve
   // The running server hears of it without a restart, and tells the room.
   await until(bob, "* alice is now an operator (by the server)");
   await until(alice, "* alice is now an operator (by the server)");
+  await child.stdout.readUntil(/ moderation: chat admin op alice$/); // the server's log has it too
   await bob.send("/who");
   await until(bob, "* 2 online: @alice, bob");
   await alice.send("/kick bob");

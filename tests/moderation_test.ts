@@ -13,6 +13,7 @@ import {
   TestClient,
   type TestConn,
   TimeoutError,
+  waitUntil,
 } from "./_helpers.ts";
 import type { ChatServer } from "../server.ts";
 import { rawUpgrade, Site } from "./_websocket.ts";
@@ -553,9 +554,11 @@ Deno.test("moderation: a banned address is refused at every door: TLS, and the p
     reason: "x",
   });
   const refusal = `* error: You are banned until ${formatUntil(until)}: x`;
+  const logged: LogFields[] = [];
   await using server = startTestServer({
     moderation: store,
     tls: { cert: certificate.pem, key: await certificate.keyPem() },
+    log: (_, fields) => void logged.push(fields),
   });
   const tls = await Deno.connectTls({
     hostname: "127.0.0.1",
@@ -564,6 +567,12 @@ Deno.test("moderation: a banned address is refused at every door: TLS, and the p
   });
   await using client = new TestClient(tls);
   assert.deepEqual(await client.readToEnd(), [refusal]);
+  // Counted in the metrics, and said in the log once a second at most, as other refusals are.
+  assert.equal(server.tally.refusals.get("banned"), 1);
+  await waitUntil(
+    () => logged.some((fields) => fields.reason === "banned" && fields.counts?.connections === 1),
+    () => `the refusal in the log: ${JSON.stringify(logged)}`,
+  );
   await using site = Site.start({ moderation: store });
   const { conn, frames } = await rawUpgrade(site.web.addr.port);
   try {
