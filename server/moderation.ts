@@ -221,9 +221,9 @@ export class Moderation {
     const ban = this.#newBan(peer, command, "name");
     await kept(this.#store.addBan(ban));
     this.#changed();
-    const member = this.#member(ban.target); // after the wait: who holds the name now
-    const notice = formatBan([member?.name ?? ban.target], peer.name, ban);
+    const notice = formatBan([this.#member(ban.target)?.name ?? ban.target], peer.name, ban);
     const line = formatYouAreBanned(ban.until, ban.reason);
+    const member = this.#member(ban.target);
     if (member) this.#options.expel(member, { line, notice, reason: "banned" });
     else if (!await this.#options.hub.expel?.(ban.target, { line, notice })) this.#announce(notice);
     this.#record({ act: "ban", ...ban });
