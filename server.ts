@@ -653,7 +653,7 @@ class Server implements ChatServer {
     if (refusal) throw new ProtocolError(refusal);
     await this.#config.hub.join(peer, [this.#limitsNotice]);
     // The topic comes after the welcome, where a reader's eye lands.
-    for (const notice of this.#moderation.welcomeNotices()) peer.send(encodeLine(notice));
+    for (const notice of this.#moderation.welcomeNotices(peer)) peer.send(encodeLine(notice));
     joins?.take(Date.now());
     peer.isJoined = true;
     this.tally.joins++;

@@ -25,6 +25,7 @@ import {
   nameKey,
   NO_TOPIC,
   noSuchUser,
+  OPERATOR_WELCOME,
   ProtocolError,
   quote,
 } from "../protocol.ts";
@@ -127,10 +128,13 @@ export class Moderation {
     }
   }
 
-  /** What a newcomer is told after the welcome: the topic, if one is set. */
-  welcomeNotices(): string[] {
+  /** What a newcomer is told after the welcome: the topic, if one is set; an operator, that it is. */
+  welcomeNotices(member: { name: string }): string[] {
     const topic = this.#store.topic();
-    return topic ? [formatTopic(topic.text)] : [];
+    return [
+      ...topic ? [formatTopic(topic.text)] : [],
+      ...this.isOperator(member) ? [OPERATOR_WELCOME] : [],
+    ];
   }
 
   /** Runs a moderation command; the command's word was checked against the operator rule. */

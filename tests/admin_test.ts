@@ -135,6 +135,7 @@ Deno.test("store: bans, mutes, the topic and the operators outlive a restart", a
   await mallory.expect(/^\* error: You are muted until .*: your line was not sent$/);
   await using alice = await login(port, "alice");
   await alice.expect("* Topic: Kept across restarts");
+  await alice.expect("* You are an operator: /help lists your commands");
   await alice.send("/bans");
   await alice.expect("* 2 bans:");
   const listed = [await alice.readLine(), await alice.readLine()].sort();

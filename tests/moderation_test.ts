@@ -17,7 +17,7 @@ import {
 } from "./_helpers.ts";
 import type { ChatServer } from "../server.ts";
 import { rawUpgrade, Site } from "./_websocket.ts";
-import { formatUntil } from "../protocol.ts";
+import { formatUntil, OPERATOR_WELCOME } from "../protocol.ts";
 import { hashPassword } from "../server/passwords.ts";
 import { FixedAccounts } from "../server/operators_file.ts";
 import { MemoryModerationStore } from "../server/moderation_store.ts";
@@ -63,15 +63,17 @@ async function readUntil(client: TestClient<TestConn>, pattern: RegExp): Promise
 }
 
 /**
- * The next line but join notices (who joins when is not what these tests are about), checked
- * against `expected`.
+ * The next line but join notices (who joins when is not what these tests are about) and an
+ * operator's welcome (a test of its own looks at it), checked against `expected`.
  */
 async function hear(
   client: TestClient<TestConn>,
   expected: string | RegExp,
 ): Promise<string> {
   let line = await client.readLine();
-  while (/^\* [\w-]+ has entered the room$/.test(line)) line = await client.readLine();
+  while (/^\* [\w-]+ has entered the room$/.test(line) || line === OPERATOR_WELCOME) {
+    line = await client.readLine();
+  }
   const isMatch = typeof expected === "string" ? line === expected : expected.test(line);
   assert.ok(isMatch, `Expected ${String(expected)}, got ${JSON.stringify(line)}`);
   return line;
@@ -350,7 +352,13 @@ Deno.test("moderation: /unmute lets lines through again, and a muted /quit still
 Deno.test("moderation: the topic is told after the welcome, set and cleared with one notice", async () => {
   await using server = startModeratedServer();
   const { port } = server.addr;
-  await using alice = await loginAs(await TestClient.connect(port), "alice");
+  const alice = await TestClient.connect(port);
+  await using _alice = alice;
+  await alice.expect("* Welcome to chat! What shall I call you?");
+  await alice.send("alice");
+  await alice.send(PASSWORD);
+  await readUntil(alice, /^\* Welcome, alice!/);
+  await alice.expect("* You are an operator: /help lists your commands");
   await using bob = await joinAs(port, "bob");
   await alice.send("/topic Be kind: no spam");
   await hear(bob, "* alice set the topic: Be kind: no spam");
@@ -361,6 +369,15 @@ Deno.test("moderation: the topic is told after the welcome, set and cleared with
   await carl.expect("* The room contains: @alice, bob");
   await readUntil(carl, /^\* Welcome, carl!/);
   await hear(carl, "* Topic: Be kind: no spam");
+  await using dave = await TestClient.connect(port);
+  await dave.expect("* Welcome to chat! What shall I call you?");
+  await dave.send("dave");
+  await dave.send(PASSWORD);
+  await readUntil(dave, /^\* Welcome, dave!/);
+  // Registered and no operator: the topic, and nothing about operators.
+  await dave.expect("* Topic: Be kind: no spam");
+  await dave.send("/topic");
+  await dave.expect("* Topic: Be kind: no spam");
   await carl.send("/topic");
   await hear(carl, "* Topic: Be kind: no spam");
   await alice.send("/topic -");
