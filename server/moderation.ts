@@ -283,7 +283,7 @@ export class Moderation {
     const isAddress = /[.:]/.test(target);
     const key = isAddress ? normalizeAddress(target) : target;
     const ban = this.#store.bans().find((b) => banKey(b.target) === banKey(key));
-    if (!await kept(this.#store.removeBan(key))) {
+    if (!await kept(this.#store.removeBan(key, peer.name))) {
       throw new ProtocolError(`There is no ban on ${quote(key)}: /bans lists them`);
     }
     this.#changed();
@@ -314,7 +314,7 @@ export class Moderation {
 
   async #unmute(peer: Peer, name: string): Promise<void> {
     const mute = this.#store.mutes().find((m) => nameKey(m.name) === nameKey(name));
-    if (!await kept(this.#store.removeMute(name))) {
+    if (!await kept(this.#store.removeMute(name, peer.name))) {
       throw new ProtocolError(`${quote(name)} is not muted`);
     }
     this.#changed();
@@ -338,7 +338,7 @@ export class Moderation {
         `${account.name} is ${isOperator ? "an operator already" : "not an operator"}`,
       );
     }
-    await kept(this.#store.setOperator(account.name, isOperator));
+    await kept(this.#store.setOperator(account.name, isOperator, peer.name));
     this.#options.hub.operatorsChanged?.();
     this.#announce(formatOperatorChange(account.name, isOperator, peer.name));
     this.#record({ act: verb, by: peer.name, target: account.name });
