@@ -531,10 +531,11 @@ Deno.test("moderation: each act is one log line (who, what, whom, why, until whe
   assert.match(metrics, /^chat_bans 1$/m);
 });
 
-Deno.test("moderation: at most 10,000 bans are kept, then one error line; /bans lists the newest 100", async () => {
+Deno.test("moderation: at most 10,000 bans and 10,000 mutes are kept, then one error line; /bans lists the newest 100", async () => {
   const store = new MemoryModerationStore(["alice"]);
   const at = Date.now();
   for (let n = 0; n < 10_000; n++) {
+    await store.addMute({ name: `noisy-${n}`, by: "alice", at });
     await store.addBan({ target: `troll-${n}`, kind: "name", by: "alice", at: at - 20_000 + n });
   }
   await using server = startTestServer({
@@ -556,6 +557,8 @@ Deno.test("moderation: at most 10,000 bans are kept, then one error line; /bans 
   for (let n = 9999; n > 9900; n--) await hear(alice, `* troll-${n} by alice`);
   await alice.send("/ops");
   await hear(alice, "* 1 operator online: alice");
+  await alice.send("/mute one-more");
+  await hear(alice, "* error: There are 10000 mutes already: lift some first");
 });
 
 Deno.test("moderation: a banned address is refused at every door: TLS, and the page's socket", async () => {
