@@ -260,6 +260,7 @@ Deno.test("cluster moderation: a Redis restarted empty gets the operators and ba
   {
     await using bob = await join(port, "bob", true);
     await bob.send("/ban mallory 1h spam");
+    await bob.expect("* You are an operator: /help lists your commands");
     assert.match(await hear(bob), /^\* mallory was banned by bob until /);
   }
   await redis.stop();
