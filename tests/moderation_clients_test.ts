@@ -11,7 +11,7 @@ import { FixedAccounts } from "../server/operators_file.ts";
 import { MemoryModerationStore } from "../server/moderation_store.ts";
 import type { Page } from "puppeteer-core";
 import { Child, DEADLINE_MS, startTestServer, TestClient, Tmux } from "./_helpers.ts";
-import { Chromium, joinPage, type PageGlobals, waitForLine } from "./_browser.ts";
+import { Chromium, joinPage, type PageGlobals, say, waitForLine } from "./_browser.ts";
 import { Site } from "./_websocket.ts";
 
 const PASSWORD = "correct horse";
@@ -377,5 +377,56 @@ Deno.test("page: the topic in the header, operators marked @, operator commands 
     await bannerText(page, /Cannot rejoin/),
     new RegExp(`^Cannot rejoin as dave: You are banned until ${UNTIL}: Server is full of spam$`),
   );
+  assert.deepEqual(chromium.errors.filter((error) => !/WebSocket/.test(error)), []);
+});
+
+Deno.test("page: an operator's commands from the page, each answered in the conversation; a member is refused in one line", async () => {
+  await using site = Site.start({
+    accounts: new FixedAccounts(ACCOUNTS),
+    moderation: new MemoryModerationStore(["alice"]),
+  });
+  await using chromium = await Chromium.launch();
+  await using carl = await TestClient.connect(site.port);
+  await carl.expect("* Welcome to chat! What shall I call you?");
+  await carl.send("carl");
+  await readUntil(carl, /^\* Welcome, carl!/);
+  const member = await chromium.open(site.url);
+  await joinPage(member, "emil");
+  await say(member, "/mute carl");
+  await waitForLine(member, "/mute is for operators only");
+
+  const page = await chromium.open(site.url);
+  await page.locator("#password").fill(PASSWORD);
+  await joinPage(page, "alice");
+  await say(page, "/who"); // the room list leaves us out: /who tells the page we are an operator
+  await waitForLine(page, "3 online:");
+  assert.deepEqual(await rosterEntries(page), ["@alice (you)", "carl", "emil"]);
+  await page.focus("#line");
+  await page.keyboard.type("/mu");
+  await page.keyboard.press("Tab");
+  await page.keyboard.type("ca");
+  await page.keyboard.press("Tab");
+  assert.equal(await typed(page), "/mute carl ");
+  await page.keyboard.type("1h shouting");
+  await page.keyboard.press("Enter");
+  await readUntil(carl, new RegExp(`^\\* carl was muted by alice until ${UNTIL}: shouting$`));
+  await waitForLine(member, "carl was muted by alice");
+  await say(page, "/whois emil");
+  await waitForLine(page, "emil: from 127.0.0.1, web, not registered, not an operator");
+  await say(page, "/ban emil 1h trolling");
+  await waitForLine(page, "emil was banned by alice");
+  assert.match(
+    await bannerText(member, /banned/),
+    new RegExp(`^Disconnected: You are banned until ${UNTIL}: trolling$`),
+  );
+  await say(page, "/bans");
+  await waitForLine(page, "emil by alice until");
+  await say(page, "/unban emil");
+  await waitForLine(page, "emil was unbanned by alice");
+  await member.bringToFront(); // a tab in the background gets no clicks
+  await member.click("#banner-button"); // lifted: the person rejoins by hand
+  await waitForLine(member, "Reconnected");
+  await say(page, "/kick alice");
+  await waitForLine(page, "You cannot kick yourself");
   assert.deepEqual(chromium.errors.filter((error) => !/WebSocket/.test(error)), []);
 });
