@@ -5,6 +5,8 @@ import { IrcSite, readUntil } from "./_irc.ts";
 import { type Accounts, LocalHub } from "../server/hub.ts";
 import { type Account, hashPassword } from "../server/passwords.ts";
 import { nameKey } from "../protocol.ts";
+import { IrcConn } from "../server/irc_conn.ts";
+import { IrcLineCache } from "../server/irc_cache.ts";
 
 /** Registered names kept in memory, for a room with accounts and no store. */
 class MemoryAccounts implements Accounts {
@@ -325,4 +327,79 @@ Deno.test("irc commands answered by the door count for flood control as any door
   const end = await alice.readToEnd(3 * CLOSE_DEADLINE_MS);
   assert.equal(end.at(-1), "ERROR :Closing link: Disconnected for flooding");
   await bob.expect("* alice has left the room (flooding)");
+});
+
+Deno.test("irc member of a busy room gets every line once and in order, its own skipped", async () => {
+  await using site = new IrcSite({ server: { floodRate: 0 } });
+  const [alice] = await site.join("alice");
+  await using _ = alice;
+  const senders = await Promise.all(
+    ["bob", "carol", "dave"].map((name) => joinAs(site.port, name)),
+  );
+  try {
+    for (const name of ["bob", "carol", "dave"]) {
+      await alice.expect(`:${name}!${name}@chat JOIN #chat`);
+    }
+    const count = 60;
+    const writes = senders.map((sender, s) =>
+      sender.write(Array.from({ length: count }, (_, k) => `line ${s}.${k}\n`).join(""))
+    );
+    await alice.write(
+      Array.from({ length: count }, (_, k) => `PRIVMSG #chat :mine ${k}\r\n`).join(""),
+    );
+    await Promise.all(writes);
+    const next = [0, 0, 0];
+    for (let seen = 0; seen < 3 * count; seen++) {
+      const match = /^:(\w+)!\1@chat PRIVMSG #chat :line (\d)\.(\d+)$/.exec(await alice.readLine());
+      assert.ok(match, "a line of the others, never one of alice's own");
+      const s = Number(match[2]);
+      assert.equal(Number(match[3]), next[s]!++, `sender ${s} in order`);
+    }
+  } finally {
+    for (const sender of senders) sender.close();
+  }
+});
+
+/** An IrcConn over a real loopback socket, its session joined as "me", and the client's end. */
+async function joinedConn(cache: IrcLineCache): Promise<[IrcConn, TestClient]> {
+  using listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const [client, server] = await Promise.all([
+    TestClient.connect(listener.addr.port),
+    listener.accept(),
+  ]);
+  const conn = new IrcConn(server, { channel: "#chat", version: "1", motd: [], cache });
+  const { session } = conn;
+  session.fromClient("NICK me");
+  session.fromClient("USER me 0 * :me");
+  session.fromRoom("* Welcome to chat! What shall I call you?");
+  session.fromRoom("* The room contains: ");
+  session.fromRoom("* Welcome, me! 1 user online; /help lists the commands");
+  assert.ok(session.isJoined);
+  session.replies = [];
+  return [conn, client];
+}
+
+Deno.test("IrcConn.write takes the room log's lines from the door's translations by their position", async () => {
+  const cache = new IrcLineCache("#chat");
+  const [first, firstClient] = await joinedConn(cache);
+  const [second, secondClient] = await joinedConn(cache);
+  try {
+    const encoded = (text: string) => encoder.encode(text);
+    await first.write(encoded("[bob] one\n"), 100);
+    await first.write(encoded("[eve] two\n"), 500);
+    await firstClient.expect(":bob!bob@chat PRIVMSG #chat :one");
+    await firstClient.expect(":eve!eve@chat PRIVMSG #chat :two");
+    // Gathered from [100, 110) and [500, 510): the second member gets the lines kept there.
+    await second.write(encoded("[xxx] abc\n[yyy] def\n"), [100, 110, 500, 510]);
+    await secondClient.expect(":bob!bob@chat PRIVMSG #chat :one");
+    await secondClient.expect(":eve!eve@chat PRIVMSG #chat :two");
+    // A rename goes through each session, which follows its own nick.
+    await second.write(encoded("* me is now known as you\n"), 600);
+    await secondClient.expect(":me!me@chat NICK you");
+    assert.equal(second.session.me, "you");
+  } finally {
+    for (const conn of [first, second]) conn.close();
+    firstClient.close();
+    secondClient.close();
+  }
 });
