@@ -1,6 +1,6 @@
 /** The IRC door over real sockets: registration, the room's lines both ways, commands, limits. */
 import assert from "node:assert/strict";
-import { CLOSE_DEADLINE_MS, joinAs, TestClient } from "./_helpers.ts";
+import { Certificate, CLOSE_DEADLINE_MS, joinAs, TestClient } from "./_helpers.ts";
 import { IrcSite, readUntil } from "./_irc.ts";
 import { type Accounts, LocalHub } from "../server/hub.ts";
 import { type Account, hashPassword } from "../server/passwords.ts";
@@ -402,4 +402,23 @@ Deno.test("IrcConn.write takes the room log's lines from the door's translations
     firstClient.close();
     secondClient.close();
   }
+});
+
+Deno.test("irc door speaks TLS with the chat's certificate", async () => {
+  await using certificate = await Certificate.make();
+  await using site = new IrcSite({
+    irc: { tls: { cert: certificate.pem, key: await certificate.keyPem() } },
+  });
+  await using bob = await joinAs(site.port, "bob");
+  const conn = await Deno.connectTls({
+    hostname: "127.0.0.1",
+    port: site.ircPort,
+    caCerts: [certificate.pem],
+  });
+  await using alice = new TestClient(conn);
+  await alice.write("NICK alice\r\nUSER a 0 * :A\r\n");
+  await readUntil(alice, / 366 alice /);
+  await bob.expect("* alice has entered the room");
+  await alice.write("PRIVMSG #chat :over TLS\r\n");
+  await bob.expect("[alice] over TLS");
 });
