@@ -1,16 +1,13 @@
 /**
  * The IRC door with a real IRC client no one here wrote: Debian's irssi (installed by
  * .ci/packages.sh) in a real terminal (tmux), in the same room as an nc member and a member of the
- * page's door (a WebSocket, as the page speaks it), all against the server as a process.
+ * page's door (a WebSocket, as the page speaks it), all against the server as a process; and IRC
+ * members in a cluster's room.
  */
-import {
-  joinAs,
-  run,
-  startServerProcess,
-  type TestClient,
-  Tmux,
-  withDeadline,
-} from "./_helpers.ts";
+import assert from "node:assert/strict";
+import { joinAs, run, startServerProcess, TestClient, Tmux, withDeadline } from "./_helpers.ts";
+import { clusterServer, Redis } from "./_cluster.ts";
+import { readUntil } from "./_irc.ts";
 
 /** A member of the page's door: one line per WebSocket message, as the page sends and gets them. */
 class PageMember implements AsyncDisposable {
@@ -120,4 +117,28 @@ Deno.test("irssi joins #chat beside nc and the page: lines, /me, /msg, /nick and
   } finally {
     await run("rm", ["-rf", home]);
   }
+});
+
+Deno.test("irc members are in the cluster's room: lines and /msg cross servers both ways", async () => {
+  await using redis = await new Redis().start();
+  const first = await clusterServer(redis, ["--irc", "0"]);
+  await using _first = first.child;
+  const ircPort = Number(
+    /:(\d+) as #chat$/.exec(await first.child.stdout.readUntil(/^irc on /))![1],
+  );
+  const second = await clusterServer(redis);
+  await using _second = second.child;
+  await using bob = await joinAs(second.port, "bob");
+  await using alice = await TestClient.connect(ircPort);
+  await alice.write("NICK alice\r\nUSER a 0 * :A\r\n");
+  const names = (await readUntil(alice, / 366 alice /)).filter((line) => / 353 /.test(line));
+  assert.ok(names.some((line) => / :alice bob$/.test(line)), JSON.stringify(names));
+  await expectLine(bob, /^\* alice has entered the room$/);
+  await alice.write("PRIVMSG #chat :across servers\r\nPRIVMSG bob :just you\r\n");
+  await expectLine(bob, /^\[alice\] across servers$/);
+  await expectLine(bob, /^\* private from alice: just you$/);
+  bob.send("and back");
+  await alice.expect(":bob!bob@chat PRIVMSG #chat :and back");
+  bob.send("/msg alice privately");
+  await alice.expect(":bob!bob@chat PRIVMSG alice :privately");
 });
