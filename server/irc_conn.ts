@@ -50,6 +50,8 @@ export class IrcConn implements ChatConn {
   #isRoomWriting = false;
   #tail: Promise<void> = Promise.resolve();
   #queuedBytes = 0;
+  /** Bytes of our own replies among them: a room write in flight is the room log's to bound. */
+  #replyBytes = 0;
   /** The end of a room line cut by a partial write (the server writes whole lines; defensive). */
   #partial = "";
   #onClose: () => void;
@@ -256,11 +258,14 @@ export class IrcConn implements ChatConn {
   #flushReplies(): void {
     const replies = this.#takeReplies();
     if (!replies) return;
-    if (this.#queuedBytes + replies.length > MAX_QUEUED_REPLY_BYTES) {
+    if (this.#replyBytes + replies.length > MAX_QUEUED_REPLY_BYTES) {
       this.session.closeReason = "Not reading its replies";
       return this.#endInput();
     }
-    this.#send(replies).catch(() => this.#endInput()); // the socket is gone: so is the input
+    this.#replyBytes += replies.length;
+    this.#send(replies)
+      .catch(() => this.#endInput()) // the socket is gone: so is the input
+      .finally(() => this.#replyBytes -= replies.length);
   }
 
   /** Writes `bytes` after everything before it: the socket has one writer. */

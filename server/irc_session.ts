@@ -4,7 +4,13 @@
  * (numerics, JOIN, PRIVMSG...). The connection (irc_conn.ts) feeds it both ways and carries the
  * results: `input` for the server's read loop, `replies` for the socket.
  */
-import { LineTooLongError, nameKey, parseName, ProtocolError } from "../protocol.ts";
+import {
+  LineTooLongError,
+  nameKey,
+  parseName,
+  ProtocolError,
+  SHUTDOWN_NOTICE,
+} from "../protocol.ts";
 import {
   actionText,
   bareName,
@@ -168,6 +174,7 @@ export class IrcSession {
       case "system":
         if (!this.#isJoined) return this.#notice(room.text);
         if (room.text === "Goodbye!") return;
+        if (`* ${room.text}` === SHUTDOWN_NOTICE) this.closeReason = "Server is shutting down";
     }
     this.#send(...roomLineToIrc(room, this.#channel) ?? []);
   }

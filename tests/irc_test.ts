@@ -1,6 +1,6 @@
 /** The IRC door over real sockets: registration, the room's lines both ways, commands, limits. */
 import assert from "node:assert/strict";
-import { Certificate, CLOSE_DEADLINE_MS, joinAs, TestClient } from "./_helpers.ts";
+import { Certificate, CLOSE_DEADLINE_MS, joinAs, TestClient, waitUntil } from "./_helpers.ts";
 import { IrcSite, readUntil } from "./_irc.ts";
 import { type Accounts, LocalHub } from "../server/hub.ts";
 import { type Account, hashPassword } from "../server/passwords.ts";
@@ -421,4 +421,59 @@ Deno.test("irc door speaks TLS with the chat's certificate", async () => {
   await bob.expect("* alice has entered the room");
   await alice.write("PRIVMSG #chat :over TLS\r\n");
   await bob.expect("[alice] over TLS");
+});
+
+Deno.test("irc member behind on the room's lines is not cut for asking (PING) meanwhile", async () => {
+  await using site = new IrcSite({ server: { floodRate: 0 } });
+  await using bob = await joinAs(site.port, "bob");
+  const [alice] = await site.join("alice");
+  await using _ = alice;
+  await bob.expect("* alice has entered the room");
+  // Megabytes alice does not read yet: a room write to her waits in flight.
+  const line = "z".repeat(4000);
+  await bob.write(`${line}\n`.repeat(3000));
+  await waitUntil(() => site.server.census().logFill > 8_000_000, "alice to fall behind");
+  await alice.write("PING :still here\r\n");
+  let last = "";
+  while (!last.startsWith(":chat PONG")) {
+    last = await alice.readLine();
+    assert.ok(!last.startsWith("ERROR"), last);
+  }
+});
+
+Deno.test("irc member that sends commands and never reads the replies is closed, its replies bounded", async () => {
+  await using site = new IrcSite({ server: { floodRate: 0 } });
+  await using bob = await joinAs(site.port, "bob");
+  const [alice] = await site.join("alice");
+  await using _ = alice;
+  await bob.expect("* alice has entered the room");
+  const pings = encoder.encode("PING :are you there\r\n".repeat(10_000));
+  let isWriting = true;
+  const writing = (async () => {
+    try {
+      while (isWriting) await alice.write(pings);
+    } catch {
+      // The server closed the connection: what the test waits for.
+    }
+  })();
+  try {
+    await bob.expect("* alice has left the room");
+  } finally {
+    isWriting = false;
+    alice.close();
+    await writing;
+  }
+});
+
+Deno.test("irc member is told of a shutdown and closed with ERROR", async () => {
+  const site = new IrcSite();
+  const [alice] = await site.join("alice");
+  await using _ = alice;
+  const closing = site[Symbol.asyncDispose]();
+  const end = await alice.readToEnd();
+  await closing;
+  assert.deepEqual(end.slice(-2), [
+    ":chat NOTICE #chat :Server is shutting down, goodbye",
+    "ERROR :Closing link: Server is shutting down",
+  ]);
 });
