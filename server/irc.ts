@@ -154,6 +154,42 @@ export function namesReplies(me: string, channel: string, names: readonly string
   return lines;
 }
 
+/** `WHO`'s answer: 352 for each name found (`@` marks an operator), then 315. */
+export function whoReplies(
+  me: string,
+  channel: string,
+  whoMask: string,
+  found: readonly string[],
+): string[] {
+  const lines = found.map((name) => {
+    const nick = bareName(name);
+    const flags = name.startsWith("@") ? "H@" : "H";
+    return numeric("352", me, [channel, nick, SERVER_NAME, SERVER_NAME, nick, flags, `0 ${nick}`]);
+  });
+  return [...lines, numeric("315", me, [whoMask, "End of WHO list"])];
+}
+
+/** `WHOIS`'s answer for `nick`: who it is if it was found online (401 if not), then 318. */
+export function whoisReplies(
+  me: string,
+  channel: string,
+  nick: string,
+  found: readonly string[],
+): string[] {
+  const name = found[0];
+  const end = numeric("318", me, [nick, "End of /WHOIS list"]);
+  if (name === undefined) return [numeric("401", me, [nick, "No such nick/channel"]), end];
+  const bare = bareName(name);
+  const isOperator = name.startsWith("@");
+  return [
+    numeric("311", me, [bare, bare, SERVER_NAME, "*", bare]),
+    numeric("319", me, [bare, `${isOperator ? "@" : ""}${channel}`]),
+    numeric("312", me, [bare, SERVER_NAME, "The room"]),
+    ...isOperator ? [numeric("313", me, [bare, "is an operator of the room"])] : [],
+    end,
+  ];
+}
+
 /** What a client is told it may rely on (RPL_ISUPPORT, 005). */
 export function isupport(channel: string): string[] {
   return [

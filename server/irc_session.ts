@@ -27,6 +27,8 @@ import {
   SERVER_NAME,
   splitTrailing,
   welcomeReplies,
+  whoisReplies,
+  whoReplies,
 } from "./irc.ts";
 
 /** Options for {@linkcode IrcSession}. */
@@ -468,27 +470,12 @@ export class IrcSession {
     this.#list = undefined;
     if (!list) return;
     const { pending, found } = list;
+    const { me } = this;
     if (pending.kind === "names") return this.#reply("366", this.#channel, "End of /NAMES list");
-    if (pending.kind === "who") {
-      for (const name of found) {
-        const nick = bareName(name);
-        const flags = name.startsWith("@") ? "H@" : "H";
-        this.#reply("352", this.#channel, nick, SERVER_NAME, SERVER_NAME, nick, flags, `0 ${nick}`);
-      }
-      return this.#reply("315", pending.mask, "End of WHO list");
+    if (pending.kind === "who") this.#send(...whoReplies(me, this.#channel, pending.mask, found));
+    if (pending.kind === "whois") {
+      this.#send(...whoisReplies(me, this.#channel, pending.nick, found));
     }
-    if (pending.kind !== "whois") return;
-    const name = found[0];
-    if (name === undefined) {
-      this.#reply("401", pending.nick, "No such nick/channel");
-    } else {
-      const nick = bareName(name);
-      this.#reply("311", nick, nick, SERVER_NAME, "*", nick);
-      this.#reply("319", nick, `${name.startsWith("@") ? "@" : ""}${this.#channel}`);
-      this.#reply("312", nick, SERVER_NAME, "The room");
-      if (name.startsWith("@")) this.#reply("313", nick, "is an operator of the room");
-    }
-    this.#reply("318", pending.nick, "End of /WHOIS list");
   }
 
   /** The topic, as `/topic` answers it or a newcomer is told it. */
