@@ -190,6 +190,31 @@ export function whoisReplies(
   ];
 }
 
+/** Longest `AUTHENTICATE` payload taken: one chunk (IRCv3 SASL splits longer ones at 400). */
+const MAX_SASL_CHUNK = 400;
+
+/**
+ * A SASL PLAIN response (`AUTHENTICATE` with base64 of `authzid NUL authcid NUL password`): the
+ * account and its password, or why it cannot be read. An authzid, if any, must be the account.
+ */
+export function parseSaslPlain(payload: string): { account: string; password: string } | string {
+  if (payload.length >= MAX_SASL_CHUNK) return "SASL message too long";
+  let text: string;
+  try {
+    const bytes = Uint8Array.from(atob(payload === "+" ? "" : payload), (c) => c.charCodeAt(0));
+    text = new TextDecoder("utf-8", { fatal: true }).decode(bytes);
+  } catch {
+    return "SASL message is not base64 of UTF-8";
+  }
+  const parts = text.split("\0");
+  if (parts.length !== 3 || parts[1] === "" || parts[2] === "") {
+    return "SASL PLAIN needs a name and a password";
+  }
+  const [authzid, account, password] = parts as [string, string, string];
+  if (authzid !== "" && authzid !== account) return "SASL PLAIN cannot log in as another name";
+  return { account, password };
+}
+
 /** What a client is told it may rely on (RPL_ISUPPORT, 005). */
 export function isupport(channel: string): string[] {
   return [

@@ -122,7 +122,8 @@ export class IrcConn implements ChatConn {
    */
   async write(bytes: Uint8Array, at?: number | readonly number[]): Promise<number> {
     if (this.#isClosed) throw new Deno.errors.BrokenPipe("The IRC connection is closed");
-    const isFromLog = at !== undefined && this.#partial === "" && this.session.isJoined;
+    const { isJoined, isWaiting } = this.session;
+    const isFromLog = at !== undefined && this.#partial === "" && isJoined && !isWaiting;
     const irc = isFromLog ? this.#translateLog(bytes, at) : this.#translate(bytes);
     if (!irc) return bytes.length;
     this.#isRoomWriting = true;

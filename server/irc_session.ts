@@ -20,6 +20,7 @@ import {
   namesReplies,
   numeric,
   parseIrcLine,
+  parseSaslPlain,
   readRoomLine,
   type RoomLine,
   roomLineToIrc,
@@ -48,6 +49,8 @@ export interface IrcSessionOptions {
  * client finding its feet. The name deadline bounds the time; this bounds the work.
  */
 export const MAX_UNREGISTERED_COMMANDS = 64;
+/** Lines that may wait for CAP END after a SASL login: a client sends it at once after 903. */
+const MAX_HELD_LINES = 10_000;
 
 /** A reply the room owes to a command sent on: what to make of the next `/who` or `/topic` answer. */
 type Pending =
@@ -101,6 +104,12 @@ export class IrcSession {
   #commandsBefore = 0;
   #pending: Pending[] = [];
   #list: ListState | undefined;
+  /** SASL: whether `sasl` was acknowledged, PLAIN started, and the name and password it gave. */
+  #hasSaslCap = false;
+  #isSaslStarted = false;
+  #sasl: { account: string; password: string } | undefined;
+  /** What waits for CAP END once joined through SASL. */
+  #held: string[] | undefined;
   #joining: Joining | undefined;
 
   constructor(options: IrcSessionOptions) {
@@ -116,6 +125,11 @@ export class IrcSession {
   /** Whether the client is in the room. */
   get isJoined(): boolean {
     return this.#isJoined;
+  }
+
+  /** Whether what the room says waits for the client's CAP END (joined through SASL). */
+  get isWaiting(): boolean {
+    return this.#held !== undefined;
   }
 
   /** One line from the client (its line end removed), or the mark of one too long. */
@@ -196,7 +210,9 @@ export class IrcSession {
         this.#password = params[0];
         return;
       case "NICK":
-        return this.#nickBefore(params[0]);
+        return this.#sasl ? undefined : this.#nickBefore(params[0]);
+      case "AUTHENTICATE":
+        return this.#authenticate(params[0]);
       case "USER":
         if (params.length < 4) return this.#reply("461", "USER", "Not enough parameters");
         this.#hasUser = true;
@@ -210,23 +226,64 @@ export class IrcSession {
     }
   }
 
-  /** `CAP`: none offered, so that every client falls back to plain IRC. */
+  /** `CAP`: `sasl` (PLAIN) where names can be registered, nothing else. */
   #cap(params: string[]): void {
     const sub = (params[0] ?? "").toUpperCase();
+    const hasSasl = this.#options.isRegistered !== undefined;
+    const cap = (...rest: string[]) => formatIrc(SERVER_NAME, "CAP", [this.me, ...rest], true);
     switch (sub) {
       case "LS":
-      case "LIST":
-        if (!this.#isJoined && sub === "LS") this.#isNegotiating = true;
-        return this.#send(formatIrc(SERVER_NAME, "CAP", [this.me, sub, ""], true));
-      case "REQ":
         if (!this.#isJoined) this.#isNegotiating = true;
-        return this.#send(formatIrc(SERVER_NAME, "CAP", [this.me, "NAK", params[1] ?? ""], true));
+        return this.#send(cap("LS", !hasSasl ? "" : params[1] === "302" ? "sasl=PLAIN" : "sasl"));
+      case "LIST":
+        return this.#send(cap("LIST", this.#hasSaslCap ? "sasl" : ""));
+      case "REQ": {
+        if (!this.#isJoined) this.#isNegotiating = true;
+        const asked = (params[1] ?? "").trim();
+        const isAck = hasSasl && asked.split(/ +/).every((name) => name === "sasl");
+        if (isAck) this.#hasSaslCap = true;
+        return this.#send(cap(isAck ? "ACK" : "NAK", asked));
+      }
       case "END":
         this.#isNegotiating = false;
+        if (this.#held) this.replies.push(...this.#held.splice(0));
+        this.#held = undefined;
         return this.#tryRegister();
       default:
         this.#reply("410", sub || "*", "Invalid CAP command");
     }
+  }
+
+  /**
+   * `AUTHENTICATE` (SASL PLAIN) before registering: a registered name and its password, checked
+   * by the server's login when the name is sent (so its backoff holds); 903 once it let us in.
+   */
+  #authenticate(param: string | undefined): void {
+    if (param === undefined) return this.#reply("461", "AUTHENTICATE", "Not enough parameters");
+    if (this.#sasl || this.#isNameSent) return this.#reply("907", "You have already authenticated");
+    if (param === "*") {
+      this.#isSaslStarted = false;
+      return this.#reply("906", "SASL authentication aborted");
+    }
+    if (!this.#isSaslStarted) {
+      if (param.toUpperCase() !== "PLAIN" || !this.#hasSaslCap) {
+        this.#reply("908", "PLAIN", "are available SASL mechanisms");
+        return this.#reply("904", "SASL authentication failed");
+      }
+      this.#isSaslStarted = true;
+      return this.#send("AUTHENTICATE +");
+    }
+    this.#isSaslStarted = false;
+    const plain = parseSaslPlain(param);
+    if (typeof plain === "string") {
+      return this.#reply("904", `SASL authentication failed: ${plain}`);
+    }
+    if (!this.#options.isRegistered?.(plain.account)) {
+      return this.#reply("904", "SASL authentication failed: no such registered name");
+    }
+    this.#sasl = plain;
+    this.#nick = plain.account; // the room knows a member by its registered name
+    this.#tryRegister();
   }
 
   /** `NICK` before registering: checked here, so that a refused one can be followed by another. */
@@ -251,7 +308,9 @@ export class IrcSession {
 
   /** Sends the password and the name to the server once the client and the server are ready. */
   #tryRegister(): void {
-    if (this.#nick === undefined || !this.#hasUser || this.#isNegotiating) return;
+    if (this.#nick === undefined) return;
+    // SASL's name goes to the server at once: its answer is the 903 that ends the negotiation.
+    if (!this.#sasl && (!this.#hasUser || this.#isNegotiating)) return;
     if (this.#isNameSent) return;
     if (this.#serverWants === "server password") {
       if (this.#password === undefined) {
@@ -274,12 +333,13 @@ export class IrcSession {
   #prompted(what: "server" | "name" | "login"): void {
     if (what === "login") {
       this.isHolding = false;
-      if (this.#password === undefined) {
+      const password = this.#sasl?.password ?? this.#password;
+      if (password === undefined) {
         // Registered since the client's NICK was checked: it cannot answer, so it cannot stay.
         this.#reply("433", this.#nick ?? "*", "Nickname is registered: connect with its password");
         return this.#end("Nickname is registered");
       }
-      this.input += `${this.#password}\n`;
+      this.input += `${password}\n`;
       this.isHolding = true;
       return;
     }
@@ -428,13 +488,18 @@ export class IrcSession {
     if (room.kind !== "welcome") return;
     this.#joining = undefined;
     this.#isJoined = true;
+    if (this.#sasl) {
+      this.#reply("900", mask(this.me), this.me, `You are now logged in as ${this.me}`);
+      this.#reply("903", "SASL authentication successful");
+      if (this.#isNegotiating) this.#held = [];
+    }
     const { channel, version } = this.#options;
     const motd = [...this.#options.motd, ...joining.motd];
     this.#send(...welcomeReplies(this.me, { channel, version, motd }));
     this.#send(formatIrc(mask(this.me), "JOIN", [channel]));
     // The room lists the others: the newcomer is in it too, first, as IRC servers list it.
     this.#send(...namesReplies(this.me, channel, [this.me, ...joining.names]));
-    this.#reply("366", channel, "End of /NAMES list");
+    this.#send(numeric("366", this.me, [channel, "End of /NAMES list"]));
     for (const kept of joining.history) this.fromRoom(kept);
   }
 
@@ -513,6 +578,9 @@ export class IrcSession {
     if (WRONG_PASSWORD.test(text)) {
       this.isHolding = false;
       this.closeReason = text;
+      if (this.#sasl && !this.#isJoined) {
+        return this.#reply("904", `SASL authentication failed: ${text}`);
+      }
       return this.#reply("464", text);
     }
     this.closeReason = text;
@@ -539,6 +607,12 @@ export class IrcSession {
   }
 
   #send(...lines: string[]): void {
+    if (this.#held) {
+      // Joined through SASL before CAP END: the welcome and the room wait for it, within bounds.
+      this.#held.push(...lines);
+      if (this.#held.length > MAX_HELD_LINES) this.#end("No CAP END after SASL");
+      return;
+    }
     for (const line of lines) this.replies.push(line);
   }
 }

@@ -8,6 +8,7 @@ import assert from "node:assert/strict";
 import { joinAs, run, startServerProcess, TestClient, Tmux, withDeadline } from "./_helpers.ts";
 import { clusterServer, Redis } from "./_cluster.ts";
 import { readUntil } from "./_irc.ts";
+import { Folder, startStoreServer } from "./_store.ts";
 
 /** A member of the page's door: one line per WebSocket message, as the page sends and gets them. */
 class PageMember implements AsyncDisposable {
@@ -141,4 +142,32 @@ Deno.test("irc members are in the cluster's room: lines and /msg cross servers b
   await alice.expect(":bob!bob@chat PRIVMSG #chat :and back");
   bob.send("/msg alice privately");
   await alice.expect(":bob!bob@chat PRIVMSG alice :privately");
+});
+
+Deno.test("irssi logs a registered name in with SASL PLAIN", async () => {
+  await using folder = await Folder.make();
+  const home = (await run("mktemp", ["-d", "-t", "chat-irssi-XXXXXX"])).trim();
+  try {
+    const { child, port } = await startStoreServer(folder, ["--irc", "0"]);
+    await using _server = child;
+    const ircPort = Number(/:(\d+) as #chat$/.exec(await child.stdout.readUntil(/^irc on /))![1]);
+    await using bob = await joinAs(port, "bob");
+    await bob.send("/register correct horse battery");
+    await expectLine(bob, /^\* bob is registered/);
+    // irssi's configuration, written by sh: the tests write no file themselves.
+    const config = `servers = ({ address = "127.0.0.1"; port = "${ircPort}"; chatnet = "chat"; ` +
+      `autoconnect = "yes"; });\n` +
+      `chatnets = { chat = { type = "IRC"; sasl_mechanism = "PLAIN"; sasl_username = "bob"; ` +
+      `sasl_password = "correct horse battery"; }; };\n` +
+      `settings = { core = { nick = "bobby"; user_name = "bob"; real_name = "Bob"; }; };\n`;
+    await run("sh", ["-c", 'printf "%s" "$1" > "$2/config"', "sh", config, home]);
+    await using irssi = await Tmux.start(["irssi", `--home=${home}`], { width: 120, height: 30 });
+    // The owner's login takes the name over from the nc connection that holds it.
+    await expectLine(bob, /^\* error: bob logged in from elsewhere with its password$/);
+    await irssi.waitFor(/You are now logged in as bob/, { scrollback: true });
+    await irssi.type("/window goto #chat", "Enter");
+    await irssi.waitFor(/Total of 1 nicks/);
+  } finally {
+    await run("rm", ["-rf", home]);
+  }
 });

@@ -477,3 +477,42 @@ Deno.test("irc member is told of a shutdown and closed with ERROR", async () => 
     "ERROR :Closing link: Server is shutting down",
   ]);
 });
+
+Deno.test("irc SASL PLAIN logs a registered name in, on a private server beside its PASS", async () => {
+  const accounts = new MemoryAccounts();
+  await accounts.save(await hashPassword("alice", "correct horse battery"));
+  await using site = new IrcSite({
+    server: { hub: new LocalHub({ accounts }), serverPassword: "let me in please" },
+    irc: { isRegistered: (name) => accounts.get(name) !== undefined },
+  });
+  const plain = (text: string) => btoa(text);
+  await using alice = await site.connect();
+  await alice.write("CAP LS 302\r\nPASS :let me in please\r\nNICK ally\r\nUSER a 0 * :A\r\n");
+  await alice.expect(":chat CAP * LS :sasl=PLAIN");
+  await alice.write("CAP REQ :sasl\r\n");
+  await alice.expect(":chat CAP ally ACK :sasl");
+  await alice.write("AUTHENTICATE PLAIN\r\n");
+  await alice.expect("AUTHENTICATE +");
+  await alice.write(`AUTHENTICATE ${plain("\0alice\0correct horse battery")}\r\n`);
+  await alice.expect(":chat 900 alice alice!alice@chat alice :You are now logged in as alice");
+  await alice.expect(":chat 903 alice :SASL authentication successful");
+  await alice.write("CAP END\r\n");
+  const lines = await readUntil(alice, / 366 alice /);
+  assert.match(lines[0]!, /^:chat 001 alice /);
+
+  await using wrong = await site.connect();
+  await wrong.write("CAP LS 302\r\nPASS :let me in please\r\nNICK x\r\nUSER a 0 * :A\r\n");
+  await wrong.write(`CAP REQ :sasl\r\nAUTHENTICATE PLAIN\r\n`);
+  await wrong.write(`AUTHENTICATE ${plain("\0alice\0not it at all")}\r\n`);
+  const refused = await wrong.readToEnd();
+  assert.ok(refused.some((line) => / 904 .*Wrong password/.test(line)), JSON.stringify(refused));
+
+  await using stranger = await site.connect();
+  await stranger.write("CAP LS 302\r\nPASS :let me in please\r\nNICK bob\r\nUSER b 0 * :B\r\n");
+  await stranger.write(`CAP REQ :sasl\r\nAUTHENTICATE PLAIN\r\n`);
+  await stranger.write(`AUTHENTICATE ${plain("\0bob\0whatever it is")}\r\n`);
+  await readUntil(stranger, / 904 bob :SASL authentication failed: no such registered name/);
+  await stranger.write("AUTHENTICATE PLAIN\r\nAUTHENTICATE bm90IGJhc2U2NA==\r\nCAP END\r\n");
+  await readUntil(stranger, / 904 bob :SASL authentication failed: SASL PLAIN needs/);
+  await readUntil(stranger, / 366 bob /);
+});
