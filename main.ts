@@ -171,14 +171,20 @@ async function startAll(plan: ServerPlan): Promise<number> {
       return 1;
     }
   }
-  // Before the first line, so that whoever waits for it may send SIGHUP at once.
+  // Before the first line, so that whoever waits for it may send SIGHUP, SIGTERM or SIGINT at once
+  // (a signal with no listener yet would end the process there and then, its store unclosed).
   await using _reloads = reloadOnHangup(plan, { server, page, irc, log });
+  using stop = stopSignals();
   announce(plan, { server, page, irc, store, isPrivate: serverPassword !== undefined, log });
   if (metrics) {
     const where = hostPort(metrics.addr.hostname, metrics.addr.port);
     log(`metrics on http://${where}/metrics`, { event: "metrics listening", address: where });
   }
-  await closeOnSignal(server, { page, irc, log });
+  await stop.signalled;
+  log("shutting down", { event: "shutdown" });
+  await server.close(); // before the page's and IRC's servers, so that the goodbye reaches them
+  await page?.close();
+  await irc?.close();
   await metrics?.close();
   await store?.close(); // what waits to be kept is committed before the process ends
   return 0;
@@ -415,14 +421,10 @@ function announce(
 }
 
 /**
- * Closes the server cleanly at the first SIGINT or SIGTERM, then the page's server (so that the
- * goodbye reaches the page's members first); a second signal exits at once.
+ * Listens for SIGINT and SIGTERM until disposed: `signalled` resolves at the first; a second one
+ * ends the process at once, for a shutdown that hangs.
  */
-async function closeOnSignal(
-  server: ChatServer,
-  options: { page: WebServer | undefined; irc?: IrcServer | undefined; log: Log },
-): Promise<void> {
-  const { page, irc, log } = options;
+function stopSignals(): Disposable & { signalled: Promise<void> } {
   const signals: Deno.Signal[] = Deno.build.os === "windows" ? ["SIGINT"] : ["SIGINT", "SIGTERM"];
   const { promise: signalled, resolve } = Promise.withResolvers<void>();
   let isClosing = false;
@@ -432,15 +434,12 @@ async function closeOnSignal(
     resolve();
   };
   for (const signal of signals) Deno.addSignalListener(signal, onSignal);
-  try {
-    await signalled;
-    log("shutting down", { event: "shutdown" });
-    await server.close();
-    await page?.close();
-    await irc?.close();
-  } finally {
-    for (const signal of signals) Deno.removeSignalListener(signal, onSignal);
-  }
+  return {
+    signalled,
+    [Symbol.dispose]: () => {
+      for (const signal of signals) Deno.removeSignalListener(signal, onSignal);
+    },
+  };
 }
 
 /** Whether a name is registered in the room's accounts: the IRC door refuses it without PASS. */

@@ -84,6 +84,15 @@ function open(path: string, size: number): Record<string, unknown> {
   try {
     db = new DatabaseSync(path, { timeout: BUSY_TIMEOUT_MS });
     db.exec("PRAGMA journal_mode = WAL");
+    // SQLite opens a file it cannot write read-only without a word (a read-only file system with
+    // the WAL of a crash left on it opens cleanly, and even takes the write lock): only a write
+    // tells, made and rolled back.
+    db.exec("BEGIN IMMEDIATE");
+    try {
+      db.exec(`PRAGMA user_version = ${pragma("user_version")}`);
+    } finally {
+      db.exec("ROLLBACK");
+    }
   } catch (error) {
     if (!isReadOnly(error)) throw error;
     readOnly = describe(error);

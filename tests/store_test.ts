@@ -208,6 +208,27 @@ Deno.test("store: a read-only store serves its history and keeps the room chatti
   await until(carol, "[bob] still chatting");
 });
 
+Deno.test("store: a read-only file system with a crash's WAL still on it is seen as read-only at start", async () => {
+  await using folder = await Folder.make();
+  {
+    const { child, port } = await startStoreServer(folder);
+    await using _server = child;
+    await using alice = await joinAs(port, "alice");
+    await alice.send("/register hunter2hunter2");
+    await alice.expect(/^\* alice is registered/);
+    child.process.kill("SIGKILL"); // the WAL and its index stay behind
+    await child.finish();
+  }
+  await run("test", ["-f", `${folder.file}-wal`]); // throws if it is not there
+  await folder.setReadOnly(true);
+  const { child } = await startStoreServer(folder);
+  await using _server = child;
+  assert.ok(
+    child.stdout.seen.some((line) => /store: .*chat\.db cannot be written \(/.test(line)),
+    JSON.stringify(child.stdout.seen),
+  );
+});
+
 Deno.test("store: a full disk, then room on it again: one log line each way, the room chats throughout, and the newest lines are kept once it can", async () => {
   await using folder = await Folder.make(1024);
   const { child, port } = folder.isTmpfs
