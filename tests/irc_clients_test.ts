@@ -1,11 +1,20 @@
 /**
- * The IRC door with a real IRC client no one here wrote: Debian's irssi (installed by
- * .ci/packages.sh) in a real terminal (tmux), in the same room as an nc member and a member of the
- * page's door (a WebSocket, as the page speaks it), all against the server as a process; and IRC
- * members in a cluster's room.
+ * The IRC door with real IRC clients no one here wrote, installed by .ci/packages.sh: Debian's
+ * irssi in a real terminal (tmux), and weechat-headless driven through its FIFO, in the same room
+ * as an nc member and a member of the page's door (a WebSocket, as the page speaks it), all against
+ * the server as a process; and IRC members in a cluster's room.
  */
 import assert from "node:assert/strict";
-import { joinAs, run, startServerProcess, TestClient, Tmux, withDeadline } from "./_helpers.ts";
+import {
+  Child,
+  joinAs,
+  run,
+  startServerProcess,
+  TestClient,
+  Tmux,
+  waitUntil,
+  withDeadline,
+} from "./_helpers.ts";
 import { clusterServer, Redis } from "./_cluster.ts";
 import { readUntil } from "./_irc.ts";
 import { Folder, startStoreServer } from "./_store.ts";
@@ -167,6 +176,49 @@ Deno.test("irssi logs a registered name in with SASL PLAIN", async () => {
     await irssi.waitFor(/You are now logged in as bob/, { scrollback: true });
     await irssi.type("/window goto #chat", "Enter");
     await irssi.waitFor(/Total of 1 nicks/);
+  } finally {
+    await run("rm", ["-rf", home]);
+  }
+});
+
+/** What weechat-headless logged of the channel so far (read by cat: the tests read no file). */
+function weechatLog(home: string): Promise<string> {
+  return run("sh", [
+    "-c",
+    'cat "$1/logs/irc.chat.#chat.weechatlog" 2>/dev/null || true',
+    "sh",
+    home,
+  ]);
+}
+
+Deno.test("weechat-headless joins #chat beside nc: lines both ways, and its quit is a leave", async () => {
+  const home = (await run("mktemp", ["-d", "-t", "chat-weechat-XXXXXX"])).trim();
+  try {
+    const { child, port } = await startServerProcess(["--irc", "0"]);
+    await using _server = child;
+    const ircPort = Number(/:(\d+) as #chat$/.exec(await child.stdout.readUntil(/^irc on /))![1]);
+    await using bob = await joinAs(port, "bob");
+    const commands = [
+      "/set logger.file.flush_delay 0",
+      "/set irc.server_default.nicks carol",
+      `/server add chat 127.0.0.1/${ircPort}`,
+      "/connect chat",
+    ];
+    await using _weechat = new Child("weechat-headless", ["--dir", home, "-r", commands.join(";")]);
+    await expectLine(bob, /^\* carol has entered the room$/);
+    bob.send("hello weechat");
+    await waitUntil(
+      async () => /\tbob\thello weechat$/m.test(await weechatLog(home)),
+      "bob's line in weechat's log",
+    );
+    // weechat's FIFO takes commands for a buffer: what carol types in #chat.
+    const fifo = (await run("sh", ["-c", 'echo "$1"/weechat_fifo_*', "sh", home])).trim();
+    const say = (text: string) =>
+      run("sh", ["-c", 'printf "%s\\n" "$1" > "$2"', "sh", `irc.chat.#chat *${text}`, fifo]);
+    await say("hi from weechat");
+    await expectLine(bob, /^\[carol\] hi from weechat$/);
+    await say("/quit bye");
+    await expectLine(bob, /^\* carol has left the room: bye$/);
   } finally {
     await run("rm", ["-rf", home]);
   }
