@@ -78,6 +78,7 @@ const BAD_NAME = /^Cannot accept (?:name "(.*)"|an empty name)/;
 const NO_SUCH_USER = /^No user named "(.*)" is online/;
 const WRONG_PASSWORD = /^Wrong (?:server )?password/;
 const UNKNOWN_TOPIC = /^Unknown command "\/topic"/;
+const OPERATORS_ONLY = /is for operators only$/;
 
 /** One IRC client's session. */
 export class IrcSession {
@@ -178,9 +179,15 @@ export class IrcSession {
         return; // the sender's confirmation: an IRC client shows what it sent itself
       case "error":
         return this.#error(room.text);
-      case "topic":
+      case "topic": {
         if (room.by === undefined) return this.#topic(room.text);
+        const head = this.#pending[0];
+        // Our own TOPIC's answer is the room's line: it settles the command.
+        if (head?.kind === "topic" && head.isSet && nameKey(room.by) === nameKey(this.me)) {
+          this.#pending.shift();
+        }
         break;
+      }
       case "rename":
         if (this.#nick !== undefined && nameKey(room.oldName) === nameKey(this.#nick)) {
           this.#nick = room.newName;
@@ -555,10 +562,17 @@ export class IrcSession {
   /** An error line for this client: a numeric where IRC has one, else a notice. */
   #error(text: string): void {
     const head = this.#pending[0];
-    if (head?.kind === "topic" && UNKNOWN_TOPIC.test(text)) {
+    if (head?.kind === "topic" && /topic/i.test(text)) {
+      // The answer to TOPIC: a room without topics (before moderation), or one for operators.
       this.#pending.shift();
-      if (head.isSet) return this.#reply("482", this.#channel, "This room has no topic to set");
-      return this.#reply("331", this.#channel, "No topic is set");
+      if (UNKNOWN_TOPIC.test(text)) {
+        if (head.isSet) return this.#reply("482", this.#channel, "This room has no topic to set");
+        return this.#reply("331", this.#channel, "No topic is set");
+      }
+      if (OPERATORS_ONLY.test(text)) {
+        return this.#reply("482", this.#channel, "You're not a channel operator");
+      }
+      return this.#notice(text);
     }
     let match: RegExpExecArray | null;
     const isName = (match = TAKEN.exec(text)) || (match = BAD_NAME.exec(text));

@@ -6,6 +6,7 @@ import { type Accounts, LocalHub } from "../server/hub.ts";
 import { type Account, hashPassword } from "../server/passwords.ts";
 import { nameKey } from "../protocol.ts";
 import { IrcConn } from "../server/irc_conn.ts";
+import { IrcSession } from "../server/irc_session.ts";
 import { IrcLineCache } from "../server/irc_cache.ts";
 
 /** Registered names kept in memory, for a room with accounts and no store. */
@@ -515,4 +516,58 @@ Deno.test("irc SASL PLAIN logs a registered name in, on a private server beside 
   await stranger.write("AUTHENTICATE PLAIN\r\nAUTHENTICATE bm90IGJhc2U2NA==\r\nCAP END\r\n");
   await readUntil(stranger, / 904 bob :SASL authentication failed: SASL PLAIN needs/);
   await readUntil(stranger, / 366 bob /);
+});
+
+/** A session joined as "me" in a room with `@op` and `bob`, with nothing to say yet. */
+function joinedSession(): IrcSession {
+  const session = new IrcSession({ channel: "#chat", version: "1", motd: [] });
+  session.fromClient("NICK me");
+  session.fromClient("USER me 0 * :me");
+  session.fromRoom("* Welcome to chat! What shall I call you?");
+  session.fromRoom("* The room contains: @op, bob");
+  session.fromRoom("* Welcome, me! 3 users online; /help lists the commands");
+  return session;
+}
+
+/** What the session answers to `line` from the client, and the line it gives the room. */
+function ask(session: IrcSession, line: string): string {
+  session.input = "";
+  session.replies = [];
+  session.fromClient(line);
+  return session.input;
+}
+
+/** What the session tells the client of the room's `lines`. */
+function told(session: IrcSession, ...lines: string[]): string[] {
+  session.replies = [];
+  for (const line of lines) session.fromRoom(line);
+  return session.replies;
+}
+
+Deno.test("IrcSession tells moderation's topic, operators and kicks as IRC, and keeps its answers in order", () => {
+  const session = joinedSession();
+  assert.ok(session.replies.includes(":chat 353 me = #chat :me @op bob"));
+  assert.deepEqual(told(session, "* Topic: be nice"), [":chat 332 me #chat :be nice"]);
+  assert.equal(ask(session, "TOPIC #chat :new one"), "/topic new one\n");
+  assert.deepEqual(told(session, "* error: /topic is for operators only"), [
+    ":chat 482 me #chat :You're not a channel operator",
+  ]);
+  assert.equal(ask(session, "TOPIC #chat"), "/topic\n");
+  assert.deepEqual(told(session, "* No topic is set"), [":chat 331 me #chat :No topic is set"]);
+  // An operator's TOPIC is settled by the room's line, and a WHO after it gets its own answer.
+  ask(session, "TOPIC #chat :fresh");
+  assert.deepEqual(told(session, "* me set the topic: fresh"), [
+    ":me!me@chat TOPIC #chat :fresh",
+  ]);
+  assert.equal(ask(session, "WHO #chat"), "/who\n");
+  assert.deepEqual(told(session, "* 3 online: bob, me, @op"), [
+    ":chat 352 me #chat bob chat chat bob H :0 bob",
+    ":chat 352 me #chat me chat chat me H :0 me",
+    ":chat 352 me #chat op chat chat op H@ :0 op",
+    ":chat 315 me #chat :End of WHO list",
+  ]);
+  assert.deepEqual(told(session, "* bob was kicked by op: spam"), [
+    ":op!op@chat KICK #chat bob :spam",
+  ]);
+  assert.deepEqual(told(session, "* op cleared the topic"), [":op!op@chat TOPIC #chat :"]);
 });
