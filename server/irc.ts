@@ -3,7 +3,7 @@
  * modern clients speak it, https://modern.ircdocs.horse), and the room's lines told as IRC messages.
  * The one place that maps the room to IRC: what a room line becomes, and the welcome numerics.
  */
-import { MAX_NAME_LENGTH, utf8Length } from "../protocol.ts";
+import { MAX_NAME_LENGTH, nameKey, utf8Length } from "../protocol.ts";
 
 /** The server's name in numerics and notices, and the host of every member's mask. */
 export const SERVER_NAME = "chat";
@@ -213,6 +213,22 @@ export function parseSaslPlain(payload: string): { account: string; password: st
   const [authzid, account, password] = parts as [string, string, string];
   if (authzid !== "" && authzid !== account) return "SASL PLAIN cannot log in as another name";
   return { account, password };
+}
+
+/**
+ * `MODE`'s answer: the channel's modes (`+nt`), its ban list (empty: bans are the room's, with
+ * /ban), 482 to a change; the client's own modes (`+i`); 502 for another's.
+ */
+export function modeReply(me: string, channel: string, target: string, modes?: string): string {
+  if (nameKey(target) === nameKey(channel)) {
+    if (modes === undefined) return numeric("324", me, [channel, "+nt"]);
+    if (/^[+-]?b$/.test(modes)) return numeric("368", me, [channel, "End of channel ban list"]);
+    return numeric("482", me, [channel, "You're not a channel operator"]);
+  }
+  if (nameKey(target) !== nameKey(me)) {
+    return numeric("502", me, ["Can't change mode for other users"]);
+  }
+  return numeric("221", me, ["+i"]);
 }
 
 /** What a client is told it may rely on (RPL_ISUPPORT, 005). */

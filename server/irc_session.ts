@@ -17,10 +17,10 @@ import {
   formatIrc,
   historyToIrc,
   mask,
+  modeReply,
   namesReplies,
   numeric,
   parseIrcLine,
-  parseSaslPlain,
   readRoomLine,
   type RoomLine,
   roomLineToIrc,
@@ -31,6 +31,7 @@ import {
   whoisReplies,
   whoReplies,
 } from "./irc.ts";
+import { IrcNegotiation } from "./irc_negotiation.ts";
 
 /** Options for {@linkcode IrcSession}. */
 export interface IrcSessionOptions {
@@ -97,7 +98,6 @@ export class IrcSession {
   #nick: string | undefined;
   #hasUser = false;
   #password: string | undefined;
-  #isNegotiating = false;
   #isJoined = false;
   /** What the server asks for next before joining: its password, a name, or nothing yet. */
   #serverWants: "nothing" | "server password" | "name" = "nothing";
@@ -105,10 +105,8 @@ export class IrcSession {
   #commandsBefore = 0;
   #pending: Pending[] = [];
   #list: ListState | undefined;
-  /** SASL: whether `sasl` was acknowledged, PLAIN started, and the name and password it gave. */
-  #hasSaslCap = false;
-  #isSaslStarted = false;
-  #sasl: { account: string; password: string } | undefined;
+  /** CAP and SASL. */
+  #negotiation: IrcNegotiation;
   /** What waits for CAP END once joined through SASL. */
   #held: string[] | undefined;
   #joining: Joining | undefined;
@@ -116,6 +114,7 @@ export class IrcSession {
   constructor(options: IrcSessionOptions) {
     this.#options = options;
     this.#channel = options.channel;
+    this.#negotiation = new IrcNegotiation(options.isRegistered);
   }
 
   /** The client's nick, or `*` before it has one. */
@@ -217,7 +216,7 @@ export class IrcSession {
         this.#password = params[0];
         return;
       case "NICK":
-        return this.#sasl ? undefined : this.#nickBefore(params[0]);
+        return this.#negotiation.login ? undefined : this.#nickBefore(params[0]);
       case "AUTHENTICATE":
         return this.#authenticate(params[0]);
       case "USER":
@@ -233,63 +232,22 @@ export class IrcSession {
     }
   }
 
-  /** `CAP`: `sasl` (PLAIN) where names can be registered, nothing else. */
+  /** `CAP`: the negotiation answers; CAP END lets the registration (or the welcome) go on. */
   #cap(params: string[]): void {
-    const sub = (params[0] ?? "").toUpperCase();
-    const hasSasl = this.#options.isRegistered !== undefined;
-    const cap = (...rest: string[]) => formatIrc(SERVER_NAME, "CAP", [this.me, ...rest], true);
-    switch (sub) {
-      case "LS":
-        if (!this.#isJoined) this.#isNegotiating = true;
-        return this.#send(cap("LS", !hasSasl ? "" : params[1] === "302" ? "sasl=PLAIN" : "sasl"));
-      case "LIST":
-        return this.#send(cap("LIST", this.#hasSaslCap ? "sasl" : ""));
-      case "REQ": {
-        if (!this.#isJoined) this.#isNegotiating = true;
-        const asked = (params[1] ?? "").trim();
-        const isAck = hasSasl && asked.split(/ +/).every((name) => name === "sasl");
-        if (isAck) this.#hasSaslCap = true;
-        return this.#send(cap(isAck ? "ACK" : "NAK", asked));
-      }
-      case "END":
-        this.#isNegotiating = false;
-        if (this.#held) this.replies.push(...this.#held.splice(0));
-        this.#held = undefined;
-        return this.#tryRegister();
-      default:
-        this.#reply("410", sub || "*", "Invalid CAP command");
-    }
+    const { lines, isEnd } = this.#negotiation.cap(params, this.me, this.#isJoined);
+    this.replies.push(...lines);
+    if (!isEnd) return;
+    if (this.#held) this.replies.push(...this.#held.splice(0));
+    this.#held = undefined;
+    this.#tryRegister();
   }
 
-  /**
-   * `AUTHENTICATE` (SASL PLAIN) before registering: a registered name and its password, checked
-   * by the server's login when the name is sent (so its backoff holds); 903 once it let us in.
-   */
+  /** `AUTHENTICATE`: SASL PLAIN; the name it gives is the member's, sent to the server at once. */
   #authenticate(param: string | undefined): void {
-    if (param === undefined) return this.#reply("461", "AUTHENTICATE", "Not enough parameters");
-    if (this.#sasl || this.#isNameSent) return this.#reply("907", "You have already authenticated");
-    if (param === "*") {
-      this.#isSaslStarted = false;
-      return this.#reply("906", "SASL authentication aborted");
-    }
-    if (!this.#isSaslStarted) {
-      if (param.toUpperCase() !== "PLAIN" || !this.#hasSaslCap) {
-        this.#reply("908", "PLAIN", "are available SASL mechanisms");
-        return this.#reply("904", "SASL authentication failed");
-      }
-      this.#isSaslStarted = true;
-      return this.#send("AUTHENTICATE +");
-    }
-    this.#isSaslStarted = false;
-    const plain = parseSaslPlain(param);
-    if (typeof plain === "string") {
-      return this.#reply("904", `SASL authentication failed: ${plain}`);
-    }
-    if (!this.#options.isRegistered?.(plain.account)) {
-      return this.#reply("904", "SASL authentication failed: no such registered name");
-    }
-    this.#sasl = plain;
-    this.#nick = plain.account; // the room knows a member by its registered name
+    this.replies.push(...this.#negotiation.authenticate(param, this.me, this.#isNameSent));
+    const login = this.#negotiation.login;
+    if (!login || this.#isNameSent) return;
+    this.#nick = login.account; // the room knows a member by its registered name
     this.#tryRegister();
   }
 
@@ -317,7 +275,8 @@ export class IrcSession {
   #tryRegister(): void {
     if (this.#nick === undefined) return;
     // SASL's name goes to the server at once: its answer is the 903 that ends the negotiation.
-    if (!this.#sasl && (!this.#hasUser || this.#isNegotiating)) return;
+    const { login, isNegotiating } = this.#negotiation;
+    if (!login && (!this.#hasUser || isNegotiating)) return;
     if (this.#isNameSent) return;
     if (this.#serverWants === "server password") {
       if (this.#password === undefined) {
@@ -340,7 +299,7 @@ export class IrcSession {
   #prompted(what: "server" | "name" | "login"): void {
     if (what === "login") {
       this.isHolding = false;
-      const password = this.#sasl?.password ?? this.#password;
+      const password = this.#negotiation.login?.password ?? this.#password;
       if (password === undefined) {
         // Registered since the client's NICK was checked: it cannot answer, so it cannot stay.
         this.#reply("433", this.#nick ?? "*", "Nickname is registered: connect with its password");
@@ -393,7 +352,8 @@ export class IrcSession {
       case "TOPIC":
         return this.#topicCommand(first, params.length > 1 ? second ?? "" : undefined);
       case "MODE":
-        return this.#mode(first, second);
+        if (first === undefined) return this.#reply("461", "MODE", "Not enough parameters");
+        return this.#send(modeReply(this.me, this.#channel, first, second));
       case "PASS":
       case "USER":
         return this.#reply("462", "You may not reregister");
@@ -462,21 +422,6 @@ export class IrcSession {
     this.input += isSet ? `/topic ${text === "" ? "-" : text}\n` : "/topic\n";
   }
 
-  #mode(target: string | undefined, modes: string | undefined): void {
-    if (target === undefined) return this.#reply("461", "MODE", "Not enough parameters");
-    if (this.#isOurs(target)) {
-      if (modes === undefined) return this.#reply("324", this.#channel, "+nt");
-      if (/^[+-]?b$/.test(modes)) {
-        return this.#reply("368", this.#channel, "End of channel ban list");
-      }
-      return this.#reply("482", this.#channel, "You're not a channel operator");
-    }
-    if (nameKey(target) !== nameKey(this.me)) {
-      return this.#reply("502", "Can't change mode for other users");
-    }
-    this.#reply("221", "+i");
-  }
-
   /** A command the room answers with `/who` (or `/topic`): the answer is read for it. */
   #ask(pending: Pending): void {
     this.#pending.push(pending);
@@ -495,10 +440,10 @@ export class IrcSession {
     if (room.kind !== "welcome") return;
     this.#joining = undefined;
     this.#isJoined = true;
-    if (this.#sasl) {
+    if (this.#negotiation.login) {
       this.#reply("900", mask(this.me), this.me, `You are now logged in as ${this.me}`);
       this.#reply("903", "SASL authentication successful");
-      if (this.#isNegotiating) this.#held = [];
+      if (this.#negotiation.isNegotiating) this.#held = [];
     }
     const { channel, version } = this.#options;
     const motd = [...this.#options.motd, ...joining.motd];
@@ -592,7 +537,7 @@ export class IrcSession {
     if (WRONG_PASSWORD.test(text)) {
       this.isHolding = false;
       this.closeReason = text;
-      if (this.#sasl && !this.#isJoined) {
+      if (this.#negotiation.login && !this.#isJoined) {
         return this.#reply("904", `SASL authentication failed: ${text}`);
       }
       return this.#reply("464", text);
