@@ -44,6 +44,8 @@ Deno.test("irc registration gives 001 to 005, the MOTD or 422, and JOIN #chat wi
   assert.match(lines.at(-2)!, /^:chat 353 alice = #chat :alice bob$/);
   assert.equal(lines.at(-1), ":chat 366 alice #chat :End of /NAMES list");
   await bob.expect("* alice has entered the room");
+  // The metrics count it by its door.
+  assert.deepEqual(site.server.census().members, { tcp: 1, tls: 0, websocket: 0, irc: 1 });
 });
 
 Deno.test("irc lines reach nc members and theirs reach IRC, actions as CTCP ACTION", async () => {
