@@ -18,7 +18,27 @@ import { attackScenario } from "./web_attacks.ts";
 /** Which WebSocket client the generator's members use. */
 export type WebGenerator = "raw" | "deno";
 
-type WebServerProcess = ServerProcess & { webPort: number };
+type WebServerProcess = ServerProcess & { webPort: number; ircPort: number };
+
+/**
+ * The IRC door's channel in the bench: `&chat`, so that the generator's payload mark (`#`) is
+ * found in the text of an IRC member's line, not in its channel.
+ */
+const IRC_CHANNEL = "&chat";
+
+/** Which door the members that are not on TCP come by: the page's WebSocket, or IRC. */
+export type OtherDoor = "websocket" | "irc";
+
+/** An IRC member of the generator: its lines are PRIVMSGs to the channel. */
+class IrcClient extends Client {
+  override send(sender: number, first: number, count: number): Promise<void> {
+    let last: Promise<void> = Promise.resolve();
+    for (let sequence = first; sequence < first + count; sequence++) {
+      last = this.write(`PRIVMSG ${IRC_CHANNEL} :${payload(sender, sequence)}`);
+    }
+    return last;
+  }
+}
 
 /**
  * Our server with its page, as `deno task web` runs it, on loopback ports, with no per-address
@@ -30,6 +50,10 @@ async function startWebServer(maxClients: number): Promise<WebServerProcess> {
     args: [
       "--web",
       "127.0.0.1:0",
+      "--irc",
+      "127.0.0.1:0",
+      "--irc-channel",
+      IRC_CHANNEL,
       "--max-per-address",
       "0",
       "--flood-rate",
@@ -37,9 +61,13 @@ async function startWebServer(maxClients: number): Promise<WebServerProcess> {
       "--join-rate",
       "0",
     ],
-    ready: /listening on 127\.0\.0\.1:(\d+)[^]*web page on http:\/\/127\.0\.0\.1:(\d+)\//,
+    ready:
+      /listening on 127\.0\.0\.1:(\d+)[^]*web page on http:\/\/127\.0\.0\.1:(\d+)\/[^]*irc on 127\.0\.0\.1:(\d+)/,
   });
-  return Object.assign(server, { webPort: Number(server.ready[2]) });
+  return Object.assign(server, {
+    webPort: Number(server.ready[2]),
+    ircPort: Number(server.ready[3]),
+  });
 }
 
 /**
@@ -126,7 +154,7 @@ class DenoSocketMember {
   }
 }
 
-/** A member of the mixed room, on TCP or a WebSocket, and which. */
+/** A member of the mixed room, on TCP or another door (a WebSocket or IRC), and which. */
 interface Member {
   isSocket: boolean;
   client: Client | DenoSocketMember;
@@ -144,10 +172,12 @@ async function joinMembers(
     generator: WebGenerator;
     bufferBytes: number;
     runFor: (isSocket: boolean) => Run;
+    other?: OtherDoor;
   },
 ): Promise<Member[]> {
   const members: Member[] = [];
   const { socketShare, generator, bufferBytes, runFor } = options;
+  const isIrc = options.other === "irc";
   try {
     for (let id = 0; id < count; id += 100) {
       await Promise.all(
@@ -155,6 +185,13 @@ async function joinMembers(
           const at = id + k;
           const isSocket = Math.floor((at + 1) * socketShare) > Math.floor(at * socketShare);
           const run = runFor(isSocket);
+          if (isSocket && isIrc) {
+            const client = new IrcClient(at, await connect(server.ircPort), run, bufferBytes);
+            members[at] = { isSocket, client };
+            const welcome = client.waitFor(":chat 366 ");
+            await Promise.all([client.write(`NICK i${at}\r\nUSER i 0 * :i\r\n`), welcome]);
+            return;
+          }
           if (isSocket && generator === "deno") {
             const member = new DenoSocketMember(at, server.webPort, run);
             members[at] = { isSocket, client: member };
@@ -217,11 +254,15 @@ function percentile(latencies: number[], q: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]! / 1000;
 }
 
-/** Each member's lines as one buffer: `lines` lines of `bytes` bytes before the LF. */
-function burstChunk(sender: number, lines: number, bytes: number): Uint8Array {
+/**
+ * Each member's lines as one buffer: `lines` lines of `bytes` bytes before the LF (for an IRC
+ * member, each a PRIVMSG of that text).
+ */
+function burstChunk(sender: number, lines: number, bytes: number, isIrc = false): Uint8Array {
   const text = Array.from({ length: lines }, (_, k) => {
     const line = payload(sender, k);
-    return "x".repeat(Math.max(0, bytes + 1 - line.length)) + line;
+    const said = "x".repeat(Math.max(0, bytes + 1 - line.length)) + line;
+    return isIrc ? `PRIVMSG ${IRC_CHANNEL} :${said}` : said;
   });
   return new TextEncoder().encode(text.join(""));
 }
@@ -246,10 +287,10 @@ async function settleBoth(runs: Run[], isDone: () => boolean): Promise<boolean> 
 async function burst(
   size: number,
   socketShare: number,
-  options: { lines: number; bytes: number; generator: WebGenerator },
+  options: { lines: number; bytes: number; generator: WebGenerator; other?: OtherDoor },
 ): Promise<RoomSample> {
   await using server = await startWebServer(size);
-  const { lines, bytes, generator } = options;
+  const { lines, bytes, generator, other = "websocket" } = options;
   const tcp = new Run({ senders: size, window: 1 });
   const socket = new Run({ senders: size, window: 1 });
   tcp.keepLatencies = socket.keepLatencies = true;
@@ -258,10 +299,13 @@ async function burst(
     generator,
     bufferBytes: 65536,
     runFor: (isSocket) => isSocket ? socket : tcp,
+    other,
   });
   try {
     for (const { isSocket, client } of members) client.reset(isSocket ? socket : tcp);
-    const chunks = members.map((_, sender) => burstChunk(sender, lines, bytes));
+    const chunks = members.map(({ isSocket }, sender) =>
+      burstChunk(sender, lines, bytes, isSocket && other === "irc")
+    );
     const sockets = members.filter((member) => member.isSocket).length;
     const expected = size * lines * (size - 1);
     const received = () => tcp.tally.received + socket.tally.received;
@@ -369,7 +413,7 @@ async function light(
  */
 async function memory(
   count: number,
-  options: { isSocket: boolean; generator: WebGenerator },
+  options: { isSocket: boolean; generator: WebGenerator; other?: OtherDoor },
 ): Promise<{ kiB: number; isReached: boolean; joinSeconds: number; lineSeconds: number }> {
   await using server = await startWebServer(count);
   const idle = await server.rssKiB();
@@ -380,6 +424,7 @@ async function memory(
     generator: options.generator,
     bufferBytes: 4096,
     runFor: () => run,
+    ...(options.other ? { other: options.other } : {}),
   });
   const joinSeconds = (performance.now() - joinedAt) / 1000;
   try {
@@ -444,10 +489,18 @@ export async function webScenario(options: WebScenarioOptions): Promise<void> {
 
 async function bursts(options: WebScenarioOptions): Promise<void> {
   const { runs, generator } = options;
-  const shares = [["all TCP", 0], ["half WebSocket", 0.5], ["all WebSocket", 1]] as const;
+  const shares = [
+    ["all TCP", 0, "websocket"],
+    ["half WebSocket", 0.5, "websocket"],
+    ["all WebSocket", 1, "websocket"],
+    ["half IRC", 0.5, "irc"],
+    ["all IRC", 1, "irc"],
+  ] as const;
   const lines = 200;
   const bytes = 80;
-  console.log(`\n### Mixed room: a burst, TCP and WebSocket members (${generator} generator)\n`);
+  console.log(
+    `\n### Mixed room: a burst, TCP, WebSocket and IRC members (${generator} generator)\n`,
+  );
   console.log(
     `Every member writes ${lines} lines of ${bytes} bytes at once; deliveries a second from the ` +
       "first write to the last delivery, p99 of each kind in ms, server RSS after the burst " +
@@ -457,7 +510,7 @@ async function bursts(options: WebScenarioOptions): Promise<void> {
       `${runs} runs (range); the ratio is against all TCP in the same runs.\n`,
   );
   console.log(
-    "| members | room | deliveries/s | ratio | p99 TCP | p99 WebSocket | RSS after | cpu | " +
+    "| members | room | deliveries/s | ratio | p99 TCP | p99 other | RSS after | cpu | " +
       "µs/delivery server/generator |",
   );
   console.log("|---|---|---|---|---|---|---|---|---|");
@@ -465,8 +518,8 @@ async function bursts(options: WebScenarioOptions): Promise<void> {
     // Interleaved, so that a noisy moment of the machine touches every kind alike.
     const samples = shares.map(() => [] as RoomSample[]);
     for (let i = 0; i < runs; i++) {
-      for (const [k, [, share]] of shares.entries()) {
-        samples[k]!.push(await burst(size, share, { lines, bytes, generator }));
+      for (const [k, [, share, other]] of shares.entries()) {
+        samples[k]!.push(await burst(size, share, { lines, bytes, generator, other }));
       }
     }
     const tcpRate = median(samples[0]!.map((s) => s.rate));
@@ -514,11 +567,15 @@ async function idleMemory(options: WebScenarioOptions): Promise<void> {
   console.log(`\n### Mixed room: memory per idle member (${options.idle} members)\n`);
   console.log("| kind | KiB per member | ratio |");
   console.log("|---|---|---|");
-  const kinds = [["TCP", false], ["WebSocket", true]] as const;
+  const kinds = [
+    ["TCP", false, "websocket"],
+    ["WebSocket", true, "websocket"],
+    ["IRC", true, "irc"],
+  ] as const;
   const idle = kinds.map(() => [] as number[]);
   for (let i = 0; i < runs; i++) {
-    for (const [k, [, isSocket]] of kinds.entries()) {
-      idle[k]!.push((await memory(options.idle, { isSocket, generator })).kiB);
+    for (const [k, [, isSocket, other]] of kinds.entries()) {
+      idle[k]!.push((await memory(options.idle, { isSocket, generator, other })).kiB);
     }
   }
   for (const [k, [label]] of kinds.entries()) {

@@ -10,8 +10,13 @@ export interface ChatConn {
   readonly remoteAddr: Deno.Addr;
   /** Reads into `buffer`: the number of bytes read, or `null` at the end of the input. */
   read(buffer: Uint8Array): Promise<number | null>;
-  /** Writes from `bytes` (whole lines, each ending in LF): the number of bytes taken. */
-  write(bytes: Uint8Array): Promise<number>;
+  /**
+   * Writes from `bytes` (whole lines, each ending in LF): the number of bytes taken. `at` says
+   * where they are in the room log when they come from it: the position of the first byte, or the
+   * `[start, end)` pairs they were gathered from; a connection that translates each line (the IRC
+   * door) keeps its translations by position, so that a line is translated once for all.
+   */
+  write(bytes: Uint8Array, at?: number | readonly number[]): Promise<number>;
   /** Says that nothing more will be written, while the client may still be sending. */
   closeWrite(): Promise<void>;
   /** Closes the connection now; throws if it is closed already. */

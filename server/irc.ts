@@ -3,7 +3,7 @@
  * modern clients speak it, https://modern.ircdocs.horse), and the room's lines told as IRC messages.
  * The one place that maps the room to IRC: what a room line becomes, and the welcome numerics.
  */
-import { MAX_NAME_LENGTH, utf8Length } from "../protocol.ts";
+import { MAX_NAME_LENGTH, nameKey, utf8Length } from "../protocol.ts";
 
 /** The server's name in numerics and notices, and the host of every member's mask. */
 export const SERVER_NAME = "chat";
@@ -152,6 +152,83 @@ export function namesReplies(me: string, channel: string, names: readonly string
   }
   if (line !== "") lines.push(`${head} :${line}`);
   return lines;
+}
+
+/** `WHO`'s answer: 352 for each name found (`@` marks an operator), then 315. */
+export function whoReplies(
+  me: string,
+  channel: string,
+  whoMask: string,
+  found: readonly string[],
+): string[] {
+  const lines = found.map((name) => {
+    const nick = bareName(name);
+    const flags = name.startsWith("@") ? "H@" : "H";
+    return numeric("352", me, [channel, nick, SERVER_NAME, SERVER_NAME, nick, flags, `0 ${nick}`]);
+  });
+  return [...lines, numeric("315", me, [whoMask, "End of WHO list"])];
+}
+
+/** `WHOIS`'s answer for `nick`: who it is if it was found online (401 if not), then 318. */
+export function whoisReplies(
+  me: string,
+  channel: string,
+  nick: string,
+  found: readonly string[],
+): string[] {
+  const name = found[0];
+  const end = numeric("318", me, [nick, "End of /WHOIS list"]);
+  if (name === undefined) return [numeric("401", me, [nick, "No such nick/channel"]), end];
+  const bare = bareName(name);
+  const isOperator = name.startsWith("@");
+  return [
+    numeric("311", me, [bare, bare, SERVER_NAME, "*", bare]),
+    numeric("319", me, [bare, `${isOperator ? "@" : ""}${channel}`]),
+    numeric("312", me, [bare, SERVER_NAME, "The room"]),
+    ...isOperator ? [numeric("313", me, [bare, "is an operator of the room"])] : [],
+    end,
+  ];
+}
+
+/** Longest `AUTHENTICATE` payload taken: one chunk (IRCv3 SASL splits longer ones at 400). */
+const MAX_SASL_CHUNK = 400;
+
+/**
+ * A SASL PLAIN response (`AUTHENTICATE` with base64 of `authzid NUL authcid NUL password`): the
+ * account and its password, or why it cannot be read. An authzid, if any, must be the account.
+ */
+export function parseSaslPlain(payload: string): { account: string; password: string } | string {
+  if (payload.length >= MAX_SASL_CHUNK) return "SASL message too long";
+  let text: string;
+  try {
+    const bytes = Uint8Array.from(atob(payload === "+" ? "" : payload), (c) => c.charCodeAt(0));
+    text = new TextDecoder("utf-8", { fatal: true }).decode(bytes);
+  } catch {
+    return "SASL message is not base64 of UTF-8";
+  }
+  const parts = text.split("\0");
+  if (parts.length !== 3 || parts[1] === "" || parts[2] === "") {
+    return "SASL PLAIN needs a name and a password";
+  }
+  const [authzid, account, password] = parts as [string, string, string];
+  if (authzid !== "" && authzid !== account) return "SASL PLAIN cannot log in as another name";
+  return { account, password };
+}
+
+/**
+ * `MODE`'s answer: the channel's modes (`+nt`), its ban list (empty: bans are the room's, with
+ * /ban), 482 to a change; the client's own modes (`+i`); 502 for another's.
+ */
+export function modeReply(me: string, channel: string, target: string, modes?: string): string {
+  if (nameKey(target) === nameKey(channel)) {
+    if (modes === undefined) return numeric("324", me, [channel, "+nt"]);
+    if (/^[+-]?b$/.test(modes)) return numeric("368", me, [channel, "End of channel ban list"]);
+    return numeric("482", me, [channel, "You're not a channel operator"]);
+  }
+  if (nameKey(target) !== nameKey(me)) {
+    return numeric("502", me, ["Can't change mode for other users"]);
+  }
+  return numeric("221", me, ["+i"]);
 }
 
 /** What a client is told it may rely on (RPL_ISUPPORT, 005). */

@@ -9,6 +9,7 @@ import { writeAll } from "./http.ts";
 import { IrcSession, type IrcSessionOptions } from "./irc_session.ts";
 import { MAX_IRC_LINE_BYTES, MAX_TAG_BYTES } from "./irc.ts";
 import { LineBuffer } from "../protocol.ts";
+import { IrcLineCache } from "./irc_cache.ts";
 
 /**
  * Bytes of our own replies (PONG, numerics) that may wait for a client that is not reading them:
@@ -24,6 +25,8 @@ const decoder = new TextDecoder();
 /** Options for {@linkcode IrcConn}: the session's, and what to call once it is closed. */
 export interface IrcConnOptions extends IrcSessionOptions {
   onClose?: () => void;
+  /** The door's translations of the room log, shared by its connections. */
+  cache?: IrcLineCache;
 }
 
 /** One IRC client's connection (TCP or TLS), with its session. */
@@ -47,15 +50,19 @@ export class IrcConn implements ChatConn {
   #isRoomWriting = false;
   #tail: Promise<void> = Promise.resolve();
   #queuedBytes = 0;
+  /** Bytes of our own replies among them: a room write in flight is the room log's to bound. */
+  #replyBytes = 0;
   /** The end of a room line cut by a partial write (the server writes whole lines; defensive). */
   #partial = "";
   #onClose: () => void;
+  #cache: IrcLineCache;
 
   constructor(conn: ChatConn, options: IrcConnOptions) {
     this.#conn = conn;
     this.remoteAddr = conn.remoteAddr;
     this.session = new IrcSession(options);
     this.#onClose = options.onClose ?? (() => {});
+    this.#cache = options.cache ?? new IrcLineCache(options.channel);
   }
 
   /**
@@ -108,9 +115,59 @@ export class IrcConn implements ChatConn {
     }).finally(() => this.#wake = undefined) as Promise<number | null | undefined>;
   }
 
-  /** Tells the client the room's lines in `bytes` (whole lines, each with its LF) as IRC. */
-  async write(bytes: Uint8Array): Promise<number> {
+  /**
+   * Tells the client the room's lines in `bytes` (whole lines, each with its LF) as IRC: lines of
+   * the room log (`at` says where they are in it) from the door's translations, the others (the
+   * member's own replies, private messages) through its session.
+   */
+  async write(bytes: Uint8Array, at?: number | readonly number[]): Promise<number> {
     if (this.#isClosed) throw new Deno.errors.BrokenPipe("The IRC connection is closed");
+    const { isJoined, isWaiting } = this.session;
+    const isFromLog = at !== undefined && this.#partial === "" && isJoined && !isWaiting;
+    const irc = isFromLog ? this.#translateLog(bytes, at) : this.#translate(bytes);
+    if (!irc) return bytes.length;
+    this.#isRoomWriting = true;
+    try {
+      await this.#send(irc);
+    } finally {
+      this.#isRoomWriting = false;
+    }
+    return bytes.length;
+  }
+
+  /** Lines of the room log, from `at` (a position, or the ranges they were gathered from). */
+  #translateLog(bytes: Uint8Array, at: number | readonly number[]): Uint8Array | undefined {
+    const parts: Uint8Array[] = [];
+    let size = 0;
+    let range = 0;
+    let position = typeof at === "number" ? at : at[0]!;
+    for (let start = 0; start < bytes.length;) {
+      const lf = bytes.indexOf(0x0a, start);
+      if (lf === -1) break; // whole lines only: nothing is ever cut
+      let irc = this.#cache.lookup(position, bytes, start, lf);
+      if (irc === null) irc = this.#translate(bytes.subarray(start, lf + 1)) ?? null;
+      if (irc) {
+        parts.push(irc);
+        size += irc.length;
+      }
+      position += lf + 1 - start;
+      start = lf + 1;
+      // Gathered from several ranges: the next line may start the next range.
+      if (typeof at !== "number" && position === at[range + 1] && range + 2 < at.length) {
+        range += 2;
+        position = at[range]!;
+      }
+    }
+    if (parts.length <= 1) return parts[0];
+    const joined = new Uint8Array(size);
+    for (let i = 0, offset = 0; i < parts.length; offset += parts[i]!.length, i++) {
+      joined.set(parts[i]!, offset);
+    }
+    return joined;
+  }
+
+  /** Lines through the session, and the replies they make (with the session's own). */
+  #translate(bytes: Uint8Array): Uint8Array | undefined {
     const text = this.#partial + decoder.decode(bytes);
     const end = text.lastIndexOf("\n");
     this.#partial = text.slice(end + 1);
@@ -125,15 +182,7 @@ export class IrcConn implements ChatConn {
     if (session.input !== "" || (wasHolding && !session.isHolding) || session.isOver) {
       this.#wake?.();
     }
-    const replies = this.#takeReplies();
-    if (!replies) return bytes.length;
-    this.#isRoomWriting = true;
-    try {
-      await this.#send(replies);
-    } finally {
-      this.#isRoomWriting = false;
-    }
-    return bytes.length;
+    return this.#takeReplies();
   }
 
   /** Says goodbye as IRC does (`ERROR`), once what was written is out, then half-closes. */
@@ -210,11 +259,14 @@ export class IrcConn implements ChatConn {
   #flushReplies(): void {
     const replies = this.#takeReplies();
     if (!replies) return;
-    if (this.#queuedBytes + replies.length > MAX_QUEUED_REPLY_BYTES) {
+    if (this.#replyBytes + replies.length > MAX_QUEUED_REPLY_BYTES) {
       this.session.closeReason = "Not reading its replies";
       return this.#endInput();
     }
-    this.#send(replies).catch(() => this.#endInput()); // the socket is gone: so is the input
+    this.#replyBytes += replies.length;
+    this.#send(replies)
+      .catch(() => this.#endInput()) // the socket is gone: so is the input
+      .finally(() => this.#replyBytes -= replies.length);
   }
 
   /** Writes `bytes` after everything before it: the socket has one writer. */

@@ -10,6 +10,7 @@ import type { Log } from "./log.ts";
 import { acceptAll } from "./accept.ts";
 import { type ChatConn, closeQuietly } from "./conn.ts";
 import { IrcConn } from "./irc_conn.ts";
+import { IrcLineCache } from "./irc_cache.ts";
 import { DEFAULT_CHANNEL, MAX_CHANNEL_LENGTH } from "./irc.ts";
 import { TlsConn, tlsContext } from "./tls_conn.ts";
 import type { SecureContext } from "node:tls";
@@ -55,12 +56,12 @@ export interface IrcServer extends AsyncDisposable {
 }
 
 /**
- * Whether `channel` can be the room's channel: `#` and up to {@linkcode MAX_CHANNEL_LENGTH}
+ * Whether `channel` can be the room's channel: `#` (or `&`, IRC's local channels) and up to {@linkcode MAX_CHANNEL_LENGTH}
  * characters with no space, comma or control character; the reason if not.
  */
 export function channelProblem(channel: string): string | undefined {
-  if (!/^#[^\s,\p{Cc}]+$/u.test(channel)) {
-    return "a channel is # and letters, digits or punctuation, with no space or comma";
+  if (!/^[#&][^\s,\p{Cc}]+$/u.test(channel)) {
+    return "a channel is # (or &) and letters, digits or punctuation, with no space or comma";
   }
   if (channel.length > MAX_CHANNEL_LENGTH) {
     return `a channel has at most ${MAX_CHANNEL_LENGTH} characters`;
@@ -107,6 +108,8 @@ class IrcDoor implements IrcServer {
   #listener: Deno.Listener;
   #config: DoorConfig;
   #conns = new Set<IrcConn>();
+  /** The room log's lines as IRC, translated once for every connection. */
+  #cache: IrcLineCache;
   #stop = new AbortController();
   #sweeper: ReturnType<typeof setInterval>;
   #accepting: Promise<void>;
@@ -116,6 +119,7 @@ class IrcDoor implements IrcServer {
     this.#listener = listener;
     this.#config = config;
     this.channel = config.channel;
+    this.#cache = new IrcLineCache(config.channel);
     this.addr = listener.addr as Deno.NetAddr;
     // A quarter of the ping interval keeps it within 25%, at a second at most.
     this.#sweeper = setInterval(
@@ -162,6 +166,7 @@ class IrcDoor implements IrcServer {
     else tcp.setNoDelay(true); // a chat line must leave now, not wait for an ACK (Nagle)
     const conn: IrcConn = new IrcConn(transport, {
       channel,
+      cache: this.#cache,
       version,
       motd,
       ...(isRegistered ? { isRegistered } : {}),

@@ -4,13 +4,20 @@
  * (numerics, JOIN, PRIVMSG...). The connection (irc_conn.ts) feeds it both ways and carries the
  * results: `input` for the server's read loop, `replies` for the socket.
  */
-import { LineTooLongError, nameKey, parseName, ProtocolError } from "../protocol.ts";
+import {
+  LineTooLongError,
+  nameKey,
+  parseName,
+  ProtocolError,
+  SHUTDOWN_NOTICE,
+} from "../protocol.ts";
 import {
   actionText,
   bareName,
   formatIrc,
   historyToIrc,
   mask,
+  modeReply,
   namesReplies,
   numeric,
   parseIrcLine,
@@ -21,7 +28,10 @@ import {
   SERVER_NAME,
   splitTrailing,
   welcomeReplies,
+  whoisReplies,
+  whoReplies,
 } from "./irc.ts";
+import { IrcNegotiation } from "./irc_negotiation.ts";
 
 /** Options for {@linkcode IrcSession}. */
 export interface IrcSessionOptions {
@@ -40,6 +50,8 @@ export interface IrcSessionOptions {
  * client finding its feet. The name deadline bounds the time; this bounds the work.
  */
 export const MAX_UNREGISTERED_COMMANDS = 64;
+/** Lines that may wait for CAP END after a SASL login: a client sends it at once after 903. */
+const MAX_HELD_LINES = 10_000;
 
 /** A reply the room owes to a command sent on: what to make of the next `/who` or `/topic` answer. */
 type Pending =
@@ -67,6 +79,7 @@ const BAD_NAME = /^Cannot accept (?:name "(.*)"|an empty name)/;
 const NO_SUCH_USER = /^No user named "(.*)" is online/;
 const WRONG_PASSWORD = /^Wrong (?:server )?password/;
 const UNKNOWN_TOPIC = /^Unknown command "\/topic"/;
+const OPERATORS_ONLY = /is for operators only$/;
 
 /** One IRC client's session. */
 export class IrcSession {
@@ -85,7 +98,6 @@ export class IrcSession {
   #nick: string | undefined;
   #hasUser = false;
   #password: string | undefined;
-  #isNegotiating = false;
   #isJoined = false;
   /** What the server asks for next before joining: its password, a name, or nothing yet. */
   #serverWants: "nothing" | "server password" | "name" = "nothing";
@@ -93,11 +105,16 @@ export class IrcSession {
   #commandsBefore = 0;
   #pending: Pending[] = [];
   #list: ListState | undefined;
+  /** CAP and SASL. */
+  #negotiation: IrcNegotiation;
+  /** What waits for CAP END once joined through SASL. */
+  #held: string[] | undefined;
   #joining: Joining | undefined;
 
   constructor(options: IrcSessionOptions) {
     this.#options = options;
     this.#channel = options.channel;
+    this.#negotiation = new IrcNegotiation(options.isRegistered);
   }
 
   /** The client's nick, or `*` before it has one. */
@@ -108,6 +125,11 @@ export class IrcSession {
   /** Whether the client is in the room. */
   get isJoined(): boolean {
     return this.#isJoined;
+  }
+
+  /** Whether what the room says waits for the client's CAP END (joined through SASL). */
+  get isWaiting(): boolean {
+    return this.#held !== undefined;
   }
 
   /** One line from the client (its line end removed), or the mark of one too long. */
@@ -156,9 +178,15 @@ export class IrcSession {
         return; // the sender's confirmation: an IRC client shows what it sent itself
       case "error":
         return this.#error(room.text);
-      case "topic":
+      case "topic": {
         if (room.by === undefined) return this.#topic(room.text);
+        const head = this.#pending[0];
+        // Our own TOPIC's answer is the room's line: it settles the command.
+        if (head?.kind === "topic" && head.isSet && nameKey(room.by) === nameKey(this.me)) {
+          this.#pending.shift();
+        }
         break;
+      }
       case "rename":
         if (this.#nick !== undefined && nameKey(room.oldName) === nameKey(this.#nick)) {
           this.#nick = room.newName;
@@ -168,6 +196,7 @@ export class IrcSession {
       case "system":
         if (!this.#isJoined) return this.#notice(room.text);
         if (room.text === "Goodbye!") return;
+        if (`* ${room.text}` === SHUTDOWN_NOTICE) this.closeReason = "Server is shutting down";
     }
     this.#send(...roomLineToIrc(room, this.#channel) ?? []);
   }
@@ -187,7 +216,9 @@ export class IrcSession {
         this.#password = params[0];
         return;
       case "NICK":
-        return this.#nickBefore(params[0]);
+        return this.#negotiation.login ? undefined : this.#nickBefore(params[0]);
+      case "AUTHENTICATE":
+        return this.#authenticate(params[0]);
       case "USER":
         if (params.length < 4) return this.#reply("461", "USER", "Not enough parameters");
         this.#hasUser = true;
@@ -201,23 +232,23 @@ export class IrcSession {
     }
   }
 
-  /** `CAP`: none offered, so that every client falls back to plain IRC. */
+  /** `CAP`: the negotiation answers; CAP END lets the registration (or the welcome) go on. */
   #cap(params: string[]): void {
-    const sub = (params[0] ?? "").toUpperCase();
-    switch (sub) {
-      case "LS":
-      case "LIST":
-        if (!this.#isJoined && sub === "LS") this.#isNegotiating = true;
-        return this.#send(formatIrc(SERVER_NAME, "CAP", [this.me, sub, ""], true));
-      case "REQ":
-        if (!this.#isJoined) this.#isNegotiating = true;
-        return this.#send(formatIrc(SERVER_NAME, "CAP", [this.me, "NAK", params[1] ?? ""], true));
-      case "END":
-        this.#isNegotiating = false;
-        return this.#tryRegister();
-      default:
-        this.#reply("410", sub || "*", "Invalid CAP command");
-    }
+    const { lines, isEnd } = this.#negotiation.cap(params, this.me, this.#isJoined);
+    this.replies.push(...lines);
+    if (!isEnd) return;
+    if (this.#held) this.replies.push(...this.#held.splice(0));
+    this.#held = undefined;
+    this.#tryRegister();
+  }
+
+  /** `AUTHENTICATE`: SASL PLAIN; the name it gives is the member's, sent to the server at once. */
+  #authenticate(param: string | undefined): void {
+    this.replies.push(...this.#negotiation.authenticate(param, this.me, this.#isNameSent));
+    const login = this.#negotiation.login;
+    if (!login || this.#isNameSent) return;
+    this.#nick = login.account; // the room knows a member by its registered name
+    this.#tryRegister();
   }
 
   /** `NICK` before registering: checked here, so that a refused one can be followed by another. */
@@ -242,7 +273,10 @@ export class IrcSession {
 
   /** Sends the password and the name to the server once the client and the server are ready. */
   #tryRegister(): void {
-    if (this.#nick === undefined || !this.#hasUser || this.#isNegotiating) return;
+    if (this.#nick === undefined) return;
+    // SASL's name goes to the server at once: its answer is the 903 that ends the negotiation.
+    const { login, isNegotiating } = this.#negotiation;
+    if (!login && (!this.#hasUser || isNegotiating)) return;
     if (this.#isNameSent) return;
     if (this.#serverWants === "server password") {
       if (this.#password === undefined) {
@@ -265,12 +299,13 @@ export class IrcSession {
   #prompted(what: "server" | "name" | "login"): void {
     if (what === "login") {
       this.isHolding = false;
-      if (this.#password === undefined) {
+      const password = this.#negotiation.login?.password ?? this.#password;
+      if (password === undefined) {
         // Registered since the client's NICK was checked: it cannot answer, so it cannot stay.
         this.#reply("433", this.#nick ?? "*", "Nickname is registered: connect with its password");
         return this.#end("Nickname is registered");
       }
-      this.input += `${this.#password}\n`;
+      this.input += `${password}\n`;
       this.isHolding = true;
       return;
     }
@@ -317,7 +352,8 @@ export class IrcSession {
       case "TOPIC":
         return this.#topicCommand(first, params.length > 1 ? second ?? "" : undefined);
       case "MODE":
-        return this.#mode(first, second);
+        if (first === undefined) return this.#reply("461", "MODE", "Not enough parameters");
+        return this.#send(modeReply(this.me, this.#channel, first, second));
       case "PASS":
       case "USER":
         return this.#reply("462", "You may not reregister");
@@ -386,21 +422,6 @@ export class IrcSession {
     this.input += isSet ? `/topic ${text === "" ? "-" : text}\n` : "/topic\n";
   }
 
-  #mode(target: string | undefined, modes: string | undefined): void {
-    if (target === undefined) return this.#reply("461", "MODE", "Not enough parameters");
-    if (this.#isOurs(target)) {
-      if (modes === undefined) return this.#reply("324", this.#channel, "+nt");
-      if (/^[+-]?b$/.test(modes)) {
-        return this.#reply("368", this.#channel, "End of channel ban list");
-      }
-      return this.#reply("482", this.#channel, "You're not a channel operator");
-    }
-    if (nameKey(target) !== nameKey(this.me)) {
-      return this.#reply("502", "Can't change mode for other users");
-    }
-    this.#reply("221", "+i");
-  }
-
   /** A command the room answers with `/who` (or `/topic`): the answer is read for it. */
   #ask(pending: Pending): void {
     this.#pending.push(pending);
@@ -419,13 +440,18 @@ export class IrcSession {
     if (room.kind !== "welcome") return;
     this.#joining = undefined;
     this.#isJoined = true;
+    if (this.#negotiation.login) {
+      this.#reply("900", mask(this.me), this.me, `You are now logged in as ${this.me}`);
+      this.#reply("903", "SASL authentication successful");
+      if (this.#negotiation.isNegotiating) this.#held = [];
+    }
     const { channel, version } = this.#options;
     const motd = [...this.#options.motd, ...joining.motd];
     this.#send(...welcomeReplies(this.me, { channel, version, motd }));
     this.#send(formatIrc(mask(this.me), "JOIN", [channel]));
     // The room lists the others: the newcomer is in it too, first, as IRC servers list it.
     this.#send(...namesReplies(this.me, channel, [this.me, ...joining.names]));
-    this.#reply("366", channel, "End of /NAMES list");
+    this.#send(numeric("366", this.me, [channel, "End of /NAMES list"]));
     for (const kept of joining.history) this.fromRoom(kept);
   }
 
@@ -461,27 +487,12 @@ export class IrcSession {
     this.#list = undefined;
     if (!list) return;
     const { pending, found } = list;
+    const { me } = this;
     if (pending.kind === "names") return this.#reply("366", this.#channel, "End of /NAMES list");
-    if (pending.kind === "who") {
-      for (const name of found) {
-        const nick = bareName(name);
-        const flags = name.startsWith("@") ? "H@" : "H";
-        this.#reply("352", this.#channel, nick, SERVER_NAME, SERVER_NAME, nick, flags, `0 ${nick}`);
-      }
-      return this.#reply("315", pending.mask, "End of WHO list");
+    if (pending.kind === "who") this.#send(...whoReplies(me, this.#channel, pending.mask, found));
+    if (pending.kind === "whois") {
+      this.#send(...whoisReplies(me, this.#channel, pending.nick, found));
     }
-    if (pending.kind !== "whois") return;
-    const name = found[0];
-    if (name === undefined) {
-      this.#reply("401", pending.nick, "No such nick/channel");
-    } else {
-      const nick = bareName(name);
-      this.#reply("311", nick, nick, SERVER_NAME, "*", nick);
-      this.#reply("319", nick, `${name.startsWith("@") ? "@" : ""}${this.#channel}`);
-      this.#reply("312", nick, SERVER_NAME, "The room");
-      if (name.startsWith("@")) this.#reply("313", nick, "is an operator of the room");
-    }
-    this.#reply("318", pending.nick, "End of /WHOIS list");
   }
 
   /** The topic, as `/topic` answers it or a newcomer is told it. */
@@ -496,10 +507,17 @@ export class IrcSession {
   /** An error line for this client: a numeric where IRC has one, else a notice. */
   #error(text: string): void {
     const head = this.#pending[0];
-    if (head?.kind === "topic" && UNKNOWN_TOPIC.test(text)) {
+    if (head?.kind === "topic" && /topic/i.test(text)) {
+      // The answer to TOPIC: a room without topics (before moderation), or one for operators.
       this.#pending.shift();
-      if (head.isSet) return this.#reply("482", this.#channel, "This room has no topic to set");
-      return this.#reply("331", this.#channel, "No topic is set");
+      if (UNKNOWN_TOPIC.test(text)) {
+        if (head.isSet) return this.#reply("482", this.#channel, "This room has no topic to set");
+        return this.#reply("331", this.#channel, "No topic is set");
+      }
+      if (OPERATORS_ONLY.test(text)) {
+        return this.#reply("482", this.#channel, "You're not a channel operator");
+      }
+      return this.#notice(text);
     }
     let match: RegExpExecArray | null;
     const isName = (match = TAKEN.exec(text)) || (match = BAD_NAME.exec(text));
@@ -519,6 +537,9 @@ export class IrcSession {
     if (WRONG_PASSWORD.test(text)) {
       this.isHolding = false;
       this.closeReason = text;
+      if (this.#negotiation.login && !this.#isJoined) {
+        return this.#reply("904", `SASL authentication failed: ${text}`);
+      }
       return this.#reply("464", text);
     }
     this.closeReason = text;
@@ -545,6 +566,12 @@ export class IrcSession {
   }
 
   #send(...lines: string[]): void {
+    if (this.#held) {
+      // Joined through SASL before CAP END: the welcome and the room wait for it, within bounds.
+      this.#held.push(...lines);
+      if (this.#held.length > MAX_HELD_LINES) this.#end("No CAP END after SASL");
+      return;
+    }
     for (const line of lines) this.replies.push(line);
   }
 }

@@ -366,7 +366,7 @@ export class Peer implements Member {
     this.#sendingFrom = log;
     this.#sendingEnd = ranges[ranges.length - 1]!;
     this.#gathered = ranges;
-    this.#write(gathered);
+    this.#write(gathered, ranges);
     return true;
   }
 
@@ -383,14 +383,15 @@ export class Peer implements Member {
   #writeLog(log: RoomLog, start: number, end: number): void {
     this.#sendingFrom = log;
     this.#sendingEnd = end;
-    this.#write(log.bytes(start, end));
+    this.#write(log.bytes(start, end), start);
   }
 
-  #write(chunk: Uint8Array): void {
+  /** Writes `chunk`; `at` says where it is in the room log, if it comes from it. */
+  #write(chunk: Uint8Array, at?: number | readonly number[]): void {
     this.#isWriting = true;
     this.#writeStartedAt = Date.now();
     this.#writingBytes = chunk.length;
-    this.#conn.write(chunk).then(this.#wrote, this.#writeFailed);
+    this.#conn.write(chunk, at).then(this.#wrote, this.#writeFailed);
   }
 
   /** A write has finished: account for what the kernel took, and write what comes next. */

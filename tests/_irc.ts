@@ -1,7 +1,7 @@
 /** Helpers for the IRC door's tests: a server with the door, and a raw IRC client over a socket. */
 import { type ChatServer, type ServerOptions, startServer } from "../server.ts";
 import { type IrcOptions, type IrcServer, startIrc } from "../server/irc_door.ts";
-import { TestClient } from "./_helpers.ts";
+import { TestClient, type TestConn } from "./_helpers.ts";
 
 /** A chat server on a free loopback port with the IRC door on another. */
 export class IrcSite implements AsyncDisposable {
@@ -45,7 +45,10 @@ export class IrcSite implements AsyncDisposable {
 }
 
 /** Lines up to and with the first that matches `pattern`; fails at the deadline with them. */
-export async function readUntil(client: TestClient, pattern: RegExp): Promise<string[]> {
+export async function readUntil<C extends TestConn>(
+  client: TestClient<C>,
+  pattern: RegExp,
+): Promise<string[]> {
   const lines: string[] = [];
   while (true) {
     let line: string;

@@ -1,10 +1,13 @@
 /** The IRC door over real sockets: registration, the room's lines both ways, commands, limits. */
 import assert from "node:assert/strict";
-import { CLOSE_DEADLINE_MS, joinAs, TestClient } from "./_helpers.ts";
+import { Certificate, CLOSE_DEADLINE_MS, joinAs, TestClient, waitUntil } from "./_helpers.ts";
 import { IrcSite, readUntil } from "./_irc.ts";
 import { type Accounts, LocalHub } from "../server/hub.ts";
 import { type Account, hashPassword } from "../server/passwords.ts";
 import { nameKey } from "../protocol.ts";
+import { IrcConn } from "../server/irc_conn.ts";
+import { IrcSession } from "../server/irc_session.ts";
+import { IrcLineCache } from "../server/irc_cache.ts";
 
 /** Registered names kept in memory, for a room with accounts and no store. */
 class MemoryAccounts implements Accounts {
@@ -41,6 +44,8 @@ Deno.test("irc registration gives 001 to 005, the MOTD or 422, and JOIN #chat wi
   assert.match(lines.at(-2)!, /^:chat 353 alice = #chat :alice bob$/);
   assert.equal(lines.at(-1), ":chat 366 alice #chat :End of /NAMES list");
   await bob.expect("* alice has entered the room");
+  // The metrics count it by its door.
+  assert.deepEqual(site.server.census().members, { tcp: 1, tls: 0, websocket: 0, irc: 1 });
 });
 
 Deno.test("irc lines reach nc members and theirs reach IRC, actions as CTCP ACTION", async () => {
@@ -325,4 +330,246 @@ Deno.test("irc commands answered by the door count for flood control as any door
   const end = await alice.readToEnd(3 * CLOSE_DEADLINE_MS);
   assert.equal(end.at(-1), "ERROR :Closing link: Disconnected for flooding");
   await bob.expect("* alice has left the room (flooding)");
+});
+
+Deno.test("irc member of a busy room gets every line once and in order, its own skipped", async () => {
+  await using site = new IrcSite({ server: { floodRate: 0 } });
+  const [alice] = await site.join("alice");
+  await using _ = alice;
+  const senders = await Promise.all(
+    ["bob", "carol", "dave"].map((name) => joinAs(site.port, name)),
+  );
+  try {
+    for (const name of ["bob", "carol", "dave"]) {
+      await alice.expect(`:${name}!${name}@chat JOIN #chat`);
+    }
+    const count = 60;
+    const writes = senders.map((sender, s) =>
+      sender.write(Array.from({ length: count }, (_, k) => `line ${s}.${k}\n`).join(""))
+    );
+    await alice.write(
+      Array.from({ length: count }, (_, k) => `PRIVMSG #chat :mine ${k}\r\n`).join(""),
+    );
+    await Promise.all(writes);
+    const next = [0, 0, 0];
+    for (let seen = 0; seen < 3 * count; seen++) {
+      const match = /^:(\w+)!\1@chat PRIVMSG #chat :line (\d)\.(\d+)$/.exec(await alice.readLine());
+      assert.ok(match, "a line of the others, never one of alice's own");
+      const s = Number(match[2]);
+      assert.equal(Number(match[3]), next[s]!++, `sender ${s} in order`);
+    }
+  } finally {
+    for (const sender of senders) sender.close();
+  }
+});
+
+/** An IrcConn over a real loopback socket, its session joined as "me", and the client's end. */
+async function joinedConn(cache: IrcLineCache): Promise<[IrcConn, TestClient]> {
+  using listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const [client, server] = await Promise.all([
+    TestClient.connect(listener.addr.port),
+    listener.accept(),
+  ]);
+  const conn = new IrcConn(server, { channel: "#chat", version: "1", motd: [], cache });
+  const { session } = conn;
+  session.fromClient("NICK me");
+  session.fromClient("USER me 0 * :me");
+  session.fromRoom("* Welcome to chat! What shall I call you?");
+  session.fromRoom("* The room contains: ");
+  session.fromRoom("* Welcome, me! 1 user online; /help lists the commands");
+  assert.ok(session.isJoined);
+  session.replies = [];
+  return [conn, client];
+}
+
+Deno.test("IrcConn.write takes the room log's lines from the door's translations by their position", async () => {
+  const cache = new IrcLineCache("#chat");
+  const [first, firstClient] = await joinedConn(cache);
+  const [second, secondClient] = await joinedConn(cache);
+  try {
+    const encoded = (text: string) => encoder.encode(text);
+    await first.write(encoded("[bob] one\n"), 100);
+    await first.write(encoded("[eve] two\n"), 500);
+    await firstClient.expect(":bob!bob@chat PRIVMSG #chat :one");
+    await firstClient.expect(":eve!eve@chat PRIVMSG #chat :two");
+    // Gathered from [100, 110) and [500, 510): the second member gets the lines kept there.
+    await second.write(encoded("[xxx] abc\n[yyy] def\n"), [100, 110, 500, 510]);
+    await secondClient.expect(":bob!bob@chat PRIVMSG #chat :one");
+    await secondClient.expect(":eve!eve@chat PRIVMSG #chat :two");
+    // A rename goes through each session, which follows its own nick.
+    await second.write(encoded("* me is now known as you\n"), 600);
+    await secondClient.expect(":me!me@chat NICK you");
+    assert.equal(second.session.me, "you");
+  } finally {
+    for (const conn of [first, second]) conn.close();
+    firstClient.close();
+    secondClient.close();
+  }
+});
+
+Deno.test("irc door speaks TLS with the chat's certificate", async () => {
+  await using certificate = await Certificate.make();
+  await using site = new IrcSite({
+    irc: { tls: { cert: certificate.pem, key: await certificate.keyPem() } },
+  });
+  await using bob = await joinAs(site.port, "bob");
+  const conn = await Deno.connectTls({
+    hostname: "127.0.0.1",
+    port: site.ircPort,
+    caCerts: [certificate.pem],
+  });
+  await using alice = new TestClient(conn);
+  await alice.write("NICK alice\r\nUSER a 0 * :A\r\n");
+  await readUntil(alice, / 366 alice /);
+  await bob.expect("* alice has entered the room");
+  await alice.write("PRIVMSG #chat :over TLS\r\n");
+  await bob.expect("[alice] over TLS");
+});
+
+Deno.test("irc member behind on the room's lines is not cut for asking (PING) meanwhile", async () => {
+  await using site = new IrcSite({ server: { floodRate: 0 } });
+  await using bob = await joinAs(site.port, "bob");
+  const [alice] = await site.join("alice");
+  await using _ = alice;
+  await bob.expect("* alice has entered the room");
+  // Megabytes alice does not read yet: a room write to her waits in flight.
+  const line = "z".repeat(4000);
+  await bob.write(`${line}\n`.repeat(3000));
+  await waitUntil(() => site.server.census().logFill > 8_000_000, "alice to fall behind");
+  await alice.write("PING :still here\r\n");
+  let last = "";
+  while (!last.startsWith(":chat PONG")) {
+    last = await alice.readLine();
+    assert.ok(!last.startsWith("ERROR"), last);
+  }
+});
+
+Deno.test("irc member that sends commands and never reads the replies is closed, its replies bounded", async () => {
+  await using site = new IrcSite({ server: { floodRate: 0 } });
+  await using bob = await joinAs(site.port, "bob");
+  const [alice] = await site.join("alice");
+  await using _ = alice;
+  await bob.expect("* alice has entered the room");
+  const pings = encoder.encode("PING :are you there\r\n".repeat(10_000));
+  let isWriting = true;
+  const writing = (async () => {
+    try {
+      while (isWriting) await alice.write(pings);
+    } catch {
+      // The server closed the connection: what the test waits for.
+    }
+  })();
+  try {
+    await bob.expect("* alice has left the room");
+  } finally {
+    isWriting = false;
+    alice.close();
+    await writing;
+  }
+});
+
+Deno.test("irc member is told of a shutdown and closed with ERROR", async () => {
+  const site = new IrcSite();
+  const [alice] = await site.join("alice");
+  await using _ = alice;
+  const closing = site[Symbol.asyncDispose]();
+  const end = await alice.readToEnd();
+  await closing;
+  assert.deepEqual(end.slice(-2), [
+    ":chat NOTICE #chat :Server is shutting down, goodbye",
+    "ERROR :Closing link: Server is shutting down",
+  ]);
+});
+
+Deno.test("irc SASL PLAIN logs a registered name in, on a private server beside its PASS", async () => {
+  const accounts = new MemoryAccounts();
+  await accounts.save(await hashPassword("alice", "correct horse battery"));
+  await using site = new IrcSite({
+    server: { hub: new LocalHub({ accounts }), serverPassword: "let me in please" },
+    irc: { isRegistered: (name) => accounts.get(name) !== undefined },
+  });
+  const plain = (text: string) => btoa(text);
+  await using alice = await site.connect();
+  await alice.write("CAP LS 302\r\nPASS :let me in please\r\nNICK ally\r\nUSER a 0 * :A\r\n");
+  await alice.expect(":chat CAP * LS :sasl=PLAIN");
+  await alice.write("CAP REQ :sasl\r\n");
+  await alice.expect(":chat CAP ally ACK :sasl");
+  await alice.write("AUTHENTICATE PLAIN\r\n");
+  await alice.expect("AUTHENTICATE +");
+  await alice.write(`AUTHENTICATE ${plain("\0alice\0correct horse battery")}\r\n`);
+  await alice.expect(":chat 900 alice alice!alice@chat alice :You are now logged in as alice");
+  await alice.expect(":chat 903 alice :SASL authentication successful");
+  await alice.write("CAP END\r\n");
+  const lines = await readUntil(alice, / 366 alice /);
+  assert.match(lines[0]!, /^:chat 001 alice /);
+
+  await using wrong = await site.connect();
+  await wrong.write("CAP LS 302\r\nPASS :let me in please\r\nNICK x\r\nUSER a 0 * :A\r\n");
+  await wrong.write(`CAP REQ :sasl\r\nAUTHENTICATE PLAIN\r\n`);
+  await wrong.write(`AUTHENTICATE ${plain("\0alice\0not it at all")}\r\n`);
+  const refused = await wrong.readToEnd();
+  assert.ok(refused.some((line) => / 904 .*Wrong password/.test(line)), JSON.stringify(refused));
+
+  await using stranger = await site.connect();
+  await stranger.write("CAP LS 302\r\nPASS :let me in please\r\nNICK bob\r\nUSER b 0 * :B\r\n");
+  await stranger.write(`CAP REQ :sasl\r\nAUTHENTICATE PLAIN\r\n`);
+  await stranger.write(`AUTHENTICATE ${plain("\0bob\0whatever it is")}\r\n`);
+  await readUntil(stranger, / 904 bob :SASL authentication failed: no such registered name/);
+  await stranger.write("AUTHENTICATE PLAIN\r\nAUTHENTICATE bm90IGJhc2U2NA==\r\nCAP END\r\n");
+  await readUntil(stranger, / 904 bob :SASL authentication failed: SASL PLAIN needs/);
+  await readUntil(stranger, / 366 bob /);
+});
+
+/** A session joined as "me" in a room with `@op` and `bob`, with nothing to say yet. */
+function joinedSession(): IrcSession {
+  const session = new IrcSession({ channel: "#chat", version: "1", motd: [] });
+  session.fromClient("NICK me");
+  session.fromClient("USER me 0 * :me");
+  session.fromRoom("* Welcome to chat! What shall I call you?");
+  session.fromRoom("* The room contains: @op, bob");
+  session.fromRoom("* Welcome, me! 3 users online; /help lists the commands");
+  return session;
+}
+
+/** What the session answers to `line` from the client, and the line it gives the room. */
+function ask(session: IrcSession, line: string): string {
+  session.input = "";
+  session.replies = [];
+  session.fromClient(line);
+  return session.input;
+}
+
+/** What the session tells the client of the room's `lines`. */
+function told(session: IrcSession, ...lines: string[]): string[] {
+  session.replies = [];
+  for (const line of lines) session.fromRoom(line);
+  return session.replies;
+}
+
+Deno.test("IrcSession tells moderation's topic, operators and kicks as IRC, and keeps its answers in order", () => {
+  const session = joinedSession();
+  assert.ok(session.replies.includes(":chat 353 me = #chat :me @op bob"));
+  assert.deepEqual(told(session, "* Topic: be nice"), [":chat 332 me #chat :be nice"]);
+  assert.equal(ask(session, "TOPIC #chat :new one"), "/topic new one\n");
+  assert.deepEqual(told(session, "* error: /topic is for operators only"), [
+    ":chat 482 me #chat :You're not a channel operator",
+  ]);
+  assert.equal(ask(session, "TOPIC #chat"), "/topic\n");
+  assert.deepEqual(told(session, "* No topic is set"), [":chat 331 me #chat :No topic is set"]);
+  // An operator's TOPIC is settled by the room's line, and a WHO after it gets its own answer.
+  ask(session, "TOPIC #chat :fresh");
+  assert.deepEqual(told(session, "* me set the topic: fresh"), [
+    ":me!me@chat TOPIC #chat :fresh",
+  ]);
+  assert.equal(ask(session, "WHO #chat"), "/who\n");
+  assert.deepEqual(told(session, "* 3 online: bob, me, @op"), [
+    ":chat 352 me #chat bob chat chat bob H :0 bob",
+    ":chat 352 me #chat me chat chat me H :0 me",
+    ":chat 352 me #chat op chat chat op H@ :0 op",
+    ":chat 315 me #chat :End of WHO list",
+  ]);
+  assert.deepEqual(told(session, "* bob was kicked by op: spam"), [
+    ":op!op@chat KICK #chat bob :spam",
+  ]);
+  assert.deepEqual(told(session, "* op cleared the topic"), [":op!op@chat TOPIC #chat :"]);
 });
