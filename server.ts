@@ -308,8 +308,10 @@ class Server implements ChatServer {
     const address = this.#admission.address(hostname);
     const refusal = banned ?? this.#admission.refusal(address, this.#connections);
     this.#track(refusal ? refuse(conn, refusal) : this.#serve(conn, address, options));
-    if (banned) Tally.bump(this.tally.refusals, "banned");
-    else if (refusal) this.#admission.refused(refusal);
+    if (banned) {
+      Tally.bump(this.tally.refusals, "banned");
+      this.#counts.bannedRefused();
+    } else if (refusal) this.#admission.refused(refusal);
   }
 
   takeJoin(hostname: string): string | undefined {
@@ -598,7 +600,7 @@ class Server implements ChatServer {
     if (refusal) throw new ProtocolError(refusal);
     await this.#config.hub.join(peer, [this.#limitsNotice]);
     // The topic comes after the welcome, where a reader's eye lands.
-    for (const notice of this.#moderation.welcomeNotices()) peer.send(encodeLine(notice));
+    for (const notice of this.#moderation.welcomeNotices(peer)) peer.send(encodeLine(notice));
     this.#sendToken(peer);
     joins?.take(Date.now());
     peer.isJoined = true;
@@ -666,7 +668,7 @@ class Server implements ChatServer {
       holder.end();
     }
     for (const bytes of kept) peer.send(bytes);
-    for (const notice of this.#moderation.welcomeNotices()) peer.send(encodeLine(notice));
+    for (const notice of this.#moderation.welcomeNotices(peer)) peer.send(encodeLine(notice));
     peer.isJoined = true;
     this.#sendToken(peer);
     this.#config.log(`${peer.label} resumed its place`, { event: "resumed", ...peerFields(peer) });

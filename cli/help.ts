@@ -171,7 +171,8 @@ ${
       [
         "--reconnect N",
         "attempts to reconnect when the server is lost, 0 for none (default " +
-        `${DEFAULT_RECONNECT_TRIES} at a terminal, 0 when stdout is not one)`,
+        `${DEFAULT_RECONNECT_TRIES} at a terminal, 0 when stdout is not one); never after a kick ` +
+        "or a ban",
       ],
       ["-h, --help", "this help"],
       ["-V, --version", "the version"],
@@ -182,7 +183,8 @@ ${
     wrap(
       "Type a line and press Enter to send it; Ctrl+D, /quit, or Ctrl+C on an empty line leaves " +
         "(exit code 0). Lines go out as fast as the server allows; the rest wait, shown dimmed. At " +
-        "a terminal: Tab completes names, Up and Down bring back what you sent, Ctrl+R searches it; " +
+        "a terminal: Tab completes commands (an operator's too, for an operator) and names, Up and " +
+        "Down bring back what you sent, Ctrl+R searches it; " +
         "each line has a time stamp and each name a color (none when NO_COLOR is set or TERM=dumb). " +
         "When stdout is not a terminal, the server's lines are printed exactly.",
       WIDTH,

@@ -2,7 +2,13 @@
  * Who is in the room as the terminal client knows it, from what the room says: the names that Tab
  * completes (the others'), and who is an operator, ourselves included once we are one.
  */
-import { nameKey, parseOperatorChange, parsePutOut, type ServerLine } from "../protocol.ts";
+import {
+  nameKey,
+  OPERATOR_WELCOME,
+  parseOperatorChange,
+  parsePutOut,
+  type ServerLine,
+} from "../protocol.ts";
 
 /** The names of the room and its operators, kept from the server's lines. */
 export class RoomNames {
@@ -59,16 +65,12 @@ export class RoomNames {
 
   /**
    * Operators come from the room list, `/who` and the notices of operators made and unmade. We are
-   * one when `/who` marks us or a notice names us: the room list leaves us out, so it keeps ours.
+   * one when the server says so after the welcome (the room list leaves us out), when `/who` marks
+   * us, or when a notice names us.
    */
   #trackOperators(line: string, parsed: ServerLine | undefined): void {
-    const own = nameKey(this.#own());
     if (parsed?.kind === "room" || parsed?.kind === "who") {
-      if (!parsed.isContinued) {
-        const isOwn = this.#operators.has(own) && parsed.kind === "room";
-        this.#operators.clear();
-        if (isOwn) this.#operators.add(own);
-      }
+      if (!parsed.isContinued) this.#operators.clear();
       for (const name of parsed.operators) this.#operators.add(nameKey(name));
     } else if (parsed?.kind === "rename") {
       // An operator is a registered name, not a person: the next /who says whether the new one is.
@@ -76,6 +78,7 @@ export class RoomNames {
     } else if (parsed?.kind === "system") {
       // A kick's or a ban's notice stands for the leave notices of those it put out.
       for (const name of parsePutOut(line) ?? []) this.#names.delete(nameKey(name));
+      if (line === OPERATOR_WELCOME) this.#operators.add(nameKey(this.#own()));
       const change = parseOperatorChange(line);
       if (change?.isOperator) this.#operators.add(nameKey(change.name));
       else if (change) this.#operators.delete(nameKey(change.name));

@@ -83,6 +83,12 @@ export function formatTopic(text: string): string {
 /** `/topic`'s answer when there is none. */
 export const NO_TOPIC = "* No topic is set";
 
+/**
+ * What an operator is told after the welcome (and the topic): the room list leaves the newcomer
+ * out, so this is how its client knows to offer the operator commands.
+ */
+export const OPERATOR_WELCOME = "* You are an operator: /help lists your commands";
+
 /** The room's notice of a new topic, or of its clearing (`text` undefined). */
 export function formatTopicChange(by: string, text: string | undefined): string {
   return formatSystemLine(

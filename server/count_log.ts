@@ -26,10 +26,17 @@ export class CountLog {
   /** TLS handshakes failed since the last log line about them, and the last one's reason. */
   #failedHandshakes = 0;
   #lastHandshakeFailure = "";
+  /** Connections refused since the last log line about them because a ban holds for the address. */
+  #banned = 0;
   #loggedAt = 0;
 
   constructor(sources: CountSources) {
     this.#sources = sources;
+  }
+
+  /** Counts a connection refused because a ban holds for its address. */
+  bannedRefused(): void {
+    this.#banned++;
   }
 
   /** Counts a TLS handshake that failed, for `reason`. */
@@ -67,6 +74,16 @@ export class CountLog {
         },
       );
       this.#failedHandshakes = 0;
+      this.#loggedAt = now;
+    }
+    if (this.#banned > 0) {
+      log(`refused ${this.#banned} connection(s) from banned addresses`, {
+        event: "refused",
+        level: "info",
+        reason: "banned",
+        counts: { connections: this.#banned },
+      });
+      this.#banned = 0;
       this.#loggedAt = now;
     }
     const headers = proxyHeaders.takeCounts();

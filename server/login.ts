@@ -369,7 +369,8 @@ export class Login {
   async #dropOperator(name: string): Promise<void> {
     const moderation = this.#hub.moderation;
     if (!moderation?.isOperator(name)) return;
-    await this.#store(() => moderation.setOperator(name, false));
+    // By the name itself, an act of its own: no server tells its room of it (as here).
+    await this.#store(() => moderation.setOperator(name, false, name));
     this.#hub.operatorsChanged?.();
   }
 

@@ -25,6 +25,7 @@ import {
   nameKey,
   NO_TOPIC,
   noSuchUser,
+  OPERATOR_WELCOME,
   ProtocolError,
   quote,
 } from "../protocol.ts";
@@ -127,10 +128,13 @@ export class Moderation {
     }
   }
 
-  /** What a newcomer is told after the welcome: the topic, if one is set. */
-  welcomeNotices(): string[] {
+  /** What a newcomer is told after the welcome: the topic, if one is set; an operator, that it is. */
+  welcomeNotices(member: { name: string }): string[] {
     const topic = this.#store.topic();
-    return topic ? [formatTopic(topic.text)] : [];
+    return [
+      ...topic ? [formatTopic(topic.text)] : [],
+      ...this.isOperator(member) ? [OPERATOR_WELCOME] : [],
+    ];
   }
 
   /** Runs a moderation command; the command's word was checked against the operator rule. */
@@ -289,7 +293,7 @@ export class Moderation {
     const isAddress = /[.:]/.test(target);
     const key = isAddress ? normalizeAddress(target) : target;
     const ban = this.#store.bans().find((b) => banKey(b.target) === banKey(key));
-    if (!await kept(this.#store.removeBan(key))) {
+    if (!await kept(this.#store.removeBan(key, peer.name))) {
       throw new ProtocolError(`There is no ban on ${quote(key)}: /bans lists them`);
     }
     this.#changed();
@@ -320,7 +324,7 @@ export class Moderation {
 
   async #unmute(peer: Peer, name: string): Promise<void> {
     const mute = this.#store.mutes().find((m) => nameKey(m.name) === nameKey(name));
-    if (!await kept(this.#store.removeMute(name))) {
+    if (!await kept(this.#store.removeMute(name, peer.name))) {
       throw new ProtocolError(`${quote(name)} is not muted`);
     }
     this.#changed();
@@ -344,7 +348,7 @@ export class Moderation {
         `${account.name} is ${isOperator ? "an operator already" : "not an operator"}`,
       );
     }
-    await kept(this.#store.setOperator(account.name, isOperator));
+    await kept(this.#store.setOperator(account.name, isOperator, peer.name));
     this.#options.hub.operatorsChanged?.();
     this.#announce(formatOperatorChange(account.name, isOperator, peer.name));
     this.#record({ act: verb, by: peer.name, target: account.name });
@@ -371,6 +375,8 @@ export class Moderation {
         // Another server's operator told the whole room; `chat admin` tells each server's own.
         if (change.by === undefined) {
           this.#tellMembers(formatOperatorChange(change.name, change.isOperator));
+          const act = change.isOperator ? "op" : "deop";
+          this.#record({ act, by: "chat admin", target: change.name });
         }
         return;
       case "ban":

@@ -64,14 +64,18 @@ export interface ModerationStore {
   /** The mutes in force. */
   mutes(): Mute[];
   topic(): Topic | undefined;
-  setOperator(name: string, isOperator: boolean): Promise<void>;
+  /**
+   * `by`: the operator who made the change, for another server's `onChange` (none: `chat admin`,
+   * or a name given up); likewise for `removeBan` and `removeMute`.
+   */
+  setOperator(name: string, isOperator: boolean, by?: string): Promise<void>;
   /** Adds a ban, or replaces the one with the same target. */
   addBan(ban: Ban): Promise<void>;
   /** Lifts the ban on `target` (a name in any case, or an address as listed); false if none. */
-  removeBan(target: string): Promise<boolean>;
+  removeBan(target: string, by?: string): Promise<boolean>;
   /** Adds a mute, or replaces the one of the same name. */
   addMute(mute: Mute): Promise<void>;
-  removeMute(name: string): Promise<boolean>;
+  removeMute(name: string, by?: string): Promise<boolean>;
   setTopic(topic: Topic | undefined): Promise<void>;
   /**
    * Set by the server: told when the copy changed from outside (`chat admin`, another server), so

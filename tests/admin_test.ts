@@ -4,8 +4,16 @@
  * `--operators-file` made with `chat admin hash` lets its operators in. Real processes, real files.
  */
 import assert from "node:assert/strict";
-import { connectFrom, denoChild, joinAs, TestClient, type TestConn } from "./_helpers.ts";
-import { Folder, startStoreServer } from "./_store.ts";
+import {
+  connectFrom,
+  denoChild,
+  joinAs,
+  joinWithHistory,
+  TestClient,
+  type TestConn,
+} from "./_helpers.ts";
+import { Folder, sqlite, startStoreServer } from "./_store.ts";
+import { hashPassword } from "../server/passwords.ts";
 import { run, startServerProcess } from "./_helpers.ts";
 
 const PASSWORD = "correct horse";
@@ -69,6 +77,7 @@ Deno.test("chat admin: op, list and deop in the store, seen by the running serve
   // The running server hears of it without a restart, and tells the room.
   await until(bob, "* alice is now an operator (by the server)");
   await until(alice, "* alice is now an operator (by the server)");
+  await child.stdout.readUntil(/ moderation: chat admin op alice$/); // the server's log has it too
   await bob.send("/who");
   await until(bob, "* 2 online: @alice, bob");
   await alice.send("/kick bob");
@@ -126,6 +135,7 @@ Deno.test("store: bans, mutes, the topic and the operators outlive a restart", a
   await mallory.expect(/^\* error: You are muted until .*: your line was not sent$/);
   await using alice = await login(port, "alice");
   await alice.expect("* Topic: Kept across restarts");
+  await alice.expect("* You are an operator: /help lists your commands");
   await alice.send("/bans");
   await alice.expect("* 2 bans:");
   const listed = [await alice.readLine(), await alice.readLine()].sort();
@@ -171,4 +181,33 @@ Deno.test("chat admin hash: its line in --operators-file makes an operator of a 
     1,
     "error: Cannot use that password: it needs at least 8 characters\n",
   ]);
+});
+
+Deno.test("store: a store of the previous schema keeps its names and history, and takes operators", async () => {
+  await using folder = await Folder.make();
+  const account = await hashPassword("alice", PASSWORD);
+  // Schema 1, as the version before moderation wrote it.
+  await sqlite(
+    folder.file,
+    `CREATE TABLE history (id INTEGER PRIMARY KEY, at INTEGER NOT NULL, line TEXT NOT NULL);
+     CREATE TABLE accounts (key TEXT PRIMARY KEY, name TEXT NOT NULL, salt TEXT NOT NULL,
+       hash TEXT NOT NULL, cost INTEGER NOT NULL, block_size INTEGER NOT NULL,
+       parallelism INTEGER NOT NULL) WITHOUT ROWID;
+     INSERT INTO history (at, line) VALUES (0, '[bob] kept');
+     INSERT INTO accounts VALUES ('alice', 'alice', '${account.salt}', '${account.hash}',
+       ${account.cost}, ${account.blockSize}, ${account.parallelism});
+     PRAGMA application_id = 1667785076; PRAGMA user_version = 1;`,
+  );
+  const { child, port } = await startStoreServer(folder);
+  await using _server = child;
+  assert.equal((await sqlite(folder.file, "PRAGMA user_version")).trim(), "2");
+  const made = await admin(folder, ["op", "alice"]);
+  assert.deepEqual([made.code, made.stdout], [0, "alice is now an operator\n"]);
+  await using alice = await login(port, "alice");
+  await alice.send("/topic migrated");
+  await until(alice, "* alice set the topic: migrated");
+  const [carol, history] = await joinWithHistory(port, "carol");
+  await using _carol = carol;
+  assert.deepEqual(history.map((line) => line.replace(/^\* history \S+ /, "")), ["[bob] kept"]);
+  await carol.expect("* Topic: migrated");
 });

@@ -13,7 +13,13 @@ import {
   OPERATOR_CLIENT_HELP,
 } from "../client/terminal.ts";
 import { RoomNames } from "../client/room_names.ts";
-import { formatOperatorChange, formatRoomList, formatWho, parseServerLine } from "../protocol.ts";
+import {
+  formatOperatorChange,
+  formatRoomList,
+  formatWho,
+  OPERATOR_WELCOME,
+  parseServerLine,
+} from "../protocol.ts";
 
 Deno.test("nameColor: every hue reads on black and on white, and a name keeps its hue", () => {
   const levels = [0, 95, 135, 175, 215, 255];
@@ -213,10 +219,12 @@ Deno.test("RoomNames keeps bare names for Tab and knows who is an operator, ours
   formatRoomList(["@alice", "bob"]).forEach(feed);
   assert.deepEqual([...room.names()], ["alice", "bob"]); // Tab completes "alice", never "@alice"
   assert.equal(room.isOperator, false);
-  // The room list leaves us out; /who marks us, and a notice makes or unmakes us.
-  formatWho(["@alice", "bob", "@Emil"]).forEach(feed);
+  // The room list leaves us out: the server says so after the welcome; /who marks us too.
+  feed(OPERATOR_WELCOME);
   assert.equal(room.isOperator, true);
-  formatRoomList(["alice"]).forEach(feed); // a rejoin's room list keeps what /who said of us
+  formatRoomList(["alice"]).forEach(feed); // a rejoin's: told again after the welcome, if still
+  assert.equal(room.isOperator, false);
+  formatWho(["@alice", "bob", "@Emil"]).forEach(feed);
   assert.equal(room.isOperator, true);
   feed(formatOperatorChange("emil", false, "alice"));
   assert.equal(room.isOperator, false);

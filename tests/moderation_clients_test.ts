@@ -11,7 +11,7 @@ import { FixedAccounts } from "../server/operators_file.ts";
 import { MemoryModerationStore } from "../server/moderation_store.ts";
 import type { Page } from "puppeteer-core";
 import { Child, DEADLINE_MS, startTestServer, TestClient, Tmux } from "./_helpers.ts";
-import { Chromium, joinPage, type PageGlobals, waitForLine } from "./_browser.ts";
+import { Chromium, joinPage, type PageGlobals, say, waitForLine } from "./_browser.ts";
 import { Site } from "./_websocket.ts";
 
 const PASSWORD = "correct horse";
@@ -115,6 +115,8 @@ Deno.test("terminal: operators marked @, the topic in bold, operator commands fo
   await terminal.type("/help", "Enter");
   screen = await terminal.waitFor(/Ctrl\+C +clear the line/);
   assert.doesNotMatch(screen, /Operator commands|\/kick/);
+  await terminal.type("/kick bob", "Enter"); // typed whole: the server says no, in one line
+  await terminal.waitFor(/! \/kick is for operators only\n/);
 
   // Made an operator: Tab offers the operator commands, and /help lists them after the others.
   await alice.send("/op dave");
@@ -146,6 +148,72 @@ Deno.test("terminal: operators marked @, the topic in bold, operator commands fo
     /! You were kicked by alice: bye\nerror: You were kicked by alice: bye\n\[exit 1\]$/,
   );
   assert.doesNotMatch(screen, /reconnecting/);
+});
+
+/** Starts client.ts piped as `name` until the server lets it in (a timed ban ends by itself). */
+async function joinWhenAllowed(name: string, port: number): Promise<Child> {
+  const deadline = Date.now() + DEADLINE_MS;
+  for (;;) {
+    const client = pipedClient(name, port);
+    // A refused client prints nothing on stdout: its line is the one on stderr.
+    const first = await client.stdout.readLine().catch(() => "");
+    if (first.startsWith("* The room contains:")) return client;
+    const end = await client.finish();
+    await client[Symbol.asyncDispose]();
+    assert.match(end.stderr, /^error: You are banned until /);
+    assert.ok(Date.now() < deadline, `${name} is still banned`);
+    await new Promise((resolve) => setTimeout(resolve, 50)); // paced retries, not a wait for the end
+  }
+}
+
+Deno.test("terminal: an operator's commands from the terminal, each answered on screen; a banned member's client ends, and joins again once a timed ban ends", async () => {
+  await using server = moderatedServer();
+  const { port } = server.addr;
+  await using carl = await TestClient.connect(port);
+  await carl.expect("* Welcome to chat! What shall I call you?");
+  await carl.send("carl");
+  await readUntil(carl, /^\* Welcome, carl!/);
+  await using eve = pipedClient("eve", port);
+  await readUntil(carl, "* eve has entered the room");
+
+  await using terminal = await terminalClient("alice", port);
+  await terminal.waitFor(/Password for alice:$/m);
+  await terminal.type(PASSWORD, "Enter");
+  await terminal.waitFor(/Welcome, alice!/);
+  // The server tells an operator so after the welcome: Tab offers its commands from then on.
+  await terminal.waitFor(/- You are an operator: \/help lists your commands\n/);
+  await terminal.type("/ops", "Enter");
+  await terminal.waitFor(/- 1 operator online: alice\n/);
+  await terminal.type("/kick alice", "Enter");
+  await terminal.waitFor(/! You cannot kick yourself\n/);
+
+  await terminal.type("/ba", "Tab");
+  await terminal.waitFor(/\n> \/ban$/);
+  await terminal.type("ev", "Tab");
+  await terminal.type("2s flooding", "Enter");
+  const banned = new RegExp(`eve was banned by alice until ${UNTIL}: flooding`);
+  await readUntil(carl, new RegExp(`^\\* ${banned.source}$`));
+  await terminal.waitFor(banned);
+  const end = await eve.finish();
+  assert.equal(end.code, 1);
+  assert.match(end.stderr, new RegExp(`^error: You are banned until ${UNTIL}: flooding\n$`));
+  await terminal.type("/bans", "Enter");
+  await terminal.waitFor(new RegExp(`- 1 ban:\n.*- eve by alice until ${UNTIL}: flooding\n`));
+  await using _back = await joinWhenAllowed("eve", port);
+  await terminal.waitFor(/eve has entered the room/);
+
+  await terminal.type("/mute carl 1h shouting", "Enter");
+  await readUntil(carl, new RegExp(`^\\* carl was muted by alice until ${UNTIL}: shouting$`));
+  await terminal.waitFor(/carl was muted by alice until/);
+  await carl.send("hello?");
+  await readUntil(carl, /^\* error: You are muted until .*: your line was not sent$/);
+  await terminal.type("/unmute carl", "Enter");
+  await terminal.waitFor(/carl was unmuted by alice/);
+  await terminal.type("/whois carl", "Enter");
+  await terminal.waitFor(/- carl: from 127\.0\.0\.1, TCP, not registered, not an operator\n/);
+  await terminal.type("/topic Be kind", "Enter");
+  await terminal.waitFor(/# alice set the topic: Be kind\n/);
+  await readUntil(carl, "* alice set the topic: Be kind");
 });
 
 Deno.test("client: kicked, or banned at a rejoin after a loss or at a first join, it says why in one line and exits 1 instead of reconnecting; a /nick refused by a ban ends nothing", async () => {
@@ -307,5 +375,56 @@ Deno.test("page: the topic in the header, operators marked @, operator commands 
     await bannerText(page, /Cannot rejoin/),
     new RegExp(`^Cannot rejoin as dave: You are banned until ${UNTIL}: Server is full of spam$`),
   );
+  assert.deepEqual(chromium.errors.filter((error) => !/WebSocket/.test(error)), []);
+});
+
+Deno.test("page: an operator's commands from the page, each answered in the conversation; a member is refused in one line", async () => {
+  await using site = Site.start({
+    accounts: new FixedAccounts(ACCOUNTS),
+    moderation: new MemoryModerationStore(["alice"]),
+  });
+  await using chromium = await Chromium.launch();
+  await using carl = await TestClient.connect(site.port);
+  await carl.expect("* Welcome to chat! What shall I call you?");
+  await carl.send("carl");
+  await readUntil(carl, /^\* Welcome, carl!/);
+  const member = await chromium.open(site.url);
+  await joinPage(member, "emil");
+  await say(member, "/mute carl");
+  await waitForLine(member, "/mute is for operators only");
+
+  const page = await chromium.open(site.url);
+  await page.locator("#password").fill(PASSWORD);
+  await joinPage(page, "alice");
+  // The server tells an operator so after the welcome (the room list leaves the newcomer out).
+  await waitForLine(page, "You are an operator");
+  assert.deepEqual(await rosterEntries(page), ["@alice (you)", "carl", "emil"]);
+  await page.focus("#line");
+  await page.keyboard.type("/mu");
+  await page.keyboard.press("Tab");
+  await page.keyboard.type("ca");
+  await page.keyboard.press("Tab");
+  assert.equal(await typed(page), "/mute carl ");
+  await page.keyboard.type("1h shouting");
+  await page.keyboard.press("Enter");
+  await readUntil(carl, new RegExp(`^\\* carl was muted by alice until ${UNTIL}: shouting$`));
+  await waitForLine(member, "carl was muted by alice");
+  await say(page, "/whois emil");
+  await waitForLine(page, "emil: from 127.0.0.1, web, not registered, not an operator");
+  await say(page, "/ban emil 1h trolling");
+  await waitForLine(page, "emil was banned by alice");
+  assert.match(
+    await bannerText(member, /banned/),
+    new RegExp(`^Disconnected: You are banned until ${UNTIL}: trolling$`),
+  );
+  await say(page, "/bans");
+  await waitForLine(page, "emil by alice until");
+  await say(page, "/unban emil");
+  await waitForLine(page, "emil was unbanned by alice");
+  await member.bringToFront(); // a tab in the background gets no clicks
+  await member.click("#banner-button"); // lifted: the person rejoins by hand
+  await waitForLine(member, "Reconnected");
+  await say(page, "/kick alice");
+  await waitForLine(page, "You cannot kick yourself");
   assert.deepEqual(chromium.errors.filter((error) => !/WebSocket/.test(error)), []);
 });

@@ -13,10 +13,11 @@ import {
   TestClient,
   type TestConn,
   TimeoutError,
+  waitUntil,
 } from "./_helpers.ts";
 import type { ChatServer } from "../server.ts";
 import { rawUpgrade, Site } from "./_websocket.ts";
-import { formatUntil } from "../protocol.ts";
+import { formatUntil, OPERATOR_WELCOME } from "../protocol.ts";
 import { hashPassword } from "../server/passwords.ts";
 import { FixedAccounts } from "../server/operators_file.ts";
 import { MemoryModerationStore } from "../server/moderation_store.ts";
@@ -62,15 +63,17 @@ async function readUntil(client: TestClient<TestConn>, pattern: RegExp): Promise
 }
 
 /**
- * The next line but join notices (who joins when is not what these tests are about), checked
- * against `expected`.
+ * The next line but join notices (who joins when is not what these tests are about) and an
+ * operator's welcome (a test of its own looks at it), checked against `expected`.
  */
 async function hear(
   client: TestClient<TestConn>,
   expected: string | RegExp,
 ): Promise<string> {
   let line = await client.readLine();
-  while (/^\* [\w-]+ has entered the room$/.test(line)) line = await client.readLine();
+  while (/^\* [\w-]+ has entered the room$/.test(line) || line === OPERATOR_WELCOME) {
+    line = await client.readLine();
+  }
   const isMatch = typeof expected === "string" ? line === expected : expected.test(line);
   assert.ok(isMatch, `Expected ${String(expected)}, got ${JSON.stringify(line)}`);
   return line;
@@ -349,7 +352,13 @@ Deno.test("moderation: /unmute lets lines through again, and a muted /quit still
 Deno.test("moderation: the topic is told after the welcome, set and cleared with one notice", async () => {
   await using server = startModeratedServer();
   const { port } = server.addr;
-  await using alice = await loginAs(await TestClient.connect(port), "alice");
+  const alice = await TestClient.connect(port);
+  await using _alice = alice;
+  await alice.expect("* Welcome to chat! What shall I call you?");
+  await alice.send("alice");
+  await alice.send(PASSWORD);
+  await readUntil(alice, /^\* Welcome, alice!/);
+  await alice.expect("* You are an operator: /help lists your commands");
   await using bob = await joinAs(port, "bob");
   await alice.send("/topic Be kind: no spam");
   await hear(bob, "* alice set the topic: Be kind: no spam");
@@ -360,6 +369,15 @@ Deno.test("moderation: the topic is told after the welcome, set and cleared with
   await carl.expect("* The room contains: @alice, bob");
   await readUntil(carl, /^\* Welcome, carl!/);
   await hear(carl, "* Topic: Be kind: no spam");
+  await using dave = await TestClient.connect(port);
+  await dave.expect("* Welcome to chat! What shall I call you?");
+  await dave.send("dave");
+  await dave.send(PASSWORD);
+  await readUntil(dave, /^\* Welcome, dave!/);
+  // Registered and no operator: the topic, and nothing about operators.
+  await dave.expect("* Topic: Be kind: no spam");
+  await dave.send("/topic");
+  await dave.expect("* Topic: Be kind: no spam");
   await carl.send("/topic");
   await hear(carl, "* Topic: Be kind: no spam");
   await alice.send("/topic -");
@@ -513,10 +531,11 @@ Deno.test("moderation: each act is one log line (who, what, whom, why, until whe
   assert.match(metrics, /^chat_bans 1$/m);
 });
 
-Deno.test("moderation: at most 10,000 bans are kept, then one error line; /bans lists the newest 100", async () => {
+Deno.test("moderation: at most 10,000 bans and 10,000 mutes are kept, then one error line; /bans lists the newest 100", async () => {
   const store = new MemoryModerationStore(["alice"]);
   const at = Date.now();
   for (let n = 0; n < 10_000; n++) {
+    await store.addMute({ name: `noisy-${n}`, by: "alice", at });
     await store.addBan({ target: `troll-${n}`, kind: "name", by: "alice", at: at - 20_000 + n });
   }
   await using server = startTestServer({
@@ -538,6 +557,8 @@ Deno.test("moderation: at most 10,000 bans are kept, then one error line; /bans 
   for (let n = 9999; n > 9900; n--) await hear(alice, `* troll-${n} by alice`);
   await alice.send("/ops");
   await hear(alice, "* 1 operator online: alice");
+  await alice.send("/mute one-more");
+  await hear(alice, "* error: There are 10000 mutes already: lift some first");
 });
 
 Deno.test("moderation: a banned address is refused at every door: TLS, and the page's socket", async () => {
@@ -553,9 +574,11 @@ Deno.test("moderation: a banned address is refused at every door: TLS, and the p
     reason: "x",
   });
   const refusal = `* error: You are banned until ${formatUntil(until)}: x`;
+  const logged: LogFields[] = [];
   await using server = startTestServer({
     moderation: store,
     tls: { cert: certificate.pem, key: await certificate.keyPem() },
+    log: (_, fields) => void logged.push(fields),
   });
   const tls = await Deno.connectTls({
     hostname: "127.0.0.1",
@@ -564,6 +587,12 @@ Deno.test("moderation: a banned address is refused at every door: TLS, and the p
   });
   await using client = new TestClient(tls);
   assert.deepEqual(await client.readToEnd(), [refusal]);
+  // Counted in the metrics, and said in the log once a second at most, as other refusals are.
+  assert.equal(server.tally.refusals.get("banned"), 1);
+  await waitUntil(
+    () => logged.some((fields) => fields.reason === "banned" && fields.counts?.connections === 1),
+    () => `the refusal in the log: ${JSON.stringify(logged)}`,
+  );
   await using site = Site.start({ moderation: store });
   const { conn, frames } = await rawUpgrade(site.web.addr.port);
   try {

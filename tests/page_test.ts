@@ -11,7 +11,7 @@ import assert from "node:assert/strict";
 import css from "../web/style.css" with { type: "text" };
 import { NAME_COLORS, nameColor } from "../client/terminal.ts";
 import { commandsOf, completions, reconnectDelay, Roster } from "../web/room.ts";
-import { HELP_LINES, nameColorSlot, parseServerLine } from "../protocol.ts";
+import { HELP_LINES, nameColorSlot, OPERATOR_WELCOME, parseServerLine } from "../protocol.ts";
 import {
   Certificate,
   denoChild,
@@ -92,7 +92,7 @@ Deno.test("Roster follows the room list, joins, leaves and renames, and nothing 
   assert.deepEqual(roster.names, []);
 });
 
-Deno.test("Roster knows who is an operator from the room list, /who and the notices, you included", () => {
+Deno.test("Roster knows who is an operator from the room list, /who and the notices, you included, and drops whom a kick or a ban put out", () => {
   let own = "Emil";
   const roster = new Roster(() => own);
   const feed = (line: string) => roster.apply(parseServerLine(line)!, line);
@@ -103,8 +103,12 @@ Deno.test("Roster knows who is an operator from the room list, /who and the noti
   feed("* 3 online: @alice, bob, @Emil");
   assert.deepEqual(roster.names, ["alice", "bob"]); // you are shown apart, first
   assert.ok(roster.isOperator("Emil"));
-  feed("* The room contains: alice"); // a rejoin's list leaves you out, and keeps what /who said
+  // A rejoin's list leaves you out: whether you still are one, the server says after the welcome.
+  feed("* The room contains: alice");
+  assert.ok(!roster.isOperator("Emil"));
+  assert.ok(feed(OPERATOR_WELCOME));
   assert.ok(roster.isOperator("Emil") && !roster.isOperator("alice"));
+  assert.equal(feed("[mallory] * You are an operator: /help lists your commands"), false);
   assert.ok(feed("* bob is now an operator (by Emil)"));
   assert.ok(roster.isOperator("bob"));
   feed("* Emil is no longer an operator (by the server)");

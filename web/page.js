@@ -145,6 +145,7 @@ function unmarkNames(marked) {
     operators: names.filter((_, i) => marked[i].startsWith("@"))
   };
 }
+var OPERATOR_WELCOME = "* You are an operator: /help lists your commands";
 var OPERATOR_HELP_LINES = [
   "Operator commands:",
   "/kick NAME [REASON]              put NAME out of the room",
@@ -687,7 +688,10 @@ var Roster = class {
     switch (line.kind) {
       case "room":
       case "who":
-        if (!line.isContinued) this.#clear(line.kind === "room");
+        if (!line.isContinued) {
+          this.#names.clear();
+          this.#operators.clear();
+        }
         for (const name of line.names) {
           if (nameKey(name) !== nameKey(this.#own())) this.#names.set(nameKey(name), name);
         }
@@ -704,6 +708,10 @@ var Roster = class {
       case "leave":
         return this.#names.delete(nameKey(line.name));
       case "system": {
+        if (raw === OPERATOR_WELCOME) {
+          this.#operators.add(nameKey(this.#own()));
+          return true;
+        }
         const out = parsePutOut(raw);
         if (out) return out.filter((name) => this.#names.delete(nameKey(name))).length > 0;
         const change = parseOperatorChange(raw);
@@ -715,14 +723,6 @@ var Roster = class {
       default:
         return false;
     }
-  }
-  /** A new list: the room list leaves you out, so it keeps whether you are an operator. */
-  #clear(isOwnKept) {
-    const own = nameKey(this.#own());
-    const isOwn = isOwnKept && this.#operators.has(own);
-    this.#names.clear();
-    this.#operators.clear();
-    if (isOwn) this.#operators.add(own);
   }
 };
 function reconnectDelay(attempt, random = Math.random()) {

@@ -2,6 +2,7 @@
 import {
   backoffDelay,
   nameKey,
+  OPERATOR_WELCOME,
   parseOperatorChange,
   parsePutOut,
   type ServerLine,
@@ -9,8 +10,8 @@ import {
 
 /**
  * Who is online besides you, kept from the room list at join, `/who`, and the join, leave, rename,
- * kick and ban lines after it; and who is an operator (you too, once `/who` marks you or a notice names
- * you: the room list leaves you out). Only the server writes system lines, so a user cannot fake
+ * kick and ban lines after it; and who is an operator (you too, once the server says so after the
+ * welcome, `/who` marks you or a notice names you: the room list leaves you out). Only the server writes system lines, so a user cannot fake
  * one of these.
  */
 export class Roster {
@@ -39,7 +40,10 @@ export class Roster {
     switch (line.kind) {
       case "room":
       case "who":
-        if (!line.isContinued) this.#clear(line.kind === "room");
+        if (!line.isContinued) {
+          this.#names.clear();
+          this.#operators.clear(); // ours too: at a rejoin, the server says it again if we still are
+        }
         for (const name of line.names) {
           if (nameKey(name) !== nameKey(this.#own())) this.#names.set(nameKey(name), name);
         }
@@ -58,6 +62,10 @@ export class Roster {
         return this.#names.delete(nameKey(line.name));
       case "system": {
         // A kick's or a ban's notice stands for the leave notices of those it put out.
+        if (raw === OPERATOR_WELCOME) {
+          this.#operators.add(nameKey(this.#own()));
+          return true;
+        }
         const out = parsePutOut(raw);
         if (out) return out.filter((name) => this.#names.delete(nameKey(name))).length > 0;
         const change = parseOperatorChange(raw);
@@ -69,15 +77,6 @@ export class Roster {
       default:
         return false;
     }
-  }
-
-  /** A new list: the room list leaves you out, so it keeps whether you are an operator. */
-  #clear(isOwnKept: boolean): void {
-    const own = nameKey(this.#own());
-    const isOwn = isOwnKept && this.#operators.has(own);
-    this.#names.clear();
-    this.#operators.clear();
-    if (isOwn) this.#operators.add(own);
   }
 }
 
