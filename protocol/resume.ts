@@ -27,10 +27,16 @@ export interface ResumeRequest {
 
 /**
  * The first line a client sends to join as `name` and be given a token (no `token`), or to come
- * back to its place with the token it was given.
+ * back to its place with the token it was given. A name that is no name goes alone, to be refused.
  */
 export function formatResume(name: string, token?: string): string {
-  return token ? `/resume ${name} ${token}` : `/resume ${name}`;
+  let valid: string;
+  try {
+    valid = parseName(name);
+  } catch {
+    return name; // sent as it is, for the server's own word on what is wrong with it
+  }
+  return token ? `/resume ${valid} ${token}` : `/resume ${valid}`;
 }
 
 /**
@@ -75,6 +81,12 @@ export function formatResumed(missed: number): string {
 /** Said when a token no longer holds a place (expired, used, or the place was given up). */
 export function formatResumeFailed(name: string): string {
   return formatSystemLine(`Could not resume ${name}: that place is no longer kept; joining anew`);
+}
+
+/** Whether a line is {@linkcode formatResumeFailed}'s: the token the client sent is dead. */
+export function isResumeFailed(line: string): boolean {
+  return /^\* Could not resume [A-Za-z0-9_-]{1,32}: that place is no longer kept; joining anew$/
+    .test(line);
 }
 
 /** Said to a connection whose member came back on another connection with its token. */

@@ -84,6 +84,9 @@ Deno.test("resume: parseResume reads the first line a client sends; a name alone
   assert.equal(parseResume("alice"), undefined);
   assert.equal(parseResume("/resume"), undefined);
   assert.throws(() => parseResume("/resume al!ce"), /Cannot accept name/);
+  // A bad name goes alone, so the server refuses it as typed rather than read part of it.
+  assert.equal(formatResume("bad name!", "x"), "bad name!");
+  assert.equal(formatResume(" alice ", "tok"), "/resume alice tok");
 });
 
 Deno.test("resume: a dropped member comes back with its token, and the room hears nothing", async () => {
