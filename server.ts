@@ -206,13 +206,15 @@ class Server implements ChatServer {
     this.#moderation = new Moderation({
       store: config.hub.moderation ?? new MemoryModerationStore(),
       hub: config.hub,
-      members: () => [...this.#peers].filter((peer) => peer.isJoined),
-      expel: (peer, why) =>
-        this.#disconnect(
-          peer,
-          { error: why.reason, problem: why.reason, notice: why.notice },
-          why.line,
-        ),
+      members: () => [...[...this.#peers].filter((peer) => peer.isJoined), ...this.#resume.held],
+      expel: (member, why) =>
+        member instanceof HeldPlace
+          ? this.#leaveHeld(member, why.reason, why.notice)
+          : this.#disconnect(
+            member as Peer,
+            { error: why.reason, problem: why.reason, notice: why.notice },
+            why.line,
+          ),
       log: config.log,
       tally: this.tally,
     });
@@ -433,6 +435,7 @@ class Server implements ChatServer {
   #left(peer: Peer): void {
     const place = this.#isClosing ? undefined : this.#resume.hold(peer, Date.now());
     if (place && this.#config.hub.replace!(peer, place)) {
+      peer.isJoined = false; // its place stands for it now (moderation must not see both)
       const why = peer.closeReason ? ` (${peer.closeReason})` : "";
       return this.#config.log(`${peer.label} lost its connection${why}: its place is kept`, {
         event: "held",
@@ -643,21 +646,14 @@ class Server implements ChatServer {
   /**
    * `/resume NAME TOKEN` as a first line: the peer takes the place the token keeps, and the room
    * hears nothing. False (told so) when the token keeps none for that name: the peer joins anew.
-   * A ProtocolError when the place's name or its lost connection's address is banned meanwhile.
+   * A kick or a ban puts out a kept place as it does a member (see `members` for moderation), so
+   * its token is dead by then.
    */
   #resumeWith(peer: Peer, name: string, token: string): boolean {
     const holder = this.#resume.take(name, token, Date.now());
     if (!holder) {
       if (this.#resume.graceMs > 0) peer.send(encodeLine(formatResumeFailed(name)));
       return false;
-    }
-    const banned = this.#moderation.addressRefusal(holder.hostname);
-    try {
-      this.#moderation.checkName(holder.name);
-      if (banned) throw new ProtocolError(banned);
-    } catch (error) {
-      if (holder instanceof HeldPlace) this.#leaveHeld(holder, "banned");
-      throw error;
     }
     const kept = holder instanceof HeldPlace ? holder.kept : [];
     this.#config.hub.replace!(holder, peer, [this.#limitsNotice, formatResumed(kept.length)]);
@@ -681,10 +677,16 @@ class Server implements ChatServer {
     if (token) peer.send(encodeLine(formatResumeToken(token, this.#resume.graceMs / 1000)));
   }
 
-  /** A kept place is given up (its grace is over, a take-over, a ban): the room hears it left. */
-  #leaveHeld(place: HeldPlace, problem?: CloseReason): void {
+  /**
+   * A kept place is given up (its grace is over, a take-over, a kick or a ban): the room hears it
+   * left, or `notice` instead (an operator put it out).
+   */
+  #leaveHeld(place: HeldPlace, problem?: CloseReason, notice?: string): void {
     this.#resume.revoke(place);
-    this.#config.hub.leave(place, problem ? { problem } : {});
+    this.#config.hub.leave(place, {
+      ...problem ? { problem } : {},
+      ...notice === undefined ? {} : { notice },
+    });
     Tally.bump(this.tally.leaves, problem ?? "disconnected");
     this.#config.log(`${place.name} left (${problem ?? "not back in time"})`, {
       event: "leave",

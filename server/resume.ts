@@ -8,7 +8,7 @@
  */
 import type { Member } from "./hub.ts";
 import type { AddressState } from "./limits.ts";
-import type { Peer } from "./peer.ts";
+import type { ConnKind, Peer } from "./peer.ts";
 import { encodeResumeToken, isResumeToken, nameKey, RESUME_TOKEN_BYTES } from "../protocol.ts";
 
 /**
@@ -27,6 +27,8 @@ export class HeldPlace implements Member {
   /** The lost connection's client address: an address ban on it holds for the place too. */
   readonly hostname: string;
   readonly address: AddressState;
+  /** How the lost connection came (for `/whois`). */
+  readonly kind: ConnKind;
   /** When the grace period ends (`Date.now()` time). */
   readonly expiresAt: number;
   /** Private lines sent to it meanwhile, at most {@linkcode KEPT_BYTES}. */
@@ -41,6 +43,7 @@ export class HeldPlace implements Member {
     this.name = peer.name;
     this.hostname = peer.hostname;
     this.address = peer.address;
+    this.kind = peer.kind;
     this.expiresAt = expiresAt;
   }
 
