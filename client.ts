@@ -12,6 +12,7 @@ import {
   backoffDelay,
   cleanText,
   DEFAULT_PORT,
+  formatResume,
   LineSplitter,
   LineTooLongError,
   MAX_LINE_OVERHEAD_BYTES,
@@ -20,11 +21,13 @@ import {
   nameKey,
   parseName,
   parsePrompt,
+  parseResumeToken,
   parseServerLine,
   parseTakeOver,
   parseWrongSecret,
   type Prompt,
   ProtocolError,
+  RESUMED_ELSEWHERE,
   type ServerLine,
   SHUTDOWN_NOTICE,
 } from "./protocol.ts";
@@ -195,6 +198,11 @@ class Session {
   /** A reason to end the session that came from us, not the server (no password to give). */
   #failure: string | undefined;
   #joinTimer: ReturnType<typeof setTimeout> | undefined;
+  /**
+   * The server's resume token for our place, asked for when reconnecting is on: a loss or a
+   * server-side drop is then no leave and rejoin for the room, if we are back within its grace.
+   */
+  #token: string | undefined;
 
   constructor(
     screen: Screen,
@@ -304,7 +312,7 @@ class Session {
       // with a private server's password, waits for the server's first line, which may ask for it.
       if (!this.#screen.askSecret && this.#secrets.server === undefined) {
         join.isNameSent = true;
-        await send(conn, this.#name);
+        await send(conn, this.#firstLine());
       }
       const lines = conn.readable.pipeThrough(
         new LineSplitter({ maxLineBytes: MAX_SERVER_LINE_BYTES }),
@@ -367,6 +375,9 @@ class Session {
     // When we left ourselves, the line was no farewell: a ban refuses a /nick that way too.
     if (removal !== undefined && !this.#outbox.isLeaving) {
       return { kind: "fatal", message: removal };
+    }
+    if (lastLine === RESUMED_ELSEWHERE) {
+      return { kind: "fatal", message: "Your place was resumed on another connection" };
     }
     if (takenOver !== undefined) {
       // Logging in again would take the name back from the other login, which would do the same.
@@ -436,7 +447,7 @@ class Session {
       }
       if (join.isNameSent) return;
       join.isNameSent = true;
-      await send(conn, this.#name);
+      await send(conn, this.#firstLine());
     } catch (error) {
       if (error instanceof ClientError) this.#failure = error.message;
       closeQuietly(conn); // the read loop ends, and the session with it
@@ -508,8 +519,23 @@ class Session {
     this.#outbox.sendNow(conn, secret ?? "");
   }
 
+  /**
+   * Our name, or, when we reconnect by ourselves, `/resume NAME [TOKEN]`: with the token we had,
+   * back to our place unseen; without (or once it is no good), joined as NAME, given a token.
+   */
+  #firstLine(): string {
+    return this.#reconnectTries > 0 ? formatResume(this.#name, this.#token) : this.#name;
+  }
+
   /** A line from the server once in the room. */
   #receive(line: string, parsed: ServerLine | undefined): void {
+    const token = parseResumeToken(line);
+    if (token !== undefined) {
+      // Kept, never shown: whoever reads it could take our place while we are away.
+      this.#token = token;
+      this.#outbox.quitsAtEnd = true;
+      return;
+    }
     if (
       parsed?.kind === "system" || refusalOf(line, parsed) !== undefined ||
       parsed?.kind === "rename"

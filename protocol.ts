@@ -11,6 +11,7 @@ import {
 
 export * from "./protocol/lines.ts";
 export * from "./protocol/moderation.ts";
+export * from "./protocol/resume.ts";
 
 /** Port of the seed's server, kept so old habits and firewall rules still work. */
 export const DEFAULT_PORT = 1234;

@@ -16,15 +16,10 @@
  * read loop asks flood control (server/flood.ts) and the login flow (server/login.ts) about each
  * line, and hands commands to the hub (server/hub.ts, or the cluster's).
  */
-import {
-  type Accounts,
-  type CloseReason,
-  DEFAULT_HISTORY_SIZE,
-  type Hub,
-  LocalHub,
-} from "./server/hub.ts";
+import { type CloseReason, DEFAULT_HISTORY_SIZE, type Hub, LocalHub } from "./server/hub.ts";
 import { Moderation } from "./server/moderation.ts";
-import { MemoryModerationStore, type ModerationStore } from "./server/moderation_store.ts";
+import { HeldPlace, Resume } from "./server/resume.ts";
+import { MemoryModerationStore } from "./server/moderation_store.ts";
 import { type AddressState, type Limits, resolveLimits } from "./server/limits.ts";
 import { Admission } from "./server/admission.ts";
 import { CountLog } from "./server/count_log.ts";
@@ -57,6 +52,9 @@ import {
   encodeLine,
   formatError,
   formatLimits,
+  formatResumed,
+  formatResumeFailed,
+  formatResumeToken,
   formatTakeOver,
   formatWrongDoor,
   GOODBYE,
@@ -71,103 +69,16 @@ import {
   operatorsOnly,
   parseCommand,
   parseName,
+  parseResume,
   ProtocolError,
+  RESUMED_ELSEWHERE,
   SHUTDOWN_NOTICE,
 } from "./protocol.ts";
 
 export { DEFAULT_LIMITS, type Limits, resolveLimits } from "./server/limits.ts";
 export { LOOPBACK } from "./server/cidr.ts";
-
-/** Options for {@linkcode startServer}. */
-export interface ServerOptions extends Partial<Limits> {
-  /** Address to listen on (default 0.0.0.0). */
-  hostname?: string;
-  /** Port to listen on (default 1234; 0 picks a free one). */
-  port?: number;
-  /** PEM certificate chain and key: the server then speaks TLS. */
-  tls?: { cert: string; key: string };
-  /** Lines of chat a newcomer is shown (default 50, 0 for none); for the default hub only. */
-  historySize?: number;
-  /** The room; a {@linkcode LocalHub} by default. */
-  hub?: Hub;
-  /** The default hub's operators, bans, mutes and topic (in memory, empty, by default). */
-  moderation?: ModerationStore;
-  /** The default hub's registered names (`--operators-file`'s); none by default. */
-  accounts?: Accounts;
-  /**
-   * The server's own password (`--password-file`): every connection must send it before its name.
-   * Kept only as its SHA-256 digest.
-   */
-  serverPassword?: string;
-  /** Receives one line per notable event (joins, leaves, refusals, errors); silent by default. */
-  log?: Log;
-  /**
-   * Address blocks exempt from the per-address limits (connections, joins, the address's line
-   * bucket, registrations and password backoff by address), not from the global ones or a
-   * connection's own flood control (default: loopback, {@linkcode LOOPBACK}; `[]` for none).
-   */
-  exempt?: readonly string[];
-  /**
-   * Address blocks of reverse proxies in front of the web page whose `X-Forwarded-For` names each
-   * request's client (none by default). Limits and logs then use the client.
-   */
-  trustProxy?: readonly string[];
-  /**
-   * Address blocks of proxies in front of the chat's TCP port (none by default): a connection from
-   * one must start with a PROXY header (v1 or v2), and is served as the client it names; one
-   * without is refused. Required, not optional: a client that waits for the greeting would wait
-   * for nothing, and a receiver must not guess (HAProxy's PROXY protocol spec).
-   */
-  proxyProtocol?: readonly string[];
-}
-
-/** A running chat server. */
-export interface ChatServer extends AsyncDisposable {
-  /** The address it listens on, with the real port. */
-  readonly addr: Deno.NetAddr;
-  /** Settles when the server is closed and every connection has ended. */
-  readonly finished: Promise<void>;
-  /** Open connections, joined or not. */
-  readonly connectionCount: number;
-  /** Bytes of read buffers the connections hold now: what a burst of long lines left behind. */
-  readonly readBufferBytes: number;
-  /** What it counted so far, for the metrics. */
-  readonly tally: Tally;
-  /** Its members by how they came, and the room log's size and the most any member lags by. */
-  census(): Census;
-  /**
-   * Serves a connection that came another way than the listener (a WebSocket, say) under the same
-   * limits as the listener's: refused if over them, else a peer like any other.
-   */
-  accept(conn: ChatConn, options?: { isJoinTaken?: boolean }): void;
-  /**
-   * Takes a join of the address's join rate for a connection that is to join (a WebSocket being
-   * opened, so that opening them in a loop is held to the join rate, joined or not): why it cannot,
-   * if it cannot. Accept the connection with `isJoinTaken`, and its join takes no other.
-   */
-  takeJoin(hostname: string): string | undefined;
-  /**
-   * Counts a connection that is not a member yet (a request to the web page) against the same
-   * limits: why it cannot be served, or its place, to be given back once it closes or becomes a
-   * member (give it back just before {@linkcode accept}, which takes it again). `undefined`: a
-   * trusted proxy's connection whose client is not known yet, under the global limit alone.
-   */
-  hold(hostname: string | undefined): string | { release(): void };
-  /** The reverse proxies it trusts to name their clients (`--trust-proxy`). */
-  readonly proxies: TrustedProxies;
-  /** The limits it enforces. */
-  readonly limits: Limits;
-  /** The web page's port, set by `startWeb`: a browser that comes to the chat's port is sent there. */
-  webPort: number | undefined;
-  /**
-   * Takes a renewed certificate and key, or server password (SIGHUP): new connections use them,
-   * open ones keep what they have. Throws, changing nothing, for a certificate and key that are no
-   * pair, or a certificate for a server that does not speak TLS.
-   */
-  reload(options: { tls?: { cert: string; key: string }; serverPassword?: string }): void;
-  /** Tells every client, closes every socket and waits for all to end; safe to call twice. */
-  close(): Promise<void>;
-}
+export type { ChatServer, ServerOptions } from "./server/server_api.ts";
+import type { ChatServer, ServerOptions } from "./server/server_api.ts";
 
 /**
  * Listens and starts accepting clients. Throws what `Deno.listen` throws (for example `AddrInUse`
@@ -258,6 +169,10 @@ class Server implements ChatServer {
   #limitsNotice: string;
   /** Operators, bans, mutes and the topic. */
   #moderation: Moderation;
+  /** Resume tokens and the places they keep; none with a hub that cannot keep places (a cluster). */
+  #resume: Resume;
+  /** Members whose client asked for a resume token (`/resume NAME`). */
+  #wantsToken = new WeakSet<Peer>();
 
   constructor(listener: Deno.Listener, config: ServerConfig) {
     this.#listener = listener;
@@ -271,9 +186,11 @@ class Server implements ChatServer {
       tally: this.tally,
       log: config.log,
     });
-    const { nameTimeoutMs, idleTimeoutMs, writeTimeoutMs, handshakeTimeoutMs } = this.#limits;
+    const { nameTimeoutMs, idleTimeoutMs, writeTimeoutMs, handshakeTimeoutMs, resumeGraceMs } =
+      this.#limits;
     const shortest = Math.min(
-      ...[nameTimeoutMs, idleTimeoutMs, writeTimeoutMs, handshakeTimeoutMs].filter((ms) => ms > 0),
+      ...[nameTimeoutMs, idleTimeoutMs, writeTimeoutMs, handshakeTimeoutMs, resumeGraceMs]
+        .filter((ms) => ms > 0),
       4000,
     );
     // A quarter of the shortest time limit keeps each within 25% of its value, at a second at most.
@@ -289,15 +206,21 @@ class Server implements ChatServer {
     this.#moderation = new Moderation({
       store: config.hub.moderation ?? new MemoryModerationStore(),
       hub: config.hub,
-      members: () => [...this.#peers].filter((peer) => peer.isJoined),
-      expel: (peer, why) =>
-        this.#disconnect(
-          peer,
-          { error: why.reason, problem: why.reason, notice: why.notice },
-          why.line,
-        ),
+      members: () => [...[...this.#peers].filter((peer) => peer.isJoined), ...this.#resume.held],
+      expel: (member, why) =>
+        member instanceof HeldPlace
+          ? this.#leaveHeld(member, why.reason, why.notice)
+          : this.#disconnect(
+            member as Peer,
+            { error: why.reason, problem: why.reason, notice: why.notice },
+            why.line,
+          ),
       log: config.log,
       tally: this.tally,
+    });
+    this.#resume = new Resume({
+      graceMs: config.hub.replace ? this.#limits.resumeGraceMs : 0,
+      maxHeld: this.#limits.maxConnections || Infinity,
     });
     this.#counts = new CountLog({
       log: config.log,
@@ -385,7 +308,7 @@ class Server implements ChatServer {
     const { hostname } = conn.remoteAddr as Deno.NetAddr;
     const banned = this.#moderation.addressRefusal(hostname);
     const address = this.#admission.address(hostname);
-    const refusal = banned ?? this.#admission.refusal(address, this.#peers.size);
+    const refusal = banned ?? this.#admission.refusal(address, this.#connections);
     this.#track(refusal ? refuse(conn, refusal) : this.#serve(conn, address, options));
     if (banned) {
       Tally.bump(this.tally.refusals, "banned");
@@ -399,7 +322,12 @@ class Server implements ChatServer {
 
   hold(hostname: string | undefined): string | { release(): void } {
     if (this.#isClosing) return "Server is shutting down";
-    return this.#admission.hold(hostname, this.#peers.size);
+    return this.#admission.hold(hostname, this.#connections);
+  }
+
+  /** Connections, and places kept for members whose connection was lost: each counts. */
+  get #connections(): number {
+    return this.#peers.size + this.#resume.heldCount;
   }
 
   /**
@@ -473,7 +401,10 @@ class Server implements ChatServer {
       }
     } finally {
       login.forget(peer);
+      // A token is good while its member is in the room or its place is kept: after a /quit, a
+      // kick or a ban (no longer joined) it dies with the connection.
       if (peer.isJoined) this.#left(peer);
+      else this.#resume.revoke(peer);
       peer.readEnded();
       await peer.closed;
       this.#peers.delete(peer);
@@ -497,8 +428,21 @@ class Server implements ChatServer {
     }
   }
 
-  /** A member's connection ended: the room hears it left, and why, if the server cut it. */
+  /**
+   * A member's connection ended: the room hears it left, and why, if the server cut it; or, when
+   * its client holds a resume token, nobody hears anything yet and its place is kept.
+   */
   #left(peer: Peer): void {
+    const place = this.#isClosing ? undefined : this.#resume.hold(peer, Date.now());
+    if (place && this.#config.hub.replace!(peer, place)) {
+      peer.isJoined = false; // its place stands for it now (moderation must not see both)
+      const why = peer.closeReason ? ` (${peer.closeReason})` : "";
+      return this.#config.log(`${peer.label} lost its connection${why}: its place is kept`, {
+        event: "held",
+        ...peerFields(peer),
+      });
+    }
+    if (place) this.#resume.revoke(place);
     this.#config.hub.leave(peer, peer.closeReason ? { problem: peer.closeReason } : {});
     const why = [peer.closeReason, peer.closeDetail].filter(Boolean).join(": ");
     Tally.bump(this.tally.leaves, peer.closeReason ?? "disconnected");
@@ -599,6 +543,7 @@ class Server implements ChatServer {
       this.#admission.prune(now);
       this.#login.prune(now);
     }
+    for (const place of this.#resume.expire(now)) this.#leaveHeld(place);
     this.#proxyHeaders.sweep(now);
     for (const peer of this.#peers) {
       if (isTrimming) peer.trimBuffers();
@@ -629,7 +574,10 @@ class Server implements ChatServer {
   async #join(peer: Peer, line: string): Promise<void> {
     try {
       if (isHttpRequestLine(line)) throw new ProtocolError(formatWrongDoor(this.webPort));
-      const name = parseName(line);
+      const request = parseResume(line);
+      if (request) this.#wantsToken.add(peer);
+      if (request?.token && this.#resumeWith(peer, request.name, request.token)) return;
+      const name = request?.name ?? parseName(line);
       this.#moderation.checkName(name); // before its password: a banned name is not asked for one
       // A registered name: its password comes on the next line, under the same deadline.
       if (this.#login.asksPassword(peer, name)) return;
@@ -656,6 +604,7 @@ class Server implements ChatServer {
     await this.#config.hub.join(peer, [this.#limitsNotice]);
     // The topic comes after the welcome, where a reader's eye lands.
     for (const notice of this.#moderation.welcomeNotices(peer)) peer.send(encodeLine(notice));
+    this.#sendToken(peer);
     joins?.take(Date.now());
     peer.isJoined = true;
     this.tally.joins++;
@@ -667,6 +616,8 @@ class Server implements ChatServer {
    * connection not yet noticed, another device): the old one gives way.
    */
   #takeOver(name: string): void {
+    const place = this.#resume.heldPlace(name);
+    if (place) this.#leaveHeld(place, "logged in elsewhere");
     for (const other of this.#peers) {
       if (other.isJoined && nameKey(other.name) === nameKey(name)) {
         this.#disconnect(
@@ -690,6 +641,58 @@ class Server implements ChatServer {
       peer.sendError(error.message);
       if (!peer.isJoined) peer.end();
     }
+  }
+
+  /**
+   * `/resume NAME TOKEN` as a first line: the peer takes the place the token keeps, and the room
+   * hears nothing. False (told so) when the token keeps none for that name: the peer joins anew.
+   * A kick or a ban puts out a kept place as it does a member (see `members` for moderation), so
+   * its token is dead by then.
+   */
+  #resumeWith(peer: Peer, name: string, token: string): boolean {
+    const holder = this.#resume.take(name, token, Date.now());
+    if (!holder) {
+      if (this.#resume.graceMs > 0) peer.send(encodeLine(formatResumeFailed(name)));
+      return false;
+    }
+    const kept = holder instanceof HeldPlace ? holder.kept : [];
+    this.#config.hub.replace!(holder, peer, [this.#limitsNotice, formatResumed(kept.length)]);
+    if (!(holder instanceof HeldPlace)) {
+      // Its old connection, not yet seen lost (a phone asleep), gives way without a leave.
+      holder.isJoined = false;
+      holder.send(encodeLine(RESUMED_ELSEWHERE));
+      holder.end();
+    }
+    for (const bytes of kept) peer.send(bytes);
+    for (const notice of this.#moderation.welcomeNotices(peer)) peer.send(encodeLine(notice));
+    peer.isJoined = true;
+    this.#sendToken(peer);
+    this.#config.log(`${peer.label} resumed its place`, { event: "resumed", ...peerFields(peer) });
+    return true;
+  }
+
+  /** A new resume token for a member whose client asked for one (the old one dies). */
+  #sendToken(peer: Peer): void {
+    const token = this.#wantsToken.has(peer) ? this.#resume.issue(peer) : undefined;
+    if (token) peer.send(encodeLine(formatResumeToken(token, this.#resume.graceMs / 1000)));
+  }
+
+  /**
+   * A kept place is given up (its grace is over, a take-over, a kick or a ban): the room hears it
+   * left, or `notice` instead (an operator put it out).
+   */
+  #leaveHeld(place: HeldPlace, problem?: CloseReason, notice?: string): void {
+    this.#resume.revoke(place);
+    this.#config.hub.leave(place, {
+      ...problem ? { problem } : {},
+      ...notice === undefined ? {} : { notice },
+    });
+    Tally.bump(this.tally.leaves, problem ?? "disconnected");
+    this.#config.log(`${place.name} left (${problem ?? "not back in time"})`, {
+      event: "leave",
+      name: place.name,
+      reason: problem ?? "disconnected",
+    });
   }
 
   /** `/nick` once allowed: the hub renames, and everyone is told. */

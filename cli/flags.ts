@@ -111,6 +111,14 @@ export const LIMIT_FLAGS: LimitFlag[] = [
     help: "seconds without a line before a client is closed, 0 for none",
   },
   {
+    flag: "resume-grace",
+    limit: "resumeGraceMs",
+    isSeconds: true,
+    min: 0,
+    max: 3600,
+    help: "seconds a member whose client asked for a resume token keeps its place, 0 for none",
+  },
+  {
     flag: "write-timeout",
     limit: "writeTimeoutMs",
     isSeconds: true,

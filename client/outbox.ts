@@ -49,6 +49,11 @@ export class Outbox {
   #timer: ReturnType<typeof setTimeout> | undefined;
   /** The user has left (end of input or `/quit` sent): the next end of the connection is theirs. */
   isLeaving = false;
+  /**
+   * The server keeps our place when the connection drops (we hold a resume token): leaving at the
+   * end of input then says `/quit`, or the room would hear of it only when the place expires.
+   */
+  quitsAtEnd = false;
   #isInputOver = false;
   /** What the waiting lines wait for, when it is not the pacer: joining, reconnecting. */
   #status = "joining";
@@ -164,6 +169,7 @@ export class Outbox {
     this.#showWaiting();
     if (conn && this.#isInputOver && this.#lines.length === 0 && !this.isLeaving) {
       this.isLeaving = true;
+      if (this.quitsAtEnd) this.#write(conn, "/quit");
       // The server sees us leave, sends what is left, then closes; receive() then ends.
       this.#writing = this.#writing.then(() => conn.closeWrite()).catch(() => {});
     }

@@ -174,6 +174,13 @@ export interface Hub {
   canModerate?(): string | undefined;
   /** Cluster: every name in the room, on every server (`/ops` lists the operators among them). */
   names?(): string[];
+  /**
+   * Puts `next` in the place of `old`, under the same name, and nobody hears of it: a place kept
+   * while its connection is lost, or a member back in it (`welcome`: it gets the room list, the
+   * history and these notices, and reads the room from here on). False if `old` is not in the room.
+   * The local hub only: a cluster keeps no places (see server/resume.ts).
+   */
+  replace?(old: Member, next: Member, welcome?: readonly string[]): boolean;
 }
 
 /** Options for {@linkcode LocalHub}. */
@@ -248,6 +255,24 @@ export class LocalHub implements Hub {
         ? formatQuit(member.name, reason.quit)
         : formatLeave(member.name, reason.problem));
     if (line !== "") this.#append(encodeLine(line), undefined, true);
+  }
+
+  replace(old: Member, next: Member, welcome?: readonly string[]): boolean {
+    const key = nameKey(old.name);
+    if (this.#members.get(key) !== old) return false;
+    this.#log.remove(old); // a connection not yet seen lost still gets what was said before
+    next.name = old.name;
+    if (welcome) {
+      const lines = [...welcome, formatWelcome(next.name, this.#members.size)];
+      next.welcome([
+        ...this.#currentRoomList().bytes,
+        ...this.#history,
+        encodeLine(lines.join("\n")),
+      ]);
+      this.#log.add(next);
+    }
+    this.#members.set(key, next);
+    return true;
   }
 
   say(member: Member, text: string): void {

@@ -256,6 +256,13 @@ export const DEFAULT_LIMITS = {
   nameTimeoutMs: 30_000,
   /** Time without a line before a member is closed; 0 (the default) turns it off. */
   idleTimeoutMs: 0,
+  /**
+   * How long a member whose client asked for a resume token keeps its place after its connection
+   * ends without `/quit` (a reload, a phone asleep, a lost network): back within it, the room
+   * hears no leave. 0 gives no tokens. Places held count as their address's connections, and are
+   * at most `maxConnections`.
+   */
+  resumeGraceMs: 30_000,
   /** Time one write may wait for the client to take anything before it is dropped; 0: off. */
   writeTimeoutMs: 30_000,
   /** Lines a client may send at once before flood control slows it down. */

@@ -46,15 +46,21 @@ import {
 /** Bans `/bans` lists, the newest first: the answer stays within what a member may be queued. */
 const MAX_LISTED_BANS = 100;
 
+/**
+ * A member of this server as moderation sees it: a connection in the room, or the place kept for
+ * one whose connection was lost (server/resume.ts), which a kick or a ban puts out all the same.
+ */
+export type ModerationMember = Pick<Peer, "name" | "hostname" | "kind" | "send">;
+
 /** Options for {@linkcode Moderation}. */
 export interface ModerationOptions {
   store: ModerationStore;
   hub: Hub;
-  /** This server's joined members. */
-  members: () => Iterable<Peer>;
+  /** This server's joined members, and the places it keeps. */
+  members: () => Iterable<ModerationMember>;
   /** Puts out a member of this server: it is sent `line` and closed; the room hears `notice`. */
   expel: (
-    member: Peer,
+    member: ModerationMember,
     options: { line: string; notice: string; reason: "kicked" | "banned" },
   ) => void;
   log: Log;
@@ -265,7 +271,7 @@ export class Moderation {
   }
 
   /** Puts out the members an address ban holds for, silently, naming them in one notice. */
-  #expelMatches(ban: Ban, members: Peer[]): void {
+  #expelMatches(ban: Ban, members: ModerationMember[]): void {
     const line = formatYouAreBanned(ban.until, ban.reason);
     for (const member of members) {
       this.#options.expel(member, { line, notice: "", reason: "banned" });
@@ -425,7 +431,7 @@ export class Moderation {
   }
 
   /** The member of this server named `name` (any case). */
-  #member(name: string): Peer | undefined {
+  #member(name: string): ModerationMember | undefined {
     const key = nameKey(name);
     for (const member of this.#options.members()) if (nameKey(member.name) === key) return member;
   }

@@ -577,7 +577,7 @@ Deno.test("client reconnects after a loss, waiting twice as long each time, and 
     {
       await using first = new TestClient(await withDeadline(listener.accept(), "Emil"));
       await first.write("* Welcome to chat! What shall I call you?\n");
-      assert.equal(await first.readLine(), "Emil");
+      assert.equal(await first.readLine(), "/resume Emil"); // it reconnects, so it asks for a resume token
       await first.write("* The room contains:\n* Welcome, Emil! 1 user online\n");
       await emil.stdout.readUntil("* Welcome, Emil! 1 user online");
     }

@@ -6,7 +6,7 @@ import assert from "node:assert/strict";
 import { HEAL_NOTICE, parseEvent, PARTITION_NOTICE } from "../cluster/events.ts";
 import { ProtocolError } from "../protocol.ts";
 import { Child, joinAs, joinWithHistory, serverChild, TestClient } from "./_helpers.ts";
-import { clusterServer, joinKnowing, joinReadingRoom, Redis } from "./_cluster.ts";
+import { clusterServer, joinKnowing, joinReadingRoom, readUntil, Redis } from "./_cluster.ts";
 
 Deno.test("cluster: three servers form one room: relay in order, joins, /who, names, /msg, history, leaves", async () => {
   await using redis = await new Redis().start();
@@ -277,4 +277,21 @@ Deno.test("cluster: a forged event in Redis cannot speak for anyone here or forg
   await alice.expect("[mallory] line one* forged notice");
   await bob.send("still here");
   await alice.expect("[bob] still here");
+});
+
+Deno.test("cluster: /resume NAME just joins, with no token (a cluster keeps no places), and a drop is a leave at once", async () => {
+  await using redis = await new Redis().start();
+  const server = await clusterServer(redis);
+  await using _server = server.child;
+  await using bob = await joinAs(server.port, "bob");
+  {
+    await using alice = await TestClient.connect(server.port);
+    await alice.expect(/^\* Welcome to chat/);
+    await alice.send("/resume alice");
+    await readUntil(alice, "* Welcome, alice! 2 users online; /help lists the commands");
+    await alice.send("/who");
+    await alice.expect("* 2 online: alice, bob"); // no token line came before it
+    await bob.expect("* alice has entered the room");
+  }
+  await bob.expect("* alice has left the room");
 });

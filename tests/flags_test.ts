@@ -88,3 +88,11 @@ Deno.test("readServerFlags: --irc [HOST:]PORT and --irc-channel, checked, grante
     });
   }
 });
+
+Deno.test("readServerFlags: --resume-grace S is the seconds a dropped member's place is kept, 0 for none", () => {
+  assert.equal(plan([]).limits.resumeGraceMs, 30_000);
+  assert.equal(plan(["--resume-grace", "5"]).limits.resumeGraceMs, 5_000);
+  assert.equal(plan(["--resume-grace", "0"]).limits.resumeGraceMs, 0);
+  assert.throws(() => plan(["--resume-grace", "-1"]), UsageError);
+  assert.throws(() => plan(["--resume-grace", "3601"]), UsageError);
+});

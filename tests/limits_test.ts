@@ -222,6 +222,7 @@ Deno.test("DEFAULT_LIMITS are the defaults the README promises", () => {
     handshakeTimeoutMs: 10_000,
     nameTimeoutMs: 30_000,
     idleTimeoutMs: 0,
+    resumeGraceMs: 30_000,
     writeTimeoutMs: 30_000,
     floodBurst: 10,
     floodRate: 5,

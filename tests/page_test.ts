@@ -11,7 +11,16 @@ import assert from "node:assert/strict";
 import css from "../web/style.css" with { type: "text" };
 import { NAME_COLORS, nameColor } from "../client/terminal.ts";
 import { commandsOf, completions, reconnectDelay, Roster } from "../web/room.ts";
-import { HELP_LINES, nameColorSlot, OPERATOR_WELCOME, parseServerLine } from "../protocol.ts";
+import {
+  formatResume,
+  HELP_LINES,
+  nameColorSlot,
+  OPERATOR_WELCOME,
+  parseServerLine,
+} from "../protocol.ts";
+import type { Page } from "puppeteer-core";
+import { hashPassword } from "../server/passwords.ts";
+import { FixedAccounts } from "../server/operators_file.ts";
 import {
   Certificate,
   denoChild,
@@ -156,7 +165,8 @@ Deno.test("completions offer the commands /help lists after a / that starts the 
 // --- the page in a browser ---
 
 Deno.test("page: two browser pages and a raw TCP client chat in one room, both ways", async () => {
-  await using site = Site.start();
+  // A closed tab keeps its place for the grace, like a reload: short here, to hear it leave.
+  await using site = Site.start({ resumeGraceMs: 300 });
   await using chromium = await Chromium.launch();
   await using tcp = await joinAs(site.port, "tcpuser");
   const anna = await chromium.open(site.url);
@@ -707,4 +717,82 @@ Deno.test("page: over HTTP from an address that is not loopback, it warns that a
   // Chromium's own notice that an HTTP origin other than localhost gets no COOP: that is the point.
   const coop = /^The Cross-Origin-Opener-Policy header has been ignored/;
   assert.deepEqual(chromium.errors.filter((error) => !coop.test(error)), []);
+});
+
+/** What the page keeps in session storage for its place (`chat.resume`), if anything. */
+function keptPlace(page: Page): Promise<string | null> {
+  return page.evaluate(() =>
+    (globalThis as unknown as { sessionStorage: { getItem(key: string): string | null } })
+      .sessionStorage.getItem("chat.resume")
+  );
+}
+
+Deno.test("page: a reload comes back to the same place: the room hears no leave, and a registered name is not asked its password", async () => {
+  const password = "correct horse battery";
+  await using site = Site.start({
+    accounts: new FixedAccounts([await hashPassword("rita", password)]),
+  });
+  await using chromium = await Chromium.launch();
+  await using tcp = await joinAs(site.port, "watcher");
+  const page = await chromium.open(site.url);
+  await page.locator("#name").fill("rita");
+  await page.locator("#password").fill(password);
+  await page.keyboard.press("Enter");
+  await waitForLine(page, "Welcome, rita!");
+  await tcp.expect("* rita has entered the room");
+  // What the tab keeps is the server's token, never the password.
+  const kept = JSON.parse((await keptPlace(page))!);
+  assert.equal(kept.name, "rita");
+  assert.match(kept.token, /^[A-Za-z0-9_-]{24}$/);
+  assert.ok(!JSON.stringify(kept).includes(password));
+  assert.ok(!(await lines(page)).some((line) => line.includes(kept.token)), "the token is shown");
+
+  await page.reload();
+  await page.waitForSelector("#chat:not([hidden])");
+  await waitForLine(page, "Resumed: the room did not see you leave");
+  assert.equal(await page.$eval("#password", (field) => field.value), ""); // nothing to type
+  await say(page, "after the reload");
+  // The watcher's next line is rita's: no leave and no join came between.
+  await tcp.expect("[rita] after the reload");
+  assert.notEqual(JSON.parse((await keptPlace(page))!).token, kept.token, "a new token each time");
+  assert.deepEqual(chromium.errors.filter((error) => !/WebSocket/.test(error)), []);
+});
+
+Deno.test("page: a token is useless after its grace period and after /quit", async () => {
+  await using site = Site.start({ resumeGraceMs: 500 });
+  await using chromium = await Chromium.launch();
+  await using tcp = await joinAs(site.port, "watcher");
+
+  // Past the grace: the room hears the leave, and the tab's token joins anew (the room hears it).
+  const first = await chromium.open(site.url);
+  await joinPage(first, "gus");
+  await tcp.expect("* gus has entered the room");
+  const kept = (await keptPlace(first))!;
+  await first.close();
+  await tcp.expect("* gus has left the room");
+  const second = await chromium.open(site.url);
+  await second.evaluate(
+    (value: string) =>
+      (globalThis as unknown as { sessionStorage: { setItem(key: string, value: string): void } })
+        .sessionStorage.setItem("chat.resume", value),
+    kept,
+  );
+  await second.reload();
+  await waitForLine(second, "Welcome, gus!");
+  await tcp.expect("* gus has entered the room");
+  assert.ok(!(await lines(second)).some((line) => line.startsWith("Resumed")));
+
+  // After /quit: the room hears it at once, the tab forgets its place, and the token is dead.
+  const token = JSON.parse((await keptPlace(second))!).token;
+  await say(second, "/quit");
+  await tcp.expect("* gus has left the room");
+  await second.waitForSelector("#banner:not([hidden])");
+  assert.equal(await keptPlace(second), null);
+  await using raw = await TestClient.connect(site.port);
+  await raw.expect("* Welcome to chat! What shall I call you?");
+  await raw.send(formatResume("gus", token));
+  await raw.expect("* Could not resume gus: that place is no longer kept; joining anew");
+  await second.reload(); // nothing kept: the join form, not a join
+  await second.waitForSelector("#join:not([hidden])");
+  assert.deepEqual(chromium.errors.filter((error) => !/WebSocket/.test(error)), []);
 });

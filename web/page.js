@@ -351,6 +351,25 @@ function parsePutOut(line) {
   return match ? match[1].split(/, | and /) : void 0;
 }
 
+// protocol/resume.ts
+function formatResume(name, token) {
+  let valid;
+  try {
+    valid = parseName(name);
+  } catch {
+    return name;
+  }
+  return token ? `/resume ${valid} ${token}` : `/resume ${valid}`;
+}
+var TOKEN_LINE = /^\* Resume token: ([A-Za-z0-9_-]{24}) /;
+function parseResumeToken(line) {
+  return TOKEN_LINE.exec(line)?.[1];
+}
+function isResumeFailed(line) {
+  return /^\* Could not resume [A-Za-z0-9_-]{1,32}: that place is no longer kept; joining anew$/.test(line);
+}
+var RESUMED_ELSEWHERE = "* You resumed this place on another connection";
+
 // protocol.ts
 var MAX_MAX_LINE_BYTES = 2 ** 24;
 var MAX_NAME_LENGTH = 32;
@@ -765,6 +784,7 @@ var AT_BOTTOM_PX = 48;
 var HISTORY_PREFIX = formatHistory(/* @__PURE__ */ new Date(0), "").length;
 var TITLE = document.title;
 var NAME_STORE = "chat.name";
+var RESUME_STORE = "chat.resume";
 var COMMANDS = commandsOf(HELP_LINES);
 var OPERATOR_COMMANDS = commandsOf([
   ...HELP_LINES,
@@ -834,6 +854,12 @@ var state = {
   closeReason: "",
   /** The server said our name logged in from elsewhere: rejoining would take it back. */
   isTakenOver: false,
+  /** The server's resume token for our place: a reload or a lost connection comes back to it. */
+  token: void 0,
+  /** Another page came back to our place with our token (a duplicated tab): this one stops. */
+  isResumedElsewhere: false,
+  /** The server's word that we came back to our place, shown after the welcome. */
+  resumed: void 0,
   attempt: 0,
   timer: void 0,
   maxLineBytes: Infinity,
@@ -857,6 +883,7 @@ function connect() {
   state.hasQuit = false;
   state.closeReason = "";
   state.isTakenOver = false;
+  state.isResumedElsewhere = false;
   state.lastError = "";
   state.replay = [];
   state.isNameSent = false;
@@ -885,15 +912,19 @@ function receive(raw) {
     text: raw
   };
   if (state.phase === "joining") return receiveWhileJoining(raw, line);
+  const token = parseResumeToken(raw);
+  if (token !== void 0) return rememberPlace(token);
   const prompt = line.kind === "system" ? parsePrompt(raw) : void 0;
   if (prompt) return askSecret(prompt, raw);
   if (line.kind === "rename" && nameKey(line.oldName) === nameKey(state.name)) {
     setName(line.newName);
+    rememberPlace(state.token);
   }
   if (line.kind === "limits") state.maxLineBytes = line.limits.maxLineBytes;
   if (state.roster.apply(line, raw)) showRoster();
   if (line.kind === "topic") showTopic(line.text);
   if (raw === GOODBYE) state.hasQuit = true;
+  if (raw === RESUMED_ELSEWHERE) state.isResumedElsewhere = true;
   if (raw === SHUTDOWN_NOTICE) {
     state.closeReason = "The server shut down";
   }
@@ -905,6 +936,7 @@ function receive(raw) {
 }
 function receiveWhileJoining(raw, line) {
   const prompt = line.kind === "system" ? parsePrompt(raw) : void 0;
+  if (isResumeFailed(raw)) rememberPlace(void 0);
   if (refusalOf(raw, line) !== "") {
     state.rejection = refusalOf(raw, line);
     state.isBanned = line.kind === "banned";
@@ -912,7 +944,7 @@ function receiveWhileJoining(raw, line) {
     answerPrompt(prompt);
   } else if (!state.isNameSent && line.kind !== "room") {
     state.isNameSent = true;
-    state.socket?.send(state.name);
+    state.socket?.send(formatResume(state.name, state.token));
   } else if (line.kind === "room") {
     if (!line.isContinued) joined();
     state.roster.apply(line, raw);
@@ -927,6 +959,11 @@ function receiveWhileJoining(raw, line) {
     });
   } else if (line.kind === "limits") {
     state.maxLineBytes = line.limits.maxLineBytes;
+  } else if (line.kind === "system" && line.text.startsWith("Resumed: ")) {
+    state.resumed = {
+      raw,
+      line
+    };
   } else if (line.kind === "system" && line.text.startsWith("Welcome, ")) {
     const replayed = state.replay.map(({ raw: raw2 }) => raw2.slice(HISTORY_PREFIX));
     for (const { raw: raw2, line: line2 } of state.replay.slice(firstNewLine(state.seen, replayed))) {
@@ -940,6 +977,10 @@ function receiveWhileJoining(raw, line) {
     show(line, {
       raw
     });
+    if (state.resumed) show(state.resumed.line, {
+      raw: state.resumed.raw
+    });
+    state.resumed = void 0;
   }
 }
 function answerPrompt(prompt) {
@@ -992,9 +1033,34 @@ function joined() {
   if (!state.isRejoin) view.line.focus();
   state.isRejoin = true;
 }
+function rememberPlace(token) {
+  state.token = token;
+  try {
+    if (token === void 0) sessionStorage.removeItem(RESUME_STORE);
+    else sessionStorage.setItem(RESUME_STORE, JSON.stringify({
+      name: state.name,
+      token
+    }));
+  } catch {
+  }
+}
+function keptPlace() {
+  try {
+    const kept2 = JSON.parse(sessionStorage.getItem(RESUME_STORE) ?? "null");
+    if (typeof kept2?.name === "string" && typeof kept2?.token === "string") return kept2;
+  } catch {
+  }
+}
 function closed() {
   const wasJoining = state.phase === "joining";
   state.socket = void 0;
+  if (state.hasQuit || state.isTakenOver || state.lastError !== "" || state.isResumedElsewhere) {
+    rememberPlace(void 0);
+  }
+  if (!wasJoining && state.isResumedElsewhere) {
+    state.phase = "left";
+    return showBanner(`Your place as ${state.name} was taken up by another page (a copy of this tab?).`, "Join again", () => showPrompt(""));
+  }
   if (state.hasQuit) {
     state.phase = "left";
     return showBanner("You left the room.", "Join again", () => rejoinNow());
@@ -1213,6 +1279,7 @@ view.joinForm.addEventListener("submit", (event) => {
   const name = view.name.value.trim();
   if (name === "") return showPrompt("Type a name first: 1 to 32 letters, digits, _ or -");
   state.name = name;
+  if (nameKey(name) !== nameKey(keptPlace()?.name ?? "")) rememberPlace(void 0);
   state.seen = [];
   view.log.replaceChildren();
   view.joinError.textContent = "";
@@ -1331,5 +1398,12 @@ globalThis.addEventListener("online", () => {
 });
 if (matchMedia("(max-width: 40rem)").matches) element("people").open = false;
 view.name.value = localStorage.getItem(NAME_STORE) ?? "";
+var kept = keptPlace();
+if (kept) {
+  state.name = view.name.value = kept.name;
+  state.token = kept.token;
+  view.joinButton.disabled = true;
+  connect();
+}
 view.passwordHint.hidden = location.protocol === "https:" || /^(localhost|127\.[0-9.]+|\[::1\])$/.test(location.hostname);
 view.name.focus();

@@ -10,18 +10,22 @@ import {
   firstNewLine,
   formatAction,
   formatHistory,
+  formatResume,
   formatUserLine,
   GOODBYE,
   HELP_LINES,
+  isResumeFailed,
   nameColorSlot,
   nameKey,
   OPERATOR_HELP_LINES,
   parseCommand,
   parsePrompt,
+  parseResumeToken,
   parseServerLine,
   parseTakeOver,
   parseWrongSecret,
   type Prompt,
+  RESUMED_ELSEWHERE,
   type ServerLine,
   SHUTDOWN_NOTICE,
   SOCKET_PATH,
@@ -41,6 +45,11 @@ const AT_BOTTOM_PX = 48;
 const HISTORY_PREFIX = formatHistory(new Date(0), "").length;
 const TITLE = document.title;
 const NAME_STORE = "chat.name";
+/**
+ * This tab's place in the room, `{ name, token }`: the server's resume token, never a password.
+ * In session storage, which a reload keeps and closing the tab forgets.
+ */
+const RESUME_STORE = "chat.resume";
 /** What Tab completes after a `/` that starts the line: the commands `/help` lists. */
 const COMMANDS = commandsOf(HELP_LINES);
 /** An operator's `/help` lists theirs too. */
@@ -111,6 +120,12 @@ const state = {
   closeReason: "",
   /** The server said our name logged in from elsewhere: rejoining would take it back. */
   isTakenOver: false,
+  /** The server's resume token for our place: a reload or a lost connection comes back to it. */
+  token: undefined as string | undefined,
+  /** Another page came back to our place with our token (a duplicated tab): this one stops. */
+  isResumedElsewhere: false,
+  /** The server's word that we came back to our place, shown after the welcome. */
+  resumed: undefined as { raw: string; line: ServerLine } | undefined,
   attempt: 0,
   timer: undefined as ReturnType<typeof setTimeout> | undefined,
   maxLineBytes: Infinity,
@@ -139,6 +154,7 @@ function connect(): void {
   state.hasQuit = false;
   state.closeReason = "";
   state.isTakenOver = false;
+  state.isResumedElsewhere = false;
   state.lastError = "";
   state.replay = [];
   state.isNameSent = false;
@@ -168,15 +184,19 @@ function send(line: string): boolean {
 function receive(raw: string): void {
   const line = parseServerLine(raw) ?? { kind: "system", text: raw };
   if (state.phase === "joining") return receiveWhileJoining(raw, line);
+  const token = parseResumeToken(raw);
+  if (token !== undefined) return rememberPlace(token); // never shown: it stands for our place
   const prompt = line.kind === "system" ? parsePrompt(raw) : undefined;
   if (prompt) return askSecret(prompt, raw);
   if (line.kind === "rename" && nameKey(line.oldName) === nameKey(state.name)) {
     setName(line.newName);
+    rememberPlace(state.token); // the token follows the name
   }
   if (line.kind === "limits") state.maxLineBytes = line.limits.maxLineBytes;
   if (state.roster.apply(line, raw)) showRoster();
   if (line.kind === "topic") showTopic(line.text); // "" once cleared
   if (raw === GOODBYE) state.hasQuit = true;
+  if (raw === RESUMED_ELSEWHERE) state.isResumedElsewhere = true;
   if (raw === SHUTDOWN_NOTICE) {
     state.closeReason = "The server shut down";
   }
@@ -193,6 +213,7 @@ function receive(raw: string): void {
  */
 function receiveWhileJoining(raw: string, line: ServerLine): void {
   const prompt = line.kind === "system" ? parsePrompt(raw) : undefined;
+  if (isResumeFailed(raw)) rememberPlace(undefined); // the server joins us anew
   if (refusalOf(raw, line) !== "") {
     state.rejection = refusalOf(raw, line);
     state.isBanned = line.kind === "banned";
@@ -200,7 +221,8 @@ function receiveWhileJoining(raw: string, line: ServerLine): void {
     answerPrompt(prompt);
   } else if (!state.isNameSent && line.kind !== "room") {
     state.isNameSent = true;
-    state.socket?.send(state.name);
+    // Back to our place with its token if we have one; the server gives us one either way.
+    state.socket?.send(formatResume(state.name, state.token));
   } else if (line.kind === "room") {
     if (!line.isContinued) joined();
     state.roster.apply(line, raw);
@@ -209,6 +231,8 @@ function receiveWhileJoining(raw: string, line: ServerLine): void {
     state.replay.push({ raw, line });
   } else if (line.kind === "limits") {
     state.maxLineBytes = line.limits.maxLineBytes;
+  } else if (line.kind === "system" && line.text.startsWith("Resumed: ")) {
+    state.resumed = { raw, line };
   } else if (line.kind === "system" && line.text.startsWith("Welcome, ")) {
     const replayed = state.replay.map(({ raw }) => raw.slice(HISTORY_PREFIX));
     for (const { raw, line } of state.replay.slice(firstNewLine(state.seen, replayed))) {
@@ -218,6 +242,8 @@ function receiveWhileJoining(raw: string, line: ServerLine): void {
     state.phase = "joined";
     showRoster();
     show(line, { raw });
+    if (state.resumed) show(state.resumed.line, { raw: state.resumed.raw });
+    state.resumed = undefined;
   }
 }
 
@@ -280,10 +306,43 @@ function joined(): void {
   state.isRejoin = true;
 }
 
+/** Keeps the resume token for our place (undefined: forgets it), for a reload of this tab. */
+function rememberPlace(token: string | undefined): void {
+  state.token = token;
+  try {
+    if (token === undefined) sessionStorage.removeItem(RESUME_STORE);
+    else sessionStorage.setItem(RESUME_STORE, JSON.stringify({ name: state.name, token }));
+  } catch {
+    // Storage refused (private mode, quota): a reload then joins anew, nothing worse.
+  }
+}
+
+/** The place this tab kept before a reload, if it did. */
+function keptPlace(): { name: string; token: string } | undefined {
+  try {
+    const kept = JSON.parse(sessionStorage.getItem(RESUME_STORE) ?? "null");
+    if (typeof kept?.name === "string" && typeof kept?.token === "string") return kept;
+  } catch {
+    // Nothing usable kept: join as usual.
+  }
+}
+
 /** The socket closed: say why, and reconnect unless we were refused or left. */
 function closed(): void {
   const wasJoining = state.phase === "joining";
   state.socket = undefined;
+  // Only a lost connection keeps our place: after /quit, a kick, a ban or the like the token is dead.
+  if (state.hasQuit || state.isTakenOver || state.lastError !== "" || state.isResumedElsewhere) {
+    rememberPlace(undefined);
+  }
+  if (!wasJoining && state.isResumedElsewhere) {
+    state.phase = "left";
+    return showBanner(
+      `Your place as ${state.name} was taken up by another page (a copy of this tab?).`,
+      "Join again",
+      () => showPrompt(""),
+    );
+  }
   if (state.hasQuit) {
     state.phase = "left";
     return showBanner("You left the room.", "Join again", () => rejoinNow());
@@ -554,6 +613,7 @@ view.joinForm.addEventListener("submit", (event) => {
   const name = view.name.value.trim();
   if (name === "") return showPrompt("Type a name first: 1 to 32 letters, digits, _ or -");
   state.name = name;
+  if (nameKey(name) !== nameKey(keptPlace()?.name ?? "")) rememberPlace(undefined);
   state.seen = [];
   view.log.replaceChildren();
   view.joinError.textContent = "";
@@ -679,6 +739,14 @@ globalThis.addEventListener("online", () => {
 // On a phone the list of who is online starts folded, to leave the screen to the conversation.
 if (matchMedia("(max-width: 40rem)").matches) element<HTMLDetailsElement>("people").open = false;
 view.name.value = localStorage.getItem(NAME_STORE) ?? "";
+const kept = keptPlace();
+if (kept) {
+  // A reload (or a phone waking the tab): back to our place at once, the room none the wiser.
+  state.name = view.name.value = kept.name;
+  state.token = kept.token;
+  view.joinButton.disabled = true;
+  connect();
+}
 // Over plain HTTP to another machine, a password crosses the network readable: say so.
 view.passwordHint.hidden = location.protocol === "https:" ||
   /^(localhost|127\.[0-9.]+|\[::1\])$/.test(location.hostname);

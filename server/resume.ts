@@ -1,0 +1,186 @@
+/**
+ * Resume tokens and the places they keep (the policy behind `--resume-grace`): a member whose
+ * client asked for a token (`/resume NAME` as its first line) keeps its place for a grace period
+ * when its connection ends without `/quit`, and comes back to it with `/resume NAME TOKEN`, the room
+ * hearing neither a leave nor a join. A token is random, bound to one name, and good once: each
+ * resume gives a new one. It dies with the grace period, at `/quit`, a kick, a ban, a take-over or
+ * a rename (which gives a new one). It never calls back into the server.
+ */
+import type { Member } from "./hub.ts";
+import type { AddressState } from "./limits.ts";
+import type { ConnKind, Peer } from "./peer.ts";
+import { encodeResumeToken, isResumeToken, nameKey, RESUME_TOKEN_BYTES } from "../protocol.ts";
+
+/**
+ * Bytes of private lines (private messages, replies) a held place keeps for its member; more are
+ * dropped, and the member is told how many lines it got. Room lines are never kept: the history a
+ * resume shows has them.
+ */
+const KEPT_BYTES = 64 * 1024;
+
+/**
+ * A member's place while its connection is lost: still in the room (listed, and `/msg` reaches it),
+ * reading no room log. It counts as a connection of its address until it expires or is resumed.
+ */
+export class HeldPlace implements Member {
+  name: string;
+  /** The lost connection's client address: an address ban on it holds for the place too. */
+  readonly hostname: string;
+  readonly address: AddressState;
+  /** How the lost connection came (for `/whois`). */
+  readonly kind: ConnKind;
+  /** When the grace period ends (`Date.now()` time). */
+  readonly expiresAt: number;
+  /** Private lines sent to it meanwhile, at most {@linkcode KEPT_BYTES}. */
+  readonly kept: Uint8Array[] = [];
+  #keptBytes = 0;
+  cursor = 0;
+  log = undefined;
+  stopAt = Infinity;
+  readonly isSendingLog = false;
+
+  constructor(peer: Peer, expiresAt: number) {
+    this.name = peer.name;
+    this.hostname = peer.hostname;
+    this.address = peer.address;
+    this.kind = peer.kind;
+    this.expiresAt = expiresAt;
+  }
+
+  send(bytes: Uint8Array): void {
+    if (this.#keptBytes + bytes.length > KEPT_BYTES) return;
+    this.kept.push(bytes);
+    this.#keptBytes += bytes.length;
+  }
+
+  welcome(): void {}
+  end(): void {}
+  wake(): void {}
+  overtake(): void {}
+  skip(): void {}
+}
+
+/** Who a token stands for now: a member still connected, or its held place. */
+export type Holder = Peer | HeldPlace;
+
+/** Options for {@linkcode Resume}. */
+export interface ResumeOptions {
+  /** How long a place is kept after its connection ends, in ms (0: no tokens at all). */
+  graceMs: number;
+  /** Places held at once, at most (each holds a name and its kept lines); more are not kept. */
+  maxHeld: number;
+  /** Where the tokens' random bytes come from (crypto by default). */
+  random?: (bytes: Uint8Array) => Uint8Array;
+}
+
+/** Every token of one server and the places they keep. */
+export class Resume {
+  readonly graceMs: number;
+  #maxHeld: number;
+  #random: (bytes: Uint8Array) => Uint8Array;
+  /** Tokens and who they stand for: a token is good for its holder's name alone (a rename moves it). */
+  #tokens = new Map<string, { holder: Holder }>();
+  #tokenOf = new Map<Holder, string>();
+  #held = new Set<HeldPlace>();
+
+  constructor(options: ResumeOptions) {
+    this.graceMs = options.graceMs;
+    this.#maxHeld = options.maxHeld;
+    this.#random = options.random ?? ((bytes) => crypto.getRandomValues(bytes));
+  }
+
+  /** Places held now: they count toward the connection limits. */
+  get heldCount(): number {
+    return this.#held.size;
+  }
+
+  /** Tokens alive now (for the tests' bound on memory). */
+  get tokenCount(): number {
+    return this.#tokens.size;
+  }
+
+  /** A new token for a member, under its current name; whatever token it had dies. */
+  issue(peer: Peer): string | undefined {
+    if (this.graceMs === 0) return undefined;
+    this.revoke(peer);
+    const token = encodeResumeToken(this.#random(new Uint8Array(RESUME_TOKEN_BYTES)));
+    this.#tokens.set(token, { holder: peer });
+    this.#tokenOf.set(peer, token);
+    return token;
+  }
+
+  /** The holder's token dies (it quit, was put out, was taken over): its place is not kept. */
+  revoke(holder: Holder): void {
+    const token = this.#tokenOf.get(holder);
+    if (token === undefined) return;
+    this.#tokenOf.delete(holder);
+    this.#tokens.delete(token);
+    if (holder instanceof HeldPlace) this.#release(holder);
+  }
+
+  /**
+   * A member's connection ended without `/quit`: its place, kept for the grace period under the
+   * same token, or undefined when it has no token or too many places are held (it leaves).
+   */
+  hold(peer: Peer, now: number): HeldPlace | undefined {
+    const token = this.#tokenOf.get(peer);
+    if (token === undefined) return undefined;
+    this.#tokenOf.delete(peer);
+    if (this.#held.size >= this.#maxHeld) {
+      this.#tokens.delete(token);
+      return undefined;
+    }
+    const place = new HeldPlace(peer, now + this.graceMs);
+    this.#tokens.set(token, { holder: place });
+    this.#tokenOf.set(place, token);
+    this.#held.add(place);
+    place.address.connections++;
+    return place;
+  }
+
+  /**
+   * Uses a token for `name`: who holds the place (a held place, or a connection not yet seen to be
+   * lost), or undefined if the token holds none for that name. Good once: the token dies either way.
+   */
+  take(name: string, token: string, now: number): Holder | undefined {
+    if (!isResumeToken(token)) return undefined;
+    const entry = this.#tokens.get(token);
+    if (!entry || nameKey(entry.holder.name) !== nameKey(name)) return undefined;
+    const holder = entry.holder;
+    // Past its grace, a place is due to leave at the next sweep, which forgets its token.
+    if (holder instanceof HeldPlace && now >= holder.expiresAt) return undefined;
+    this.#tokens.delete(token);
+    this.#tokenOf.delete(holder);
+    if (holder instanceof HeldPlace) this.#release(holder);
+    else if (!holder.isJoined) return undefined;
+    return holder;
+  }
+
+  /** The held place of `name`, if one is kept (a take-over or a ban ends it). */
+  heldPlace(name: string): HeldPlace | undefined {
+    const key = nameKey(name);
+    for (const place of this.#held) if (nameKey(place.name) === key) return place;
+  }
+
+  /** Places whose grace period is over: they are forgotten here, and must leave the room. */
+  expire(now: number): HeldPlace[] {
+    const over: HeldPlace[] = [];
+    for (const place of this.#held) {
+      if (now < place.expiresAt) continue;
+      this.revoke(place);
+      this.#release(place);
+      over.push(place);
+    }
+    return over;
+  }
+
+  /** Every held place, for shutdown. */
+  get held(): HeldPlace[] {
+    return [...this.#held];
+  }
+
+  #release(place: HeldPlace): void {
+    if (!this.#held.delete(place)) return;
+    place.address.connections--;
+  }
+}
