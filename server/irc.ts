@@ -280,6 +280,8 @@ export type RoomLine =
   | { kind: "prompt"; what: "server" | "name" | "login"; name?: string }
   | { kind: "welcome" }
   | { kind: "kick"; name: string; by: string; reason: string }
+  | { kind: "ban"; names: string[]; by: string; comment: string; text: string }
+  | { kind: "operator"; name: string; isOperator: boolean; by: string | undefined; text: string }
   | { kind: "error"; text: string }
   | { kind: "system"; text: string };
 
@@ -298,6 +300,14 @@ const TOPIC = /^\* Topic: (.*)$/s;
 const TOPIC_SET = new RegExp(`^\\* ${NAME} set the topic: (.*)$`, "s");
 const TOPIC_CLEARED = new RegExp(`^\\* ${NAME} cleared the topic$`);
 const KICK = new RegExp(`^\\* ${NAME} was kicked by ${NAME}(?:: (.*))?$`, "s");
+const BAN = new RegExp(
+  `^\\* ([\\w-]+(?:(?:, | and )[\\w-]+)*) (?:was|were) banned by ${NAME}` +
+    "((?: until \\d{4}-\\d\\d-\\d\\d \\d\\d:\\d\\d:\\d\\d UTC)?(?:: .*)?)$",
+  "s",
+);
+const OPERATOR = new RegExp(
+  `^\\* ${NAME} is (now|no longer) an operator \\(by (?:the server|${NAME})\\)$`,
+);
 
 /** Reads a line the room sent (without its LF) for the IRC door. */
 export function readRoomLine(line: string): RoomLine {
@@ -351,6 +361,16 @@ function readOtherLine(line: string): RoomLine {
   if ((match = KICK.exec(line))) {
     return { kind: "kick", name: match[1]!, by: match[2]!, reason: match[3] ?? "" };
   }
+  const text = line.slice(2);
+  if ((match = BAN.exec(line))) {
+    // The KICK's comment: what the banned member was told (`Banned until ...: spam`).
+    const [, names, by, term] = match as unknown as [string, string, string, string];
+    return { kind: "ban", names: names.split(/, | and /), by, comment: `Banned${term}`, text };
+  }
+  if ((match = OPERATOR.exec(line))) {
+    const isOperator = match[2] === "now";
+    return { kind: "operator", name: match[1]!, isOperator, by: match[3], text };
+  }
   return { kind: "system", text: line.startsWith("* ") ? line.slice(2) : line };
 }
 
@@ -383,6 +403,23 @@ export function roomLineToIrc(line: RoomLine, channel: string): string[] | undef
       return [formatIrc(mask(line.oldName), "NICK", [line.newName])];
     case "kick":
       return [formatIrc(mask(line.by), "KICK", [channel, line.name, line.reason || line.by], true)];
+    case "ban":
+      // A ban puts its members out: a KICK each, as an IRC server's ban and kick, after its notice.
+      return [
+        ...splitTrailing(`:${SERVER_NAME} NOTICE ${channel}`, line.text),
+        ...line.names.map((name) =>
+          formatIrc(mask(line.by), "KICK", [channel, name, line.comment], true)
+        ),
+      ];
+    case "operator":
+      return [
+        ...splitTrailing(`:${SERVER_NAME} NOTICE ${channel}`, line.text),
+        formatIrc(line.by ? mask(line.by) : SERVER_NAME, "MODE", [
+          channel,
+          line.isOperator ? "+o" : "-o",
+          line.name,
+        ]),
+      ];
     case "topic":
       return line.by === undefined
         ? undefined
