@@ -48,6 +48,14 @@ export class IrcModeration {
     this.#channel = channel;
   }
 
+  /**
+   * A moderation command with no IRC equivalent, sent as IRC clients send commands they do not
+   * know (`/mute eve 1h spam` in irssi is `MUTE eve 1h spam`): `MUTE`, `UNMUTE`, `OPS`.
+   */
+  command(command: "MUTE" | "UNMUTE" | "OPS", params: readonly string[]): IrcAct {
+    return { input: [`/${command.toLowerCase()}`, ...params].join(" ") + "\n", replies: [] };
+  }
+
   /** `KICK #chat nick[,nick] [:reason]` from `me`: a `/kick` each. */
   kick(me: string, params: readonly string[]): IrcAct {
     const [channel, nicks, reason] = params;
@@ -113,7 +121,9 @@ export class IrcModeration {
     if (this.#banLinesLeft > 0) {
       this.#banLinesLeft--;
       const [, target, by] = BAN_ENTRY.exec(text) ?? [];
-      const lines = target && by ? [numeric("367", me, [this.#channel, banMask(target), by])] : [];
+      const lines = target && by
+        ? [formatIrc(SERVER_NAME, "367", [me, this.#channel, banMask(target), by])]
+        : [];
       if (this.#banLinesLeft > 0) return lines;
       return [...lines, numeric("368", me, [this.#channel, "End of channel ban list"])];
     }

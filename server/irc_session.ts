@@ -356,6 +356,10 @@ export class IrcSession {
         return this.#send(modeReply(this.me, this.#channel, first, second));
       case "KICK":
         return this.#act(this.#moderation.kick(this.me, params));
+      case "MUTE":
+      case "UNMUTE":
+      case "OPS":
+        return this.#act(this.#moderation.command(command, params));
       case "PASS":
       case "USER":
         return this.#reply("462", "You may not reregister");

@@ -4,7 +4,7 @@
  * a ban is refused at the door, and the room's notices of it all reach IRC members.
  */
 import assert from "node:assert/strict";
-import { connectFrom, TestClient, type TestConn } from "./_helpers.ts";
+import { connectFrom, joinAs, TestClient, type TestConn } from "./_helpers.ts";
 import { IrcSite, readUntil } from "./_irc.ts";
 import { hashPassword } from "../server/passwords.ts";
 import { FixedAccounts } from "../server/operators_file.ts";
@@ -72,4 +72,147 @@ Deno.test("irc member kicked by an operator gets KICK and is closed; IRC members
   await using _ann = ann;
   await op.send("/kick ann");
   assert.equal((await ann.readToEnd()).at(-2), ":op!op@chat KICK #chat ann :op");
+});
+
+Deno.test("irc operator's KICK, TOPIC and MODE +o/-o are the operator commands, and it shows as @", async () => {
+  await using site = moderatedSite();
+  await using bob = await joinAs(site.port, "bob");
+  const [eve] = await site.join("eve");
+  await using _eve = eve;
+  const [op] = await ircLogin(site, "op");
+  await using _op = op;
+  await op.expect(":chat MODE #chat +o op");
+  await eve.expect(":op!op@chat JOIN #chat");
+  await op.write("NAMES #chat\r\n");
+  assert.match((await readUntil(op, / 366 /))[0]!, /^:chat 353 op = #chat :.*@op/);
+  await op.write("TOPIC #chat :be nice\r\n");
+  await op.expect(":op!op@chat TOPIC #chat :be nice");
+  await eve.expect(":op!op@chat TOPIC #chat :be nice");
+  await skipTo(bob, /^\* op set the topic: be nice$/);
+  // The TOPIC is answered by the room's line: a WHO after it gets its own answer.
+  await op.write("WHO #chat\r\n");
+  const who = await readUntil(op, / 315 /);
+  assert.ok(who.includes(":chat 352 op #chat op chat chat op H@ :0 op"), JSON.stringify(who));
+  await op.write("KICK #chat bob :bye now\r\n");
+  await op.expect(":op!op@chat KICK #chat bob :bye now");
+  await eve.expect(":op!op@chat KICK #chat bob :bye now");
+  assert.ok((await bob.readToEnd()).includes("* error: You were kicked by op: bye now"));
+  await op.write("MODE #chat +o dave\r\n");
+  await eve.expect(":chat NOTICE #chat :dave is now an operator (by op)");
+  await eve.expect(":op!op@chat MODE #chat +o dave");
+  await op.write("MODE #chat -o dave\r\n");
+  await skipTo(eve, /^:op!op@chat MODE #chat -o dave$/);
+});
+
+Deno.test("irc member who is no operator gets 482 with the server's reason, and an operator is protected", async () => {
+  await using site = moderatedSite();
+  const [op] = await ircLogin(site, "op");
+  await using _op = op;
+  const [eve] = await site.join("eve");
+  await using _eve = eve;
+  await eve.write("KICK #chat op :go\r\n");
+  await eve.expect(":chat 482 eve #chat :/kick is for operators only");
+  await eve.write("TOPIC #chat :mine\r\nMODE #chat +b op\r\nMODE #chat -o op\r\n");
+  await eve.expect(":chat 482 eve #chat :/topic is for operators only");
+  await eve.expect(":chat 482 eve #chat :/ban is for operators only");
+  await eve.expect(":chat 482 eve #chat :/deop is for operators only");
+  // A client asks for the ban list as a matter of course: the list is empty to a member.
+  await eve.write("MODE #chat b\r\n");
+  await eve.expect(":chat 368 eve #chat :End of channel ban list");
+  const [carol] = await ircLogin(site, "carol");
+  await using _carol = carol;
+  await op.write("KICK #chat carol :no\r\nKICK #chat op\r\n");
+  await skipTo(op, / 482 /).then((line) =>
+    assert.equal(
+      line,
+      ':chat 482 op #chat :Cannot kick "carol": an operator cannot kick an operator',
+    )
+  );
+  await op.expect(":chat 482 op #chat :You cannot kick yourself");
+});
+
+Deno.test("irc MODE +b and -b ban and lift by nick, nick!*@*, address, CIDR or *!*@address, and +b lists them", async () => {
+  await using site = moderatedSite();
+  const [op] = await ircLogin(site, "op");
+  await using _op = op;
+  await op.expect(":chat MODE #chat +o op");
+  await op.write("MODE #chat +b mallory!*@*\r\n");
+  await op.expect(":chat NOTICE #chat :mallory was banned by op");
+  await op.expect(":op!op@chat KICK #chat mallory :Banned");
+  await op.write("MODE #chat +bb *!*@203.0.113.0/24 198.51.100.7\r\n");
+  await op.expect(":chat NOTICE #chat :Banned 203.0.113.0/24");
+  await op.expect(":chat NOTICE #chat :Banned 198.51.100.7");
+  await op.write("MODE #chat +b\r\n");
+  const list = await readUntil(op, / 368 /);
+  assert.deepEqual(list.slice(0, -1).sort(), [
+    ":chat 367 op #chat *!*@198.51.100.7 op",
+    ":chat 367 op #chat *!*@203.0.113.0/24 op",
+    ":chat 367 op #chat mallory!*@* op",
+  ]);
+  assert.equal(list.at(-1), ":chat 368 op #chat :End of channel ban list");
+  await op.write("MODE #chat -b mallory\r\nMODE #chat -b *!*@198.51.100.7\r\nMODE #chat b\r\n");
+  await op.expect(":chat NOTICE #chat :mallory was unbanned by op");
+  await op.expect(":chat NOTICE #chat :Unbanned 198.51.100.7");
+  assert.deepEqual(await readUntil(op, / 368 /), [
+    ":chat 367 op #chat *!*@203.0.113.0/24 op",
+    ":chat 368 op #chat :End of channel ban list",
+  ]);
+  await op.write("MODE #chat +b *!eve@*\r\n");
+  await op.expect(/^:chat 696 op #chat b \*!eve@\* :Cannot ban that mask/);
+});
+
+Deno.test("irc member banned is put out with KICK, refused at NICK with 465, and its address at the door", async () => {
+  await using site = moderatedSite();
+  await using op = await ncLogin(site.port, "op");
+  const [eve] = await site.join("eve");
+  await using _eve = eve;
+  const [ann] = await site.join("ann");
+  await using _ann = ann;
+  await op.send("/ban eve 1h spam");
+  const end = await eve.readToEnd();
+  assert.match(end.at(-2)!, /^:chat KICK #chat eve :You are banned until .* UTC: spam$/);
+  assert.match(end.at(-1)!, /^ERROR :Closing link: You are banned until .*: spam$/);
+  assert.match(
+    await skipTo(ann, / KICK /),
+    /^:op!op@chat KICK #chat eve :Banned until .* UTC: spam$/,
+  );
+  // The name, at the next registration: 465 and closed.
+  await using again = await site.connect();
+  await again.write("NICK Eve\r\nUSER e 0 * :E\r\n");
+  const refused = await again.readToEnd();
+  assert.match(refused.at(-2)!, /^:chat 465 Eve :You are banned until .*: spam$/);
+  assert.match(refused.at(-1)!, /^ERROR :Closing link: You are banned until/);
+  // A NICK to it: 432, and the member stays.
+  await ann.write("NICK eve\r\n");
+  await ann.expect(/^:chat 432 ann eve :You are banned until .*: spam$/);
+  // An address: refused at the IRC port before anything else.
+  await op.send("/ban 127.0.0.2 1h no bots");
+  await skipTo(op, /^\* Banned 127\.0\.0\.2 until/);
+  await using bot = await connectFrom(site.ircPort, "127.0.0.2");
+  const door = await bot.readToEnd();
+  assert.match(door[0]!, /^:chat 465 \* :You are banned until .*: no bots$/);
+  assert.match(door.at(-1)!, /^ERROR :Closing link: You are banned until .*: no bots$/);
+});
+
+Deno.test("irc member muted gets 404 for its lines, and hears mutes, unmutes and op changes as NOTICE and MODE", async () => {
+  const store = new MemoryModerationStore(["op", "carol"]);
+  await using site = moderatedSite(store);
+  const [op] = await ircLogin(site, "op");
+  await using _op = op;
+  await using bob = await joinAs(site.port, "bob");
+  const [eve] = await site.join("eve");
+  await using _eve = eve;
+  await op.write("MUTE eve 1h flooding\r\n");
+  await eve.expect(/^:chat NOTICE #chat :eve was muted by op until .* UTC: flooding$/);
+  await eve.write("PRIVMSG #chat :hello?\r\n");
+  await eve.expect(/^:chat 404 eve #chat :You are muted until .* UTC: your line was not sent$/);
+  await op.write("UNMUTE eve\r\n");
+  await eve.expect(":chat NOTICE #chat :eve was unmuted by op");
+  await eve.write("PRIVMSG #chat :now?\r\n");
+  assert.equal(await skipTo(bob, /^\[eve\]/), "[eve] now?"); // the line muted never went out
+  // chat admin's change, as the store tells it: the server is the MODE's source.
+  await store.setOperator("dave", true);
+  store.onChange?.({ kind: "operator", name: "dave", isOperator: true });
+  await eve.expect(":chat NOTICE #chat :dave is now an operator (by the server)");
+  await eve.expect(":chat MODE #chat +o dave");
 });
