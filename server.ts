@@ -135,6 +135,8 @@ export interface ChatServer extends AsyncDisposable {
   readonly tally: Tally;
   /** Its members by how they came, and the room log's size and the most any member lags by. */
   census(): Census;
+  /** Whether `name` is an operator (registered, and made one): the IRC door marks it at its JOIN. */
+  isOperator(name: string): boolean;
   /**
    * Serves a connection that came another way than the listener (a WebSocket, say) under the same
    * limits as the listener's: refused if over them, else a peer like any other.
@@ -323,6 +325,10 @@ class Server implements ChatServer {
   /** Bytes of read buffers the connections hold now: what a burst of long lines left behind. */
   get readBufferBytes(): number {
     return readBufferBytes(this.#peers);
+  }
+
+  isOperator(name: string): boolean {
+    return this.#moderation.isOperator({ name });
   }
 
   census(): Census {

@@ -388,15 +388,23 @@ export function bareName(name: string): string {
  * leaves, renames, the topic, kicks, notices), or `undefined` for one that depends on the
  * member's own state (lists, errors, prompts, private messages: the connection handles those).
  */
-export function roomLineToIrc(line: RoomLine, channel: string): string[] | undefined {
+export function roomLineToIrc(
+  line: RoomLine,
+  channel: string,
+  isOperator?: (name: string) => boolean,
+): string[] | undefined {
   switch (line.kind) {
     case "user":
       return splitTrailing(`:${mask(line.name)} PRIVMSG ${channel}`, line.text);
     case "action":
       return splitTrailing(`:${mask(line.name)} PRIVMSG ${channel}`, line.text)
         .map((piece) => piece.replace(" :", " :\x01ACTION ") + "\x01");
-    case "join":
-      return [formatIrc(mask(line.name), "JOIN", [channel])];
+    case "join": {
+      const join = formatIrc(mask(line.name), "JOIN", [channel]);
+      // An operator's JOIN comes with its +o, as a server gives a channel's operator its mode.
+      if (!isOperator?.(line.name)) return [join];
+      return [join, formatIrc(SERVER_NAME, "MODE", [channel, "+o", line.name])];
+    }
     case "leave":
       return [formatIrc(mask(line.name), "QUIT", [line.reason || "Left the room"], true)];
     case "rename":

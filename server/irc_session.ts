@@ -44,6 +44,8 @@ export interface IrcSessionOptions {
   motd: readonly string[];
   /** Whether a name is registered, so that its password is needed (none: no name is). */
   isRegistered?: (name: string) => boolean;
+  /** Whether a name is an operator, so that its JOIN comes with its +o (none: nobody is). */
+  isOperator?: (name: string) => boolean;
 }
 
 /**
@@ -197,7 +199,7 @@ export class IrcSession {
         if (`* ${room.text}` === SHUTDOWN_NOTICE) this.closeReason = "Server is shutting down";
       }
     }
-    this.#send(...roomLineToIrc(room, this.#channel) ?? []);
+    this.#send(...roomLineToIrc(room, this.#channel, this.#options.isOperator) ?? []);
   }
 
   /** The server's PING to a quiet client. */

@@ -83,6 +83,7 @@ Deno.test("irc operator's KICK, TOPIC and MODE +o/-o are the operator commands, 
   await using _op = op;
   await op.expect(":chat MODE #chat +o op");
   await eve.expect(":op!op@chat JOIN #chat");
+  await eve.expect(":chat MODE #chat +o op"); // its client marks it at once, as NAMES would
   await op.write("NAMES #chat\r\n");
   assert.match((await readUntil(op, / 366 /))[0]!, /^:chat 353 op = #chat :.*@op/);
   await op.write("TOPIC #chat :be nice\r\n");
