@@ -439,6 +439,42 @@ export function roomLineToIrc(
   }
 }
 
+/**
+ * `PRIVMSG`/`NOTICE` from `me` to the channel (a line of the room) or to nicks (private
+ * messages): the room's lines, and the numerics of what cannot be sent.
+ */
+export function messageInput(
+  me: string,
+  channel: string,
+  message: { command: string; targets: string | undefined; text: string | undefined },
+): { input: string; replies: string[] } {
+  const { command, targets, text } = message;
+  const isNotice = command === "NOTICE"; // never answered with an error (RFC 1459)
+  const refused = (code: string, ...params: string[]) => ({
+    input: "",
+    replies: isNotice ? [] : [numeric(code, me, params)],
+  });
+  if (targets === undefined) return refused("411", "No recipient given");
+  if (text === undefined || text === "") return refused("412", "No text to send");
+  const act = { input: "", replies: [] as string[] };
+  for (const target of targets.split(",")) {
+    const isCtcp = text.startsWith("\x01");
+    const isAction = text.startsWith("\x01ACTION");
+    if (isCtcp && !isAction) continue; // VERSION, PING...: the room's other doors have no CTCP
+    if (nameKey(target) === nameKey(channel)) {
+      const line = sayLine(text);
+      if (line !== "") act.input += `${line}\n`;
+    } else if (/^[#&+!]/.test(target)) {
+      const why = `No such channel: this server has ${channel}`;
+      if (!isNotice) act.replies.push(numeric("403", me, [target, why]));
+    } else {
+      const said = isAction ? `* ${actionText(text)}` : text;
+      act.input += `/msg ${target} ${said}\n`;
+    }
+  }
+  return act;
+}
+
 /** A history line replayed at join, as a notice to the channel: `[12:00] <bob> hi`. */
 export function historyToIrc(line: { time: string; line: string }, channel: string): string[] {
   const inner = readRoomLine(line.line);

@@ -12,11 +12,11 @@ import {
   SHUTDOWN_NOTICE,
 } from "../protocol.ts";
 import {
-  actionText,
   bareName,
   formatIrc,
   historyToIrc,
   mask,
+  messageInput,
   modeReply,
   namesReplies,
   numeric,
@@ -24,7 +24,6 @@ import {
   readRoomLine,
   type RoomLine,
   roomLineToIrc,
-  sayLine,
   SERVER_NAME,
   splitTrailing,
   welcomeReplies,
@@ -321,7 +320,9 @@ export class IrcSession {
     switch (command) {
       case "PRIVMSG":
       case "NOTICE":
-        return this.#message(command, first, second);
+        return this.#act(
+          messageInput(this.me, this.#channel, { command, targets: first, text: second }),
+        );
       case "NICK":
         return this.#nick === undefined ? undefined : this.#nickChange(first);
       case "JOIN":
@@ -367,33 +368,6 @@ export class IrcSession {
         return this.#reply("462", "You may not reregister");
       default:
         this.#reply("421", command, "Unknown command");
-    }
-  }
-
-  /** `PRIVMSG`/`NOTICE` to the channel (a line of the room) or to nicks (private messages). */
-  #message(command: string, targets: string | undefined, text: string | undefined): void {
-    const isNotice = command === "NOTICE"; // never answered with an error (RFC 1459)
-    if (targets === undefined) {
-      return isNotice ? undefined : this.#reply("411", "No recipient given");
-    }
-    if (text === undefined || text === "") {
-      return isNotice ? undefined : this.#reply("412", "No text to send");
-    }
-    for (const target of targets.split(",")) {
-      const isCtcp = text.startsWith("\x01");
-      const isAction = text.startsWith("\x01ACTION");
-      if (isCtcp && !isAction) continue; // VERSION, PING...: the room's other doors have no CTCP
-      if (this.#isOurs(target)) {
-        const line = sayLine(text);
-        if (line !== "") this.input += `${line}\n`;
-      } else if (/^[#&+!]/.test(target)) {
-        if (!isNotice) {
-          this.#reply("403", target, `No such channel: this server has ${this.#channel}`);
-        }
-      } else {
-        const said = isAction ? `* ${actionText(text)}` : text;
-        this.input += `/msg ${target} ${said}\n`;
-      }
     }
   }
 
