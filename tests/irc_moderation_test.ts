@@ -9,6 +9,7 @@ import { IrcSite, readUntil } from "./_irc.ts";
 import { hashPassword } from "../server/passwords.ts";
 import { FixedAccounts } from "../server/operators_file.ts";
 import { MemoryModerationStore } from "../server/moderation_store.ts";
+import { banMask, IrcModeration } from "../server/irc_moderation.ts";
 
 const PASSWORD = "correct horse";
 /** op and carol are operators; dave is registered, and no operator. */
@@ -216,4 +217,26 @@ Deno.test("irc member muted gets 404 for its lines, and hears mutes, unmutes and
   store.onChange?.({ kind: "operator", name: "dave", isOperator: true });
   await eve.expect(":chat NOTICE #chat :dave is now an operator (by the server)");
   await eve.expect(":chat MODE #chat +o dave");
+});
+
+Deno.test("IrcModeration answers KICK and MODE's odd cases without asking the room", () => {
+  const moderation = new IrcModeration("#chat");
+  assert.deepEqual(moderation.kick("me", ["#chat"]), {
+    input: "",
+    replies: [":chat 461 me KICK :Not enough parameters"],
+  });
+  assert.equal(moderation.kick("me", ["#other", "bob"]).replies[0]?.split(" ")[1], "403");
+  assert.equal(moderation.kick("me", ["#CHAT", "bob,eve", " "]).input, "/kick bob\n/kick eve\n");
+  assert.deepEqual(moderation.mode("me", ["#chat"]).replies, [":chat 324 me #chat :+nt"]);
+  assert.deepEqual(moderation.mode("me", ["#chat", "+ntx"]).replies, [
+    ":chat 472 me x :is unknown mode char to me",
+  ]);
+  assert.deepEqual(moderation.mode("me", ["#chat", "+o"]).replies, [
+    ":chat 461 me MODE :Not enough parameters",
+  ]);
+  const mixed = moderation.mode("me", ["#chat", "+b-b+o", "*@10.0.0.0/8", "Eve!*@*", "dave"]);
+  assert.equal(mixed.input, "/ban 10.0.0.0/8\n/unban Eve\n/op dave\n");
+  assert.equal(banMask("2001:db8::/64"), "*!*@2001:db8::/64");
+  // An error moderation has no word for is the session's to tell.
+  assert.equal(moderation.error("me", 'No user named "x" is online', true), undefined);
 });
