@@ -248,6 +248,10 @@ class Server implements ChatServer {
     return readBufferBytes(this.#peers);
   }
 
+  isOperator(name: string): boolean {
+    return this.#moderation.isOperator({ name });
+  }
+
   census(): Census {
     return { ...census(this.#peers), bans: this.#moderation.banCount };
   }

@@ -280,6 +280,8 @@ export type RoomLine =
   | { kind: "prompt"; what: "server" | "name" | "login"; name?: string }
   | { kind: "welcome" }
   | { kind: "kick"; name: string; by: string; reason: string }
+  | { kind: "ban"; names: string[]; by: string; comment: string; text: string }
+  | { kind: "operator"; name: string; isOperator: boolean; by: string | undefined; text: string }
   | { kind: "error"; text: string }
   | { kind: "system"; text: string };
 
@@ -298,6 +300,14 @@ const TOPIC = /^\* Topic: (.*)$/s;
 const TOPIC_SET = new RegExp(`^\\* ${NAME} set the topic: (.*)$`, "s");
 const TOPIC_CLEARED = new RegExp(`^\\* ${NAME} cleared the topic$`);
 const KICK = new RegExp(`^\\* ${NAME} was kicked by ${NAME}(?:: (.*))?$`, "s");
+const BAN = new RegExp(
+  `^\\* ([\\w-]+(?:(?:, | and )[\\w-]+)*) (?:was|were) banned by ${NAME}` +
+    "((?: until \\d{4}-\\d\\d-\\d\\d \\d\\d:\\d\\d:\\d\\d UTC)?(?:: .*)?)$",
+  "s",
+);
+const OPERATOR = new RegExp(
+  `^\\* ${NAME} is (now|no longer) an operator \\(by (?:the server|${NAME})\\)$`,
+);
 
 /** Reads a line the room sent (without its LF) for the IRC door. */
 export function readRoomLine(line: string): RoomLine {
@@ -351,6 +361,16 @@ function readOtherLine(line: string): RoomLine {
   if ((match = KICK.exec(line))) {
     return { kind: "kick", name: match[1]!, by: match[2]!, reason: match[3] ?? "" };
   }
+  const text = line.slice(2);
+  if ((match = BAN.exec(line))) {
+    // The KICK's comment: what the banned member was told (`Banned until ...: spam`).
+    const [, names, by, term] = match as unknown as [string, string, string, string];
+    return { kind: "ban", names: names.split(/, | and /), by, comment: `Banned${term}`, text };
+  }
+  if ((match = OPERATOR.exec(line))) {
+    const isOperator = match[2] === "now";
+    return { kind: "operator", name: match[1]!, isOperator, by: match[3], text };
+  }
   return { kind: "system", text: line.startsWith("* ") ? line.slice(2) : line };
 }
 
@@ -368,21 +388,46 @@ export function bareName(name: string): string {
  * leaves, renames, the topic, kicks, notices), or `undefined` for one that depends on the
  * member's own state (lists, errors, prompts, private messages: the connection handles those).
  */
-export function roomLineToIrc(line: RoomLine, channel: string): string[] | undefined {
+export function roomLineToIrc(
+  line: RoomLine,
+  channel: string,
+  isOperator?: (name: string) => boolean,
+): string[] | undefined {
   switch (line.kind) {
     case "user":
       return splitTrailing(`:${mask(line.name)} PRIVMSG ${channel}`, line.text);
     case "action":
       return splitTrailing(`:${mask(line.name)} PRIVMSG ${channel}`, line.text)
         .map((piece) => piece.replace(" :", " :\x01ACTION ") + "\x01");
-    case "join":
-      return [formatIrc(mask(line.name), "JOIN", [channel])];
+    case "join": {
+      const join = formatIrc(mask(line.name), "JOIN", [channel]);
+      // An operator's JOIN comes with its +o, as a server gives a channel's operator its mode.
+      if (!isOperator?.(line.name)) return [join];
+      return [join, formatIrc(SERVER_NAME, "MODE", [channel, "+o", line.name])];
+    }
     case "leave":
       return [formatIrc(mask(line.name), "QUIT", [line.reason || "Left the room"], true)];
     case "rename":
       return [formatIrc(mask(line.oldName), "NICK", [line.newName])];
     case "kick":
       return [formatIrc(mask(line.by), "KICK", [channel, line.name, line.reason || line.by], true)];
+    case "ban":
+      // A ban puts its members out: a KICK each, as an IRC server's ban and kick, after its notice.
+      return [
+        ...splitTrailing(`:${SERVER_NAME} NOTICE ${channel}`, line.text),
+        ...line.names.map((name) =>
+          formatIrc(mask(line.by), "KICK", [channel, name, line.comment], true)
+        ),
+      ];
+    case "operator":
+      return [
+        ...splitTrailing(`:${SERVER_NAME} NOTICE ${channel}`, line.text),
+        formatIrc(line.by ? mask(line.by) : SERVER_NAME, "MODE", [
+          channel,
+          line.isOperator ? "+o" : "-o",
+          line.name,
+        ]),
+      ];
     case "topic":
       return line.by === undefined
         ? undefined
@@ -392,6 +437,42 @@ export function roomLineToIrc(line: RoomLine, channel: string): string[] | undef
     default:
       return undefined;
   }
+}
+
+/**
+ * `PRIVMSG`/`NOTICE` from `me` to the channel (a line of the room) or to nicks (private
+ * messages): the room's lines, and the numerics of what cannot be sent.
+ */
+export function messageInput(
+  me: string,
+  channel: string,
+  message: { command: string; targets: string | undefined; text: string | undefined },
+): { input: string; replies: string[] } {
+  const { command, targets, text } = message;
+  const isNotice = command === "NOTICE"; // never answered with an error (RFC 1459)
+  const refused = (code: string, ...params: string[]) => ({
+    input: "",
+    replies: isNotice ? [] : [numeric(code, me, params)],
+  });
+  if (targets === undefined) return refused("411", "No recipient given");
+  if (text === undefined || text === "") return refused("412", "No text to send");
+  const act = { input: "", replies: [] as string[] };
+  for (const target of targets.split(",")) {
+    const isCtcp = text.startsWith("\x01");
+    const isAction = text.startsWith("\x01ACTION");
+    if (isCtcp && !isAction) continue; // VERSION, PING...: the room's other doors have no CTCP
+    if (nameKey(target) === nameKey(channel)) {
+      const line = sayLine(text);
+      if (line !== "") act.input += `${line}\n`;
+    } else if (/^[#&+!]/.test(target)) {
+      const why = `No such channel: this server has ${channel}`;
+      if (!isNotice) act.replies.push(numeric("403", me, [target, why]));
+    } else {
+      const said = isAction ? `* ${actionText(text)}` : text;
+      act.input += `/msg ${target} ${said}\n`;
+    }
+  }
+  return act;
 }
 
 /** A history line replayed at join, as a notice to the channel: `[12:00] <bob> hi`. */

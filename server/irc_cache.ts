@@ -20,12 +20,15 @@ const decoder = new TextDecoder();
 /** The room log's lines as IRC, by position; one per IRC door (one room, one log). */
 export class IrcLineCache {
   #channel: string;
+  #isOperator: ((name: string) => boolean) | undefined;
   /** IRC bytes by log position; `null` for a line each member's session must see (a rename). */
   #lines = new Map<number, Uint8Array | null>();
   #bytes = 0;
 
-  constructor(channel: string) {
+  /** `isOperator`: whether a name is an operator, so that its JOIN comes with its +o. */
+  constructor(channel: string, isOperator?: (name: string) => boolean) {
     this.#channel = channel;
+    this.#isOperator = isOperator;
   }
 
   /** Translations kept now. */
@@ -42,7 +45,9 @@ export class IrcLineCache {
     const kept = this.#lines.get(position);
     if (kept !== undefined) return kept;
     const room = readRoomLine(decoder.decode(chunk.subarray(start, end)));
-    const irc = room.kind === "rename" ? undefined : roomLineToIrc(room, this.#channel);
+    const irc = room.kind === "rename"
+      ? undefined
+      : roomLineToIrc(room, this.#channel, this.#isOperator);
     const bytes = irc ? encoder.encode(`${irc.join("\r\n")}\r\n`) : null;
     this.#bytes += (bytes?.length ?? 0) + ENTRY_BYTES;
     while (this.#bytes > MAX_BYTES && this.#lines.size > 0) {

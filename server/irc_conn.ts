@@ -62,7 +62,7 @@ export class IrcConn implements ChatConn {
     this.remoteAddr = conn.remoteAddr;
     this.session = new IrcSession(options);
     this.#onClose = options.onClose ?? (() => {});
-    this.#cache = options.cache ?? new IrcLineCache(options.channel);
+    this.#cache = options.cache ?? new IrcLineCache(options.channel, options.isOperator);
   }
 
   /**

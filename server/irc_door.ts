@@ -87,6 +87,7 @@ export function startIrc(server: ChatServer, options: IrcOptions = {}): IrcServe
     version: options.version ?? "1.0.0",
     motd: options.motd ?? [],
     log: options.log ?? (() => {}),
+    isOperator: (name) => server.isOperator(name),
     ...(options.isRegistered ? { isRegistered: options.isRegistered } : {}),
     ...(tls ? { tls } : {}),
   });
@@ -99,6 +100,7 @@ interface DoorConfig {
   motd: readonly string[];
   log: Log;
   isRegistered?: (name: string) => boolean;
+  isOperator: (name: string) => boolean;
   tls?: SecureContext;
 }
 
@@ -119,7 +121,7 @@ class IrcDoor implements IrcServer {
     this.#listener = listener;
     this.#config = config;
     this.channel = config.channel;
-    this.#cache = new IrcLineCache(config.channel);
+    this.#cache = new IrcLineCache(config.channel, config.isOperator);
     this.addr = listener.addr as Deno.NetAddr;
     // A quarter of the ping interval keeps it within 25%, at a second at most.
     this.#sweeper = setInterval(
@@ -160,7 +162,7 @@ class IrcDoor implements IrcServer {
 
   /** An accepted socket as an IRC connection, over TLS if the door speaks it. */
   #wrap(tcp: Deno.TcpConn): IrcConn {
-    const { tls, channel, version, motd, isRegistered } = this.#config;
+    const { tls, channel, version, motd, isRegistered, isOperator } = this.#config;
     let transport: ChatConn = tcp;
     if (tls) transport = new TlsConn(tcp, tls);
     else tcp.setNoDelay(true); // a chat line must leave now, not wait for an ACK (Nagle)
@@ -169,6 +171,7 @@ class IrcDoor implements IrcServer {
       cache: this.#cache,
       version,
       motd,
+      isOperator,
       ...(isRegistered ? { isRegistered } : {}),
       onClose: () => this.#conns.delete(conn),
     });

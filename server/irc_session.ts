@@ -12,11 +12,11 @@ import {
   SHUTDOWN_NOTICE,
 } from "../protocol.ts";
 import {
-  actionText,
   bareName,
   formatIrc,
   historyToIrc,
   mask,
+  messageInput,
   modeReply,
   namesReplies,
   numeric,
@@ -24,7 +24,6 @@ import {
   readRoomLine,
   type RoomLine,
   roomLineToIrc,
-  sayLine,
   SERVER_NAME,
   splitTrailing,
   welcomeReplies,
@@ -32,6 +31,7 @@ import {
   whoReplies,
 } from "./irc.ts";
 import { IrcNegotiation } from "./irc_negotiation.ts";
+import { type IrcAct, IrcModeration } from "./irc_moderation.ts";
 
 /** Options for {@linkcode IrcSession}. */
 export interface IrcSessionOptions {
@@ -43,6 +43,8 @@ export interface IrcSessionOptions {
   motd: readonly string[];
   /** Whether a name is registered, so that its password is needed (none: no name is). */
   isRegistered?: (name: string) => boolean;
+  /** Whether a name is an operator, so that its JOIN comes with its +o (none: nobody is). */
+  isOperator?: (name: string) => boolean;
 }
 
 /**
@@ -53,12 +55,11 @@ export const MAX_UNREGISTERED_COMMANDS = 64;
 /** Lines that may wait for CAP END after a SASL login: a client sends it at once after 903. */
 const MAX_HELD_LINES = 10_000;
 
-/** A reply the room owes to a command sent on: what to make of the next `/who` or `/topic` answer. */
+/** A reply the room owes to a command sent on: what to make of the next `/who` answer. */
 type Pending =
   | { kind: "who"; mask: string }
   | { kind: "names" }
-  | { kind: "whois"; nick: string }
-  | { kind: "topic"; isSet: boolean };
+  | { kind: "whois"; nick: string };
 
 /** A `/who` answer being received, for the command it was asked for. */
 interface ListState {
@@ -78,8 +79,6 @@ const TAKEN = /^Cannot accept name "(.*)": name is taken$/;
 const BAD_NAME = /^Cannot accept (?:name "(.*)"|an empty name)/;
 const NO_SUCH_USER = /^No user named "(.*)" is online/;
 const WRONG_PASSWORD = /^Wrong (?:server )?password/;
-const UNKNOWN_TOPIC = /^Unknown command "\/topic"/;
-const OPERATORS_ONLY = /is for operators only$/;
 
 /** One IRC client's session. */
 export class IrcSession {
@@ -110,11 +109,14 @@ export class IrcSession {
   /** What waits for CAP END once joined through SASL. */
   #held: string[] | undefined;
   #joining: Joining | undefined;
+  /** KICK, MODE and the room's moderation lines to this member. */
+  #moderation: IrcModeration;
 
   constructor(options: IrcSessionOptions) {
     this.#options = options;
     this.#channel = options.channel;
     this.#negotiation = new IrcNegotiation(options.isRegistered);
+    this.#moderation = new IrcModeration(options.channel);
   }
 
   /** The client's nick, or `*` before it has one. */
@@ -178,27 +180,25 @@ export class IrcSession {
         return; // the sender's confirmation: an IRC client shows what it sent itself
       case "error":
         return this.#error(room.text);
-      case "topic": {
+      case "topic":
         if (room.by === undefined) return this.#topic(room.text);
-        const head = this.#pending[0];
-        // Our own TOPIC's answer is the room's line: it settles the command.
-        if (head?.kind === "topic" && head.isSet && nameKey(room.by) === nameKey(this.me)) {
-          this.#pending.shift();
-        }
         break;
-      }
       case "rename":
         if (this.#nick !== undefined && nameKey(room.oldName) === nameKey(this.#nick)) {
           this.#nick = room.newName;
+          this.#moderation.nickAsked = undefined;
           this.isHolding = false;
         }
         break;
-      case "system":
+      case "system": {
         if (!this.#isJoined) return this.#notice(room.text);
+        const told = this.#moderation.fromRoom(this.me, room.text);
+        if (told) return this.#send(...told);
         if (room.text === "Goodbye!") return;
         if (`* ${room.text}` === SHUTDOWN_NOTICE) this.closeReason = "Server is shutting down";
+      }
     }
-    this.#send(...roomLineToIrc(room, this.#channel) ?? []);
+    this.#send(...roomLineToIrc(room, this.#channel, this.#options.isOperator) ?? []);
   }
 
   /** The server's PING to a quiet client. */
@@ -320,7 +320,9 @@ export class IrcSession {
     switch (command) {
       case "PRIVMSG":
       case "NOTICE":
-        return this.#message(command, first, second);
+        return this.#act(
+          messageInput(this.me, this.#channel, { command, targets: first, text: second }),
+        );
       case "NICK":
         return this.#nick === undefined ? undefined : this.#nickChange(first);
       case "JOIN":
@@ -353,39 +355,19 @@ export class IrcSession {
         return this.#topicCommand(first, params.length > 1 ? second ?? "" : undefined);
       case "MODE":
         if (first === undefined) return this.#reply("461", "MODE", "Not enough parameters");
+        if (this.#isOurs(first)) return this.#act(this.#moderation.mode(this.me, params));
         return this.#send(modeReply(this.me, this.#channel, first, second));
+      case "KICK":
+        return this.#act(this.#moderation.kick(this.me, params));
+      case "MUTE":
+      case "UNMUTE":
+      case "OPS":
+        return this.#act(this.#moderation.command(command, params));
       case "PASS":
       case "USER":
         return this.#reply("462", "You may not reregister");
       default:
         this.#reply("421", command, "Unknown command");
-    }
-  }
-
-  /** `PRIVMSG`/`NOTICE` to the channel (a line of the room) or to nicks (private messages). */
-  #message(command: string, targets: string | undefined, text: string | undefined): void {
-    const isNotice = command === "NOTICE"; // never answered with an error (RFC 1459)
-    if (targets === undefined) {
-      return isNotice ? undefined : this.#reply("411", "No recipient given");
-    }
-    if (text === undefined || text === "") {
-      return isNotice ? undefined : this.#reply("412", "No text to send");
-    }
-    for (const target of targets.split(",")) {
-      const isCtcp = text.startsWith("\x01");
-      const isAction = text.startsWith("\x01ACTION");
-      if (isCtcp && !isAction) continue; // VERSION, PING...: the room's other doors have no CTCP
-      if (this.#isOurs(target)) {
-        const line = sayLine(text);
-        if (line !== "") this.input += `${line}\n`;
-      } else if (/^[#&+!]/.test(target)) {
-        if (!isNotice) {
-          this.#reply("403", target, `No such channel: this server has ${this.#channel}`);
-        }
-      } else {
-        const said = isAction ? `* ${actionText(text)}` : text;
-        this.input += `/msg ${target} ${said}\n`;
-      }
     }
   }
 
@@ -397,6 +379,7 @@ export class IrcSession {
       return this.#reply("433", nick, "Nickname is registered: log in with its password to use it");
     }
     if (/\s/.test(nick)) return this.#reply("432", nick, "Erroneous nickname");
+    this.#moderation.nickAsked = nick;
     this.input += `/nick ${nick}\n`;
   }
 
@@ -417,9 +400,14 @@ export class IrcSession {
   #topicCommand(channel: string | undefined, text: string | undefined): void {
     if (channel === undefined) return this.#reply("461", "TOPIC", "Not enough parameters");
     if (!this.#isOurs(channel)) return this.#reply("442", channel, "You're not on that channel");
-    const isSet = text !== undefined;
-    this.#pending.push({ kind: "topic", isSet });
-    this.input += isSet ? `/topic ${text === "" ? "-" : text}\n` : "/topic\n";
+    // The answer needs no waiting for: a topic line, or an error that says what it answers.
+    this.input += text === undefined ? "/topic\n" : `/topic ${text === "" ? "-" : text}\n`;
+  }
+
+  /** An operator's command: its lines for the room, and any replies now. */
+  #act(act: IrcAct): void {
+    this.input += act.input;
+    this.#send(...act.replies);
   }
 
   /** A command the room answers with `/who` (or `/topic`): the answer is read for it. */
@@ -459,7 +447,7 @@ export class IrcSession {
   #whoList(count: number | undefined, names: string[]): void {
     if (count !== undefined) {
       const pending = this.#pending.shift();
-      if (!pending || pending.kind === "topic") return; // nobody asked: not for this client
+      if (!pending) return; // nobody asked: not for this client
       this.#list = { pending, left: count, found: [] };
     }
     const list = this.#list;
@@ -497,7 +485,6 @@ export class IrcSession {
 
   /** The topic, as `/topic` answers it or a newcomer is told it. */
   #topic(text: string | undefined): void {
-    if (this.#pending[0]?.kind === "topic") this.#pending.shift();
     if (text === undefined || text === "") {
       return this.#reply("331", this.#channel, "No topic is set");
     }
@@ -506,21 +493,15 @@ export class IrcSession {
 
   /** An error line for this client: a numeric where IRC has one, else a notice. */
   #error(text: string): void {
-    const head = this.#pending[0];
-    if (head?.kind === "topic" && /topic/i.test(text)) {
-      // The answer to TOPIC: a room without topics (before moderation), or one for operators.
-      this.#pending.shift();
-      if (UNKNOWN_TOPIC.test(text)) {
-        if (head.isSet) return this.#reply("482", this.#channel, "This room has no topic to set");
-        return this.#reply("331", this.#channel, "No topic is set");
-      }
-      if (OPERATORS_ONLY.test(text)) {
-        return this.#reply("482", this.#channel, "You're not a channel operator");
-      }
-      return this.#notice(text);
+    const refusal = this.#moderation.error(this.me, text, this.#isJoined);
+    if (refusal) {
+      if (refusal.closeReason !== undefined) this.closeReason = refusal.closeReason;
+      if (refusal.isOver) this.#end(refusal.closeReason ?? text);
+      return this.#send(...refusal.replies);
     }
     let match: RegExpExecArray | null;
     const isName = (match = TAKEN.exec(text)) || (match = BAD_NAME.exec(text));
+    if (isName) this.#moderation.nickAsked = undefined;
     if (isName && !this.#isJoined) {
       // Refused at joining: the client may try another nick, as IRC allows.
       this.#isNameSent = false;

@@ -64,6 +64,8 @@ export interface ChatServer extends AsyncDisposable {
   readonly tally: Tally;
   /** Its members by how they came, and the room log's size and the most any member lags by. */
   census(): Census;
+  /** Whether `name` is an operator (registered, and made one): the IRC door marks it at its JOIN. */
+  isOperator(name: string): boolean;
   /**
    * Serves a connection that came another way than the listener (a WebSocket, say) under the same
    * limits as the listener's: refused if over them, else a peer like any other.

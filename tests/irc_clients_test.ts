@@ -16,8 +16,11 @@ import {
   withDeadline,
 } from "./_helpers.ts";
 import { clusterServer, Redis } from "./_cluster.ts";
-import { readUntil } from "./_irc.ts";
+import { IrcSite, readUntil } from "./_irc.ts";
 import { Folder, startStoreServer } from "./_store.ts";
+import { hashPassword } from "../server/passwords.ts";
+import { FixedAccounts } from "../server/operators_file.ts";
+import { MemoryModerationStore } from "../server/moderation_store.ts";
 
 /** A member of the page's door: one line per WebSocket message, as the page sends and gets them. */
 class PageMember implements AsyncDisposable {
@@ -176,6 +179,34 @@ Deno.test("irssi logs a registered name in with SASL PLAIN", async () => {
     await irssi.waitFor(/You are now logged in as bob/, { scrollback: true });
     await irssi.type("/window goto #chat", "Enter");
     await irssi.waitFor(/Total of 1 nicks/);
+  } finally {
+    await run("rm", ["-rf", home]);
+  }
+});
+
+Deno.test("irssi kicked by an operator on nc sees the kick in #chat, and its link closed", async () => {
+  const home = (await run("mktemp", ["-d", "-t", "chat-irssi-XXXXXX"])).trim();
+  try {
+    const accounts = new FixedAccounts([await hashPassword("op", "correct horse")]);
+    await using site = new IrcSite({
+      server: { accounts, moderation: new MemoryModerationStore(["op"]) },
+      irc: { isRegistered: (name) => accounts.get(name) !== undefined },
+    });
+    await using op = await TestClient.connect(site.port);
+    await op.send("op");
+    await op.send("correct horse");
+    await expectLine(op, /^\* Welcome, op!/);
+    await using irssi = await Tmux.start(
+      ["irssi", `--home=${home}`, "-c", "127.0.0.1", "-p", String(site.ircPort), "-n", "alice"],
+      { width: 120, height: 30 },
+    );
+    await expectLine(op, /^\* alice has entered the room$/);
+    await irssi.type("/window 2", "Enter");
+    await irssi.waitFor(/Total of 2 nicks \[1 ops/);
+    await op.send("/kick alice be nice");
+    await irssi.waitFor(/alice was kicked from #chat by op \[be nice\]/);
+    await irssi.type("/window 1", "Enter");
+    await irssi.waitFor(/Closing link: You were kicked by op: be nice/, { scrollback: true });
   } finally {
     await run("rm", ["-rf", home]);
   }

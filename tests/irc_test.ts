@@ -552,7 +552,7 @@ Deno.test("IrcSession tells moderation's topic, operators and kicks as IRC, and 
   assert.deepEqual(told(session, "* Topic: be nice"), [":chat 332 me #chat :be nice"]);
   assert.equal(ask(session, "TOPIC #chat :new one"), "/topic new one\n");
   assert.deepEqual(told(session, "* error: /topic is for operators only"), [
-    ":chat 482 me #chat :You're not a channel operator",
+    ":chat 482 me #chat :/topic is for operators only",
   ]);
   assert.equal(ask(session, "TOPIC #chat"), "/topic\n");
   assert.deepEqual(told(session, "* No topic is set"), [":chat 331 me #chat :No topic is set"]);
