@@ -635,9 +635,11 @@ class Server implements ChatServer {
 
   /** What the login flow decided after a secret: let the peer in under its name, or rename it. */
   async #afterSecret(peer: Peer, outcome: LoginOutcome): Promise<void> {
-    if (outcome?.kind === "rename") return this.#rename(peer, outcome.name);
-    if (outcome?.kind !== "enter") return;
+    if (outcome?.kind !== "enter" && outcome?.kind !== "rename") return;
     try {
+      // A ban may have come while the password was awaited: checked again, as at the /nick.
+      this.#moderation.checkName(outcome.name);
+      if (outcome.kind === "rename") return await this.#rename(peer, outcome.name);
       this.#takeOver(outcome.name);
       await this.#enter(peer, outcome.name);
     } catch (error) {

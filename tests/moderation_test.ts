@@ -232,6 +232,22 @@ Deno.test("moderation: a ban by name puts the member out, and holds for every ca
   await hear(alice, "* No bans");
 });
 
+Deno.test("moderation: a ban on a registered name made while a /nick to it awaits its password holds", async () => {
+  await using server = startModeratedServer();
+  const { port } = server.addr;
+  await using alice = await loginAs(await TestClient.connect(port), "alice");
+  await using bob = await joinAs(port, "bob");
+  await bob.send("/nick dave");
+  await hear(bob, "* dave is registered: send its password");
+  await alice.send("/ban dave");
+  await hear(alice, "* dave was banned by alice");
+  await hear(bob, "* dave was banned by alice");
+  await bob.send(PASSWORD);
+  await hear(bob, "* error: You are banned");
+  await bob.send("/who");
+  await hear(bob, /^\* 2 online: @alice, bob$/);
+});
+
 Deno.test("moderation: /unban lifts a ban until lifted, and the room is told", async () => {
   await using server = startModeratedServer();
   const { port } = server.addr;
