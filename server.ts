@@ -578,6 +578,7 @@ class Server implements ChatServer {
   async #join(peer: Peer, line: string): Promise<void> {
     try {
       if (isHttpRequestLine(line)) throw new ProtocolError(formatWrongDoor(this.webPort));
+      this.#checkAddress(peer);
       const request = parseResume(line);
       if (request) this.#wantsToken.add(peer);
       if (request?.token && this.#resumeWith(peer, request.name, request.token)) return;
@@ -600,6 +601,7 @@ class Server implements ChatServer {
    * opened); a ProtocolError says why it cannot.
    */
   async #enter(peer: Peer, name: string): Promise<void> {
+    this.#checkAddress(peer); // again: a ban may have come while its password was awaited
     this.#moderation.checkName(name);
     peer.name = name;
     const joins = this.#joinTaken.delete(peer) ? undefined : peer.address.joins;
@@ -613,6 +615,15 @@ class Server implements ChatServer {
     peer.isJoined = true;
     this.tally.joins++;
     this.#config.log(`${peer.label} joined`, { event: "join", ...peerFields(peer) });
+  }
+
+  /**
+   * Throws the refusal of a peer whose address a ban holds for: checked at accept, and again at
+   * joining, for a connection opened before the ban.
+   */
+  #checkAddress(peer: Peer): void {
+    const banned = this.#moderation.addressRefusal(peer.hostname);
+    if (banned) throw new ProtocolError(banned);
   }
 
   /**

@@ -17,7 +17,7 @@ import {
 } from "./_helpers.ts";
 import type { ChatServer } from "../server.ts";
 import { rawUpgrade, Site } from "./_websocket.ts";
-import { formatUntil, OPERATOR_WELCOME } from "../protocol.ts";
+import { formatUntil, OPERATOR_WELCOME, parseResumeToken } from "../protocol.ts";
 import { hashPassword } from "../server/passwords.ts";
 import { FixedAccounts } from "../server/operators_file.ts";
 import { MemoryModerationStore } from "../server/moderation_store.ts";
@@ -294,6 +294,39 @@ Deno.test("moderation: a ban by address holds for every name from it, at accept,
   // It ends by itself.
   await using _back = await rejoinWhenAllowed(port, "someone", "127.0.0.2");
   await bob.expect("* someone has entered the room");
+});
+
+Deno.test("moderation: a ban by address holds for a connection from it that had not joined yet", async () => {
+  await using server = startModeratedServer();
+  const { port } = server.addr;
+  await using alice = await loginAs(await TestClient.connect(port), "alice");
+  // bob, from an address no ban holds for, holds a resume token.
+  await using bob = await TestClient.connect(port);
+  await bob.expect("* Welcome to chat! What shall I call you?");
+  await bob.send("/resume bob");
+  let token: string | undefined;
+  while (token === undefined) token = parseResumeToken(await bob.readLine());
+  // Opened from 127.0.0.2 before the ban, each goes on after it: a fresh name, a registered
+  // name's password, bob's token. None gets in.
+  const early = await Promise.all([0, 1, 2].map(() => connectFrom(port, "127.0.0.2")));
+  try {
+    for (const client of early) await client.expect("* Welcome to chat! What shall I call you?");
+    const [fresh, registered, resuming] = early;
+    await registered!.send("dave");
+    await registered!.expect("* dave is registered: send its password");
+    await alice.send("/ban 127.0.0.2");
+    await hear(alice, "* Banned 127.0.0.2");
+    await fresh!.send("eve");
+    await registered!.send(PASSWORD);
+    await resuming!.send(`/resume bob ${token}`);
+    for (const client of early) {
+      assert.deepEqual(await client.readToEnd(), ["* error: You are banned"]);
+    }
+  } finally {
+    for (const client of early) client.close();
+  }
+  await bob.send("/who");
+  assert.equal(await readUntil(bob, /online/), "* 2 online: @alice, bob");
 });
 
 Deno.test("moderation: an IPv6 address is banned by its /64, and a block as written", () => {
