@@ -647,6 +647,8 @@ class Server implements ChatServer {
   /** What the login flow decided after a secret: let the peer in under its name, or rename it. */
   async #afterSecret(peer: Peer, outcome: LoginOutcome): Promise<void> {
     if (outcome?.kind !== "enter" && outcome?.kind !== "rename") return;
+    // Put out or resumed elsewhere while its password was checked: no longer the member to rename.
+    if (outcome.kind === "rename" && !peer.isJoined) return;
     try {
       // A ban may have come while the password was awaited: checked again, as at the /nick.
       this.#moderation.checkName(outcome.name);

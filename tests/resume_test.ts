@@ -199,6 +199,30 @@ Deno.test("resume: a connection not yet seen lost gives way to its token, with n
   assert.equal(await nextLine(bob, again, "moved"), "[alice] moved");
 });
 
+Deno.test("resume: a /nick whose password is being checked as the place is resumed elsewhere is dropped", async () => {
+  await using server = startRoom();
+  const port = server.addr.port;
+  await using bob = await joinAs(port, "bob");
+  const alice = await joinWithToken(port, "alice");
+  await bob.expect("* alice has entered the room");
+  await alice.client.send("/nick rita");
+  await alice.client.expect("* rita is registered: send its password");
+  await using again = await Client.connect(port);
+  await again.expect("* Welcome to chat! What shall I call you?");
+  // The password's check takes a while: the resume comes in meanwhile.
+  await alice.client.send(PASSWORD);
+  await again.send(formatResume("alice", alice.token));
+  await readUntil(again, /^\* Resume token: /);
+  const old = await alice.client.readToEnd();
+  alice.client.close();
+  assert.equal(old.at(-1), "* You resumed this place on another connection");
+  // The old connection's rename never happens, once its password is checked: alice is still alice.
+  await waitUntil(() => server.tally.passwordChecks === 1, "the password's check");
+  assert.equal(await nextLine(bob, again, "moved"), "[alice] moved");
+  await again.send("/who");
+  assert.equal(await again.readLine(), "* 2 online: alice, bob");
+});
+
 Deno.test("resume: a kick, a ban of the name or of the address ends the token", async (t) => {
   await using server = startRoom();
   const port = server.addr.port;
