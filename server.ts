@@ -578,7 +578,7 @@ class Server implements ChatServer {
   async #join(peer: Peer, line: string): Promise<void> {
     try {
       if (isHttpRequestLine(line)) throw new ProtocolError(formatWrongDoor(this.webPort));
-      this.#checkAddress(peer);
+      this.#moderation.checkAddress(peer.hostname);
       const request = parseResume(line);
       if (request) this.#wantsToken.add(peer);
       if (request?.token && this.#resumeWith(peer, request.name, request.token)) return;
@@ -601,8 +601,7 @@ class Server implements ChatServer {
    * opened); a ProtocolError says why it cannot.
    */
   async #enter(peer: Peer, name: string): Promise<void> {
-    this.#checkAddress(peer); // again: a ban may have come while its password was awaited
-    this.#moderation.checkName(name);
+    this.#moderation.checkName(name, peer.hostname); // and its address: bans since its accept
     peer.name = name;
     const joins = this.#joinTaken.delete(peer) ? undefined : peer.address.joins;
     const refusal = this.#admission.joinRefusal(peer.address, joins);
@@ -615,15 +614,6 @@ class Server implements ChatServer {
     peer.isJoined = true;
     this.tally.joins++;
     this.#config.log(`${peer.label} joined`, { event: "join", ...peerFields(peer) });
-  }
-
-  /**
-   * Throws the refusal of a peer whose address a ban holds for: checked at accept, and again at
-   * joining, for a connection opened before the ban.
-   */
-  #checkAddress(peer: Peer): void {
-    const banned = this.#moderation.addressRefusal(peer.hostname);
-    if (banned) throw new ProtocolError(banned);
   }
 
   /**
@@ -646,12 +636,10 @@ class Server implements ChatServer {
 
   /** What the login flow decided after a secret: let the peer in under its name, or rename it. */
   async #afterSecret(peer: Peer, outcome: LoginOutcome): Promise<void> {
-    if (outcome?.kind !== "enter" && outcome?.kind !== "rename") return;
-    // Put out or resumed elsewhere while its password was checked: no longer the member to rename.
-    if (outcome.kind === "rename" && !peer.isJoined) return;
+    // Put out or resumed elsewhere while the password was checked: no longer the one to rename.
+    if (outcome?.kind !== "enter" && (outcome?.kind !== "rename" || !peer.isJoined)) return;
     try {
-      // A ban may have come while the password was awaited: checked again, as at the /nick.
-      this.#moderation.checkName(outcome.name);
+      this.#moderation.checkName(outcome.name); // a ban may have come meanwhile
       if (outcome.kind === "rename") return await this.#rename(peer, outcome.name);
       this.#takeOver(outcome.name);
       await this.#enter(peer, outcome.name);

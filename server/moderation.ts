@@ -118,8 +118,18 @@ export class Moderation {
     return this.addressRefusal(hostname);
   }
 
-  /** Throws the refusal of `name` (at joining, or as a `/nick`), if a ban holds for it. */
-  checkName(name: string): void {
+  /** Throws the refusal of a connection not yet joined, if a ban made since its accept holds for it. */
+  checkAddress(hostname: string): void {
+    const refusal = this.addressRefusal(hostname);
+    if (refusal) throw new ProtocolError(refusal);
+  }
+
+  /**
+   * Throws the refusal of `name` (at joining, or as a `/nick`), if a ban holds for it, or for the
+   * joining connection's address (`hostname`).
+   */
+  checkName(name: string, hostname?: string): void {
+    if (hostname !== undefined) this.checkAddress(hostname);
     const ban = this.#current().names.get(nameKey(name));
     if (ban && !hasEnded(ban)) throw new ProtocolError(bannedMessage(ban));
   }
