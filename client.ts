@@ -75,6 +75,8 @@ export interface ClientOptions {
   password?: string;
   /** A private server's password; asked at a terminal when not given. */
   serverPassword?: string;
+  /** Ring the terminal's bell on a mention (default true; never when stdout is not a terminal). */
+  bell?: boolean;
 }
 
 /** Where to connect. */
@@ -97,7 +99,7 @@ export async function runClient(options: ClientOptions): Promise<void> {
     ...(options.tls ? { tls: options.tls } : {}),
   };
   const conn = await connect(target);
-  const screen = openScreen();
+  const screen = openScreen({ bell: options.bell ?? true });
   const session = new Session(screen, {
     name,
     target,

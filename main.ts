@@ -483,6 +483,7 @@ async function clientCommand(args: string[]): Promise<number> {
     hostname: plan.hostname,
     port: plan.port,
     joinTimeoutMs: plan.joinTimeoutMs,
+    bell: plan.isBellOn,
     ...(plan.reconnectTries === undefined ? {} : { reconnectTries: plan.reconnectTries }),
     ...(plan.isTls ? { tls: { caCerts } } : {}),
   });

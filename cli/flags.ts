@@ -169,6 +169,7 @@ const CLIENT_OPTIONS = {
   reconnect: { type: "string" },
   "password-file": { type: "string" },
   "server-password-file": { type: "string" },
+  "no-bell": { type: "boolean" },
   help: { type: "boolean", short: "h" },
   version: { type: "boolean", short: "V" },
 } as const;
@@ -584,6 +585,7 @@ export interface ClientPlan {
   caFile: string | undefined;
   passwordFile: string | undefined;
   serverPasswordFile: string | undefined;
+  isBellOn: boolean;
 }
 
 /** Reads `chat client`'s flags: the plan, "help" or "version". Throws a {@linkcode UsageError}. */
@@ -618,6 +620,7 @@ export function readClientFlags(given: string[]): ClientPlan | "help" | "version
     caFile: values.ca,
     passwordFile: values["password-file"],
     serverPasswordFile: values["server-password-file"],
+    isBellOn: values["no-bell"] !== true,
   };
 }
 

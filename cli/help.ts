@@ -174,6 +174,7 @@ ${
         `${DEFAULT_RECONNECT_TRIES} at a terminal, 0 when stdout is not one); never after a kick ` +
         "or a ban",
       ],
+      ["--no-bell", "no bell when a line says your name or a private message comes"],
       ["-h, --help", "this help"],
       ["-V, --version", "the version"],
     ])

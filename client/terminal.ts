@@ -15,6 +15,7 @@ import {
   type ServerLine,
 } from "../protocol.ts";
 import { RoomNames } from "./room_names.ts";
+import { BELL, Mentions } from "./mentions.ts";
 
 /** Where the session's lines appear and where the user's lines come from. */
 export interface Screen {
@@ -70,6 +71,7 @@ const STYLES = {
   gray: ["90", "39"],
   red: ["31", "39"],
   magenta: ["35", "39"],
+  inverse: ["7", "27"],
 } as const;
 
 type Style = keyof typeof STYLES | number;
@@ -323,14 +325,21 @@ export class LineScreen implements Screen {
   #style: LineStyle;
   #width: () => number;
 
-  constructor(options: { color: boolean; width: () => number }) {
+  #isBellOn: boolean;
+  #mentions = new Mentions();
+
+  constructor(options: { color: boolean; width: () => number; bell: boolean }) {
     this.#style = new LineStyle(options);
     this.#width = options.width;
+    this.#isBellOn = options.bell;
   }
 
   show(line: string, parsed: ServerLine | undefined): void {
     if (parsed?.kind === "limits") return; // for pacing, not for people
-    this.#print(timeOf(parsed), ...this.#style.render(parsed ?? { kind: "system", text: line }));
+    const [mark, body] = this.#style.render(parsed ?? { kind: "system", text: line });
+    const isMention = this.#mentions.hear(parsed, this.#style.name);
+    this.#print(timeOf(parsed), mark, isMention ? this.#style.style("inverse", body) : body);
+    if (isMention && this.#isBellOn) write(BELL);
   }
 
   note(text: string, kind: NoteKind): void {
@@ -430,6 +439,10 @@ export class TerminalScreen implements Screen {
   #secret:
     | { label: string; resolve: (secret: string | undefined) => void; text: string; cursor: number }
     | undefined;
+  #mentions = new Mentions();
+  /** Whether a mention rings the bell (`--no-bell`), and whether one waits to ring at the next draw. */
+  #isBellOn: boolean;
+  #isBellDue = false;
   #onSignal = () => this.#leave();
   #onResize = () => this.#resize();
   #onContinue = () => this.#resume();
@@ -439,8 +452,9 @@ export class TerminalScreen implements Screen {
    * `canSuspend` is false under a task runner (`deno task`, `npm run`): it ignores the stop
    * signal and keeps the terminal, so stopping ourselves would leave the shell waiting for ever.
    */
-  constructor(options: { color: boolean; canSuspend: boolean }) {
+  constructor(options: { color: boolean; canSuspend: boolean; bell: boolean }) {
     this.#style = new LineStyle(options);
+    this.#isBellOn = options.bell;
     this.#canSuspend = options.canSuspend;
     this.#editor = new LineEditor({
       names: () => this.#room.names(),
@@ -459,7 +473,11 @@ export class TerminalScreen implements Screen {
   show(line: string, parsed: ServerLine | undefined): void {
     this.#room.apply(line, parsed);
     if (parsed?.kind === "limits") return; // for pacing, not for people
-    this.#add(timeOf(parsed), ...this.#style.render(parsed ?? { kind: "system", text: line }));
+    const [mark, body] = this.#style.render(parsed ?? { kind: "system", text: line });
+    const isMention = this.#mentions.hear(parsed, this.#style.name);
+    // Rung at the next draw: mentions that arrive together ring once.
+    if (isMention) this.#isBellDue = this.#isBellOn;
+    this.#add(timeOf(parsed), mark, isMention ? this.#style.style("inverse", body) : body);
   }
 
   note(text: string, kind: NoteKind): void {
@@ -556,8 +574,10 @@ export class TerminalScreen implements Screen {
     const back = live.rows.length - 1 - live.cursorRow;
     const pending = this.#pending.map((row) => `${row}\r\n`).join("");
     this.#pending = [];
+    const bell = this.#isBellDue ? BELL : "";
+    this.#isBellDue = false;
     write(
-      `${HIDE_CURSOR}${this.#erase()}${pending}${WRAP_OFF}` +
+      `${bell}${HIDE_CURSOR}${this.#erase()}${pending}${WRAP_OFF}` +
         `${live.rows.join("\r\n")}${WRAP_ON}${up(back)}\r${right(live.cursorColumn)}${SHOW_CURSOR}`,
     );
     this.#drawnRows = live.rows.length;
@@ -612,7 +632,7 @@ export class TerminalScreen implements Screen {
       ? `${this.#secret.label}: `
       : search
       ? `(search${search.isFound ? "" : ", no match"}: ${search.query}) `
-      : "> ";
+      : `${this.#mentions.status()}> `;
     let { text, cursor } = this.#editor.shown;
     if (this.#secret) {
       // Shown as one star per character typed, never the characters.
@@ -676,6 +696,7 @@ export class TerminalScreen implements Screen {
   }
 
   #keys(keys: Key[]): void {
+    if (keys.length > 0) this.#mentions.seen();
     for (const key of keys) {
       for (const event of this.#editor.handle(key)) this.#act(event);
     }

@@ -775,3 +775,36 @@ Deno.test("terminal: a session of fast traffic, resizes, pastes and a server res
     await server[Symbol.asyncDispose]();
   }
 });
+
+Deno.test("terminal: a line saying your name, or a private one, is highlighted, rings the bell once and is counted until a key; --no-bell is quiet", async () => {
+  const { server, clients: [alice] } = await room({}, "alice");
+  await using _server = server;
+  await using _alice = alice!;
+  await using terminal = await terminalClient("Emil", server.addr.port);
+  await alice!.expect("* Emil has entered the room");
+  await terminal.waitFor(/^> ?$/m);
+  const output = await rawOutput(terminal);
+  await alice!.send("emily is not you, nor is xemil");
+  await terminal.waitFor(/\[alice\] emily is not you/);
+  await alice!.send("hi EMIL, look");
+  await terminal.waitFor(/^\(1 mention\) > ?$/m);
+  await alice!.send("/msg Emil psst");
+  await terminal.waitFor(/^\(2 mentions\) > ?$/m);
+  const screen = await terminal.screen({ escapes: true });
+  const line = (text: string) => screen.split("\n").find((row) => row.includes(text))!;
+  assert.ok(line("hi EMIL").includes("\x1b[7m"), line("hi EMIL"));
+  assert.ok(line("psst").includes("\x1b[7m"), line("psst"));
+  assert.ok(!line("emily is not you").includes("\x1b[7m"), line("emily is not you"));
+  await terminal.type("x");
+  await terminal.waitFor(/^> x$/m);
+  const raw = await output.bytes();
+  assert.equal(raw.split("\x07").length - 1, 2, JSON.stringify(raw)); // once for each mention
+
+  await using quiet = await terminalClient("Anna", server.addr.port, { args: ["--no-bell"] });
+  await readUntil(alice!, "* Anna has entered the room");
+  await quiet.waitFor(/^> ?$/m);
+  const quietOutput = await rawOutput(quiet);
+  await alice!.send("anna: hello");
+  await quiet.waitFor(/^\(1 mention\) > ?$/m);
+  assert.ok(!(await quietOutput.bytes()).includes("\x07"));
+});
