@@ -33,6 +33,7 @@ import {
 } from "./protocol.ts";
 import type { NoteKind, Screen } from "./client/terminal.ts";
 import { openScreen, PlainScreen } from "./client/screen.ts";
+import { LastPrivate } from "./client/reply.ts";
 import { type ClientConn, Outbox, send } from "./client/outbox.ts";
 import { type HeldLine, JoinReply, refusalOf, removalOf, SeenLines } from "./client/join_reply.ts";
 
@@ -187,6 +188,8 @@ class Session {
   #isStopped = false;
   /** The room's lines we saw (as the server's history has them), to show only news after a loss. */
   #seen: SeenLines;
+  /** Who `/r` answers. */
+  #lastPrivate = new LastPrivate();
   /** In the room on this connection (its room list came), and on any so far. */
   #hasJoined = false;
   #hasEverJoined = false;
@@ -555,6 +558,7 @@ class Session {
       this.#screen.setName(parsed.newName);
     }
     this.#seen.saw(parsed);
+    this.#lastPrivate.hear(parsed);
     this.#screen.show(line, parsed);
   }
 
@@ -579,7 +583,9 @@ class Session {
     try {
       for await (const line of this.#screen.input()) {
         if (this.#outbox.isLeaving) break;
-        this.#outbox.queue(line);
+        const reply = this.#lastPrivate.rewrite(line);
+        if ("error" in reply) this.#note(reply.error, "error");
+        else this.#outbox.queue(reply.line);
       }
     } catch (error) {
       // The session ends with this reason, whatever the connection is doing.

@@ -246,6 +246,7 @@ export const CLIENT_HELP: readonly string[] = [
   ...HELP_LINES.map((line) =>
     line.slice(2).replace("shown as * [NAME] TEXT", "shown as * NAME TEXT")
   ),
+  "/r TEXT           answer the last private message (as /msg NAME TEXT)",
   "Tab               complete a command after /, or a name (at the start of a line, after /msg)",
   "Up, Down          the lines you sent; Ctrl+R searches them",
   "Ctrl+C            clear the line; on an empty line, leave (like Ctrl+D)",

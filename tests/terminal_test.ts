@@ -19,6 +19,7 @@ import {
   withDeadline,
 } from "./_helpers.ts";
 import { Folder, startStoreServer } from "./_store.ts";
+import { CLIENT_HELP, commandsOf } from "../client/terminal.ts";
 
 const TIME = String.raw`\d\d:\d\d`;
 
@@ -807,4 +808,29 @@ Deno.test("terminal: a line saying your name, or a private one, is highlighted, 
   await alice!.send("anna: hello");
   await quiet.waitFor(/^\(1 mention\) > ?$/m);
   assert.ok(!(await quietOutput.bytes()).includes("\x07"));
+});
+
+Deno.test("terminal: /r answers the last private message, following a rename; before one, a clear error and nothing sent", async () => {
+  assert.ok(commandsOf(CLIENT_HELP).includes("/r")); // Tab completes it after /
+  const { server, clients: [alice, bob] } = await room({}, "alice", "bob");
+  await using _server = server;
+  await using _alice = alice!;
+  await using _bob = bob!;
+  await using terminal = await terminalClient("Emil", server.addr.port);
+  await readUntil(alice!, "* Emil has entered the room");
+  await terminal.type("/r too soon", "Enter");
+  await terminal.waitFor(/! No private message to answer yet: \/r answers the last one/);
+  await alice!.send("/msg Emil are you there?");
+  await terminal.waitFor(/\[alice -> you\] are you there\?/);
+  await alice!.send("/nick alicia");
+  await terminal.waitFor(/alice is now known as alicia/);
+  await terminal.type("/r here", "Enter");
+  await readUntil(alice!, "* private from Emil: here");
+  await bob!.send("/msg Emil hi from bob");
+  await bob!.send("/msg Emil a second one");
+  await terminal.waitFor(/a second one/);
+  await terminal.type("/r yes bob", "Enter");
+  await readUntil(bob!, "* private from Emil: yes bob");
+  await terminal.type("said aloud", "Enter");
+  await readUntil(alice!, "[Emil] said aloud"); // "/r too soon" never reached the room
 });
