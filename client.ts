@@ -34,6 +34,7 @@ import {
 import type { NoteKind, Screen } from "./client/terminal.ts";
 import { openScreen, PlainScreen } from "./client/screen.ts";
 import { LastPrivate } from "./client/reply.ts";
+import { Ignored } from "./client/ignore.ts";
 import { type ClientConn, Outbox, send } from "./client/outbox.ts";
 import { type HeldLine, JoinReply, refusalOf, removalOf, SeenLines } from "./client/join_reply.ts";
 
@@ -190,6 +191,8 @@ class Session {
   #seen: SeenLines;
   /** Who `/r` answers. */
   #lastPrivate = new LastPrivate();
+  /** Whose lines are hidden (`/ignore`). */
+  #ignored = new Ignored();
   /** In the room on this connection (its room list came), and on any so far. */
   #hasJoined = false;
   #hasEverJoined = false;
@@ -559,13 +562,16 @@ class Session {
     }
     this.#seen.saw(parsed);
     this.#lastPrivate.hear(parsed);
-    this.#screen.show(line, parsed);
+    this.#ignored.hear(parsed);
+    if (!this.#ignored.hides(parsed)) this.#screen.show(line, parsed);
   }
 
   /** Shows what the join reply held back: the history not seen yet, and a separator. */
   #showHistory(history: HeldLine[], isRejoin: boolean): void {
     const news = this.#seen.news(history, { isRejoin });
-    for (const { line, parsed } of news) this.#screen.show(line, parsed);
+    for (const { line, parsed } of news) {
+      if (!this.#ignored.hides(parsed)) this.#screen.show(line, parsed);
+    }
     if (isRejoin) {
       this.#note(
         news.length > 0 ? "reconnected: missed lines above" : "reconnected",
@@ -583,6 +589,14 @@ class Session {
     try {
       for await (const line of this.#screen.input()) {
         if (this.#outbox.isLeaving) break;
+        const answer = this.#ignored.command(line, this.#name);
+        if (answer) {
+          this.#note(
+            "error" in answer ? answer.error : answer.info,
+            "error" in answer ? "error" : "info",
+          );
+          continue;
+        }
         const reply = this.#lastPrivate.rewrite(line);
         if ("error" in reply) this.#note(reply.error, "error");
         else this.#outbox.queue(reply.line);

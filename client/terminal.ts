@@ -247,6 +247,9 @@ export const CLIENT_HELP: readonly string[] = [
     line.slice(2).replace("shown as * [NAME] TEXT", "shown as * NAME TEXT")
   ),
   "/r TEXT           answer the last private message (as /msg NAME TEXT)",
+  "/ignore NAME      hide NAME's lines for this session (on this client only)",
+  "/unignore NAME    show NAME's lines again",
+  "/ignored          the names you ignore",
   "Tab               complete a command after /, or a name (at the start of a line, after /msg)",
   "Up, Down          the lines you sent; Ctrl+R searches them",
   "Ctrl+C            clear the line; on an empty line, leave (like Ctrl+D)",

@@ -834,3 +834,47 @@ Deno.test("terminal: /r answers the last private message, following a rename; be
   await terminal.type("said aloud", "Enter");
   await readUntil(alice!, "[Emil] said aloud"); // "/r too soon" never reached the room
 });
+
+Deno.test("terminal: /ignore hides a member's lines, live and from history, following a rename, until /unignore; /ignored lists them", async () => {
+  const { server, clients: [alice, bob] } = await room({}, "alice", "bob");
+  await using _server = server;
+  await using _alice = alice!;
+  await using _bob = bob!;
+  await bob!.send("bob before Emil");
+  await using terminal = await terminalClient("Emil", server.addr.port);
+  await readUntil(alice!, "* Emil has entered the room");
+  await terminal.waitFor(/\| \[bob\] bob before Emil/);
+  for (const commandLine of ["/ignore", "/ignore Emil", "/ignore b@d", "/unignore carol"]) {
+    await terminal.type(commandLine, "Enter");
+  }
+  await terminal.waitFor(/! carol is not ignored/);
+  await terminal.type("/ignore BOB", "Enter");
+  await terminal.waitFor(/- Ignoring BOB for this session/);
+  await bob!.send("hidden line");
+  await bob!.send("/me hidden action");
+  await bob!.send("/msg Emil hidden private");
+  await bob!.send("/nick robert");
+  await bob!.send("hidden after the rename");
+  await alice!.send("alice is shown");
+  let screen = await terminal.waitFor(/\[alice\] alice is shown/);
+  assert.match(screen, /! Usage: \/ignore NAME/);
+  assert.match(screen, /! You cannot ignore yourself/);
+  assert.match(screen, /! Cannot accept name "b@d"/);
+  assert.match(screen, /bob is now known as robert/);
+  assert.doesNotMatch(screen, /hidden/);
+  await terminal.type("/ignored", "Enter");
+  await terminal.waitFor(/- Ignored: robert$/m);
+  await terminal.type("/unignore robert", "Enter");
+  await terminal.waitFor(/- No longer ignoring robert/);
+  await bob!.send("shown again");
+  screen = await terminal.waitFor(/\[robert\] shown again/);
+  assert.doesNotMatch(screen, /hidden/);
+  await terminal.type("/ignored", "Enter");
+  await terminal.waitFor(/- Nobody is ignored/);
+  await terminal.type("/ignore alice", "Enter");
+  await terminal.waitFor(/- Ignoring alice/);
+  await terminal.type("still mine", "Enter");
+  await readUntil(alice!, "[Emil] still mine"); // the commands never reached the room
+  await readUntil(bob!, "[Emil] still mine");
+  assert.doesNotMatch(await terminal.screen(), /Unknown command/);
+});
