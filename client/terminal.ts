@@ -101,16 +101,28 @@ const dayFormat = new Intl.DateTimeFormat(undefined, { dateStyle: "full" });
 
 /**
  * How lines look: time stamps, marks, colors (or none), and the user's own name in bold. A stamp
- * shows the time only; a row with the date comes before the first line of each day but today's.
+ * shows the time only; a row with the date comes before the first line of each day but today's,
+ * and before a live line past midnight.
  */
 export class LineStyle {
   readonly color: boolean;
+  /** The time now: the system's, or one a test gives. */
+  readonly clock: () => Date;
   name = "";
   /** The day of the last line stamped, once there is one. */
   #day: string | undefined;
+  /** Whether the last line stamped was live (its time is the clock's), not from the history. */
+  #isLive = false;
 
-  constructor(options: { color: boolean }) {
+  constructor(options: { color: boolean; clock?: () => Date }) {
     this.color = options.color;
+    this.clock = options.clock ?? (() => new Date());
+  }
+
+  /** When a line was said: the time the server gives for history, else now, as it arrives. */
+  stamp(line: ServerLine | undefined): Date {
+    this.#isLive = line?.kind !== "history";
+    return line?.kind === "history" ? line.time : this.clock();
   }
 
   /** Wraps `text` in a style, or leaves it alone without color. */
@@ -187,7 +199,7 @@ export class LineStyle {
     mark: string,
     body: string,
     width: number,
-    now = new Date(),
+    now = this.clock(),
   ): string[] {
     const clock = time
       ? `${String(time.getHours()).padStart(2, "0")}:${String(time.getMinutes()).padStart(2, "0")}`
@@ -207,7 +219,8 @@ export class LineStyle {
     const previous = this.#day ?? dayOf(now);
     this.#day = day;
     if (day === previous) return [];
-    const label = day === dayOf(now) ? "Today" : dayFormat.format(time);
+    // Past midnight, the live lines' new day is named: "Today" would not say which, read later.
+    const label = day === dayOf(now) && !this.#isLive ? "Today" : dayFormat.format(time);
     return this.rows(undefined, " ", this.style("gray", `── ${label} ──`), width);
   }
 
@@ -234,11 +247,6 @@ function topicText(line: ServerLine & { kind: "topic" }): string {
 /** `: REASON` after a kick or a ban, or nothing. */
 function reasonText(line: { reason?: string }): string {
   return line.reason ? `: ${line.reason}` : "";
-}
-
-/** When a line was said: the time the server gives for history, else now, as it arrives. */
-function timeOf(line: ServerLine | undefined): Date {
-  return line?.kind === "history" ? line.time : new Date();
 }
 
 /** What `/help` shows: the server's commands as this client shows them, and its keys. */
@@ -342,14 +350,18 @@ export class LineScreen implements Screen {
     if (parsed?.kind === "limits") return; // for pacing, not for people
     const [mark, body] = this.#style.render(parsed ?? { kind: "system", text: line });
     const isMention = this.#mentions.hear(parsed, this.#style.name);
-    this.#print(timeOf(parsed), mark, isMention ? this.#style.style("inverse", body) : body);
+    this.#print(
+      this.#style.stamp(parsed),
+      mark,
+      isMention ? this.#style.style("inverse", body) : body,
+    );
     if (isMention && this.#isBellOn) write(BELL);
   }
 
   note(text: string, kind: NoteKind): void {
     if (kind === "separator") return this.#print(undefined, "-", this.#style.style("gray", text));
     this.#print(
-      new Date(),
+      this.#style.stamp(undefined),
       kind === "error" ? "!" : "-",
       this.#style.style(kind === "error" ? "red" : "gray", text),
     );
@@ -359,7 +371,7 @@ export class LineScreen implements Screen {
 
   said(line: string): void {
     const said = this.#style.said(line);
-    if (said) this.#print(new Date(), ...said);
+    if (said) this.#print(this.#style.stamp(undefined), ...said);
   }
 
   setName(name: string): void {
@@ -481,7 +493,11 @@ export class TerminalScreen implements Screen {
     const isMention = this.#mentions.hear(parsed, this.#style.name);
     // Rung at the next draw: mentions that arrive together ring once.
     if (isMention) this.#isBellDue = this.#isBellOn;
-    this.#add(timeOf(parsed), mark, isMention ? this.#style.style("inverse", body) : body);
+    this.#add(
+      this.#style.stamp(parsed),
+      mark,
+      isMention ? this.#style.style("inverse", body) : body,
+    );
   }
 
   note(text: string, kind: NoteKind): void {
@@ -492,7 +508,11 @@ export class TerminalScreen implements Screen {
       return this.#add(undefined, " ", this.#style.style("gray", `${rule}${label}${rule}`));
     }
     const style = kind === "error" ? "red" : "gray";
-    this.#add(new Date(), kind === "error" ? "!" : "-", this.#style.style(style, text));
+    this.#add(
+      this.#style.stamp(undefined),
+      kind === "error" ? "!" : "-",
+      this.#style.style(style, text),
+    );
   }
 
   setWaiting(lines: readonly string[], reason: string, isOffline: boolean): void {
@@ -504,7 +524,7 @@ export class TerminalScreen implements Screen {
 
   said(line: string): void {
     const said = this.#style.said(line);
-    if (said) this.#add(new Date(), ...said);
+    if (said) this.#add(this.#style.stamp(undefined), ...said);
   }
 
   setName(name: string): void {
