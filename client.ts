@@ -35,6 +35,7 @@ import type { NoteKind, Screen } from "./client/terminal.ts";
 import { openScreen, PlainScreen } from "./client/screen.ts";
 import { LastPrivate } from "./client/reply.ts";
 import { Ignored } from "./client/ignore.ts";
+import { LoggedScreen } from "./client/log.ts";
 import { type ClientConn, Outbox, send } from "./client/outbox.ts";
 import { type HeldLine, JoinReply, refusalOf, removalOf, SeenLines } from "./client/join_reply.ts";
 
@@ -79,6 +80,8 @@ export interface ClientOptions {
   serverPassword?: string;
   /** Ring the terminal's bell on a mention (default true; never when stdout is not a terminal). */
   bell?: boolean;
+  /** A file to append every line shown to (closed when the session ends). */
+  log?: Deno.FsFile;
 }
 
 /** Where to connect. */
@@ -100,14 +103,18 @@ export async function runClient(options: ClientOptions): Promise<void> {
     port: options.port ?? DEFAULT_PORT,
     ...(options.tls ? { tls: options.tls } : {}),
   };
-  const conn = await connect(target);
-  const screen = openScreen({ bell: options.bell ?? true });
+  const conn = await connect(target).catch((error) => {
+    options.log?.close();
+    throw error;
+  });
+  const shown = openScreen({ bell: options.bell ?? true });
+  const screen = options.log ? new LoggedScreen(shown, options.log) : shown;
   const session = new Session(screen, {
     name,
     target,
     joinTimeoutMs: options.joinTimeoutMs ?? DEFAULT_JOIN_TIMEOUT_MS,
     reconnectTries: options.reconnectTries ??
-      (screen instanceof PlainScreen ? 0 : DEFAULT_RECONNECT_TRIES),
+      (shown instanceof PlainScreen ? 0 : DEFAULT_RECONNECT_TRIES),
     secrets: {
       ...(options.password === undefined ? {} : { login: options.password }),
       ...(options.serverPassword === undefined ? {} : { server: options.serverPassword }),

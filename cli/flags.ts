@@ -170,6 +170,7 @@ const CLIENT_OPTIONS = {
   "password-file": { type: "string" },
   "server-password-file": { type: "string" },
   "no-bell": { type: "boolean" },
+  log: { type: "string" },
   help: { type: "boolean", short: "h" },
   version: { type: "boolean", short: "V" },
 } as const;
@@ -586,6 +587,7 @@ export interface ClientPlan {
   passwordFile: string | undefined;
   serverPasswordFile: string | undefined;
   isBellOn: boolean;
+  logFile: string | undefined;
 }
 
 /** Reads `chat client`'s flags: the plan, "help" or "version". Throws a {@linkcode UsageError}. */
@@ -621,6 +623,7 @@ export function readClientFlags(given: string[]): ClientPlan | "help" | "version
     passwordFile: values["password-file"],
     serverPasswordFile: values["server-password-file"],
     isBellOn: values["no-bell"] !== true,
+    logFile: values.log,
   };
 }
 
