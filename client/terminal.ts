@@ -16,6 +16,8 @@ import {
 } from "../protocol.ts";
 import { RoomNames } from "./room_names.ts";
 import { BELL, Mentions } from "./mentions.ts";
+import { NoticeFold } from "./fold.ts";
+import { InputQueue } from "./input_queue.ts";
 
 /** Where the session's lines appear and where the user's lines come from. */
 export interface Screen {
@@ -281,37 +283,6 @@ export function commandsOf(help: readonly string[]): string[] {
 const COMMANDS = commandsOf(CLIENT_HELP);
 const OPERATOR_COMMANDS = commandsOf(OPERATOR_CLIENT_HELP);
 
-/** A queue of lines from the keyboard, read by the session. */
-class InputQueue {
-  #lines: string[] = [];
-  #wake: (() => void) | undefined;
-  #isDone = false;
-
-  push(line: string): void {
-    if (this.#isDone) return; // typed after leaving: there is no one to send it
-    this.#lines.push(line);
-    this.#wake?.();
-  }
-
-  end(): void {
-    this.#isDone = true;
-    this.#wake?.();
-  }
-
-  async *[Symbol.asyncIterator](): AsyncIterator<string> {
-    while (true) {
-      const line = this.#lines.shift();
-      if (line !== undefined) {
-        yield line;
-        continue;
-      }
-      if (this.#isDone) return;
-      await new Promise<void>((resolve) => this.#wake = resolve);
-      this.#wake = undefined;
-    }
-  }
-}
-
 /** Reads stdin as lines (a pipe, a file, or a terminal in its own line mode). */
 export async function* stdinLines(): AsyncIterable<string> {
   const decoder = new TextDecoder();
@@ -339,6 +310,7 @@ export class LineScreen implements Screen {
 
   #isBellOn: boolean;
   #mentions = new Mentions();
+  #fold = new NoticeFold((line, parsed) => this.#display(line, parsed));
 
   constructor(options: { color: boolean; width: () => number; bell: boolean }) {
     this.#style = new LineStyle(options);
@@ -347,6 +319,10 @@ export class LineScreen implements Screen {
   }
 
   show(line: string, parsed: ServerLine | undefined): void {
+    if (!this.#fold.take(line, parsed)) this.#display(line, parsed);
+  }
+
+  #display(line: string, parsed: ServerLine | undefined): void {
     if (parsed?.kind === "limits") return; // for pacing, not for people
     const [mark, body] = this.#style.render(parsed ?? { kind: "system", text: line });
     const isMention = this.#mentions.hear(parsed, this.#style.name);
@@ -382,7 +358,9 @@ export class LineScreen implements Screen {
     return stdinLines();
   }
 
-  close(): void {}
+  close(): void {
+    this.#fold.flush();
+  }
 
   #print(time: Date | undefined, mark: string, body: string): void {
     console.log(this.#style.rows(time, mark, body, this.#width()).join("\n"));
@@ -456,6 +434,7 @@ export class TerminalScreen implements Screen {
     | { label: string; resolve: (secret: string | undefined) => void; text: string; cursor: number }
     | undefined;
   #mentions = new Mentions();
+  #fold = new NoticeFold((line, parsed) => this.#display(line, parsed));
   /** Whether a mention rings the bell (`--no-bell`), and whether one waits to ring at the next draw. */
   #isBellOn: boolean;
   #isBellDue = false;
@@ -488,6 +467,10 @@ export class TerminalScreen implements Screen {
 
   show(line: string, parsed: ServerLine | undefined): void {
     this.#room.apply(line, parsed);
+    if (!this.#fold.take(line, parsed)) this.#display(line, parsed);
+  }
+
+  #display(line: string, parsed: ServerLine | undefined): void {
     if (parsed?.kind === "limits") return; // for pacing, not for people
     const [mark, body] = this.#style.render(parsed ?? { kind: "system", text: line });
     const isMention = this.#mentions.hear(parsed, this.#style.name);
@@ -538,6 +521,7 @@ export class TerminalScreen implements Screen {
   close(): void {
     if (this.#isClosed) return;
     this.#endSecret(undefined);
+    this.#fold.flush();
     this.#isClosed = true;
     for (const signal of LEAVE_SIGNALS) Deno.removeSignalListener(signal, this.#onSignal);
     Deno.removeSignalListener("SIGWINCH", this.#onResize);

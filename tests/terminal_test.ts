@@ -878,3 +878,40 @@ Deno.test("terminal: /ignore hides a member's lines, live and from history, foll
   await readUntil(bob!, "[Emil] still mine");
   assert.doesNotMatch(await terminal.screen(), /Unknown command/);
 });
+
+Deno.test("terminal: a storm of 50 joins is one line after the first; leaves fold when the second ends; a few stay apart", async () => {
+  using listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  await using terminal = await terminalClient("Emil", listener.addr.port);
+  await using conn = new TestClient(await withDeadline(listener.accept(), "Emil"));
+  await conn.write("* Welcome to chat! What shall I call you?\n");
+  assert.equal(await conn.readLine(), "/resume Emil");
+  await conn.write("* The room contains: alice\n* Welcome, Emil! 2 users online\n");
+  await terminal.waitFor(/Welcome, Emil!/);
+  const names = Array.from({ length: 50 }, (_, i) => `user${i}`);
+  await conn.write(
+    names.map((name) => `* ${name} has entered the room\n`).join("") + "[alice] after the storm\n",
+  );
+  let screen = await terminal.waitFor(/\[alice\] after the storm/);
+  assert.equal(count(screen, /has entered the room/), 1, screen);
+  assert.match(
+    screen,
+    /- user0 has entered the room\n.*- 49 joined: user1, user2, user3, user4, user5, … \(\/who for all\)\n.*\[alice\] after the storm/,
+  );
+  // Leaves with nothing after them: folded when their second ends.
+  await conn.write(names.slice(0, 10).map((name) => `* ${name} has left the room\n`).join(""));
+  screen = await terminal.waitFor(
+    /- 9 left: user1, user2, user3, user4, user5, … \(\/who for all\)/,
+  );
+  assert.equal(count(screen, /has left the room/), 1, screen);
+  // Two more within a second are too few to fold; and the names still complete with Tab.
+  await conn.write(
+    "* bob has entered the room\n* carol has entered the room\n* dave has entered the room\n",
+  );
+  await conn.write("[alice] done\n");
+  screen = await terminal.waitFor(/\[alice\] done/);
+  for (const name of ["bob", "carol", "dave"]) {
+    assert.match(screen, new RegExp(`- ${name} has entered`));
+  }
+  await terminal.type("user4", "Tab");
+  await terminal.waitFor(/^> user40: ?$/m); // user4 left; user40 joined in the fold
+});
