@@ -33,6 +33,9 @@ import {
 } from "./protocol.ts";
 import type { NoteKind, Screen } from "./client/terminal.ts";
 import { openScreen, PlainScreen } from "./client/screen.ts";
+import { LastPrivate } from "./client/reply.ts";
+import { Ignored } from "./client/ignore.ts";
+import { LoggedScreen } from "./client/log.ts";
 import { type ClientConn, Outbox, send } from "./client/outbox.ts";
 import { type HeldLine, JoinReply, refusalOf, removalOf, SeenLines } from "./client/join_reply.ts";
 
@@ -75,6 +78,10 @@ export interface ClientOptions {
   password?: string;
   /** A private server's password; asked at a terminal when not given. */
   serverPassword?: string;
+  /** Ring the terminal's bell on a mention (default true; never when stdout is not a terminal). */
+  bell?: boolean;
+  /** A file to append every line shown to (closed when the session ends). */
+  log?: Deno.FsFile;
 }
 
 /** Where to connect. */
@@ -96,14 +103,18 @@ export async function runClient(options: ClientOptions): Promise<void> {
     port: options.port ?? DEFAULT_PORT,
     ...(options.tls ? { tls: options.tls } : {}),
   };
-  const conn = await connect(target);
-  const screen = openScreen();
+  const conn = await connect(target).catch((error) => {
+    options.log?.close();
+    throw error;
+  });
+  const shown = openScreen({ bell: options.bell ?? true });
+  const screen = options.log ? new LoggedScreen(shown, options.log) : shown;
   const session = new Session(screen, {
     name,
     target,
     joinTimeoutMs: options.joinTimeoutMs ?? DEFAULT_JOIN_TIMEOUT_MS,
     reconnectTries: options.reconnectTries ??
-      (screen instanceof PlainScreen ? 0 : DEFAULT_RECONNECT_TRIES),
+      (shown instanceof PlainScreen ? 0 : DEFAULT_RECONNECT_TRIES),
     secrets: {
       ...(options.password === undefined ? {} : { login: options.password }),
       ...(options.serverPassword === undefined ? {} : { server: options.serverPassword }),
@@ -185,6 +196,10 @@ class Session {
   #isStopped = false;
   /** The room's lines we saw (as the server's history has them), to show only news after a loss. */
   #seen: SeenLines;
+  /** Who `/r` answers. */
+  #lastPrivate = new LastPrivate();
+  /** Whose lines are hidden (`/ignore`). */
+  #ignored = new Ignored();
   /** In the room on this connection (its room list came), and on any so far. */
   #hasJoined = false;
   #hasEverJoined = false;
@@ -553,13 +568,17 @@ class Session {
       this.#screen.setName(parsed.newName);
     }
     this.#seen.saw(parsed);
-    this.#screen.show(line, parsed);
+    this.#lastPrivate.hear(parsed);
+    this.#ignored.hear(parsed);
+    if (!this.#ignored.hides(parsed)) this.#screen.show(line, parsed);
   }
 
   /** Shows what the join reply held back: the history not seen yet, and a separator. */
   #showHistory(history: HeldLine[], isRejoin: boolean): void {
     const news = this.#seen.news(history, { isRejoin });
-    for (const { line, parsed } of news) this.#screen.show(line, parsed);
+    for (const { line, parsed } of news) {
+      if (!this.#ignored.hides(parsed)) this.#screen.show(line, parsed);
+    }
     if (isRejoin) {
       this.#note(
         news.length > 0 ? "reconnected: missed lines above" : "reconnected",
@@ -577,7 +596,17 @@ class Session {
     try {
       for await (const line of this.#screen.input()) {
         if (this.#outbox.isLeaving) break;
-        this.#outbox.queue(line);
+        const answer = this.#ignored.command(line, this.#name);
+        if (answer) {
+          this.#note(
+            "error" in answer ? answer.error : answer.info,
+            "error" in answer ? "error" : "info",
+          );
+          continue;
+        }
+        const reply = this.#lastPrivate.rewrite(line);
+        if ("error" in reply) this.#note(reply.error, "error");
+        else this.#outbox.queue(reply.line);
       }
     } catch (error) {
       // The session ends with this reason, whatever the connection is doing.

@@ -29,6 +29,7 @@ import {
   connectHint,
   listenFailure,
   localUrl,
+  openLog,
   openStore,
   readEnv,
   readOperators,
@@ -476,13 +477,16 @@ async function clientCommand(args: string[]): Promise<number> {
   const serverPassword = serverPasswordFile === undefined
     ? readEnv("CHAT_SERVER_PASSWORD")
     : await readSecret(serverPasswordFile);
+  const log = plan.logFile === undefined ? undefined : await openLog(plan.logFile);
   await runClient({
+    ...(log === undefined ? {} : { log }),
     ...(password === undefined ? {} : { password }),
     ...(serverPassword === undefined ? {} : { serverPassword }),
     name: plan.name,
     hostname: plan.hostname,
     port: plan.port,
     joinTimeoutMs: plan.joinTimeoutMs,
+    bell: plan.isBellOn,
     ...(plan.reconnectTries === undefined ? {} : { reconnectTries: plan.reconnectTries }),
     ...(plan.isTls ? { tls: { caCerts } } : {}),
   });

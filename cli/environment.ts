@@ -85,6 +85,21 @@ async function readFile(path: string, together: (string | undefined)[]): Promise
   }
 }
 
+/**
+ * Opens `--log FILE` for appending (made if missing); a missing permission or a file that cannot be
+ * written is a client error in one line.
+ */
+export async function openLog(path: string): Promise<Deno.FsFile> {
+  try {
+    return await Deno.open(path, { append: true, create: true });
+  } catch (error) {
+    if (error instanceof Deno.errors.NotCapable) {
+      throw new StartupError(`No permission to write ${path}; run with --allow-write=${path}`);
+    }
+    throw new StartupError(`Cannot write ${path}: ${fileProblem(error)}`);
+  }
+}
+
 /** What is wrong with a file that could not be read, in a few words (Deno's own repeat the path). */
 function fileProblem(error: unknown): string {
   if (error instanceof Deno.errors.NotFound) return "no such file";

@@ -169,6 +169,8 @@ const CLIENT_OPTIONS = {
   reconnect: { type: "string" },
   "password-file": { type: "string" },
   "server-password-file": { type: "string" },
+  "no-bell": { type: "boolean" },
+  log: { type: "string" },
   help: { type: "boolean", short: "h" },
   version: { type: "boolean", short: "V" },
 } as const;
@@ -584,6 +586,8 @@ export interface ClientPlan {
   caFile: string | undefined;
   passwordFile: string | undefined;
   serverPasswordFile: string | undefined;
+  isBellOn: boolean;
+  logFile: string | undefined;
 }
 
 /** Reads `chat client`'s flags: the plan, "help" or "version". Throws a {@linkcode UsageError}. */
@@ -618,6 +622,8 @@ export function readClientFlags(given: string[]): ClientPlan | "help" | "version
     caFile: values.ca,
     passwordFile: values["password-file"],
     serverPasswordFile: values["server-password-file"],
+    isBellOn: values["no-bell"] !== true,
+    logFile: values.log,
   };
 }
 

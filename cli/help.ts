@@ -174,6 +174,11 @@ ${
         `${DEFAULT_RECONNECT_TRIES} at a terminal, 0 when stdout is not one); never after a kick ` +
         "or a ban",
       ],
+      [
+        "--log FILE",
+        "append every line shown to FILE, plain, with full time stamps (needs --allow-write=FILE)",
+      ],
+      ["--no-bell", "no bell when a line says your name or a private message comes"],
       ["-h, --help", "this help"],
       ["-V, --version", "the version"],
     ])

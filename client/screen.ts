@@ -11,16 +11,21 @@ import {
   terminalSize,
 } from "./terminal.ts";
 
-/** Opens the screen that suits stdin and stdout. */
-export function openScreen(): Screen {
+/**
+ * Opens the screen that suits stdin and stdout; `bell` rings the terminal's bell on a mention
+ * (never when stdout is not a terminal).
+ */
+export function openScreen(options: { bell: boolean }): Screen {
   if (!Deno.stdout.isTerminal()) return new PlainScreen();
   const width = () => terminalSize().columns;
-  if (readEnv("TERM") === "dumb") return new LineScreen({ color: false, width });
-  if (!Deno.stdin.isTerminal()) return new LineScreen({ color: !Deno.noColor, width });
+  const { bell } = options;
+  if (readEnv("TERM") === "dumb") return new LineScreen({ color: false, width, bell });
+  if (!Deno.stdin.isTerminal()) return new LineScreen({ color: !Deno.noColor, width, bell });
   // deno task and npm run set INIT_CWD for the commands they run.
   return new TerminalScreen({
     color: !Deno.noColor,
     canSuspend: readEnv("INIT_CWD") === undefined,
+    bell,
   });
 }
 

@@ -15,6 +15,9 @@ import {
   type ServerLine,
 } from "../protocol.ts";
 import { RoomNames } from "./room_names.ts";
+import { BELL, Mentions } from "./mentions.ts";
+import { NoticeFold } from "./fold.ts";
+import { InputQueue } from "./input_queue.ts";
 
 /** Where the session's lines appear and where the user's lines come from. */
 export interface Screen {
@@ -70,6 +73,7 @@ const STYLES = {
   gray: ["90", "39"],
   red: ["31", "39"],
   magenta: ["35", "39"],
+  inverse: ["7", "27"],
 } as const;
 
 type Style = keyof typeof STYLES | number;
@@ -99,16 +103,28 @@ const dayFormat = new Intl.DateTimeFormat(undefined, { dateStyle: "full" });
 
 /**
  * How lines look: time stamps, marks, colors (or none), and the user's own name in bold. A stamp
- * shows the time only; a row with the date comes before the first line of each day but today's.
+ * shows the time only; a row with the date comes before the first line of each day but today's,
+ * and before a live line past midnight.
  */
 export class LineStyle {
   readonly color: boolean;
+  /** The time now: the system's, or one a test gives. */
+  readonly clock: () => Date;
   name = "";
   /** The day of the last line stamped, once there is one. */
   #day: string | undefined;
+  /** Whether the last line stamped was live (its time is the clock's), not from the history. */
+  #isLive = false;
 
-  constructor(options: { color: boolean }) {
+  constructor(options: { color: boolean; clock?: () => Date }) {
     this.color = options.color;
+    this.clock = options.clock ?? (() => new Date());
+  }
+
+  /** When a line was said: the time the server gives for history, else now, as it arrives. */
+  stamp(line: ServerLine | undefined): Date {
+    this.#isLive = line?.kind !== "history";
+    return line?.kind === "history" ? line.time : this.clock();
   }
 
   /** Wraps `text` in a style, or leaves it alone without color. */
@@ -185,7 +201,7 @@ export class LineStyle {
     mark: string,
     body: string,
     width: number,
-    now = new Date(),
+    now = this.clock(),
   ): string[] {
     const clock = time
       ? `${String(time.getHours()).padStart(2, "0")}:${String(time.getMinutes()).padStart(2, "0")}`
@@ -205,7 +221,8 @@ export class LineStyle {
     const previous = this.#day ?? dayOf(now);
     this.#day = day;
     if (day === previous) return [];
-    const label = day === dayOf(now) ? "Today" : dayFormat.format(time);
+    // Past midnight, the live lines' new day is named: "Today" would not say which, read later.
+    const label = day === dayOf(now) && !this.#isLive ? "Today" : dayFormat.format(time);
     return this.rows(undefined, " ", this.style("gray", `── ${label} ──`), width);
   }
 
@@ -234,16 +251,15 @@ function reasonText(line: { reason?: string }): string {
   return line.reason ? `: ${line.reason}` : "";
 }
 
-/** When a line was said: the time the server gives for history, else now, as it arrives. */
-function timeOf(line: ServerLine | undefined): Date {
-  return line?.kind === "history" ? line.time : new Date();
-}
-
 /** What `/help` shows: the server's commands as this client shows them, and its keys. */
 export const CLIENT_HELP: readonly string[] = [
   ...HELP_LINES.map((line) =>
     line.slice(2).replace("shown as * [NAME] TEXT", "shown as * NAME TEXT")
   ),
+  "/r TEXT           answer the last private message (as /msg NAME TEXT)",
+  "/ignore NAME      hide NAME's lines for this session (on this client only)",
+  "/unignore NAME    show NAME's lines again",
+  "/ignored          the names you ignore",
   "Tab               complete a command after /, or a name (at the start of a line, after /msg)",
   "Up, Down          the lines you sent; Ctrl+R searches them",
   "Ctrl+C            clear the line; on an empty line, leave (like Ctrl+D)",
@@ -266,37 +282,6 @@ export function commandsOf(help: readonly string[]): string[] {
 
 const COMMANDS = commandsOf(CLIENT_HELP);
 const OPERATOR_COMMANDS = commandsOf(OPERATOR_CLIENT_HELP);
-
-/** A queue of lines from the keyboard, read by the session. */
-class InputQueue {
-  #lines: string[] = [];
-  #wake: (() => void) | undefined;
-  #isDone = false;
-
-  push(line: string): void {
-    if (this.#isDone) return; // typed after leaving: there is no one to send it
-    this.#lines.push(line);
-    this.#wake?.();
-  }
-
-  end(): void {
-    this.#isDone = true;
-    this.#wake?.();
-  }
-
-  async *[Symbol.asyncIterator](): AsyncIterator<string> {
-    while (true) {
-      const line = this.#lines.shift();
-      if (line !== undefined) {
-        yield line;
-        continue;
-      }
-      if (this.#isDone) return;
-      await new Promise<void>((resolve) => this.#wake = resolve);
-      this.#wake = undefined;
-    }
-  }
-}
 
 /** Reads stdin as lines (a pipe, a file, or a terminal in its own line mode). */
 export async function* stdinLines(): AsyncIterable<string> {
@@ -323,20 +308,36 @@ export class LineScreen implements Screen {
   #style: LineStyle;
   #width: () => number;
 
-  constructor(options: { color: boolean; width: () => number }) {
+  #isBellOn: boolean;
+  #mentions = new Mentions();
+  #fold = new NoticeFold((line, parsed) => this.#display(line, parsed));
+
+  constructor(options: { color: boolean; width: () => number; bell: boolean }) {
     this.#style = new LineStyle(options);
     this.#width = options.width;
+    this.#isBellOn = options.bell;
   }
 
   show(line: string, parsed: ServerLine | undefined): void {
+    if (!this.#fold.take(line, parsed)) this.#display(line, parsed);
+  }
+
+  #display(line: string, parsed: ServerLine | undefined): void {
     if (parsed?.kind === "limits") return; // for pacing, not for people
-    this.#print(timeOf(parsed), ...this.#style.render(parsed ?? { kind: "system", text: line }));
+    const [mark, body] = this.#style.render(parsed ?? { kind: "system", text: line });
+    const isMention = this.#mentions.hear(parsed, this.#style.name);
+    this.#print(
+      this.#style.stamp(parsed),
+      mark,
+      isMention ? this.#style.style("inverse", body) : body,
+    );
+    if (isMention && this.#isBellOn) write(BELL);
   }
 
   note(text: string, kind: NoteKind): void {
     if (kind === "separator") return this.#print(undefined, "-", this.#style.style("gray", text));
     this.#print(
-      new Date(),
+      this.#style.stamp(undefined),
       kind === "error" ? "!" : "-",
       this.#style.style(kind === "error" ? "red" : "gray", text),
     );
@@ -346,7 +347,7 @@ export class LineScreen implements Screen {
 
   said(line: string): void {
     const said = this.#style.said(line);
-    if (said) this.#print(new Date(), ...said);
+    if (said) this.#print(this.#style.stamp(undefined), ...said);
   }
 
   setName(name: string): void {
@@ -357,7 +358,9 @@ export class LineScreen implements Screen {
     return stdinLines();
   }
 
-  close(): void {}
+  close(): void {
+    this.#fold.flush();
+  }
 
   #print(time: Date | undefined, mark: string, body: string): void {
     console.log(this.#style.rows(time, mark, body, this.#width()).join("\n"));
@@ -430,6 +433,11 @@ export class TerminalScreen implements Screen {
   #secret:
     | { label: string; resolve: (secret: string | undefined) => void; text: string; cursor: number }
     | undefined;
+  #mentions = new Mentions();
+  #fold = new NoticeFold((line, parsed) => this.#display(line, parsed));
+  /** Whether a mention rings the bell (`--no-bell`), and whether one waits to ring at the next draw. */
+  #isBellOn: boolean;
+  #isBellDue = false;
   #onSignal = () => this.#leave();
   #onResize = () => this.#resize();
   #onContinue = () => this.#resume();
@@ -439,8 +447,9 @@ export class TerminalScreen implements Screen {
    * `canSuspend` is false under a task runner (`deno task`, `npm run`): it ignores the stop
    * signal and keeps the terminal, so stopping ourselves would leave the shell waiting for ever.
    */
-  constructor(options: { color: boolean; canSuspend: boolean }) {
+  constructor(options: { color: boolean; canSuspend: boolean; bell: boolean }) {
     this.#style = new LineStyle(options);
+    this.#isBellOn = options.bell;
     this.#canSuspend = options.canSuspend;
     this.#editor = new LineEditor({
       names: () => this.#room.names(),
@@ -458,8 +467,20 @@ export class TerminalScreen implements Screen {
 
   show(line: string, parsed: ServerLine | undefined): void {
     this.#room.apply(line, parsed);
+    if (!this.#fold.take(line, parsed)) this.#display(line, parsed);
+  }
+
+  #display(line: string, parsed: ServerLine | undefined): void {
     if (parsed?.kind === "limits") return; // for pacing, not for people
-    this.#add(timeOf(parsed), ...this.#style.render(parsed ?? { kind: "system", text: line }));
+    const [mark, body] = this.#style.render(parsed ?? { kind: "system", text: line });
+    const isMention = this.#mentions.hear(parsed, this.#style.name);
+    // Rung at the next draw: mentions that arrive together ring once.
+    if (isMention) this.#isBellDue = this.#isBellOn;
+    this.#add(
+      this.#style.stamp(parsed),
+      mark,
+      isMention ? this.#style.style("inverse", body) : body,
+    );
   }
 
   note(text: string, kind: NoteKind): void {
@@ -470,7 +491,11 @@ export class TerminalScreen implements Screen {
       return this.#add(undefined, " ", this.#style.style("gray", `${rule}${label}${rule}`));
     }
     const style = kind === "error" ? "red" : "gray";
-    this.#add(new Date(), kind === "error" ? "!" : "-", this.#style.style(style, text));
+    this.#add(
+      this.#style.stamp(undefined),
+      kind === "error" ? "!" : "-",
+      this.#style.style(style, text),
+    );
   }
 
   setWaiting(lines: readonly string[], reason: string, isOffline: boolean): void {
@@ -482,7 +507,7 @@ export class TerminalScreen implements Screen {
 
   said(line: string): void {
     const said = this.#style.said(line);
-    if (said) this.#add(new Date(), ...said);
+    if (said) this.#add(this.#style.stamp(undefined), ...said);
   }
 
   setName(name: string): void {
@@ -496,6 +521,7 @@ export class TerminalScreen implements Screen {
   close(): void {
     if (this.#isClosed) return;
     this.#endSecret(undefined);
+    this.#fold.flush();
     this.#isClosed = true;
     for (const signal of LEAVE_SIGNALS) Deno.removeSignalListener(signal, this.#onSignal);
     Deno.removeSignalListener("SIGWINCH", this.#onResize);
@@ -556,8 +582,10 @@ export class TerminalScreen implements Screen {
     const back = live.rows.length - 1 - live.cursorRow;
     const pending = this.#pending.map((row) => `${row}\r\n`).join("");
     this.#pending = [];
+    const bell = this.#isBellDue ? BELL : "";
+    this.#isBellDue = false;
     write(
-      `${HIDE_CURSOR}${this.#erase()}${pending}${WRAP_OFF}` +
+      `${bell}${HIDE_CURSOR}${this.#erase()}${pending}${WRAP_OFF}` +
         `${live.rows.join("\r\n")}${WRAP_ON}${up(back)}\r${right(live.cursorColumn)}${SHOW_CURSOR}`,
     );
     this.#drawnRows = live.rows.length;
@@ -612,7 +640,7 @@ export class TerminalScreen implements Screen {
       ? `${this.#secret.label}: `
       : search
       ? `(search${search.isFound ? "" : ", no match"}: ${search.query}) `
-      : "> ";
+      : `${this.#mentions.status()}> `;
     let { text, cursor } = this.#editor.shown;
     if (this.#secret) {
       // Shown as one star per character typed, never the characters.
@@ -676,6 +704,7 @@ export class TerminalScreen implements Screen {
   }
 
   #keys(keys: Key[]): void {
+    if (keys.length > 0) this.#mentions.seen();
     for (const key of keys) {
       for (const event of this.#editor.handle(key)) this.#act(event);
     }

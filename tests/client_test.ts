@@ -22,6 +22,7 @@ import {
   Child,
   denoChild,
   joinAs,
+  run,
   startTestServer,
   TestClient,
   Tmux,
@@ -340,11 +341,11 @@ Deno.test("client at a terminal keeps a half-typed line intact while a message a
   await terminal.waitFor(/Welcome, Emil!.*\n>$/);
   await terminal.type("half ty");
   await terminal.waitFor(/\n> half ty$/);
-  await alice.send("hello Emil");
+  await alice.send("hello all"); // not a mention, which the prompt would count
   // The message comes on screen a moment before the prompt is drawn again below it: waits for both.
-  const screen = await terminal.waitFor(/\[alice\] hello Emil\n> half ty$/);
+  const screen = await terminal.waitFor(/\[alice\] hello all\n> half ty$/);
   const lines = screen.split("\n");
-  assert.match(lines.at(-2)!, /^\d\d:\d\d {3}\[alice\] hello Emil$/, screen);
+  assert.match(lines.at(-2)!, /^\d\d:\d\d {3}\[alice\] hello all$/, screen);
   assert.equal(lines.at(-1), "> half ty", screen);
 
   // Editing still works on the kept line; Enter sends it and shows it as the room sees it.
@@ -653,4 +654,54 @@ Deno.test("Pacer sends a burst less its headroom, then a little under the rate, 
   // A server without flood control: no waiting at all.
   pacer.setLimits({ burst: 10, rate: 0 }, time);
   assert.equal(pacer.take(time), 0);
+});
+
+Deno.test("client --log FILE appends every line shown, plain, after full time stamps; without --allow-write, one line says how", async () => {
+  await using server = startTestServer();
+  await using alice = await joinAs(server.addr.port, "alice");
+  const dir = (await run("mktemp", ["-d", "/tmp/chat-log-XXXXXX"])).trim();
+  await using _dir = { [Symbol.asyncDispose]: () => run("rm", ["-rf", dir]).then(() => {}) };
+  const file = `${dir}/chat.log`;
+  for (const word of ["first", "second"]) {
+    await using emil = denoChild([
+      "run",
+      "-q",
+      "-N",
+      `--allow-write=${file}`,
+      "client.ts",
+      "Emil",
+      "--port",
+      String(server.addr.port),
+      "--log",
+      file,
+    ], { stdin: true });
+    await alice.expect("* Emil has entered the room");
+    await alice.send(`hello Emil, ${word}`);
+    while (await emil.stdout.readLine() !== `[alice] hello Emil, ${word}`);
+    await emil.write(`hi alice, ${word}\n`);
+    await alice.expect(`[Emil] hi alice, ${word}`);
+    await emil.closeStdin();
+    assert.equal((await emil.finish()).code, 0);
+    await alice.expect("* Emil has left the room");
+  }
+  const stamp = String.raw`\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z`;
+  const lines = (await run("cat", [file])).trimEnd().split("\n");
+  for (const line of lines) assert.match(line, new RegExp(`^${stamp} `), line);
+  const bodies = lines.map((line) => line.slice(25));
+  assert.ok(!lines.join("").includes("\x1b"));
+  for (const word of ["first", "second"]) {
+    assert.ok(bodies.includes(`  [alice] hello Emil, ${word}`), bodies.join("\n"));
+    assert.ok(bodies.includes(`> [Emil] hi alice, ${word}`), bodies.join("\n"));
+  }
+  assert.ok(
+    bodies.indexOf("  [alice] hello Emil, first") < bodies.indexOf("  [alice] hello Emil, second"),
+  );
+
+  await using denied = denoChild(
+    ["run", "-q", "-N", "client.ts", "Emil", "--port", String(server.addr.port), "--log", file],
+  );
+  const { code, stdout, stderr } = await denied.finish();
+  assert.equal(code, 1);
+  assert.equal(stdout, "");
+  assert.equal(stderr, `error: No permission to write ${file}; run with --allow-write=${file}\n`);
 });

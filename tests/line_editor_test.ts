@@ -14,11 +14,13 @@ import {
 } from "../client/terminal.ts";
 import { RoomNames } from "../client/room_names.ts";
 import {
+  formatHistory,
   formatOperatorChange,
   formatRoomList,
   formatWho,
   OPERATOR_WELCOME,
   parseServerLine,
+  type ServerLine,
 } from "../protocol.ts";
 
 Deno.test("nameColor: every hue reads on black and on white, and a name keeps its hue", () => {
@@ -44,6 +46,28 @@ Deno.test("nameColor: every hue reads on black and on white, and a name keeps it
     ["alice", "bob", "carol", "dave", "erin", "frank", "grace", "heidi"].map(nameColor),
   );
   assert.ok(used.size >= 5, `only ${used.size} colors for 8 names`);
+});
+
+Deno.test("LineStyle: a live line past midnight comes after a row naming its day, from the clock it is given; history still says Today", () => {
+  let now = new Date(2030, 2, 11, 23, 58);
+  const style = new LineStyle({ color: false, clock: () => now });
+  const show = (line: ServerLine | undefined, body: string) =>
+    style.rows(style.stamp(line), " ", body, 80);
+  const day = (time: Date) =>
+    `        ── ${new Intl.DateTimeFormat(undefined, { dateStyle: "full" }).format(time)} ──`;
+  const yesterday = new Date(2030, 2, 10, 12, 0);
+  assert.deepEqual(show(parseServerLine(formatHistory(yesterday, "[bob] old")), "old"), [
+    day(yesterday),
+    "12:00   old",
+  ]);
+  assert.deepEqual(show(parseServerLine(formatHistory(now, "[bob] today")), "today"), [
+    "        ── Today ──",
+    "23:58   today",
+  ]);
+  assert.deepEqual(show(undefined, "before midnight"), ["23:58   before midnight"]);
+  now = new Date(2030, 2, 12, 0, 1);
+  assert.deepEqual(show(undefined, "after midnight"), [day(now), "00:01   after midnight"]);
+  assert.deepEqual(show(undefined, "later"), ["00:01   later"]);
 });
 
 Deno.test("LineStyle wraps a long line at words under the text column, breaking only words too long", () => {
