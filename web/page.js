@@ -776,6 +776,189 @@ function completions(before, options) {
   };
 }
 
+// web/mentions.ts
+function mentions(text, name) {
+  if (name === "") return false;
+  const escaped = name.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+  return new RegExp(`(?<![\\p{L}\\p{N}_-])${escaped}(?![\\p{L}\\p{N}_-])`, "iu").test(text);
+}
+function tabTitle(base, unread, mentioned) {
+  const parts = [
+    mentioned > 0 ? `@${mentioned}` : "",
+    unread > 0 ? `(${unread})` : "",
+    base
+  ];
+  return parts.filter((part) => part !== "").join(" ");
+}
+
+// web/dates.ts
+function dayKey(time) {
+  const pad = (n) => String(n).padStart(2, "0");
+  return `${time.getFullYear()}-${pad(time.getMonth() + 1)}-${pad(time.getDate())}`;
+}
+function separatorDay(previous, time, now = /* @__PURE__ */ new Date()) {
+  const day = dayKey(time);
+  if (previous === void 0) return day === dayKey(now) ? void 0 : day;
+  return day === previous ? void 0 : day;
+}
+var dayName = new Intl.DateTimeFormat(void 0, {
+  weekday: "long",
+  month: "long",
+  day: "numeric"
+});
+var dayNameWithYear = new Intl.DateTimeFormat(void 0, {
+  weekday: "long",
+  year: "numeric",
+  month: "long",
+  day: "numeric"
+});
+function dayLabel(time, now = /* @__PURE__ */ new Date()) {
+  const yesterday = new Date(now.getFullYear(), now.getMonth(), now.getDate() - 1);
+  if (dayKey(time) === dayKey(now)) return "Today";
+  if (dayKey(time) === dayKey(yesterday)) return "Yesterday";
+  return (time.getFullYear() === now.getFullYear() ? dayName : dayNameWithYear).format(time);
+}
+
+// web/render.ts
+var clock = new Intl.DateTimeFormat(void 0, {
+  hour: "2-digit",
+  minute: "2-digit"
+});
+var dayClock = new Intl.DateTimeFormat(void 0, {
+  month: "short",
+  day: "numeric",
+  hour: "2-digit",
+  minute: "2-digit"
+});
+var fullDate = new Intl.DateTimeFormat(void 0, {
+  dateStyle: "full",
+  timeStyle: "short"
+});
+function refusalOf(raw, line) {
+  if (line.kind === "error") return line.text;
+  return line.kind === "kicked" || line.kind === "banned" ? raw.slice("* error: ".length) : "";
+}
+function isMention(line, options) {
+  return (line.kind === "user" || line.kind === "action") && !options.isOwn && nameKey(line.name) !== nameKey(options.own) && mentions(line.text, options.own);
+}
+function render(line, options, time = /* @__PURE__ */ new Date()) {
+  const item = document.createElement("li");
+  const isNotice = line.kind === "join" || line.kind === "leave" || line.kind === "who";
+  item.className = `line ${isNotice ? "system" : line.kind}`;
+  if (options.isOwn) item.classList.add("own");
+  if (isMention(line, options)) item.classList.add("mention");
+  if (line.kind === "history") {
+    const inner = render(line.line, {
+      raw: "",
+      own: options.own
+    }, line.time);
+    inner.classList.add("history");
+    inner.prepend(span("tag", "earlier"));
+    return inner;
+  }
+  const stamp = document.createElement("time");
+  stamp.dateTime = time.toISOString();
+  stamp.textContent = (time.toDateString() === (/* @__PURE__ */ new Date()).toDateString() ? clock : dayClock).format(time);
+  stamp.title = fullDate.format(time);
+  item.append(stamp);
+  switch (line.kind) {
+    case "user":
+      item.append(nameTag(line.name, options.own), span("text", line.text));
+      break;
+    case "action":
+      item.append(span("mark", "*"), nameTag(line.name, options.own), span("text", line.text));
+      break;
+    case "private": {
+      const [from, to] = line.direction === "from" ? [
+        line.name,
+        "you"
+      ] : [
+        "you",
+        line.name
+      ];
+      item.append(span("tag", "private"));
+      item.append(from === "you" ? span("you", "you") : nameTag(from, options.own), span("arrow", "\u2192"));
+      item.append(to === "you" ? span("you", "you") : nameTag(to, options.own), span("text", line.text));
+      break;
+    }
+    case "rename":
+      item.append(span("text", `${line.oldName} is now known as ${line.newName}`));
+      break;
+    case "room": {
+      const names = line.names.map((name) => line.operators.includes(name) ? `@${name}` : name).join(", ");
+      const text = line.isContinued ? `Also in the room: ${names}` : names === "" ? "Nobody else is here yet" : `In the room: ${names}`;
+      item.append(span("text", text));
+      break;
+    }
+    case "error":
+      item.append(span("mark", "!"), span("text", line.text));
+      break;
+    case "kicked":
+    case "banned":
+      item.append(span("mark", "!"), span("text", refusalOf(options.raw, line)));
+      break;
+    case "topic":
+      item.append(span("text", options.raw.slice(2)));
+      break;
+    case "join":
+    case "leave":
+    case "who":
+    case "system":
+      item.append(span("text", line.text));
+      break;
+  }
+  return item;
+}
+function span(className, text) {
+  const element2 = document.createElement("span");
+  element2.className = className;
+  element2.textContent = text;
+  return element2;
+}
+function nameTag(name, own) {
+  const tag = span(`name c${nameColorSlot(name)}`, name);
+  if (nameKey(name) === nameKey(own)) tag.classList.add("self");
+  return tag;
+}
+
+// web/notify.ts
+var NOTIFY_STORE = "chat.notify";
+function isNotifyOn() {
+  try {
+    return localStorage.getItem(NOTIFY_STORE) === "on";
+  } catch {
+    return false;
+  }
+}
+function bindNotifySetting(box) {
+  box.checked = isNotifyOn() && "Notification" in globalThis && Notification.permission === "granted";
+  box.addEventListener("change", async () => {
+    let isOn = box.checked;
+    if (isOn && "Notification" in globalThis) {
+      isOn = await Notification.requestPermission() === "granted";
+    } else if (isOn) {
+      isOn = false;
+    }
+    box.checked = isOn;
+    try {
+      localStorage.setItem(NOTIFY_STORE, isOn ? "on" : "off");
+    } catch {
+    }
+  });
+}
+function notifyMention(from, text) {
+  if (!document.hidden || !isNotifyOn()) return;
+  if (!("Notification" in globalThis) || Notification.permission !== "granted") return;
+  const notification = new Notification(`${from} mentioned you`, {
+    body: text,
+    tag: "chat-mention"
+  });
+  notification.onclick = () => {
+    globalThis.focus();
+    notification.close();
+  };
+}
+
 // web/page.ts
 var MAX_LINES = 2e3;
 var MAX_SEEN = 500;
@@ -817,22 +1000,9 @@ var view = {
   bannerButton: element("banner-button"),
   me: element("me"),
   topic: element("topic"),
-  topicText: element("topic-text")
+  topicText: element("topic-text"),
+  notify: element("notify")
 };
-var clock = new Intl.DateTimeFormat(void 0, {
-  hour: "2-digit",
-  minute: "2-digit"
-});
-var dayClock = new Intl.DateTimeFormat(void 0, {
-  month: "short",
-  day: "numeric",
-  hour: "2-digit",
-  minute: "2-digit"
-});
-var fullDate = new Intl.DateTimeFormat(void 0, {
-  dateStyle: "full",
-  timeStyle: "short"
-});
 var state = {
   phase: "prompt",
   socket: void 0,
@@ -873,7 +1043,11 @@ var state = {
   /** Tab pressed again cycles through what matched: the field's value it left, and the matches. */
   completion: void 0,
   unread: 0,
-  unseenBelow: 0
+  /** Lines that said our name while the tab was hidden, counted apart from `unread`. */
+  mentioned: 0,
+  unseenBelow: 0,
+  /** The local day of the last line shown (`YYYY-MM-DD`), for the day separators. */
+  lastDay: void 0
 };
 function connect() {
   clearTimeout(state.timer);
@@ -1087,10 +1261,6 @@ function closed() {
   }
   showPrompt(state.rejection || "Cannot reach the chat server: try again in a moment");
 }
-function refusalOf(raw, line) {
-  if (line.kind === "error") return line.text;
-  return line.kind === "kicked" || line.kind === "banned" ? raw.slice("* error: ".length) : "";
-}
 function showTopic(text) {
   view.topicText.textContent = text;
   view.topic.title = text;
@@ -1116,17 +1286,28 @@ function rejoinNow() {
   showBanner(`Reconnecting as ${state.name}\u2026`);
   connect();
 }
-function show(line, options) {
+function show(line, shown) {
+  const options = {
+    ...shown,
+    own: state.name
+  };
   if (line.kind === "limits") return;
   const isAtBottom = view.log.scrollHeight - view.log.scrollTop - view.log.clientHeight < AT_BOTTOM_PX;
-  const item = render(line, options);
+  const time = line.kind === "history" ? line.time : /* @__PURE__ */ new Date();
+  showDay(time);
+  const item = render(line, options, time);
   view.log.append(item);
   while (view.log.childElementCount > MAX_LINES) view.log.firstElementChild?.remove();
   remember(line, options);
   const isMessage = line.kind === "user" || line.kind === "action" || line.kind === "private";
   if (isMessage && !options.isOwn && document.hidden) {
-    state.unread++;
-    document.title = `(${state.unread}) ${TITLE}`;
+    if (isMention(line, options)) {
+      state.mentioned++;
+      notifyMention(line.name, line.text);
+    } else {
+      state.unread++;
+    }
+    document.title = tabTitle(TITLE, state.unread, state.mentioned);
   }
   if (isAtBottom || options.isOwn) {
     view.log.scrollTop = view.log.scrollHeight;
@@ -1136,88 +1317,24 @@ function show(line, options) {
     view.newMessages.hidden = false;
   }
 }
+function showDay(time) {
+  const day = separatorDay(state.lastDay, time);
+  state.lastDay = dayKey(time);
+  if (day === void 0) return;
+  const label = document.createElement("time");
+  label.dateTime = day;
+  label.textContent = dayLabel(time);
+  const item = document.createElement("li");
+  item.className = "day";
+  item.setAttribute("role", "separator");
+  item.append(label);
+  view.log.append(item);
+}
 function remember(line, options) {
   if (line.kind === "history") state.seen.push(options.raw.slice(HISTORY_PREFIX));
   else if (line.kind === "user" || line.kind === "action") state.seen.push(options.raw);
   else return;
   if (state.seen.length > MAX_SEEN) state.seen.splice(0, state.seen.length - MAX_SEEN);
-}
-function render(line, options, time = /* @__PURE__ */ new Date()) {
-  const item = document.createElement("li");
-  const isNotice = line.kind === "join" || line.kind === "leave" || line.kind === "who";
-  item.className = `line ${isNotice ? "system" : line.kind}`;
-  if (options.isOwn) item.classList.add("own");
-  if (line.kind === "history") {
-    const inner = render(line.line, {
-      raw: ""
-    }, line.time);
-    inner.classList.add("history");
-    inner.prepend(span("tag", "earlier"));
-    return inner;
-  }
-  const stamp = document.createElement("time");
-  stamp.dateTime = time.toISOString();
-  stamp.textContent = (time.toDateString() === (/* @__PURE__ */ new Date()).toDateString() ? clock : dayClock).format(time);
-  stamp.title = fullDate.format(time);
-  item.append(stamp);
-  switch (line.kind) {
-    case "user":
-      item.append(nameTag(line.name), span("text", line.text));
-      break;
-    case "action":
-      item.append(span("mark", "*"), nameTag(line.name), span("text", line.text));
-      break;
-    case "private": {
-      const [from, to] = line.direction === "from" ? [
-        line.name,
-        "you"
-      ] : [
-        "you",
-        line.name
-      ];
-      item.append(span("tag", "private"));
-      item.append(from === "you" ? span("you", "you") : nameTag(from), span("arrow", "\u2192"));
-      item.append(to === "you" ? span("you", "you") : nameTag(to), span("text", line.text));
-      break;
-    }
-    case "rename":
-      item.append(span("text", `${line.oldName} is now known as ${line.newName}`));
-      break;
-    case "room": {
-      const names = line.names.map((name) => line.operators.includes(name) ? `@${name}` : name).join(", ");
-      const text = line.isContinued ? `Also in the room: ${names}` : names === "" ? "Nobody else is here yet" : `In the room: ${names}`;
-      item.append(span("text", text));
-      break;
-    }
-    case "error":
-      item.append(span("mark", "!"), span("text", line.text));
-      break;
-    case "kicked":
-    case "banned":
-      item.append(span("mark", "!"), span("text", refusalOf(options.raw, line)));
-      break;
-    case "topic":
-      item.append(span("text", options.raw.slice(2)));
-      break;
-    case "join":
-    case "leave":
-    case "who":
-    case "system":
-      item.append(span("text", line.text));
-      break;
-  }
-  return item;
-}
-function span(className, text) {
-  const element2 = document.createElement("span");
-  element2.className = className;
-  element2.textContent = text;
-  return element2;
-}
-function nameTag(name) {
-  const tag = span(`name c${nameColorSlot(name)}`, name);
-  if (nameKey(name) === nameKey(state.name)) tag.classList.add("self");
-  return tag;
 }
 function showRoster() {
   const names = state.roster.names.filter((name) => nameKey(name) !== nameKey(state.name));
@@ -1231,7 +1348,7 @@ function showRoster() {
       mark.title = "operator";
       item.append(mark);
     }
-    item.append(nameTag(name));
+    item.append(nameTag(name, state.name));
     if (index === 0) item.append(span("you", " (you)"));
     return item;
   });
@@ -1281,6 +1398,7 @@ view.joinForm.addEventListener("submit", (event) => {
   state.name = name;
   if (nameKey(name) !== nameKey(keptPlace()?.name ?? "")) rememberPlace(void 0);
   state.seen = [];
+  state.lastDay = void 0;
   view.log.replaceChildren();
   view.joinError.textContent = "";
   view.joinButton.disabled = true;
@@ -1391,12 +1509,14 @@ view.newMessages.addEventListener("click", () => {
 document.addEventListener("visibilitychange", () => {
   if (document.hidden) return;
   state.unread = 0;
+  state.mentioned = 0;
   document.title = TITLE;
 });
 globalThis.addEventListener("online", () => {
   if (state.phase === "waiting") rejoinNow();
 });
 if (matchMedia("(max-width: 40rem)").matches) element("people").open = false;
+bindNotifySetting(view.notify);
 view.name.value = localStorage.getItem(NAME_STORE) ?? "";
 var kept = keptPlace();
 if (kept) {
