@@ -834,6 +834,13 @@ var fullDate = new Intl.DateTimeFormat(void 0, {
   dateStyle: "full",
   timeStyle: "short"
 });
+var HELP_ROWS = /* @__PURE__ */ new Set([
+  ...HELP_LINES,
+  ...OPERATOR_HELP_LINES
+]);
+function isHelpRow(raw) {
+  return HELP_ROWS.has(raw);
+}
 function refusalOf(raw, line) {
   if (line.kind === "error") return line.text;
   return line.kind === "kicked" || line.kind === "banned" ? raw.slice("* error: ".length) : "";
@@ -856,11 +863,10 @@ function render(line, options, time = /* @__PURE__ */ new Date()) {
     inner.prepend(span("tag", "earlier"));
     return inner;
   }
-  const stamp = document.createElement("time");
-  stamp.dateTime = time.toISOString();
-  stamp.textContent = (time.toDateString() === (/* @__PURE__ */ new Date()).toDateString() ? clock : dayClock).format(time);
-  stamp.title = fullDate.format(time);
-  item.append(stamp);
+  if (line.kind === "system" && isHelpRow(options.raw)) {
+    return helpRow(item, line.text, options.isContinued ? void 0 : timeStamp(time));
+  }
+  item.append(timeStamp(time));
   switch (line.kind) {
     case "user":
       item.append(nameTag(line.name, options.own), span("text", line.text));
@@ -907,6 +913,21 @@ function render(line, options, time = /* @__PURE__ */ new Date()) {
       item.append(span("text", line.text));
       break;
   }
+  return item;
+}
+function timeStamp(time) {
+  const stamp = document.createElement("time");
+  stamp.dateTime = time.toISOString();
+  stamp.textContent = (time.toDateString() === (/* @__PURE__ */ new Date()).toDateString() ? clock : dayClock).format(time);
+  stamp.title = fullDate.format(time);
+  return stamp;
+}
+function helpRow(item, text, stamp) {
+  item.classList.add("help");
+  item.append(stamp ?? span("gap", ""));
+  const cells = /^(\S.*?) {2,}(.*)$/.exec(text);
+  if (cells) item.append(span("command", cells[1]), span("text", cells[2]));
+  else item.append(span("heading", text));
   return item;
 }
 function span(className, text) {
@@ -991,6 +1012,8 @@ var view = {
   chat: element("chat"),
   log: element("log"),
   newMessages: element("new-messages"),
+  people: element("people"),
+  sendButton: element("send-button"),
   roster: element("roster"),
   rosterCount: element("roster-count"),
   sayForm: element("say-form"),
@@ -1046,6 +1069,8 @@ var state = {
   /** Lines that said our name while the tab was hidden, counted apart from `unread`. */
   mentioned: 0,
   unseenBelow: 0,
+  /** The input had the cursor when the connection was lost: it gets it back on rejoining. */
+  isInputFocused: false,
   /** The local day of the last line shown (`YYYY-MM-DD`), for the day separators. */
   lastDay: void 0
 };
@@ -1147,6 +1172,7 @@ function receiveWhileJoining(raw, line) {
     }
     state.replay = [];
     state.phase = "joined";
+    setConnected(true);
     showRoster();
     show(line, {
       raw
@@ -1204,7 +1230,7 @@ function joined() {
   view.join.hidden = true;
   view.chat.hidden = false;
   setName(state.name);
-  if (!state.isRejoin) view.line.focus();
+  if (!state.isRejoin) state.isInputFocused = true;
   state.isRejoin = true;
 }
 function rememberPlace(token) {
@@ -1228,6 +1254,7 @@ function keptPlace() {
 function closed() {
   const wasJoining = state.phase === "joining";
   state.socket = void 0;
+  setConnected(false);
   if (state.hasQuit || state.isTakenOver || state.lastError !== "" || state.isResumedElsewhere) {
     rememberPlace(void 0);
   }
@@ -1261,6 +1288,15 @@ function closed() {
   }
   showPrompt(state.rejection || "Cannot reach the chat server: try again in a moment");
 }
+function setConnected(isConnected) {
+  if (!isConnected && document.activeElement === view.line) state.isInputFocused = true;
+  view.line.disabled = !isConnected;
+  view.sendButton.disabled = !isConnected;
+  view.people.classList.toggle("offline", !isConnected);
+  view.people.setAttribute("aria-disabled", String(!isConnected));
+  if (isConnected && state.isInputFocused) view.line.focus();
+  if (isConnected) state.isInputFocused = false;
+}
 function showTopic(text) {
   view.topicText.textContent = text;
   view.topic.title = text;
@@ -1271,14 +1307,17 @@ function isTransient(rejection) {
 }
 function waitToReconnect(reason) {
   state.phase = "waiting";
-  const delay = reconnectDelay(state.attempt++);
-  const seconds = Math.max(1, Math.round(delay / 1e3));
-  showBanner(`${reason}. Reconnecting as ${state.name} in ${seconds} s\u2026`, "Reconnect now", () => rejoinNow());
-  state.timer = setTimeout(() => {
+  countDown(reason, Date.now() + reconnectDelay(state.attempt++));
+}
+function countDown(reason, deadline) {
+  const left = deadline - Date.now();
+  if (left <= 0) {
     if (!navigator.onLine) return waitToReconnect("Offline");
     showBanner(`${reason}. Reconnecting as ${state.name}\u2026`);
-    connect();
-  }, delay);
+    return connect();
+  }
+  showBanner(`${reason}. Reconnecting as ${state.name} in ${Math.ceil(left / 1e3)} s\u2026`, "Reconnect now", () => rejoinNow());
+  state.timer = setTimeout(() => countDown(reason, deadline), left % 1e3 || 1e3);
 }
 function rejoinNow() {
   state.attempt = 0;
@@ -1289,7 +1328,8 @@ function rejoinNow() {
 function show(line, shown) {
   const options = {
     ...shown,
-    own: state.name
+    own: state.name,
+    isContinued: isTableGoingOn(shown.raw)
   };
   if (line.kind === "limits") return;
   const isAtBottom = view.log.scrollHeight - view.log.scrollTop - view.log.clientHeight < AT_BOTTOM_PX;
@@ -1316,6 +1356,9 @@ function show(line, shown) {
     view.newMessages.textContent = `${state.unseenBelow} new \u2193`;
     view.newMessages.hidden = false;
   }
+}
+function isTableGoingOn(raw) {
+  return isHelpRow(raw) && view.log.lastElementChild?.classList.contains("help") === true;
 }
 function showDay(time) {
   const day = separatorDay(state.lastDay, time);

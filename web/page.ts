@@ -33,7 +33,15 @@ import {
 import { commandsOf, completions, reconnectDelay, Roster } from "./room.ts";
 import { tabTitle } from "./mentions.ts";
 import { dayKey, dayLabel, separatorDay } from "./dates.ts";
-import { isMention, nameTag, refusalOf, render, type ShowOptions, span } from "./render.ts";
+import {
+  isHelpRow,
+  isMention,
+  nameTag,
+  refusalOf,
+  render,
+  type ShowOptions,
+  span,
+} from "./render.ts";
 import { bindNotifySetting, notifyMention } from "./notify.ts";
 
 /** Lines the page keeps; older ones are removed, so a long session does not grow without end. */
@@ -77,6 +85,8 @@ const view = {
   chat: element<HTMLElement>("chat"),
   log: element<HTMLOListElement>("log"),
   newMessages: element<HTMLButtonElement>("new-messages"),
+  people: element<HTMLElement>("people"),
+  sendButton: element<HTMLButtonElement>("send-button"),
   roster: element<HTMLUListElement>("roster"),
   rosterCount: element<HTMLElement>("roster-count"),
   sayForm: element<HTMLFormElement>("say-form"),
@@ -138,6 +148,8 @@ const state = {
   /** Lines that said our name while the tab was hidden, counted apart from `unread`. */
   mentioned: 0,
   unseenBelow: 0,
+  /** The input had the cursor when the connection was lost: it gets it back on rejoining. */
+  isInputFocused: false,
   /** The local day of the last line shown (`YYYY-MM-DD`), for the day separators. */
   lastDay: undefined as string | undefined,
 };
@@ -238,6 +250,7 @@ function receiveWhileJoining(raw: string, line: ServerLine): void {
     }
     state.replay = [];
     state.phase = "joined";
+    setConnected(true);
     showRoster();
     show(line, { raw });
     if (state.resumed) show(state.resumed.line, { raw: state.resumed.raw });
@@ -300,7 +313,7 @@ function joined(): void {
   view.join.hidden = true;
   view.chat.hidden = false;
   setName(state.name);
-  if (!state.isRejoin) view.line.focus();
+  if (!state.isRejoin) state.isInputFocused = true; // the cursor goes there once in
   state.isRejoin = true;
 }
 
@@ -329,6 +342,7 @@ function keptPlace(): { name: string; token: string } | undefined {
 function closed(): void {
   const wasJoining = state.phase === "joining";
   state.socket = undefined;
+  setConnected(false);
   // Only a lost connection keeps our place: after /quit, a kick, a ban or the like the token is dead.
   if (state.hasQuit || state.isTakenOver || state.lastError !== "" || state.isResumedElsewhere) {
     rememberPlace(undefined);
@@ -384,6 +398,20 @@ function closed(): void {
   showPrompt(state.rejection || "Cannot reach the chat server: try again in a moment");
 }
 
+/**
+ * While not in the room, the input and the list of who is online are shown as out of use: the
+ * list is stale and a line typed could not be sent. The cursor comes back to the input after.
+ */
+function setConnected(isConnected: boolean): void {
+  if (!isConnected && document.activeElement === view.line) state.isInputFocused = true;
+  view.line.disabled = !isConnected;
+  view.sendButton.disabled = !isConnected;
+  view.people.classList.toggle("offline", !isConnected);
+  view.people.setAttribute("aria-disabled", String(!isConnected));
+  if (isConnected && state.isInputFocused) view.line.focus();
+  if (isConnected) state.isInputFocused = false;
+}
+
 /** The topic in the header (the whole of it in its tooltip), or none. */
 function showTopic(text: string): void {
   view.topicText.textContent = text;
@@ -401,18 +429,24 @@ function isTransient(rejection: string): boolean {
 
 function waitToReconnect(reason: string): void {
   state.phase = "waiting";
-  const delay = reconnectDelay(state.attempt++);
-  const seconds = Math.max(1, Math.round(delay / 1000));
+  countDown(reason, Date.now() + reconnectDelay(state.attempt++));
+}
+
+/** The banner counts the seconds down to the next try, then it is made. */
+function countDown(reason: string, deadline: number): void {
+  const left = deadline - Date.now();
+  if (left <= 0) {
+    if (!navigator.onLine) return waitToReconnect("Offline");
+    showBanner(`${reason}. Reconnecting as ${state.name}…`);
+    return connect();
+  }
   showBanner(
-    `${reason}. Reconnecting as ${state.name} in ${seconds} s…`,
+    `${reason}. Reconnecting as ${state.name} in ${Math.ceil(left / 1000)} s…`,
     "Reconnect now",
     () => rejoinNow(),
   );
-  state.timer = setTimeout(() => {
-    if (!navigator.onLine) return waitToReconnect("Offline");
-    showBanner(`${reason}. Reconnecting as ${state.name}…`);
-    connect();
-  }, delay);
+  // The next tick when the count changes: on the second, not a second after this one.
+  state.timer = setTimeout(() => countDown(reason, deadline), left % 1000 || 1000);
 }
 
 function rejoinNow(): void {
@@ -426,7 +460,7 @@ function rejoinNow(): void {
 
 /** Appends one line to the conversation, as text only. */
 function show(line: ServerLine, shown: Omit<ShowOptions, "own">): void {
-  const options = { ...shown, own: state.name };
+  const options = { ...shown, own: state.name, isContinued: isTableGoingOn(shown.raw) };
   if (line.kind === "limits") return; // for pacing the input, not for people
   const isAtBottom = view.log.scrollHeight - view.log.scrollTop - view.log.clientHeight <
     AT_BOTTOM_PX;
@@ -453,6 +487,11 @@ function show(line: ServerLine, shown: Omit<ShowOptions, "own">): void {
     view.newMessages.textContent = `${state.unseenBelow} new ↓`;
     view.newMessages.hidden = false;
   }
+}
+
+/** Whether `raw` is a row of `/help`'s table after another: it then has no time stamp. */
+function isTableGoingOn(raw: string): boolean {
+  return isHelpRow(raw) && view.log.lastElementChild?.classList.contains("help") === true;
 }
 
 /** A separator naming the day, before the first line of a day (not before today's first alone). */

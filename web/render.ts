@@ -2,7 +2,13 @@
 /**
  * One line of the conversation as an element, text only: nothing here writes HTML from a string.
  */
-import { nameColorSlot, nameKey, type ServerLine } from "../protocol.ts";
+import {
+  HELP_LINES,
+  nameColorSlot,
+  nameKey,
+  OPERATOR_HELP_LINES,
+  type ServerLine,
+} from "../protocol.ts";
 import { mentions } from "./mentions.ts";
 
 const clock = new Intl.DateTimeFormat(undefined, { hour: "2-digit", minute: "2-digit" });
@@ -21,6 +27,16 @@ export interface ShowOptions {
   own: string;
   isOwn?: boolean;
   isLocal?: boolean;
+  /** A row of a table the line before began (`/help`'s): no time stamp of its own. */
+  isContinued?: boolean;
+}
+
+/** `/help`'s rows, as the server words them: shown as a table, not as lines said. */
+const HELP_ROWS = new Set([...HELP_LINES, ...OPERATOR_HELP_LINES]);
+
+/** Whether a line from the server is a row of `/help`'s table. */
+export function isHelpRow(raw: string): boolean {
+  return HELP_ROWS.has(raw);
 }
 
 /** The text of an error line (`* error: TEXT`, a kick and a ban included), or `""`. */
@@ -51,12 +67,10 @@ export function render(line: ServerLine, options: ShowOptions, time = new Date()
     inner.prepend(span("tag", "earlier"));
     return inner;
   }
-  const stamp = document.createElement("time");
-  stamp.dateTime = time.toISOString();
-  stamp.textContent = (time.toDateString() === new Date().toDateString() ? clock : dayClock)
-    .format(time);
-  stamp.title = fullDate.format(time);
-  item.append(stamp);
+  if (line.kind === "system" && isHelpRow(options.raw)) {
+    return helpRow(item, line.text, options.isContinued ? undefined : timeStamp(time));
+  }
+  item.append(timeStamp(time));
   switch (line.kind) {
     case "user":
       item.append(nameTag(line.name, options.own), span("text", line.text));
@@ -109,6 +123,29 @@ export function render(line: ServerLine, options: ShowOptions, time = new Date()
       item.append(span("text", line.text));
       break;
   }
+  return item;
+}
+
+/** A time stamp: the time, its date too when not today, and the full date in its tooltip. */
+function timeStamp(time: Date): HTMLTimeElement {
+  const stamp = document.createElement("time");
+  stamp.dateTime = time.toISOString();
+  stamp.textContent = (time.toDateString() === new Date().toDateString() ? clock : dayClock)
+    .format(time);
+  stamp.title = fullDate.format(time);
+  return stamp;
+}
+
+/**
+ * A row of `/help`'s table: the command and what it does in two columns; only the first row has
+ * a time stamp, the others an empty cell in its place, so that the columns line up.
+ */
+function helpRow(item: HTMLLIElement, text: string, stamp?: HTMLTimeElement): HTMLLIElement {
+  item.classList.add("help");
+  item.append(stamp ?? span("gap", ""));
+  const cells = /^(\S.*?) {2,}(.*)$/.exec(text);
+  if (cells) item.append(span("command", cells[1]!), span("text", cells[2]!));
+  else item.append(span("heading", text)); // "Operator commands:"
   return item;
 }
 
