@@ -760,20 +760,29 @@ function commandsOf(help) {
   ].map((match) => match[1]));
 }
 function completions(before, options) {
+  const addressed = /(?:^|\s)@([A-Za-z0-9_-]*)$/.exec(before);
+  if (addressed) {
+    return {
+      start: before.length - addressed[1].length,
+      candidates: named(addressed[1], options.names)
+    };
+  }
   const isCommand = /^\/[A-Za-z]*$/.test(before);
   if (!isCommand && !/^\/[A-Za-z]+ /.test(before)) return {
     start: before.length,
     candidates: []
   };
   const word = isCommand ? before : /[A-Za-z0-9_-]*$/.exec(before)[0];
-  const prefix = word.toLowerCase();
-  const candidates = [
-    ...new Set(isCommand ? options.commands : options.names)
-  ].filter((candidate) => candidate.toLowerCase().startsWith(prefix)).sort((a, b) => a.toLowerCase().localeCompare(b.toLowerCase()));
   return {
     start: before.length - word.length,
-    candidates
+    candidates: named(word, isCommand ? options.commands : options.names)
   };
+}
+function named(prefix, words) {
+  const lower = prefix.toLowerCase();
+  return [
+    ...new Set(words)
+  ].filter((candidate) => candidate.toLowerCase().startsWith(lower)).sort((a, b) => a.toLowerCase().localeCompare(b.toLowerCase()));
 }
 
 // web/mentions.ts
