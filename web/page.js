@@ -989,6 +989,97 @@ function notifyMention(from, text) {
   };
 }
 
+// web/private.ts
+var MAX_PEOPLE = 50;
+var Conversations = class {
+  /** The person's key → their name as last seen and the lines of theirs not seen. */
+  #people = /* @__PURE__ */ new Map();
+  /** The key of the person whose conversation is shown; "" for the room. */
+  #current = "";
+  #nav;
+  #room;
+  #log;
+  constructor(nav, room, log) {
+    this.#nav = nav;
+    this.#room = room;
+    this.#log = log;
+    room.addEventListener("click", () => this.select(""));
+  }
+  /** The name of the person whose conversation is shown, or undefined for the room. */
+  get person() {
+    return this.#people.get(this.#current)?.name;
+  }
+  /**
+   * A line just added to the log: a private one (with `peer`) belongs to that person's
+   * conversation, counted as unseen unless it is shown; any line is hidden unless it belongs to
+   * what is shown.
+   */
+  add(item, peer, isFromThem = false) {
+    if (peer !== void 0) {
+      const key = nameKey(peer);
+      item.dataset.peer = key;
+      const person = this.#person(key, peer);
+      if (isFromThem && key !== this.#current) person.unseen++;
+      this.#label(key);
+    }
+    item.hidden = this.#current !== "" && item.dataset.peer !== this.#current;
+  }
+  /** Shows the conversation with the person of `key`, or the room for "". */
+  select(key) {
+    this.#current = this.#people.has(key) ? key : "";
+    const person = this.#people.get(this.#current);
+    if (person) person.unseen = 0;
+    for (const item of this.#log.children) {
+      item.hidden = this.#current !== "" && item.dataset.peer !== this.#current;
+    }
+    this.#room.setAttribute("aria-pressed", String(this.#current === ""));
+    for (const key2 of this.#people.keys()) this.#label(key2);
+  }
+  /** Forgets every conversation (a new join), back to the room. */
+  clear() {
+    for (const { button } of this.#people.values()) button.remove();
+    this.#people.clear();
+    this.select("");
+  }
+  #person(key, name) {
+    let person = this.#people.get(key);
+    if (!person) {
+      const button = document.createElement("button");
+      button.type = "button";
+      button.dataset.peer = key;
+      button.addEventListener("click", () => this.select(key));
+      this.#nav.append(button);
+      person = {
+        name,
+        unseen: 0,
+        button
+      };
+      this.#people.set(key, person);
+      if (this.#people.size > MAX_PEOPLE) {
+        const [oldest] = this.#people.keys();
+        if (oldest !== void 0 && oldest !== this.#current) {
+          this.#people.get(oldest)?.button.remove();
+          this.#people.delete(oldest);
+        }
+      }
+    }
+    person.name = name;
+    return person;
+  }
+  /** A person's button: their name, and how many of their lines are unseen. */
+  #label(key) {
+    const person = this.#people.get(key);
+    if (!person) return;
+    const count = document.createElement("span");
+    count.className = "count";
+    count.textContent = person.unseen > 0 ? String(person.unseen) : "";
+    count.hidden = person.unseen === 0;
+    person.button.replaceChildren(person.name, count);
+    person.button.setAttribute("aria-pressed", String(key === this.#current));
+    person.button.setAttribute("aria-label", person.unseen > 0 ? `${person.name}, ${person.unseen} unread` : person.name);
+  }
+};
+
 // web/page.ts
 var MAX_LINES = 2e3;
 var MAX_SEEN = 500;
@@ -1023,6 +1114,8 @@ var view = {
   newMessages: element("new-messages"),
   people: element("people"),
   sendButton: element("send-button"),
+  views: element("views"),
+  roomView: element("room-view"),
   roster: element("roster"),
   rosterCount: element("roster-count"),
   sayForm: element("say-form"),
@@ -1035,6 +1128,7 @@ var view = {
   topicText: element("topic-text"),
   notify: element("notify")
 };
+var conversations = new Conversations(view.views, view.roomView, view.log);
 var state = {
   phase: "prompt",
   socket: void 0,
@@ -1346,6 +1440,8 @@ function show(line, shown) {
   showDay(time);
   const item = render(line, options, time);
   view.log.append(item);
+  const peer = line.kind === "private" ? line.name : void 0;
+  conversations.add(item, peer, line.kind === "private" && line.direction === "from");
   while (view.log.childElementCount > MAX_LINES) view.log.firstElementChild?.remove();
   remember(line, options);
   const isMessage = line.kind === "user" || line.kind === "action" || line.kind === "private";
@@ -1452,6 +1548,7 @@ view.joinForm.addEventListener("submit", (event) => {
   state.seen = [];
   state.lastDay = void 0;
   view.log.replaceChildren();
+  conversations.clear();
   view.joinError.textContent = "";
   view.joinButton.disabled = true;
   connect();
@@ -1470,7 +1567,9 @@ view.sayForm.addEventListener("submit", (event) => {
   if (utf8Length(line) > state.maxLineBytes) {
     return showLocalError(`Line too long: at most ${state.maxLineBytes} bytes; it was not sent`);
   }
-  if (!send(line)) return showLocalError("Not connected: your line was not sent");
+  const person = conversations.person;
+  const out = person !== void 0 && !line.startsWith("/") ? `/msg ${person} ${line}` : line;
+  if (!send(out)) return showLocalError("Not connected: your line was not sent");
   if (!/^\s*\/register\s+\S/i.test(line)) state.sent.push(line);
   if (state.sent.length > MAX_SENT) state.sent.shift();
   state.recall = state.sent.length;

@@ -43,6 +43,7 @@ import {
   span,
 } from "./render.ts";
 import { bindNotifySetting, notifyMention } from "./notify.ts";
+import { Conversations } from "./private.ts";
 
 /** Lines the page keeps; older ones are removed, so a long session does not grow without end. */
 const MAX_LINES = 2000;
@@ -87,6 +88,8 @@ const view = {
   newMessages: element<HTMLButtonElement>("new-messages"),
   people: element<HTMLElement>("people"),
   sendButton: element<HTMLButtonElement>("send-button"),
+  views: element<HTMLElement>("views"),
+  roomView: element<HTMLButtonElement>("room-view"),
   roster: element<HTMLUListElement>("roster"),
   rosterCount: element<HTMLElement>("roster-count"),
   sayForm: element<HTMLFormElement>("say-form"),
@@ -99,6 +102,9 @@ const view = {
   topicText: element<HTMLElement>("topic-text"),
   notify: element<HTMLInputElement>("notify"),
 };
+
+/** The room and the private conversations beside it. */
+const conversations = new Conversations(view.views, view.roomView, view.log);
 
 type Phase = "prompt" | "joining" | "joined" | "waiting" | "left";
 
@@ -468,6 +474,8 @@ function show(line: ServerLine, shown: Omit<ShowOptions, "own">): void {
   showDay(time);
   const item = render(line, options, time);
   view.log.append(item);
+  const peer = line.kind === "private" ? line.name : undefined;
+  conversations.add(item, peer, line.kind === "private" && line.direction === "from");
   while (view.log.childElementCount > MAX_LINES) view.log.firstElementChild?.remove();
   remember(line, options);
   const isMessage = line.kind === "user" || line.kind === "action" || line.kind === "private";
@@ -584,6 +592,7 @@ view.joinForm.addEventListener("submit", (event) => {
   state.seen = [];
   state.lastDay = undefined;
   view.log.replaceChildren();
+  conversations.clear();
   view.joinError.textContent = "";
   view.joinButton.disabled = true;
   connect();
@@ -604,7 +613,10 @@ view.sayForm.addEventListener("submit", (event) => {
   if (utf8Length(line) > state.maxLineBytes) {
     return showLocalError(`Line too long: at most ${state.maxLineBytes} bytes; it was not sent`);
   }
-  if (!send(line)) return showLocalError("Not connected: your line was not sent");
+  // In a private conversation a plain line goes to that person; a command is still a command.
+  const person = conversations.person;
+  const out = person !== undefined && !line.startsWith("/") ? `/msg ${person} ${line}` : line;
+  if (!send(out)) return showLocalError("Not connected: your line was not sent");
   // A password typed after /register is not kept for the up arrow.
   if (!/^\s*\/register\s+\S/i.test(line)) state.sent.push(line);
   if (state.sent.length > MAX_SENT) state.sent.shift();
