@@ -760,21 +760,325 @@ function commandsOf(help) {
   ].map((match) => match[1]));
 }
 function completions(before, options) {
+  const addressed = /(?:^|\s)@([A-Za-z0-9_-]*)$/.exec(before);
+  if (addressed) {
+    return {
+      start: before.length - addressed[1].length,
+      candidates: named(addressed[1], options.names)
+    };
+  }
   const isCommand = /^\/[A-Za-z]*$/.test(before);
   if (!isCommand && !/^\/[A-Za-z]+ /.test(before)) return {
     start: before.length,
     candidates: []
   };
   const word = isCommand ? before : /[A-Za-z0-9_-]*$/.exec(before)[0];
-  const prefix = word.toLowerCase();
-  const candidates = [
-    ...new Set(isCommand ? options.commands : options.names)
-  ].filter((candidate) => candidate.toLowerCase().startsWith(prefix)).sort((a, b) => a.toLowerCase().localeCompare(b.toLowerCase()));
   return {
     start: before.length - word.length,
-    candidates
+    candidates: named(word, isCommand ? options.commands : options.names)
   };
 }
+function named(prefix, words) {
+  const lower = prefix.toLowerCase();
+  return [
+    ...new Set(words)
+  ].filter((candidate) => candidate.toLowerCase().startsWith(lower)).sort((a, b) => a.toLowerCase().localeCompare(b.toLowerCase()));
+}
+
+// web/mentions.ts
+function mentions(text, name) {
+  if (name === "") return false;
+  const escaped = name.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+  return new RegExp(`(?<![\\p{L}\\p{N}_-])${escaped}(?![\\p{L}\\p{N}_-])`, "iu").test(text);
+}
+function tabTitle(base, unread, mentioned) {
+  const parts = [
+    mentioned > 0 ? `@${mentioned}` : "",
+    unread > 0 ? `(${unread})` : "",
+    base
+  ];
+  return parts.filter((part) => part !== "").join(" ");
+}
+
+// web/dates.ts
+function dayKey(time) {
+  const pad = (n) => String(n).padStart(2, "0");
+  return `${time.getFullYear()}-${pad(time.getMonth() + 1)}-${pad(time.getDate())}`;
+}
+function separatorDay(previous, time, now = /* @__PURE__ */ new Date()) {
+  const day = dayKey(time);
+  if (previous === void 0) return day === dayKey(now) ? void 0 : day;
+  return day === previous ? void 0 : day;
+}
+var dayName = new Intl.DateTimeFormat(void 0, {
+  weekday: "long",
+  month: "long",
+  day: "numeric"
+});
+var dayNameWithYear = new Intl.DateTimeFormat(void 0, {
+  weekday: "long",
+  year: "numeric",
+  month: "long",
+  day: "numeric"
+});
+function dayLabel(time, now = /* @__PURE__ */ new Date()) {
+  const yesterday = new Date(now.getFullYear(), now.getMonth(), now.getDate() - 1);
+  if (dayKey(time) === dayKey(now)) return "Today";
+  if (dayKey(time) === dayKey(yesterday)) return "Yesterday";
+  return (time.getFullYear() === now.getFullYear() ? dayName : dayNameWithYear).format(time);
+}
+
+// web/render.ts
+var clock = new Intl.DateTimeFormat(void 0, {
+  hour: "2-digit",
+  minute: "2-digit"
+});
+var dayClock = new Intl.DateTimeFormat(void 0, {
+  month: "short",
+  day: "numeric",
+  hour: "2-digit",
+  minute: "2-digit"
+});
+var fullDate = new Intl.DateTimeFormat(void 0, {
+  dateStyle: "full",
+  timeStyle: "short"
+});
+var HELP_ROWS = /* @__PURE__ */ new Set([
+  ...HELP_LINES,
+  ...OPERATOR_HELP_LINES
+]);
+function isHelpRow(raw) {
+  return HELP_ROWS.has(raw);
+}
+function refusalOf(raw, line) {
+  if (line.kind === "error") return line.text;
+  return line.kind === "kicked" || line.kind === "banned" ? raw.slice("* error: ".length) : "";
+}
+function isMention(line, options) {
+  return (line.kind === "user" || line.kind === "action") && !options.isOwn && nameKey(line.name) !== nameKey(options.own) && mentions(line.text, options.own);
+}
+function render(line, options, time = /* @__PURE__ */ new Date()) {
+  const item = document.createElement("li");
+  const isNotice = line.kind === "join" || line.kind === "leave" || line.kind === "who";
+  item.className = `line ${isNotice ? "system" : line.kind}`;
+  if (options.isOwn) item.classList.add("own");
+  if (isMention(line, options)) item.classList.add("mention");
+  if (line.kind === "history") {
+    const inner = render(line.line, {
+      raw: "",
+      own: options.own
+    }, line.time);
+    inner.classList.add("history");
+    inner.prepend(span("tag", "earlier"));
+    return inner;
+  }
+  if (line.kind === "system" && isHelpRow(options.raw)) {
+    return helpRow(item, line.text, options.isContinued ? void 0 : timeStamp(time));
+  }
+  item.append(timeStamp(time));
+  switch (line.kind) {
+    case "user":
+      item.append(nameTag(line.name, options.own), span("text", line.text));
+      break;
+    case "action":
+      item.append(span("mark", "*"), nameTag(line.name, options.own), span("text", line.text));
+      break;
+    case "private": {
+      const [from, to] = line.direction === "from" ? [
+        line.name,
+        "you"
+      ] : [
+        "you",
+        line.name
+      ];
+      item.append(span("tag", "private"));
+      item.append(from === "you" ? span("you", "you") : nameTag(from, options.own), span("arrow", "\u2192"));
+      item.append(to === "you" ? span("you", "you") : nameTag(to, options.own), span("text", line.text));
+      break;
+    }
+    case "rename":
+      item.append(span("text", `${line.oldName} is now known as ${line.newName}`));
+      break;
+    case "room": {
+      const names = line.names.map((name) => line.operators.includes(name) ? `@${name}` : name).join(", ");
+      const text = line.isContinued ? `Also in the room: ${names}` : names === "" ? "Nobody else is here yet" : `In the room: ${names}`;
+      item.append(span("text", text));
+      break;
+    }
+    case "error":
+      item.append(span("mark", "!"), span("text", line.text));
+      break;
+    case "kicked":
+    case "banned":
+      item.append(span("mark", "!"), span("text", refusalOf(options.raw, line)));
+      break;
+    case "topic":
+      item.append(span("text", options.raw.slice(2)));
+      break;
+    case "join":
+    case "leave":
+    case "who":
+    case "system":
+      item.append(span("text", line.text));
+      break;
+  }
+  return item;
+}
+function timeStamp(time) {
+  const stamp = document.createElement("time");
+  stamp.dateTime = time.toISOString();
+  stamp.textContent = (time.toDateString() === (/* @__PURE__ */ new Date()).toDateString() ? clock : dayClock).format(time);
+  stamp.title = fullDate.format(time);
+  return stamp;
+}
+function helpRow(item, text, stamp) {
+  item.classList.add("help");
+  item.append(stamp ?? span("gap", ""));
+  const cells = /^(\S.*?) {2,}(.*)$/.exec(text);
+  if (cells) item.append(span("command", cells[1]), span("text", cells[2]));
+  else item.append(span("heading", text));
+  return item;
+}
+function span(className, text) {
+  const element2 = document.createElement("span");
+  element2.className = className;
+  element2.textContent = text;
+  return element2;
+}
+function nameTag(name, own) {
+  const tag = span(`name c${nameColorSlot(name)}`, name);
+  if (nameKey(name) === nameKey(own)) tag.classList.add("self");
+  return tag;
+}
+
+// web/notify.ts
+var NOTIFY_STORE = "chat.notify";
+function isNotifyOn() {
+  try {
+    return localStorage.getItem(NOTIFY_STORE) === "on";
+  } catch {
+    return false;
+  }
+}
+function bindNotifySetting(box) {
+  box.checked = isNotifyOn() && "Notification" in globalThis && Notification.permission === "granted";
+  box.addEventListener("change", async () => {
+    let isOn = box.checked;
+    if (isOn && "Notification" in globalThis) {
+      isOn = await Notification.requestPermission() === "granted";
+    } else if (isOn) {
+      isOn = false;
+    }
+    box.checked = isOn;
+    try {
+      localStorage.setItem(NOTIFY_STORE, isOn ? "on" : "off");
+    } catch {
+    }
+  });
+}
+function notifyMention(from, text) {
+  if (!document.hidden || !isNotifyOn()) return;
+  if (!("Notification" in globalThis) || Notification.permission !== "granted") return;
+  const notification = new Notification(`${from} mentioned you`, {
+    body: text,
+    tag: "chat-mention"
+  });
+  notification.onclick = () => {
+    globalThis.focus();
+    notification.close();
+  };
+}
+
+// web/private.ts
+var MAX_PEOPLE = 50;
+var Conversations = class {
+  /** The person's key → their name as last seen and the lines of theirs not seen. */
+  #people = /* @__PURE__ */ new Map();
+  /** The key of the person whose conversation is shown; "" for the room. */
+  #current = "";
+  #nav;
+  #room;
+  #log;
+  constructor(nav, room, log) {
+    this.#nav = nav;
+    this.#room = room;
+    this.#log = log;
+    room.addEventListener("click", () => this.select(""));
+  }
+  /** The name of the person whose conversation is shown, or undefined for the room. */
+  get person() {
+    return this.#people.get(this.#current)?.name;
+  }
+  /**
+   * A line just added to the log: a private one (with `peer`) belongs to that person's
+   * conversation, counted as unseen unless it is shown; any line is hidden unless it belongs to
+   * what is shown.
+   */
+  add(item, peer, isFromThem = false) {
+    if (peer !== void 0) {
+      const key = nameKey(peer);
+      item.dataset.peer = key;
+      const person = this.#person(key, peer);
+      if (isFromThem && key !== this.#current) person.unseen++;
+      this.#label(key);
+    }
+    item.hidden = this.#current !== "" && item.dataset.peer !== this.#current;
+  }
+  /** Shows the conversation with the person of `key`, or the room for "". */
+  select(key) {
+    this.#current = this.#people.has(key) ? key : "";
+    const person = this.#people.get(this.#current);
+    if (person) person.unseen = 0;
+    for (const item of this.#log.children) {
+      item.hidden = this.#current !== "" && item.dataset.peer !== this.#current;
+    }
+    this.#room.setAttribute("aria-pressed", String(this.#current === ""));
+    for (const key2 of this.#people.keys()) this.#label(key2);
+  }
+  /** Forgets every conversation (a new join), back to the room. */
+  clear() {
+    for (const { button } of this.#people.values()) button.remove();
+    this.#people.clear();
+    this.select("");
+  }
+  #person(key, name) {
+    let person = this.#people.get(key);
+    if (!person) {
+      const button = document.createElement("button");
+      button.type = "button";
+      button.dataset.peer = key;
+      button.addEventListener("click", () => this.select(key));
+      this.#nav.append(button);
+      person = {
+        name,
+        unseen: 0,
+        button
+      };
+      this.#people.set(key, person);
+      if (this.#people.size > MAX_PEOPLE) {
+        const [oldest] = this.#people.keys();
+        if (oldest !== void 0 && oldest !== this.#current) {
+          this.#people.get(oldest)?.button.remove();
+          this.#people.delete(oldest);
+        }
+      }
+    }
+    person.name = name;
+    return person;
+  }
+  /** A person's button: their name, and how many of their lines are unseen. */
+  #label(key) {
+    const person = this.#people.get(key);
+    if (!person) return;
+    const count = document.createElement("span");
+    count.className = "count";
+    count.textContent = person.unseen > 0 ? String(person.unseen) : "";
+    count.hidden = person.unseen === 0;
+    person.button.replaceChildren(person.name, count);
+    person.button.setAttribute("aria-pressed", String(key === this.#current));
+    person.button.setAttribute("aria-label", person.unseen > 0 ? `${person.name}, ${person.unseen} unread` : person.name);
+  }
+};
 
 // web/page.ts
 var MAX_LINES = 2e3;
@@ -808,6 +1112,10 @@ var view = {
   chat: element("chat"),
   log: element("log"),
   newMessages: element("new-messages"),
+  people: element("people"),
+  sendButton: element("send-button"),
+  views: element("views"),
+  roomView: element("room-view"),
   roster: element("roster"),
   rosterCount: element("roster-count"),
   sayForm: element("say-form"),
@@ -817,22 +1125,10 @@ var view = {
   bannerButton: element("banner-button"),
   me: element("me"),
   topic: element("topic"),
-  topicText: element("topic-text")
+  topicText: element("topic-text"),
+  notify: element("notify")
 };
-var clock = new Intl.DateTimeFormat(void 0, {
-  hour: "2-digit",
-  minute: "2-digit"
-});
-var dayClock = new Intl.DateTimeFormat(void 0, {
-  month: "short",
-  day: "numeric",
-  hour: "2-digit",
-  minute: "2-digit"
-});
-var fullDate = new Intl.DateTimeFormat(void 0, {
-  dateStyle: "full",
-  timeStyle: "short"
-});
+var conversations = new Conversations(view.views, view.roomView, view.log);
 var state = {
   phase: "prompt",
   socket: void 0,
@@ -873,7 +1169,13 @@ var state = {
   /** Tab pressed again cycles through what matched: the field's value it left, and the matches. */
   completion: void 0,
   unread: 0,
-  unseenBelow: 0
+  /** Lines that said our name while the tab was hidden, counted apart from `unread`. */
+  mentioned: 0,
+  unseenBelow: 0,
+  /** The input had the cursor when the connection was lost: it gets it back on rejoining. */
+  isInputFocused: false,
+  /** The local day of the last line shown (`YYYY-MM-DD`), for the day separators. */
+  lastDay: void 0
 };
 function connect() {
   clearTimeout(state.timer);
@@ -973,6 +1275,7 @@ function receiveWhileJoining(raw, line) {
     }
     state.replay = [];
     state.phase = "joined";
+    setConnected(true);
     showRoster();
     show(line, {
       raw
@@ -1030,7 +1333,7 @@ function joined() {
   view.join.hidden = true;
   view.chat.hidden = false;
   setName(state.name);
-  if (!state.isRejoin) view.line.focus();
+  if (!state.isRejoin) state.isInputFocused = true;
   state.isRejoin = true;
 }
 function rememberPlace(token) {
@@ -1054,6 +1357,7 @@ function keptPlace() {
 function closed() {
   const wasJoining = state.phase === "joining";
   state.socket = void 0;
+  setConnected(false);
   if (state.hasQuit || state.isTakenOver || state.lastError !== "" || state.isResumedElsewhere) {
     rememberPlace(void 0);
   }
@@ -1087,9 +1391,14 @@ function closed() {
   }
   showPrompt(state.rejection || "Cannot reach the chat server: try again in a moment");
 }
-function refusalOf(raw, line) {
-  if (line.kind === "error") return line.text;
-  return line.kind === "kicked" || line.kind === "banned" ? raw.slice("* error: ".length) : "";
+function setConnected(isConnected) {
+  if (!isConnected && document.activeElement === view.line) state.isInputFocused = true;
+  view.line.disabled = !isConnected;
+  view.sendButton.disabled = !isConnected;
+  view.people.classList.toggle("offline", !isConnected);
+  view.people.setAttribute("aria-disabled", String(!isConnected));
+  if (isConnected && state.isInputFocused) view.line.focus();
+  if (isConnected) state.isInputFocused = false;
 }
 function showTopic(text) {
   view.topicText.textContent = text;
@@ -1101,14 +1410,17 @@ function isTransient(rejection) {
 }
 function waitToReconnect(reason) {
   state.phase = "waiting";
-  const delay = reconnectDelay(state.attempt++);
-  const seconds = Math.max(1, Math.round(delay / 1e3));
-  showBanner(`${reason}. Reconnecting as ${state.name} in ${seconds} s\u2026`, "Reconnect now", () => rejoinNow());
-  state.timer = setTimeout(() => {
+  countDown(reason, Date.now() + reconnectDelay(state.attempt++));
+}
+function countDown(reason, deadline) {
+  const left = deadline - Date.now();
+  if (left <= 0) {
     if (!navigator.onLine) return waitToReconnect("Offline");
     showBanner(`${reason}. Reconnecting as ${state.name}\u2026`);
-    connect();
-  }, delay);
+    return connect();
+  }
+  showBanner(`${reason}. Reconnecting as ${state.name} in ${Math.ceil(left / 1e3)} s\u2026`, "Reconnect now", () => rejoinNow());
+  state.timer = setTimeout(() => countDown(reason, deadline), left % 1e3 || 1e3);
 }
 function rejoinNow() {
   state.attempt = 0;
@@ -1116,17 +1428,31 @@ function rejoinNow() {
   showBanner(`Reconnecting as ${state.name}\u2026`);
   connect();
 }
-function show(line, options) {
+function show(line, shown) {
+  const options = {
+    ...shown,
+    own: state.name,
+    isContinued: isTableGoingOn(shown.raw)
+  };
   if (line.kind === "limits") return;
   const isAtBottom = view.log.scrollHeight - view.log.scrollTop - view.log.clientHeight < AT_BOTTOM_PX;
-  const item = render(line, options);
+  const time = line.kind === "history" ? line.time : /* @__PURE__ */ new Date();
+  showDay(time);
+  const item = render(line, options, time);
   view.log.append(item);
+  const peer = line.kind === "private" ? line.name : void 0;
+  conversations.add(item, peer, line.kind === "private" && line.direction === "from");
   while (view.log.childElementCount > MAX_LINES) view.log.firstElementChild?.remove();
   remember(line, options);
   const isMessage = line.kind === "user" || line.kind === "action" || line.kind === "private";
   if (isMessage && !options.isOwn && document.hidden) {
-    state.unread++;
-    document.title = `(${state.unread}) ${TITLE}`;
+    if (isMention(line, options)) {
+      state.mentioned++;
+      notifyMention(line.name, line.text);
+    } else {
+      state.unread++;
+    }
+    document.title = tabTitle(TITLE, state.unread, state.mentioned);
   }
   if (isAtBottom || options.isOwn) {
     view.log.scrollTop = view.log.scrollHeight;
@@ -1136,88 +1462,27 @@ function show(line, options) {
     view.newMessages.hidden = false;
   }
 }
+function isTableGoingOn(raw) {
+  return isHelpRow(raw) && view.log.lastElementChild?.classList.contains("help") === true;
+}
+function showDay(time) {
+  const day = separatorDay(state.lastDay, time);
+  state.lastDay = dayKey(time);
+  if (day === void 0) return;
+  const label = document.createElement("time");
+  label.dateTime = day;
+  label.textContent = dayLabel(time);
+  const item = document.createElement("li");
+  item.className = "day";
+  item.setAttribute("role", "separator");
+  item.append(label);
+  view.log.append(item);
+}
 function remember(line, options) {
   if (line.kind === "history") state.seen.push(options.raw.slice(HISTORY_PREFIX));
   else if (line.kind === "user" || line.kind === "action") state.seen.push(options.raw);
   else return;
   if (state.seen.length > MAX_SEEN) state.seen.splice(0, state.seen.length - MAX_SEEN);
-}
-function render(line, options, time = /* @__PURE__ */ new Date()) {
-  const item = document.createElement("li");
-  const isNotice = line.kind === "join" || line.kind === "leave" || line.kind === "who";
-  item.className = `line ${isNotice ? "system" : line.kind}`;
-  if (options.isOwn) item.classList.add("own");
-  if (line.kind === "history") {
-    const inner = render(line.line, {
-      raw: ""
-    }, line.time);
-    inner.classList.add("history");
-    inner.prepend(span("tag", "earlier"));
-    return inner;
-  }
-  const stamp = document.createElement("time");
-  stamp.dateTime = time.toISOString();
-  stamp.textContent = (time.toDateString() === (/* @__PURE__ */ new Date()).toDateString() ? clock : dayClock).format(time);
-  stamp.title = fullDate.format(time);
-  item.append(stamp);
-  switch (line.kind) {
-    case "user":
-      item.append(nameTag(line.name), span("text", line.text));
-      break;
-    case "action":
-      item.append(span("mark", "*"), nameTag(line.name), span("text", line.text));
-      break;
-    case "private": {
-      const [from, to] = line.direction === "from" ? [
-        line.name,
-        "you"
-      ] : [
-        "you",
-        line.name
-      ];
-      item.append(span("tag", "private"));
-      item.append(from === "you" ? span("you", "you") : nameTag(from), span("arrow", "\u2192"));
-      item.append(to === "you" ? span("you", "you") : nameTag(to), span("text", line.text));
-      break;
-    }
-    case "rename":
-      item.append(span("text", `${line.oldName} is now known as ${line.newName}`));
-      break;
-    case "room": {
-      const names = line.names.map((name) => line.operators.includes(name) ? `@${name}` : name).join(", ");
-      const text = line.isContinued ? `Also in the room: ${names}` : names === "" ? "Nobody else is here yet" : `In the room: ${names}`;
-      item.append(span("text", text));
-      break;
-    }
-    case "error":
-      item.append(span("mark", "!"), span("text", line.text));
-      break;
-    case "kicked":
-    case "banned":
-      item.append(span("mark", "!"), span("text", refusalOf(options.raw, line)));
-      break;
-    case "topic":
-      item.append(span("text", options.raw.slice(2)));
-      break;
-    case "join":
-    case "leave":
-    case "who":
-    case "system":
-      item.append(span("text", line.text));
-      break;
-  }
-  return item;
-}
-function span(className, text) {
-  const element2 = document.createElement("span");
-  element2.className = className;
-  element2.textContent = text;
-  return element2;
-}
-function nameTag(name) {
-  const tag = span(`name c${nameColorSlot(name)}`, name);
-  if (nameKey(name) === nameKey(state.name)) tag.classList.add("self");
-  return tag;
 }
 function showRoster() {
   const names = state.roster.names.filter((name) => nameKey(name) !== nameKey(state.name));
@@ -1231,7 +1496,7 @@ function showRoster() {
       mark.title = "operator";
       item.append(mark);
     }
-    item.append(nameTag(name));
+    item.append(nameTag(name, state.name));
     if (index === 0) item.append(span("you", " (you)"));
     return item;
   });
@@ -1281,7 +1546,9 @@ view.joinForm.addEventListener("submit", (event) => {
   state.name = name;
   if (nameKey(name) !== nameKey(keptPlace()?.name ?? "")) rememberPlace(void 0);
   state.seen = [];
+  state.lastDay = void 0;
   view.log.replaceChildren();
+  conversations.clear();
   view.joinError.textContent = "";
   view.joinButton.disabled = true;
   connect();
@@ -1300,7 +1567,9 @@ view.sayForm.addEventListener("submit", (event) => {
   if (utf8Length(line) > state.maxLineBytes) {
     return showLocalError(`Line too long: at most ${state.maxLineBytes} bytes; it was not sent`);
   }
-  if (!send(line)) return showLocalError("Not connected: your line was not sent");
+  const person = conversations.person;
+  const out = person !== void 0 && !line.startsWith("/") ? `/msg ${person} ${line}` : line;
+  if (!send(out)) return showLocalError("Not connected: your line was not sent");
   if (!/^\s*\/register\s+\S/i.test(line)) state.sent.push(line);
   if (state.sent.length > MAX_SENT) state.sent.shift();
   state.recall = state.sent.length;
@@ -1391,12 +1660,14 @@ view.newMessages.addEventListener("click", () => {
 document.addEventListener("visibilitychange", () => {
   if (document.hidden) return;
   state.unread = 0;
+  state.mentioned = 0;
   document.title = TITLE;
 });
 globalThis.addEventListener("online", () => {
   if (state.phase === "waiting") rejoinNow();
 });
 if (matchMedia("(max-width: 40rem)").matches) element("people").open = false;
+bindNotifySetting(view.notify);
 view.name.value = localStorage.getItem(NAME_STORE) ?? "";
 var kept = keptPlace();
 if (kept) {

@@ -15,7 +15,6 @@ import {
   GOODBYE,
   HELP_LINES,
   isResumeFailed,
-  nameColorSlot,
   nameKey,
   OPERATOR_HELP_LINES,
   parseCommand,
@@ -32,6 +31,19 @@ import {
   utf8Length,
 } from "../protocol.ts";
 import { commandsOf, completions, reconnectDelay, Roster } from "./room.ts";
+import { tabTitle } from "./mentions.ts";
+import { dayKey, dayLabel, separatorDay } from "./dates.ts";
+import {
+  isHelpRow,
+  isMention,
+  nameTag,
+  refusalOf,
+  render,
+  type ShowOptions,
+  span,
+} from "./render.ts";
+import { bindNotifySetting, notifyMention } from "./notify.ts";
+import { Conversations } from "./private.ts";
 
 /** Lines the page keeps; older ones are removed, so a long session does not grow without end. */
 const MAX_LINES = 2000;
@@ -74,6 +86,10 @@ const view = {
   chat: element<HTMLElement>("chat"),
   log: element<HTMLOListElement>("log"),
   newMessages: element<HTMLButtonElement>("new-messages"),
+  people: element<HTMLElement>("people"),
+  sendButton: element<HTMLButtonElement>("send-button"),
+  views: element<HTMLElement>("views"),
+  roomView: element<HTMLButtonElement>("room-view"),
   roster: element<HTMLUListElement>("roster"),
   rosterCount: element<HTMLElement>("roster-count"),
   sayForm: element<HTMLFormElement>("say-form"),
@@ -84,17 +100,11 @@ const view = {
   me: element<HTMLElement>("me"),
   topic: element<HTMLElement>("topic"),
   topicText: element<HTMLElement>("topic-text"),
+  notify: element<HTMLInputElement>("notify"),
 };
 
-const clock = new Intl.DateTimeFormat(undefined, { hour: "2-digit", minute: "2-digit" });
-/** A time on another day than today shows its date too; every time's tooltip has the full date. */
-const dayClock = new Intl.DateTimeFormat(undefined, {
-  month: "short",
-  day: "numeric",
-  hour: "2-digit",
-  minute: "2-digit",
-});
-const fullDate = new Intl.DateTimeFormat(undefined, { dateStyle: "full", timeStyle: "short" });
+/** The room and the private conversations beside it. */
+const conversations = new Conversations(view.views, view.roomView, view.log);
 
 type Phase = "prompt" | "joining" | "joined" | "waiting" | "left";
 
@@ -141,7 +151,13 @@ const state = {
     | { value: string; before: string; after: string; candidates: string[]; index: number }
     | undefined,
   unread: 0,
+  /** Lines that said our name while the tab was hidden, counted apart from `unread`. */
+  mentioned: 0,
   unseenBelow: 0,
+  /** The input had the cursor when the connection was lost: it gets it back on rejoining. */
+  isInputFocused: false,
+  /** The local day of the last line shown (`YYYY-MM-DD`), for the day separators. */
+  lastDay: undefined as string | undefined,
 };
 
 // --- the connection ---
@@ -240,6 +256,7 @@ function receiveWhileJoining(raw: string, line: ServerLine): void {
     }
     state.replay = [];
     state.phase = "joined";
+    setConnected(true);
     showRoster();
     show(line, { raw });
     if (state.resumed) show(state.resumed.line, { raw: state.resumed.raw });
@@ -302,7 +319,7 @@ function joined(): void {
   view.join.hidden = true;
   view.chat.hidden = false;
   setName(state.name);
-  if (!state.isRejoin) view.line.focus();
+  if (!state.isRejoin) state.isInputFocused = true; // the cursor goes there once in
   state.isRejoin = true;
 }
 
@@ -331,6 +348,7 @@ function keptPlace(): { name: string; token: string } | undefined {
 function closed(): void {
   const wasJoining = state.phase === "joining";
   state.socket = undefined;
+  setConnected(false);
   // Only a lost connection keeps our place: after /quit, a kick, a ban or the like the token is dead.
   if (state.hasQuit || state.isTakenOver || state.lastError !== "" || state.isResumedElsewhere) {
     rememberPlace(undefined);
@@ -386,10 +404,18 @@ function closed(): void {
   showPrompt(state.rejection || "Cannot reach the chat server: try again in a moment");
 }
 
-/** The text of an error line (`* error: TEXT`, a kick and a ban included), or `""`. */
-function refusalOf(raw: string, line: ServerLine): string {
-  if (line.kind === "error") return line.text;
-  return line.kind === "kicked" || line.kind === "banned" ? raw.slice("* error: ".length) : "";
+/**
+ * While not in the room, the input and the list of who is online are shown as out of use: the
+ * list is stale and a line typed could not be sent. The cursor comes back to the input after.
+ */
+function setConnected(isConnected: boolean): void {
+  if (!isConnected && document.activeElement === view.line) state.isInputFocused = true;
+  view.line.disabled = !isConnected;
+  view.sendButton.disabled = !isConnected;
+  view.people.classList.toggle("offline", !isConnected);
+  view.people.setAttribute("aria-disabled", String(!isConnected));
+  if (isConnected && state.isInputFocused) view.line.focus();
+  if (isConnected) state.isInputFocused = false;
 }
 
 /** The topic in the header (the whole of it in its tooltip), or none. */
@@ -409,18 +435,24 @@ function isTransient(rejection: string): boolean {
 
 function waitToReconnect(reason: string): void {
   state.phase = "waiting";
-  const delay = reconnectDelay(state.attempt++);
-  const seconds = Math.max(1, Math.round(delay / 1000));
+  countDown(reason, Date.now() + reconnectDelay(state.attempt++));
+}
+
+/** The banner counts the seconds down to the next try, then it is made. */
+function countDown(reason: string, deadline: number): void {
+  const left = deadline - Date.now();
+  if (left <= 0) {
+    if (!navigator.onLine) return waitToReconnect("Offline");
+    showBanner(`${reason}. Reconnecting as ${state.name}…`);
+    return connect();
+  }
   showBanner(
-    `${reason}. Reconnecting as ${state.name} in ${seconds} s…`,
+    `${reason}. Reconnecting as ${state.name} in ${Math.ceil(left / 1000)} s…`,
     "Reconnect now",
     () => rejoinNow(),
   );
-  state.timer = setTimeout(() => {
-    if (!navigator.onLine) return waitToReconnect("Offline");
-    showBanner(`${reason}. Reconnecting as ${state.name}…`);
-    connect();
-  }, delay);
+  // The next tick when the count changes: on the second, not a second after this one.
+  state.timer = setTimeout(() => countDown(reason, deadline), left % 1000 || 1000);
 }
 
 function rejoinNow(): void {
@@ -432,25 +464,29 @@ function rejoinNow(): void {
 
 // --- showing lines ---
 
-interface ShowOptions {
-  raw: string;
-  isOwn?: boolean;
-  isLocal?: boolean;
-}
-
 /** Appends one line to the conversation, as text only. */
-function show(line: ServerLine, options: ShowOptions): void {
+function show(line: ServerLine, shown: Omit<ShowOptions, "own">): void {
+  const options = { ...shown, own: state.name, isContinued: isTableGoingOn(shown.raw) };
   if (line.kind === "limits") return; // for pacing the input, not for people
   const isAtBottom = view.log.scrollHeight - view.log.scrollTop - view.log.clientHeight <
     AT_BOTTOM_PX;
-  const item = render(line, options);
+  const time = line.kind === "history" ? line.time : new Date();
+  showDay(time);
+  const item = render(line, options, time);
   view.log.append(item);
+  const peer = line.kind === "private" ? line.name : undefined;
+  conversations.add(item, peer, line.kind === "private" && line.direction === "from");
   while (view.log.childElementCount > MAX_LINES) view.log.firstElementChild?.remove();
   remember(line, options);
   const isMessage = line.kind === "user" || line.kind === "action" || line.kind === "private";
   if (isMessage && !options.isOwn && document.hidden) {
-    state.unread++;
-    document.title = `(${state.unread}) ${TITLE}`;
+    if (isMention(line, options)) {
+      state.mentioned++;
+      notifyMention(line.name, line.text);
+    } else {
+      state.unread++;
+    }
+    document.title = tabTitle(TITLE, state.unread, state.mentioned);
   }
   if (isAtBottom || options.isOwn) {
     view.log.scrollTop = view.log.scrollHeight;
@@ -461,93 +497,32 @@ function show(line: ServerLine, options: ShowOptions): void {
   }
 }
 
+/** Whether `raw` is a row of `/help`'s table after another: it then has no time stamp. */
+function isTableGoingOn(raw: string): boolean {
+  return isHelpRow(raw) && view.log.lastElementChild?.classList.contains("help") === true;
+}
+
+/** A separator naming the day, before the first line of a day (not before today's first alone). */
+function showDay(time: Date): void {
+  const day = separatorDay(state.lastDay, time);
+  state.lastDay = dayKey(time);
+  if (day === undefined) return;
+  const label = document.createElement("time");
+  label.dateTime = day;
+  label.textContent = dayLabel(time);
+  const item = document.createElement("li");
+  item.className = "day";
+  item.setAttribute("role", "separator");
+  item.append(label);
+  view.log.append(item);
+}
+
 /** Keeps the chat lines shown, as the server words them, to recognise them in a replay. */
-function remember(line: ServerLine, options: ShowOptions): void {
+function remember(line: ServerLine, options: Omit<ShowOptions, "own">): void {
   if (line.kind === "history") state.seen.push(options.raw.slice(HISTORY_PREFIX));
   else if (line.kind === "user" || line.kind === "action") state.seen.push(options.raw);
   else return;
   if (state.seen.length > MAX_SEEN) state.seen.splice(0, state.seen.length - MAX_SEEN);
-}
-
-function render(line: ServerLine, options: ShowOptions, time = new Date()): HTMLLIElement {
-  const item = document.createElement("li");
-  // Joins, leaves and /who answers are server notices like any other to look at.
-  const isNotice = line.kind === "join" || line.kind === "leave" || line.kind === "who";
-  item.className = `line ${isNotice ? "system" : line.kind}`;
-  if (options.isOwn) item.classList.add("own");
-  if (line.kind === "history") {
-    const inner = render(line.line, { raw: "" }, line.time);
-    inner.classList.add("history");
-    inner.prepend(span("tag", "earlier"));
-    return inner;
-  }
-  const stamp = document.createElement("time");
-  stamp.dateTime = time.toISOString();
-  stamp.textContent = (time.toDateString() === new Date().toDateString() ? clock : dayClock)
-    .format(time);
-  stamp.title = fullDate.format(time);
-  item.append(stamp);
-  switch (line.kind) {
-    case "user":
-      item.append(nameTag(line.name), span("text", line.text));
-      break;
-    case "action":
-      item.append(span("mark", "*"), nameTag(line.name), span("text", line.text));
-      break;
-    case "private": {
-      const [from, to] = line.direction === "from" ? [line.name, "you"] : ["you", line.name];
-      item.append(span("tag", "private"));
-      item.append(from === "you" ? span("you", "you") : nameTag(from), span("arrow", "→"));
-      item.append(to === "you" ? span("you", "you") : nameTag(to), span("text", line.text));
-      break;
-    }
-    case "rename":
-      item.append(span("text", `${line.oldName} is now known as ${line.newName}`));
-      break;
-    case "room": {
-      // An operator is marked as the server marks it in /who: `@alice`.
-      const names = line.names.map((name) => line.operators.includes(name) ? `@${name}` : name)
-        .join(", ");
-      const text = line.isContinued
-        ? `Also in the room: ${names}`
-        : names === ""
-        ? "Nobody else is here yet"
-        : `In the room: ${names}`;
-      item.append(span("text", text));
-      break;
-    }
-    case "error":
-      item.append(span("mark", "!"), span("text", line.text));
-      break;
-    case "kicked":
-    case "banned":
-      item.append(span("mark", "!"), span("text", refusalOf(options.raw, line)));
-      break;
-    case "topic":
-      item.append(span("text", options.raw.slice(2))); // as the server words it
-      break;
-    case "join":
-    case "leave":
-    case "who":
-    case "system":
-      item.append(span("text", line.text));
-      break;
-  }
-  return item;
-}
-
-function span(className: string, text: string): HTMLSpanElement {
-  const element = document.createElement("span");
-  element.className = className;
-  element.textContent = text;
-  return element;
-}
-
-/** A name in its color (the terminal client's hue), marked when it is yours. */
-function nameTag(name: string): HTMLSpanElement {
-  const tag = span(`name c${nameColorSlot(name)}`, name);
-  if (nameKey(name) === nameKey(state.name)) tag.classList.add("self");
-  return tag;
 }
 
 function showRoster(): void {
@@ -559,7 +534,7 @@ function showRoster(): void {
       mark.title = "operator";
       item.append(mark);
     }
-    item.append(nameTag(name));
+    item.append(nameTag(name, state.name));
     if (index === 0) item.append(span("you", " (you)"));
     return item;
   });
@@ -615,7 +590,9 @@ view.joinForm.addEventListener("submit", (event) => {
   state.name = name;
   if (nameKey(name) !== nameKey(keptPlace()?.name ?? "")) rememberPlace(undefined);
   state.seen = [];
+  state.lastDay = undefined;
   view.log.replaceChildren();
+  conversations.clear();
   view.joinError.textContent = "";
   view.joinButton.disabled = true;
   connect();
@@ -636,7 +613,10 @@ view.sayForm.addEventListener("submit", (event) => {
   if (utf8Length(line) > state.maxLineBytes) {
     return showLocalError(`Line too long: at most ${state.maxLineBytes} bytes; it was not sent`);
   }
-  if (!send(line)) return showLocalError("Not connected: your line was not sent");
+  // In a private conversation a plain line goes to that person; a command is still a command.
+  const person = conversations.person;
+  const out = person !== undefined && !line.startsWith("/") ? `/msg ${person} ${line}` : line;
+  if (!send(out)) return showLocalError("Not connected: your line was not sent");
   // A password typed after /register is not kept for the up arrow.
   if (!/^\s*\/register\s+\S/i.test(line)) state.sent.push(line);
   if (state.sent.length > MAX_SENT) state.sent.shift();
@@ -729,6 +709,7 @@ view.newMessages.addEventListener("click", () => {
 document.addEventListener("visibilitychange", () => {
   if (document.hidden) return;
   state.unread = 0;
+  state.mentioned = 0;
   document.title = TITLE;
 });
 
@@ -738,6 +719,7 @@ globalThis.addEventListener("online", () => {
 
 // On a phone the list of who is online starts folded, to leave the screen to the conversation.
 if (matchMedia("(max-width: 40rem)").matches) element<HTMLDetailsElement>("people").open = false;
+bindNotifySetting(view.notify);
 view.name.value = localStorage.getItem(NAME_STORE) ?? "";
 const kept = keptPlace();
 if (kept) {

@@ -98,20 +98,35 @@ export function commandsOf(help: readonly string[]): string[] {
 
 /**
  * What Tab may complete at the end of `before` (the text before the cursor): a command when the
- * line so far is `/` and letters, a name in a command's arguments (`/msg An`). Answers where the
- * word starts and the matches, sorted regardless of case; none when nothing matches, and for plain
- * text, where Tab keeps moving the focus on.
+ * line so far is `/` and letters, a name in a command's arguments (`/msg An`) or after an `@`
+ * anywhere (`hi @An`). Answers where the word starts and the matches, sorted regardless of case;
+ * none when nothing matches, and for other plain text, where Tab keeps moving the focus on.
  */
 export function completions(
   before: string,
   options: { commands: Iterable<string>; names: Iterable<string> },
 ): { start: number; candidates: string[] } {
+  // `@an` anywhere completes a name after its `@`, to address someone in a line.
+  const addressed = /(?:^|\s)@([A-Za-z0-9_-]*)$/.exec(before);
+  if (addressed) {
+    return {
+      start: before.length - addressed[1]!.length,
+      candidates: named(addressed[1]!, options.names),
+    };
+  }
   const isCommand = /^\/[A-Za-z]*$/.test(before);
   if (!isCommand && !/^\/[A-Za-z]+ /.test(before)) return { start: before.length, candidates: [] };
   const word = isCommand ? before : /[A-Za-z0-9_-]*$/.exec(before)![0];
-  const prefix = word.toLowerCase();
-  const candidates = [...new Set(isCommand ? options.commands : options.names)]
-    .filter((candidate) => candidate.toLowerCase().startsWith(prefix))
+  return {
+    start: before.length - word.length,
+    candidates: named(word, isCommand ? options.commands : options.names),
+  };
+}
+
+/** The words that start with `prefix`, in any case, once each, in alphabetical order. */
+function named(prefix: string, words: Iterable<string>): string[] {
+  const lower = prefix.toLowerCase();
+  return [...new Set(words)]
+    .filter((candidate) => candidate.toLowerCase().startsWith(lower))
     .sort((a, b) => a.toLowerCase().localeCompare(b.toLowerCase()));
-  return { start: before.length - word.length, candidates };
 }

@@ -1,0 +1,79 @@
+/**
+ * Private conversations on the page, in a real Chromium: a view per person beside the room with an
+ * unread count, and `@name` completion in the input.
+ */
+import assert from "node:assert/strict";
+import { completions } from "../web/room.ts";
+import { joinAs } from "./_helpers.ts";
+import { Chromium, joinPage, say, waitForLine } from "./_browser.ts";
+import { Site } from "./_websocket.ts";
+
+Deno.test("completions offer names after an @ anywhere in a line, keeping the @", () => {
+  const options = { commands: ["/me"], names: ["Anna", "andreas", "bob"] };
+  assert.deepEqual(completions("hi @an", options), { start: 4, candidates: ["andreas", "Anna"] });
+  assert.deepEqual(completions("@B", options), { start: 1, candidates: ["bob"] });
+  assert.deepEqual(completions("@", options).candidates, ["andreas", "Anna", "bob"]);
+  assert.deepEqual(completions("mail me@an", options).candidates, []); // not after a space
+  assert.deepEqual(completions("hi an", options).candidates, []);
+});
+
+Deno.test("page: Tab completes @name in a line, and the line goes out with it", async () => {
+  await using site = Site.start();
+  await using chromium = await Chromium.launch();
+  await using tcp = await joinAs(site.port, "Annabel");
+  const page = await chromium.open(site.url);
+  await joinPage(page, "typer");
+  await tcp.expect("* typer has entered the room");
+  await page.focus("#line");
+  await page.keyboard.type("hi @ann");
+  await page.keyboard.press("Tab");
+  assert.equal(await page.$eval("#line", (line) => line.value), "hi @Annabel ");
+  assert.equal(await page.evaluate("document.activeElement?.id"), "line");
+  await page.keyboard.type("how are you");
+  await page.keyboard.press("Enter");
+  await tcp.expect("[typer] hi @Annabel how are you");
+  assert.deepEqual(chromium.errors, []);
+});
+
+Deno.test("page: private messages get a conversation of their own beside the room, with an unread count", async () => {
+  await using site = Site.start();
+  await using chromium = await Chromium.launch();
+  await using bob = await joinAs(site.port, "bob");
+  const page = await chromium.open(site.url);
+  await joinPage(page, "pm");
+  await bob.expect("* pm has entered the room");
+  await bob.send("in the room");
+  await bob.send("/msg pm first secret");
+  await bob.send("/msg pm second secret");
+  await bob.expect("* private to pm: first secret");
+  await bob.expect("* private to pm: second secret");
+  await waitForLine(page, "second secret");
+  const count = () =>
+    page.$eval("#views button[data-peer=bob] .count", (count) => count.textContent);
+  assert.equal(await count(), "2");
+  const visible = () =>
+    page.$$eval(
+      "#log li",
+      (items) => items.filter((item) => !item.hidden).map((item) => item.textContent ?? ""),
+    );
+  // bob's conversation: only his private lines, and what is typed there goes to him.
+  await page.click("#views button[data-peer=bob]");
+  assert.equal(await count(), "");
+  const shown = await visible();
+  assert.equal(shown.length, 2, shown.join(" | "));
+  assert.ok(shown.every((text) => text.includes("secret")));
+  await say(page, "only for you");
+  await bob.expect("* private from pm: only for you");
+  await waitForLine(page, "only for you");
+  assert.equal((await visible()).length, 3);
+  await bob.send("/msg pm seen at once");
+  await bob.expect("* private to pm: seen at once");
+  await waitForLine(page, "seen at once");
+  assert.equal(await count(), ""); // shown: not unread
+  // Back to the room: everything, in order; lines there go to the room.
+  await page.click("#room-view");
+  assert.ok((await visible()).some((text) => text.includes("in the room")));
+  await say(page, "to everyone");
+  await bob.expect("[pm] to everyone");
+  assert.deepEqual(chromium.errors, []);
+});
