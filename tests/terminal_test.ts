@@ -5,7 +5,7 @@
  */
 import assert from "node:assert/strict";
 import { formatHistory, formatRoomList } from "../protocol.ts";
-import { type ChatServer, type ServerOptions } from "../server.ts";
+
 import {
   closeQuietly,
   DEADLINE_MS,
@@ -19,89 +19,18 @@ import {
   withDeadline,
 } from "./_helpers.ts";
 import { Folder, startStoreServer } from "./_store.ts";
-import { CLIENT_HELP, commandsOf } from "../client/terminal.ts";
 
-const TIME = String.raw`\d\d:\d\d`;
-
-/** client.ts in a real terminal, started as the README says, with colors unless NO_COLOR is set. */
-function terminalClient(
-  name: string,
-  port: number,
-  options: {
-    width?: number;
-    height?: number;
-    args?: string[];
-    env?: Record<string, string>;
-    historyLimit?: number;
-  } = {},
-): Promise<Tmux> {
-  const env = Object.entries(options.env ?? {}).map(([key, value]) => `${key}=${value}`);
-  // The shell says how the client ended, right after its last words, as a person's shell would,
-  // and stays: tmux 3.3 may blank the screen of a pane whose program has ended.
-  return Tmux.start([
-    "sh",
-    "-c",
-    '"$@"; echo "[exit $?]"; exec sleep 600',
-    "sh",
-    "env",
-    "-u",
-    "NO_COLOR",
-    ...env,
-    Deno.execPath(),
-    "run",
-    "-q",
-    "-N",
-    "--allow-env=TERM",
-    "client.ts",
-    name,
-    "--port",
-    String(port),
-    ...(options.args ?? []),
-  ], {
-    width: options.width ?? 100,
-    height: options.height ?? 30,
-    ...(options.historyLimit ? { historyLimit: options.historyLimit } : {}),
-  });
-}
-
-/** How many lines of `text` match `pattern`. */
-function count(text: string, pattern: RegExp): number {
-  return text.split("\n").filter((line) => pattern.test(line)).length;
-}
-
-/** The client's exit status, once the shell shows it. */
-async function exitStatus(terminal: Tmux): Promise<number> {
-  const screen = await terminal.waitFor(/^\[exit \d+\]$/m, { ms: SLOW_MS });
-  return Number(/^\[exit (\d+)\]$/m.exec(screen)![1]);
-}
-
-/** Starts a server for a terminal test and joins `others` to it, each as a raw client. */
-async function room(
-  options: ServerOptions,
-  ...others: string[]
-): Promise<{ server: ChatServer; clients: TestClient[] }> {
-  const server = startTestServer(options);
-  const clients = [];
-  for (const name of others) clients.push(await joinAs(server.addr.port, name));
-  return { server, clients };
-}
-
-/** Reads lines until `line` comes. */
-async function readUntil(client: TestClient, line: string, ms = DEADLINE_MS): Promise<void> {
-  while (await client.readLine(ms) !== line);
-}
-
-/** Reads lines until `expected` comes, failing on anything from `name` that is not in order. */
-async function expectLines(client: TestClient, expected: string[]): Promise<void> {
-  for (const line of expected) {
-    let got = await client.readLine();
-    while (got.startsWith("* ") && !line.startsWith("* ")) got = await client.readLine();
-    assert.equal(got, line);
-  }
-}
-
-// Lenient deadlines for events that wait on pacing or backoff on a loaded machine.
-const SLOW_MS = 30_000;
+import {
+  count,
+  exitStatus,
+  expectLines,
+  rawOutput,
+  readUntil,
+  room,
+  SLOW_MS,
+  terminalClient,
+  TIME,
+} from "./_terminal.ts";
 
 Deno.test("terminal: incoming lines are all kept while the typed line wraps, at any width", async () => {
   const { server, clients: [alice] } = await room({ floodBurst: 200, floodRate: 100 }, "alice");
@@ -496,21 +425,6 @@ Deno.test("terminal: Ctrl+C clears a typed line, then leaves with exit code 0; E
   assert.doesNotMatch(await terminal.screen(), /typed but not sent/);
 });
 
-/** Collects what a terminal program writes, raw, through `tmux pipe-pane` and a loopback socket. */
-async function rawOutput(terminal: Tmux): Promise<{ bytes: () => Promise<string> }> {
-  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  await terminal.command(["pipe-pane", "-o", `ncat 127.0.0.1 ${listener.addr.port}`]);
-  const conn = await withDeadline(listener.accept(), "tmux to pipe the pane");
-  listener.close();
-  return {
-    async bytes() {
-      await terminal.command(["pipe-pane"]); // stops the pipe: ncat ends, the socket closes
-      const chunks = await withDeadline(Array.fromAsync(conn.readable), "the piped output");
-      return new TextDecoder().decode(new Uint8Array(chunks.flatMap((chunk) => [...chunk])));
-    },
-  };
-}
-
 Deno.test("terminal: TERM=dumb gets no escape codes at all", async () => {
   const { server, clients: [alice] } = await room({}, "alice");
   await using _server = server;
@@ -775,143 +689,4 @@ Deno.test("terminal: a session of fast traffic, resizes, pastes and a server res
   } finally {
     await server[Symbol.asyncDispose]();
   }
-});
-
-Deno.test("terminal: a line saying your name, or a private one, is highlighted, rings the bell once and is counted until a key; --no-bell is quiet", async () => {
-  const { server, clients: [alice] } = await room({}, "alice");
-  await using _server = server;
-  await using _alice = alice!;
-  await using terminal = await terminalClient("Emil", server.addr.port);
-  await alice!.expect("* Emil has entered the room");
-  await terminal.waitFor(/^> ?$/m);
-  const output = await rawOutput(terminal);
-  await alice!.send("emily is not you, nor is xemil");
-  await terminal.waitFor(/\[alice\] emily is not you/);
-  await alice!.send("hi EMIL, look");
-  await terminal.waitFor(/^\(1 mention\) > ?$/m);
-  await alice!.send("/msg Emil psst");
-  await terminal.waitFor(/^\(2 mentions\) > ?$/m);
-  const screen = await terminal.screen({ escapes: true });
-  const line = (text: string) => screen.split("\n").find((row) => row.includes(text))!;
-  assert.ok(line("hi EMIL").includes("\x1b[7m"), line("hi EMIL"));
-  assert.ok(line("psst").includes("\x1b[7m"), line("psst"));
-  assert.ok(!line("emily is not you").includes("\x1b[7m"), line("emily is not you"));
-  await terminal.type("x");
-  await terminal.waitFor(/^> x$/m);
-  const raw = await output.bytes();
-  assert.equal(raw.split("\x07").length - 1, 2, JSON.stringify(raw)); // once for each mention
-
-  await using quiet = await terminalClient("Anna", server.addr.port, { args: ["--no-bell"] });
-  await readUntil(alice!, "* Anna has entered the room");
-  await quiet.waitFor(/^> ?$/m);
-  const quietOutput = await rawOutput(quiet);
-  await alice!.send("anna: hello");
-  await quiet.waitFor(/^\(1 mention\) > ?$/m);
-  assert.ok(!(await quietOutput.bytes()).includes("\x07"));
-});
-
-Deno.test("terminal: /r answers the last private message, following a rename; before one, a clear error and nothing sent", async () => {
-  assert.ok(commandsOf(CLIENT_HELP).includes("/r")); // Tab completes it after /
-  const { server, clients: [alice, bob] } = await room({}, "alice", "bob");
-  await using _server = server;
-  await using _alice = alice!;
-  await using _bob = bob!;
-  await using terminal = await terminalClient("Emil", server.addr.port);
-  await readUntil(alice!, "* Emil has entered the room");
-  await terminal.type("/r too soon", "Enter");
-  await terminal.waitFor(/! No private message to answer yet: \/r answers the last one/);
-  await alice!.send("/msg Emil are you there?");
-  await terminal.waitFor(/\[alice -> you\] are you there\?/);
-  await alice!.send("/nick alicia");
-  await terminal.waitFor(/alice is now known as alicia/);
-  await terminal.type("/r here", "Enter");
-  await readUntil(alice!, "* private from Emil: here");
-  await bob!.send("/msg Emil hi from bob");
-  await bob!.send("/msg Emil a second one");
-  await terminal.waitFor(/a second one/);
-  await terminal.type("/r yes bob", "Enter");
-  await readUntil(bob!, "* private from Emil: yes bob");
-  await terminal.type("said aloud", "Enter");
-  await readUntil(alice!, "[Emil] said aloud"); // "/r too soon" never reached the room
-});
-
-Deno.test("terminal: /ignore hides a member's lines, live and from history, following a rename, until /unignore; /ignored lists them", async () => {
-  const { server, clients: [alice, bob] } = await room({}, "alice", "bob");
-  await using _server = server;
-  await using _alice = alice!;
-  await using _bob = bob!;
-  await bob!.send("bob before Emil");
-  await using terminal = await terminalClient("Emil", server.addr.port);
-  await readUntil(alice!, "* Emil has entered the room");
-  await terminal.waitFor(/\| \[bob\] bob before Emil/);
-  for (const commandLine of ["/ignore", "/ignore Emil", "/ignore b@d", "/unignore carol"]) {
-    await terminal.type(commandLine, "Enter");
-  }
-  await terminal.waitFor(/! carol is not ignored/);
-  await terminal.type("/ignore BOB", "Enter");
-  await terminal.waitFor(/- Ignoring BOB for this session/);
-  await bob!.send("hidden line");
-  await bob!.send("/me hidden action");
-  await bob!.send("/msg Emil hidden private");
-  await bob!.send("/nick robert");
-  await bob!.send("hidden after the rename");
-  await alice!.send("alice is shown");
-  let screen = await terminal.waitFor(/\[alice\] alice is shown/);
-  assert.match(screen, /! Usage: \/ignore NAME/);
-  assert.match(screen, /! You cannot ignore yourself/);
-  assert.match(screen, /! Cannot accept name "b@d"/);
-  assert.match(screen, /bob is now known as robert/);
-  assert.doesNotMatch(screen, /hidden/);
-  await terminal.type("/ignored", "Enter");
-  await terminal.waitFor(/- Ignored: robert$/m);
-  await terminal.type("/unignore robert", "Enter");
-  await terminal.waitFor(/- No longer ignoring robert/);
-  await bob!.send("shown again");
-  screen = await terminal.waitFor(/\[robert\] shown again/);
-  assert.doesNotMatch(screen, /hidden/);
-  await terminal.type("/ignored", "Enter");
-  await terminal.waitFor(/- Nobody is ignored/);
-  await terminal.type("/ignore alice", "Enter");
-  await terminal.waitFor(/- Ignoring alice/);
-  await terminal.type("still mine", "Enter");
-  await readUntil(alice!, "[Emil] still mine"); // the commands never reached the room
-  await readUntil(bob!, "[Emil] still mine");
-  assert.doesNotMatch(await terminal.screen(), /Unknown command/);
-});
-
-Deno.test("terminal: a storm of 50 joins is one line after the first; leaves fold when the second ends; a few stay apart", async () => {
-  using listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  await using terminal = await terminalClient("Emil", listener.addr.port);
-  await using conn = new TestClient(await withDeadline(listener.accept(), "Emil"));
-  await conn.write("* Welcome to chat! What shall I call you?\n");
-  assert.equal(await conn.readLine(), "/resume Emil");
-  await conn.write("* The room contains: alice\n* Welcome, Emil! 2 users online\n");
-  await terminal.waitFor(/Welcome, Emil!/);
-  const names = Array.from({ length: 50 }, (_, i) => `user${i}`);
-  await conn.write(
-    names.map((name) => `* ${name} has entered the room\n`).join("") + "[alice] after the storm\n",
-  );
-  let screen = await terminal.waitFor(/\[alice\] after the storm/);
-  assert.equal(count(screen, /has entered the room/), 1, screen);
-  assert.match(
-    screen,
-    /- user0 has entered the room\n.*- 49 joined: user1, user2, user3, user4, user5, … \(\/who for all\)\n.*\[alice\] after the storm/,
-  );
-  // Leaves with nothing after them: folded when their second ends.
-  await conn.write(names.slice(0, 10).map((name) => `* ${name} has left the room\n`).join(""));
-  screen = await terminal.waitFor(
-    /- 9 left: user1, user2, user3, user4, user5, … \(\/who for all\)/,
-  );
-  assert.equal(count(screen, /has left the room/), 1, screen);
-  // Two more within a second are too few to fold; and the names still complete with Tab.
-  await conn.write(
-    "* bob has entered the room\n* carol has entered the room\n* dave has entered the room\n",
-  );
-  await conn.write("[alice] done\n");
-  screen = await terminal.waitFor(/\[alice\] done/);
-  for (const name of ["bob", "carol", "dave"]) {
-    assert.match(screen, new RegExp(`- ${name} has entered`));
-  }
-  await terminal.type("user4", "Tab");
-  await terminal.waitFor(/^> user40: ?$/m); // user4 left; user40 joined in the fold
 });

@@ -1,0 +1,149 @@
+/**
+ * The terminal client's features for people who live in it (issue 29), at a real terminal (tmux):
+ * mentions and the bell, /r, /ignore, and storms of joins folded.
+ */
+import assert from "node:assert/strict";
+
+import { TestClient, withDeadline } from "./_helpers.ts";
+
+import { CLIENT_HELP, commandsOf } from "../client/terminal.ts";
+import { count, rawOutput, readUntil, room, terminalClient } from "./_terminal.ts";
+
+Deno.test("terminal: a line saying your name, or a private one, is highlighted, rings the bell once and is counted until a key; --no-bell is quiet", async () => {
+  const { server, clients: [alice] } = await room({}, "alice");
+  await using _server = server;
+  await using _alice = alice!;
+  await using terminal = await terminalClient("Emil", server.addr.port);
+  await alice!.expect("* Emil has entered the room");
+  await terminal.waitFor(/^> ?$/m);
+  const output = await rawOutput(terminal);
+  await alice!.send("emily is not you, nor is xemil");
+  await terminal.waitFor(/\[alice\] emily is not you/);
+  await alice!.send("hi EMIL, look");
+  await terminal.waitFor(/^\(1 mention\) > ?$/m);
+  await alice!.send("/msg Emil psst");
+  await terminal.waitFor(/^\(2 mentions\) > ?$/m);
+  const screen = await terminal.screen({ escapes: true });
+  const line = (text: string) => screen.split("\n").find((row) => row.includes(text))!;
+  assert.ok(line("hi EMIL").includes("\x1b[7m"), line("hi EMIL"));
+  assert.ok(line("psst").includes("\x1b[7m"), line("psst"));
+  assert.ok(!line("emily is not you").includes("\x1b[7m"), line("emily is not you"));
+  await terminal.type("x");
+  await terminal.waitFor(/^> x$/m);
+  const raw = await output.bytes();
+  assert.equal(raw.split("\x07").length - 1, 2, JSON.stringify(raw)); // once for each mention
+
+  await using quiet = await terminalClient("Anna", server.addr.port, { args: ["--no-bell"] });
+  await readUntil(alice!, "* Anna has entered the room");
+  await quiet.waitFor(/^> ?$/m);
+  const quietOutput = await rawOutput(quiet);
+  await alice!.send("anna: hello");
+  await quiet.waitFor(/^\(1 mention\) > ?$/m);
+  assert.ok(!(await quietOutput.bytes()).includes("\x07"));
+});
+
+Deno.test("terminal: /r answers the last private message, following a rename; before one, a clear error and nothing sent", async () => {
+  assert.ok(commandsOf(CLIENT_HELP).includes("/r")); // Tab completes it after /
+  const { server, clients: [alice, bob] } = await room({}, "alice", "bob");
+  await using _server = server;
+  await using _alice = alice!;
+  await using _bob = bob!;
+  await using terminal = await terminalClient("Emil", server.addr.port);
+  await readUntil(alice!, "* Emil has entered the room");
+  await terminal.type("/r too soon", "Enter");
+  await terminal.waitFor(/! No private message to answer yet: \/r answers the last one/);
+  await alice!.send("/msg Emil are you there?");
+  await terminal.waitFor(/\[alice -> you\] are you there\?/);
+  await alice!.send("/nick alicia");
+  await terminal.waitFor(/alice is now known as alicia/);
+  await terminal.type("/r here", "Enter");
+  await readUntil(alice!, "* private from Emil: here");
+  await bob!.send("/msg Emil hi from bob");
+  await bob!.send("/msg Emil a second one");
+  await terminal.waitFor(/a second one/);
+  await terminal.type("/r yes bob", "Enter");
+  await readUntil(bob!, "* private from Emil: yes bob");
+  await terminal.type("said aloud", "Enter");
+  await readUntil(alice!, "[Emil] said aloud"); // "/r too soon" never reached the room
+});
+
+Deno.test("terminal: /ignore hides a member's lines, live and from history, following a rename, until /unignore; /ignored lists them", async () => {
+  const { server, clients: [alice, bob] } = await room({}, "alice", "bob");
+  await using _server = server;
+  await using _alice = alice!;
+  await using _bob = bob!;
+  await bob!.send("bob before Emil");
+  await using terminal = await terminalClient("Emil", server.addr.port);
+  await readUntil(alice!, "* Emil has entered the room");
+  await terminal.waitFor(/\| \[bob\] bob before Emil/);
+  for (const commandLine of ["/ignore", "/ignore Emil", "/ignore b@d", "/unignore carol"]) {
+    await terminal.type(commandLine, "Enter");
+  }
+  await terminal.waitFor(/! carol is not ignored/);
+  await terminal.type("/ignore BOB", "Enter");
+  await terminal.waitFor(/- Ignoring BOB for this session/);
+  await bob!.send("hidden line");
+  await bob!.send("/me hidden action");
+  await bob!.send("/msg Emil hidden private");
+  await bob!.send("/nick robert");
+  await bob!.send("hidden after the rename");
+  await alice!.send("alice is shown");
+  let screen = await terminal.waitFor(/\[alice\] alice is shown/);
+  assert.match(screen, /! Usage: \/ignore NAME/);
+  assert.match(screen, /! You cannot ignore yourself/);
+  assert.match(screen, /! Cannot accept name "b@d"/);
+  assert.match(screen, /bob is now known as robert/);
+  assert.doesNotMatch(screen, /hidden/);
+  await terminal.type("/ignored", "Enter");
+  await terminal.waitFor(/- Ignored: robert$/m);
+  await terminal.type("/unignore robert", "Enter");
+  await terminal.waitFor(/- No longer ignoring robert/);
+  await bob!.send("shown again");
+  screen = await terminal.waitFor(/\[robert\] shown again/);
+  assert.doesNotMatch(screen, /hidden/);
+  await terminal.type("/ignored", "Enter");
+  await terminal.waitFor(/- Nobody is ignored/);
+  await terminal.type("/ignore alice", "Enter");
+  await terminal.waitFor(/- Ignoring alice/);
+  await terminal.type("still mine", "Enter");
+  await readUntil(alice!, "[Emil] still mine"); // the commands never reached the room
+  await readUntil(bob!, "[Emil] still mine");
+  assert.doesNotMatch(await terminal.screen(), /Unknown command/);
+});
+
+Deno.test("terminal: a storm of 50 joins is one line after the first; leaves fold when the second ends; a few stay apart", async () => {
+  using listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  await using terminal = await terminalClient("Emil", listener.addr.port);
+  await using conn = new TestClient(await withDeadline(listener.accept(), "Emil"));
+  await conn.write("* Welcome to chat! What shall I call you?\n");
+  assert.equal(await conn.readLine(), "/resume Emil");
+  await conn.write("* The room contains: alice\n* Welcome, Emil! 2 users online\n");
+  await terminal.waitFor(/Welcome, Emil!/);
+  const names = Array.from({ length: 50 }, (_, i) => `user${i}`);
+  await conn.write(
+    names.map((name) => `* ${name} has entered the room\n`).join("") + "[alice] after the storm\n",
+  );
+  let screen = await terminal.waitFor(/\[alice\] after the storm/);
+  assert.equal(count(screen, /has entered the room/), 1, screen);
+  assert.match(
+    screen,
+    /- user0 has entered the room\n.*- 49 joined: user1, user2, user3, user4, user5, … \(\/who for all\)\n.*\[alice\] after the storm/,
+  );
+  // Leaves with nothing after them: folded when their second ends.
+  await conn.write(names.slice(0, 10).map((name) => `* ${name} has left the room\n`).join(""));
+  screen = await terminal.waitFor(
+    /- 9 left: user1, user2, user3, user4, user5, … \(\/who for all\)/,
+  );
+  assert.equal(count(screen, /has left the room/), 1, screen);
+  // Two more within a second are too few to fold; and the names still complete with Tab.
+  await conn.write(
+    "* bob has entered the room\n* carol has entered the room\n* dave has entered the room\n",
+  );
+  await conn.write("[alice] done\n");
+  screen = await terminal.waitFor(/\[alice\] done/);
+  for (const name of ["bob", "carol", "dave"]) {
+    assert.match(screen, new RegExp(`- ${name} has entered`));
+  }
+  await terminal.type("user4", "Tab");
+  await terminal.waitFor(/^> user40: ?$/m); // user4 left; user40 joined in the fold
+});
