@@ -275,7 +275,11 @@ export class Moderation {
     const ban = this.#newBan(peer, { ...command, target }, "address");
     await kept(this.#store.addBan(ban));
     this.#changed();
-    this.#expelMatches(ban, members);
+    // Looked for again: who joined from it while the ban was being kept goes too (no operator).
+    const matches = [...this.#options.members()].filter((m) =>
+      block.has(m.hostname) && !this.isOperator(m)
+    );
+    this.#expelMatches(ban, matches);
     peer.send(encodeLine(formatBanned(target, ban.until)));
     this.#record({ act: "ban", ...ban });
   }
