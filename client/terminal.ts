@@ -18,6 +18,7 @@ import { RoomNames } from "./room_names.ts";
 import { BELL, Mentions } from "./mentions.ts";
 import { NoticeFold } from "./fold.ts";
 import { InputQueue } from "./input_queue.ts";
+import { dayKey, dayLine } from "./day_line.ts";
 
 /** Where the session's lines appear and where the user's lines come from. */
 export interface Screen {
@@ -93,13 +94,6 @@ export function nameColor(name: string): number {
 
 /** Columns before a line's text: `HH:MM M `. Wrapped lines continue under the text. */
 const TEXT_COLUMN = 8;
-
-/** The local day of a time, to tell when the date must be shown. */
-function dayOf(time: Date): string {
-  return `${time.getFullYear()}-${time.getMonth()}-${time.getDate()}`;
-}
-
-const dayFormat = new Intl.DateTimeFormat(undefined, { dateStyle: "full" });
 
 /**
  * How lines look: time stamps, marks, colors (or none), and the user's own name in bold. A stamp
@@ -217,13 +211,12 @@ export class LineStyle {
 
   /** The row saying the date of `time`, when its day is not the day of the line before. */
   #dateRows(time: Date, now: Date, width: number): string[] {
-    const day = dayOf(time);
-    const previous = this.#day ?? dayOf(now);
+    const day = dayKey(time);
+    const previous = this.#day ?? dayKey(now);
     this.#day = day;
     if (day === previous) return [];
-    // Past midnight, the live lines' new day is named: "Today" would not say which, read later.
-    const label = day === dayOf(now) && !this.#isLive ? "Today" : dayFormat.format(time);
-    return this.rows(undefined, " ", this.style("gray", `── ${label} ──`), width);
+    const line = dayLine(time, now, { isLive: this.#isLive });
+    return this.rows(undefined, " ", this.style("gray", line), width);
   }
 
   /** The user's own line as the room sees it, or nothing for a command (the server answers). */

@@ -53,20 +53,21 @@ Deno.test("LineStyle: a live line past midnight comes after a row naming its day
   const style = new LineStyle({ color: false, clock: () => now });
   const show = (line: ServerLine | undefined, body: string) =>
     style.rows(style.stamp(line), " ", body, 80);
-  const day = (time: Date) =>
-    `        ── ${new Intl.DateTimeFormat(undefined, { dateStyle: "full" }).format(time)} ──`;
   const yesterday = new Date(2030, 2, 10, 12, 0);
   assert.deepEqual(show(parseServerLine(formatHistory(yesterday, "[bob] old")), "old"), [
-    day(yesterday),
+    "        ──── Sunday 10 March ────",
     "12:00   old",
   ]);
   assert.deepEqual(show(parseServerLine(formatHistory(now, "[bob] today")), "today"), [
-    "        ── Today ──",
+    "        ──── Today ────",
     "23:58   today",
   ]);
   assert.deepEqual(show(undefined, "before midnight"), ["23:58   before midnight"]);
   now = new Date(2030, 2, 12, 0, 1);
-  assert.deepEqual(show(undefined, "after midnight"), [day(now), "00:01   after midnight"]);
+  assert.deepEqual(show(undefined, "after midnight"), [
+    "        ──── Tuesday 12 March ────",
+    "00:01   after midnight",
+  ]);
   assert.deepEqual(show(undefined, "later"), ["00:01   later"]);
 });
 
