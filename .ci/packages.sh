@@ -2,7 +2,7 @@
 # Installs the Debian packages that the test suite drives for real, only those missing.
 # Each entry is COMMAND:PACKAGE.
 set -eu
-NEEDED="ncat:ncat tmux:tmux socat:socat openssl:openssl redis-server:redis-server chromium:chromium sqlite3:sqlite3 ip:iproute2 nginx:nginx haproxy:haproxy promtool:prometheus systemd-analyze:systemd irssi:irssi weechat-headless:weechat-headless"
+NEEDED="ncat:ncat tmux:tmux socat:socat openssl:openssl redis-server:redis-server chromium:chromium sqlite3:sqlite3 ip:iproute2 nginx:nginx haproxy:haproxy promtool:prometheus systemd-analyze:systemd irssi:irssi weechat-headless:weechat-headless faketime:faketime"
 missing=""
 for entry in $NEEDED; do
   command -v "${entry%%:*}" >/dev/null 2>&1 || missing="$missing ${entry#*:}"

@@ -449,8 +449,12 @@ export function serverArgs(
 }
 
 /** The server as a child (see {@linkcode serverArgs}), for a test of how it starts or refuses to. */
-export function serverChild(extra: string[] = [], permissions?: string[]): Child {
-  return denoChild(serverArgs(extra, permissions));
+export function serverChild(
+  extra: string[] = [],
+  permissions?: string[],
+  options: { env?: Record<string, string> } = {},
+): Child {
+  return new Child(Deno.execPath(), serverArgs(extra, permissions), options);
 }
 
 /**
@@ -460,8 +464,9 @@ export function serverChild(extra: string[] = [], permissions?: string[]): Child
 export async function startServerProcess(
   extra: string[] = [],
   permissions?: string[],
+  options: { env?: Record<string, string> } = {},
 ): Promise<{ child: Child; port: number }> {
-  const child = serverChild(extra, permissions);
+  const child = serverChild(extra, permissions, options);
   try {
     const line = await child.stdout.readUntil(/^listening on /);
     const match = /^listening on 127\.0\.0\.1:(\d+)(?: |$)/.exec(line);

@@ -5,6 +5,7 @@ import { type ChatServer, type ServerOptions } from "../server.ts";
 import {
   DEADLINE_MS,
   joinAs,
+  run,
   startTestServer,
   TestClient,
   Tmux,
@@ -106,4 +107,52 @@ export async function rawOutput(terminal: Tmux): Promise<{ bytes: () => Promise<
       return new TextDecoder().decode(new Uint8Array(chunks.flatMap((chunk) => [...chunk])));
     },
   };
+}
+
+/**
+ * A wall clock the test sets for the programs it starts with `env`: libfaketime, preloaded as
+ * Debian's `faketime` does, reads the time from a file at every call (`@` starts a clock that runs
+ * on from there). Timers and other monotonic time are left alone, so no timeout fires early.
+ */
+export class FakeClock implements AsyncDisposable {
+  readonly env: Record<string, string>;
+  readonly #file: string;
+
+  private constructor(file: string, library: string) {
+    this.#file = file;
+    this.env = {
+      LD_PRELOAD: library,
+      FAKETIME_TIMESTAMP_FILE: file,
+      FAKETIME_NO_CACHE: "1",
+      FAKETIME_DONT_FAKE_MONOTONIC: "1",
+      TZ: "UTC",
+    };
+  }
+
+  /** A clock that starts at `time` (`YYYY-MM-DD hh:mm:ss`, UTC) for every program given `env`. */
+  static async start(time: string): Promise<FakeClock> {
+    // The library `faketime -m` (the variant safe for threads) preloads, as the loader spells it.
+    const library = await run("faketime", ["-m", "-f", "+0", "printenv", "LD_PRELOAD"]);
+    // The tests may not write files themselves: the shell writes the clock's file.
+    const file = await run("mktemp", ["/tmp/chat-clock-XXXXXX"]);
+    const clock = new FakeClock(file.trim(), library.trim());
+    await clock.set(time);
+    return clock;
+  }
+
+  /** Sets the clock of every program given `env`: each reads it anew at its next look. */
+  async set(time: string): Promise<void> {
+    // Moved into place whole: a program looking while it is written never reads half a time.
+    await run("sh", [
+      "-c",
+      'echo "$1" > "$2.new" && mv "$2.new" "$2"',
+      "sh",
+      `@${time}`,
+      this.#file,
+    ]);
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await run("rm", ["-f", this.#file, `${this.#file}.new`]);
+  }
 }

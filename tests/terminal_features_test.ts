@@ -1,13 +1,13 @@
 /**
  * The terminal client's features for people who live in it (issue 29), at a real terminal (tmux):
- * mentions and the bell, /r, /ignore, and storms of joins folded.
+ * mentions and the bell, /r, /ignore, storms of joins folded, and days across a midnight.
  */
 import assert from "node:assert/strict";
 
-import { joinAs } from "./_helpers.ts";
+import { joinAs, startServerProcess } from "./_helpers.ts";
 
 import { CLIENT_HELP, commandsOf } from "../client/terminal.ts";
-import { count, rawOutput, readUntil, room, terminalClient } from "./_terminal.ts";
+import { count, FakeClock, rawOutput, readUntil, room, terminalClient } from "./_terminal.ts";
 
 Deno.test("terminal: a line saying your name, or a private one, is highlighted, rings the bell once and is counted until a key; --no-bell is quiet", async () => {
   const { server, clients: [alice] } = await room({}, "alice");
@@ -149,4 +149,39 @@ Deno.test("terminal: a storm of 50 joins is folded after the first; leaves fold 
   } finally {
     for (const member of storm) await member[Symbol.asyncDispose]();
   }
+});
+
+Deno.test("terminal: past midnight on the client's own clock, a row names the new day between two lines; the history gives each line its time and day", async () => {
+  // The server and the clients run on a clock the test sets (libfaketime): never waited for.
+  await using clock = await FakeClock.start("2026-12-08 23:59:00");
+  const { child, port } = await startServerProcess([], undefined, { env: clock.env });
+  await using _server = child;
+  await using alice = await joinAs(port, "alice");
+  await using terminal = await terminalClient("Emil", port, { env: clock.env });
+  await readUntil(alice, "* Emil has entered the room");
+  await terminal.waitFor(/^23:59 - Welcome, Emil!/m); // the client's Date is the fake one
+  await alice.send("said before midnight");
+  await terminal.waitFor(/said before midnight/);
+  // Half a minute past: libfaketime's first look after a change may give a moment before it.
+  await clock.set("2026-12-09 00:00:30");
+  await alice.send("said after midnight");
+  const screen = await terminal.waitFor(/said after midnight/);
+  const rows = screen.split("\n");
+  const before = rows.findIndex((row) => row.includes("said before midnight"));
+  assert.deepEqual(rows.slice(before, before + 3), [
+    "23:59   [alice] said before midnight",
+    "        ──── Wednesday 9 December ────",
+    "00:00   [alice] said after midnight",
+  ]);
+
+  // Who joins now reads both in the history, each at the time it was said, under its day.
+  await using late = await terminalClient("Anna", port, { env: clock.env });
+  const history = await late.waitFor(/Welcome, Anna!/);
+  const first = history.split("\n").findIndex((row) => row.includes("──── Tuesday"));
+  assert.deepEqual(history.split("\n").slice(first, first + 4), [
+    "        ──── Tuesday 8 December ────",
+    "23:59 | [alice] said before midnight",
+    "        ──── Today ────",
+    "00:00 | [alice] said after midnight",
+  ], history);
 });
