@@ -8,7 +8,6 @@ import { type Key, KeyDecoder, layoutInput, LineEditor, textWidth } from "./line
 import {
   formatUntil,
   HELP_LINES,
-  nameColorSlot,
   nameKey,
   OPERATOR_HELP_LINES,
   parseCommandQuietly,
@@ -19,6 +18,9 @@ import { BELL, Mentions } from "./mentions.ts";
 import { NoticeFold } from "./fold.ts";
 import { InputQueue } from "./input_queue.ts";
 import { dayKey, dayLine } from "./day_line.ts";
+import { nameColor } from "./name_colors.ts";
+
+export { NAME_COLORS, nameColor } from "./name_colors.ts";
 
 /** Where the session's lines appear and where the user's lines come from. */
 export interface Screen {
@@ -78,19 +80,6 @@ const STYLES = {
 } as const;
 
 type Style = keyof typeof STYLES | number;
-
-/**
- * Colors for names, from the 256-color palette (whose values are fixed, unlike the 16 named
- * colors): hues far apart whose contrast is at least 3.8:1 on a black and on a white background
- * alike (WCAG's formula), so every name is readable on dark and light themes. No bright yellow,
- * cyan or green, which vanish on white.
- */
-export const NAME_COLORS: readonly number[] = [160, 130, 100, 64, 28, 30, 31, 27, 63, 98, 129, 162];
-
-/** The 256-color palette index of a name: its slot's color, the same in every client. */
-export function nameColor(name: string): number {
-  return NAME_COLORS[nameColorSlot(name)]!;
-}
 
 /** Columns before a line's text: `HH:MM M `. Wrapped lines continue under the text. */
 const TEXT_COLUMN = 8;

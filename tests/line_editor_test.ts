@@ -23,19 +23,41 @@ import {
   type ServerLine,
 } from "../protocol.ts";
 
-Deno.test("nameColor: every hue reads on black and on white, and a name keeps its hue", () => {
+/** The RGB of a 256-color palette index in its fixed 6x6x6 cube. */
+function xtermRgb(index: number): [number, number, number] {
+  assert.ok(index >= 16 && index < 232, `${index} is in the fixed 6x6x6 cube`);
   const levels = [0, 95, 135, 175, 215, 255];
+  const n = index - 16;
+  return [levels[Math.floor(n / 36)]!, levels[Math.floor(n / 6) % 6]!, levels[n % 6]!];
+}
+
+/** WCAG's contrast of a color against black and against white. */
+function contrasts([r, g, b]: [number, number, number]): { onBlack: number; onWhite: number } {
   const linear = (c: number) => {
     const s = c / 255;
     return s <= 0.04045 ? s / 12.92 : ((s + 0.055) / 1.055) ** 2.4;
   };
+  const luminance = 0.2126 * linear(r) + 0.7152 * linear(g) + 0.0722 * linear(b);
+  return { onBlack: (luminance + 0.05) / 0.05, onWhite: 1.05 / (luminance + 0.05) };
+}
+
+/** The hue of a color in degrees (HSL's, as CSS and color pickers give it). */
+function hue([r, g, b]: [number, number, number]): number {
+  const max = Math.max(r, g, b);
+  const span = max - Math.min(r, g, b);
+  const h = max === r ? (g - b) / span : max === g ? 2 + (b - r) / span : 4 + (r - g) / span;
+  return (h * 60 + 360) % 360;
+}
+
+/** How far apart two hues are around the wheel, in degrees. */
+function hueDistance(a: number, b: number): number {
+  const d = Math.abs(a - b) % 360;
+  return Math.min(d, 360 - d);
+}
+
+Deno.test("nameColor: every hue reads on black and on white, and a name keeps its hue", () => {
   for (const color of NAME_COLORS) {
-    assert.ok(color >= 16 && color < 232, `${color} is in the fixed 6x6x6 cube`);
-    const n = color - 16;
-    const [r, g, b] = [Math.floor(n / 36), Math.floor(n / 6) % 6, n % 6].map((i) => levels[i]!);
-    const luminance = 0.2126 * linear(r!) + 0.7152 * linear(g!) + 0.0722 * linear(b!);
-    const onBlack = (luminance + 0.05) / 0.05;
-    const onWhite = 1.05 / (luminance + 0.05);
+    const { onBlack, onWhite } = contrasts(xtermRgb(color));
     assert.ok(
       onBlack >= 3.8 && onWhite >= 3.8,
       `${color}: ${onBlack} on black, ${onWhite} on white`,
@@ -46,6 +68,29 @@ Deno.test("nameColor: every hue reads on black and on white, and a name keeps it
     ["alice", "bob", "carol", "dave", "erin", "frank", "grace", "heidi"].map(nameColor),
   );
   assert.ok(used.size >= 5, `only ${used.size} colors for 8 names`);
+});
+
+Deno.test("nameColor: no two of the twelve hues alike, neighbouring slots far apart, Emil and Anna apart", () => {
+  const hues = NAME_COLORS.map((color) => hue(xtermRgb(color)));
+  // 20°: the cube has no twelve colors 25° apart that read at 3:1 on black and white (22° at
+  // best; 20.6° at 3.8:1, which these keep).
+  for (let i = 0; i < hues.length; i++) {
+    for (let j = i + 1; j < hues.length; j++) {
+      const distance = hueDistance(hues[i]!, hues[j]!);
+      assert.ok(
+        distance >= 20,
+        `slots ${i} and ${j}: ${NAME_COLORS[i]}, ${NAME_COLORS[j]} ${distance}°`,
+      );
+    }
+  }
+  // Neighbouring slots, and so names whose hashes are near, are far apart on the wheel.
+  for (let i = 0; i < hues.length; i++) {
+    const next = (i + 1) % hues.length;
+    const distance = hueDistance(hues[i]!, hues[next]!);
+    assert.ok(distance >= 90, `slots ${i} and ${next}: ${distance}°`);
+  }
+  const [emil, anna] = ["Emil", "Anna"].map((name) => hue(xtermRgb(nameColor(name))));
+  assert.ok(hueDistance(emil!, anna!) >= 90, `Emil ${emil}°, Anna ${anna}°`);
 });
 
 Deno.test("LineStyle: a live line past midnight comes after a row naming its day, from the clock it is given; history still says Today", () => {
