@@ -33,6 +33,24 @@ Deno.test("terminal: a line saying your name, or a private one, is highlighted, 
   const raw = await output.bytes();
   assert.equal(raw.split("\x07").length - 1, 2, JSON.stringify(raw)); // once for each mention
 
+  // Renames on either side: a private line from alice renamed is a mention still, and after the
+  // user's own /nick the new name is the one that counts.
+  await alice!.send("/nick alicia");
+  await terminal.waitFor(/alice is now known as alicia/);
+  await alice!.send("/msg Emil still me");
+  await terminal.waitFor(/^\(1 mention\) > x$/m);
+  await terminal.type("", "BSpace");
+  await terminal.type("/nick Emilio", "Enter");
+  await readUntil(alice!, "* Emil is now known as Emilio");
+  await alice!.send("is emil here?");
+  await alice!.send("emilio, there you are");
+  await terminal.waitFor(/there you are[^]*^\(1 mention\) > ?$/m);
+  const renamed = await terminal.screen({ escapes: true });
+  const row = (text: string) => renamed.split("\n").find((line) => line.includes(text))!;
+  assert.ok(row("still me").includes("\x1b[7m"), row("still me"));
+  assert.ok(row("there you are").includes("\x1b[7m"), row("there you are"));
+  assert.ok(!row("is emil here").includes("\x1b[7m"), row("is emil here"));
+
   await using quiet = await terminalClient("Anna", server.addr.port, { args: ["--no-bell"] });
   await readUntil(alice!, "* Anna has entered the room");
   await quiet.waitFor(/^> ?$/m);
