@@ -407,6 +407,8 @@ function quote(value) {
   return JSON.stringify(value.length > 40 ? `${value.slice(0, 40)}...` : value);
 }
 var SOCKET_PATH = "/chat";
+var GREETING = "* Welcome to chat! What shall I call you?";
+var REGISTERED_GREETING = "* Welcome to chat! Some names here are registered and need their password. What shall I call you?";
 var PRIVATE_GREETING = "* Welcome to chat! This server is private: send its password";
 var LOGIN_PROMPT = /^\* ([A-Za-z0-9_-]{1,32}) is registered: send its password$/;
 var NEW_PROMPT = /^\* Send the new password for ([A-Za-z0-9_-]{1,32}) on the next line: /;
@@ -435,6 +437,10 @@ function parsePrompt(line) {
       name: match[1]
     };
   }
+}
+function hasRegisteredNames(greeting) {
+  if (greeting === REGISTERED_GREETING) return true;
+  if (greeting === GREETING) return false;
 }
 function parseWrongSecret(error) {
   if (error === "Wrong server password") return "server";
@@ -1106,6 +1112,7 @@ var view = {
   joinButton: element("join-button"),
   joinError: element("join-error"),
   password: element("password"),
+  passwordRow: element("password-row"),
   serverPassword: element("server-password"),
   serverPasswordRow: element("server-password-row"),
   passwordHint: element("password-hint"),
@@ -1132,6 +1139,8 @@ var conversations = new Conversations(view.views, view.roomView, view.log);
 var state = {
   phase: "prompt",
   socket: void 0,
+  /** The greeting of the socket the page opened on loading, while it waits for the join form. */
+  greeting: void 0,
   name: "",
   /** Whether this join is a rejoin after a lost connection. */
   isRejoin: false,
@@ -1178,6 +1187,7 @@ var state = {
   lastDay: void 0
 };
 function connect() {
+  const waiting = state.phase === "prompt" ? state.socket : void 0;
   clearTimeout(state.timer);
   state.phase = "joining";
   state.rejection = "";
@@ -1190,6 +1200,17 @@ function connect() {
   state.replay = [];
   state.isNameSent = false;
   endSecret();
+  if (waiting && waiting.readyState <= WebSocket.OPEN) {
+    const greeting = state.greeting;
+    state.greeting = void 0;
+    if (greeting !== void 0) receive(greeting);
+    return;
+  }
+  waiting?.close();
+  openSocket();
+}
+function openSocket() {
+  state.greeting = void 0;
   const scheme = location.protocol === "https:" ? "wss:" : "ws:";
   const socket = new WebSocket(`${scheme}//${location.host}${SOCKET_PATH}`);
   state.socket = socket;
@@ -1209,6 +1230,7 @@ function send(line) {
   return true;
 }
 function receive(raw) {
+  if (state.phase === "prompt") return heard(raw);
   const line = parseServerLine(raw) ?? {
     kind: "system",
     text: raw
@@ -1236,6 +1258,16 @@ function receive(raw) {
     raw
   });
 }
+function heard(raw) {
+  if (state.greeting !== void 0) return;
+  state.greeting = raw;
+  showPasswordRow(raw);
+}
+function showPasswordRow(greeting) {
+  const hasNames = hasRegisteredNames(greeting);
+  view.passwordRow.hidden = hasNames === false;
+  view.joinForm.dataset.registeredNames = String(hasNames ?? "unknown");
+}
 function receiveWhileJoining(raw, line) {
   const prompt = line.kind === "system" ? parsePrompt(raw) : void 0;
   if (isResumeFailed(raw)) rememberPlace(void 0);
@@ -1246,6 +1278,7 @@ function receiveWhileJoining(raw, line) {
     answerPrompt(prompt);
   } else if (!state.isNameSent && line.kind !== "room") {
     state.isNameSent = true;
+    showPasswordRow(raw);
     state.socket?.send(formatResume(state.name, state.token));
   } else if (line.kind === "room") {
     if (!line.isContinued) joined();
@@ -1292,7 +1325,7 @@ function answerPrompt(prompt) {
     const socket = state.socket;
     state.socket = void 0;
     socket?.close();
-    if (prompt.kind === "server") view.serverPasswordRow.hidden = false;
+    (prompt.kind === "server" ? view.serverPasswordRow : view.passwordRow).hidden = false;
     showPrompt(prompt.kind === "server" ? "This server is private: type its password" : `${state.name} is registered: type its password`);
     field.focus();
     return;
@@ -1357,6 +1390,7 @@ function keptPlace() {
 function closed() {
   const wasJoining = state.phase === "joining";
   state.socket = void 0;
+  if (state.phase === "prompt") return;
   setConnected(false);
   if (state.hasQuit || state.isTakenOver || state.lastError !== "" || state.isResumedElsewhere) {
     rememberPlace(void 0);
@@ -1675,6 +1709,8 @@ if (kept) {
   state.token = kept.token;
   view.joinButton.disabled = true;
   connect();
+} else {
+  openSocket();
 }
 view.passwordHint.hidden = location.protocol === "https:" || /^(localhost|127\.[0-9.]+|\[::1\])$/.test(location.hostname);
 view.name.focus();

@@ -13,6 +13,7 @@ import {
   formatResume,
   formatUserLine,
   GOODBYE,
+  hasRegisteredNames,
   HELP_LINES,
   isResumeFailed,
   nameKey,
@@ -80,6 +81,7 @@ const view = {
   joinButton: element<HTMLButtonElement>("join-button"),
   joinError: element<HTMLElement>("join-error"),
   password: element<HTMLInputElement>("password"),
+  passwordRow: element<HTMLElement>("password-row"),
   serverPassword: element<HTMLInputElement>("server-password"),
   serverPasswordRow: element<HTMLElement>("server-password-row"),
   passwordHint: element<HTMLElement>("password-hint"),
@@ -112,6 +114,8 @@ type Phase = "prompt" | "joining" | "joined" | "waiting" | "left";
 const state = {
   phase: "prompt" as Phase,
   socket: undefined as WebSocket | undefined,
+  /** The greeting of the socket the page opened on loading, while it waits for the join form. */
+  greeting: undefined as string | undefined,
   name: "",
   /** Whether this join is a rejoin after a lost connection. */
   isRejoin: false,
@@ -162,7 +166,12 @@ const state = {
 
 // --- the connection ---
 
+/**
+ * Joins: over the socket the page opened on loading, if it is still open (its greeting, if it
+ * came, is answered now), else over a new one.
+ */
 function connect(): void {
+  const waiting = state.phase === "prompt" ? state.socket : undefined;
   clearTimeout(state.timer);
   state.phase = "joining";
   state.rejection = "";
@@ -175,6 +184,19 @@ function connect(): void {
   state.replay = [];
   state.isNameSent = false;
   endSecret();
+  if (waiting && waiting.readyState <= WebSocket.OPEN) {
+    const greeting = state.greeting;
+    state.greeting = undefined;
+    if (greeting !== undefined) receive(greeting);
+    return;
+  }
+  waiting?.close();
+  openSocket();
+}
+
+/** A new socket to the server; nothing is sent on it before the server speaks. */
+function openSocket(): void {
+  state.greeting = undefined;
   const scheme = location.protocol === "https:" ? "wss:" : "ws:";
   const socket = new WebSocket(`${scheme}//${location.host}${SOCKET_PATH}`);
   state.socket = socket;
@@ -198,6 +220,7 @@ function send(line: string): boolean {
 }
 
 function receive(raw: string): void {
+  if (state.phase === "prompt") return heard(raw);
   const line = parseServerLine(raw) ?? { kind: "system", text: raw };
   if (state.phase === "joining") return receiveWhileJoining(raw, line);
   const token = parseResumeToken(raw);
@@ -224,6 +247,27 @@ function receive(raw: string): void {
 }
 
 /**
+ * A line on the socket opened on loading, before the join form is used: the greeting, kept for
+ * then, says whether to show the password field. Anything after it (the server giving up on a name
+ * that never came) is not for the person.
+ */
+function heard(raw: string): void {
+  if (state.greeting !== undefined) return;
+  state.greeting = raw;
+  showPasswordRow(raw);
+}
+
+/**
+ * The password field shows when the greeting says names here are registered, or when the server
+ * cannot tell yet (a private server, before its password); a server without any hides it.
+ */
+function showPasswordRow(greeting: string): void {
+  const hasNames = hasRegisteredNames(greeting);
+  view.passwordRow.hidden = hasNames === false;
+  view.joinForm.dataset.registeredNames = String(hasNames ?? "unknown");
+}
+
+/**
  * Before the welcome: the greeting is skipped, an error is the server's answer to our name, and
  * the history is held back until the join is complete, to show only what the page has not shown.
  */
@@ -237,6 +281,7 @@ function receiveWhileJoining(raw: string, line: ServerLine): void {
     answerPrompt(prompt);
   } else if (!state.isNameSent && line.kind !== "room") {
     state.isNameSent = true;
+    showPasswordRow(raw);
     // Back to our place with its token if we have one; the server gives us one either way.
     state.socket?.send(formatResume(state.name, state.token));
   } else if (line.kind === "room") {
@@ -274,7 +319,8 @@ function answerPrompt(prompt: Prompt): void {
     const socket = state.socket;
     state.socket = undefined;
     socket?.close();
-    if (prompt.kind === "server") view.serverPasswordRow.hidden = false;
+    // A name registered since the greeting said none were: its field shows now.
+    (prompt.kind === "server" ? view.serverPasswordRow : view.passwordRow).hidden = false;
     showPrompt(
       prompt.kind === "server"
         ? "This server is private: type its password"
@@ -348,6 +394,8 @@ function keptPlace(): { name: string; token: string } | undefined {
 function closed(): void {
   const wasJoining = state.phase === "joining";
   state.socket = undefined;
+  // The socket opened on loading, given up by the server (no name came in time): joining opens one.
+  if (state.phase === "prompt") return;
   setConnected(false);
   // Only a lost connection keeps our place: after /quit, a kick, a ban or the like the token is dead.
   if (state.hasQuit || state.isTakenOver || state.lastError !== "" || state.isResumedElsewhere) {
@@ -728,6 +776,9 @@ if (kept) {
   state.token = kept.token;
   view.joinButton.disabled = true;
   connect();
+} else {
+  // The greeting says whether the password field is wanted, before anything is typed in it.
+  openSocket();
 }
 // Over plain HTTP to another machine, a password crosses the network readable: say so.
 view.passwordHint.hidden = location.protocol === "https:" ||
