@@ -861,6 +861,7 @@ function refusalOf(raw, line) {
   return line.kind === "kicked" || line.kind === "banned" ? raw.slice("* error: ".length) : "";
 }
 function isMention(line, options) {
+  if (line.kind === "private") return line.direction === "from";
   return (line.kind === "user" || line.kind === "action") && !options.isOwn && nameKey(line.name) !== nameKey(options.own) && mentions(line.text, options.own);
 }
 function render(line, options, time = /* @__PURE__ */ new Date()) {
@@ -982,10 +983,10 @@ function bindNotifySetting(box) {
     }
   });
 }
-function notifyMention(from, text) {
+function notifyMention(from, text, isPrivate = false) {
   if (!document.hidden || !isNotifyOn()) return;
   if (!("Notification" in globalThis) || Notification.permission !== "granted") return;
-  const notification = new Notification(`${from} mentioned you`, {
+  const notification = new Notification(isPrivate ? `${from}, privately` : `${from} mentioned you`, {
     body: text,
     tag: "chat-mention"
   });
@@ -1041,6 +1042,34 @@ var Conversations = class {
     this.#room.setAttribute("aria-pressed", String(this.#current === ""));
     for (const key2 of this.#people.keys()) this.#label(key2);
   }
+  /**
+   * Someone took another name (`/nick`): their conversation, its lines and its unseen count follow
+   * them, joining the one under the new name if there was one.
+   */
+  rename(oldName, newName) {
+    const [from, to] = [
+      nameKey(oldName),
+      nameKey(newName)
+    ];
+    const person = this.#people.get(from);
+    if (!person) return;
+    const other = this.#people.get(to);
+    if (from !== to) {
+      this.#people.delete(from);
+      for (const item of this.#log.children) {
+        if (item.dataset.peer === from) item.dataset.peer = to;
+      }
+    }
+    if (other && other !== person) {
+      other.unseen += person.unseen;
+      person.button.remove();
+    } else {
+      person.button.dataset.peer = to;
+      this.#people.set(to, person);
+    }
+    this.#people.get(to).name = newName;
+    this.select(this.#current === from ? to : this.#current);
+  }
   /** Forgets every conversation (a new join), back to the room. */
   clear() {
     for (const { button } of this.#people.values()) button.remove();
@@ -1053,7 +1082,7 @@ var Conversations = class {
       const button = document.createElement("button");
       button.type = "button";
       button.dataset.peer = key;
-      button.addEventListener("click", () => this.select(key));
+      button.addEventListener("click", () => this.select(button.dataset.peer ?? ""));
       this.#nav.append(button);
       person = {
         name,
@@ -1243,6 +1272,8 @@ function receive(raw) {
   if (line.kind === "rename" && nameKey(line.oldName) === nameKey(state.name)) {
     setName(line.newName);
     rememberPlace(state.token);
+  } else if (line.kind === "rename") {
+    conversations.rename(line.oldName, line.newName);
   }
   if (line.kind === "limits") state.maxLineBytes = line.limits.maxLineBytes;
   if (state.roster.apply(line, raw)) showRoster();
@@ -1482,7 +1513,7 @@ function show(line, shown) {
   if (isMessage && !options.isOwn && document.hidden) {
     if (isMention(line, options)) {
       state.mentioned++;
-      notifyMention(line.name, line.text);
+      notifyMention(line.name, line.text, line.kind === "private");
     } else {
       state.unread++;
     }

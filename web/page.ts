@@ -230,6 +230,8 @@ function receive(raw: string): void {
   if (line.kind === "rename" && nameKey(line.oldName) === nameKey(state.name)) {
     setName(line.newName);
     rememberPlace(state.token); // the token follows the name
+  } else if (line.kind === "rename") {
+    conversations.rename(line.oldName, line.newName);
   }
   if (line.kind === "limits") state.maxLineBytes = line.limits.maxLineBytes;
   if (state.roster.apply(line, raw)) showRoster();
@@ -530,7 +532,7 @@ function show(line: ServerLine, shown: Omit<ShowOptions, "own">): void {
   if (isMessage && !options.isOwn && document.hidden) {
     if (isMention(line, options)) {
       state.mentioned++;
-      notifyMention(line.name, line.text);
+      notifyMention(line.name, line.text, line.kind === "private");
     } else {
       state.unread++;
     }
