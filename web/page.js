@@ -1115,6 +1115,72 @@ var Conversations = class {
   }
 };
 
+// web/place.ts
+var RESUME_STORE = "chat.resume";
+function keepPlace(name, token) {
+  try {
+    if (token === void 0) sessionStorage.removeItem(RESUME_STORE);
+    else sessionStorage.setItem(RESUME_STORE, JSON.stringify({
+      name,
+      token
+    }));
+  } catch {
+  }
+}
+function keptPlace() {
+  try {
+    const kept2 = JSON.parse(sessionStorage.getItem(RESUME_STORE) ?? "null");
+    if (typeof kept2?.name === "string" && typeof kept2?.token === "string") return kept2;
+  } catch {
+  }
+}
+
+// web/sound.ts
+var SOUND_STORE = "chat.sound";
+var PITCH = 880;
+var VOLUME = 0.08;
+var LENGTH = 0.15;
+var context;
+function bindSoundSetting(box) {
+  try {
+    box.checked = localStorage.getItem(SOUND_STORE) !== "off";
+  } catch {
+    box.checked = true;
+  }
+  box.addEventListener("change", () => {
+    try {
+      localStorage.setItem(SOUND_STORE, box.checked ? "on" : "off");
+    } catch {
+    }
+  });
+}
+function playMentionSound(box) {
+  if (!box.checked || !("AudioContext" in globalThis)) return;
+  try {
+    const audio = context ??= new AudioContext();
+    audio.onstatechange = () => {
+      box.dataset.audio = audio.state;
+    };
+    box.dataset.audio = audio.state;
+    const tone = audio.createOscillator();
+    const gain = audio.createGain();
+    const now = audio.currentTime;
+    tone.frequency.value = PITCH;
+    gain.gain.setValueAtTime(1e-4, now);
+    gain.gain.exponentialRampToValueAtTime(VOLUME, now + 0.01);
+    gain.gain.exponentialRampToValueAtTime(1e-4, now + LENGTH);
+    tone.connect(gain).connect(audio.destination);
+    tone.onended = () => {
+      gain.disconnect();
+      box.dataset.played = String(Number(box.dataset.played ?? "0") + 1);
+    };
+    box.dataset.tones = String(Number(box.dataset.tones ?? "0") + 1);
+    tone.start(now);
+    tone.stop(now + LENGTH + 0.01);
+  } catch {
+  }
+}
+
 // web/page.ts
 var MAX_LINES = 2e3;
 var MAX_SEEN = 500;
@@ -1123,7 +1189,6 @@ var AT_BOTTOM_PX = 48;
 var HISTORY_PREFIX = formatHistory(/* @__PURE__ */ new Date(0), "").length;
 var TITLE = document.title;
 var NAME_STORE = "chat.name";
-var RESUME_STORE = "chat.resume";
 var COMMANDS = commandsOf(HELP_LINES);
 var OPERATOR_COMMANDS = commandsOf([
   ...HELP_LINES,
@@ -1162,7 +1227,8 @@ var view = {
   me: element("me"),
   topic: element("topic"),
   topicText: element("topic-text"),
-  notify: element("notify")
+  notify: element("notify"),
+  sound: element("sound")
 };
 var conversations = new Conversations(view.views, view.roomView, view.log);
 var state = {
@@ -1402,21 +1468,7 @@ function joined() {
 }
 function rememberPlace(token) {
   state.token = token;
-  try {
-    if (token === void 0) sessionStorage.removeItem(RESUME_STORE);
-    else sessionStorage.setItem(RESUME_STORE, JSON.stringify({
-      name: state.name,
-      token
-    }));
-  } catch {
-  }
-}
-function keptPlace() {
-  try {
-    const kept2 = JSON.parse(sessionStorage.getItem(RESUME_STORE) ?? "null");
-    if (typeof kept2?.name === "string" && typeof kept2?.token === "string") return kept2;
-  } catch {
-  }
+  keepPlace(state.name, token);
 }
 function closed() {
   const wasJoining = state.phase === "joining";
@@ -1510,15 +1562,7 @@ function show(line, shown) {
   while (view.log.childElementCount > MAX_LINES) view.log.firstElementChild?.remove();
   remember(line, options);
   const isMessage = line.kind === "user" || line.kind === "action" || line.kind === "private";
-  if (isMessage && !options.isOwn && document.hidden) {
-    if (isMention(line, options)) {
-      state.mentioned++;
-      notifyMention(line.name, line.text, line.kind === "private");
-    } else {
-      state.unread++;
-    }
-    document.title = tabTitle(TITLE, state.unread, state.mentioned);
-  }
+  if (isMessage && !options.isOwn) noteUnseen(line, options);
   if (isAtBottom || options.isOwn) {
     view.log.scrollTop = view.log.scrollHeight;
   } else if (!options.isLocal) {
@@ -1526,6 +1570,18 @@ function show(line, shown) {
     view.newMessages.textContent = `${state.unseenBelow} new \u2193`;
     view.newMessages.hidden = false;
   }
+}
+function noteUnseen(line, options) {
+  const isMentioned = isMention(line, options);
+  if (isMentioned && (document.hidden || !document.hasFocus())) playMentionSound(view.sound);
+  if (!document.hidden) return;
+  if (isMentioned) {
+    state.mentioned++;
+    notifyMention(line.name, line.text, line.kind === "private");
+  } else {
+    state.unread++;
+  }
+  document.title = tabTitle(TITLE, state.unread, state.mentioned);
 }
 function isTableGoingOn(raw) {
   return isHelpRow(raw) && view.log.lastElementChild?.classList.contains("help") === true;
@@ -1733,6 +1789,7 @@ globalThis.addEventListener("online", () => {
 });
 if (matchMedia("(max-width: 40rem)").matches) element("people").open = false;
 bindNotifySetting(view.notify);
+bindSoundSetting(view.sound);
 view.name.value = localStorage.getItem(NAME_STORE) ?? "";
 var kept = keptPlace();
 if (kept) {

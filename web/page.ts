@@ -45,6 +45,8 @@ import {
 } from "./render.ts";
 import { bindNotifySetting, notifyMention } from "./notify.ts";
 import { Conversations } from "./private.ts";
+import { keepPlace, keptPlace } from "./place.ts";
+import { bindSoundSetting, playMentionSound } from "./sound.ts";
 
 /** Lines the page keeps; older ones are removed, so a long session does not grow without end. */
 const MAX_LINES = 2000;
@@ -58,11 +60,6 @@ const AT_BOTTOM_PX = 48;
 const HISTORY_PREFIX = formatHistory(new Date(0), "").length;
 const TITLE = document.title;
 const NAME_STORE = "chat.name";
-/**
- * This tab's place in the room, `{ name, token }`: the server's resume token, never a password.
- * In session storage, which a reload keeps and closing the tab forgets.
- */
-const RESUME_STORE = "chat.resume";
 /** What Tab completes after a `/` that starts the line: the commands `/help` lists. */
 const COMMANDS = commandsOf(HELP_LINES);
 /** An operator's `/help` lists theirs too. */
@@ -103,6 +100,7 @@ const view = {
   topic: element<HTMLElement>("topic"),
   topicText: element<HTMLElement>("topic-text"),
   notify: element<HTMLInputElement>("notify"),
+  sound: element<HTMLInputElement>("sound"),
 };
 
 /** The room and the private conversations beside it. */
@@ -374,22 +372,7 @@ function joined(): void {
 /** Keeps the resume token for our place (undefined: forgets it), for a reload of this tab. */
 function rememberPlace(token: string | undefined): void {
   state.token = token;
-  try {
-    if (token === undefined) sessionStorage.removeItem(RESUME_STORE);
-    else sessionStorage.setItem(RESUME_STORE, JSON.stringify({ name: state.name, token }));
-  } catch {
-    // Storage refused (private mode, quota): a reload then joins anew, nothing worse.
-  }
-}
-
-/** The place this tab kept before a reload, if it did. */
-function keptPlace(): { name: string; token: string } | undefined {
-  try {
-    const kept = JSON.parse(sessionStorage.getItem(RESUME_STORE) ?? "null");
-    if (typeof kept?.name === "string" && typeof kept?.token === "string") return kept;
-  } catch {
-    // Nothing usable kept: join as usual.
-  }
+  keepPlace(state.name, token);
 }
 
 /** The socket closed: say why, and reconnect unless we were refused or left. */
@@ -529,15 +512,7 @@ function show(line: ServerLine, shown: Omit<ShowOptions, "own">): void {
   while (view.log.childElementCount > MAX_LINES) view.log.firstElementChild?.remove();
   remember(line, options);
   const isMessage = line.kind === "user" || line.kind === "action" || line.kind === "private";
-  if (isMessage && !options.isOwn && document.hidden) {
-    if (isMention(line, options)) {
-      state.mentioned++;
-      notifyMention(line.name, line.text, line.kind === "private");
-    } else {
-      state.unread++;
-    }
-    document.title = tabTitle(TITLE, state.unread, state.mentioned);
-  }
+  if (isMessage && !options.isOwn) noteUnseen(line, options);
   if (isAtBottom || options.isOwn) {
     view.log.scrollTop = view.log.scrollHeight;
   } else if (!options.isLocal) {
@@ -545,6 +520,23 @@ function show(line: ServerLine, shown: Omit<ShowOptions, "own">): void {
     view.newMessages.textContent = `${state.unseenBelow} new ↓`;
     view.newMessages.hidden = false;
   }
+}
+
+/**
+ * Someone's line, maybe not seen: a mention sounds while the tab is not in front, and while it is
+ * hidden the title counts it (a mention apart) and a mention is notified.
+ */
+function noteUnseen(line: ServerLine, options: ShowOptions): void {
+  const isMentioned = isMention(line, options);
+  if (isMentioned && (document.hidden || !document.hasFocus())) playMentionSound(view.sound);
+  if (!document.hidden) return;
+  if (isMentioned) {
+    state.mentioned++;
+    notifyMention(line.name, line.text, line.kind === "private");
+  } else {
+    state.unread++;
+  }
+  document.title = tabTitle(TITLE, state.unread, state.mentioned);
 }
 
 /** Whether `raw` is a row of `/help`'s table after another: it then has no time stamp. */
@@ -770,6 +762,7 @@ globalThis.addEventListener("online", () => {
 // On a phone the list of who is online starts folded, to leave the screen to the conversation.
 if (matchMedia("(max-width: 40rem)").matches) element<HTMLDetailsElement>("people").open = false;
 bindNotifySetting(view.notify);
+bindSoundSetting(view.sound);
 view.name.value = localStorage.getItem(NAME_STORE) ?? "";
 const kept = keptPlace();
 if (kept) {
