@@ -383,7 +383,7 @@ Deno.test("page: counts unread lines in the tab title while the tab is hidden", 
   await tcp.send("/msg reader three");
   await tcp.send("/nick tcp2"); // not a message: not counted
   await waitForLine(page, "tcp is now known as tcp2");
-  assert.equal(await title(), "(3) chat");
+  assert.equal(await title(), "@1 (2) chat"); // a private message counts as a mention
   await page.bringToFront();
   await page.waitForFunction(
     () => (globalThis as unknown as PageGlobals).document.title === "chat",

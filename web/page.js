@@ -1223,6 +1223,7 @@ var view = {
   line: element("line"),
   banner: element("banner"),
   bannerText: element("banner-text"),
+  bannerCount: element("banner-count"),
   bannerButton: element("banner-button"),
   me: element("me"),
   topic: element("topic"),
@@ -1533,10 +1534,12 @@ function countDown(reason, deadline) {
   const left = deadline - Date.now();
   if (left <= 0) {
     if (!navigator.onLine) return waitToReconnect("Offline");
-    showBanner(`${reason}. Reconnecting as ${state.name}\u2026`);
+    showBanner(`${reason}. Reconnecting as ${state.name}`);
+    view.bannerCount.textContent = "\u2026";
     return connect();
   }
-  showBanner(`${reason}. Reconnecting as ${state.name} in ${Math.ceil(left / 1e3)} s\u2026`, "Reconnect now", () => rejoinNow());
+  showBanner(`${reason}. Reconnecting as ${state.name}`, "Reconnect now", () => rejoinNow());
+  view.bannerCount.textContent = ` in ${Math.ceil(left / 1e3)} s\u2026`;
   state.timer = setTimeout(() => countDown(reason, deadline), left % 1e3 || 1e3);
 }
 function rejoinNow() {
@@ -1630,10 +1633,13 @@ function setName(name) {
   showRoster();
 }
 function showBanner(text, action, onAction) {
-  view.bannerText.textContent = text;
+  if (view.bannerText.textContent !== text) view.bannerText.textContent = text;
+  view.bannerCount.textContent = "";
   view.banner.hidden = false;
   view.bannerButton.hidden = action === void 0;
-  view.bannerButton.textContent = action ?? "";
+  if (action !== void 0 && view.bannerButton.textContent !== action) {
+    view.bannerButton.textContent = action;
+  }
   view.bannerButton.onclick = onAction ?? null;
 }
 function hideBanner() {

@@ -95,6 +95,7 @@ const view = {
   line: element<HTMLInputElement>("line"),
   banner: element<HTMLElement>("banner"),
   bannerText: element<HTMLElement>("banner-text"),
+  bannerCount: element<HTMLElement>("banner-count"),
   bannerButton: element<HTMLButtonElement>("banner-button"),
   me: element<HTMLElement>("me"),
   topic: element<HTMLElement>("topic"),
@@ -476,14 +477,13 @@ function countDown(reason: string, deadline: number): void {
   const left = deadline - Date.now();
   if (left <= 0) {
     if (!navigator.onLine) return waitToReconnect("Offline");
-    showBanner(`${reason}. Reconnecting as ${state.name}…`);
+    showBanner(`${reason}. Reconnecting as ${state.name}`);
+    view.bannerCount.textContent = "…";
     return connect();
   }
-  showBanner(
-    `${reason}. Reconnecting as ${state.name} in ${Math.ceil(left / 1000)} s…`,
-    "Reconnect now",
-    () => rejoinNow(),
-  );
+  showBanner(`${reason}. Reconnecting as ${state.name}`, "Reconnect now", () => rejoinNow());
+  // The count is for the eye (aria-hidden): a screen reader says the message once, not each second.
+  view.bannerCount.textContent = ` in ${Math.ceil(left / 1000)} s…`;
   // The next tick when the count changes: on the second, not a second after this one.
   state.timer = setTimeout(() => countDown(reason, deadline), left % 1000 || 1000);
 }
@@ -592,11 +592,18 @@ function setName(name: string): void {
 
 // --- banner and prompt ---
 
+/**
+ * The banner with `text` and a button, if any. It is a live region: what changes in it is said by
+ * screen readers, so a text is set only when it is a new one.
+ */
 function showBanner(text: string, action?: string, onAction?: () => void): void {
-  view.bannerText.textContent = text;
+  if (view.bannerText.textContent !== text) view.bannerText.textContent = text;
+  view.bannerCount.textContent = "";
   view.banner.hidden = false;
   view.bannerButton.hidden = action === undefined;
-  view.bannerButton.textContent = action ?? "";
+  if (action !== undefined && view.bannerButton.textContent !== action) {
+    view.bannerButton.textContent = action;
+  }
   view.bannerButton.onclick = onAction ?? null;
 }
 
