@@ -6,7 +6,7 @@
 import assert from "node:assert/strict";
 import type { Page } from "puppeteer-core";
 import { Chromium, type PageGlobals, waitForLine } from "./_browser.ts";
-import { joinAs, startServerProcess } from "./_helpers.ts";
+import { joinAs, startServerProcess, waitUntil } from "./_helpers.ts";
 import { Folder } from "./_store.ts";
 import { Site } from "./_websocket.ts";
 import { FixedAccounts } from "../server/operators_file.ts";
@@ -109,5 +109,33 @@ Deno.test("page: the password field shows only once a name is registered on the 
   assert.deepEqual(await isPasswordShown(next), [true, true]);
   await next.keyboard.press("Tab");
   assert.equal(await focused(next), "password");
+  assert.deepEqual(chromium.errors, []);
+});
+
+Deno.test("page: the socket opened on loading is the one it joins over, and one the server gave up on is replaced quietly", async () => {
+  await using chromium = await Chromium.launch();
+  {
+    await using site = Site.start();
+    const page = await chromium.open(site.url);
+    await greeted(page, "false");
+    assert.equal(site.server.connectionCount, 1);
+    await page.locator("#name").fill("early");
+    await page.keyboard.press("Enter");
+    await waitForLine(page, "Welcome, early!");
+    assert.equal(site.server.connectionCount, 1); // the same socket: none other opened
+    await page.close();
+  }
+  // The server closes a socket that gave no name in time; the page says nothing of it, and
+  // joining opens another.
+  await using site = Site.start({ nameTimeoutMs: 500 });
+  const page = await chromium.open(site.url);
+  await greeted(page, "false");
+  await waitUntil(() => site.server.connectionCount === 0, "the server to give up on the page");
+  assert.equal(await page.$eval("#banner", (banner) => banner.hidden), true);
+  assert.equal(await page.$eval("#join", (join) => join.hidden), false);
+  assert.equal(await page.$eval("#join-error", (error) => error.textContent), "");
+  await page.locator("#name").fill("late");
+  await page.keyboard.press("Enter");
+  await waitForLine(page, "Welcome, late!");
   assert.deepEqual(chromium.errors, []);
 });
