@@ -52,6 +52,12 @@ async function sendName(port: number, name: string, from?: string): Promise<Test
   return client as TestClient<never>;
 }
 
+/** The first line a new connection gets: the greeting. */
+async function greetingOf(port: number): Promise<string> {
+  await using client = await TestClient.connect(port);
+  return await client.readLine();
+}
+
 /** Joins as `name` and registers it with `password`, through the prompt as nc users would. */
 async function register(port: number, name: string, password = PASSWORD): Promise<TestClient> {
   const client = await joinAs(port, name);
@@ -99,17 +105,13 @@ Deno.test("registered names: /register claims a name; joining as it asks for the
 
 Deno.test("registered names: the greeting says whether any name is registered, in one line a raw client and client.ts read as before", async () => {
   await using folder = await Folder.make();
-  const greeting = async (port: number) => {
-    await using client = await TestClient.connect(port);
-    return await client.readLine();
-  };
   {
     const { child, port } = await startStoreServer(folder);
     await using _server = child;
-    assert.equal(await greeting(port), GREETING);
+    assert.equal(await greetingOf(port), GREETING);
     assert.equal(hasRegisteredNames(GREETING), false);
     await using alice = await register(port, "alice");
-    const registered = await greeting(port);
+    const registered = await greetingOf(port);
     assert.equal(registered, REGISTERED_GREETING);
     assert.equal(hasRegisteredNames(registered), true);
     // Still one line ending in the question: nc, and client.ts piped, answer it with a name.
@@ -127,7 +129,7 @@ Deno.test("registered names: the greeting says whether any name is registered, i
   // The names the store kept count after a restart; giving the last one up makes it plain again.
   const { child, port } = await startStoreServer(folder);
   await using _server = child;
-  assert.equal(await greeting(port), REGISTERED_GREETING);
+  assert.equal(await greetingOf(port), REGISTERED_GREETING);
   await using alice = await sendName(port, "alice");
   await alice.expect("* alice is registered: send its password");
   await alice.send(PASSWORD);
@@ -135,7 +137,7 @@ Deno.test("registered names: the greeting says whether any name is registered, i
   await until(alice, /^\* Send the current password for alice/);
   await alice.send(PASSWORD);
   await until(alice, "* alice is no longer registered: anyone may take it once you leave it");
-  assert.equal(await greeting(port), GREETING);
+  assert.equal(await greetingOf(port), GREETING);
 });
 
 Deno.test("registered names: /register PASSWORD, /password and /unregister ask for the current password, and a short password is refused", async () => {
@@ -570,6 +572,7 @@ Deno.test("cluster: a name registered on one server asks for its password on ano
   const [a, b] = await Promise.all([clusterServer(redis), clusterServer(redis)]);
   await using _a = a.child;
   await using _b = b.child;
+  assert.equal(await greetingOf(b.port), GREETING);
   (await register(a.port, "alice")).close();
   assert.match(await redis.cli("GET", "chat:account:alice"), /"hash":"[A-Za-z0-9+/]{43}="/);
   // Told to the other server on the channel: it asks for the password at once.
@@ -577,6 +580,7 @@ Deno.test("cluster: a name registered on one server asks for its password on ano
     await using mallory = await sendName(b.port, "alice");
     return (await mallory.readLine()) === "* alice is registered: send its password";
   }, "server b asking alice's password");
+  assert.equal(await greetingOf(b.port), REGISTERED_GREETING); // its greeting says so too
   await redis.stop(); // b is partitioned now: its copy of the names still answers
   {
     await using mallory = await sendName(b.port, "alice");
