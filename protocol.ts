@@ -156,6 +156,14 @@ export const SOCKET_PATH = "/chat";
 
 /** The first line the server sends: Budget Chat asks for a name before anything else. */
 export const GREETING = "* Welcome to chat! What shall I call you?";
+/**
+ * The greeting of a server that has registered names: one clause more, in the middle of the same
+ * line, so that a client that waits for one line before its name (nc, the terminal client) sees
+ * no difference, and the page knows to show its password field (see {@linkcode hasRegisteredNames}).
+ */
+export const REGISTERED_GREETING =
+  "* Welcome to chat! Some names here are registered and need their password. " +
+  "What shall I call you?";
 /** The first line of a private server (`--password-file`): its password comes before the name. */
 export const PRIVATE_GREETING = "* Welcome to chat! This server is private: send its password";
 /** What a private server asks once its password is right. */
@@ -212,6 +220,16 @@ export function parsePrompt(line: string): Prompt | undefined {
     const match = pattern.exec(line);
     if (match) return { kind, name: match[1]! };
   }
+}
+
+/**
+ * What a greeting says of registered names: true when some names need a password, false when none
+ * do, undefined for any other line (a private server's greeting says nothing of them before its
+ * password is given).
+ */
+export function hasRegisteredNames(greeting: string): boolean | undefined {
+  if (greeting === REGISTERED_GREETING) return true;
+  if (greeting === GREETING) return false;
 }
 
 /** Which secret an error from the server says was wrong, if it says one was: ask again for it. */

@@ -49,6 +49,10 @@ export class RedisAccounts implements Accounts {
     return this.#accounts.get(nameKey(name));
   }
 
+  get size(): number {
+    return this.#accounts.size;
+  }
+
   /**
    * A new link healed: writes back every name this server knew if Redis lost them, then reads
    * them all. Answers, the first time only, the names now known to be registered: a member here

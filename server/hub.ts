@@ -49,6 +49,8 @@ export interface HistoryStore {
 export interface Accounts {
   /** The account of a name, regardless of case, if it is registered. */
   get(name: string): Account | undefined;
+  /** How many names are registered (the greeting says whether there are any). */
+  readonly size: number;
   /** Registers `account` (when `previous` is undefined) or replaces `previous` with it. */
   save(account: Account, previous?: Account): Promise<void>;
   /** Gives up a registered name. */

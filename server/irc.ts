@@ -3,7 +3,7 @@
  * modern clients speak it, https://modern.ircdocs.horse), and the room's lines told as IRC messages.
  * The one place that maps the room to IRC: what a room line becomes, and the welcome numerics.
  */
-import { MAX_NAME_LENGTH, nameKey, utf8Length } from "../protocol.ts";
+import { hasRegisteredNames, MAX_NAME_LENGTH, nameKey, utf8Length } from "../protocol.ts";
 
 /** The server's name in numerics and notices, and the host of every member's mask. */
 export const SERVER_NAME = "chat";
@@ -349,7 +349,8 @@ function readOtherLine(line: string): RoomLine {
   if (line.startsWith("* Welcome to chat! This server is private")) {
     return { kind: "prompt", what: "server" };
   }
-  if (line === "* Welcome to chat! What shall I call you?" || line === "* What shall I call you?") {
+  // Either greeting (with registered names or without), or a private server's after its password.
+  if (hasRegisteredNames(line) !== undefined || line === "* What shall I call you?") {
     return { kind: "prompt", what: "name" };
   }
   if ((match = LOGIN.exec(line))) return { kind: "prompt", what: "login", name: match[1]! };

@@ -34,6 +34,7 @@ import {
   PRIVATE_GREETING,
   ProtocolError,
   quote,
+  REGISTERED_GREETING,
 } from "../protocol.ts";
 
 /**
@@ -78,6 +79,7 @@ const REGISTRATIONS_PER_CONNECTION = 3;
 const SERVER_PASSWORD_KEY = " server";
 
 const GREETING_LINE = encodeLine(GREETING);
+const REGISTERED_GREETING_LINE = encodeLine(REGISTERED_GREETING);
 const PRIVATE_GREETING_LINE = encodeLine(PRIVATE_GREETING);
 const NAME_PROMPT_LINE = encodeLine(NAME_PROMPT);
 
@@ -113,9 +115,14 @@ export class Login {
     this.#serverPassword = digest;
   }
 
-  /** A new connection: its greeting, which on a private server asks for the password first. */
+  /**
+   * A new connection: its greeting, which on a private server asks for the password first, and
+   * otherwise says whether any name here is registered (the page then shows its password field).
+   */
   greet(peer: Peer): Uint8Array {
-    if (!this.#serverPassword) return GREETING_LINE;
+    if (!this.#serverPassword) {
+      return (this.#hub.accounts?.size ?? 0) > 0 ? REGISTERED_GREETING_LINE : GREETING_LINE;
+    }
     this.#awaiting.set(peer, { kind: "server" });
     return PRIVATE_GREETING_LINE;
   }

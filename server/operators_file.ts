@@ -62,6 +62,10 @@ export class FixedAccounts implements Accounts {
     return this.#accounts.get(nameKey(name));
   }
 
+  get size(): number {
+    return this.#accounts.size;
+  }
+
   save(): Promise<void> {
     return Promise.reject(
       new StoreError(

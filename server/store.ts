@@ -197,6 +197,10 @@ export class SqliteStore implements HistoryStore, Accounts {
     return this.#accounts.get(nameKey(name));
   }
 
+  get size(): number {
+    return this.#accounts.size;
+  }
+
   async save(account: Account, previous?: Account): Promise<void> {
     const answer = await this.#change({
       op: "save",

@@ -193,6 +193,9 @@ const ROOM_LIST_MORE = new RegExp(`^\\* The room also contains:(${NAMES})$`);
 const HISTORY = new RegExp(
   `^\\* history \\d{4}-\\d\\d-\\d\\dT\\d\\d:\\d\\d:\\d\\dZ (\\* )?\\[${NAME}\\] .*$`,
 );
+/** The greeting of a server without registered names, or of one with them (its clause more). */
+export const ANY_GREETING =
+  /^\* Welcome to chat! (Some names here are registered and need their password\. )?What shall I call you\?$/;
 const LIMITS = /^\* Limits: lines of up to \d+ bytes(, \d+ at once, then \d+(\.\d+)? a second)?$/;
 
 /**
@@ -204,7 +207,7 @@ const LIMITS = /^\* Limits: lines of up to \d+ bytes(, \d+ at once, then \d+(\.\
 export async function joinWithHistory(port: number, name: string): Promise<[TestClient, string[]]> {
   const client = await TestClient.connect(port);
   try {
-    await client.expect("* Welcome to chat! What shall I call you?");
+    await client.expect(ANY_GREETING);
     await client.send(name);
     const first = ROOM_LIST.exec(await client.expect(ROOM_LIST));
     const names = listed(first![1]!);

@@ -5,6 +5,7 @@
  */
 import assert from "node:assert/strict";
 import {
+  ANY_GREETING,
   Child,
   connectFrom,
   denoChild,
@@ -25,9 +26,14 @@ import {
   parseAccount,
   verifyPassword,
 } from "../server/passwords.ts";
-import { parseNewPassword, parsePrompt } from "../protocol.ts";
+import {
+  GREETING,
+  hasRegisteredNames,
+  parseNewPassword,
+  parsePrompt,
+  REGISTERED_GREETING,
+} from "../protocol.ts";
 
-const GREETING = "* Welcome to chat! What shall I call you?";
 const PASSWORD = "correct horse battery";
 
 /** Reads lines until one matches, returning it. */
@@ -41,9 +47,15 @@ async function until(client: TestClient, expected: string | RegExp, ms?: number)
 /** Connects and sends a name, reading the greeting first. */
 async function sendName(port: number, name: string, from?: string): Promise<TestClient<never>> {
   const client = from ? await connectFrom(port, from) : await TestClient.connect(port);
-  await client.expect(GREETING);
+  await client.expect(ANY_GREETING);
   await client.send(name);
   return client as TestClient<never>;
+}
+
+/** The first line a new connection gets: the greeting. */
+async function greetingOf(port: number): Promise<string> {
+  await using client = await TestClient.connect(port);
+  return await client.readLine();
 }
 
 /** Joins as `name` and registers it with `password`, through the prompt as nc users would. */
@@ -89,6 +101,43 @@ Deno.test("registered names: /register claims a name; joining as it asks for the
   const stored = await sqlite(folder.file, "SELECT * FROM accounts");
   assert.ok(!stored.includes(PASSWORD), stored);
   assert.match(stored, /^alice\|alice\|[A-Za-z0-9+/]{22}==\|[A-Za-z0-9+/]{43}=\|16384\|8\|5$/m);
+});
+
+Deno.test("registered names: the greeting says whether any name is registered, in one line a raw client and client.ts read as before", async () => {
+  await using folder = await Folder.make();
+  {
+    const { child, port } = await startStoreServer(folder);
+    await using _server = child;
+    assert.equal(await greetingOf(port), GREETING);
+    assert.equal(hasRegisteredNames(GREETING), false);
+    await using alice = await register(port, "alice");
+    const registered = await greetingOf(port);
+    assert.equal(registered, REGISTERED_GREETING);
+    assert.equal(hasRegisteredNames(registered), true);
+    // Still one line ending in the question: nc, and client.ts piped, answer it with a name.
+    assert.match(registered, /^\* Welcome to chat! .+ What shall I call you\?$/);
+    const command = ["run", "-q", "-N", "client.ts", "zoe", "--port", String(port)];
+    await using zoe = denoChild(command, { stdin: true });
+    await until(alice, "* zoe has entered the room");
+    await zoe.write("hello from the terminal\n");
+    await until(alice, "[zoe] hello from the terminal");
+    await zoe.closeStdin();
+    const { code, stdout, stderr } = await zoe.finish();
+    assert.deepEqual({ code, stderr }, { code: 0, stderr: "" });
+    assert.doesNotMatch(stdout, /registered|password/); // the greeting is not shown
+  }
+  // The names the store kept count after a restart; giving the last one up makes it plain again.
+  const { child, port } = await startStoreServer(folder);
+  await using _server = child;
+  assert.equal(await greetingOf(port), REGISTERED_GREETING);
+  await using alice = await sendName(port, "alice");
+  await alice.expect("* alice is registered: send its password");
+  await alice.send(PASSWORD);
+  await alice.send("/unregister");
+  await until(alice, /^\* Send the current password for alice/);
+  await alice.send(PASSWORD);
+  await until(alice, "* alice is no longer registered: anyone may take it once you leave it");
+  assert.equal(await greetingOf(port), GREETING);
 });
 
 Deno.test("registered names: /register PASSWORD, /password and /unregister ask for the current password, and a short password is refused", async () => {
@@ -523,6 +572,7 @@ Deno.test("cluster: a name registered on one server asks for its password on ano
   const [a, b] = await Promise.all([clusterServer(redis), clusterServer(redis)]);
   await using _a = a.child;
   await using _b = b.child;
+  assert.equal(await greetingOf(b.port), GREETING);
   (await register(a.port, "alice")).close();
   assert.match(await redis.cli("GET", "chat:account:alice"), /"hash":"[A-Za-z0-9+/]{43}="/);
   // Told to the other server on the channel: it asks for the password at once.
@@ -530,6 +580,7 @@ Deno.test("cluster: a name registered on one server asks for its password on ano
     await using mallory = await sendName(b.port, "alice");
     return (await mallory.readLine()) === "* alice is registered: send its password";
   }, "server b asking alice's password");
+  assert.equal(await greetingOf(b.port), REGISTERED_GREETING); // its greeting says so too
   await redis.stop(); // b is partitioned now: its copy of the names still answers
   {
     await using mallory = await sendName(b.port, "alice");

@@ -19,6 +19,7 @@ import {
   parseTakeOver,
 } from "../protocol.ts";
 import {
+  ANY_GREETING,
   Child,
   denoChild,
   joinAs,
@@ -138,7 +139,7 @@ async function register(port: number, name: string): Promise<TestClient> {
 /** Logs in as registered `name` with its password, as nc users would. */
 async function logIn(port: number, name: string): Promise<TestClient> {
   const client = await TestClient.connect(port);
-  await client.expect("* Welcome to chat! What shall I call you?");
+  await client.expect(ANY_GREETING);
   await client.send(name);
   await client.expect(`* ${name} is registered: send its password`);
   await client.send(PASSWORD);

@@ -4,7 +4,7 @@
  * a ban is refused at the door, and the room's notices of it all reach IRC members.
  */
 import assert from "node:assert/strict";
-import { connectFrom, joinAs, TestClient, type TestConn } from "./_helpers.ts";
+import { ANY_GREETING, connectFrom, joinAs, TestClient, type TestConn } from "./_helpers.ts";
 import { IrcSite, readUntil } from "./_irc.ts";
 import { hashPassword } from "../server/passwords.ts";
 import { FixedAccounts } from "../server/operators_file.ts";
@@ -36,7 +36,7 @@ async function ircLogin(site: IrcSite, nick: string): Promise<[TestClient, strin
 /** Joins by nc as a registered name, with its password; reads up to the welcome. */
 async function ncLogin(port: number, name: string): Promise<TestClient> {
   const client = await TestClient.connect(port);
-  await client.expect("* Welcome to chat! What shall I call you?");
+  await client.expect(ANY_GREETING);
   await client.send(name);
   await client.expect(`* ${name} is registered: send its password`);
   await client.send(PASSWORD);

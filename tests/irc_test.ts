@@ -15,6 +15,9 @@ class MemoryAccounts implements Accounts {
   get(name: string): Account | undefined {
     return this.#accounts.get(nameKey(name));
   }
+  get size(): number {
+    return this.#accounts.size;
+  }
   save(account: Account): Promise<void> {
     this.#accounts.set(nameKey(account.name), account);
     return Promise.resolve();

@@ -1,6 +1,7 @@
 /** Tests of the command line (main.ts) as a newcomer meets it: subprocesses, as the README runs them. */
 import assert from "node:assert/strict";
 import {
+  ANY_GREETING,
   Certificate,
   Child,
   denoChild,
@@ -292,7 +293,7 @@ async function joinTrusting(
   options: { certificate: Certificate; name: string },
 ): Promise<TestClient<Deno.TlsConn>> {
   const client = new TestClient(await connectTrusting(port, options.certificate));
-  await client.expect("* Welcome to chat! What shall I call you?");
+  await client.expect(ANY_GREETING);
   await client.send(options.name);
   await client.expect(/^\* The room contains:/);
   return client;

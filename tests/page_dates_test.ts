@@ -5,7 +5,7 @@
  */
 import assert from "node:assert/strict";
 import { dayKey, dayLabel, separatorDay } from "../web/dates.ts";
-import { startServerProcess } from "./_helpers.ts";
+import { joinAs, startServerProcess } from "./_helpers.ts";
 import { Chromium, joinPage, say, waitForLine } from "./_browser.ts";
 import { Folder, sqlite } from "./_store.ts";
 
@@ -38,7 +38,7 @@ Deno.test("page: history from earlier days comes under day separators, and the t
       (${yesterday.getTime()}, '[bob] yesterday evening'),
       (${yesterday.getTime() + 60_000}, '[bob] later that evening');`,
   );
-  const { child, port: _port } = await startServerProcess(
+  const { child, port } = await startServerProcess(
     ["--store", folder.file, "--web", "127.0.0.1:0"],
     folder.permissions,
   );
@@ -49,6 +49,11 @@ Deno.test("page: history from earlier days comes under day separators, and the t
   await joinPage(page, "reader");
   await say(page, "a second line today");
   await waitForLine(page, "a second line today");
+  // A live line of someone else's and a private one: time stamped as well.
+  await using bob = await joinAs(port, "bob");
+  await bob.send("live from bob");
+  await bob.send("/msg reader a private line");
+  await waitForLine(page, "a private line");
 
   const log = await page.$$eval("#log li", (items) =>
     items.map((item) => ({
@@ -72,21 +77,31 @@ Deno.test("page: history from earlier days comes under day separators, and the t
   const texts = log.map((item) => item.text);
   const evening = texts.findIndex((text) => text.includes("yesterday evening"));
   assert.match(texts[evening + 1] ?? "", /later that evening/);
-  assert.match(texts.at(-1) ?? "", /a second line today/);
-  assert.match(texts.at(-2) ?? "", /Welcome, reader!/);
+  const own = texts.findIndex((text) => text.includes("a second line today"));
+  assert.match(texts[own - 1] ?? "", /Welcome, reader!/);
 
-  // Every time stamp of a line has the full date and time in its tooltip; those of other days
-  // show their date as well.
-  const stamps = await page.$$eval(
-    "#log li.line time",
-    (times) =>
-      times.map((time) => ({ title: time.title, text: time.textContent ?? "", at: time.dateTime })),
-  );
-  assert.ok(stamps.length >= 4);
+  // Every line has a time stamp with the full date and time in its tooltip (history, live, own
+  // and private lines alike); those of other days show their date as well.
+  const stamps = await page.$$eval("#log li.line", (items) =>
+    items.map((item) => {
+      const time = item.querySelector("time");
+      return {
+        kind: item.className,
+        title: time?.title ?? "",
+        text: time?.textContent ?? "",
+        at: time?.dateTime ?? "",
+      };
+    }));
+  const kinds = stamps.map((stamp) => stamp.kind).join(" | ");
+  for (const kind of ["user history", "user own", "user", "private mention"]) {
+    assert.ok(stamps.some((stamp) => stamp.kind === `line ${kind}`), `${kind} in ${kinds}`);
+  }
   for (const stamp of stamps) {
     const at = new Date(stamp.at);
-    assert.match(stamp.title, new RegExp(`${at.getFullYear()}`), stamp.title);
+    assert.match(stamp.title, new RegExp(`${at.getFullYear()}`), `${stamp.kind}: ${stamp.title}`);
     assert.match(stamp.title, new RegExp(`\\b${at.getDate()}\\b`), stamp.title);
+    const minutes = String(at.getMinutes()).padStart(2, "0");
+    assert.match(stamp.title, new RegExp(`\\d:${minutes}\\b`), stamp.title);
   }
   const old = stamps.find((stamp) => new Date(stamp.at).getTime() === twoDaysAgo.getTime());
   assert.match(old?.text ?? "", new RegExp(`\\b${twoDaysAgo.getDate()}\\b`));

@@ -1,21 +1,49 @@
 /**
- * The page's join form in a real Chromium: Tab goes through it in the order it is filled in. (That
+ * The page's join form in a real Chromium: Tab goes through it in the order it is filled in, and
+ * the password field is there only when the server's greeting says some names are registered. (That
  * a wrong password keeps the cursor in the password field is proven in page_test.ts, with a store.)
  */
 import assert from "node:assert/strict";
 import type { Page } from "puppeteer-core";
 import { Chromium, type PageGlobals, waitForLine } from "./_browser.ts";
+import { joinAs, startServerProcess, waitUntil } from "./_helpers.ts";
+import { Folder } from "./_store.ts";
 import { Site } from "./_websocket.ts";
+import { FixedAccounts } from "../server/operators_file.ts";
+import { hashPassword } from "../server/passwords.ts";
+
+const PASSWORD = "correct horse battery";
 
 /** The id of the element that has the focus. */
 function focused(page: Page): Promise<string | undefined> {
   return page.evaluate(() => (globalThis as unknown as PageGlobals).document.activeElement?.id);
 }
 
+/** What the page made of the server's greeting: "true", "false" or "unknown" registered names. */
+async function greeted(page: Page, expected: string): Promise<void> {
+  await page.waitForSelector(`#join-form[data-registered-names="${expected}"]`);
+}
+
+/** Whether the password field and its label can be seen (hidden, not just disabled, when not). */
+function isPasswordShown(page: Page): Promise<boolean[]> {
+  return page.evaluate(() => {
+    const document = (globalThis as unknown as {
+      document: { querySelector(selector: string): { checkVisibility(): boolean } };
+    }).document;
+    return ["#password", "label[for=password]"].map((selector) =>
+      document.querySelector(selector).checkVisibility()
+    );
+  });
+}
+
 Deno.test("page: Tab goes name, password, Join in the join form, and Shift+Tab back", async () => {
-  await using site = Site.start();
+  await using site = Site.start({
+    accounts: new FixedAccounts([await hashPassword("op", PASSWORD)]),
+  });
   await using chromium = await Chromium.launch();
   const page = await chromium.open(site.url);
+  await greeted(page, "true");
+  assert.deepEqual(await isPasswordShown(page), [true, true]);
   assert.equal(await focused(page), "name");
   await page.keyboard.type("tabber");
   await page.keyboard.press("Tab");
@@ -33,5 +61,81 @@ Deno.test("page: Tab goes name, password, Join in the join form, and Shift+Tab b
   await page.keyboard.press("Enter");
   await page.waitForSelector("#chat:not([hidden])");
   await waitForLine(page, "Welcome, tabber!");
+  assert.deepEqual(chromium.errors, []);
+});
+
+Deno.test("page: the password field shows only once a name is registered on the server, and a name registered while the page is open asks for it", async () => {
+  await using folder = await Folder.make();
+  const { child, port } = await startServerProcess(
+    ["--store", folder.file, "--web", "127.0.0.1:0"],
+    folder.permissions,
+  );
+  await using _server = child;
+  const url = /^web page on (\S+)$/.exec(await child.stdout.readUntil(/^web page on /))![1]!;
+  await using chromium = await Chromium.launch();
+  // No name registered: no password field, and Tab goes from the name straight to Join.
+  const page = await chromium.open(url);
+  await greeted(page, "false");
+  assert.deepEqual(await isPasswordShown(page), [false, false]);
+  assert.equal(await focused(page), "name");
+  await page.keyboard.press("Tab");
+  assert.equal(await focused(page), "join-button");
+  // Alice registers through the server, as nc users do, while the page waits unjoined.
+  {
+    await using alice = await joinAs(port, "alice");
+    await alice.send("/register");
+    await alice.expect(/^\* Send the new password for alice on the next line/);
+    await alice.send(PASSWORD);
+    await alice.expect("* alice is registered: joining as alice now asks for its password");
+  }
+  // The page greeted before that still joins as alice: the server asks, and the field shows then.
+  await page.locator("#name").fill("alice");
+  await page.keyboard.press("Enter");
+  await page.waitForFunction(
+    () => {
+      const document = (globalThis as unknown as PageGlobals).document;
+      return document.querySelector("#join-error")?.textContent ===
+          "alice is registered: type its password" && document.activeElement?.id === "password";
+    },
+    { polling: "mutation" },
+  );
+  assert.deepEqual(await isPasswordShown(page), [true, true]);
+  await page.keyboard.type(PASSWORD);
+  await page.keyboard.press("Enter");
+  await waitForLine(page, "Welcome, alice!");
+  // A page opened now shows the field before anything is typed, in the order name, password, Join.
+  const next = await chromium.open(url);
+  await greeted(next, "true");
+  assert.deepEqual(await isPasswordShown(next), [true, true]);
+  await next.keyboard.press("Tab");
+  assert.equal(await focused(next), "password");
+  assert.deepEqual(chromium.errors, []);
+});
+
+Deno.test("page: the socket opened on loading is the one it joins over, and one the server gave up on is replaced quietly", async () => {
+  await using chromium = await Chromium.launch();
+  {
+    await using site = Site.start();
+    const page = await chromium.open(site.url);
+    await greeted(page, "false");
+    assert.equal(site.server.connectionCount, 1);
+    await page.locator("#name").fill("early");
+    await page.keyboard.press("Enter");
+    await waitForLine(page, "Welcome, early!");
+    assert.equal(site.server.connectionCount, 1); // the same socket: none other opened
+    await page.close();
+  }
+  // The server closes a socket that gave no name in time; the page says nothing of it, and
+  // joining opens another.
+  await using site = Site.start({ nameTimeoutMs: 500 });
+  const page = await chromium.open(site.url);
+  await greeted(page, "false");
+  await waitUntil(() => site.server.connectionCount === 0, "the server to give up on the page");
+  assert.equal(await page.$eval("#banner", (banner) => banner.hidden), true);
+  assert.equal(await page.$eval("#join", (join) => join.hidden), false);
+  assert.equal(await page.$eval("#join-error", (error) => error.textContent), "");
+  await page.locator("#name").fill("late");
+  await page.keyboard.press("Enter");
+  await waitForLine(page, "Welcome, late!");
   assert.deepEqual(chromium.errors, []);
 });

@@ -105,6 +105,11 @@ Deno.test("page: a mention is highlighted, counted apart in the title, and notif
   const marked = await page.$$eval("#log li.mention", (items) => items.map((i) => i.textContent));
   assert.equal(marked.length, 4, marked.join(" | "));
   assert.ok(marked.every((text) => /reader/i.test(text ?? "") && !/readers unite/.test(text!)));
+  // A private message is a mention too.
+  await tcp.send("/msg reader just for you");
+  await waitForLine(page, "just for you");
+  assert.equal(await title(), "@3 (2) chat");
+  assert.deepEqual((await shown()).at(-1), { title: "tcp, privately", body: "just for you" });
 
   // The choice is remembered: another tab starts with it, and turning it off there holds here.
   const second = await openRecorded(chromium, site.url);
@@ -120,7 +125,7 @@ Deno.test("page: a mention is highlighted, counted apart in the title, and notif
   await other.bringToFront();
   await tcp.send("reader, once more");
   await waitForLine(page, "once more");
-  assert.equal(await title(), "@3 (2) chat");
-  assert.equal((await shown()).length, 2);
+  assert.equal(await title(), "@4 (2) chat");
+  assert.equal((await shown()).length, 3);
   assert.deepEqual(chromium.errors, []);
 });

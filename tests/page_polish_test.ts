@@ -1,7 +1,7 @@
 /**
  * The page's polish, in a real Chromium: `/help` as a table with one time stamp, and, while the
  * connection is lost, the input and the list of who is online out of use and the banner counting
- * the seconds down to the next try.
+ * the seconds down to the next try, for the eye only: a screen reader is told the message once.
  */
 import assert from "node:assert/strict";
 import { HELP_LINES } from "../protocol.ts";
@@ -45,15 +45,19 @@ Deno.test("page: while disconnected the input and the roster are out of use, and
     await joinPage(page, "waiter");
     assert.equal(await page.$eval("#line", (line) => line.disabled), false);
     assert.equal(await page.evaluate("document.activeElement?.id"), "line");
-    // Every text the banner shows, in order, kept by the page as it changes.
+    // Every text the banner shows, in order, as it changes; and each change a screen reader is
+    // told of (outside what is aria-hidden), with the text of the element it changed in.
     await page.evaluate(`{
       const texts = globalThis.bannerTexts = [];
-      const banner = document.getElementById("banner-text");
-      new MutationObserver(() => texts.push(banner.textContent)).observe(banner, {
-        childList: true,
-        characterData: true,
-        subtree: true,
-      });
+      const said = globalThis.bannerSaid = [];
+      const banner = document.getElementById("banner");
+      new MutationObserver((records) => {
+        texts.push(document.getElementById("banner-line").textContent);
+        for (const { target } of records) {
+          const element = target.nodeType === 1 ? target : target.parentElement;
+          if (!element.closest("[aria-hidden=true]")) said.push(element.textContent);
+        }
+      }).observe(banner, { childList: true, characterData: true, subtree: true });
     }`);
     isOpen = false;
     await site[Symbol.asyncDispose](); // the server goes: the page's tries are refused
@@ -70,6 +74,24 @@ Deno.test("page: while disconnected the input and the roster are out of use, and
         / in 2 s…$/.test(text) && / in 1 s…$/.test(globalThis.bannerTexts[i + 1] ?? ""))`,
       { polling: 100 },
     );
+    // Said once, however many seconds were counted: the message (again only if it changed, as
+    // from the server's shutdown to a lost connection after a try), and its button.
+    const said = await page.evaluate("globalThis.bannerSaid") as string[];
+    assert.deepEqual(said.slice(0, 2), [
+      "The server shut down. Reconnecting as waiter",
+      "Reconnect now",
+    ]);
+    assert.equal(new Set(said).size, said.length, said.join(" | "));
+    assert.equal(await page.$eval("#banner-count", (count) => count.ariaHidden), "true");
+    // The accessibility tree has the message and no count.
+    const tree = JSON.stringify(
+      await page.accessibility.snapshot({
+        root: (await page.$("#banner"))!,
+        interestingOnly: false,
+      }),
+    );
+    assert.match(tree, /(The server shut down|Connection lost)\. Reconnecting as waiter/);
+    assert.doesNotMatch(tree, / s…|[0-9] s/);
     assert.deepEqual(
       chromium.errors.filter((error) => !/WebSocket|ERR_CONNECTION_REFUSED/.test(error)),
       [],

@@ -77,3 +77,51 @@ Deno.test("page: private messages get a conversation of their own beside the roo
   await bob.expect("[pm] to everyone");
   assert.deepEqual(chromium.errors, []);
 });
+
+Deno.test("page: a private message is a mention (highlighted, counted in the title), and its conversation follows /nick on either side", async () => {
+  await using site = Site.start();
+  await using chromium = await Chromium.launch();
+  await using bob = await joinAs(site.port, "bob");
+  const page = await chromium.open(site.url);
+  await joinPage(page, "pm");
+  await bob.expect("* pm has entered the room");
+  const other = await chromium.open("about:blank");
+  await other.bringToFront();
+  await bob.send("/msg pm while you were away");
+  await bob.expect("* private to pm: while you were away");
+  await bob.send("nothing about you");
+  await waitForLine(page, "nothing about you");
+  assert.equal(await page.evaluate("document.title"), "@1 (1) chat");
+  const marked = await page.$$eval("#log li.mention", (items) => items.map((i) => i.textContent));
+  assert.equal(marked.length, 1, marked.join(" | "));
+  assert.match(marked[0]!, /while you were away/);
+  await page.bringToFront();
+  // bob becomes robert: his conversation, its unread count and its lines go with him.
+  await bob.send("/msg pm second");
+  await bob.expect("* private to pm: second");
+  await waitForLine(page, "second");
+  await bob.send("/nick robert");
+  await bob.expect("* bob is now known as robert");
+  await waitForLine(page, "bob is now known as robert");
+  assert.equal(await page.$("#views button[data-peer=bob]"), null);
+  const button = "#views button[data-peer=robert]";
+  assert.equal(await page.$eval(button, (button) => button.textContent), "robert2");
+  assert.equal(await page.$eval(button, (b) => b.getAttribute("aria-label")), "robert, 2 unread");
+  await page.click(button);
+  const visible = () =>
+    page.$$eval(
+      "#log li",
+      (items) => items.filter((item) => !item.hidden).map((item) => item.textContent ?? ""),
+    );
+  assert.deepEqual((await visible()).map((text) => /away|second/.test(text)), [true, true]);
+  await say(page, "to the new name");
+  await bob.expect("* private from pm: to the new name");
+  // pm becomes pmx: the conversation goes on, under pm's new name.
+  await say(page, "/nick pmx");
+  await bob.expect("* pm is now known as pmx");
+  await waitForLine(page, "pm is now known as pmx");
+  await say(page, "after my rename");
+  await bob.expect("* private from pmx: after my rename");
+  assert.equal((await visible()).length, 4);
+  assert.deepEqual(chromium.errors, []);
+});

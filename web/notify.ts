@@ -39,15 +39,21 @@ export function bindNotifySetting(box: HTMLInputElement): void {
   });
 }
 
-/** A desktop notification of a mention, when the tab is hidden and the person allowed it. */
-export function notifyMention(from: string, text: string): void {
+/**
+ * A desktop notification of a mention (or a private message), when the tab is hidden and the
+ * person allowed it.
+ */
+export function notifyMention(from: string, text: string, isPrivate = false): void {
   if (!document.hidden || !isNotifyOn()) return;
   if (!("Notification" in globalThis) || Notification.permission !== "granted") return;
   // One tag: a burst of mentions replaces the last notification rather than piling up.
-  const notification = new Notification(`${from} mentioned you`, {
-    body: text,
-    tag: "chat-mention",
-  });
+  const notification = new Notification(
+    isPrivate ? `${from}, privately` : `${from} mentioned you`,
+    {
+      body: text,
+      tag: "chat-mention",
+    },
+  );
   notification.onclick = () => {
     globalThis.focus();
     notification.close();

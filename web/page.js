@@ -407,6 +407,8 @@ function quote(value) {
   return JSON.stringify(value.length > 40 ? `${value.slice(0, 40)}...` : value);
 }
 var SOCKET_PATH = "/chat";
+var GREETING = "* Welcome to chat! What shall I call you?";
+var REGISTERED_GREETING = "* Welcome to chat! Some names here are registered and need their password. What shall I call you?";
 var PRIVATE_GREETING = "* Welcome to chat! This server is private: send its password";
 var LOGIN_PROMPT = /^\* ([A-Za-z0-9_-]{1,32}) is registered: send its password$/;
 var NEW_PROMPT = /^\* Send the new password for ([A-Za-z0-9_-]{1,32}) on the next line: /;
@@ -435,6 +437,10 @@ function parsePrompt(line) {
       name: match[1]
     };
   }
+}
+function hasRegisteredNames(greeting) {
+  if (greeting === REGISTERED_GREETING) return true;
+  if (greeting === GREETING) return false;
 }
 function parseWrongSecret(error) {
   if (error === "Wrong server password") return "server";
@@ -855,6 +861,7 @@ function refusalOf(raw, line) {
   return line.kind === "kicked" || line.kind === "banned" ? raw.slice("* error: ".length) : "";
 }
 function isMention(line, options) {
+  if (line.kind === "private") return line.direction === "from";
   return (line.kind === "user" || line.kind === "action") && !options.isOwn && nameKey(line.name) !== nameKey(options.own) && mentions(line.text, options.own);
 }
 function render(line, options, time = /* @__PURE__ */ new Date()) {
@@ -976,10 +983,10 @@ function bindNotifySetting(box) {
     }
   });
 }
-function notifyMention(from, text) {
+function notifyMention(from, text, isPrivate = false) {
   if (!document.hidden || !isNotifyOn()) return;
   if (!("Notification" in globalThis) || Notification.permission !== "granted") return;
-  const notification = new Notification(`${from} mentioned you`, {
+  const notification = new Notification(isPrivate ? `${from}, privately` : `${from} mentioned you`, {
     body: text,
     tag: "chat-mention"
   });
@@ -1035,6 +1042,34 @@ var Conversations = class {
     this.#room.setAttribute("aria-pressed", String(this.#current === ""));
     for (const key2 of this.#people.keys()) this.#label(key2);
   }
+  /**
+   * Someone took another name (`/nick`): their conversation, its lines and its unseen count follow
+   * them, joining the one under the new name if there was one.
+   */
+  rename(oldName, newName) {
+    const [from, to] = [
+      nameKey(oldName),
+      nameKey(newName)
+    ];
+    const person = this.#people.get(from);
+    if (!person) return;
+    const other = this.#people.get(to);
+    if (from !== to) {
+      this.#people.delete(from);
+      for (const item of this.#log.children) {
+        if (item.dataset.peer === from) item.dataset.peer = to;
+      }
+    }
+    if (other && other !== person) {
+      other.unseen += person.unseen;
+      person.button.remove();
+    } else {
+      person.button.dataset.peer = to;
+      this.#people.set(to, person);
+    }
+    this.#people.get(to).name = newName;
+    this.select(this.#current === from ? to : this.#current);
+  }
   /** Forgets every conversation (a new join), back to the room. */
   clear() {
     for (const { button } of this.#people.values()) button.remove();
@@ -1047,7 +1082,7 @@ var Conversations = class {
       const button = document.createElement("button");
       button.type = "button";
       button.dataset.peer = key;
-      button.addEventListener("click", () => this.select(key));
+      button.addEventListener("click", () => this.select(button.dataset.peer ?? ""));
       this.#nav.append(button);
       person = {
         name,
@@ -1080,6 +1115,72 @@ var Conversations = class {
   }
 };
 
+// web/place.ts
+var RESUME_STORE = "chat.resume";
+function keepPlace(name, token) {
+  try {
+    if (token === void 0) sessionStorage.removeItem(RESUME_STORE);
+    else sessionStorage.setItem(RESUME_STORE, JSON.stringify({
+      name,
+      token
+    }));
+  } catch {
+  }
+}
+function keptPlace() {
+  try {
+    const kept2 = JSON.parse(sessionStorage.getItem(RESUME_STORE) ?? "null");
+    if (typeof kept2?.name === "string" && typeof kept2?.token === "string") return kept2;
+  } catch {
+  }
+}
+
+// web/sound.ts
+var SOUND_STORE = "chat.sound";
+var PITCH = 880;
+var VOLUME = 0.08;
+var LENGTH = 0.15;
+var context;
+function bindSoundSetting(box) {
+  try {
+    box.checked = localStorage.getItem(SOUND_STORE) !== "off";
+  } catch {
+    box.checked = true;
+  }
+  box.addEventListener("change", () => {
+    try {
+      localStorage.setItem(SOUND_STORE, box.checked ? "on" : "off");
+    } catch {
+    }
+  });
+}
+function playMentionSound(box) {
+  if (!box.checked || !("AudioContext" in globalThis)) return;
+  try {
+    const audio = context ??= new AudioContext();
+    audio.onstatechange = () => {
+      box.dataset.audio = audio.state;
+    };
+    box.dataset.audio = audio.state;
+    const tone = audio.createOscillator();
+    const gain = audio.createGain();
+    const now = audio.currentTime;
+    tone.frequency.value = PITCH;
+    gain.gain.setValueAtTime(1e-4, now);
+    gain.gain.exponentialRampToValueAtTime(VOLUME, now + 0.01);
+    gain.gain.exponentialRampToValueAtTime(1e-4, now + LENGTH);
+    tone.connect(gain).connect(audio.destination);
+    tone.onended = () => {
+      gain.disconnect();
+      box.dataset.played = String(Number(box.dataset.played ?? "0") + 1);
+    };
+    box.dataset.tones = String(Number(box.dataset.tones ?? "0") + 1);
+    tone.start(now);
+    tone.stop(now + LENGTH + 0.01);
+  } catch {
+  }
+}
+
 // web/page.ts
 var MAX_LINES = 2e3;
 var MAX_SEEN = 500;
@@ -1088,7 +1189,6 @@ var AT_BOTTOM_PX = 48;
 var HISTORY_PREFIX = formatHistory(/* @__PURE__ */ new Date(0), "").length;
 var TITLE = document.title;
 var NAME_STORE = "chat.name";
-var RESUME_STORE = "chat.resume";
 var COMMANDS = commandsOf(HELP_LINES);
 var OPERATOR_COMMANDS = commandsOf([
   ...HELP_LINES,
@@ -1106,6 +1206,7 @@ var view = {
   joinButton: element("join-button"),
   joinError: element("join-error"),
   password: element("password"),
+  passwordRow: element("password-row"),
   serverPassword: element("server-password"),
   serverPasswordRow: element("server-password-row"),
   passwordHint: element("password-hint"),
@@ -1122,16 +1223,20 @@ var view = {
   line: element("line"),
   banner: element("banner"),
   bannerText: element("banner-text"),
+  bannerCount: element("banner-count"),
   bannerButton: element("banner-button"),
   me: element("me"),
   topic: element("topic"),
   topicText: element("topic-text"),
-  notify: element("notify")
+  notify: element("notify"),
+  sound: element("sound")
 };
 var conversations = new Conversations(view.views, view.roomView, view.log);
 var state = {
   phase: "prompt",
   socket: void 0,
+  /** The greeting of the socket the page opened on loading, while it waits for the join form. */
+  greeting: void 0,
   name: "",
   /** Whether this join is a rejoin after a lost connection. */
   isRejoin: false,
@@ -1178,6 +1283,7 @@ var state = {
   lastDay: void 0
 };
 function connect() {
+  const waiting = state.phase === "prompt" ? state.socket : void 0;
   clearTimeout(state.timer);
   state.phase = "joining";
   state.rejection = "";
@@ -1190,6 +1296,17 @@ function connect() {
   state.replay = [];
   state.isNameSent = false;
   endSecret();
+  if (waiting && waiting.readyState <= WebSocket.OPEN) {
+    const greeting = state.greeting;
+    state.greeting = void 0;
+    if (greeting !== void 0) receive(greeting);
+    return;
+  }
+  waiting?.close();
+  openSocket();
+}
+function openSocket() {
+  state.greeting = void 0;
   const scheme = location.protocol === "https:" ? "wss:" : "ws:";
   const socket = new WebSocket(`${scheme}//${location.host}${SOCKET_PATH}`);
   state.socket = socket;
@@ -1209,6 +1326,7 @@ function send(line) {
   return true;
 }
 function receive(raw) {
+  if (state.phase === "prompt") return heard(raw);
   const line = parseServerLine(raw) ?? {
     kind: "system",
     text: raw
@@ -1221,6 +1339,8 @@ function receive(raw) {
   if (line.kind === "rename" && nameKey(line.oldName) === nameKey(state.name)) {
     setName(line.newName);
     rememberPlace(state.token);
+  } else if (line.kind === "rename") {
+    conversations.rename(line.oldName, line.newName);
   }
   if (line.kind === "limits") state.maxLineBytes = line.limits.maxLineBytes;
   if (state.roster.apply(line, raw)) showRoster();
@@ -1236,6 +1356,16 @@ function receive(raw) {
     raw
   });
 }
+function heard(raw) {
+  if (state.greeting !== void 0) return;
+  state.greeting = raw;
+  showPasswordRow(raw);
+}
+function showPasswordRow(greeting) {
+  const hasNames = hasRegisteredNames(greeting);
+  view.passwordRow.hidden = hasNames === false;
+  view.joinForm.dataset.registeredNames = String(hasNames ?? "unknown");
+}
 function receiveWhileJoining(raw, line) {
   const prompt = line.kind === "system" ? parsePrompt(raw) : void 0;
   if (isResumeFailed(raw)) rememberPlace(void 0);
@@ -1246,6 +1376,7 @@ function receiveWhileJoining(raw, line) {
     answerPrompt(prompt);
   } else if (!state.isNameSent && line.kind !== "room") {
     state.isNameSent = true;
+    showPasswordRow(raw);
     state.socket?.send(formatResume(state.name, state.token));
   } else if (line.kind === "room") {
     if (!line.isContinued) joined();
@@ -1292,7 +1423,7 @@ function answerPrompt(prompt) {
     const socket = state.socket;
     state.socket = void 0;
     socket?.close();
-    if (prompt.kind === "server") view.serverPasswordRow.hidden = false;
+    (prompt.kind === "server" ? view.serverPasswordRow : view.passwordRow).hidden = false;
     showPrompt(prompt.kind === "server" ? "This server is private: type its password" : `${state.name} is registered: type its password`);
     field.focus();
     return;
@@ -1338,25 +1469,12 @@ function joined() {
 }
 function rememberPlace(token) {
   state.token = token;
-  try {
-    if (token === void 0) sessionStorage.removeItem(RESUME_STORE);
-    else sessionStorage.setItem(RESUME_STORE, JSON.stringify({
-      name: state.name,
-      token
-    }));
-  } catch {
-  }
-}
-function keptPlace() {
-  try {
-    const kept2 = JSON.parse(sessionStorage.getItem(RESUME_STORE) ?? "null");
-    if (typeof kept2?.name === "string" && typeof kept2?.token === "string") return kept2;
-  } catch {
-  }
+  keepPlace(state.name, token);
 }
 function closed() {
   const wasJoining = state.phase === "joining";
   state.socket = void 0;
+  if (state.phase === "prompt") return;
   setConnected(false);
   if (state.hasQuit || state.isTakenOver || state.lastError !== "" || state.isResumedElsewhere) {
     rememberPlace(void 0);
@@ -1416,10 +1534,12 @@ function countDown(reason, deadline) {
   const left = deadline - Date.now();
   if (left <= 0) {
     if (!navigator.onLine) return waitToReconnect("Offline");
-    showBanner(`${reason}. Reconnecting as ${state.name}\u2026`);
+    showBanner(`${reason}. Reconnecting as ${state.name}`);
+    view.bannerCount.textContent = "\u2026";
     return connect();
   }
-  showBanner(`${reason}. Reconnecting as ${state.name} in ${Math.ceil(left / 1e3)} s\u2026`, "Reconnect now", () => rejoinNow());
+  showBanner(`${reason}. Reconnecting as ${state.name}`, "Reconnect now", () => rejoinNow());
+  view.bannerCount.textContent = ` in ${Math.ceil(left / 1e3)} s\u2026`;
   state.timer = setTimeout(() => countDown(reason, deadline), left % 1e3 || 1e3);
 }
 function rejoinNow() {
@@ -1445,15 +1565,7 @@ function show(line, shown) {
   while (view.log.childElementCount > MAX_LINES) view.log.firstElementChild?.remove();
   remember(line, options);
   const isMessage = line.kind === "user" || line.kind === "action" || line.kind === "private";
-  if (isMessage && !options.isOwn && document.hidden) {
-    if (isMention(line, options)) {
-      state.mentioned++;
-      notifyMention(line.name, line.text);
-    } else {
-      state.unread++;
-    }
-    document.title = tabTitle(TITLE, state.unread, state.mentioned);
-  }
+  if (isMessage && !options.isOwn) noteUnseen(line, options);
   if (isAtBottom || options.isOwn) {
     view.log.scrollTop = view.log.scrollHeight;
   } else if (!options.isLocal) {
@@ -1461,6 +1573,18 @@ function show(line, shown) {
     view.newMessages.textContent = `${state.unseenBelow} new \u2193`;
     view.newMessages.hidden = false;
   }
+}
+function noteUnseen(line, options) {
+  const isMentioned = isMention(line, options);
+  if (isMentioned && (document.hidden || !document.hasFocus())) playMentionSound(view.sound);
+  if (!document.hidden) return;
+  if (isMentioned) {
+    state.mentioned++;
+    notifyMention(line.name, line.text, line.kind === "private");
+  } else {
+    state.unread++;
+  }
+  document.title = tabTitle(TITLE, state.unread, state.mentioned);
 }
 function isTableGoingOn(raw) {
   return isHelpRow(raw) && view.log.lastElementChild?.classList.contains("help") === true;
@@ -1509,10 +1633,13 @@ function setName(name) {
   showRoster();
 }
 function showBanner(text, action, onAction) {
-  view.bannerText.textContent = text;
+  if (view.bannerText.textContent !== text) view.bannerText.textContent = text;
+  view.bannerCount.textContent = "";
   view.banner.hidden = false;
   view.bannerButton.hidden = action === void 0;
-  view.bannerButton.textContent = action ?? "";
+  if (action !== void 0 && view.bannerButton.textContent !== action) {
+    view.bannerButton.textContent = action;
+  }
   view.bannerButton.onclick = onAction ?? null;
 }
 function hideBanner() {
@@ -1668,6 +1795,7 @@ globalThis.addEventListener("online", () => {
 });
 if (matchMedia("(max-width: 40rem)").matches) element("people").open = false;
 bindNotifySetting(view.notify);
+bindSoundSetting(view.sound);
 view.name.value = localStorage.getItem(NAME_STORE) ?? "";
 var kept = keptPlace();
 if (kept) {
@@ -1675,6 +1803,8 @@ if (kept) {
   state.token = kept.token;
   view.joinButton.disabled = true;
   connect();
+} else {
+  openSocket();
 }
 view.passwordHint.hidden = location.protocol === "https:" || /^(localhost|127\.[0-9.]+|\[::1\])$/.test(location.hostname);
 view.name.focus();

@@ -13,6 +13,7 @@ import {
   formatResume,
   formatUserLine,
   GOODBYE,
+  hasRegisteredNames,
   HELP_LINES,
   isResumeFailed,
   nameKey,
@@ -44,6 +45,8 @@ import {
 } from "./render.ts";
 import { bindNotifySetting, notifyMention } from "./notify.ts";
 import { Conversations } from "./private.ts";
+import { keepPlace, keptPlace } from "./place.ts";
+import { bindSoundSetting, playMentionSound } from "./sound.ts";
 
 /** Lines the page keeps; older ones are removed, so a long session does not grow without end. */
 const MAX_LINES = 2000;
@@ -57,11 +60,6 @@ const AT_BOTTOM_PX = 48;
 const HISTORY_PREFIX = formatHistory(new Date(0), "").length;
 const TITLE = document.title;
 const NAME_STORE = "chat.name";
-/**
- * This tab's place in the room, `{ name, token }`: the server's resume token, never a password.
- * In session storage, which a reload keeps and closing the tab forgets.
- */
-const RESUME_STORE = "chat.resume";
 /** What Tab completes after a `/` that starts the line: the commands `/help` lists. */
 const COMMANDS = commandsOf(HELP_LINES);
 /** An operator's `/help` lists theirs too. */
@@ -80,6 +78,7 @@ const view = {
   joinButton: element<HTMLButtonElement>("join-button"),
   joinError: element<HTMLElement>("join-error"),
   password: element<HTMLInputElement>("password"),
+  passwordRow: element<HTMLElement>("password-row"),
   serverPassword: element<HTMLInputElement>("server-password"),
   serverPasswordRow: element<HTMLElement>("server-password-row"),
   passwordHint: element<HTMLElement>("password-hint"),
@@ -96,11 +95,13 @@ const view = {
   line: element<HTMLInputElement>("line"),
   banner: element<HTMLElement>("banner"),
   bannerText: element<HTMLElement>("banner-text"),
+  bannerCount: element<HTMLElement>("banner-count"),
   bannerButton: element<HTMLButtonElement>("banner-button"),
   me: element<HTMLElement>("me"),
   topic: element<HTMLElement>("topic"),
   topicText: element<HTMLElement>("topic-text"),
   notify: element<HTMLInputElement>("notify"),
+  sound: element<HTMLInputElement>("sound"),
 };
 
 /** The room and the private conversations beside it. */
@@ -112,6 +113,8 @@ type Phase = "prompt" | "joining" | "joined" | "waiting" | "left";
 const state = {
   phase: "prompt" as Phase,
   socket: undefined as WebSocket | undefined,
+  /** The greeting of the socket the page opened on loading, while it waits for the join form. */
+  greeting: undefined as string | undefined,
   name: "",
   /** Whether this join is a rejoin after a lost connection. */
   isRejoin: false,
@@ -162,7 +165,12 @@ const state = {
 
 // --- the connection ---
 
+/**
+ * Joins: over the socket the page opened on loading, if it is still open (its greeting, if it
+ * came, is answered now), else over a new one.
+ */
 function connect(): void {
+  const waiting = state.phase === "prompt" ? state.socket : undefined;
   clearTimeout(state.timer);
   state.phase = "joining";
   state.rejection = "";
@@ -175,6 +183,19 @@ function connect(): void {
   state.replay = [];
   state.isNameSent = false;
   endSecret();
+  if (waiting && waiting.readyState <= WebSocket.OPEN) {
+    const greeting = state.greeting;
+    state.greeting = undefined;
+    if (greeting !== undefined) receive(greeting);
+    return;
+  }
+  waiting?.close();
+  openSocket();
+}
+
+/** A new socket to the server; nothing is sent on it before the server speaks. */
+function openSocket(): void {
+  state.greeting = undefined;
   const scheme = location.protocol === "https:" ? "wss:" : "ws:";
   const socket = new WebSocket(`${scheme}//${location.host}${SOCKET_PATH}`);
   state.socket = socket;
@@ -198,6 +219,7 @@ function send(line: string): boolean {
 }
 
 function receive(raw: string): void {
+  if (state.phase === "prompt") return heard(raw);
   const line = parseServerLine(raw) ?? { kind: "system", text: raw };
   if (state.phase === "joining") return receiveWhileJoining(raw, line);
   const token = parseResumeToken(raw);
@@ -207,6 +229,8 @@ function receive(raw: string): void {
   if (line.kind === "rename" && nameKey(line.oldName) === nameKey(state.name)) {
     setName(line.newName);
     rememberPlace(state.token); // the token follows the name
+  } else if (line.kind === "rename") {
+    conversations.rename(line.oldName, line.newName);
   }
   if (line.kind === "limits") state.maxLineBytes = line.limits.maxLineBytes;
   if (state.roster.apply(line, raw)) showRoster();
@@ -224,6 +248,27 @@ function receive(raw: string): void {
 }
 
 /**
+ * A line on the socket opened on loading, before the join form is used: the greeting, kept for
+ * then, says whether to show the password field. Anything after it (the server giving up on a name
+ * that never came) is not for the person.
+ */
+function heard(raw: string): void {
+  if (state.greeting !== undefined) return;
+  state.greeting = raw;
+  showPasswordRow(raw);
+}
+
+/**
+ * The password field shows when the greeting says names here are registered, or when the server
+ * cannot tell yet (a private server, before its password); a server without any hides it.
+ */
+function showPasswordRow(greeting: string): void {
+  const hasNames = hasRegisteredNames(greeting);
+  view.passwordRow.hidden = hasNames === false;
+  view.joinForm.dataset.registeredNames = String(hasNames ?? "unknown");
+}
+
+/**
  * Before the welcome: the greeting is skipped, an error is the server's answer to our name, and
  * the history is held back until the join is complete, to show only what the page has not shown.
  */
@@ -237,6 +282,7 @@ function receiveWhileJoining(raw: string, line: ServerLine): void {
     answerPrompt(prompt);
   } else if (!state.isNameSent && line.kind !== "room") {
     state.isNameSent = true;
+    showPasswordRow(raw);
     // Back to our place with its token if we have one; the server gives us one either way.
     state.socket?.send(formatResume(state.name, state.token));
   } else if (line.kind === "room") {
@@ -274,7 +320,8 @@ function answerPrompt(prompt: Prompt): void {
     const socket = state.socket;
     state.socket = undefined;
     socket?.close();
-    if (prompt.kind === "server") view.serverPasswordRow.hidden = false;
+    // A name registered since the greeting said none were: its field shows now.
+    (prompt.kind === "server" ? view.serverPasswordRow : view.passwordRow).hidden = false;
     showPrompt(
       prompt.kind === "server"
         ? "This server is private: type its password"
@@ -326,28 +373,15 @@ function joined(): void {
 /** Keeps the resume token for our place (undefined: forgets it), for a reload of this tab. */
 function rememberPlace(token: string | undefined): void {
   state.token = token;
-  try {
-    if (token === undefined) sessionStorage.removeItem(RESUME_STORE);
-    else sessionStorage.setItem(RESUME_STORE, JSON.stringify({ name: state.name, token }));
-  } catch {
-    // Storage refused (private mode, quota): a reload then joins anew, nothing worse.
-  }
-}
-
-/** The place this tab kept before a reload, if it did. */
-function keptPlace(): { name: string; token: string } | undefined {
-  try {
-    const kept = JSON.parse(sessionStorage.getItem(RESUME_STORE) ?? "null");
-    if (typeof kept?.name === "string" && typeof kept?.token === "string") return kept;
-  } catch {
-    // Nothing usable kept: join as usual.
-  }
+  keepPlace(state.name, token);
 }
 
 /** The socket closed: say why, and reconnect unless we were refused or left. */
 function closed(): void {
   const wasJoining = state.phase === "joining";
   state.socket = undefined;
+  // The socket opened on loading, given up by the server (no name came in time): joining opens one.
+  if (state.phase === "prompt") return;
   setConnected(false);
   // Only a lost connection keeps our place: after /quit, a kick, a ban or the like the token is dead.
   if (state.hasQuit || state.isTakenOver || state.lastError !== "" || state.isResumedElsewhere) {
@@ -443,14 +477,13 @@ function countDown(reason: string, deadline: number): void {
   const left = deadline - Date.now();
   if (left <= 0) {
     if (!navigator.onLine) return waitToReconnect("Offline");
-    showBanner(`${reason}. Reconnecting as ${state.name}…`);
+    showBanner(`${reason}. Reconnecting as ${state.name}`);
+    view.bannerCount.textContent = "…";
     return connect();
   }
-  showBanner(
-    `${reason}. Reconnecting as ${state.name} in ${Math.ceil(left / 1000)} s…`,
-    "Reconnect now",
-    () => rejoinNow(),
-  );
+  showBanner(`${reason}. Reconnecting as ${state.name}`, "Reconnect now", () => rejoinNow());
+  // The count is for the eye (aria-hidden): a screen reader says the message once, not each second.
+  view.bannerCount.textContent = ` in ${Math.ceil(left / 1000)} s…`;
   // The next tick when the count changes: on the second, not a second after this one.
   state.timer = setTimeout(() => countDown(reason, deadline), left % 1000 || 1000);
 }
@@ -479,15 +512,7 @@ function show(line: ServerLine, shown: Omit<ShowOptions, "own">): void {
   while (view.log.childElementCount > MAX_LINES) view.log.firstElementChild?.remove();
   remember(line, options);
   const isMessage = line.kind === "user" || line.kind === "action" || line.kind === "private";
-  if (isMessage && !options.isOwn && document.hidden) {
-    if (isMention(line, options)) {
-      state.mentioned++;
-      notifyMention(line.name, line.text);
-    } else {
-      state.unread++;
-    }
-    document.title = tabTitle(TITLE, state.unread, state.mentioned);
-  }
+  if (isMessage && !options.isOwn) noteUnseen(line, options);
   if (isAtBottom || options.isOwn) {
     view.log.scrollTop = view.log.scrollHeight;
   } else if (!options.isLocal) {
@@ -495,6 +520,23 @@ function show(line: ServerLine, shown: Omit<ShowOptions, "own">): void {
     view.newMessages.textContent = `${state.unseenBelow} new ↓`;
     view.newMessages.hidden = false;
   }
+}
+
+/**
+ * Someone's line, maybe not seen: a mention sounds while the tab is not in front, and while it is
+ * hidden the title counts it (a mention apart) and a mention is notified.
+ */
+function noteUnseen(line: ServerLine, options: ShowOptions): void {
+  const isMentioned = isMention(line, options);
+  if (isMentioned && (document.hidden || !document.hasFocus())) playMentionSound(view.sound);
+  if (!document.hidden) return;
+  if (isMentioned) {
+    state.mentioned++;
+    notifyMention(line.name, line.text, line.kind === "private");
+  } else {
+    state.unread++;
+  }
+  document.title = tabTitle(TITLE, state.unread, state.mentioned);
 }
 
 /** Whether `raw` is a row of `/help`'s table after another: it then has no time stamp. */
@@ -550,11 +592,18 @@ function setName(name: string): void {
 
 // --- banner and prompt ---
 
+/**
+ * The banner with `text` and a button, if any. It is a live region: what changes in it is said by
+ * screen readers, so a text is set only when it is a new one.
+ */
 function showBanner(text: string, action?: string, onAction?: () => void): void {
-  view.bannerText.textContent = text;
+  if (view.bannerText.textContent !== text) view.bannerText.textContent = text;
+  view.bannerCount.textContent = "";
   view.banner.hidden = false;
   view.bannerButton.hidden = action === undefined;
-  view.bannerButton.textContent = action ?? "";
+  if (action !== undefined && view.bannerButton.textContent !== action) {
+    view.bannerButton.textContent = action;
+  }
   view.bannerButton.onclick = onAction ?? null;
 }
 
@@ -720,6 +769,7 @@ globalThis.addEventListener("online", () => {
 // On a phone the list of who is online starts folded, to leave the screen to the conversation.
 if (matchMedia("(max-width: 40rem)").matches) element<HTMLDetailsElement>("people").open = false;
 bindNotifySetting(view.notify);
+bindSoundSetting(view.sound);
 view.name.value = localStorage.getItem(NAME_STORE) ?? "";
 const kept = keptPlace();
 if (kept) {
@@ -728,6 +778,9 @@ if (kept) {
   state.token = kept.token;
   view.joinButton.disabled = true;
   connect();
+} else {
+  // The greeting says whether the password field is wanted, before anything is typed in it.
+  openSocket();
 }
 // Over plain HTTP to another machine, a password crosses the network readable: say so.
 view.passwordHint.hidden = location.protocol === "https:" ||

@@ -59,6 +59,32 @@ export class Conversations {
     for (const key of this.#people.keys()) this.#label(key);
   }
 
+  /**
+   * Someone took another name (`/nick`): their conversation, its lines and its unseen count follow
+   * them, joining the one under the new name if there was one.
+   */
+  rename(oldName: string, newName: string): void {
+    const [from, to] = [nameKey(oldName), nameKey(newName)];
+    const person = this.#people.get(from);
+    if (!person) return;
+    const other = this.#people.get(to);
+    if (from !== to) {
+      this.#people.delete(from);
+      for (const item of this.#log.children) {
+        if ((item as HTMLElement).dataset.peer === from) (item as HTMLElement).dataset.peer = to;
+      }
+    }
+    if (other && other !== person) {
+      other.unseen += person.unseen;
+      person.button.remove();
+    } else {
+      person.button.dataset.peer = to;
+      this.#people.set(to, person);
+    }
+    this.#people.get(to)!.name = newName;
+    this.select(this.#current === from ? to : this.#current);
+  }
+
   /** Forgets every conversation (a new join), back to the room. */
   clear(): void {
     for (const { button } of this.#people.values()) button.remove();
@@ -72,7 +98,8 @@ export class Conversations {
       const button = document.createElement("button");
       button.type = "button";
       button.dataset.peer = key;
-      button.addEventListener("click", () => this.select(key));
+      // The key is read when clicked: it follows the person's renames.
+      button.addEventListener("click", () => this.select(button.dataset.peer ?? ""));
       this.#nav.append(button);
       person = { name, unseen: 0, button };
       this.#people.set(key, person);

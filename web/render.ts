@@ -45,11 +45,12 @@ export function refusalOf(raw: string, line: ServerLine): string {
   return line.kind === "kicked" || line.kind === "banned" ? raw.slice("* error: ".length) : "";
 }
 
-/** Someone else's line that says `options.own`, our name. */
+/** Someone else's line that says `options.own`, our name, or a private message to us. */
 export function isMention(
   line: ServerLine,
   options: ShowOptions,
-): line is ServerLine & { kind: "user" | "action"; name: string; text: string } {
+): line is ServerLine & { kind: "user" | "action" | "private"; name: string; text: string } {
+  if (line.kind === "private") return line.direction === "from";
   return (line.kind === "user" || line.kind === "action") && !options.isOwn &&
     nameKey(line.name) !== nameKey(options.own) && mentions(line.text, options.own);
 }
