@@ -221,18 +221,21 @@ async function readServerFiles(
   };
 }
 
+/** What a SIGHUP reloads: the chat server, its page and its IRC door, and where it says so. */
+interface ReloadTargets {
+  server: ChatServer;
+  page: WebServer | undefined;
+  irc?: IrcServer | undefined;
+  log: Log;
+}
+
 /**
  * Re-reads the certificate, key and server password at each SIGHUP, one reload at a time, until
  * disposed (which waits for the last): certbot renews a certificate without anyone dropped.
  */
 function reloadOnHangup(
   plan: ServerPlan,
-  targets: {
-    server: ChatServer;
-    page: WebServer | undefined;
-    irc?: IrcServer | undefined;
-    log: Log;
-  },
+  targets: ReloadTargets,
 ): AsyncDisposable {
   if (Deno.build.os === "windows") return { [Symbol.asyncDispose]: async () => {} };
   let reloading = Promise.resolve();
@@ -252,12 +255,7 @@ function reloadOnHangup(
  */
 async function reload(
   plan: ServerPlan,
-  targets: {
-    server: ChatServer;
-    page: WebServer | undefined;
-    irc?: IrcServer | undefined;
-    log: Log;
-  },
+  targets: ReloadTargets,
 ): Promise<void> {
   const { server, page, irc, log } = targets;
   const { tlsFiles, passwordFile } = plan;
