@@ -235,7 +235,8 @@ class Server implements ChatServer {
   }
 
   census(): Census {
-    return { ...census(this.#peers), bans: this.#moderation.banCount };
+    const [bans, keptPlaces] = [this.#moderation.banCount, this.#places.heldCount];
+    return { ...census(this.#peers), bans, keptPlaces };
   }
 
   close(): Promise<void> {

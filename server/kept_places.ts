@@ -102,10 +102,12 @@ export class KeptPlaces {
    */
   resumeWith(peer: Peer, name: string, token: string): boolean {
     const holder = this.#resume.take(name, token, Date.now());
-    if (!holder) {
+    if (typeof holder === "string") {
+      Tally.bump(this.#options.tally.resumeRefusals, holder);
       if (this.#resume.graceMs > 0) peer.send(encodeLine(formatResumeFailed(name)));
       return false;
     }
+    Tally.bump(this.#options.tally.resumes, "taken");
     const kept = holder instanceof HeldPlace ? holder.kept : [];
     const { hub, limitsNotice, log } = this.#options;
     hub.replace!(holder, peer, [limitsNotice, formatResumed(kept.length)]);
@@ -131,7 +133,10 @@ export class KeptPlaces {
 
   /** Places whose grace is over leave the room. */
   expire(now: number): void {
-    for (const place of this.#resume.expire(now)) this.leave(place);
+    for (const place of this.#resume.expire(now)) {
+      Tally.bump(this.#options.tally.resumes, "expired");
+      this.leave(place);
+    }
   }
 
   /**

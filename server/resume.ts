@@ -63,6 +63,12 @@ export class HeldPlace implements Member {
 /** Who a token stands for now: a member still connected, or its held place. */
 export type Holder = Peer | HeldPlace;
 
+/**
+ * Why a token took no place: it is none the server gave or still holds (used, revoked, its member
+ * gone), it is another name's, or its place's grace is over.
+ */
+export type ResumeRefusal = "unknown token" | "other name" | "past grace";
+
 /** Options for {@linkcode Resume}. */
 export interface ResumeOptions {
   /** How long a place is kept after its connection ends, in ms (0: no tokens at all). */
@@ -140,19 +146,19 @@ export class Resume {
 
   /**
    * Uses a token for `name`: who holds the place (a held place, or a connection not yet seen to be
-   * lost), or undefined if the token holds none for that name. Good once: the token dies either way.
+   * lost), or why the token holds none for that name. Good once: the token dies either way.
    */
-  take(name: string, token: string, now: number): Holder | undefined {
-    if (!isResumeToken(token)) return undefined;
-    const entry = this.#tokens.get(token);
-    if (!entry || nameKey(entry.holder.name) !== nameKey(name)) return undefined;
+  take(name: string, token: string, now: number): Holder | ResumeRefusal {
+    const entry = isResumeToken(token) ? this.#tokens.get(token) : undefined;
+    if (!entry) return "unknown token";
+    if (nameKey(entry.holder.name) !== nameKey(name)) return "other name";
     const holder = entry.holder;
     // Past its grace, a place is due to leave at the next sweep, which forgets its token.
-    if (holder instanceof HeldPlace && now >= holder.expiresAt) return undefined;
+    if (holder instanceof HeldPlace && now >= holder.expiresAt) return "past grace";
     this.#tokens.delete(token);
     this.#tokenOf.delete(holder);
     if (holder instanceof HeldPlace) this.#release(holder);
-    else if (!holder.isJoined) return undefined;
+    else if (!holder.isJoined) return "unknown token";
     return holder;
   }
 
