@@ -124,6 +124,7 @@ async function startAll(plan: ServerPlan): Promise<number> {
       proxyProtocol: plan.proxyProtocol,
       ...(tls ? { tls } : {}),
       ...(hub ? { hub } : {}),
+      ...(store ? { places: store } : {}), // resume across a planned restart
       ...(operators
         ? {
           accounts: new FixedAccounts(operators),
@@ -309,7 +310,7 @@ async function openRoom(
     if (typeof claimed === "string") return console.error(`error: ${claimed}`), 1;
     let store: SqliteStore | undefined;
     try {
-      store = await openStore(plan.store, { historySize, rerun, log });
+      store = await openStore(plan.store, { historySize, rerun, log, takesPlaces: true });
     } finally {
       for (const listener of claimed) listener.close(); // the server listens on them next
     }

@@ -18,7 +18,7 @@
  */
 import { type CloseReason, DEFAULT_HISTORY_SIZE, type Hub, LocalHub } from "./server/hub.ts";
 import { Moderation } from "./server/moderation.ts";
-import { HeldPlace } from "./server/resume.ts";
+import { HeldPlace, type PlaceStore } from "./server/resume.ts";
 import { KeptPlaces } from "./server/kept_places.ts";
 import { Commands } from "./server/commands.ts";
 import { MemoryModerationStore } from "./server/moderation_store.ts";
@@ -97,6 +97,7 @@ export function startServer(options: ServerOptions = {}): ChatServer {
     hub,
     log,
     ...(tls ? { tls } : {}),
+    ...(options.places ? { places: options.places } : {}),
     ...(options.serverPassword === undefined
       ? {}
       : { serverPassword: digest(normalizePassword(options.serverPassword)) }),
@@ -114,6 +115,8 @@ interface ServerConfig {
   log: Log;
   /** The SHA-256 digest of the server's password, if it is private. */
   serverPassword?: Uint8Array;
+  /** Where kept places outlive a planned restart. */
+  places?: PlaceStore;
 }
 
 const SHUTDOWN_LINE = encodeLine(SHUTDOWN_NOTICE);
@@ -147,6 +150,8 @@ class Server implements ChatServer {
   #joinTaken = new WeakSet<Peer>();
   #trimmedAt = Date.now();
   #hubClosed: Promise<void> = Promise.resolve();
+  /** The places kept for the next start, written at close. */
+  #placesKept: Promise<void> = Promise.resolve();
   /** Tells each newcomer the limits its lines must keep to, so a client can pace a paste. */
   #limitsNotice: string;
   /** Operators, bans, mutes and the topic. */
@@ -200,6 +205,8 @@ class Server implements ChatServer {
       maxHeld: this.#limits.maxConnections || Infinity,
       limitsNotice: this.#limitsNotice,
       welcomeNotices: (peer) => this.#moderation.welcomeNotices(peer),
+      ...config.places ? { store: config.places } : {},
+      addressOf: (hostname) => this.#admission.address(hostname),
     });
     const { hub, log } = config;
     const [moderation, login, tally] = [this.#moderation, this.#login, this.tally];
@@ -246,6 +253,7 @@ class Server implements ChatServer {
     clearInterval(this.#sweeper);
     closeQuietly(this.#listener); // the accept loop then ends
     this.#proxyHeaders.close();
+    this.#placesKept = this.#places.keepForRestart();
     // The hub says goodbye for the members first (a cluster hub tells the other servers).
     this.#hubClosed = Promise.resolve(this.#config.hub.close()).catch((error) =>
       this.#config.log(`hub: ${describe(error)}`, { event: "hub failed", level: "error" })
@@ -288,6 +296,7 @@ class Server implements ChatServer {
     });
     await Promise.all(this.#tasks);
     await this.#hubClosed;
+    await this.#placesKept;
   }
 
   accept(conn: ChatConn, options: { isJoinTaken?: boolean } = {}): void {

@@ -6,11 +6,13 @@
  * It never calls back into the server.
  */
 import type { CloseReason, Hub } from "./hub.ts";
-import { HeldPlace, Resume } from "./resume.ts";
+import { HeldPlace, type PlaceStore, Resume } from "./resume.ts";
+import type { AddressState } from "./limits.ts";
 import type { Peer } from "./peer.ts";
 import { Tally } from "./metrics.ts";
 import { type Log, peerFields } from "./log.ts";
 import {
+  describe,
   encodeLine,
   formatResumed,
   formatResumeFailed,
@@ -31,6 +33,10 @@ export interface KeptPlacesOptions {
   limitsNotice: string;
   /** The notices after the welcome (the topic...), for a member who resumed. */
   welcomeNotices(peer: Peer): string[];
+  /** Where places outlive a planned restart (`--store`): read now, written at shutdown. */
+  store?: PlaceStore;
+  /** The state of a client address, for a place restored from the store. */
+  addressOf(hostname: string): AddressState;
 }
 
 /** Every place kept for a member whose connection was lost, and the tokens that take them back. */
@@ -46,6 +52,7 @@ export class KeptPlaces {
       graceMs: options.hub.replace ? options.graceMs : 0,
       maxHeld: options.maxHeld,
     });
+    this.#restore();
   }
 
   /** Places kept now: each counts as a connection of its address. */
@@ -123,6 +130,51 @@ export class KeptPlaces {
     this.sendToken(peer);
     log(`${peer.label} resumed its place`, { event: "resumed", ...peerFields(peer) });
     return true;
+  }
+
+  /**
+   * A planned shutdown: the places kept and the members holding a token are kept in the store (if
+   * any) for the next start, so that a restart within the grace is no leave and rejoin.
+   */
+  async keepForRestart(): Promise<void> {
+    const { store, log } = this.#options;
+    const records = this.#resume.records(Date.now());
+    // None to keep: the store forgot the last run's when it opened.
+    if (!store || records.length === 0) return;
+    try {
+      await store.keepPlaces(records);
+      log(`${records.length} place(s) kept for the next start`, {
+        event: "places kept",
+        counts: { places: records.length },
+      });
+    } catch (error) {
+      log(`cannot keep places for the next start: ${describe(error)}`, {
+        event: "places not kept",
+        level: "error",
+        reason: describe(error),
+      });
+    }
+  }
+
+  /**
+   * The places the server's last run kept at its shutdown (`--store`): each is in the room again,
+   * unheard, until its deadline, for its member to take back with the same token.
+   */
+  #restore(): void {
+    const { store, addressOf } = this.#options;
+    const now = Date.now();
+    for (const record of store?.keptPlaces ?? []) {
+      const place = this.#resume.restore(record, addressOf(record.hostname), now);
+      if (!place) continue;
+      if (!this.#options.hub.restore?.(place)) {
+        this.#resume.revoke(place);
+        continue;
+      }
+      this.#options.log(`${place.name}'s place is kept from before the restart`, {
+        event: "held",
+        name: place.name,
+      });
+    }
   }
 
   /** The owner of a registered name logged in again: the place kept for it, if any, leaves. */

@@ -82,18 +82,6 @@ export function serverFamilies(
     keptPlaces?: number;
   },
 ): Family[] {
-  const counter = (name: string, help: string, samples: Sample[]): Family => ({
-    name,
-    type: "counter",
-    help,
-    samples,
-  });
-  const gauge = (name: string, help: string, samples: Sample[]): Family => ({
-    name,
-    type: "gauge",
-    help,
-    samples,
-  });
   const cuts = new Map([...tally.leaves].filter(([reason]) => !LEFT_BY_THEMSELVES.has(reason)));
   return [
     gauge(
@@ -133,13 +121,30 @@ export function serverFamilies(
     gauge("chat_kept_places", "Places kept for members whose connection was lost", [
       { value: census.keptPlaces ?? 0 },
     ]),
-    counter("chat_resumes_total", "Kept places taken back, expired, or refused by reason", [
-      ...[...tally.resumes].map(([result, value]) => ({ labels: { result }, value })),
-      ...[...tally.resumeRefusals].map(([reason, value]) => ({
-        labels: { result: "refused", reason },
-        value,
-      })),
-    ]),
+    counter(
+      "chat_resumes_total",
+      "Kept places taken back, expired, or refused by reason",
+      resumeSamples(tally),
+    ),
+  ];
+}
+
+function counter(name: string, help: string, samples: Sample[]): Family {
+  return { name, type: "counter", help, samples };
+}
+
+function gauge(name: string, help: string, samples: Sample[]): Family {
+  return { name, type: "gauge", help, samples };
+}
+
+/** What became of kept places: taken back, expired, and tokens refused by reason. */
+function resumeSamples(tally: Tally): Sample[] {
+  return [
+    ...[...tally.resumes].map(([result, value]) => ({ labels: { result }, value })),
+    ...[...tally.resumeRefusals].map(([reason, value]) => ({
+      labels: { result: "refused", reason },
+      value,
+    })),
   ];
 }
 

@@ -1,7 +1,14 @@
 /** `--metrics`: Prometheus' text format at /metrics, /healthz and /readyz, from the server process. */
 import assert from "node:assert/strict";
-import { type Child, joinAs, startServerProcess, TestClient, withDeadline } from "./_helpers.ts";
-import { formatResume, parseResumeToken } from "../protocol.ts";
+import {
+  type Child,
+  joinAs,
+  joinWithToken,
+  startServerProcess,
+  TestClient,
+  withDeadline,
+} from "./_helpers.ts";
+import { formatResume } from "../protocol.ts";
 import { Folder, startStoreServer } from "./_store.ts";
 import { clusterServer, Redis } from "./_cluster.ts";
 import { METRICS_MAX_CONNECTIONS, startMetrics } from "../server/metrics_server.ts";
@@ -75,20 +82,6 @@ Deno.test("server --metrics serves figures that match what members did, which pr
   // Nothing of it on the chat's port: that speaks the chat.
 });
 
-/** Joins as `first` says (`/resume NAME [TOKEN]`): the client, and the token it was given. */
-async function resumeAs(
-  port: number,
-  first: string,
-): Promise<{ client: TestClient; token: string }> {
-  const client = await TestClient.connect(port);
-  await client.expect("* Welcome to chat! What shall I call you?");
-  await client.send(first);
-  for (;;) {
-    const token = parseResumeToken(await client.readLine());
-    if (token) return { client, token };
-  }
-}
-
 Deno.test("server --metrics counts kept places now, and resumes taken, refused by reason and expired", async () => {
   const { child, port } = await startServerProcess(
     ["--metrics", "0", "--resume-grace", "5"],
@@ -98,12 +91,12 @@ Deno.test("server --metrics counts kept places now, and resumes taken, refused b
   const metrics = await metricsPort(child);
   const scrape = async () => (await get(metrics, "/metrics")).body;
   await using _bob = await joinAs(port, "bob");
-  const alice = await resumeAs(port, formatResume("alice"));
+  const alice = await joinWithToken(port, formatResume("alice"));
   alice.client.close();
   await child.stdout.readUntil(/ alice .*lost its connection.*: its place is kept$/);
   assert.equal(sample(await scrape(), "chat_kept_places"), 1);
   // A token for another name, and one the server never gave, take nothing.
-  const eve = await resumeAs(port, formatResume("eve", alice.token)); // joins anew, as eve
+  const eve = await joinWithToken(port, formatResume("eve", alice.token)); // joins anew, as eve
   await eve.client.send("/quit"); // so that no place is kept for her
   await child.stdout.readUntil(/ eve .* quit$/);
   eve.client.close();
@@ -113,7 +106,7 @@ Deno.test("server --metrics counts kept places now, and resumes taken, refused b
     await thief.send(formatResume("alice", "x".repeat(24)));
     await thief.expect("* Could not resume alice: that place is no longer kept; joining anew");
   }
-  const back = await resumeAs(port, formatResume("alice", alice.token));
+  const back = await joinWithToken(port, formatResume("alice", alice.token));
   let body = await scrape();
   assert.equal(await promtool(body), "");
   assert.equal(sample(body, "chat_kept_places"), 0);
