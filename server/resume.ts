@@ -175,16 +175,16 @@ export class Resume {
 
   /**
    * A place kept by the server's last run (see {@linkcode PlaceRecord}), kept again until its
-   * deadline under the same token; undefined when its grace is over or too many places are held.
+   * deadline (at most this run's grace from now) under the same token; undefined when its grace is
+   * over, its name or token is held already, or too many places are held.
    */
   restore(record: PlaceRecord, address: AddressState, now: number): HeldPlace | undefined {
     if (this.graceMs === 0 || now >= record.until || this.#held.size >= this.#maxHeld) return;
     if (this.#tokens.has(record.tokenHash) || this.heldPlace(record.name)) return;
     const { name, hostname, kind } = record;
-    return this.#keep(
-      new HeldPlace({ name, hostname, address, kind }, record.until),
-      record.tokenHash,
-    );
+    // Never past this run's grace: a row edited by hand, or a grace shortened since, holds no longer.
+    const until = Math.min(record.until, now + this.graceMs);
+    return this.#keep(new HeldPlace({ name, hostname, address, kind }, until), record.tokenHash);
   }
 
   /**
