@@ -124,6 +124,7 @@ async function startAll(plan: ServerPlan): Promise<number> {
       proxyProtocol: plan.proxyProtocol,
       ...(tls ? { tls } : {}),
       ...(hub ? { hub } : {}),
+      ...(store ? { places: store } : {}), // resume across a planned restart
       ...(operators
         ? {
           accounts: new FixedAccounts(operators),
@@ -221,18 +222,21 @@ async function readServerFiles(
   };
 }
 
+/** What a SIGHUP reloads: the chat server, its page and its IRC door, and where it says so. */
+interface ReloadTargets {
+  server: ChatServer;
+  page: WebServer | undefined;
+  irc?: IrcServer | undefined;
+  log: Log;
+}
+
 /**
  * Re-reads the certificate, key and server password at each SIGHUP, one reload at a time, until
  * disposed (which waits for the last): certbot renews a certificate without anyone dropped.
  */
 function reloadOnHangup(
   plan: ServerPlan,
-  targets: {
-    server: ChatServer;
-    page: WebServer | undefined;
-    irc?: IrcServer | undefined;
-    log: Log;
-  },
+  targets: ReloadTargets,
 ): AsyncDisposable {
   if (Deno.build.os === "windows") return { [Symbol.asyncDispose]: async () => {} };
   let reloading = Promise.resolve();
@@ -252,12 +256,7 @@ function reloadOnHangup(
  */
 async function reload(
   plan: ServerPlan,
-  targets: {
-    server: ChatServer;
-    page: WebServer | undefined;
-    irc?: IrcServer | undefined;
-    log: Log;
-  },
+  targets: ReloadTargets,
 ): Promise<void> {
   const { server, page, irc, log } = targets;
   const { tlsFiles, passwordFile } = plan;
@@ -311,7 +310,7 @@ async function openRoom(
     if (typeof claimed === "string") return console.error(`error: ${claimed}`), 1;
     let store: SqliteStore | undefined;
     try {
-      store = await openStore(plan.store, { historySize, rerun, log });
+      store = await openStore(plan.store, { historySize, rerun, log, takesPlaces: true });
     } finally {
       for (const listener of claimed) listener.close(); // the server listens on them next
     }

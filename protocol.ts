@@ -1,6 +1,12 @@
 /** The chat wire protocol: limits, the line splitter, name rules and line formats, with no I/O. */
-import { stripVTControlCharacters } from "node:util";
 import { ProtocolError, utf8Length } from "./protocol/lines.ts";
+import {
+  formatError,
+  formatSystemLine,
+  hasUnsafeCharacters,
+  parseName,
+  quote,
+} from "./protocol/text.ts";
 import {
   type ModerationCommand,
   type ModerationLine,
@@ -12,6 +18,7 @@ import {
 export * from "./protocol/lines.ts";
 export * from "./protocol/moderation.ts";
 export * from "./protocol/resume.ts";
+export * from "./protocol/text.ts";
 
 /** Port of the seed's server, kept so old habits and firewall rules still work. */
 export const DEFAULT_PORT = 1234;
@@ -26,8 +33,6 @@ export const MAX_MAX_LINE_BYTES = 2 ** 24;
  * NAME: `, ...): no line it sends is longer than its line limit plus this.
  */
 export const MAX_LINE_OVERHEAD_BYTES = 256;
-/** Longest name, in characters (all ASCII, so also bytes). */
-export const MAX_NAME_LENGTH = 32;
 
 /** An error in one line, for a log: its name and message. */
 export function describe(error: unknown): string {
@@ -41,43 +46,6 @@ export function messageOf(error: unknown): string {
 
 const LF = 0x0a;
 const encoder = new TextEncoder();
-
-// C0 and C1 controls and DEL, Unicode line separators, and the bidi overrides that can make a line
-// read as something else ("Trojan Source"). Tabs become spaces first.
-const UNSAFE_CHARACTERS = /[\p{Cc}\u2028\u2029\u202a-\u202e\u2066-\u2069]/gu;
-const ANY_UNSAFE = /[\p{Cc}\u2028\u2029\u202a-\u202e\u2066-\u2069]/u;
-
-/** Removes terminal escapes (ANSI CSI, OSC) and every other control character from a line. */
-export function cleanText(text: string): string {
-  if (!ANY_UNSAFE.test(text)) return text; // the common case, checked in one pass
-  return stripVTControlCharacters(text.replaceAll("\t", " ")).replace(UNSAFE_CHARACTERS, "");
-}
-
-const NAME_PATTERN = /^[A-Za-z0-9_-]+$/;
-
-/**
- * Checks a requested name (surrounding spaces are ignored) and returns it.
- * Throws a {@linkcode ProtocolError} that explains the rule when it is not a valid name.
- */
-export function parseName(line: string): string {
-  const name = cleanText(line).trim();
-  if (name.length === 0) {
-    throw new ProtocolError(
-      `Cannot accept an empty name: send 1 to ${MAX_NAME_LENGTH} letters, digits, "_" or "-"`,
-    );
-  }
-  if (name.length > MAX_NAME_LENGTH) {
-    throw new ProtocolError(
-      `Cannot accept name ${quote(name)}: a name has at most ${MAX_NAME_LENGTH} characters`,
-    );
-  }
-  if (!NAME_PATTERN.test(name)) {
-    throw new ProtocolError(
-      `Cannot accept name ${quote(name)}: use only ASCII letters, digits, "_" and "-"`,
-    );
-  }
-  return name;
-}
 
 /** Whether the first line of a connection is an HTTP request: a browser came to the chat's port. */
 export function isHttpRequestLine(line: string): boolean {
@@ -105,7 +73,7 @@ const KEPT_LINE = /^(?:\* )?\[[A-Za-z0-9_-]{1,32}\] /;
  */
 export function isKeptLine(line: string): boolean {
   return line.length <= MAX_MAX_LINE_BYTES + MAX_LINE_OVERHEAD_BYTES && KEPT_LINE.test(line) &&
-    !ANY_UNSAFE.test(line);
+    !hasUnsafeCharacters(line);
 }
 
 /** How many colors names are shown in, by every client of ours (the terminal and the page). */
@@ -124,11 +92,6 @@ export function nameColorSlot(name: string): number {
 /** The key under which a name is unique: names differ only if they differ regardless of case. */
 export function nameKey(name: string): string {
   return name.toLowerCase();
-}
-
-/** Quotes a value for an error message, shortened so that an echo never floods the reader. */
-export function quote(value: string): string {
-  return JSON.stringify(value.length > 40 ? `${value.slice(0, 40)}...` : value);
 }
 
 /** Another member holds the name (any hub: one server's, or the cluster's). */
@@ -265,16 +228,6 @@ export function parseNewPassword(line: string): string {
 /** A line a user said: `[NAME] text`. */
 export function formatUserLine(name: string, text: string): string {
   return `[${name}] ${text}`;
-}
-
-/** A line from the server itself: `* text`. */
-export function formatSystemLine(text: string): string {
-  return `* ${text}`;
-}
-
-/** An error for the one peer that caused it. */
-export function formatError(message: string): string {
-  return formatSystemLine(`error: ${message}`);
 }
 
 const ROOM_LIST = "The room contains:";

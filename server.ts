@@ -18,25 +18,20 @@
  */
 import { type CloseReason, DEFAULT_HISTORY_SIZE, type Hub, LocalHub } from "./server/hub.ts";
 import { Moderation } from "./server/moderation.ts";
-import { HeldPlace, Resume } from "./server/resume.ts";
+import { HeldPlace, type PlaceStore } from "./server/resume.ts";
+import { KeptPlaces } from "./server/kept_places.ts";
+import { Commands } from "./server/commands.ts";
 import { MemoryModerationStore } from "./server/moderation_store.ts";
 import { type AddressState, type Limits, resolveLimits } from "./server/limits.ts";
 import { Admission } from "./server/admission.ts";
 import { CountLog } from "./server/count_log.ts";
-import { FloodControl } from "./server/flood.ts";
+import { FloodControl, throttle, throttleBytes } from "./server/flood.ts";
 import { digest, Login, type LoginOutcome } from "./server/login.ts";
-import {
-  type Census,
-  census,
-  type ConnKind,
-  Peer,
-  readBufferBytes,
-  replyTo,
-} from "./server/peer.ts";
+import { type Census, census, type ConnKind, Peer, readBufferBytes } from "./server/peer.ts";
 import { Tally } from "./server/metrics.ts";
 import { WebSocketConn } from "./server/websocket_conn.ts";
 import { IrcConn } from "./server/irc_conn.ts";
-import { aborted, type ChatConn, closeQuietly, isPeerGone, pause } from "./server/conn.ts";
+import { aborted, type ChatConn, closeQuietly, isPeerGone } from "./server/conn.ts";
 import { type SecureContext } from "node:tls";
 import { TlsConn, tlsContext } from "./server/tls_conn.ts";
 import { acceptAll, refuse } from "./server/accept.ts";
@@ -52,26 +47,16 @@ import {
   encodeLine,
   formatError,
   formatLimits,
-  formatResumed,
-  formatResumeFailed,
-  formatResumeToken,
   formatTakeOver,
   formatWrongDoor,
-  GOODBYE,
-  HELP_LINES,
   isHttpRequestLine,
   LineBuffer,
   LineTooLongError,
   nameKey,
   normalizePassword,
-  OPERATOR_HELP_LINES,
-  operatorCommandOf,
-  operatorsOnly,
-  parseCommand,
   parseName,
   parseResume,
   ProtocolError,
-  RESUMED_ELSEWHERE,
   SHUTDOWN_NOTICE,
 } from "./protocol.ts";
 
@@ -112,6 +97,7 @@ export function startServer(options: ServerOptions = {}): ChatServer {
     hub,
     log,
     ...(tls ? { tls } : {}),
+    ...(options.places ? { places: options.places } : {}),
     ...(options.serverPassword === undefined
       ? {}
       : { serverPassword: digest(normalizePassword(options.serverPassword)) }),
@@ -129,12 +115,11 @@ interface ServerConfig {
   log: Log;
   /** The SHA-256 digest of the server's password, if it is private. */
   serverPassword?: Uint8Array;
+  /** Where kept places outlive a planned restart. */
+  places?: PlaceStore;
 }
 
 const SHUTDOWN_LINE = encodeLine(SHUTDOWN_NOTICE);
-const HELP = encodeLine(HELP_LINES.join("\n"));
-const OPERATOR_HELP = encodeLine(OPERATOR_HELP_LINES.join("\n"));
-const GOODBYE_LINE = encodeLine(GOODBYE);
 /** How often idle peers give back their write buffers. */
 const TRIM_INTERVAL_MS = 1000;
 /** What a flooder is told, and the room. */
@@ -165,14 +150,16 @@ class Server implements ChatServer {
   #joinTaken = new WeakSet<Peer>();
   #trimmedAt = Date.now();
   #hubClosed: Promise<void> = Promise.resolve();
+  /** The places kept for the next start, written at close. */
+  #placesKept: Promise<void> = Promise.resolve();
   /** Tells each newcomer the limits its lines must keep to, so a client can pace a paste. */
   #limitsNotice: string;
   /** Operators, bans, mutes and the topic. */
   #moderation: Moderation;
-  /** Resume tokens and the places they keep; none with a hub that cannot keep places (a cluster). */
-  #resume: Resume;
-  /** Members whose client asked for a resume token (`/resume NAME`). */
-  #wantsToken = new WeakSet<Peer>();
+  /** Places kept for members whose connection was lost, and their resume tokens. */
+  #places: KeptPlaces;
+  /** What a joined member's line does. */
+  #commands: Commands;
 
   constructor(listener: Deno.Listener, config: ServerConfig) {
     this.#listener = listener;
@@ -186,15 +173,7 @@ class Server implements ChatServer {
       tally: this.tally,
       log: config.log,
     });
-    const { nameTimeoutMs, idleTimeoutMs, writeTimeoutMs, handshakeTimeoutMs, resumeGraceMs } =
-      this.#limits;
-    const shortest = Math.min(
-      ...[nameTimeoutMs, idleTimeoutMs, writeTimeoutMs, handshakeTimeoutMs, resumeGraceMs]
-        .filter((ms) => ms > 0),
-      4000,
-    );
-    // A quarter of the shortest time limit keeps each within 25% of its value, at a second at most.
-    this.#sweeper = setInterval(() => this.#sweep(), Math.max(10, shortest / 4));
+    this.#sweeper = setInterval(() => this.#sweep(), sweepInterval(this.#limits));
     this.#login = new Login({
       hub: config.hub,
       serverPassword: config.serverPassword,
@@ -202,14 +181,14 @@ class Server implements ChatServer {
       log: config.log,
       tally: this.tally,
     });
-    this.#proxyHeaders = new ProxyHeaders({ timeoutMs: handshakeTimeoutMs });
+    this.#proxyHeaders = new ProxyHeaders({ timeoutMs: this.#limits.handshakeTimeoutMs });
     this.#moderation = new Moderation({
       store: config.hub.moderation ?? new MemoryModerationStore(),
       hub: config.hub,
-      members: () => [...[...this.#peers].filter((peer) => peer.isJoined), ...this.#resume.held],
+      members: () => [...[...this.#peers].filter((peer) => peer.isJoined), ...this.#places.held],
       expel: (member, why) =>
         member instanceof HeldPlace
-          ? this.#leaveHeld(member, why.reason, why.notice)
+          ? this.#places.leave(member, why.reason, why.notice)
           : this.#disconnect(
             member as Peer,
             { error: why.reason, problem: why.reason, notice: why.notice },
@@ -218,10 +197,20 @@ class Server implements ChatServer {
       log: config.log,
       tally: this.tally,
     });
-    this.#resume = new Resume({
-      graceMs: config.hub.replace ? this.#limits.resumeGraceMs : 0,
+    this.#places = new KeptPlaces({
+      hub: config.hub,
+      log: config.log,
+      tally: this.tally,
+      graceMs: this.#limits.resumeGraceMs,
       maxHeld: this.#limits.maxConnections || Infinity,
+      limitsNotice: this.#limitsNotice,
+      welcomeNotices: (peer) => this.#moderation.welcomeNotices(peer),
+      ...config.places ? { store: config.places } : {},
+      addressOf: (hostname) => this.#admission.address(hostname),
     });
+    const { hub, log } = config;
+    const [moderation, login, tally] = [this.#moderation, this.#login, this.tally];
+    this.#commands = new Commands({ hub, moderation, login, tally, log });
     this.#counts = new CountLog({
       log: config.log,
       admission: this.#admission,
@@ -253,7 +242,8 @@ class Server implements ChatServer {
   }
 
   census(): Census {
-    return { ...census(this.#peers), bans: this.#moderation.banCount };
+    const [bans, keptPlaces] = [this.#moderation.banCount, this.#places.heldCount];
+    return { ...census(this.#peers), bans, keptPlaces };
   }
 
   close(): Promise<void> {
@@ -263,6 +253,7 @@ class Server implements ChatServer {
     clearInterval(this.#sweeper);
     closeQuietly(this.#listener); // the accept loop then ends
     this.#proxyHeaders.close();
+    this.#placesKept = this.#places.keepForRestart();
     // The hub says goodbye for the members first (a cluster hub tells the other servers).
     this.#hubClosed = Promise.resolve(this.#config.hub.close()).catch((error) =>
       this.#config.log(`hub: ${describe(error)}`, { event: "hub failed", level: "error" })
@@ -305,6 +296,7 @@ class Server implements ChatServer {
     });
     await Promise.all(this.#tasks);
     await this.#hubClosed;
+    await this.#placesKept;
   }
 
   accept(conn: ChatConn, options: { isJoinTaken?: boolean } = {}): void {
@@ -331,7 +323,7 @@ class Server implements ChatServer {
 
   /** Connections, and places kept for members whose connection was lost: each counts. */
   get #connections(): number {
-    return this.#peers.size + this.#resume.heldCount;
+    return this.#peers.size + this.#places.heldCount;
   }
 
   /**
@@ -387,12 +379,16 @@ class Server implements ChatServer {
           peer.lastLineAt = Date.now();
           // Flood control starts once joined: before that, one bad line ends the connection anyway.
           if (flood && peer.isJoined && !flood.admit(peer.lastLineAt)) {
-            if (!await this.#throttle(peer, flood)) continue;
+            const next = await throttle(peer, flood);
+            if (next === "flooding") this.#disconnect(peer, FLOODING);
+            if (next !== "go") continue;
           }
           const pending = this.#take(peer, line);
           if (pending) await pending;
         }
-        if (flood) await this.#throttleBytes(peer, flood, chunk.length);
+        if (flood && await throttleBytes(peer, flood, chunk.length) === "flooding") {
+          this.#disconnect(peer, FLOODING);
+        }
       }
     } catch (error) {
       if (!isPeerGone(error)) {
@@ -408,7 +404,7 @@ class Server implements ChatServer {
       // A token is good while its member is in the room or its place is kept: after a /quit, a
       // kick or a ban (no longer joined) it dies with the connection.
       if (peer.isJoined) this.#left(peer);
-      else this.#resume.revoke(peer);
+      else this.#places.forget(peer);
       peer.readEnded();
       await peer.closed;
       this.#peers.delete(peer);
@@ -426,7 +422,7 @@ class Server implements ChatServer {
     } else if (login.isAwaiting(peer)) {
       return login.answer(peer, line).then((outcome) => this.#afterSecret(peer, outcome));
     } else if (peer.isJoined) {
-      return this.#handle(peer, cleanText(line));
+      return this.#commands.handle(peer, cleanText(line));
     } else {
       return this.#join(peer, line);
     }
@@ -437,16 +433,7 @@ class Server implements ChatServer {
    * its client holds a resume token, nobody hears anything yet and its place is kept.
    */
   #left(peer: Peer): void {
-    const place = this.#isClosing ? undefined : this.#resume.hold(peer, Date.now());
-    if (place && this.#config.hub.replace!(peer, place)) {
-      peer.isJoined = false; // its place stands for it now (moderation must not see both)
-      const why = peer.closeReason ? ` (${peer.closeReason})` : "";
-      return this.#config.log(`${peer.label} lost its connection${why}: its place is kept`, {
-        event: "held",
-        ...peerFields(peer),
-      });
-    }
-    if (place) this.#resume.revoke(place);
+    if (!this.#isClosing && this.#places.keep(peer)) return;
     this.#config.hub.leave(peer, peer.closeReason ? { problem: peer.closeReason } : {});
     const why = [peer.closeReason, peer.closeDetail].filter(Boolean).join(": ");
     Tally.bump(this.tally.leaves, peer.closeReason ?? "disconnected");
@@ -473,38 +460,6 @@ class Server implements ChatServer {
     } finally {
       peer.isHandshaking = false;
     }
-  }
-
-  /**
-   * A line flood control could not take at once: stops reading from this peer (which slows the
-   * client through TCP) until both buckets have a token, warning it once, or disconnects a peer
-   * that keeps flooding. Returns whether the line may be handled.
-   */
-  async #throttle(peer: Peer, flood: FloodControl): Promise<boolean> {
-    let now = peer.lastLineAt;
-    const delay = flood.delay(now);
-    if (delay.kind === "flooding") {
-      this.#disconnect(peer, FLOODING);
-      return false;
-    }
-    if (delay.warning) peer.sendError(delay.warning);
-    let wait = delay.ms;
-    while (wait > 0 && !peer.signal.aborted && !peer.isEnding) {
-      await pause(wait, peer.signal);
-      now = Date.now();
-      wait = flood.wait(now);
-    }
-    if (wait > 0 || peer.isEnding) return false;
-    flood.take(now);
-    return true;
-  }
-
-  /** The byte budget after a read of `count` bytes: a pause in the reading, or a disconnection. */
-  async #throttleBytes(peer: Peer, flood: FloodControl, count: number): Promise<void> {
-    const wait = flood.spend(Date.now(), count);
-    if (wait === 0 || peer.isEnding) return;
-    if (wait === "flooding") return this.#disconnect(peer, FLOODING);
-    await pause(wait, peer.signal);
   }
 
   /**
@@ -547,7 +502,7 @@ class Server implements ChatServer {
       this.#admission.prune(now);
       this.#login.prune(now);
     }
-    for (const place of this.#resume.expire(now)) this.#leaveHeld(place);
+    this.#places.expire(now);
     this.#proxyHeaders.sweep(now);
     for (const peer of this.#peers) {
       if (isTrimming) peer.trimBuffers();
@@ -580,8 +535,8 @@ class Server implements ChatServer {
       if (isHttpRequestLine(line)) throw new ProtocolError(formatWrongDoor(this.webPort));
       this.#moderation.checkAddress(peer.hostname);
       const request = parseResume(line);
-      if (request) this.#wantsToken.add(peer);
-      if (request?.token && this.#resumeWith(peer, request.name, request.token)) return;
+      if (request) this.#places.wantsToken(peer);
+      if (request?.token && this.#places.resumeWith(peer, request.name, request.token)) return;
       const name = request?.name ?? parseName(line);
       this.#moderation.checkName(name); // before its password: a banned name is not asked for one
       // A registered name: its password comes on the next line, under the same deadline.
@@ -609,7 +564,7 @@ class Server implements ChatServer {
     await this.#config.hub.join(peer, [this.#limitsNotice]);
     // The topic comes after the welcome, where a reader's eye lands.
     for (const notice of this.#moderation.welcomeNotices(peer)) peer.send(encodeLine(notice));
-    this.#sendToken(peer);
+    this.#places.sendToken(peer);
     joins?.take(Date.now());
     peer.isJoined = true;
     this.tally.joins++;
@@ -621,8 +576,7 @@ class Server implements ChatServer {
    * connection not yet noticed, another device): the old one gives way.
    */
   #takeOver(name: string): void {
-    const place = this.#resume.heldPlace(name);
-    if (place) this.#leaveHeld(place, "logged in elsewhere");
+    this.#places.takeOver(name);
     for (const other of this.#peers) {
       if (other.isJoined && nameKey(other.name) === nameKey(name)) {
         this.#disconnect(
@@ -640,7 +594,7 @@ class Server implements ChatServer {
     if (outcome?.kind !== "enter" && (outcome?.kind !== "rename" || !peer.isJoined)) return;
     try {
       this.#moderation.checkName(outcome.name); // a ban may have come meanwhile
-      if (outcome.kind === "rename") return await this.#rename(peer, outcome.name);
+      if (outcome.kind === "rename") return await this.#commands.rename(peer, outcome.name);
       this.#takeOver(outcome.name);
       await this.#enter(peer, outcome.name);
     } catch (error) {
@@ -649,148 +603,21 @@ class Server implements ChatServer {
       if (!peer.isJoined) peer.end();
     }
   }
+}
 
-  /**
-   * `/resume NAME TOKEN` as a first line: the peer takes the place the token keeps, and the room
-   * hears nothing. False (told so) when the token keeps none for that name: the peer joins anew.
-   * A kick or a ban puts out a kept place as it does a member (see `members` for moderation), so
-   * its token is dead by then.
-   */
-  #resumeWith(peer: Peer, name: string, token: string): boolean {
-    const holder = this.#resume.take(name, token, Date.now());
-    if (!holder) {
-      if (this.#resume.graceMs > 0) peer.send(encodeLine(formatResumeFailed(name)));
-      return false;
-    }
-    const kept = holder instanceof HeldPlace ? holder.kept : [];
-    this.#config.hub.replace!(holder, peer, [this.#limitsNotice, formatResumed(kept.length)]);
-    if (!(holder instanceof HeldPlace)) {
-      // Its old connection, not yet seen lost (a phone asleep), gives way without a leave.
-      holder.isJoined = false;
-      holder.send(encodeLine(RESUMED_ELSEWHERE));
-      holder.end();
-    }
-    for (const bytes of kept) peer.send(bytes);
-    for (const notice of this.#moderation.welcomeNotices(peer)) peer.send(encodeLine(notice));
-    peer.isJoined = true;
-    this.#sendToken(peer);
-    this.#config.log(`${peer.label} resumed its place`, { event: "resumed", ...peerFields(peer) });
-    return true;
-  }
-
-  /** A new resume token for a member whose client asked for one (the old one dies). */
-  #sendToken(peer: Peer): void {
-    const token = this.#wantsToken.has(peer) ? this.#resume.issue(peer) : undefined;
-    if (token) peer.send(encodeLine(formatResumeToken(token, this.#resume.graceMs / 1000)));
-  }
-
-  /**
-   * A kept place is given up (its grace is over, a take-over, a kick or a ban): the room hears it
-   * left, or `notice` instead (an operator put it out).
-   */
-  #leaveHeld(place: HeldPlace, problem?: CloseReason, notice?: string): void {
-    this.#resume.revoke(place);
-    this.#config.hub.leave(place, {
-      ...problem ? { problem } : {},
-      ...notice === undefined ? {} : { notice },
-    });
-    Tally.bump(this.tally.leaves, problem ?? "disconnected");
-    this.#config.log(`${place.name} left (${problem ?? "not back in time"})`, {
-      event: "leave",
-      name: place.name,
-      reason: problem ?? "disconnected",
-    });
-  }
-
-  /** `/nick` once allowed: the hub renames, and everyone is told. */
-  #rename(peer: Peer, newName: string): void | Promise<void> {
-    const oldName = peer.name;
-    const renamed = () =>
-      this.#config.log(`${oldName} is now known as ${peer.name}`, {
-        event: "rename",
-        ...peerFields(peer),
-        reason: `was ${oldName}`,
-      });
-    return replyTo(peer, () => this.#config.hub.rename(peer, newName), renamed);
-  }
-
-  /** A `/quit` reason, or none from a muted member (who is told; the quit still happens). */
-  #unmuted(peer: Peer, reason: string): string {
-    try {
-      this.#moderation.checkMute(peer);
-      return reason;
-    } catch (error) {
-      if (!(error instanceof ProtocolError)) throw error;
-      peer.sendError(error.message);
-      return "";
-    }
-  }
-
-  /** Acts on one line from a joined peer; returns a promise only when the hub must be waited for. */
-  #handle(peer: Peer, text: string): void | Promise<void> {
-    if (text.trim() === "") return;
-    const { hub } = this.#config;
-    const moderation = this.#moderation;
-    try {
-      const word = operatorCommandOf(text);
-      if (word && !moderation.isOperator(peer)) throw operatorsOnly(word);
-      const command = parseCommand(text);
-      switch (command.name) {
-        case "say":
-          moderation.checkMute(peer);
-          this.tally.linesSaid++;
-          return hub.say(peer, command.text);
-        case "me":
-          moderation.checkMute(peer);
-          this.tally.linesSaid++;
-          return hub.act(peer, command.text);
-        case "help":
-          peer.send(HELP);
-          if (moderation.isOperator(peer)) peer.send(OPERATOR_HELP);
-          return;
-        case "who":
-          return replyTo(peer, () => hub.who(peer));
-        case "msg":
-          if (nameKey(command.to) === nameKey(peer.name)) {
-            throw new ProtocolError("That is you: /msg sends to someone else");
-          }
-          moderation.checkMute(peer);
-          return replyTo(peer, () => hub.whisper(peer, command.to, command.text));
-        case "nick": {
-          moderation.checkMute(peer);
-          moderation.checkName(command.newName);
-          const isOther = nameKey(command.newName) !== nameKey(peer.name);
-          if (isOther && this.#login.asksPassword(peer, command.newName, "nick")) return;
-          return this.#rename(peer, command.newName);
-        }
-        case "register":
-        case "password":
-        case "unregister":
-          return this.#login.runAccountCommand(
-            peer,
-            command.name,
-            command.name === "register" ? command.password : undefined,
-          );
-        case "quit":
-          if (command.reason) command.reason = this.#unmuted(peer, command.reason);
-          hub.leave(peer, { quit: command.reason });
-          Tally.bump(this.tally.leaves, "quit");
-          this.#config.log(`${peer.label} quit${command.reason ? `: ${command.reason}` : ""}`, {
-            event: "leave",
-            ...peerFields(peer),
-            reason: command.reason ? `quit: ${command.reason}` : "quit",
-          });
-          peer.isJoined = false;
-          peer.send(GOODBYE_LINE);
-          return peer.end();
-        default:
-          return replyTo(peer, () => moderation.run(peer, command));
-      }
-    } catch (error) {
-      if (!(error instanceof ProtocolError)) throw error;
-      peer.sendError(error.message);
-    }
-  }
+/**
+ * How often the sweep runs: a quarter of the shortest time limit keeps each within 25% of its
+ * value, at a second at most.
+ */
+function sweepInterval(limits: Limits): number {
+  const { nameTimeoutMs, idleTimeoutMs, writeTimeoutMs, handshakeTimeoutMs, resumeGraceMs } =
+    limits;
+  const shortest = Math.min(
+    ...[nameTimeoutMs, idleTimeoutMs, writeTimeoutMs, handshakeTimeoutMs, resumeGraceMs]
+      .filter((ms) => ms > 0),
+    4000,
+  );
+  return Math.max(10, shortest / 4);
 }
 
 /** How a connection came. */

@@ -132,7 +132,7 @@ export async function checkRedisPermission(url: string, rerun: string): Promise<
  */
 export async function openStore(
   path: string,
-  options: { historySize: number; rerun: string; log: Log },
+  options: { historySize: number; rerun: string; log: Log; takesPlaces?: boolean },
 ): Promise<SqliteStore | undefined> {
   const files = [path, `${path}-wal`, `${path}-shm`];
   const statuses = await Promise.all(
@@ -148,8 +148,8 @@ export async function openStore(
   }
   const isNew = await Deno.lstat(path).then(() => false, () => true);
   try {
-    const { historySize, log } = options;
-    return await SqliteStore.open(path, { historySize, log });
+    const { historySize, log, takesPlaces = false } = options;
+    return await SqliteStore.open(path, { historySize, log, takesPlaces });
   } catch (error) {
     if (!(error instanceof StoreRefusedError)) throw error;
     // SQLite says only "unable to open database file" when it cannot create one.

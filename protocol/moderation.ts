@@ -1,11 +1,6 @@
 /** Moderation's wire lines and commands: kicks, bans, mutes, the topic and operators, with no I/O. */
-import { formatError, formatSystemLine, parseName, quote } from "../protocol.ts";
+import { formatError, formatSystemLine, parseName, quote } from "./text.ts";
 import { ProtocolError } from "./lines.ts";
-
-/*
- * protocol.ts re-exports this file and this file uses its functions: a cycle, harmless because
- * only function declarations (set up before either file runs) cross it, and only when called.
- */
 
 /** Longest time a ban or a mute may be given for: a year, after which it is reconsidered. */
 export const MAX_DURATION_MS = 365 * 24 * 3600 * 1000;

@@ -3,7 +3,7 @@
  * token (or to use one), and the line the server answers with. A client that never asks (nc) sees
  * none of it.
  */
-import { formatSystemLine, parseName } from "../protocol.ts";
+import { formatSystemLine, parseName } from "./text.ts";
 
 /** Random bytes in a token: 144 bits, past any guessing within a grace period. */
 export const RESUME_TOKEN_BYTES = 18;

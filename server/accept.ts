@@ -59,6 +59,25 @@ export async function acceptAll(
 }
 
 /**
+ * Stops a door's listening: its accept loop (`stop` aborts it, and closing the listener ends its
+ * wait in accept) and its sweep; settles once the loop has ended. The door closes its connections
+ * after.
+ */
+export async function stopAccepting(
+  listener: Deno.Listener,
+  door: {
+    stop: AbortController;
+    sweeper: ReturnType<typeof setInterval>;
+    accepting: Promise<void>;
+  },
+): Promise<void> {
+  door.stop.abort();
+  clearInterval(door.sweeper);
+  closeQuietly(listener);
+  await door.accepting;
+}
+
+/**
  * Tells a connection over the limits (or banned) why, in one line, and closes it. It never becomes a peer: it
  * costs one small write and, at most, a second.
  */

@@ -2,10 +2,13 @@
  * Flood control for one connection (ergo's `fakelag`): a line budget and a byte budget, each a
  * token bucket, shared with the connection's address. The read loop asks it about each line and
  * each read; it answers at once ("go", "wait so long", "flooding") and never calls back, so the
- * loop alone decides what to do: handle the line, pause the reading, or disconnect.
+ * loop alone decides what to do: handle the line, pause the reading, or disconnect. `throttle` and
+ * `throttleBytes` are that pause, answering the loop in the same three words.
  */
 import type { AddressState } from "./limits.ts";
 import { TokenBucket } from "./limits.ts";
+import type { Peer } from "./peer.ts";
+import { pause } from "./conn.ts";
 
 /** The limits flood control keeps to (see the server's `DEFAULT_LIMITS`). */
 export interface FloodLimits {
@@ -110,4 +113,41 @@ export class FloodControl {
       : `Slow down: at most ${floodRate * maxPerAddress} lines a second from ` +
         `${this.#address.key}; your lines are being delayed`;
   }
+}
+
+/**
+ * A line flood control could not take at once: stops reading from this peer (which slows the
+ * client through TCP) until both buckets have a token, warning it once. Answers "go" (handle the
+ * line), "skip" (the peer ended meanwhile) or "flooding" (it keeps flooding: disconnect it).
+ */
+export async function throttle(
+  peer: Peer,
+  flood: FloodControl,
+): Promise<"go" | "skip" | "flooding"> {
+  let now = peer.lastLineAt;
+  const delay = flood.delay(now);
+  if (delay.kind === "flooding") return "flooding";
+  if (delay.warning) peer.sendError(delay.warning);
+  let wait = delay.ms;
+  while (wait > 0 && !peer.signal.aborted && !peer.isEnding) {
+    await pause(wait, peer.signal);
+    now = Date.now();
+    wait = flood.wait(now);
+  }
+  if (wait > 0 || peer.isEnding) return "skip";
+  flood.take(now);
+  return "go";
+}
+
+/** The byte budget after a read of `count` bytes: a pause in the reading, or "flooding". */
+export async function throttleBytes(
+  peer: Peer,
+  flood: FloodControl,
+  count: number,
+): Promise<"go" | "flooding"> {
+  const wait = flood.spend(Date.now(), count);
+  if (wait === 0 || peer.isEnding) return "go";
+  if (wait === "flooding") return "flooding";
+  await pause(wait, peer.signal);
+  return "go";
 }

@@ -183,6 +183,11 @@ export interface Hub {
    * The local hub only: a cluster keeps no places (see server/resume.ts).
    */
   replace?(old: Member, next: Member, welcome?: readonly string[]): boolean;
+  /**
+   * Puts a place kept by the server's last run in the room, and nobody hears of it (the room heard
+   * no leave): it is listed, and reads no room log. False if its name is taken. The local hub only.
+   */
+  restore?(place: Member): boolean;
 }
 
 /** Options for {@linkcode LocalHub}. */
@@ -274,6 +279,14 @@ export class LocalHub implements Hub {
       this.#log.add(next);
     }
     this.#members.set(key, next);
+    return true;
+  }
+
+  restore(place: Member): boolean {
+    const key = nameKey(place.name);
+    if (this.#members.has(key)) return false;
+    this.#members.set(key, place);
+    this.#roomList = undefined;
     return true;
   }
 

@@ -7,7 +7,7 @@
  */
 import type { ChatServer } from "../server.ts";
 import type { Log } from "./log.ts";
-import { acceptAll } from "./accept.ts";
+import { acceptAll, stopAccepting } from "./accept.ts";
 import { type ChatConn, closeQuietly } from "./conn.ts";
 import { IrcConn } from "./irc_conn.ts";
 import { IrcLineCache } from "./irc_cache.ts";
@@ -153,10 +153,8 @@ class IrcDoor implements IrcServer {
   }
 
   async #close(): Promise<void> {
-    this.#stop.abort();
-    clearInterval(this.#sweeper);
-    closeQuietly(this.#listener); // the accept loop then ends
-    await this.#accepting;
+    const [stop, sweeper, accepting] = [this.#stop, this.#sweeper, this.#accepting];
+    await stopAccepting(this.#listener, { stop, sweeper, accepting });
     for (const conn of this.#conns) closeQuietly(conn);
   }
 

@@ -21,6 +21,10 @@ export class Tally {
   backoffs = 0;
   /** Operators' acts, by act (`kick`, `ban`, ...). */
   moderation = new Map<string, number>();
+  /** Kept places taken back with their token (`taken`) or given up at the end of their grace (`expired`). */
+  resumes = new Map<string, number>();
+  /** Tokens that took no place, by why (`unknown token`, `other name`, `past grace`). */
+  resumeRefusals = new Map<string, number>();
 
   /** Adds one to `reason`'s count in `counts`. */
   static bump(counts: Map<string, number>, reason: string): void {
@@ -75,20 +79,9 @@ export function serverFamilies(
     logSize: number;
     logFill: number;
     bans?: number;
+    keptPlaces?: number;
   },
 ): Family[] {
-  const counter = (name: string, help: string, samples: Sample[]): Family => ({
-    name,
-    type: "counter",
-    help,
-    samples,
-  });
-  const gauge = (name: string, help: string, samples: Sample[]): Family => ({
-    name,
-    type: "gauge",
-    help,
-    samples,
-  });
   const cuts = new Map([...tally.leaves].filter(([reason]) => !LEFT_BY_THEMSELVES.has(reason)));
   return [
     gauge(
@@ -125,6 +118,33 @@ export function serverFamilies(
       [...tally.moderation].map(([act, value]) => ({ labels: { act }, value })),
     ),
     gauge("chat_bans", "Bans in force", [{ value: census.bans ?? 0 }]),
+    gauge("chat_kept_places", "Places kept for members whose connection was lost", [
+      { value: census.keptPlaces ?? 0 },
+    ]),
+    counter(
+      "chat_resumes_total",
+      "Kept places taken back, expired, or refused by reason",
+      resumeSamples(tally),
+    ),
+  ];
+}
+
+function counter(name: string, help: string, samples: Sample[]): Family {
+  return { name, type: "counter", help, samples };
+}
+
+function gauge(name: string, help: string, samples: Sample[]): Family {
+  return { name, type: "gauge", help, samples };
+}
+
+/** What became of kept places: taken back, expired, and tokens refused by reason. */
+function resumeSamples(tally: Tally): Sample[] {
+  return [
+    ...[...tally.resumes].map(([result, value]) => ({ labels: { result }, value })),
+    ...[...tally.resumeRefusals].map(([reason, value]) => ({
+      labels: { result: "refused", reason },
+      value,
+    })),
   ];
 }
 

@@ -468,6 +468,8 @@ export interface Census {
   logFill: number;
   /** Bans in force. */
   bans?: number;
+  /** Places kept for members whose connection was lost. */
+  keptPlaces?: number;
 }
 
 /** The census of `peers`, for the metrics. */

@@ -5,7 +5,11 @@
  * hearing neither a leave nor a join. A token is random, bound to one name, and good once: each
  * resume gives a new one. It dies with the grace period, at `/quit`, a kick, a ban, a take-over or
  * a rename (which gives a new one). It never calls back into the server.
+ *
+ * Tokens are held by their SHA-256 hash, never as given: so a store may keep them across a planned
+ * restart (see {@linkcode PlaceRecord}) without keeping what would let anyone take the places.
  */
+import { createHash } from "node:crypto";
 import type { Member } from "./hub.ts";
 import type { AddressState } from "./limits.ts";
 import type { ConnKind, Peer } from "./peer.ts";
@@ -39,7 +43,7 @@ export class HeldPlace implements Member {
   stopAt = Infinity;
   readonly isSendingLog = false;
 
-  constructor(peer: Peer, expiresAt: number) {
+  constructor(peer: Pick<Peer, "name" | "hostname" | "address" | "kind">, expiresAt: number) {
     this.name = peer.name;
     this.hostname = peer.hostname;
     this.address = peer.address;
@@ -63,6 +67,38 @@ export class HeldPlace implements Member {
 /** Who a token stands for now: a member still connected, or its held place. */
 export type Holder = Peer | HeldPlace;
 
+/**
+ * Why a token took no place: it is none the server gave or still holds (used, revoked, its member
+ * gone), it is another name's, or its place's grace is over.
+ */
+export type ResumeRefusal = "unknown token" | "other name" | "past grace";
+
+/**
+ * A place as a store keeps it across a planned restart: a member's name, its token's hash, where it
+ * came from, and until when (`Date.now()` time) it may be taken back.
+ */
+export interface PlaceRecord {
+  name: string;
+  /** The SHA-256 of the token, base64url (see {@linkcode hashToken}). */
+  tokenHash: string;
+  hostname: string;
+  kind: ConnKind;
+  until: number;
+}
+
+/** Where places are kept across a planned restart (the SQLite store). */
+export interface PlaceStore {
+  /** The places the last graceful shutdown kept, as the store read (and forgot) them at open. */
+  readonly keptPlaces: readonly PlaceRecord[];
+  /** Keeps `places` for the next start, in place of any kept before. */
+  keepPlaces(places: readonly PlaceRecord[]): Promise<void>;
+}
+
+/** A token's hash as it is held and kept: SHA-256, base64url. */
+export function hashToken(token: string): string {
+  return createHash("sha256").update(token).digest("base64url");
+}
+
 /** Options for {@linkcode Resume}. */
 export interface ResumeOptions {
   /** How long a place is kept after its connection ends, in ms (0: no tokens at all). */
@@ -78,7 +114,10 @@ export class Resume {
   readonly graceMs: number;
   #maxHeld: number;
   #random: (bytes: Uint8Array) => Uint8Array;
-  /** Tokens and who they stand for: a token is good for its holder's name alone (a rename moves it). */
+  /**
+   * Tokens (their hashes) and who they stand for: a token is good for its holder's name alone (a
+   * rename moves it).
+   */
   #tokens = new Map<string, { holder: Holder }>();
   #tokenOf = new Map<Holder, string>();
   #held = new Set<HeldPlace>();
@@ -104,8 +143,9 @@ export class Resume {
     if (this.graceMs === 0) return undefined;
     this.revoke(peer);
     const token = encodeResumeToken(this.#random(new Uint8Array(RESUME_TOKEN_BYTES)));
-    this.#tokens.set(token, { holder: peer });
-    this.#tokenOf.set(peer, token);
+    const hash = hashToken(token);
+    this.#tokens.set(hash, { holder: peer });
+    this.#tokenOf.set(peer, hash);
     return token;
   }
 
@@ -130,9 +170,42 @@ export class Resume {
       this.#tokens.delete(token);
       return undefined;
     }
-    const place = new HeldPlace(peer, now + this.graceMs);
-    this.#tokens.set(token, { holder: place });
-    this.#tokenOf.set(place, token);
+    return this.#keep(new HeldPlace(peer, now + this.graceMs), token);
+  }
+
+  /**
+   * A place kept by the server's last run (see {@linkcode PlaceRecord}), kept again until its
+   * deadline (at most this run's grace from now) under the same token; undefined when its grace is
+   * over, its name or token is held already, or too many places are held.
+   */
+  restore(record: PlaceRecord, address: AddressState, now: number): HeldPlace | undefined {
+    if (this.graceMs === 0 || now >= record.until || this.#held.size >= this.#maxHeld) return;
+    if (this.#tokens.has(record.tokenHash) || this.heldPlace(record.name)) return;
+    const { name, hostname, kind } = record;
+    // Never past this run's grace: a row edited by hand, or a grace shortened since, holds no longer.
+    const until = Math.min(record.until, now + this.graceMs);
+    return this.#keep(new HeldPlace({ name, hostname, address, kind }, until), record.tokenHash);
+  }
+
+  /**
+   * What a store keeps at a planned shutdown: every place held, until its own deadline, and every
+   * member holding a token, until `now` and the grace (they are about to lose their connection).
+   */
+  records(now: number): PlaceRecord[] {
+    const records: PlaceRecord[] = [];
+    for (const [tokenHash, { holder }] of this.#tokens) {
+      const isHeld = holder instanceof HeldPlace;
+      if (!isHeld && !holder.isJoined) continue;
+      const until = isHeld ? holder.expiresAt : now + this.graceMs;
+      const { name, hostname, kind } = holder;
+      records.push({ name, tokenHash, hostname, kind, until });
+    }
+    return records;
+  }
+
+  #keep(place: HeldPlace, tokenHash: string): HeldPlace {
+    this.#tokens.set(tokenHash, { holder: place });
+    this.#tokenOf.set(place, tokenHash);
     this.#held.add(place);
     place.address.connections++;
     return place;
@@ -140,19 +213,20 @@ export class Resume {
 
   /**
    * Uses a token for `name`: who holds the place (a held place, or a connection not yet seen to be
-   * lost), or undefined if the token holds none for that name. Good once: the token dies either way.
+   * lost), or why the token holds none for that name. Good once: the token dies either way.
    */
-  take(name: string, token: string, now: number): Holder | undefined {
-    if (!isResumeToken(token)) return undefined;
-    const entry = this.#tokens.get(token);
-    if (!entry || nameKey(entry.holder.name) !== nameKey(name)) return undefined;
+  take(name: string, token: string, now: number): Holder | ResumeRefusal {
+    const hash = isResumeToken(token) ? hashToken(token) : undefined;
+    const entry = hash === undefined ? undefined : this.#tokens.get(hash);
+    if (!entry) return "unknown token";
+    if (nameKey(entry.holder.name) !== nameKey(name)) return "other name";
     const holder = entry.holder;
     // Past its grace, a place is due to leave at the next sweep, which forgets its token.
-    if (holder instanceof HeldPlace && now >= holder.expiresAt) return undefined;
-    this.#tokens.delete(token);
+    if (holder instanceof HeldPlace && now >= holder.expiresAt) return "past grace";
+    this.#tokens.delete(hash!);
     this.#tokenOf.delete(holder);
     if (holder instanceof HeldPlace) this.#release(holder);
-    else if (!holder.isJoined) return undefined;
+    else if (!holder.isJoined) return "unknown token";
     return holder;
   }
 

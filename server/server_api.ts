@@ -7,6 +7,7 @@ import type { Tally } from "./metrics.ts";
 import type { ChatConn } from "./conn.ts";
 import type { Log } from "./log.ts";
 import type { TrustedProxies } from "./trusted_proxies.ts";
+import type { PlaceStore } from "./resume.ts";
 /** Options for {@linkcode startServer}. */
 export interface ServerOptions extends Partial<Limits> {
   /** Address to listen on (default 0.0.0.0). */
@@ -28,6 +29,11 @@ export interface ServerOptions extends Partial<Limits> {
    * Kept only as its SHA-256 digest.
    */
   serverPassword?: string;
+  /**
+   * Where places kept for resume outlive a planned restart (`--store`): read at start, written at
+   * {@linkcode ChatServer.close}. Without it, a restart ends every place.
+   */
+  places?: PlaceStore;
   /** Receives one line per notable event (joins, leaves, refusals, errors); silent by default. */
   log?: Log;
   /**

@@ -13,7 +13,8 @@ import { type Account, parseAccount } from "./passwords.ts";
 import type { Accounts, HistoryEntry, HistoryStore } from "./hub.ts";
 import type { ModerationState } from "./moderation_store.ts";
 import { StoreError } from "./hub.ts";
-import { isKeptLine, nameKey } from "../protocol.ts";
+import { isKeptLine, nameKey, parseName } from "../protocol.ts";
+import type { PlaceRecord, PlaceStore } from "./resume.ts";
 import { parseModerationState, SqliteModeration } from "./store_moderation.ts";
 
 /** The id of the worker's own message that another process changed moderation's state. */
@@ -33,6 +34,11 @@ export interface SqliteStoreOptions {
   historySize: number;
   /** One line per event an operator must know of: the store failing, and recovering. */
   log?: Log;
+  /**
+   * The server's own open: the places the last shutdown kept are read, and forgotten in the file
+   * (good for one start). `chat admin` leaves them for the server.
+   */
+  takesPlaces?: boolean;
 }
 
 interface Answer {
@@ -51,9 +57,11 @@ interface Answer {
  * corruption), the store says so in one log line, keeps the room's state in memory, and tries the
  * next batch as usual; it says so again once a write works.
  */
-export class SqliteStore implements HistoryStore, Accounts {
+export class SqliteStore implements HistoryStore, Accounts, PlaceStore {
   /** The history the file held at startup, oldest first. */
   readonly history: readonly HistoryEntry[];
+  /** The places the last planned shutdown kept (the file forgot them as it opened). */
+  readonly keptPlaces: readonly PlaceRecord[];
   readonly path: string;
   /** Operators, bans, mutes and the topic, kept in the same file. */
   readonly moderation: SqliteModeration;
@@ -79,6 +87,7 @@ export class SqliteStore implements HistoryStore, Accounts {
       history: HistoryEntry[];
       accounts: Account[];
       moderation: ModerationState;
+      places: PlaceRecord[];
       readOnly?: string;
     },
     options: SqliteStoreOptions,
@@ -86,6 +95,7 @@ export class SqliteStore implements HistoryStore, Accounts {
     this.#worker = worker;
     this.path = path;
     this.history = opened.history;
+    this.keptPlaces = opened.places;
     for (const account of opened.accounts) this.#accounts.set(nameKey(account.name), account);
     this.#historySize = options.historySize;
     this.#log = options.log ?? (() => {});
@@ -113,7 +123,8 @@ export class SqliteStore implements HistoryStore, Accounts {
       event.preventDefault(); // the store fails; the server does not
       first.reject(new StoreRefusedError(`Cannot use the store ${path}: ${event.message}`));
     };
-    worker.postMessage({ id: 0, op: "open", path, historySize: options.historySize });
+    const { historySize, takesPlaces = false } = options;
+    worker.postMessage({ id: 0, op: "open", path, historySize, takesPlaces });
     let answer: Answer;
     try {
       answer = await first.promise;
@@ -137,6 +148,7 @@ export class SqliteStore implements HistoryStore, Accounts {
       history,
       accounts,
       moderation: parseModerationState(answer.moderation),
+      places: ((answer.places ?? []) as unknown[]).flatMap((row) => parsePlace(row) ?? []),
       ...(typeof answer.readOnly === "string" ? { readOnly: answer.readOnly } : {}),
     }, options);
     store.#calls = calls;
@@ -218,6 +230,10 @@ export class SqliteStore implements HistoryStore, Accounts {
   async remove(account: Account): Promise<void> {
     await this.#change({ op: "remove", name: account.name, hash: account.hash });
     this.#accounts.delete(nameKey(account.name));
+  }
+
+  async keepPlaces(places: readonly PlaceRecord[]): Promise<void> {
+    await this.#change({ op: "keepPlaces", places });
   }
 
   /** Commits what waits, then closes the file; safe to call twice. */
@@ -310,4 +326,23 @@ export class SqliteStore implements HistoryStore, Accounts {
     this.#failure = undefined;
     this.#log(`store: writing ${this.path} again`, { event: "store recovered" });
   }
+}
+
+const KINDS: readonly string[] = ["tcp", "tls", "websocket", "irc"];
+
+/**
+ * A kept place as read back, or undefined for a row this server would not have written (a bad
+ * name, a hash of another shape): a forged row must not put a name in the room.
+ */
+function parsePlace(row: unknown): PlaceRecord | undefined {
+  const { name, tokenHash, hostname, kind, until } = row as Record<string, unknown>;
+  if (typeof name !== "string" || typeof hostname !== "string" || typeof kind !== "string") return;
+  if (typeof tokenHash !== "string" || !/^[A-Za-z0-9_-]{43}$/.test(tokenHash)) return;
+  if (!Number.isSafeInteger(until) || !KINDS.includes(kind) || hostname.length > 64) return;
+  try {
+    if (parseName(name) !== name) return;
+  } catch {
+    return; // not a name: skipped like any row we did not write
+  }
+  return { name, tokenHash, hostname, kind: kind as PlaceRecord["kind"], until: until as number };
 }

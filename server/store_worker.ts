@@ -5,7 +5,8 @@
  * permission to read this file: only the database's own (see store.ts).
  *
  * Requests: open, keep (history entries, one transaction per batch), save and remove (an account),
- * the moderation changes (an operator, a ban, a mute, the topic), close. Every answer carries the
+ * the moderation changes (an operator, a ban, a mute, the topic), keepPlaces (at a planned
+ * shutdown, the places kept for resume), close. Every answer carries the
  * request's id, and an error is one line: never a stack trace. Unasked, the worker also posts
  * `changed` (id -2) with the moderation state when another process (`chat admin`) changed it.
  */
@@ -13,7 +14,7 @@
 import { DatabaseSync, type StatementSync } from "node:sqlite";
 
 /** The schema this program writes. A file with a newer one is refused: it may mean other things. */
-const SCHEMA_VERSION = 2;
+const SCHEMA_VERSION = 3;
 /** Marks the file as a chat store (`PRAGMA application_id`), so another program's file is refused. */
 const APPLICATION_ID = 0x63686174; // "chat"
 /** How long a write waits for another process's lock before it fails (and is tried again later). */
@@ -38,6 +39,9 @@ const MIGRATIONS = [
      at INTEGER NOT NULL, until INTEGER, reason TEXT) WITHOUT ROWID;
    CREATE TABLE topic (id INTEGER PRIMARY KEY CHECK (id = 1), text TEXT NOT NULL,
      by_name TEXT NOT NULL, at INTEGER NOT NULL);`,
+  // Places kept for resume across a planned restart: a token's hash, never the token.
+  `CREATE TABLE places (key TEXT PRIMARY KEY, name TEXT NOT NULL, token_hash TEXT NOT NULL,
+     hostname TEXT NOT NULL, kind TEXT NOT NULL, until INTEGER NOT NULL) WITHOUT ROWID;`,
 ];
 
 /** passwords.ts's `Account`, written again: this worker imports nothing but `node:sqlite`. */
@@ -48,6 +52,15 @@ interface Account {
   cost: number;
   blockSize: number;
   parallelism: number;
+}
+
+/** A kept place as server/resume.ts's `PlaceRecord` has it, written again. */
+interface Place {
+  name: string;
+  tokenHash: string;
+  hostname: string;
+  kind: string;
+  until: number;
 }
 
 /** A ban or a mute as the moderation seam has it (server/moderation_store.ts), written again. */
@@ -62,7 +75,7 @@ interface Term {
 }
 
 type Request =
-  | { id: number; op: "open"; path: string; historySize: number }
+  | { id: number; op: "open"; path: string; historySize: number; takesPlaces: boolean }
   | { id: number; op: "keep"; entries: { at: number; line: string }[] }
   | { id: number; op: "save"; account: Account; previousHash: string | null }
   | { id: number; op: "remove"; name: string; hash: string }
@@ -72,6 +85,7 @@ type Request =
   | { id: number; op: "addMute"; key: string; mute: Term }
   | { id: number; op: "removeMute"; key: string }
   | { id: number; op: "setTopic"; topic: { text: string; by: string; at: number } | null }
+  | { id: number; op: "keepPlaces"; places: Place[] }
   | { id: number; op: "close" };
 
 let db: DatabaseSync | undefined;
@@ -92,7 +106,7 @@ self.onmessage = (event: MessageEvent<Request>) => {
 function handle(request: Request): Record<string, unknown> {
   switch (request.op) {
     case "open":
-      return open(request.path, request.historySize);
+      return open(request.path, request.historySize, request.takesPlaces);
     case "keep":
       keep(request.entries);
       return {};
@@ -100,6 +114,9 @@ function handle(request: Request): Record<string, unknown> {
       return { isSaved: save(request.account, request.previousHash) };
     case "remove":
       return { isRemoved: statements.remove!.run(key(request.name), request.hash).changes > 0 };
+    case "keepPlaces":
+      keepPlaces(request.places);
+      return {};
     case "close":
       close();
       return {};
@@ -193,7 +210,7 @@ function watch(): void {
  * Opens the file (created if missing), checks whose and which schema it is, migrates it, and
  * answers what it holds. A file that cannot be written to is still read: `readOnly` says why.
  */
-function open(path: string, size: number): Record<string, unknown> {
+function open(path: string, size: number, takesPlaces: boolean): Record<string, unknown> {
   historySize = size;
   refuseEmpty(path);
   let readOnly: string | undefined;
@@ -239,7 +256,14 @@ function open(path: string, size: number): Record<string, unknown> {
   const accounts = db.prepare(
     "SELECT name, salt, hash, cost, block_size AS blockSize, parallelism FROM accounts",
   ).all();
-  return { history, accounts, moderation: moderation(), ...(readOnly ? { readOnly } : {}) };
+  const places = readOnly || !takesPlaces ? [] : takePlaces();
+  return {
+    history,
+    accounts,
+    moderation: moderation(),
+    places,
+    ...(readOnly ? { readOnly } : {}),
+  };
 }
 
 /**
@@ -313,6 +337,7 @@ function prepare(): void {
     clearTopic: sql("DELETE FROM topic WHERE id = 1"),
     sweep: sql("DELETE FROM bans WHERE until IS NOT NULL AND until <= ?"),
     sweepMutes: sql("DELETE FROM mutes WHERE until IS NOT NULL AND until <= ?"),
+    insertPlace: sql("INSERT OR REPLACE INTO places VALUES (?, ?, ?, ?, ?, ?)"),
   };
 }
 
@@ -321,6 +346,34 @@ function keep(entries: { at: number; line: string }[]): void {
   transaction(() => {
     for (const { at, line } of entries) statements.insert!.run(at, line);
     statements.trim!.run(historySize);
+  });
+}
+
+/**
+ * The places the last planned shutdown kept, read and deleted at once: good for one start, so that
+ * a crash after it leaves none behind. None when the file is locked: the members join anew.
+ */
+function takePlaces(): unknown[] {
+  try {
+    return transaction(() => {
+      const rows = db!.prepare(
+        "SELECT name, token_hash AS tokenHash, hostname, kind, until FROM places",
+      ).all();
+      db!.exec("DELETE FROM places");
+      return rows;
+    });
+  } catch {
+    return [];
+  }
+}
+
+/** The places a planned shutdown keeps for the next start, in place of any kept before. */
+function keepPlaces(places: Place[]): void {
+  transaction(() => {
+    db!.exec("DELETE FROM places");
+    for (const { name, tokenHash, hostname, kind, until } of places) {
+      statements.insertPlace!.run(key(name), name, tokenHash, hostname, kind, until);
+    }
   });
 }
 

@@ -26,7 +26,7 @@ import ICON_SVG from "../web/icon.svg" with { type: "text" };
 import { type ChatConn, closeQuietly, isPeerGone, pause } from "./conn.ts";
 import type { ChatServer } from "../server.ts";
 import { TlsConn, tlsContext } from "./tls_conn.ts";
-import { acceptAll } from "./accept.ts";
+import { acceptAll, stopAccepting } from "./accept.ts";
 import { formatResponse, HeadReader, HttpError, type RequestHead, writeAll } from "./http.ts";
 import { acceptKey, isValidKey } from "./websocket.ts";
 import { WebSocketConn } from "./websocket_conn.ts";
@@ -230,10 +230,8 @@ class PageServer implements WebServer {
   }
 
   async #close(): Promise<void> {
-    this.#stop.abort();
-    clearInterval(this.#sweeper);
-    closeQuietly(this.#listener); // the accept loop then ends
-    await this.#accepting;
+    const [stop, sweeper, accepting] = [this.#stop, this.#sweeper, this.#accepting];
+    await stopAccepting(this.#listener, { stop, sweeper, accepting });
     for (const conn of this.#http.keys()) closeQuietly(conn);
     for (const socket of this.#sockets) socket.abort();
     await Promise.all(this.#tasks);

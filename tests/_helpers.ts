@@ -249,6 +249,26 @@ export async function joinAs(port: number, name: string): Promise<TestClient> {
 }
 
 /**
+ * Connects and sends `first` (`/resume NAME [TOKEN]`, see `formatResume`): the client, the lines up
+ * to the token the server gives, and that token.
+ */
+export async function joinWithToken(
+  port: number,
+  first: string,
+): Promise<{ client: TestClient; lines: string[]; token: string }> {
+  const client = await TestClient.connect(port);
+  await client.expect("* Welcome to chat! What shall I call you?");
+  await client.send(first);
+  const lines: string[] = [];
+  for (;;) {
+    const line = await client.readLine();
+    lines.push(line);
+    const token = /^\* Resume token: ([A-Za-z0-9_-]{24}) /.exec(line)?.[1];
+    if (token) return { client, lines, token };
+  }
+}
+
+/**
  * Connects from another loopback address (127.0.0.2 and up, all on `lo`), so that the server sees
  * a host of its own: per-address limits apply to each. `Deno.connect` cannot choose its source
  * address; `node:net` can.

@@ -201,7 +201,7 @@ Deno.test("store: a store of the previous schema keeps its names and history, an
   );
   const { child, port } = await startStoreServer(folder);
   await using _server = child;
-  assert.equal((await sqlite(folder.file, "PRAGMA user_version")).trim(), "2");
+  assert.equal((await sqlite(folder.file, "PRAGMA user_version")).trim(), "3");
   const made = await admin(folder, ["op", "alice"]);
   assert.deepEqual([made.code, made.stdout], [0, "alice is now an operator\n"]);
   await using alice = await login(port, "alice");

@@ -139,3 +139,40 @@ Deno.test("every import of every .ts file of ours keeps the dependency rule", as
   assert.deepEqual(files.filter((file) => !reached.has(file)), []);
   assert.ok(files.length > 30, files.join(" "));
 });
+
+/** Lines in a hand-written .ts file, and in a class, at most (STYLE.md: past them, a file or a class holds more than one idea). */
+const MAX_FILE_LINES = 800;
+const MAX_CLASS_LINES = 500;
+/** Classes over the limit still, each with the step that splits it (../shared/design/house.md). */
+const LARGE_CLASSES = new Set([
+  "cluster/cluster_hub.ts ClusterHub", // step 6: the Redis link, the event format, accounts in Redis
+]);
+
+/** Each top-level class of a file, with its length in lines (from `class` to the `}` that ends it). */
+function classLengths(text: string): { name: string; lines: number }[] {
+  const found: { name: string; lines: number }[] = [];
+  const lines = text.split("\n");
+  lines.forEach((line, start) => {
+    const name = /^(?:export )?(?:abstract )?class (\w+)/.exec(line)?.[1];
+    if (!name) return;
+    const end = lines.findIndex((other, index) => index > start && other.startsWith("}"));
+    found.push({ name, lines: end - start + 1 });
+  });
+  return found;
+}
+
+Deno.test("every hand-written .ts file is at most 800 lines and every class at most 500", async () => {
+  const listed = await output("find", [".", "-name", "*.ts", "-not", "-path", "./node_modules/*"]);
+  const over: string[] = [];
+  for (const path of listed.trim().split("\n").map((path) => path.replace(/^\.\//, ""))) {
+    const text = await output("cat", [path]); // the test set reads no files itself
+    const count = text.split("\n").length - 1;
+    if (count > MAX_FILE_LINES) over.push(`${path}: ${count} lines`);
+    for (const { name, lines } of classLengths(text)) {
+      if (lines > MAX_CLASS_LINES && !LARGE_CLASSES.has(`${path} ${name}`)) {
+        over.push(`${path}: class ${name} of ${lines} lines`);
+      }
+    }
+  }
+  assert.deepEqual(over, []);
+});

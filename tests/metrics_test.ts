@@ -1,6 +1,14 @@
 /** `--metrics`: Prometheus' text format at /metrics, /healthz and /readyz, from the server process. */
 import assert from "node:assert/strict";
-import { type Child, joinAs, startServerProcess, withDeadline } from "./_helpers.ts";
+import {
+  type Child,
+  joinAs,
+  joinWithToken,
+  startServerProcess,
+  TestClient,
+  withDeadline,
+} from "./_helpers.ts";
+import { formatResume } from "../protocol.ts";
 import { Folder, startStoreServer } from "./_store.ts";
 import { clusterServer, Redis } from "./_cluster.ts";
 import { METRICS_MAX_CONNECTIONS, startMetrics } from "../server/metrics_server.ts";
@@ -72,6 +80,47 @@ Deno.test("server --metrics serves figures that match what members did, which pr
   assert.deepEqual(await get(metrics, "/readyz"), { status: 200, body: "ready\n" });
   assert.equal((await get(metrics, "/nothing")).status, 404);
   // Nothing of it on the chat's port: that speaks the chat.
+});
+
+Deno.test("server --metrics counts kept places now, and resumes taken, refused by reason and expired", async () => {
+  const { child, port } = await startServerProcess(
+    ["--metrics", "0", "--resume-grace", "5"],
+    ["--allow-net=127.0.0.1"],
+  );
+  await using _server = child;
+  const metrics = await metricsPort(child);
+  const scrape = async () => (await get(metrics, "/metrics")).body;
+  await using _bob = await joinAs(port, "bob");
+  const alice = await joinWithToken(port, formatResume("alice"));
+  alice.client.close();
+  await child.stdout.readUntil(/ alice .*lost its connection.*: its place is kept$/);
+  assert.equal(sample(await scrape(), "chat_kept_places"), 1);
+  // A token for another name, and one the server never gave, take nothing.
+  const eve = await joinWithToken(port, formatResume("eve", alice.token)); // joins anew, as eve
+  await eve.client.send("/quit"); // so that no place is kept for her
+  await child.stdout.readUntil(/ eve .* quit$/);
+  eve.client.close();
+  {
+    await using thief = await TestClient.connect(port);
+    await thief.expect("* Welcome to chat! What shall I call you?");
+    await thief.send(formatResume("alice", "x".repeat(24)));
+    await thief.expect("* Could not resume alice: that place is no longer kept; joining anew");
+  }
+  const back = await joinWithToken(port, formatResume("alice", alice.token));
+  let body = await scrape();
+  assert.equal(await promtool(body), "");
+  assert.equal(sample(body, "chat_kept_places"), 0);
+  assert.equal(sample(body, 'chat_resumes_total{result="taken"}'), 1);
+  assert.equal(sample(body, 'chat_resumes_total{result="refused",reason="other name"}'), 1);
+  assert.equal(sample(body, 'chat_resumes_total{result="refused",reason="unknown token"}'), 1);
+  assert.equal(sample(body, 'chat_resumes_total{result="expired"}'), undefined);
+  // Dropped again and not back within the grace: the place leaves, counted as expired.
+  back.client.close();
+  await child.stdout.readUntil(/ alice left \(not back in time\)$/);
+  body = await scrape();
+  assert.equal(sample(body, "chat_kept_places"), 0);
+  assert.equal(sample(body, 'chat_resumes_total{result="expired"}'), 1);
+  assert.equal(sample(body, 'chat_resumes_total{result="taken"}'), 1);
 });
 
 Deno.test("server --metrics /readyz is 503 while the store cannot be written", async () => {

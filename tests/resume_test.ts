@@ -382,9 +382,10 @@ Deno.test("resume: Resume refuses a kept place's token from its expiry on, befor
     const token = resume.issue(peer)!;
     const place = resume.hold(peer, 1_000)!;
     assert.equal(place.expiresAt, 31_000);
-    assert.equal(resume.take("alice", token, 31_000), undefined, "expired");
+    assert.equal(resume.take("alice", token, 31_000), "past grace");
+    assert.equal(resume.take("bob", token, 30_999), "other name");
     assert.equal(resume.take("alice", token, 30_999), place, "within the grace");
-    assert.equal(resume.take("alice", token, 30_999), undefined, "good once");
+    assert.equal(resume.take("alice", token, 30_999), "unknown token", "good once");
     assert.equal(resume.tokenCount, 0);
     assert.equal(resume.heldCount, 0);
   } finally {

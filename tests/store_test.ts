@@ -307,7 +307,7 @@ Deno.test("store: a schema from the future, another program's database, or a fil
   const start = () => serverChild(["--store", folder.file], folder.permissions);
   await sqlite(
     folder.file,
-    "CREATE TABLE t (a); PRAGMA user_version = 3; PRAGMA application_id = 1667785076;",
+    "CREATE TABLE t (a); PRAGMA user_version = 4; PRAGMA application_id = 1667785076;",
   );
   {
     await using server = start();
@@ -316,7 +316,7 @@ Deno.test("store: a schema from the future, another program's database, or a fil
     assert.equal(stdout, "");
     assert.equal(
       stderr,
-      `error: ${folder.file} has schema version 3, newer than this program's 2: run a newer chat on it, or use another file\n`,
+      `error: ${folder.file} has schema version 4, newer than this program's 3: run a newer chat on it, or use another file\n`,
     );
   }
   await sqlite(folder.file, "PRAGMA user_version = 1; PRAGMA application_id = 42;");

@@ -1,8 +1,3 @@
-// web/node_util.ts
-function stripVTControlCharacters(_text) {
-  throw new Error("stripVTControlCharacters is not available in the page");
-}
-
 // protocol/lines.ts
 var DEFAULT_MAX_LINE_BYTES = 4096;
 var ProtocolError = class extends Error {
@@ -114,6 +109,40 @@ function concatBytes(parts, length) {
     offset += part.length;
   }
   return out;
+}
+
+// web/node_util.ts
+function stripVTControlCharacters(_text) {
+  throw new Error("stripVTControlCharacters is not available in the page");
+}
+
+// protocol/text.ts
+var MAX_NAME_LENGTH = 32;
+var UNSAFE_CHARACTERS = /[\p{Cc}\u2028\u2029\u202a-\u202e\u2066-\u2069]/gu;
+var ANY_UNSAFE = /[\p{Cc}\u2028\u2029\u202a-\u202e\u2066-\u2069]/u;
+function cleanText(text) {
+  if (!ANY_UNSAFE.test(text)) return text;
+  return stripVTControlCharacters(text.replaceAll("	", " ")).replace(UNSAFE_CHARACTERS, "");
+}
+var NAME_PATTERN = /^[A-Za-z0-9_-]+$/;
+function parseName(line) {
+  const name = cleanText(line).trim();
+  if (name.length === 0) {
+    throw new ProtocolError(`Cannot accept an empty name: send 1 to ${MAX_NAME_LENGTH} letters, digits, "_" or "-"`);
+  }
+  if (name.length > MAX_NAME_LENGTH) {
+    throw new ProtocolError(`Cannot accept name ${quote(name)}: a name has at most ${MAX_NAME_LENGTH} characters`);
+  }
+  if (!NAME_PATTERN.test(name)) {
+    throw new ProtocolError(`Cannot accept name ${quote(name)}: use only ASCII letters, digits, "_" and "-"`);
+  }
+  return name;
+}
+function quote(value) {
+  return JSON.stringify(value.length > 40 ? `${value.slice(0, 40)}...` : value);
+}
+function formatSystemLine(text) {
+  return `* ${text}`;
 }
 
 // protocol/moderation.ts
@@ -372,28 +401,7 @@ var RESUMED_ELSEWHERE = "* You resumed this place on another connection";
 
 // protocol.ts
 var MAX_MAX_LINE_BYTES = 2 ** 24;
-var MAX_NAME_LENGTH = 32;
 var encoder2 = new TextEncoder();
-var UNSAFE_CHARACTERS = /[\p{Cc}\u2028\u2029\u202a-\u202e\u2066-\u2069]/gu;
-var ANY_UNSAFE = /[\p{Cc}\u2028\u2029\u202a-\u202e\u2066-\u2069]/u;
-function cleanText(text) {
-  if (!ANY_UNSAFE.test(text)) return text;
-  return stripVTControlCharacters(text.replaceAll("	", " ")).replace(UNSAFE_CHARACTERS, "");
-}
-var NAME_PATTERN = /^[A-Za-z0-9_-]+$/;
-function parseName(line) {
-  const name = cleanText(line).trim();
-  if (name.length === 0) {
-    throw new ProtocolError(`Cannot accept an empty name: send 1 to ${MAX_NAME_LENGTH} letters, digits, "_" or "-"`);
-  }
-  if (name.length > MAX_NAME_LENGTH) {
-    throw new ProtocolError(`Cannot accept name ${quote(name)}: a name has at most ${MAX_NAME_LENGTH} characters`);
-  }
-  if (!NAME_PATTERN.test(name)) {
-    throw new ProtocolError(`Cannot accept name ${quote(name)}: use only ASCII letters, digits, "_" and "-"`);
-  }
-  return name;
-}
 var NAME_COLOR_SLOTS = 12;
 function nameColorSlot(name) {
   let hash = 2166136261;
@@ -402,9 +410,6 @@ function nameColorSlot(name) {
 }
 function nameKey(name) {
   return name.toLowerCase();
-}
-function quote(value) {
-  return JSON.stringify(value.length > 40 ? `${value.slice(0, 40)}...` : value);
 }
 var SOCKET_PATH = "/chat";
 var GREETING = "* Welcome to chat! What shall I call you?";
@@ -448,9 +453,6 @@ function parseWrongSecret(error) {
 }
 function formatUserLine(name, text) {
   return `[${name}] ${text}`;
-}
-function formatSystemLine(text) {
-  return `* ${text}`;
 }
 var ROOM_LIST = "The room contains:";
 var ROOM_LIST_MORE = "The room also contains:";
