@@ -9,7 +9,8 @@ import { writeAll } from "./http.ts";
 import { IrcSession, type IrcSessionOptions } from "./irc_session.ts";
 import { MAX_IRC_LINE_BYTES, MAX_TAG_BYTES } from "./irc.ts";
 import { LineBuffer } from "../protocol.ts";
-import { IrcLineCache } from "./irc_cache.ts";
+import { IrcLog, type IrcSpan } from "./irc_log.ts";
+import type { RoomLog } from "./room_log.ts";
 
 /**
  * Bytes of our own replies (PONG, numerics) that may wait for a client that is not reading them:
@@ -26,7 +27,7 @@ const decoder = new TextDecoder();
 export interface IrcConnOptions extends IrcSessionOptions {
   onClose?: () => void;
   /** The door's translations of the room log, shared by its connections. */
-  cache?: IrcLineCache;
+  translations?: IrcLog;
 }
 
 /** One IRC client's connection (TCP or TLS), with its session. */
@@ -55,14 +56,14 @@ export class IrcConn implements ChatConn {
   /** The end of a room line cut by a partial write (the server writes whole lines; defensive). */
   #partial = "";
   #onClose: () => void;
-  #cache: IrcLineCache;
+  #translations: IrcLog;
 
   constructor(conn: ChatConn, options: IrcConnOptions) {
     this.#conn = conn;
     this.remoteAddr = conn.remoteAddr;
     this.session = new IrcSession(options);
     this.#onClose = options.onClose ?? (() => {});
-    this.#cache = options.cache ?? new IrcLineCache(options.channel, options.isOperator);
+    this.#translations = options.translations ?? new IrcLog(options.channel, options.isOperator);
   }
 
   /**
@@ -117,58 +118,52 @@ export class IrcConn implements ChatConn {
 
   /**
    * Tells the client the room's lines in `bytes` (whole lines, each with its LF) as IRC: lines of
-   * the room log (`at` says where they are in it) from the door's translations, the others (the
-   * member's own replies, private messages) through its session.
+   * the room log (`at` says where they are in `log`) as the door's shared translations, the others
+   * (the member's own replies, private messages) through its session.
    */
-  async write(bytes: Uint8Array, at?: number | readonly number[]): Promise<number> {
+  async write(
+    bytes: Uint8Array,
+    at?: number | readonly number[],
+    log?: RoomLog,
+  ): Promise<number> {
     if (this.#isClosed) throw new Deno.errors.BrokenPipe("The IRC connection is closed");
     const { isJoined, isWaiting } = this.session;
-    const isFromLog = at !== undefined && this.#partial === "" && isJoined && !isWaiting;
-    const irc = isFromLog ? this.#translateLog(bytes, at) : this.#translate(bytes);
-    if (!irc) return bytes.length;
+    const isFromLog = log !== undefined && at !== undefined && this.#partial === "" && isJoined &&
+      !isWaiting;
+    const span = isFromLog ? this.#span(log, bytes.length, at) : undefined;
+    const parts = span ? this.#parts(span) : [this.#translate(decoder.decode(bytes))];
     this.#isRoomWriting = true;
     try {
-      await this.#send(irc);
+      // Each part is sent as it is, never copied: most writes are one view of shared bytes.
+      const sent: Promise<void>[] = [];
+      for (const part of parts) if (part) sent.push(this.#send(part));
+      await Promise.all(sent);
     } finally {
       this.#isRoomWriting = false;
     }
     return bytes.length;
   }
 
-  /** Lines of the room log, from `at` (a position, or the ranges they were gathered from). */
-  #translateLog(bytes: Uint8Array, at: number | readonly number[]): Uint8Array | undefined {
-    const parts: Uint8Array[] = [];
-    let size = 0;
-    let range = 0;
-    let position = typeof at === "number" ? at : at[0]!;
-    for (let start = 0; start < bytes.length;) {
-      const lf = bytes.indexOf(0x0a, start);
-      if (lf === -1) break; // whole lines only: nothing is ever cut
-      let irc = this.#cache.lookup(position, bytes, start, lf);
-      if (irc === null) irc = this.#translate(bytes.subarray(start, lf + 1)) ?? null;
-      if (irc) {
-        parts.push(irc);
-        size += irc.length;
-      }
-      position += lf + 1 - start;
-      start = lf + 1;
-      // Gathered from several ranges: the next line may start the next range.
-      if (typeof at !== "number" && position === at[range + 1] && range + 2 < at.length) {
-        range += 2;
-        position = at[range]!;
-      }
+  /** The door's translations of `length` bytes of the log at `at` (a position, or ranges). */
+  #span(log: RoomLog, length: number, at: number | readonly number[]): IrcSpan | undefined {
+    if (typeof at === "number") return this.#translations.span(log, at, at + length);
+    const span: IrcSpan = [];
+    for (let i = 0; i + 1 < at.length; i += 2) {
+      const part = this.#translations.span(log, at[i]!, at[i + 1]!);
+      if (!part) return undefined; // not all kept: the session reads them all
+      span.push(...part);
     }
-    if (parts.length <= 1) return parts[0];
-    const joined = new Uint8Array(size);
-    for (let i = 0, offset = 0; i < parts.length; offset += parts[i]!.length, i++) {
-      joined.set(parts[i]!, offset);
-    }
-    return joined;
+    return span;
+  }
+
+  /** The bytes to send for a span: its shared bytes, and its session's for the lines it reads. */
+  #parts(span: IrcSpan): (Uint8Array | undefined)[] {
+    return span.map((part) => typeof part === "string" ? this.#translate(`${part}\n`) : part);
   }
 
   /** Lines through the session, and the replies they make (with the session's own). */
-  #translate(bytes: Uint8Array): Uint8Array | undefined {
-    const text = this.#partial + decoder.decode(bytes);
+  #translate(lines: string): Uint8Array | undefined {
+    const text = this.#partial + lines;
     const end = text.lastIndexOf("\n");
     this.#partial = text.slice(end + 1);
     const session = this.session;
