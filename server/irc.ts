@@ -139,18 +139,21 @@ export function splitTrailing(head: string, text: string): string[] {
 /** The names of a room list or `/who` line, `@` kept before an operator's, into 353 lines. */
 export function namesReplies(me: string, channel: string, names: readonly string[]): string[] {
   const head = formatIrc(SERVER_NAME, "353", [me, "=", channel]);
+  // What a line's names may take: the rest of IRC's limit after the head, " :" and the CRLF.
+  const room = MAX_IRC_LINE_BYTES - utf8Length(head) - 4;
   const lines: string[] = [];
-  let line = "";
-  for (const name of names) {
-    if (
-      line !== "" && utf8Length(head) + 2 + line.length + 1 + name.length + 2 > MAX_IRC_LINE_BYTES
-    ) {
-      lines.push(`${head} :${line}`);
-      line = "";
+  let first = 0;
+  let size = -1; // the names of the line so far, with a space before each but the first
+  for (let i = 0; i < names.length; i++) {
+    const length = utf8Length(names[i]!) + 1;
+    if (i > first && size + length > room) {
+      lines.push(`${head} :${names.slice(first, i).join(" ")}`);
+      first = i;
+      size = -1;
     }
-    line = line === "" ? name : `${line} ${name}`;
+    size += length;
   }
-  if (line !== "") lines.push(`${head} :${line}`);
+  if (names.length > first) lines.push(`${head} :${names.slice(first).join(" ")}`);
   return lines;
 }
 

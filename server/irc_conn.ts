@@ -5,7 +5,6 @@
  * any member; what only IRC has (registration, PING, numerics) is answered here, by the session.
  */
 import { type ChatConn, closeQuietly } from "./conn.ts";
-import { writeAll } from "./http.ts";
 import { IrcSession, type IrcSessionOptions } from "./irc_session.ts";
 import { MAX_IRC_LINE_BYTES, MAX_TAG_BYTES } from "./irc.ts";
 import { LineBuffer } from "../protocol.ts";
@@ -22,6 +21,8 @@ const LINGER_MS = 1000;
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
+/** For a promise whose failure someone else hears of. */
+const ignore = () => {};
 
 /** Options for {@linkcode IrcConn}: the session's, and what to call once it is closed. */
 export interface IrcConnOptions extends IrcSessionOptions {
@@ -135,9 +136,7 @@ export class IrcConn implements ChatConn {
     this.#isRoomWriting = true;
     try {
       // Each part is sent as it is, never copied: most writes are one view of shared bytes.
-      const sent: Promise<void>[] = [];
-      for (const part of parts) if (part) sent.push(this.#send(part));
-      await Promise.all(sent);
+      for (const part of parts) if (part) await this.#send(part);
     } finally {
       this.#isRoomWriting = false;
     }
@@ -264,12 +263,23 @@ export class IrcConn implements ChatConn {
       .finally(() => this.#replyBytes -= replies.length);
   }
 
-  /** Writes `bytes` after everything before it: the socket has one writer. */
+  /**
+   * Writes `bytes` after everything before it: the socket has one writer. With nothing before it
+   * (the usual case: one room write at a time), it is written at once, with few promises made.
+   */
   #send(bytes: Uint8Array): Promise<void> {
+    const isFirst = this.#queuedBytes === 0;
     this.#queuedBytes += bytes.length;
-    const sent = this.#tail.then(() => writeAll(this.#conn, bytes))
-      .finally(() => this.#queuedBytes -= bytes.length);
-    this.#tail = sent.catch(() => {}); // the caller hears of a failure; the next write still runs
+    const sent = isFirst ? this.#writeAll(bytes) : this.#tail.then(() => this.#writeAll(bytes));
+    this.#tail = sent.catch(ignore); // the caller hears of a failure; the next write still runs
     return sent;
+  }
+
+  async #writeAll(bytes: Uint8Array): Promise<void> {
+    try {
+      for (let at = 0; at < bytes.length;) at += await this.#conn.write(bytes.subarray(at));
+    } finally {
+      this.#queuedBytes -= bytes.length;
+    }
   }
 }
