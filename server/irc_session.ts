@@ -98,6 +98,8 @@ export class IrcSession {
   #hasUser = false;
   #password: string | undefined;
   #isJoined = false;
+  /** Whether the client asked to leave (QUIT, PART): its reason is the close's, whatever follows. */
+  #hasLeft = false;
   /** What the server asks for next before joining: its password, a name, or nothing yet. */
   #serverWants: "nothing" | "server password" | "name" = "nothing";
   #isNameSent = false;
@@ -332,7 +334,7 @@ export class IrcSession {
           return this.#reply("442", first ?? "*", "You're not on that channel");
         }
         this.#send(formatIrc(mask(this.me), "PART", [this.#channel, second ?? "Left"], true));
-        return this.#quit(second ?? "");
+        return this.#quit(second ?? "", second ? `Left: ${second}` : "Left");
       case "QUIT":
         return this.#quit(first ?? "");
       case "PING":
@@ -391,8 +393,10 @@ export class IrcSession {
     }
   }
 
-  #quit(reason: string): void {
-    this.closeReason = reason === "" ? "Goodbye" : `Quit: ${reason}`;
+  /** QUIT or PART: `closeReason` is what the ERROR says (QUIT's by default). */
+  #quit(reason: string, closeReason = reason === "" ? "Goodbye" : `Quit: ${reason}`): void {
+    this.closeReason = closeReason;
+    this.#hasLeft = true;
     if (!this.#isJoined) return this.#end(this.closeReason);
     this.input += reason === "" ? "/quit\n" : `/quit ${reason}\n`;
   }
@@ -495,7 +499,9 @@ export class IrcSession {
   #error(text: string): void {
     const refusal = this.#moderation.error(this.me, text, this.#isJoined);
     if (refusal) {
-      if (refusal.closeReason !== undefined) this.closeReason = refusal.closeReason;
+      if (refusal.closeReason !== undefined && !this.#hasLeft) {
+        this.closeReason = refusal.closeReason;
+      }
       if (refusal.isOver) this.#end(refusal.closeReason ?? text);
       return this.#send(...refusal.replies);
     }
@@ -523,7 +529,8 @@ export class IrcSession {
       }
       return this.#reply("464", text);
     }
-    this.closeReason = text;
+    // An answer to a command sent before QUIT or PART: the member's own leave is why it closes.
+    if (!this.#hasLeft) this.closeReason = text;
     this.isHolding = false;
     this.#notice(text);
   }

@@ -115,6 +115,24 @@ Deno.test("irc QUIT and PART are a leave for the room", async () => {
   assert.match((await dave.readToEnd()).at(-1)!, /^ERROR /);
 });
 
+Deno.test("irc PART closes with ERROR saying the member left, not the last error it was told", async () => {
+  await using site = new IrcSite();
+  await using bob = await joinAs(site.port, "bob");
+  const [alice] = await site.join("alice");
+  await using _ = alice;
+  await bob.expect("* alice has entered the room");
+  // The room refuses the rename (the same name) after the PART is read, before it is done.
+  await alice.write("NICK alice\r\nPART #chat\r\n");
+  await bob.expect("* alice has left the room");
+  const end = await alice.readToEnd();
+  assert.ok(end.some((line) => line.includes("Your name is already")), end.join("\n"));
+  assert.equal(end.at(-1), "ERROR :Closing link: Left");
+  const [dave] = await site.join("dave");
+  await using __ = dave;
+  await dave.write("PART #chat :off\r\n");
+  assert.equal((await dave.readToEnd()).at(-1), "ERROR :Closing link: Left: off");
+});
+
 Deno.test("irc CAP LS 302 holds the registration until CAP END, and REQ is refused", async () => {
   await using site = new IrcSite();
   await using client = await site.connect();
