@@ -70,7 +70,8 @@ interface ListState {
 
 /** The join reply being received: held until its welcome line, to be told in IRC's order. */
 interface Joining {
-  names: string[];
+  /** The others in the room, separated by spaces. */
+  names: string;
   history: string[];
   motd: string[];
 }
@@ -426,8 +427,9 @@ export class IrcSession {
    */
   #joinReply(room: RoomLine, line: string): void {
     const joining = this.#joining!;
-    if (room.kind === "room") joining.names.push(...room.names);
-    else if (room.kind === "history") joining.history.push(line);
+    if (room.kind === "room" && room.names !== "") {
+      joining.names = joining.names === "" ? room.names : `${joining.names} ${room.names}`;
+    } else if (room.kind === "history") joining.history.push(line);
     else if (room.kind === "system") joining.motd.push(room.text);
     if (room.kind !== "welcome") return;
     this.#joining = undefined;
@@ -442,7 +444,8 @@ export class IrcSession {
     this.#send(...welcomeReplies(this.me, { channel, version, motd }));
     this.#send(formatIrc(mask(this.me), "JOIN", [channel]));
     // The room lists the others: the newcomer is in it too, first, as IRC servers list it.
-    this.#send(...namesReplies(this.me, channel, [this.me, ...joining.names]));
+    const others = joining.names === "" ? "" : ` ${joining.names}`;
+    this.#send(...namesReplies(this.me, channel, `${this.me}${others}`));
     this.#send(numeric("366", this.me, [channel, "End of /NAMES list"]));
     for (const kept of joining.history) this.fromRoom(kept);
   }
@@ -459,7 +462,7 @@ export class IrcSession {
     list.left -= names.length;
     const { pending } = list;
     if (pending.kind === "names") {
-      this.#send(...namesReplies(this.me, this.#channel, names));
+      this.#send(...namesReplies(this.me, this.#channel, names.join(" ")));
     } else if (pending.kind === "who") {
       const all = pending.mask === "*" || this.#isOurs(pending.mask);
       for (const name of names) {
