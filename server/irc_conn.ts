@@ -90,7 +90,12 @@ export class IrcConn implements ChatConn {
         this.#wake = undefined;
         continue;
       }
-      const count = await this.#readSocket(buffer);
+      let count: number | null | undefined;
+      try {
+        count = await this.#readSocket(buffer);
+      } finally {
+        this.#wake = undefined;
+      }
       if (count === undefined) continue; // woken meanwhile
       if (count === null) break;
       this.heardAt = Date.now();
@@ -106,15 +111,17 @@ export class IrcConn implements ChatConn {
     return null;
   }
 
-  /** The next socket read, or `undefined` if the session woke the reader first. */
+  /**
+   * The next socket read, or `undefined` if the session woke the reader first. An idle member
+   * waits here: one promise and its two functions, no more (an IRC member's memory, mostly idle).
+   */
   #readSocket(buffer: Uint8Array): Promise<number | null | undefined> {
     // A read still in flight from before is awaited again, never a second one started.
     this.#socketRead ??= { promise: this.#conn.read(buffer), buffer };
-    const { promise } = this.#socketRead;
-    return new Promise((resolve, reject) => {
-      this.#wake = () => resolve(undefined);
-      promise.then(resolve, reject);
-    }).finally(() => this.#wake = undefined) as Promise<number | null | undefined>;
+    const { promise, resolve, reject } = Promise.withResolvers<number | null | undefined>();
+    this.#wake = resolve as () => void; // resolves with undefined: woken
+    this.#socketRead.promise.then(resolve, reject);
+    return promise;
   }
 
   /**
