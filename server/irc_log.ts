@@ -83,7 +83,8 @@ export class IrcLog {
     if (end > this.#logNext) this.#follow(log, start, end);
     const first = this.#find(start);
     if (first === undefined) return undefined;
-    const last = end === this.#logNext ? this.#end : this.#find(end);
+    // A range that ends a lap ends where the next lap's first line starts.
+    const last = end === this.#logNext ? this.#end : this.#find(log.position(end));
     if (last === undefined) return undefined;
     const ircEnd = last === this.#end ? this.#head : this.#ircAt[last & this.#mask]!;
     let ircStart = this.#ircAt[first & this.#mask]!;

@@ -123,3 +123,21 @@ Deno.test("IrcLog.span gives the right lines after a lap of the room log that no
     client.close();
   }
 });
+
+Deno.test("IrcLog.span shares the lines at the end of a lap of the room log once the next lap is translated", () => {
+  const log = new RoomLog(200);
+  const translations = new IrcLog("#chat");
+  // Six lines of 30 bytes, then one that does not fit the lap: the lap ends at 180, the next
+  // starts at 200.
+  const line = (i: number) => `[bob] ${String(i).padStart(23, "0")}`;
+  const at = append(log, Array.from({ length: 6 }, (_, i) => line(i)));
+  assert.ok(translations.span(log, at[1]!, at[6]!)); // a member reads them
+  const next = append(log, [line(6)]);
+  assert.deepEqual([at[6], next[0]], [180, 200]);
+  assert.ok(translations.span(log, next[0]!, next[1]!)); // and the next lap's first line
+  // Another member, behind, reads to the lap's end: the same bytes, shared.
+  const span = translations.span(log, at[5]!, at[6]!);
+  assert.ok(span?.length === 1 && span[0] instanceof Uint8Array);
+  const text = new TextDecoder().decode(span[0]);
+  assert.equal(text, `:bob!bob@chat PRIVMSG #chat :${"5".padStart(23, "0")}\r\n`);
+});
