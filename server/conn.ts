@@ -1,4 +1,5 @@
 /** What the server needs of a connection, whatever carries it, and the helpers every listener shares. */
+import type { RoomLog } from "./room_log.ts";
 
 /**
  * What a peer needs of its connection: a `Deno.Conn` (TCP or TLS) has all of it, and another
@@ -12,11 +13,11 @@ export interface ChatConn {
   read(buffer: Uint8Array): Promise<number | null>;
   /**
    * Writes from `bytes` (whole lines, each ending in LF): the number of bytes taken. `at` says
-   * where they are in the room log when they come from it: the position of the first byte, or the
-   * `[start, end)` pairs they were gathered from; a connection that translates each line (the IRC
-   * door) keeps its translations by position, so that a line is translated once for all.
+   * where they are in the room `log` when they come from it: the position of the first byte, or
+   * the `[start, end)` pairs they were gathered from; a connection that translates each line (the
+   * IRC door) keeps its translations beside the log, so that a line is translated once for all.
    */
-  write(bytes: Uint8Array, at?: number | readonly number[]): Promise<number>;
+  write(bytes: Uint8Array, at?: number | readonly number[], log?: RoomLog): Promise<number>;
   /** Says that nothing more will be written, while the client may still be sending. */
   closeWrite(): Promise<void>;
   /** Closes the connection now; throws if it is closed already. */

@@ -136,21 +136,27 @@ export function splitTrailing(head: string, text: string): string[] {
   return lines;
 }
 
-/** The names of a room list or `/who` line, `@` kept before an operator's, into 353 lines. */
-export function namesReplies(me: string, channel: string, names: readonly string[]): string[] {
+/**
+ * Names (separated by single spaces, `@` kept before an operator's) into 353 lines, as many names
+ * a line as IRC's limit allows. A string, not an array: a newcomer's room list is turned into its
+ * lines with a few strings, not one for each name (a storm of IRC joins made that garbage).
+ */
+export function namesReplies(me: string, channel: string, names: string): string[] {
   const head = formatIrc(SERVER_NAME, "353", [me, "=", channel]);
+  // What a line's names may take: the rest of IRC's limit after the head, " :" and the CRLF.
+  const room = MAX_IRC_LINE_BYTES - utf8Length(head) - 4;
   const lines: string[] = [];
-  let line = "";
-  for (const name of names) {
-    if (
-      line !== "" && utf8Length(head) + 2 + line.length + 1 + name.length + 2 > MAX_IRC_LINE_BYTES
-    ) {
-      lines.push(`${head} :${line}`);
-      line = "";
+  for (let start = 0; start < names.length;) {
+    let end = names.length;
+    // A character is a byte at least: past `room` characters, cut at the last space that fits.
+    while (end - start > room || utf8Length(names.slice(start, end)) > room) {
+      const space = names.lastIndexOf(" ", Math.min(end - 1, start + room));
+      if (space <= start) break; // one name longer than a line: never, as names go
+      end = space;
     }
-    line = line === "" ? name : `${line} ${name}`;
+    lines.push(`${head} :${names.slice(start, end)}`);
+    start = end + 1;
   }
-  if (line !== "") lines.push(`${head} :${line}`);
   return lines;
 }
 
@@ -273,7 +279,7 @@ export type RoomLine =
   | { kind: "join"; name: string }
   | { kind: "leave"; name: string; reason: string }
   | { kind: "rename"; oldName: string; newName: string }
-  | { kind: "room"; names: string[]; isContinued: boolean }
+  | { kind: "room"; names: string; isContinued: boolean }
   | { kind: "who"; count: number | undefined; names: string[] }
   | { kind: "history"; time: string; line: string }
   | { kind: "topic"; text: string | undefined; by?: string }
@@ -334,7 +340,9 @@ export function readRoomLine(line: string): RoomLine {
   }
   if ((match = HISTORY.exec(line))) return { kind: "history", time: match[1]!, line: match[2]! };
   if ((match = ROOM.exec(line))) {
-    return { kind: "room", names: splitNames(match[2]), isContinued: match[1] !== undefined };
+    // The names as one string, separated by spaces: as the 353 lines have them.
+    const names = (match[2] ?? "").trim().replaceAll(", ", " ");
+    return { kind: "room", names, isContinued: match[1] !== undefined };
   }
   if ((match = WHO.exec(line))) {
     const count = match[1] === undefined ? undefined : Number(match[1]);

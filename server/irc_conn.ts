@@ -5,11 +5,11 @@
  * any member; what only IRC has (registration, PING, numerics) is answered here, by the session.
  */
 import { type ChatConn, closeQuietly } from "./conn.ts";
-import { writeAll } from "./http.ts";
 import { IrcSession, type IrcSessionOptions } from "./irc_session.ts";
 import { MAX_IRC_LINE_BYTES, MAX_TAG_BYTES } from "./irc.ts";
 import { LineBuffer } from "../protocol.ts";
-import { IrcLineCache } from "./irc_cache.ts";
+import { IrcLog, type IrcSpan } from "./irc_log.ts";
+import type { RoomLog } from "./room_log.ts";
 
 /**
  * Bytes of our own replies (PONG, numerics) that may wait for a client that is not reading them:
@@ -21,12 +21,14 @@ const LINGER_MS = 1000;
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
+/** For a promise whose failure someone else hears of. */
+const ignore = () => {};
 
 /** Options for {@linkcode IrcConn}: the session's, and what to call once it is closed. */
 export interface IrcConnOptions extends IrcSessionOptions {
   onClose?: () => void;
   /** The door's translations of the room log, shared by its connections. */
-  cache?: IrcLineCache;
+  translations?: IrcLog;
 }
 
 /** One IRC client's connection (TCP or TLS), with its session. */
@@ -55,14 +57,14 @@ export class IrcConn implements ChatConn {
   /** The end of a room line cut by a partial write (the server writes whole lines; defensive). */
   #partial = "";
   #onClose: () => void;
-  #cache: IrcLineCache;
+  #translations: IrcLog;
 
   constructor(conn: ChatConn, options: IrcConnOptions) {
     this.#conn = conn;
     this.remoteAddr = conn.remoteAddr;
     this.session = new IrcSession(options);
     this.#onClose = options.onClose ?? (() => {});
-    this.#cache = options.cache ?? new IrcLineCache(options.channel, options.isOperator);
+    this.#translations = options.translations ?? new IrcLog(options.channel, options.isOperator);
   }
 
   /**
@@ -88,7 +90,12 @@ export class IrcConn implements ChatConn {
         this.#wake = undefined;
         continue;
       }
-      const count = await this.#readSocket(buffer);
+      let count: number | null | undefined;
+      try {
+        count = await this.#readSocket(buffer);
+      } finally {
+        this.#wake = undefined;
+      }
       if (count === undefined) continue; // woken meanwhile
       if (count === null) break;
       this.heardAt = Date.now();
@@ -104,71 +111,65 @@ export class IrcConn implements ChatConn {
     return null;
   }
 
-  /** The next socket read, or `undefined` if the session woke the reader first. */
+  /**
+   * The next socket read, or `undefined` if the session woke the reader first. An idle member
+   * waits here: one promise and its two functions, no more (an IRC member's memory, mostly idle).
+   */
   #readSocket(buffer: Uint8Array): Promise<number | null | undefined> {
     // A read still in flight from before is awaited again, never a second one started.
     this.#socketRead ??= { promise: this.#conn.read(buffer), buffer };
-    const { promise } = this.#socketRead;
-    return new Promise((resolve, reject) => {
-      this.#wake = () => resolve(undefined);
-      promise.then(resolve, reject);
-    }).finally(() => this.#wake = undefined) as Promise<number | null | undefined>;
+    const { promise, resolve, reject } = Promise.withResolvers<number | null | undefined>();
+    this.#wake = resolve as () => void; // resolves with undefined: woken
+    this.#socketRead.promise.then(resolve, reject);
+    return promise;
   }
 
   /**
    * Tells the client the room's lines in `bytes` (whole lines, each with its LF) as IRC: lines of
-   * the room log (`at` says where they are in it) from the door's translations, the others (the
-   * member's own replies, private messages) through its session.
+   * the room log (`at` says where they are in `log`) as the door's shared translations, the others
+   * (the member's own replies, private messages) through its session.
    */
-  async write(bytes: Uint8Array, at?: number | readonly number[]): Promise<number> {
+  async write(
+    bytes: Uint8Array,
+    at?: number | readonly number[],
+    log?: RoomLog,
+  ): Promise<number> {
     if (this.#isClosed) throw new Deno.errors.BrokenPipe("The IRC connection is closed");
     const { isJoined, isWaiting } = this.session;
-    const isFromLog = at !== undefined && this.#partial === "" && isJoined && !isWaiting;
-    const irc = isFromLog ? this.#translateLog(bytes, at) : this.#translate(bytes);
-    if (!irc) return bytes.length;
+    const isFromLog = log !== undefined && at !== undefined && this.#partial === "" && isJoined &&
+      !isWaiting;
+    const span = isFromLog ? this.#span(log, bytes.length, at) : undefined;
+    const parts = span ? this.#parts(span) : [this.#translate(decoder.decode(bytes))];
     this.#isRoomWriting = true;
     try {
-      await this.#send(irc);
+      // Each part is sent as it is, never copied: most writes are one view of shared bytes.
+      for (const part of parts) if (part) await this.#send(part);
     } finally {
       this.#isRoomWriting = false;
     }
     return bytes.length;
   }
 
-  /** Lines of the room log, from `at` (a position, or the ranges they were gathered from). */
-  #translateLog(bytes: Uint8Array, at: number | readonly number[]): Uint8Array | undefined {
-    const parts: Uint8Array[] = [];
-    let size = 0;
-    let range = 0;
-    let position = typeof at === "number" ? at : at[0]!;
-    for (let start = 0; start < bytes.length;) {
-      const lf = bytes.indexOf(0x0a, start);
-      if (lf === -1) break; // whole lines only: nothing is ever cut
-      let irc = this.#cache.lookup(position, bytes, start, lf);
-      if (irc === null) irc = this.#translate(bytes.subarray(start, lf + 1)) ?? null;
-      if (irc) {
-        parts.push(irc);
-        size += irc.length;
-      }
-      position += lf + 1 - start;
-      start = lf + 1;
-      // Gathered from several ranges: the next line may start the next range.
-      if (typeof at !== "number" && position === at[range + 1] && range + 2 < at.length) {
-        range += 2;
-        position = at[range]!;
-      }
+  /** The door's translations of `length` bytes of the log at `at` (a position, or ranges). */
+  #span(log: RoomLog, length: number, at: number | readonly number[]): IrcSpan | undefined {
+    if (typeof at === "number") return this.#translations.span(log, at, at + length);
+    const span: IrcSpan = [];
+    for (let i = 0; i + 1 < at.length; i += 2) {
+      const part = this.#translations.span(log, at[i]!, at[i + 1]!);
+      if (!part) return undefined; // not all kept: the session reads them all
+      span.push(...part);
     }
-    if (parts.length <= 1) return parts[0];
-    const joined = new Uint8Array(size);
-    for (let i = 0, offset = 0; i < parts.length; offset += parts[i]!.length, i++) {
-      joined.set(parts[i]!, offset);
-    }
-    return joined;
+    return span;
+  }
+
+  /** The bytes to send for a span: its shared bytes, and its session's for the lines it reads. */
+  #parts(span: IrcSpan): (Uint8Array | undefined)[] {
+    return span.map((part) => typeof part === "string" ? this.#translate(`${part}\n`) : part);
   }
 
   /** Lines through the session, and the replies they make (with the session's own). */
-  #translate(bytes: Uint8Array): Uint8Array | undefined {
-    const text = this.#partial + decoder.decode(bytes);
+  #translate(lines: string): Uint8Array | undefined {
+    const text = this.#partial + lines;
     const end = text.lastIndexOf("\n");
     this.#partial = text.slice(end + 1);
     const session = this.session;
@@ -269,12 +270,23 @@ export class IrcConn implements ChatConn {
       .finally(() => this.#replyBytes -= replies.length);
   }
 
-  /** Writes `bytes` after everything before it: the socket has one writer. */
+  /**
+   * Writes `bytes` after everything before it: the socket has one writer. With nothing before it
+   * (the usual case: one room write at a time), it is written at once, with few promises made.
+   */
   #send(bytes: Uint8Array): Promise<void> {
+    const isFirst = this.#queuedBytes === 0;
     this.#queuedBytes += bytes.length;
-    const sent = this.#tail.then(() => writeAll(this.#conn, bytes))
-      .finally(() => this.#queuedBytes -= bytes.length);
-    this.#tail = sent.catch(() => {}); // the caller hears of a failure; the next write still runs
+    const sent = isFirst ? this.#writeAll(bytes) : this.#tail.then(() => this.#writeAll(bytes));
+    this.#tail = sent.catch(ignore); // the caller hears of a failure; the next write still runs
     return sent;
+  }
+
+  async #writeAll(bytes: Uint8Array): Promise<void> {
+    try {
+      for (let at = 0; at < bytes.length;) at += await this.#conn.write(bytes.subarray(at));
+    } finally {
+      this.#queuedBytes -= bytes.length;
+    }
   }
 }

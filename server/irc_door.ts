@@ -10,7 +10,7 @@ import type { Log } from "./log.ts";
 import { acceptAll, stopAccepting } from "./accept.ts";
 import { type ChatConn, closeQuietly } from "./conn.ts";
 import { IrcConn } from "./irc_conn.ts";
-import { IrcLineCache } from "./irc_cache.ts";
+import { IrcLog } from "./irc_log.ts";
 import { DEFAULT_CHANNEL, MAX_CHANNEL_LENGTH } from "./irc.ts";
 import { TlsConn, tlsContext } from "./tls_conn.ts";
 import type { SecureContext } from "node:tls";
@@ -111,7 +111,7 @@ class IrcDoor implements IrcServer {
   #config: DoorConfig;
   #conns = new Set<IrcConn>();
   /** The room log's lines as IRC, translated once for every connection. */
-  #cache: IrcLineCache;
+  #translations: IrcLog;
   #stop = new AbortController();
   #sweeper: ReturnType<typeof setInterval>;
   #accepting: Promise<void>;
@@ -121,7 +121,7 @@ class IrcDoor implements IrcServer {
     this.#listener = listener;
     this.#config = config;
     this.channel = config.channel;
-    this.#cache = new IrcLineCache(config.channel, config.isOperator);
+    this.#translations = new IrcLog(config.channel, config.isOperator);
     this.addr = listener.addr as Deno.NetAddr;
     // A quarter of the ping interval keeps it within 25%, at a second at most.
     this.#sweeper = setInterval(
@@ -166,7 +166,7 @@ class IrcDoor implements IrcServer {
     else tcp.setNoDelay(true); // a chat line must leave now, not wait for an ACK (Nagle)
     const conn: IrcConn = new IrcConn(transport, {
       channel,
-      cache: this.#cache,
+      translations: this.#translations,
       version,
       motd,
       isOperator,

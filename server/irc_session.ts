@@ -70,7 +70,8 @@ interface ListState {
 
 /** The join reply being received: held until its welcome line, to be told in IRC's order. */
 interface Joining {
-  names: string[];
+  /** The others in the room, separated by spaces. */
+  names: string;
   history: string[];
   motd: string[];
 }
@@ -98,6 +99,8 @@ export class IrcSession {
   #hasUser = false;
   #password: string | undefined;
   #isJoined = false;
+  /** Whether the client asked to leave (QUIT, PART): its reason is the close's, whatever follows. */
+  #hasLeft = false;
   /** What the server asks for next before joining: its password, a name, or nothing yet. */
   #serverWants: "nothing" | "server password" | "name" = "nothing";
   #isNameSent = false;
@@ -332,7 +335,7 @@ export class IrcSession {
           return this.#reply("442", first ?? "*", "You're not on that channel");
         }
         this.#send(formatIrc(mask(this.me), "PART", [this.#channel, second ?? "Left"], true));
-        return this.#quit(second ?? "");
+        return this.#quit(second ?? "", second ? `Left: ${second}` : "Left");
       case "QUIT":
         return this.#quit(first ?? "");
       case "PING":
@@ -391,8 +394,10 @@ export class IrcSession {
     }
   }
 
-  #quit(reason: string): void {
-    this.closeReason = reason === "" ? "Goodbye" : `Quit: ${reason}`;
+  /** QUIT or PART: `closeReason` is what the ERROR says (QUIT's by default). */
+  #quit(reason: string, closeReason = reason === "" ? "Goodbye" : `Quit: ${reason}`): void {
+    this.closeReason = closeReason;
+    this.#hasLeft = true;
     if (!this.#isJoined) return this.#end(this.closeReason);
     this.input += reason === "" ? "/quit\n" : `/quit ${reason}\n`;
   }
@@ -422,8 +427,9 @@ export class IrcSession {
    */
   #joinReply(room: RoomLine, line: string): void {
     const joining = this.#joining!;
-    if (room.kind === "room") joining.names.push(...room.names);
-    else if (room.kind === "history") joining.history.push(line);
+    if (room.kind === "room" && room.names !== "") {
+      joining.names = joining.names === "" ? room.names : `${joining.names} ${room.names}`;
+    } else if (room.kind === "history") joining.history.push(line);
     else if (room.kind === "system") joining.motd.push(room.text);
     if (room.kind !== "welcome") return;
     this.#joining = undefined;
@@ -438,7 +444,8 @@ export class IrcSession {
     this.#send(...welcomeReplies(this.me, { channel, version, motd }));
     this.#send(formatIrc(mask(this.me), "JOIN", [channel]));
     // The room lists the others: the newcomer is in it too, first, as IRC servers list it.
-    this.#send(...namesReplies(this.me, channel, [this.me, ...joining.names]));
+    const others = joining.names === "" ? "" : ` ${joining.names}`;
+    this.#send(...namesReplies(this.me, channel, `${this.me}${others}`));
     this.#send(numeric("366", this.me, [channel, "End of /NAMES list"]));
     for (const kept of joining.history) this.fromRoom(kept);
   }
@@ -455,7 +462,7 @@ export class IrcSession {
     list.left -= names.length;
     const { pending } = list;
     if (pending.kind === "names") {
-      this.#send(...namesReplies(this.me, this.#channel, names));
+      this.#send(...namesReplies(this.me, this.#channel, names.join(" ")));
     } else if (pending.kind === "who") {
       const all = pending.mask === "*" || this.#isOurs(pending.mask);
       for (const name of names) {
@@ -495,7 +502,9 @@ export class IrcSession {
   #error(text: string): void {
     const refusal = this.#moderation.error(this.me, text, this.#isJoined);
     if (refusal) {
-      if (refusal.closeReason !== undefined) this.closeReason = refusal.closeReason;
+      if (refusal.closeReason !== undefined && !this.#hasLeft) {
+        this.closeReason = refusal.closeReason;
+      }
       if (refusal.isOver) this.#end(refusal.closeReason ?? text);
       return this.#send(...refusal.replies);
     }
@@ -523,7 +532,8 @@ export class IrcSession {
       }
       return this.#reply("464", text);
     }
-    this.closeReason = text;
+    // An answer to a command sent before QUIT or PART: the member's own leave is why it closes.
+    if (!this.#hasLeft) this.closeReason = text;
     this.isHolding = false;
     this.#notice(text);
   }

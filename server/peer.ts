@@ -391,7 +391,7 @@ export class Peer implements Member {
     this.#isWriting = true;
     this.#writeStartedAt = Date.now();
     this.#writingBytes = chunk.length;
-    this.#conn.write(chunk, at).then(this.#wrote, this.#writeFailed);
+    this.#conn.write(chunk, at, this.#sendingFrom).then(this.#wrote, this.#writeFailed);
   }
 
   /** A write has finished: account for what the kernel took, and write what comes next. */

@@ -5,9 +5,7 @@ import { IrcSite, readUntil } from "./_irc.ts";
 import { type Accounts, LocalHub } from "../server/hub.ts";
 import { type Account, hashPassword } from "../server/passwords.ts";
 import { nameKey } from "../protocol.ts";
-import { IrcConn } from "../server/irc_conn.ts";
 import { IrcSession } from "../server/irc_session.ts";
-import { IrcLineCache } from "../server/irc_cache.ts";
 
 /** Registered names kept in memory, for a room with accounts and no store. */
 class MemoryAccounts implements Accounts {
@@ -118,6 +116,24 @@ Deno.test("irc QUIT and PART are a leave for the room", async () => {
   await dave.expect(":dave!dave@chat PART #chat :off");
   await bob.expect("* dave has left the room: off");
   assert.match((await dave.readToEnd()).at(-1)!, /^ERROR /);
+});
+
+Deno.test("irc PART closes with ERROR saying the member left, not the last error it was told", async () => {
+  await using site = new IrcSite();
+  await using bob = await joinAs(site.port, "bob");
+  const [alice] = await site.join("alice");
+  await using _ = alice;
+  await bob.expect("* alice has entered the room");
+  // The room refuses the rename (the same name) after the PART is read, before it is done.
+  await alice.write("NICK alice\r\nPART #chat\r\n");
+  await bob.expect("* alice has left the room");
+  const end = await alice.readToEnd();
+  assert.ok(end.some((line) => line.includes("Your name is already")), end.join("\n"));
+  assert.equal(end.at(-1), "ERROR :Closing link: Left");
+  const [dave] = await site.join("dave");
+  await using __ = dave;
+  await dave.write("PART #chat :off\r\n");
+  assert.equal((await dave.readToEnd()).at(-1), "ERROR :Closing link: Left: off");
 });
 
 Deno.test("irc CAP LS 302 holds the registration until CAP END, and REQ is refused", async () => {
@@ -363,50 +379,6 @@ Deno.test("irc member of a busy room gets every line once and in order, its own 
     }
   } finally {
     for (const sender of senders) sender.close();
-  }
-});
-
-/** An IrcConn over a real loopback socket, its session joined as "me", and the client's end. */
-async function joinedConn(cache: IrcLineCache): Promise<[IrcConn, TestClient]> {
-  using listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const [client, server] = await Promise.all([
-    TestClient.connect(listener.addr.port),
-    listener.accept(),
-  ]);
-  const conn = new IrcConn(server, { channel: "#chat", version: "1", motd: [], cache });
-  const { session } = conn;
-  session.fromClient("NICK me");
-  session.fromClient("USER me 0 * :me");
-  session.fromRoom("* Welcome to chat! What shall I call you?");
-  session.fromRoom("* The room contains: ");
-  session.fromRoom("* Welcome, me! 1 user online; /help lists the commands");
-  assert.ok(session.isJoined);
-  session.replies = [];
-  return [conn, client];
-}
-
-Deno.test("IrcConn.write takes the room log's lines from the door's translations by their position", async () => {
-  const cache = new IrcLineCache("#chat");
-  const [first, firstClient] = await joinedConn(cache);
-  const [second, secondClient] = await joinedConn(cache);
-  try {
-    const encoded = (text: string) => encoder.encode(text);
-    await first.write(encoded("[bob] one\n"), 100);
-    await first.write(encoded("[eve] two\n"), 500);
-    await firstClient.expect(":bob!bob@chat PRIVMSG #chat :one");
-    await firstClient.expect(":eve!eve@chat PRIVMSG #chat :two");
-    // Gathered from [100, 110) and [500, 510): the second member gets the lines kept there.
-    await second.write(encoded("[xxx] abc\n[yyy] def\n"), [100, 110, 500, 510]);
-    await secondClient.expect(":bob!bob@chat PRIVMSG #chat :one");
-    await secondClient.expect(":eve!eve@chat PRIVMSG #chat :two");
-    // A rename goes through each session, which follows its own nick.
-    await second.write(encoded("* me is now known as you\n"), 600);
-    await secondClient.expect(":me!me@chat NICK you");
-    assert.equal(second.session.me, "you");
-  } finally {
-    for (const conn of [first, second]) conn.close();
-    firstClient.close();
-    secondClient.close();
   }
 });
 
