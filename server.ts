@@ -536,7 +536,9 @@ class Server implements ChatServer {
       this.#moderation.checkAddress(peer.hostname);
       const request = parseResume(line);
       if (request) this.#places.wantsToken(peer);
-      if (request?.token && this.#places.resumeWith(peer, request.name, request.token)) return;
+      if (request?.token && await this.#places.resumeWith(peer, request.name, request.token)) {
+        return;
+      }
       const name = request?.name ?? parseName(line);
       this.#moderation.checkName(name); // before its password: a banned name is not asked for one
       // A registered name: its password comes on the next line, under the same deadline.

@@ -18,6 +18,7 @@ import {
   type Hub,
   type LeaveReason,
   type Member,
+  type PlaceKeeper,
   sortNames,
 } from "../server/hub.ts";
 import { RoomLog } from "../server/room_log.ts";
@@ -35,6 +36,7 @@ import {
   SERVER_SHUT_DOWN,
   unconfirmed,
   unreachable,
+  welcomeLines,
 } from "./events.ts";
 import {
   backoff,
@@ -45,7 +47,7 @@ import {
   RedisRefusedError,
   refusalOf,
 } from "./redis_link.ts";
-import { Receipts } from "./receipts.ts";
+import { Requests } from "./requests.ts";
 import { Claims, type LocalMember } from "./claims.ts";
 import { takeIn } from "./intake.ts";
 import { RedisAccounts, type StoreHooks } from "./redis_accounts.ts";
@@ -57,17 +59,14 @@ import {
   encodeLine,
   formatAction,
   formatError,
-  formatHistory,
   formatJoin,
   formatLeave,
   formatPrivateFrom,
   formatPrivateTo,
   formatQuit,
   formatRename,
-  formatRoomList,
   formatSystemLine,
   formatUserLine,
-  formatWelcome,
   formatWho,
   markOperator,
   nameKey,
@@ -127,8 +126,12 @@ export class ClusterHub implements Hub {
   #isSeeded = false;
   #memberCount = 0;
   #lineCount = 0;
-  /** Private messages sent to other servers, waiting for their receipts. */
-  #receipts = new Receipts();
+  /** Private messages and places asked of other servers, and the answers to theirs. */
+  #requests = new Requests({
+    id: this.id,
+    local: (name) => this.#members.get(nameKey(name)),
+    publish: (event, budget) => this.#publish(event, "", budget),
+  });
   #clock = new RedisClock();
   #tickMs: number;
   /** How long between two ticks means this server was stopped, not merely busy. */
@@ -204,7 +207,7 @@ export class ClusterHub implements Hub {
     return this.#isWhole;
   }
 
-  async join(member: Member, notices: readonly string[] = []): Promise<void> {
+  async join(member: Member, notices: readonly string[] = [], isResumed = false): Promise<void> {
     const name = member.name;
     const key = nameKey(name);
     if (this.#closing) throw new ProtocolError("Server is shutting down");
@@ -223,22 +226,55 @@ export class ClusterHub implements Hub {
       // relayed until now in the history, and hears every later one live.
       this.#members.set(key, member);
       this.#local.set(member, info);
-      const others = this.names().filter((other) => nameKey(other) !== key);
-      const lines = [
-        ...formatRoomList(others.map((other) => this.#marked(other))),
-        ...this.#history.map((entry) => formatHistory(entry.time, entry.line)),
-        ...notices,
-        formatWelcome(name, others.length + 1),
-        ...(this.#isWhole ? [] : [PARTITION_NOTICE]),
-      ];
-      if (!this.#isWhole) this.#isPartitionTold = true;
-      member.welcome([encodeLine(lines.join("\n"))]);
-      this.#deliver(member, formatJoin(name), true);
-      this.#log.add(member); // it reads the room from here on, after its welcome
-      this.#publish({ k: "join", n: name, m: info.id, c: info.since });
+      if (!isResumed) this.#deliver(member, formatJoin(name), true);
+      this.#welcome(member, notices); // it reads the room after its own join
+      const x = isResumed ? { x: "" } : {}; // nobody hears of a place taken back
+      this.#publish({ k: "join", n: name, m: info.id, c: info.since, ...x });
     } finally {
       this.#joining.delete(key);
     }
+  }
+
+  /**
+   * Puts `next` in the place of `old` here, under its name and claim, and no server hears of it: a
+   * place kept while its connection is lost (see server/kept_places.ts), or a member back in it.
+   */
+  replace(old: Member, next: Member, welcome?: readonly string[]): boolean {
+    const key = nameKey(old.name);
+    const info = this.#local.get(old);
+    if (this.#members.get(key) !== old || !info || this.#closing) return false;
+    this.#log.remove(old); // a connection not yet seen lost still gets what was said before
+    next.name = old.name;
+    this.#members.set(key, next);
+    this.#local.delete(old);
+    this.#local.set(next, info);
+    if (welcome) this.#welcome(next, welcome);
+    return true;
+  }
+
+  /** Who gives up a place kept here when another server asks for it for its token. */
+  keepPlacesWith(keeper: PlaceKeeper): void {
+    this.#requests.keeper = keeper;
+  }
+
+  /** Asks the server that keeps the place of `name` to give it up (see `Hub.takePlace`). */
+  async takePlace(name: string, tokenHash: string): Promise<boolean> {
+    const holder = this.#others.holder(nameKey(name));
+    if (!holder || !this.#isWhole) return false;
+    return await this.#requests.askPlace(holder, tokenHash) === true;
+  }
+
+  /** The room list, the history, `notices` and the welcome; then it reads the room from here on. */
+  #welcome(member: Member, notices: readonly string[]): void {
+    const key = nameKey(member.name);
+    const marked = this.names().filter((other) => nameKey(other) !== key).map((other) =>
+      this.#marked(other)
+    );
+    member.welcome([
+      encodeLine(welcomeLines(member.name, marked, this.#history, notices, this.#isWhole)),
+    ]);
+    if (!this.#isWhole) this.#isPartitionTold = true;
+    this.#log.add(member);
   }
 
   leave(member: Member, reason: LeaveReason = {}): void {
@@ -295,12 +331,7 @@ export class ClusterHub implements Hub {
     if (!remote) return false;
     const cannot = this.canModerate();
     if (cannot) throw new ProtocolError(cannot);
-    const { i, receipt } = this.#receipts.expect(REDIS_TIMEOUT_MS);
-    const { line: t, notice: x } = options;
-    this.#publish({ k: "expel", n: remote.name, s: remote.server, i, t, x });
-    const answer = await receipt;
-    if (answer === undefined) throw unconfirmed(remote.name, REDIS_TIMEOUT_MS, "the kick");
-    return answer;
+    return await this.#requests.expel(remote, options);
   }
 
   say(member: Member, text: string): void {
@@ -354,7 +385,7 @@ export class ClusterHub implements Hub {
     const remote = this.#others.holder(nameKey(to));
     if (!remote) throw noSuchUser(to);
     if (!this.#isWhole) throw unreachable(remote.name);
-    const answer = await this.#sendPrivate(member.name, remote, text);
+    const answer = await this.#requests.sendPrivate(member.name, remote, text);
     if (answer === undefined) throw unconfirmed(remote.name, REDIS_TIMEOUT_MS);
     if (!answer) throw noSuchUser(to);
     member.send(encodeLine(formatPrivateTo(remote.name, text)));
@@ -437,17 +468,6 @@ export class ClusterHub implements Hub {
     const d = this.#clock.now() + budget;
     // Our own events come back on the channel: their first bytes tell them apart (see takeIn).
     link.publish(JSON.stringify({ o: this.id, d, ...event }), d, entry);
-  }
-
-  /** Sends a private message to another server's member: true once that server delivered it,
-   * false if the member was gone, undefined if no answer came in time. */
-  async #sendPrivate(from: string, to: RemoteMember, text: string): Promise<boolean | undefined> {
-    const { i, receipt } = this.#receipts.expect(REDIS_TIMEOUT_MS);
-    // Half the time to get there, half for the answer: a message that arrives later is dropped
-    // unread, so that "did not confirm" means it was not delivered, unless the answer was lost.
-    const event = { k: "msg", n: from, to: to.name, s: to.server, t: text, i } as const;
-    this.#publish(event, "", REDIS_TIMEOUT_MS / 2);
-    return await receipt;
   }
 
   /**
@@ -674,14 +694,14 @@ export class ClusterHub implements Hub {
    * renamed if known. Two people with one name (taken on two sides of a partition) cannot both
    * stay: the one who has held it longer does, and the other's server sends it away.
    */
-  #admit(other: OtherServer, member: RemoteMember): void {
+  #admit(other: OtherServer, member: RemoteMember, isResumed = false): void {
     if (this.#others.has(other, member)) return;
     const local = this.#members.get(nameKey(member.name));
     if (local) {
       if (isOlder({ server: this.id, ...this.#local.get(local)! }, member)) return;
       this.#evict(local);
     }
-    this.#tell(this.#others.admit(other, member));
+    this.#tell(this.#others.admit(other, member, isResumed));
   }
 
   /** Takes another server's member out of the view, telling the members here why. */
@@ -737,7 +757,7 @@ export class ClusterHub implements Hub {
         return this.#deliver(undefined, line);
       }
       case "join":
-        return this.#admit(other, { server, id, name, since });
+        return this.#admit(other, { server, id, name, since }, event.x === "");
       case "rename":
         return this.#admit(other, { server, id, name: event.to!, since });
       case "leave": {
@@ -746,14 +766,15 @@ export class ClusterHub implements Hub {
         return;
       }
       case "msg":
-        return this.#deliverPrivate(event);
+        return this.#requests.deliverPrivate(event);
       case "note":
         return this.#deliver(undefined, text, true);
       case "expel":
         return this.#putOut(event);
       case "ack":
-        if (event.s === this.id) this.#receipts.settle(event.i!, text !== "gone");
-        return;
+        return this.#requests.settle(event);
+      case "place":
+        return this.#requests.givePlace(event);
       case "account":
         // Another server changed a registered name: read it as Redis has it now.
         if (this.#link && this.#isWhole) this.accounts.refresh(this.#link, name);
@@ -773,19 +794,5 @@ export class ClusterHub implements Hub {
   /** A name as the room list and `/who` show it: `@alice` for an operator. */
   #marked(name: string): string {
     return markOperator(name, this.moderation.isOperator(name));
-  }
-
-  /** A private message for a member here: delivered, and confirmed to its sender's server. */
-  #deliverPrivate(event: Event): void {
-    if (event.s !== this.id) return;
-    const recipient = this.#members.get(nameKey(event.to!));
-    recipient?.send(encodeLine(formatPrivateFrom(event.n, event.t ?? "")));
-    this.#publish({
-      k: "ack",
-      n: "",
-      s: event.o,
-      i: event.i!,
-      ...(recipient ? {} : { t: "gone" }),
-    });
   }
 }

@@ -7,7 +7,10 @@
 import { type Account, parseAccount } from "../server/passwords.ts";
 import {
   cleanText,
+  formatHistory,
+  formatRoomList,
   formatSystemLine,
+  formatWelcome,
   isKeptLine,
   parseName,
   ProtocolError,
@@ -63,7 +66,8 @@ export interface Event {
     | "account"
     | "mod"
     | "note"
-    | "expel";
+    | "expel"
+    | "place";
   /** The member's name (the old one for a rename); empty in a beat, a roster and an ack. */
   n: string;
   /** The deadline, on Redis's clock in ms, past which the event is dropped rather than relayed. */
@@ -93,7 +97,9 @@ export interface Event {
   /** The operator who made a moderation change ("" if not said); none from `chat admin`. */
   b?: string;
   /** What the room hears instead of a leave line (a kick's notice; "" for none): in a leave, and
-   * in an expel, which asks the server of `n` to put it out (`t` is what it is told). */
+   * in an expel, which asks the server of `n` to put it out (`t` is what it is told). "" in a
+   * join: the member took back a place another server kept, and nobody hears of it. A `place`
+   * asks the server `s` to give up `n`'s kept place for the token whose hash is `t`. */
   x?: string;
 }
 
@@ -108,6 +114,26 @@ export interface RemoteMember {
 export interface HistoryEntry {
   time: Date;
   line: string;
+}
+
+/**
+ * What a member here is told as it comes in (or back): the others (`@` for operators), the
+ * history, the server's `notices`, its welcome, and that the room is partitioned, if so.
+ */
+export function welcomeLines(
+  name: string,
+  others: readonly string[],
+  history: readonly HistoryEntry[],
+  notices: readonly string[],
+  isWhole: boolean,
+): string {
+  return [
+    ...formatRoomList(others),
+    ...history.map((entry) => formatHistory(entry.time, entry.line)),
+    ...notices,
+    formatWelcome(name, others.length + 1),
+    ...(isWhole ? [] : [PARTITION_NOTICE]),
+  ].join("\n");
 }
 
 /** A private message cannot reach another server's member while the room is partitioned. */
@@ -212,7 +238,11 @@ const KINDS = new Set([
   "mod",
   "note",
   "expel",
+  "place",
 ]);
+
+/** A resume token's hash (SHA-256, base64url), as a `place` request carries it. */
+const TOKEN_HASH = /^[A-Za-z0-9_-]{43}$/;
 
 const NAMELESS = new Set(["beat", "roster", "ack", "mod", "note"]);
 
@@ -246,14 +276,17 @@ export function parseEvent(message: string, maxLineBytes: number): Event {
   if (k === "join" || k === "leave" || k === "rename") parsed.m = memberId(m);
   if (k === "join" || k === "rename") parsed.c = count(c, "since");
   if (k === "rename" || k === "msg") parsed.to = strictName(to);
-  if (["say", "act", "msg", "ack", "expel"].includes(k)) parsed.i = count(i, "number");
-  if (k === "msg" || k === "ack" || k === "expel") {
+  if (["say", "act", "msg", "ack", "expel", "place"].includes(k)) parsed.i = count(i, "number");
+  if (k === "msg" || k === "ack" || k === "expel" || k === "place") {
     if (typeof s !== "string" || !SERVER_ID.test(s)) throw new ProtocolError("no server for it");
     parsed.s = s;
   }
   if (k === "roster") parsed.l = rosterEntries(l);
   if (k === "note" && !isModerationNotice(parsed.t ?? "")) throw new ProtocolError("bad notice");
   if (k === "expel" && !isPutOutLine(parsed.t ?? "")) throw new ProtocolError("bad expel line");
+  if (k === "place" && !TOKEN_HASH.test(parsed.t ?? "")) throw new ProtocolError("bad token hash");
+  if (k === "join" && x !== undefined && x !== "") throw new ProtocolError("bad join");
+  if (k === "join" && x === "") parsed.x = x;
   if ((k === "leave" || k === "expel") && x !== undefined) {
     if (x !== "" && !(typeof x === "string" && isModerationNotice(x))) {
       throw new ProtocolError("bad notice");

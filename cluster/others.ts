@@ -87,8 +87,9 @@ export class OtherServers {
    * Brings another server's member into the view (no member here holds its name): it entered, or
    * was renamed if known. Of two people with one name on other servers (taken on two sides of a
    * partition), the one who has held it longer stays, and the other's server sends it away.
+   * A member who took back its place from another server (`isResumed`) is no news.
    */
-  admit(other: OtherServer, member: RemoteMember): Told[] {
+  admit(other: OtherServer, member: RemoteMember, isResumed = false): Told[] {
     const known = other.members.get(member.id);
     const key = nameKey(member.name);
     const told: Told[] = [];
@@ -101,7 +102,7 @@ export class OtherServers {
     other.members.set(member.id, member);
     this.#byName.set(key, member);
     const line = known ? formatRename(known.name, member.name) : formatJoin(member.name);
-    told.push({ line, isNotice: !known });
+    if (known || !isResumed) told.push({ line, isNotice: !known });
     return told;
   }
 

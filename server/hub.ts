@@ -128,6 +128,15 @@ export interface LeaveReason {
   notice?: string;
 }
 
+/** Who gives up a place kept on this server (its kept places), for a cluster's `keepPlacesWith`. */
+export interface PlaceKeeper {
+  /**
+   * Gives up the place of `name` if it is kept for the token whose hash is `tokenHash` (its member
+   * came back on another server), and the room hears nothing: true if so.
+   */
+  giveUp(name: string, tokenHash: string): boolean;
+}
+
 /**
  * The seam between connections and the room. The server hands every member's event to the hub and
  * never touches other members itself, so a hub that spans several server processes can replace
@@ -137,9 +146,10 @@ export interface LeaveReason {
 export interface Hub {
   /**
    * Adds a member: it gets the room list, the history, the server's `notices` (such as its limits)
-   * and a welcome; the others hear it joined.
+   * and a welcome; the others hear it joined, unless `isResumed` (a cluster's member taking back
+   * a place another server gave up, see `takePlace`).
    */
-  join(member: Member, notices?: readonly string[]): void | Promise<void>;
+  join(member: Member, notices?: readonly string[], isResumed?: boolean): void | Promise<void>;
   /** Removes a member and tells the others why. Unknown members are ignored. */
   leave(member: Member, reason?: LeaveReason): void;
   /** Relays `[NAME] text` to every other member. */
@@ -183,6 +193,14 @@ export interface Hub {
    * The local hub only: a cluster keeps no places (see server/resume.ts).
    */
   replace?(old: Member, next: Member, welcome?: readonly string[]): boolean;
+  /** Cluster: who gives up a place kept here when another server asks for it for its token. */
+  keepPlacesWith?(keeper: PlaceKeeper): void;
+  /**
+   * Cluster: asks the server that keeps the place of `name` to give it up for the token whose
+   * hash is `tokenHash` (the member came back here): true once it did, without a word to the room;
+   * the name is then free for a join nobody hears (`join`'s `isResumed`).
+   */
+  takePlace?(name: string, tokenHash: string): Promise<boolean>;
   /**
    * Puts a place kept by the server's last run in the room, and nobody hears of it (the room heard
    * no leave): it is listed, and reads no room log. False if its name is taken. The local hub only.

@@ -6,7 +6,7 @@
  * It never calls back into the server.
  */
 import type { CloseReason, Hub } from "./hub.ts";
-import { HeldPlace, type PlaceStore, Resume } from "./resume.ts";
+import { hashToken, HeldPlace, type PlaceStore, Resume } from "./resume.ts";
 import type { AddressState } from "./limits.ts";
 import type { Peer } from "./peer.ts";
 import { Tally } from "./metrics.ts";
@@ -17,6 +17,7 @@ import {
   formatResumed,
   formatResumeFailed,
   formatResumeToken,
+  isResumeToken,
   RESUMED_ELSEWHERE,
 } from "../protocol.ts";
 
@@ -53,6 +54,7 @@ export class KeptPlaces {
       maxHeld: options.maxHeld,
     });
     this.#restore();
+    options.hub.keepPlacesWith?.(this);
   }
 
   /** Places kept now: each counts as a connection of its address. */
@@ -107,8 +109,9 @@ export class KeptPlaces {
    * A kick or a ban puts out a kept place as it does a member (see `members` for moderation), so
    * its token is dead by then.
    */
-  resumeWith(peer: Peer, name: string, token: string): boolean {
+  async resumeWith(peer: Peer, name: string, token: string): Promise<boolean> {
     const holder = this.#resume.take(name, token, Date.now());
+    if (holder === "unknown token" && await this.#resumeElsewhere(peer, name, token)) return true;
     if (typeof holder === "string") {
       Tally.bump(this.#options.tally.resumeRefusals, holder);
       if (this.#resume.graceMs > 0) peer.send(encodeLine(formatResumeFailed(name)));
@@ -129,6 +132,46 @@ export class KeptPlaces {
     peer.isJoined = true;
     this.sendToken(peer);
     log(`${peer.label} resumed its place`, { event: "resumed", ...peerFields(peer) });
+    return true;
+  }
+
+  /**
+   * Cluster: the token is another server's, which keeps the place: it gives it up without a word,
+   * and the peer joins under the name with nobody hearing it. False if no server kept it.
+   */
+  async #resumeElsewhere(peer: Peer, name: string, token: string): Promise<boolean> {
+    const { hub, limitsNotice, log, tally } = this.#options;
+    if (!hub.takePlace || !isResumeToken(token)) return false;
+    if (!await hub.takePlace(name, hashToken(token))) return false;
+    peer.name = name;
+    await hub.join(peer, [limitsNotice, formatResumed(0)], true);
+    for (const notice of this.#options.welcomeNotices(peer)) peer.send(encodeLine(notice));
+    peer.isJoined = true;
+    this.sendToken(peer);
+    Tally.bump(tally.resumes, "taken");
+    log(`${peer.label} resumed its place from another server`, {
+      event: "resumed",
+      ...peerFields(peer),
+    });
+    return true;
+  }
+
+  /**
+   * Cluster: another server asks for the place of `name` kept here, its member having come back
+   * there with the token whose hash is `tokenHash`: given up without a word to the room, true; false
+   * if no place is kept here for that token.
+   */
+  giveUp(name: string, tokenHash: string): boolean {
+    const holder = this.#resume.takeHash(name, tokenHash, Date.now());
+    if (typeof holder === "string") return false;
+    const { hub, log } = this.#options;
+    if (!(holder instanceof HeldPlace)) {
+      holder.isJoined = false; // a connection not yet seen lost gives way
+      holder.send(encodeLine(RESUMED_ELSEWHERE));
+    }
+    hub.leave(holder, { notice: "" });
+    holder.end();
+    log(`${name} resumed its place on another server`, { event: "resumed elsewhere", name });
     return true;
   }
 

@@ -216,14 +216,18 @@ export class Resume {
    * lost), or why the token holds none for that name. Good once: the token dies either way.
    */
   take(name: string, token: string, now: number): Holder | ResumeRefusal {
-    const hash = isResumeToken(token) ? hashToken(token) : undefined;
-    const entry = hash === undefined ? undefined : this.#tokens.get(hash);
+    return isResumeToken(token) ? this.takeHash(name, hashToken(token), now) : "unknown token";
+  }
+
+  /** {@linkcode take}, for the token whose hash is `hash` (another server asks for its place). */
+  takeHash(name: string, hash: string, now: number): Holder | ResumeRefusal {
+    const entry = this.#tokens.get(hash);
     if (!entry) return "unknown token";
     if (nameKey(entry.holder.name) !== nameKey(name)) return "other name";
     const holder = entry.holder;
     // Past its grace, a place is due to leave at the next sweep, which forgets its token.
     if (holder instanceof HeldPlace && now >= holder.expiresAt) return "past grace";
-    this.#tokens.delete(hash!);
+    this.#tokens.delete(hash);
     this.#tokenOf.delete(holder);
     if (holder instanceof HeldPlace) this.#release(holder);
     else if (!holder.isJoined) return "unknown token";

@@ -279,9 +279,9 @@ Deno.test("cluster: a forged event in Redis cannot speak for anyone here or forg
   await alice.expect("[bob] still here");
 });
 
-Deno.test("cluster: /resume NAME just joins, with no token (a cluster keeps no places), and a drop is a leave at once", async () => {
+Deno.test("cluster: with --resume-grace 0, /resume NAME just joins, with no token, and a drop is a leave at once", async () => {
   await using redis = await new Redis().start();
-  const server = await clusterServer(redis);
+  const server = await clusterServer(redis, ["--resume-grace", "0"]);
   await using _server = server.child;
   await using bob = await joinAs(server.port, "bob");
   {
