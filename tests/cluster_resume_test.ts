@@ -6,7 +6,8 @@
 import assert from "node:assert/strict";
 import { ANY_GREETING, joinAs, joinWithToken, TestClient } from "./_helpers.ts";
 import { clusterServer, joinKnowing, Redis } from "./_cluster.ts";
-import { formatResume } from "../protocol.ts";
+import { formatResume, ProtocolError } from "../protocol.ts";
+import { parseEvent } from "../cluster/events.ts";
 
 /** Redis and two servers, A and B, each with `extra` arguments. */
 async function twoServers(redis: Redis, extra: string[] = []) {
@@ -129,4 +130,24 @@ Deno.test("cluster resume: a place kept on A is taken back on B; A gives it up, 
   await using _third = third.client;
   assert.equal(await nextAfter(carol, third.client, "and back on A"), "[alice] and back on A");
   assert.equal(await bob.readLine(), "[alice] and back on A");
+});
+
+Deno.test("cluster resume: a place request carries a token hash, and a join is silent only with an empty notice", () => {
+  const o = crypto.randomUUID();
+  const s = crypto.randomUUID();
+  const hash = "h".repeat(43);
+  const place = { o, d: 5, k: "place", n: "alice", s, t: hash, i: 1 };
+  assert.deepEqual(parseEvent(JSON.stringify(place), 4096), place);
+  const join = { o, d: 5, k: "join", n: "alice", m: "1", c: 1, x: "" };
+  assert.deepEqual(parseEvent(JSON.stringify(join), 4096), join);
+  const bad = [
+    { ...place, t: "not a hash" },
+    { ...place, t: undefined },
+    { ...place, s: undefined },
+    { ...place, i: undefined },
+    { ...join, x: "* alice was kicked by bob" },
+  ];
+  for (const message of bad) {
+    assert.throws(() => parseEvent(JSON.stringify(message), 4096), ProtocolError);
+  }
 });
