@@ -190,7 +190,7 @@ export interface Hub {
    * Puts `next` in the place of `old`, under the same name, and nobody hears of it: a place kept
    * while its connection is lost, or a member back in it (`welcome`: it gets the room list, the
    * history and these notices, and reads the room from here on). False if `old` is not in the room.
-   * The local hub only: a cluster keeps no places (see server/resume.ts).
+   * A cluster does it on this server alone: the name's claim stays held, no server hears of it.
    */
   replace?(old: Member, next: Member, welcome?: readonly string[]): boolean;
   /** Cluster: who gives up a place kept here when another server asks for it for its token. */
