@@ -229,6 +229,7 @@ export class KeptPlaces {
   /** Places whose grace is over leave the room. */
   expire(now: number): void {
     for (const place of this.#resume.expire(now)) {
+      if (place.isEnded) continue; // put out already, and heard of then
       Tally.bump(this.#options.tally.resumes, "expired");
       this.leave(place);
     }

@@ -42,6 +42,8 @@ export class HeldPlace implements Member {
   log = undefined;
   stopAt = Infinity;
   readonly isSendingLog = false;
+  /** Whether the room put it out itself (see {@linkcode end}). */
+  isEnded = false;
 
   constructor(peer: Pick<Peer, "name" | "hostname" | "address" | "kind">, expiresAt: number) {
     this.name = peer.name;
@@ -58,7 +60,10 @@ export class HeldPlace implements Member {
   }
 
   welcome(): void {}
-  end(): void {}
+  /** The room put it out itself (in a cluster, a kick from another server): its token is dead. */
+  end(): void {
+    this.isEnded = true;
+  }
   wake(): void {}
   overtake(): void {}
   skip(): void {}
@@ -225,6 +230,10 @@ export class Resume {
     if (!entry) return "unknown token";
     if (nameKey(entry.holder.name) !== nameKey(name)) return "other name";
     const holder = entry.holder;
+    if (holder instanceof HeldPlace && holder.isEnded) {
+      this.revoke(holder);
+      return "unknown token";
+    }
     // Past its grace, a place is due to leave at the next sweep, which forgets its token.
     if (holder instanceof HeldPlace && now >= holder.expiresAt) return "past grace";
     this.#tokens.delete(hash);

@@ -6,8 +6,11 @@
 import assert from "node:assert/strict";
 import { ANY_GREETING, joinAs, joinWithToken, TestClient } from "./_helpers.ts";
 import { clusterServer, joinKnowing, Redis } from "./_cluster.ts";
-import { formatResume, ProtocolError } from "../protocol.ts";
+import { formatResume, parseResumeToken, ProtocolError } from "../protocol.ts";
 import { parseEvent } from "../cluster/events.ts";
+import { accountJson } from "../cluster/events.ts";
+import { setOperatorInRedis } from "../cluster/redis_admin.ts";
+import { hashPassword } from "../server/passwords.ts";
 
 /** Redis and two servers, A and B, each with `extra` arguments. */
 async function twoServers(redis: Redis, extra: string[] = []) {
@@ -149,5 +152,39 @@ Deno.test("cluster resume: a place request carries a token hash, and a join is s
   ];
   for (const message of bad) {
     assert.throws(() => parseEvent(JSON.stringify(message), 4096), ProtocolError);
+  }
+});
+
+Deno.test("cluster resume: a place kept on A and kicked from B is gone: its token takes nothing, on A or B", async () => {
+  await using redis = await new Redis().start();
+  const account = await hashPassword("olga", "correct horse");
+  await redis.cli("SET", "chat:account:olga", accountJson(account));
+  assert.equal((await setOperatorInRedis(redis.url, "olga", true)).status, "done");
+  const { a, b } = await twoServers(redis);
+  await using _a = a.child;
+  await using _b = b.child;
+  await using olga = await TestClient.connect(b.port);
+  await olga.expect(ANY_GREETING);
+  await olga.send("olga");
+  await olga.expect("* olga is registered: send its password");
+  await olga.send("correct horse");
+  while (!(await olga.readLine()).startsWith("* You are an operator"));
+  const first = { client: await TestClient.connect(a.port), token: "" };
+  await first.client.expect(ANY_GREETING); // registered names: the greeting says so
+  await first.client.send("/resume alice");
+  while (!first.token) first.token = parseResumeToken(await first.client.readLine()) ?? "";
+  await olga.expect("* alice has entered the room");
+  first.client.close();
+  await olga.send("/kick alice gone too long");
+  await olga.expect("* alice was kicked by olga: gone too long");
+  for (const port of [a.port, b.port]) {
+    await using late = await TestClient.connect(port);
+    await late.expect(ANY_GREETING);
+    await late.send(formatResume("alice", first.token));
+    await late.expect("* Could not resume alice: that place is no longer kept; joining anew");
+    await late.expect(/^\* The room contains: @?olga$/);
+    await olga.expect("* alice has entered the room");
+    await late.send("/quit");
+    await olga.expect(/^\* alice has left the room/);
   }
 });
