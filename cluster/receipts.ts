@@ -1,9 +1,10 @@
 /**
- * Private messages sent to another server's member, waiting for that server's receipt: each has a
- * number, and settles once the receipt comes, or after a deadline without one.
+ * Requests sent to another server (a private message for its member, a kick, a place it keeps),
+ * waiting for that server's receipt: each has a number, and settles once the receipt comes, or
+ * after a deadline without one.
  */
 
-/** The private messages this server sent that wait for a receipt. */
+/** The requests this server sent that wait for a receipt. */
 export class Receipts {
   #awaiting = new Map<number, (isDelivered: boolean) => void>();
   #count = 0;
