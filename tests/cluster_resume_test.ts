@@ -188,3 +188,22 @@ Deno.test("cluster resume: a place kept on A and kicked from B is gone: its toke
     await olga.expect(/^\* alice has left the room/);
   }
 });
+
+Deno.test("cluster resume: a connection on A not yet seen lost gives way to its token used on B, with no leave", async () => {
+  await using redis = await new Redis().start();
+  const { a, b } = await twoServers(redis);
+  await using _a = a.child;
+  await using _b = b.child;
+  await using bob = await joinAs(b.port, "bob");
+  await using carol = await joinKnowing(a.port, "carol", ["bob"]);
+  await bob.expect("* carol has entered the room");
+  const first = await joinWithToken(a.port, "/resume alice"); // a phone asleep: still open
+  await using old = first.client;
+  await bob.expect("* alice has entered the room");
+  await carol.expect("* alice has entered the room");
+  const back = await joinWithToken(b.port, formatResume("alice", first.token));
+  await using again = back.client;
+  assert.deepEqual(await old.readToEnd(), ["* You resumed this place on another connection"]);
+  assert.equal(await nextAfter(carol, again, "awake"), "[alice] awake");
+  assert.equal(await bob.readLine(), "[alice] awake");
+});
