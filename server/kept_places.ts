@@ -164,7 +164,8 @@ export class KeptPlaces {
   giveUp(name: string, tokenHash: string): boolean {
     const holder = this.#resume.takeHash(name, tokenHash, Date.now());
     if (typeof holder === "string") return false;
-    const { hub, log } = this.#options;
+    const { hub, log, tally } = this.#options;
+    Tally.bump(tally.resumes, "given up");
     if (!(holder instanceof HeldPlace)) {
       holder.isJoined = false; // a connection not yet seen lost gives way
       holder.send(encodeLine(RESUMED_ELSEWHERE));
