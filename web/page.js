@@ -1140,7 +1140,9 @@ var SOUND_STORE = "chat.sound";
 var PITCH = 880;
 var VOLUME = 0.08;
 var LENGTH = 0.15;
+var GAP_MS = 2e3;
 var context;
+var lastToneAt = -Infinity;
 function bindSoundSetting(box) {
   try {
     box.checked = localStorage.getItem(SOUND_STORE) !== "off";
@@ -1156,6 +1158,10 @@ function bindSoundSetting(box) {
 }
 function playMentionSound(box) {
   if (!box.checked || !("AudioContext" in globalThis)) return;
+  const at = performance.now();
+  if (at - lastToneAt < GAP_MS) return;
+  lastToneAt = at;
+  box.dataset.quietUntil = String(at + GAP_MS);
   try {
     const audio = context ??= new AudioContext();
     audio.onstatechange = () => {
