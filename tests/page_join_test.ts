@@ -42,10 +42,11 @@ Deno.test("page: Tab goes name, password, Join in the join form, and Shift+Tab b
   });
   await using chromium = await Chromium.launch();
   const page = await chromium.open(site.url);
+  assert.equal(await focused(page), "name");
+  // The first key opens the socket; its greeting shows the field while the name is typed.
+  await page.keyboard.type("tabber");
   await greeted(page, "true");
   assert.deepEqual(await isPasswordShown(page), [true, true]);
-  assert.equal(await focused(page), "name");
-  await page.keyboard.type("tabber");
   await page.keyboard.press("Tab");
   assert.equal(await focused(page), "password");
   await page.keyboard.press("Tab");
@@ -75,9 +76,10 @@ Deno.test("page: the password field shows only once a name is registered on the 
   await using chromium = await Chromium.launch();
   // No name registered: no password field, and Tab goes from the name straight to Join.
   const page = await chromium.open(url);
+  assert.equal(await focused(page), "name");
+  await page.keyboard.type("bob");
   await greeted(page, "false");
   assert.deepEqual(await isPasswordShown(page), [false, false]);
-  assert.equal(await focused(page), "name");
   await page.keyboard.press("Tab");
   assert.equal(await focused(page), "join-button");
   // Alice registers through the server, as nc users do, while the page waits unjoined.
@@ -103,8 +105,10 @@ Deno.test("page: the password field shows only once a name is registered on the 
   await page.keyboard.type(PASSWORD);
   await page.keyboard.press("Enter");
   await waitForLine(page, "Welcome, alice!");
-  // A page opened now shows the field before anything is typed, in the order name, password, Join.
+  // A page opened now shows the field once a name is begun, in the order name, password, Join.
   const next = await chromium.open(url);
+  assert.deepEqual(await isPasswordShown(next), [false, false]); // nothing asked yet
+  await next.keyboard.type("carol");
   await greeted(next, "true");
   assert.deepEqual(await isPasswordShown(next), [true, true]);
   await next.keyboard.press("Tab");
@@ -112,11 +116,12 @@ Deno.test("page: the password field shows only once a name is registered on the 
   assert.deepEqual(chromium.errors, []);
 });
 
-Deno.test("page: the socket opened on loading is the one it joins over, and one the server gave up on is replaced quietly", async () => {
+Deno.test("page: the socket opened on starting the form is the one it joins over, and one the server gave up on is replaced quietly", async () => {
   await using chromium = await Chromium.launch();
   {
     await using site = Site.start();
     const page = await chromium.open(site.url);
+    await page.keyboard.type("e");
     await greeted(page, "false");
     assert.equal(site.server.connectionCount, 1);
     await page.locator("#name").fill("early");
@@ -129,6 +134,7 @@ Deno.test("page: the socket opened on loading is the one it joins over, and one 
   // joining opens another.
   await using site = Site.start({ nameTimeoutMs: 500 });
   const page = await chromium.open(site.url);
+  await page.click("#name");
   await greeted(page, "false");
   await waitUntil(() => site.server.connectionCount === 0, "the server to give up on the page");
   assert.equal(await page.$eval("#banner", (banner) => banner.hidden), true);
@@ -137,5 +143,21 @@ Deno.test("page: the socket opened on loading is the one it joins over, and one 
   await page.locator("#name").fill("late");
   await page.keyboard.press("Enter");
   await waitForLine(page, "Welcome, late!");
+  assert.deepEqual(chromium.errors, []);
+});
+
+Deno.test("page: a tab loaded and left untouched holds no connection and spends none of its address's joins, so the tab someone uses still joins", async () => {
+  // Two joins a minute from one address: three tabs loaded at once (a person's restored tabs, a
+  // class behind one address), of which one is used.
+  await using site = Site.start({ joinRate: 2, exempt: [] });
+  await using chromium = await Chromium.launch();
+  const pages = [];
+  for (let i = 0; i < 3; i++) pages.push(await chromium.open(site.url));
+  assert.equal(site.server.connectionCount, 0);
+  const used = pages[2]!;
+  await used.locator("#name").fill("user");
+  await used.keyboard.press("Enter");
+  await waitForLine(used, "Welcome, user!");
+  assert.equal(site.server.connectionCount, 1);
   assert.deepEqual(chromium.errors, []);
 });

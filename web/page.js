@@ -1311,6 +1311,22 @@ function connect() {
   waiting?.close();
   openSocket();
 }
+function openOnFirstTouch() {
+  const touched = new AbortController();
+  const open = () => {
+    touched.abort();
+    if (state.phase === "prompt" && state.socket === void 0) openSocket();
+  };
+  for (const type of [
+    "keydown",
+    "pointerdown",
+    "input"
+  ]) {
+    view.joinForm.addEventListener(type, open, {
+      signal: touched.signal
+    });
+  }
+}
 function openSocket() {
   state.greeting = void 0;
   const scheme = location.protocol === "https:" ? "wss:" : "ws:";
@@ -1810,7 +1826,7 @@ if (kept) {
   view.joinButton.disabled = true;
   connect();
 } else {
-  openSocket();
+  openOnFirstTouch();
 }
 view.passwordHint.hidden = location.protocol === "https:" || /^(localhost|127\.[0-9.]+|\[::1\])$/.test(location.hostname);
 view.name.focus();

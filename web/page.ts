@@ -193,6 +193,24 @@ function connect(): void {
   openSocket();
 }
 
+/**
+ * Opens the socket once the person starts on the join form (a key, a click, a field filled in),
+ * for its greeting to say whether the password field is wanted before it is reached. Not on
+ * loading: each socket holds a connection and takes a join of the address's join rate, and tabs
+ * loaded and left alone (restored ones, a class behind one address) must not use up those of the
+ * tab someone joins from.
+ */
+function openOnFirstTouch(): void {
+  const touched = new AbortController();
+  const open = () => {
+    touched.abort();
+    if (state.phase === "prompt" && state.socket === undefined) openSocket();
+  };
+  for (const type of ["keydown", "pointerdown", "input"]) {
+    view.joinForm.addEventListener(type, open, { signal: touched.signal });
+  }
+}
+
 /** A new socket to the server; nothing is sent on it before the server speaks. */
 function openSocket(): void {
   state.greeting = undefined;
@@ -779,8 +797,7 @@ if (kept) {
   view.joinButton.disabled = true;
   connect();
 } else {
-  // The greeting says whether the password field is wanted, before anything is typed in it.
-  openSocket();
+  openOnFirstTouch();
 }
 // Over plain HTTP to another machine, a password crosses the network readable: say so.
 view.passwordHint.hidden = location.protocol === "https:" ||
