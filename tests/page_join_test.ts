@@ -161,3 +161,17 @@ Deno.test("page: a tab loaded and left untouched holds no connection and spends 
   assert.equal(site.server.connectionCount, 1);
   assert.deepEqual(chromium.errors, []);
 });
+
+Deno.test("page: a private server's greeting shows the server's password field before Join, and one Join gets in over one socket", async () => {
+  // One join a minute from this address: a second socket would be refused.
+  await using site = Site.start({ serverPassword: PASSWORD, joinRate: 1, exempt: [] });
+  await using chromium = await Chromium.launch();
+  const page = await chromium.open(site.url);
+  await page.keyboard.type("insider");
+  await greeted(page, "unknown");
+  await page.waitForSelector("#server-password", { visible: true });
+  await page.locator("#server-password").fill(PASSWORD);
+  await page.keyboard.press("Enter");
+  await waitForLine(page, "Welcome, insider!");
+  assert.deepEqual(chromium.errors, []);
+});

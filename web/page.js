@@ -1386,6 +1386,7 @@ function heard(raw) {
 function showPasswordRow(greeting) {
   const hasNames = hasRegisteredNames(greeting);
   view.passwordRow.hidden = hasNames === false;
+  if (parsePrompt(greeting)?.kind === "server") view.serverPasswordRow.hidden = false;
   view.joinForm.dataset.registeredNames = String(hasNames ?? "unknown");
 }
 function receiveWhileJoining(raw, line) {

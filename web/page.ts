@@ -278,11 +278,15 @@ function heard(raw: string): void {
 
 /**
  * The password field shows when the greeting says names here are registered, or when the server
- * cannot tell yet (a private server, before its password); a server without any hides it.
+ * cannot tell yet (a private server, before its password); a server without any hides it. A
+ * private server's field shows when its greeting asks for it.
  */
 function showPasswordRow(greeting: string): void {
   const hasNames = hasRegisteredNames(greeting);
   view.passwordRow.hidden = hasNames === false;
+  // A private server's greeting asks for its password: its field is filled in before Join, not
+  // after a Join refused for the want of it (which costs another socket, and another join).
+  if (parsePrompt(greeting)?.kind === "server") view.serverPasswordRow.hidden = false;
   view.joinForm.dataset.registeredNames = String(hasNames ?? "unknown");
 }
 
