@@ -6,7 +6,8 @@
 import assert from "node:assert/strict";
 import type { Page } from "puppeteer-core";
 import { Chromium, type PageGlobals, waitForLine } from "./_browser.ts";
-import { joinAs, startServerProcess, waitUntil } from "./_helpers.ts";
+import { ANY_GREETING, connectFrom, joinAs, startServerProcess, waitUntil } from "./_helpers.ts";
+import { MemoryModerationStore } from "../server/moderation_store.ts";
 import { Folder } from "./_store.ts";
 import { Site } from "./_websocket.ts";
 import { FixedAccounts } from "../server/operators_file.ts";
@@ -173,5 +174,37 @@ Deno.test("page: a private server's greeting shows the server's password field b
   await page.locator("#server-password").fill(PASSWORD);
   await page.keyboard.press("Enter");
   await waitForLine(page, "Welcome, insider!");
+  assert.deepEqual(chromium.errors, []);
+});
+
+Deno.test("page: a server that refuses the socket opened on starting the form says why at once, its refusal not taken for a greeting; Join tries again", async () => {
+  await using site = Site.start({
+    accounts: new FixedAccounts([await hashPassword("op", PASSWORD)]),
+    moderation: new MemoryModerationStore(["op"]),
+  });
+  await using chromium = await Chromium.launch();
+  const page = await chromium.open(site.url);
+  // The operator, on another address, bans the page's.
+  await using op = await connectFrom(site.port, "127.0.0.2");
+  await op.expect(ANY_GREETING);
+  await op.send("op");
+  await op.expect("* op is registered: send its password");
+  await op.send(PASSWORD);
+  while (!(await op.readLine()).startsWith("* Welcome, op!")); // the room list, history
+  await op.send("/ban 127.0.0.1 1h");
+  while (!(await op.readLine()).startsWith("* Banned 127.0.0.1")); // after the limits, topic
+  await page.keyboard.type("later");
+  await page.waitForFunction(
+    () =>
+      (globalThis as unknown as PageGlobals).document.querySelector("#join-error")
+        ?.textContent?.startsWith("You are banned") === true,
+    { polling: "mutation" },
+  );
+  assert.deepEqual(await isPasswordShown(page), [false, false]);
+  assert.equal(await page.$eval("#join-form", (form) => form.dataset.registeredNames), undefined);
+  await op.send("/unban 127.0.0.1");
+  await op.expect("* Unbanned 127.0.0.1");
+  await page.keyboard.press("Enter");
+  await waitForLine(page, "Welcome, later!");
   assert.deepEqual(chromium.errors, []);
 });

@@ -1381,7 +1381,12 @@ function receive(raw) {
 function heard(raw) {
   if (state.greeting !== void 0) return;
   state.greeting = raw;
-  showPasswordRow(raw);
+  const refusal = refusalOf(raw, parseServerLine(raw) ?? {
+    kind: "system",
+    text: raw
+  });
+  if (refusal !== "") view.joinError.textContent = refusal;
+  else showPasswordRow(raw);
 }
 function showPasswordRow(greeting) {
   const hasNames = hasRegisteredNames(greeting);

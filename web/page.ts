@@ -266,14 +266,18 @@ function receive(raw: string): void {
 }
 
 /**
- * A line on the socket opened on loading, before the join form is used: the greeting, kept for
- * then, says whether to show the password field. Anything after it (the server giving up on a name
- * that never came) is not for the person.
+ * A line on the socket opened on starting the join form, before Join: the greeting, kept for then,
+ * says whether to show the password field. Anything after it (the server giving up on a name that
+ * never came) is not for the person.
  */
 function heard(raw: string): void {
   if (state.greeting !== undefined) return;
-  state.greeting = raw;
-  showPasswordRow(raw);
+  state.greeting = raw; // a Join while the socket is still open reads it, refusal or greeting
+  // Refused (the server full, the address banned): said now, and no greeting to read; Join tries
+  // again on a new socket.
+  const refusal = refusalOf(raw, parseServerLine(raw) ?? { kind: "system", text: raw });
+  if (refusal !== "") view.joinError.textContent = refusal;
+  else showPasswordRow(raw);
 }
 
 /**
