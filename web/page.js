@@ -1195,6 +1195,7 @@ var AT_BOTTOM_PX = 48;
 var HISTORY_PREFIX = formatHistory(/* @__PURE__ */ new Date(0), "").length;
 var TITLE = document.title;
 var NAME_STORE = "chat.name";
+var REGISTERED_STORE = "chat.registered-names";
 var COMMANDS = commandsOf(HELP_LINES);
 var OPERATOR_COMMANDS = commandsOf([
   ...HELP_LINES,
@@ -1393,6 +1394,7 @@ function showPasswordRow(greeting) {
   view.passwordRow.hidden = hasNames === false;
   if (parsePrompt(greeting)?.kind === "server") view.serverPasswordRow.hidden = false;
   view.joinForm.dataset.registeredNames = String(hasNames ?? "unknown");
+  if (hasNames !== void 0) localStorage.setItem(REGISTERED_STORE, String(hasNames));
 }
 function receiveWhileJoining(raw, line) {
   const prompt = line.kind === "system" ? parsePrompt(raw) : void 0;
@@ -1832,6 +1834,7 @@ if (kept) {
   view.joinButton.disabled = true;
   connect();
 } else {
+  view.passwordRow.hidden = localStorage.getItem(REGISTERED_STORE) !== "true";
   openOnFirstTouch();
 }
 view.passwordHint.hidden = location.protocol === "https:" || /^(localhost|127\.[0-9.]+|\[::1\])$/.test(location.hostname);

@@ -60,6 +60,12 @@ const AT_BOTTOM_PX = 48;
 const HISTORY_PREFIX = formatHistory(new Date(0), "").length;
 const TITLE = document.title;
 const NAME_STORE = "chat.name";
+/**
+ * What the last greeting this browser read said of registered names (`"true"`, `"false"`): the
+ * password field shows as the page loads when it said some are, before the socket (opened at the
+ * first key or click) says so again; Tab from a remembered name then reaches it.
+ */
+const REGISTERED_STORE = "chat.registered-names";
 /** What Tab completes after a `/` that starts the line: the commands `/help` lists. */
 const COMMANDS = commandsOf(HELP_LINES);
 /** An operator's `/help` lists theirs too. */
@@ -292,6 +298,7 @@ function showPasswordRow(greeting: string): void {
   // after a Join refused for the want of it (which costs another socket, and another join).
   if (parsePrompt(greeting)?.kind === "server") view.serverPasswordRow.hidden = false;
   view.joinForm.dataset.registeredNames = String(hasNames ?? "unknown");
+  if (hasNames !== undefined) localStorage.setItem(REGISTERED_STORE, String(hasNames));
 }
 
 /**
@@ -805,6 +812,7 @@ if (kept) {
   view.joinButton.disabled = true;
   connect();
 } else {
+  view.passwordRow.hidden = localStorage.getItem(REGISTERED_STORE) !== "true";
   openOnFirstTouch();
 }
 // Over plain HTTP to another machine, a password crosses the network readable: say so.
