@@ -6,7 +6,8 @@
 import assert from "node:assert/strict";
 import type { Page } from "puppeteer-core";
 import { Chromium, type PageGlobals, waitForLine } from "./_browser.ts";
-import { joinAs, startServerProcess, waitUntil } from "./_helpers.ts";
+import { ANY_GREETING, connectFrom, joinAs, startServerProcess, waitUntil } from "./_helpers.ts";
+import { MemoryModerationStore } from "../server/moderation_store.ts";
 import { Folder } from "./_store.ts";
 import { Site } from "./_websocket.ts";
 import { FixedAccounts } from "../server/operators_file.ts";
@@ -42,10 +43,11 @@ Deno.test("page: Tab goes name, password, Join in the join form, and Shift+Tab b
   });
   await using chromium = await Chromium.launch();
   const page = await chromium.open(site.url);
+  assert.equal(await focused(page), "name");
+  // The first key opens the socket; its greeting shows the field while the name is typed.
+  await page.keyboard.type("tabber");
   await greeted(page, "true");
   assert.deepEqual(await isPasswordShown(page), [true, true]);
-  assert.equal(await focused(page), "name");
-  await page.keyboard.type("tabber");
   await page.keyboard.press("Tab");
   assert.equal(await focused(page), "password");
   await page.keyboard.press("Tab");
@@ -75,9 +77,10 @@ Deno.test("page: the password field shows only once a name is registered on the 
   await using chromium = await Chromium.launch();
   // No name registered: no password field, and Tab goes from the name straight to Join.
   const page = await chromium.open(url);
+  assert.equal(await focused(page), "name");
+  await page.keyboard.type("bob");
   await greeted(page, "false");
   assert.deepEqual(await isPasswordShown(page), [false, false]);
-  assert.equal(await focused(page), "name");
   await page.keyboard.press("Tab");
   assert.equal(await focused(page), "join-button");
   // Alice registers through the server, as nc users do, while the page waits unjoined.
@@ -103,20 +106,21 @@ Deno.test("page: the password field shows only once a name is registered on the 
   await page.keyboard.type(PASSWORD);
   await page.keyboard.press("Enter");
   await waitForLine(page, "Welcome, alice!");
-  // A page opened now shows the field before anything is typed, in the order name, password, Join.
+  // A page opened now shows the field before anything is typed (this browser heard the server say
+  // so), in the order name, password, Join: Tab from a remembered name reaches it.
   const next = await chromium.open(url);
-  await greeted(next, "true");
   assert.deepEqual(await isPasswordShown(next), [true, true]);
   await next.keyboard.press("Tab");
   assert.equal(await focused(next), "password");
   assert.deepEqual(chromium.errors, []);
 });
 
-Deno.test("page: the socket opened on loading is the one it joins over, and one the server gave up on is replaced quietly", async () => {
+Deno.test("page: the socket opened on starting the form is the one it joins over, and one the server gave up on is replaced quietly", async () => {
   await using chromium = await Chromium.launch();
   {
     await using site = Site.start();
     const page = await chromium.open(site.url);
+    await page.keyboard.type("e");
     await greeted(page, "false");
     assert.equal(site.server.connectionCount, 1);
     await page.locator("#name").fill("early");
@@ -129,6 +133,7 @@ Deno.test("page: the socket opened on loading is the one it joins over, and one 
   // joining opens another.
   await using site = Site.start({ nameTimeoutMs: 500 });
   const page = await chromium.open(site.url);
+  await page.click("#name");
   await greeted(page, "false");
   await waitUntil(() => site.server.connectionCount === 0, "the server to give up on the page");
   assert.equal(await page.$eval("#banner", (banner) => banner.hidden), true);
@@ -137,5 +142,67 @@ Deno.test("page: the socket opened on loading is the one it joins over, and one 
   await page.locator("#name").fill("late");
   await page.keyboard.press("Enter");
   await waitForLine(page, "Welcome, late!");
+  assert.deepEqual(chromium.errors, []);
+});
+
+Deno.test("page: a tab loaded and left untouched holds no connection and spends none of its address's joins, so the tab someone uses still joins", async () => {
+  // Two joins a minute from one address: three tabs loaded at once (a person's restored tabs, a
+  // class behind one address), of which one is used.
+  await using site = Site.start({ joinRate: 2, exempt: [] });
+  await using chromium = await Chromium.launch();
+  const pages = [];
+  for (let i = 0; i < 3; i++) pages.push(await chromium.open(site.url));
+  assert.equal(site.server.connectionCount, 0);
+  const used = pages[2]!;
+  await used.locator("#name").fill("user");
+  await used.keyboard.press("Enter");
+  await waitForLine(used, "Welcome, user!");
+  assert.equal(site.server.connectionCount, 1);
+  assert.deepEqual(chromium.errors, []);
+});
+
+Deno.test("page: a private server's greeting shows the server's password field before Join, and one Join gets in over one socket", async () => {
+  // One join a minute from this address: a second socket would be refused.
+  await using site = Site.start({ serverPassword: PASSWORD, joinRate: 1, exempt: [] });
+  await using chromium = await Chromium.launch();
+  const page = await chromium.open(site.url);
+  await page.keyboard.type("insider");
+  await greeted(page, "unknown");
+  await page.waitForSelector("#server-password", { visible: true });
+  await page.locator("#server-password").fill(PASSWORD);
+  await page.keyboard.press("Enter");
+  await waitForLine(page, "Welcome, insider!");
+  assert.deepEqual(chromium.errors, []);
+});
+
+Deno.test("page: a server that refuses the socket opened on starting the form says why at once, its refusal not taken for a greeting; Join tries again", async () => {
+  await using site = Site.start({
+    accounts: new FixedAccounts([await hashPassword("op", PASSWORD)]),
+    moderation: new MemoryModerationStore(["op"]),
+  });
+  await using chromium = await Chromium.launch();
+  const page = await chromium.open(site.url);
+  // The operator, on another address, bans the page's.
+  await using op = await connectFrom(site.port, "127.0.0.2");
+  await op.expect(ANY_GREETING);
+  await op.send("op");
+  await op.expect("* op is registered: send its password");
+  await op.send(PASSWORD);
+  while (!(await op.readLine()).startsWith("* Welcome, op!")); // the room list, history
+  await op.send("/ban 127.0.0.1 1h");
+  while (!(await op.readLine()).startsWith("* Banned 127.0.0.1")); // after the limits, topic
+  await page.keyboard.type("later");
+  await page.waitForFunction(
+    () =>
+      (globalThis as unknown as PageGlobals).document.querySelector("#join-error")
+        ?.textContent?.startsWith("You are banned") === true,
+    { polling: "mutation" },
+  );
+  assert.deepEqual(await isPasswordShown(page), [false, false]);
+  assert.equal(await page.$eval("#join-form", (form) => form.dataset.registeredNames), undefined);
+  await op.send("/unban 127.0.0.1");
+  await op.expect("* Unbanned 127.0.0.1");
+  await page.keyboard.press("Enter");
+  await waitForLine(page, "Welcome, later!");
   assert.deepEqual(chromium.errors, []);
 });

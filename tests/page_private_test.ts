@@ -122,6 +122,7 @@ Deno.test("page: a private message is a mention (highlighted, counted in the tit
   await waitForLine(page, "pm is now known as pmx");
   await say(page, "after my rename");
   await bob.expect("* private from pmx: after my rename");
+  await waitForLine(page, "after my rename"); // the page shows it when the server echoes it
   assert.equal((await visible()).length, 4);
   assert.deepEqual(chromium.errors, []);
 });

@@ -25,6 +25,14 @@ function sound(page: Page): Promise<{ on: boolean; tones: string; played: string
   });
 }
 
+/** Waits out the least time between two tones, as the page says it (`data-quiet-until`). */
+async function quiet(page: Page): Promise<void> {
+  await page.waitForFunction(
+    "performance.now() >= Number(document.querySelector('#sound').dataset.quietUntil ?? 0)",
+    { polling: 50 },
+  );
+}
+
 Deno.test("page: a mention while the tab is not in front plays a short tone through a real AudioContext, unless Sound is turned off, which is remembered", async () => {
   await using site = Site.start();
   await using chromium = await Chromium.launch(["--autoplay-policy=no-user-gesture-required"]);
@@ -41,7 +49,13 @@ Deno.test("page: a mention while the tab is not in front plays a short tone thro
   const other = await chromium.open("about:blank");
   await other.bringToFront();
   await tcp.send("hearer: a tone");
+  await waitForLine(page, "a tone");
+  assert.equal((await sound(page)).tones, "1");
+  // Tones are at least a gap apart (see the burst below): each line from here comes after it.
+  await quiet(page);
   await tcp.send("a line for nobody");
+  await waitForLine(page, "a line for nobody");
+  assert.equal((await sound(page)).tones, "1");
   await tcp.send("/msg hearer a private one");
   await waitForLine(page, "a private one");
   assert.equal((await sound(page)).tones, "2");
@@ -51,11 +65,29 @@ Deno.test("page: a mention while the tab is not in front plays a short tone thro
   await page.click("#sound");
   await page.waitForFunction(() => localStorage.getItem("chat.sound") === "off", { polling: 50 });
   await other.bringToFront();
+  await quiet(page);
   await tcp.send("hearer, in silence");
   await waitForLine(page, "in silence");
   assert.deepEqual(await sound(page), { on: false, tones: "2", played: "2", audio: "running" });
   const second = await chromium.open(site.url);
   await joinPage(second, "second");
   assert.equal((await sound(second)).on, false);
+  assert.deepEqual(chromium.errors, []);
+});
+
+Deno.test("page: a burst of mentions plays one tone, not one each on top of the other (whose loudness would add up)", async () => {
+  await using site = Site.start();
+  await using chromium = await Chromium.launch(["--autoplay-policy=no-user-gesture-required"]);
+  await using tcp = await joinAs(site.port, "tcp");
+  const page = await chromium.open(site.url);
+  await joinPage(page, "hearer");
+  await tcp.expect("* hearer has entered the room");
+  const other = await chromium.open("about:blank");
+  await other.bringToFront();
+  // Eight mentions in one write: they arrive together, as a storm of them would.
+  await tcp.write(Array.from({ length: 8 }, (_, i) => `hearer ${i}\n`).join(""));
+  await waitForLine(page, "hearer 7");
+  await page.waitForSelector('#sound[data-played="1"]');
+  assert.equal((await sound(page)).tones, "1");
   assert.deepEqual(chromium.errors, []);
 });

@@ -1142,7 +1142,9 @@ var SOUND_STORE = "chat.sound";
 var PITCH = 880;
 var VOLUME = 0.08;
 var LENGTH = 0.15;
+var GAP_MS = 2e3;
 var context;
+var lastToneAt = -Infinity;
 function bindSoundSetting(box) {
   try {
     box.checked = localStorage.getItem(SOUND_STORE) !== "off";
@@ -1158,6 +1160,10 @@ function bindSoundSetting(box) {
 }
 function playMentionSound(box) {
   if (!box.checked || !("AudioContext" in globalThis)) return;
+  const at = performance.now();
+  if (at - lastToneAt < GAP_MS) return;
+  lastToneAt = at;
+  box.dataset.quietUntil = String(at + GAP_MS);
   try {
     const audio = context ??= new AudioContext();
     audio.onstatechange = () => {
@@ -1191,6 +1197,7 @@ var AT_BOTTOM_PX = 48;
 var HISTORY_PREFIX = formatHistory(/* @__PURE__ */ new Date(0), "").length;
 var TITLE = document.title;
 var NAME_STORE = "chat.name";
+var REGISTERED_STORE = "chat.registered-names";
 var COMMANDS = commandsOf(HELP_LINES);
 var OPERATOR_COMMANDS = commandsOf([
   ...HELP_LINES,
@@ -1307,6 +1314,22 @@ function connect() {
   waiting?.close();
   openSocket();
 }
+function openOnFirstTouch() {
+  const touched = new AbortController();
+  const open = () => {
+    touched.abort();
+    if (state.phase === "prompt" && state.socket === void 0) openSocket();
+  };
+  for (const type of [
+    "keydown",
+    "pointerdown",
+    "input"
+  ]) {
+    view.joinForm.addEventListener(type, open, {
+      signal: touched.signal
+    });
+  }
+}
 function openSocket() {
   state.greeting = void 0;
   const scheme = location.protocol === "https:" ? "wss:" : "ws:";
@@ -1361,12 +1384,19 @@ function receive(raw) {
 function heard(raw) {
   if (state.greeting !== void 0) return;
   state.greeting = raw;
-  showPasswordRow(raw);
+  const refusal = refusalOf(raw, parseServerLine(raw) ?? {
+    kind: "system",
+    text: raw
+  });
+  if (refusal !== "") view.joinError.textContent = refusal;
+  else showPasswordRow(raw);
 }
 function showPasswordRow(greeting) {
   const hasNames = hasRegisteredNames(greeting);
   view.passwordRow.hidden = hasNames === false;
+  if (parsePrompt(greeting)?.kind === "server") view.serverPasswordRow.hidden = false;
   view.joinForm.dataset.registeredNames = String(hasNames ?? "unknown");
+  if (hasNames !== void 0) localStorage.setItem(REGISTERED_STORE, String(hasNames));
 }
 function receiveWhileJoining(raw, line) {
   const prompt = line.kind === "system" ? parsePrompt(raw) : void 0;
@@ -1806,7 +1836,8 @@ if (kept) {
   view.joinButton.disabled = true;
   connect();
 } else {
-  openSocket();
+  view.passwordRow.hidden = localStorage.getItem(REGISTERED_STORE) !== "true";
+  openOnFirstTouch();
 }
 view.passwordHint.hidden = location.protocol === "https:" || /^(localhost|127\.[0-9.]+|\[::1\])$/.test(location.hostname);
 view.name.focus();

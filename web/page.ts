@@ -60,6 +60,12 @@ const AT_BOTTOM_PX = 48;
 const HISTORY_PREFIX = formatHistory(new Date(0), "").length;
 const TITLE = document.title;
 const NAME_STORE = "chat.name";
+/**
+ * What the last greeting this browser read said of registered names (`"true"`, `"false"`): the
+ * password field shows as the page loads when it said some are, before the socket (opened at the
+ * first key or click) says so again; Tab from a remembered name then reaches it.
+ */
+const REGISTERED_STORE = "chat.registered-names";
 /** What Tab completes after a `/` that starts the line: the commands `/help` lists. */
 const COMMANDS = commandsOf(HELP_LINES);
 /** An operator's `/help` lists theirs too. */
@@ -193,6 +199,24 @@ function connect(): void {
   openSocket();
 }
 
+/**
+ * Opens the socket once the person starts on the join form (a key, a click, a field filled in),
+ * for its greeting to say whether the password field is wanted before it is reached. Not on
+ * loading: each socket holds a connection and takes a join of the address's join rate, and tabs
+ * loaded and left alone (restored ones, a class behind one address) must not use up those of the
+ * tab someone joins from.
+ */
+function openOnFirstTouch(): void {
+  const touched = new AbortController();
+  const open = () => {
+    touched.abort();
+    if (state.phase === "prompt" && state.socket === undefined) openSocket();
+  };
+  for (const type of ["keydown", "pointerdown", "input"]) {
+    view.joinForm.addEventListener(type, open, { signal: touched.signal });
+  }
+}
+
 /** A new socket to the server; nothing is sent on it before the server speaks. */
 function openSocket(): void {
   state.greeting = undefined;
@@ -248,24 +272,33 @@ function receive(raw: string): void {
 }
 
 /**
- * A line on the socket opened on loading, before the join form is used: the greeting, kept for
- * then, says whether to show the password field. Anything after it (the server giving up on a name
- * that never came) is not for the person.
+ * A line on the socket opened on starting the join form, before Join: the greeting, kept for then,
+ * says whether to show the password field. Anything after it (the server giving up on a name that
+ * never came) is not for the person.
  */
 function heard(raw: string): void {
   if (state.greeting !== undefined) return;
-  state.greeting = raw;
-  showPasswordRow(raw);
+  state.greeting = raw; // a Join while the socket is still open reads it, refusal or greeting
+  // Refused (the server full, the address banned): said now, and no greeting to read; Join tries
+  // again on a new socket.
+  const refusal = refusalOf(raw, parseServerLine(raw) ?? { kind: "system", text: raw });
+  if (refusal !== "") view.joinError.textContent = refusal;
+  else showPasswordRow(raw);
 }
 
 /**
  * The password field shows when the greeting says names here are registered, or when the server
- * cannot tell yet (a private server, before its password); a server without any hides it.
+ * cannot tell yet (a private server, before its password); a server without any hides it. A
+ * private server's field shows when its greeting asks for it.
  */
 function showPasswordRow(greeting: string): void {
   const hasNames = hasRegisteredNames(greeting);
   view.passwordRow.hidden = hasNames === false;
+  // A private server's greeting asks for its password: its field is filled in before Join, not
+  // after a Join refused for the want of it (which costs another socket, and another join).
+  if (parsePrompt(greeting)?.kind === "server") view.serverPasswordRow.hidden = false;
   view.joinForm.dataset.registeredNames = String(hasNames ?? "unknown");
+  if (hasNames !== undefined) localStorage.setItem(REGISTERED_STORE, String(hasNames));
 }
 
 /**
@@ -779,8 +812,8 @@ if (kept) {
   view.joinButton.disabled = true;
   connect();
 } else {
-  // The greeting says whether the password field is wanted, before anything is typed in it.
-  openSocket();
+  view.passwordRow.hidden = localStorage.getItem(REGISTERED_STORE) !== "true";
+  openOnFirstTouch();
 }
 // Over plain HTTP to another machine, a password crosses the network readable: say so.
 view.passwordHint.hidden = location.protocol === "https:" ||

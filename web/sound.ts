@@ -3,8 +3,8 @@
  * A short, quiet tone on a mention while the tab is not in front: an oscillator of the Web Audio
  * API, no audio file. On unless the person turns it off; the choice is remembered in local storage.
  * The checkbox carries what the page did, for anyone looking at the page: `data-audio`, the audio
- * context's state, `data-tones`, the tones started, and `data-played`, those that played to their
- * end.
+ * context's state, `data-tones`, the tones started, `data-played`, those that played to their
+ * end, and `data-quiet-until`, the page's `performance.now()` before which no tone starts.
  */
 
 /** Where the choice of sound is remembered: `"off"` once turned off (on until then). */
@@ -13,8 +13,15 @@ export const SOUND_STORE = "chat.sound";
 const PITCH = 880;
 const VOLUME = 0.08;
 const LENGTH = 0.15;
+/**
+ * The least time between two tones (ms): a burst or a flood of mentions sounds once, not once each
+ * (tones started together would also add up their loudness).
+ */
+const GAP_MS = 2000;
 
 let context: AudioContext | undefined;
+/** When the last tone started, on the page's monotonic clock. */
+let lastToneAt = -Infinity;
 
 /** Ties the checkbox to the remembered choice, on unless it was turned off. */
 export function bindSoundSetting(box: HTMLInputElement): void {
@@ -35,6 +42,10 @@ export function bindSoundSetting(box: HTMLInputElement): void {
 /** Plays the tone, if the box is ticked; where there is no audio, nothing happens. */
 export function playMentionSound(box: HTMLInputElement): void {
   if (!box.checked || !("AudioContext" in globalThis)) return;
+  const at = performance.now();
+  if (at - lastToneAt < GAP_MS) return;
+  lastToneAt = at;
+  box.dataset.quietUntil = String(at + GAP_MS);
   try {
     // One context for the page's life: browsers limit how many there may be.
     const audio = context ??= new AudioContext();
