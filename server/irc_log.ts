@@ -56,9 +56,13 @@ export class IrcLog {
   /** The oldest place kept and the next one, as counts of lines translated (the ring wraps). */
   #first = 0;
   #end = 0;
-  /** The lines each member's session must read itself, by their room log position (rare). */
-  #sessionLines = new Map<number, string>();
-  #lastSessionAt = -1;
+  /**
+   * The lines each member's session must read itself (rare): their room log positions, in order,
+   * and their texts, from `#sessionFirst` on (the ones before it are dropped, and cut in bulk).
+   */
+  #sessionAt: number[] = [];
+  #sessionText: string[] = [];
+  #sessionFirst = 0;
 
   /** `isOperator`: whether a name is an operator, so that its JOIN comes with its +o. */
   constructor(channel: string, isOperator?: (name: string) => boolean) {
@@ -69,6 +73,11 @@ export class IrcLog {
   /** Lines whose translations are kept now. */
   get size(): number {
     return this.#end - this.#first;
+  }
+
+  /** Lines kept for each member's session to read itself (renames). */
+  get sessionLineCount(): number {
+    return this.#sessionAt.length - this.#sessionFirst;
   }
 
   /**
@@ -89,15 +98,13 @@ export class IrcLog {
     const ircEnd = last === this.#end ? this.#head : this.#ircAt[last & this.#mask]!;
     let ircStart = this.#ircAt[first & this.#mask]!;
     const span: IrcSpan = [];
-    if (this.#lastSessionAt >= start) {
-      for (const [at, text] of this.#sessionLines) {
-        if (at < start) continue;
-        if (at >= end) break;
-        const ircAt = this.#ircAt[this.#find(at)! & this.#mask]!;
-        this.#views(ircStart, ircAt, span);
-        span.push(text);
-        ircStart = ircAt;
-      }
+    for (let i = this.#firstSessionLine(start); i < this.#sessionAt.length; i++) {
+      const at = this.#sessionAt[i]!;
+      if (at >= end) break;
+      const ircAt = this.#ircAt[this.#find(at)! & this.#mask]!;
+      this.#views(ircStart, ircAt, span);
+      span.push(this.#sessionText[i]!);
+      ircStart = ircAt;
     }
     this.#views(ircStart, ircEnd, span);
     return span;
@@ -118,12 +125,15 @@ export class IrcLog {
 
   /**
    * Translates the lines from where it left off up to `end`, reading them from the room log. If
-   * they are gone (no IRC member read the log for a whole lap), it starts again at `start`.
+   * no IRC member read the lines before `start` (the last one left, say), it starts again at
+   * `start`, so that a member is never made to translate what nobody reads.
    */
   #follow(log: RoomLog, start: number, end: number): void {
-    if (this.#end === this.#first || this.#logNext < log.head - log.size) {
+    if (this.#end === this.#first || log.position(start) > log.position(this.#logNext)) {
       this.#first = this.#end;
-      this.#sessionLines.clear();
+      this.#sessionAt = [];
+      this.#sessionText = [];
+      this.#sessionFirst = 0;
       this.#logNext = start;
     }
     let position = log.position(this.#logNext);
@@ -139,6 +149,7 @@ export class IrcLog {
       this.#logNext = stop;
       position = log.position(stop);
     }
+    this.#forget(log.head - log.size);
   }
 
   /** Appends the translation of the room line at `at`, or marks it for each session. */
@@ -149,8 +160,8 @@ export class IrcLog {
       : roomLineToIrc(room, this.#channel, this.#isOperator);
     this.#place(at);
     if (!irc) {
-      this.#sessionLines.set(at, text);
-      this.#lastSessionAt = at;
+      this.#sessionAt.push(at);
+      this.#sessionText.push(text);
       return;
     }
     const lines = `${irc.join("\r\n")}\r\n`;
@@ -199,11 +210,37 @@ export class IrcLog {
     while (this.#first < this.#end && this.#ircAt[this.#first & this.#mask]! < oldest) {
       this.#first++;
     }
-    const logOldest = this.#first < this.#end ? this.#logAt[this.#first & this.#mask]! : Infinity;
-    for (const at of this.#sessionLines.keys()) {
-      if (at >= logOldest) break;
-      this.#sessionLines.delete(at);
+    this.#forget(this.#first < this.#end ? this.#logAt[this.#first & this.#mask]! : Infinity);
+  }
+
+  /**
+   * Forgets the lines before `oldest` in the room log: lines the log no longer holds (so no member
+   * reads them), or whose translations are dropped. Renames add no bytes, so a room of renames
+   * drops no segment: the room log alone bounds what is kept of them.
+   */
+  #forget(oldest: number): void {
+    while (this.#first < this.#end && this.#logAt[this.#first & this.#mask]! < oldest) {
+      this.#first++;
     }
+    this.#sessionFirst = this.#firstSessionLine(oldest);
+    // Cut the dropped ones once they are half the array, so each is moved at most once or so.
+    if (this.#sessionFirst > 64 && 2 * this.#sessionFirst > this.#sessionAt.length) {
+      this.#sessionAt.splice(0, this.#sessionFirst);
+      this.#sessionText.splice(0, this.#sessionFirst);
+      this.#sessionFirst = 0;
+    }
+  }
+
+  /** The index of the first session line at or after `at` in the room log (a binary search). */
+  #firstSessionLine(at: number): number {
+    let low = this.#sessionFirst;
+    let high = this.#sessionAt.length;
+    while (low < high) {
+      const middle = (low + high) >>> 1;
+      if (this.#sessionAt[middle]! < at) low = middle + 1;
+      else high = middle;
+    }
+    return low;
   }
 
   /** The count of the line that starts at `at` in the room log, if it is kept. */

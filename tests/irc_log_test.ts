@@ -141,3 +141,48 @@ Deno.test("IrcLog.span shares the lines at the end of a lap of the room log once
   const text = new TextDecoder().decode(span[0]);
   assert.equal(text, `:bob!bob@chat PRIVMSG #chat :${"5".padStart(23, "0")}\r\n`);
 });
+
+Deno.test("IrcLog keeps no more renames than the room log holds, and a span has only those in its range", () => {
+  const log = new RoomLog(4096);
+  const translations = new IrcLog("#chat");
+  // A room of renames only: they add no IRC bytes, so no segment is ever dropped.
+  let previous = log.head;
+  for (let i = 0; i < 5000; i++) {
+    const [at, head] = append(log, [`* ${i % 2 ? "b" : "a"} is now known as ${i % 2 ? "a" : "b"}`]);
+    assert.deepEqual(translations.span(log, at!, head!), [
+      `* ${i % 2 ? "b" : "a"} is now known as ${i % 2 ? "a" : "b"}`,
+    ]);
+    previous = at!;
+  }
+  // Lines of 21 bytes: at most 4096 / 21 of them are still in the room log.
+  const most = Math.ceil(4096 / 21);
+  assert.ok(translations.sessionLineCount <= most, `${translations.sessionLineCount} kept`);
+  assert.ok(translations.size <= most, `${translations.size} places kept`);
+  // A member behind by two lines gets both, in order, and only them.
+  const at = append(log, ["[bob] hi", "* a is now known as c", "[bob] there"]);
+  const span = translations.span(log, previous, at[3]!)!;
+  const text = span.map((part) => typeof part === "string" ? part : new TextDecoder().decode(part));
+  assert.deepEqual(text, [
+    "* b is now known as a",
+    ":bob!bob@chat PRIVMSG #chat :hi\r\n",
+    "* a is now known as c",
+    ":bob!bob@chat PRIVMSG #chat :there\r\n",
+  ]);
+});
+
+Deno.test("IrcLog.span translates from the reader's position, not from the last line it translated, after lines no IRC member read", () => {
+  const log = new RoomLog(64 * 1024);
+  const translations = new IrcLog("#chat");
+  const at = append(log, ["[bob] read"]);
+  assert.ok(translations.span(log, at[0]!, at[1]!));
+  // Lines no IRC member reads (the last one left), less than a lap of them.
+  append(log, Array.from({ length: 1000 }, (_, i) => `[carol] ${i}`));
+  const later = append(log, ["[dave] one", "[dave] two"]);
+  const span = translations.span(log, later[0]!, later[2]!)!;
+  const text = span.map((part) => typeof part === "string" ? part : new TextDecoder().decode(part));
+  assert.equal(
+    text.join(""),
+    ":dave!dave@chat PRIVMSG #chat :one\r\n:dave!dave@chat PRIVMSG #chat :two\r\n",
+  );
+  assert.equal(translations.size, 2, "only the lines from the reader's position are translated");
+});
