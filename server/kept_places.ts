@@ -38,6 +38,8 @@ export interface KeptPlacesOptions {
   store?: PlaceStore;
   /** The state of a client address, for a place restored from the store. */
   addressOf(hostname: string): AddressState;
+  /** Whether a ban holds for the name or the address (made while the server was down). */
+  isBanned(name: string, hostname: string): boolean;
 }
 
 /** Every place kept for a member whose connection was lost, and the tokens that take them back. */
@@ -205,9 +207,11 @@ export class KeptPlaces {
    * unheard, until its deadline, for its member to take back with the same token.
    */
   #restore(): void {
-    const { store, addressOf } = this.#options;
+    const { store, addressOf, isBanned } = this.#options;
     const now = Date.now();
     for (const record of store?.keptPlaces ?? []) {
+      // An operator may have banned it while the server was down: its place is gone with it.
+      if (isBanned(record.name, record.hostname)) continue;
       const place = this.#resume.restore(record, addressOf(record.hostname), now);
       if (!place) continue;
       if (!this.#options.hub.restore?.(place)) {
