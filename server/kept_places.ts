@@ -119,10 +119,15 @@ export class KeptPlaces {
       if (this.#resume.graceMs > 0) peer.send(encodeLine(formatResumeFailed(name)));
       return false;
     }
-    Tally.bump(this.#options.tally.resumes, "taken");
     const kept = holder instanceof HeldPlace ? holder.kept : [];
-    const { hub, limitsNotice, log } = this.#options;
-    hub.replace!(holder, peer, [limitsNotice, formatResumed(kept.length)]);
+    const { hub, limitsNotice, log, tally } = this.#options;
+    if (!hub.replace!(holder, peer, [limitsNotice, formatResumed(kept.length)])) {
+      // The room no longer has it under its name (put out meanwhile): nothing to take back.
+      Tally.bump(tally.resumeRefusals, "unknown token");
+      peer.send(encodeLine(formatResumeFailed(name)));
+      return false;
+    }
+    Tally.bump(tally.resumes, "taken");
     if (!(holder instanceof HeldPlace)) {
       // Its old connection, not yet seen lost (a phone asleep), gives way without a leave.
       holder.isJoined = false;
