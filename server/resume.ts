@@ -218,7 +218,9 @@ export class Resume {
 
   /**
    * Uses a token for `name`: who holds the place (a held place, or a connection not yet seen to be
-   * lost), or why the token holds none for that name. Good once: the token dies either way.
+   * lost), or why the token holds none for that name. Good once: a token that takes its place, or
+   * whose place is gone (put out, or its connection no longer joined), dies; one given with another
+   * name, or for a place past its grace (the next sweep forgets it), is left as it was.
    */
   take(name: string, token: string, now: number): Holder | ResumeRefusal {
     return isResumeToken(token) ? this.takeHash(name, hashToken(token), now) : "unknown token";
