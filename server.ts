@@ -207,6 +207,9 @@ class Server implements ChatServer {
       welcomeNotices: (peer) => this.#moderation.welcomeNotices(peer),
       ...config.places ? { store: config.places } : {},
       addressOf: (hostname) => this.#admission.address(hostname),
+      isBanned: (name, hostname) =>
+        this.#moderation.nameRefusal(name) !== undefined ||
+        this.#moderation.addressRefusal(hostname) !== undefined,
     });
     const { hub, log } = config;
     const [moderation, login, tally] = [this.#moderation, this.#login, this.tally];

@@ -43,11 +43,13 @@ export function takeIn(message: string, here: Here): Intake {
     return {};
   }
   if (event.o === here.id) return {}; // our own after all (not written by us): ignored the same
-  // Every event but a private message is sent with the whole timeout as its budget.
-  const lagMs = event.k === "msg" ? undefined : Math.max(0, here.now - event.d + REDIS_TIMEOUT_MS);
+  // Every event but a request for an answer (a private message, a place) is sent with the whole
+  // timeout as its budget.
+  const isRequest = event.k === "msg" || event.k === "place";
+  const lagMs = isRequest ? undefined : Math.max(0, here.now - event.d + REDIS_TIMEOUT_MS);
   const intake = lagMs === undefined ? {} : { lagMs };
-  // A private message too late to deliver is dropped: its sender was told so, or will be.
-  if (event.k === "msg" && here.now > event.d) return intake;
+  // A request too late to answer is dropped: its sender stopped waiting, or will have by the answer.
+  if (isRequest && here.now > event.d) return intake;
   // Redis relayed the event before its deadline; the way from Redis to here gets as long again.
   // Later than that, this server's own connection is lagging: it heals rather than relay late.
   if (here.now > event.d + REDIS_TIMEOUT_MS) return { ...intake, isLate: true };

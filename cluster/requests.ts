@@ -80,7 +80,10 @@ export class Requests {
    */
   async askPlace(holder: RemoteMember, tokenHash: string): Promise<boolean | undefined> {
     const { i, receipt } = this.expect();
-    this.#hooks.publish({ k: "place", n: holder.name, s: holder.server, t: tokenHash, i });
+    // Half the time to get there, as for a private message: a request that arrives after this
+    // server stopped waiting is dropped, so the place is never given up with nobody taking it.
+    const event = { k: "place", n: holder.name, s: holder.server, t: tokenHash, i } as const;
+    this.#hooks.publish(event, REDIS_TIMEOUT_MS / 2);
     return await receipt;
   }
 

@@ -38,6 +38,8 @@ export interface KeptPlacesOptions {
   store?: PlaceStore;
   /** The state of a client address, for a place restored from the store. */
   addressOf(hostname: string): AddressState;
+  /** Whether a ban holds for the name or the address (made while the server was down). */
+  isBanned(name: string, hostname: string): boolean;
 }
 
 /** Every place kept for a member whose connection was lost, and the tokens that take them back. */
@@ -117,10 +119,15 @@ export class KeptPlaces {
       if (this.#resume.graceMs > 0) peer.send(encodeLine(formatResumeFailed(name)));
       return false;
     }
-    Tally.bump(this.#options.tally.resumes, "taken");
     const kept = holder instanceof HeldPlace ? holder.kept : [];
-    const { hub, limitsNotice, log } = this.#options;
-    hub.replace!(holder, peer, [limitsNotice, formatResumed(kept.length)]);
+    const { hub, limitsNotice, log, tally } = this.#options;
+    if (!hub.replace!(holder, peer, [limitsNotice, formatResumed(kept.length)])) {
+      // The room no longer has it under its name (put out meanwhile): nothing to take back.
+      Tally.bump(tally.resumeRefusals, "unknown token");
+      peer.send(encodeLine(formatResumeFailed(name)));
+      return false;
+    }
+    Tally.bump(tally.resumes, "taken");
     if (!(holder instanceof HeldPlace)) {
       // Its old connection, not yet seen lost (a phone asleep), gives way without a leave.
       holder.isJoined = false;
@@ -205,9 +212,11 @@ export class KeptPlaces {
    * unheard, until its deadline, for its member to take back with the same token.
    */
   #restore(): void {
-    const { store, addressOf } = this.#options;
+    const { store, addressOf, isBanned } = this.#options;
     const now = Date.now();
     for (const record of store?.keptPlaces ?? []) {
+      // An operator may have banned it while the server was down: its place is gone with it.
+      if (isBanned(record.name, record.hostname)) continue;
       const place = this.#resume.restore(record, addressOf(record.hostname), now);
       if (!place) continue;
       if (!this.#options.hub.restore?.(place)) {

@@ -130,8 +130,14 @@ export class Moderation {
    */
   checkName(name: string, hostname?: string): void {
     if (hostname !== undefined) this.checkAddress(hostname);
+    const refusal = this.nameRefusal(name);
+    if (refusal) throw new ProtocolError(refusal);
+  }
+
+  /** The refusal of `name`, if a ban holds for it. */
+  nameRefusal(name: string): string | undefined {
     const ban = this.#current().names.get(nameKey(name));
-    if (ban && !hasEnded(ban)) throw new ProtocolError(bannedMessage(ban));
+    return ban && !hasEnded(ban) ? bannedMessage(ban) : undefined;
   }
 
   /** Throws the refusal of a muted member's line. */

@@ -126,6 +126,8 @@ export class Resume {
   #tokens = new Map<string, { holder: Holder }>();
   #tokenOf = new Map<Holder, string>();
   #held = new Set<HeldPlace>();
+  /** The held places by name key: a restore of 10,000 places asks once per place. */
+  #heldByName = new Map<string, HeldPlace>();
 
   constructor(options: ResumeOptions) {
     this.graceMs = options.graceMs;
@@ -212,13 +214,16 @@ export class Resume {
     this.#tokens.set(tokenHash, { holder: place });
     this.#tokenOf.set(place, tokenHash);
     this.#held.add(place);
+    this.#heldByName.set(nameKey(place.name), place);
     place.address.connections++;
     return place;
   }
 
   /**
    * Uses a token for `name`: who holds the place (a held place, or a connection not yet seen to be
-   * lost), or why the token holds none for that name. Good once: the token dies either way.
+   * lost), or why the token holds none for that name. Good once: a token that takes its place, or
+   * whose place is gone (put out, or its connection no longer joined), dies; one given with another
+   * name, or for a place past its grace (the next sweep forgets it), is left as it was.
    */
   take(name: string, token: string, now: number): Holder | ResumeRefusal {
     return isResumeToken(token) ? this.takeHash(name, hashToken(token), now) : "unknown token";
@@ -245,8 +250,7 @@ export class Resume {
 
   /** The held place of `name`, if one is kept (a take-over or a ban ends it). */
   heldPlace(name: string): HeldPlace | undefined {
-    const key = nameKey(name);
-    for (const place of this.#held) if (nameKey(place.name) === key) return place;
+    return this.#heldByName.get(nameKey(name));
   }
 
   /** Places whose grace period is over: they are forgotten here, and must leave the room. */
@@ -268,6 +272,8 @@ export class Resume {
 
   #release(place: HeldPlace): void {
     if (!this.#held.delete(place)) return;
+    const key = nameKey(place.name);
+    if (this.#heldByName.get(key) === place) this.#heldByName.delete(key);
     place.address.connections--;
   }
 }

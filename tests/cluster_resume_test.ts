@@ -10,6 +10,8 @@ import { formatResume, parseResumeToken, ProtocolError } from "../protocol.ts";
 import { parseEvent } from "../cluster/events.ts";
 import { accountJson } from "../cluster/events.ts";
 import { setOperatorInRedis } from "../cluster/redis_admin.ts";
+import { takeIn } from "../cluster/intake.ts";
+import { hashToken } from "../server/resume.ts";
 import { hashPassword } from "../server/passwords.ts";
 
 /** Redis and two servers, A and B, each with `extra` arguments. */
@@ -206,4 +208,20 @@ Deno.test("cluster resume: a connection on A not yet seen lost gives way to its 
   assert.deepEqual(await old.readToEnd(), ["* You resumed this place on another connection"]);
   assert.equal(await nextAfter(carol, again, "awake"), "[alice] awake");
   assert.equal(await bob.readLine(), "[alice] awake");
+});
+
+Deno.test("cluster resume: a request for a place that comes after its deadline is dropped, never given up unasked", () => {
+  const [here, there] = [crypto.randomUUID(), crypto.randomUUID()];
+  const at = (now: number) => ({
+    id: here,
+    now,
+    maxLineBytes: 4096,
+    log: () => {},
+    holds: () => false,
+  });
+  // The asker waits twice the request's budget: one that comes later than its deadline would be
+  // given up after the asker stopped waiting, the member vanishing without a leave.
+  const request = { o: there, d: 1000, k: "place", n: "alice", s: here, t: hashToken("x"), i: 1 };
+  assert.equal(takeIn(JSON.stringify(request), at(1000)).event?.k, "place");
+  assert.equal(takeIn(JSON.stringify(request), at(1001)).event, undefined);
 });

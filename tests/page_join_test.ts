@@ -206,3 +206,26 @@ Deno.test("page: a server that refuses the socket opened on starting the form sa
   await waitForLine(page, "Welcome, later!");
   assert.deepEqual(chromium.errors, []);
 });
+
+Deno.test("page: where storage refuses every read and write (private mode, quota), the page still joins and chats", async () => {
+  await using site = Site.start();
+  await using chromium = await Chromium.launch();
+  await using tcp = await joinAs(site.port, "tcp");
+  const page = await chromium.open("about:blank");
+  await page.evaluateOnNewDocument(() => {
+    const storage = (globalThis as unknown as { Storage: { prototype: Record<string, unknown> } })
+      .Storage.prototype;
+    for (const method of ["getItem", "setItem", "removeItem"]) {
+      storage[method] = () => {
+        throw new DOMException("refused", "QuotaExceededError");
+      };
+    }
+  });
+  await page.goto(site.url);
+  await page.locator("#name").fill("private");
+  await page.keyboard.press("Enter");
+  await tcp.expect("* private has entered the room");
+  await waitForLine(page, "Welcome, private!");
+  await tcp.send("hello private");
+  await waitForLine(page, "hello private");
+});

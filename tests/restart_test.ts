@@ -13,7 +13,7 @@ import {
   joinAs,
   joinWithToken,
   startServerProcess,
-  type TestClient,
+  TestClient,
 } from "./_helpers.ts";
 import { Folder, sqlite } from "./_store.ts";
 import { formatResume } from "../protocol.ts";
@@ -175,4 +175,27 @@ Deno.test("restart: the terminal client comes back to its place by itself, and t
   assert.equal(await bobBack.client.readLine(), "[Emil] hello again");
   await emil.closeStdin();
   await bobBack.client.expect("* Emil has left the room");
+});
+
+Deno.test("restart: a place whose name or address was banned while the server was down is not restored", async () => {
+  await using folder = await Folder.make();
+  const { port, alice, bob } = await stoppedWithTokens(folder, 30);
+  // `chat admin` bans nothing: an operator who edits the store while the server is down.
+  await sqlite(
+    folder.file,
+    `INSERT INTO bans VALUES ('alice', 'alice', 'name', 'root', 1, NULL, 'trolling');
+     INSERT INTO bans VALUES ('127.0.0.2', '127.0.0.2', 'address', 'root', 1, NULL, NULL);
+     INSERT INTO places VALUES ('carol', 'carol', '${hashToken("x")}', '127.0.0.2', 'tcp', 9e15);`,
+  );
+  const second = await startStored(folder, { port, graceSeconds: 30 });
+  await using _second = second.child;
+  const bobBack = await joinWithToken(port, formatResume("bob", bob.token));
+  await using _bobBack = bobBack.client;
+  assert.equal(roomListOf(bobBack.lines), "* The room contains: bob");
+  await using late = await TestClient.connect(port);
+  await late.expect("* Welcome to chat! What shall I call you?");
+  await late.send(formatResume("alice", alice.token));
+  const lines = await late.readToEnd();
+  assert.equal(lines.at(-1), "* error: You are banned: trolling", lines.join("\n"));
+  assert.ok(!lines.some((line) => line.startsWith("* Resumed")), lines.join("\n"));
 });

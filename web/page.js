@@ -1189,6 +1189,21 @@ function playMentionSound(box) {
   }
 }
 
+// web/stored.ts
+function keepLocally(key, value) {
+  try {
+    localStorage.setItem(key, value);
+  } catch {
+  }
+}
+function keptLocally(key) {
+  try {
+    return localStorage.getItem(key) ?? void 0;
+  } catch {
+    return void 0;
+  }
+}
+
 // web/page.ts
 var MAX_LINES = 2e3;
 var MAX_SEEN = 500;
@@ -1396,7 +1411,7 @@ function showPasswordRow(greeting) {
   view.passwordRow.hidden = hasNames === false;
   if (parsePrompt(greeting)?.kind === "server") view.serverPasswordRow.hidden = false;
   view.joinForm.dataset.registeredNames = String(hasNames ?? "unknown");
-  if (hasNames !== void 0) localStorage.setItem(REGISTERED_STORE, String(hasNames));
+  if (hasNames !== void 0) keepLocally(REGISTERED_STORE, String(hasNames));
 }
 function receiveWhileJoining(raw, line) {
   const prompt = line.kind === "system" ? parsePrompt(raw) : void 0;
@@ -1484,7 +1499,7 @@ function joined() {
   state.attempt = 0;
   if (!state.isRejoin) state.roster = new Roster(() => state.name);
   showTopic("");
-  localStorage.setItem(NAME_STORE, state.name);
+  keepLocally(NAME_STORE, state.name);
   hideBanner();
   if (state.isRejoin) show({
     kind: "system",
@@ -1828,7 +1843,7 @@ globalThis.addEventListener("online", () => {
 if (matchMedia("(max-width: 40rem)").matches) element("people").open = false;
 bindNotifySetting(view.notify);
 bindSoundSetting(view.sound);
-view.name.value = localStorage.getItem(NAME_STORE) ?? "";
+view.name.value = keptLocally(NAME_STORE) ?? "";
 var kept = keptPlace();
 if (kept) {
   state.name = view.name.value = kept.name;
@@ -1836,7 +1851,7 @@ if (kept) {
   view.joinButton.disabled = true;
   connect();
 } else {
-  view.passwordRow.hidden = localStorage.getItem(REGISTERED_STORE) !== "true";
+  view.passwordRow.hidden = keptLocally(REGISTERED_STORE) !== "true";
   openOnFirstTouch();
 }
 view.passwordHint.hidden = location.protocol === "https:" || /^(localhost|127\.[0-9.]+|\[::1\])$/.test(location.hostname);

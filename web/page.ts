@@ -47,6 +47,7 @@ import { bindNotifySetting, notifyMention } from "./notify.ts";
 import { Conversations } from "./private.ts";
 import { keepPlace, keptPlace } from "./place.ts";
 import { bindSoundSetting, playMentionSound } from "./sound.ts";
+import { keepLocally, keptLocally } from "./stored.ts";
 
 /** Lines the page keeps; older ones are removed, so a long session does not grow without end. */
 const MAX_LINES = 2000;
@@ -298,7 +299,7 @@ function showPasswordRow(greeting: string): void {
   // after a Join refused for the want of it (which costs another socket, and another join).
   if (parsePrompt(greeting)?.kind === "server") view.serverPasswordRow.hidden = false;
   view.joinForm.dataset.registeredNames = String(hasNames ?? "unknown");
-  if (hasNames !== undefined) localStorage.setItem(REGISTERED_STORE, String(hasNames));
+  if (hasNames !== undefined) keepLocally(REGISTERED_STORE, String(hasNames));
 }
 
 /**
@@ -393,7 +394,7 @@ function joined(): void {
   // Someone new starts afresh; a rejoin keeps what the room said of us (the room list leaves us out).
   if (!state.isRejoin) state.roster = new Roster((): string => state.name);
   showTopic(""); // the topic, if there is one, comes after the welcome
-  localStorage.setItem(NAME_STORE, state.name);
+  keepLocally(NAME_STORE, state.name);
   hideBanner();
   if (state.isRejoin) show({ kind: "system", text: "Reconnected" }, { raw: "", isLocal: true });
   view.join.hidden = true;
@@ -803,7 +804,7 @@ globalThis.addEventListener("online", () => {
 if (matchMedia("(max-width: 40rem)").matches) element<HTMLDetailsElement>("people").open = false;
 bindNotifySetting(view.notify);
 bindSoundSetting(view.sound);
-view.name.value = localStorage.getItem(NAME_STORE) ?? "";
+view.name.value = keptLocally(NAME_STORE) ?? "";
 const kept = keptPlace();
 if (kept) {
   // A reload (or a phone waking the tab): back to our place at once, the room none the wiser.
@@ -812,7 +813,7 @@ if (kept) {
   view.joinButton.disabled = true;
   connect();
 } else {
-  view.passwordRow.hidden = localStorage.getItem(REGISTERED_STORE) !== "true";
+  view.passwordRow.hidden = keptLocally(REGISTERED_STORE) !== "true";
   openOnFirstTouch();
 }
 // Over plain HTTP to another machine, a password crosses the network readable: say so.
