@@ -690,6 +690,39 @@ function parseServerLine(line) {
 var SLAB_BYTES = 64 * 1024;
 var slab = new Uint8Array(SLAB_BYTES);
 
+// web/banner.ts
+var Banner = class {
+  #root;
+  #text;
+  #count;
+  #button;
+  constructor(root, text, count, button) {
+    this.#root = root;
+    this.#text = text;
+    this.#count = count;
+    this.#button = button;
+  }
+  /** The banner with `text` and a button, if any. */
+  show(text, action, onAction) {
+    if (this.#text.textContent !== text) this.#text.textContent = text;
+    this.#count.textContent = "";
+    this.#root.hidden = false;
+    this.#button.hidden = action === void 0;
+    if (action !== void 0 && this.#button.textContent !== action) {
+      this.#button.textContent = action;
+    }
+    this.#button.onclick = onAction ?? null;
+  }
+  /** The countdown after the text, for the eye. */
+  count(text) {
+    this.#count.textContent = text;
+  }
+  hide() {
+    this.#root.hidden = true;
+    this.#button.onclick = null;
+  }
+};
+
 // web/room.ts
 var Roster = class {
   #names = /* @__PURE__ */ new Map();
@@ -786,6 +819,34 @@ function completions(before, options) {
     candidates: named(word, isCommand ? options.commands : options.names)
   };
 }
+var Completer = class {
+  #last;
+  /** The field's value and caret after a Tab at `caret` in `value`; undefined when nothing matches. */
+  next(value, caret, sources) {
+    let last = this.#last;
+    if (last?.value === value) {
+      last.index = (last.index + 1) % last.candidates.length;
+    } else {
+      const before = value.slice(0, caret);
+      const { start, candidates } = completions(before, sources);
+      if (candidates.length === 0) return void 0;
+      const after = value.slice(caret).replace(/^ /, "");
+      last = this.#last = {
+        value: "",
+        before: before.slice(0, start),
+        after,
+        candidates,
+        index: 0
+      };
+    }
+    const head = `${last.before}${last.candidates[last.index]} `;
+    last.value = head + last.after;
+    return {
+      value: last.value,
+      caret: head.length
+    };
+  }
+};
 function named(prefix, words) {
   const lower = prefix.toLowerCase();
   return [
@@ -1245,10 +1306,6 @@ var view = {
   rosterCount: element("roster-count"),
   sayForm: element("say-form"),
   line: element("line"),
-  banner: element("banner"),
-  bannerText: element("banner-text"),
-  bannerCount: element("banner-count"),
-  bannerButton: element("banner-button"),
   me: element("me"),
   topic: element("topic"),
   topicText: element("topic-text"),
@@ -1256,6 +1313,7 @@ var view = {
   sound: element("sound")
 };
 var conversations = new Conversations(view.views, view.roomView, view.log);
+var banner = new Banner(element("banner"), element("banner-text"), element("banner-count"), element("banner-button"));
 var state = {
   phase: "prompt",
   socket: void 0,
@@ -1295,8 +1353,7 @@ var state = {
   replay: [],
   sent: [],
   recall: 0,
-  /** Tab pressed again cycles through what matched: the field's value it left, and the matches. */
-  completion: void 0,
+  completer: new Completer(),
   unread: 0,
   /** Lines that said our name while the tab was hidden, counted apart from `unread`. */
   mentioned: 0,
@@ -1500,7 +1557,7 @@ function joined() {
   if (!state.isRejoin) state.roster = new Roster(() => state.name);
   showTopic("");
   keepLocally(NAME_STORE, state.name);
-  hideBanner();
+  banner.hide();
   if (state.isRejoin) show({
     kind: "system",
     text: "Reconnected"
@@ -1528,11 +1585,11 @@ function closed() {
   }
   if (!wasJoining && state.isResumedElsewhere) {
     state.phase = "left";
-    return showBanner(`Your place as ${state.name} was taken up by another page (a copy of this tab?).`, "Join again", () => showPrompt(""));
+    return banner.show(`Your place as ${state.name} was taken up by another page (a copy of this tab?).`, "Join again", () => showPrompt(""));
   }
   if (state.hasQuit) {
     state.phase = "left";
-    return showBanner("You left the room.", "Join again", () => rejoinNow());
+    return banner.show("You left the room.", "Join again", () => rejoinNow());
   }
   if (wasJoining && state.rejection !== "" && (state.isBanned || !isTransient(state.rejection))) {
     if (!state.isRejoin) {
@@ -1541,15 +1598,15 @@ function closed() {
       return showPrompt(state.rejection, field);
     }
     state.phase = "left";
-    return showBanner(`Cannot rejoin as ${state.name}: ${state.rejection}`, "Choose a name", () => showPrompt(""));
+    return banner.show(`Cannot rejoin as ${state.name}: ${state.rejection}`, "Choose a name", () => showPrompt(""));
   }
   if (!wasJoining && state.isTakenOver) {
     state.phase = "left";
-    return showBanner(`You logged in as ${state.name} from elsewhere, so this page left the room.`, "Take it back", () => rejoinNow());
+    return banner.show(`You logged in as ${state.name} from elsewhere, so this page left the room.`, "Take it back", () => rejoinNow());
   }
   if (!wasJoining && state.lastError !== "") {
     state.phase = "left";
-    return showBanner(`Disconnected: ${state.lastError}`, "Rejoin", () => rejoinNow());
+    return banner.show(`Disconnected: ${state.lastError}`, "Rejoin", () => rejoinNow());
   }
   if (!wasJoining || state.isRejoin) {
     return waitToReconnect(state.rejection || state.closeReason || "Connection lost");
@@ -1581,18 +1638,18 @@ function countDown(reason, deadline) {
   const left = deadline - Date.now();
   if (left <= 0) {
     if (!navigator.onLine) return waitToReconnect("Offline");
-    showBanner(`${reason}. Reconnecting as ${state.name}`);
-    view.bannerCount.textContent = "\u2026";
+    banner.show(`${reason}. Reconnecting as ${state.name}`);
+    banner.count("\u2026");
     return connect();
   }
-  showBanner(`${reason}. Reconnecting as ${state.name}`, "Reconnect now", () => rejoinNow());
-  view.bannerCount.textContent = ` in ${Math.ceil(left / 1e3)} s\u2026`;
+  banner.show(`${reason}. Reconnecting as ${state.name}`, "Reconnect now", () => rejoinNow());
+  banner.count(` in ${Math.ceil(left / 1e3)} s\u2026`);
   state.timer = setTimeout(() => countDown(reason, deadline), left % 1e3 || 1e3);
 }
 function rejoinNow() {
   state.attempt = 0;
   state.isRejoin = true;
-  showBanner(`Reconnecting as ${state.name}\u2026`);
+  banner.show(`Reconnecting as ${state.name}\u2026`);
   connect();
 }
 function show(line, shown) {
@@ -1679,25 +1736,11 @@ function setName(name) {
   view.me.textContent = name;
   showRoster();
 }
-function showBanner(text, action, onAction) {
-  if (view.bannerText.textContent !== text) view.bannerText.textContent = text;
-  view.bannerCount.textContent = "";
-  view.banner.hidden = false;
-  view.bannerButton.hidden = action === void 0;
-  if (action !== void 0 && view.bannerButton.textContent !== action) {
-    view.bannerButton.textContent = action;
-  }
-  view.bannerButton.onclick = onAction ?? null;
-}
-function hideBanner() {
-  view.banner.hidden = true;
-  view.bannerButton.onclick = null;
-}
 function showPrompt(error, field = view.name) {
   clearTimeout(state.timer);
   state.phase = "prompt";
   state.isRejoin = false;
-  hideBanner();
+  banner.hide();
   view.chat.hidden = true;
   view.join.hidden = false;
   view.joinButton.disabled = false;
@@ -1795,29 +1838,14 @@ view.line.addEventListener("keydown", (event) => {
   if (complete()) event.preventDefault();
 });
 function complete() {
-  let completion = state.completion;
-  if (completion?.value === view.line.value) {
-    completion.index = (completion.index + 1) % completion.candidates.length;
-  } else {
-    const caret = view.line.selectionStart ?? view.line.value.length;
-    const before = view.line.value.slice(0, caret);
-    const { start, candidates } = completions(before, {
-      commands: state.roster.isOperator(state.name) ? OPERATOR_COMMANDS : COMMANDS,
-      names: state.roster.names
-    });
-    if (candidates.length === 0) return false;
-    const after = view.line.value.slice(caret).replace(/^ /, "");
-    completion = state.completion = {
-      value: "",
-      before: before.slice(0, start),
-      after,
-      candidates,
-      index: 0
-    };
-  }
-  const head = `${completion.before}${completion.candidates[completion.index]} `;
-  view.line.value = completion.value = head + completion.after;
-  view.line.setSelectionRange(head.length, head.length);
+  const caret = view.line.selectionStart ?? view.line.value.length;
+  const done = state.completer.next(view.line.value, caret, {
+    commands: state.roster.isOperator(state.name) ? OPERATOR_COMMANDS : COMMANDS,
+    names: state.roster.names
+  });
+  if (!done) return false;
+  view.line.value = done.value;
+  view.line.setSelectionRange(done.caret, done.caret);
   return true;
 }
 view.log.addEventListener("scroll", () => {

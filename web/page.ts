@@ -31,7 +31,8 @@ import {
   SOCKET_PATH,
   utf8Length,
 } from "../protocol.ts";
-import { commandsOf, completions, reconnectDelay, Roster } from "./room.ts";
+import { Banner } from "./banner.ts";
+import { commandsOf, Completer, reconnectDelay, Roster } from "./room.ts";
 import { tabTitle } from "./mentions.ts";
 import { dayKey, dayLabel, separatorDay } from "./dates.ts";
 import {
@@ -100,10 +101,6 @@ const view = {
   rosterCount: element<HTMLElement>("roster-count"),
   sayForm: element<HTMLFormElement>("say-form"),
   line: element<HTMLInputElement>("line"),
-  banner: element<HTMLElement>("banner"),
-  bannerText: element<HTMLElement>("banner-text"),
-  bannerCount: element<HTMLElement>("banner-count"),
-  bannerButton: element<HTMLButtonElement>("banner-button"),
   me: element<HTMLElement>("me"),
   topic: element<HTMLElement>("topic"),
   topicText: element<HTMLElement>("topic-text"),
@@ -115,6 +112,13 @@ const view = {
 const conversations = new Conversations(view.views, view.roomView, view.log);
 
 type Phase = "prompt" | "joining" | "joined" | "waiting" | "left";
+
+const banner = new Banner(
+  element("banner"),
+  element("banner-text"),
+  element("banner-count"),
+  element<HTMLButtonElement>("banner-button"),
+);
 
 /** The connection and what the page knows of the room. */
 const state = {
@@ -156,10 +160,7 @@ const state = {
   replay: [] as { raw: string; line: ServerLine & { kind: "history" } }[],
   sent: [] as string[],
   recall: 0,
-  /** Tab pressed again cycles through what matched: the field's value it left, and the matches. */
-  completion: undefined as
-    | { value: string; before: string; after: string; candidates: string[]; index: number }
-    | undefined,
+  completer: new Completer(),
   unread: 0,
   /** Lines that said our name while the tab was hidden, counted apart from `unread`. */
   mentioned: 0,
@@ -395,7 +396,7 @@ function joined(): void {
   if (!state.isRejoin) state.roster = new Roster((): string => state.name);
   showTopic(""); // the topic, if there is one, comes after the welcome
   keepLocally(NAME_STORE, state.name);
-  hideBanner();
+  banner.hide();
   if (state.isRejoin) show({ kind: "system", text: "Reconnected" }, { raw: "", isLocal: true });
   view.join.hidden = true;
   view.chat.hidden = false;
@@ -423,7 +424,7 @@ function closed(): void {
   }
   if (!wasJoining && state.isResumedElsewhere) {
     state.phase = "left";
-    return showBanner(
+    return banner.show(
       `Your place as ${state.name} was taken up by another page (a copy of this tab?).`,
       "Join again",
       () => showPrompt(""),
@@ -431,7 +432,7 @@ function closed(): void {
   }
   if (state.hasQuit) {
     state.phase = "left";
-    return showBanner("You left the room.", "Join again", () => rejoinNow());
+    return banner.show("You left the room.", "Join again", () => rejoinNow());
   }
   if (wasJoining && state.rejection !== "" && (state.isBanned || !isTransient(state.rejection))) {
     if (!state.isRejoin) {
@@ -445,7 +446,7 @@ function closed(): void {
       return showPrompt(state.rejection, field);
     }
     state.phase = "left";
-    return showBanner(
+    return banner.show(
       `Cannot rejoin as ${state.name}: ${state.rejection}`,
       "Choose a name",
       () => showPrompt(""),
@@ -454,7 +455,7 @@ function closed(): void {
   if (!wasJoining && state.isTakenOver) {
     // Only the person may take the name back: two pages doing it by themselves never stop.
     state.phase = "left";
-    return showBanner(
+    return banner.show(
       `You logged in as ${state.name} from elsewhere, so this page left the room.`,
       "Take it back",
       () => rejoinNow(),
@@ -463,7 +464,7 @@ function closed(): void {
   if (!wasJoining && state.lastError !== "") {
     // Closed by the server's rules: rejoining by itself would only break them again.
     state.phase = "left";
-    return showBanner(`Disconnected: ${state.lastError}`, "Rejoin", () => rejoinNow());
+    return banner.show(`Disconnected: ${state.lastError}`, "Rejoin", () => rejoinNow());
   }
   if (!wasJoining || state.isRejoin) {
     return waitToReconnect(state.rejection || state.closeReason || "Connection lost");
@@ -511,13 +512,12 @@ function countDown(reason: string, deadline: number): void {
   const left = deadline - Date.now();
   if (left <= 0) {
     if (!navigator.onLine) return waitToReconnect("Offline");
-    showBanner(`${reason}. Reconnecting as ${state.name}`);
-    view.bannerCount.textContent = "…";
+    banner.show(`${reason}. Reconnecting as ${state.name}`);
+    banner.count("…");
     return connect();
   }
-  showBanner(`${reason}. Reconnecting as ${state.name}`, "Reconnect now", () => rejoinNow());
-  // The count is for the eye (aria-hidden): a screen reader says the message once, not each second.
-  view.bannerCount.textContent = ` in ${Math.ceil(left / 1000)} s…`;
+  banner.show(`${reason}. Reconnecting as ${state.name}`, "Reconnect now", () => rejoinNow());
+  banner.count(` in ${Math.ceil(left / 1000)} s…`);
   // The next tick when the count changes: on the second, not a second after this one.
   state.timer = setTimeout(() => countDown(reason, deadline), left % 1000 || 1000);
 }
@@ -525,7 +525,7 @@ function countDown(reason: string, deadline: number): void {
 function rejoinNow(): void {
   state.attempt = 0;
   state.isRejoin = true;
-  showBanner(`Reconnecting as ${state.name}…`);
+  banner.show(`Reconnecting as ${state.name}…`);
   connect();
 }
 
@@ -624,34 +624,14 @@ function setName(name: string): void {
   showRoster();
 }
 
-// --- banner and prompt ---
-
-/**
- * The banner with `text` and a button, if any. It is a live region: what changes in it is said by
- * screen readers, so a text is set only when it is a new one.
- */
-function showBanner(text: string, action?: string, onAction?: () => void): void {
-  if (view.bannerText.textContent !== text) view.bannerText.textContent = text;
-  view.bannerCount.textContent = "";
-  view.banner.hidden = false;
-  view.bannerButton.hidden = action === undefined;
-  if (action !== undefined && view.bannerButton.textContent !== action) {
-    view.bannerButton.textContent = action;
-  }
-  view.bannerButton.onclick = onAction ?? null;
-}
-
-function hideBanner(): void {
-  view.banner.hidden = true;
-  view.bannerButton.onclick = null;
-}
+// --- the join form ---
 
 /** The join form again, with `error` said and the cursor in `field` (the name's unless given). */
 function showPrompt(error: string, field: HTMLInputElement = view.name): void {
   clearTimeout(state.timer);
   state.phase = "prompt";
   state.isRejoin = false;
-  hideBanner();
+  banner.hide();
   view.chat.hidden = true;
   view.join.hidden = false;
   view.joinButton.disabled = false;
@@ -749,29 +729,14 @@ view.line.addEventListener("keydown", (event) => {
 
 /** Completes the command or name before the cursor, or the next match; whether it did. */
 function complete(): boolean {
-  let completion = state.completion;
-  if (completion?.value === view.line.value) {
-    completion.index = (completion.index + 1) % completion.candidates.length;
-  } else {
-    const caret = view.line.selectionStart ?? view.line.value.length;
-    const before = view.line.value.slice(0, caret);
-    const { start, candidates } = completions(before, {
-      commands: state.roster.isOperator(state.name) ? OPERATOR_COMMANDS : COMMANDS,
-      names: state.roster.names,
-    });
-    if (candidates.length === 0) return false;
-    const after = view.line.value.slice(caret).replace(/^ /, "");
-    completion = state.completion = {
-      value: "",
-      before: before.slice(0, start),
-      after,
-      candidates,
-      index: 0,
-    };
-  }
-  const head = `${completion.before}${completion.candidates[completion.index]} `;
-  view.line.value = completion.value = head + completion.after;
-  view.line.setSelectionRange(head.length, head.length);
+  const caret = view.line.selectionStart ?? view.line.value.length;
+  const done = state.completer.next(view.line.value, caret, {
+    commands: state.roster.isOperator(state.name) ? OPERATOR_COMMANDS : COMMANDS,
+    names: state.roster.names,
+  });
+  if (!done) return false;
+  view.line.value = done.value;
+  view.line.setSelectionRange(done.caret, done.caret);
   return true;
 }
 

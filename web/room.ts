@@ -123,6 +123,40 @@ export function completions(
   };
 }
 
+/** Tab pressed again cycles through what matched: the field's value it left, and the matches. */
+export class Completer {
+  #last:
+    | { value: string; before: string; after: string; candidates: string[]; index: number }
+    | undefined;
+
+  /** The field's value and caret after a Tab at `caret` in `value`; undefined when nothing matches. */
+  next(
+    value: string,
+    caret: number,
+    sources: { commands: Iterable<string>; names: Iterable<string> },
+  ): { value: string; caret: number } | undefined {
+    let last = this.#last;
+    if (last?.value === value) {
+      last.index = (last.index + 1) % last.candidates.length;
+    } else {
+      const before = value.slice(0, caret);
+      const { start, candidates } = completions(before, sources);
+      if (candidates.length === 0) return undefined;
+      const after = value.slice(caret).replace(/^ /, "");
+      last = this.#last = {
+        value: "",
+        before: before.slice(0, start),
+        after,
+        candidates,
+        index: 0,
+      };
+    }
+    const head = `${last.before}${last.candidates[last.index]} `;
+    last.value = head + last.after;
+    return { value: last.value, caret: head.length };
+  }
+}
+
 /** The words that start with `prefix`, in any case, once each, in alphabetical order. */
 function named(prefix: string, words: Iterable<string>): string[] {
   const lower = prefix.toLowerCase();
