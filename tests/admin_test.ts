@@ -205,6 +205,8 @@ Deno.test("store: a store of the previous schema keeps its names and history, an
   const made = await admin(folder, ["op", "alice"]);
   assert.deepEqual([made.code, made.stdout], [0, "alice is now an operator\n"]);
   await using alice = await login(port, "alice");
+  // The server hears of `chat admin` within its poll: before alice's login, or told to her after it.
+  await until(alice, /^\* (You are an operator|alice is now an operator)/);
   await alice.send("/topic migrated");
   await until(alice, "* alice set the topic: migrated");
   const [carol, history] = await joinWithHistory(port, "carol");
