@@ -3,17 +3,14 @@
  * The desktop notification of a mention while the tab is hidden, if the person allowed it; the
  * choice is remembered in local storage.
  */
+import { keepLocally, keptLocally } from "./stored.ts";
 
 /** Where the choice to be notified is remembered: `"on"` or `"off"` (off until you allow it). */
 export const NOTIFY_STORE = "chat.notify";
 
 /** The choice to be notified of mentions, remembered in local storage. */
 export function isNotifyOn(): boolean {
-  try {
-    return localStorage.getItem(NOTIFY_STORE) === "on";
-  } catch {
-    return false; // storage refused: nothing was allowed
-  }
+  return keptLocally(NOTIFY_STORE) === "on"; // storage refused: nothing was allowed
 }
 
 /**
@@ -31,11 +28,7 @@ export function bindNotifySetting(box: HTMLInputElement): void {
       isOn = false; // this browser has no notifications
     }
     box.checked = isOn;
-    try {
-      localStorage.setItem(NOTIFY_STORE, isOn ? "on" : "off");
-    } catch {
-      // Not remembered: the choice holds for this page only.
-    }
+    keepLocally(NOTIFY_STORE, isOn ? "on" : "off");
   });
 }
 

@@ -1021,14 +1021,25 @@ function nameTag(name, own) {
   return tag;
 }
 
+// web/stored.ts
+function keepLocally(key, value) {
+  try {
+    localStorage.setItem(key, value);
+  } catch {
+  }
+}
+function keptLocally(key) {
+  try {
+    return localStorage.getItem(key) ?? void 0;
+  } catch {
+    return void 0;
+  }
+}
+
 // web/notify.ts
 var NOTIFY_STORE = "chat.notify";
 function isNotifyOn() {
-  try {
-    return localStorage.getItem(NOTIFY_STORE) === "on";
-  } catch {
-    return false;
-  }
+  return keptLocally(NOTIFY_STORE) === "on";
 }
 function bindNotifySetting(box) {
   box.checked = isNotifyOn() && "Notification" in globalThis && Notification.permission === "granted";
@@ -1040,10 +1051,7 @@ function bindNotifySetting(box) {
       isOn = false;
     }
     box.checked = isOn;
-    try {
-      localStorage.setItem(NOTIFY_STORE, isOn ? "on" : "off");
-    } catch {
-    }
+    keepLocally(NOTIFY_STORE, isOn ? "on" : "off");
   });
 }
 function notifyMention(from, text, isPrivate = false) {
@@ -1207,17 +1215,8 @@ var GAP_MS = 2e3;
 var context;
 var lastToneAt = -Infinity;
 function bindSoundSetting(box) {
-  try {
-    box.checked = localStorage.getItem(SOUND_STORE) !== "off";
-  } catch {
-    box.checked = true;
-  }
-  box.addEventListener("change", () => {
-    try {
-      localStorage.setItem(SOUND_STORE, box.checked ? "on" : "off");
-    } catch {
-    }
-  });
+  box.checked = keptLocally(SOUND_STORE) !== "off";
+  box.addEventListener("change", () => keepLocally(SOUND_STORE, box.checked ? "on" : "off"));
 }
 function playMentionSound(box) {
   if (!box.checked || !("AudioContext" in globalThis)) return;
@@ -1247,21 +1246,6 @@ function playMentionSound(box) {
     tone.start(now);
     tone.stop(now + LENGTH + 0.01);
   } catch {
-  }
-}
-
-// web/stored.ts
-function keepLocally(key, value) {
-  try {
-    localStorage.setItem(key, value);
-  } catch {
-  }
-}
-function keptLocally(key) {
-  try {
-    return localStorage.getItem(key) ?? void 0;
-  } catch {
-    return void 0;
   }
 }
 

@@ -6,6 +6,7 @@
  * context's state, `data-tones`, the tones started, `data-played`, those that played to their
  * end, and `data-quiet-until`, the page's `performance.now()` before which no tone starts.
  */
+import { keepLocally, keptLocally } from "./stored.ts";
 
 /** Where the choice of sound is remembered: `"off"` once turned off (on until then). */
 export const SOUND_STORE = "chat.sound";
@@ -25,18 +26,8 @@ let lastToneAt = -Infinity;
 
 /** Ties the checkbox to the remembered choice, on unless it was turned off. */
 export function bindSoundSetting(box: HTMLInputElement): void {
-  try {
-    box.checked = localStorage.getItem(SOUND_STORE) !== "off";
-  } catch {
-    box.checked = true; // storage refused: the default holds
-  }
-  box.addEventListener("change", () => {
-    try {
-      localStorage.setItem(SOUND_STORE, box.checked ? "on" : "off");
-    } catch {
-      // Not remembered: the choice holds for this page only.
-    }
-  });
+  box.checked = keptLocally(SOUND_STORE) !== "off"; // on unless turned off, or storage refused
+  box.addEventListener("change", () => keepLocally(SOUND_STORE, box.checked ? "on" : "off"));
 }
 
 /** Plays the tone, if the box is ticked; where there is no audio, nothing happens. */
