@@ -120,14 +120,13 @@ export class KeptPlaces {
       return false;
     }
     const kept = holder instanceof HeldPlace ? holder.kept : [];
-    const { hub, limitsNotice, log, tally } = this.#options;
+    const { hub, limitsNotice, tally } = this.#options;
     if (!hub.replace!(holder, peer, [limitsNotice, formatResumed(kept.length)])) {
       // The room no longer has it under its name (put out meanwhile): nothing to take back.
       Tally.bump(tally.resumeRefusals, "unknown token");
       peer.send(encodeLine(formatResumeFailed(name)));
       return false;
     }
-    Tally.bump(tally.resumes, "taken");
     if (!(holder instanceof HeldPlace)) {
       // Its old connection, not yet seen lost (a phone asleep), gives way without a leave.
       holder.isJoined = false;
@@ -135,11 +134,17 @@ export class KeptPlaces {
       holder.end();
     }
     for (const bytes of kept) peer.send(bytes);
+    this.#inAgain(peer, "resumed its place");
+    return true;
+  }
+
+  /** The member is in its place again: the notices after the welcome and a new token; counted. */
+  #inAgain(peer: Peer, how: string): void {
     for (const notice of this.#options.welcomeNotices(peer)) peer.send(encodeLine(notice));
     peer.isJoined = true;
     this.sendToken(peer);
-    log(`${peer.label} resumed its place`, { event: "resumed", ...peerFields(peer) });
-    return true;
+    Tally.bump(this.#options.tally.resumes, "taken");
+    this.#options.log(`${peer.label} ${how}`, { event: "resumed", ...peerFields(peer) });
   }
 
   /**
@@ -147,19 +152,12 @@ export class KeptPlaces {
    * and the peer joins under the name with nobody hearing it. False if no server kept it.
    */
   async #resumeElsewhere(peer: Peer, name: string, token: string): Promise<boolean> {
-    const { hub, limitsNotice, log, tally } = this.#options;
+    const { hub, limitsNotice } = this.#options;
     if (!hub.takePlace || !isResumeToken(token)) return false;
     if (!await hub.takePlace(name, hashToken(token))) return false;
     peer.name = name;
     await hub.join(peer, [limitsNotice, formatResumed(0)], true);
-    for (const notice of this.#options.welcomeNotices(peer)) peer.send(encodeLine(notice));
-    peer.isJoined = true;
-    this.sendToken(peer);
-    Tally.bump(tally.resumes, "taken");
-    log(`${peer.label} resumed its place from another server`, {
-      event: "resumed",
-      ...peerFields(peer),
-    });
+    this.#inAgain(peer, "resumed its place from another server");
     return true;
   }
 
