@@ -393,3 +393,37 @@ Deno.test("resume: Resume refuses a kept place's token from its expiry on, befor
     client.close();
   }
 });
+
+Deno.test("resume: Resume's token is dead once its member is out of the room, and once its kept place was put out", async () => {
+  using listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  using client = await Deno.connect({ hostname: "127.0.0.1", port: listener.addr.port });
+  const conn = await listener.accept();
+  const peer = new Peer(conn, {
+    maxBacklogBytes: 1024,
+    address: new Admission(resolveLimits({}), {
+      exempt: new AddressSet([]),
+      tally: new Tally(),
+      log: () => {},
+    }).address("127.0.0.1"),
+  });
+  try {
+    peer.name = "alice";
+    peer.isJoined = true;
+    const resume = new Resume({ graceMs: 30_000, maxHeld: 10 });
+    // Its member quit (or was put out) and its connection is closing: nothing to take.
+    const quitToken = resume.issue(peer)!;
+    peer.isJoined = false;
+    assert.equal(resume.take("alice", quitToken, 0), "unknown token");
+    // A place kept, then put out (a kick from another server ends it): its token takes nothing.
+    peer.isJoined = true;
+    const keptToken = resume.issue(peer)!;
+    const place = resume.hold(peer, 0)!;
+    place.end();
+    assert.equal(resume.take("alice", keptToken, 1), "unknown token");
+    assert.equal(resume.tokenCount, 0);
+    assert.equal(resume.heldCount, 0);
+  } finally {
+    peer.close();
+    client.close();
+  }
+});
