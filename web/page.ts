@@ -174,8 +174,8 @@ const state = {
 // --- the connection ---
 
 /**
- * Joins: over the socket the page opened on loading, if it is still open (its greeting, if it
- * came, is answered now), else over a new one.
+ * Joins: over the socket the join form opened at its first touch, if it is still open (its
+ * greeting, if it came, is answered now), else over a new one.
  */
 function connect(): void {
   const waiting = state.phase === "prompt" ? state.socket : undefined;
